@@ -1,0 +1,70 @@
+"""Command line (click). Sub-commands live one module each and are imported only when used,
+so `xcscan inventory` never pays for the server's imports."""
+from __future__ import absolute_import
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from scanner import __version__
+
+# command name -> "module:attribute"
+COMMANDS = {
+    "inventory": "scanner.cli.inventory:inventory",
+    "scan": "scanner.cli.scan:scan",
+    "rules": "scanner.cli.rules:rules",
+    "report": "scanner.cli.report:report",
+    "agent": "scanner.cli.agent:agent",
+    "server": "scanner.cli.server:server",
+}
+
+
+def _available(name):
+    module = COMMANDS[name].split(":")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(n for n in COMMANDS if _available(n))
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not _available(name):
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx):
+        from scanner.errors import XcscanError
+        try:
+            return super(LazyGroup, self).invoke(ctx)
+        except XcscanError as exc:
+            click.echo("xcscan: error: %s" % exc, err=True)
+            ctx.exit(exc.exit_code)
+        except OSError as exc:
+            if getattr(exc, "errno", None) == 28:  # ENOSPC
+                click.echo("xcscan: error: no space left on device%s; nothing was overwritten"
+                           % (" (%s)" % exc.filename if exc.filename else ""), err=True)
+                ctx.exit(1)
+            raise
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="xcscan")
+def cli():
+    """xcscan: 信创 localization and MLPS 2.0 (等保2.0) compliance scanner.
+
+    国产化（信创）与等保2.0合规扫描工具。
+    """
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="xcscan")
+    except KeyboardInterrupt:
+        sys.exit(130)

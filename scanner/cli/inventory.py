@@ -1,0 +1,20 @@
+"""`xcscan inventory`: what the host is built from, and which parts are domestic."""
+from __future__ import absolute_import
+
+import click
+
+from scanner.cli.options import lang_option, resolve_lang, root_option, write_output
+
+
+@click.command()
+@root_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format / 输出格式")
+@click.option("--output", "-o", default=None, help="Write to this file instead of stdout / 输出到文件")
+@lang_option
+def inventory(root, fmt, output, lang):
+    """Inventory OS, CPU, server, storage, accelerators and software / 资产清单"""
+    from scanner.pipeline import inventory_report
+    from scanner.render import render
+    report = inventory_report(root=root)
+    write_output(render(report, fmt, resolve_lang(lang)), output)

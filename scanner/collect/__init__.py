@@ -1,0 +1,67 @@
+"""Collectors: one module per domain, read-only, never raising.
+
+Each module listed in :data:`COLLECTORS` defines:
+
+* ``NAME``      -- the key of its facts in the facts document;
+* ``LIVE_ONLY`` -- True when the facts only exist on a running host
+  (processes, sockets); for an offline root the facts are ``None`` and the
+  collection status says ``not_collected`` -- never "absent";
+* ``collect(ctx)`` -- returns a JSON-serialisable dict (or None when unknown).
+
+Add a collector by writing the module and appending its name here.
+"""
+from __future__ import absolute_import
+
+import importlib
+import time
+import traceback
+
+SCHEMA = "xcscan.facts/1"
+
+# Order matters only for readability of the facts document.
+COLLECTORS = [
+    "host",
+]
+
+DEFAULT_COLLECTOR_BUDGET = 20.0  # seconds; a stuck collector must not stall a cron run
+
+
+def load(name):
+    return importlib.import_module("scanner.collect." + name)
+
+
+def collect_facts(ctx, only=None, budget=DEFAULT_COLLECTOR_BUDGET):
+    """Run collectors against ``ctx`` and return the facts document."""
+    facts = {"schema": SCHEMA, "collection": {}, "errors": ctx.errors}
+    for name in COLLECTORS:
+        if only is not None and name not in only:
+            continue
+        facts_key, status = name, {}
+        start = time.monotonic()
+        try:
+            module = load(name)
+            facts_key = getattr(module, "NAME", name)
+            if getattr(module, "LIVE_ONLY", False) and not ctx.live:
+                facts[facts_key] = None
+                facts["collection"][facts_key] = {
+                    "status": "not_collected",
+                    "reason": "live-only fact; the target is an offline root",
+                }
+                continue
+            ctx.set_collector(facts_key)
+            ctx.deadline = start + budget if budget else None
+            value = module.collect(ctx)
+            facts[facts_key] = value
+            status = {"status": "ok" if value is not None else "unknown"}
+        except Exception as exc:  # a collector bug must never kill the scan
+            facts[facts_key] = None
+            status = {"status": "failed", "reason": "%s: %s" % (type(exc).__name__, exc)}
+            ctx.error(None, "collector crashed: %s: %s (%s)" % (
+                type(exc).__name__, exc, traceback.format_exc(limit=3).strip().splitlines()[-1]),
+                collector=facts_key)
+        finally:
+            ctx.deadline = None
+            ctx.set_collector(None)
+        status["seconds"] = round(time.monotonic() - start, 4)
+        facts["collection"][facts_key] = status
+    return facts

@@ -1,0 +1,49 @@
+"""User-facing strings: one catalogue per language (scanner/locale/<lang>.yaml).
+
+``t("key", lang, **fields)`` returns the text in ``lang`` with ``{field}``
+placeholders filled. Both catalogues must have the same keys (a test checks).
+"""
+from __future__ import absolute_import
+
+import os
+
+LANGS = ("zh", "en")
+_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale")
+_CACHE = {}
+
+
+def default_lang(environ=None):
+    """zh when the locale (LC_ALL, LC_MESSAGES, LANG, LANGUAGE) is Chinese, else en."""
+    environ = os.environ if environ is None else environ
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
+        value = environ.get(var)
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def catalogue(lang):
+    if lang not in _CACHE:
+        from scanner.yamlio import load_yaml_file
+        _CACHE[lang] = load_yaml_file(os.path.join(_DIR, "%s.yaml" % lang)) or {}
+    return _CACHE[lang]
+
+
+def t(key, lang="en", **fields):
+    lang = lang if lang in LANGS else "en"
+    text = catalogue(lang).get(key)
+    if text is None:
+        text = catalogue("en").get(key, key)
+    if fields:
+        try:
+            text = text.format(**fields)
+        except (KeyError, IndexError, ValueError):
+            pass
+    return text
+
+
+def pick(pair, lang="en"):
+    """Choose one language from a {"zh": ..., "en": ...} pair (or pass a plain string through)."""
+    if isinstance(pair, dict):
+        return pair.get(lang) or pair.get("en") or pair.get("zh") or ""
+    return "" if pair is None else str(pair)

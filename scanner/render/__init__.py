@@ -1,0 +1,15 @@
+"""Renderers: each module has ``render(report, lang) -> str``. Loaded lazily by format name."""
+from __future__ import absolute_import
+
+import importlib
+
+RENDERERS = {
+    "json": "scanner.render.json_out",
+    "table": "scanner.render.table",
+}
+
+
+def render(report, fmt, lang="en"):
+    if fmt not in RENDERERS:
+        raise ValueError("unknown format %r" % fmt)
+    return importlib.import_module(RENDERERS[fmt]).render(report, lang)
