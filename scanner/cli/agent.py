@@ -1,0 +1,118 @@
+"""`xcscan agent enroll|run|status`: the agent that cron or a systemd timer runs on every host."""
+from __future__ import absolute_import
+
+import json
+import sys
+
+import click
+
+from scanner.cli.options import lang_option, resolve_lang
+
+_CONFIG_HELP = ("Agent configuration file (default $XCSCAN_AGENT_CONFIG or /etc/xcscan/agent.yaml) "
+                "/ 代理配置文件")
+
+
+def config_option(f):
+    return click.option("--config", "config_path", default=None, metavar="PATH", help=_CONFIG_HELP)(f)
+
+
+@click.group()
+def agent():
+    """Enroll with the aggregator, run scheduled scans, show status / 代理：注册、定时扫描、状态"""
+
+
+@agent.command()
+@click.option("--server", required=True, metavar="URL", help="Aggregator URL, https://HOST:PORT / 汇聚服务器地址")
+@click.option("--token", required=True, envvar="XCSCAN_ENROLL_TOKEN", metavar="T",
+              help="Enrollment token (or $XCSCAN_ENROLL_TOKEN, which keeps it out of `ps`) / 注册令牌")
+@click.option("--ca", "ca_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Pin this CA certificate (ca.pem from `xcscan server init`) / 固定 CA 证书")
+@click.option("--fingerprint", default=None, metavar="SHA256",
+              help="Pin the server certificate's SHA-256 fingerprint instead / 固定服务器证书指纹")
+@config_option
+@click.option("--profile", default=None, help="Rule profile for scheduled scans (default all) / 扫描配置")
+@click.option("--spool-dir", default=None, help="Spool directory (default /var/spool/xcscan) / 缓存目录")
+@click.option("--state-dir", default=None, help="State directory (default /var/lib/xcscan) / 状态目录")
+@click.option("--root", "scan_root", default=None, help="Scan this root instead of / (images) / 扫描根目录")
+@click.option("--splay", type=click.IntRange(0), default=None,
+              help="Maximum random delay before a scheduled scan, seconds (default 900) / 随机延迟上限（秒）")
+@click.option("--force", is_flag=True, help="Enroll again even if already enrolled / 强制重新注册")
+@lang_option
+def enroll(server, token, ca_file, fingerprint, config_path, profile, spool_dir, state_dir, scan_root, splay,
+           force, lang):
+    """Make the key, register it, write agent.yaml / 生成密钥、注册、写入配置"""
+    from scanner.agent.enroll import enroll as do_enroll
+    from scanner.agent.config import default_path
+    from scanner.i18n import t
+    if ca_file and fingerprint:
+        raise click.UsageError("give either --ca or --fingerprint, not both")
+    settings = {"profile": profile, "spool_dir": spool_dir, "state_dir": state_dir, "root": scan_root,
+                "splay": splay}
+    values, created = do_enroll(server, token, ca_file=ca_file, fingerprint=fingerprint,
+                                config_path=config_path, settings=settings, force=force)
+    click.echo(t("agent.enroll.done", resolve_lang(lang), host_id=values["host_id"], org=values.get("org") or "-",
+                 config=config_path or default_path(),
+                 keyinfo=t("agent.enroll.key_new" if created else "agent.enroll.key_reused", resolve_lang(lang))))
+
+
+@agent.command()
+@config_option
+@click.option("--no-splay", is_flag=True, help="Start at once (no random delay) / 立即开始，不随机延迟")
+@click.option("--upload-only", is_flag=True, help="Only send what is spooled, no scan / 只上传缓存，不扫描")
+@click.option("--quiet", "-q", is_flag=True, help="No summary line on success / 成功时不输出摘要")
+@lang_option
+def run(config_path, no_splay, upload_only, quiet, lang):
+    """Scan, sign, spool and upload (what cron/systemd runs) / 扫描、签名、缓存并上传"""
+    from scanner.agent import runner
+    try:
+        code = runner.run(config_path, no_splay=no_splay, upload_only=upload_only, quiet=quiet,
+                          lang=resolve_lang(lang))
+    except runner._Reported as exc:  # already written to stderr/syslog
+        sys.exit(exc.exit_code)
+    sys.exit(code)
+
+
+@agent.command()
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format / 输出格式")
+@click.option("--no-probe", is_flag=True, help="Do not contact the server / 不探测服务器")
+@lang_option
+def status(config_path, fmt, no_probe, lang):
+    """Last run, spool depth, last upload, server reachability / 运行状态"""
+    from scanner.agent import config as agent_config
+    from scanner.agent.status import collect_status
+    from scanner.i18n import t
+    cfg = agent_config.load(config_path)
+    doc = collect_status(cfg, probe=not no_probe)
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    lang = resolve_lang(lang)
+    last_run = doc["last_run"] or {}
+    last_upload = doc["last_upload"] or {}
+    spool = doc["spool"]
+    if doc["server_reachable"] is None:
+        reach = t("agent.status.not_probed", lang)
+    elif doc["server_reachable"]:
+        reach = t("agent.status.reachable", lang, detail=doc["server_detail"])
+    else:
+        reach = t("agent.status.unreachable", lang, detail=doc["server_detail"])
+    rows = [
+        (t("agent.status.server", lang), "%s (%s)" % (doc["server"], reach)),
+        (t("agent.status.host", lang), "%s %s" % (doc["host_id"], doc["org"] or "")),
+        (t("agent.status.last_run", lang),
+         "%s %s%s" % (last_run.get("started_at", "-"), last_run.get("result", t("agent.status.never", lang)),
+                      (": " + last_run["error"]) if last_run.get("error") else "")),
+        (t("agent.status.last_upload", lang),
+         t("agent.status.upload_line", lang, at=last_upload.get("at", "-"), sent=last_upload.get("sent", 0),
+           success=last_upload.get("last_success_at") or "-")),
+        (t("agent.status.spool", lang),
+         t("agent.status.spool_line", lang, depth=spool["depth"], bytes=spool["bytes"], dir=spool["dir"],
+           rejected=spool["rejected"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo("%s  %s" % (key.ljust(width), value))
+    if doc["server_reachable"] is False:
+        sys.exit(1)
