@@ -1,0 +1,41 @@
+"""`xcscan report FILE.json`: render a saved JSON report again (HTML, JUnit, CSV, table, JSON),
+e.g. one received from another host, optionally re-evaluated with the current rules."""
+from __future__ import absolute_import
+
+import click
+
+from scanner.cli.options import lang_option, resolve_lang
+from scanner.cli.output_options import emit, format_option, output_options, pop_per_format
+
+
+@click.command()
+@click.argument("file", metavar="FILE.json")
+@format_option("table")
+@output_options
+@lang_option
+@click.option("--reevaluate", is_flag=True, default=False,
+              help="Judge the saved facts again with the current catalog and rules / 用当前规则重新评估")
+@click.option("--profile", default=None, help="Profile for --reevaluate / 重新评估使用的检查方案")
+@click.option("--waivers", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Waivers file for --reevaluate / 重新评估使用的豁免文件")
+def report(file, fmt, outputs, bom, lang, reevaluate, profile, waivers, **kwargs):
+    """Render a saved JSON report again / 重新生成已保存报告的各种格式"""
+    from scanner.errors import XcscanError
+    from scanner.i18n import t
+    from scanner.report import load_report
+    lang = resolve_lang(lang)
+    per_format = pop_per_format(kwargs)
+    try:
+        doc = load_report(file)
+    except XcscanError as exc:
+        raise XcscanError(t("report.load_failed", lang, why=str(exc)),
+                          hint=None if exc.hint else t("report.load_hint", lang))
+    if (profile or waivers) and not reevaluate:
+        raise click.UsageError(t("report.needs_reevaluate", lang))
+    if reevaluate:
+        try:
+            from scanner.pipeline import evaluate_report
+        except ImportError:
+            raise XcscanError(t("report.reevaluate_unavailable", lang))
+        doc = evaluate_report(doc, profile=profile, waivers=waivers)
+    emit(doc, fmt, lang, outputs, per_format, bom=bom)

@@ -1,0 +1,368 @@
+"""Self-contained HTML report: one file, no script, no external asset, printable to PDF.
+
+Everything taken from the report is escaped (text and attributes, inside SVG too); a
+Content-Security-Policy forbids scripts and any network fetch as a second line of defence."""
+from __future__ import absolute_import
+
+from html import escape
+
+from scanner.i18n import pick, t
+from scanner.render import svg, view
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+
+CSS = """
+:root{--ok:#2e7d32;--bad:#c62828;--err:#6a1b9a;--warn:#ef6c00;--mute:#757575;--line:#d0d7de}
+*{box-sizing:border-box}
+body{font-family:"Noto Sans CJK SC","PingFang SC","Microsoft YaHei","WenQuanYi Micro Hei",
+ "Helvetica Neue",Arial,sans-serif;margin:0 auto;max-width:1180px;padding:24px;color:#1f2328;
+ font-size:14px;line-height:1.45}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;border-bottom:2px solid #1f2328;padding-bottom:4px;
+ margin-top:32px}h3{font-size:15px;margin:20px 0 6px;background:#f3f4f6;padding:6px 8px;
+ border-left:4px solid #1f4e79}
+table{border-collapse:collapse;width:100%;margin:6px 0 12px}
+th,td{border:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
+th{background:#eef1f4;font-weight:600}
+table.results{table-layout:fixed}
+table.results col.c-status{width:9%}table.results col.c-rule{width:21%}table.results col.c-sev{width:7%}
+table.results col.c-exp,table.results col.c-act{width:12%}table.results col.c-ev{width:22%}
+td.wrap{white-space:pre-wrap;word-break:break-word}
+td.pre,.pre{white-space:pre-wrap;word-break:break-word;font-family:"DejaVu Sans Mono",Consolas,monospace;
+ font-size:12px}
+.muted{color:var(--mute)}.nowrap{white-space:nowrap}.num{text-align:right}
+.badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;font-weight:600;
+ color:#fff;white-space:nowrap}
+.s-pass{background:var(--ok)}.s-fail{background:var(--bad)}.s-error{background:var(--err)}
+.s-manual{background:var(--warn)}.s-waived{background:#1565c0}.s-not_applicable,.s-none{background:var(--mute)}
+.o-domestic{color:var(--ok);font-weight:600}.o-foreign{color:var(--bad);font-weight:600}
+.o-unknown{color:var(--mute)}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
+.card{border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:110px}
+.card .v{font-size:22px;font-weight:700}.card .k{font-size:12px;color:var(--mute)}
+dl.host{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0}
+dl.host dt{color:var(--mute)}dl.host dd{margin:0}
+.chart text{font-size:12px;fill:#1f2328}
+nav.toc{margin:10px 0;font-size:13px}nav.toc a{margin-right:12px}
+footer{margin-top:36px;font-size:12px;color:var(--mute);border-top:1px solid var(--line);padding-top:8px}
+@media print{
+ body{max-width:none;padding:0;font-size:10.5pt}
+ nav.toc{display:none}
+ h2{page-break-after:avoid;break-after:avoid}
+ h3{page-break-after:avoid;break-after:avoid}
+ tr,.card,svg{page-break-inside:avoid;break-inside:avoid}
+ thead{display:table-header-group}
+ .badge{color:#000;border:1px solid #000;background:none!important}
+ a{color:inherit;text-decoration:none}
+ @page{size:A4;margin:14mm 12mm}
+}
+"""
+
+
+def _e(value):
+    return escape(view.scalar_text(value), quote=True)
+
+
+class _Page(object):
+    """Collects HTML fragments; every value that reaches it goes through _e()."""
+
+    def __init__(self, lang):
+        self.lang = lang
+        self.parts = []
+
+    def add(self, *fragments):
+        self.parts.extend(fragments)
+
+    def t(self, key, **fields):
+        return _e(t(key, self.lang, **fields))
+
+
+def _badge(page, status):
+    key = status if status in view.STATUSES else "none"
+    label = t("report.status." + status, page.lang) if status in view.STATUSES else (status or "-")
+    return '<span class="badge s-%s">%s</span>' % (key, _e(label))
+
+
+def _category(lang, cat):
+    text = t("category." + cat, lang) if cat else ""
+    return text if text != "category." + (cat or "") else (cat or "")
+
+
+def _table_head(page, keys, cls=None, cols=None):
+    page.add('<table class="%s">' % cls if cls else "<table>")
+    if cols:
+        page.add("<colgroup>", "".join('<col class="%s">' % c for c in cols), "</colgroup>")
+    page.add("<thead><tr>", "".join("<th>%s</th>" % page.t(k) for k in keys), "</tr></thead><tbody>")
+
+
+def _header(page, report):
+    host = report.get("host") or {}
+    facts = report.get("facts") or {}
+    osf = facts.get("os") if isinstance(facts.get("os"), dict) else {}
+    summary = report.get("summary") or {}
+    lang = page.lang
+    title = t("html.title", lang, host=view.scalar_text(host.get("hostname")) or "?")
+    page.add("<header><h1>%s</h1>" % _e(title))
+    if host.get("live"):
+        target = t("inventory.target_live", lang)
+    else:
+        target = t("inventory.target_root", lang, root=view.scalar_text(host.get("root")))
+    rows = [
+        ("html.host.hostname", host.get("hostname")),
+        ("html.host.machine_id", host.get("machine_id")),
+        ("html.host.target", target),
+        ("html.host.os", osf.get("pretty_name") or osf.get("name")),
+        ("html.host.kernel", " ".join(x for x in (view.scalar_text(osf.get("kernel")),
+                                                   view.scalar_text(osf.get("arch"))) if x)),
+        ("html.host.virtualization", host.get("virtualization")),
+        ("html.host.collected_at", host.get("collected_at")),
+        ("html.host.profile", summary.get("profile")),
+        ("html.host.report_id", report.get("report_id")),
+        ("html.host.scanner", (report.get("scanner") or {}).get("version")),
+    ]
+    page.add('<dl class="host">')
+    for key, value in rows:
+        if value not in (None, ""):
+            page.add("<dt>%s</dt><dd>%s</dd>" % (page.t(key), _e(value)))
+    page.add("</dl></header>")
+
+
+def _toc(page, report):
+    links = [("summary", "html.section.summary"), ("localization", "html.section.localization"),
+             ("foreign", "html.section.foreign")]
+    if "results" in report:
+        links.append(("results", "html.section.results"))
+    if view.coverage(report):
+        links.append(("coverage", "html.section.coverage"))
+    if "results" in report:
+        links.append(("waivers", "html.section.waivers"))
+    links.append(("inventory", "html.section.inventory"))
+    page.add('<nav class="toc">', "".join('<a href="#%s">%s</a>' % (a, page.t(k)) for a, k in links), "</nav>")
+
+
+def _summary(page, report):
+    lang = page.lang
+    loc = (report.get("inventory") or {}).get("localization") or {}
+    page.add('<section id="summary"><h2>%s</h2><div class="cards">' % page.t("html.section.summary"))
+    rate = view.percent(loc.get("rate"))
+    page.add('<div class="card" id="card-localization"><div class="v">%s</div><div class="k">%s</div></div>'
+             % (_e(rate or t("html.na", lang)), page.t("html.summary.localization")))
+    if "results" in report:
+        summary = report.get("summary") or {}
+        score = view.score_text(summary.get("score"))
+        if score is not None:
+            page.add('<div class="card" id="card-score"><div class="v">%s</div><div class="k">%s</div></div>'
+                     % (_e(score), page.t("html.summary.score")))
+        without = view.score_text(summary.get("score_without_waivers"))
+        if without is not None:
+            page.add('<div class="card"><div class="v">%s</div><div class="k">%s</div></div>'
+                     % (_e(without), page.t("html.summary.score_without_waivers")))
+        counts = view.status_counts(report)
+        for status in view.STATUSES:
+            page.add('<div class="card status-count" data-status="%s"><div class="v">%s</div>'
+                     '<div class="k">%s</div></div>' % (_e(status), _e(counts.get(status, 0)),
+                                                        _badge(page, status)))
+    page.add("</div>")
+    errors = (report.get("facts") or {}).get("errors") or []
+    if errors:
+        page.add('<p class="muted">%s</p>' % page.t("html.summary.errors", count=len(errors)))
+    page.add("</section>")
+
+
+def _localization(page, report):
+    lang = page.lang
+    loc = (report.get("inventory") or {}).get("localization") or {}
+    legend = dict((k, t("origin." + k, lang)) for k in ("domestic", "foreign", "unknown"))
+    na = t("html.na", lang)
+    rows = [(t("html.localization.overall", lang), loc, view.percent(loc.get("rate")) or na)]
+    for cat, counts in (loc.get("by_category") or {}).items():
+        counts = counts if isinstance(counts, dict) else {}
+        rows.append((_category(lang, cat), counts, view.percent(counts.get("rate")) or na))
+    page.add('<section id="localization"><h2>%s</h2>' % page.t("html.section.localization"))
+    page.add('<figure id="localization-chart">',
+             svg.localization_bars(rows, legend, t("html.localization.chart_title", lang)), "</figure>")
+    _table_head(page, ["html.col.category", "origin.domestic", "origin.foreign", "origin.unknown",
+                       "html.col.rate"])
+    for label, counts, rate in rows:
+        page.add('<tr><td>%s</td><td class="num">%s</td><td class="num">%s</td><td class="num">%s</td>'
+                 '<td class="num">%s</td></tr>' % (_e(label), _e(counts.get("domestic", 0)),
+                                                   _e(counts.get("foreign", 0)), _e(counts.get("unknown", 0)),
+                                                   _e(rate)))
+    page.add("</tbody></table><p class=\"muted\">%s</p></section>" % page.t("html.localization.note"))
+
+
+def _components(report):
+    return [c for c in (report.get("inventory") or {}).get("components") or [] if isinstance(c, dict)]
+
+
+def _foreign(page, report):
+    lang = page.lang
+    comps = _components(report)
+    foreign = [c for c in comps if c.get("origin") == "foreign"]
+    page.add('<section id="foreign"><h2>%s</h2>' % page.t("html.section.foreign"))
+    if not foreign:
+        page.add("<p>%s</p></section>" % page.t("html.foreign.none"))
+        return
+    _table_head(page, ["html.col.category", "html.col.product", "html.col.version", "html.col.vendor",
+                       "html.col.substitutes"])
+    for comp in foreign:
+        subs = view.substitute_names(comp.get("substitutes"), lang, comps)
+        page.add("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+            _e(_category(lang, comp.get("category"))), _e(pick(comp.get("name"), lang) or comp.get("product_id")),
+            _e(comp.get("version")), _e(pick(comp.get("vendor"), lang)),
+            _e("、".join(subs) if lang == "zh" else ", ".join(subs))))
+    page.add("</tbody></table></section>")
+
+
+def _group_heading(page, item):
+    lang = page.lang
+    if item is None:
+        return page.t("html.results.other")
+    parts = [view.scalar_text(item.get("id")), view.scalar_text(item.get("clause")),
+             pick(item.get("area"), lang), pick(item.get("title"), lang)]
+    return _e(" · ".join(p for p in parts if p))
+
+
+def _results(page, report):
+    lang = page.lang
+    page.add('<section id="results"><h2>%s</h2>' % page.t("html.section.results"))
+    groups = view.group_results(report)
+    if not groups:
+        page.add("<p>%s</p></section>" % page.t("html.results.none"))
+        return
+    for item, members in groups:
+        anchor = "item-" + view.scalar_text(item.get("id")) if item else "item-other"
+        page.add('<h3 id="%s">%s</h3>' % (_e(anchor), _group_heading(page, item)))
+        _table_head(page, ["html.col.status", "html.col.rule", "html.col.severity", "html.col.expected",
+                           "html.col.actual", "html.col.evidence", "html.col.remediation"], "results",
+                    ["c-status", "c-rule", "c-sev", "c-exp", "c-act", "c-ev", "c-rem"])
+        for res in members:
+            severity = view.scalar_text(res.get("severity"))
+            sev_text = t("report.severity." + severity, lang) if severity in view.SEVERITIES else severity
+            ref_text = ", ".join("%s %s" % (k, view.value_text(v, lang))
+                                 for k, v in sorted((res.get("refs") or {}).items()) if v)
+            page.add('<tr class="result" data-rule="%s" data-status="%s"><td>%s</td>'
+                     '<td><b>%s</b><br><span class="muted">%s</span>%s</td><td>%s</td>'
+                     '<td class="pre">%s</td><td class="pre">%s</td><td class="pre evidence">%s</td>'
+                     '<td class="wrap">%s</td></tr>' % (
+                         _e(res.get("rule_id")), _e(res.get("status")), _badge(page, res.get("status")),
+                         _e(pick(res.get("title"), lang)), _e(res.get("rule_id")),
+                         ('<br><span class="muted">%s</span>' % _e(ref_text)) if ref_text else "",
+                         _e(sev_text), _e(view.value_text(res.get("expected"), lang)),
+                         _e(view.value_text(res.get("actual"), lang)),
+                         _e(view.result_evidence_text(res, lang)), _e(pick(res.get("remediation"), lang))))
+        page.add("</tbody></table>")
+    page.add("</section>")
+
+
+def _coverage(page, report):
+    lang = page.lang
+    cov = view.coverage(report)
+    if not cov:
+        return
+    page.add('<section id="coverage"><h2>%s</h2>' % page.t("html.section.coverage"))
+    page.add("<p>%s</p>" % page.t("html.coverage.level", level=view.scalar_text(cov.get("level"))))
+    counts = cov.get("counts") or {}
+    page.add('<div class="cards">')
+    for key in view.COVERAGE_STATUSES:
+        page.add('<div class="card coverage-count" data-coverage="%s"><div class="v">%s</div>'
+                 '<div class="k">%s</div></div>' % (_e(key), _e(counts.get(key, 0)),
+                                                    page.t("report.coverage." + key)))
+    page.add("</div>")
+    _table_head(page, ["html.col.item", "html.col.clause", "html.col.area", "html.col.requirement",
+                       "html.col.coverage", "html.col.rules", "html.col.result"])
+    for item in view.coverage_items(report):
+        status = view.scalar_text(item.get("status"))
+        cov_text = t("report.coverage." + status, lang) if status in view.COVERAGE_STATUSES else status
+        title = pick(item.get("title"), lang)
+        if item.get("evidence"):
+            title += "\n" + t("html.coverage.evidence", lang) + pick(item.get("evidence"), lang)
+        result = item.get("result")
+        page.add('<tr class="coverage-item" data-status="%s"><td class="nowrap">%s</td><td class="nowrap">%s</td><td>%s</td>'
+                 '<td class="wrap">%s</td><td>%s</td><td class="pre">%s</td><td>%s</td></tr>' % (
+                     _e(status), _e(item.get("id")), _e(item.get("clause")), _e(pick(item.get("area"), lang)),
+                     _e(title), _e(cov_text), _e("\n".join(view.scalar_text(r) for r in view.as_list(item.get("rules")))),
+                     _badge(page, result) if result else '<span class="muted">-</span>'))
+    page.add("</tbody></table></section>")
+
+
+def _waivers(page, report):
+    lang = page.lang
+    page.add('<section id="waivers"><h2>%s</h2>' % page.t("html.section.waivers"))
+    waived = view.waived(report)
+    if not waived:
+        page.add("<p>%s</p></section>" % page.t("html.waivers.none"))
+        return
+    _table_head(page, ["html.col.rule", "html.col.status", "html.col.justification", "html.col.approver",
+                       "html.col.expiry"])
+    for res in waived:
+        waiver = res["waiver"]
+        expiry = view.waiver_expiry(waiver)
+        if waiver.get("expired"):
+            expiry += " " + t("html.waivers.expired", lang)
+        page.add('<tr class="waiver"><td><b>%s</b><br><span class="muted">%s</span></td><td>%s</td>'
+                 '<td class="pre">%s</td><td>%s</td><td>%s</td></tr>' % (
+                     _e(pick(res.get("title"), lang)), _e(res.get("rule_id")), _badge(page, res.get("status")),
+                     _e(view.value_text(waiver.get("justification"), lang)),
+                     _e(view.value_text(waiver.get("approver"), lang)), _e(expiry)))
+    page.add("</tbody></table></section>")
+
+
+def _inventory(page, report):
+    lang = page.lang
+    comps = _components(report)
+    page.add('<section id="inventory"><h2>%s</h2>' % page.t("html.section.inventory"))
+    if not comps:
+        page.add("<p>%s</p></section>" % page.t("inventory.none"))
+        return
+    _table_head(page, ["html.col.category", "html.col.product", "html.col.version", "html.col.vendor",
+                       "html.col.origin", "html.col.evidence"])
+    for comp in comps:
+        origin = comp.get("origin") if comp.get("origin") in ("domestic", "foreign") else "unknown"
+        name = pick(comp.get("name"), lang) or view.scalar_text(comp.get("product_id"))
+        if comp.get("model") and view.scalar_text(comp["model"]) not in name:
+            name += " (%s)" % view.scalar_text(comp["model"])
+        page.add('<tr class="component"><td>%s</td><td>%s</td><td>%s</td><td>%s</td>'
+                 '<td class="o-%s">%s</td><td class="pre">%s</td></tr>' % (
+                     _e(_category(lang, comp.get("category"))), _e(name), _e(comp.get("version")),
+                     _e(pick(comp.get("vendor"), lang)), origin, page.t("origin." + origin),
+                     _e("\n".join(view.evidence_lines(comp.get("evidence"), lang)))))
+    page.add("</tbody></table></section>")
+
+
+def _errors(page, report):
+    errors = [e for e in (report.get("facts") or {}).get("errors") or []]
+    if not errors:
+        return
+    page.add('<section id="errors"><h2>%s</h2>' % page.t("html.section.errors"))
+    _table_head(page, ["html.col.collector", "html.col.path", "html.col.message"])
+    for err in errors:
+        err = err if isinstance(err, dict) else {"message": err}
+        page.add('<tr><td>%s</td><td class="pre">%s</td><td class="pre">%s</td></tr>' % (
+            _e(err.get("collector")), _e(err.get("path")), _e(view.value_text(err.get("message"), page.lang))))
+    page.add("</tbody></table></section>")
+
+
+def render(report, lang="en"):
+    page = _Page(lang)
+    host = report.get("host") or {}
+    page.add('<!DOCTYPE html>\n<html lang="%s"><head><meta charset="utf-8">' % ("zh-CN" if lang == "zh" else "en"),
+             '<meta http-equiv="Content-Security-Policy" content="%s">' % CSP,
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             '<meta name="generator" content="xcscan %s">' % _e((report.get("scanner") or {}).get("version")),
+             "<title>%s</title>" % _e(t("html.title", lang, host=view.scalar_text(host.get("hostname")) or "?")),
+             "<style>%s</style></head><body>" % CSS)
+    _header(page, report)
+    _toc(page, report)
+    _summary(page, report)
+    _localization(page, report)
+    _foreign(page, report)
+    if "results" in report:
+        _results(page, report)
+        _coverage(page, report)
+        _waivers(page, report)
+    _inventory(page, report)
+    _errors(page, report)
+    page.add("<footer>%s</footer></body></html>\n" % page.t(
+        "html.footer", version=view.scalar_text((report.get("scanner") or {}).get("version")),
+        report_id=view.scalar_text(report.get("report_id"))))
+    return "".join(page.parts)

@@ -1,0 +1,156 @@
+"""Several artefacts from one report: ``--output FORMAT:PATH`` (repeatable), ``--output-json F``,
+``--output-html F``... Every file is rendered first, then written to a temporary file beside its
+target, fsynced, and only when all of them were written are they renamed into place. A full disk
+or an unwritable path is a clear error and leaves every earlier file untouched."""
+from __future__ import absolute_import
+
+import os
+
+FORMATS = ("table", "json", "html", "junit", "csv")
+STDOUT = "-"
+
+
+def parse_spec(spec, default_fmt):
+    """'html:/srv/r.html' -> ('html', '/srv/r.html', True); a plain path takes the --format
+    -> (default_fmt, path, False). A file whose name starts with 'html:' can be given as './html:...'."""
+    from scanner.errors import XcscanError
+    if not spec:
+        raise XcscanError("empty --output value", hint="give a file name, FORMAT:PATH or - for stdout")
+    head, sep, tail = spec.partition(":")
+    if sep and head.lower() in FORMATS:
+        if not tail:
+            raise XcscanError("output %r names no file" % spec,
+                              hint="write FORMAT:PATH, e.g. html:/var/lib/xcscan/report.html")
+        return head.lower(), tail, True
+    if sep and len(head) > 1 and head.isalpha():
+        raise XcscanError("unknown output format %r in %r" % (head, spec),
+                          hint="formats: %s; for a file name containing ':' write ./%s"
+                               % (", ".join(FORMATS), spec))
+    return default_fmt, spec, False
+
+
+def plan(fmt, outputs=(), per_format=None):
+    """The list of (format, path) to produce. ``outputs`` are --output values (plain path or
+    FORMAT:PATH); ``per_format`` maps format -> path (--output-json ...). The --format output goes
+    to stdout unless a plain --output path took it."""
+    from scanner.errors import XcscanError
+    targets = []
+    main_taken = False
+    for spec in outputs or ():
+        out_fmt, path, explicit = parse_spec(spec, fmt)
+        main_taken = main_taken or not explicit
+        targets.append((out_fmt, path))
+    for out_fmt in FORMATS:
+        path = (per_format or {}).get(out_fmt)
+        if path:
+            targets.append((out_fmt, path))
+    if not main_taken:
+        targets.insert(0, (fmt, STDOUT))
+    seen = {}
+    for out_fmt, path in targets:
+        key = path if path == STDOUT else os.path.abspath(path)
+        if key in seen:
+            raise XcscanError("%s is given twice (as %s and as %s output)" % (
+                "stdout" if path == STDOUT else path, seen[key], out_fmt),
+                hint="give each output its own file")
+        seen[key] = out_fmt
+    return targets
+
+
+def render_all(report, targets, lang, bom=False):
+    from scanner.render import render
+    rendered = []
+    cache = {}
+    for out_fmt, path in targets:
+        if out_fmt not in cache:
+            text = render(report, out_fmt, lang)
+            if out_fmt == "csv" and bom:
+                text = u"\ufeff" + text
+            cache[out_fmt] = text
+        rendered.append((out_fmt, path, cache[out_fmt]))
+    return rendered
+
+
+def _tmp_name(path):
+    directory = os.path.dirname(os.path.abspath(path))
+    return os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+
+
+def _discard(paths):
+    for tmp in paths:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _fail(path, exc):
+    from scanner.errors import XcscanError
+    if getattr(exc, "errno", None) == 28:
+        reason = "no space left on device"
+    else:
+        reason = exc.strerror or str(exc)
+    return XcscanError("cannot write output: %s" % reason, path=path,
+                       hint="check the directory exists, is writable and has free space; "
+                            "no output file was replaced")
+
+
+def write_files(rendered):
+    """Write [(format, path, text)] atomically as a set; '-' goes to stdout after the files."""
+    temps = []
+    try:
+        for _fmt, path, text in rendered:
+            if path == STDOUT:
+                continue
+            if os.path.isdir(path):
+                raise _fail(path, OSError(21, "is a directory"))
+            tmp = _tmp_name(path)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            except OSError as exc:
+                raise _fail(path, exc)
+            temps.append((tmp, path))
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(text.encode("utf-8"))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except (IOError, OSError) as exc:
+                raise _fail(path, exc)
+        for tmp, path in temps:
+            try:
+                if os.path.exists(path):
+                    os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+                os.rename(tmp, path)
+            except OSError as exc:
+                raise _fail(path, exc)
+            _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    except BaseException:
+        _discard([tmp for tmp, _path in temps])
+        raise
+    for _fmt, path, text in rendered:
+        if path == STDOUT:
+            import click
+            click.echo(text, nl=False)
+    return [path for _fmt, path, _text in rendered if path != STDOUT]
+
+
+def _fsync_dir(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_report(report, fmt, lang, outputs=(), per_format=None, bom=False):
+    """Plan, render and write; returns the list of (format, path) written to files."""
+    targets = plan(fmt, outputs, per_format)
+    rendered = render_all(report, targets, lang, bom=bom)
+    write_files(rendered)
+    return [(f, p) for f, p in targets if p != STDOUT]

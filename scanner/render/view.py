@@ -1,0 +1,263 @@
+"""What the HTML, JUnit and CSV renderers share: ordering of results by GB/T 28448 item, plain-text
+forms of arbitrary fact values, status and waiver lookups. Pure functions over the report dict."""
+from __future__ import absolute_import
+
+import re
+
+from scanner.i18n import pick
+
+STATUSES = ("fail", "error", "manual", "waived", "not_applicable", "pass")
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+COVERAGE_STATUSES = ("automated", "partial", "manual", "not_covered")
+
+_NUM_RE = re.compile(r"(\d+)")
+
+
+def natural_key(text):
+    """'L3-CES1-10' after 'L3-CES1-9'; '8.1.4.10 a)' after '8.1.4.2 b)'."""
+    parts = _NUM_RE.split(text or "")
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p != "")
+
+
+def as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def scalar_text(value):
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float) and value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return value if isinstance(value, str) else str(value)
+
+
+def value_text(value, lang="en"):
+    """A readable single- or multi-line text for any JSON value (expected, actual, items...)."""
+    if isinstance(value, dict):
+        if set(value) <= {"zh", "en"} and value:
+            return pick(value, lang)
+        return "; ".join("%s: %s" % (k, value_text(v, lang)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        if all(not isinstance(v, (dict, list, tuple)) for v in value):
+            return ", ".join(scalar_text(v) for v in value)
+        return "\n".join(value_text(v, lang) for v in value)
+    return scalar_text(value)
+
+
+def evidence_lines(evidence, lang="en"):
+    """Evidence as one-line strings: 'kind: value (source)' for inventory evidence,
+    'fact = value (source)' for rule evidence."""
+    lines = []
+    for ev in as_list(evidence):
+        if isinstance(ev, dict) and ("kind" in ev or "fact" in ev):
+            if "kind" in ev:
+                text = "%s: %s" % (scalar_text(ev.get("kind")), value_text(ev.get("value"), lang))
+            else:
+                value = ev.get("value")
+                text = "%s = %s" % (scalar_text(ev.get("fact")), "null" if value is None else value_text(value, lang))
+            if ev.get("source"):
+                text += " (%s)" % scalar_text(ev.get("source"))
+            if ev.get("message"):
+                text += " (%s)" % value_text(ev.get("message"), lang)
+        else:
+            text = value_text(ev, lang)
+        lines.append(text)
+    return lines
+
+
+def item_lines(items, lang="en", depth=0):
+    """Per-item findings ({key, status, expected, actual, reason, items}) as indented lines."""
+    from scanner.i18n import t
+    lines = []
+    pad = "  " * depth + "- "
+    for item in as_list(items):
+        if not isinstance(item, dict):
+            lines.append(pad + value_text(item, lang))
+            continue
+        head = scalar_text(item.get("key")) or "?"
+        status = scalar_text(item.get("status"))
+        if status:
+            head += " [%s]" % (t("report.status." + status, lang) if status in STATUSES else status)
+        detail = pick(item.get("reason"), lang) if item.get("reason") else value_text(item.get("actual"), lang)
+        if not item.get("reason") and "key" not in item:
+            detail = value_text(item, lang)
+        lines.append(pad + head + (": " + detail if detail else ""))
+        if item.get("items"):
+            lines.extend(item_lines(item["items"], lang, depth + 1))
+    return lines
+
+
+def result_evidence_text(result, lang="en"):
+    """Why (reason), per-item findings and the evidence of one result, as text."""
+    lines = []
+    if result.get("reason"):
+        lines.append(value_text(result.get("reason"), lang))
+    lines.extend(item_lines(result.get("items"), lang))
+    lines.extend(evidence_lines(result.get("evidence"), lang))
+    return "\n".join(lines)
+
+
+RULE_CATEGORIES = ("localization", "baseline", "crypto", "data-security")
+
+
+def rule_category(category, lang="en"):
+    from scanner.i18n import t
+    category = scalar_text(category)
+    return t("report.rule_category." + category, lang) if category in RULE_CATEGORIES else category
+
+
+def refs(result):
+    return result.get("refs") or {}
+
+
+def item_ids(result):
+    return [str(x) for x in as_list(refs(result).get("gbt28448")) if x]
+
+
+def coverage(report):
+    cov = (report.get("summary") or {}).get("coverage")
+    return cov if isinstance(cov, dict) else None
+
+
+def coverage_items(report):
+    """Coverage items in clause order (clause, then item id)."""
+    cov = coverage(report)
+    items = [i for i in (cov or {}).get("items") or [] if isinstance(i, dict)]
+    return sorted(items, key=lambda i: (natural_key(scalar_text(i.get("clause"))),
+                                        natural_key(scalar_text(i.get("id")))))
+
+
+def group_results(report):
+    """Results grouped by GB/T 28448 item in clause order.
+
+    Returns [(item_or_None, [results])]: items from the coverage table first (a result listed by an
+    item's rules or naming the item in refs.gbt28448), then items only named in refs, then the
+    results with no item (localization, crypto...) under None."""
+    results = [r for r in report.get("results") or [] if isinstance(r, dict)]
+    by_rule = {}
+    for res in results:
+        by_rule.setdefault(res.get("rule_id"), []).append(res)
+    placed = set()
+    groups = []
+    known = {}
+    for item in coverage_items(report):
+        members = []
+        seen = set()
+        for rid in as_list(item.get("rules")):
+            for res in by_rule.get(rid, []):
+                if id(res) not in seen:
+                    members.append(res)
+                    seen.add(id(res))
+        for res in results:
+            if id(res) not in seen and scalar_text(item.get("id")) in item_ids(res):
+                members.append(res)
+                seen.add(id(res))
+        known[scalar_text(item.get("id"))] = item
+        if members:
+            groups.append((item, members))
+            placed.update(seen)
+    extra = {}
+    for res in results:
+        if id(res) in placed:
+            continue
+        ids = [i for i in item_ids(res) if i not in known]
+        if not ids:
+            continue
+        for item_id in ids:
+            entry = extra.setdefault(item_id, ({"id": item_id, "clause": refs(res).get("gbt22239")}, []))
+            entry[1].append(res)
+        placed.add(id(res))
+    for item_id in sorted(extra, key=lambda k: (natural_key(scalar_text(extra[k][0].get("clause"))),
+                                                natural_key(k))):
+        groups.append(extra[item_id])
+    rest = [r for r in results if id(r) not in placed]
+    if rest:
+        rest.sort(key=lambda r: (scalar_text(r.get("category")), natural_key(scalar_text(r.get("rule_id")))))
+        groups.append((None, rest))
+    return groups
+
+
+def status_counts(report):
+    counts = dict((s, 0) for s in STATUSES)
+    given = (report.get("summary") or {}).get("counts") or {}
+    if given:
+        for key, value in given.items():
+            counts[key] = value
+        return counts
+    for res in report.get("results") or []:
+        status = res.get("status")
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def waived(report):
+    """Results that carry a waiver (applied or expired), in rule id order."""
+    out = [r for r in report.get("results") or [] if isinstance(r, dict) and isinstance(r.get("waiver"), dict)]
+    return sorted(out, key=lambda r: natural_key(scalar_text(r.get("rule_id"))))
+
+
+def waiver_expiry(waiver):
+    return scalar_text(waiver.get("expires") or waiver.get("expiry") or waiver.get("expires_at"))
+
+
+def percent(rate):
+    """0.6667 -> '66.7%'; None -> None."""
+    if rate is None:
+        return None
+    try:
+        return "%.1f%%" % (float(rate) * 100)
+    except (TypeError, ValueError):
+        return None
+
+
+def score_text(score):
+    """Scores are 0..100 (engine contract); a fraction 0..1 is shown as a percentage too."""
+    if score is None:
+        return None
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        return scalar_text(score)
+    if 0 <= value <= 1 and isinstance(score, float):
+        value *= 100
+    return ("%.1f" % value).rstrip("0").rstrip(".")
+
+
+def substitute_names(ids, lang="en", components=None):
+    """Names for substitute product ids: from the report's own components, else the catalog,
+    else the id itself (a report from another version may name products this catalog lacks)."""
+    names = []
+    known = {}
+    for comp in components or []:
+        if comp.get("product_id"):
+            known[comp["product_id"]] = comp.get("name")
+    catalog = None
+    for sub in as_list(ids):
+        if isinstance(sub, dict):
+            names.append(pick(sub.get("name"), lang) or scalar_text(sub.get("id")))
+            continue
+        sub = scalar_text(sub)
+        if sub in known and known[sub]:
+            names.append(pick(known[sub], lang))
+            continue
+        if catalog is None:
+            catalog = _catalog_or_false()
+        product = catalog.get(sub) if catalog else None
+        names.append(pick(product["name"], lang) if product else sub)
+    return names
+
+
+def _catalog_or_false():
+    try:
+        from scanner.catalog import default_catalog
+        return default_catalog()
+    except Exception:  # a broken or absent catalog must not stop a report from rendering
+        return False
