@@ -6,6 +6,9 @@ import importlib
 RENDERERS = {
     "json": "scanner.render.json_out",
     "table": "scanner.render.table",
+    "html": "scanner.render.html",
+    "junit": "scanner.render.junit",
+    "csv": "scanner.render.csv_out",
 }
 
 
