@@ -1,0 +1,88 @@
+"""Well-known install paths, config files and version files of software products.
+
+The paths come from the catalog (``match.paths``, ``match.config_files`` and
+``match.version_files`` of the software categories), so adding a product is a
+data change. Each pattern is probed by exact path or by a glob whose
+wildcards expand one directory listing per path component -- never a
+recursive walk. Version files also contribute their first few KB of text.
+"""
+from __future__ import absolute_import
+
+import fnmatch
+
+NAME = "software_paths"
+LIVE_ONLY = False
+
+SOFTWARE_CATEGORIES = ("database", "middleware", "message-queue", "web-server", "cache", "crypto")
+MAX_MATCHES_PER_PATTERN = 64
+VERSION_HEAD_BYTES = 4096
+
+
+def _has_magic(part):
+    return any(ch in part for ch in "*?[")
+
+
+def expand(fs, pattern, limit=MAX_MATCHES_PER_PATTERN):
+    """Target paths matching ``pattern``; every wildcard component costs one listdir per parent."""
+    parts = [p for p in pattern.split("/") if p]
+    current = ["/"]
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        nxt = []
+        for base in current:
+            prefix = base.rstrip("/") + "/"
+            if _has_magic(part):
+                for name in fs.listdir(base) or []:
+                    if fnmatch.fnmatchcase(name, part) and not name.startswith("."):
+                        nxt.append(prefix + name)
+            else:
+                cand = prefix + part
+                if last or fs.isdir(cand):
+                    nxt.append(cand)
+            if len(nxt) >= limit:
+                break
+        current = nxt[:limit]
+        if not current:
+            return []
+    return [p for p in current if fs.exists(p)]
+
+
+def patterns_from_catalog(catalog):
+    """(paths, config_files, version_files) patterns of the software products, de-duplicated."""
+    paths, configs, versions = [], [], []
+    for product in catalog.products.values():
+        if product["category"] not in SOFTWARE_CATEGORIES:
+            continue
+        match = product.get("match") or {}
+        for p in match.get("paths") or []:
+            if p not in paths:
+                paths.append(p)
+        for p in match.get("config_files") or []:
+            if p not in configs:
+                configs.append(p)
+        for v in match.get("version_files") or []:
+            if v.get("path") and v["path"] not in versions:
+                versions.append(v["path"])
+    return paths, configs, versions
+
+
+def collect(ctx, catalog=None):
+    from scanner.catalog import default_catalog
+    fs = ctx.fs
+    catalog = catalog or default_catalog()
+    paths, configs, versions = patterns_from_catalog(catalog)
+    found, seen = [], set()
+    for kind, patterns in (("path", paths), ("config", configs), ("version", versions)):
+        for pattern in patterns:
+            for path in expand(fs, pattern):
+                key = (kind, path)
+                if key in seen:
+                    continue
+                seen.add(key)
+                entry = {"path": path, "kind": kind, "type": "dir" if fs.isdir(path) else "file"}
+                if kind == "version" and entry["type"] == "file":
+                    entry["head"] = fs.read_text(path, max_bytes=VERSION_HEAD_BYTES, report=False)
+                    if entry["head"] is None:
+                        continue
+                found.append(entry)
+    return {"probed": len(paths) + len(configs) + len(versions), "found": found}
