@@ -21,6 +21,24 @@ SCHEMA = "xcscan.facts/1"
 # Order matters only for readability of the facts document.
 COLLECTORS = [
     "host",
+    "os",
+    "cpu",
+    "dmi",
+    "storage",
+    "pci",
+    "login_defs",
+    "pam",
+    "accounts",
+    "sshd",
+    "shell",
+    "audit",
+    "logging",
+    "file_perms",
+    "mac",
+    "firewall",
+    "time_sync",
+    "sysctl",
+    "coredump",
 ]
 
 DEFAULT_COLLECTOR_BUDGET = 20.0  # seconds; a stuck collector must not stall a cron run

@@ -1,0 +1,125 @@
+"""Linux audit: auditd installed/enabled/running, the rules in force, immutability, auditd.conf.
+
+Live, the loaded rules come from ``auditctl -l`` and the kernel status from
+``auditctl -s`` (``enabled 2`` = immutable). Offline, the rules are the ones
+auditd loads at boot: /etc/audit/rules.d/*.rules (compiled by augenrules)
+or, when that directory is empty, /etc/audit/audit.rules.
+
+``categories`` names what the rules cover (identity files, sudoers, logins,
+sessions, privileged commands, time, network config, MAC policy, DAC changes,
+deletions, kernel modules, mounts); rules scoped to one user do not count.
+"""
+from __future__ import absolute_import
+
+import re
+
+from scanner.collect.baseline_util import conf_d_files, find_binary, parse_key_value, service_state
+
+NAME = "audit"
+LIVE_ONLY = False
+
+AUDITD_DEFAULTS = {"write_logs": "yes", "log_format": "enriched", "max_log_file": "8", "num_logs": "5",
+                   "max_log_file_action": "rotate", "space_left_action": "syslog",
+                   "admin_space_left_action": "suspend", "disk_full_action": "suspend",
+                   "disk_error_action": "suspend", "log_group": "root"}
+
+CATEGORY_PATTERNS = {
+    "identity": None,  # all four identity files, checked below
+    "sudoers": [r"/etc/sudoers"],
+    "login": [r"/var/log/lastlog", r"/var/run/faillock", r"/run/faillock", r"/var/log/faillog", r"/var/log/tallylog"],
+    "session": [r"/var/run/utmp", r"/run/utmp", r"/var/log/wtmp", r"/var/log/btmp"],
+    "privileged": [r"-F\s+perm=x.*auid>=\d+", r"execve.*-F\s+euid=0", r"execve.*-F\s+auid>=\d+",
+                   r"-F\s+path=\S+/(su|sudo|passwd|chage|gpasswd|newgrp|mount|umount|pkexec)\b.*perm=x"],
+    "time": [r"adjtimex", r"settimeofday", r"clock_settime", r"/etc/localtime"],
+    "network": [r"sethostname", r"setdomainname", r"/etc/hosts\b", r"/etc/sysconfig/network", r"/etc/network"],
+    "mac": [r"/etc/selinux", r"/usr/share/selinux", r"/etc/apparmor"],
+    "dac": [r"\bchmod\b", r"\bfchmod", r"\bchown\b", r"\bfchown", r"\blchown", r"setxattr"],
+    "delete": [r"\bunlink", r"\brename"],
+    "modules": [r"init_module", r"delete_module", r"/sbin/insmod", r"/sbin/modprobe", r"/sbin/rmmod",
+                r"/usr/bin/kmod"],
+    "mounts": [r"-S\s+mount\b", r"\bmount\b.*-k"],
+}
+IDENTITY_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow")
+
+
+def categories(rules):
+    text = "\n".join(r for r in rules if not re.search(r"-F\s+auid=\d+\b", r))
+    found = []
+    for name, patterns in sorted(CATEGORY_PATTERNS.items()):
+        if name == "identity":
+            if all(re.search(re.escape(f) + r"(\s|$)", text, re.M) for f in IDENTITY_FILES):
+                found.append(name)
+            continue
+        if any(re.search(p, text) for p in patterns):
+            found.append(name)
+    return found
+
+
+def rules_from_files(ctx):
+    fs = ctx.fs
+    paths = conf_d_files(fs, "/etc/audit/rules.d", suffix=".rules")
+    if not paths and fs.isfile("/etc/audit/audit.rules"):
+        paths = ["/etc/audit/audit.rules"]
+    rules, enable_flag = [], None
+    for path in paths:
+        text = fs.read_text(path) or ""
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if re.match(r"^-e\s+\d", line):
+                enable_flag = int(line.split()[1])
+                continue
+            if line.startswith("-D") or line.startswith("-b") or line.startswith("-f") or \
+                    line.startswith("-r") or line.startswith("--backlog") or line.startswith("-i"):
+                continue
+            rules.append(line)
+    return rules, enable_flag, paths
+
+
+def remote_plugin(ctx):
+    for path in ("/etc/audit/plugins.d/au-remote.conf", "/etc/audisp/plugins.d/au-remote.conf"):
+        values, _ = parse_key_value(ctx.fs, path)
+        if values and values.get("active", "").lower() == "yes":
+            remote, _ = parse_key_value(ctx.fs, "/etc/audit/audisp-remote.conf")
+            if not remote:
+                remote, _ = parse_key_value(ctx.fs, "/etc/audisp/audisp-remote.conf")
+            server = (remote or {}).get("remote_server", "")
+            return {"plugin": path, "remote_server": server or None}
+    return None
+
+
+def collect(ctx):
+    fs = ctx.fs
+    binary = find_binary(fs, "auditd")
+    service = service_state(ctx, "auditd.service", ("auditd",), binaries=("/sbin/auditd", "/usr/sbin/auditd"))
+    facts = {"installed": binary is not None, "service": service, "rules": [], "rule_count": 0,
+             "rules_source": None, "enabled_flag": None, "immutable": False, "categories": [],
+             "conf": None, "remote": None, "rule_files": []}
+    if binary is None and not fs.isdir("/etc/audit"):
+        return facts
+    rules, enable_flag, paths = rules_from_files(ctx)
+    facts["rule_files"] = paths
+    source = "rules files"
+    if ctx.live and service.get("active"):
+        auditctl = find_binary(fs, "auditctl")
+        listed = ctx.run([auditctl, "-l"]) if auditctl else None
+        if listed is not None:
+            rules = [line.strip() for line in listed.splitlines()
+                     if line.strip() and line.strip() != "No rules"]
+            source = "auditctl -l"
+            status = ctx.run([auditctl, "-s"]) or ""
+            match = re.search(r"^enabled\s+(\d)", status, re.M)
+            enable_flag = int(match.group(1)) if match else enable_flag
+    facts.update({"rules": rules[:2000], "rule_count": len(rules), "rules_source": source,
+                  "enabled_flag": enable_flag, "immutable": enable_flag == 2, "categories": categories(rules)})
+    conf, sources = parse_key_value(fs, "/etc/audit/auditd.conf")
+    if conf is not None:
+        effective = dict(AUDITD_DEFAULTS)
+        effective.update({k: v.lower() for k, v in conf.items()})
+        effective["sources"] = sources
+        facts["conf"] = effective
+    elif binary is not None:
+        ctx.error("/etc/audit/auditd.conf", "auditd is installed but auditd.conf is missing or unreadable")
+    facts["remote"] = remote_plugin(ctx)
+    return facts

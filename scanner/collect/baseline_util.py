@@ -1,0 +1,224 @@
+"""Small parsing helpers shared by the baseline collectors (not a collector itself).
+
+Everything here is pure text handling or goes through the root-aware file
+layer; nothing raises on bad input.
+"""
+from __future__ import absolute_import
+
+import posixpath
+import re
+
+# Unit directories in systemd's search order (admin overrides first).
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+
+
+def strip_comment(line, chars="#"):
+    """Remove a trailing comment that starts a line or follows whitespace."""
+    out = []
+    prev = " "
+    for ch in line:
+        if ch in chars and prev in " \t":
+            break
+        out.append(ch)
+        prev = ch
+    return "".join(out).strip()
+
+
+def logical_lines(text, continuation=True, comment_chars="#"):
+    """Yield (lineno, line) for non-empty, non-comment lines; backslash joins lines."""
+    buf, start = [], None
+    for number, raw in enumerate((text or "").splitlines(), 1):
+        line = raw.rstrip()
+        if continuation and line.endswith("\\"):
+            if start is None:
+                start = number
+            buf.append(line[:-1])
+            continue
+        if buf:
+            buf.append(line)
+            line, number_out = " ".join(buf), start
+            buf, start = [], None
+        else:
+            number_out = number
+        stripped = line.strip()
+        if not stripped or stripped[0] in comment_chars:
+            continue
+        yield number_out, stripped
+
+
+def to_int(value):
+    """int from a decimal string (or None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if re.match(r"^[+-]?\d+$", text):
+        return int(text)
+    return None
+
+
+def where(path, line):
+    return "%s:%d" % (path, line)
+
+
+def conf_d_files(fs, directory, suffix=".conf"):
+    """Sorted target paths of ``directory/*suffix``."""
+    names = fs.listdir(directory) or []
+    return [posixpath.join(directory, n) for n in names if n.endswith(suffix) and not n.startswith(".")]
+
+
+def parse_key_value(fs, path, sep="=", lower=True, text=None):
+    """Parse ``key = value`` lines. Returns ({key: value}, {key: "path:line"}) or (None, None)."""
+    if text is None:
+        text = fs.read_text(path)
+    if text is None:
+        return None, None
+    values, sources = {}, {}
+    for number, line in logical_lines(text, continuation=False):
+        if sep is None:
+            parts = line.split(None, 1)
+            if not parts:
+                continue
+            key = parts[0]
+            value = parts[1].strip() if len(parts) > 1 else ""
+        else:
+            if sep not in line:
+                continue
+            key, value = line.split(sep, 1)
+            key, value = key.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        if lower:
+            key = key.lower()
+        values[key] = value
+        sources[key] = where(path, number)
+    return values, sources
+
+
+def ini_section(text, section):
+    """Lines (lineno, line) of one ``[section]`` of a systemd-style ini file."""
+    current = None
+    for number, line in logical_lines(text or "", continuation=False, comment_chars="#;"):
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip()
+            continue
+        if current == section:
+            yield number, line
+
+
+def unit_file(fs, unit):
+    """Target path of a unit's file (first in search order) or None."""
+    for directory in UNIT_DIRS:
+        path = posixpath.join(directory, unit)
+        if fs.exists(path) or fs.lstat(path) is not None:
+            return path
+    return None
+
+
+def unit_enabled(fs, unit, aliases=()):
+    """Whether a systemd unit (or a SysV script of that name) is enabled on the target.
+
+    True when a ``*.wants``/``*.requires`` symlink for it exists under
+    /etc/systemd/system (or /usr/lib/systemd/system for static wants), False
+    when it is masked or no such link exists, None when the target has no
+    systemd and no SysV runlevel links at all (unknown).
+    """
+    names = (unit,) + tuple(aliases)
+    etc = "/etc/systemd/system"
+    for name in names:
+        target = fs.readlink(posixpath.join(etc, name))
+        if target == "/dev/null":
+            return False
+    for base in (etc, "/usr/lib/systemd/system", "/lib/systemd/system"):
+        for entry in fs.listdir(base) or []:
+            if not (entry.endswith(".wants") or entry.endswith(".requires")):
+                continue
+            for name in names:
+                if fs.lstat(posixpath.join(base, entry, name)) is not None:
+                    return True
+    base_name = unit.rsplit(".", 1)[0]
+    rc_found = False
+    for level in ("2", "3", "5"):
+        for rcdir in ("/etc/rc%s.d" % level, "/etc/rc.d/rc%s.d" % level):
+            entries = fs.listdir(rcdir)
+            if entries is None:
+                continue
+            rc_found = True
+            for entry in entries:
+                if entry.startswith("S") and entry[3:] == base_name:
+                    return True
+    if fs.isdir(etc) or rc_found:
+        return False
+    return None
+
+
+def running_names(ctx):
+    """Set of process names (comm and exe basename) on the live host, else None. Cached per context."""
+    if not ctx.live:
+        return None
+    cached = getattr(ctx, "_baseline_proc_names", None)
+    if cached is not None:
+        return cached
+    import os
+    names = set()
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open("/proc/%s/comm" % pid, "rb") as fh:
+                names.add(fh.read(64).decode("utf-8", "replace").strip())
+        except (IOError, OSError):
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                first = fh.read(256).split(b"\0", 1)[0].decode("utf-8", "replace")
+            if first:
+                names.add(posixpath.basename(first.split()[0]) if " " in first else posixpath.basename(first))
+        except (IOError, OSError, IndexError):
+            continue
+    ctx._baseline_proc_names = names
+    return names
+
+
+def service_state(ctx, unit, process_names, aliases=(), binaries=()):
+    """{"installed", "enabled", "active"} for a daemon; active is None offline."""
+    fs = ctx.fs
+    installed = any(fs.exists(b) for b in binaries) if binaries else None
+    if unit_file(fs, unit) is not None:
+        installed = True
+    enabled = unit_enabled(fs, unit, aliases)
+    active = None
+    running = running_names(ctx)
+    if running is not None:
+        active = any(n in running for n in process_names)
+    return {"installed": bool(installed), "enabled": enabled, "active": active}
+
+
+def find_binary(fs, name, dirs=("/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/local/bin")):
+    for d in dirs:
+        path = posixpath.join(d, name)
+        if fs.isfile(path):
+            return path
+    return None
+
+
+def mode_digits(mode):
+    """Permission digits of a st_mode as ints: (special, user, group, other)."""
+    return (mode >> 9) & 7, (mode >> 6) & 7, (mode >> 3) & 7, mode & 7
+
+
+def account_names(fs):
+    """({uid: name}, {gid: name}) read from the target's passwd/group (not the scanning host's)."""
+    users, groups = {}, {}
+    for path, table in (("/etc/passwd", users), ("/etc/group", groups)):
+        text = fs.read_text(path, report=False) or ""
+        for line in text.splitlines():
+            parts = line.split(":")
+            if len(parts) >= 3 and parts[2].isdigit():
+                table.setdefault(int(parts[2]), parts[0])
+    return users, groups
