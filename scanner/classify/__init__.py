@@ -11,6 +11,11 @@ import importlib
 from scanner.classify.component import unknown_component  # noqa: F401  (re-export)
 
 CLASSIFIERS = [
+    "os",
+    "cpu",
+    "server",
+    "storage",
+    "accelerator",
 ]
 
 
