@@ -22,3 +22,67 @@ def inventory_report(root="/", live=None, catalog=None):
     ctx, facts = collect(root, live)
     inventory = build_inventory(facts, catalog or default_catalog())
     return build_report(facts, inventory, root=root, live=ctx.live, collected_at=collected_at)
+
+
+def _host_for_waivers(report):
+    host = dict(report.get("host") or {})
+    return host
+
+
+def _load_engine_inputs(profile, waivers):
+    from scanner.engine import load_profile, load_ruleset, load_waivers
+    prof = load_profile(profile or "all")
+    if waivers is None or isinstance(waivers, list):
+        wv = load_waivers(waivers) if waivers else []
+    else:
+        wv = load_waivers(waivers)
+    return load_ruleset(), prof, wv
+
+
+def scan_report(root="/", profile="all", waivers=None, live=None, catalog=None, now=None):
+    """Collect, classify and evaluate the rules of ``profile``: the full report (``xcscan scan``).
+
+    ``waivers`` is a path to a waivers YAML file, a list of waiver mappings, or None.
+    Rules, profile and waivers are loaded before collecting, so a bad file fails fast.
+    """
+    from scanner.catalog import default_catalog
+    from scanner.engine import evaluate
+    from scanner.inventory import build_inventory
+    ruleset, prof, wv = _load_engine_inputs(profile, waivers)
+    root = os.path.abspath(root or "/")
+    collected_at = utc_now_iso()
+    ctx, facts = collect(root, live)
+    catalog = catalog or default_catalog()
+    inventory = build_inventory(facts, catalog)
+    report = build_report(facts, inventory, root=root, live=ctx.live, collected_at=collected_at)
+    results, summary = evaluate(facts, inventory, ruleset, profile=prof, waivers=wv,
+                                host=_host_for_waivers(report), now=now, catalog=catalog)
+    report["results"] = results
+    report["summary"] = summary
+    return report
+
+
+def evaluate_report(report, profile=None, waivers=None, catalog=None, now=None):
+    """A new report whose inventory, results and summary are recomputed from ``report["facts"]``
+    with the current catalog and rules (the aggregator's re-evaluation, ``xcscan report``).
+
+    ``profile`` defaults to the profile the report was scanned with (or "all"). The input is not modified.
+    """
+    import copy
+    from scanner.catalog import default_catalog
+    from scanner.engine import evaluate
+    from scanner.inventory import build_inventory
+    if profile is None:
+        profile = (report.get("summary") or {}).get("profile") or "all"
+    ruleset, prof, wv = _load_engine_inputs(profile, waivers)
+    facts = copy.deepcopy(report.get("facts") or {})
+    catalog = catalog or default_catalog()
+    inventory = build_inventory(facts, catalog)
+    out = dict(report)
+    out["facts"] = facts
+    out["inventory"] = inventory
+    results, summary = evaluate(facts, inventory, ruleset, profile=prof, waivers=wv,
+                                host=_host_for_waivers(report), now=now, catalog=catalog)
+    out["results"] = results
+    out["summary"] = summary
+    return out

@@ -1,0 +1,47 @@
+"""xcscan scan: inventory + rule evaluation, with an exit code for CI and cron."""
+from __future__ import absolute_import
+
+import click
+
+from scanner.cli.options import lang_option, resolve_lang, root_option, write_output
+from scanner.engine import SEVERITIES
+from scanner.render import RENDERERS
+
+EXIT_FINDINGS = 3
+
+
+@click.command()
+@root_option
+@click.option("--profile", "-p", default="all", show_default=True, metavar="PROFILE",
+              help="Rule profile: xinchuang, mlps-l2, mlps-l3, crypto, data-security, all (or a profile "
+                   "YAML file) / 规则配置")
+@click.option("--waivers", "waivers", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Waivers YAML file (rule, hosts, justification, approver, expires) / 豁免文件")
+@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="table", show_default=True,
+              help="Output format / 输出格式")
+@click.option("--output", "-o", default=None, help="Write to this file instead of stdout / 输出到文件")
+@click.option("--fail-on", "fail_on", type=click.Choice(SEVERITIES), default=None,
+              help="Exit 3 when a failed rule (not waived) has this severity or higher; without it findings "
+                   "never change the exit code / 存在该级别及以上的不通过项时退出码为 3")
+@lang_option
+def scan(root, profile, waivers, fmt, output, fail_on, lang):
+    """Scan the host (or --root DIR) against a rule profile / 按规则配置扫描主机"""
+    from scanner.pipeline import scan_report
+    from scanner.render import render
+    report = scan_report(root=root, profile=profile, waivers=waivers)
+    write_output(render(report, fmt, resolve_lang(lang)), output)
+    code = exit_code(report, fail_on)
+    if code:
+        click.get_current_context().exit(code)
+
+
+def exit_code(report, fail_on):
+    """0, or 3 when an unwaived failure is at or above ``fail_on``."""
+    if not fail_on:
+        return 0
+    from scanner.engine import severity_rank
+    threshold = severity_rank(fail_on)
+    for result in report.get("results") or []:
+        if result.get("status") == "fail" and severity_rank(result.get("severity")) >= threshold:
+            return EXIT_FINDINGS
+    return 0

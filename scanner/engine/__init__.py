@@ -1,0 +1,43 @@
+"""The rule engine: YAML rules (rules/checks/<area>/*.yaml) evaluated over facts.
+
+Public entry points::
+
+    from scanner.engine import load_ruleset, load_profile, load_waivers, evaluate
+
+The check vocabulary is closed and typed (scanner/engine/checks.py); nothing in a
+rule is ever evaluated as code. docs/rules.md is the contract for rule authors.
+"""
+from __future__ import absolute_import
+
+STATUSES = ("pass", "fail", "error", "not_applicable", "manual", "waived")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+CATEGORIES = ("localization", "baseline", "crypto", "data-security")
+
+
+def severity_rank(severity):
+    """0 (info) .. 4 (critical); unknown severities rank as medium."""
+    try:
+        return SEVERITIES.index(severity)
+    except ValueError:
+        return 2
+
+
+def load_ruleset(directory=None, use_cache=True):
+    from scanner.engine.rules import load_ruleset as _load
+    return _load(directory, use_cache=use_cache)
+
+
+def load_profile(name_or_path, directory=None):
+    from scanner.engine.profiles import load_profile as _load
+    return _load(name_or_path, directory)
+
+
+def load_waivers(path):
+    from scanner.engine.waivers import load_waivers as _load
+    return _load(path)
+
+
+def evaluate(facts, inventory, ruleset, profile=None, waivers=None, host=None, now=None, catalog=None):
+    from scanner.engine.evaluate import evaluate as _evaluate
+    return _evaluate(facts, inventory, ruleset, profile=profile, waivers=waivers, host=host, now=now,
+                     catalog=catalog)

@@ -1,0 +1,167 @@
+"""The evaluation environment: fact lookup with collection status, params, the clock.
+
+A fact path is dotted (``sshd.effective.permitrootlogin``). Its first segment
+names a collector's facts (or ``inventory`` for the classified inventory).
+Keys that contain dots themselves (sysctl names) resolve too: at each mapping
+the longest run of remaining segments that is a key wins.
+
+Inside a ``for_each`` paths are relative to the current item; a path starting
+with ``$.`` is always resolved from the top.
+"""
+from __future__ import absolute_import
+
+import datetime
+
+from scanner.engine.text import reason
+
+# Why a fact could not be read. Collector-level kinds come from facts.collection.
+MISS_NOT_COLLECTED = "not_collected"   # live-only fact on an offline root -> not_applicable
+MISS_UNKNOWN = "unknown"               # the collector ran but could not establish it -> error
+MISS_FAILED = "failed"                 # the collector crashed -> error
+MISS_NO_COLLECTOR = "no_collector"     # nothing in this scan provides it -> error
+MISS_ABSENT = "absent"                 # the collector ran; this key is not there (setting unset)
+MISS_NULL = "null"                     # the key is there with an unknown (null) value
+MISS_TYPE = "type"                     # a path step went through a non-mapping value
+
+COLLECTOR_LEVEL = (MISS_NOT_COLLECTED, MISS_UNKNOWN, MISS_FAILED, MISS_NO_COLLECTOR)
+
+
+class Missing(object):
+    __slots__ = ("kind", "path", "reason")
+
+    def __init__(self, kind, path, why):
+        self.kind = kind
+        self.path = path
+        self.reason = why
+
+
+def utcnow():
+    return datetime.datetime.utcnow().replace(microsecond=0)
+
+
+class Env(object):
+    """Everything a check may look at."""
+
+    def __init__(self, facts, inventory=None, params=None, now=None, catalog=None, live=None,
+                 evidence_limit=40):
+        self.facts = facts or {}
+        self.inventory = inventory
+        self.collection = self.facts.get("collection") or {}
+        self.params = params or {}
+        self.now = now or utcnow()
+        self.catalog = catalog
+        self.live = live
+        self.items = []          # stack of (list_path, item) for for_each
+        self.evidence = []       # [{"fact": path, "value": v}] read by the top-level check
+        self._seen = set()
+        self.evidence_limit = evidence_limit
+
+    # -- params ---------------------------------------------------------
+    def value(self, spec):
+        """Resolve a check's ``value``: {param: name}, {now: days} or a literal."""
+        if isinstance(spec, dict) and len(spec) == 1:
+            if "param" in spec:
+                name = spec["param"]
+                if name not in self.params:
+                    raise KeyError(name)
+                return self.value(self.params[name])
+            if "now" in spec:
+                return self.now + datetime.timedelta(days=float(spec["now"] or 0))
+        if isinstance(spec, list):
+            return [self.value(v) for v in spec]
+        return spec
+
+    # -- facts ----------------------------------------------------------
+    def record(self, path, value):
+        if path in self._seen or len(self.evidence) >= self.evidence_limit:
+            return
+        self._seen.add(path)
+        if isinstance(value, (list, dict)) and len(value) > 20:
+            value = "<%s of %d entries>" % (type(value).__name__, len(value))
+        self.evidence.append({"fact": path, "value": value})
+
+    def display_path(self, path):
+        if path.startswith("$."):
+            return path[2:]
+        if self.items:
+            return "%s[%s].%s" % (self.items[-1][0], self.items[-1][2], path)
+        return path
+
+    def resolve(self, path):
+        """Return (value, Missing|None)."""
+        if path.startswith("$.") or not self.items:
+            full = path[2:] if path.startswith("$.") else path
+            return self._resolve_top(full)
+        item = self.items[-1][1]
+        shown = self.display_path(path)
+        value, miss = _walk(item, path.split("."), shown)
+        if miss is None:
+            self.record(shown, value)
+        return value, miss
+
+    def _resolve_top(self, path):
+        segs = path.split(".")
+        head = segs[0]
+        if head == "inventory":
+            if self.inventory is None:
+                return None, Missing(MISS_NO_COLLECTOR, path, reason("scan.reason.no_inventory"))
+            value, miss = _walk(self.inventory, segs[1:], path) if len(segs) > 1 else (self.inventory, None)
+            return value, miss
+        if head not in self.facts:
+            status = self.collection.get(head) or {}
+            if status.get("status") == "not_collected":
+                return None, Missing(MISS_NOT_COLLECTED, path, reason(
+                    "scan.reason.not_collected", fact=head, why=status.get("reason") or ""))
+            return None, Missing(MISS_NO_COLLECTOR, path, reason("scan.reason.no_collector", fact=head))
+        top = self.facts[head]
+        if top is None:
+            status = self.collection.get(head) or {}
+            kind = status.get("status")
+            if kind == "not_collected":
+                return None, Missing(MISS_NOT_COLLECTED, path, reason(
+                    "scan.reason.not_collected", fact=head, why=status.get("reason") or ""))
+            why = status.get("reason") or self._collector_errors(head)
+            if kind == "failed":
+                return None, Missing(MISS_FAILED, path, reason("scan.reason.collector_failed", fact=head, why=why))
+            return None, Missing(MISS_UNKNOWN, path, reason("scan.reason.collector_unknown", fact=head, why=why))
+        value, miss = _walk(top, segs[1:], path) if len(segs) > 1 else (top, None)
+        if miss is None:
+            self.record(path, value)
+        return value, miss
+
+    def _collector_errors(self, head):
+        msgs = []
+        for err in self.facts.get("errors") or []:
+            if isinstance(err, dict) and err.get("collector") == head:
+                msgs.append("%s: %s" % (err.get("path"), err.get("message")) if err.get("path")
+                            else str(err.get("message")))
+        return "; ".join(msgs[:3]) or "-"
+
+
+def _walk(node, segs, shown):
+    i = 0
+    n = len(segs)
+    while i < n:
+        if isinstance(node, dict):
+            # longest run of segments that is a key (keys may contain dots)
+            for j in range(n, i, -1):
+                key = ".".join(segs[i:j])
+                if key in node:
+                    node = node[key]
+                    i = j
+                    break
+            else:
+                return None, Missing(MISS_ABSENT, shown, reason("scan.reason.absent", path=shown))
+            if node is None and i < n:
+                return None, Missing(MISS_NULL, shown, reason("scan.reason.null", path=shown))
+        elif isinstance(node, list) and segs[i].isdigit():
+            idx = int(segs[i])
+            if idx >= len(node):
+                return None, Missing(MISS_ABSENT, shown, reason("scan.reason.absent", path=shown))
+            node = node[idx]
+            i += 1
+        else:
+            return None, Missing(MISS_TYPE, shown, reason("scan.reason.not_mapping", path=shown))
+    if node is None:
+        return None, Missing(MISS_NULL, shown, reason("scan.reason.null", path=shown))
+    return node, None

@@ -1,0 +1,83 @@
+"""Terminal table of scan results (called by scanner/render/table.py)."""
+from __future__ import absolute_import
+
+from scanner.i18n import pick, t
+
+SHOWN = ("fail", "error", "waived", "manual")
+
+
+def _wrap(text, width):
+    import textwrap
+    out = []
+    for para in (text or "").split("\n"):
+        out.extend(textwrap.wrap(para, width) or [""])
+    return "\n".join(out)
+
+
+def _finding(result, lang):
+    lines = []
+    why = pick(result.get("reason"), lang) if result.get("reason") else ""
+    if why:
+        lines.append(why)
+    failing = [i for i in result.get("items") or [] if i.get("status") in ("fail", "error", "manual")]
+    for item in failing[:6]:
+        text = "- %s: %s" % (item.get("key"), item.get("actual") or pick(item.get("reason"), lang))
+        subs = item.get("substitutes")
+        if subs:
+            text += " (%s: %s)" % (t("scan.substitutes", lang), ", ".join(pick(s.get("name"), lang) for s in subs))
+        lines.append(text)
+    if len(failing) > 6:
+        lines.append("  (+%d)" % (len(failing) - 6))
+    waiver = result.get("waiver")
+    if waiver:
+        key = "scan.waiver_expired" if waiver.get("expired") else "scan.waived_by"
+        lines.append(t(key, lang, approver=waiver.get("approver"), expires=waiver.get("expires"),
+                       justification=waiver.get("justification")))
+    return _wrap("\n".join(lines), 60)
+
+
+def render_results(report, lang="en"):
+    from tabulate import tabulate
+    summary = report.get("summary") or {}
+    results = report.get("results") or []
+    lines = [t("scan.title", lang, profile=summary.get("profile") or "?")]
+    rows = []
+    hidden = 0
+    for r in results:
+        if r.get("status") not in SHOWN:
+            hidden += 1
+            continue
+        rows.append([
+            t("scan.severity." + str(r.get("severity")), lang),
+            t("scan.status." + str(r.get("status")), lang),
+            "%s\n%s" % (r.get("rule_id"), _wrap(pick(r.get("title"), lang), 38)),
+            _finding(r, lang),
+            _wrap(pick(r.get("remediation"), lang), 40),
+        ])
+    if rows:
+        headers = [t("scan.col." + k, lang) for k in ("severity", "status", "rule", "finding", "remediation")]
+        lines.append(tabulate(rows, headers=headers, tablefmt="grid"))
+    elif not results:
+        lines.append(t("scan.none", lang))
+    if hidden:
+        lines.append(t("scan.passed_hidden", lang, count=hidden))
+    counts = dict(summary.get("counts") or {})
+    counts.setdefault("rules", summary.get("rules", len(results)))
+    for k in ("pass", "fail", "error", "waived", "manual", "not_applicable"):
+        counts.setdefault(k, 0)
+    lines.append(t("scan.summary.counts", lang, **counts))
+    if summary.get("score") is None:
+        lines.append(t("scan.summary.score_na", lang))
+    else:
+        swo = summary.get("score_without_waivers")
+        lines.append(t("scan.summary.score", lang, score=summary["score"],
+                       score_without_waivers="n/a" if swo is None else swo))
+    wv = summary.get("waivers") or {}
+    if wv.get("applied") or wv.get("expired"):
+        lines.append(t("scan.summary.waivers", lang, applied=wv.get("applied", 0), expired=wv.get("expired", 0)))
+    cov = summary.get("coverage")
+    if cov:
+        c = cov.get("counts") or {}
+        lines.append(t("scan.summary.coverage", lang, level=cov.get("level"), automated=c.get("automated", 0),
+                       partial=c.get("partial", 0), manual=c.get("manual", 0), not_covered=c.get("not_covered", 0)))
+    return "\n".join(lines)
