@@ -42,7 +42,8 @@ def classify(facts, catalog):
                                   d.get("source")) for d in disks[:5]]
         if len(disks) > 5:
             evidence.append(make_evidence("sysfs", "... and %d more block devices" % (len(disks) - 5), "/sys/block"))
-        details = {"paths": len(disks), "luns": len(wwids) if wwids else len(disks),
+        no_wwid = len([d for d in disks if not d.get("wwid")])  # counted one LUN per device
+        details = {"paths": len(disks), "luns": len(wwids) + no_wwid,
                    "devices": [d["name"] for d in disks][:64], "models": models}
         comp = make_component(product, evidence, model=", ".join(models[:3]), details=details, category="storage")
         comp["substitutes"] = substitutes_for(product, "storage")
