@@ -1,0 +1,175 @@
+"""`xcscan server`: the central aggregator (needs the `server` extra).
+
+Nothing here imports FastAPI, SQLAlchemy or Uvicorn at module level, so other commands never pay
+for them; each sub-command checks the extra is installed and says how to get it.
+"""
+from __future__ import absolute_import
+
+import os
+
+import click
+
+DEFAULT_DIR = "/var/lib/xcscan-server"
+
+
+def _need_extra():
+    import importlib.util
+    missing = [m for m in ("fastapi", "uvicorn", "sqlalchemy", "alembic", "jinja2", "argon2")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        from scanner.errors import XcscanError
+        raise XcscanError("the aggregator needs the server extra (missing: %s)" % ", ".join(missing),
+                          hint="pip install 'xcscan[server]' (Python 3.8 or newer)")
+
+
+def _settings(data_dir, db):
+    _need_extra()
+    from scanner.server.settings import load_settings
+    return load_settings(data_dir, db_url=db)
+
+
+def _api_error(exc):
+    from scanner.errors import XcscanError
+    return XcscanError(exc.message)
+
+
+data_dir_option = click.option("--data-dir", default=lambda: os.environ.get("XCSCAN_SERVER_DIR", DEFAULT_DIR),
+                               show_default="$XCSCAN_SERVER_DIR or %s" % DEFAULT_DIR,
+                               help="Data directory (database, TLS keys, server.json) / 数据目录")
+db_option = click.option("--db", default=None, help="Database URL, e.g. postgresql://user@host/db "
+                         "(default: SQLite in the data directory) / 数据库地址")
+
+
+def _read_password(password_file, prompt_text, env_var):
+    if password_file:
+        with click.open_file(password_file, "r", encoding="utf-8") as fh:
+            return fh.readline().rstrip("\r\n")
+    env = os.environ.get(env_var)
+    if env:
+        return env
+    return click.prompt(prompt_text, hide_input=True, confirmation_prompt=True)
+
+
+@click.group()
+def server():
+    """Central aggregator: signed reports in, fleet dashboard out / 集中汇聚服务"""
+
+
+@server.command()
+@data_dir_option
+@db_option
+@click.option("--admin", default="admin", show_default=True, help="First admin user name / 首个管理员")
+@click.option("--password-file", default=None, help="Read the admin password from this file ('-' = stdin) "
+              "(else $XCSCAN_ADMIN_PASSWORD or a prompt) / 从文件读取口令")
+@click.option("--name", "names", multiple=True, help="Extra host name or IP for the server certificate "
+              "(repeatable; localhost, 127.0.0.1 and the hostname are always included)")
+def init(data_dir, db, admin, password_file, names):
+    """Create data dir, database, CA + server certificate and the first admin / 初始化"""
+    _need_extra()
+    from scanner.server import service
+    from scanner.server.pki import default_names
+    from scanner.server.settings import load_settings
+    from scanner.server.store import list_users
+    settings = load_settings(data_dir, db_url=db)
+    password = None
+    if not os.path.exists(os.path.join(settings.data_dir, "server.json")) or password_file \
+            or os.environ.get("XCSCAN_ADMIN_PASSWORD"):
+        password = _read_password(password_file, "Password for %s" % admin, "XCSCAN_ADMIN_PASSWORD")
+    settings, created = service.init(data_dir, db, admin, password, sorted(set(default_names()) | set(names)))
+    click.echo("data directory: %s" % settings.data_dir)
+    click.echo("database:       %s" % service.safe_url(settings.db_url))
+    click.echo("CA for agents:  %s%s" % (settings.path("ca.pem"), "" if "ca" in created else " (kept)"))
+    if "admin" in created:
+        click.echo("admin user:     %s" % admin)
+
+
+@server.command()
+@data_dir_option
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen address / 监听地址")
+@click.option("--port", default=8443, show_default=True, type=int, help="Listen port / 监听端口")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes")
+@click.option("--insecure-http", is_flag=True, help="Plain HTTP (only behind a TLS-terminating proxy)")
+@click.option("--log-level", default="info", type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(data_dir, db, host, port, workers, insecure_http, log_level):
+    """Serve the API and web UI over HTTPS / 启动服务"""
+    from scanner.server import service
+    settings = _settings(data_dir, db)
+    if insecure_http:
+        settings.secure_cookies = False
+    service.serve(settings, host, port, workers, tls=not insecure_http, log_level=log_level)
+
+
+@server.group()
+def token():
+    """Enrollment tokens / 注册令牌"""
+
+
+@token.command("create")
+@data_dir_option
+@db_option
+@click.option("--org", required=True, help="Org unit path the hosts join, e.g. /gov/finance / 组织路径")
+@click.option("--uses", default=1, show_default=True, type=click.IntRange(1, 1000000), help="How many hosts may enroll")
+@click.option("--expires", default="7d", show_default=True, help="Lifetime: 3600, 12h, 7d, 2w")
+@click.option("--note", default=None, help="Free-text note")
+def token_create(data_dir, db, org, uses, expires, note):
+    """Create an enrollment token (printed once, stored hashed) / 创建注册令牌"""
+    from scanner.errors import XcscanError
+    from scanner.server import service, store
+    from scanner.server.errors import ApiError
+    from scanner.server.util import iso, parse_duration
+    settings = _settings(data_dir, db)
+    seconds = parse_duration(expires)
+    if seconds is None:
+        raise XcscanError("--expires %r is not a duration" % expires, hint="use e.g. 3600, 12h, 7d or 2w")
+    engine = service.open_engine(settings)
+    try:
+        tok = store.create_token(engine, org, uses, seconds, actor="cli", note=note)
+    except ApiError as exc:
+        raise _api_error(exc)
+    finally:
+        engine.dispose()
+    click.echo(tok["token"])
+    click.echo("org %s, %d use(s), expires %s" % (tok["org"], tok["uses"], iso(tok["expires_at"])), err=True)
+
+
+@server.group()
+def user():
+    """People who use the web UI / 用户"""
+
+
+@user.command("add")
+@data_dir_option
+@db_option
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["admin", "officer", "auditor"]),
+              help="admin: everything; officer: review and waivers; auditor: read-only")
+@click.option("--password-file", default=None, help="Read the password from this file ('-' = stdin; "
+              "else $XCSCAN_USER_PASSWORD or a prompt)")
+def user_add(data_dir, db, username, role, password_file):
+    """Add a user / 添加用户"""
+    from scanner.server import service, store
+    from scanner.server.errors import ApiError
+    settings = _settings(data_dir, db)
+    password = _read_password(password_file, "Password for %s" % username, "XCSCAN_USER_PASSWORD")
+    engine = service.open_engine(settings)
+    try:
+        store.add_user(engine, username, password, role, actor="cli")
+    except ApiError as exc:
+        raise _api_error(exc)
+    finally:
+        engine.dispose()
+    click.echo("added %s (%s)" % (username, role))
+
+
+@server.command()
+@data_dir_option
+@db_option
+@click.option("--profile", default=None, help="Evaluate with this profile (default: each report's own)")
+@click.option("--latest-only", is_flag=True, help="Only each host's latest report")
+def reevaluate(data_dir, db, profile, latest_only):
+    """Re-classify and re-evaluate stored reports with the current rules / 用当前规则重新评估"""
+    from scanner.server import service
+    settings = _settings(data_dir, db)
+    n = service.reevaluate(settings, profile, latest_only, log=lambda m: click.echo(m, err=True))
+    click.echo("re-evaluated %d report(s)" % n)

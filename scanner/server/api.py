@@ -1,0 +1,315 @@
+"""API v1 (JSON). Agents: enroll, reports. People: session, fleet queries, waivers, exports, admin."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import List, Optional
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from scanner.server import ingest, queries, store, waivers
+from scanner.server.auth import ADMINS, AUDIT_READERS, READERS, WAIVER_EDITORS, client_ip, require
+from scanner.server.errors import ApiError, bad_request
+from scanner.server.util import normalise_org, parse_duration
+
+router = APIRouter(prefix="/api/v1")
+ERRORS = {400: {"description": "bad request"}, 401: {"description": "not authenticated"},
+          403: {"description": "forbidden"}, 404: {"description": "not found"}, 422: {"description": "invalid"}}
+
+Str = lambda n: Field(..., max_length=n)  # noqa: E731
+
+
+class EnrollIn(BaseModel):
+    token: str = Field(..., max_length=256)
+    hostname: str = Field(..., max_length=255)
+    machine_id: Optional[str] = Field(None, max_length=128)
+    public_key: str = Field(..., max_length=128)
+
+
+class EnrollOut(BaseModel):
+    host_id: str
+    org: str
+    server_time: int
+
+
+class Ack(BaseModel):
+    report_id: str
+    host_id: str
+    received_at: str
+    status: str
+
+
+class LoginIn(BaseModel):
+    username: str = Field(..., max_length=64)
+    password: str = Field(..., max_length=1024)
+
+
+class WaiverIn(BaseModel):
+    rule_id: str = Field(..., max_length=128)
+    scope: str = Field(..., max_length=8, description="host | org | all")
+    scope_value: Optional[str] = Field(None, max_length=512, description="host id or org path")
+    justification: str = Field(..., max_length=4000)
+    approver: str = Field(..., max_length=128)
+    expires_at: int = Field(..., description="unix seconds")
+
+
+class TokenIn(BaseModel):
+    org: str = Field(..., max_length=512)
+    uses: int = 1
+    expires: str = Field("7d", max_length=16, description="e.g. 3600, 12h, 7d, 2w")
+    note: Optional[str] = Field(None, max_length=255)
+
+
+class UserIn(BaseModel):
+    username: str = Field(..., max_length=64)
+    password: str = Field(..., max_length=1024)
+    role: str = Field(..., max_length=16)
+
+
+def _org(org):
+    if org is None or org == "":
+        return None
+    path = normalise_org(org)
+    if path is None:
+        raise bad_request("bad_org", "org must be a path like /gov/finance")
+    return path
+
+
+def _limit(limit, top=10000):
+    return max(1, min(int(limit), top))
+
+
+# --- agents -----------------------------------------------------------------------------------------
+@router.post("/enroll", status_code=201, response_model=EnrollOut, responses=ERRORS, tags=["agent"])
+def enroll(body: EnrollIn, request: Request):
+    return ingest.enroll(request.app.state.engine, body.token, body.hostname, body.machine_id, body.public_key,
+                         ip=client_ip(request))
+
+
+REPORT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "an xcscan.report/1 document (optionally Content-Encoding: gzip)",
+    "required": ["schema", "report_id", "host", "facts", "inventory"],
+    "properties": {"schema": {"type": "string", "enum": ["xcscan.report/1"]}, "report_id": {"type": "string", "format": "uuid"},
+                   "host": {"type": "object"}, "facts": {"type": "object"}, "inventory": {"type": "object"}}}}}},
+    "parameters": [{"name": n, "in": "header", "required": True, "schema": {"type": "string"}}
+                   for n in ("X-Xcscan-Host", "X-Xcscan-Timestamp", "X-Xcscan-Signature")]}
+
+
+@router.post("/reports", response_model=Ack, responses={**ERRORS, 409: {"description": "report id of another host"},
+                                              413: {"description": "too large"}},
+             openapi_extra=REPORT_BODY, tags=["agent"])
+async def submit_report(request: Request):
+    settings = request.app.state.settings
+    limit = settings.max_body
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ingest.too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ingest.too_large(limit)
+        chunks.append(chunk)
+    h = request.headers
+    return await run_in_threadpool(ingest.submit, request.app.state.engine, settings, b"".join(chunks),
+                                   h.get("content-encoding"), h.get("x-xcscan-host"), h.get("x-xcscan-timestamp"),
+                                   h.get("x-xcscan-signature"))
+
+
+# --- sessions ---------------------------------------------------------------------------------------
+@router.post("/session", responses=ERRORS, tags=["session"])
+def login(body: LoginIn, request: Request):
+    s = store.login(request.app.state.engine, body.username, body.password, request.app.state.settings.session_ttl,
+                    ip=client_ip(request))
+    return s
+
+
+@router.delete("/session", responses=ERRORS, tags=["session"])
+def logout(request: Request, user=Depends(require(*READERS))):
+    store.logout(request.app.state.engine, user)
+    return {"status": "logged_out"}
+
+
+# --- fleet ------------------------------------------------------------------------------------------
+@router.get("/overview", responses=ERRORS, tags=["fleet"])
+def overview(request: Request, org: Optional[str] = Query(None, max_length=512), user=Depends(require(*READERS))):
+    return queries.overview(request.app.state.engine, _org(org))
+
+
+@router.get("/hosts", responses=ERRORS, tags=["fleet"])
+def hosts(request: Request, org: Optional[str] = Query(None, max_length=512), q: Optional[str] = Query(None, max_length=255),
+          limit: int = Query(500, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
+          user=Depends(require(*READERS))):
+    return queries.list_hosts(request.app.state.engine, _org(org), q, limit, offset)
+
+
+@router.get("/hosts/{host_id}", responses=ERRORS, tags=["fleet"])
+def host(host_id: str, request: Request, user=Depends(require(*READERS))):
+    return queries.get_host(request.app.state.engine, host_id)
+
+
+@router.get("/hosts/{host_id}/history", responses=ERRORS, tags=["fleet"])
+def history(host_id: str, request: Request, limit: int = Query(200, ge=1, le=10000), user=Depends(require(*READERS))):
+    return queries.host_history(request.app.state.engine, host_id, limit)
+
+
+@router.get("/hosts/{host_id}/drift", responses=ERRORS, tags=["fleet"])
+def drift(host_id: str, request: Request, a: str = Query(..., max_length=64), b: str = Query(..., max_length=64),
+          user=Depends(require(*READERS))):
+    return queries.drift(request.app.state.engine, host_id, a, b)
+
+
+@router.get("/reports/{report_id}", responses=ERRORS, tags=["fleet"])
+def report(report_id: str, request: Request, user=Depends(require(*READERS))):
+    """The stored report document (re-evaluated if `xcscan server reevaluate` ran), audited as an export."""
+    engine = request.app.state.engine
+    row = queries.get_report(engine, report_id)
+    doc = ingest.report_document(row)
+    _audit(request, user, "export.report", report_id, {"host_id": row["host_id"]})
+    return doc
+
+
+@router.get("/findings", responses=ERRORS, tags=["fleet"])
+def findings(request: Request, org: Optional[str] = Query(None, max_length=512), profile: Optional[str] = Query(None, max_length=64),
+             rule: Optional[str] = Query(None, max_length=128), severity: Optional[List[str]] = Query(None),
+             status: Optional[List[str]] = Query(None), category: Optional[str] = Query(None, max_length=32),
+             host: Optional[str] = Query(None, max_length=64), limit: int = Query(1000, ge=1, le=100000),
+             offset: int = Query(0, ge=0, le=10**9), user=Depends(require(*READERS))):
+    return queries.findings(request.app.state.engine, _org(org), profile, rule, severity, status, category, host,
+                            limit, offset)
+
+
+@router.get("/summary/localization", responses=ERRORS, tags=["fleet"])
+def localization_summary(request: Request, org: Optional[str] = Query(None, max_length=512), user=Depends(require(*READERS))):
+    return queries.localization_summary(request.app.state.engine, _org(org))
+
+
+@router.get("/summary/compliance", responses=ERRORS, tags=["fleet"])
+def compliance_summary(request: Request, org: Optional[str] = Query(None, max_length=512),
+                       profile: Optional[str] = Query(None, max_length=64), user=Depends(require(*READERS))):
+    return queries.compliance_summary(request.app.state.engine, _org(org), profile)
+
+
+@router.get("/orgs", responses=ERRORS, tags=["fleet"])
+def orgs(request: Request, org: Optional[str] = Query(None, max_length=512), user=Depends(require(*READERS))):
+    return queries.org_tree(request.app.state.engine, _org(org))
+
+
+@router.get("/rules/{rule_id}/hosts", responses=ERRORS, tags=["fleet"])
+def rule_hosts(rule_id: str, request: Request, user=Depends(require(*READERS))):
+    return queries.rule_hosts(request.app.state.engine, rule_id)
+
+
+# --- waivers ----------------------------------------------------------------------------------------
+@router.get("/waivers", responses=ERRORS, tags=["waivers"])
+def list_waivers(request: Request, user=Depends(require(*READERS))):
+    return waivers.list_waivers(request.app.state.engine)
+
+
+@router.post("/waivers", status_code=201, responses=ERRORS, tags=["waivers"])
+def create_waiver(body: WaiverIn, request: Request, user=Depends(require(*WAIVER_EDITORS))):
+    return waivers.create_waiver(request.app.state.engine, body.model_dump(), user["username"], client_ip(request))
+
+
+@router.post("/waivers/{waiver_id}/revoke", responses=ERRORS, tags=["waivers"])
+def revoke_waiver(waiver_id: int, request: Request, user=Depends(require(*WAIVER_EDITORS))):
+    return waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request))
+
+
+# --- exports ----------------------------------------------------------------------------------------
+FINDING_FIELDS = ["host_id", "hostname", "org_path", "profile", "rule_id", "title_en", "title_zh", "category",
+                  "severity", "status", "reported_status", "actual", "expected", "waiver_id"]
+INVENTORY_FIELDS = ["host_id", "hostname", "org_path", "category", "product_id", "name_en", "name_zh", "vendor_en",
+                    "origin", "version"]
+
+
+def _cell(value):
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        text = "'" + text  # spreadsheet formula injection
+    return text
+
+
+def to_csv(rows, fields):
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(fields)
+    for r in rows:
+        w.writerow([_cell(r.get(f)) for f in fields])
+    return "\ufeff" + buf.getvalue()  # BOM: Excel opens UTF-8 Chinese text correctly
+
+
+def _audit(request, user, action, target, detail):
+    from scanner.server import db
+    with db.write_tx(request.app.state.engine) as conn:
+        store.audit(conn, user["username"], action, target, detail, client_ip(request))
+
+
+def _export(request, user, kind, rows, fields, fmt, filters):
+    if fmt not in ("csv", "json"):
+        raise bad_request("bad_format", "format must be csv or json")
+    _audit(request, user, "export." + kind, fmt, dict(filters, rows=len(rows)))
+    name = "xcscan-%s.%s" % (kind, fmt)
+    headers = {"Content-Disposition": 'attachment; filename="%s"' % name}
+    if fmt == "csv":
+        return Response(to_csv(rows, fields), media_type="text/csv; charset=utf-8", headers=headers)
+    return JSONResponse(rows, headers=headers)
+
+
+@router.get("/export/findings", responses=ERRORS, tags=["exports"])
+def export_findings(request: Request, format: str = Query("csv", max_length=8), org: Optional[str] = Query(None, max_length=512),
+                    profile: Optional[str] = Query(None, max_length=64), rule: Optional[str] = Query(None, max_length=128),
+                    severity: Optional[List[str]] = Query(None), status: Optional[List[str]] = Query(None),
+                    category: Optional[str] = Query(None, max_length=32), user=Depends(require(*READERS))):
+    org = _org(org)
+    rows = queries.findings(request.app.state.engine, org, profile, rule, severity, status, category, None, 1000000, 0)
+    filters = {"org": org, "profile": profile, "rule": rule, "severity": severity, "status": status, "category": category}
+    return _export(request, user, "findings", rows, FINDING_FIELDS, format, filters)
+
+
+@router.get("/export/inventory", responses=ERRORS, tags=["exports"])
+def export_inventory(request: Request, format: str = Query("csv", max_length=8), org: Optional[str] = Query(None, max_length=512),
+                     category: Optional[str] = Query(None, max_length=32), origin: Optional[str] = Query(None, max_length=16),
+                     user=Depends(require(*READERS))):
+    org = _org(org)
+    rows = queries.inventory_rows(request.app.state.engine, org, category, origin)
+    return _export(request, user, "inventory", rows, INVENTORY_FIELDS, format,
+                   {"org": org, "category": category, "origin": origin})
+
+
+# --- administration ---------------------------------------------------------------------------------
+@router.get("/tokens", responses=ERRORS, tags=["admin"])
+def list_tokens(request: Request, user=Depends(require(*ADMINS))):
+    return store.list_tokens(request.app.state.engine)
+
+
+@router.post("/tokens", status_code=201, responses=ERRORS, tags=["admin"])
+def create_token(body: TokenIn, request: Request, user=Depends(require(*ADMINS))):
+    seconds = parse_duration(body.expires)
+    if seconds is None:
+        raise bad_request("bad_expiry", "expires must look like 3600, 12h, 7d or 2w")
+    return store.create_token(request.app.state.engine, body.org, body.uses, seconds, user["username"], body.note,
+                              client_ip(request))
+
+
+@router.get("/users", responses=ERRORS, tags=["admin"])
+def list_users(request: Request, user=Depends(require(*ADMINS))):
+    return store.list_users(request.app.state.engine)
+
+
+@router.post("/users", status_code=201, responses=ERRORS, tags=["admin"])
+def add_user(body: UserIn, request: Request, user=Depends(require(*ADMINS))):
+    return store.add_user(request.app.state.engine, body.username, body.password, body.role, user["username"],
+                          client_ip(request))
+
+
+@router.get("/audit", responses=ERRORS, tags=["admin"])
+def audit_log(request: Request, limit: int = Query(500, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
+              user=Depends(require(*AUDIT_READERS))):
+    return queries.audit_entries(request.app.state.engine, limit, offset)

@@ -1,0 +1,99 @@
+"""The FastAPI application: API under /api/v1, server-rendered pages under /."""
+from __future__ import annotations
+
+import logging
+import os
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from scanner.server.errors import ApiError
+
+log = logging.getLogger("xcscan.server")
+
+CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+
+
+def _wants_json(request):
+    return request.url.path.startswith("/api/")
+
+
+def _error_response(request, status, code, message, headers=None, extra=None):
+    if _wants_json(request):
+        body = {"error": code, "message": message}
+        if extra:
+            body.update(extra)
+        return JSONResponse(body, status_code=status, headers=headers)
+    from scanner.server.web import error_page
+    return error_page(request, status, message, headers=headers)
+
+
+def _validation_summary(errors):
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        parts.append("%s: %s" % (loc or "body", err.get("msg", "invalid")))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings, engine=None):
+    from scanner.server.db import make_engine
+    from scanner.server import api, web
+
+    app = FastAPI(title="xcscan aggregator", version="1", openapi_url="/api/v1/openapi.json",
+                  docs_url=None, redoc_url=None,
+                  description="Signed xcscan reports in; fleet localization and MLPS compliance out. "
+                              "Protocol: docs/api.md.")
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings.db_url, settings.pool_size)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return _error_response(request, exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        detail = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
+                  for e in errors[:20]]
+        return _error_response(request, 422, "invalid_request", _validation_summary(errors), extra={"detail": detail})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_%d" % exc.status_code)
+        message = exc.detail if isinstance(exc.detail, str) else code
+        return _error_response(request, exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        # Logged on the server with the traceback; the client learns nothing about internals.
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error_response(request, 500, "internal", "internal server error; the administrator can find "
+                               "details in the server log")
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not _wants_json(request):
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("Cache-Control", "no-store")
+        if request.url.scheme == "https":
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    app.include_router(api.router)
+    app.include_router(web.router)
+    return app
+
+
+def app_from_env():
+    """Uvicorn factory for multi-worker serving (settings passed through the environment)."""
+    from scanner.server.settings import load_settings
+    settings = load_settings(os.environ["XCSCAN_SERVER_DIR"], db_url=os.environ.get("XCSCAN_SERVER_DB") or None)
+    return create_app(settings)

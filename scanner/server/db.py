@@ -1,0 +1,230 @@
+"""Database schema (SQLAlchemy Core) and engine set-up, the same for SQLite and PostgreSQL.
+
+Storage layout, designed for the fleet queries:
+- ``reports``: every accepted report, the exact signed body gzip-compressed (raw facts kept for
+  re-evaluation and as evidence), plus a few scalar columns for history and trend queries.
+- latest state per host, replaced when a newer report arrives: ``components`` (inventory),
+  ``host_profiles`` (score and counts per profile) and ``results`` (one row per host, profile, rule).
+  Overview, findings and roll-ups read only these small tables.
+All times are integer unix seconds (UTC), so the two databases behave alike.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
+                        String, Table, Text, UniqueConstraint, create_engine, event)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled", Integer, nullable=False, default=0),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+enroll_tokens = Table(
+    "enroll_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("org_path", String(512), nullable=False),
+    Column("max_uses", Integer, nullable=False),
+    Column("uses", Integer, nullable=False, default=0),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("note", String(255), nullable=True),
+)
+
+hosts = Table(
+    "hosts", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("machine_id", String(128), nullable=True),
+    Column("org_path", String(512), nullable=False, index=True),
+    Column("public_key", String(64), nullable=False),
+    Column("token_id", Integer, nullable=True),
+    Column("enrolled_at", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=True),
+    Column("latest_report_id", String(36), nullable=True),
+    Column("latest_collected", BigInteger, nullable=True),
+    Column("os_name", String(255), nullable=True),
+    Column("os_family", String(32), nullable=True),
+    Column("loc_domestic", Integer, nullable=False, default=0),
+    Column("loc_foreign", Integer, nullable=False, default=0),
+    Column("loc_unknown", Integer, nullable=False, default=0),
+    Column("loc_rate", Float, nullable=True),
+)
+
+reports = Table(
+    "reports", metadata,
+    Column("id", String(36), primary_key=True),  # the report's report_id
+    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("collected_at", BigInteger, nullable=False),  # signed X-Xcscan-Timestamp
+    Column("profile", String(64), nullable=True),
+    Column("score", Float, nullable=True),
+    Column("loc_rate", Float, nullable=True),
+    Column("fail_count", Integer, nullable=True),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("body_gz", LargeBinary, nullable=False),  # the exact signed body, gzip
+    Column("evaluated_gz", LargeBinary, nullable=True),  # re-evaluated document (reevaluate)
+    Column("evaluated_at", BigInteger, nullable=True),
+    Index("ix_reports_host_collected", "host_id", "collected_at"),
+    Index("ix_reports_collected_at", "collected_at"),
+)
+
+components = Table(
+    "components", metadata,
+    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("product_id", String(64), nullable=True),
+    Column("name_zh", String(255), nullable=True),
+    Column("name_en", String(255), nullable=True),
+    Column("vendor_en", String(255), nullable=True),
+    Column("vendor_zh", String(255), nullable=True),
+    Column("origin", String(16), nullable=False),
+    Column("version", String(255), nullable=True),
+    Column("evidence", Text, nullable=True),  # JSON list
+    Column("substitutes", Text, nullable=True),  # JSON list
+    UniqueConstraint("host_id", "seq"),
+    Index("ix_components_category_origin", "category", "origin"),
+)
+
+host_profiles = Table(
+    "host_profiles", metadata,
+    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("report_id", String(36), nullable=False),
+    Column("collected_at", BigInteger, nullable=False),
+    Column("score", Float, nullable=True),
+    Column("score_without_waivers", Float, nullable=True),
+    Column("passed", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("errors", Integer, nullable=False, default=0),
+    Column("other", Integer, nullable=False, default=0),
+    UniqueConstraint("host_id", "profile"),
+)
+
+results = Table(
+    "results", metadata,
+    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("title_zh", String(512), nullable=True),
+    Column("title_en", String(512), nullable=True),
+    Column("category", String(32), nullable=True),
+    Column("severity", String(16), nullable=True),
+    Column("status", String(16), nullable=False),  # as reported by the agent
+    Column("actual", Text, nullable=True),  # JSON
+    Column("expected", Text, nullable=True),  # JSON
+    Column("evidence", Text, nullable=True),  # JSON
+    Column("waiver_id", Integer, nullable=True),  # central waiver currently covering a failure
+    Column("waiver_until", BigInteger, nullable=True),
+    UniqueConstraint("host_id", "profile", "rule_id"),
+    Index("ix_results_rule_status", "rule_id", "status"),
+    Index("ix_results_status_severity", "status", "severity"),
+)
+
+waivers = Table(
+    "waivers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", String(128), nullable=False),
+    Column("scope", String(8), nullable=False),  # host | org | all
+    Column("scope_value", String(512), nullable=True),  # host id or org path
+    Column("justification", Text, nullable=False),
+    Column("approver", String(128), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("revoked_by", String(64), nullable=True),
+    Index("ix_waivers_rule", "rule_id"),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512), nullable=True),
+    Column("detail", Text, nullable=True),  # JSON
+    Column("ip", String(64), nullable=True),
+    Index("ix_audit_log_at", "at"),
+)
+
+
+def is_sqlite(engine):
+    return engine.dialect.name == "sqlite"
+
+
+def normalise_url(url):
+    """Accept ``postgresql://`` (use psycopg 3) and plain SQLite file paths."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        return "sqlite:///" + os.path.abspath(url)
+    return url
+
+
+def make_engine(url, pool_size=10):
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
+                               pool_size=pool_size, max_overflow=pool_size)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see below)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # Writers take the lock up front: a deferred transaction that later upgrades to a
+            # write can fail with "database is locked" under concurrency.
+            immediate = conn.get_execution_options().get("xcscan_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+@contextlib.contextmanager
+def write_tx(engine):
+    """A write transaction (BEGIN IMMEDIATE on SQLite)."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(xcscan_write=True)
+        with conn.begin():
+            yield conn
+
+
+@contextlib.contextmanager
+def read_conn(engine):
+    with engine.connect() as conn:
+        yield conn

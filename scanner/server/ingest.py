@@ -1,0 +1,315 @@
+"""Enrollment and signed report intake (the server side of docs/api.md).
+
+Checks run in the documented order and each refusal happens before anything is written, so bad
+input leaves the database unchanged.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hashlib
+import json
+import re
+import uuid
+import zlib
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from scanner.server import db
+from scanner.server.errors import ApiError, bad_request, forbidden, unauthorized
+from scanner.server.store import audit, consume_token
+from scanner.server.util import clean_text, dumps, iso, now
+
+SCHEMA = "xcscan.report/1"
+SIGN_PREFIX = b"xcscan-report/1\n"
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+STATUSES = ("pass", "fail", "error", "not_applicable", "manual", "waived")
+
+
+def too_large(limit):
+    return ApiError(413, "too_large", "report body exceeds the %d byte limit" % limit)
+
+
+# --- enrollment ------------------------------------------------------------------------------------
+def decode_public_key(text):
+    try:
+        raw = base64.b64decode(text or "", validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raw = b""
+    if len(raw) != 32:
+        raise bad_request("bad_public_key", "public_key must be the base64 of a 32-byte raw Ed25519 public key")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    try:
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise bad_request("bad_public_key", "public_key is not a valid Ed25519 public key")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def enroll(engine, token, hostname, machine_id, public_key, ip=None):
+    key = decode_public_key(public_key)
+    hostname = clean_text(hostname, 255)
+    if not hostname or not hostname.strip():
+        raise bad_request("bad_hostname", "hostname must be a non-empty string")
+    machine_id = clean_text(machine_id, 128) if machine_id else None
+    host_id = str(uuid.uuid4())
+    t = now()
+    with db.write_tx(engine) as conn:
+        tok = consume_token(conn, token)
+        conn.execute(insert(db.hosts).values(
+            id=host_id, hostname=hostname, machine_id=machine_id, org_path=tok["org_path"], public_key=key,
+            token_id=tok["id"], enrolled_at=t, loc_domestic=0, loc_foreign=0, loc_unknown=0))
+        audit(conn, "agent:" + host_id, "host.enroll", hostname, {"org": tok["org_path"], "token": tok["id"]}, ip)
+    return {"host_id": host_id, "org": tok["org_path"], "server_time": t}
+
+
+# --- body handling ---------------------------------------------------------------------------------
+def decompress(raw, encoding, limit):
+    """The uncompressed body; a zip bomb stops at ``limit``."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        if len(raw) > limit:
+            raise too_large(limit)
+        return raw
+    if encoding not in ("gzip", "x-gzip"):
+        raise ApiError(415, "unsupported_encoding", "Content-Encoding must be gzip or identity")
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(raw, limit + 1)
+        if len(out) > limit or d.unconsumed_tail:
+            raise too_large(limit)
+        out += d.flush()
+    except zlib.error:
+        raise bad_request("bad_gzip", "body is not valid gzip data")
+    if len(out) > limit:
+        raise too_large(limit)
+    if not d.eof:
+        raise bad_request("bad_gzip", "gzip stream is truncated")
+    return out
+
+
+def verify_signature(public_key_b64, host_id, timestamp, body, signature):
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    try:
+        sig = base64.b64decode(signature or "", validate=True)
+    except (binascii.Error, ValueError):
+        sig = b""
+    if len(sig) != 64:
+        raise unauthorized("bad_signature", "X-Xcscan-Signature must be a base64 Ed25519 signature")
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
+    message = SIGN_PREFIX + host_id.encode("ascii") + b"\n" + timestamp.encode("ascii") + b"\n" + body
+    try:
+        key.verify(sig, message)
+    except InvalidSignature:
+        raise unauthorized("bad_signature", "signature does not verify for this host and body")
+
+
+def parse_report(body):
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise bad_request("bad_json", "body is not UTF-8")
+    except ValueError as exc:
+        raise bad_request("bad_json", "body is not valid JSON: %s" % exc)
+    if not isinstance(doc, dict):
+        raise ApiError(422, "bad_schema", "report must be a JSON object")
+    if doc.get("schema") != SCHEMA:
+        raise ApiError(422, "bad_schema", "schema must be %r (got %r)" % (SCHEMA, str(doc.get("schema"))[:64]))
+    rid = doc.get("report_id")
+    if not isinstance(rid, str) or not UUID_RE.match(rid):
+        raise ApiError(422, "bad_schema", "report_id must be a UUID")
+    for key in ("host", "facts", "inventory"):
+        if not isinstance(doc.get(key), dict):
+            raise ApiError(422, "bad_schema", "report lacks its %r object" % key)
+    inv = doc["inventory"]
+    if not isinstance(inv.get("components", []), list):
+        raise ApiError(422, "bad_schema", "inventory.components must be a list")
+    for comp in inv.get("components", []):
+        if not isinstance(comp, dict) or not isinstance(comp.get("category"), str):
+            raise ApiError(422, "bad_schema", "each inventory component needs a category")
+    if "results" in doc:
+        if not isinstance(doc["results"], list):
+            raise ApiError(422, "bad_schema", "results must be a list")
+        for res in doc["results"]:
+            if not isinstance(res, dict) or not isinstance(res.get("rule_id"), str) or not res["rule_id"] \
+                    or res.get("status") not in STATUSES:
+                raise ApiError(422, "bad_schema", "each result needs a rule_id and a status in %s"
+                               % "/".join(STATUSES))
+        if not isinstance(doc.get("summary"), dict):
+            raise ApiError(422, "bad_schema", "a report with results needs its summary object")
+    return doc
+
+
+# --- derived rows ----------------------------------------------------------------------------------
+def _pair(value, lang):
+    if isinstance(value, dict):
+        return clean_text(value.get(lang) or value.get("en") or value.get("zh"), 255)
+    return clean_text(value, 255) if value is not None else None
+
+
+def _num(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def derive(doc):
+    """Scalar and latest-state rows of one report document (original or re-evaluated)."""
+    inv = doc.get("inventory") or {}
+    comps = []
+    counts = {"domestic": 0, "foreign": 0, "unknown": 0}
+    for seq, c in enumerate(inv.get("components") or []):
+        origin = c.get("origin") if c.get("origin") in ("domestic", "foreign") else "unknown"
+        counts[origin] += 1
+        comps.append({
+            "seq": seq, "category": clean_text(c.get("category"), 32), "product_id": clean_text(c.get("product_id"), 64),
+            "name_zh": _pair(c.get("name"), "zh"), "name_en": _pair(c.get("name"), "en"),
+            "vendor_zh": _pair(c.get("vendor"), "zh"), "vendor_en": _pair(c.get("vendor"), "en"),
+            "origin": origin, "version": clean_text(c.get("version"), 255),
+            "evidence": dumps(c.get("evidence") or []), "substitutes": dumps(c.get("substitutes") or []),
+        })
+    judged = counts["domestic"] + counts["foreign"]
+    loc_rate = round(counts["domestic"] / judged, 4) if judged else None
+    os_name = os_family = None
+    facts_os = (doc.get("facts") or {}).get("os")
+    if isinstance(facts_os, dict):
+        os_name = clean_text(facts_os.get("pretty_name") or facts_os.get("name"), 255)
+        os_family = clean_text(facts_os.get("family"), 32)
+    results = None
+    profile = score = fail_count = None
+    summary = doc.get("summary") if isinstance(doc.get("summary"), dict) else None
+    if isinstance(doc.get("results"), list) and summary is not None:
+        profile = clean_text(summary.get("profile") or "default", 64)
+        score = _num(summary.get("score"))
+        seen = {}
+        for r in doc["results"]:
+            title = r.get("title")
+            seen[r["rule_id"][:128]] = {
+                "rule_id": r["rule_id"][:128], "title_zh": _pair(title, "zh"), "title_en": _pair(title, "en"),
+                "category": clean_text(r.get("category"), 32), "severity": clean_text(r.get("severity"), 16),
+                "status": r["status"], "actual": dumps(r.get("actual")), "expected": dumps(r.get("expected")),
+                "evidence": dumps({"evidence": r.get("evidence"), "items": r.get("items"),
+                                   "waiver": r.get("waiver")}),
+            }
+        results = list(seen.values())
+        fail_count = sum(1 for r in results if r["status"] == "fail")
+        tally = {s: sum(1 for r in results if r["status"] == s) for s in STATUSES}
+        profile_row = {"profile": profile, "score": score,
+                       "score_without_waivers": _num(summary.get("score_without_waivers")),
+                       "passed": tally["pass"], "failed": tally["fail"], "errors": tally["error"],
+                       "other": len(results) - tally["pass"] - tally["fail"] - tally["error"]}
+    else:
+        profile_row = None
+    return {"components": comps, "counts": counts, "loc_rate": loc_rate, "os_name": os_name,
+            "os_family": os_family, "results": results, "profile": profile, "score": score,
+            "fail_count": fail_count, "profile_row": profile_row}
+
+
+def apply_latest(conn, host_id, report_id, collected_at, derived, force=False):
+    """Replace the host's latest-state rows with ``derived`` when this report is the newest."""
+    from scanner.server.waivers import attach_waivers
+    h = conn.execute(select(db.hosts.c.latest_collected, db.hosts.c.org_path)
+                     .where(db.hosts.c.id == host_id)).first()
+    newest_inventory = force or h.latest_collected is None or collected_at >= h.latest_collected
+    if newest_inventory:
+        conn.execute(delete(db.components).where(db.components.c.host_id == host_id))
+        if derived["components"]:
+            conn.execute(insert(db.components), [dict(c, host_id=host_id) for c in derived["components"]])
+        c = derived["counts"]
+        conn.execute(update(db.hosts).where(db.hosts.c.id == host_id).values(
+            latest_report_id=report_id, latest_collected=collected_at, os_name=derived["os_name"],
+            os_family=derived["os_family"], loc_domestic=c["domestic"], loc_foreign=c["foreign"],
+            loc_unknown=c["unknown"], loc_rate=derived["loc_rate"]))
+    row = derived["profile_row"]
+    if row is None:
+        return
+    hp = db.host_profiles
+    cur = conn.execute(select(hp.c.collected_at, hp.c.report_id)
+                       .where(hp.c.host_id == host_id, hp.c.profile == row["profile"])).first()
+    if cur is not None and not force and collected_at < cur.collected_at:
+        return  # an older report from a spool backlog: history only
+    if cur is not None and force and cur.report_id != report_id and collected_at < cur.collected_at:
+        return
+    if cur is None:
+        conn.execute(insert(hp).values(host_id=host_id, report_id=report_id, collected_at=collected_at, **row))
+    else:
+        conn.execute(update(hp).where(hp.c.host_id == host_id, hp.c.profile == row["profile"])
+                     .values(report_id=report_id, collected_at=collected_at, **row))
+    conn.execute(delete(db.results).where(db.results.c.host_id == host_id, db.results.c.profile == row["profile"]))
+    rows = [dict(r, host_id=host_id, profile=row["profile"], waiver_id=None, waiver_until=None)
+            for r in derived["results"]]
+    attach_waivers(conn, host_id, h.org_path, rows)
+    if rows:
+        conn.execute(insert(db.results), rows)
+
+
+# --- submission ------------------------------------------------------------------------------------
+def ack(report_id, host_id, received_at):
+    return {"report_id": report_id, "host_id": host_id, "received_at": iso(received_at), "status": "accepted"}
+
+
+def submit(engine, settings, raw, encoding, host_id, timestamp, signature):
+    """Verify and store one report; return the acknowledgement."""
+    if len(raw) > settings.max_body:
+        raise too_large(settings.max_body)
+    body = decompress(raw, encoding, settings.max_body)
+    if not isinstance(host_id, str) or not UUID_RE.match(host_id):
+        raise unauthorized("unknown_host", "X-Xcscan-Host is missing or not a host id; enroll first")
+    with engine.connect() as conn:
+        host = conn.execute(select(db.hosts.c.id, db.hosts.c.public_key, db.hosts.c.machine_id)
+                            .where(db.hosts.c.id == host_id)).first()
+    if host is None:
+        raise unauthorized("unknown_host", "unknown host id; enroll first")
+    if not isinstance(timestamp, str) or not timestamp.isdigit() or len(timestamp) > 12:
+        raise unauthorized("bad_signature", "X-Xcscan-Timestamp must be integer unix seconds")
+    verify_signature(host.public_key, host_id, timestamp, body, signature)
+    ts = int(timestamp)
+    t = now()
+    if ts < t - settings.max_past or ts > t + settings.max_future:
+        raise unauthorized("stale_timestamp", "signature timestamp is outside the accepted window "
+                           "(%d days old to %d seconds ahead); check the host clock"
+                           % (settings.max_past // 86400, settings.max_future))
+    doc = parse_report(body)
+    report_id = doc["report_id"].lower()
+    if host.machine_id:
+        got = doc["host"].get("machine_id")
+        if got != host.machine_id:
+            raise forbidden("host_mismatch", "the report's host.machine_id does not match the enrolled host")
+    existing = _existing(engine, report_id)
+    if existing is not None:
+        return _dedupe(existing, host_id)
+    derived = derive(doc)
+    try:
+        with db.write_tx(engine) as conn:
+            conn.execute(insert(db.reports).values(
+                id=report_id, host_id=host_id, received_at=t, collected_at=ts, profile=derived["profile"],
+                score=derived["score"], loc_rate=derived["loc_rate"], fail_count=derived["fail_count"],
+                size=len(body), sha256=hashlib.sha256(body).hexdigest(),
+                body_gz=raw if encoding and encoding.lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)))
+            conn.execute(update(db.hosts).where(db.hosts.c.id == host_id).values(last_seen=t))
+            apply_latest(conn, host_id, report_id, ts, derived)
+    except IntegrityError:
+        existing = _existing(engine, report_id)  # a concurrent resend won the race
+        if existing is None:
+            raise
+        return _dedupe(existing, host_id)
+    return ack(report_id, host_id, t)
+
+
+def _existing(engine, report_id):
+    with engine.connect() as conn:
+        return conn.execute(select(db.reports.c.id, db.reports.c.host_id, db.reports.c.received_at)
+                            .where(db.reports.c.id == report_id)).first()
+
+
+def _dedupe(existing, host_id):
+    if existing.host_id != host_id:
+        raise ApiError(409, "report_id_conflict", "this report_id was already submitted by another host")
+    return ack(existing.id, existing.host_id, existing.received_at)
+
+
+def report_document(row):
+    """The stored document: re-evaluated when available, else the original signed body."""
+    blob = row["evaluated_gz"] if row.get("evaluated_gz") else row["body_gz"]
+    return json.loads(gzip.decompress(blob).decode("utf-8"))

@@ -1,0 +1,350 @@
+"""Read side: the fleet queries behind the API and the web pages."""
+from __future__ import annotations
+
+from sqlalchemy import and_, func, or_, select
+
+from scanner.server import db
+from scanner.server.errors import not_found
+from scanner.server.ingest import report_document
+from scanner.server.util import loads, normalise_org, now, org_ancestors
+from scanner.server.waivers import effective_status
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def org_filter(column, org):
+    """Rows whose org path is ``org`` or below it."""
+    org = normalise_org(org) if org else None
+    if not org or org == "/":
+        return None
+    return or_(column == org, column.like(org.replace("%", r"\%").replace("_", r"\_") + "/%", escape="\\"))
+
+
+def _where(q, *conds):
+    for c in conds:
+        if c is not None:
+            q = q.where(c)
+    return q
+
+
+# --- hosts ------------------------------------------------------------------------------------------
+HOST_COLS = [db.hosts.c.id, db.hosts.c.hostname, db.hosts.c.machine_id, db.hosts.c.org_path, db.hosts.c.enrolled_at,
+             db.hosts.c.last_seen, db.hosts.c.latest_report_id, db.hosts.c.latest_collected, db.hosts.c.os_name,
+             db.hosts.c.os_family, db.hosts.c.loc_domestic, db.hosts.c.loc_foreign, db.hosts.c.loc_unknown,
+             db.hosts.c.loc_rate]
+
+
+def list_hosts(engine, org=None, q=None, limit=500, offset=0):
+    query = _where(select(*HOST_COLS), org_filter(db.hosts.c.org_path, org))
+    if q:
+        like = "%" + q.replace("%", r"\%").replace("_", r"\_") + "%"
+        query = query.where(or_(db.hosts.c.hostname.like(like, escape="\\"), db.hosts.c.id == q))
+    query = query.order_by(db.hosts.c.org_path, db.hosts.c.hostname).limit(limit).offset(offset)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+        if rows:
+            hp = db.host_profiles
+            prof = conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed)
+                                .where(hp.c.host_id.in_([r["id"] for r in rows]))).all()
+            by_host = {}
+            for hid, profile, score, failed in prof:
+                by_host.setdefault(hid, {})[profile] = {"score": score, "failed": failed}
+            for r in rows:
+                r["profiles"] = by_host.get(r["id"], {})
+    return rows
+
+
+def get_host(engine, host_id):
+    with engine.connect() as conn:
+        row = conn.execute(select(*HOST_COLS).where(db.hosts.c.id == host_id)).mappings().first()
+        if row is None:
+            raise not_found("no host %s" % host_id)
+        host = dict(row)
+        c = db.components
+        host["components"] = [dict(r, evidence=loads(r["evidence"], []), substitutes=loads(r["substitutes"], []))
+                              for r in conn.execute(select(c).where(c.c.host_id == host_id).order_by(c.c.seq)).mappings()]
+        hp = db.host_profiles
+        host["profiles"] = [dict(r) for r in conn.execute(
+            select(hp).where(hp.c.host_id == host_id).order_by(hp.c.profile)).mappings()]
+        r = db.results
+        eff = effective_status().label("effective_status")
+        host["results"] = [_result_out(x) for x in conn.execute(
+            select(r, eff).where(r.c.host_id == host_id).order_by(r.c.profile, r.c.rule_id)).mappings()]
+    for comp in host["components"]:
+        comp.pop("host_id", None)
+    return host
+
+
+def _result_out(row):
+    d = dict(row)
+    for key in ("actual", "expected", "evidence"):
+        d[key] = loads(d.get(key))
+    d["reported_status"] = d["status"]
+    d["status"] = d.pop("effective_status")
+    return d
+
+
+def host_history(engine, host_id, limit=200):
+    r = db.reports
+    with engine.connect() as conn:
+        if conn.execute(select(db.hosts.c.id).where(db.hosts.c.id == host_id)).first() is None:
+            raise not_found("no host %s" % host_id)
+        rows = conn.execute(select(r.c.id, r.c.received_at, r.c.collected_at, r.c.profile, r.c.score, r.c.loc_rate,
+                                   r.c.fail_count, r.c.size, r.c.evaluated_at)
+                            .where(r.c.host_id == host_id).order_by(r.c.collected_at.desc()).limit(limit)).mappings()
+        return [dict(x) for x in rows]
+
+
+def get_report(engine, report_id, host_id=None):
+    r = db.reports
+    q = select(r).where(r.c.id == str(report_id).lower())
+    if host_id:
+        q = q.where(r.c.host_id == host_id)
+    with engine.connect() as conn:
+        row = conn.execute(q).mappings().first()
+    if row is None:
+        raise not_found("no report %s" % report_id)
+    return dict(row)
+
+
+# --- drift -------------------------------------------------------------------------------------------
+def _comp_key(c):
+    name = c.get("name")
+    if isinstance(name, dict):
+        name = name.get("en") or name.get("zh")
+    return (c.get("category"), c.get("product_id") or name)
+
+
+def drift(engine, host_id, report_a, report_b):
+    """What changed from scan A to scan B: components and rule statuses."""
+    a = report_document(get_report(engine, report_a, host_id))
+    b = report_document(get_report(engine, report_b, host_id))
+    ca = {_comp_key(c): c for c in (a.get("inventory") or {}).get("components") or []}
+    cb = {_comp_key(c): c for c in (b.get("inventory") or {}).get("components") or []}
+    comps = []
+    for key in sorted(set(ca) | set(cb), key=lambda k: tuple(str(x) for x in k)):
+        x, y = ca.get(key), cb.get(key)
+        if x is None:
+            comps.append({"change": "added", "category": key[0], "component": y, "before": None, "after": y.get("version")})
+        elif y is None:
+            comps.append({"change": "removed", "category": key[0], "component": x, "before": x.get("version"), "after": None})
+        elif x.get("version") != y.get("version") or x.get("origin") != y.get("origin"):
+            comps.append({"change": "changed", "category": key[0], "component": y, "before": x.get("version"),
+                          "after": y.get("version")})
+    ra = {r.get("rule_id"): r for r in a.get("results") or [] if isinstance(r, dict)}
+    rb = {r.get("rule_id"): r for r in b.get("results") or [] if isinstance(r, dict)}
+    rules = []
+    for rid in sorted(set(ra) | set(rb), key=str):
+        sa = (ra.get(rid) or {}).get("status")
+        sb = (rb.get(rid) or {}).get("status")
+        if sa != sb:
+            src = rb.get(rid) or ra.get(rid)
+            rules.append({"rule_id": rid, "title": src.get("title"), "severity": src.get("severity"),
+                          "before": sa, "after": sb})
+    meta = lambda d: {"report_id": d.get("report_id"), "collected_at": (d.get("host") or {}).get("collected_at"),
+                      "profile": (d.get("summary") or {}).get("profile"), "score": (d.get("summary") or {}).get("score")}
+    return {"a": meta(a), "b": meta(b), "components": comps, "results": rules}
+
+
+# --- findings ----------------------------------------------------------------------------------------
+def findings(engine, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None,
+             limit=1000, offset=0):
+    r, h = db.results, db.hosts
+    eff = effective_status()
+    q = select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, r.c.profile, r.c.rule_id, r.c.title_zh, r.c.title_en,
+               r.c.category, r.c.severity, r.c.status.label("reported_status"), eff.label("status"), r.c.actual,
+               r.c.expected, r.c.waiver_id).select_from(r.join(h, h.c.id == r.c.host_id))
+    q = _where(q, org_filter(h.c.org_path, org),
+               r.c.profile == profile if profile else None,
+               r.c.rule_id == rule if rule else None,
+               r.c.severity.in_(severity) if severity else None,
+               eff.in_(status) if status else None,
+               r.c.category == category if category else None,
+               r.c.host_id == host if host else None)
+    q = q.order_by(h.c.org_path, h.c.hostname, r.c.profile, r.c.rule_id).limit(limit).offset(offset)
+    with engine.connect() as conn:
+        out = []
+        for row in conn.execute(q).mappings():
+            d = dict(row)
+            d["actual"] = loads(d["actual"])
+            d["expected"] = loads(d["expected"])
+            out.append(d)
+    return out
+
+
+# --- summaries and overview -------------------------------------------------------------------------
+def _host_rows(conn, org=None):
+    h = db.hosts
+    q = _where(select(h.c.id, h.c.org_path, h.c.loc_domestic, h.c.loc_foreign, h.c.loc_unknown, h.c.last_seen),
+               org_filter(h.c.org_path, org))
+    return conn.execute(q).all()
+
+
+def org_tree(engine, org=None):
+    """Every org unit (from hosts and tokens) with roll-ups over its subtree."""
+    hp = db.host_profiles
+    with engine.connect() as conn:
+        hosts = _host_rows(conn, org)
+        prof_rows = conn.execute(_where(
+            select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed)
+            .select_from(hp.join(db.hosts, db.hosts.c.id == hp.c.host_id)),
+            org_filter(db.hosts.c.org_path, org))).all()
+        token_orgs = [r[0] for r in conn.execute(select(db.enroll_tokens.c.org_path).distinct())]
+    host_org = {}
+    nodes = {}
+
+    def node(path):
+        if path not in nodes:
+            nodes[path] = {"path": path, "name": path.rsplit("/", 1)[-1] or "/", "depth": path.count("/") if path != "/" else 0,
+                           "hosts": 0, "direct_hosts": 0, "domestic": 0, "foreign": 0, "unknown": 0,
+                           "profiles": {}, "failed": 0}
+        return nodes[path]
+    base = normalise_org(org) if org else "/"
+    for path in token_orgs:
+        if base == "/" or path == base or path.startswith(base + "/"):
+            for anc in org_ancestors(path):
+                node(anc)
+    for hid, path, dom, forn, unk, _seen in hosts:
+        host_org[hid] = path
+        node(path)["direct_hosts"] += 1
+        for anc in org_ancestors(path):
+            n = node(anc)
+            n["hosts"] += 1
+            n["domestic"] += dom
+            n["foreign"] += forn
+            n["unknown"] += unk
+    for hid, profile, score, failed in prof_rows:
+        for anc in org_ancestors(host_org.get(hid, "/")):
+            p = node(anc)["profiles"].setdefault(profile, {"hosts": 0, "score_sum": 0.0, "scored": 0, "failed": 0})
+            p["hosts"] += 1
+            p["failed"] += failed or 0
+            node(anc)["failed"] += failed or 0
+            if score is not None:
+                p["score_sum"] += score
+                p["scored"] += 1
+    for n in nodes.values():
+        judged = n["domestic"] + n["foreign"]
+        n["rate"] = round(n["domestic"] / judged, 4) if judged else None
+        for p in n["profiles"].values():
+            p["score"] = round(p.pop("score_sum") / p["scored"], 2) if p["scored"] else None
+    if base != "/":
+        nodes = {k: v for k, v in nodes.items() if k == base or k.startswith(base + "/")}
+    return [nodes[k] for k in sorted(nodes)]
+
+
+def localization_by_category(conn, org=None):
+    c, h = db.components, db.hosts
+    q = select(c.c.category, c.c.origin, func.count()).select_from(c.join(h, h.c.id == c.c.host_id))
+    q = _where(q, org_filter(h.c.org_path, org)).group_by(c.c.category, c.c.origin)
+    out = {}
+    for cat, origin, n in conn.execute(q):
+        out.setdefault(cat, {"domestic": 0, "foreign": 0, "unknown": 0})[origin] = n
+    for v in out.values():
+        judged = v["domestic"] + v["foreign"]
+        v["rate"] = round(v["domestic"] / judged, 4) if judged else None
+    return dict(sorted(out.items()))
+
+
+def localization_summary(engine, org=None):
+    with engine.connect() as conn:
+        by_cat = localization_by_category(conn, org)
+    tree = org_tree(engine, org)
+    units = [{"org": n["path"], "hosts": n["hosts"], "domestic": n["domestic"], "foreign": n["foreign"],
+              "unknown": n["unknown"], "rate": n["rate"]} for n in tree]
+    return {"by_category": by_cat, "by_org": units}
+
+
+def compliance_summary(engine, org=None, profile=None):
+    tree = org_tree(engine, org)
+    units = []
+    for n in tree:
+        for prof, p in sorted(n["profiles"].items()):
+            if profile and prof != profile:
+                continue
+            units.append({"org": n["path"], "profile": prof, "hosts": p["hosts"], "score": p["score"],
+                          "failed": p["failed"]})
+    return {"by_org": units}
+
+
+def compliance_by_profile(conn, org=None):
+    hp, h = db.host_profiles, db.hosts
+    q = _where(select(hp.c.profile, func.count(), func.avg(hp.c.score), func.sum(hp.c.passed), func.sum(hp.c.failed))
+               .select_from(hp.join(h, h.c.id == hp.c.host_id)), org_filter(h.c.org_path, org)).group_by(hp.c.profile)
+    return [{"profile": p, "hosts": n, "score": round(float(s), 2) if s is not None else None,
+             "passed": int(ps or 0), "failed": int(fl or 0)} for p, n, s, ps, fl in conn.execute(q)]
+
+
+def top_failing_rules(conn, org=None, limit=10):
+    r, h = db.results, db.hosts
+    eff = effective_status()
+    q = select(r.c.rule_id, func.max(r.c.title_zh), func.max(r.c.title_en), func.max(r.c.severity),
+               func.count(func.distinct(r.c.host_id)).label("n")).select_from(r.join(h, h.c.id == r.c.host_id))
+    q = _where(q, org_filter(h.c.org_path, org), eff == "fail").group_by(r.c.rule_id)
+    q = q.order_by(func.count(func.distinct(r.c.host_id)).desc(), r.c.rule_id).limit(limit)
+    return [{"rule_id": rid, "title": {"zh": tz, "en": te}, "severity": sev, "hosts": n}
+            for rid, tz, te, sev, n in conn.execute(q)]
+
+
+def trend(conn, org=None, days=30):
+    r, h = db.reports, db.hosts
+    since = now() - days * 86400
+    day = (r.c.collected_at // 86400).label("day")
+    q = select(day, func.avg(r.c.score), func.avg(r.c.loc_rate), func.count()).where(r.c.collected_at >= since)
+    cond = org_filter(h.c.org_path, org)
+    if cond is not None:
+        q = q.select_from(r.join(h, h.c.id == r.c.host_id)).where(cond)
+    q = q.group_by(day).order_by(day)
+    return [{"day": int(d) * 86400, "score": round(float(s), 2) if s is not None else None,
+             "loc_rate": round(float(lr), 4) if lr is not None else None, "reports": n}
+            for d, s, lr, n in conn.execute(q)]
+
+
+def overview(engine, org=None):
+    with engine.connect() as conn:
+        hosts = _host_rows(conn, org)
+        dom = sum(x[2] for x in hosts)
+        forn = sum(x[3] for x in hosts)
+        unk = sum(x[4] for x in hosts)
+        stale = sum(1 for x in hosts if x[5] is None or x[5] < now() - 3 * 86400)
+        data = {
+            "hosts": len(hosts), "stale_hosts": stale,
+            "localization": {"domestic": dom, "foreign": forn, "unknown": unk,
+                             "rate": round(dom / (dom + forn), 4) if dom + forn else None},
+            "by_category": localization_by_category(conn, org),
+            "by_profile": compliance_by_profile(conn, org),
+            "top_failing": top_failing_rules(conn, org),
+            "trend": trend(conn, org),
+        }
+    tree = org_tree(engine, org)
+    data["by_org"] = [n for n in tree if n["depth"] <= 2 and n["hosts"]]
+    return data
+
+
+def rule_hosts(engine, rule_id):
+    r, h = db.results, db.hosts
+    eff = effective_status()
+    q = (select(h.c.id, h.c.hostname, h.c.org_path, r.c.profile, r.c.status.label("reported_status"),
+                eff.label("status"), r.c.actual, r.c.expected, r.c.title_zh, r.c.title_en, r.c.severity, r.c.category,
+                r.c.waiver_id)
+         .select_from(r.join(h, h.c.id == r.c.host_id)).where(r.c.rule_id == rule_id)
+         .order_by(eff, h.c.org_path, h.c.hostname))
+    with engine.connect() as conn:
+        rows = [dict(x, actual=loads(x["actual"]), expected=loads(x["expected"])) for x in conn.execute(q).mappings()]
+    return rows
+
+
+def audit_entries(engine, limit=500, offset=0):
+    a = db.audit_log
+    with engine.connect() as conn:
+        return [dict(r, detail=loads(r["detail"])) for r in
+                conn.execute(select(a).order_by(a.c.id.desc()).limit(limit).offset(offset)).mappings()]
+
+
+def inventory_rows(engine, org=None, category=None, origin=None, limit=100000):
+    c, h = db.components, db.hosts
+    q = select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, c.c.category, c.c.product_id, c.c.name_en,
+               c.c.name_zh, c.c.vendor_en, c.c.origin, c.c.version).select_from(c.join(h, h.c.id == c.c.host_id))
+    q = _where(q, org_filter(h.c.org_path, org), c.c.category == category if category else None,
+               c.c.origin == origin if origin else None).order_by(h.c.org_path, h.c.hostname, c.c.seq).limit(limit)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]

@@ -1,0 +1,129 @@
+"""Operations behind `xcscan server ...`: init, serve, reevaluate."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import socket
+
+from sqlalchemy import select, update
+
+from scanner.errors import XcscanError
+from scanner.server import db
+from scanner.server.settings import Settings, load_settings, save_settings
+
+
+def open_engine(settings, migrate=True):
+    from scanner.server.migrate import upgrade
+    engine = db.make_engine(settings.db_url, settings.pool_size)
+    try:
+        if migrate:
+            upgrade(engine)
+    except Exception as exc:  # connection refused, bad URL, permissions...
+        engine.dispose()
+        raise XcscanError("cannot open database %s: %s" % (safe_url(settings.db_url), first_line(exc)),
+                          hint="check the --db URL, that the server is running and the user may create tables")
+    return engine
+
+
+def safe_url(url):
+    """The URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return "%s://%s@%s" % (scheme, creds.split(":", 1)[0], host)
+    return url
+
+
+def first_line(exc):
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def init(data_dir, db_url=None, admin="admin", password=None, names=None):
+    """Create the data directory, TLS material, schema and first admin. Refuses to overwrite."""
+    from scanner.server.pki import default_names, make_pki
+    from scanner.server.store import add_user, list_users
+    from scanner.server.errors import ApiError
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    settings = load_settings(data_dir, db_url=db_url)
+    created = []
+    if not os.path.exists(settings.path("ca.pem")):
+        make_pki(settings.data_dir, names or default_names())
+        created.append("ca")
+    save_settings(settings)
+    engine = open_engine(settings)
+    try:
+        if not list_users(engine):
+            if not password:
+                raise XcscanError("the first admin needs a password", hint="pass --password-file or set "
+                                  "XCSCAN_ADMIN_PASSWORD, or answer the prompt")
+            try:
+                add_user(engine, admin, password, "admin", actor="cli:init")
+            except ApiError as exc:
+                raise XcscanError(exc.message)
+            created.append("admin")
+    finally:
+        engine.dispose()
+    return settings, created
+
+
+def serve(settings, host="127.0.0.1", port=8443, workers=1, tls=True, log_level="info"):
+    import uvicorn
+    engine = open_engine(settings)  # migrate once, before any worker starts
+    engine.dispose()
+    kwargs = {}
+    if tls:
+        cert, key = settings.path("server.pem"), settings.path("server.key")
+        if not (os.path.exists(cert) and os.path.exists(key)):
+            raise XcscanError("no TLS certificate in %s" % settings.data_dir,
+                              hint="run `xcscan server init` first, or pass --insecure-http behind a TLS proxy")
+        kwargs.update(ssl_certfile=cert, ssl_keyfile=key)
+    os.environ["XCSCAN_SERVER_DIR"] = settings.data_dir
+    os.environ["XCSCAN_SERVER_DB"] = settings.db_url
+    try:
+        uvicorn.run("scanner.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, proxy_headers=False, server_header=False, date_header=True, **kwargs)
+    except socket.error as exc:
+        raise XcscanError("cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc))
+
+
+def reevaluate(settings, profile=None, latest_only=False, log=None):
+    """Re-classify and re-evaluate stored reports' raw facts with the current catalog and rules."""
+    try:
+        from scanner.pipeline import evaluate_report
+    except ImportError:
+        raise XcscanError("this xcscan has no rule engine (scanner.pipeline.evaluate_report)",
+                          hint="upgrade xcscan on the server")
+    from scanner.server.ingest import apply_latest, derive
+    from scanner.server.util import now
+    engine = open_engine(settings)
+    r = db.reports
+    done = 0
+    try:
+        with engine.connect() as conn:
+            q = select(r.c.id, r.c.host_id, r.c.collected_at).order_by(r.c.host_id, r.c.collected_at)
+            if latest_only:
+                q = q.where(r.c.id.in_(select(db.hosts.c.latest_report_id)))
+            rows = conn.execute(q).all()
+        for report_id, host_id, collected_at in rows:
+            with engine.connect() as conn:
+                body = conn.execute(select(r.c.body_gz).where(r.c.id == report_id)).scalar_one()
+            original = json.loads(gzip.decompress(body).decode("utf-8"))
+            new = evaluate_report(original, profile=profile or (original.get("summary") or {}).get("profile"))
+            derived = derive(new)
+            with db.write_tx(engine) as conn:
+                conn.execute(update(r).where(r.c.id == report_id).values(
+                    evaluated_gz=gzip.compress(json.dumps(new, ensure_ascii=False).encode("utf-8")),
+                    evaluated_at=now(), profile=derived["profile"], score=derived["score"],
+                    loc_rate=derived["loc_rate"], fail_count=derived["fail_count"]))
+                apply_latest(conn, host_id, report_id, collected_at, derived)
+            done += 1
+            if log and done % 500 == 0:
+                log("%d/%d" % (done, len(rows)))
+        with db.write_tx(engine) as conn:
+            from scanner.server.store import audit
+            audit(conn, "cli", "reevaluate", None, {"reports": done, "profile": profile})
+    finally:
+        engine.dispose()
+    return done

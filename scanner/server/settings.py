@@ -1,0 +1,54 @@
+"""Aggregator settings: data directory layout and limits."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+CONFIG_NAME = "server.json"
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass
+class Settings:
+    data_dir: str
+    db_url: str = ""
+    max_body: int = 16 * MiB  # compressed and decompressed report body
+    max_past: int = 14 * 86400  # oldest accepted signature timestamp (spool backlog)
+    max_future: int = 300  # clock skew allowed ahead of the server
+    session_ttl: int = 8 * 3600
+    secure_cookies: bool = True
+    pool_size: int = 10
+
+    def __post_init__(self):
+        self.data_dir = os.path.abspath(self.data_dir)
+        if not self.db_url:
+            self.db_url = "sqlite:///" + os.path.join(self.data_dir, "xcscan.db")
+
+    def path(self, name):
+        return os.path.join(self.data_dir, name)
+
+
+def load_settings(data_dir, db_url=None, **overrides):
+    """Settings from ``data_dir/server.json`` (written by ``server init``), then overrides."""
+    values = {}
+    cfg = os.path.join(os.path.abspath(data_dir), CONFIG_NAME)
+    if os.path.exists(cfg):
+        with open(cfg, encoding="utf-8") as fh:
+            values.update(json.load(fh))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if db_url:
+        values["db_url"] = db_url
+    known = {f.name for f in dataclasses.fields(Settings)}
+    return Settings(data_dir=data_dir, **{k: v for k, v in values.items() if k in known and k != "data_dir"})
+
+
+def save_settings(settings):
+    data = dataclasses.asdict(settings)
+    data.pop("data_dir", None)
+    if data["db_url"] == "sqlite:///" + settings.path("xcscan.db"):
+        data["db_url"] = ""  # default: follow the data directory if it moves
+    tmp = settings.path(CONFIG_NAME + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+    os.replace(tmp, settings.path(CONFIG_NAME))

@@ -1,0 +1,149 @@
+"""People, sessions, enrollment tokens and the audit log."""
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from scanner.server import db
+from scanner.server.errors import ApiError, bad_request, forbidden, unauthorized
+from scanner.server.passwords import dummy_verify, hash_password, password_problem, verify_password
+from scanner.server.util import clean_text, dumps, normalise_org, now, sha256_hex
+
+ROLES = ("admin", "officer", "auditor")
+USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
+
+
+# --- audit -----------------------------------------------------------------------------------------
+def audit(conn, actor, action, target=None, detail=None, ip=None):
+    conn.execute(insert(db.audit_log).values(
+        at=now(), actor=actor or "-", action=action, target=clean_text(target, 512),
+        detail=dumps(detail) if detail is not None else None, ip=clean_text(ip, 64)))
+
+
+# --- users -----------------------------------------------------------------------------------------
+def check_username(username):
+    if not isinstance(username, str) or not (1 <= len(username) <= 64) or not set(username) <= USERNAME_CHARS:
+        raise bad_request("bad_username", "username must be 1-64 characters of letters, digits and ._-@")
+
+
+def add_user(engine, username, password, role, actor="cli", ip=None):
+    check_username(username)
+    if role not in ROLES:
+        raise bad_request("bad_role", "role must be one of: %s" % ", ".join(ROLES))
+    problem = password_problem(password or "")
+    if problem:
+        raise bad_request("weak_password", problem)
+    pw_hash = hash_password(password)
+    with db.write_tx(engine) as conn:
+        exists = conn.execute(select(db.users.c.id).where(db.users.c.username == username)).first()
+        if exists:
+            raise ApiError(409, "user_exists", "user %r already exists" % username)
+        uid = conn.execute(insert(db.users).values(
+            username=username, password_hash=pw_hash, role=role, created_at=now(), disabled=0)
+        ).inserted_primary_key[0]
+        audit(conn, actor, "user.add", username, {"role": role}, ip)
+    return {"id": uid, "username": username, "role": role}
+
+
+def list_users(engine):
+    with engine.connect() as conn:
+        rows = conn.execute(select(db.users.c.id, db.users.c.username, db.users.c.role, db.users.c.created_at,
+                                   db.users.c.disabled).order_by(db.users.c.username)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def login(engine, username, password, ttl, ip=None):
+    """Check the password; on success create a session. Every attempt is audited."""
+    with engine.connect() as conn:
+        user = conn.execute(select(db.users).where(db.users.c.username == str(username)[:64])).mappings().first()
+    ok = False
+    if user is None or user["disabled"]:
+        dummy_verify(password or "")
+    else:
+        ok = verify_password(user["password_hash"], password or "")
+    with db.write_tx(engine) as conn:
+        if not ok:
+            audit(conn, clean_text(username, 64) or "-", "login.failed", None, None, ip)
+            raise unauthorized("bad_credentials", "wrong username or password")
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(24)
+        t = now()
+        conn.execute(delete(db.sessions).where(db.sessions.c.expires_at < t))
+        conn.execute(insert(db.sessions).values(token_hash=sha256_hex(token), user_id=user["id"], csrf=csrf,
+                                                created_at=t, expires_at=t + ttl))
+        audit(conn, user["username"], "login", None, {"role": user["role"]}, ip)
+    return {"token": token, "csrf": csrf, "username": user["username"], "role": user["role"],
+            "expires_at": t + ttl}
+
+
+def session_user(engine, token):
+    """The user behind a session token, or None."""
+    if not token or len(token) > 128:
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(db.users.c.id, db.users.c.username, db.users.c.role, db.users.c.disabled,
+                   db.sessions.c.csrf, db.sessions.c.expires_at)
+            .select_from(db.sessions.join(db.users, db.users.c.id == db.sessions.c.user_id))
+            .where(db.sessions.c.token_hash == sha256_hex(token))).mappings().first()
+    if row is None or row["disabled"] or row["expires_at"] < now():
+        return None
+    return dict(row, token_hash=sha256_hex(token))
+
+
+def logout(engine, user):
+    with db.write_tx(engine) as conn:
+        conn.execute(delete(db.sessions).where(db.sessions.c.token_hash == user["token_hash"]))
+        audit(conn, user["username"], "logout")
+
+
+def csrf_ok(user, presented):
+    return bool(presented) and hmac.compare_digest(str(user["csrf"]), str(presented))
+
+
+# --- enrollment tokens -----------------------------------------------------------------------------
+def create_token(engine, org, uses=1, expires_in=7 * 86400, actor="cli", note=None, ip=None):
+    org_path = normalise_org(org)
+    if org_path is None:
+        raise bad_request("bad_org", "org must be a path like /gov/finance (segments of 1-64 characters)")
+    if not isinstance(uses, int) or not 1 <= uses <= 1000000:
+        raise bad_request("bad_uses", "uses must be between 1 and 1000000")
+    if not isinstance(expires_in, int) or not 60 <= expires_in <= 366 * 86400:
+        raise bad_request("bad_expiry", "expiry must be between 1 minute and 366 days")
+    token = "xct_" + secrets.token_urlsafe(32)
+    t = now()
+    with db.write_tx(engine) as conn:
+        tid = conn.execute(insert(db.enroll_tokens).values(
+            token_hash=sha256_hex(token), org_path=org_path, max_uses=uses, uses=0, expires_at=t + expires_in,
+            created_at=t, created_by=actor, note=clean_text(note, 255))).inserted_primary_key[0]
+        audit(conn, actor, "token.create", org_path, {"id": tid, "uses": uses, "expires_at": t + expires_in}, ip)
+    return {"id": tid, "token": token, "org": org_path, "uses": uses, "expires_at": t + expires_in}
+
+
+def list_tokens(engine):
+    t = db.enroll_tokens
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.id, t.c.org_path, t.c.max_uses, t.c.uses, t.c.expires_at, t.c.created_at,
+                                   t.c.created_by, t.c.note).order_by(t.c.id.desc())).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def consume_token(conn, token):
+    """Use one enrollment of ``token`` inside the caller's transaction; return its row."""
+    t = db.enroll_tokens
+    if not isinstance(token, str) or not token or len(token) > 256:
+        raise unauthorized("unknown_token", "unknown enrollment token")
+    row = conn.execute(select(t).where(t.c.token_hash == sha256_hex(token))).mappings().first()
+    if row is None:
+        raise unauthorized("unknown_token", "unknown enrollment token")
+    if row["expires_at"] < now():
+        raise forbidden("token_expired", "enrollment token expired; ask for a new one "
+                        "(xcscan server token create)")
+    done = conn.execute(update(t).where(and_(t.c.id == row["id"], t.c.uses < t.c.max_uses))
+                        .values(uses=t.c.uses + 1))
+    if done.rowcount != 1:
+        raise forbidden("token_used_up", "enrollment token has been used its %d time(s); ask for a new one"
+                        % row["max_uses"])
+    return row
