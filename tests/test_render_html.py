@@ -1,0 +1,180 @@
+"""HTML report: content, clause order, self-containment, escaping; Chromium opens it offline."""
+import re
+
+import pytest
+
+from browser_support import browser_page  # noqa: F401
+from report_fixtures import PAYLOAD, inject, inventory_only, load
+from scanner.render import render
+from scanner.render import view
+
+
+@pytest.fixture(scope="module")
+def report():
+    return load()
+
+
+def test_header_has_host_identity_scan_time_and_profile(report):
+    out = render(report, "html", "en")
+    for text in ("gov-app-01", "8f3a1c2e9b7d4e6fa1b2c3d4e5f60718", "2026-11-20T02:00:13Z", "mlps-l3",
+                 "Kylin Linux Advanced Server V10 (Lance)", "5b0c8f64-2f7e-4a8e-9a0c-3e1d2b7f9c11"):
+        assert text in out
+    assert out.startswith("<!DOCTYPE html>")
+    assert '<html lang="en">' in out
+
+
+def test_chinese_report_uses_chinese_labels(report):
+    out = render(report, "html", "zh")
+    assert '<html lang="zh-CN">' in out
+    for text in ("合规检查报告", "国产化率", "国外组件及国产替代", "条款覆盖情况", "豁免", "完整资产清单",
+                 "口令最长使用期限不超过90天", "不符合", "张伟（信息安全处）"):
+        assert text in out
+    assert "Password maximum age" not in out
+
+
+def test_results_are_grouped_by_item_in_clause_order(report):
+    out = render(report, "html", "en")
+    ids = re.findall(r'<h3 id="item-([^"]+)"', out)
+    # the fixture's coverage items are deliberately shuffled; items without results are not listed
+    assert ids == ["L3-CES1-01", "L3-CES1-02", "L3-CES1-03", "L3-CES1-04", "L3-CES1-06", "L3-CES1-11",
+                   "L3-CES1-12", "L3-CES1-18", "other"]
+    section = out[out.index('id="item-L3-CES1-02"'):out.index('id="item-L3-CES1-03"')]
+    assert 'data-rule="mlps.ia.faillock"' in section and 'data-rule="mlps.ia.session-timeout"' in section
+    other = out[out.index('id="item-other"'):]
+    assert 'data-rule="xc.db.foreign"' in other
+
+
+def test_natural_clause_order_puts_10_after_9():
+    assert view.natural_key("8.1.4.10 a)") > view.natural_key("8.1.4.9 b)")
+    assert view.natural_key("L3-CES1-10") > view.natural_key("L3-CES1-9")
+
+
+def test_result_rows_show_expected_actual_evidence_and_remediation(report):
+    out = render(report, "html", "en")
+    row = out[out.index('data-rule="mlps.ia.ssh-ciphers"'):]
+    row = row[:row.index("</tr>")]
+    assert "no CBC, no arcfour, no 3des" in row                 # expected
+    assert "aes128-cbc,3des-cbc" in row                         # actual
+    assert "sshd.effective.ciphers = chacha20-poly1305" in row  # evidence
+    assert "3des-cbc [fail]: 3des-cbc is a weak cipher" in row  # per-item finding
+    assert "Set Ciphers aes256-gcm@openssh.com" in row          # remediation
+    assert "gbt39786 8.3 c)" in row                             # references
+
+
+def test_localization_chart_and_table(report):
+    out = render(report, "html", "en")
+    chart = out[out.index('<figure id="localization-chart">'):out.index("</figure>")]
+    assert "<svg" in chart and "55.6%" in chart
+    # one bar row per category plus the overall row; database is half domestic, half foreign
+    assert chart.count('class="chart-rate"') == 1 + len(report["inventory"]["localization"]["by_category"])
+    assert "Database" in chart and "50.0%" in chart
+    assert 'class="bar-foreign"' in chart
+
+
+def test_foreign_components_list_domestic_substitutes(report):
+    out = render(report, "html", "en")
+    section = out[out.index('<section id="foreign">'):out.index('<section id="results">')]
+    assert "Oracle Database" in section and "WebLogic Server" in section
+    assert "DM Database" in section      # substitute named from the report's own components
+    assert "TongWeb" in section
+    assert "Kunpeng" not in section      # domestic components are not in this table
+
+
+def test_coverage_table_counts_and_rows(report):
+    out = render(report, "html", "en")
+    section = out[out.index('<section id="coverage">'):out.index('<section id="waivers">')]
+    for key, n in (("automated", 5), ("partial", 3), ("manual", 1), ("not_covered", 1)):
+        assert re.search(r'data-coverage="%s"><div class="v">%d<' % (key, n), section)
+    rows = re.findall(r'<tr class="coverage-item" data-status="([^"]+)"><td class="nowrap">([^<]+)<', section)
+    assert [r[1] for r in rows][:3] == ["L3-CES1-01", "L3-CES1-02", "L3-CES1-03"]
+    assert ("not_covered", "L3-CES1-20") in rows
+    assert "Inspect access control lists" in section   # manual item evidence for the assessor
+
+
+def test_waivers_show_justification_approver_expiry(report):
+    out = render(report, "html", "zh")
+    section = out[out.index('<section id="waivers">'):out.index('<section id="inventory">')]
+    assert "由堡垒机统一实施登录失败锁定" in section
+    assert "张伟（信息安全处）" in section
+    assert "2027-03-31" in section
+
+
+def test_expired_waiver_is_marked(report):
+    doc = load()
+    doc["results"][2]["waiver"]["expired"] = True
+    doc["results"][2]["status"] = "fail"
+    out = render(doc, "html", "en")
+    section = out[out.index('<section id="waivers">'):out.index('<section id="inventory">')]
+    assert "2027-03-31 (expired)" in section
+
+
+def test_full_inventory_lists_every_component(report):
+    out = render(report, "html", "en")
+    assert out.count('<tr class="component">') == len(report["inventory"]["components"])
+    assert "Unidentified device 19e5:d801" in out
+    assert "/sys/bus/pci/devices/0000:3b:00.0" in out
+
+
+def test_inventory_only_report_renders_without_results_sections(report):
+    out = render(inventory_only(report), "html", "en")
+    assert '<section id="inventory">' in out and '<section id="localization">' in out
+    assert '<section id="results">' not in out and '<section id="coverage">' not in out
+
+
+def test_self_contained_no_external_reference(report):
+    out = render(report, "html", "en")
+    assert "<script" not in out
+    assert not re.search(r"\b(src|href)\s*=\s*[\"']?(https?:|//)", out)
+    assert "<link" not in out and "@import" not in out and "url(" not in out
+    assert "Content-Security-Policy" in out and "default-src 'none'" in out
+    # every internal link points at an anchor on the page
+    for target in re.findall(r'href="#([^"]+)"', out):
+        assert 'id="%s"' % target in out
+
+
+def test_markup_in_every_string_is_escaped_in_the_text(report):
+    out = render(inject(report), "html", "en")
+    assert "<script" not in out
+    assert "<img" not in out and "<iframe" not in out and "<b id=" not in out and "<style>body" not in out
+    assert "&lt;script&gt;" in out
+    # attribute values cannot be broken out of either
+    assert 'onerror="' not in out and "onload=\"" not in out
+
+
+def test_print_css_present(report):
+    out = render(report, "html", "en")
+    assert "@media print" in out and "@page" in out
+
+
+@pytest.mark.browser
+def test_chromium_shows_summary_chart_and_evidence_without_network(browser_page, tmp_path, report):
+    path = tmp_path / "report.html"
+    path.write_text(render(report, "html", "en"), encoding="utf-8")
+    browser_page.goto(path.as_uri())
+    assert browser_page.title() == "Compliance report for gov-app-01"
+    summary = browser_page.inner_text("#summary")
+    assert "55.6%" in summary and "61.5" in summary
+    assert browser_page.inner_text('.status-count[data-status="fail"] .v') == "6"
+    chart = browser_page.query_selector("#localization-chart svg")
+    assert chart is not None and chart.bounding_box()["width"] > 300
+    assert len(browser_page.query_selector_all("#localization-chart rect.bar-domestic")) >= 5
+    evidence = browser_page.inner_text('tr[data-rule="mlps.ac.root-login"] td.evidence')
+    assert "sshd.effective.permitrootlogin = yes (sshd -T)" in evidence
+    assert browser_page.is_visible('tr[data-rule="mlps.ac.root-login"]')
+    assert browser_page.requests_seen == [path.as_uri()]
+
+
+@pytest.mark.browser
+def test_chromium_injected_markup_stays_inert(browser_page, tmp_path, report):
+    path = tmp_path / "evil.html"
+    path.write_text(render(inject(report), "html", "en"), encoding="utf-8")
+    browser_page.set_default_timeout(5000)
+    browser_page.goto(path.as_uri())
+    browser_page.wait_for_load_state("load")
+    assert browser_page.evaluate("window.__pwned") is None
+    assert browser_page.query_selector("#injected") is None
+    assert browser_page.query_selector("iframe, img, script, link, body style") is None
+    assert browser_page.is_visible("#summary")   # the injected <style> did not hide the page
+    # the payload is shown as text where the data was
+    assert PAYLOAD[:20] in browser_page.inner_text('header')
+    assert browser_page.requests_seen == [path.as_uri()]

@@ -1,0 +1,156 @@
+"""`xcscan report` and the multi-output writer: re-rendering, several artefacts, atomic writes."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from report_fixtures import FIXTURES, inventory_only, load
+from scanner.cli import cli
+from scanner.render import render
+
+FIXTURE = os.path.join(FIXTURES, "kylin-l3.json")
+
+
+def run(args, env=None):
+    runner = CliRunner()
+    try:
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2 keeps stderr apart already
+        pass
+    return runner.invoke(cli, args, env=env or {"LANG": "en_US.UTF-8", "LC_ALL": ""}, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("fmt", ["html", "junit", "csv", "json"])
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_rerender_matches_scan_time_output(fmt, lang):
+    res = run(["report", FIXTURE, "--format", fmt, "--lang", lang])
+    assert res.exit_code == 0, res.output
+    assert res.stdout_bytes == render(load(), fmt, lang).encode("utf-8")   # byte for byte (CSV keeps \r\n)
+
+
+def test_table_of_an_inventory_report(tmp_path):
+    path = tmp_path / "inv.json"
+    path.write_text(json.dumps(inventory_only(load()), ensure_ascii=False), encoding="utf-8")
+    res = run(["report", str(path), "--format", "table", "--lang", "en"])
+    assert res.exit_code == 0
+    assert "Inventory of gov-app-01" in res.stdout and "Oracle Database" in res.stdout
+
+
+def test_language_defaults_from_the_locale():
+    res = run(["report", FIXTURE, "--format", "csv"], env={"LANG": "zh_CN.UTF-8", "LC_ALL": ""})
+    assert res.stdout.startswith("主机,规则编号")
+    res = run(["report", FIXTURE, "--format", "csv"], env={"LANG": "C.UTF-8", "LC_ALL": ""})
+    assert res.stdout.startswith("Host,Rule ID")
+
+
+def test_several_outputs_from_one_run(tmp_path):
+    html, xml, csv_path = tmp_path / "r.html", tmp_path / "r.xml", tmp_path / "r.csv"
+    res = run(["report", FIXTURE, "--format", "json", "-o", "html:%s" % html, "-o", "junit:%s" % xml,
+               "--output-csv", str(csv_path), "--bom", "--lang", "zh"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["report_id"] == load()["report_id"]   # --format still goes to stdout
+    report = load()
+    assert html.read_text(encoding="utf-8") == render(report, "html", "zh")
+    assert xml.read_text(encoding="utf-8") == render(report, "junit", "zh")
+    assert csv_path.read_bytes().startswith(b"\xef\xbb\xbf\xe4\xb8\xbb\xe6\x9c\xba")   # BOM + 主机
+    assert sorted(os.listdir(str(tmp_path))) == ["r.csv", "r.html", "r.xml"]            # no temp files
+
+
+def test_plain_output_path_takes_the_main_format(tmp_path):
+    out = tmp_path / "r.html"
+    res = run(["report", FIXTURE, "--format", "html", "--output", str(out), "--lang", "en"])
+    assert res.exit_code == 0 and res.stdout == ""
+    assert out.read_text(encoding="utf-8") == render(load(), "html", "en")
+
+
+def test_unwritable_output_fails_and_leaves_earlier_files_untouched(tmp_path):
+    keep = tmp_path / "r.csv"
+    keep.write_text("previous run\n", encoding="utf-8")
+    bad = tmp_path / "no-such-dir" / "r.html"
+    res = run(["report", FIXTURE, "--format", "json", "--output-csv", str(keep), "-o", "html:%s" % bad])
+    assert res.exit_code == 1
+    assert str(bad) in res.stderr and "cannot write output" in res.stderr and "No such file" in res.stderr
+    assert res.stdout == ""                                  # nothing half-emitted either
+    assert keep.read_text(encoding="utf-8") == "previous run\n"
+    assert sorted(os.listdir(str(tmp_path))) == ["r.csv"]
+
+
+def test_output_onto_a_directory_is_refused(tmp_path):
+    res = run(["report", FIXTURE, "--format", "html", "-o", str(tmp_path)])
+    assert res.exit_code == 1 and "is a directory" in res.stderr
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A real 32 KiB tmpfs, so writes hit ENOSPC (needs root; skipped otherwise)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(mnt)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: %s" % proc.stderr.decode(errors="replace").strip())
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_full_disk_is_a_clear_error_and_keeps_the_old_report(tiny_fs):
+    old = tiny_fs / "report.html"
+    old.write_text("<p>yesterday</p>", encoding="utf-8")
+    filler = tiny_fs / "filler"
+    filler.write_bytes(b"x" * (20 * 1024))
+    res = run(["report", FIXTURE, "--format", "html", "-o", str(old)])
+    assert res.exit_code == 1
+    assert "no space left on device" in res.stderr and str(old) in res.stderr
+    assert old.read_text(encoding="utf-8") == "<p>yesterday</p>"
+    assert sorted(os.listdir(str(tiny_fs))) == ["filler", "report.html"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"schema": "xcscan.report/1", "host": {', "not valid JSON"),
+    (b'{"schema": "other/2"}', "not an xcscan report"),
+    (b"\xff\xfe junk", "not UTF-8"),
+])
+def test_corrupt_or_foreign_file_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "in.json"
+    path.write_bytes(content)
+    res = run(["report", str(path), "--format", "html"])
+    assert res.exit_code == 1
+    assert message in res.stderr and str(path) in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_missing_file_and_localized_prefix(tmp_path):
+    res = run(["report", str(tmp_path / "nope.json"), "--lang", "zh"])
+    assert res.exit_code == 1 and "无法生成报告" in res.stderr and "cannot read report" in res.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "pdf:x.pdf"], "unknown output format 'pdf'"),
+    (["-o", "html:"], "names no file"),
+    (["--bom"], "--bom applies to CSV output only"),
+    (["--profile", "mlps-l3"], "only with --reevaluate"),
+])
+def test_bad_options(tmp_path, args, message):
+    res = run(["report", FIXTURE, "--format", "json"] + args)
+    assert res.exit_code in (1, 2)
+    assert message in res.stderr
+
+
+def test_same_file_twice_is_refused(tmp_path):
+    target = tmp_path / "x"
+    res = run(["report", FIXTURE, "-o", "html:%s" % target, "--output-csv", str(target)])
+    assert res.exit_code == 1 and "given twice" in res.stderr
+    assert not target.exists()
+
+
+def test_console_script_in_a_real_process(tmp_path):
+    out = tmp_path / "r.xml"
+    proc = subprocess.run([sys.executable, "-m", "scanner", "report", FIXTURE, "--format", "junit",
+                           "-o", str(out), "--lang", "en"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text(encoding="utf-8") == render(load(), "junit", "en")
