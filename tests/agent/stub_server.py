@@ -68,7 +68,7 @@ def make_pki(directory, hosts=("127.0.0.1", "localhost")):
 
 class State(object):
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.tokens = {}       # token -> org
         self.hosts = {}        # host_id -> {"public_key", "machine_id", "hostname", "org"}
         self.reports = []      # stored reports in arrival order: {"report_id", "host_id", "report", "ack"}
