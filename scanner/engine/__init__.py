@@ -38,6 +38,6 @@ def load_waivers(path):
 
 
 def evaluate(facts, inventory, ruleset, profile=None, waivers=None, host=None, now=None, catalog=None):
-    from scanner.engine.evaluate import evaluate as _evaluate
+    from scanner.engine.evaluator import evaluate as _evaluate
     return _evaluate(facts, inventory, ruleset, profile=profile, waivers=waivers, host=host, now=now,
                      catalog=catalog)

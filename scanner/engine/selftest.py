@@ -9,7 +9,7 @@ from __future__ import absolute_import
 
 import copy
 
-from scanner.engine.evaluate import evaluate_rule
+from scanner.engine.evaluator import evaluate_rule
 
 
 def case_inputs(case):

@@ -1,0 +1,307 @@
+"""Rule files, lint, the compiled cache, profiles, waivers and coverage."""
+import datetime
+import json
+import os
+import textwrap
+
+import pytest
+
+from scanner.engine.evaluator import evaluate
+from scanner.engine.profiles import load_profile
+from scanner.engine.rules import lint, load_ruleset
+from scanner.engine.waivers import load_waivers
+from scanner.errors import DataError
+
+NOW = datetime.datetime(2026, 11, 24, 12, 0, 0)
+
+GOOD = textwrap.dedent("""\
+    id: t.ssh.root-login
+    title: {zh: 禁止root远程登录, en: No root SSH login}
+    category: baseline
+    severity: high
+    levels: [2, 3]
+    params: {max_tries: 4}
+    check:
+      all:
+        - {fact: sshd.effective.permitrootlogin, op: eq, value: "no"}
+        - {fact: sshd.effective.maxauthtries, op: le, value: {param: max_tries}}
+    remediation: {zh: 设置 PermitRootLogin no, en: Set PermitRootLogin no}
+    tests:
+      pass: [{facts: {sshd: {effective: {permitrootlogin: "no", maxauthtries: "3"}}}}]
+      fail: [{facts: {sshd: {effective: {permitrootlogin: "yes", maxauthtries: "3"}}}}]
+    """)
+
+
+def write(tmp_path, rel, text):
+    path = tmp_path / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XCSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def problems_of(tmp_path):
+    rules, problems = lint(str(tmp_path / "checks"))
+    return rules, [(os.path.basename(p.path), p.line, p.message) for p in problems]
+
+
+def test_good_rule_loads_with_area(tmp_path, cache):
+    write(tmp_path, "checks/mlps/root.yaml", GOOD)
+    rs = load_ruleset(str(tmp_path / "checks"))
+    assert len(rs) == 1 and rs.get("t.ssh.root-login")["area"] == "mlps"
+
+
+def test_lint_malformed_yaml_names_file_and_line(tmp_path):
+    write(tmp_path, "checks/a/bad.yaml", GOOD.replace("category: baseline", "category: [baseline"))
+    _, probs = problems_of(tmp_path)
+    assert probs and probs[0][0] == "bad.yaml" and probs[0][1] in (4, 5, 6)
+    assert "malformed YAML" in probs[0][2]
+
+
+def test_lint_unknown_check_type_and_op_with_line(tmp_path):
+    text = GOOD.replace("- {fact: sshd.effective.maxauthtries, op: le, value: {param: max_tries}}",
+                        "- {fcat: sshd.effective.maxauthtries, op: le, value: 3}")
+    text = text.replace('op: eq, value: "no"', 'op: equals, value: "no"')
+    write(tmp_path, "checks/a/r.yaml", text)
+    _, probs = problems_of(tmp_path)
+    messages = dict((m.split(" ")[1], (line, m)) for _, line, m in probs)
+    assert messages["check"][0] == 10 and "expected one of" in messages["check"][1]
+    assert messages["op"][0] == 9
+
+
+def test_lint_unknown_fact_path(tmp_path):
+    write(tmp_path, "checks/a/r.yaml", GOOD.replace("sshd.effective.maxauthtries", "sshd.efective.maxauthtries"))
+    _, probs = problems_of(tmp_path)
+    assert len(probs) == 1
+    name, line, msg = probs[0]
+    assert line == 10 and "unknown fact path 'sshd.efective.maxauthtries'" in msg
+
+
+def test_lint_unknown_fact_path_inside_for_each(tmp_path):
+    text = GOOD.replace("""  all:
+    - {fact: sshd.effective.permitrootlogin, op: eq, value: "no"}
+    - {fact: sshd.effective.maxauthtries, op: le, value: {param: max_tries}}""",
+                        """  for_each: services.units
+  assert: {fact: enabledd, op: "false"}""")
+    assert "enabledd" in text
+    write(tmp_path, "checks/a/r.yaml", text)
+    _, probs = problems_of(tmp_path)
+    assert [(p[1], "services.units[].enabledd" in p[2]) for p in probs] == [(9, True)]
+
+
+def test_lint_duplicate_ids_and_missing_cases(tmp_path):
+    write(tmp_path, "checks/a/one.yaml", GOOD)
+    write(tmp_path, "checks/b/two.yaml", GOOD)
+    write(tmp_path, "checks/b/three.yaml", GOOD.replace("t.ssh.root-login", "t.ssh.other").replace(
+        "  fail: [{facts: {sshd: {effective: {permitrootlogin: \"yes\", maxauthtries: \"3\"}}}}]\n", ""))
+    rules, probs = problems_of(tmp_path)
+    assert any(name == "two.yaml" and line == 1 and "duplicate rule id" in m and "one.yaml" in m
+               for name, line, m in probs)
+    assert any(name == "three.yaml" and "'fail' case" in m for name, line, m in probs)
+
+
+def test_lint_unknown_field_and_bad_values(tmp_path):
+    text = GOOD.replace("severity: high", "severity: severe\nowner: me").replace("levels: [2, 3]", "levels: [5]")
+    write(tmp_path, "checks/a/r.yaml", text)
+    _, probs = problems_of(tmp_path)
+    text_all = "\n".join(m for _, _, m in probs)
+    assert "severity must be one of" in text_all
+    assert "unknown field 'owner'" in text_all
+    assert "levels is a list" in text_all
+    assert any(line == 5 for _, line, m in probs if "owner" in m)
+
+
+def test_load_ruleset_raises_clear_error(tmp_path, cache):
+    write(tmp_path, "checks/a/r.yaml", GOOD.replace("op: le", "op: lte"))
+    with pytest.raises(DataError) as exc:
+        load_ruleset(str(tmp_path / "checks"))
+    assert "r.yaml:10" in str(exc.value) and "unknown op 'lte'" in str(exc.value)
+
+
+def test_cache_is_used_and_invalidated(tmp_path, cache):
+    path = write(tmp_path, "checks/a/r.yaml", GOOD)
+    load_ruleset(str(tmp_path / "checks"))
+    bundles = list(cache.glob("rules-*.json"))
+    assert len(bundles) == 1
+    doc = json.loads(bundles[0].read_text(encoding="utf-8"))
+    # tamper the cached title: a second load (new process: clear the in-memory copy) reads the cache
+    doc["rules"][0]["title"]["en"] = "from cache"
+    bundles[0].write_text(json.dumps(doc), encoding="utf-8")
+    from scanner.engine import rules as rules_mod
+    rules_mod._LOADED.clear()
+    assert load_ruleset(str(tmp_path / "checks")).get("t.ssh.root-login")["title"]["en"] == "from cache"
+    # a changed rule file changes the fingerprint: the files are parsed again
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("# touched\n")
+    os.utime(path, (1, 1))
+    rules_mod._LOADED.clear()
+    assert load_ruleset(str(tmp_path / "checks")).get("t.ssh.root-login")["title"]["en"] == "No root SSH login"
+    # a corrupt cache falls back silently
+    for b in cache.glob("rules-*.json"):
+        b.write_text("{not json", encoding="utf-8")
+    rules_mod._LOADED.clear()
+    assert len(load_ruleset(str(tmp_path / "checks"))) == 1
+
+
+def test_unwritable_cache_dir_is_silent(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("XCSCAN_CACHE_DIR", str(blocker / "sub"))
+    write(tmp_path, "checks/a/r.yaml", GOOD)
+    assert len(load_ruleset(str(tmp_path / "checks"), use_cache=True)) == 1
+
+
+# ---- profiles
+def _profile(tmp_path, text):
+    return load_profile(write(tmp_path, "profiles/p.yaml", textwrap.dedent(text)))
+
+
+def test_profile_selection_params_and_severity(tmp_path, cache):
+    write(tmp_path, "checks/mlps/root.yaml", GOOD)
+    write(tmp_path, "checks/mlps/l3only.yaml", GOOD.replace("t.ssh.root-login", "t.ssh.l3").replace(
+        "levels: [2, 3]", "levels: [3]"))
+    write(tmp_path, "checks/crypto/c.yaml", GOOD.replace("t.ssh.root-login", "t.crypto.x").replace(
+        "levels: [2, 3]\n", ""))
+    rs = load_ruleset(str(tmp_path / "checks"))
+    prof = _profile(tmp_path, """\
+        id: l2
+        select: [{areas: [mlps], levels: [2]}, {ids: ["t.crypto.*"]}]
+        params: {max_tries: 2}
+        severity: {t.ssh.root-login: low}
+        """)
+    facts = {"sshd": {"effective": {"permitrootlogin": "no", "maxauthtries": "3"}},
+             "collection": {"sshd": {"status": "ok"}}}
+    results, summary = evaluate(facts, {"components": []}, rs, profile=prof, now=NOW)
+    by_id = dict((r["rule_id"], r) for r in results)
+    assert sorted(by_id) == ["t.crypto.x", "t.ssh.root-login"]
+    assert by_id["t.ssh.root-login"]["status"] == "fail"          # profile threshold 2 < 3
+    assert by_id["t.ssh.root-login"]["params"] == {"max_tries": 2}
+    assert by_id["t.ssh.root-login"]["severity"] == "low"
+    assert summary["profile"] == "l2"
+    prof2 = _profile(tmp_path, """\
+        id: l3
+        select: [{areas: [mlps], levels: [3]}]
+        exclude: [t.ssh.l3]
+        rule_params: {t.ssh.root-login: {max_tries: 5}}
+        """)
+    results, _ = evaluate(facts, {"components": []}, rs, profile=prof2, now=NOW)
+    assert [(r["rule_id"], r["status"]) for r in results] == [("t.ssh.root-login", "pass")]
+
+
+def test_profile_errors(tmp_path):
+    with pytest.raises(DataError) as exc:
+        load_profile("no-such-profile")
+    assert "unknown profile" in str(exc.value) and "xinchuang" in str(exc.value)
+    with pytest.raises(DataError) as exc:
+        _profile(tmp_path, "id: x\nselect: [{area: [mlps]}]\n")
+    assert "unknown selector key 'area'" in str(exc.value)
+
+
+def test_shipped_profiles_load():
+    for name in ("all", "xinchuang", "mlps-l2", "mlps-l3", "crypto", "data-security"):
+        assert load_profile(name).id == name
+
+
+# ---- waivers
+WAIVERS = textwrap.dedent("""\
+    waivers:
+      - rule: t.ssh.root-login
+        hosts: ["web-*"]
+        justification: jump host needs it until the bastion is live
+        approver: 张三
+        expires: 2027-01-31
+      - rule: "t.*"
+        hosts: ["*"]
+        justification: old exception
+        approver: 李四
+        expires: 2026-01-01
+    """)
+
+
+def _fail_facts():
+    return {"sshd": {"effective": {"permitrootlogin": "yes", "maxauthtries": "3"}},
+            "collection": {"sshd": {"status": "ok"}}}
+
+
+def test_waiver_applies_to_matching_host_and_expires(tmp_path, cache):
+    write(tmp_path, "checks/mlps/root.yaml", GOOD)
+    rs = load_ruleset(str(tmp_path / "checks"))
+    waivers = load_waivers(write(tmp_path, "w.yaml", WAIVERS))
+    results, summary = evaluate(_fail_facts(), {"components": []}, rs, waivers=waivers,
+                                host={"hostname": "web-01"}, now=NOW)
+    r = results[0]
+    assert r["status"] == "waived"
+    assert r["waiver"]["approver"] == "张三" and r["waiver"]["original_status"] == "fail"
+    assert summary["counts"]["waived"] == 1 and summary["score"] == 100.0
+    assert summary["score_without_waivers"] == 0.0
+    # another host: only the expired wildcard waiver matches -> stays failed, waiver shown as expired
+    results, summary = evaluate(_fail_facts(), {"components": []}, rs, waivers=waivers,
+                                host={"hostname": "db-01"}, now=NOW)
+    assert results[0]["status"] == "fail" and results[0]["waiver"]["expired"] is True
+    assert summary["waivers"] == {"applied": 0, "expired": 1}
+    # the first waiver expires after 2027-01-31 on its own
+    later = datetime.datetime(2027, 2, 1, 0, 0, 1)
+    results, _ = evaluate(_fail_facts(), {"components": []}, rs, waivers=waivers, host={"hostname": "web-01"},
+                          now=later)
+    assert results[0]["status"] == "fail"
+    # the expiry day itself is still covered
+    results, _ = evaluate(_fail_facts(), {"components": []}, rs, waivers=waivers, host={"hostname": "web-01"},
+                          now=datetime.datetime(2027, 1, 31, 23, 0))
+    assert results[0]["status"] == "waived"
+
+
+def test_waiver_never_hides_an_error(tmp_path, cache):
+    write(tmp_path, "checks/mlps/root.yaml", GOOD)
+    rs = load_ruleset(str(tmp_path / "checks"))
+    waivers = load_waivers(write(tmp_path, "w.yaml", WAIVERS))
+    results, _ = evaluate({}, {"components": []}, rs, waivers=waivers, host={"hostname": "web-01"}, now=NOW)
+    assert results[0]["status"] == "error" and results[0]["waiver"] is None
+
+
+@pytest.mark.parametrize("mutate,message,line", [
+    (lambda s: s.replace("    approver: 张三\n", ""), "missing 'approver'", 2),
+    (lambda s: s.replace("expires: 2027-01-31", "expires: next year"), "'expires' must be a date", 6),
+    (lambda s: s.replace("hosts: [\"web-*\"]", "hosts: [1]"), "'hosts' must be a list", 3),
+    (lambda s: s.replace("    justification: old exception\n", "    justification: old\n    reviewer: x\n"),
+     "unknown waiver field 'reviewer'", 10),
+    (lambda s: "waivers: {rule: x}\n", "top-level 'waivers' list", None),
+    (lambda s: s.replace("approver: 张三", "approver: [张三"), "malformed YAML", None),
+])
+def test_malformed_waivers_clear_errors(tmp_path, mutate, message, line):
+    path = write(tmp_path, "w.yaml", mutate(WAIVERS))
+    with pytest.raises(DataError) as exc:
+        load_waivers(path)
+    text = str(exc.value)
+    assert message in text and "w.yaml" in text
+    if line:
+        assert "w.yaml:%d" % line in text
+
+
+# ---- coverage
+def test_coverage_from_controls(tmp_path, cache, monkeypatch):
+    rules_root = tmp_path / "rules"
+    write(tmp_path, "rules/checks/mlps/root.yaml", GOOD)
+    write(tmp_path, "rules/controls/lvl.yaml", textwrap.dedent("""\
+        standard: GB/T 28448-2019
+        level: 3
+        items:
+          - {id: L3-CES1-01, clause: "8.1.4.1 a)", area: {zh: 身份鉴别, en: Identification}, title: {zh: a, en: a},
+             status: automated, rules: [t.ssh.root-login]}
+          - {id: L3-CES1-02, clause: "8.1.4.1 b)", title: {zh: b, en: b}, status: partial, rules: [t.missing]}
+          - {id: L3-CES1-03, clause: "8.1.4.1 c)", title: {zh: c, en: c}, status: manual, rules: [],
+             evidence: {zh: 查看, en: look}}
+        """))
+    monkeypatch.setenv("XCSCAN_RULES", str(rules_root))
+    rs = load_ruleset(str(rules_root / "checks"))
+    prof = _profile(tmp_path, "id: x\nselect: [{areas: [mlps]}]\ncontrols: lvl\n")
+    _, summary = evaluate(_fail_facts(), {"components": []}, rs, profile=prof, now=NOW)
+    cov = summary["coverage"]
+    assert cov["level"] == "lvl"
+    assert [(i["id"], i["result"]) for i in cov["items"]] == [
+        ("L3-CES1-01", "fail"), ("L3-CES1-02", None), ("L3-CES1-03", "manual")]
+    assert cov["counts"] == {"automated": 1, "partial": 0, "manual": 1, "not_covered": 1}
