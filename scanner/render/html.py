@@ -204,8 +204,9 @@ def _foreign(page, report):
         return
     _table_head(page, ["html.col.category", "html.col.product", "html.col.version", "html.col.vendor",
                        "html.col.substitutes"])
+    namer = view.SubstituteNamer(comps, lang)
     for comp in foreign:
-        subs = view.substitute_names(comp.get("substitutes"), lang, comps)
+        subs = namer.names(comp.get("substitutes"))
         page.add("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
             _e(_category(lang, comp.get("category"))), _e(pick(comp.get("name"), lang) or comp.get("product_id")),
             _e(comp.get("version")), _e(pick(comp.get("vendor"), lang)),

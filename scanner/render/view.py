@@ -142,25 +142,23 @@ def group_results(report):
     item's rules or naming the item in refs.gbt28448), then items only named in refs, then the
     results with no item (localization, crypto...) under None."""
     results = [r for r in report.get("results") or [] if isinstance(r, dict)]
-    by_rule = {}
+    by_rule, by_item = {}, {}
     for res in results:
         by_rule.setdefault(res.get("rule_id"), []).append(res)
+        for item_id in item_ids(res):
+            by_item.setdefault(item_id, []).append(res)
     placed = set()
     groups = []
-    known = {}
+    known = set()
     for item in coverage_items(report):
-        members = []
-        seen = set()
-        for rid in as_list(item.get("rules")):
-            for res in by_rule.get(rid, []):
-                if id(res) not in seen:
-                    members.append(res)
-                    seen.add(id(res))
-        for res in results:
-            if id(res) not in seen and scalar_text(item.get("id")) in item_ids(res):
+        item_id = scalar_text(item.get("id"))
+        known.add(item_id)
+        members, seen = [], set()
+        candidates = [res for rid in as_list(item.get("rules")) for res in by_rule.get(rid, [])]
+        for res in candidates + by_item.get(item_id, []):
+            if id(res) not in seen:
                 members.append(res)
                 seen.add(id(res))
-        known[scalar_text(item.get("id"))] = item
         if members:
             groups.append((item, members))
             placed.update(seen)
@@ -231,28 +229,37 @@ def score_text(score):
     return ("%.1f" % value).rstrip("0").rstrip(".")
 
 
-def substitute_names(ids, lang="en", components=None):
+class SubstituteNamer(object):
     """Names for substitute product ids: from the report's own components, else the catalog,
     else the id itself (a report from another version may name products this catalog lacks)."""
-    names = []
-    known = {}
-    for comp in components or []:
-        if comp.get("product_id"):
-            known[comp["product_id"]] = comp.get("name")
-    catalog = None
-    for sub in as_list(ids):
-        if isinstance(sub, dict):
-            names.append(pick(sub.get("name"), lang) or scalar_text(sub.get("id")))
-            continue
-        sub = scalar_text(sub)
-        if sub in known and known[sub]:
-            names.append(pick(known[sub], lang))
-            continue
-        if catalog is None:
-            catalog = _catalog_or_false()
-        product = catalog.get(sub) if catalog else None
-        names.append(pick(product["name"], lang) if product else sub)
-    return names
+
+    def __init__(self, components, lang="en"):
+        self.lang = lang
+        self.known = {}
+        for comp in components or []:
+            if isinstance(comp, dict) and comp.get("product_id") and comp.get("name"):
+                self.known.setdefault(comp["product_id"], comp["name"])
+        self.catalog = None
+
+    def names(self, ids):
+        out = []
+        for sub in as_list(ids):
+            if isinstance(sub, dict):
+                out.append(pick(sub.get("name"), self.lang) or scalar_text(sub.get("id")))
+                continue
+            sub = scalar_text(sub)
+            if sub in self.known:
+                out.append(pick(self.known[sub], self.lang))
+                continue
+            if self.catalog is None:
+                self.catalog = _catalog_or_false()
+            product = self.catalog.get(sub) if self.catalog else None
+            out.append(pick(product["name"], self.lang) if product else sub)
+        return out
+
+
+def substitute_names(ids, lang="en", components=None):
+    return SubstituteNamer(components, lang).names(ids)
 
 
 def _catalog_or_false():
