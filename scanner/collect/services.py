@@ -85,6 +85,8 @@ def collect_units(ctx):
                     "source": path, "exec_start": _exec_start(text) if text else None}
             if masked:
                 unit["masked"] = True
+            elif link and posixpath.basename(link) != name and posixpath.basename(link).endswith(UNIT_SUFFIXES):
+                unit["alias_of"] = posixpath.basename(link)  # e.g. mysql.service -> mariadb.service
             units.append(unit)
     # instances of templates enabled through wants/ links (redis-server@main.service)
     for name in sorted(wanted):

@@ -80,6 +80,9 @@ def collect(ctx, catalog=None):
                     continue
                 seen.add(key)
                 entry = {"path": path, "kind": kind, "type": "dir" if fs.isdir(path) else "file"}
+                link = fs.readlink(path)
+                if link is not None:
+                    entry["link"] = link  # /usr/sbin/mysqld -> mariadbd is MariaDB, not MySQL
                 if kind == "version" and entry["type"] == "file":
                     entry["head"] = fs.read_text(path, max_bytes=VERSION_HEAD_BYTES, report=False)
                     if entry["head"] is None:

@@ -1,0 +1,136 @@
+"""Compile catalog signatures of software products and match processes against them."""
+from __future__ import absolute_import
+
+import posixpath
+import re
+
+from scanner.classify.software import jvm
+
+SOFTWARE_CATEGORIES = ("database", "middleware", "message-queue", "web-server", "cache", "crypto")
+
+
+class Signature(object):
+    """One process or JVM signature of a product."""
+
+    def __init__(self, product, raw, java):
+        self.product = product
+        self.java = java
+        self.name = re.compile(raw.get("main") if java else raw.get("name"))
+        self.exe = re.compile(raw["exe"]) if raw.get("exe") else None
+        self.args = re.compile(raw["args"]) if raw.get("args") else None
+        self.cmdline = re.compile(raw["cmdline"]) if raw.get("cmdline") else None
+        self.model = raw.get("model")
+        conditions = sum(1 for c in (self.exe, self.args, self.cmdline) if c is not None)
+        self.score = int(raw.get("priority") or 0) * 100 + conditions
+
+
+def _compile_list(values):
+    return [re.compile(v) for v in values or []]
+
+
+class CompiledProduct(object):
+    def __init__(self, product):
+        m = product.get("match") or {}
+        self.product = product
+        self.id = product["id"]
+        self.signatures = [Signature(product, s, False) for s in m.get("processes") or []]
+        self.signatures += [Signature(product, s, True) for s in m.get("java") or []]
+        self.packages = _compile_list(m.get("packages"))
+        self.services = _compile_list(m.get("services"))
+        self.paths = list(m.get("paths") or [])
+        self.config_files = list(m.get("config_files") or [])
+        self.version_files = [(v["path"], re.compile(v["regex"])) for v in m.get("version_files") or []
+                              if v.get("path") and v.get("regex")]
+        version = m.get("version") or {}
+        self.version_exe = _compile_list(version.get("exe"))
+        self.version_cmdline = _compile_list(version.get("cmdline"))
+        self.version_paths = _compile_list(version.get("paths"))
+        details = m.get("details") or {}
+        self.detail_data_dir = _compile_list(details.get("data_dir"))
+        self.detail_config = _compile_list(details.get("config"))
+        self.ports = set(int(p) for p in m.get("ports") or [])
+        self.crypto_lib = m.get("crypto_lib")
+        self.instance_key = product.get("instance_key") or "process"
+
+
+_CACHE = {}
+
+
+def compile_catalog(catalog):
+    key = id(catalog)
+    cached = _CACHE.get(key)
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    compiled = [CompiledProduct(p) for p in catalog.products.values()
+                if p["category"] in SOFTWARE_CATEGORIES and p.get("match")]
+    _CACHE[key] = (catalog, compiled)
+    return compiled
+
+
+class ProcView(object):
+    """What the matchers look at for one process (computed once)."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        cmd = [c for c in (proc.get("cmdline") or [])]
+        self.cmdline = cmd
+        argv0 = cmd[0] if cmd else ""
+        self.exe = proc.get("exe") or (argv0 if argv0.startswith("/") else None)
+        names = set()
+        if proc.get("name"):
+            names.add(proc["name"])
+        if proc.get("exe"):
+            names.add(posixpath.basename(proc["exe"]))
+        if argv0 and " " not in argv0:
+            names.add(posixpath.basename(argv0))
+        self.names = names
+        self.args_text = " ".join(cmd[1:])
+        self.cmdline_text = " ".join(cmd)
+        self.java = jvm.parse(cmd) if jvm.is_jvm(proc) else None
+        if self.java is not None:
+            self.java_app_args = " ".join(self.java["args"])
+            self.java_vm_text = " ".join(self.java["options"] + [self.java["main"] or ""])
+
+
+def match_signature(sig, view):
+    if sig.java:
+        java = view.java
+        if java is None or not java["main"] or not sig.name.fullmatch(java["main"]):
+            return False
+        if sig.args is not None and not sig.args.search(view.java_app_args):
+            return False
+        if sig.cmdline is not None and not sig.cmdline.search(view.java_vm_text):
+            return False
+        return True
+    if not any(sig.name.fullmatch(n) for n in view.names):
+        return False
+    if sig.exe is not None and not (view.exe and sig.exe.search(view.exe)):
+        return False
+    if sig.args is not None and not sig.args.search(view.args_text):
+        return False
+    if sig.cmdline is not None and not sig.cmdline.search(view.cmdline_text):
+        return False
+    return True
+
+
+def best_match(view, compiled):
+    """(CompiledProduct, Signature) with the most specific matching signature, or None."""
+    best = None
+    for cp in compiled:
+        for sig in cp.signatures:
+            if (best is None or sig.score > best[1].score) and match_signature(sig, view):
+                best = (cp, sig)
+    return best
+
+
+def first_group(regexes, texts):
+    """First capture (groups joined with '.') of the first regex matching any text."""
+    for rx in regexes:
+        for text in texts:
+            if not text:
+                continue
+            m = rx.search(text)
+            if m:
+                groups = [g for g in m.groups() if g] or [m.group(0)]
+                return ".".join(groups)
+    return None

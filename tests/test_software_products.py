@@ -1,0 +1,164 @@
+"""Every software product is recognised from a realistic offline root and from a live process."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from fixtures.software import products as table
+from scanner.catalog import default_catalog
+from scanner.classify import software
+from scanner.collect import collect_facts
+from scanner.context import Context
+
+OFFLINE_COLLECTORS = ["packages", "services", "software_paths", "crypto_libs"]
+SOFTWARE_CATEGORIES = ("database", "middleware", "message-queue", "web-server", "cache", "crypto")
+
+
+def classify_root(root):
+    ctx = Context(root=root, live=False)
+    facts = collect_facts(ctx, only=OFFLINE_COLLECTORS + ["processes", "sockets"])
+    return facts, software.classify(facts, default_catalog())
+
+
+def by_id(components, pid):
+    return [c for c in components if c["product_id"] == pid]
+
+
+def test_table_covers_every_software_product():
+    catalog = default_catalog()
+    wanted = set(p["id"] for p in catalog.products.values()
+                 if p["category"] in SOFTWARE_CATEGORIES and p["category"] != "crypto")
+    assert wanted - set(s["id"] for s in table.P if s["offline"]) == set()
+    assert wanted - set(s["id"] for s in table.P if s["live"] or s["java"]) == set()
+
+
+OFFLINE = [s for s in table.P if s["offline"]]
+
+
+@pytest.mark.parametrize("spec", OFFLINE, ids=[s["label"] for s in OFFLINE])
+def test_offline_root_identifies_product(spec, make_root):
+    root = make_root(spec["offline"])
+    facts, comps = classify_root(root)
+    assert facts["processes"] is None and facts["collection"]["processes"]["status"] == "not_collected"
+    found = by_id(comps, spec["id"])
+    assert len(found) == 1, [c["product_id"] for c in comps]
+    comp = found[0]
+    kinds = set(e["kind"] for e in comp["evidence"])
+    files = spec["offline"]
+    if any(p.startswith("/usr/lib/systemd/system/") for p in files):
+        assert "service" in kinds
+    if "/var/lib/dpkg/status" in files:
+        assert "package" in kinds
+    assert "path" in kinds or "package" in kinds
+    assert comp["details"]["running"] is None  # not known offline, never "not running"
+    if spec["offline_version"]:
+        assert comp["version"] == spec["offline_version"]
+    # nothing else is invented from the same root
+    others = [c["product_id"] for c in comps if c["product_id"] != spec["id"] and c["category"] != "crypto"]
+    assert others == []
+    strong = kinds & set(["package", "service", "path"])
+    if len(strong) >= 2:
+        assert comp["confidence"] == "high"
+    if len(kinds) == 1:
+        assert comp["confidence"] != "high"  # one kind of static evidence is never conclusive
+
+
+def test_offline_mariadb_alias_is_not_mysql(make_root):
+    spec = [s for s in table.P if s["id"] == "mariadb"][0]
+    root = make_root(spec["offline"])
+    _facts, comps = classify_root(root)
+    assert [c["product_id"] for c in comps] == ["mariadb"]
+
+
+def test_offline_config_file_alone_is_not_a_product(make_root):
+    root = make_root({"/etc/redis/redis.conf": "port 6379\n", "/etc/mongod.conf": "net: {}\n"})
+    _facts, comps = classify_root(root)
+    assert comps == []
+
+
+def test_offline_disabled_unit_and_sysv_script(make_root):
+    root = make_root(table.offline(unit=("nginx.service", "nginx", "/usr/sbin/nginx"), enabled=False,
+                                   files={"/etc/init.d/memcached": "#!/bin/sh\n",
+                                          "/etc/rc3.d/K01memcached": ("symlink", "../init.d/memcached")}))
+    facts, comps = classify_root(root)
+    unit = [u for u in facts["services"]["units"] if u["name"] == "nginx.service"][0]
+    assert unit["enabled"] is False and unit["active"] is None
+    assert facts["services"]["init_scripts"] == [
+        {"name": "memcached", "path": "/etc/init.d/memcached", "enabled": False}]
+    nginx = by_id(comps, "nginx")[0]
+    assert nginx["confidence"] == "low"
+    assert "nginx.service (disabled)" in [e["value"] for e in nginx["evidence"]]
+    assert by_id(comps, "memcached")[0]["evidence"][0]["value"] == "init script memcached (disabled)"
+
+
+# ---------------------------------------------------------------- live
+LIVE = [s for s in table.P if s["live"] or s["java"]]
+
+
+@pytest.fixture(scope="module")
+def live_inventory(tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("live"))
+    holder = table.build_holder(base)
+    if holder is None:
+        pytest.skip("no C compiler (cc) to build the process stand-in")
+    launched = table.Launched()
+    ports = {}
+    try:
+        for spec in LIVE:
+            if spec["java"]:
+                argv = [table.JAVA] + spec["java"]
+                proc, port = launched.start(holder, base, table.JAVA, argv, spec["port"])
+            else:
+                proc, port = launched.start(holder, base, table.exe_for(spec), spec["live"], spec["port"])
+            ports[spec["label"]] = (proc.pid, port)
+            for exe, argv, xport in spec["extra"]:
+                xproc, xbound = launched.start(holder, base, exe, argv, xport)
+                ports[spec["label"] + "+extra"] = (xproc.pid, xbound)
+        table.wait_exec(launched.procs)
+        ctx = Context(root="/", live=True)
+        facts = collect_facts(ctx, only=["processes", "sockets", "packages", "services"])
+        comps = software.classify(facts, default_catalog())
+        yield {"facts": facts, "components": comps, "ports": ports, "base": base}
+    finally:
+        launched.stop()
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("spec", LIVE, ids=[s["label"] for s in LIVE])
+def test_live_process_identifies_product(spec, live_inventory):
+    pid, port = live_inventory["ports"][spec["label"]]
+    mine = [c for c in live_inventory["components"]
+            if c["product_id"] == spec["id"] and pid in c["details"].get("pids", [])]
+    assert len(mine) == 1, [(c["product_id"], c["details"].get("pids")) for c in live_inventory["components"]]
+    comp = mine[0]
+    kinds = [e["kind"] for e in comp["evidence"]]
+    assert kinds[0] == "process"
+    assert comp["details"]["running"] is True
+    assert comp["details"]["pid"] == pid
+    if port:
+        assert {"address": "127.0.0.1", "port": port} in comp["details"]["listen"]
+        assert "port" in kinds
+        assert comp["confidence"] == "high"  # a port held by the identified process confirms it
+    if spec["version"]:
+        assert comp["version"] == spec["version"]
+    if spec["model"]:
+        assert comp["model"] == spec["model"]
+    for label, (xpid, xport) in live_inventory["ports"].items():
+        if label == spec["label"] + "+extra":  # e.g. the Oracle listener joins its database home
+            assert xpid in comp["details"]["pids"]
+            assert {"address": "127.0.0.1", "port": xport} in comp["details"]["listen"]
+
+
+@pytest.mark.live
+def test_live_database_details(live_inventory):
+    comps = live_inventory["components"]
+    pid, port = live_inventory["ports"]["dm"]
+    dm = [c for c in comps if c["product_id"] == "dm" and c["details"]["pid"] == pid][0]
+    assert dm["details"]["config_files"] == ["/opt/dmdbms/data/DAMENG/dm.ini"]
+    assert dm["details"]["data_dir"] == "/opt/dmdbms/data/DAMENG"
+    assert dm["details"]["user"] == os.environ.get("USER", dm["details"]["user"])
+    pid, port = live_inventory["ports"]["mysql"]
+    my = [c for c in comps if c["product_id"] == "mysql" and c["details"]["pid"] == pid][0]
+    assert my["details"]["data_dir"] == "/data/mysql"
+    assert my["details"]["listen"] == [{"address": "127.0.0.1", "port": port}]
