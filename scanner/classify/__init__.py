@@ -16,6 +16,7 @@ CLASSIFIERS = [
     "server",
     "storage",
     "accelerator",
+    "software",
 ]
 
 

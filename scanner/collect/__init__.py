@@ -39,6 +39,12 @@ COLLECTORS = [
     "time_sync",
     "sysctl",
     "coredump",
+    "packages",
+    "processes",
+    "sockets",
+    "services",
+    "software_paths",
+    "crypto_libs",
 ]
 
 DEFAULT_COLLECTOR_BUDGET = 20.0  # seconds; a stuck collector must not stall a cron run
