@@ -64,6 +64,9 @@ def collect(ctx):
     from scanner.parsers import cpuinfo
     summary, source, evidence = None, None, []
     data = ctx.fs.read_bytes(CPUINFO, max_bytes=CPUINFO_MAX_BYTES)
+    if data is None:
+        from scanner.collect.os import note_dangling
+        note_dangling(ctx, CPUINFO)
     truncated = data is not None and len(data) >= CPUINFO_MAX_BYTES
     if data is not None:
         if b"\x00" in data[:4096]:

@@ -54,6 +54,9 @@ def collect(ctx):
     values, evidence = {}, []
     for field in FIELDS:
         raw = ctx.fs.read_first_line("%s/%s" % (DMI_DIR, field), report=True)
+        if raw is None:
+            from scanner.collect.os import note_dangling
+            note_dangling(ctx, "%s/%s" % (DMI_DIR, field))
         value = clean(raw) if raw is not None else None
         if value and ("\x00" in value or "\ufffd" in value):
             ctx.error("%s/%s" % (DMI_DIR, field), "undecodable bytes; ignored")

@@ -43,6 +43,16 @@ def _evidence(kind, value, source):
     return {"kind": kind, "value": value, "source": source}
 
 
+def note_dangling(ctx, path):
+    """Record a symlink whose target does not exist (a missing plain file stays silent)."""
+    import stat as stat_mod
+    st = ctx.fs.lstat(path)
+    if st is not None and stat_mod.S_ISLNK(st.st_mode) and not ctx.fs.exists(path):
+        ctx.error(path, "dangling symbolic link (-> %s); treated as missing" % ctx.fs.readlink(path))
+        return True
+    return False
+
+
 _FLAT_LINK_RE = re.compile(r"^[A-Za-z0-9_./\-]{1,255}$")
 
 
@@ -56,7 +66,10 @@ def read_release_text(ctx, path, max_bytes=64 * 1024):
     """
     import posixpath
     text = ctx.fs.read_text(path, max_bytes=max_bytes)
-    if text is None or "\n" in text.rstrip("\n") or "=" in text:
+    if text is None:
+        note_dangling(ctx, path)
+        return None, path
+    if "\n" in text.rstrip("\n") or "=" in text:
         return text, path
     target = text.strip()
     if not _FLAT_LINK_RE.match(target) or target in (".", ".."):

@@ -36,9 +36,11 @@ def collect(ctx):
     devices = []
     for slot in slots:
         base = "%s/%s/" % (SYS_PCI, slot)
-        vendor = _hex4(ctx.fs.read_first_line(base + "vendor"))
-        device = _hex4(ctx.fs.read_first_line(base + "device"))
-        klass = _hex4(ctx.fs.read_first_line(base + "class"))
+        raw = dict((name, ctx.fs.read_first_line(base + name, report=True)) for name in ("vendor", "device", "class"))
+        vendor, device, klass = _hex4(raw["vendor"]), _hex4(raw["device"]), _hex4(raw["class"])
+        for name, value in (("vendor", vendor), ("device", device), ("class", klass)):
+            if value is None and raw[name]:
+                ctx.error(base + name, "not a hexadecimal PCI id: %r" % raw[name][:40])
         if vendor is None:
             continue
         devices.append({"slot": slot, "vendor": vendor.zfill(4), "device": (device or "").zfill(4) or None,

@@ -17,7 +17,10 @@ MAX_DISKS = 8192  # a big multipath host has thousands of paths; beyond this we 
 
 
 def _read(ctx, path):
-    value = ctx.fs.read_first_line(path)
+    value = ctx.fs.read_first_line(path, report=True)
+    if value and ("\x00" in value or "\ufffd" in value):
+        ctx.error(path, "undecodable bytes; ignored")
+        return None
     return value.strip() if value else None
 
 
