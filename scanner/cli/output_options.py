@@ -30,12 +30,19 @@ def pop_per_format(kwargs):
     return dict((fmt, kwargs.pop("output_%s" % fmt, None)) for fmt in FORMATS)
 
 
-def emit(report, fmt, lang, outputs=(), per_format=None, bom=False):
-    """Render the report in every requested format and write them all (atomically as a set)."""
+def check_outputs(fmt, lang, outputs=(), per_format=None, bom=False):
+    """Validate the output options (before any slow work); returns the (format, path) plan."""
     from scanner.i18n import t
-    from scanner.render.outputs import plan, render_all, write_files
+    from scanner.render.outputs import plan
     targets = plan(fmt, outputs, per_format)
     if bom and not any(f == "csv" for f, _p in targets):
         raise click.UsageError(t("report.bom_only_csv", lang))
+    return targets
+
+
+def emit(report, fmt, lang, outputs=(), per_format=None, bom=False):
+    """Render the report in every requested format and write them all (atomically as a set)."""
+    from scanner.render.outputs import render_all, write_files
+    targets = check_outputs(fmt, lang, outputs, per_format, bom)
     write_files(render_all(report, targets, lang, bom=bom))
     return targets

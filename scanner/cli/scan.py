@@ -3,7 +3,8 @@ from __future__ import absolute_import
 
 import click
 
-from scanner.cli.options import lang_option, resolve_lang, root_option, write_output
+from scanner.cli.options import lang_option, resolve_lang, root_option
+from scanner.cli.output_options import check_outputs, emit, output_options, pop_per_format
 from scanner.engine import SEVERITIES
 from scanner.render import RENDERERS
 
@@ -19,17 +20,19 @@ EXIT_FINDINGS = 3
               help="Waivers YAML file (rule, hosts, justification, approver, expires) / 豁免文件")
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="table", show_default=True,
               help="Output format / 输出格式")
-@click.option("--output", "-o", default=None, help="Write to this file instead of stdout / 输出到文件")
+@output_options
 @click.option("--fail-on", "fail_on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 3 when a failed rule (not waived) has this severity or higher; without it findings "
                    "never change the exit code / 存在该级别及以上的不通过项时退出码为 3")
 @lang_option
-def scan(root, profile, waivers, fmt, output, fail_on, lang):
+def scan(root, profile, waivers, fmt, outputs, bom, fail_on, lang, **per_format):
     """Scan the host (or --root DIR) against a rule profile / 按规则配置扫描主机"""
     from scanner.pipeline import scan_report
-    from scanner.render import render
+    lang = resolve_lang(lang)
+    per_format = pop_per_format(per_format)
+    check_outputs(fmt, lang, outputs, per_format, bom)  # a bad --output fails before the scan
     report = scan_report(root=root, profile=profile, waivers=waivers)
-    write_output(render(report, fmt, resolve_lang(lang)), output)
+    emit(report, fmt, lang, outputs, per_format, bom=bom)
     code = exit_code(report, fail_on)
     if code:
         click.get_current_context().exit(code)

@@ -217,16 +217,13 @@ def percent(rate):
 
 
 def score_text(score):
-    """Scores are 0..100 (engine contract); a fraction 0..1 is shown as a percentage too."""
+    """Scores are 0..100 with one decimal (engine contract); None when nothing could be judged."""
     if score is None:
         return None
     try:
-        value = float(score)
+        return ("%.1f" % float(score)).rstrip("0").rstrip(".")
     except (TypeError, ValueError):
         return scalar_text(score)
-    if 0 <= value <= 1 and isinstance(score, float):
-        value *= 100
-    return ("%.1f" % value).rstrip("0").rstrip(".")
 
 
 class SubstituteNamer(object):
