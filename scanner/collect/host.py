@@ -32,29 +32,57 @@ def collect(ctx):
 
 
 def detect_virtualization(ctx):
-    """Return {"kind": bare-metal|vm|container|unknown, "type", "evidence": [...]}."""
+    """Return {"kind": bare-metal|vm|container|unknown, "type", "evidence": [...]}.
+
+    A container reports kind "container"; when the machine under it is itself a virtual
+    machine (cpuinfo hypervisor flag, hypervisor DMI), "on_vm" is true and its evidence is
+    appended, so a container on a cloud VM is not mistaken for a container on bare metal.
+    """
+    container = _detect_container(ctx) if ctx.live else None
+    vm = _detect_vm(ctx)
+    if container is not None:
+        container["on_vm"] = (vm["kind"] == "vm") if vm is not None else None
+        if vm is not None and vm["kind"] == "vm":
+            container["vm_type"] = vm["type"]
+            container["evidence"].extend(vm["evidence"])
+        return container
+    if vm is not None:
+        return vm
+    if ctx.live or ctx.fs.exists("/sys/class/dmi/id/sys_vendor"):
+        return {"kind": "bare-metal", "type": None,
+                "evidence": [{"kind": "absence", "value": "no hypervisor or container marker found"}]}
+    return {"kind": "unknown", "type": None, "evidence": []}
+
+
+def _detect_container(ctx):
+    fs = ctx.fs
+    if fs.exists("/.dockerenv"):
+        return {"kind": "container", "type": "docker", "evidence": [{"kind": "path", "value": "/.dockerenv"}]}
+    if fs.exists("/run/.containerenv"):
+        return {"kind": "container", "type": "podman", "evidence": [{"kind": "path", "value": "/run/.containerenv"}]}
+    env1 = fs.read_bytes("/proc/1/environ", report=False)
+    if env1:
+        for item in env1.split(b"\0"):
+            if item.startswith(b"container="):
+                kind = item.split(b"=", 1)[1].decode("utf-8", "replace")
+                return {"kind": "container", "type": kind,
+                        "evidence": [{"kind": "proc", "value": "/proc/1/environ container=" + kind}]}
+    cgroup = fs.read_text("/proc/1/cgroup", report=False) or ""
+    for marker in ("docker", "kubepods", "containerd", "lxc", "libpod"):
+        if marker in cgroup:
+            return {"kind": "container", "type": marker,
+                    "evidence": [{"kind": "proc", "value": "/proc/1/cgroup mentions " + marker}]}
+    return None
+
+
+def _detect_vm(ctx):
+    """{"kind": "vm", ...} when a hypervisor shows; None when nothing says so."""
     fs = ctx.fs
     evidence = []
-    # Containers first: a container on a VM is still a container for the scan.
     if ctx.live:
-        if fs.exists("/.dockerenv"):
-            return {"kind": "container", "type": "docker", "evidence": [{"kind": "path", "value": "/.dockerenv"}]}
-        if fs.exists("/run/.containerenv"):
-            return {"kind": "container", "type": "podman", "evidence": [{"kind": "path", "value": "/run/.containerenv"}]}
-        env1 = fs.read_bytes("/proc/1/environ", report=False)
-        if env1:
-            for item in env1.split(b"\0"):
-                if item.startswith(b"container="):
-                    kind = item.split(b"=", 1)[1].decode("utf-8", "replace")
-                    return {"kind": "container", "type": kind,
-                            "evidence": [{"kind": "proc", "value": "/proc/1/environ container=" + kind}]}
-        cgroup = fs.read_text("/proc/1/cgroup", report=False) or ""
-        for marker in ("docker", "kubepods", "containerd", "lxc", "libpod"):
-            if marker in cgroup:
-                return {"kind": "container", "type": marker,
-                        "evidence": [{"kind": "proc", "value": "/proc/1/cgroup mentions " + marker}]}
-        cpuinfo = fs.read_text("/proc/cpuinfo", report=False) or ""
-        if "hypervisor" in cpuinfo.split("\nflags", 1)[-1].split("\n", 1)[0]:
+        cpuinfo = fs.read_text("/proc/cpuinfo", max_bytes=256 * 1024, report=False) or ""
+        flags = cpuinfo.split("\nflags", 1)[-1].split("\n", 1)[0] if "\nflags" in cpuinfo else ""
+        if "hypervisor" in flags.split():
             evidence.append({"kind": "cpuinfo", "value": "flags: hypervisor"})
         hv_type = fs.read_first_line("/sys/hypervisor/type")
         if hv_type:
@@ -70,7 +98,4 @@ def detect_virtualization(ctx):
                 return {"kind": "vm", "type": label, "evidence": evidence}
     if evidence:
         return {"kind": "vm", "type": None, "evidence": evidence}
-    if ctx.live or fs.exists("/sys/class/dmi/id/sys_vendor"):
-        return {"kind": "bare-metal", "type": None,
-                "evidence": [{"kind": "absence", "value": "no hypervisor or container marker found"}]}
-    return {"kind": "unknown", "type": None, "evidence": []}
+    return None

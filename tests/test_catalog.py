@@ -1,0 +1,110 @@
+"""The hardware/OS catalog entries (os, cpu, server, storage, accelerator) are complete and well-formed."""
+import re
+
+import pytest
+
+from scanner.catalog import default_catalog, load_catalog
+from scanner.classify.cpu import _LIST_KEYS, _REGEX_KEYS
+from scanner.errors import DataError
+
+REQUIRED = {
+    "os": {"domestic": "kylin neokylin uos deepin openkylin openeuler euleros hce anolis alinux opencloudos "
+                       "tencentos bclinux kylinsec",
+           "foreign": "centos rhel rocky almalinux oracle-linux sles debian ubuntu"},
+    "cpu": {"domestic": "kunpeng phytium hygon zhaoxin loongson sunway",
+            "foreign": "intel amd arm ampere ibm-power ibm-z"},
+    "server": {"domestic": "huawei xfusion inspur sugon h3c greatwall powerleader",
+               "foreign": "dell hpe ibm oracle supermicro fujitsu"},
+    "storage": {"domestic": "macrosan", "foreign": "emc netapp hitachi pure"},
+    "accelerator": {"domestic": "ascend cambricon hygon-dcu moore-threads iluvatar enflame metax kunlun jingjia",
+                    "foreign": "nvidia amd-gpu intel-gpu habana"},
+}
+MY_CATEGORIES = ("os", "cpu", "server", "storage", "accelerator")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return default_catalog()
+
+
+def _mine(catalog):
+    return [p for p in catalog.products.values() if p["category"] in MY_CATEGORIES]
+
+
+@pytest.mark.parametrize("category", sorted(REQUIRED))
+def test_required_products(catalog, category):
+    for origin, ids in REQUIRED[category].items():
+        for pid in ids.split():
+            product = catalog.get(pid)
+            assert product is not None, pid
+            assert (product["category"], product["origin"]) == (category, origin), pid
+
+
+def test_brands_shared_across_categories(catalog):
+    # one product per brand: a Phytium board is reported as a server, its chip as a CPU
+    for pid in ("phytium", "loongson", "zhaoxin"):
+        assert catalog.get(pid)["server_match"]["sys_vendor"]
+    for pid in ("huawei", "inspur", "ibm", "hpe", "dell"):
+        assert catalog.get(pid)["match"]["luns"]
+
+
+def test_lenovo_policy(catalog):
+    lenovo = catalog.get("lenovo")
+    assert lenovo["origin"] == "unknown"
+    assert lenovo["origin_policy"]["zh"] and lenovo["origin_policy"]["en"]
+
+
+def test_every_unknown_origin_explains_its_policy(catalog):
+    for product in _mine(catalog):
+        if product["origin"] == "unknown":
+            policy = product.get("origin_policy") or {}
+            assert policy.get("zh") and policy.get("en"), product["id"]
+
+
+def test_signatures_are_well_formed(catalog):
+    for product in _mine(catalog):
+        match = product["match"]
+        for pattern in match.get("release", []) + match.get("sys_vendor", []) + \
+                (product.get("server_match") or {}).get("sys_vendor", []):
+            re.compile(pattern)
+        for sig in match.get("signatures", []):
+            assert sig and set(sig) <= set(_REGEX_KEYS + _LIST_KEYS), (product["id"], sig)
+            for key in _REGEX_KEYS:
+                if key in sig:
+                    re.compile(sig[key])
+            for key in ("implementer", "part"):
+                for code in sig.get(key, []):
+                    assert re.match(r"^0x[0-9a-f]+$", code), (product["id"], code)
+        for lun in match.get("luns", []):
+            assert set(lun) == {"vendor", "model"}, product["id"]
+            re.compile(lun["vendor"])
+            re.compile(lun["model"])
+        for pci in match.get("pci", []):
+            assert re.match(r"^[0-9a-f]{4}$", pci["vendor"]), product["id"]
+            for dev in pci.get("devices", []):
+                assert re.match(r"^[0-9a-f]{4}$", dev), (product["id"], dev)
+        for key, date in (product.get("eol") or {}).items():
+            assert isinstance(key, str) and DATE_RE.match(str(date)), (product["id"], key, date)
+        for category, subs in (product.get("substitutes_by_category") or {}).items():
+            assert product["origin"] == "foreign"
+            for sub in subs:
+                assert catalog.get(sub)["origin"] == "domestic", (product["id"], sub)
+        if product["category"] in ("os",):
+            assert match.get("ids"), product["id"]
+
+
+def test_unknown_signature_key_never_matches():
+    from scanner.catalog import Catalog
+    from scanner.classify.cpu import match_signals
+    typo = {"id": "x", "category": "cpu", "origin": "domestic", "name": {"zh": "x", "en": "x"},
+            "vendor": {"zh": "x", "en": "x"}, "substitutes": [], "match": {"signatures": [{"vendor": "Genuine"}]}}
+    assert match_signals({"vendor_id": "GenuineIntel", "vendor": "GenuineIntel"}, Catalog({"x": typo})) is None
+
+
+def test_foreign_product_without_substitutes_is_rejected(tmp_path):
+    (tmp_path / "cpu.yaml").write_text("category: cpu\nproducts:\n  - id: intel\n    name: {zh: a, en: a}\n"
+                                       "    vendor: {zh: a, en: a}\n    origin: foreign\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        load_catalog(str(tmp_path))
+    assert "substitutes" in str(err.value) and "intel" in str(err.value)
