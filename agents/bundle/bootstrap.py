@@ -1,0 +1,88 @@
+"""Entry point of the xcscan offline bundle (a zipapp): run `xcscan` from one file.
+
+The bundle's code reads data files (rules, locale) with ordinary file paths,
+so on first start the payload is extracted once into a private cache
+directory named after the bundle's SHA-256 and reused afterwards:
+$XCSCAN_BUNDLE_CACHE, else /var/lib/xcscan/bundle as root, else
+~/.cache/xcscan/bundle. The cache directory must belong to the running user
+and not be writable by group or others (no one else can plant code there).
+Python 3.7+, standard library only.
+"""
+import hashlib
+import os
+import shutil
+import stat
+import sys
+import zipfile
+
+PAYLOAD = "payload/"
+
+
+def _cache_root():
+    env = os.environ.get("XCSCAN_BUNDLE_CACHE")
+    if env:
+        return env
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return "/var/lib/xcscan/bundle"
+    return os.path.join(os.path.expanduser("~"), ".cache", "xcscan", "bundle")
+
+
+def _check_private(path):
+    st = os.stat(path)
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        sys.exit("xcscan: error: %s: bundle cache is owned by another user; remove it or set "
+                 "XCSCAN_BUNDLE_CACHE" % path)
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        sys.exit("xcscan: error: %s: bundle cache is writable by group or others; run chmod 700 on it" % path)
+
+
+def _extract(archive):
+    with open(archive, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()[:16]
+    root = _cache_root()
+    old = os.umask(0o077)
+    try:
+        if not os.path.isdir(root):
+            os.makedirs(root, 0o700)
+    finally:
+        os.umask(old)
+    _check_private(root)
+    target = os.path.join(root, digest)
+    if os.path.isfile(os.path.join(target, ".complete")):
+        return target
+    tmp = "%s.tmp%d" % (target, os.getpid())
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            if not info.filename.startswith(PAYLOAD) or info.filename.endswith("/"):
+                continue
+            rel = info.filename[len(PAYLOAD):]
+            if rel.startswith("/") or ".." in rel.split("/"):
+                continue
+            dest = os.path.join(tmp, *rel.split("/"))
+            if not os.path.isdir(os.path.dirname(dest)):
+                os.makedirs(os.path.dirname(dest))
+            with zf.open(info) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+    with open(os.path.join(tmp, ".complete"), "w") as fh:
+        fh.write(digest + "\n")
+    try:
+        os.rename(tmp, target)
+    except OSError:  # another process extracted the same bundle first
+        shutil.rmtree(tmp, ignore_errors=True)
+    # Older extractions of other bundle versions are left for the operator; they are small.
+    return target
+
+
+def main():
+    archive = os.path.dirname(os.path.abspath(__file__))
+    if not zipfile.is_zipfile(archive):
+        sys.exit("xcscan: error: run the bundle as `python3 xcscan-agent.pyz ...`")
+    sys.path.insert(0, _extract(archive))
+    os.environ.setdefault("XCSCAN_BUNDLE", archive)
+    from scanner.cli import main as cli_main
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()

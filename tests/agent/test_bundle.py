@@ -1,0 +1,89 @@
+"""The offline bundle: one .pyz, run by a bare system Python (3.7 when present) with no site-packages."""
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import REPO, Agent
+from test_py37 import find_python37  # noqa: E402  (tests/ is on sys.path via the root conftest)
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("bundle") / "xcscan-agent.pyz")
+    res = subprocess.run([sys.executable, os.path.join(REPO, "agents", "bundle", "build.py"), "-o", out],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert res.returncode == 0, res.stdout
+    return out
+
+
+@pytest.fixture(scope="session")
+def bare_python():
+    """The host's 'system Python': 3.7 if installed, run with -I -S (no site-packages at all)."""
+    return [find_python37() or sys.executable, "-I", "-S"]
+
+
+def run_bundle(bare_python, bundle, args, cache, **kw):
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "XCSCAN_BUNDLE_CACHE": cache, "LANG": "C"}
+    return subprocess.run(bare_python + [bundle] + list(args), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=120, **kw)
+
+
+def test_bundle_is_one_self_contained_pure_python_file(bundle, tmp_path):
+    with zipfile.ZipFile(bundle) as zf:
+        names = zf.namelist()
+    assert "__main__.py" in names
+    assert "payload/scanner/agent/runner.py" in names
+    assert any(n.startswith("payload/scanner/_rules/catalog/") for n in names)
+    assert "payload/scanner/locale/zh.yaml" in names
+    for dep in ("click/__init__.py", "yaml/__init__.py", "distro/__init__.py", "tabulate/__init__.py"):
+        assert "payload/" + dep in names
+    assert not [n for n in names if n.startswith("payload/scanner/server/")]
+    assert not [n for n in names if n.endswith((".so", ".pyc"))]
+    assert any(n.startswith("payload/licenses/click/") for n in names)
+    assert os.path.getsize(bundle) < 3 * 1024 * 1024
+    # Reproducible: building again gives the same bytes.
+    again = str(tmp_path / "again.pyz")
+    subprocess.run([sys.executable, os.path.join(REPO, "agents", "bundle", "build.py"), "-o", again,
+                    "--offline"], check=True, stdout=subprocess.PIPE)
+    digest = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()  # noqa: E731
+    assert digest(again) == digest(bundle)
+
+
+def test_bundle_enrolls_and_uploads_with_bare_system_python(bundle, bare_python, tmp_path, stub, pki, scan_root):
+    cache = str(tmp_path / "cache")
+    a = Agent(tmp_path / "agent", stub.url, pki["ca"], scan_root)
+    res = run_bundle(bare_python, bundle, ["agent", "enroll", "--server", stub.url, "--token", "tok-finance",
+                                           "--ca", pki["ca"], "--config", a.config, "--spool-dir", a.spool,
+                                           "--state-dir", a.state, "--root", scan_root, "--splay", "0"], cache)
+    assert res.returncode == 0, res.stderr
+    assert stat.S_IMODE(os.stat(os.path.join(os.path.dirname(a.config), "agent.key")).st_mode) == 0o600
+    a.set(retries=0)
+    res = run_bundle(bare_python, bundle, ["agent", "run", "--config", a.config, "--no-splay"], cache)
+    assert res.returncode == 0, res.stderr
+    assert "1 uploaded" in res.stdout
+    # Signed without `cryptography` (not importable under -S), verified by the server with it.
+    probe = subprocess.run(bare_python + ["-c", "import cryptography"], stderr=subprocess.PIPE)
+    assert probe.returncode != 0
+    assert len(stub.state.reports) == 1
+    assert stub.state.reports[0]["report"]["host"]["hostname"] == "gov-app-01"
+    res = run_bundle(bare_python, bundle, ["inventory", "--root", scan_root, "--format", "json"], cache)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["schema"] == "xcscan.report/1"
+
+
+def test_bundle_refuses_a_cache_others_can_write(bundle, bare_python, tmp_path):
+    cache = tmp_path / "shared-cache"
+    cache.mkdir()
+    os.chmod(str(cache), 0o777)
+    res = run_bundle(bare_python, bundle, ["--version"], str(cache))
+    assert res.returncode != 0
+    assert "writable by group or others" in res.stderr
+    os.chmod(str(cache), 0o700)
+    res = run_bundle(bare_python, bundle, ["--version"], str(cache))
+    assert res.returncode == 0 and "xcscan" in res.stdout
