@@ -58,7 +58,7 @@ def test_result_rows_show_expected_actual_evidence_and_remediation(report):
     assert "sshd.effective.ciphers = chacha20-poly1305" in row  # evidence
     assert "3des-cbc [fail]: 3des-cbc is a weak cipher" in row  # per-item finding
     assert "Set Ciphers aes256-gcm@openssh.com" in row          # remediation
-    assert "gbt39786 8.3 c)" in row                             # references
+    assert "GB/T 39786 8.3 c)" in row                           # references (notes left out)
 
 
 def test_localization_chart_and_table(report):
@@ -178,3 +178,15 @@ def test_chromium_injected_markup_stays_inert(browser_page, tmp_path, report):
     # the payload is shown as text where the data was
     assert PAYLOAD[:20] in browser_page.inner_text('header')
     assert browser_page.requests_seen == [path.as_uri()]
+
+
+def test_result_citing_only_a_22239_clause_is_grouped_under_that_clause():
+    doc = load()
+    for res in doc["results"]:
+        if res["rule_id"] == "xc.db.foreign":
+            res["refs"] = {"gbt22239": "8.1.4.4 a)", "note": "internal note"}
+    out = render(doc, "html", "en")
+    ids = re.findall(r'<h3 id="([^"]+)"', out)
+    assert ids.index("item-L3-CES1-12") < ids.index("clause-8.1.4.4a)") < ids.index("item-L3-CES1-18")
+    assert "GB/T 22239 clause 8.1.4.4 a) (no GB/T 28448 test item mapped)" in out
+    assert "internal note" not in out

@@ -154,3 +154,33 @@ def test_console_script_in_a_real_process(tmp_path):
                            "-o", str(out), "--lang", "en"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text(encoding="utf-8") == render(load(), "junit", "en")
+
+
+def test_real_scan_writes_every_artefact_in_one_run(tmp_path):
+    """`xcscan scan` on a real corpus root: json on stdout, html/junit/csv files, all from one report."""
+    import csv
+    import io
+
+    import xmlschema
+    from corpus import require_corpus
+    root = os.path.join(require_corpus(), "os", "centos-7")
+    html, xml, csv_path = tmp_path / "s.html", tmp_path / "s.xml", tmp_path / "s.csv"
+    res = run(["scan", "--root", root, "--profile", "all", "--format", "json", "--lang", "zh",
+               "--output-html", str(html), "-o", "junit:%s" % xml, "-o", "csv:%s" % csv_path, "--bom"])
+    assert res.exit_code == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["results"]
+    assert html.read_text(encoding="utf-8") == render(report, "html", "zh")
+    xmlschema.XMLSchema(os.path.join(FIXTURES, "..", "junit", "junit-10.xsd")).validate(str(xml))
+    rows = list(csv.reader(io.StringIO(csv_path.read_bytes().decode("utf-8-sig"), newline="")))
+    assert sorted(r[1] for r in rows[1:]) == sorted(r["rule_id"] for r in report["results"])
+    # re-rendering the saved JSON later gives the same artefacts
+    saved = tmp_path / "s.json"
+    saved.write_text(res.stdout, encoding="utf-8")
+    again = run(["report", str(saved), "--format", "junit", "--lang", "zh"])
+    assert again.stdout_bytes == xml.read_bytes()
+
+
+def test_bad_output_option_fails_before_scanning(tmp_path):
+    res = run(["scan", "--root", str(tmp_path), "-o", "pdf:x.pdf"])
+    assert res.exit_code == 1 and "unknown output format 'pdf'" in res.stderr

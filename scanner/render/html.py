@@ -76,6 +76,11 @@ class _Page(object):
         return _e(t(key, self.lang, **fields))
 
 
+def _host_label(report):
+    host = report.get("host") or {}
+    return view.scalar_text(host.get("hostname")) or view.scalar_text(host.get("root")) or "?"
+
+
 def _badge(page, status):
     key = status if status in view.STATUSES else "none"
     label = t("report.status." + status, page.lang) if status in view.STATUSES else (status or "-")
@@ -100,8 +105,7 @@ def _header(page, report):
     osf = facts.get("os") if isinstance(facts.get("os"), dict) else {}
     summary = report.get("summary") or {}
     lang = page.lang
-    title = t("html.title", lang, host=view.scalar_text(host.get("hostname")) or "?")
-    page.add("<header><h1>%s</h1>" % _e(title))
+    page.add("<header><h1>%s</h1>" % _e(t("html.title", lang, host=_host_label(report))))
     if host.get("live"):
         target = t("inventory.target_live", lang)
     else:
@@ -218,6 +222,8 @@ def _group_heading(page, item):
     lang = page.lang
     if item is None:
         return page.t("html.results.other")
+    if not item.get("id"):
+        return page.t("html.results.clause_only", clause=view.scalar_text(item.get("clause")))
     parts = [view.scalar_text(item.get("id")), view.scalar_text(item.get("clause")),
              pick(item.get("area"), lang), pick(item.get("title"), lang)]
     return _e(" · ".join(p for p in parts if p))
@@ -231,7 +237,12 @@ def _results(page, report):
         page.add("<p>%s</p></section>" % page.t("html.results.none"))
         return
     for item, members in groups:
-        anchor = "item-" + view.scalar_text(item.get("id")) if item else "item-other"
+        if item is None:
+            anchor = "item-other"
+        elif item.get("id"):
+            anchor = "item-" + view.scalar_text(item.get("id"))
+        else:
+            anchor = "clause-" + view.scalar_text(item.get("clause")).replace(" ", "")
         page.add('<h3 id="%s">%s</h3>' % (_e(anchor), _group_heading(page, item)))
         _table_head(page, ["html.col.status", "html.col.rule", "html.col.severity", "html.col.expected",
                            "html.col.actual", "html.col.evidence", "html.col.remediation"], "results",
@@ -239,8 +250,7 @@ def _results(page, report):
         for res in members:
             severity = view.scalar_text(res.get("severity"))
             sev_text = t("report.severity." + severity, lang) if severity in view.SEVERITIES else severity
-            ref_text = ", ".join("%s %s" % (k, view.value_text(v, lang))
-                                 for k, v in sorted((res.get("refs") or {}).items()) if v)
+            ref_text = view.refs_text(res, lang)
             page.add('<tr class="result" data-rule="%s" data-status="%s"><td>%s</td>'
                      '<td><b>%s</b><br><span class="muted">%s</span>%s</td><td>%s</td>'
                      '<td class="pre">%s</td><td class="pre">%s</td><td class="pre evidence">%s</td>'
@@ -350,7 +360,7 @@ def render(report, lang="en"):
              '<meta http-equiv="Content-Security-Policy" content="%s">' % CSP,
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              '<meta name="generator" content="xcscan %s">' % _e((report.get("scanner") or {}).get("version")),
-             "<title>%s</title>" % _e(t("html.title", lang, host=view.scalar_text(host.get("hostname")) or "?")),
+             "<title>%s</title>" % _e(t("html.title", lang, host=_host_label(report))),
              "<style>%s</style></head><body>" % CSS)
     _header(page, report)
     _toc(page, report)

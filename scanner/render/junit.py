@@ -27,7 +27,7 @@ def _details(res, lang):
     evidence = view.result_evidence_text(res, lang)
     if evidence:
         lines.append("%s:\n%s" % (t("junit.evidence", lang), evidence))
-    ref_text = ", ".join("%s %s" % (k, view.value_text(v, lang)) for k, v in sorted((res.get("refs") or {}).items()) if v)
+    ref_text = view.refs_text(res, lang)
     if ref_text:
         lines.append("%s: %s" % (t("junit.refs", lang), ref_text))
     remediation = pick(res.get("remediation"), lang)

@@ -62,7 +62,8 @@ def evidence_lines(evidence, lang="en"):
                 text = "%s: %s" % (scalar_text(ev.get("kind")), value_text(ev.get("value"), lang))
             else:
                 value = ev.get("value")
-                text = "%s = %s" % (scalar_text(ev.get("fact")), "null" if value is None else value_text(value, lang))
+                shown = "null" if value is None else ("[]" if value == [] else value_text(value, lang))
+                text = "%s = %s" % (scalar_text(ev.get("fact")), shown)
             if ev.get("source"):
                 text += " (%s)" % scalar_text(ev.get("source"))
             if ev.get("message"):
@@ -118,6 +119,20 @@ def refs(result):
     return result.get("refs") or {}
 
 
+REF_LABELS = (("gbt22239", "GB/T 22239"), ("gbt28448", "GB/T 28448"), ("gbt39786", "GB/T 39786"),
+              ("cac", "CaC"))
+
+
+def refs_text(result, lang="en"):
+    """'GB/T 22239 8.1.4.1 a), GB/T 28448 L3-CES1-01, CaC ...' (standards only, not notes)."""
+    given = refs(result)
+    parts = ["%s %s" % (label, value_text(given[key], lang)) for key, label in REF_LABELS if given.get(key)]
+    known = set(k for k, _l in REF_LABELS)
+    parts += ["%s %s" % (k, value_text(v, lang)) for k, v in sorted(given.items())
+              if k not in known and k != "note" and v]
+    return ", ".join(parts)
+
+
 def item_ids(result):
     return [str(x) for x in as_list(refs(result).get("gbt28448")) if x]
 
@@ -160,27 +175,39 @@ def group_results(report):
                 members.append(res)
                 seen.add(id(res))
         if members:
-            groups.append((item, members))
+            groups.append((_group_key(item, False), (item, members)))
             placed.update(seen)
+    # items named only in refs, and results that cite a GB/T 22239 clause but no test item
     extra = {}
     for res in results:
         if id(res) in placed:
             continue
         ids = [i for i in item_ids(res) if i not in known]
-        if not ids:
-            continue
-        for item_id in ids:
-            entry = extra.setdefault(item_id, ({"id": item_id, "clause": refs(res).get("gbt22239")}, []))
+        clause = scalar_text(refs(res).get("gbt22239"))
+        if ids:
+            for item_id in ids:
+                entry = extra.setdefault(("item", item_id), ({"id": item_id, "clause": clause or None}, []))
+                entry[1].append(res)
+        elif clause:
+            entry = extra.setdefault(("clause", clause), ({"id": None, "clause": clause}, []))
             entry[1].append(res)
+        else:
+            continue
         placed.add(id(res))
-    for item_id in sorted(extra, key=lambda k: (natural_key(scalar_text(extra[k][0].get("clause"))),
-                                                natural_key(k))):
-        groups.append(extra[item_id])
+    groups.extend((_group_key(entry[0], kind == "clause"), entry) for (kind, _k), entry in extra.items())
+    groups = [g for _key, g in sorted(groups, key=lambda pair: pair[0])]
     rest = [r for r in results if id(r) not in placed]
     if rest:
-        rest.sort(key=lambda r: (scalar_text(r.get("category")), natural_key(scalar_text(r.get("rule_id")))))
+        rank = dict((s, i) for i, s in enumerate(STATUSES))
+        rest.sort(key=lambda r: (rank.get(r.get("status"), 9), natural_key(scalar_text(r.get("rule_id")))))
         groups.append((None, rest))
     return groups
+
+
+def _group_key(item, clause_only):
+    """Clause order; an item without a clause after those with one; test items before a bare clause."""
+    clause = natural_key(scalar_text(item.get("clause")))
+    return (not clause, clause, clause_only, natural_key(scalar_text(item.get("id"))))
 
 
 def status_counts(report):
