@@ -83,7 +83,7 @@ def serve(settings, host="127.0.0.1", port=8443, workers=1, tls=True, log_level=
     os.environ["XCSCAN_SERVER_DB"] = settings.db_url
     try:
         uvicorn.run("scanner.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, proxy_headers=False, server_header=False, date_header=True, **kwargs)
+                    log_level=log_level, proxy_headers=False, timeout_graceful_shutdown=5, server_header=False, date_header=True, **kwargs)
     except socket.error as exc:
         raise XcscanError("cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc))
 

@@ -1,14 +1,285 @@
-"""Server-rendered pages (filled in below)."""
+"""Server-rendered web UI (Jinja2, zh/en, inline SVG charts, no scripts, no external assets)."""
 from __future__ import annotations
 
-import html
+import calendar
+import os
+import secrets
+import time
+from typing import Optional
+from urllib.parse import urlencode
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
-router = APIRouter()
+from scanner.i18n import pick, t
+from scanner.server import queries, store, svg, waivers
+from scanner.server.auth import (AUDIT_READERS, COOKIE, READERS, WAIVER_EDITORS, client_ip, current_user)
+from scanner.server.errors import ApiError, forbidden
+from scanner.server.util import iso, normalise_org
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LANG_COOKIE = "xcscan_lang"
+LOGIN_CSRF = "xcscan_login_csrf"
+router = APIRouter(include_in_schema=False)
+_ENV = None
+
+
+class LoginRedirect(ApiError):
+    def __init__(self, path):
+        ApiError.__init__(self, 303, "login_required", "log in first",
+                          headers={"Location": "/login?" + urlencode({"next": path})})
+
+
+def env():
+    global _ENV
+    if _ENV is None:
+        from jinja2 import Environment, FileSystemLoader, select_autoescape
+        _ENV = Environment(loader=FileSystemLoader(os.path.join(HERE, "templates")),
+                           autoescape=select_autoescape(default=True, default_for_string=True))
+        _ENV.filters["ts"] = lambda v: iso(v) if v else "–"
+        _ENV.filters["day"] = lambda v: time.strftime("%Y-%m-%d", time.gmtime(int(v))) if v else "–"
+        _ENV.filters["pct"] = lambda v: "–" if v is None else "%.1f%%" % (v * 100)
+        _ENV.filters["score"] = lambda v: "–" if v is None else "%.1f" % v
+    return _ENV
+
+
+def lang_of(request):
+    lang = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    if lang in ("zh", "en"):
+        return lang
+    return "zh" if request.headers.get("accept-language", "").lower().startswith("zh") else "en"
+
+
+def cat_label(category, lang):
+    text = t("category.%s" % category, lang)
+    return category if text == "category.%s" % category else text
+
+
+def render(request, name, status=200, **ctx):
+    lang = lang_of(request)
+    user = ctx.pop("user", None) or getattr(request.state, "user", None)
+    tr = lambda key, **kw: t("server." + key, lang, **kw)  # noqa: E731
+    page = env().get_template(name).render(
+        _=tr, lang=lang, user=user, pick=lambda pair: pick(pair, lang), request=request, path=request.url.path,
+        other_lang="en" if lang == "zh" else "zh", cat_label=lambda c: cat_label(c, lang), status_label=lambda s: tr("status." + (s or "none")),
+        csrf=user["csrf"] if user else "", can_waive=bool(user and user["role"] in WAIVER_EDITORS),
+        can_audit=bool(user and user["role"] in AUDIT_READERS), qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v}),
+        **ctx)
+    resp = HTMLResponse(page, status_code=status)
+    if request.query_params.get("lang") in ("zh", "en"):
+        resp.set_cookie(LANG_COOKIE, request.query_params["lang"], max_age=365 * 86400, samesite="lax",
+                        secure=request.url.scheme == "https")
+    return resp
 
 
 def error_page(request, status, message, headers=None):
-    return HTMLResponse("<!doctype html><title>%d</title><p>%s</p>" % (status, html.escape(message)),
-                        status_code=status, headers=headers)
+    if status == 303 and headers and "Location" in headers:
+        return RedirectResponse(headers["Location"], status_code=303)
+    try:
+        return render(request, "error.html", status=status, status_code=status, message=message)
+    except Exception:  # noqa: BLE001 - the error page itself must never fail
+        return HTMLResponse("<!doctype html><title>%d</title><p>error %d</p>" % (status, status), status_code=status)
+
+
+def page_user(request, roles=READERS):
+    user = current_user(request)
+    if user is None:
+        raise LoginRedirect(request.url.path)
+    if user["role"] not in roles:
+        raise forbidden("forbidden", t("server.forbidden", lang_of(request)))
+    return user
+
+
+def check_csrf(request, user, token):
+    if not store.csrf_ok(user, token):
+        raise forbidden("csrf", t("server.csrf_failed", lang_of(request)))
+
+
+def _org_param(request):
+    return normalise_org(request.query_params.get("org")) if request.query_params.get("org") else None
+
+
+# --- static and login ------------------------------------------------------------------------------
+@router.get("/static/app.css")
+def css():
+    with open(os.path.join(HERE, "static", "app.css"), encoding="utf-8") as fh:
+        return Response(fh.read(), media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/login")
+def login_form(request: Request, next: Optional[str] = None):
+    token = secrets.token_urlsafe(24)
+    resp = render(request, "login.html", login_csrf=token, next=_safe_next(next), error=None)
+    resp.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return resp
+
+
+def _safe_next(target):
+    return target if isinstance(target, str) and target.startswith("/") and not target.startswith("//") \
+        and "\\" not in target else "/"
+
+
+@router.post("/login")
+async def login_submit(request: Request, username: str = Form("", max_length=64), password: str = Form("", max_length=1024),
+                       csrf_token: str = Form("", max_length=64), next: str = Form("/", max_length=512)):
+    cookie = request.cookies.get(LOGIN_CSRF)
+    if not cookie or not secrets.compare_digest(cookie, csrf_token):
+        raise forbidden("csrf", t("server.csrf_failed", lang_of(request)))
+    settings = request.app.state.settings
+    try:
+        session = await run_in_threadpool(store.login, request.app.state.engine, username, password,
+                                          settings.session_ttl, client_ip(request))
+    except ApiError:
+        token = secrets.token_urlsafe(24)
+        resp = render(request, "login.html", status=401, login_csrf=token, next=_safe_next(next),
+                      error=t("server.login_failed", lang_of(request)))
+        resp.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        return resp
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp.set_cookie(COOKIE, session["token"], max_age=settings.session_ttl, httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https", path="/")
+    resp.delete_cookie(LOGIN_CSRF)
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: str = Form("", max_length=64)):
+    user = page_user(request)
+    check_csrf(request, user, csrf_token)
+    store.logout(request.app.state.engine, user)
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(COOKIE, path="/")
+    return resp
+
+
+# --- pages -----------------------------------------------------------------------------------------
+@router.get("/")
+def overview_page(request: Request):
+    user = page_user(request)
+    org = _org_param(request)
+    lang = lang_of(request)
+    data = queries.overview(request.app.state.engine, org)
+    cats = svg.stacked_bars(svg.rate_rows([(cat_label(c, lang),
+                                            "/findings?" + urlencode({"category": c, "org": org or ""}),
+                                            v["domestic"], v["foreign"], v["unknown"], v["rate"])
+                                           for c, v in data["by_category"].items()]), aria=t("server.loc_by_category", lang))
+    orgs = svg.stacked_bars(svg.rate_rows([(n["path"], "/?" + urlencode({"org": n["path"]}), n["domestic"], n["foreign"],
+                                            n["unknown"], n["rate"]) for n in data["by_org"]]), aria=t("server.loc_by_org", lang))
+    prof = svg.stacked_bars([{"label": p["profile"], "href": "/findings?" + urlencode({"profile": p["profile"], "status": "fail"}),
+                              "note": "%s (%d)" % ("–" if p["score"] is None else "%.1f" % p["score"], p["hosts"]),
+                              "segments": [(p["passed"], "pass", "pass %d" % p["passed"]), (p["failed"], "fail", "fail %d" % p["failed"])]}
+                             for p in data["by_profile"]], aria=t("server.compliance_by_profile", lang))
+    labels = [time.strftime("%m-%d", time.gmtime(p["day"])) for p in data["trend"]]
+    trend = svg.line_chart([("score", t("server.score", lang), [p["score"] for p in data["trend"]]),
+                            ("loc", t("server.loc_rate", lang), [None if p["loc_rate"] is None else p["loc_rate"] * 100
+                                                                  for p in data["trend"]])], labels, aria=t("server.trend", lang))
+    return render(request, "overview.html", user=user, data=data, org=org, cat_chart=cats, org_chart=orgs,
+                  profile_chart=prof, trend_chart=trend)
+
+
+@router.get("/orgs")
+def orgs_page(request: Request):
+    user = page_user(request)
+    tree = queries.org_tree(request.app.state.engine, _org_param(request))
+    profiles = sorted({p for n in tree for p in n["profiles"]})
+    return render(request, "orgs.html", user=user, tree=tree, profiles=profiles)
+
+
+@router.get("/hosts")
+def hosts_page(request: Request, q: Optional[str] = None):
+    user = page_user(request)
+    org = _org_param(request)
+    q = (q or "")[:255]
+    rows = queries.list_hosts(request.app.state.engine, org, q or None, limit=1000)
+    return render(request, "hosts.html", user=user, hosts=rows, org=org, q=q)
+
+
+@router.get("/hosts/{host_id}")
+def host_page(host_id: str, request: Request):
+    user = page_user(request)
+    engine = request.app.state.engine
+    host = queries.get_host(engine, host_id)
+    history = queries.host_history(engine, host_id, 100)
+    return render(request, "host.html", user=user, host=host, history=history)
+
+
+@router.get("/hosts/{host_id}/drift")
+def drift_page(host_id: str, request: Request, a: str = "", b: str = ""):
+    user = page_user(request)
+    engine = request.app.state.engine
+    host = queries.get_host(engine, host_id)
+    d = queries.drift(engine, host_id, a[:64], b[:64])
+    return render(request, "drift.html", user=user, host=host, drift=d)
+
+
+@router.get("/rules/{rule_id}")
+def rule_page(rule_id: str, request: Request):
+    user = page_user(request)
+    rows = queries.rule_hosts(request.app.state.engine, rule_id[:128])
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return render(request, "rule.html", user=user, rule_id=rule_id, rows=rows, counts=counts,
+                  title=rows[0] if rows else None)
+
+
+@router.get("/findings")
+def findings_page(request: Request):
+    user = page_user(request)
+    p = request.query_params
+    f = {k: (p.get(k) or "")[:128] for k in ("org", "profile", "rule", "severity", "status", "category", "host")}
+    org = normalise_org(f["org"]) if f["org"] else None
+    rows = queries.findings(request.app.state.engine, org, f["profile"] or None, f["rule"] or None,
+                            [f["severity"]] if f["severity"] else None, [f["status"]] if f["status"] else None,
+                            f["category"] or None, f["host"] or None, limit=500)
+    export_qs = urlencode({k: v for k, v in f.items() if v and k != "host"})
+    return render(request, "findings.html", user=user, rows=rows, f=f, export_qs=export_qs,
+                  severities=queries.SEVERITIES)
+
+
+@router.get("/waivers")
+def waivers_page(request: Request):
+    user = page_user(request)
+    return render(request, "waivers.html", user=user, waivers=waivers.list_waivers(request.app.state.engine),
+                  error=None, form={})
+
+
+@router.post("/waivers")
+def waivers_create(request: Request, csrf_token: str = Form("", max_length=64), rule_id: str = Form("", max_length=128),
+                   scope: str = Form("", max_length=8), scope_value: str = Form("", max_length=512),
+                   justification: str = Form("", max_length=4000), approver: str = Form("", max_length=128),
+                   expires: str = Form("", max_length=10)):
+    user = page_user(request, WAIVER_EDITORS)
+    check_csrf(request, user, csrf_token)
+    form = {"rule_id": rule_id, "scope": scope, "scope_value": scope_value, "justification": justification,
+            "approver": approver, "expires": expires}
+    try:
+        expires_at = calendar.timegm(time.strptime(expires, "%Y-%m-%d")) + 86399
+    except ValueError:
+        expires_at = None
+    try:
+        waivers.create_waiver(request.app.state.engine, {"rule_id": rule_id, "scope": scope, "scope_value": scope_value or None,
+                                                         "justification": justification, "approver": approver,
+                                                         "expires_at": expires_at}, user["username"], client_ip(request))
+    except ApiError as exc:
+        if exc.status != 400:
+            raise
+        return render(request, "waivers.html", status=400, user=user, waivers=waivers.list_waivers(request.app.state.engine),
+                      error=exc.message, form=form)
+    return RedirectResponse("/waivers", status_code=303)
+
+
+@router.post("/waivers/{waiver_id}/revoke")
+def waivers_revoke(waiver_id: int, request: Request, csrf_token: str = Form("", max_length=64)):
+    user = page_user(request, WAIVER_EDITORS)
+    check_csrf(request, user, csrf_token)
+    waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request))
+    return RedirectResponse("/waivers", status_code=303)
+
+
+@router.get("/audit")
+def audit_page(request: Request):
+    user = page_user(request, AUDIT_READERS)
+    return render(request, "audit.html", user=user, entries=queries.audit_entries(request.app.state.engine, 500))

@@ -101,6 +101,9 @@ class Server(object):
         raise AssertionError("server did not start: %s" % open(self.log.name).read())
 
     def stop(self):
+        if getattr(self, "_admin", None) is not None:
+            self._admin.close()
+            self._admin = None
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -109,8 +112,6 @@ class Server(object):
                 self.proc.kill()
         if self._engine is not None:
             self._engine.dispose()
-        if getattr(self, "_admin", None) is not None:
-            self._admin.close()
 
     @property
     def engine(self):

