@@ -50,8 +50,11 @@ def _dmidecode_text(ctx):
 
 
 def collect(ctx):
-    from scanner.parsers.dmidecode import clean
     values, evidence = {}, []
+    if not ctx.fs.isdir(DMI_DIR):
+        values = dict((field, None) for field in FIELDS)
+        return _with_dmidecode(ctx, values, evidence, None)
+    from scanner.parsers.dmidecode import clean
     for field in FIELDS:
         raw = ctx.fs.read_first_line("%s/%s" % (DMI_DIR, field), report=True)
         if raw is None:
@@ -64,7 +67,10 @@ def collect(ctx):
         values[field] = value
         if value and field in ("sys_vendor", "product_name", "board_vendor"):
             evidence.append(_evidence("dmi", "%s=%s" % (field, value), "%s/%s" % (DMI_DIR, field)))
-    source = DMI_DIR if any(values.values()) else None
+    return _with_dmidecode(ctx, values, evidence, DMI_DIR if any(values.values()) else None)
+
+
+def _with_dmidecode(ctx, values, evidence, source):
     text, dsource = _dmidecode_text(ctx)
     decoded = None
     if text:
