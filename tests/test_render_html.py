@@ -190,3 +190,18 @@ def test_result_citing_only_a_22239_clause_is_grouped_under_that_clause():
     assert ids.index("item-L3-CES1-12") < ids.index("clause-8.1.4.4a)") < ids.index("item-L3-CES1-18")
     assert "GB/T 22239 clause 8.1.4.4 a) (no GB/T 28448 test item mapped)" in out
     assert "internal note" not in out
+
+
+@pytest.mark.browser
+def test_prints_to_pdf_with_print_styles(browser_page, tmp_path, report):
+    path = tmp_path / "report.html"
+    path.write_text(render(report, "html", "zh"), encoding="utf-8")
+    browser_page.goto(path.as_uri())
+    assert browser_page.is_visible("nav.toc")
+    browser_page.emulate_media(media="print")
+    assert not browser_page.is_visible("nav.toc")          # screen-only navigation hidden on paper
+    assert browser_page.evaluate(
+        "getComputedStyle(document.querySelector('thead')).display") == "table-header-group"
+    pdf = browser_page.pdf(format="A4")
+    assert pdf.startswith(b"%PDF-") and pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") >= 3
+    assert browser_page.requests_seen == [path.as_uri()]
