@@ -205,3 +205,16 @@ def test_prints_to_pdf_with_print_styles(browser_page, tmp_path, report):
     pdf = browser_page.pdf(format="A4")
     assert pdf.startswith(b"%PDF-") and pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") >= 3
     assert browser_page.requests_seen == [path.as_uri()]
+
+
+def test_coverage_item_whose_rules_did_not_run_shows_not_covered_and_errors_are_shown():
+    doc = load()
+    cov = doc["summary"]["coverage"]
+    cov["items"][0]["result"] = None          # L3-CES1-18: automated, but its rule gave no result
+    cov["error"] = "rules/controls/mlps-l3.yaml: <missing>"
+    cov["standard"] = "GB/T 28448-2019"
+    out = render(doc, "html", "en")
+    section = out[out.index('<section id="coverage">'):out.index('<section id="waivers">')]
+    assert '<tr class="coverage-item" data-status="not_covered"><td class="nowrap">L3-CES1-18<' in section
+    assert "Coverage could not be computed: rules/controls/mlps-l3.yaml: &lt;missing&gt;" in section
+    assert "Control level: mlps-l3 (GB/T 28448-2019)" in section

@@ -271,7 +271,13 @@ def _coverage(page, report):
     if not cov:
         return
     page.add('<section id="coverage"><h2>%s</h2>' % page.t("html.section.coverage"))
-    page.add("<p>%s</p>" % page.t("html.coverage.level", level=view.scalar_text(cov.get("level"))))
+    level = view.scalar_text(cov.get("level"))
+    if cov.get("standard"):
+        level += " (%s)" % view.scalar_text(cov.get("standard"))
+    page.add("<p>%s</p>" % page.t("html.coverage.level", level=level))
+    if cov.get("error"):
+        page.add('<p class="coverage-error">%s</p>' % page.t("html.coverage.error",
+                                                              why=view.scalar_text(cov.get("error"))))
     counts = cov.get("counts") or {}
     page.add('<div class="cards">')
     for key in view.COVERAGE_STATUSES:
@@ -282,7 +288,7 @@ def _coverage(page, report):
     _table_head(page, ["html.col.item", "html.col.clause", "html.col.area", "html.col.requirement",
                        "html.col.coverage", "html.col.rules", "html.col.result"])
     for item in view.coverage_items(report):
-        status = view.scalar_text(item.get("status"))
+        status = view.coverage_status(item)
         cov_text = t("report.coverage." + status, lang) if status in view.COVERAGE_STATUSES else status
         title = pick(item.get("title"), lang)
         if item.get("evidence"):

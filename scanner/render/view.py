@@ -150,6 +150,15 @@ def coverage_items(report):
                                         natural_key(scalar_text(i.get("id")))))
 
 
+def coverage_status(item):
+    """automated | partial | manual | not_covered: an automated or partial item none of whose
+    rules produced a result in this scan is not covered (as the summary counts it)."""
+    status = scalar_text(item.get("status"))
+    if status in ("automated", "partial") and item.get("result") is None:
+        return "not_covered"
+    return status
+
+
 def group_results(report):
     """Results grouped by GB/T 28448 item in clause order.
 
