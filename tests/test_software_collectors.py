@@ -204,13 +204,13 @@ def test_crypto_live_openssl_probe():
 
 def _fake_tool(path, version_line, lists=True):
     """A real executable answering like the tool: `version`, `list ...`, `ecparam -list_curves`, `help`."""
-    script = "#!/bin/sh\ncase \"$1 $2\" in\n  'version '*) echo '%s';;\n" % version_line
+    script = "#!/bin/sh\ncase \"$*\" in\n  'version') echo '%s';;\n" % version_line
     if lists:
         script += ("  'list -digest-algorithms') echo 'SHA256'; echo 'SM3';;\n"
                    "  'list -cipher-algorithms') echo 'AES-128-CBC';;\n"
                    "  'ecparam -list_curves') echo '  SM2       : SM2 curve over a 256 bit prime field';;\n")
     else:
-        script += "  'help '*) echo 'Commands: version sm2keygen sm2sign sm3 sm3hmac sm4 zuc';;\n"
+        script += "  'help') echo 'Commands: version sm2keygen sm2sign sm3 sm3hmac sm4 zuc';;\n"
     script += "  *) exit 1;;\nesac\n"
     with open(path, "w") as fh:
         fh.write(script)

@@ -64,8 +64,10 @@ def _package_evidence(cp, packages):
     if not packages or not cp.packages:
         return found, version
     manager = packages.get("manager") or "package"
-    for rx in cp.packages:
-        for item in packages.get("items") or []:
+    anymatch = cp.packages_any.fullmatch
+    items = [i for i in packages.get("items") or [] if anymatch(i.get("name") or "")]
+    for rx in cp.packages:  # the first pattern that matches gives the version (server package first)
+        for item in items:
             if rx.fullmatch(item.get("name") or ""):
                 ev = evidence("package", "%s %s" % (item["name"], item.get("version") or ""), manager)
                 if ev not in found:
@@ -75,8 +77,8 @@ def _package_evidence(cp, packages):
     return found, version
 
 
-def _unit_views(services):
-    """ProcView of each unit's ExecStart, for matching by what the unit runs."""
+def _unit_views(services, compiled):
+    """[(unit, (product, signature))] for units whose ExecStart runs a product's executable."""
     out = []
     for unit in (services or {}).get("units") or []:
         cmd = unit.get("exec_start")
@@ -87,11 +89,14 @@ def _unit_views(services):
         except ValueError:
             argv = cmd.split()
         if argv and argv[0].startswith("/"):
-            out.append((unit, ProcView({"name": posixpath.basename(argv[0]), "exe": argv[0], "cmdline": argv})))
+            view = ProcView({"name": posixpath.basename(argv[0]), "exe": argv[0], "cmdline": argv})
+            best = best_match(view, compiled)
+            if best is not None:
+                out.append((unit, best))
     return out
 
 
-def _service_evidence(cp, services, unit_views, compiled):
+def _service_evidence(cp, services, unit_views):
     found = []
     services = services or {}
     for unit in services.get("units") or []:
@@ -99,9 +104,8 @@ def _service_evidence(cp, services, unit_views, compiled):
             continue  # the unit it points to is listed (and matched) on its own
         if any(rx.fullmatch(unit["name"]) for rx in cp.services):
             found.append(_unit_ev(unit))
-    for unit, view in unit_views:
-        best = best_match(view, compiled)
-        if best is not None and best[0] is cp:
+    for unit, best in unit_views:
+        if best[0] is cp:
             ev = _unit_ev(unit, "ExecStart " + _short(unit.get("exec_start") or "", 160))
             if ev not in found and _unit_ev(unit) not in found:
                 found.append(ev)
@@ -268,9 +272,9 @@ def _instance_component(cp, sig, root, members, sockets_by_pid, static, live):
                           confidence=confidence(e["kind"] for e in all_ev), details=details)
 
 
-def _static(cp, facts, unit_views, compiled):
+def _static(cp, facts, unit_views):
     ev_pkg, pkg_version = _package_evidence(cp, facts.get("packages"))
-    ev_svc = _service_evidence(cp, facts.get("services"), unit_views, compiled)
+    ev_svc = _service_evidence(cp, facts.get("services"), unit_views)
     ev_path, file_version = _path_evidence(cp, facts.get("software_paths"))
     path_version = first_group(cp.version_paths, [e["value"] for e in ev_path])
     if path_version is None:
@@ -316,14 +320,14 @@ def classify(facts, catalog):
     for sock in facts.get("sockets") or []:
         if sock.get("pid") is not None:
             sockets_by_pid.setdefault(sock["pid"], []).append(sock)
-    unit_views = _unit_views(facts.get("services"))
+    unit_views = _unit_views(facts.get("services"), compiled)
     instances = find_instances(processes, compiled)
     running = {}
     for inst in instances:
         running.setdefault(inst[0].id, []).append(inst)
     components = []
     for cp in compiled:
-        static = _static(cp, facts, unit_views, compiled)
+        static = _static(cp, facts, unit_views)
         if cp.crypto_lib:
             comp = _crypto_component(cp, facts, static)
             if comp is not None:

@@ -36,6 +36,7 @@ class CompiledProduct(object):
         self.signatures = [Signature(product, s, False) for s in m.get("processes") or []]
         self.signatures += [Signature(product, s, True) for s in m.get("java") or []]
         self.packages = _compile_list(m.get("packages"))
+        self.packages_any = re.compile("|".join("(?:%s)" % x for x in m.get("packages"))) if self.packages else None
         self.services = _compile_list(m.get("services"))
         self.paths = list(m.get("paths") or [])
         self.config_files = list(m.get("config_files") or [])
@@ -61,10 +62,20 @@ def compile_catalog(catalog):
     cached = _CACHE.get(key)
     if cached is not None and cached[0] is catalog:
         return cached[1]
-    compiled = [CompiledProduct(p) for p in catalog.products.values()
-                if p["category"] in SOFTWARE_CATEGORIES and p.get("match")]
+    compiled = CompiledCatalog(CompiledProduct(p) for p in catalog.products.values()
+                               if p["category"] in SOFTWARE_CATEGORIES and p.get("match"))
     _CACHE[key] = (catalog, compiled)
     return compiled
+
+
+class CompiledCatalog(list):
+    """The compiled products plus one alternation of every native executable-name pattern,
+    so most processes (shells, sleep, daemons of no interest) are rejected with one regex."""
+
+    def __init__(self, items):
+        list.__init__(self, items)
+        names = [sig.name.pattern for cp in self for sig in cp.signatures if not sig.java]
+        self.name_any = re.compile("|".join("(?:%s)" % n for n in names)) if names else None
 
 
 class ProcView(object):
@@ -115,6 +126,10 @@ def match_signature(sig, view):
 
 def best_match(view, compiled):
     """(CompiledProduct, Signature) with the most specific matching signature, or None."""
+    name_any = getattr(compiled, "name_any", None)
+    if (view.java is None and name_any is not None
+            and not any(name_any.fullmatch(n) for n in view.names)):
+        return None
     best = None
     for cp in compiled:
         for sig in cp.signatures:
