@@ -184,3 +184,21 @@ def test_real_scan_writes_every_artefact_in_one_run(tmp_path):
 def test_bad_output_option_fails_before_scanning(tmp_path):
     res = run(["scan", "--root", str(tmp_path), "-o", "pdf:x.pdf"])
     assert res.exit_code == 1 and "unknown output format 'pdf'" in res.stderr
+
+
+def test_new_files_are_not_world_readable_and_replaced_files_keep_their_mode(tmp_path):
+    new, old = tmp_path / "new.html", tmp_path / "old.csv"
+    old.write_text("x", encoding="utf-8")
+    os.chmod(str(old), 0o604)
+    res = run(["report", FIXTURE, "--format", "json", "--output-html", str(new), "--output-csv", str(old)])
+    assert res.exit_code == 0
+    assert os.stat(str(new)).st_mode & 0o007 == 0
+    assert os.stat(str(old)).st_mode & 0o777 == 0o604
+
+
+def test_report_from_stdin_in_a_pipe():
+    with open(FIXTURE, "rb") as fh:
+        proc = subprocess.run([sys.executable, "-m", "scanner", "report", "-", "--format", "csv", "--lang", "en"],
+                              stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode("utf-8") == render(load(), "csv", "en")

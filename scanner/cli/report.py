@@ -19,14 +19,14 @@ from scanner.cli.output_options import emit, format_option, output_options, pop_
 @click.option("--waivers", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Waivers file for --reevaluate / 重新评估使用的豁免文件")
 def report(file, fmt, outputs, bom, lang, reevaluate, profile, waivers, **kwargs):
-    """Render a saved JSON report again / 重新生成已保存报告的各种格式"""
+    """Render a saved JSON report (FILE, or - for stdin) again / 重新生成已保存报告的各种格式"""
     from scanner.errors import XcscanError
     from scanner.i18n import t
     from scanner.report import load_report
     lang = resolve_lang(lang)
     per_format = pop_per_format(kwargs)
     try:
-        doc = load_report(file)
+        doc = load_report("/dev/stdin" if file == "-" else file)
     except XcscanError as exc:
         raise XcscanError(t("report.load_failed", lang, why=str(exc)),
                           hint=None if exc.hint else t("report.load_hint", lang))

@@ -106,7 +106,9 @@ def write_files(rendered):
                 raise _fail(path, OSError(21, "is a directory"))
             tmp = _tmp_name(path)
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                # reports map a host's weaknesses: new files are not world-readable (0640 before umask);
+                # a file being replaced keeps its mode
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
             except OSError as exc:
                 raise _fail(path, exc)
             temps.append((tmp, path))
