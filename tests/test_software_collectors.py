@@ -244,3 +244,34 @@ def test_crypto_offline_reports_files_never_guesses_sm(make_root):
     for lib in ("openssl", "tongsuo"):
         assert (facts[lib]["sm2"], facts[lib]["sm3"], facts[lib]["sm4"]) == (None, None, None)
     assert facts["gmssl"] is None
+
+
+def _ndb_from_sqlite_fixture():
+    """An ndb Packages.db laid out as rpm's rpmpkg.c writes it, holding the real header blobs of the
+    sqlite fixture (Debian's rpm has no ndb backend to produce one; the blobs inside are real)."""
+    import sqlite3
+    import struct
+    import zlib
+    rows = sqlite3.connect(os.path.join(RPMDB, "sqlite", "rpmdb.sqlite")).execute(
+        "SELECT hnum, blob FROM Packages ORDER BY hnum").fetchall()
+    slots = bytearray(4096)
+    slots[0:16] = b"RpmP" + struct.pack("<III", 0, 1, 1)
+    blobs = bytearray()
+    block = 4096 // 16
+    for i, (hnum, blob) in enumerate(rows):
+        blob = bytes(blob)
+        body = b"BlbS" + struct.pack("<III", hnum, zlib.adler32(blob), len(blob)) + blob + b"\0" * 16
+        body += b"\0" * (-len(body) % 16)
+        slots[32 + 16 * i:48 + 16 * i] = b"Slot" + struct.pack("<III", hnum, block + len(blobs) // 16,
+                                                              len(body) // 16)
+        blobs += body
+    for j in range(len(rows), 254):  # empty slots
+        slots[32 + 16 * j:48 + 16 * j] = b"Slot" + b"\0" * 12
+    return bytes(slots) + bytes(blobs)
+
+
+def test_rpm_ndb_database_read_offline(make_root):
+    root = make_root({"/usr/lib/sysimage/rpm/Packages.db": _ndb_from_sqlite_fixture()})
+    facts, errors = run(packages, root)
+    assert errors == [] and facts["format"] == "ndb"
+    assert facts["items"] == RPM_EXPECTED

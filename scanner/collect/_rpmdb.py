@@ -73,25 +73,37 @@ def read_sqlite(host_path):
     return [h for h in (parse_header(bytes(r[0])) for r in rows) if h]
 
 
+NDB_PAGE = 4096
+NDB_BLOCK = 16
+
+
 def read_ndb(data):
-    """Packages.db (ndb): scan the 16-byte aligned blob area for BlbS records."""
-    if data[:4] != b"RpmP":
+    """Packages.db (ndb, rpm lib/backend/ndb/rpmpkg.c): a 32-byte header ("RpmP", version,
+    generation, slot page count), slot pages of 16-byte entries ("Slot", package index,
+    block offset, block count) and blobs at offset*16 ("BlbS", package index, checksum,
+    length, then the header). All integers little-endian."""
+    if len(data) < 32 or data[:4] != b"RpmP":
         raise RpmDbError("not an rpm ndb Packages.db (magic %r)" % data[:4])
+    slot_pages, = struct.unpack("<I", data[12:16])
+    if not 0 < slot_pages <= 4096:
+        raise RpmDbError("ndb slot page count %d is out of range" % slot_pages)
     out = []
-    pos = 0
-    magic = b"BlbS"
-    while True:
-        pos = data.find(magic, pos)
-        if pos < 0:
-            break
-        if pos % 16 == 0 and pos + 16 <= len(data):
-            _pkgidx, _gen, bloblen = struct.unpack("<III", data[pos + 4:pos + 16])
-            head = parse_header(data[pos + 16:pos + 16 + bloblen])
-            if head:
-                out.append(head)
-                pos += 16 + bloblen - (16 + bloblen) % 16
-                continue
-        pos += 4
+    end = min(slot_pages * NDB_PAGE, len(data))
+    for pos in range(32, end - 15, 16):
+        if data[pos:pos + 4] != b"Slot":
+            continue
+        pkgidx, blkoff, blkcnt = struct.unpack("<III", data[pos + 4:pos + 16])
+        if not pkgidx:
+            continue
+        start = blkoff * NDB_BLOCK
+        if data[start:start + 4] != b"BlbS":
+            continue
+        blob_idx, _checksum, length = struct.unpack("<III", data[start + 4:start + 16])
+        if blob_idx != pkgidx or length > blkcnt * NDB_BLOCK:
+            continue
+        head = parse_header(data[start + 16:start + 16 + length])
+        if head:
+            out.append(head)
     return out
 
 
