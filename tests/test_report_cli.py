@@ -202,3 +202,21 @@ def test_report_from_stdin_in_a_pipe():
                               stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode("utf-8") == render(load(), "csv", "en")
+
+
+def test_reevaluate_judges_saved_facts_with_another_profile(tmp_path):
+    from corpus import require_corpus
+    root = os.path.join(require_corpus(), "os", "centos-7")
+    saved = tmp_path / "s.json"
+    res = run(["scan", "--root", root, "--profile", "all", "--format", "json", "-o", str(saved)])
+    assert res.exit_code == 0, res.stderr
+    res = run(["report", str(saved), "--reevaluate", "--profile", "crypto", "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    again = json.loads(res.stdout)
+    first = json.loads(saved.read_text(encoding="utf-8"))
+    assert again["report_id"] == first["report_id"] and again["facts"] == first["facts"]
+    assert again["summary"]["profile"] == "crypto" and first["summary"]["profile"] == "all"
+    assert all(r["category"] == "crypto" for r in again["results"])
+    # without --reevaluate the saved judgement is rendered as it was
+    plain = json.loads(run(["report", str(saved), "--format", "json"]).stdout)
+    assert plain["summary"] == first["summary"]
