@@ -119,3 +119,10 @@ def test_lscpu_both_layouts():
           "    Socket(s):          1\n    Core(s) per socket: 4\n"
     summary = lscpu.parse_and_summarize(new)
     assert (summary["implementer"], summary["model_name"], summary["cores"]) == ("0x70", "FTC663", 4)
+
+
+def test_unknown_vendor_with_cpu_family_is_not_assumed_x86():
+    text = "processor\t: 0\nvendor_id\t: sunway\ncpu family\t: 6\nmodel\t\t: 65\nmodel name\t: SW831\n\n"
+    summary = cpuinfo.parse_and_summarize(text)
+    assert summary["arch"] is None
+

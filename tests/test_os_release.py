@@ -164,3 +164,9 @@ def test_two_installed_kernels_leave_the_running_one_unknown(make_root):
     assert facts["kernel"] is None
     assert facts["kernels"] == ["3.10.0-957.el7.x86_64", "3.10.0-1160.el7.x86_64"]
     assert facts["arch"] == "x86_64" and facts["arch_source"].startswith("kernel ")
+
+
+def test_kylin_v11_desktop_family_from_openkylin_like(make_root):
+    root = make_root({"/etc/os-release": 'NAME="Kylin"\nID=kylin\nID_LIKE=openKylin\nVERSION_ID="v11"\n'})
+    facts, _ = _os_facts(root)
+    assert (facts["family"], facts["edition"]) == ("debian", "desktop")

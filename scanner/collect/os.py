@@ -23,7 +23,8 @@ RELEASE_FILES = (
     "/etc/redhat-release", "/etc/SuSE-release", "/etc/debian_version",
 )
 FAMILY_BY_LIKE = (("rhel", "rhel"), ("fedora", "rhel"), ("centos", "rhel"), ("anolis", "rhel"),
-                  ("openeuler", "rhel"), ("debian", "debian"), ("ubuntu", "debian"),
+                  ("openeuler", "rhel"), ("opencloudos", "rhel"), ("tencentos", "rhel"),
+                  ("debian", "debian"), ("ubuntu", "debian"), ("openkylin", "debian"), ("deepin", "debian"),
                   ("suse", "suse"), ("sles", "suse"), ("opensuse", "suse"))
 FAMILY_BY_ID = {
     "rhel": "rhel", "centos": "rhel", "rocky": "rhel", "almalinux": "rhel", "ol": "rhel", "fedora": "rhel",

@@ -92,7 +92,7 @@ def infer_arch(summary):
         vid = summary["vendor_id"]
         if vid == "IBM/S390":
             return "s390x"
-        if vid in X86_VENDORS or summary.get("cpu_family") is not None:
+        if vid in X86_VENDORS or (summary.get("cpu_family") is not None and summary.get("_flags")):
             flags = (summary.get("_flags") or "").split()
             if "lm" in flags:
                 return "x86_64"
