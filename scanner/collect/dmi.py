@@ -32,7 +32,8 @@ def _which(name):
 def _dmidecode_text(ctx):
     """(text, source) from a live dmidecode run or a saved output; (None, None) otherwise."""
     if ctx.live:
-        if _os.geteuid() != 0:
+        # dmidecode needs root and an SMBIOS table (containers and some VMs have none)
+        if _os.geteuid() != 0 or not (ctx.fs.exists("/sys/firmware/dmi/tables/DMI") or ctx.fs.isdir(DMI_DIR)):
             return None, None
         binary = _which("dmidecode")
         if not binary:
