@@ -97,3 +97,29 @@ def test_dmidecode_parser_skips_unpopulated_sockets_and_placeholders():
     summary = dmidecode.summary(text)
     assert summary["system"]["manufacturer"] is None
     assert summary["processors"] == []
+
+
+def test_live_dmidecode_run_feeds_processor_records(make_root, tmp_path, monkeypatch):
+    """Live path: `dmidecode -t 0,1,2,4` (here a stand-in printing a real TaiShan 200 capture)."""
+    import os
+    from corpus import require_corpus
+    from scanner.collect import dmi
+    from scanner.context import Context
+    if os.geteuid() != 0:
+        pytest.skip("the live dmidecode path runs only as root")
+    sample = os.path.join(require_corpus(), "dmi", "huawei-taishan-200-kunpeng920", "dmidecode.txt")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "dmidecode"
+    fake.write_text("#!/bin/sh\necho \"$@\" > %s/args\nexec cat %s\n" % (tmp_path, sample))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ.get("PATH", "")))
+    root = make_root({"/sys/class/dmi/id/sys_vendor": "Huawei\n"})
+    ctx = Context(root, live=True)
+    facts = dmi.collect(ctx)
+    assert (tmp_path / "args").read_text().split() == ["-t", "0", "-t", "1", "-t", "2", "-t", "4"]
+    assert facts["dmidecode_source"] == "dmidecode -t 0,1,2,4"
+    assert [(p["implementer"], p["part"], p["version"]) for p in facts["processors"]] == [
+        ("0x48", "0xd01", "Kunpeng 920-4826")] * 2
+    assert facts["product_name"] == "TaiShan 200 (Model 2280)"  # filled from dmidecode: not in this sysfs
+    assert ctx.errors == []
