@@ -18,7 +18,7 @@ def rules():
 def list_(profile, fmt, lang):
     """List rules / 列出规则"""
     from scanner.engine import load_profile, load_ruleset
-    from scanner.engine.evaluate import select_rules
+    from scanner.engine.evaluator import select_rules
     from scanner.i18n import pick, t
     lang = resolve_lang(lang)
     ruleset = load_ruleset()

@@ -45,6 +45,8 @@ COLLECTORS = [
     "services",
     "software_paths",
     "crypto_libs",
+    "tls",
+    "db_config",
 ]
 
 DEFAULT_COLLECTOR_BUDGET = 20.0  # seconds; a stuck collector must not stall a cron run

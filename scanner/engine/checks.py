@@ -286,9 +286,12 @@ def _components(check, env):
                              subs=", ".join(s["name"]["en"] for s in subs)),
         })
     if expect == "none":
+        if len(items) == 1:
+            return outcome(FAIL, expected, items[0]["actual"], items[0]["reason"], items)
         if items:
             return outcome(FAIL, expected, ", ".join(i["actual"] for i in items),
-                           _join_reasons([i["reason"] for i in items]), items)
+                           reason("scan.reason.components_many", count=len(items),
+                                  names=", ".join(i["actual"] for i in items)), items)
         return outcome(PASS, expected, "%d component(s), none matching" % len(in_scope),
                        reason("scan.reason.no_matching_components", count=len(in_scope)), [])
     if items:
@@ -360,8 +363,10 @@ def validate_check(check, where, params, problems, fact_paths, list_prefix=None)
             if v["param"] not in params:
                 problems.append((where + (sub,), "unknown param %r; declare it under 'params'" % v["param"]))
         elif isinstance(v, dict) and len(v) == 1 and "now" in v:
-            if isinstance(v["now"], bool) or not isinstance(v["now"], (int, float)):
-                problems.append((where + (sub,), "{now: DAYS} needs a number of days"))
+            if isinstance(v["now"], dict) and set(v["now"]) == {"param"}:
+                value_ok(v["now"], sub)
+            elif isinstance(v["now"], bool) or not isinstance(v["now"], (int, float)):
+                problems.append((where + (sub,), "{now: DAYS} needs a number of days (or {param: name})"))
         elif isinstance(v, list):
             for i, x in enumerate(v):
                 value_ok(x, sub)

@@ -66,7 +66,8 @@ class Env(object):
                     raise KeyError(name)
                 return self.value(self.params[name])
             if "now" in spec:
-                return self.now + datetime.timedelta(days=float(spec["now"] or 0))
+                days = self.value(spec["now"])
+                return self.now + datetime.timedelta(days=float(days or 0))
         if isinstance(spec, list):
             return [self.value(v) for v in spec]
         return spec

@@ -25,6 +25,18 @@ def _applies(rule, env):
         if family not in fams:
             return {"status": NA, "reason": reason("scan.reason.os_family", family=family or "?",
                                                     families=", ".join(fams))}
+    when = applies.get("when")
+    if when is not None:
+        gate = evaluate_check(when, env)
+        if gate["status"] in ("error",):
+            return {"status": ERROR, "reason": gate["reason"]}
+        if gate["status"] == NA:
+            return {"status": NA, "reason": gate["reason"]}
+        if gate["status"] != "pass":
+            return {"status": NA, "reason": reason("scan.reason.when", condition=gate.get("expected") or "",
+                                                    actual=gate.get("actual") or "")}
+        env.evidence = []
+        env._seen = set()
     arch = applies.get("arch")
     if arch:
         os_facts = env.facts.get("os") or {}

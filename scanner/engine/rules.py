@@ -24,7 +24,7 @@ RULE_KEYS = ("id", "title", "description", "rationale", "category", "severity", 
              "params", "check", "remediation", "tests", "evidence_facts")
 REQUIRED = ("id", "title", "category", "severity", "check", "remediation", "tests")
 REF_KEYS = ("gbt22239", "gbt28448", "gbt39786", "cac", "cis", "dsl", "csl", "note")
-APPLIES_KEYS = ("os_family", "live", "arch")
+APPLIES_KEYS = ("os_family", "live", "arch", "when")
 OS_FAMILIES = ("rhel", "debian", "suse")
 TEST_KEYS = ("pass", "fail", "error", "not_applicable", "manual")
 CASE_KEYS = ("facts", "inventory", "params", "live", "now", "note")
@@ -133,6 +133,11 @@ def validate_rule(doc, registry=None):
                     problems.append((("refs", k), "unknown reference %r; allowed: %s" % (k, ", ".join(REF_KEYS))))
                 elif not isinstance(v, (str, list)):
                     problems.append((("refs", k), "a reference is a string or a list of strings"))
+    params = doc.get("params") or {}
+    if not isinstance(params, dict):
+        problems.append((("params",), "params must be a mapping of name: default value"))
+        params = {}
+    fact_paths = []
     applies = doc.get("applies_to")
     if applies is not None:
         if not isinstance(applies, dict):
@@ -145,17 +150,14 @@ def validate_rule(doc, registry=None):
             fams = applies.get("os_family")
             if fams is not None and (not isinstance(fams, list) or any(f not in OS_FAMILIES for f in fams)):
                 problems.append((("applies_to", "os_family"), "os_family is a list of %s" % ", ".join(OS_FAMILIES)))
+            if "when" in applies:
+                validate_check(applies["when"], ("applies_to", "when"), params, problems, fact_paths)
             if "live" in applies and not isinstance(applies["live"], bool):
                 problems.append((("applies_to", "live"), "live must be true or false"))
     levels = doc.get("levels")
     if levels is not None and (not isinstance(levels, list) or not levels or
                                any(lv not in (1, 2, 3, 4) for lv in levels)):
         problems.append((("levels",), "levels is a list of MLPS levels, e.g. [2, 3]"))
-    params = doc.get("params") or {}
-    if not isinstance(params, dict):
-        problems.append((("params",), "params must be a mapping of name: default value"))
-        params = {}
-    fact_paths = []
     if "check" in doc:
         validate_check(doc["check"], ("check",), params, problems, fact_paths)
     ev = doc.get("evidence_facts")

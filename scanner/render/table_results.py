@@ -20,6 +20,8 @@ def _finding(result, lang):
     if why:
         lines.append(why)
     failing = [i for i in result.get("items") or [] if i.get("status") in ("fail", "error", "manual")]
+    if len(failing) == 1 and failing[0].get("reason") == result.get("reason"):
+        failing = []  # the reason already says it
     for item in failing[:6]:
         text = "- %s: %s" % (item.get("key"), item.get("actual") or pick(item.get("reason"), lang))
         subs = item.get("substitutes")
