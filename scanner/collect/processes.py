@@ -19,10 +19,15 @@ MAX_CMDLINE = 32 * 1024
 
 def _read(path, limit=MAX_CMDLINE):
     try:
-        with open(path, "rb") as fh:
-            return fh.read(limit)
-    except (IOError, OSError):
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
         return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _user_lookup():

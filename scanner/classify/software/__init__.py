@@ -18,7 +18,6 @@ version from the most reliable source that shows one.
 """
 from __future__ import absolute_import
 
-import fnmatch
 import posixpath
 import re
 import shlex
@@ -64,7 +63,8 @@ def _package_evidence(cp, packages):
     if not packages or not cp.packages:
         return found, version
     manager = packages.get("manager") or "package"
-    anymatch = cp.packages_any.fullmatch
+    anymatch = cp.packages_any.fullmatch if cp.packages_any is not None else (
+        lambda name: any(rx.fullmatch(name) for rx in cp.packages))
     items = [i for i in packages.get("items") or [] if anymatch(i.get("name") or "")]
     for rx in cp.packages:  # the first pattern that matches gives the version (server package first)
         for item in items:
@@ -84,10 +84,12 @@ def _unit_views(services, compiled):
         cmd = unit.get("exec_start")
         if not cmd or unit.get("alias_of"):
             continue
-        try:
-            argv = shlex.split(cmd)
-        except ValueError:
-            argv = cmd.split()
+        argv = cmd.split()
+        if "'" in cmd or '"' in cmd:
+            try:
+                argv = shlex.split(cmd)
+            except ValueError:
+                pass
         if argv and argv[0].startswith("/"):
             view = ProcView({"name": posixpath.basename(argv[0]), "exe": argv[0], "cmdline": argv})
             best = best_match(view, compiled)
@@ -140,13 +142,13 @@ def _path_evidence(cp, software_paths):
         link = entry.get("link")
         if link and posixpath.basename(link.rstrip("/")) != posixpath.basename(path):
             continue  # an alias of another program's file (mysqld -> mariadbd)
-        if kind == "path" and any(fnmatch.fnmatchcase(path, p) for p in cp.paths):
+        if kind == "path" and cp.paths is not None and cp.paths.match(path):
             found.append(evidence("path", path, "install path"))
-        elif kind == "config" and any(fnmatch.fnmatchcase(path, p) for p in cp.config_files):
+        elif kind == "config" and cp.config_files is not None and cp.config_files.match(path):
             found.append(evidence("config", path, "config file"))
         elif kind == "version":
             for pattern, rx in cp.version_files:
-                if fnmatch.fnmatchcase(path, pattern):
+                if pattern.match(path):
                     m = rx.search(entry.get("head") or "")
                     if m:
                         found.append(evidence("file", _short(m.group(0), 120), path))
@@ -312,6 +314,23 @@ def _crypto_component(cp, facts, static):
     return make_component(cp.product, ev, version=version, confidence=confidence(kinds), details=details)
 
 
+def _prefiltered(facts, compiled):
+    """A shallow copy of facts whose package list and unit/script lists keep only names some
+    product lists (units with an ExecStart are kept: what they run may identify a product)."""
+    out = dict(facts)
+    pkgs = facts.get("packages")
+    if pkgs and compiled.package_any is not None:
+        out["packages"] = dict(pkgs, items=[i for i in pkgs.get("items") or []
+                                            if compiled.package_any.fullmatch(i.get("name") or "")])
+    svcs = facts.get("services")
+    if svcs and compiled.service_any is not None:
+        keep = compiled.service_any.fullmatch
+        out["services"] = dict(svcs, units=[u for u in svcs.get("units") or []
+                                            if keep(u["name"]) or u.get("exec_start")],
+                               init_scripts=[i for i in svcs.get("init_scripts") or [] if keep(i["name"])])
+    return out
+
+
 def classify(facts, catalog):
     compiled = compile_catalog(catalog)
     processes = facts.get("processes")
@@ -320,6 +339,7 @@ def classify(facts, catalog):
     for sock in facts.get("sockets") or []:
         if sock.get("pid") is not None:
             sockets_by_pid.setdefault(sock["pid"], []).append(sock)
+    facts = _prefiltered(facts, compiled)
     unit_views = _unit_views(facts.get("services"), compiled)
     instances = find_instances(processes, compiled)
     running = {}

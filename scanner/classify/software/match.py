@@ -1,6 +1,7 @@
 """Compile catalog signatures of software products and match processes against them."""
 from __future__ import absolute_import
 
+import fnmatch
 import posixpath
 import re
 
@@ -28,6 +29,20 @@ def _compile_list(values):
     return [re.compile(v) for v in values or []]
 
 
+def _glob_any(patterns):
+    """One regex for a list of path globs (fnmatch semantics), or None."""
+    if not patterns:
+        return None
+    return re.compile("|".join("(?:%s)" % fnmatch.translate(p) for p in patterns))
+
+
+def _alternation(patterns):
+    """One regex matching any of ``patterns`` (full match), or None when one uses inline flags."""
+    if not patterns or any("(?" in p and "(?:" not in p for p in patterns):
+        return None
+    return re.compile("|".join("(?:%s)" % p for p in patterns))
+
+
 class CompiledProduct(object):
     def __init__(self, product):
         m = product.get("match") or {}
@@ -36,11 +51,11 @@ class CompiledProduct(object):
         self.signatures = [Signature(product, s, False) for s in m.get("processes") or []]
         self.signatures += [Signature(product, s, True) for s in m.get("java") or []]
         self.packages = _compile_list(m.get("packages"))
-        self.packages_any = re.compile("|".join("(?:%s)" % x for x in m.get("packages"))) if self.packages else None
+        self.packages_any = _alternation(m.get("packages"))
         self.services = _compile_list(m.get("services"))
-        self.paths = list(m.get("paths") or [])
-        self.config_files = list(m.get("config_files") or [])
-        self.version_files = [(v["path"], re.compile(v["regex"])) for v in m.get("version_files") or []
+        self.paths = _glob_any(m.get("paths"))
+        self.config_files = _glob_any(m.get("config_files"))
+        self.version_files = [(_glob_any([v["path"]]), re.compile(v["regex"])) for v in m.get("version_files") or []
                               if v.get("path") and v.get("regex")]
         version = m.get("version") or {}
         self.version_exe = _compile_list(version.get("exe"))
@@ -74,8 +89,29 @@ class CompiledCatalog(list):
 
     def __init__(self, items):
         list.__init__(self, items)
-        names = [sig.name.pattern for cp in self for sig in cp.signatures if not sig.java]
-        self.name_any = re.compile("|".join("(?:%s)" % n for n in names)) if names else None
+        natives = [sig for cp in self for sig in cp.signatures if not sig.java]
+        # catch-all names ('.+') are only as selective as their exe condition
+        catch = [sig for sig in natives if sig.name.fullmatch("x" * 40)]
+        names = [sig.name.pattern for sig in natives if sig not in catch]
+        plain = [n for n in names if "(?" not in n]  # inline flags cannot sit inside an alternation
+        self.name_any = re.compile("|".join("(?:%s)" % n for n in plain)) if plain else None
+        self.name_rest = [re.compile(n) for n in names if n not in plain]
+        self.exe_list = [sig.exe for sig in catch if sig.exe is not None]
+        self.catch_all = any(sig.exe is None for sig in catch)
+        # prefilters: a package / unit name no product lists is dropped with one regex
+        self.package_any = _alternation([rx.pattern for cp in self for rx in cp.packages])
+        self.service_any = _alternation([rx.pattern for cp in self for rx in cp.services])
+
+    def may_match(self, view):
+        """False when no native signature can match this (non-JVM) process."""
+        if self.catch_all:
+            return True
+        for n in view.names:
+            if self.name_any is not None and self.name_any.fullmatch(n):
+                return True
+            if any(rx.fullmatch(n) for rx in self.name_rest):
+                return True
+        return bool(view.exe) and any(rx.search(view.exe) for rx in self.exe_list)
 
 
 class ProcView(object):
@@ -126,9 +162,7 @@ def match_signature(sig, view):
 
 def best_match(view, compiled):
     """(CompiledProduct, Signature) with the most specific matching signature, or None."""
-    name_any = getattr(compiled, "name_any", None)
-    if (view.java is None and name_any is not None
-            and not any(name_any.fullmatch(n) for n in view.names)):
+    if view.java is None and isinstance(compiled, CompiledCatalog) and not compiled.may_match(view):
         return None
     best = None
     for cp in compiled:
