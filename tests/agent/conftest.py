@@ -106,3 +106,20 @@ def agent(tmp_path, stub, pki, scan_root):
     assert res.returncode == 0, res.stderr
     a.set(retries=0, backoff=0)
     return a
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory):
+    """dist/xcscan-agent.pyz built from this checkout (wheels cached in ~/.cache/xcscan/bundle-wheels)."""
+    out = str(tmp_path_factory.mktemp("bundle") / "xcscan-agent.pyz")
+    res = subprocess.run([sys.executable, os.path.join(REPO, "agents", "bundle", "build.py"), "-o", out],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert res.returncode == 0, res.stdout
+    return out
+
+
+@pytest.fixture(scope="session")
+def bare_python():
+    """The host's 'system Python': 3.7 if installed, run with -I -S (no site-packages at all)."""
+    from test_py37 import find_python37
+    return [find_python37() or sys.executable, "-I", "-S"]

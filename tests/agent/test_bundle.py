@@ -10,22 +10,6 @@ import zipfile
 import pytest
 
 from conftest import REPO, Agent
-from test_py37 import find_python37  # noqa: E402  (tests/ is on sys.path via the root conftest)
-
-
-@pytest.fixture(scope="session")
-def bundle(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("bundle") / "xcscan-agent.pyz")
-    res = subprocess.run([sys.executable, os.path.join(REPO, "agents", "bundle", "build.py"), "-o", out],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
-    assert res.returncode == 0, res.stdout
-    return out
-
-
-@pytest.fixture(scope="session")
-def bare_python():
-    """The host's 'system Python': 3.7 if installed, run with -I -S (no site-packages at all)."""
-    return [find_python37() or sys.executable, "-I", "-S"]
 
 
 def run_bundle(bare_python, bundle, args, cache, **kw):
