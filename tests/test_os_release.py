@@ -133,6 +133,14 @@ def test_eol_details(version_id, product, end, eol):
     assert comp["details"].get("eol") is eol
 
 
+def test_centos_stream_has_its_own_eol():
+    stream8 = _os_component({"id": "centos", "name": "CentOS Stream", "version_id": "8", "evidence": []},
+                            today="2026-11-24")
+    assert stream8["details"]["end_of_life"] == "2024-05-31"
+    stream10 = _os_component({"id": "centos", "name": "CentOS Stream", "version_id": "10", "evidence": []})
+    assert "end_of_life" not in stream10["details"]
+
+
 def test_domestic_os_has_no_eol_and_no_substitutes():
     comp = _os_component({"id": "openeuler", "version_id": "22.03", "evidence": []})
     assert comp["origin"] == "domestic" and comp["substitutes"] == [] and "eol" not in comp["details"]

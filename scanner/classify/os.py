@@ -7,18 +7,26 @@ from scanner.classify.component import make_component, unknown_component
 from scanner.classify.hwcommon import any_search, products_with
 
 
-def _eol(product, version_id, today=None):
+def _eol(product, version_id, today=None, name=None):
+    """(end-of-life date, whether it has passed) from the catalog's eol table, or (None, None).
+
+    Keys: the exact VERSION_ID, else its major version; "stream-<major>" for CentOS Stream,
+    whose dates differ from CentOS Linux of the same major version.
+    """
     table = product.get("eol") or {}
     if not table or not version_id:
         return None, None
     version_id = str(version_id)
+    major = version_id.split(".")[0]
     key = None
-    if version_id in table:
+    if name and "stream" in name.lower():
+        key = ("stream-" + major) if ("stream-" + major) in table else None
+        if key is None:
+            return None, None
+    elif version_id in table:
         key = version_id
-    else:
-        major = version_id.split(".")[0]
-        if major in table:
-            key = major
+    elif major in table:
+        key = major
     if key is None:
         return None, None
     date = str(table[key])
@@ -65,7 +73,7 @@ def classify(facts, catalog, today=None):
             return []
         label = facts_os.get("pretty_name") or facts_os.get("name") or facts_os.get("id")
         return [unknown_component("os", label, evidence, version=version, model=model, details=details)]
-    end_of_life, eol = _eol(product, facts_os.get("version_id"), today)
+    end_of_life, eol = _eol(product, facts_os.get("version_id"), today, facts_os.get("name"))
     if end_of_life:
         details["end_of_life"] = end_of_life
         details["eol"] = eol
