@@ -123,7 +123,7 @@ def test_flattened_symlink_is_followed(make_root):
 
 
 @pytest.mark.parametrize("version_id,product,end,eol", [
-    ("7", "centos", "2024-06-30", True), ("9.4", "rhel", "2032-05-31", False), ("22.04", "ubuntu", "2027-06-01", False),
+    ("7", "centos", "2024-06-30", True), ("9.4", "rhel", "2032-05-31", False), ("22.04", "ubuntu", "2027-04-30", False),
     ("10", "debian", "2024-06-30", True), ("23.10", "ubuntu", None, None),
 ])
 def test_eol_details(version_id, product, end, eol):
