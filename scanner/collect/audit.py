@@ -85,8 +85,8 @@ def remote_plugin(ctx):
             if not remote:
                 remote, _ = parse_key_value(ctx.fs, "/etc/audisp/audisp-remote.conf")
             server = (remote or {}).get("remote_server", "")
-            return {"plugin": path, "remote_server": server or None}
-    return None
+            return [{"plugin": path, "remote_server": server or None}]
+    return []
 
 
 def collect(ctx):
@@ -95,7 +95,7 @@ def collect(ctx):
     service = service_state(ctx, "auditd.service", ("auditd",), binaries=("/sbin/auditd", "/usr/sbin/auditd"))
     facts = {"installed": binary is not None, "service": service, "rules": [], "rule_count": 0,
              "rules_source": None, "enabled_flag": None, "immutable": False, "categories": [],
-             "conf": None, "remote": None, "rule_files": []}
+             "conf": None, "remote": [], "rule_files": []}
     if binary is None and not fs.isdir("/etc/audit"):
         return facts
     rules, enable_flag, paths = rules_from_files(ctx)

@@ -14,7 +14,8 @@ from __future__ import absolute_import
 import posixpath
 import re
 
-from scanner.collect.baseline_util import conf_d_files, ini_section, logical_lines, service_state, to_int, where
+from scanner.collect.baseline_util import (conf_d_files, ini_section, logical_lines, running_names, service_state,
+                                           to_int, where)
 
 NAME = "logging"
 LIVE_ONLY = False
@@ -87,15 +88,18 @@ def parse_rsyslog(ctx, paths):
 
 
 def selector_covers(selector, facility):
+    """Whether a syslog selector sends ``facility`` messages (later parts override earlier ones)."""
+    covered = False
     for part in selector.split(";"):
         if "." not in part:
             continue
         facs, prio = part.split(".", 1)
-        if prio.strip() == "none":
-            continue
-        if facility in facs.split(",") or facs == "*":
-            return True
-    return False
+        names = facs.split(",")
+        if facility in names:
+            covered = prio.strip() != "none"
+        elif "*" in names and prio.strip() != "none":
+            covered = True
+    return covered
 
 
 def parse_syslog_ng(ctx):
@@ -130,7 +134,11 @@ def journald(ctx):
                 sources[key] = where(path, number)
     storage = values.get("Storage", "auto").lower()
     persistent = storage == "persistent" or (storage == "auto" and fs.isdir("/var/log/journal"))
-    return {"storage": storage, "persistent": persistent,
+    active = None
+    names = running_names(ctx)
+    if names is not None:
+        active = "systemd-journald" in names or "systemd-journal" in names
+    return {"storage": storage, "persistent": persistent, "active": active,
             "forward_to_syslog": values.get("ForwardToSyslog", "").lower() in ("yes", "true", "1", "on") or None,
             "max_retention_sec": values.get("MaxRetentionSec"), "system_max_use": values.get("SystemMaxUse"),
             "seal": values.get("Seal", "yes").lower() in ("yes", "true", "1", "on"), "sources": sources}
@@ -238,7 +246,6 @@ def collect(ctx):
     elif written:
         retention = UNBOUNDED_DAYS   # no logrotate at all: nothing is ever deleted
     running = None
-    from scanner.collect.baseline_util import running_names
     names = running_names(ctx)
     if names is not None:
         running = sorted(n for n in SHIPPERS if n in names)

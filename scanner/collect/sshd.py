@@ -5,7 +5,8 @@ when Match blocks make plain -T fail). Offline, or when sshd -T cannot run:
 sshd_config is parsed the way sshd does it -- keywords are case-insensitive,
 the FIRST value wins, ``Include`` (globs, relative to /etc/ssh) is expanded in
 place, ``Match`` blocks do not change the global values (their keywords are
-listed in ``match_overrides``), RHEL crypto-policy back-ends are applied, and
+listed in ``match_overrides``; a Match opened in an included file ends with
+that file), RHEL crypto-policy back-ends are applied, and
 OpenSSH's built-in defaults fill whatever is left.
 """
 from __future__ import absolute_import
@@ -101,7 +102,8 @@ class ConfigParser(object):
                     if not pattern.startswith("/"):
                         pattern = posixpath.join("/etc/ssh", pattern)
                     for inc in self.expand(pattern):
-                        in_match = self.parse_file(inc, depth + 1, in_match)
+                        # a Match block opened in an included file ends with that file
+                        self.parse_file(inc, depth + 1, in_match)
                 continue
             if in_match is not None and in_match != "all":
                 self.match_overrides.setdefault(keyword, []).append("%s (%s)" % (in_match, where(path, number)))
@@ -220,7 +222,7 @@ def collect(ctx):
     binary = find_binary(fs, "sshd")
     if binary is None:
         return {"installed": False, "source": None, "effective": None, "version": None,
-                "config_present": fs.isfile(CONFIG)}
+                "config_present": fs.isfile(CONFIG), "servers": []}
     version = openssh_version(ctx, binary)
     effective, source, multi = None, None, {}
     if ctx.live:
@@ -246,5 +248,7 @@ def collect(ctx):
         "match_overrides": parser.match_overrides,
         "numeric": numbers(effective),
         "source_restricted": bool(re.search(r"@", effective.get("allowusers", "") or "")),
+        # one entry per SSH server found: rules iterate over it so an absent sshd is not_applicable
+        "servers": [{"binary": binary, "version": version, "source": source}],
     })
     return facts
