@@ -75,3 +75,29 @@ def test_pci_ids_lookup_stops_at_classes():
            "C 03  Display controller\n\t00  VGA compatible controller\n"
     found = lookup(text, {"10de": {"20b0"}, "0300": {"00"}})
     assert found == {"vendors": {"10de": "NVIDIA Corporation"}, "devices": {("10de", "20b0"): "GA100"}}
+
+
+@pytest.mark.skipif(not os.path.isfile("/usr/share/misc/pci.ids"), reason="no system pci.ids (Debian: pci.ids)")
+def test_lookup_agrees_with_a_full_parse_of_the_system_pci_ids():
+    from scanner.parsers.pci_ids import lookup
+    with open("/usr/share/misc/pci.ids", encoding="utf-8", errors="replace") as fh:
+        text = fh.read()
+    wanted = {"10de": {"20b0", "2330", "1eb8"}, "1002": {"740c", "73bf"}, "8086": {"56c0", "1572"},
+              "19e5": {"d801", "1711", "1822"}, "1a03": {"2000"}, "0731": {"9100", "7200"}, "1ed5": {"0100"},
+              "1e36": {"0001"}, "ffff": {"0000"}}
+    found = lookup(text, wanted)
+    ref_vendors, ref_devices, current = {}, {}, None
+    for line in text.splitlines():  # the straightforward full parse, as reference
+        if line.startswith("C "):
+            break
+        if not line or line[0] == "#":
+            continue
+        if line[0] != "\t":
+            current = line[:4]
+            if current in wanted:
+                ref_vendors[current] = line[4:].strip()
+        elif not line.startswith("\t\t") and current in wanted and line[1:5] in wanted[current]:
+            ref_devices[(current, line[1:5])] = line[5:].strip()
+    assert found == {"vendors": ref_vendors, "devices": ref_devices}
+    assert found["vendors"]["10de"] == "NVIDIA Corporation"
+    assert ("19e5", "d801") not in found["devices"]  # Ascend is not in pci.ids: the catalog names it
