@@ -37,18 +37,8 @@ MAX_INCLUDES = 30
 
 
 def _glob(fs, pattern):
-    """Glob with wildcards in at most one directory component and the last one."""
-    parts = pattern.split("/")
-    for i, part in enumerate(parts[:-1]):
-        if "*" in part:
-            base = "/".join(parts[:i]) or "/"
-            out = []
-            for d in fs.glob(posixpath.join(base, part)):
-                out.extend(_glob(fs, "/".join([d] + parts[i + 1:])))
-            return out
-    if "*" in parts[-1]:
-        return fs.glob(pattern)
-    return [pattern] if fs.isfile(pattern) else []
+    from scanner.collect._paths import glob_paths
+    return glob_paths(fs, pattern)
 
 
 def _users(fs):

@@ -33,7 +33,7 @@ MAX_DIR_CERTS = 20
 MAX_CERT_BYTES = 256 * 1024
 MAX_CERTS_IN_DIR_FILE = 3  # more than this in one file is a bundle (trust store), not a server cert
 
-_NGX_TOKEN = re.compile(r"^\s*(ssl_certificate|ssl_protocols|include)\s+([^;#]+);", re.M)
+_NGX_TOKEN = re.compile(r"(?:^|[;{}])[ \t]*(ssl_certificate|ssl_protocols|include)\s+([^;#{}]+);", re.M)
 _HTTPD_TOKEN = re.compile(r"^\s*(SSLCertificateFile|SSLProtocol|Include|IncludeOptional)\s+(.+?)\s*$", re.M | re.I)
 
 
@@ -109,7 +109,7 @@ class _Scan(object):
         text = _strip_comments(text)
         for m in _NGX_TOKEN.finditer(text):
             key, value = m.group(1), m.group(2).strip()
-            line = _line_of(text, m.start())
+            line = _line_of(text, m.start(1))
             if key == "include":
                 for inc in _expand(self.fs, value, base):
                     self.nginx(inc, base)
@@ -205,17 +205,10 @@ def collect(ctx):
         for name in fs.listdir(directory) or []:
             if name.endswith(".conf"):
                 scan.httpd(posixpath.join(directory, name), base)
+    from scanner.collect._paths import glob_paths
     for pattern in TOMCAT_GLOBS:
-        directory, name = posixpath.split(pattern)
-        parent, leaf = posixpath.split(directory)
-        if "*" in leaf:  # /opt/tomcat*/conf/server.xml: expand the middle component
-            for d in fs.glob(directory):
-                p = posixpath.join(d, name)
-                if fs.isfile(p):
-                    scan.tomcat(p)
-        else:
-            for p in fs.glob(pattern):
-                scan.tomcat(p)
+        for p in glob_paths(fs, pattern):
+            scan.tomcat(p)
     certificates = []
     paths = list(scan.cert_refs)
     from_dirs = [p for p in _dir_cert_candidates(fs) if p not in scan.cert_refs]
