@@ -126,3 +126,15 @@ def test_unknown_vendor_with_cpu_family_is_not_assumed_x86():
     summary = cpuinfo.parse_and_summarize(text)
     assert summary["arch"] is None
 
+
+
+@pytest.mark.parametrize("model_name,part", [("tsv110", "0xd01"), ("TaiShan-v110", "0xd01"),
+                                             ("TaiShan-v120", "0xd02"), ("Kunpeng-920", None)])
+def test_lscpu_kunpeng_names_of_every_util_linux_version(model_name, part):
+    from scanner.catalog import default_catalog
+    from scanner.classify.cpu import match_signals
+    from scanner.parsers import lscpu
+    text = "Architecture:        aarch64\nVendor ID:           HiSilicon\nModel name:          %s\n" % model_name
+    summary = lscpu.parse_and_summarize(text)
+    assert summary["part"] == part
+    assert match_signals(summary, default_catalog())["id"] == "kunpeng"

@@ -76,10 +76,24 @@ ARM_VENDOR_NAMES = {
 }
 
 
+# lscpu's part names whose meaning is unambiguous; they changed across util-linux versions
+# (0xd01: "tsv110" in 2.35, "Kunpeng-920" in 2.36-2.39, "TaiShan-v110" in 2.40-2.42) and
+# "Kunpeng-920" names several parts, so it stays unmapped (the model-name signature covers it).
+ARM_PART_NAMES = {
+    ("0x48", "tsv110"): "0xd01", ("0x48", "taishan-v110"): "0xd01", ("0x48", "taishan-v120"): "0xd02",
+    ("0x48", "kunpeng-950"): "0xd06",
+    ("0x70", "ftc310"): "0x303", ("0x70", "ftc660"): "0x660", ("0x70", "ftc661"): "0x661",
+    ("0x70", "ftc662"): "0x662", ("0x70", "ftc663"): "0x663", ("0x70", "ftc664"): "0x664",
+    ("0x70", "ftc862"): "0x862",
+}
+
+
 def parse_and_summarize(text):
     summary = summarize(parse(text))
     arch = (summary.get("arch") or "").lower()
     if arch.startswith("aarch64") or arch.startswith("arm"):
         if not summary["implementer"] and summary["vendor_id"]:
             summary["implementer"] = ARM_VENDOR_NAMES.get(summary["vendor_id"].strip().lower())
+        if not summary["part"] and summary["implementer"] and summary["model_name"]:
+            summary["part"] = ARM_PART_NAMES.get((summary["implementer"], summary["model_name"].strip().lower()))
     return summary
