@@ -71,6 +71,13 @@ def test_offline_mariadb_alias_is_not_mysql(make_root):
     assert [c["product_id"] for c in comps] == ["mariadb"]
 
 
+def test_offline_symlinked_binary_of_the_same_product_counts(make_root):
+    """Debian's /usr/bin/redis-server is a link to redis-check-rdb: still Redis's install path."""
+    root = make_root({"/usr/bin/redis-check-rdb": b"\x7fELF", "/usr/bin/redis-server": ("symlink", "redis-check-rdb")})
+    _facts, comps = classify_root(root)
+    assert [(c["product_id"], c["evidence"][0]["value"]) for c in comps] == [("redis", "/usr/bin/redis-server")]
+
+
 def test_offline_config_file_alone_is_not_a_product(make_root):
     root = make_root({"/etc/redis/redis.conf": "port 6379\n", "/etc/mongod.conf": "net: {}\n"})
     _facts, comps = classify_root(root)
@@ -162,3 +169,32 @@ def test_live_database_details(live_inventory):
     my = [c for c in comps if c["product_id"] == "mysql" and c["details"]["pid"] == pid][0]
     assert my["details"]["data_dir"] == "/data/mysql"
     assert my["details"]["listen"] == [{"address": "127.0.0.1", "port": port}]
+
+
+@pytest.mark.parametrize("package,expected", [("mariadb-server-10.3", "mariadb"), ("MariaDB-server", "mariadb"),
+                                              ("mysql-community-server", "mysql"), (None, "mysql")])
+def test_mysqld_process_of_mariadb_package_is_mariadb(package, expected):
+    """Older MariaDB releases (Kylin V10, Debian 10) still run a binary called mysqld."""
+    facts = {"processes": [{"pid": 900, "ppid": 1, "name": "mysqld", "exe": "/usr/libexec/mysqld",
+                            "cmdline": ["/usr/libexec/mysqld", "--basedir=/usr"], "user": "mysql"}],
+             "sockets": [{"proto": "tcp", "address": "0.0.0.0", "port": 3306, "pid": 900}],
+             "packages": {"manager": "rpm", "items": [{"name": package, "version": "3:10.3.39-1.p01.ky10",
+                                                       "arch": "x86_64"}] if package else []}}
+    comps = software.classify(facts, default_catalog())
+    assert [c["product_id"] for c in comps] == [expected]
+    if package and expected == "mariadb":
+        assert comps[0]["version"] == "10.3.39"
+
+
+def test_bad_signature_is_a_clear_catalog_error(tmp_path):
+    from scanner.catalog import load_catalog
+    from scanner.classify.software.match import compile_catalog
+    from scanner.errors import DataError
+    (tmp_path / "database.yaml").write_text(
+        "category: database\nproducts:\n  - id: dm\n    name: {zh: 达梦, en: DM}\n"
+        "    vendor: {zh: 达梦, en: Dameng}\n    origin: domestic\n"
+        "    match:\n      processes:\n        - {name: 'dmserver('}\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        compile_catalog(load_catalog(str(tmp_path)))
+    text = str(err.value) + str(getattr(err.value, "path", ""))
+    assert "product dm" in text and "database.yaml" in text and "invalid software signature" in text

@@ -77,7 +77,7 @@ def _package_evidence(cp, packages):
     return found, version
 
 
-def _unit_views(services, compiled):
+def _unit_views(services, compiled, installed=()):
     """[(unit, (product, signature))] for units whose ExecStart runs a product's executable."""
     out = []
     for unit in (services or {}).get("units") or []:
@@ -92,7 +92,7 @@ def _unit_views(services, compiled):
                 pass
         if argv and argv[0].startswith("/"):
             view = ProcView({"name": posixpath.basename(argv[0]), "exe": argv[0], "cmdline": argv})
-            best = best_match(view, compiled)
+            best = best_match(view, compiled, installed)
             if best is not None:
                 out.append((unit, best))
     return out
@@ -134,14 +134,26 @@ def _unit_ev(unit, extra=None):
     return evidence("service", value, unit.get("source"))
 
 
-def _path_evidence(cp, software_paths):
+def _alias_of_other(cp, target_name, compiled):
+    """True when a symlink's target is the executable of another product."""
+    for other in compiled:
+        if other is cp:
+            continue
+        for sig in other.signatures:
+            if (not sig.java and sig.exe is None and sig.args is None and sig.package is None
+                    and sig.name.fullmatch(target_name)):
+                return True
+    return False
+
+
+def _path_evidence(cp, software_paths, compiled):
     found, version = [], None
     entries = (software_paths or {}).get("found") or []
     for entry in entries:
         path, kind = entry["path"], entry.get("kind")
         link = entry.get("link")
-        if link and posixpath.basename(link.rstrip("/")) != posixpath.basename(path):
-            continue  # an alias of another program's file (mysqld -> mariadbd)
+        if link and _alias_of_other(cp, posixpath.basename(link.rstrip("/")), compiled):
+            continue  # an alias of another product's program (/usr/sbin/mysqld -> mariadbd)
         if kind == "path" and cp.paths is not None and cp.paths.match(path):
             found.append(evidence("path", path, "install path"))
         elif kind == "config" and cp.config_files is not None and cp.config_files.match(path):
@@ -190,7 +202,7 @@ def _process_evidence(view):
     return evidence("process", value, src)
 
 
-def find_instances(processes, compiled):
+def find_instances(processes, compiled, installed=()):
     """[(CompiledProduct, Signature, root view, [views])] for running product instances."""
     if not processes:
         return []
@@ -198,7 +210,7 @@ def find_instances(processes, compiled):
     for proc in processes:
         view = ProcView(proc)
         views[proc.get("pid")] = view
-        best = best_match(view, compiled)
+        best = best_match(view, compiled, installed)
         if best is not None:
             matched[proc.get("pid")] = best
     groups, order = {}, []
@@ -274,10 +286,10 @@ def _instance_component(cp, sig, root, members, sockets_by_pid, static, live):
                           confidence=confidence(e["kind"] for e in all_ev), details=details)
 
 
-def _static(cp, facts, unit_views):
+def _static(cp, facts, unit_views, compiled):
     ev_pkg, pkg_version = _package_evidence(cp, facts.get("packages"))
     ev_svc = _service_evidence(cp, facts.get("services"), unit_views)
-    ev_path, file_version = _path_evidence(cp, facts.get("software_paths"))
+    ev_path, file_version = _path_evidence(cp, facts.get("software_paths"), compiled)
     path_version = first_group(cp.version_paths, [e["value"] for e in ev_path])
     if path_version is None:
         path_version = first_group(cp.version_exe, [e["value"] for e in ev_svc])
@@ -339,15 +351,16 @@ def classify(facts, catalog):
     for sock in facts.get("sockets") or []:
         if sock.get("pid") is not None:
             sockets_by_pid.setdefault(sock["pid"], []).append(sock)
+    installed = [i.get("name") or "" for i in (facts.get("packages") or {}).get("items") or []]
     facts = _prefiltered(facts, compiled)
-    unit_views = _unit_views(facts.get("services"), compiled)
-    instances = find_instances(processes, compiled)
+    unit_views = _unit_views(facts.get("services"), compiled, installed)
+    instances = find_instances(processes, compiled, installed)
     running = {}
     for inst in instances:
         running.setdefault(inst[0].id, []).append(inst)
     components = []
     for cp in compiled:
-        static = _static(cp, facts, unit_views)
+        static = _static(cp, facts, unit_views, compiled)
         if cp.crypto_lib:
             comp = _crypto_component(cp, facts, static)
             if comp is not None:

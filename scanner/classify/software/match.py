@@ -20,8 +20,9 @@ class Signature(object):
         self.exe = re.compile(raw["exe"]) if raw.get("exe") else None
         self.args = re.compile(raw["args"]) if raw.get("args") else None
         self.cmdline = re.compile(raw["cmdline"]) if raw.get("cmdline") else None
+        self.package = re.compile(raw["package"]) if raw.get("package") else None
         self.model = raw.get("model")
-        conditions = sum(1 for c in (self.exe, self.args, self.cmdline) if c is not None)
+        conditions = sum(1 for c in (self.exe, self.args, self.cmdline, self.package) if c is not None)
         self.score = int(raw.get("priority") or 0) * 100 + conditions
 
 
@@ -77,10 +78,22 @@ def compile_catalog(catalog):
     cached = _CACHE.get(key)
     if cached is not None and cached[0] is catalog:
         return cached[1]
-    compiled = CompiledCatalog(CompiledProduct(p) for p in catalog.products.values()
+    compiled = CompiledCatalog(_compile_product(p, catalog) for p in catalog.products.values()
                                if p["category"] in SOFTWARE_CATEGORIES and p.get("match"))
     _CACHE[key] = (catalog, compiled)
     return compiled
+
+
+def _compile_product(product, catalog):
+    """CompiledProduct, or a DataError naming the catalog file, product and bad signature."""
+    from scanner.errors import DataError
+    try:
+        return CompiledProduct(product)
+    except (re.error, TypeError, KeyError, ValueError, AttributeError) as exc:
+        source = getattr(catalog, "sources", {}).get(product["id"], "catalog")
+        raise DataError("invalid software signature: %s: %s" % (type(exc).__name__, exc),
+                        path="%s: product %s" % (source, product["id"]),
+                        hint="signatures are regular expressions (see docs/software-inventory.md)")
 
 
 class CompiledCatalog(list):
@@ -139,7 +152,9 @@ class ProcView(object):
             self.java_vm_text = " ".join(self.java["options"] + [self.java["main"] or ""])
 
 
-def match_signature(sig, view):
+def match_signature(sig, view, installed=()):
+    if sig.package is not None and not any(sig.package.fullmatch(n) for n in installed):
+        return False
     if sig.java:
         java = view.java
         if java is None or not java["main"] or not sig.name.fullmatch(java["main"]):
@@ -160,14 +175,14 @@ def match_signature(sig, view):
     return True
 
 
-def best_match(view, compiled):
+def best_match(view, compiled, installed=()):
     """(CompiledProduct, Signature) with the most specific matching signature, or None."""
     if view.java is None and isinstance(compiled, CompiledCatalog) and not compiled.may_match(view):
         return None
     best = None
     for cp in compiled:
         for sig in cp.signatures:
-            if (best is None or sig.score > best[1].score) and match_signature(sig, view):
+            if (best is None or sig.score > best[1].score) and match_signature(sig, view, installed):
                 best = (cp, sig)
     return best
 
