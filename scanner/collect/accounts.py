@@ -8,6 +8,7 @@ date. Unreadable shadow (unprivileged run) leaves those fields null and says so.
 """
 from __future__ import absolute_import
 
+import datetime
 import time
 
 NAME = "accounts"
@@ -65,6 +66,14 @@ def read_table(ctx, path, min_fields):
             continue
         rows.append({"line": number, "fields": fields})
     return rows
+
+
+def day_string(days):
+    """'YYYY-MM-DD' for a shadow day number (days since 1970-01-01)."""
+    try:
+        return (datetime.date(1970, 1, 1) + datetime.timedelta(days=days)).isoformat()
+    except (OverflowError, ValueError):
+        return None
 
 
 def duplicates(values):
@@ -131,6 +140,9 @@ def collect(ctx, today=None):
                                         and today - last > max_days)
         expire = aging.get("expire_day")
         user["account_expired"] = bool(expire is not None and 0 <= expire <= today)
+        # dates, so rules can compare with the scan time ({now: 0}) instead of the collection day
+        user["password_expires_on"] = day_string(last + max_days) if user["password_expires"] and last else None
+        user["account_expires_on"] = day_string(expire) if expire is not None and expire >= 0 else None
         user["usable_login"] = bool(state == "hash" and user["interactive"] and not user["account_expired"])
         users.append(user)
     groups = []

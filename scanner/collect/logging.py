@@ -35,6 +35,22 @@ def rsyslog_files(fs):
     return paths
 
 
+def statements(text):
+    """Logical lines, with RainerScript statements whose parentheses span several lines joined."""
+    pending, start = [], None
+    for number, line in logical_lines(text):
+        if pending:
+            pending.append(line)
+        else:
+            pending, start = [line], number
+        joined = " ".join(pending)
+        if joined.count("(") <= joined.count(")") or len(pending) > 50:
+            yield start, joined
+            pending = []
+    if pending:
+        yield start, " ".join(pending)
+
+
 def parse_rsyslog(ctx, paths):
     rules, remote = [], []
     tls_global = False
@@ -42,7 +58,7 @@ def parse_rsyslog(ctx, paths):
         text = ctx.fs.read_text(path)
         if text is None:
             continue
-        for number, line in logical_lines(text):
+        for number, line in statements(text):
             src = where(path, number)
             if re.search(r'DefaultNetstreamDriver\s*[=\s]\s*"?gtls|StreamDriver(?:\.Name)?\s*=\s*"(gtls|ossl)"|'
                          r'\$ActionSendStreamDriverMode\s+1', line, re.I):
