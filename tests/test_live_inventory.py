@@ -70,6 +70,9 @@ def test_live_target_kind_and_collectors(report):
     assert report["host"]["virtualization"] == virt["kind"]
     if os.path.exists("/.dockerenv"):
         assert virt["kind"] == "container" and virt["type"] == "docker"
+        with open("/proc/cpuinfo") as fh:
+            flagged = any(l.startswith("flags") and "hypervisor" in l.split() for l in fh)
+        assert virt["on_vm"] is flagged  # this container runs on a VM: the cpuinfo hypervisor flag
     for name in ("os", "cpu", "storage", "pci"):
         assert report["facts"]["collection"][name]["status"] == "ok"
     # this container has no DMI: unknown, not an error, and no server component
@@ -85,3 +88,13 @@ def test_live_table_in_both_languages():
     en = _live("table", "en")
     assert "操作系统" in zh and "国产化率" in zh
     assert "Operating system" in en and "Localization rate" in en
+
+
+def test_bench_script_reports_wall_and_rss():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(repo, "bench", "inventory.py"), "--runs", "2", "--warmup", "0",
+                           "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert proc.returncode in (0, 3), proc.stderr.decode()   # 3: a target missed (a loaded machine)
+    result = json.loads(proc.stdout.decode())
+    assert result["runs"] == 2 and result["wall_s"]["median"] > 0 and result["peak_rss_mb"]["max"] > 5
+    assert 0 < result["collectors_s"]["hardware_median"] <= result["collectors_s"]["all_median"]
