@@ -147,10 +147,8 @@ def target_arch(ctx, kernels=()):
         return _os.uname().machine, "uname"
     from scanner.parsers.elf import elf_arch
     for path in ("/bin/sh", "/usr/bin/sh", "/bin/bash", "/usr/bin/env", "/sbin/init"):
-        header = ctx.fs.read_bytes(path, max_bytes=64, report=False)
-        if header is not None and len(header) > 64:
-            header = header[:64]
-        arch = elf_arch(header[:64] if header else None)
+        header = ctx.fs.read_bytes(path, max_bytes=64, report=False)  # bounded: no error for "larger"
+        arch = elf_arch(header)
         if arch:
             return arch, path
     for name in kernels:
