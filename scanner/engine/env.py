@@ -55,6 +55,7 @@ class Env(object):
         self.evidence = []       # [{"fact": path, "value": v}] read by the top-level check
         self._seen = set()
         self.evidence_limit = evidence_limit
+        self.terse = False       # True while evaluating a `where` filter: no texts, no evidence
 
     # -- params ---------------------------------------------------------
     def value(self, spec):
@@ -68,13 +69,13 @@ class Env(object):
             if "now" in spec:
                 days = self.value(spec["now"])
                 return self.now + datetime.timedelta(days=float(days or 0))
-        if isinstance(spec, list):
+        if isinstance(spec, list) and not _plain(spec):
             return [self.value(v) for v in spec]
         return spec
 
     # -- facts ----------------------------------------------------------
     def record(self, path, value):
-        if path in self._seen or len(self.evidence) >= self.evidence_limit:
+        if self.terse or path in self._seen or len(self.evidence) >= self.evidence_limit:
             return
         self._seen.add(path)
         if isinstance(value, (list, dict)) and len(value) > 20:
@@ -137,6 +138,21 @@ class Env(object):
                 msgs.append("%s: %s" % (err.get("path"), err.get("message")) if err.get("path")
                             else str(err.get("message")))
         return "; ".join(msgs[:3]) or "-"
+
+
+_PLAIN = {}
+
+
+def _plain(values):
+    """True when a list holds no mappings or lists (no params inside); cached per list object."""
+    hit = _PLAIN.get(id(values))
+    if hit is not None and hit[0] is values:
+        return hit[1]
+    plain = not any(isinstance(v, (dict, list)) for v in values)
+    if len(_PLAIN) > 4096:
+        _PLAIN.clear()
+    _PLAIN[id(values)] = (values, plain)
+    return plain
 
 
 def _walk(node, segs, shown):

@@ -145,7 +145,30 @@ def op_ge(a, v, o):
     return x >= y, None
 
 
+_SETS = {}
+
+
+def _text_set(values, o):
+    """A set of the list's texts when every value is text (fast membership), else None."""
+    key = (id(values), bool(o.get("ignore_case")))
+    hit = _SETS.get(key)
+    if hit is not None and hit[0] is values:
+        return hit[1]
+    if all(isinstance(v, str) for v in values):
+        texts = frozenset(v.lower() if o.get("ignore_case") else v for v in values)
+    else:
+        texts = None
+    if len(_SETS) > 4096:
+        _SETS.clear()
+    _SETS[key] = (values, texts)  # keeps ``values`` alive, so its id is not reused
+    return texts
+
+
 def _member(x, values, o):
+    if isinstance(x, str):
+        texts = _text_set(values, o)
+        if texts is not None:
+            return (x.lower() if o.get("ignore_case") else x) in texts
     return any(_equal(x, v, o) for v in values)
 
 
