@@ -242,9 +242,6 @@ def find_instances(processes, compiled, installed=()):
 def _instance_component(cp, sig, root, members, sockets_by_pid, static, live):
     pids = sorted(set(v.proc.get("pid") for v in members))
     ev = [_process_evidence(root)]
-    if len(pids) > 1:
-        ev.append(evidence("process", "%d processes in this instance" % len(pids),
-                           "pids " + ", ".join(str(p) for p in pids[:20])))
     listen = []
     for pid in pids:
         for sock in sockets_by_pid.get(pid, []):
@@ -282,6 +279,9 @@ def _instance_component(cp, sig, root, members, sockets_by_pid, static, live):
     if root.java is not None:
         details["main"] = root.java["main"]
     all_ev = ev + static["evidence"]
+    if len(pids) > 1:  # last: the table shows the first few pieces of evidence
+        all_ev.append(evidence("process", "%d processes in this instance" % len(pids),
+                               "pids " + ", ".join(str(p) for p in pids[:20])))
     return make_component(cp.product, all_ev, version=version, model=sig.model,
                           confidence=confidence(e["kind"] for e in all_ev), details=details)
 
@@ -311,7 +311,8 @@ def _installed_component(cp, static, live):
 def _crypto_component(cp, facts, static):
     libs = facts.get("crypto_libs") or {}
     entry = libs.get(cp.crypto_lib) if cp.crypto_lib else None
-    ev = list(entry.get("evidence") or []) if entry else []
+    order = {"command": 0, "probe": 1, "path": 2, "file": 3}
+    ev = sorted(entry.get("evidence") or [], key=lambda e: order.get(e["kind"], 9)) if entry else []
     ev += [e for e in static["evidence"] if e not in ev]
     if not ev:
         return None
