@@ -67,16 +67,22 @@ def create_app(settings, engine=None):
         message = exc.detail if isinstance(exc.detail, str) else code
         return _error_response(request, exc.status_code, code, message, getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception):
+    def _internal_response(request, exc):
         # Logged on the server with the traceback; the client learns nothing about internals.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _error_response(request, 500, "internal", "internal server error; the administrator can find "
                                "details in the server log")
 
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):  # backstop; the middleware below answers first
+        return _internal_response(request, exc)
+
     @app.middleware("http")
     async def _headers(request: Request, call_next):
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - answered here so the connection stays usable
+            response = _internal_response(request, exc)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")

@@ -63,10 +63,11 @@ def login(engine, username, password, ttl, ip=None):
         dummy_verify(password or "")
     else:
         ok = verify_password(user["password_hash"], password or "")
-    with db.write_tx(engine) as conn:
-        if not ok:
+    if not ok:
+        with db.write_tx(engine) as conn:
             audit(conn, clean_text(username, 64) or "-", "login.failed", None, None, ip)
-            raise unauthorized("bad_credentials", "wrong username or password")
+        raise unauthorized("bad_credentials", "wrong username or password")
+    with db.write_tx(engine) as conn:
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
         t = now()

@@ -41,7 +41,9 @@ def normalise_org(path):
     path = "/" + path.strip().strip("/")
     if path == "/":
         return "/"
-    return path if ORG_RE.match(path) else None
+    if not ORG_RE.match(path) or any(seg.strip() in ("", ".", "..") for seg in path.split("/")[1:]):
+        return None
+    return path
 
 
 def org_ancestors(path):
