@@ -274,3 +274,15 @@ def test_rpm_ndb_database_read_offline(make_root):
     facts, errors = run(packages, root)
     assert errors == [] and facts["format"] == "ndb"
     assert facts["items"] == RPM_EXPECTED
+
+
+def test_rpm_query_live_output_is_parsed(tmp_path):
+    if not shutil.which("rpm"):
+        pytest.skip("no rpm tool")
+    db = tmp_path / "rpmdb"
+    db.mkdir()
+    shutil.copy(os.path.join(RPMDB, "sqlite", "rpmdb.sqlite"), str(db / "rpmdb.sqlite"))
+    ctx = Context("/", live=True)
+    ctx.set_collector("packages")
+    items = packages.rpm_live(ctx, dbpath=str(db))
+    assert sorted(items, key=lambda i: i["name"]) == RPM_EXPECTED and ctx.errors == []

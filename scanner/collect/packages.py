@@ -70,8 +70,11 @@ def read_rpmdb(ctx, path, fmt):
         return None
 
 
-def rpm_live(ctx):
-    out = ctx.run(["rpm", "-qa", "--qf", RPM_QF], timeout=30)
+def rpm_live(ctx, dbpath=None):
+    argv = ["rpm", "-qa", "--qf", RPM_QF]
+    if dbpath:
+        argv[1:1] = ["--dbpath", dbpath]
+    out = ctx.run(argv, timeout=30)
     if out is None:
         return None
     items = []
