@@ -6,12 +6,33 @@ from scanner.i18n import pick, t
 SHOWN = ("fail", "error", "waived", "manual")
 
 
-def _wrap(text, width):
-    import textwrap
-    out = []
+def _width(ch):
+    import unicodedata
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _wrap(text, width, indent=""):
+    """Wrap by display width (CJK characters take two columns); break at spaces when there are any."""
+    lines = []
     for para in (text or "").split("\n"):
-        out.extend(textwrap.wrap(para, width) or [""])
-    return "\n".join(out)
+        line, used = "", 0
+        for word in _tokens(para):
+            w = sum(_width(c) for c in word)
+            if used + w > width and line.strip():
+                lines.append(line.rstrip())
+                line, used = "", 0
+                word = word.lstrip()
+                w = sum(_width(c) for c in word)
+            line += word
+            used += w
+        lines.append(line.rstrip())
+    return ("\n" + indent).join(lines)
+
+
+def _tokens(text):
+    """Words with their leading space; every CJK character is its own token."""
+    import re
+    return re.findall(r"\s*[^\s\u2e80-\u9fff\uff00-\uffef\u3000-\u303f]+|\s*[\u2e80-\u9fff\uff00-\uffef\u3000-\u303f]", text)
 
 
 def _finding(result, lang):
@@ -35,31 +56,35 @@ def _finding(result, lang):
         key = "scan.waiver_expired" if waiver.get("expired") else "scan.waived_by"
         lines.append(t(key, lang, approver=waiver.get("approver"), expires=waiver.get("expires"),
                        justification=waiver.get("justification")))
-    return _wrap("\n".join(lines), 60)
+    return _wrap("\n".join(lines), 84)
 
 
 def render_results(report, lang="en"):
-    from tabulate import tabulate
+    """One block per finding (fail, error, waived, manual), most severe first, then the summary.
+
+    A block layout rather than a grid keeps Chinese text readable without a terminal-width library.
+    """
     summary = report.get("summary") or {}
     results = report.get("results") or []
-    lines = [t("scan.title", lang, profile=summary.get("profile") or "?")]
-    rows = []
+    lines = [t("scan.title", lang, profile=summary.get("profile") or "?"), ""]
     hidden = 0
+    pad = "    "
     for r in results:
         if r.get("status") not in SHOWN:
             hidden += 1
             continue
-        rows.append([
-            t("scan.severity." + str(r.get("severity")), lang),
-            t("scan.status." + str(r.get("status")), lang),
-            "%s\n%s" % (r.get("rule_id"), _wrap(pick(r.get("title"), lang), 38)),
-            _finding(r, lang),
-            _wrap(pick(r.get("remediation"), lang), 40),
-        ])
-    if rows:
-        headers = [t("scan.col." + k, lang) for k in ("severity", "status", "rule", "finding", "remediation")]
-        lines.append(tabulate(rows, headers=headers, tablefmt="grid"))
-    elif not results:
+        head = "[%s] %s  %s" % (t("scan.severity." + str(r.get("severity")), lang),
+                                t("scan.status." + str(r.get("status")), lang), r.get("rule_id"))
+        lines.append(head)
+        lines.append(pad + _wrap(pick(r.get("title"), lang), 90, pad))
+        finding = _finding(r, lang)
+        if finding:
+            lines.append(pad + t("scan.col.finding", lang) + ": " + finding.replace("\n", "\n" + pad + "  "))
+        if r.get("status") in ("fail", "error", "waived"):
+            lines.append(pad + t("scan.col.remediation", lang) + ": " +
+                         _wrap(pick(r.get("remediation"), lang), 84, pad + "  "))
+        lines.append("")
+    if not results:
         lines.append(t("scan.none", lang))
     if hidden:
         lines.append(t("scan.passed_hidden", lang, count=hidden))
