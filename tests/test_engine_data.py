@@ -305,3 +305,28 @@ def test_coverage_from_controls(tmp_path, cache, monkeypatch):
     assert [(i["id"], i["result"]) for i in cov["items"]] == [
         ("L3-CES1-01", "fail"), ("L3-CES1-02", None), ("L3-CES1-03", "manual")]
     assert cov["counts"] == {"automated": 1, "partial": 0, "manual": 1, "not_covered": 1}
+
+
+def test_lint_data_checks_profiles_and_controls(tmp_path):
+    from scanner.engine.rules import lint_data
+    write(tmp_path, "rules/profiles/p.yaml", "id: p\nselect: [{areas: [mlps]}]\ncontrols: nope\n")
+    write(tmp_path, "rules/profiles/bad.yaml", "id: bad\nselect: []\n")
+    write(tmp_path, "rules/controls/c.yaml", textwrap.dedent("""\
+        items:
+          - id: L3-CES1-01
+            status: automated
+            rules:
+              - t.ssh.root-login
+              - t.gone
+        """))
+    probs = [(os.path.basename(p.path), p.line, p.message) for p in
+             lint_data({"t.ssh.root-login"}, str(tmp_path / "rules"))]
+    assert ("p.yaml", 3, "controls 'nope': no rules/controls/nope.yaml") in probs
+    assert any(name == "bad.yaml" and "non-empty list" in msg for name, _, msg in probs)
+    assert ("c.yaml", 6, "control L3-CES1-01 names unknown rule 't.gone'") in probs
+
+
+def test_shipped_profiles_and_controls_are_consistent():
+    from scanner.engine.rules import lint_data
+    ids = set(r["id"] for r in load_ruleset())
+    assert [str(p) for p in lint_data(ids)] == []

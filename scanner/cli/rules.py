@@ -63,6 +63,9 @@ def lint(path, lang):
     from scanner.i18n import t
     lang = resolve_lang(lang)
     found, problems = run_lint(path)
+    if path is None:  # the shipped rules: also the profiles and controls that name them
+        from scanner.engine.rules import lint_data
+        problems = problems + lint_data(set(r["id"] for r in found))
     for problem in problems:
         click.echo(str(problem))
     if problems:

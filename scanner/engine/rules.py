@@ -278,6 +278,44 @@ def lint(directory=None, registry=None):
     return rules, problems
 
 
+def lint_data(rule_ids, rules_root=None):
+    """Problems in the shipped profiles and controls: unloadable files, controls naming unknown rules."""
+    from scanner.engine.coverage import load_controls
+    from scanner.engine.profiles import list_profiles, load_profile, profiles_dir
+    from scanner.engine.yamlpos import locate_file
+    if rules_root is None:
+        from scanner.paths import rules_dir
+        rules_root = rules_dir()
+    problems = []
+    pdir = os.path.join(rules_root, "profiles")
+    for name in list_profiles(pdir):
+        path = os.path.join(pdir, name + ".yaml")
+        try:
+            profile = load_profile(path)
+        except DataError as exc:
+            problems.append(RuleProblem(path, None, str(exc)))
+            continue
+        if profile.controls and not os.path.isfile(os.path.join(rules_root, "controls", profile.controls + ".yaml")):
+            problems.append(RuleProblem(path, locate_file(path, ("controls",)),
+                                        "controls %r: no rules/controls/%s.yaml" % (profile.controls, profile.controls)))
+    cdir = os.path.join(rules_root, "controls")
+    for name in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []:
+        if not name.endswith(".yaml"):
+            continue
+        path = os.path.join(cdir, name)
+        try:
+            doc = load_controls(path)
+        except DataError as exc:
+            problems.append(RuleProblem(path, None, str(exc)))
+            continue
+        for i, item in enumerate(doc["items"]):
+            for j, rid in enumerate(item.get("rules") or []):
+                if rid not in rule_ids:
+                    problems.append(RuleProblem(path, locate_file(path, ("items", i, "rules", j)),
+                                                "control %s names unknown rule %r" % (item.get("id"), rid)))
+    return problems
+
+
 def _fingerprint(files):
     h = hashlib.sha1(("engine-%s" % ENGINE_VERSION).encode("utf-8"))
     try:
