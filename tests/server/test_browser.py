@@ -1,0 +1,79 @@
+"""Headless Chromium: log in, read the overview, a host page and a drift view for a fleet the
+test enrolled and fed with Ed25519-signed reports; the pages load nothing from elsewhere."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from browser_support import browser_page  # noqa: F401
+from conftest import ADMIN
+from fleet import Agent, component
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture()
+def browser_fleet(server):
+    org = "/browser-%s" % uuid.uuid4().hex[:6]
+    agents = []
+    with server.client() as c:
+        for i in range(3):
+            a = Agent("bw-%d-%s" % (i, uuid.uuid4().hex[:4]), machine_id=uuid.uuid4().hex)
+            assert a.enroll(c, server.token(org=org + ("/east" if i < 2 else "/west"))).status_code == 201
+            first = a.report(fail_rules=["mlps.ia.ssh-root-login"], domestic_bias=0.0,
+                             extra_components=[component("database", "oracle-db", "Oracle 数据库", "Oracle Database", "foreign", "19c")])
+            for r in first["results"]:
+                if r["rule_id"] == "crypto.ssh.weak-ciphers":
+                    r["status"] = "fail"
+            assert a.submit(c, first, timestamp=time.time() - 86400).status_code == 200
+            second = a.report(fail_rules=["mlps.ia.ssh-root-login"], domestic_bias=1.0,
+                              extra_components=[component("database", "dm", "达梦数据库", "DM", "domestic", "8.4")])
+            for r in second["results"]:
+                if r["rule_id"] == "crypto.ssh.weak-ciphers":
+                    r["status"] = "pass"
+            assert a.submit(c, second).status_code == 200
+            a.reports = [first, second]
+            agents.append(a)
+    return org, agents
+
+
+def test_login_overview_host_and_drift_in_chromium(server, browser_fleet, browser_page):
+    org, agents = browser_fleet
+    page = browser_page
+    page.goto(server.base_url + "/?lang=en")
+    assert "/login" in page.url
+    page.fill("input[name=username]", ADMIN[0])
+    page.fill("input[name=password]", ADMIN[1])
+    page.click("#login-submit")
+    page.wait_for_selector("#host-count")
+    assert int(page.inner_text("#host-count")) >= 3
+    assert page.locator("#by-category svg rect").count() > 0
+    assert "mlps.ia.ssh-root-login" in page.inner_text("#top-failing")
+
+    # the overview scoped to the test's org unit: exactly its three hosts, all domestic now
+    page.goto(server.base_url + "/?org=" + org)
+    assert page.inner_text("#host-count") == "3"
+    assert page.inner_text("#loc-rate") == "100.0%"
+    assert "east" in page.inner_text("#by-org")
+
+    host = agents[0]
+    page.goto(server.base_url + "/hosts/" + host.host_id)
+    assert page.inner_text("#host-name") == host.hostname
+    inventory = page.inner_text("#inventory")
+    assert "DM" in inventory and "Oracle" not in inventory
+    assert page.locator('#results tr[data-rule="mlps.ia.ssh-root-login"][data-status="fail"]').count() == 1
+    assert page.locator("#history tr").count() == 3  # header + two scans
+    page.click("#drift-submit")  # defaults: A = older scan, B = newest
+    page.wait_for_selector("#drift-components")
+    comps = page.inner_text("#drift-components")
+    assert "Oracle Database" in comps and "DM" in comps
+    assert "removed" in comps and "added" in comps
+    rules = page.inner_text("#drift-results")
+    assert "crypto.ssh.weak-ciphers" in rules and "mlps.ia.ssh-root-login" not in rules
+
+    # Chinese UI
+    page.goto(server.base_url + "/hosts/" + host.host_id + "?lang=zh")
+    assert "资产清单" in page.content()
+    assert all(u.startswith(server.base_url) for u in page.requests_seen), page.requests_seen
