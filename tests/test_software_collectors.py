@@ -286,3 +286,33 @@ def test_rpm_query_live_output_is_parsed(tmp_path):
     ctx.set_collector("packages")
     items = packages.rpm_live(ctx, dbpath=str(db))
     assert sorted(items, key=lambda i: i["name"]) == RPM_EXPECTED and ctx.errors == []
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["java", "-Djavax.net.ssl.keyStorePassword=changeit", "-Ddb.user=app", "Main"],
+     ["java", "-Djavax.net.ssl.keyStorePassword=***", "-Ddb.user=app", "Main"]),
+    (["mysqld", "--password=s3cret", "--port=3306"], ["mysqld", "--password=***", "--port=3306"]),
+    (["app", "--password", "s3cret", "--user", "x"], ["app", "--password", "***", "--user", "x"]),
+    (["mysql", "-uroot", "-ps3cret", "-h", "db"], ["mysql", "-uroot", "-p***", "-h", "db"]),
+    (["tidb-server", "-P", "4000", "-path", "x"], ["tidb-server", "-P", "4000", "-path", "x"]),
+    (["sync", "postgresql://app:s3cret@db:5432/app"], ["sync", "postgresql://app:***@db:5432/app"]),
+    (["redis-server", "--requirepass", "x"], ["redis-server", "--requirepass", "***"]),
+    (["dmserver", "/opt/dmdbms/data/DAMENG/dm.ini", "-noconsole"],
+     ["dmserver", "/opt/dmdbms/data/DAMENG/dm.ini", "-noconsole"]),
+])
+def test_secrets_on_command_lines_are_masked(argv, expected):
+    assert processes.redact(argv) == expected
+
+
+def test_live_process_secret_is_masked():
+    code = "import time; time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "--db-password=hunter2", "token=abc"])
+    try:
+        import time
+        time.sleep(0.2)
+        procs = processes.collect(Context("/", live=True))
+    finally:
+        proc.kill()
+        proc.wait()
+    me = [p for p in procs if p["pid"] == proc.pid][0]
+    assert me["cmdline"][-2:] == ["--db-password=***", "token=***"]

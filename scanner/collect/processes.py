@@ -5,10 +5,13 @@ directory for the owner, /proc/<pid>/stat for the name and parent,
 /proc/<pid>/cmdline and the exe link. Kernel threads (empty command line)
 are left out. A process that exits while being read is skipped silently; an
 exe link that cannot be read (another user's process when not root) is None.
+Secrets passed on command lines (``--password=..``, ``-Dx.password=..``,
+``user:pass@`` in URLs, ``mysql -pX``) are masked before they enter the facts.
 """
 from __future__ import absolute_import
 
 import os
+import re
 
 NAME = "processes"
 LIVE_ONLY = True
@@ -44,6 +47,38 @@ def _user_lookup():
     return name
 
 
+# Command lines end up in reports sent to the aggregator: secrets given as arguments are masked.
+_SECRET_WORD = r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|credentials?|api[-_]?key|access[-_]?key|private[-_]?key)"
+_SECRET_KV = re.compile(r"(?i)^(-{0,2}[\w.\-]*?" + _SECRET_WORD + r"[\w.\-]*=)(.+)$")
+_SECRET_OPT = re.compile(r"(?i)^-{1,2}[\w.\-]*?" + _SECRET_WORD + r"$")
+_URL_CRED = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)([^/\s@]+)(@)")
+_MYSQL_CLIENTS = ("mysql", "mysqldump", "mysqladmin", "mariadb", "mariadb-dump", "mariadb-admin", "mysqlsh")
+MASK = "***"
+
+
+def redact(argv):
+    """argv with secret values masked (key=value, --password VALUE, user:pass@ in URLs, mysql -pX)."""
+    out = []
+    mask_next = False
+    prog = os.path.basename(argv[0]) if argv else ""
+    for i, arg in enumerate(argv):
+        if mask_next:
+            out.append(MASK)
+            mask_next = False
+            continue
+        if i > 0:
+            m = _SECRET_KV.match(arg)
+            if m:
+                arg = m.group(1) + MASK
+            elif _SECRET_OPT.match(arg):
+                mask_next = True
+            elif prog in _MYSQL_CLIENTS and arg.startswith("-p") and len(arg) > 2:
+                arg = "-p" + MASK
+        arg = _URL_CRED.sub(lambda m: m.group(1) + MASK + m.group(3), arg)
+        out.append(arg)
+    return out
+
+
 def read_process(pid, user_name, proc=PROC):
     """One process record or None when it vanished or is a kernel thread."""
     base = "%s/%s" % (proc, pid)
@@ -71,7 +106,7 @@ def read_process(pid, user_name, proc=PROC):
             exe = exe[:-10]
     except OSError:
         exe = None
-    cmdline = raw_cmd.rstrip(b"\0").decode("utf-8", "replace").split("\0")
+    cmdline = redact(raw_cmd.rstrip(b"\0").decode("utf-8", "replace").split("\0"))
     return {"pid": int(pid), "ppid": ppid, "name": name, "exe": exe, "cmdline": cmdline,
             "user": user_name(uid)}
 
