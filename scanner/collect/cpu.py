@@ -73,7 +73,9 @@ def collect(ctx):
             ctx.error(CPUINFO, "binary data where text was expected; NUL bytes ignored")
             data = data.replace(b"\x00", b"")
         text = data.decode("utf-8", "replace")
+        data = None  # the text is all we keep: a 4 MiB cpuinfo must not cost twice
         summary = cpuinfo.parse_and_summarize(text)
+        text = None
         if not any(summary.get(k) for k in ("vendor_id", "model_name", "implementer", "cpu_model", "isa",
                                             "power_cpu", "loongarch_family")):
             ctx.error(CPUINFO, "no CPU identification fields (vendor_id, model name, CPU implementer, "

@@ -15,6 +15,17 @@ X86_VENDORS = ("GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls", "
                "UMC UMC UMC", "Geode by NSC", "Vortex86 SoC", "MiSTer AO486", "GenuineAO486")
 
 
+def _lines(text):
+    """Lines of ``text`` one at a time (no list of every line, no second copy of the text)."""
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find("\n", start)
+        if end < 0:
+            end = size
+        yield text[start:end].rstrip("\r")
+        start = end + 1
+
+
 def parse(text):
     """Return {"blocks": [{key: value}], "truncated_block": bool}.
 
@@ -23,7 +34,8 @@ def parse(text):
     "  Shanghai  "). Lines without a colon are ignored.
     """
     blocks, current = [], {}
-    for line in (text or "").splitlines():
+    shared = {}  # identical values (flags lines, model names) repeated per CPU are stored once
+    for line in _lines(text or ""):
         if not line.strip():
             if current:
                 blocks.append(current)
@@ -37,8 +49,8 @@ def parse(text):
             continue
         if value.startswith(" "):
             value = value[1:]
-        value = value.rstrip("\r\n")
-        current.setdefault(key, value)
+        value = shared.setdefault(value, value)
+        current.setdefault(shared.setdefault(key, key), value)
     if current:
         blocks.append(current)
     return {"blocks": blocks}
