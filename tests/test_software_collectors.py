@@ -316,3 +316,10 @@ def test_live_process_secret_is_masked():
         proc.wait()
     me = [p for p in procs if p["pid"] == proc.pid][0]
     assert me["cmdline"][-2:] == ["--db-password=***", "token=***"]
+
+
+def test_path_expansion_finds_an_install_behind_many_home_directories(make_root):
+    files = dict(("/home/user%03d/.profile" % i, "x") for i in range(300))
+    files["/home/zz-dmdba/dmdbms/bin/dmserver"] = "elf"
+    ctx = Context(root=make_root(files), live=False)
+    assert software_paths.expand(ctx.fs, "/home/*/dmdbms/bin/dmserver") == ["/home/zz-dmdba/dmdbms/bin/dmserver"]

@@ -15,6 +15,7 @@ LIVE_ONLY = False
 
 SOFTWARE_CATEGORIES = ("database", "middleware", "message-queue", "web-server", "cache", "crypto")
 MAX_MATCHES_PER_PATTERN = 64
+MAX_CANDIDATES = 4096  # intermediate expansion (e.g. every /home/* entry) is bounded too
 VERSION_HEAD_BYTES = 4096
 
 
@@ -39,12 +40,12 @@ def expand(fs, pattern, limit=MAX_MATCHES_PER_PATTERN):
                 cand = prefix + part
                 if last or fs.isdir(cand):
                     nxt.append(cand)
-            if len(nxt) >= limit:
+            if len(nxt) >= MAX_CANDIDATES:
                 break
-        current = nxt[:limit]
+        current = nxt[:MAX_CANDIDATES]
         if not current:
             return []
-    return [p for p in current if fs.exists(p)]
+    return [p for p in current if fs.exists(p)][:limit]
 
 
 def patterns_from_catalog(catalog):
