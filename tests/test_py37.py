@@ -35,7 +35,7 @@ def find_python37():
     for cand in PY37_CANDIDATES + sorted(glob.glob("/root/.pyenv/versions/3.7.*/bin/python3.7")):
         path = shutil.which(cand) or (cand if os.path.isfile(cand) and os.access(cand, os.X_OK) else None)
         if path:
-            out = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2])"],
+            out = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2])"], stderr=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, universal_newlines=True)
             if out.stdout.strip() == "(3, 7)":
                 return path

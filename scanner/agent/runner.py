@@ -203,6 +203,7 @@ def _locked_run(cfg, spool, log, no_splay, upload_only, lang, sleep):
         code = code or DEFERRED_EXIT_CODE
     run_state.update(result={0: "ok", DEFERRED_EXIT_CODE: "deferred"}.get(code, "error"),
                      finished_at=_iso(time.time()), seconds=round(seconds, 3), spool_depth=depth,
+                     max_rss_kb=_max_rss_kb(), commands_max_rss_kb=_max_rss_kb(children=True),
                      error=result.fatal or (result.rejected[0][1] if result.rejected else None) or result.deferred)
     state.update(cfg.state_path, last_run=run_state, last_upload=upload_state)
     if code == 0:
@@ -221,6 +222,15 @@ class _Reported(XcscanError):
     def __init__(self, exc):
         XcscanError.__init__(self, exc.message, path=exc.path, hint=exc.hint)
         self.exit_code = getattr(exc, "exit_code", 1)
+
+
+def _max_rss_kb(children=False):
+    """Peak RSS (KiB) of this run, or of the largest command the collectors ran."""
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, ValueError):
+        return None
 
 
 def _iso(ts):
