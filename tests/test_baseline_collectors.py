@@ -1,0 +1,363 @@
+"""Baseline collectors on small fixture roots: effective values, precedence, malformed input."""
+import json
+import os
+
+import pytest
+
+from scanner.context import Context
+
+
+def run(root, name, live=False):
+    import importlib
+    ctx = Context(root=root, live=live)
+    module = importlib.import_module("scanner.collect." + name)
+    ctx.set_collector(module.NAME)
+    return module.collect(ctx), ctx.errors
+
+
+# ---------------------------------------------------------------- login.defs
+def test_login_defs_defaults_and_malformed_numbers(make_root):
+    root = make_root({"/etc/login.defs": "PASS_MAX_DAYS\tninety\nPASS_MIN_DAYS 1\n# PASS_WARN_AGE 7\nUMASK 027\n"})
+    facts, errors = run(root, "login_defs")
+    assert facts["PASS_MAX_DAYS"] is None
+    assert facts["PASS_MIN_DAYS"] == 1 and facts["sources"]["PASS_MIN_DAYS"] == "/etc/login.defs:2"
+    assert facts["PASS_WARN_AGE"] == 7 and "PASS_WARN_AGE" in facts["defaulted"]
+    assert facts["ENCRYPT_METHOD"] == "DES" and facts["umask"] == {"value": "027", "group": 2, "other": 7}
+    assert errors and errors[0]["path"] == "/etc/login.defs:1" and "ninety" in errors[0]["message"]
+
+
+def test_login_defs_missing_file_is_unknown_not_default(make_root):
+    facts, errors = run(make_root({"/etc/hostname": "x\n"}), "login_defs")
+    assert facts is None and errors[0]["path"] == "/etc/login.defs"
+
+
+# ---------------------------------------------------------------- PAM
+DEB_AUTH = "auth\t[success=1 default=ignore]\tpam_unix.so nullok\nauth\trequisite\tpam_deny.so\nauth\trequired\tpam_permit.so\n"
+
+
+def test_pam_debian_nullok_through_include_and_faillock_only_on_disk(make_root):
+    root = make_root({
+        "/etc/pam.d/common-auth": DEB_AUTH, "/etc/pam.d/common-password": "password\trequired\tpam_unix.so obscure yescrypt\n",
+        "/etc/pam.d/login": "auth optional pam_faildelay.so delay=3000000\n@include common-auth\n",
+        "/etc/security/faillock.conf": "deny = 3\n",
+        "/usr/lib/x86_64-linux-gnu/security/pam_faillock.so": b"\x7fELF",
+    })
+    facts, errors = run(root, "pam")
+    assert facts["family"] == "debian"
+    assert facts["nullok"] == [{"service": "login", "source": "/etc/pam.d/common-auth:1"}]
+    assert facts["modules_on_disk"]["pam_faillock"].endswith("pam_faillock.so")
+    assert facts["lockout"]["services"] == [] and facts["lockout"]["missing_services"] == ["login"]
+    assert facts["lockout"]["deny"] is None  # faillock.conf alone does not lock anything
+    assert facts["unix_hash"] == "yescrypt" and facts["quality"]["module"] is None
+    assert [e["module"] for e in facts["stacks"]["login"]["auth"]] == ["pam_faildelay", "pam_unix", "pam_deny", "pam_permit"]
+
+
+def test_pam_rhel_substack_args_override_conf_files(make_root):
+    system_auth = ("auth required pam_faillock.so preauth silent deny=4\n"
+                   "auth sufficient pam_unix.so\n"
+                   "auth [default=die] pam_faillock.so authfail deny=4\n"
+                   "password requisite pam_pwquality.so minlen=14 retry=3\n"
+                   "password requisite pam_pwhistory.so use_authtok\n"
+                   "password sufficient pam_unix.so sha512 shadow use_authtok\n")
+    root = make_root({
+        "/etc/pam.d/system-auth": system_auth, "/etc/pam.d/password-auth": system_auth,
+        "/etc/pam.d/sshd": "auth substack password-auth\naccount include password-auth\npassword include password-auth\n",
+        "/etc/pam.d/passwd": "password substack system-auth\n",
+        "/etc/security/faillock.conf": "deny = 9\nunlock_time = 900\neven_deny_root\n",
+        "/etc/security/pwquality.conf": "minlen = 8\nminclass = 2\n",
+        "/etc/security/pwquality.conf.d/10-local.conf": "minclass = 3\nenforce_for_root\n",
+        "/etc/security/pwhistory.conf": "remember = 6\n",
+    })
+    facts, errors = run(root, "pam")
+    assert errors == []
+    lock = facts["lockout"]
+    assert lock["module"] == "pam_faillock" and lock["services"] == ["sshd"]
+    assert lock["deny"] == 4 and lock["unlock_time"] == 900 and lock["even_deny_root"] is True
+    assert lock["sources"]["deny"].startswith("/etc/pam.d/")
+    q = facts["quality"]
+    assert (q["minlen"], q["minclass"], q["classes_required"], q["enforce_for_root"], q["retry"]) == (14, 3, 3, True, 3)
+    assert q["sources"]["minclass"] == "/etc/security/pwquality.conf.d/10-local.conf:1"
+    assert facts["history"]["remember"] == 6 and facts["unix_hash"] == "sha512"
+
+
+def test_pam_faillock_preauth_only_does_not_count(make_root):
+    root = make_root({"/etc/pam.d/login": "auth required pam_faillock.so preauth\nauth sufficient pam_unix.so\n"})
+    facts, _ = run(root, "pam")
+    assert facts["lockout"]["services"] == [] and facts["lockout"]["modes"] == ["preauth"]
+
+
+def test_pam_malformed_lines_and_include_loops_are_reported(make_root):
+    root = make_root({
+        "/etc/pam.d/login": "auth [success=1 pam_unix.so\nbogus line here\nauth include login\n@include\nauth required\n"
+                            "auth required pam_tally2.so deny=5\n",
+    })
+    facts, errors = run(root, "pam")
+    messages = " | ".join("%s %s" % (e["path"], e["message"]) for e in errors)
+    assert "/etc/pam.d/login:1 unterminated '['" in messages
+    assert "/etc/pam.d/login:2 not a PAM rule" in messages
+    assert "include loop" in messages and "malformed @include" in messages
+    assert facts["lockout"]["module"] == "pam_tally2" and facts["lockout"]["deny"] == 5
+    assert facts["lockout"]["unlock_time"] == 0
+
+
+def test_pam_cracklib_defaults_and_wheel(make_root):
+    root = make_root({
+        "/etc/pam.d/passwd": "password requisite pam_cracklib.so dcredit=-1 ucredit=-1 lcredit=-1\n",
+        "/etc/pam.d/su": "auth sufficient pam_rootok.so\n#auth required pam_wheel.so use_uid\nauth required pam_wheel.so deny group=nosu\n",
+    })
+    facts, _ = run(root, "pam")
+    assert facts["quality"]["module"] == "pam_cracklib" and facts["quality"]["minlen"] == 9
+    assert facts["quality"]["classes_required"] == 3
+    assert facts["su_wheel"] is False  # commented out, and a 'deny' line restricts nothing
+
+
+# ---------------------------------------------------------------- accounts
+def test_accounts_empty_locked_and_malformed(make_root):
+    root = make_root({
+        "/etc/passwd": "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1::/bin:/sbin/nologin\ntoor:x:0:0::/root:/bin/sh\n"
+                       "broken:x:12\nguest:x:1001:1001::/home/guest:/bin/bash\nold:x:1002:1002::/home/old:/bin/bash\n+nisuser::::::\n",
+        "/etc/shadow": "root:!!:19000:0:99999:7:::\nbin:*:19000::::::\ntoor:$6$abc$def:19000:0:90:7:::\n"
+                       "guest::19000:0:99999:7:::\nold:$1$salt$hash:100:0:90:7::200:\n",
+        "/etc/group": "root:x:0:\nwheel:x:10:guest\nwheel:x:11:\n",
+        "/etc/login.defs": "UID_MIN 1000\n",
+    })
+    facts, errors = run(root, "accounts")
+    assert errors[0]["path"] == "/etc/passwd:4"
+    users = dict((u["name"], u) for u in facts["users"])
+    assert users["root"]["password"] == "locked" and users["bin"]["password"] == "locked"
+    assert users["guest"]["password"] == "empty" and facts["empty_password"] == ["guest"]
+    assert facts["uid0_non_root"] == ["toor"] and facts["duplicate_uids"] == [0]
+    assert facts["duplicate_group_names"] == ["wheel"]
+    assert users["old"]["hash_scheme"] == "md5" and facts["weak_hashes"] == ["old"]
+    assert users["old"]["account_expired"] is True and users["old"]["usable_login"] is False
+    assert users["old"]["password_expires_on"] == "1970-07-10" and users["toor"]["hash_scheme"] == "sha512"
+    assert users["bin"]["system"] is True and users["bin"]["interactive"] is False
+    assert "nisuser" not in users
+
+
+# ---------------------------------------------------------------- sshd
+SSHD_BIN = b"\x7fELF....OpenSSH_9.2p1 Debian\x00"
+
+
+def test_sshd_include_first_value_wins_and_match(make_root):
+    root = make_root({
+        "/usr/sbin/sshd": SSHD_BIN,
+        "/etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin yes\nMaxAuthTries 6\n"
+                                "Match User backup\n  PermitRootLogin yes\n  X11Forwarding yes\n",
+        "/etc/ssh/sshd_config.d/10-a.conf": "PermitRootLogin no\nClientAliveInterval 300\nClientAliveCountMax 0\n"
+                                            "Match Address 10.0.0.1\n  MaxAuthTries 10\n",
+        "/etc/ssh/sshd_config.d/20-b.conf": "permitrootlogin yes\nMaxAuthTries 3\nCiphers +3des-cbc\n",
+    })
+    facts, errors = run(root, "sshd")
+    eff = facts["effective"]
+    assert facts["installed"] is True and facts["version"] == "9.2p1" and facts["source"] == "config files"
+    assert eff["permitrootlogin"] == "no" and facts["sources"]["permitrootlogin"] == "/etc/ssh/sshd_config.d/10-a.conf:1"
+    assert eff["maxauthtries"] == "3"  # the Match in 10-a.conf ended with that file
+    assert facts["numeric"]["idle_timeout"] == 0  # CountMax 0 disables the timeout
+    assert eff["ciphers"].endswith(",3des-cbc") and eff["x11forwarding"] == "no"
+    assert "x11forwarding" in facts["match_overrides"] and facts["match_blocks"] == 2
+    assert facts["servers"] and errors == []
+
+
+def test_sshd_old_version_defaults_and_rhel8_crypto_policy(make_root):
+    root = make_root({
+        "/usr/sbin/sshd": b"OpenSSH_6.6p1\x00",
+        "/etc/ssh/sshd_config": "UsePAM yes\nLogLevel\n",
+        "/etc/crypto-policies/back-ends/opensshserver.config":
+            "CRYPTO_POLICY='-oCiphers=aes256-gcm@openssh.com,aes256-cbc -oMACs=hmac-sha2-256 -oKexAlgorithms=curve25519-sha256'\n",
+    })
+    facts, errors = run(root, "sshd")
+    assert facts["effective"]["permitrootlogin"] == "yes"  # OpenSSH < 7.0 default
+    assert facts["effective"]["ciphers"] == "aes256-gcm@openssh.com,aes256-cbc"
+    assert errors[0]["path"] == "/etc/ssh/sshd_config:2" and "without a value" in errors[0]["message"]
+
+
+def test_sshd_absent_and_include_loop(make_root):
+    facts, _ = run(make_root({"/etc/ssh/ssh_config": "Host *\n"}), "sshd")
+    assert facts == {"installed": False, "source": None, "effective": None, "version": None,
+                     "config_present": False, "servers": []}
+    root = make_root({"/usr/sbin/sshd": SSHD_BIN, "/etc/ssh/sshd_config": "Include /etc/ssh/sshd_config\nPort 2222\n"})
+    facts, errors = run(root, "sshd")
+    assert facts["effective"]["port"].startswith("2222")
+    assert any("deeper than" in e["message"] for e in errors)
+
+
+# ---------------------------------------------------------------- shell
+def test_shell_tmout_readonly_wins_and_invalid_values(make_root, tmp_path):
+    root = make_root({
+        "/etc/profile": "HISTSIZE=1000\nexport HISTSIZE\n",
+        "/etc/profile.d/a.sh": "TMOUT=600\nreadonly TMOUT\nexport TMOUT\n",
+        "/etc/profile.d/b.sh": "TMOUT=0\n",
+        "/etc/bashrc": "if [ $UID -gt 199 ]; then\n   umask 002\nelse\n   umask 027\nfi\n",
+    })
+    facts, _ = run(root, "shell")
+    t = facts["tmout"]
+    assert (t["seconds"], t["readonly"], t["exported"], t["source"]) == (600, True, True, "/etc/profile.d/a.sh:1")
+    assert t["ignored"][0]["source"] == "/etc/profile.d/b.sh:1"
+    assert facts["umask"]["value"] == "002" and facts["umask"]["other"] == 2  # weakest of 002 and 027
+    root = make_root({"/etc/profile.d/t.sh": "declare -r TMOUT=300s\n", "/etc/login.defs": "UMASK 077\n"},
+                     root=tmp_path / "second")
+    facts, _ = run(root, "shell")
+    assert facts["tmout"]["valid"] is False and facts["tmout"]["seconds"] == 0 and facts["tmout"]["readonly"] is True
+    assert facts["umask"]["origin"] == "login.defs" and facts["umask"]["value"] == "077"
+
+
+# ---------------------------------------------------------------- audit
+def test_audit_categories_immutability_and_defaults(make_root):
+    root = make_root({
+        "/sbin/auditd": b"\x7fELF",
+        "/etc/audit/audit.rules": "-w /etc/passwd -p wa -k identity\n",
+        "/etc/audit/rules.d/10.rules": "-D\n-b 8192\n-w /etc/passwd -p wa\n-w /etc/shadow -p wa\n-w /etc/group -p wa\n"
+                                       "-w /etc/gshadow -p wa\n-a always,exit -F arch=b64 -S unlink -F auid=1001 -k one-user\n",
+        "/etc/audit/rules.d/99.rules": "-e 2\n",
+        "/etc/audit/auditd.conf": "disk_full_action = IGNORE\n",
+    })
+    facts, _ = run(root, "audit")
+    assert facts["categories"] == ["identity"]  # the per-user unlink rule does not cover every user
+    assert facts["immutable"] is True and facts["rule_count"] == 5
+    assert facts["conf"]["disk_full_action"] == "ignore" and facts["conf"]["write_logs"] == "yes"
+    assert facts["remote"] == []
+
+
+# ---------------------------------------------------------------- logging
+def test_logging_selectors_forwarding_and_retention(make_root):
+    root = make_root({
+        "/usr/sbin/rsyslogd": b"\x7fELF",
+        "/etc/rsyslog.conf": "*.info;mail.none;authpriv.none\t/var/log/messages\nauthpriv.*\t/var/log/secure\n"
+                             "*.* @@logs.example:10514\n*.* action(type=\"omfwd\"\n  target=\"10.1.1.1\" port=\"514\" protocol=\"udp\")\n",
+        "/etc/logrotate.conf": "weekly\nrotate 4\ninclude /etc/logrotate.d\n",
+        "/etc/logrotate.d/syslog": "/var/log/messages\n/var/log/secure\n{\n    rotate 52\n    postrotate\n        kill -HUP 1\n    endscript\n}\n",
+    })
+    facts, _ = run(root, "logging")
+    # *.info reaches /var/log/messages for the (non-private) auth facility; authpriv.none only excludes authpriv
+    assert facts["auth_log_files"] == ["/var/log/messages", "/var/log/secure"]
+    assert [(r["host"], r["port"], r["protocol"]) for r in facts["remote_targets"]] == [
+        ("logs.example", 10514, "tcp"), ("10.1.1.1", 514, "udp")]
+    assert facts["forwarding_tls"] is False
+    assert facts["logrotate"]["files"]["/var/log/secure"]["retention_days"] == 7 * 53
+    assert facts["retention_days_min"] == 371
+
+
+def test_logging_size_only_rotation_has_no_retention(make_root):
+    root = make_root({
+        "/usr/sbin/rsyslogd": b"\x7fELF", "/etc/rsyslog.conf": "auth,authpriv.*\t/var/log/auth.log\n",
+        "/etc/logrotate.conf": "include /etc/logrotate.d\n",
+        "/etc/logrotate.d/rsyslog": "/var/log/auth.log {\n  size 100M\n}\n",
+    })
+    facts, _ = run(root, "logging")
+    assert facts["auth_logged"] is True and facts["retention_days_min"] is None
+
+
+# ---------------------------------------------------------------- firewall
+def test_firewall_empty_nft_table_filters_nothing(make_root):
+    root = make_root({
+        "/usr/sbin/nft": b"\x7fELF",
+        "/etc/nftables.conf": "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter;\n\t}\n}\n",
+        "/lib/systemd/system/nftables.service": "[Install]\nWantedBy=sysinit.target\n",
+        "/etc/systemd/system/sysinit.target.wants/nftables.service": ("symlink", "/lib/systemd/system/nftables.service"),
+    })
+    facts, _ = run(root, "firewall")
+    assert facts["backends"][0]["rule_count"] == 0 and facts["filtering"] is False
+
+
+def test_firewall_iptables_policy_and_ssh_source(make_root):
+    rules = ("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+             "-A INPUT -i lo -j ACCEPT\n-A INPUT -s 10.0.0.0/24 -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    root = make_root({"/usr/sbin/iptables-save": b"\x7fELF", "/etc/sysconfig/iptables": rules,
+                      "/usr/lib/systemd/system/iptables.service": "[Install]\nWantedBy=basic.target\n",
+                      "/etc/systemd/system/basic.target.wants/iptables.service": ("symlink", "/usr/lib/systemd/system/iptables.service")})
+    facts, _ = run(root, "firewall")
+    b = facts["backends"][0]
+    assert (b["name"], b["input_policy"], b["rule_count"], b["ssh_source_restricted"]) == ("iptables", "drop", 2, True)
+    assert facts["filtering"] is True and facts["ssh_source_restricted"] is True
+    # the same rules with the service disabled restrict nothing at boot
+    os.unlink(os.path.join(root, "etc/systemd/system/basic.target.wants/iptables.service"))
+    facts, _ = run(root, "firewall")
+    assert facts["filtering"] is False
+
+
+def test_firewall_nft_json_and_trusted_zone(make_root):
+    from scanner.collect.firewall import parse_nft_json
+    ruleset = {"nftables": [
+        {"metainfo": {"json_schema_version": 1}},
+        {"chain": {"family": "inet", "table": "filter", "name": "input", "type": "filter", "hook": "input", "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "filter", "chain": "input",
+                  "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 23}},
+                           {"drop": None}]}}]}
+    assert parse_nft_json(json.dumps(ruleset)) == ("accept", 1, True, False)
+    with pytest.raises(ValueError):
+        parse_nft_json("{not json")
+    root = make_root({"/usr/sbin/firewalld": b"\x7fELF", "/etc/firewalld/firewalld.conf": "DefaultZone=trusted\n",
+                      "/usr/lib/firewalld/zones/trusted.xml": '<?xml version="1.0"?>\n<zone target="ACCEPT"><short>Trusted</short></zone>\n',
+                      "/usr/lib/systemd/system/firewalld.service": "[Install]\n",
+                      "/etc/systemd/system/multi-user.target.wants/firewalld.service": ("symlink", "/usr/lib/systemd/system/firewalld.service")})
+    facts, _ = run(root, "firewall")
+    assert facts["backends"][0]["input_policy"] == "accept" and facts["filtering"] is False
+
+
+# ---------------------------------------------------------------- MAC, time, core dumps, sysctl, file modes
+def test_mac_selinux_disabled_on_the_kernel_command_line(make_root, tmp_path):
+    root = make_root({"/etc/selinux/config": "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
+                      "/etc/default/grub": 'GRUB_CMDLINE_LINUX="rhgb quiet selinux=0"\n'})
+    facts, _ = run(root, "mac")
+    assert facts["selinux"]["config_mode"] == "enforcing" and facts["mode"] == "disabled"
+    root = make_root({"/etc/selinux/config": "SELINUX=permissive\n"}, root=tmp_path / "second")
+    facts, _ = run(root, "mac")
+    assert facts["mode"] == "permissive" and facts["kind"] == "selinux"
+
+
+def test_time_sync_chrony_servers(make_root):
+    root = make_root({"/usr/sbin/chronyd": b"\x7fELF", "/etc/chrony.conf": "pool 2.pool.ntp.org iburst\nserver 10.0.0.1\n",
+                      "/usr/lib/systemd/system/chronyd.service": "[Install]\n",
+                      "/etc/systemd/system/multi-user.target.wants/chronyd.service": ("symlink", "/usr/lib/systemd/system/chronyd.service")})
+    facts, _ = run(root, "time_sync")
+    assert facts["enabled"] is True and facts["servers"] == ["2.pool.ntp.org", "10.0.0.1"] and facts["active"] is None
+
+
+def test_sysctl_precedence_and_core_dumps(make_root):
+    root = make_root({
+        "/usr/lib/sysctl.d/50-default.conf": "net.ipv4.ip_forward = 1\nnet.ipv4.conf.all.rp_filter = 2\n",
+        "/etc/sysctl.d/50-default.conf": "net.ipv4.ip_forward = 0\n",   # same name: /etc wins over /usr/lib
+        "/etc/sysctl.d/99-z.conf": "net.ipv4.tcp_syncookies=0\nfs.suid_dumpable = 2\n",
+        "/etc/sysctl.conf": "net.ipv4.tcp_syncookies = 1\nkernel.randomize_va_space = 1\nnot a setting\n",
+        "/etc/security/limits.d/core.conf": "*  hard  core  0\n",
+    })
+    facts, errors = run(root, "sysctl")
+    assert facts["net"]["ipv4"]["ip_forward"] == 0 and facts["sources"]["net.ipv4.ip_forward"] == "/etc/sysctl.d/50-default.conf:1"
+    # the /usr/lib file is shadowed as a whole, so its rp_filter line never applies
+    assert facts["net"]["ipv4"]["conf"]["all"]["rp_filter"] == 0
+    assert facts["net"]["ipv4"]["tcp_syncookies"] == 1 and facts["kernel"]["randomize_va_space"] == 1
+    assert facts["net"]["ipv4"]["conf"]["all"]["accept_redirects"] == 1
+    assert facts["sources"]["net.ipv4.conf.all.accept_redirects"] == "kernel default"
+    core, _ = run(root, "coredump")
+    assert core["hard_core_zero"] is True and core["suid_dumpable"] == 2 and core["disabled"] is False
+
+
+def test_file_perms_digits_and_target_owner_names(make_root):
+    root = make_root({"/etc/passwd": "root:x:0:0::/root:/bin/bash\n", "/etc/group": "root:x:0:\nshadow:x:42:\n",
+                      "/etc/shadow": "root:*:1::::::\n"})
+    os.chmod(os.path.join(root, "etc/shadow"), 0o640)
+    if os.geteuid() == 0:
+        os.chown(os.path.join(root, "etc/shadow"), 0, 42)
+    facts, _ = run(root, "file_perms")
+    shadow = [f for f in facts["files"] if f["path"] == "/etc/shadow"][0]
+    assert (shadow["mode"], shadow["user"], shadow["group"], shadow["other"], shadow["kind"]) == ("0640", 6, 4, 0, "account-secret")
+    if os.geteuid() == 0:
+        assert shadow["group_name"] == "shadow"
+    assert "/etc/gshadow" in facts["missing"]
+
+
+# ---------------------------------------------------------------- live host
+def test_live_collectors_on_this_host_never_raise():
+    from scanner.collect import collect_facts
+    names = ["login_defs", "pam", "accounts", "sshd", "shell", "audit", "logging", "file_perms", "mac",
+             "firewall", "time_sync", "sysctl", "coredump"]
+    ctx = Context(root="/", live=True)
+    facts = collect_facts(ctx, only=names)
+    for name in names:
+        assert facts["collection"][name]["status"] in ("ok", "unknown"), (name, facts["collection"][name])
+    assert facts["sysctl"]["source"] == "live /proc/sys"
+    fw = facts["firewall"]
+    if not fw["backends"]:
+        # netfilter in the kernel without any ruleset is not a firewall
+        assert fw["filtering"] is False
