@@ -33,7 +33,7 @@ DEFAULTS = {
     "backoff": 5,                       # seconds, doubled per attempt, with jitter
     "backoff_max": 120,
     "scan_budget": 900,                 # seconds for the whole scan
-    "collector_budget": 60,             # seconds per collector
+    "collector_budget": 20,             # seconds per collector (engine default)
     "memory_limit_mb": 1024,            # address-space limit for the run (0: none)
     "nice": 10,
     "ionice": "idle",                   # idle | best-effort | none
