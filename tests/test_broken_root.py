@@ -83,17 +83,20 @@ def test_huge_cpuinfo_is_read_bounded(make_root):
             fh.write(block % i)
             i += 1
     from scanner.collect.cpu import CPUINFO_MAX_BYTES
-    # run it as a child we wait for ourselves, to read that child's own peak RSS
-    proc = subprocess.Popen([sys.executable, "-m", "scanner", "inventory", "--root", root, "--format", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=REPO))
-    out = proc.stdout.read()
-    proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = status >> 8
-    assert proc.returncode == 0
-    # bounded read and parse: well under the size of the file (the bare CLI is ~22 MB)
-    assert usage.ru_maxrss < 60 * 1024, usage.ru_maxrss
-    report = json.loads(out.decode("utf-8"))
+    # GNU time measures the child's own peak RSS (a child forked from pytest would count pytest's pages)
+    timer = shutil.which("time") or "/usr/bin/time"
+    if not os.path.exists(timer):
+        pytest.skip("GNU time is needed to measure the child's peak RSS")
+    rss_file = os.path.join(root, "..", "rss.txt")
+    proc = subprocess.run([timer, "-f", "%M", "-o", rss_file, sys.executable, "-m", "scanner", "inventory",
+                           "--root", root, "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=dict(os.environ, PYTHONPATH=REPO), timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    with open(rss_file) as fh:
+        peak_kb = int(fh.read().split()[-1])
+    # bounded read and parse: far below the file's size (the bare CLI is ~22 MB)
+    assert peak_kb < 35 * 1024, peak_kb  # the agent RSS target holds even here
+    report = json.loads(proc.stdout.decode("utf-8"))
     assert "only the first %d bytes were read" % CPUINFO_MAX_BYTES in _errors(report, "/proc/cpuinfo")[0]["message"]
     assert report["facts"]["cpu"]["truncated"] is True
     cpus = [c for c in report["inventory"]["components"] if c["category"] == "cpu"]
