@@ -85,10 +85,14 @@ def test_coverage_table_counts_and_rows(report):
     section = out[out.index('<section id="coverage">'):out.index('<section id="waivers">')]
     for key, n in (("automated", 5), ("partial", 3), ("manual", 1), ("not_covered", 1)):
         assert re.search(r'data-coverage="%s"><div class="v">%d<' % (key, n), section)
-    rows = re.findall(r'<tr class="coverage-item" data-status="([^"]+)"><td class="nowrap">([^<]+)<', section)
+    rows = re.findall(r'<tr class="coverage-item" data-status="([^"]+)"><td class="nowrap">(?:<a href="#item-[^"]+">)?([^<]+)<',
+                      section)
     assert [r[1] for r in rows][:3] == ["L3-CES1-01", "L3-CES1-02", "L3-CES1-03"]
     assert ("not_covered", "L3-CES1-20") in rows
     assert "Inspect access control lists" in section   # manual item evidence for the assessor
+    # items with results link to them; items without (L3-CES1-20) do not
+    assert '<a href="#item-L3-CES1-01">L3-CES1-01</a>' in section
+    assert 'href="#item-L3-CES1-20"' not in section
 
 
 def test_waivers_show_justification_approver_expiry(report):
@@ -215,6 +219,6 @@ def test_coverage_item_whose_rules_did_not_run_shows_not_covered_and_errors_are_
     cov["standard"] = "GB/T 28448-2019"
     out = render(doc, "html", "en")
     section = out[out.index('<section id="coverage">'):out.index('<section id="waivers">')]
-    assert '<tr class="coverage-item" data-status="not_covered"><td class="nowrap">L3-CES1-18<' in section
+    assert '<tr class="coverage-item" data-status="not_covered"><td class="nowrap"><a href="#item-L3-CES1-18">' in section
     assert "Coverage could not be computed: rules/controls/mlps-l3.yaml: &lt;missing&gt;" in section
     assert "Control level: mlps-l3 (GB/T 28448-2019)" in section

@@ -23,7 +23,7 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;border-bottom:2px solid #1f23
 table{border-collapse:collapse;width:100%;margin:6px 0 12px}
 th,td{border:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#eef1f4;font-weight:600}
-table.results{table-layout:fixed}
+table.results{table-layout:fixed}table.results td{overflow-wrap:anywhere}
 table.results col.c-status{width:9%}table.results col.c-rule{width:21%}table.results col.c-sev{width:7%}
 table.results col.c-exp,table.results col.c-act{width:12%}table.results col.c-ev{width:22%}
 td.wrap{white-space:pre-wrap;word-break:break-word}
@@ -229,10 +229,9 @@ def _group_heading(page, item):
     return _e(" · ".join(p for p in parts if p))
 
 
-def _results(page, report):
+def _results(page, report, groups):
     lang = page.lang
     page.add('<section id="results"><h2>%s</h2>' % page.t("html.section.results"))
-    groups = view.group_results(report)
     if not groups:
         page.add("<p>%s</p></section>" % page.t("html.results.none"))
         return
@@ -265,7 +264,7 @@ def _results(page, report):
     page.add("</section>")
 
 
-def _coverage(page, report):
+def _coverage(page, report, groups):
     lang = page.lang
     cov = view.coverage(report)
     if not cov:
@@ -287,6 +286,7 @@ def _coverage(page, report):
     page.add("</div>")
     _table_head(page, ["html.col.item", "html.col.clause", "html.col.area", "html.col.requirement",
                        "html.col.coverage", "html.col.rules", "html.col.result"])
+    listed = set(view.scalar_text(item.get("id")) for item, _members in groups if item and item.get("id"))
     for item in view.coverage_items(report):
         status = view.coverage_status(item)
         cov_text = t("report.coverage." + status, lang) if status in view.COVERAGE_STATUSES else status
@@ -296,10 +296,18 @@ def _coverage(page, report):
         result = item.get("result")
         page.add('<tr class="coverage-item" data-status="%s"><td class="nowrap">%s</td><td class="nowrap">%s</td><td>%s</td>'
                  '<td class="wrap">%s</td><td>%s</td><td class="pre">%s</td><td>%s</td></tr>' % (
-                     _e(status), _e(item.get("id")), _e(item.get("clause")), _e(pick(item.get("area"), lang)),
+                     _e(status), _item_link(item, listed), _e(item.get("clause")), _e(pick(item.get("area"), lang)),
                      _e(title), _e(cov_text), _e("\n".join(view.scalar_text(r) for r in view.as_list(item.get("rules")))),
                      _badge(page, result) if result else '<span class="muted">-</span>'))
     page.add("</tbody></table></section>")
+
+
+def _item_link(item, listed):
+    """The item id, linked to its results when the results section lists it."""
+    item_id = view.scalar_text(item.get("id"))
+    if item_id in listed:
+        return '<a href="#item-%s">%s</a>' % (_e(item_id), _e(item_id))
+    return _e(item_id)
 
 
 def _waivers(page, report):
@@ -374,8 +382,9 @@ def render(report, lang="en"):
     _localization(page, report)
     _foreign(page, report)
     if "results" in report:
-        _results(page, report)
-        _coverage(page, report)
+        groups = view.group_results(report)
+        _results(page, report, groups)
+        _coverage(page, report, groups)
         _waivers(page, report)
     _inventory(page, report)
     _errors(page, report)
