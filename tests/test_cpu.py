@@ -65,6 +65,7 @@ def test_unknown_arm_implementer_is_kept_unknown(make_root):
     comps, _ = _classify_text(make_root, text)
     assert comps[0]["product_id"] is None and comps[0]["origin"] == "unknown"
     assert any("0x6d" in e["value"] for e in comps[0]["evidence"])
+    assert comps[0]["name"]["en"] == "ARM implementer 0x6d part 0xd49"
 
 
 @pytest.mark.parametrize("cpu,product", [({"arch": "sw_64"}, "sunway"), ({"arch": "loongarch64"}, "loongson"),

@@ -73,7 +73,9 @@ def classify(facts, catalog):
                 evidence.append(make_evidence("dmidecode", "%s / %s" % (proc.get("manufacturer"),
                                                                         proc.get("version")), dmi_source))
         if product is None:
-            label = cpu.get("model_name") or cpu.get("vendor_id") or cpu.get("cpu_model") or "CPU"
+            label = cpu.get("model_name") or cpu.get("vendor_id") or cpu.get("cpu_model") or (
+                "ARM implementer %s part %s" % (cpu["implementer"], cpu.get("part")) if cpu.get("implementer")
+                else "CPU (%s)" % (cpu.get("arch") or "unknown architecture"))
             return [unknown_component("cpu", label, evidence, model=cpu.get("model_name"), details=details)]
         components.append(make_component(product, evidence, model=_model(product, cpu), details=details))
         return components
