@@ -224,7 +224,11 @@ def _for_each(check, env):
             items.append(entry)
     if not statuses:
         status = check.get("if_empty", NA)
-        return outcome(status, expected, "0 items", reason("scan.reason.no_items", path=shown), [])
+        if seq and "where" in check:
+            why = reason("scan.reason.no_items_in_scope", path=shown, total=len(seq))
+        else:
+            why = reason("scan.reason.no_items", path=shown)
+        return outcome(status, expected, "0 items", why, [])
     status = _aggregate(statuses)
     bad = [i for i in items if i["status"] == status]
     if status == PASS:
