@@ -208,7 +208,7 @@ def _foreign(page, report):
         return
     _table_head(page, ["html.col.category", "html.col.product", "html.col.version", "html.col.vendor",
                        "html.col.substitutes"])
-    namer = view.SubstituteNamer(comps, lang)
+    namer = view.SubstituteNamer(comps, lang, report.get("results"))
     for comp in foreign:
         subs = namer.names(comp.get("substitutes"))
         page.add("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (

@@ -266,12 +266,18 @@ class SubstituteNamer(object):
     """Names for substitute product ids: from the report's own components, else the catalog,
     else the id itself (a report from another version may name products this catalog lacks)."""
 
-    def __init__(self, components, lang="en"):
+    def __init__(self, components, lang="en", results=None):
         self.lang = lang
         self.known = {}
         for comp in components or []:
             if isinstance(comp, dict) and comp.get("product_id") and comp.get("name"):
                 self.known.setdefault(comp["product_id"], comp["name"])
+        # the engine names substitutes in component findings: {"id", "name": {zh, en}}
+        for res in results or []:
+            for item in as_list(res.get("items") if isinstance(res, dict) else None):
+                for sub in as_list(item.get("substitutes") if isinstance(item, dict) else None):
+                    if isinstance(sub, dict) and sub.get("id") and sub.get("name"):
+                        self.known.setdefault(scalar_text(sub["id"]), sub["name"])
         self.catalog = None
 
     def names(self, ids):
