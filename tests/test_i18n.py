@@ -58,6 +58,24 @@ def test_every_key_the_code_uses_exists(cats):
     assert missing == []
 
 
+# Jinja templates of the aggregator call _('key'), which web.py maps to t("server." + key)
+TEMPLATE_CALL = re.compile(r"""\b_\(\s*["']([a-z][A-Za-z0-9_.-]*)["'](?=\s*[,)])""")
+
+
+def test_every_key_the_server_templates_use_exists(cats):
+    en, zh = cats
+    used = {}
+    for base, _dirs, files in os.walk(os.path.join(ROOT, "scanner")):
+        for name in files:
+            if name.endswith((".html", ".j2", ".jinja")):
+                path = os.path.join(base, name)
+                with open(path, encoding="utf-8") as fh:
+                    for key in TEMPLATE_CALL.findall(fh.read()):
+                        used.setdefault("server." + key, os.path.relpath(path, ROOT))
+    missing = sorted("%s (%s)" % (k, where) for k, where in used.items() if k not in en or k not in zh)
+    assert missing == []
+
+
 def test_keys_built_from_report_values_exist(cats):
     en, zh = cats
     keys = (["report.status." + s for s in view.STATUSES] + ["report.severity." + s for s in view.SEVERITIES]
@@ -90,4 +108,6 @@ def test_default_language_from_the_locale(env, lang):
 def test_missing_key_detection_really_fails(tmp_path, monkeypatch):
     # guard against a vacuous test: a call to an unknown key is reported
     assert KEY_CALL.findall('x = t("html.no_such_key", lang)') == ["html.no_such_key"]
+    assert KEY_CALL.findall('x = t("report.status." + status, lang)') == []     # built keys are not literal
+    assert TEMPLATE_CALL.findall("{{ _('nav.hosts') }} {{ _('scope.' ~ s) }}") == ["nav.hosts"]
     assert "html.no_such_key" not in i18n.catalogue("en")
