@@ -64,3 +64,12 @@ def test_formulas_are_neutralised_but_numbers_kept(report):
     assert rows["mlps.ia.password-max-age"][2] == "'=HYPERLINK(\"http://x\",\"y\")"
     assert rows["mlps.ia.password-max-age"][9] == "-1"
     assert rows["mlps.ia.password-minlen"][2] == "'@SUM(A1)"
+
+
+def test_markup_and_separators_in_every_string_round_trip(report):
+    from report_fixtures import PAYLOAD, inject
+    doc = inject(report, PAYLOAD + ',"\r\n;\t')
+    rows = _rows(render(doc, "csv", "en"))
+    assert len(rows) == 1 + len(report["results"]) and all(len(r) == len(COLUMNS) for r in rows)
+    titles = set(r[2] for r in rows[1:])
+    assert report["results"][0]["title"]["en"] + PAYLOAD + ',"\r\n;\t' in titles
