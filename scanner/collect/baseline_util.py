@@ -118,38 +118,47 @@ def unit_file(fs, unit):
     return None
 
 
-def unit_enabled(fs, unit, aliases=()):
-    """Whether a systemd unit (or a SysV script of that name) is enabled on the target.
-
-    True when a ``*.wants``/``*.requires`` symlink for it exists under
-    /etc/systemd/system (or /usr/lib/systemd/system for static wants), False
-    when it is masked or no such link exists, None when the target has no
-    systemd and no SysV runlevel links at all (unknown).
-    """
-    names = (unit,) + tuple(aliases)
-    etc = "/etc/systemd/system"
-    for name in names:
-        target = fs.readlink(posixpath.join(etc, name))
-        if target == "/dev/null":
-            return False
-    for base in (etc, "/usr/lib/systemd/system", "/lib/systemd/system"):
+def _wanted_units(fs):
+    """(names linked from any *.wants/*.requires directory, rc S-link names, any rc dir seen); cached per scan."""
+    cached = getattr(fs, "_baseline_wanted", None)
+    if cached is not None:
+        return cached
+    wanted = set()
+    for base in ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"):
         for entry in fs.listdir(base) or []:
-            if not (entry.endswith(".wants") or entry.endswith(".requires")):
-                continue
-            for name in names:
-                if fs.lstat(posixpath.join(base, entry, name)) is not None:
-                    return True
-    base_name = unit.rsplit(".", 1)[0]
-    rc_found = False
+            if entry.endswith(".wants") or entry.endswith(".requires"):
+                wanted.update(fs.listdir(posixpath.join(base, entry)) or [])
+    rc_started, rc_found = set(), False
     for level in ("2", "3", "5"):
         for rcdir in ("/etc/rc%s.d" % level, "/etc/rc.d/rc%s.d" % level):
             entries = fs.listdir(rcdir)
             if entries is None:
                 continue
             rc_found = True
-            for entry in entries:
-                if entry.startswith("S") and entry[3:] == base_name:
-                    return True
+            rc_started.update(e[3:] for e in entries if e.startswith("S"))
+    cached = (wanted, rc_started, rc_found)
+    fs._baseline_wanted = cached
+    return cached
+
+
+def unit_enabled(fs, unit, aliases=()):
+    """Whether a systemd unit (or a SysV script of that name) is enabled on the target.
+
+    True when a ``*.wants``/``*.requires`` link for it exists (admin links under
+    /etc/systemd/system, static ones under /usr/lib/systemd/system) or an S-link
+    in rc2/3/5.d; False when it is masked or no link exists; None when the target
+    has neither systemd nor SysV runlevel directories (unknown).
+    """
+    names = (unit,) + tuple(aliases)
+    etc = "/etc/systemd/system"
+    for name in names:
+        if fs.readlink(posixpath.join(etc, name)) == "/dev/null":
+            return False
+    wanted, rc_started, rc_found = _wanted_units(fs)
+    if any(name in wanted for name in names):
+        return True
+    if unit.rsplit(".", 1)[0] in rc_started:
+        return True
     if fs.isdir(etc) or rc_found:
         return False
     return None
