@@ -220,3 +220,13 @@ def test_reevaluate_judges_saved_facts_with_another_profile(tmp_path):
     # without --reevaluate the saved judgement is rendered as it was
     plain = json.loads(run(["report", str(saved), "--format", "json"]).stdout)
     assert plain["summary"] == first["summary"]
+
+
+def test_inventory_as_html_on_a_real_root(tmp_path):
+    from corpus import require_corpus
+    root = os.path.join(require_corpus(), "os", "kylin-v10-sp2-aarch64")
+    out = tmp_path / "inv.html"
+    res = run(["inventory", "--root", root, "--format", "html", "-o", str(out), "--lang", "zh"])
+    assert res.exit_code == 0, res.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "国产化率" in page and "Kylin" in page and '<section id="results">' not in page

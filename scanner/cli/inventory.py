@@ -8,7 +8,7 @@ from scanner.cli.options import lang_option, resolve_lang, root_option, write_ou
 
 @click.command()
 @root_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True,
               help="Output format / 输出格式")
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout / 输出到文件")
 @lang_option
