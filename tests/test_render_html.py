@@ -17,7 +17,8 @@ def report():
 def test_header_has_host_identity_scan_time_and_profile(report):
     out = render(report, "html", "en")
     for text in ("gov-app-01", "8f3a1c2e9b7d4e6fa1b2c3d4e5f60718", "2026-11-20T02:00:13Z", "mlps-l3",
-                 "Kylin Linux Advanced Server V10 (Lance)", "5b0c8f64-2f7e-4a8e-9a0c-3e1d2b7f9c11"):
+                 "Kylin Linux Advanced Server V10 (Lance)", "5b0c8f64-2f7e-4a8e-9a0c-3e1d2b7f9c11",
+                 "Kunpeng 920 (Kunpeng-920)", "TaiShan server 2280 V2"):
         assert text in out
     assert out.startswith("<!DOCTYPE html>")
     assert '<html lang="en">' in out

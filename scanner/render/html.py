@@ -76,6 +76,18 @@ class _Page(object):
         return _e(t(key, self.lang, **fields))
 
 
+def _component_label(report, category, lang):
+    """'Kunpeng 920 (Kunpeng-920)' for the first component of a category, for the host header."""
+    for comp in _components(report):
+        if comp.get("category") == category:
+            parts = [pick(comp.get("name"), lang) or view.scalar_text(comp.get("product_id")),
+                     view.scalar_text(comp.get("version"))]
+            label = " ".join(p for p in parts if p)
+            model = view.scalar_text(comp.get("model"))
+            return "%s (%s)" % (label, model) if model and model not in label else label
+    return None
+
+
 def _host_label(report):
     host = report.get("host") or {}
     return view.scalar_text(host.get("hostname")) or view.scalar_text(host.get("root")) or "?"
@@ -117,6 +129,8 @@ def _header(page, report):
         ("html.host.os", osf.get("pretty_name") or osf.get("name")),
         ("html.host.kernel", " ".join(x for x in (view.scalar_text(osf.get("kernel")),
                                                    view.scalar_text(osf.get("arch"))) if x)),
+        ("html.host.cpu", _component_label(report, "cpu", lang)),
+        ("html.host.server", _component_label(report, "server", lang)),
         ("html.host.virtualization", host.get("virtualization")),
         ("html.host.collected_at", host.get("collected_at")),
         ("html.host.profile", summary.get("profile")),
