@@ -120,6 +120,8 @@ def collect(ctx):
         effective["sources"] = sources
         facts["conf"] = effective
     elif binary is not None:
-        ctx.error("/etc/audit/auditd.conf", "auditd is installed but auditd.conf is missing or unreadable")
+        ctx.error("/etc/audit/auditd.conf", "auditd is installed but auditd.conf is missing or unreadable;"
+                  " auditd's built-in defaults assumed")
+        facts["conf"] = dict(AUDITD_DEFAULTS, sources={})
     facts["remote"] = remote_plugin(ctx)
     return facts
