@@ -134,3 +134,18 @@ def test_data_security_profile_default_vs_hardened(make_root, tmp_path):
     # DM listens on every interface: without a filtering firewall it stays a finding (or unknown offline)
     dm_item = [i for i in res["data-security.db.exposed"]["items"] if "dm.ini" in i["key"]][0]
     assert dm_item["status"] != "pass"
+
+
+def test_redis_auth_and_config_command(make_root):
+    root = make_root({
+        "/etc/redis/redis.conf": "port 6379\nrequirepass \"\"\n",
+        "/etc/redis/acl.conf": "port 6380\nuser default on #9f86d08188 ~* &* +@all -@admin\n",
+        "/etc/redis/renamed.conf": "port 6381\nrequirepass s3cret\nrename-command CONFIG \"\"\n",
+        "/etc/redis/nopass.conf": "port 6382\nuser default on nopass ~* +@all\n",
+    })
+    facts, _ = collect_db(root)
+    got = dict((i["config_file"].rsplit("/", 1)[1], (i["settings"]["auth_configured"],
+                                                     i["settings"]["config_command_disabled"]))
+               for i in facts["instances"])
+    assert got == {"redis.conf": (False, False),  # an empty requirepass is no password
+                   "acl.conf": (True, True), "renamed.conf": (True, True), "nopass.conf": (False, False)}

@@ -247,12 +247,20 @@ def _redis_instance(ctx, path, names):
     if text is None:
         return None
     s = {}
+    users, renamed = [], {}
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         parts = line.split(None, 1)
-        s[parts[0].lower()] = parts[1].strip() if len(parts) > 1 else ""
+        key = parts[0].lower()
+        value = parts[1].strip() if len(parts) > 1 else ""
+        if key == "user":
+            users.append(value)
+        elif key == "rename-command":
+            args = value.split(None, 1)
+            renamed[args[0].upper()] = args[1].strip() if len(args) > 1 else ""
+        s[key] = value
     if "port" not in s and "bind" not in s and "dir" not in s:
         return None  # not a server config (e.g. sentinel fragments)
     inst = {"engine": "redis", "product_id": "redis", "config_file": path, "config_files": [path]}
@@ -272,7 +280,13 @@ def _redis_instance(ctx, path, names):
     _data_dir_facts(ctx, data_dir, inst, names)
     inst["settings"] = dict((k, s[k]) for k in ("bind", "port", "tls-port", "protected-mode", "dir")
                             if k in s)
-    inst["settings"]["requirepass_set"] = "requirepass" in s
+    default_user = [u for u in users if u.split()[:1] == ["default"]]
+    password = s.get("requirepass", "").strip("\"'")
+    inst["settings"]["requirepass_set"] = bool(password)
+    inst["settings"]["auth_configured"] = bool(password) or bool(s.get("aclfile")) or bool(
+        default_user and "nopass" not in default_user[-1] and re.search(r"(^|\s)(>|#)", default_user[-1]))
+    inst["settings"]["config_command_disabled"] = "CONFIG" in renamed or bool(
+        default_user and re.search(r"-config\b|-@admin|-@dangerous", default_user[-1], re.I))
     return inst
 
 
