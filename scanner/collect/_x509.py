@@ -199,7 +199,10 @@ def _validity(cert):
 
 def parse_der(der):
     """Facts for one DER certificate (never raises: problems go into ``error``)."""
-    from cryptography import x509
+    with warnings.catch_warnings():
+        # e.g. "Python 3.7 is no longer supported" on the agent's system Python: not the scan's business
+        warnings.simplefilter("ignore")
+        from cryptography import x509
     out = {"subject": None, "issuer": None, "self_signed": None, "is_ca": None, "key_type": None,
            "key_bits": None, "curve": None, "curve_oid": None, "sm2": None, "signature_algorithm": None,
            "signature_oid": None, "signature_hash": None, "not_before": None, "not_after": None,
