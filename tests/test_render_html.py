@@ -223,3 +223,16 @@ def test_coverage_item_whose_rules_did_not_run_shows_not_covered_and_errors_are_
     assert '<tr class="coverage-item" data-status="not_covered"><td class="nowrap"><a href="#item-L3-CES1-18">' in section
     assert "Coverage could not be computed: rules/controls/mlps-l3.yaml: &lt;missing&gt;" in section
     assert "Control level: mlps-l3 (GB/T 28448-2019)" in section
+
+
+def test_failed_rules_by_severity_counted_from_results_or_taken_from_summary():
+    doc = load()
+    out = render(doc, "html", "en")
+    line = out[out.index('<p id="failed-by-severity">'):]
+    line = line[:line.index("</p>")]
+    # fixture fails: high x3 (ssh-ciphers, root-login, high-risk-ports), medium x3
+    assert '<span data-severity="high">high <b>3</b></span>' in line
+    assert '<span data-severity="medium">medium <b>3</b></span>' in line
+    assert '<span data-severity="critical">critical <b>0</b></span>' in line
+    doc["summary"]["failed_by_severity"] = {"critical": 7}
+    assert '<span data-severity="critical">critical <b>7</b></span>' in render(doc, "html", "en")

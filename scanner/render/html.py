@@ -180,6 +180,11 @@ def _summary(page, report):
                      '<div class="k">%s</div></div>' % (_e(status), _e(counts.get(status, 0)),
                                                         _badge(page, status)))
     page.add("</div>")
+    if "results" in report:
+        failed = view.failed_by_severity(report)
+        page.add('<p id="failed-by-severity">%s %s</p>' % (page.t("html.summary.failed_by_severity"), "  ".join(
+            '<span data-severity="%s">%s <b>%s</b></span>' % (
+                _e(sev), page.t("report.severity." + sev), _e(failed.get(sev, 0))) for sev in view.SEVERITIES)))
     errors = (report.get("facts") or {}).get("errors") or []
     if errors:
         page.add('<p class="muted">%s</p>' % page.t("html.summary.errors", count=len(errors)))

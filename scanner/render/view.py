@@ -232,6 +232,19 @@ def status_counts(report):
     return counts
 
 
+def failed_by_severity(report):
+    """{severity: number of failed (not waived) results}: the summary's, else counted."""
+    given = (report.get("summary") or {}).get("failed_by_severity")
+    if isinstance(given, dict):
+        return given
+    counts = {}
+    for res in report.get("results") or []:
+        if isinstance(res, dict) and res.get("status") == "fail":
+            sev = scalar_text(res.get("severity"))
+            counts[sev] = counts.get(sev, 0) + 1
+    return counts
+
+
 def waived(report):
     """Results that carry a waiver (applied or expired), in rule id order."""
     out = [r for r in report.get("results") or [] if isinstance(r, dict) and isinstance(r.get("waiver"), dict)]
