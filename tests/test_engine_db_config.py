@@ -149,3 +149,25 @@ def test_redis_auth_and_config_command(make_root):
                for i in facts["instances"])
     assert got == {"redis.conf": (False, False),  # an empty requirepass is no password
                    "acl.conf": (True, True), "renamed.conf": (True, True), "nopass.conf": (False, False)}
+
+
+def test_pg_hba_records(make_root):
+    root = make_root({
+        "/var/lib/pgsql/data/postgresql.conf": "port = 5432\n",
+        "/var/lib/pgsql/data/pg_hba.conf": (
+            "# comment\nlocal all all trust\n"
+            "host all all 10.1.0.0 255.255.0.0 md5   # netmask form\n"
+            "hostssl all all 0.0.0.0/0 trust\n"),
+    })
+    facts, _ = collect_db(root)
+    pg = by_engine(facts)["postgresql"]
+    assert pg["hba_file"] == "/var/lib/pgsql/data/pg_hba.conf"
+    assert [(h["line"], h["type"], h["address"], h["method"], h["remote"]) for h in pg["hba"]] == [
+        (2, "local", None, "trust", False), (3, "host", "10.1.0.0/255.255.0.0", "md5", True),
+        (4, "hostssl", "0.0.0.0/0", "trust", True)]
+    from scanner.pipeline import scan_report
+    res = [r for r in scan_report(root=root, profile="data-security")["results"]
+           if r["rule_id"] == "data-security.db.network-auth"][0]
+    assert res["status"] == "fail"
+    inner = res["items"][0]["items"]
+    assert [(i["key"], i["status"]) for i in inner] == [("3", "pass"), ("4", "fail")]

@@ -101,6 +101,28 @@ def parse_pg_conf(text):
     return settings
 
 
+def parse_pg_hba(text):
+    """pg_hba.conf records: [{line, type, database, user, address, method, remote}] (remote: a host* line)."""
+    out = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("include"):
+            continue
+        f = line.split()
+        kind = f[0].lower()
+        if kind == "local" and len(f) >= 4:
+            out.append({"line": number, "type": kind, "database": f[1], "user": f[2], "address": None,
+                        "method": f[3].lower(), "remote": False})
+        elif kind.startswith("host") and len(f) >= 5:
+            addr, rest = f[3], f[4:]
+            if "/" not in addr and rest and re.match(r"^\d+\.\d+\.\d+\.\d+$", rest[0] or ""):
+                addr, rest = "%s/%s" % (addr, rest[0]), rest[1:]  # address + netmask columns
+            if rest:
+                out.append({"line": number, "type": kind, "database": f[1], "user": f[2], "address": addr,
+                            "method": rest[0].lower(), "remote": True})
+    return out
+
+
 PG_DEFAULTS = {
     "postgresql": {"product_id": "postgresql", "listen": "localhost", "port": "5432", "ssl": "off"},
     "kingbase": {"product_id": "kingbase", "listen": "*", "port": "54321", "ssl": "off"},
@@ -143,6 +165,11 @@ def _pg_instance(ctx, engine, path, names):
     inst["audit_capable"] = True
     data_dir = s.get("data_directory") or posixpath.dirname(path)
     _data_dir_facts(ctx, data_dir, inst, names)
+    hba_name = "sys_hba.conf" if engine == "kingbase" and not s.get("hba_file") else "pg_hba.conf"
+    hba_path = s.get("hba_file") or posixpath.join(posixpath.dirname(path), hba_name)
+    hba_text = ctx.fs.read_text(hba_path)
+    inst["hba_file"] = hba_path if hba_text is not None else None
+    inst["hba"] = parse_pg_hba(hba_text) if hba_text is not None else None
     inst["settings"] = dict((k, s[k]) for k in ("listen_addresses", "port", "ssl", "ssl_min_protocol_version",
                                                "shared_preload_libraries", "log_connections", "log_disconnections",
                                                "log_statement", "password_encryption", "data_directory",
