@@ -9,7 +9,7 @@ import pytest
 def tiny_fs(tmp_path):
     mnt = tmp_path / "spoolfs"
     mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)],
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if res.returncode != 0:
         pytest.fail("cannot mount a tmpfs for the full-disk test (needs root): %s" % res.stderr.decode())
