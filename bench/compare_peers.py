@@ -57,8 +57,10 @@ COMPARISONS = [
     ("Default umask", ["mlps.ac.default-umask", "mlps.ac.login-defs-umask"], ["AUTH-9328"],
      ["accounts_umask_etc_login_defs", "accounts_umask_etc_profile"], ["shell.umask.value", "login_defs.UMASK"]),
     ("/etc/passwd, shadow, group, gshadow modes", ["mlps.ac.account-files-perms", "mlps.ac.shadow-files-perms"],
-     ["FILE-7524"], ["file_permissions_etc_passwd", "file_permissions_etc_shadow", "file_permissions_etc_group",
+     ["FILE-7524:/etc/passwd", "FILE-7524:/etc/group", "FILE-7524:/etc/shadow"], ["file_permissions_etc_passwd", "file_permissions_etc_shadow", "file_permissions_etc_group",
                      "file_permissions_etc_gshadow", "file_owner_etc_shadow"], []),
+    ("cron directories and crontab modes", ["mlps.ac.cron-perms"],
+     ["FILE-7524:/etc/cron.d", "FILE-7524:/etc/cron.daily", "FILE-7524:/etc/crontab"], [], []),
     ("No UID 0 except root", ["mlps.ac.no-extra-uid0"], ["AUTH-9204"], ["accounts_no_uid_except_zero"],
      ["accounts.uid0"]),
     ("Empty passwords in /etc/shadow", ["mlps.ia.no-empty-passwords"], ["AUTH-9283"],
@@ -70,9 +72,9 @@ COMPARISONS = [
     ("Time synchronisation", ["mlps.au.time-sync-enabled", "mlps.au.time-sync-running"], ["TIME-3104"],
      ["package_ntp_installed", "service_ntp_enabled", "package_chrony_installed", "service_chronyd_enabled"],
      ["time_sync.daemons"]),
-    ("ASLR (kernel.randomize_va_space = 2)", ["mlps.ip.sysctl-aslr"], ["KRNL-6000"],
+    ("ASLR (kernel.randomize_va_space = 2)", ["mlps.ip.sysctl-aslr"], ["KRNL-6000:kernel.randomize_va_space"],
      ["sysctl_kernel_randomize_va_space"], ["sysctl.kernel.randomize_va_space"]),
-    ("fs.suid_dumpable = 0", ["mlps.ri.suid-dumpable-off"], ["KRNL-6000"], ["sysctl_fs_suid_dumpable"],
+    ("fs.suid_dumpable = 0", ["mlps.ri.suid-dumpable-off"], ["KRNL-6000:fs.suid_dumpable"], ["sysctl_fs_suid_dumpable"],
      ["sysctl.fs.suid_dumpable"]),
     ("Core dumps limited", ["mlps.ri.core-dumps-limited", "mlps.ri.coredump-storage-off"], ["KRNL-5820"],
      ["coredump_disable_storage"], ["coredump.hard_core_limit", "coredump.storage"]),
@@ -124,8 +126,8 @@ def parse_lynis(directory):
         if match:
             current = match.group(1)
             continue
-        if current and re.search(r"Result: |Suggestion: |Warning: |Hardening: ", line):
-            details.setdefault(current, []).append(line.split(" ", 2)[-1][:160])
+        if current:
+            details.setdefault(current, []).append(line.split(" ", 2)[-1][:200])
     for test in executed | skipped:
         if test in skipped:
             verdict = "skipped"
@@ -133,15 +135,34 @@ def parse_lynis(directory):
             verdict = "finding"
         else:
             verdict = "no finding"
-        results[test] = {"verdict": verdict, "findings": findings.get(test, []), "log": details.get(test, [])[:4]}
+        lines = details.get(test, [])
+        results[test] = {"verdict": verdict, "findings": findings.get(test, []),
+                         "log": [l for l in lines if re.match(r"(Result|Suggestion|Warning|Hardening|Outcome): ", l)][:4],
+                         "lines": lines}
     return results, report
+
+
+def lynis_verdict(lynis, spec):
+    """Verdict of a Lynis test, or of one item inside it ("KRNL-6000:fs.suid_dumpable") read from its log lines."""
+    test, _, needle = spec.partition(":")
+    entry = lynis.get(test)
+    if entry is None:
+        return "n/a"
+    if not needle or entry["verdict"] == "skipped":
+        return entry["verdict"]
+    lines = [l for l in entry["lines"] if needle + " " in l + " " or needle + "," in l]
+    if not lines:
+        return "not checked"
+    if any(re.search(r"different value|not matching|could be more strict", l) for l in lines):
+        return "finding"
+    return "no finding"
 
 
 # --------------------------------------------------------------------- OpenSCAP
 def patched_datastream(workdir):
     with open(SSG) as fh:
         text = fh.read()
-    text = text.replace("^11\\.[0-9]+$", "^1[12].[0-9]+$")
+    text = text.replace("^11.[0-9]+$", "^1[12].[0-9]+$")
     text = text.replace('<unix:filepath datatype="string">/.dockerenv</unix:filepath>',
                         '<unix:filepath datatype="string">/.dockerenv-ignored-by-peer-bench</unix:filepath>')
     path = os.path.join(workdir, "ssg-debian11-on12-machine-ds.xml")
@@ -195,7 +216,7 @@ def agreement(x, lynis, oscap):
     x_bad = any(s in ("fail", "error") for s in x)
     x_na = all(s == "not_applicable" for s in x)
     notes = []
-    for name, verdicts, bad_words, na_words in (("Lynis", lynis, ("finding",), ("skipped",)),
+    for name, verdicts, bad_words, na_words in (("Lynis", lynis, ("finding",), ("skipped", "not checked")),
                                                 ("OpenSCAP", oscap, ("fail", "error"), ("notapplicable", "notchecked"))):
         if not verdicts:
             continue
@@ -231,11 +252,12 @@ def main():
     rows = []
     for check, xids, lids, oids, evidence in COMPARISONS:
         x = [results[r]["status"] if r in results else "missing" for r in xids]
-        lv = [lynis.get(t, {}).get("verdict", "n/a") for t in lids]
+        lv = [lynis_verdict(lynis, t) for t in lids]
         ov = [oscap.get(o, "n/a") for o in oids]
         ev = dict((p, lookup(facts, p)) for p in evidence)
         rows.append({"check": check, "xcscan": dict(zip(xids, x)), "lynis": dict(zip(lids, lv)),
-                     "lynis_detail": dict((t, lynis.get(t, {})) for t in lids), "oscap": dict(zip(oids, ov)),
+                     "lynis_detail": dict((t, dict((k, v) for k, v in lynis.get(t.split(":")[0], {}).items()
+                                                   if k != "lines")) for t in lids), "oscap": dict(zip(oids, ov)),
                      "evidence": ev, "agreement": agreement(x, lv, ov)})
     print("| check | xcscan | Lynis %s | OpenSCAP (SSG 0.1.65, debian11 content patched for 12) | reading |" %
           lynis_report.get("lynis_version", ""))
