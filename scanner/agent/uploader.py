@@ -55,17 +55,13 @@ def upload_all(spool, client, host_id, log, retries=3, backoff=5, backoff_max=12
         except (IOError, OSError) as exc:
             result.deferred = "cannot read spool file %s: %s" % (name, exc)
             break
-        if entry.host_id != host_id:
-            # Spooled under an earlier enrollment: the signature binds the old host id.
-            reason = "signed for host %s, this agent is now %s (re-enrolled)" % (entry.host_id, host_id)
-            spool.reject(name, reason)
-            result.rejected.append((entry.report_id, reason))
-            log.error("report %s: %s; moved to rejected/" % (entry.report_id, reason))
-            continue
+        # A report spooled before a re-enrollment is signed for the old host id: send it as that
+        # host (the server still knows it unless the host was deleted).
+        old_identity = entry.host_id != host_id
         attempt = 0
         while True:
             try:
-                resp = client.submit(host_id, entry.timestamp, entry.signature, entry.body, compress=compress)
+                resp = client.submit(entry.host_id, entry.timestamp, entry.signature, entry.body, compress=compress)
             except TrustError as exc:
                 result.fatal = str(exc)
                 return result
@@ -94,7 +90,8 @@ def upload_all(spool, client, host_id, log, retries=3, backoff=5, backoff_max=12
                      % (entry.report_id, ack.get("status"), ack.get("received_at")))
             continue
         code = resp.error_code
-        if resp.status in (401, 403) and code not in PERMANENT_401 and code != "host_mismatch":
+        if resp.status in (401, 403) and code not in PERMANENT_401 and code != "host_mismatch" \
+                and not old_identity:
             result.fatal = ("the server refused this agent (HTTP %d %s: %s); re-enroll it with a new token"
                             % (resp.status, code or "", resp.message))
             return result

@@ -261,3 +261,36 @@ def test_scan_budget_stops_a_stuck_scan(monkeypatch, tmp_path):
         runner.scan_within_budget(cfg)
     assert time.time() - t0 < 5
     assert "time budget of 1 s" in str(err.value)
+
+
+def _spool_two_then_re_enroll(agent, stub):
+    stub.stop()
+    assert agent.run().returncode == 4
+    assert agent.run().returncode == 4
+    old_host = agent.get()["host_id"]
+    stub.start()
+    res = agent.enroll(extra=["--force"])
+    assert res.returncode == 0, res.stderr
+    assert "existing Ed25519 key reused" in res.stdout
+    agent.set(retries=0, backoff=0)
+    new_host = agent.get()["host_id"]
+    assert new_host != old_host
+    return old_host, new_host
+
+
+def test_reports_spooled_before_a_re_enrollment_keep_their_identity(agent, stub):
+    old_host, new_host = _spool_two_then_re_enroll(agent, stub)
+    res = agent.run()
+    assert res.returncode == 0, res.stderr
+    assert [r["host_id"] for r in stub.state.reports] == [old_host, old_host, new_host]
+
+
+def test_reports_of_a_deleted_old_identity_are_rejected_not_blocking(agent, stub):
+    old_host, new_host = _spool_two_then_re_enroll(agent, stub)
+    del stub.state.hosts[old_host]
+    res = agent.run()
+    assert res.returncode == 1
+    assert res.stderr.count("unknown_host") >= 2 and "rejected" in res.stderr
+    assert [r["host_id"] for r in stub.state.reports] == [new_host]
+    assert len(os.listdir(os.path.join(agent.spool, "rejected"))) == 4  # two reports + two .reason files
+    assert agent.run().returncode == 0
