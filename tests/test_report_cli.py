@@ -230,3 +230,15 @@ def test_inventory_as_html_on_a_real_root(tmp_path):
     assert res.exit_code == 0, res.stderr
     page = out.read_text(encoding="utf-8")
     assert "国产化率" in page and "Kylin" in page and '<section id="results">' not in page
+
+
+def test_damaged_report_is_refused_with_the_field_and_nothing_written(tmp_path):
+    doc = load()
+    doc["results"][2]["refs"] = "L3-CES1-02"
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "r.html"
+    res = run(["report", str(path), "--format", "junit", "--output-html", str(out)])
+    assert res.exit_code == 1
+    assert "report field results[2].refs must be an object, found str" in res.stderr
+    assert not out.exists() and res.stdout == ""

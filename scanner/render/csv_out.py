@@ -8,7 +8,7 @@ import csv
 import io
 import re
 
-from scanner.i18n import pick, t
+from scanner.i18n import t
 from scanner.render import view
 
 COLUMNS = ("hostname", "rule_id", "title", "category", "severity", "status", "gbt28448", "gbt22239",
@@ -33,19 +33,20 @@ def _row(report, res, lang):
     severity = view.scalar_text(res.get("severity"))
     waiver = res.get("waiver") if isinstance(res.get("waiver"), dict) else {}
     return [
-        host.get("hostname"), res.get("rule_id"), pick(res.get("title"), lang),
+        host.get("hostname"), res.get("rule_id"), view.pick(res.get("title"), lang),
         view.rule_category(res.get("category"), lang),
         t("report.severity." + severity, lang) if severity in view.SEVERITIES else severity,
         t("report.status." + status, lang) if status in view.STATUSES else status,
         view.value_text(refs.get("gbt28448"), lang), view.value_text(refs.get("gbt22239"), lang),
         view.value_text(res.get("expected"), lang), view.value_text(res.get("actual"), lang),
-        view.result_evidence_text(res, lang), pick(res.get("remediation"), lang),
+        view.result_evidence_text(res, lang), view.pick(res.get("remediation"), lang),
         view.value_text(waiver.get("justification"), lang), view.value_text(waiver.get("approver"), lang),
         view.waiver_expiry(waiver),
     ]
 
 
 def render(report, lang="en", bom=False):
+    view.check_report(report)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow([t("csv.col." + c, lang) for c in COLUMNS])

@@ -6,7 +6,7 @@ from __future__ import absolute_import
 
 from html import escape
 
-from scanner.i18n import pick, t
+from scanner.i18n import t
 from scanner.render import svg, view
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -80,7 +80,7 @@ def _component_label(report, category, lang):
     """'Kunpeng 920 (Kunpeng-920)' for the first component of a category, for the host header."""
     for comp in _components(report):
         if comp.get("category") == category:
-            parts = [pick(comp.get("name"), lang) or view.scalar_text(comp.get("product_id")),
+            parts = [view.pick(comp.get("name"), lang) or view.scalar_text(comp.get("product_id")),
                      view.scalar_text(comp.get("version"))]
             label = " ".join(p for p in parts if p)
             model = view.scalar_text(comp.get("model"))
@@ -100,8 +100,9 @@ def _badge(page, status):
 
 
 def _category(lang, cat):
+    cat = view.scalar_text(cat)
     text = t("category." + cat, lang) if cat else ""
-    return text if text != "category." + (cat or "") else (cat or "")
+    return text if text != "category." + cat else cat
 
 
 def _table_head(page, keys, cls=None, cols=None):
@@ -231,8 +232,8 @@ def _foreign(page, report):
     for comp in foreign:
         subs = namer.names(comp.get("substitutes"))
         page.add("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
-            _e(_category(lang, comp.get("category"))), _e(pick(comp.get("name"), lang) or comp.get("product_id")),
-            _e(comp.get("version")), _e(pick(comp.get("vendor"), lang)),
+            _e(_category(lang, comp.get("category"))), _e(view.pick(comp.get("name"), lang) or comp.get("product_id")),
+            _e(comp.get("version")), _e(view.pick(comp.get("vendor"), lang)),
             _e("、".join(subs) if lang == "zh" else ", ".join(subs))))
     page.add("</tbody></table></section>")
 
@@ -244,7 +245,7 @@ def _group_heading(page, item):
     if not item.get("id"):
         return page.t("html.results.clause_only", clause=view.scalar_text(item.get("clause")))
     parts = [view.scalar_text(item.get("id")), view.scalar_text(item.get("clause")),
-             pick(item.get("area"), lang), pick(item.get("title"), lang)]
+             view.pick(item.get("area"), lang), view.pick(item.get("title"), lang)]
     return _e(" · ".join(p for p in parts if p))
 
 
@@ -274,11 +275,11 @@ def _results(page, report, groups):
                      '<td class="pre">%s</td><td class="pre">%s</td><td class="pre evidence">%s</td>'
                      '<td class="wrap">%s</td></tr>' % (
                          _e(res.get("rule_id")), _e(res.get("status")), _badge(page, res.get("status")),
-                         _e(pick(res.get("title"), lang)), _e(res.get("rule_id")),
+                         _e(view.pick(res.get("title"), lang)), _e(res.get("rule_id")),
                          ('<br><span class="muted">%s</span>' % _e(ref_text)) if ref_text else "",
                          _e(sev_text), _e(view.value_text(res.get("expected"), lang)),
                          _e(view.value_text(res.get("actual"), lang)),
-                         _e(view.result_evidence_text(res, lang)), _e(pick(res.get("remediation"), lang))))
+                         _e(view.result_evidence_text(res, lang)), _e(view.pick(res.get("remediation"), lang))))
         page.add("</tbody></table>")
     page.add("</section>")
 
@@ -309,13 +310,13 @@ def _coverage(page, report, groups):
     for item in view.coverage_items(report):
         status = view.coverage_status(item)
         cov_text = t("report.coverage." + status, lang) if status in view.COVERAGE_STATUSES else status
-        title = pick(item.get("title"), lang)
+        title = view.pick(item.get("title"), lang)
         if item.get("evidence"):
-            title += "\n" + t("html.coverage.evidence", lang) + pick(item.get("evidence"), lang)
+            title += "\n" + t("html.coverage.evidence", lang) + view.pick(item.get("evidence"), lang)
         result = item.get("result")
         page.add('<tr class="coverage-item" data-status="%s"><td class="nowrap">%s</td><td class="nowrap">%s</td><td>%s</td>'
                  '<td class="wrap">%s</td><td>%s</td><td class="pre">%s</td><td>%s</td></tr>' % (
-                     _e(status), _item_link(item, listed), _e(item.get("clause")), _e(pick(item.get("area"), lang)),
+                     _e(status), _item_link(item, listed), _e(item.get("clause")), _e(view.pick(item.get("area"), lang)),
                      _e(title), _e(cov_text), _e("\n".join(view.scalar_text(r) for r in view.as_list(item.get("rules")))),
                      _badge(page, result) if result else '<span class="muted">-</span>'))
     page.add("</tbody></table></section>")
@@ -345,7 +346,7 @@ def _waivers(page, report):
             expiry += " " + t("html.waivers.expired", lang)
         page.add('<tr class="waiver"><td><b>%s</b><br><span class="muted">%s</span></td><td>%s</td>'
                  '<td class="pre">%s</td><td>%s</td><td>%s</td></tr>' % (
-                     _e(pick(res.get("title"), lang)), _e(res.get("rule_id")), _badge(page, res.get("status")),
+                     _e(view.pick(res.get("title"), lang)), _e(res.get("rule_id")), _badge(page, res.get("status")),
                      _e(view.value_text(waiver.get("justification"), lang)),
                      _e(view.value_text(waiver.get("approver"), lang)), _e(expiry)))
     page.add("</tbody></table></section>")
@@ -362,13 +363,13 @@ def _inventory(page, report):
                        "html.col.origin", "html.col.evidence"])
     for comp in comps:
         origin = comp.get("origin") if comp.get("origin") in ("domestic", "foreign") else "unknown"
-        name = pick(comp.get("name"), lang) or view.scalar_text(comp.get("product_id"))
+        name = view.pick(comp.get("name"), lang) or view.scalar_text(comp.get("product_id"))
         if comp.get("model") and view.scalar_text(comp["model"]) not in name:
             name += " (%s)" % view.scalar_text(comp["model"])
         page.add('<tr class="component"><td>%s</td><td>%s</td><td>%s</td><td>%s</td>'
                  '<td class="o-%s">%s</td><td class="pre">%s</td></tr>' % (
                      _e(_category(lang, comp.get("category"))), _e(name), _e(comp.get("version")),
-                     _e(pick(comp.get("vendor"), lang)), origin, page.t("origin." + origin),
+                     _e(view.pick(comp.get("vendor"), lang)), origin, page.t("origin." + origin),
                      _e("\n".join(view.evidence_lines(comp.get("evidence"), lang)))))
     page.add("</tbody></table></section>")
 
@@ -387,6 +388,7 @@ def _errors(page, report):
 
 
 def render(report, lang="en"):
+    view.check_report(report)
     page = _Page(lang)
     host = report.get("host") or {}
     page.add('<!DOCTYPE html>\n<html lang="%s"><head><meta charset="utf-8">' % ("zh-CN" if lang == "zh" else "en"),

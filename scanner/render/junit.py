@@ -7,7 +7,7 @@ from __future__ import absolute_import
 
 import re
 
-from scanner.i18n import pick, t
+from scanner.i18n import t
 from scanner.render import view
 
 # Characters XML 1.0 cannot carry at all; dropped rather than producing a file consumers reject.
@@ -30,7 +30,7 @@ def _details(res, lang):
     ref_text = view.refs_text(res, lang)
     if ref_text:
         lines.append("%s: %s" % (t("junit.refs", lang), ref_text))
-    remediation = pick(res.get("remediation"), lang)
+    remediation = view.pick(res.get("remediation"), lang)
     if remediation:
         lines.append("%s: %s" % (t("junit.remediation", lang), remediation))
     return "\n".join(lines)
@@ -48,6 +48,7 @@ def _ordered_results(report):
 
 def render(report, lang="en"):
     import xml.etree.ElementTree as ET
+    view.check_report(report)
     host = report.get("host") or {}
     summary = report.get("summary") or {}
     results = _ordered_results(report)
@@ -79,7 +80,7 @@ def render(report, lang="en"):
             ET.SubElement(props, "property", {"name": name, "value": _clean(value)})
     for res in results:
         status = view.scalar_text(res.get("status"))
-        title = pick(res.get("title"), lang)
+        title = view.pick(res.get("title"), lang)
         case = ET.SubElement(suite, "testcase", {
             "name": _clean("%s: %s" % (view.scalar_text(res.get("rule_id")), title)),
             "classname": _clean("xcscan.%s" % (view.scalar_text(res.get("category")) or "rule")),

@@ -6,6 +6,13 @@ from html import escape
 COLORS = {"domestic": "#2e7d32", "foreign": "#c62828", "unknown": "#9e9e9e"}
 
 
+def _n(value):
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def _e(text):
     return escape("" if text is None else str(text), quote=True)
 
@@ -21,14 +28,14 @@ def localization_bars(rows, legend, title, width=680):
                                                                       _e(title), _e(title))]
     for index, (label, counts, rate_text) in enumerate(rows):
         y = top + index * row_h
-        total = sum(int(counts.get(k) or 0) for k in ("domestic", "foreign", "unknown"))
+        total = sum(_n(counts.get(k)) for k in ("domestic", "foreign", "unknown"))
         weight = ' font-weight="bold"' if index == 0 else ""
         out.append('<text x="%d" y="%d" text-anchor="end" class="chart-label"%s>%s</text>'
                    % (label_w - 8, y + bar_h - 4, weight, _e(label)))
         x = float(label_w)
         if total:
             for key in ("domestic", "foreign", "unknown"):
-                n = int(counts.get(key) or 0)
+                n = _n(counts.get(key))
                 if not n:
                     continue
                 w = bar_w * n / float(total)

@@ -4,7 +4,8 @@ from __future__ import absolute_import
 
 import re
 
-from scanner.i18n import pick
+from scanner.errors import DataError
+from scanner.i18n import pick as _pick
 
 STATUSES = ("fail", "error", "manual", "waived", "not_applicable", "pass")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -17,6 +18,81 @@ def natural_key(text):
     """'L3-CES1-10' after 'L3-CES1-9'; '8.1.4.10 a)' after '8.1.4.2 b)'."""
     parts = _NUM_RE.split(text or "")
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p != "")
+
+
+def pick(pair, lang="en"):
+    """One language of a {"zh", "en"} pair as text, whatever the values' types."""
+    if isinstance(pair, dict):
+        chosen = _pick(pair, lang)
+        return chosen if isinstance(chosen, str) else value_text(chosen, lang)
+    return value_text(pair, lang)
+
+
+def count(value):
+    """A non-negative count from a report field (anything else counts as 0)."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+# (path, expected container) pairs checked before rendering; "*" = every element of a list
+# or every value of a mapping. Leaves of other types are rendered as text.
+_SHAPE = (
+    (("inventory",), dict), (("inventory", "components"), list), (("inventory", "components", "*"), dict),
+    (("inventory", "localization"), dict), (("inventory", "localization", "by_category"), dict),
+    (("inventory", "localization", "by_category", "*"), dict),
+    (("results",), list), (("results", "*"), dict), (("results", "*", "refs"), dict),
+    (("results", "*", "waiver"), dict), (("summary",), dict), (("summary", "counts"), dict),
+    (("summary", "coverage"), dict), (("summary", "coverage", "items"), list),
+    (("summary", "coverage", "items", "*"), dict), (("summary", "coverage", "items", "*", "rules"), list),
+    (("summary", "coverage", "counts"), dict), (("host",), dict), (("facts",), dict),
+    (("facts", "errors"), list), (("scanner",), dict),
+)
+_HASHABLE = ((("results", "*", "rule_id"),), (("inventory", "components", "*", "product_id"),))
+
+
+def _walk(doc, path, where=()):
+    if not path:
+        yield where, doc
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        if isinstance(doc, list):
+            pairs = enumerate(doc)
+        elif isinstance(doc, dict):
+            pairs = doc.items()
+        else:
+            pairs = ()
+        for key, value in pairs:
+            for found in _walk(value, rest, where + (key,)):
+                yield found
+    elif isinstance(doc, dict) and doc.get(head) is not None:
+        for found in _walk(doc[head], rest, where + (head,)):
+            yield found
+
+
+def _shape_error(where, what, value):
+    name = ".".join(str(w) if not isinstance(w, int) else "[%d]" % w for w in where).replace(".[", "[")
+    return DataError("report field %s must be %s, found %s" % (name, what, type(value).__name__),
+                     hint="the report is damaged or was not written by xcscan; re-run the scan")
+
+
+def check_report(report):
+    """Raise DataError naming the field when a section of the report has the wrong shape."""
+    if not isinstance(report, dict):
+        raise DataError("a report is a JSON object, found %s" % type(report).__name__)
+    for path, kind in _SHAPE:
+        for where, value in _walk(report, path):
+            if not isinstance(value, kind):
+                raise _shape_error(where, "a list" if kind is list else "an object", value)
+    for (path,) in _HASHABLE:
+        for where, value in _walk(report, path):
+            if isinstance(value, (dict, list)):
+                raise _shape_error(where, "text", value)
+    for where, value in _walk(report, ("summary", "coverage", "items", "*", "rules", "*")):
+        if isinstance(value, (dict, list)):
+            raise _shape_error(where, "a rule id", value)
 
 
 def as_list(value):
