@@ -27,13 +27,24 @@ _PEM_END = "-----END PRIVATE KEY-----"
 SIGNATURE_CONTEXT = b"xcscan-report/1\n"
 
 
+_BACKEND = []
+
+
 def backend():
-    """'cryptography' or 'pure-python': which Ed25519 implementation signs."""
-    try:
-        from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: F401
-        return "cryptography"
-    except Exception:  # ImportError, or a broken binary build on an old system
-        return "pure-python"
+    """'cryptography' or 'pure-python': which Ed25519 implementation signs.
+
+    cryptography is used only when it can really do Ed25519: an old system package
+    (before 2.6) lacks the module, and one linked against OpenSSL < 1.1.1 imports but
+    raises UnsupportedAlgorithm on first use.
+    """
+    if not _BACKEND:
+        try:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+            Ed25519PrivateKey.from_private_bytes(b"\x01" * 32).sign(b"probe")
+            _BACKEND.append("cryptography")
+        except Exception:  # ImportError, UnsupportedAlgorithm, a broken binary build
+            _BACKEND.append("pure-python")
+    return _BACKEND[0]
 
 
 def new_seed():

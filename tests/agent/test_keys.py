@@ -130,3 +130,26 @@ def test_both_backends_produce_the_same_header(monkeypatch):
     monkeypatch.setattr(keys, "backend", lambda: "pure-python")
     assert keys.sign_report(seed, "h", 1, body) == via_cryptography
     assert len(base64.b64decode(via_cryptography)) == 64
+
+
+def test_cryptography_without_ed25519_support_falls_back_to_pure_python(tmp_path):
+    """An old system cryptography linked to OpenSSL < 1.1.1 imports but raises on first Ed25519 use."""
+    import subprocess
+    import sys
+    pkg = tmp_path / "cryptography" / "hazmat" / "primitives" / "asymmetric"
+    pkg.mkdir(parents=True)
+    for d in (tmp_path / "cryptography", tmp_path / "cryptography" / "hazmat",
+              tmp_path / "cryptography" / "hazmat" / "primitives", pkg):
+        (d / "__init__.py").write_text("")
+    (pkg / "ed25519.py").write_text(
+        "class UnsupportedAlgorithm(Exception):\n    pass\n\n"
+        "class Ed25519PrivateKey(object):\n    @classmethod\n    def from_private_bytes(cls, data):\n"
+        "        raise UnsupportedAlgorithm('ed25519 is not supported by this version of OpenSSL.')\n")
+    code = ("import base64, sys\nfrom scanner.agent import keys, ed25519\nprint(keys.backend())\n"
+            "seed = bytes(range(32))\nsig = base64.b64decode(keys.sign_report(seed, 'h', 1, b'{}'))\n"
+            "print(ed25519.verify(keys.public_key(seed), keys.signed_message('h', 1, b'{}'), sig))\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.getcwd())
+    res = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["pure-python", "True"]
