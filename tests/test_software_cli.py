@@ -51,6 +51,9 @@ def test_inventory_json_offline_rpm_image(rpm_image):
     assert comps["tongsuo"]["details"]["sm3"] is None  # offline: not probed, not guessed
     assert comps["dm"]["origin"] == "domestic" and comps["dm"]["confidence"] == "high"
     assert set(e["kind"] for e in comps["dm"]["evidence"]) == {"service", "path", "config"}
+    assert comps["dm"]["details"]["user"] == "dmdba"  # User= of its unit
+    assert comps["dm"]["details"]["data_dir"] == "/opt/dmdbms/data/DAMENG"  # where its dm.ini is
+    assert comps["dm"]["details"]["running"] is None
     by_cat = report["inventory"]["localization"]["by_category"]
     assert by_cat["database"]["domestic"] == 1 and by_cat["database"]["foreign"] == 1
 

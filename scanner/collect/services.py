@@ -23,6 +23,14 @@ RC_PARENTS = ("/etc", "/etc/rc.d")
 SKIP_INIT = ("README", "functions", "skeleton", "rc", "rcS", "halt", "killall", "netconsole")
 
 
+def _unit_user(text):
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("User="):
+            return line[5:].strip() or None
+    return None
+
+
 def _exec_start(text):
     for line in text.splitlines():
         line = line.strip()
@@ -82,7 +90,8 @@ def collect_units(ctx):
                 enabled = None
             unit = {"name": name, "enabled": enabled,
                     "active": active.get(name, False) if active is not None else None,
-                    "source": path, "exec_start": _exec_start(text) if text else None}
+                    "source": path, "exec_start": _exec_start(text) if text else None,
+                    "user": _unit_user(text) if text else None}
             if masked:
                 unit["masked"] = True
             elif link and posixpath.basename(link) != name and posixpath.basename(link).endswith(UNIT_SUFFIXES):

@@ -99,23 +99,26 @@ def _unit_views(services, compiled, installed=()):
 
 
 def _service_evidence(cp, services, unit_views):
-    found = []
+    """(evidence, user the matching unit runs as)."""
+    found, users = [], []
     services = services or {}
     for unit in services.get("units") or []:
         if unit.get("alias_of"):
             continue  # the unit it points to is listed (and matched) on its own
         if any(rx.fullmatch(unit["name"]) for rx in cp.services):
             found.append(_unit_ev(unit))
+            users.append(unit.get("user"))
     for unit, best in unit_views:
         if best[0] is cp:
             ev = _unit_ev(unit, "ExecStart " + _short(unit.get("exec_start") or "", 160))
             if ev not in found and _unit_ev(unit) not in found:
                 found.append(ev)
+                users.append(unit.get("user"))
     for script in services.get("init_scripts") or []:
         if any(rx.fullmatch(script["name"]) for rx in cp.services):
             state = {True: "enabled", False: "disabled", None: "no rc links"}[script.get("enabled")]
             found.append(evidence("service", "init script %s (%s)" % (script["name"], state), script.get("path")))
-    return found
+    return found, next((u for u in users if u), None)
 
 
 def _unit_ev(unit, extra=None):
@@ -288,22 +291,24 @@ def _instance_component(cp, sig, root, members, sockets_by_pid, static, live):
 
 def _static(cp, facts, unit_views, compiled):
     ev_pkg, pkg_version = _package_evidence(cp, facts.get("packages"))
-    ev_svc = _service_evidence(cp, facts.get("services"), unit_views)
+    ev_svc, svc_user = _service_evidence(cp, facts.get("services"), unit_views)
     ev_path, file_version = _path_evidence(cp, facts.get("software_paths"), compiled)
     path_version = first_group(cp.version_paths, [e["value"] for e in ev_path])
     if path_version is None:
         path_version = first_group(cp.version_exe, [e["value"] for e in ev_svc])
     return {"evidence": ev_pkg + ev_svc + ev_path, "package_version": pkg_version,
-            "version_file": file_version, "path_version": path_version}
+            "version_file": file_version, "path_version": path_version, "service_user": svc_user}
 
 
 def _installed_component(cp, static, live):
     version = static["version_file"] or static["package_version"] or static["path_version"]
     source = ("version file" if static["version_file"] else "package" if static["package_version"]
               else "install path" if static["path_version"] else None)
-    details = {"running": False if live else None, "listen": [], "data_dir": None,
-               "config_files": [e["value"] for e in static["evidence"] if e["kind"] == "config"],
-               "pid": None, "user": None, "version_source": source}
+    configs = [e["value"] for e in static["evidence"] if e["kind"] == "config"]
+    details = {"running": False if live else None, "listen": [],
+               "data_dir": first_group(cp.detail_data_dir, configs),
+               "config_files": configs, "pid": None, "user": static["service_user"],
+               "version_source": source}
     return make_component(cp.product, static["evidence"], version=version,
                           confidence=confidence(e["kind"] for e in static["evidence"]), details=details)
 
