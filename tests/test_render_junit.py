@@ -84,3 +84,9 @@ def test_inventory_only_report_gives_an_empty_valid_suite(schema, report):
     out = render(inventory_only(report), "junit", "en")
     schema.validate(out)
     assert ET.fromstring(out.encode()).find("testsuite").get("tests") == "0"
+
+
+def test_failure_without_an_actual_value_has_a_clean_message(report):
+    _root, cases = _cases(render(report, "junit", "en"))
+    failure = cases["mlps.ia.session-timeout"].find("failure")
+    assert failure.get("message") == "Idle sessions time out (TMOUT <= 600)"

@@ -88,8 +88,9 @@ def render(report, lang="en"):
         details = _clean(_details(res, lang))
         severity = view.scalar_text(res.get("severity")) or "unknown"
         if status == "fail":
-            child = ET.SubElement(case, "failure", {"type": _clean(severity), "message": _clean(
-                t("junit.failure", lang, title=title, actual=view.value_text(res.get("actual"), lang)))})
+            actual = view.value_text(res.get("actual"), lang)
+            message = t("junit.failure", lang, title=title, actual=actual) if actual else title
+            child = ET.SubElement(case, "failure", {"type": _clean(severity), "message": _clean(message)})
             child.text = details
         elif status == "error":
             child = ET.SubElement(case, "error", {"type": "error", "message": _clean(
