@@ -90,3 +90,12 @@ def test_failure_without_an_actual_value_has_a_clean_message(report):
     _root, cases = _cases(render(report, "junit", "en"))
     failure = cases["mlps.ia.session-timeout"].find("failure")
     assert failure.get("message") == "Idle sessions time out (TMOUT <= 600)"
+
+
+def test_error_message_carries_the_reason(report):
+    for res in report["results"]:
+        if res["rule_id"] == "mlps.ac.selinux":
+            res["reason"] = {"zh": "采集器 mac 失败：权限不足", "en": "the mac collector failed: permission denied"}
+    _root, cases = _cases(render(report, "junit", "zh"))
+    assert cases["mlps.ac.selinux"].find("error").get("message") == \
+        "启用强制访问控制（SELinux enforcing）：无法评估 (采集器 mac 失败：权限不足)"

@@ -93,8 +93,10 @@ def render(report, lang="en"):
             child = ET.SubElement(case, "failure", {"type": _clean(severity), "message": _clean(message)})
             child.text = details
         elif status == "error":
-            child = ET.SubElement(case, "error", {"type": "error", "message": _clean(
-                t("junit.error", lang, title=title))})
+            message = t("junit.error", lang, title=title)
+            if res.get("reason"):
+                message += " (%s)" % view.pick(res.get("reason"), lang)
+            child = ET.SubElement(case, "error", {"type": "error", "message": _clean(message)})
             child.text = details
         elif status == "pass":
             if details:
