@@ -75,6 +75,7 @@ class State(object):
         self.acks = {}         # (host_id, report_id) -> ack
         self.requests = []     # (path, status)
         self.window = 14 * 86400
+        self.fail_next = 0     # answer this many report submissions with 503 (a struggling server)
 
 
 def _handler(state):
@@ -131,6 +132,10 @@ def _handler(state):
             self._send(201, {"host_id": host_id, "org": org, "server_time": int(time.time())})
 
         def _report(self, raw):
+            with state.lock:
+                if state.fail_next > 0:
+                    state.fail_next -= 1
+                    return self._error(503, "unavailable", "database is busy")
             if self.headers.get("Content-Encoding") == "gzip":
                 try:
                     raw = gzip.decompress(raw)

@@ -294,3 +294,43 @@ def test_reports_of_a_deleted_old_identity_are_rejected_not_blocking(agent, stub
     assert [r["host_id"] for r in stub.state.reports] == [new_host]
     assert len(os.listdir(os.path.join(agent.spool, "rejected"))) == 4  # two reports + two .reason files
     assert agent.run().returncode == 0
+
+
+def test_transient_server_errors_are_retried_with_backoff_in_the_same_run(agent, stub):
+    agent.set(retries=3, backoff=0)
+    stub.state.fail_next = 2
+    res = agent.run()
+    assert res.returncode == 0, res.stderr
+    assert [s for p, s in stub.state.requests if p == "/api/v1/reports"] == [503, 503, 200]
+    assert len(stub.state.reports) == 1
+    stub.state.fail_next = 5
+    agent.set(retries=1)
+    res = agent.run()
+    assert res.returncode == 4 and "HTTP 503" in res.stderr
+    assert len(agent.spooled()) == 1
+
+
+def test_splay_is_random_and_bounded(agent, stub):
+    agent.set(splay=1)
+    t0 = time.time()
+    res = xcscan(["agent", "run", "--config", agent.config])  # no --no-splay
+    assert res.returncode == 0, res.stderr
+    with open(os.path.join(agent.state, "status.json")) as fh:
+        slept = json.load(fh)["last_run"]["splay_seconds"]
+    assert 0 <= slept <= 1 and time.time() - t0 >= slept
+
+
+def test_run_is_niced_ioniced_and_memory_bounded(agent, stub, tmp_path):
+    marker = str(tmp_path / "paused")
+    proc = agent.popen(env={"XCSCAN_AGENT_TEST_PAUSE": "upload-acked", "XCSCAN_AGENT_TEST_PAUSE_FILE": marker})
+    try:
+        pid = wait_for(marker)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
+        ionice = subprocess.run(["ionice", "-p", str(pid)], stdout=subprocess.PIPE, universal_newlines=True)
+        assert "idle" in ionice.stdout
+        limits = open("/proc/%d/limits" % pid).read()
+        line = [l for l in limits.splitlines() if l.startswith("Max address space")][0]
+        assert str(1024 * 1024 * 1024) in line
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
