@@ -92,7 +92,8 @@ def test_failure_without_an_actual_value_has_a_clean_message(report):
     assert failure.get("message") == "Idle sessions time out (TMOUT <= 600)"
 
 
-def test_error_message_carries_the_reason(report):
+def test_error_message_carries_the_reason():
+    report = load()
     for res in report["results"]:
         if res["rule_id"] == "mlps.ac.selinux":
             res["reason"] = {"zh": "采集器 mac 失败：权限不足", "en": "the mac collector failed: permission denied"}
