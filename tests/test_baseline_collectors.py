@@ -361,3 +361,24 @@ def test_live_collectors_on_this_host_never_raise():
     if not fw["backends"]:
         # netfilter in the kernel without any ruleset is not a firewall
         assert fw["filtering"] is False
+
+
+# ---------------------------------------------------------------- sudo
+def test_sudo_includedir_nopasswd_and_malformed(make_root):
+    root = make_root({
+        "/etc/sudoers": "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n"
+                        "Cmnd_Alias SHUT = /sbin/shutdown\nops ALL = NOPASSWD: SHUT\nthis is not sudoers\n@includedir /etc/sudoers.d\n",
+        "/etc/sudoers.d/90-cloud-init-users": "admin ALL=(ALL) NOPASSWD:ALL\n",
+        "/etc/sudoers.d/README.dpkg-old": "evil ALL=(ALL) NOPASSWD: ALL\n",   # has a '.': sudo skips it
+        "/etc/sudoers.d/50-mixed": "deploy ALL=(ALL) NOPASSWD: /usr/bin/systemctl, PASSWD: ALL\n",
+    })
+    facts, errors = run(root, "sudo")
+    assert facts["files"] == ["/etc/sudoers", "/etc/sudoers.d/50-mixed", "/etc/sudoers.d/90-cloud-init-users"]
+    assert facts["nopasswd_all"] == ["admin"]
+    grants = dict((g["principal"], g) for g in facts["grants"])
+    assert grants["ops"]["nopasswd"] is True and grants["ops"]["all_commands"] is False
+    assert grants["deploy"]["nopasswd"] is False
+    assert errors[0]["path"] == "/etc/sudoers:6"
+    root = make_root({"/etc/sudoers": "Defaults !authenticate\n%wheel ALL=(ALL) ALL\n"}, root=None)
+    facts, _ = run(root, "sudo")
+    assert facts["nopasswd_all"] == ["%wheel"]

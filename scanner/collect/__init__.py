@@ -39,6 +39,7 @@ COLLECTORS = [
     "time_sync",
     "sysctl",
     "coredump",
+    "sudo",
     "packages",
     "processes",
     "sockets",
