@@ -242,3 +242,27 @@ def test_damaged_report_is_refused_with_the_field_and_nothing_written(tmp_path):
     assert res.exit_code == 1
     assert "report field results[2].refs must be an object, found str" in res.stderr
     assert not out.exists() and res.stdout == ""
+
+
+def test_a_planted_symlink_is_not_followed(tmp_path):
+    """Temporary files are created exclusively: a symlink planted where an old, predictable temp name
+    would be cannot redirect the write (the scan often runs as root in a shared directory)."""
+    victim = tmp_path / "victim"
+    victim.write_text("keep", encoding="utf-8")
+    out = tmp_path / "r.html"
+    for pid in range(os.getpid() - 2, os.getpid() + 3):
+        os.symlink(str(victim), str(tmp_path / (".r.html.%d.tmp" % pid)))
+    res = run(["report", FIXTURE, "--format", "html", "-o", str(out)])
+    assert res.exit_code == 0
+    assert victim.read_text(encoding="utf-8") == "keep"
+    assert out.read_text(encoding="utf-8") == render(load(), "html", "en") and not out.is_symlink()
+
+
+def test_umask_narrows_the_mode_of_new_files(tmp_path):
+    out = tmp_path / "r.csv"
+    old = os.umask(0o077)
+    try:
+        res = run(["report", FIXTURE, "--format", "csv", "-o", str(out)])
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0 and os.stat(str(out)).st_mode & 0o777 == 0o600

@@ -71,9 +71,11 @@ def render_all(report, targets, lang, bom=False):
     return rendered
 
 
-def _tmp_name(path):
-    directory = os.path.dirname(os.path.abspath(path))
-    return os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+def _new_file_mode():
+    """0640 narrowed by the umask: reports map a host's weaknesses, so never world-readable."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o640 & ~mask
 
 
 def _discard(paths):
@@ -84,31 +86,38 @@ def _discard(paths):
             pass
 
 
-def _fail(path, exc):
+def _fail(path, exc, replaced=()):
     from scanner.errors import XcscanError
     if getattr(exc, "errno", None) == 28:
         reason = "no space left on device"
     else:
         reason = exc.strerror or str(exc)
-    return XcscanError("cannot write output: %s" % reason, path=path,
-                       hint="check the directory exists, is writable and has free space; "
-                            "no output file was replaced")
+    if replaced:
+        hint = "only these outputs were written: %s" % ", ".join(replaced)
+    else:
+        hint = "check the directory exists, is writable and has free space; no output file was replaced"
+    return XcscanError("cannot write output: %s" % reason, path=path, hint=hint)
 
 
 def write_files(rendered):
-    """Write [(format, path, text)] atomically as a set; '-' goes to stdout after the files."""
+    """Write [(format, path, text)] atomically as a set; '-' goes to stdout after the files.
+
+    Each file goes to a fresh temporary file in its target's directory (mkstemp: O_EXCL, never
+    following a planted symlink), is fsynced, and all are renamed into place only after every one
+    was written; a file being replaced keeps its mode."""
+    import tempfile
     temps = []
+    replaced = []
     try:
         for _fmt, path, text in rendered:
             if path == STDOUT:
                 continue
             if os.path.isdir(path):
                 raise _fail(path, OSError(21, "is a directory"))
-            tmp = _tmp_name(path)
+            directory = os.path.dirname(os.path.abspath(path))
             try:
-                # reports map a host's weaknesses: new files are not world-readable (0640 before umask);
-                # a file being replaced keeps its mode
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+                fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                                           suffix=".tmp")
             except OSError as exc:
                 raise _fail(path, exc)
             temps.append((tmp, path))
@@ -119,16 +128,17 @@ def write_files(rendered):
                     os.fsync(fh.fileno())
             except (IOError, OSError) as exc:
                 raise _fail(path, exc)
+        mode = _new_file_mode()
         for tmp, path in temps:
             try:
-                if os.path.exists(path):
-                    os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+                os.chmod(tmp, os.stat(path).st_mode & 0o7777 if os.path.exists(path) else mode)
                 os.rename(tmp, path)
             except OSError as exc:
-                raise _fail(path, exc)
+                raise _fail(path, exc, replaced)
+            replaced.append(path)
             _fsync_dir(os.path.dirname(os.path.abspath(path)))
     except BaseException:
-        _discard([tmp for tmp, _path in temps])
+        _discard([tmp for tmp, path in temps if path not in replaced])
         raise
     for _fmt, path, text in rendered:
         if path == STDOUT:
