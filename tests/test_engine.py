@@ -274,3 +274,13 @@ def test_severity_ordering():
     results = [_res("b", "pass", "low"), _res("a", "fail", "low"), _res("z", "pass", "critical"),
                _res("c", "fail", "high")]
     assert [r["rule_id"] for r in sorted(results, key=sort_key)] == ["z", "c", "a", "b"]
+
+
+def test_odd_collection_shapes_in_stored_reports_do_not_crash():
+    r = rule({"fact": "sshd.effective.permitrootlogin", "op": "eq", "value": "no"})
+    for collection in ({"sshd": "ok", "processes": "not_collected"}, ["sshd"], None, {"sshd": 3}):
+        facts = {"collection": collection, "sshd": {"effective": {"permitrootlogin": "no"}}, "processes": None}
+        assert evaluate_rule(r, facts, None, params={}, now=NOW)["status"] == "pass"
+    facts = {"collection": {"processes": "not_collected"}, "processes": None}
+    r2 = rule({"for_each": "processes", "assert": {"fact": "user", "op": "ne", "value": "root"}})
+    assert evaluate_rule(r2, facts, None, params={}, now=NOW)["status"] == "not_applicable"

@@ -35,6 +35,18 @@ class Missing(object):
         self.reason = why
 
 
+def _collection(raw):
+    """facts.collection as {name: {"status": ...}}; tolerates stored reports with other shapes."""
+    out = {}
+    if isinstance(raw, dict):
+        for name, status in raw.items():
+            if isinstance(status, dict):
+                out[name] = status
+            elif isinstance(status, str):
+                out[name] = {"status": status}
+    return out
+
+
 def utcnow():
     return datetime.datetime.utcnow().replace(microsecond=0)
 
@@ -46,7 +58,7 @@ class Env(object):
                  evidence_limit=40):
         self.facts = facts or {}
         self.inventory = inventory
-        self.collection = self.facts.get("collection") or {}
+        self.collection = _collection(self.facts.get("collection"))
         self.params = params or {}
         self.now = now or utcnow()
         self.catalog = catalog

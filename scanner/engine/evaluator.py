@@ -50,15 +50,15 @@ def evaluate_rule(rule, facts, inventory, params=None, severity=None, live=None,
     """One result (the report contract's result shape, waiver unset)."""
     env = Env(facts, inventory, params if params is not None else dict(rule.get("params") or {}),
               now=now, catalog=catalog, live=live)
-    gate = _applies(rule, env)
-    if gate is not None:
-        out = {"status": gate["status"], "expected": None, "actual": None, "reason": gate["reason"]}
-    else:
-        try:
+    try:
+        gate = _applies(rule, env)
+        if gate is not None:
+            out = {"status": gate["status"], "expected": None, "actual": None, "reason": gate["reason"]}
+        else:
             out = evaluate_check(rule["check"], env)
-        except Exception as exc:  # an engine bug in one rule must not lose the others
-            out = {"status": ERROR, "expected": None, "actual": None,
-                   "reason": reason("scan.reason.engine_bug", why="%s: %s" % (type(exc).__name__, exc))}
+    except Exception as exc:  # an engine bug (or a malformed stored report) must not lose the other rules
+        out = {"status": ERROR, "expected": None, "actual": None,
+               "reason": reason("scan.reason.engine_bug", why="%s: %s" % (type(exc).__name__, exc))}
     evidence = list(env.evidence)
     if out["status"] == "manual":
         for path in rule.get("evidence_facts") or []:
