@@ -382,3 +382,24 @@ def test_sudo_includedir_nopasswd_and_malformed(make_root):
     root = make_root({"/etc/sudoers": "Defaults !authenticate\n%wheel ALL=(ALL) ALL\n"}, root=None)
     facts, _ = run(root, "sudo")
     assert facts["nopasswd_all"] == ["%wheel"]
+
+
+# ---------------------------------------------------------------- boot loader
+RHEL_01_USERS = ('### BEGIN /etc/grub.d/01_users ###\nif [ -f ${prefix}/user.cfg ]; then\n  source ${prefix}/user.cfg\n'
+                 '  if [ -n "${GRUB2_PASSWORD}" ]; then\n    set superusers="root"\n    export superusers\n'
+                 '    password_pbkdf2 root ${GRUB2_PASSWORD}\n  fi\nfi\n')
+
+
+def test_bootloader_password_needs_user_cfg_or_a_real_hash(make_root, tmp_path):
+    root = make_root({"/boot/grub2/grub.cfg": RHEL_01_USERS})
+    facts, _ = run(root, "bootloader")
+    assert facts["loader"] == "grub2" and facts["password"] is False   # the stock block alone protects nothing
+    root = make_root({"/boot/grub2/user.cfg": "GRUB2_PASSWORD=grub.pbkdf2.sha512.10000.AA.BB\n"}, root=None)
+    facts, _ = run(root, "bootloader")
+    assert facts["password"] is True and facts["source"] == "/boot/grub2/user.cfg"
+    root = make_root({"/boot/grub/grub.cfg": "set superusers=\"admin\"\npassword_pbkdf2 admin grub.pbkdf2.sha512.1.A.B\n"},
+                     root=tmp_path / "deb")
+    facts, _ = run(root, "bootloader")
+    assert facts["password"] is True and facts["source"] == "/boot/grub/grub.cfg:2"
+    facts, _ = run(make_root({"/etc/hostname": "c\n"}, root=tmp_path / "container"), "bootloader")
+    assert facts["password"] is None

@@ -40,6 +40,7 @@ COLLECTORS = [
     "sysctl",
     "coredump",
     "sudo",
+    "bootloader",
     "packages",
     "processes",
     "sockets",
