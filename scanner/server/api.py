@@ -6,7 +6,7 @@ import io
 import json
 from typing import List, Optional
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -216,7 +216,7 @@ def create_waiver(body: WaiverIn, request: Request, user=Depends(require(*WAIVER
 
 
 @router.post("/waivers/{waiver_id}/revoke", responses=ERRORS, tags=["waivers"])
-def revoke_waiver(waiver_id: int, request: Request, user=Depends(require(*WAIVER_EDITORS))):
+def revoke_waiver(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 - 1), user=Depends(require(*WAIVER_EDITORS))):
     return waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request))
 
 

@@ -8,7 +8,7 @@ import time
 from typing import Optional
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
@@ -272,7 +272,7 @@ def waivers_create(request: Request, csrf_token: str = Form("", max_length=64), 
 
 
 @router.post("/waivers/{waiver_id}/revoke")
-def waivers_revoke(waiver_id: int, request: Request, csrf_token: str = Form("", max_length=64)):
+def waivers_revoke(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 - 1), csrf_token: str = Form("", max_length=64)):
     user = page_user(request, WAIVER_EDITORS)
     check_csrf(request, user, csrf_token)
     waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request))
