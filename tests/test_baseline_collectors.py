@@ -403,3 +403,15 @@ def test_bootloader_password_needs_user_cfg_or_a_real_hash(make_root, tmp_path):
     assert facts["password"] is True and facts["source"] == "/boot/grub/grub.cfg:2"
     facts, _ = run(make_root({"/etc/hostname": "c\n"}, root=tmp_path / "container"), "bootloader")
     assert facts["password"] is None
+
+
+def test_sshd_hostkey_algorithm_defaults_follow_the_version(make_root, tmp_path):
+    root = make_root({"/usr/sbin/sshd": b"OpenSSH_8.0p1\x00", "/etc/ssh/sshd_config": "ChallengeResponseAuthentication no\n"})
+    facts, _ = run(root, "sshd")
+    assert facts["effective"]["hostkeyalgorithms"].endswith(",ssh-rsa")   # before 8.8 ssh-rsa was a default
+    assert facts["effective"]["kbdinteractiveauthentication"] == "no"      # the old keyword is the same setting
+    root = make_root({"/usr/sbin/sshd": b"OpenSSH_9.6p1\x00",
+                      "/etc/ssh/sshd_config": "PubkeyAcceptedKeyTypes +ssh-rsa\n"}, root=tmp_path / "new")
+    facts, _ = run(root, "sshd")
+    assert "ssh-rsa" not in facts["effective"]["hostkeyalgorithms"].split(",")
+    assert facts["effective"]["pubkeyacceptedalgorithms"].endswith(",ssh-rsa")

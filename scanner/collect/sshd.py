@@ -24,6 +24,12 @@ CONFIG = "/etc/ssh/sshd_config"
 MAX_INCLUDE_DEPTH = 16
 MULTI = ("port", "listenaddress", "hostkey", "acceptenv", "subsystem", "setenv", "include", "hostcertificate")
 
+HOSTKEY_ALGS = ("ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,"
+                "ecdsa-sha2-nistp384-cert-v01@openssh.com,ecdsa-sha2-nistp521-cert-v01@openssh.com,"
+                "sk-ssh-ed25519-cert-v01@openssh.com,sk-ecdsa-sha2-nistp256-cert-v01@openssh.com,"
+                "rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com,ssh-ed25519,"
+                "ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,sk-ssh-ed25519@openssh.com,"
+                "sk-ecdsa-sha2-nistp256@openssh.com,rsa-sha2-512,rsa-sha2-256")
 # OpenSSH >= 8.x built-in defaults (sshd_config(5)); algorithm lists from OpenSSH 9.x.
 DEFAULTS = {
     "port": "22", "addressfamily": "any", "listenaddress": "[::]:22,0.0.0.0:22",
@@ -45,9 +51,16 @@ DEFAULTS = {
                      "diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,"
                      "diffie-hellman-group18-sha512,diffie-hellman-group14-sha256",
     "allowusers": "", "allowgroups": "", "denyusers": "", "denygroups": "",
+    "hostkeyalgorithms": HOSTKEY_ALGS, "pubkeyacceptedalgorithms": HOSTKEY_ALGS,
 }
 # Keywords whose OpenSSH default changed, as (first version with the new default, old value).
-OLD_DEFAULTS = {"permitrootlogin": ((7, 0), "yes"), "kbdinteractiveauthentication": ((8, 7), "yes")}
+OLD_DEFAULTS = {"permitrootlogin": ((7, 0), "yes"), "kbdinteractiveauthentication": ((8, 7), "yes"),
+                # ssh-rsa (SHA-1 signatures) left the defaults in OpenSSH 8.8
+                "hostkeyalgorithms": ((8, 8), HOSTKEY_ALGS + ",ssh-rsa-cert-v01@openssh.com,ssh-rsa"),
+                "pubkeyacceptedalgorithms": ((8, 8), HOSTKEY_ALGS + ",ssh-rsa-cert-v01@openssh.com,ssh-rsa")}
+# keywords renamed by OpenSSH: old spelling -> the name sshd -T prints
+RENAMED = {"pubkeyacceptedkeytypes": "pubkeyacceptedalgorithms", "hostbasedacceptedkeytypes": "hostbasedacceptedalgorithms",
+           "challengeresponseauthentication": "kbdinteractiveauthentication"}
 NUMERIC = ("maxauthtries", "maxsessions", "clientaliveinterval", "clientalivecountmax", "logingracetime")
 VERSION_RE = re.compile(br"OpenSSH_(\d+)\.(\d+)(p\d+)?")
 
@@ -87,6 +100,7 @@ class ConfigParser(object):
         for number, line in logical_lines(text, continuation=False):
             parts = re.split(r"[\s=]+", line, 1)
             keyword = parts[0].lower()
+            keyword = RENAMED.get(keyword, keyword)
             value = parts[1].strip() if len(parts) > 1 else ""
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1]
@@ -162,14 +176,15 @@ def from_files(ctx, version):
                 value = OLD_DEFAULTS[key][1]
             effective[key] = value
             defaulted.append(key)
-    if "challengeresponseauthentication" in effective and "kbdinteractiveauthentication" in defaulted:
-        effective["kbdinteractiveauthentication"] = effective["challengeresponseauthentication"]
     if "without-password" == effective.get("permitrootlogin"):
         effective["permitrootlogin"] = "prohibit-password"
-    for key in ("ciphers", "macs", "kexalgorithms"):
+    for key in ("ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "pubkeyacceptedalgorithms"):
         value = effective.get(key, "")
         if value[:1] in "+-^" and key in DEFAULTS:
-            effective[key] = apply_modifier(DEFAULTS[key], value)
+            base = DEFAULTS[key]
+            if key in OLD_DEFAULTS and vt is not None and vt < OLD_DEFAULTS[key][0]:
+                base = OLD_DEFAULTS[key][1]
+            effective[key] = apply_modifier(base, value)
     effective = {k: (v.lower() if k in ("permitrootlogin", "permitemptypasswords", "passwordauthentication",
                                         "pubkeyauthentication", "x11forwarding", "usepam", "ignorerhosts",
                                         "hostbasedauthentication", "permituserenvironment", "allowtcpforwarding")
