@@ -415,3 +415,15 @@ def test_sshd_hostkey_algorithm_defaults_follow_the_version(make_root, tmp_path)
     facts, _ = run(root, "sshd")
     assert "ssh-rsa" not in facts["effective"]["hostkeyalgorithms"].split(",")
     assert facts["effective"]["pubkeyacceptedalgorithms"].endswith(",ssh-rsa")
+
+
+def test_sshd_t_output_is_parsed_with_repeated_keywords():
+    from scanner.collect.sshd import from_sshd_t, numbers
+    out = ("port 22\nport 2222\naddressfamily any\nlistenaddress [::]:22\nlistenaddress 0.0.0.0:22\n"
+           "permitrootlogin without-password\nmaxauthtries 4\nclientaliveinterval 300\nclientalivecountmax 2\n"
+           "hostkey /etc/ssh/ssh_host_rsa_key\nhostkey /etc/ssh/ssh_host_ed25519_key\n"
+           "ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com\nauthenticationmethods any\n")
+    effective, multi = from_sshd_t(out)
+    assert effective["port"] == "22,2222" and multi["hostkey"][1].endswith("ed25519_key")
+    assert effective["permitrootlogin"] == "without-password"
+    assert numbers(effective)["idle_timeout"] == 600 and numbers(effective)["maxauthtries"] == 4
