@@ -84,4 +84,10 @@ def enroll(server, token, ca_file=None, fingerprint=None, config_path=None, sett
     values["host_id"] = str(resp.json["host_id"])
     values["org"] = resp.json.get("org")
     agent_config.save(config_path, values)
+    # Create the spool and state directories now: the systemd unit only grants write access
+    # to them (ProtectSystem=strict) and a permission problem is best seen at enrollment.
+    from scanner.agent.runner import _ensure_dir
+    from scanner.agent.spool import Spool
+    _ensure_dir(cfg.state_path, "state_dir")
+    Spool(cfg.spool_path).ensure()
     return values, created

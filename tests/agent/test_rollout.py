@@ -45,7 +45,8 @@ def assert_installed(paths, stub, python, expect_reports=1):
     timer = open(os.path.join(paths["systemd"], "xcscan-agent.timer")).read()
     assert "ExecStart=%s agent run --no-splay --quiet" % wrapper in service
     assert "Environment=XCSCAN_AGENT_CONFIG=%s" % paths["config"] in service
-    assert "ReadWritePaths=%s %s" % (paths["spool"], paths["state"]) in service
+    assert "ReadWritePaths=-%s -%s" % (paths["spool"], paths["state"]) in service
+    assert os.path.isdir(paths["spool"]) and os.path.isdir(paths["state"])  # made at enrollment
     assert "RandomizedDelaySec=" in timer and "OnCalendar=daily" in timer
     cron = os.path.join(paths["cron"], "xcscan-agent")
     assert not SYSTEMD_RUNNING, "this test expects a container without systemd as PID 1"

@@ -222,6 +222,8 @@ def test_enroll_errors_are_clear_and_write_nothing(tmp_path, stub, pki, scan_roo
     res = a.enroll()
     assert res.returncode == 0, res.stderr
     assert "existing Ed25519 key reused" in res.stdout  # the key made by the failed attempt
+    for d in (a.spool, a.state):  # made at enrollment, private
+        assert oct(os.stat(d).st_mode & 0o777) == oct(0o700)
     again = a.enroll()
     assert again.returncode == 1 and "already enrolled" in again.stderr
     res = xcscan(["agent", "run", "--config", str(tmp_path / "missing.yaml")])
