@@ -119,3 +119,19 @@ def test_install_script_installs_enrolls_and_schedules(tmp_path, stub, pki, bund
     bad = subprocess.run(["sh", os.path.join(REPO, "agents", "install.sh"), "--bundle", "/nonexistent.pyz"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert bad.returncode == 1 and "bundle not found: /nonexistent.pyz" in bad.stdout
+
+
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    for name in ("xcscan-agent.service", "xcscan-agent.timer"):
+        text = open(os.path.join(REPO, "agents", "systemd", name)).read()
+        # ExecStart must name an existing executable for verify; the real one is installed later.
+        (tmp_path / name).write_text(text.replace("/usr/local/sbin/xcscan", shutil.which("true")))
+    res = subprocess.run([analyze, "verify", "--man=no", str(tmp_path / "xcscan-agent.service"),
+                          str(tmp_path / "xcscan-agent.timer")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True)
+    assert res.returncode == 0 and res.stdout.strip() == "", res.stdout
+    timer = (tmp_path / "xcscan-agent.timer").read_text()
+    assert "RandomizedDelaySec=1h" in timer and "Persistent=true" in timer
