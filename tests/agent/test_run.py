@@ -147,7 +147,8 @@ def test_tampered_spool_file_is_refused_by_server_and_reported(agent, stub):
 
 
 def test_two_runs_at_the_same_moment_one_runs_one_exits_at_once(agent, stub):
-    env = {"XCSCAN_AGENT_TEST_PAUSE": "upload-acked", "XCSCAN_AGENT_TEST_PAUSE_SECONDS": "3"}
+    # The lock holder pauses 5 s after its upload, so the runs surely overlap.
+    env = {"XCSCAN_AGENT_TEST_PAUSE": "upload-acked", "XCSCAN_AGENT_TEST_PAUSE_SECONDS": "5"}
     t0 = time.time()
     procs = [agent.popen(env=env), agent.popen(env=env)]
     done = {}
@@ -163,8 +164,10 @@ def test_two_runs_at_the_same_moment_one_runs_one_exits_at_once(agent, stub):
     codes = sorted(o[0] for o in outs)
     assert codes == [0, 75], outs
     loser = [o for o in outs if o[0] == 75][0]
+    winner = [o for o in outs if o[0] == 0][0]
     assert "another `xcscan agent run` is in progress (pid" in loser[2]
-    assert loser[3] < 2.9  # it did not wait for the lock holder
+    assert loser[3] < winner[3] - 3  # it did not wait for the lock holder
+    assert loser[1] == ""  # no summary, no scan
     assert len(stub.state.reports) == 1
 
 
