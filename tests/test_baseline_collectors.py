@@ -427,3 +427,17 @@ def test_sshd_t_output_is_parsed_with_repeated_keywords():
     assert effective["port"] == "22,2222" and multi["hostkey"][1].endswith("ed25519_key")
     assert effective["permitrootlogin"] == "without-password"
     assert numbers(effective)["idle_timeout"] == 600 and numbers(effective)["maxauthtries"] == 4
+
+
+def test_firewall_ufw_enabled_with_default_deny(make_root, tmp_path):
+    files = {"/etc/ufw/ufw.conf": "# /etc/ufw/ufw.conf\nENABLED=yes\nLOGLEVEL=low\n",
+             "/etc/default/ufw": 'IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\n',
+             "/etc/ufw/user.rules": "*filter\n:ufw-user-input - [0:0]\n"
+                                    "-A ufw-user-input -p tcp --dport 22 -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n"}
+    facts, _ = run(make_root(files), "firewall")
+    b = facts["backends"][0]
+    assert (b["name"], b["enabled"], b["input_policy"], b["rule_count"]) == ("ufw", True, "drop", 1)
+    assert facts["filtering"] is True and facts["ssh_source_restricted"] is True
+    files["/etc/ufw/ufw.conf"] = "ENABLED=no\n"
+    facts, _ = run(make_root(files, root=tmp_path / "off"), "firewall")
+    assert facts["filtering"] is False
