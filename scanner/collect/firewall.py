@@ -212,7 +212,8 @@ def ufw(ctx):
     policy = ((defaults or {}).get("default_input_policy") or "DROP").lower()
     text = fs.read_text("/etc/ufw/user.rules", report=False) or ""
     rules = len(re.findall(r"^-A ufw-user-input", text, re.M))
-    ssh = bool(re.search(r"^-A ufw-user-input .*-s\s+\S+.*--dport 22\b.*-j ACCEPT", text, re.M))
+    ssh = any(re.search(r"\s-s\s+\S+", line) and re.search(r"--dport 22\b", line) and "-j ACCEPT" in line
+              for line in text.splitlines() if line.startswith("-A ufw-user-input"))
     active = None
     if ctx.live:
         active = on  # ufw.conf ENABLED is applied at boot by ufw.service
