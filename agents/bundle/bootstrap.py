@@ -6,6 +6,10 @@ directory named after the bundle's SHA-256 and reused afterwards:
 $XCSCAN_BUNDLE_CACHE, else /var/lib/xcscan/bundle as root, else
 ~/.cache/xcscan/bundle. The cache directory must belong to the running user
 and not be writable by group or others (no one else can plant code there).
+The bundled pure-Python dependencies live in _vendor/ and take precedence
+over the host's packages, with one exception: the host's PyYAML is used when it
+is recent enough (>= 5.1) and has the libyaml C loader, which parses the rules
+several times faster than the bundled pure-Python loader.
 Python 3.7+, standard library only.
 """
 import hashlib
@@ -36,7 +40,7 @@ def _check_private(path):
         sys.exit("xcscan: error: %s: bundle cache is writable by group or others; run chmod 700 on it" % path)
 
 
-def _extract(archive):
+def extract(archive):
     with open(archive, "rb") as fh:
         digest = hashlib.sha256(fh.read()).hexdigest()[:16]
     root = _cache_root()
@@ -74,11 +78,34 @@ def _extract(archive):
     return target
 
 
+def _system_yaml_is_better():
+    """True when the host's PyYAML (>= 5.1, with libyaml) is importable; else forget it."""
+    try:
+        import yaml
+        version = tuple(int(x) for x in yaml.__version__.split(".")[:2])
+        if version >= (5, 1) and hasattr(yaml, "CSafeLoader"):
+            return True
+    except Exception:  # not installed, or broken
+        pass
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("yaml", "_yaml"):
+            del sys.modules[name]
+    return False
+
+
+def setup_path(target):
+    """scanner/ first, then the vendored dependencies (before the host's site-packages)."""
+    sys.path.insert(0, target)
+    system_yaml = _system_yaml_is_better()
+    sys.path.insert(1, os.path.join(target, "_vendor"))
+    return system_yaml
+
+
 def main():
-    archive = os.path.dirname(os.path.abspath(__file__))
+    archive = os.path.dirname(os.path.abspath(__file__))  # <bundle>.pyz/_xcscan_bootstrap.py
     if not zipfile.is_zipfile(archive):
         sys.exit("xcscan: error: run the bundle as `python3 xcscan-agent.pyz ...`")
-    sys.path.insert(0, _extract(archive))
+    setup_path(extract(archive))
     os.environ.setdefault("XCSCAN_BUNDLE", archive)
     from scanner.cli import main as cli_main
     cli_main()

@@ -3,9 +3,9 @@
 
     python3 agents/bundle/build.py [--output dist/xcscan-agent.pyz] [--wheels DIR] [--offline]
 
-The bundle is a zipapp holding scanner/ (without scanner/server/), rules/ and
-the pure-Python dependencies pinned in agents/bundle/requirements.txt (click,
-distro, tabulate, PyYAML's pure loader). Run it with the host's system Python
+The bundle is a zipapp holding scanner/ (without scanner/server/), rules/ and,
+under _vendor/, the pure-Python dependencies pinned in agents/bundle/requirements.txt
+(click, distro, tabulate, PyYAML's pure loader). Run it with the host's system Python
 (3.7 or newer): `python3 xcscan-agent.pyz agent run`. psutil and cryptography
 are used when the host has them and are not needed otherwise.
 
@@ -131,7 +131,8 @@ def build(output, wheels_dir, offline=False, python="/usr/bin/env python3"):
     from scanner import __version__
     entries = []
     with open(os.path.join(HERE, "bootstrap.py"), "rb") as fh:
-        entries.append(("__main__.py", fh.read()))
+        entries.append(("_xcscan_bootstrap.py", fh.read()))
+    entries.append(("__main__.py", b"from _xcscan_bootstrap import main\nmain()\n"))
     for arc, full in _tree(os.path.join(REPO, "scanner"), "payload/scanner/", skip_top=("server", "_rules")):
         with open(full, "rb") as fh:
             entries.append((arc, fh.read()))
@@ -140,7 +141,7 @@ def build(output, wheels_dir, offline=False, python="/usr/bin/env python3"):
             entries.append((arc, fh.read()))
     for wheel in wheels:
         for arc, data in wheel_members(wheel):
-            entries.append(("payload/" + arc, data))
+            entries.append(("payload/" + (arc if arc.startswith("licenses/") else "_vendor/" + arc), data))
     manifest = ["xcscan %s offline bundle" % __version__, "python >= 3.7", "bundled:"]
     manifest += ["  %s==%s" % r for r in reqs]
     manifest += ["used when present on the host: psutil, cryptography (else pure-Python Ed25519)"]

@@ -21,12 +21,12 @@ def run_bundle(bare_python, bundle, args, cache, **kw):
 def test_bundle_is_one_self_contained_pure_python_file(bundle, tmp_path):
     with zipfile.ZipFile(bundle) as zf:
         names = zf.namelist()
-    assert "__main__.py" in names
+    assert "__main__.py" in names and "_xcscan_bootstrap.py" in names
     assert "payload/scanner/agent/runner.py" in names
     assert any(n.startswith("payload/scanner/_rules/catalog/") for n in names)
     assert "payload/scanner/locale/zh.yaml" in names
     for dep in ("click/__init__.py", "yaml/__init__.py", "distro/__init__.py", "tabulate/__init__.py"):
-        assert "payload/" + dep in names
+        assert "payload/_vendor/" + dep in names
     assert not [n for n in names if n.startswith("payload/scanner/server/")]
     assert not [n for n in names if n.endswith((".so", ".pyc"))]
     assert any(n.startswith("payload/licenses/click/") for n in names)
@@ -71,3 +71,25 @@ def test_bundle_refuses_a_cache_others_can_write(bundle, bare_python, tmp_path):
     os.chmod(str(cache), 0o700)
     res = run_bundle(bare_python, bundle, ["--version"], str(cache))
     assert res.returncode == 0 and "xcscan" in res.stdout
+
+
+def _which_yaml(python, bundle, cache):
+    code = ("import sys; sys.path.insert(0, %r); import _xcscan_bootstrap as b\n"
+            "b.setup_path(b.extract(%r))\n"
+            "import yaml, click; print(yaml.__with_libyaml__, '_vendor' in yaml.__file__, '_vendor' in click.__file__)"
+            % (bundle, bundle))
+    res = subprocess.run(python + ["-c", code], env={"XCSCAN_BUNDLE_CACHE": cache, "PATH": "/usr/bin:/bin"},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()
+
+
+def test_bundle_prefers_the_hosts_libyaml_and_vendors_the_rest(bundle, bare_python, tmp_path):
+    import yaml
+    if not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("this Python's PyYAML has no libyaml")
+    cache = str(tmp_path / "cache")
+    # A host Python with PyYAML + libyaml: that yaml is used, click still comes from the bundle.
+    assert _which_yaml([sys.executable, "-I"], bundle, cache) == ["True", "False", "True"]
+    # A bare host Python: everything from the bundle, pure-Python YAML.
+    assert _which_yaml(bare_python, bundle, cache) == ["False", "True", "True"]
