@@ -323,3 +323,39 @@ def test_path_expansion_finds_an_install_behind_many_home_directories(make_root)
     files["/home/zz-dmdba/dmdbms/bin/dmserver"] = "elf"
     ctx = Context(root=make_root(files), live=False)
     assert software_paths.expand(ctx.fs, "/home/*/dmdbms/bin/dmserver") == ["/home/zz-dmdba/dmdbms/bin/dmserver"]
+
+
+UNPRIVILEGED = r"""
+import json, os, sys
+# import everything first: the interpreter's own files are under /root, unreadable to nobody
+from scanner.collect import collect_facts, load
+from scanner.context import Context
+from scanner.catalog import default_catalog
+from scanner.classify import software
+import scanner.classify.software.match, scanner.collect._rpmdb, sqlite3, pwd, shlex
+NAMES = ["processes", "sockets", "packages", "services", "software_paths", "crypto_libs"]
+for name in NAMES:
+    load(name)
+default_catalog()
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+ctx = Context("/", live=True)
+facts = collect_facts(ctx, only=NAMES)
+comps = software.classify(facts, default_catalog())
+print(json.dumps({"collection": facts["collection"], "errors": facts["errors"],
+                  "procs": len(facts["processes"]), "products": [c["product_id"] for c in comps]}))
+"""
+
+
+def test_unprivileged_run_says_what_it_could_not_read():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to nobody")
+    out = subprocess.check_output([sys.executable, "-c", UNPRIVILEGED], cwd=os.path.dirname(HERE))
+    import json
+    res = json.loads(out.decode().strip().splitlines()[-1])
+    assert all(v["status"] == "ok" for v in res["collection"].values()), res["collection"]
+    assert res["procs"] > 5
+    messages = " ".join(e["message"] for e in res["errors"])
+    assert "run as root" in messages
+    # still identified from what an unprivileged user can see (names, cmdlines, packages)
+    if os.path.exists("/var/lib/dpkg/status") and "postgres" in subprocess.check_output(["ps", "-eo", "comm"]).decode():
+        assert "postgresql" in res["products"]

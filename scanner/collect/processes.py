@@ -126,4 +126,16 @@ def collect(ctx):
         if rec is not None:
             out.append(rec)
     out.sort(key=lambda p: p["pid"])
+    if os.geteuid() != 0:
+        if any(p["exe"] is None for p in out):
+            ctx.error(PROC + "/*/exe", "executables of other users' processes are unreadable "
+                      "(run as root to read them)")
+        mounts = _read(PROC + "/self/mountinfo", 256 * 1024) or b""
+        for line in mounts.decode("utf-8", "replace").splitlines():
+            fields = line.split(" - ")
+            if len(fields) == 2 and fields[1].startswith("proc ") and "hidepid=" in fields[1] \
+                    and "hidepid=0" not in fields[1]:
+                ctx.error(PROC, "/proc is mounted with hidepid: other users' processes are hidden "
+                          "(run as root to see them)")
+                break
     return out
