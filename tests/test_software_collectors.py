@@ -359,3 +359,14 @@ def test_unprivileged_run_says_what_it_could_not_read():
     # still identified from what an unprivileged user can see (names, cmdlines, packages)
     if os.path.exists("/var/lib/dpkg/status") and "postgres" in subprocess.check_output(["ps", "-eo", "comm"]).decode():
         assert "postgresql" in res["products"]
+
+
+def test_rpm_bdb_with_many_pages(tmp_path):
+    """120 packages on 1 KiB pages: many hash buckets, long overflow chains (rpm -qa lists 120)."""
+    root = tmp_path / "root"
+    (root / "var/lib/rpm").mkdir(parents=True)
+    shutil.copy(os.path.join(RPMDB, "bdb-1k", "Packages"), str(root / "var/lib/rpm" / "Packages"))
+    facts, errors = run(packages, str(root))
+    assert errors == [] and len(facts["items"]) == 120
+    names = [i["name"] for i in facts["items"]]
+    assert all(names.count(n) == 30 for n in ("nginx", "openssl", "tongsuo", "mysql-community-server"))
