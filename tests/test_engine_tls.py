@@ -245,3 +245,17 @@ def test_scan_crypto_profile_on_weak_web_root(weak_web_root):
     assert status["crypto.sm.availability"] in ("error", "not_applicable")  # offline: SM support not probed
     tls_result = [r for r in report["results"] if r["rule_id"] == "crypto.tls.protocol-versions"][0]
     assert "TLSv1" in tls_result["items"][0]["actual"] and tls_result["items"][0]["key"] == "/etc/nginx/conf.d/site.conf"
+
+
+def test_unset_protocols_are_unknown_not_safe(make_root):
+    root = make_root({"/etc/nginx/nginx.conf": "http { server { listen 443 ssl; ssl_certificate /etc/nginx/a.crt; } }\n",
+                      "/etc/nginx/a.crt": make_cert("rsa2048").decode()})
+    facts, _ = collect_tls(root)
+    assert facts["servers"] == [{"server": "nginx", "config": "/etc/nginx/nginx.conf", "line": None,
+                                 "directive": "ssl_protocols", "protocols": None,
+                                 "raw": facts["servers"][0]["raw"]}]
+    assert "1.23.4" in facts["servers"][0]["raw"]
+    from scanner.pipeline import scan_report
+    res = [r for r in scan_report(root=root, profile="crypto")["results"]
+           if r["rule_id"] == "crypto.tls.protocol-versions"][0]
+    assert res["status"] == "error" and "unknown" in res["items"][0]["reason"]["en"]

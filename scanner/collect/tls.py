@@ -229,4 +229,33 @@ def collect(ctx):
             entry = {"path": path, "index": index, "referenced_by": list(scan.cert_refs.get(path, []))}
             entry.update(facts)
             certificates.append(entry)
+    _implicit_defaults(scan)
     return {"config_files": scan.config_files, "servers": scan.servers, "certificates": certificates}
+
+
+# Protocol defaults depend on the server version (nginx enabled TLSv1/1.1 by default before 1.23.4; Apache
+# 2.4's "all -SSLv3" includes them unless a system crypto policy removes them): unknown, never assumed safe.
+IMPLICIT = {
+    "nginx": ("ssl_protocols", "not set; the default depends on the nginx version (TLSv1 TLSv1.1 TLSv1.2 "
+                               "before 1.23.4)"),
+    "httpd": ("SSLProtocol", "not set; Apache 2.4 defaults to 'all -SSLv3' (TLS 1.0/1.1 included unless "
+                             "the system crypto policy removes them)"),
+}
+
+
+def _implicit_defaults(scan):
+    """A server that serves TLS (a certificate is configured) but never sets its protocols gets an
+    entry with ``protocols: null`` so rules report it as unknown instead of passing it."""
+    for server, (directive, note) in IMPLICIT.items():
+        configs = [c for refs in scan.cert_refs.values() for c in refs if _server_of(c) == server]
+        if configs and not any(s["server"] == server for s in scan.servers):
+            scan.servers.append({"server": server, "config": configs[0], "line": None, "directive": directive,
+                                 "protocols": None, "raw": note})
+
+
+def _server_of(config_path):
+    if "/nginx" in config_path or "openresty" in config_path:
+        return "nginx"
+    if "/httpd" in config_path or "/apache" in config_path:
+        return "httpd"
+    return None
