@@ -39,6 +39,45 @@ def _validation_summary(errors):
     return "; ".join(parts) or "invalid request"
 
 
+class GuardMiddleware(object):
+    """Pure ASGI middleware: security headers on every response, and any unhandled exception
+    answered with the generic 500 here (so the keep-alive connection stays usable)."""
+
+    def __init__(self, app, on_error):
+        self.app = app
+        self.on_error = on_error
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.datastructures import MutableHeaders
+        is_api = scope["path"].startswith("/api/")
+        https = scope.get("scheme") == "https"
+        started = False
+
+        async def guarded_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("X-Frame-Options", "DENY")
+                if not is_api:
+                    headers.setdefault("Content-Security-Policy", CSP)
+                    headers.setdefault("Cache-Control", "no-store")
+                if https:
+                    headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+            await send(message)
+        try:
+            await self.app(scope, receive, guarded_send)
+        except Exception as exc:  # noqa: BLE001 - answered here, never shown to the client
+            if started:
+                raise
+            response = self.on_error(Request(scope), exc)
+            await response(scope, receive, guarded_send)
+
+
 def create_app(settings, engine=None):
     from scanner.server.db import make_engine
     from scanner.server import api, web
@@ -77,22 +116,7 @@ def create_app(settings, engine=None):
     async def _internal(request: Request, exc: Exception):  # backstop; the middleware below answers first
         return _internal_response(request, exc)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next):
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # noqa: BLE001 - answered here so the connection stays usable
-            response = _internal_response(request, exc)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if not _wants_json(request):
-            response.headers.setdefault("Content-Security-Policy", CSP)
-            response.headers.setdefault("Cache-Control", "no-store")
-        if request.url.scheme == "https":
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
-
+    app.add_middleware(GuardMiddleware, on_error=_internal_response)
     app.include_router(api.router)
     app.include_router(web.router)
     return app

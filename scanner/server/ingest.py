@@ -206,42 +206,49 @@ def derive(doc):
             "fail_count": fail_count, "profile_row": profile_row}
 
 
-def apply_latest(conn, host_id, report_id, collected_at, derived, force=False):
-    """Replace the host's latest-state rows with ``derived`` when this report is the newest."""
+def apply_latest(conn, host_id, report_id, collected_at, derived, host=None, extra_host_values=None):
+    """Replace the host's latest-state rows with ``derived`` when this report is the newest.
+
+    ``host`` is the host row (org_path, latest_collected) read, locked, in this transaction."""
     from scanner.server.waivers import attach_waivers
-    h = conn.execute(select(db.hosts.c.latest_collected, db.hosts.c.org_path)
-                     .where(db.hosts.c.id == host_id)).first()
-    newest_inventory = force or h.latest_collected is None or collected_at >= h.latest_collected
-    if newest_inventory:
+    if host is None:
+        host = lock_host(conn, host_id)
+    values = dict(extra_host_values or {})
+    if host.latest_collected is None or collected_at >= host.latest_collected:
         conn.execute(delete(db.components).where(db.components.c.host_id == host_id))
         if derived["components"]:
             conn.execute(insert(db.components), [dict(c, host_id=host_id) for c in derived["components"]])
         c = derived["counts"]
-        conn.execute(update(db.hosts).where(db.hosts.c.id == host_id).values(
-            latest_report_id=report_id, latest_collected=collected_at, os_name=derived["os_name"],
-            os_family=derived["os_family"], loc_domestic=c["domestic"], loc_foreign=c["foreign"],
-            loc_unknown=c["unknown"], loc_rate=derived["loc_rate"]))
+        values.update(latest_report_id=report_id, latest_collected=collected_at, os_name=derived["os_name"],
+                      os_family=derived["os_family"], loc_domestic=c["domestic"], loc_foreign=c["foreign"],
+                      loc_unknown=c["unknown"], loc_rate=derived["loc_rate"])
+    if values:
+        conn.execute(update(db.hosts).where(db.hosts.c.id == host_id).values(**values))
     row = derived["profile_row"]
     if row is None:
         return
     hp = db.host_profiles
     cur = conn.execute(select(hp.c.collected_at, hp.c.report_id)
                        .where(hp.c.host_id == host_id, hp.c.profile == row["profile"])).first()
-    if cur is not None and not force and collected_at < cur.collected_at:
+    if cur is not None and collected_at < cur.collected_at:
         return  # an older report from a spool backlog: history only
-    if cur is not None and force and cur.report_id != report_id and collected_at < cur.collected_at:
-        return
     if cur is None:
         conn.execute(insert(hp).values(host_id=host_id, report_id=report_id, collected_at=collected_at, **row))
     else:
         conn.execute(update(hp).where(hp.c.host_id == host_id, hp.c.profile == row["profile"])
                      .values(report_id=report_id, collected_at=collected_at, **row))
-    conn.execute(delete(db.results).where(db.results.c.host_id == host_id, db.results.c.profile == row["profile"]))
+        conn.execute(delete(db.results).where(db.results.c.host_id == host_id, db.results.c.profile == row["profile"]))
     rows = [dict(r, host_id=host_id, profile=row["profile"], waiver_id=None, waiver_until=None)
             for r in derived["results"]]
-    attach_waivers(conn, host_id, h.org_path, rows)
+    attach_waivers(conn, host_id, host.org_path, rows)
     if rows:
         conn.execute(insert(db.results), rows)
+
+
+def lock_host(conn, host_id):
+    """The host row, locked for this transaction (PostgreSQL; SQLite's write lock covers it)."""
+    return conn.execute(select(db.hosts.c.latest_collected, db.hosts.c.org_path)
+                        .where(db.hosts.c.id == host_id).with_for_update()).first()
 
 
 # --- submission ------------------------------------------------------------------------------------
@@ -276,31 +283,31 @@ def submit(engine, settings, raw, encoding, host_id, timestamp, signature):
         got = doc["host"].get("machine_id")
         if got != host.machine_id:
             raise forbidden("host_mismatch", "the report's host.machine_id does not match the enrolled host")
-    existing = _existing(engine, report_id)
-    if existing is not None:
-        return _dedupe(existing, host_id)
     derived = derive(doc)
+    stored = raw if encoding and encoding.strip().lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)
     try:
         with db.write_tx(engine) as conn:
+            existing = _existing(conn, report_id)
+            if existing is not None:
+                return _dedupe(existing, host_id)
+            host_row = lock_host(conn, host_id)
             conn.execute(insert(db.reports).values(
                 id=report_id, host_id=host_id, received_at=t, collected_at=ts, profile=derived["profile"],
                 score=derived["score"], loc_rate=derived["loc_rate"], fail_count=derived["fail_count"],
-                size=len(body), sha256=hashlib.sha256(body).hexdigest(),
-                body_gz=raw if encoding and encoding.lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)))
-            conn.execute(update(db.hosts).where(db.hosts.c.id == host_id).values(last_seen=t))
-            apply_latest(conn, host_id, report_id, ts, derived)
+                size=len(body), sha256=hashlib.sha256(body).hexdigest(), body_gz=stored))
+            apply_latest(conn, host_id, report_id, ts, derived, host_row, {"last_seen": t})
     except IntegrityError:
-        existing = _existing(engine, report_id)  # a concurrent resend won the race
+        with engine.connect() as conn:
+            existing = _existing(conn, report_id)  # a concurrent resend won the race
         if existing is None:
             raise
         return _dedupe(existing, host_id)
     return ack(report_id, host_id, t)
 
 
-def _existing(engine, report_id):
-    with engine.connect() as conn:
-        return conn.execute(select(db.reports.c.id, db.reports.c.host_id, db.reports.c.received_at)
-                            .where(db.reports.c.id == report_id)).first()
+def _existing(conn, report_id):
+    return conn.execute(select(db.reports.c.id, db.reports.c.host_id, db.reports.c.received_at)
+                        .where(db.reports.c.id == report_id)).first()
 
 
 def _dedupe(existing, host_id):

@@ -60,12 +60,15 @@ def parse_duration(text):
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def clean_text(value, limit):
     """A user-supplied string: control characters removed, bounded length."""
     if value is None:
         return None
-    text = "".join(ch for ch in str(value) if ch in "\t\n" or ord(ch) >= 32 and ord(ch) != 127)
-    return text[:limit]
+    text = value if isinstance(value, str) else str(value)
+    return _CONTROL.sub("", text[:limit * 2])[:limit]
 
 
 def iso(ts):
