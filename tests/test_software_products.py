@@ -198,3 +198,32 @@ def test_bad_signature_is_a_clear_catalog_error(tmp_path):
         compile_catalog(load_catalog(str(tmp_path)))
     text = str(err.value) + str(getattr(err.value, "path", ""))
     assert "product dm" in text and "database.yaml" in text and "invalid software signature" in text
+
+
+PY37 = "/root/.pyenv/versions/3.7.16/bin/python3.7"
+PY37_CLASSIFY = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from scanner.catalog import Catalog
+from scanner.classify import software
+doc = json.load(sys.stdin)
+comps = software.classify(doc["facts"], Catalog(doc["products"]))
+print(json.dumps([[c["product_id"], c["version"], c["confidence"], c["details"].get("pids")] for c in comps]))
+"""
+
+
+def test_software_classification_runs_on_python37(live_inventory):
+    """Kylin V10 / UOS 20 / openEuler 20.03 run the agent on Python 3.7: same answer there."""
+    import json
+    if not os.path.exists(PY37):
+        pytest.skip("no Python 3.7 here")
+    facts = live_inventory["facts"]
+    doc = {"facts": facts, "products": default_catalog().products}
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([PY37, "-c", PY37_CLASSIFY, repo], input=json.dumps(doc).encode(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert out.returncode == 0, out.stderr.decode()
+    here = [[c["product_id"], c["version"], c["confidence"], c["details"].get("pids")]
+            for c in software.classify(facts, default_catalog())]
+    assert json.loads(out.stdout.decode()) == here
+    assert len(here) >= len(LIVE)
