@@ -149,6 +149,8 @@ def _locked_run(cfg, spool, log, no_splay, upload_only, lang, sleep):
     components = results = 0
     try:
         if not upload_only:
+            from scanner.agent import keys
+            seed = keys.load_key(cfg.key_path)  # before the scan: a key problem should not waste one
             if cfg.splay and not no_splay:
                 delay = random.uniform(0, cfg.splay)
                 log.info("splay: sleeping %.0f s" % delay)
@@ -163,8 +165,6 @@ def _locked_run(cfg, spool, log, no_splay, upload_only, lang, sleep):
             if len(body) > MAX_REPORT_BYTES:
                 raise XcscanError("the report is %d bytes, over the %d-byte upload limit; not spooled"
                                   % (len(body), MAX_REPORT_BYTES))
-            from scanner.agent import keys
-            seed = keys.load_key(cfg.key_path)
             timestamp = int(time.time())
             signature = keys.sign_report(seed, cfg.host_id, timestamp, body)
             name = spool.write(report_id, cfg.host_id, timestamp, signature, body)
@@ -183,6 +183,20 @@ def _locked_run(cfg, spool, log, no_splay, upload_only, lang, sleep):
         state.update(cfg.state_path, last_run=run_state)
         log.error(str(exc))
         raise _Reported(exc)
+    except MemoryError:
+        exc = XcscanError("out of memory (limit %d MiB); the spool is intact" % cfg.memory_limit_mb,
+                          hint="raise memory_limit_mb in the agent configuration")
+        run_state.update(result="error", error=str(exc), finished_at=_iso(time.time()))
+        state.update(cfg.state_path, last_run=run_state)
+        log.error(str(exc))
+        raise _Reported(exc)
+    except Exception as exc:  # a bug: record it, say so, keep the traceback for the report
+        run_state.update(result="error", error="internal error: %s: %s" % (type(exc).__name__, exc),
+                         finished_at=_iso(time.time()))
+        state.update(cfg.state_path, last_run=run_state)
+        log.error("internal error: %s: %s (the spool is intact; please report this with the traceback)"
+                  % (type(exc).__name__, exc))
+        raise
     seconds = time.monotonic() - t0
     depth = spool.depth()
     upload_state = {"at": _iso(time.time()), "sent": len(result.sent), "rejected": len(result.rejected),

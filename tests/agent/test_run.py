@@ -339,3 +339,13 @@ def test_run_is_niced_ioniced_and_memory_bounded(agent, stub, tmp_path):
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
+
+
+def test_missing_key_fails_before_scanning_with_a_fix(agent, stub):
+    os.unlink(os.path.join(os.path.dirname(agent.config), "agent.key"))
+    res = agent.run()
+    assert res.returncode == 1
+    assert "the agent key is missing" in res.stderr and "xcscan agent enroll" in res.stderr
+    assert agent.spooled() == [] and stub.state.reports == []
+    with open(os.path.join(agent.state, "status.json")) as fh:
+        assert "key is missing" in json.load(fh)["last_run"]["error"]
