@@ -136,3 +136,25 @@ def test_rules_list_show_lint_cli(tmp_path):
     assert "missing required field 'severity'" in res.output
     res = CliRunner().invoke(cli, ["rules", "lint"])
     assert res.exit_code == 0, res.output
+
+
+def test_rules_test_and_lint_fail_on_bad_rules(tmp_path):
+    d = tmp_path / "checks" / "x"
+    d.mkdir(parents=True)
+    (d / "wrong.yaml").write_text(textwrap.dedent("""\
+        id: x.wrong-case
+        title: {zh: 测试, en: test}
+        category: baseline
+        severity: low
+        check: {fact: sshd.effective.permitrootlogin, op: eq, value: "no"}
+        remediation: {zh: 修, en: fix}
+        tests:
+          pass: [{facts: {sshd: {effective: {permitrootlogin: "yes"}}}}]
+          fail: [{facts: {sshd: {effective: {permitrootlogin: "yes"}}}}]
+        """), encoding="utf-8")
+    res = CliRunner().invoke(cli, ["rules", "test", str(tmp_path / "checks"), "--lang", "en"])
+    assert res.exit_code == 1
+    assert "x.wrong-case tests.pass[0]: expected pass, got fail" in res.output
+    assert "1 of 2 case(s) failed" in res.output
+    res = CliRunner().invoke(cli, ["rules", "test", str(d / "wrong.yaml"), "-v", "--lang", "en"])
+    assert "tests.fail[0]" in res.output  # -v prints passing cases too

@@ -32,6 +32,9 @@ FOR_EACH_KEYS = ("for_each", "key", "where", "assert", "if_empty", "on_missing",
 COMPONENTS_KEYS = ("components", "expect", "if_none", "label")
 COMPONENT_FILTER_KEYS = ("category", "origin", "product")
 LOCALIZATION_KEYS = ("localization_rate", "min", "label")
+# How an operator reads in expected-value texts.
+OP_TEXT = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in", "not_in": "not in",
+           "regex": "~", "not_regex": "!~", "mode_within": "mode within", "intersects": "intersects"}
 CHECK_TYPES = ("fact", "all", "any", "none", "not", "for_each", "components", "localization_rate", "manual")
 
 
@@ -100,7 +103,7 @@ def _comparison(check, env):
         expected = None
     else:
         expected = check.get("label") or ("%s %s" % (shown, op) if op in VALUELESS_OPS
-                                          else "%s %s %s" % (shown, op, short(value)))
+                                          else "%s %s %s" % (shown, OP_TEXT.get(op, op), short(value)))
     actual, miss = env.resolve(path)
     if miss is not None and miss.kind in (envmod.MISS_ABSENT, envmod.MISS_NULL) and "default" in check:
         actual, miss = check["default"], None
