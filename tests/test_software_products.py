@@ -227,3 +227,18 @@ def test_software_classification_runs_on_python37(live_inventory):
             for c in software.classify(facts, default_catalog())]
     assert json.loads(out.stdout.decode()) == here
     assert len(here) >= len(LIVE)
+
+
+def test_two_instances_of_one_install_are_two_components():
+    def dm(pid, ini, port):
+        return {"pid": pid, "ppid": 1, "name": "dmserver", "exe": "/opt/dmdbms/bin/dmserver", "user": "dmdba",
+                "cmdline": ["/opt/dmdbms/bin/dmserver", "path=" + ini, "-noconsole"]}
+    facts = {"processes": [dm(100, "/data/DMA/dm.ini", 5236), dm(200, "/data/DMB/dm.ini", 5237),
+                           {"pid": 300, "ppid": 1, "name": "bash", "exe": "/usr/bin/bash", "cmdline": ["bash"]}],
+             "sockets": [{"proto": "tcp", "address": "0.0.0.0", "port": 5236, "pid": 100},
+                         {"proto": "tcp", "address": "0.0.0.0", "port": 5237, "pid": 200}],
+             "software_paths": {"found": [{"path": "/opt/dmdbms/bin/dmserver", "kind": "path", "type": "file"}]}}
+    comps = software.classify(facts, default_catalog())
+    assert [(c["product_id"], c["details"]["pid"], c["details"]["config_files"], c["details"]["listen"][0]["port"])
+            for c in comps] == [("dm", 100, ["/data/DMA/dm.ini"], 5236), ("dm", 200, ["/data/DMB/dm.ini"], 5237)]
+    assert all("/opt/dmdbms/bin/dmserver" in [e["value"] for e in c["evidence"]] for c in comps)
