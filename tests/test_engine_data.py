@@ -330,3 +330,11 @@ def test_shipped_profiles_and_controls_are_consistent():
     from scanner.engine.rules import lint_data
     ids = set(r["id"] for r in load_ruleset())
     assert [str(p) for p in lint_data(ids)] == []
+
+
+def test_lint_mlps_rules_need_levels(tmp_path):
+    write(tmp_path, "checks/mlps/r.yaml", GOOD.replace("levels: [2, 3]\n", ""))
+    write(tmp_path, "checks/crypto/c.yaml", GOOD.replace("t.ssh.root-login", "t.c.x").replace("levels: [2, 3]\n", ""))
+    rules, probs = problems_of(tmp_path)
+    assert [r["id"] for r in rules] == ["t.c.x"]
+    assert [(name, line) for name, line, m in probs if "need 'levels'" in m] == [("r.yaml", 1)]

@@ -29,6 +29,7 @@ OS_FAMILIES = ("rhel", "debian", "suse")
 TEST_KEYS = ("pass", "fail", "error", "not_applicable", "manual")
 CASE_KEYS = ("facts", "inventory", "params", "live", "now", "note")
 ENGINE_VERSION = "1"
+LEVELLED_AREAS = ("mlps",)
 
 
 class Rule(dict):
@@ -274,6 +275,12 @@ def lint(directory=None, registry=None):
                                         "duplicate rule id %r (also in %s)" % (rule["id"], seen[rule["id"]])))
             continue
         seen[rule["id"]] = path
+        if rule["area"] in LEVELLED_AREAS and not rule.get("levels"):
+            from scanner.engine.yamlpos import locate_file
+            problems.append(RuleProblem(path, locate_file(path, ("id",)),
+                                        "rules under %s/ need 'levels' (e.g. [2, 3] or [3]) so the MLPS "
+                                        "profiles can select them" % rule["area"]))
+            continue
         rules.append(rule)
     return rules, problems
 
