@@ -20,6 +20,8 @@ MACHINE = {  # product id -> (server executable name, dpkg package that carries 
     "mariadb": ("mariadbd", "mariadb-server"),
     "redis": ("redis-server", "redis-server"),
     "rabbitmq": ("beam.smp", "rabbitmq-server"),
+    "mosquitto": ("mosquitto", "mosquitto"),
+    "nats": ("nats-server", "nats-server"),
 }
 
 
