@@ -215,7 +215,12 @@ def test_collector_reports_a_missing_referenced_cert(make_root):
 
 def test_no_web_server_gives_empty_facts(make_root):
     facts, errors = collect_tls(make_root({"/etc/hostname": "h\n"}))
-    assert facts == {"config_files": [], "servers": [], "certificates": []} and errors == []
+    assert facts == {"config_files": [], "servers": [], "certificates": [], "crypto_policy": None} and errors == []
+
+
+def test_crypto_policy(make_root):
+    facts, _ = collect_tls(make_root({"/etc/crypto-policies/config": "# set by admin\nLEGACY:AD-SUPPORT\n"}))
+    assert facts["crypto_policy"] == "LEGACY:AD-SUPPORT"
 
 
 @pytest.fixture

@@ -230,7 +230,20 @@ def collect(ctx):
             entry.update(facts)
             certificates.append(entry)
     _implicit_defaults(scan)
-    return {"config_files": scan.config_files, "servers": scan.servers, "certificates": certificates}
+    return {"config_files": scan.config_files, "servers": scan.servers, "certificates": certificates,
+            "crypto_policy": crypto_policy(fs)}
+
+
+def crypto_policy(fs):
+    """RHEL-family system crypto policy (/etc/crypto-policies/config: DEFAULT, LEGACY, FUTURE, FIPS[:SUB]), or None."""
+    text = fs.read_text("/etc/crypto-policies/config", report=False)
+    if text is None:
+        return None
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            return line
+    return None
 
 
 # Protocol defaults depend on the server version (nginx enabled TLSv1/1.1 by default before 1.23.4; Apache
