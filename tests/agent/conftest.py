@@ -8,7 +8,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from stub_server import State, StubAggregator, make_pki  # noqa: E402
+from stub_server import StubAggregator, make_pki  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 

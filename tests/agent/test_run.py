@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import Agent, xcscan
-from stub_server import StubAggregator, make_pki
+from stub_server import make_pki
 
 
 def wait_for(path, timeout=30.0):

@@ -1,8 +1,6 @@
 import json
 import os
 
-import pytest
-
 from scanner.agent.log import AgentLog
 from scanner.agent.spool import Spool
 from scanner.agent.uploader import upload_all
