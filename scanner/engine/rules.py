@@ -326,8 +326,10 @@ def lint_data(rule_ids, rules_root=None):
 def _fingerprint(files):
     h = hashlib.sha1(("engine-%s" % ENGINE_VERSION).encode("utf-8"))
     try:
+        from scanner.engine import checks as checks_mod
         from scanner.engine.factpaths import registry_file
-        files = list(files) + [registry_file()]
+        # the engine's own loader and validator are part of the key: a newer xcscan never trusts an old bundle
+        files = list(files) + [registry_file(), os.path.abspath(__file__), os.path.abspath(checks_mod.__file__)]
         for path in files:
             st = os.stat(path)
             h.update(("%s|%d|%d\n" % (path, st.st_size, st.st_mtime_ns)).encode("utf-8", "replace"))
