@@ -93,6 +93,7 @@ def scan_within_budget(cfg):
     try:
         return _scan(cfg)
     except ScanTimeout:
+        _kill_children()
         raise XcscanError("the scan exceeded its time budget of %d s and was stopped; nothing was spooled"
                           % budget, hint="raise scan_budget in the agent configuration or look for a stuck "
                                          "command (facts.collection shows per-collector seconds)")
@@ -102,6 +103,31 @@ def scan_within_budget(cfg):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _kill_children():
+    """SIGKILL the commands a stopped scan left running (direct children, found in /proc)."""
+    me = str(os.getpid())
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return []
+    killed = []
+    for pid in pids:
+        try:
+            with open("/proc/%s/stat" % pid) as fh:
+                stat = fh.read()
+        except (IOError, OSError):
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == me:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+                os.waitpid(int(pid), 0)
+                killed.append(int(pid))
+            except OSError:
+                pass
+    return killed
 
 
 def encode_report(report):

@@ -3,6 +3,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -246,6 +247,27 @@ def test_config_path_from_environment(agent, stub):
     res = xcscan(["agent", "run", "--no-splay"], env={"XCSCAN_AGENT_CONFIG": agent.config})
     assert res.returncode == 0, res.stderr
     assert len(stub.state.reports) == 1
+
+
+def test_scan_budget_kills_the_commands_a_stuck_scan_left(tmp_path):
+    code = (
+        "import subprocess, sys, time\n"
+        "from scanner.agent import config as c, runner\n"
+        "cfg = c.AgentConfig(c.validate({'scan_budget': 1}, 'x'), %r)\n"
+        "procs = []\n"
+        "def stuck(_cfg):\n"
+        "    procs.append(subprocess.Popen(['sleep', '60']))\n"
+        "    procs[0].communicate(timeout=30)\n"
+        "runner._scan = stuck\n"
+        "try:\n"
+        "    runner.scan_within_budget(cfg)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, procs[0].pid)\n" % str(tmp_path / "a.yaml"))
+    res = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=30)
+    name, pid = res.stdout.split()
+    assert name == "XcscanError", res.stderr
+    assert not os.path.exists("/proc/%s" % pid)  # killed and reaped, not left behind
 
 
 def test_scan_budget_stops_a_stuck_scan(monkeypatch, tmp_path):
