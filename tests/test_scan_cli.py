@@ -158,3 +158,20 @@ def test_rules_test_and_lint_fail_on_bad_rules(tmp_path):
     assert "1 of 2 case(s) failed" in res.output
     res = CliRunner().invoke(cli, ["rules", "test", str(d / "wrong.yaml"), "-v", "--lang", "en"])
     assert "tests.fail[0]" in res.output  # -v prints passing cases too
+
+
+def test_mlps_profile_reports_coverage(centos7):
+    res = invoke("scan", "--root", centos7, "--profile", "mlps-l3", "--format", "json")
+    report = json.loads(res.output)
+    cov = report["summary"]["coverage"]
+    assert cov["level"] == "mlps-l3" and cov["items"]
+    assert set(cov["counts"]) == {"automated", "partial", "manual", "not_covered"}
+    assert sum(cov["counts"].values()) == len(cov["items"])
+    ran = set(r["rule_id"] for r in report["results"])
+    for item in cov["items"]:
+        assert item["result"] in ("pass", "fail", "error", "manual", "not_applicable", "waived", None)
+        if item["status"] != "manual" and item["result"] is not None:
+            assert set(item["rules"]) & ran
+    assert all(3 in (r.get("levels") or [3]) for r in report["results"])
+    text = invoke("scan", "--root", centos7, "--profile", "mlps-l3", "--lang", "en").output
+    assert "Coverage of mlps-l3" in text
