@@ -242,3 +242,33 @@ def test_two_instances_of_one_install_are_two_components():
     assert [(c["product_id"], c["details"]["pid"], c["details"]["config_files"], c["details"]["listen"][0]["port"])
             for c in comps] == [("dm", 100, ["/data/DMA/dm.ini"], 5236), ("dm", 200, ["/data/DMB/dm.ini"], 5237)]
     assert all("/opt/dmdbms/bin/dmserver" in [e["value"] for e in c["evidence"]] for c in comps)
+
+
+def test_version_follows_the_running_major_when_two_are_installed():
+    def pg(pid, major):
+        return {"pid": pid, "ppid": 1, "name": "postgres", "exe": "/usr/lib/postgresql/%d/bin/postgres" % major,
+                "user": "postgres", "cmdline": ["/usr/lib/postgresql/%d/bin/postgres" % major, "-D",
+                                                "/var/lib/postgresql/%d/main" % major]}
+    facts = {"processes": [pg(10, 15), pg(20, 16)],
+             "packages": {"manager": "dpkg", "items": [
+                 {"name": "postgresql-15", "version": "15.20-0+deb12u1", "arch": "amd64"},
+                 {"name": "postgresql-16", "version": "16.4-1.pgdg120+1", "arch": "amd64"}]}}
+    comps = software.classify(facts, default_catalog())
+    assert [(c["details"]["pid"], c["version"], c["details"]["version_source"]) for c in comps] == [
+        (10, "15.20", "package"), (20, "16.4", "package")]
+    facts["packages"]["items"].pop()  # 16 runs from a tarball: its own major, not the 15 package
+    comps = software.classify(facts, default_catalog())
+    assert [(c["version"], c["details"]["version_source"]) for c in comps] == [("15.20", "package"),
+                                                                               ("16", "process")]
+
+
+def test_instance_described_by_its_main_process():
+    home = "/u01/app/oracle/product/19.3.0/dbhome_1"
+    facts = {"processes": [
+        {"pid": 50, "ppid": 1, "name": "tnslsnr", "exe": home + "/bin/tnslsnr", "cmdline": [home + "/bin/tnslsnr", "LISTENER", "-inherit"]},
+        {"pid": 90, "ppid": 1, "name": "ora_pmon_orcl", "exe": home + "/bin/oracle", "cmdline": ["ora_pmon_ORCL"]}],
+        "sockets": [{"proto": "tcp", "address": "0.0.0.0", "port": 1521, "pid": 50}]}
+    comps = software.classify(facts, default_catalog())
+    assert len(comps) == 1
+    assert (comps[0]["details"]["pid"], comps[0]["model"], comps[0]["version"]) == (90, None, "19.3.0")
+    assert comps[0]["details"]["pids"] == [50, 90] and comps[0]["details"]["listen"][0]["port"] == 1521

@@ -59,7 +59,8 @@ def _short(text, limit=MAX_VALUE):
 # -- static evidence ------------------------------------------------------------
 
 def _package_evidence(cp, packages):
-    found, version = [], None
+    """(evidence, upstream versions of the matching packages, server package first)."""
+    found, version = [], []
     if not packages or not cp.packages:
         return found, version
     manager = packages.get("manager") or "package"
@@ -72,8 +73,9 @@ def _package_evidence(cp, packages):
                 ev = evidence("package", "%s %s" % (item["name"], item.get("version") or ""), manager)
                 if ev not in found:
                     found.append(ev)
-                if version is None:
-                    version = upstream_version(item.get("version"))
+                v = upstream_version(item.get("version"))
+                if v and v not in version:
+                    version.append(v)
     return found, version
 
 
@@ -236,10 +238,32 @@ def find_instances(processes, compiled, installed=()):
             groups[key] = [cp, matched[root][1], views[root], []]
             order.append(key)
         groups[key][3].append(views[pid])
-        # the earliest (lowest pid) root describes the instance
-        if views[root].proc.get("pid", 0) < groups[key][2].proc.get("pid", 0):
+        # the instance is described by its main server process: the signature listed first in the
+        # catalog (ora_pmon before tnslsnr), then the lowest pid
+        def rank(sig, view):
+            return (cp.signatures.index(sig), view.proc.get("pid") or 0)
+        if rank(matched[root][1], views[root]) < rank(groups[key][1], groups[key][2]):
             groups[key][1], groups[key][2] = matched[root][1], views[root]
     return [tuple(groups[k]) for k in order]
+
+
+def _pick_version(static, proc_version=None):
+    """(version, source): version file, else the package that agrees with the running process
+    (postgresql-15 vs postgresql-16 installed side by side), else the process, else the install path."""
+    if static["version_file"]:
+        return static["version_file"], "version file"
+    pkgs = static["package_versions"]
+    if pkgs:
+        if proc_version is None:
+            return pkgs[0], "package"
+        for v in pkgs:
+            if v == proc_version or v.startswith(proc_version + "."):
+                return v, "package"
+    if proc_version:
+        return proc_version, "process"
+    if static["path_version"]:
+        return static["path_version"], "install path"
+    return None, None
 
 
 def _instance_component(cp, sig, root, members, sockets_by_pid, static, live):
@@ -257,13 +281,8 @@ def _instance_component(cp, sig, root, members, sockets_by_pid, static, live):
                 note += "; the product's default port"
             ev.append(evidence("port", "%s %s:%s" % (sock.get("proto"), sock.get("address"), sock.get("port")), note))
     texts = [root.exe or "", root.cmdline_text]
-    version = static["version_file"] or static["package_version"]
-    version_source = "version file" if static["version_file"] else ("package" if static["package_version"] else None)
-    if version is None:
-        version = first_group(cp.version_cmdline, [root.cmdline_text]) or first_group(cp.version_exe, texts)
-        version_source = "process" if version else None
-    if version is None and static["path_version"]:
-        version, version_source = static["path_version"], "install path"
+    proc_version = first_group(cp.version_cmdline, [root.cmdline_text]) or first_group(cp.version_exe, texts)
+    version, version_source = _pick_version(static, proc_version)
     args = root.args_text if root.java is None else " ".join(root.java["args"] + root.java["options"])
     data_dir = first_group(cp.detail_data_dir, [args])
     config = first_group(cp.detail_config, [args])
@@ -296,14 +315,12 @@ def _static(cp, facts, unit_views, compiled):
     path_version = first_group(cp.version_paths, [e["value"] for e in ev_path])
     if path_version is None:
         path_version = first_group(cp.version_exe, [e["value"] for e in ev_svc])
-    return {"evidence": ev_pkg + ev_svc + ev_path, "package_version": pkg_version,
+    return {"evidence": ev_pkg + ev_svc + ev_path, "package_versions": pkg_version,
             "version_file": file_version, "path_version": path_version, "service_user": svc_user}
 
 
 def _installed_component(cp, static, live):
-    version = static["version_file"] or static["package_version"] or static["path_version"]
-    source = ("version file" if static["version_file"] else "package" if static["package_version"]
-              else "install path" if static["path_version"] else None)
+    version, source = _pick_version(static)
     configs = [e["value"] for e in static["evidence"] if e["kind"] == "config"]
     details = {"running": False if live else None, "listen": [],
                "data_dir": first_group(cp.detail_data_dir, configs),
@@ -321,7 +338,7 @@ def _crypto_component(cp, facts, static):
     ev += [e for e in static["evidence"] if e not in ev]
     if not ev:
         return None
-    version = (entry or {}).get("version") or static["package_version"]
+    version = (entry or {}).get("version") or (static["package_versions"] or [None])[0]
     details = {
         "path": (entry or {}).get("path"),
         "libraries": (entry or {}).get("libraries") or [],
