@@ -75,7 +75,8 @@ def test_ansible_playbook_installs_enrolls_and_schedules(tmp_path, stub, pki, bu
     vars_file.write_text(json.dumps(extra))
     env = dict(os.environ, ANSIBLE_HOME=str(tmp_path / "ansible-home"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "atmp"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_PIPELINING="1",
-               LC_ALL="C.UTF-8", LANG="C.UTF-8",  # ansible-core refuses a non-UTF-8 locale XCSCAN_BUNDLE_CACHE=paths["cache"])
+               LC_ALL="C.UTF-8", LANG="C.UTF-8",  # ansible-core refuses a non-UTF-8 locale
+               XCSCAN_BUNDLE_CACHE=paths["cache"])
     cmd = [ansible_playbook(), "-i", "localhost,", "-c", "local", "-e", "@" + str(vars_file),
            os.path.join(REPO, "agents", "ansible", "playbook.yml")]
     res = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
