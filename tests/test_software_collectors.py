@@ -216,6 +216,21 @@ def _fake_tool(path, version_line, lists=True):
     os.chmod(path, 0o755)
 
 
+def test_crypto_live_openssl_102_command_names(tmp_path, monkeypatch):
+    """OpenSSL 1.0.2 (still on old images) has list-message-digest-algorithms, no `list` command."""
+    tool = str(tmp_path / "openssl")
+    with open(tool, "w") as fh:
+        fh.write("#!/bin/sh\ncase \"$*\" in\n  'version') echo 'OpenSSL 1.0.2k-fips  26 Jan 2017';;\n"
+                 "  'list-message-digest-algorithms') echo 'SHA256'; echo 'MD5';;\n"
+                 "  'list-cipher-algorithms') echo 'AES-128-CBC';;\n"
+                 "  'ecparam -list_curves') echo '  prime256v1 : X9.62/SECG curve';;\n  *) exit 1;;\nesac\n")
+    os.chmod(tool, 0o755)
+    monkeypatch.setitem(crypto_libs.TOOLS, "openssl", [tool])
+    facts, _ = run(crypto_libs, "/", live=True)
+    o = facts["openssl"]
+    assert (o["version"], o["sm2"], o["sm3"], o["sm4"]) == ("1.0.2k-fips", False, False, False)
+
+
 def test_crypto_live_tongsuo_and_gmssl_are_probed(tmp_path, monkeypatch):
     tongsuo, gmssl = str(tmp_path / "tongsuo"), str(tmp_path / "gmssl")
     _fake_tool(tongsuo, "Tongsuo 8.4.0  (Library: Tongsuo 8.4.0)")

@@ -68,14 +68,16 @@ def probe_sm(ctx, tool):
     evidence = []
     # one `list` run for both lists when the tool accepts that (OpenSSL 1.1.1+ and 3.x do)
     both = ctx.run([tool, "list", "-digest-algorithms", "-cipher-algorithms"], timeout=5, report=False)
-    digests = both if both is not None else ctx.run([tool, "list", "-digest-algorithms"], timeout=5,
-                                                    report=False)
+    digests = both if both is not None else (
+        ctx.run([tool, "list", "-digest-algorithms"], timeout=5, report=False)
+        or ctx.run([tool, "list-message-digest-algorithms"], timeout=5, report=False))  # OpenSSL 1.0.x
     if digests is not None:
         flags["sm3"] = bool(re.search(r"\bSM3\b", digests, re.I))
         evidence.append({"kind": "probe", "value": "list -digest-algorithms: SM3 %s" % (
             "listed" if flags["sm3"] else "not listed"), "source": tool})
-    ciphers = both if both is not None else ctx.run([tool, "list", "-cipher-algorithms"], timeout=5,
-                                                    report=False)
+    ciphers = both if both is not None else (
+        ctx.run([tool, "list", "-cipher-algorithms"], timeout=5, report=False)
+        or ctx.run([tool, "list-cipher-algorithms"], timeout=5, report=False))  # OpenSSL 1.0.x
     if ciphers is not None:
         flags["sm4"] = bool(re.search(r"\bSM4\b", ciphers, re.I))
         evidence.append({"kind": "probe", "value": "list -cipher-algorithms: SM4 %s" % (
