@@ -441,3 +441,18 @@ def test_firewall_ufw_enabled_with_default_deny(make_root, tmp_path):
     files["/etc/ufw/ufw.conf"] = "ENABLED=no\n"
     facts, _ = run(make_root(files, root=tmp_path / "off"), "firewall")
     assert facts["filtering"] is False
+
+
+def test_pam_tally2_named_but_not_installed(make_root):
+    root = make_root({"/etc/pam.d/login": "auth required pam_tally2.so deny=5 onerr=fail\nauth sufficient pam_unix.so\n",
+                      "/usr/lib64/security/pam_faillock.so": b"\x7fELF", "/usr/lib64/security/pam_unix.so": b"\x7fELF"})
+    facts, _ = run(root, "pam")
+    assert facts["lockout"]["module"] == "pam_tally2" and facts["lockout"]["services"] == ["login"]
+    assert facts["lockout"]["module_on_disk"] is False
+
+
+def test_audit_boot_parameter_offline(make_root):
+    root = make_root({"/sbin/auditd": b"\x7fELF", "/etc/audit/auditd.conf": "write_logs = yes\n",
+                      "/etc/default/grub": 'GRUB_CMDLINE_LINUX="rd.lvm.lv=rl/root audit=1 audit_backlog_limit=8192"\n'})
+    facts, _ = run(root, "audit")
+    assert facts["boot_audit"] is True and facts["boot_audit_source"] == "/etc/default/grub:1"

@@ -124,4 +124,18 @@ def collect(ctx):
                   " auditd's built-in defaults assumed")
         facts["conf"] = dict(AUDITD_DEFAULTS, sources={})
     facts["remote"] = remote_plugin(ctx)
+    facts["boot_audit"], facts["boot_audit_source"] = boot_audit(ctx)
     return facts
+
+
+def boot_audit(ctx):
+    """Whether the kernel starts auditing at boot (audit=1): live /proc/cmdline, offline /etc/default/grub."""
+    if ctx.live:
+        cmdline = ctx.fs.read_text("/proc/cmdline", report=False)
+        if cmdline is not None:
+            return bool(re.search(r"(^|\s)audit=1(\s|$)", cmdline)), "/proc/cmdline"
+    values, sources = parse_key_value(ctx.fs, "/etc/default/grub")
+    if values is None:
+        return None, None
+    line = " ".join([values.get("grub_cmdline_linux", ""), values.get("grub_cmdline_linux_default", "")])
+    return bool(re.search(r"(^|\s)audit=1(\s|$)", line)), sources.get("grub_cmdline_linux") or "/etc/default/grub"

@@ -171,6 +171,19 @@ def conf_values(ctx, paths):
     return merged, sources
 
 
+def module_dirs(fs):
+    dirs = list(MODULE_DIRS)
+    for base in ("/usr/lib", "/lib"):
+        for entry in fs.listdir(base) or []:
+            if entry.endswith("-linux-gnu") or entry.endswith("-linux-gnueabihf"):
+                dirs.append(posixpath.join(base, entry, "security"))
+    return [d for d in dirs if fs.isdir(d)]
+
+
+def module_dirs_exist(fs):
+    return bool(module_dirs(fs))
+
+
 def modules_on_disk(fs):
     dirs = list(MODULE_DIRS)
     for base in ("/usr/lib", "/lib"):
@@ -334,16 +347,20 @@ def collect(ctx):
     wheel = [e for e in find_lines((stacks.get("su") or {}).get("auth"), ("pam_wheel",)) if "deny" not in e["args"]]
     mfa = sorted(set(e["module"] for s in login_services for e in stacks[s]["auth"] if e["module"] in MFA_MODULES))
 
+    on_disk = modules_on_disk(fs)
+    lock = lockout(ctx, stacks, login_services)
+    # Linux-PAM 1.5 removed pam_tally/pam_tally2: a stack naming a module that is not installed fails logins
+    lock["module_on_disk"] = (lock["module"] in on_disk) if lock["module"] and module_dirs_exist(fs) else None
     return {
         "family": family,
         "services_present": present,
         "stacks": stacks,
         "quality": quality(ctx, password_stack, quality_services),
-        "lockout": lockout(ctx, stacks, login_services),
+        "lockout": lock,
         "history": history(ctx, password_stack),
         "nullok": nullok,
         "unix_hash": unix_hash,
         "su_wheel": bool(wheel),
         "mfa_modules": mfa,
-        "modules_on_disk": modules_on_disk(fs),
+        "modules_on_disk": on_disk,
     }
