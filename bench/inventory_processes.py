@@ -14,7 +14,6 @@ from __future__ import print_function
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time

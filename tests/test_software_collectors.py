@@ -1,7 +1,6 @@
 """Software collectors: packages (dpkg, rpm sqlite / Berkeley DB), services, paths, processes, sockets, crypto."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 

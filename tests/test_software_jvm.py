@@ -23,7 +23,7 @@ NOT_PASSED_AS_D = ("java.home", "user.home", "sun.java.command")
 
 def java_argv(case_dir):
     """(java executable path, argv) rebuilt from a corpus cmdline.txt."""
-    props, command = [], None
+    props = []
     with open(os.path.join(case_dir, "cmdline.txt"), encoding="utf-8") as fh:
         lines = [l.rstrip("\n") for l in fh if l.strip()]
     values = {}

@@ -1,6 +1,5 @@
 """Every software product is recognised from a realistic offline root and from a live process."""
 import os
-import shutil
 import subprocess
 
 import pytest
