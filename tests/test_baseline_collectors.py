@@ -456,3 +456,22 @@ def test_audit_boot_parameter_offline(make_root):
                       "/etc/default/grub": 'GRUB_CMDLINE_LINUX="rd.lvm.lv=rl/root audit=1 audit_backlog_limit=8192"\n'})
     facts, _ = run(root, "audit")
     assert facts["boot_audit"] is True and facts["boot_audit_source"] == "/etc/default/grub:1"
+
+
+def test_unreadable_shadow_makes_account_rules_error_not_pass(make_root):
+    from scanner.collect import collect_facts
+    from scanner.engine import load_ruleset
+    from scanner.engine.evaluator import evaluate_rule
+    root = make_root({"/etc/passwd": "root:x:0:0::/root:/bin/bash\nguest:x:1000:1000::/home/guest:/bin/bash\n",
+                      "/etc/group": "root:x:0:\n", "/etc/shadow/README": "a directory where the file should be\n"})
+    ctx = Context(root=root, live=False)
+    facts = collect_facts(ctx, only=["accounts"])
+    acc = facts["accounts"]
+    assert acc["shadow_readable"] is None and acc["empty_password"] is None and acc["weak_hashes"] is None
+    assert any(e["path"] == "/etc/shadow" for e in facts["errors"])
+    ruleset = load_ruleset(use_cache=False)
+    for rid in ("mlps.ia.no-empty-passwords", "mlps.ia.password-max-age-accounts", "mlps.ac.stale-passwords",
+                "mlps.ac.default-accounts-disabled", "mlps.ia.no-weak-password-hashes"):
+        rule = ruleset.get(rid)
+        result = evaluate_rule(rule, facts, {"components": []}, params=dict(rule.get("params") or {}), live=False)
+        assert result["status"] == "error", (rid, result["status"])

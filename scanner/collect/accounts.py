@@ -154,7 +154,8 @@ def collect(ctx, today=None):
         groups.append({"name": f[0], "gid": gid, "members": [m for m in f[3].split(",") if m] if len(f) > 3 else []})
     uid0 = [u["name"] for u in users if u["uid"] == 0]
     return {
-        "shadow_readable": shadow_rows is not None,
+        # null (unknown) when /etc/shadow could not be read: password states and aging are then unknown
+        "shadow_readable": True if shadow_rows is not None else None,
         "uid_min": uid_min,
         "today": today,
         "users": users,
@@ -167,5 +168,6 @@ def collect(ctx, today=None):
         "duplicate_gids": duplicates([g["gid"] for g in groups]),
         "duplicate_group_names": duplicates([g["name"] for g in groups]),
         "default_accounts_present": [u["name"] for u in users if u["name"] in DEFAULT_ACCOUNTS],
-        "weak_hashes": [u["name"] for u in users if u["password"] == "hash" and u["hash_scheme"] in ("md5", "des", "bsdi-des")],
+        "weak_hashes": [u["name"] for u in users if u["password"] == "hash" and u["hash_scheme"] in ("md5", "des", "bsdi-des")]
+        if shadow_rows is not None else None,
     }
