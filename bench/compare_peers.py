@@ -273,7 +273,7 @@ def main():
         print("- %s: %s" % (row["check"], json.dumps(row["evidence"], ensure_ascii=False, default=str)[:400]))
     print()
     print("Time: xcscan scan --profile all %.2f s; OpenSCAP %d rules %.1f s; Lynis %s" % (
-        x_took, len(oscap), oscap_took, ("%.1f s" % lynis_took) if lynis_took else "(reused %s)" % lynis_dir))
+        x_took, sum(1 for v in oscap.values() if v != "notselected"), oscap_took, ("%.1f s" % lynis_took) if lynis_took else "(reused %s)" % lynis_dir))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1, ensure_ascii=False, default=str)
