@@ -87,14 +87,14 @@ def _handler(state):
 
         def _send(self, status, doc):
             data = json.dumps(doc).encode()
+            with state.lock:  # recorded before the client can see the answer (no race with asserts)
+                state.requests.append((self.path, status))
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
-            with state.lock:
-                state.requests.append((self.path, status))
 
         def _error(self, status, code, message):
             self._send(status, {"error": code, "message": message})
