@@ -475,3 +475,15 @@ def test_unreadable_shadow_makes_account_rules_error_not_pass(make_root):
         rule = ruleset.get(rid)
         result = evaluate_rule(rule, facts, {"components": []}, params=dict(rule.get("params") or {}), live=False)
         assert result["status"] == "error", (rid, result["status"])
+
+
+def test_home_files_only_login_accounts(make_root):
+    root = make_root({"/etc/passwd": "root:x:0:0::/root:/bin/bash\nsvc:x:990:990::/var/lib/svc:/sbin/nologin\n"
+                                     "ann:x:1000:1000::/home/ann:/bin/bash\n",
+                      "/etc/group": "root:x:0:\n", "/root/.rhosts": "old root\n", "/var/lib/svc/.netrc": "x\n",
+                      "/home/ann/.pgpass": "h:5432:*:ann:pw\n"})
+    os.chmod(os.path.join(root, "home/ann/.pgpass"), 0o644)
+    facts, _ = run(root, "home_files")
+    assert facts["homes_checked"] == 2
+    got = sorted((f["path"], f["mode"], f["group"], f["other"]) for f in facts["files"])
+    assert got == [("/home/ann/.pgpass", "0644", 4, 4), ("/root/.rhosts", "0644", 4, 4)]

@@ -41,6 +41,7 @@ COLLECTORS = [
     "coredump",
     "sudo",
     "bootloader",
+    "home_files",
     "packages",
     "processes",
     "sockets",
