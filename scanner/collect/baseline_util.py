@@ -180,16 +180,20 @@ def running_names(ctx):
     for pid in pids:
         try:
             with open("/proc/%s/comm" % pid, "rb") as fh:
-                names.add(fh.read(64).decode("utf-8", "replace").strip())
+                comm = fh.read(64).decode("utf-8", "replace").strip()
         except (IOError, OSError):
             continue
+        names.add(comm)
+        if len(comm) < 15:
+            continue
+        # comm is cut at 15 characters: take the full name from the command line
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as fh:
                 first = fh.read(256).split(b"\0", 1)[0].decode("utf-8", "replace")
-            if first:
-                names.add(posixpath.basename(first.split()[0]) if " " in first else posixpath.basename(first))
-        except (IOError, OSError, IndexError):
+        except (IOError, OSError):
             continue
+        if first:
+            names.add(posixpath.basename(first.split()[0]))
     ctx._baseline_proc_names = names
     return names
 
