@@ -78,6 +78,28 @@ class Conn(object):
                     raise
 
 
+def cpu_seconds(procs):
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except Exception:  # noqa: BLE001 - a process that went away
+            pass
+    return total
+
+
+def server_procs(pid):
+    import psutil
+    root = psutil.Process(pid)
+    return [root] + root.children(recursive=True)
+
+
+def postgres_procs():
+    import psutil
+    return [p for p in psutil.process_iter(["name"]) if (p.info.get("name") or "").startswith("postgres")]
+
+
 def start_server(data_dir, db_url, port, workers):
     env = dict(os.environ, XCSCAN_ADMIN_PASSWORD=ADMIN_PW)
     base = [sys.executable, "-m", "scanner", "server"]
@@ -180,10 +202,15 @@ def run(kind, opts):
             with lock:
                 latencies.extend(mine)
         threads = [threading.Thread(target=client) for _ in range(opts.clients)]
+        procs, pg_procs = server_procs(proc.pid), postgres_procs() if kind == "postgres" else []
+        cpu0, pg0 = cpu_seconds(procs), cpu_seconds(pg_procs)
         t0 = time.time()
         [t.start() for t in threads]
         [t.join() for t in threads]
         load_s = time.time() - t0
+        server_cpu, pg_cpu = cpu_seconds(procs) - cpu0, cpu_seconds(pg_procs) - pg0
+        import psutil
+        load_avg = os.getloadavg()[0]
 
         # overview at this size: the web page (what an officer opens) and its API twin
         st, body = admin.request("GET", "/login")
@@ -228,6 +255,12 @@ def run(kind, opts):
             "report_bytes_avg": int(raw_total / max(len(requests), 1)), "wire_bytes_avg": int(wire / max(len(requests), 1)),
             "enroll_s": round(enroll_s, 2), "pregen_s": round(gen_s, 2),
             "load_s": round(load_s, 2), "reports_per_s": round(len(latencies) / load_s, 1),
+            # CPU actually spent per report, independent of what else runs on the machine, and the
+            # throughput that implies for this machine's cores if nothing else competed for them
+            "server_cpu_ms_per_report": round(1000 * server_cpu / max(len(latencies), 1), 2),
+            "postgres_cpu_ms_per_report": round(1000 * pg_cpu / max(len(latencies), 1), 2) if kind == "postgres" else None,
+            "cpu_bound_capacity_per_s": round((os.cpu_count() or 1) / max((server_cpu + pg_cpu) / max(len(latencies), 1), 1e-9), 1),
+            "machine_load_avg_1m": round(load_avg, 2), "cpus": os.cpu_count(),
             "latency_ms": {"p50": round(1000 * statistics.median(latencies), 1), "p95": round(1000 * pct(latencies, 95), 1),
                            "p99": round(1000 * pct(latencies, 99), 1), "max": round(1000 * max(latencies), 1)},
             "overview_page_ms": {"p50": round(1000 * statistics.median(page_times), 1), "p95": round(1000 * pct(page_times, 95), 1)},

@@ -115,7 +115,8 @@ async def submit_report(request: Request):
             raise ingest.too_large(limit)
         chunks.append(chunk)
     h = request.headers
-    return await run_in_threadpool(ingest.submit, request.app.state.engine, settings, b"".join(chunks),
+    return await run_in_threadpool(ingest.submit, request.app.state.engine, settings, request.app.state.writer,
+                                   b"".join(chunks),
                                    h.get("content-encoding"), h.get("x-xcscan-host"), h.get("x-xcscan-timestamp"),
                                    h.get("x-xcscan-signature"))
 

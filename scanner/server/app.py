@@ -88,6 +88,8 @@ def create_app(settings, engine=None):
                               "Protocol: docs/api.md.")
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.db_url, settings.pool_size)
+    from scanner.server.batch import BatchWriter
+    app.state.writer = BatchWriter(app.state.engine)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):

@@ -107,12 +107,25 @@ def verify_signature(public_key_b64, host_id, timestamp, body, signature):
         raise unauthorized("bad_signature", "signature does not verify for this host and body")
 
 
+def _json_loads():
+    try:
+        import orjson  # 3-5x faster on report-sized documents; optional
+        return orjson.loads
+    except ImportError:
+        return json.loads
+
+
+_LOADS = _json_loads()
+
+
 def parse_report(body):
     try:
-        doc = json.loads(body.decode("utf-8"))
+        body.decode("utf-8")
     except UnicodeDecodeError:
         raise bad_request("bad_json", "body is not UTF-8")
-    except ValueError as exc:
+    try:
+        doc = _LOADS(body)
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError too
         raise bad_request("bad_json", "body is not valid JSON: %s" % exc)
     if not isinstance(doc, dict):
         raise ApiError(422, "bad_schema", "report must be a JSON object")
@@ -256,7 +269,7 @@ def ack(report_id, host_id, received_at):
     return {"report_id": report_id, "host_id": host_id, "received_at": iso(received_at), "status": "accepted"}
 
 
-def submit(engine, settings, raw, encoding, host_id, timestamp, signature):
+def submit(engine, settings, writer, raw, encoding, host_id, timestamp, signature):
     """Verify and store one report; return the acknowledgement."""
     if len(raw) > settings.max_body:
         raise too_large(settings.max_body)
@@ -285,24 +298,9 @@ def submit(engine, settings, raw, encoding, host_id, timestamp, signature):
             raise forbidden("host_mismatch", "the report's host.machine_id does not match the enrolled host")
     derived = derive(doc)
     stored = raw if encoding and encoding.strip().lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)
-    try:
-        with db.write_tx(engine) as conn:
-            existing = _existing(conn, report_id)
-            if existing is not None:
-                return _dedupe(existing, host_id)
-            host_row = lock_host(conn, host_id)
-            conn.execute(insert(db.reports).values(
-                id=report_id, host_id=host_id, received_at=t, collected_at=ts, profile=derived["profile"],
-                score=derived["score"], loc_rate=derived["loc_rate"], fail_count=derived["fail_count"],
-                size=len(body), sha256=hashlib.sha256(body).hexdigest(), body_gz=stored))
-            apply_latest(conn, host_id, report_id, ts, derived, host_row, {"last_seen": t})
-    except IntegrityError:
-        with engine.connect() as conn:
-            existing = _existing(conn, report_id)  # a concurrent resend won the race
-        if existing is None:
-            raise
-        return _dedupe(existing, host_id)
-    return ack(report_id, host_id, t)
+    from scanner.server.batch import Item
+    item = Item(report_id, host_id, t, ts, derived, stored, len(body), hashlib.sha256(body).hexdigest())
+    return writer.write(item)
 
 
 def _existing(conn, report_id):

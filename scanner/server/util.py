@@ -21,7 +21,27 @@ def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def _orjson_dumps():
+    try:
+        import orjson
+    except ImportError:
+        return None
+    opts = orjson.OPT_NON_STR_KEYS
+
+    def fast(value):
+        try:
+            return orjson.dumps(value, default=str, option=opts).decode("utf-8")
+        except TypeError:  # e.g. integers beyond 64 bits: the stdlib handles them
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return fast
+
+
+_FAST_DUMPS = _orjson_dumps()
+
+
 def dumps(value):
+    if _FAST_DUMPS is not None:
+        return _FAST_DUMPS(value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 

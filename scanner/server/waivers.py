@@ -44,10 +44,14 @@ def active_waivers(conn, rule_ids=None):
 def attach_waivers(conn, host_id, org_path, rows):
     """Set waiver_id/waiver_until on failed result rows (dicts) a waiver covers."""
     failed = {r["rule_id"] for r in rows if r["status"] == "fail"}
-    if not failed:
-        return
+    if failed:
+        attach_from(active_waivers(conn, failed), host_id, org_path, rows)
+
+
+def attach_from(candidates, host_id, org_path, rows):
+    """attach_waivers with the active waivers already loaded (batch ingest)."""
     by_rule = {}
-    for wv in active_waivers(conn, failed):
+    for wv in candidates:
         if _covers(wv, host_id, org_path):
             best = by_rule.get(wv["rule_id"])
             if best is None or wv["expires_at"] > best["expires_at"]:

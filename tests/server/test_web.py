@@ -11,6 +11,9 @@ from conftest import ADMIN, AUDITOR, OFFICER
 from fleet import Agent
 
 
+PREFIX = "/web-%s" % uuid.uuid4().hex[:6]  # this module's own org units: other tests' hosts stay out
+
+
 def web_login(server, who=ADMIN, lang="en"):
     c = server.client(follow_redirects=False)
     form = c.get("/login", params={"lang": lang})
@@ -31,7 +34,7 @@ def fleet(server):
     """Three hosts in two org units, two scans each."""
     agents = []
     with server.client() as c:
-        for i, org in enumerate(["/gov/finance", "/gov/finance", "/gov/health"]):
+        for i, org in enumerate([PREFIX + "/finance", PREFIX + "/finance", PREFIX + "/health"]):
             a = Agent("web-%d-%s" % (i, uuid.uuid4().hex[:6]), machine_id=uuid.uuid4().hex)
             assert a.enroll(c, server.token(org=org)).status_code == 201
             old = a.report(fail_rules=["mlps.ia.ssh-root-login"], domestic_bias=0.0)
@@ -63,10 +66,12 @@ def test_login_page_and_redirects(server):
 
 def test_overview_host_drift_rule_pages(server, fleet):
     c = web_login(server)
-    page = c.get("/")
+    page = c.get("/", params={"org": PREFIX})
     assert page.status_code == 200
     assert "<svg" in page.text and "Localization by category" in page.text
-    assert "mlps.ia.ssh-root-login" in page.text  # top failing
+    assert re.search(r'id="host-count">3<', page.text)
+    top = page.text.split('id="top-failing"')[1]
+    assert re.search(r'mlps\.ia\.ssh-root-login</a>.*?<td class="num">3</td>', top, re.S)  # failing on all 3 hosts
     host = fleet[0]
     hp = c.get("/hosts/%s" % host.host_id)
     assert hp.status_code == 200 and host.hostname in hp.text
@@ -78,7 +83,7 @@ def test_overview_host_drift_rule_pages(server, fleet):
     r = c.get("/rules/mlps.ia.ssh-root-login")
     assert r.status_code == 200 and all(a.hostname in r.text for a in fleet)
     orgs = c.get("/orgs")
-    assert 'data-org="/gov/finance"' in orgs.text and 'data-org="/gov/health"' in orgs.text
+    assert 'data-org="%s/finance"' % PREFIX in orgs.text and 'data-org="%s/health"' % PREFIX in orgs.text
     for path in ("/hosts", "/findings?status=fail", "/waivers", "/audit"):
         assert c.get(path).status_code == 200, path
     zh = c.get("/", params={"lang": "zh"})
@@ -89,7 +94,7 @@ def test_overview_host_drift_rule_pages(server, fleet):
 def test_web_waiver_needs_csrf_and_role(server, fleet):
     c = web_login(server, OFFICER)
     page = c.get("/waivers")
-    form = {"rule_id": "mlps.au.auditd-enabled", "scope": "org", "scope_value": "/gov/health",
+    form = {"rule_id": "mlps.au.auditd-enabled", "scope": "org", "scope_value": PREFIX + "/health",
             "justification": "legacy audit system until 2027", "approver": "CISO", "expires": "2099-01-01"}
     bad = c.post("/waivers", data=dict(form, csrf_token="forged"))
     assert bad.status_code == 403
