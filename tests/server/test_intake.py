@@ -256,3 +256,48 @@ def test_markup_and_sql_in_text_fields_stored_verbatim_and_harmless(server):
     assert server.counts()["hosts"] >= 1
     if page.status_code == 200:
         assert "<script>alert(1)" not in page.text and "&lt;script&gt;" in page.text
+
+
+def test_concurrent_submissions_and_racing_resends_store_each_report_once(server):
+    """8 clients at once, every report sent twice at the same moment: all acknowledged, identical
+    acks for a pair, one row per report, and each host's latest state is its newest report."""
+    import threading
+    from sqlalchemy import func, select
+    from scanner.server import db
+    agents = []
+    with server.client() as c:
+        tok = server.token(uses=6)
+        for i in range(6):
+            a = Agent("conc-%d-%s" % (i, uuid.uuid4().hex[:4]), machine_id=uuid.uuid4().hex)
+            assert a.enroll(c, tok).status_code == 201
+            agents.append(a)
+    jobs = []
+    base = time.time() - 3600
+    for a in agents:
+        for k in range(4):
+            doc = a.report()
+            body = body_of(doc)
+            h = a.headers(body, timestamp=base + k * 60)
+            jobs += [(a, doc, body, h), (a, doc, body, h)]
+    acks, errors = {}, []
+
+    def worker(chunk):
+        with server.client() as c:
+            for a, doc, body, h in chunk:
+                r = c.post("/api/v1/reports", content=body, headers=h)
+                if r.status_code != 200:
+                    errors.append(r.text)
+                else:
+                    acks.setdefault(doc["report_id"], []).append(r.json())
+    threads = [threading.Thread(target=worker, args=(jobs[i::8],)) for i in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == []
+    assert len(acks) == 24 and all(len(v) == 2 and v[0] == v[1] for v in acks.values())
+    with server.engine.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(db.reports)
+                         .where(db.reports.c.id.in_(list(acks)))).scalar()
+        latest = dict(conn.execute(select(db.hosts.c.id, db.hosts.c.latest_collected)
+                                   .where(db.hosts.c.id.in_([a.host_id for a in agents]))).all())
+    assert n == 24
+    assert set(latest.values()) == {int(base + 3 * 60)}
