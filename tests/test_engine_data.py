@@ -243,7 +243,7 @@ def test_waiver_applies_to_matching_host_and_expires(tmp_path, cache):
     results, summary = evaluate(_fail_facts(), {"components": []}, rs, waivers=waivers,
                                 host={"hostname": "db-01"}, now=NOW)
     assert results[0]["status"] == "fail" and results[0]["waiver"]["expired"] is True
-    assert summary["waivers"] == {"applied": 0, "expired": 1}
+    assert summary["waivers"] == {"applied": 0, "expired": 1, "unknown_rules": []}
     # the first waiver expires after 2027-01-31 on its own
     later = datetime.datetime(2027, 2, 1, 0, 0, 1)
     results, _ = evaluate(_fail_facts(), {"components": []}, rs, waivers=waivers, host={"hostname": "web-01"},

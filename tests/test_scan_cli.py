@@ -82,6 +82,11 @@ def test_waivers_file_and_scores(centos7, tmp_path):
             justification: migration to Kylin V10 scheduled
             approver: security officer
             expires: 2999-12-31
+          - rule: xinchuang.os.end-of-lfie
+            hosts: ["*"]
+            justification: typo in the rule id
+            approver: security officer
+            expires: 2999-12-31
         """), encoding="utf-8")
     res = invoke("scan", "--root", centos7, "--profile", "xinchuang", "--waivers", str(wv), "--format", "json",
                  "--fail-on", "high")
@@ -91,8 +96,10 @@ def test_waivers_file_and_scores(centos7, tmp_path):
     assert res.exit_code == 0  # the only high finding is waived
     s = report["summary"]
     assert s["score"] > s["score_without_waivers"]
+    assert s["waivers"]["unknown_rules"] == ["xinchuang.os.end-of-lfie"]
     res = invoke("scan", "--root", centos7, "--profile", "xinchuang", "--waivers", str(wv), "--lang", "zh")
     assert "已豁免" in res.output and "security officer" in res.output and "不计豁免" in res.output
+    assert "xinchuang.os.end-of-lfie" in res.output
 
 
 def test_table_languages_and_output_file(centos7, tmp_path):

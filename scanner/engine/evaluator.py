@@ -110,6 +110,12 @@ def evaluate(facts, inventory, ruleset, profile=None, waivers=None, host=None, n
         results.append(result)
     results.sort(key=sort_key)
     summary = summarize(results, profile)
+    if waivers:
+        import fnmatch
+        ids = [r["id"] for r in ruleset]
+        # a waiver whose rule matches nothing is almost always a typo: say so instead of ignoring it
+        summary["waivers"]["unknown_rules"] = sorted(set(
+            w.rule for w in waivers if not any(fnmatch.fnmatchcase(i, w.rule) for i in ids)))
     return results, summary
 
 

@@ -102,6 +102,8 @@ def render_results(report, lang="en"):
     wv = summary.get("waivers") or {}
     if wv.get("applied") or wv.get("expired"):
         lines.append(t("scan.summary.waivers", lang, applied=wv.get("applied", 0), expired=wv.get("expired", 0)))
+    if wv.get("unknown_rules"):
+        lines.append(t("scan.summary.waivers_unknown", lang, rules=", ".join(wv["unknown_rules"])))
     cov = summary.get("coverage")
     if cov:
         c = cov.get("counts") or {}
