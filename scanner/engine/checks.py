@@ -194,7 +194,7 @@ def _for_each(check, env):
     path = check["for_each"]
     shown = env.display_path(path)
     expected = check.get("label") or "each %s" % shown
-    seq, miss = env.resolve(path)
+    seq, miss = env.resolve(path, record=False)  # the items carry the per-item evidence
     if miss is not None:
         return _missing(check, miss, expected)
     if isinstance(seq, dict):

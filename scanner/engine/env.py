@@ -47,6 +47,21 @@ def _collection(raw):
     return out
 
 
+EVIDENCE_ITEMS = 20
+
+
+def bounded(value, limit=EVIDENCE_ITEMS):
+    """Evidence stays small: long lists keep their first entries plus a count (the facts hold the rest)."""
+    if isinstance(value, list) and len(value) > limit:
+        return value[:limit] + ["... %d more (see facts)" % (len(value) - limit)]
+    if isinstance(value, dict) and len(value) > 2 * limit:
+        keys = list(value)[:2 * limit]
+        out = dict((k, value[k]) for k in keys)
+        out["..."] = "%d more keys (see facts)" % (len(value) - len(keys))
+        return out
+    return value
+
+
 def utcnow():
     return datetime.datetime.utcnow().replace(microsecond=0)
 
@@ -90,9 +105,7 @@ class Env(object):
         if self.terse or path in self._seen or len(self.evidence) >= self.evidence_limit:
             return
         self._seen.add(path)
-        if isinstance(value, (list, dict)) and len(value) > 20:
-            value = "<%s of %d entries>" % (type(value).__name__, len(value))
-        self.evidence.append({"fact": path, "value": value})
+        self.evidence.append({"fact": path, "value": bounded(value)})
 
     def display_path(self, path):
         if path.startswith("$."):
@@ -101,19 +114,19 @@ class Env(object):
             return "%s[%s].%s" % (self.items[-1][0], self.items[-1][2], path)
         return path
 
-    def resolve(self, path):
-        """Return (value, Missing|None)."""
+    def resolve(self, path, record=True):
+        """Return (value, Missing|None); ``record`` adds the value to the evidence."""
         if path.startswith("$.") or not self.items:
             full = path[2:] if path.startswith("$.") else path
-            return self._resolve_top(full)
+            return self._resolve_top(full, record)
         item = self.items[-1][1]
         shown = self.display_path(path)
         value, miss = _walk(item, path.split("."), shown)
-        if miss is None:
+        if miss is None and record:
             self.record(shown, value)
         return value, miss
 
-    def _resolve_top(self, path):
+    def _resolve_top(self, path, record=True):
         segs = path.split(".")
         head = segs[0]
         if head == "inventory":
@@ -139,7 +152,7 @@ class Env(object):
                 return None, Missing(MISS_FAILED, path, reason("scan.reason.collector_failed", fact=head, why=why))
             return None, Missing(MISS_UNKNOWN, path, reason("scan.reason.collector_unknown", fact=head, why=why))
         value, miss = _walk(top, segs[1:], path) if len(segs) > 1 else (top, None)
-        if miss is None:
+        if miss is None and record:
             self.record(path, value)
         return value, miss
 

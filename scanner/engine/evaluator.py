@@ -3,7 +3,7 @@ from __future__ import absolute_import
 
 from scanner.engine import STATUSES, severity_rank
 from scanner.engine.checks import ERROR, NA, evaluate_check
-from scanner.engine.env import Env, utcnow
+from scanner.engine.env import Env, bounded, utcnow
 from scanner.engine.text import reason
 
 # Score weights by severity: info findings are informational and never move the score.
@@ -64,7 +64,7 @@ def evaluate_rule(rule, facts, inventory, params=None, severity=None, live=None,
         for path in rule.get("evidence_facts") or []:
             value, miss = env.resolve(path)
             if miss is None:
-                evidence = [e for e in evidence if e["fact"] != path] + [{"fact": path, "value": value}]
+                evidence = [e for e in evidence if e["fact"] != path] + [{"fact": path, "value": bounded(value)}]
             else:
                 evidence.append({"fact": path, "value": None, "missing": miss.reason["en"]})
     result = {
