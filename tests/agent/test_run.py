@@ -109,13 +109,12 @@ def test_sigkill_during_spool_write_loses_and_corrupts_nothing(agent, stub, tmp_
 @pytest.mark.parametrize("point", ["upload-sent", "upload-acked"])
 def test_sigkill_during_upload_neither_loses_nor_duplicates(agent, stub, tmp_path, point):
     kill_at(agent, point, tmp_path)
-    # The server got it (the request was complete) but the agent never saw / acted on the ack:
+    # The agent never saw / acted on an acknowledgement: the report must still be spooled.
     pending = spooled_ids(agent)
     assert len(pending) == 1
-    deadline = time.time() + 5
-    while not stub.state.reports and time.time() < deadline:
-        time.sleep(0.02)
-    assert stored_ids(stub) == pending
+    if point == "upload-acked":  # the server answered: it has the report
+        assert stored_ids(stub) == pending
+    # at "upload-sent" the server may or may not have read the request before the connection died
     res = agent.run("--upload-only")
     assert res.returncode == 0, res.stderr
     assert agent.spooled() == []
