@@ -34,6 +34,28 @@ def _dedupe(row, host_id):
     return _ack(row["id"], row["host_id"], row["received_at"])
 
 
+_PG_TYPES = {"VARCHAR": "text", "TEXT": "text", "INTEGER": "int4", "BIGINT": "int8", "FLOAT": "float8"}
+
+
+def bulk_insert(conn, table, rows):
+    """Insert many rows with one statement. On PostgreSQL: INSERT ... SELECT FROM
+    json_to_recordset(one JSON parameter) — fixed statement text (parsed and planned once) and
+    the rows encoded in C; elsewhere the driver's executemany (sqlite3 runs it in C)."""
+    if not rows:
+        return
+    cols = [col for col in table.columns if col.name in rows[0]]
+    types = [_PG_TYPES.get(col.type.compile(conn.dialect).split("(")[0]) for col in cols]
+    if conn.dialect.name != "postgresql" or len(rows) == 1 or None in types:
+        conn.execute(insert(table), rows)  # e.g. reports: bytea does not travel in JSON
+        return
+    from sqlalchemy import text
+    from scanner.server.util import dumps
+    names = ", ".join(c.name for c in cols)
+    sql = "INSERT INTO %s (%s) SELECT %s FROM json_to_recordset(CAST(:rows AS json)) AS x(%s)" % (
+        table.name, names, names, ", ".join("%s %s" % (c.name, t) for c, t in zip(cols, types)))
+    conn.execute(text(sql), {"rows": dumps([{c.name: row.get(c.name) for c in cols} for row in rows])})
+
+
 def store_batch(conn, items):
     """Store ``items`` in the caller's transaction; return one ack dict or ApiError per item."""
     r, h, hp, c, res = db.reports, db.hosts, db.host_profiles, db.components, db.results
@@ -84,27 +106,21 @@ def store_batch(conn, items):
                 results[key] = rows
         out.append(_ack(it.report_id, it.host_id, it.received_at))
 
-    if new_reports:
-        conn.execute(insert(r), new_reports)
+    bulk_insert(conn, r, new_reports)
     if comps:
         conn.execute(delete(c).where(c.c.host_id.in_(sorted(comps))))
-        rows = [x for host_id in sorted(comps) for x in comps[host_id]]
-        if rows:
-            conn.execute(insert(c), rows)
+        bulk_insert(conn, c, [x for host_id in sorted(comps) for x in comps[host_id]])
     for host_id in sorted(host_values):
         conn.execute(update(h).where(h.c.id == host_id).values(**host_values[host_id]))
     fresh = [dict((k, v) for k, v in row.items() if k != "existed") for row in hp_rows.values() if not row["existed"]]
-    if fresh:
-        conn.execute(insert(hp), fresh)
+    bulk_insert(conn, hp, fresh)
     for (host_id, profile), row in sorted(hp_rows.items()):
         if row["existed"]:
             values = dict((k, v) for k, v in row.items() if k not in ("existed", "host_id", "profile"))
             conn.execute(update(hp).where(hp.c.host_id == host_id, hp.c.profile == profile).values(**values))
     if results:
         conn.execute(delete(res).where(tuple_(res.c.host_id, res.c.profile).in_(sorted(results))))
-        rows = [x for key in sorted(results) for x in results[key]]
-        if rows:
-            conn.execute(insert(res), rows)
+        bulk_insert(conn, res, [x for key in sorted(results) for x in results[key]])
     return out
 
 

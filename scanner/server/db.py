@@ -212,12 +212,8 @@ def make_engine(url, pool_size=10):
             immediate = conn.get_execution_options().get("xcscan_write")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
-                           insertmanyvalues_page_size=1000)
-    # executemany INSERTs become batched multi-row VALUES statements (compiled once, cached):
-    # one round trip and one statement for a report's ~50 result rows instead of 50.
-    engine.dialect.use_insertmanyvalues_wo_returning = True
-    return engine
+    # bulk inserts of the ingest path use unnest() arrays (scanner/server/batch.py)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 @contextlib.contextmanager

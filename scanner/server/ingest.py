@@ -198,8 +198,9 @@ def derive(doc):
         seen = {}
         for r in doc["results"]:
             title = r.get("title")
-            seen[r["rule_id"][:128]] = {
-                "rule_id": r["rule_id"][:128], "title_zh": _pair(title, "zh"), "title_en": _pair(title, "en"),
+            rid = clean_text(r["rule_id"], 128)
+            seen[rid] = {
+                "rule_id": rid, "title_zh": _pair(title, "zh"), "title_en": _pair(title, "en"),
                 "category": clean_text(r.get("category"), 32), "severity": clean_text(r.get("severity"), 16),
                 "status": r["status"], "actual": dumps(r.get("actual")), "expected": dumps(r.get("expected")),
                 "evidence": dumps({"evidence": r.get("evidence"), "items": r.get("items"),

@@ -87,8 +87,12 @@ def clean_text(value, limit):
     """A user-supplied string: control characters removed, bounded length."""
     if value is None:
         return None
-    text = value if isinstance(value, str) else str(value)
-    return _CONTROL.sub("", text[:limit * 2])[:limit]
+    text = value if value.__class__ is str else str(value)
+    if len(text) > limit:
+        text = text[:limit * 2]
+    elif text.isprintable():  # the common case, checked in C
+        return text
+    return _CONTROL.sub("", text)[:limit]
 
 
 def iso(ts):

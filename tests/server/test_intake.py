@@ -243,12 +243,17 @@ def test_markup_and_sql_in_text_fields_stored_verbatim_and_harmless(server):
         doc["results"][0]["title"] = {"zh": evil, "en": evil}
         doc["results"][0]["actual"] = evil
         doc["summary"]["profile"] = evil
+        doc["results"][1]["rule_id"] = "nul\x00rule"
+        doc["results"][1]["title"] = {"zh": "空\x00字符", "en": "nul\x00char"}
+        doc["results"][1]["evidence"] = [{"kind": "file", "value": "a\x00b", "source": None}]
         assert a.submit(c, doc).status_code == 200
     with server.login() as c:
         host = c.get("/api/v1/hosts/%s" % a.host_id).json()
         assert host["hostname"] == evil and host["machine_id"] == evil
         assert host["components"][0]["name_en"] == evil and host["components"][0]["version"] == evil
         assert any(r["title_en"] == evil and r["actual"] == evil for r in host["results"])
+        nul = [r for r in host["results"] if r["rule_id"] == "nulrule"]
+        assert nul and nul[0]["title_zh"] == "空字符" and nul[0]["evidence"]["evidence"][0]["value"] == "a\x00b"
         assert c.get("/api/v1/hosts", params={"q": evil}).json()[0]["id"] == a.host_id
         assert c.get("/api/v1/findings", params={"rule": evil}).json() == []
         assert c.get("/api/v1/findings", params={"profile": evil, "host": a.host_id}).json()
