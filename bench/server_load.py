@@ -4,7 +4,7 @@ concurrent clients over real HTTPS to `xcscan server serve`; then the overview p
 fleet size. Runs against SQLite and/or PostgreSQL (a throw-away database at 127.0.0.1:5432).
 
     python bench/server_load.py                       # both databases, 1,000 hosts x 10 reports, 8 clients
-    python bench/server_load.py --db postgres --workers 2 --hosts 200 --reports 5
+    python bench/server_load.py --db postgres --workers 3 --hosts 200 --reports 5
 
 Prints one JSON line per database with reports/s, latency percentiles and overview p95.
 Report generation and signing happen before the clock starts; the clients use keep-alive
@@ -291,11 +291,14 @@ def main():
     ap.add_argument("--hosts", type=int, default=1000)
     ap.add_argument("--reports", type=int, default=10, help="reports per host")
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="uvicorn worker processes (default: 1 for SQLite, whose writes serialise anyway; 2 for PostgreSQL)")
     ap.add_argument("--samples", type=int, default=50, help="overview page requests to time")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     opts = ap.parse_args()
+    workers = opts.workers
     for kind in (["sqlite", "postgres"] if opts.db == "both" else [opts.db]):
+        opts.workers = workers or (1 if kind == "sqlite" else 2)
         print(json.dumps(run(kind, opts)), flush=True)
 
 
