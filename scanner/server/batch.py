@@ -12,7 +12,7 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scanner.server import db
@@ -119,7 +119,9 @@ def store_batch(conn, items):
             values = dict((k, v) for k, v in row.items() if k not in ("existed", "host_id", "profile"))
             conn.execute(update(hp).where(hp.c.host_id == host_id, hp.c.profile == profile).values(**values))
     if results:
-        conn.execute(delete(res).where(tuple_(res.c.host_id, res.c.profile).in_(sorted(results))))
+        # one indexed delete per (host, profile): a row-value IN makes SQLite scan the whole table
+        conn.execute(delete(res).where(res.c.host_id == bindparam("k_host"), res.c.profile == bindparam("k_profile")),
+                     [{"k_host": host_id, "k_profile": profile} for host_id, profile in sorted(results)])
         bulk_insert(conn, res, [x for key in sorted(results) for x in results[key]])
     return out
 
