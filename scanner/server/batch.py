@@ -12,7 +12,7 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from scanner.server import db
@@ -119,9 +119,11 @@ def store_batch(conn, items):
             values = dict((k, v) for k, v in row.items() if k not in ("existed", "host_id", "profile"))
             conn.execute(update(hp).where(hp.c.host_id == host_id, hp.c.profile == profile).values(**values))
     if results:
-        # one indexed delete per (host, profile): a row-value IN makes SQLite scan the whole table
-        conn.execute(delete(res).where(res.c.host_id == bindparam("k_host"), res.c.profile == bindparam("k_profile")),
-                     [{"k_host": host_id, "k_profile": profile} for host_id, profile in sorted(results)])
+        # host_id IN (...) lets both databases use the index; a row-value IN alone makes SQLite
+        # scan the whole table
+        keys = sorted(results)
+        conn.execute(delete(res).where(res.c.host_id.in_(sorted({k[0] for k in keys})),
+                                       tuple_(res.c.host_id, res.c.profile).in_(keys)))
         bulk_insert(conn, res, [x for key in sorted(results) for x in results[key]])
     return out
 
