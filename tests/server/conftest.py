@@ -1,36 +1,18 @@
 """Real aggregator fixtures: `xcscan server init` + `xcscan server serve` in a subprocess with the
 init-made TLS certificate, against SQLite and against PostgreSQL at 127.0.0.1:5432 (a uniquely
-named database per test session, dropped afterwards)."""
+named database per test session, dropped afterwards). Helpers live in server_support.py (a
+uniquely named module: several test directories have a conftest.py)."""
 from __future__ import annotations
 
 import os
 import secrets
-import socket
-import ssl
-import subprocess
 import sys
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-PG_BASE = os.environ.get("XCSCAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-ADMIN = ("admin", "admin-password-1")
-OFFICER = ("officer1", "officer-password-1")
-AUDITOR = ("auditor1", "auditor-password-1")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_admin_conn():
-    import psycopg
-    return psycopg.connect(PG_BASE, autocommit=True, connect_timeout=5)
+from server_support import IN_CI, PG_BASE, _pg_admin_conn, make_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -53,110 +35,6 @@ def pg_url():
     conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
     conn.execute('DROP DATABASE IF EXISTS "%s"' % name)
     conn.close()
-
-
-def run_cli(args, env=None, input_text=None, check=True):
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "scanner"] + args, capture_output=True, text=True, env=full_env,
-                          input=input_text, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError("xcscan %s failed (%d):\n%s\n%s" % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
-    return proc
-
-
-class Server(object):
-    def __init__(self, data_dir, db_url, kind):
-        self.data_dir = str(data_dir)
-        self.db_url = db_url
-        self.kind = kind
-        self.port = free_port()
-        self.base_url = "https://127.0.0.1:%d" % self.port
-        self.ca = os.path.join(self.data_dir, "ca.pem")
-        self.proc = None
-        self._engine = None
-
-    def cli(self, *args, **kw):
-        args = list(args) + ["--data-dir", self.data_dir] + (["--db", self.db_url] if self.db_url else [])
-        return run_cli(args, **kw)
-
-    def start(self, workers=1):
-        args = [sys.executable, "-m", "scanner", "server", "serve", "--data-dir", self.data_dir, "--port", str(self.port),
-                "--workers", str(workers), "--log-level", "warning"]
-        if self.db_url:
-            args += ["--db", self.db_url]
-        self.log = open(os.path.join(self.data_dir, "serve.log"), "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        ctx = ssl.create_default_context(cafile=self.ca)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("server exited: %s" % open(self.log.name).read())
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    with ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("server did not start: %s" % open(self.log.name).read())
-
-    def stop(self):
-        if getattr(self, "_admin", None) is not None:
-            self._admin.close()
-            self._admin = None
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        if self._engine is not None:
-            self._engine.dispose()
-
-    @property
-    def engine(self):
-        """Direct database access for assertions (same URL the server uses)."""
-        if self._engine is None:
-            from scanner.server.db import make_engine
-            from scanner.server.settings import load_settings
-            self._engine = make_engine(load_settings(self.data_dir, db_url=self.db_url).db_url, pool_size=2)
-        return self._engine
-
-    def client(self, **kw):
-        import httpx
-        return httpx.Client(base_url=self.base_url, verify=ssl.create_default_context(cafile=self.ca), timeout=60, **kw)
-
-    def login(self, who=ADMIN):
-        with self.client() as c:
-            resp = c.post("/api/v1/session", json={"username": who[0], "password": who[1]})
-        assert resp.status_code == 200, resp.text
-        return self.client(headers={"Authorization": "Bearer " + resp.json()["token"]})
-
-    def token(self, org="/gov/finance", uses=10, expires="7d"):
-        """An enrollment token, made through the admin API (the CLI path has its own test)."""
-        if getattr(self, "_admin", None) is None:
-            self._admin = self.login()
-        resp = self._admin.post("/api/v1/tokens", json={"org": org, "uses": uses, "expires": expires})
-        assert resp.status_code == 201, resp.text
-        return resp.json()["token"]
-
-    def counts(self):
-        """Row counts of every table: the 'database unchanged' check."""
-        from sqlalchemy import func, select
-        from scanner.server import db
-        with self.engine.connect() as conn:
-            return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
-                    for t in db.metadata.sorted_tables if t.name not in ("audit_log", "sessions")}
-
-
-def make_server(tmp_path_factory, kind, pg=None, workers=1):
-    data = tmp_path_factory.mktemp("srv-%s" % kind)
-    db_url = pg if kind == "postgres" else None
-    srv = Server(data, db_url, kind)
-    srv.cli("server", "init", env={"XCSCAN_ADMIN_PASSWORD": ADMIN[1]})
-    srv.cli("server", "user", "add", OFFICER[0], "--role", "officer", env={"XCSCAN_USER_PASSWORD": OFFICER[1]})
-    srv.cli("server", "user", "add", AUDITOR[0], "--role", "auditor", env={"XCSCAN_USER_PASSWORD": AUDITOR[1]})
-    return srv.start(workers)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

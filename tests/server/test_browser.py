@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from browser_support import browser_page  # noqa: F401
-from conftest import ADMIN
+from server_support import ADMIN
 from fleet import Agent, component
 
 pytestmark = pytest.mark.browser

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN, run_cli
+from server_support import ADMIN, run_cli
 from fleet import Agent
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

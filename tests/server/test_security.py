@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN, AUDITOR, OFFICER
+from server_support import ADMIN, AUDITOR, OFFICER
 from fleet import Agent
 
 
@@ -188,7 +188,7 @@ def test_exports_csv_json_are_audited_and_formula_safe(server, hosts):
 
 def test_no_stack_trace_reaches_a_client(tmp_path_factory):
     """A real failure inside a request (the hosts table vanished) gives a generic 500, JSON and HTML."""
-    from conftest import make_server
+    from server_support import make_server
     srv = make_server(tmp_path_factory, "sqlite")
     try:
         import sqlite3

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN, AUDITOR, OFFICER
+from server_support import ADMIN, AUDITOR, OFFICER
 from fleet import Agent
 
 
