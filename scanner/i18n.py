@@ -47,3 +47,11 @@ def pick(pair, lang="en"):
     if isinstance(pair, dict):
         return pair.get(lang) or pair.get("en") or pair.get("zh") or ""
     return "" if pair is None else str(pair)
+
+
+VIRT_KINDS = ("bare-metal", "vm", "container", "unknown")
+
+
+def virt_label(kind, lang="en"):
+    """Localized target kind (bare metal / VM / container); unknown values pass through."""
+    return t("virt." + kind, lang) if kind in VIRT_KINDS else ("" if kind is None else str(kind))

@@ -6,11 +6,13 @@ import os
 from scanner.report import build_report, utc_now_iso
 
 
-def collect(root="/", live=None, only=None):
-    from scanner.collect import collect_facts
+def collect(root="/", live=None, only=None, collector_budget=None):
+    """Run the collectors; ``collector_budget`` (seconds) bounds each one (default 20 s)."""
+    from scanner.collect import DEFAULT_COLLECTOR_BUDGET, collect_facts
     from scanner.context import Context
     ctx = Context(root=root, live=live)
-    return ctx, collect_facts(ctx, only=only)
+    budget = DEFAULT_COLLECTOR_BUDGET if collector_budget is None else collector_budget
+    return ctx, collect_facts(ctx, only=only, budget=budget)
 
 
 def inventory_report(root="/", live=None, catalog=None):
@@ -39,7 +41,8 @@ def _load_engine_inputs(profile, waivers):
     return load_ruleset(), prof, wv
 
 
-def scan_report(root="/", profile="all", waivers=None, live=None, catalog=None, now=None):
+def scan_report(root="/", profile="all", waivers=None, live=None, catalog=None, now=None,
+                collector_budget=None):
     """Collect, classify and evaluate the rules of ``profile``: the full report (``xcscan scan``).
 
     ``waivers`` is a path to a waivers YAML file, a list of waiver mappings, or None.
@@ -51,7 +54,7 @@ def scan_report(root="/", profile="all", waivers=None, live=None, catalog=None, 
     ruleset, prof, wv = _load_engine_inputs(profile, waivers)
     root = os.path.abspath(root or "/")
     collected_at = utc_now_iso()
-    ctx, facts = collect(root, live)
+    ctx, facts = collect(root, live, collector_budget=collector_budget)
     catalog = catalog or default_catalog()
     inventory = build_inventory(facts, catalog)
     report = build_report(facts, inventory, root=root, live=ctx.live, collected_at=collected_at)

@@ -63,20 +63,9 @@ def limit_memory(cfg, log):
 
 
 def _scan(cfg):
-    from scanner import pipeline
-    root = cfg.root or "/"
-    scan_report = getattr(pipeline, "scan_report", None)
-    if scan_report is None:  # engine not there yet: inventory only
-        return pipeline.inventory_report(root=root)
-    kwargs = {"root": root, "profile": cfg.profile or "all", "waivers": None, "live": None}
-    try:
-        import inspect
-        params = inspect.signature(scan_report).parameters
-        if "collector_budget" in params:
-            kwargs["collector_budget"] = cfg.collector_budget
-    except (TypeError, ValueError):
-        pass
-    return scan_report(**kwargs)
+    from scanner.pipeline import scan_report
+    return scan_report(root=cfg.root or "/", profile=cfg.profile or "all", waivers=None, live=None,
+                       collector_budget=cfg.collector_budget)
 
 
 def scan_within_budget(cfg):

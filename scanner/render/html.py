@@ -6,7 +6,7 @@ from __future__ import absolute_import
 
 from html import escape
 
-from scanner.i18n import t
+from scanner.i18n import t, virt_label
 from scanner.render import svg, view
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -132,7 +132,8 @@ def _header(page, report):
                                                    view.scalar_text(osf.get("arch"))) if x)),
         ("html.host.cpu", _component_label(report, "cpu", lang)),
         ("html.host.server", _component_label(report, "server", lang)),
-        ("html.host.virtualization", host.get("virtualization")),
+        ("html.host.virtualization", virt_label(host.get("virtualization"), lang)
+                                      if host.get("virtualization") else None),
         ("html.host.collected_at", host.get("collected_at")),
         ("html.host.profile", summary.get("profile")),
         ("html.host.report_id", report.get("report_id")),

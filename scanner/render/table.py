@@ -1,7 +1,7 @@
 """Terminal table: the inventory grouped by category (and scan results when present)."""
 from __future__ import absolute_import
 
-from scanner.i18n import pick, t
+from scanner.i18n import pick, t, virt_label
 
 
 def _evidence_text(comp, limit=3):
@@ -28,7 +28,8 @@ def render_inventory(report, lang):
                                                                            root=host.get("root"))
     lines.append(t("inventory.title", lang, host=host.get("hostname") or "?") + "  [" + target + "]")
     if host.get("virtualization"):
-        lines.append(t("inventory.virtualization", lang, kind=host["virtualization"]))
+        lines.append(t("inventory.virtualization", lang,
+                       kind=virt_label(host["virtualization"], lang)))
     rows = []
     for comp in inv.get("components") or []:
         name = pick(comp.get("name"), lang)
