@@ -23,7 +23,7 @@ EXIT_FINDINGS = 3
 @output_options
 @click.option("--fail-on", "fail_on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 3 when a failed rule (not waived) has this severity or higher; without it findings "
-                   "never change the exit code / 存在该级别及以上的不通过项时退出码为 3")
+                   "never change the exit code / 存在该级别及以上的不符合项时退出码为 3")
 @lang_option
 def scan(root, profile, waivers, fmt, outputs, bom, fail_on, lang, **per_format):
     """Scan the host (or --root DIR) against a rule profile / 按规则配置扫描主机"""
