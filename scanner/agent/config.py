@@ -174,5 +174,5 @@ def save(path, values):
         raise XcscanError("cannot write the agent configuration: %s" % (exc.strerror or exc), path=path)
     finally:
         os.umask(old)
-    from scanner.agent.keys import _fsync_dir
-    _fsync_dir(directory)
+    from scanner.fsutil import fsync_dir
+    fsync_dir(directory)

@@ -19,6 +19,8 @@ import stat
 
 from scanner.errors import XcscanError
 
+from scanner.fsutil import fsync_dir
+
 # DER prefix of an unencrypted PKCS#8 Ed25519 private key (RFC 8410); the 32-byte seed follows.
 _PKCS8_PREFIX = bytes(bytearray([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65,
                                  0x70, 0x04, 0x22, 0x04, 0x20]))
@@ -102,18 +104,6 @@ def from_pem(data, path=None):
     return der[len(_PKCS8_PREFIX):]
 
 
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
 
 def write_private_file(path, data, mode=0o600):
     """Create ``path`` with ``data`` exclusively: never overwrites, never briefly readable by others."""
@@ -143,7 +133,7 @@ def write_private_file(path, data, mode=0o600):
             os.unlink(tmp)
         except OSError:
             pass
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def create_key(path):

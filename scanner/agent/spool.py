@@ -22,6 +22,8 @@ import time
 from scanner.agent import testhook
 from scanner.errors import XcscanError
 
+from scanner.fsutil import fsync_dir
+
 SUFFIX = ".xcr"
 TMP_PREFIX = ".tmp-"
 REJECTED = "rejected"
@@ -57,11 +59,7 @@ class CorruptEntry(Exception):
 
 
 def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(directory, strict=True)
 
 
 class Spool(object):

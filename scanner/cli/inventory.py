@@ -3,7 +3,7 @@ from __future__ import absolute_import
 
 import click
 
-from scanner.cli.options import lang_option, resolve_lang, root_option, write_output
+from scanner.cli.options import lang_option, resolve_lang, root_option
 
 
 @click.command()
@@ -15,6 +15,6 @@ from scanner.cli.options import lang_option, resolve_lang, root_option, write_ou
 def inventory(root, fmt, output, lang):
     """Inventory OS, CPU, server, storage, accelerators and software / 资产清单"""
     from scanner.pipeline import inventory_report
-    from scanner.render import render
+    from scanner.render.outputs import write_report
     report = inventory_report(root=root)
-    write_output(render(report, fmt, resolve_lang(lang)), output)
+    write_report(report, fmt, resolve_lang(lang), outputs=[output] if output else ())

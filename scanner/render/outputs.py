@@ -6,6 +6,8 @@ from __future__ import absolute_import
 
 import os
 
+from scanner.fsutil import fsync_dir
+
 FORMATS = ("table", "json", "html", "junit", "csv")
 STDOUT = "-"
 
@@ -136,7 +138,7 @@ def write_files(rendered):
             except OSError as exc:
                 raise _fail(path, exc, replaced)
             replaced.append(path)
-            _fsync_dir(os.path.dirname(os.path.abspath(path)))
+            fsync_dir(os.path.dirname(os.path.abspath(path)))
     except BaseException:
         _discard([tmp for tmp, path in temps if path not in replaced])
         raise
@@ -146,18 +148,6 @@ def write_files(rendered):
             click.echo(text, nl=False)
     return [path for _fmt, path, _text in rendered if path != STDOUT]
 
-
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_report(report, fmt, lang, outputs=(), per_format=None, bom=False):
