@@ -5,7 +5,7 @@ import os
 
 import yaml
 
-from conftest import REPO
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _controls(level):
