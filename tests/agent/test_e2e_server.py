@@ -7,11 +7,11 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 
 import pytest
 
 from conftest import Agent, xcscan
+from server_process import wait_until_serving  # noqa: E402
 
 PASSWORD = "agent-e2e-password-1"
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("fastapi") is None,
@@ -48,18 +48,8 @@ class RealServer(object):
         self.proc = subprocess.Popen([sys.executable, "-m", "scanner", "server", "serve", "--data-dir",
                                       self.data_dir, "--port", str(self.port), "--log-level", "warning"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        ctx = ssl.create_default_context(cafile=self.ca)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("server exited: %s" % open(self.log.name).read())
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    with ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("server did not start: %s" % open(self.log.name).read())
+        wait_until_serving(self.proc, self.port, self.ca, self.log.name, timeout=60)
+        return self
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -9,9 +9,9 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 
 import pytest
+from server_process import wait_until_serving  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,18 +65,8 @@ class Server(object):
             args += ["--db", self.db_url]
         self.log = open(os.path.join(self.data_dir, "serve.log"), "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        ctx = ssl.create_default_context(cafile=self.ca)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("server exited: %s" % open(self.log.name).read())
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    with ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("server did not start: %s" % open(self.log.name).read())
+        wait_until_serving(self.proc, self.port, self.ca, self.log.name, timeout=30)
+        return self
 
     def stop(self):
         if getattr(self, "_admin", None) is not None:
