@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from scanner.server import ingest, queries, store, waivers
 from scanner.server.auth import ADMINS, AUDIT_READERS, READERS, WAIVER_EDITORS, client_ip, require
-from scanner.server.errors import ApiError, bad_request
+from scanner.server.errors import bad_request
 from scanner.server.util import normalise_org, parse_duration
 
 router = APIRouter(prefix="/api/v1")
@@ -115,8 +115,7 @@ async def submit_report(request: Request):
             raise ingest.too_large(limit)
         chunks.append(chunk)
     h = request.headers
-    return await run_in_threadpool(ingest.submit, request.app.state.engine, settings, request.app.state.writer,
-                                   b"".join(chunks),
+    return await run_in_threadpool(request.app.state.intake.submit, b"".join(chunks),
                                    h.get("content-encoding"), h.get("x-xcscan-host"), h.get("x-xcscan-timestamp"),
                                    h.get("x-xcscan-signature"))
 

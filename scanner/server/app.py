@@ -6,7 +6,7 @@ import os
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scanner.server.errors import ApiError
@@ -88,8 +88,8 @@ def create_app(settings, engine=None):
                               "Protocol: docs/api.md.")
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.db_url, settings.pool_size)
-    from scanner.server.batch import BatchWriter
-    app.state.writer = BatchWriter(app.state.engine)
+    from scanner.server.ingest import Intake
+    app.state.intake = Intake(app.state.engine, settings)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):

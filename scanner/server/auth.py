@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from scanner.server import store
-from scanner.server.errors import ApiError, forbidden, unauthorized
+from scanner.server.errors import ApiError, forbidden
 
 COOKIE = "xcscan_session"
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")

@@ -12,12 +12,13 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from scanner.server import db
+from scanner.server import db, rawsql
 from scanner.server.errors import ApiError
-from scanner.server.waivers import active_waivers, attach_from
+from scanner.server.util import now
+from scanner.server.waivers import attach_from
 
 Item = collections.namedtuple("Item", "report_id host_id received_at collected_at derived body_gz size sha256")
 MAX_BATCH = 64
@@ -34,43 +35,42 @@ def _dedupe(row, host_id):
     return _ack(row["id"], row["host_id"], row["received_at"])
 
 
-_PG_TYPES = {"VARCHAR": "text", "TEXT": "text", "INTEGER": "int4", "BIGINT": "int8", "FLOAT": "float8"}
-
-
-def bulk_insert(conn, table, rows):
-    """Insert many rows with one statement. On PostgreSQL: INSERT ... SELECT FROM
-    json_to_recordset(one JSON parameter) — fixed statement text (parsed and planned once) and
-    the rows encoded in C; elsewhere the driver's executemany (sqlite3 runs it in C)."""
-    if not rows:
-        return
-    cols = [col for col in table.columns if col.name in rows[0]]
-    types = [_PG_TYPES.get(col.type.compile(conn.dialect).split("(")[0]) for col in cols]
-    if conn.dialect.name != "postgresql" or len(rows) == 1 or None in types:
-        conn.execute(insert(table), rows)  # e.g. reports: bytea does not travel in JSON
-        return
-    from sqlalchemy import text
-    from scanner.server.util import dumps
-    names = ", ".join(c.name for c in cols)
-    sql = "INSERT INTO %s (%s) SELECT %s FROM json_to_recordset(CAST(:rows AS json)) AS x(%s)" % (
-        table.name, names, names, ", ".join("%s %s" % (c.name, t) for c, t in zip(cols, types)))
-    conn.execute(text(sql), {"rows": dumps([{c.name: row.get(c.name) for c in cols} for row in rows])})
+REPORT_COLS = ("id", "host_id", "received_at", "collected_at", "profile", "score", "loc_rate", "fail_count", "size",
+               "sha256", "body_gz")
+COMPONENT_COLS = ("host_id", "seq", "category", "product_id", "name_zh", "name_en", "vendor_zh", "vendor_en", "origin",
+                  "version", "evidence", "substitutes")
+HOST_LATEST_COLS = ("last_seen", "latest_report_id", "latest_collected", "os_name", "os_family", "loc_domestic",
+                    "loc_foreign", "loc_unknown", "loc_rate")
+PROFILE_COLS = ("report_id", "collected_at", "score", "score_without_waivers", "passed", "failed", "errors", "other")
+RESULT_COLS = ("host_id", "profile", "rule_id", "title_zh", "title_en", "category", "severity", "status", "actual",
+               "expected", "evidence", "waiver_id", "waiver_until")
+WAIVER_COLS = ("id", "rule_id", "scope", "scope_value", "expires_at", "revoked_at")
 
 
 def store_batch(conn, items):
-    """Store ``items`` in the caller's transaction; return one ack dict or ApiError per item."""
+    """Store ``items`` in the caller's transaction; return one ack dict or ApiError per item.
+
+    Reads first (known report ids, the hosts locked in id order, their profile rows, the waivers
+    that could cover a failure), then decides in Python which report is each host's newest, then
+    writes with one statement per table and operation (scanner/server/rawsql.py)."""
+    sql = rawsql.for_connection(conn)
     r, h, hp, c, res = db.reports, db.hosts, db.host_profiles, db.components, db.results
-    seen = {row.id: dict(row._mapping) for row in conn.execute(
-        select(r.c.id, r.c.host_id, r.c.received_at).where(r.c.id.in_(sorted({i.report_id for i in items}))))}
+    seen = {row[0]: {"id": row[0], "host_id": row[1], "received_at": row[2]} for row in sql.select_in(
+        r, ("id", "host_id", "received_at"), "id", sorted({i.report_id for i in items}))}
     host_ids = sorted({i.host_id for i in items})
-    hosts = {row.id: dict(row._mapping) for row in conn.execute(
-        select(h.c.id, h.c.latest_collected, h.c.org_path).where(h.c.id.in_(host_ids)).order_by(h.c.id).with_for_update())}
-    profiles = {(row.host_id, row.profile): row.collected_at for row in conn.execute(
-        select(hp.c.host_id, hp.c.profile, hp.c.collected_at).where(hp.c.host_id.in_(host_ids)))}
-    failing = {x["rule_id"] for i in items for x in (i.derived["results"] or ()) if x["status"] == "fail"}
-    candidates = active_waivers(conn, failing) if failing else []
+    hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2]} for row in sql.select_in(
+        h, ("id", "latest_collected", "org_path"), "id", host_ids, lock=True)}
+    profiles = {(row[0], row[1]): row[2] for row in sql.select_in(
+        hp, ("host_id", "profile", "collected_at"), "host_id", host_ids)}
+    failing = sorted({x["rule_id"] for i in items for x in (i.derived["results"] or ()) if x["status"] == "fail"})
+    candidates = []
+    if failing:
+        t = now()
+        candidates = [dict(zip(WAIVER_COLS, row)) for row in sql.select_in(db.waivers, WAIVER_COLS, "rule_id", failing)]
+        candidates = [w for w in candidates if w["revoked_at"] is None and w["expires_at"] > t]
 
     in_db = set(profiles)
-    out, new_reports, host_values, comps, hp_rows, results = [], [], {}, {}, {}, {}
+    out, new_reports, host_seen, host_latest, comps, hp_rows, results = [], [], {}, {}, {}, {}, {}
     for it in items:
         prior = seen.get(it.report_id)
         if prior is not None:
@@ -78,53 +78,43 @@ def store_batch(conn, items):
             continue
         seen[it.report_id] = {"id": it.report_id, "host_id": it.host_id, "received_at": it.received_at}
         d = it.derived
-        new_reports.append({"id": it.report_id, "host_id": it.host_id, "received_at": it.received_at,
-                            "collected_at": it.collected_at, "profile": d["profile"], "score": d["score"],
-                            "loc_rate": d["loc_rate"], "fail_count": d["fail_count"], "size": it.size,
-                            "sha256": it.sha256, "body_gz": it.body_gz})
+        new_reports.append((it.report_id, it.host_id, it.received_at, it.collected_at, d["profile"], d["score"],
+                            d["loc_rate"], d["fail_count"], it.size, it.sha256, it.body_gz))
         host = hosts[it.host_id]
-        values = host_values.setdefault(it.host_id, {})
-        values["last_seen"] = it.received_at
+        host_seen[it.host_id] = it.received_at
         if host["latest_collected"] is None or it.collected_at >= host["latest_collected"]:
             host["latest_collected"] = it.collected_at
             counts = d["counts"]
-            values.update(latest_report_id=it.report_id, latest_collected=it.collected_at, os_name=d["os_name"],
-                          os_family=d["os_family"], loc_domestic=counts["domestic"], loc_foreign=counts["foreign"],
-                          loc_unknown=counts["unknown"], loc_rate=d["loc_rate"])
-            comps[it.host_id] = [dict(x, host_id=it.host_id) for x in d["components"]]
+            host_latest[it.host_id] = (it.report_id, it.collected_at, d["os_name"], d["os_family"], counts["domestic"],
+                                       counts["foreign"], counts["unknown"], d["loc_rate"])
+            comps[it.host_id] = [(it.host_id,) + tuple(x[k] for k in COMPONENT_COLS[1:]) for x in d["components"]]
         row = d["profile_row"]
         if row is not None:
             key = (it.host_id, row["profile"])
             current = profiles.get(key)
             if current is None or it.collected_at >= current:
                 profiles[key] = it.collected_at
-                hp_rows[key] = dict(row, host_id=it.host_id, report_id=it.report_id, collected_at=it.collected_at,
-                                    existed=key in in_db)
+                hp_rows[key] = (it.report_id, it.collected_at, row["score"], row["score_without_waivers"],
+                                row["passed"], row["failed"], row["errors"], row["other"])
                 rows = [dict(x, host_id=it.host_id, profile=row["profile"], waiver_id=None, waiver_until=None)
                         for x in d["results"]]
                 attach_from(candidates, it.host_id, host["org_path"], rows)
-                results[key] = rows
+                results[key] = [tuple(x[k] for k in RESULT_COLS) for x in rows]
         out.append(_ack(it.report_id, it.host_id, it.received_at))
 
-    bulk_insert(conn, r, new_reports)
+    sql.insert(r, REPORT_COLS, new_reports)
     if comps:
-        conn.execute(delete(c).where(c.c.host_id.in_(sorted(comps))))
-        bulk_insert(conn, c, [x for host_id in sorted(comps) for x in comps[host_id]])
-    for host_id in sorted(host_values):
-        conn.execute(update(h).where(h.c.id == host_id).values(**host_values[host_id]))
-    fresh = [dict((k, v) for k, v in row.items() if k != "existed") for row in hp_rows.values() if not row["existed"]]
-    bulk_insert(conn, hp, fresh)
-    for (host_id, profile), row in sorted(hp_rows.items()):
-        if row["existed"]:
-            values = dict((k, v) for k, v in row.items() if k not in ("existed", "host_id", "profile"))
-            conn.execute(update(hp).where(hp.c.host_id == host_id, hp.c.profile == profile).values(**values))
-    if results:
-        # host_id IN (...) lets both databases use the index; a row-value IN alone makes SQLite
-        # scan the whole table
-        keys = sorted(results)
-        conn.execute(delete(res).where(res.c.host_id.in_(sorted({k[0] for k in keys})),
-                                       tuple_(res.c.host_id, res.c.profile).in_(keys)))
-        bulk_insert(conn, res, [x for key in sorted(results) for x in results[key]])
+        sql.delete(c, ("host_id",), [(host_id,) for host_id in sorted(comps)])
+        sql.insert(c, COMPONENT_COLS, [x for host_id in sorted(comps) for x in comps[host_id]])
+    sql.update(h, ("id",), HOST_LATEST_COLS,
+               [(host_id, host_seen[host_id]) + host_latest[host_id] for host_id in sorted(host_latest)])
+    sql.update(h, ("id",), ("last_seen",),
+               [(host_id, host_seen[host_id]) for host_id in sorted(host_seen) if host_id not in host_latest])
+    keys = sorted(hp_rows)
+    sql.insert(hp, ("host_id", "profile") + PROFILE_COLS, [k + hp_rows[k] for k in keys if k not in in_db])
+    sql.update(hp, ("host_id", "profile"), PROFILE_COLS, [k + hp_rows[k] for k in keys if k in in_db])
+    sql.delete(res, ("host_id", "profile"), keys)
+    sql.insert(res, RESULT_COLS, [x for k in keys for x in results[k]])
     return out
 
 
@@ -172,7 +162,7 @@ class BatchWriter(object):
         try:
             with db.write_tx(self.engine) as conn:
                 return store_batch(conn, [item])[0]
-        except IntegrityError:
+        except (IntegrityError, self.engine.dialect.dbapi.IntegrityError):
             with self.engine.connect() as conn:  # a concurrent process stored the same report id first
                 row = conn.execute(select(db.reports.c.id, db.reports.c.host_id, db.reports.c.received_at)
                                    .where(db.reports.c.id == item.report_id)).mappings().first()

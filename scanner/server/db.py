@@ -212,7 +212,6 @@ def make_engine(url, pool_size=10):
             immediate = conn.get_execution_options().get("xcscan_write")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
         return engine
-    # bulk inserts of the ingest path use unnest() arrays (scanner/server/batch.py)
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 

@@ -15,7 +15,6 @@ import uuid
 import zlib
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from scanner.server import db
 from scanner.server.errors import ApiError, bad_request, forbidden, unauthorized
@@ -90,16 +89,22 @@ def decompress(raw, encoding, limit):
     return out
 
 
-def verify_signature(public_key_b64, host_id, timestamp, body, signature):
-    from cryptography.exceptions import InvalidSignature
+def load_public_key(public_key_b64):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
+
+
+def verify_signature(key, host_id, timestamp, body, signature):
+    """Check the Ed25519 signature (``key``: a loaded public key or its base64 text)."""
+    from cryptography.exceptions import InvalidSignature
     try:
         sig = base64.b64decode(signature or "", validate=True)
     except (binascii.Error, ValueError):
         sig = b""
     if len(sig) != 64:
         raise unauthorized("bad_signature", "X-Xcscan-Signature must be a base64 Ed25519 signature")
-    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
+    if isinstance(key, str):
+        key = load_public_key(key)
     message = SIGN_PREFIX + host_id.encode("ascii") + b"\n" + timestamp.encode("ascii") + b"\n" + body
     try:
         key.verify(sig, message)
@@ -120,12 +125,13 @@ _LOADS = _json_loads()
 
 def parse_report(body):
     try:
-        body.decode("utf-8")
+        # orjson rejects bytes that are not UTF-8 itself; json.loads would guess UTF-16/32
+        doc = _LOADS(body) if _LOADS is not json.loads else json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise bad_request("bad_json", "body is not UTF-8")
-    try:
-        doc = _LOADS(body)
     except ValueError as exc:  # orjson.JSONDecodeError is a ValueError too
+        if "utf-8" in str(exc).lower() or "surrogate" in str(exc).lower():
+            raise bad_request("bad_json", "body is not UTF-8")
         raise bad_request("bad_json", "body is not valid JSON: %s" % exc)
     if not isinstance(doc, dict):
         raise ApiError(422, "bad_schema", "report must be a JSON object")
@@ -270,49 +276,75 @@ def ack(report_id, host_id, received_at):
     return {"report_id": report_id, "host_id": host_id, "received_at": iso(received_at), "status": "accepted"}
 
 
-def submit(engine, settings, writer, raw, encoding, host_id, timestamp, signature):
-    """Verify and store one report; return the acknowledgement."""
-    if len(raw) > settings.max_body:
-        raise too_large(settings.max_body)
-    body = decompress(raw, encoding, settings.max_body)
-    if not isinstance(host_id, str) or not UUID_RE.match(host_id):
-        raise unauthorized("unknown_host", "X-Xcscan-Host is missing or not a host id; enroll first")
-    with engine.connect() as conn:
-        host = conn.execute(select(db.hosts.c.id, db.hosts.c.public_key, db.hosts.c.machine_id)
-                            .where(db.hosts.c.id == host_id)).first()
-    if host is None:
-        raise unauthorized("unknown_host", "unknown host id; enroll first")
-    if not isinstance(timestamp, str) or not timestamp.isdigit() or len(timestamp) > 12:
-        raise unauthorized("bad_signature", "X-Xcscan-Timestamp must be integer unix seconds")
-    verify_signature(host.public_key, host_id, timestamp, body, signature)
-    ts = int(timestamp)
-    t = now()
-    if ts < t - settings.max_past or ts > t + settings.max_future:
-        raise unauthorized("stale_timestamp", "signature timestamp is outside the accepted window "
-                           "(%d days old to %d seconds ahead); check the host clock"
-                           % (settings.max_past // 86400, settings.max_future))
-    doc = parse_report(body)
-    report_id = doc["report_id"].lower()
-    if host.machine_id:
-        got = doc["host"].get("machine_id")
-        if got != host.machine_id:
+class HostKeys(object):
+    """Enrolled hosts' public keys and machine ids, read once per process.
+
+    A host id's key and machine id never change (re-enrolling makes a new host), so a positive
+    lookup can be kept; unknown ids are asked of the database every time, so a host enrolled
+    through another worker process is found at once."""
+
+    def __init__(self, engine, max_entries=200000):
+        self.engine = engine
+        self.max_entries = max_entries
+        self._known = {}
+
+    def get(self, host_id):
+        """(loaded Ed25519 public key, machine id or None) of an enrolled host, or None."""
+        hit = self._known.get(host_id)
+        if hit is not None:
+            return hit
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.hosts.c.public_key, db.hosts.c.machine_id)
+                               .where(db.hosts.c.id == host_id)).first()
+        if row is None:
+            return None
+        if len(self._known) >= self.max_entries:
+            self._known.clear()
+        hit = self._known[host_id] = (load_public_key(row.public_key), row.machine_id)
+        return hit
+
+
+class Intake(object):
+    """Report intake of one server process: verify, parse and derive on the request's thread,
+    then store through the process's batch writer."""
+
+    def __init__(self, engine, settings, writer=None):
+        from scanner.server.batch import BatchWriter
+        self.engine = engine
+        self.settings = settings
+        self.writer = writer or BatchWriter(engine)
+        self.hosts = HostKeys(engine)
+
+    def submit(self, raw, encoding, host_id, timestamp, signature):
+        """Verify and store one report; return the acknowledgement."""
+        settings = self.settings
+        if len(raw) > settings.max_body:
+            raise too_large(settings.max_body)
+        body = decompress(raw, encoding, settings.max_body)
+        if not isinstance(host_id, str) or not UUID_RE.match(host_id):
+            raise unauthorized("unknown_host", "X-Xcscan-Host is missing or not a host id; enroll first")
+        host = self.hosts.get(host_id)
+        if host is None:
+            raise unauthorized("unknown_host", "unknown host id; enroll first")
+        key, machine_id = host
+        if not isinstance(timestamp, str) or not timestamp.isdigit() or len(timestamp) > 12:
+            raise unauthorized("bad_signature", "X-Xcscan-Timestamp must be integer unix seconds")
+        verify_signature(key, host_id, timestamp, body, signature)
+        ts = int(timestamp)
+        t = now()
+        if ts < t - settings.max_past or ts > t + settings.max_future:
+            raise unauthorized("stale_timestamp", "signature timestamp is outside the accepted window "
+                               "(%d days old to %d seconds ahead); check the host clock"
+                               % (settings.max_past // 86400, settings.max_future))
+        doc = parse_report(body)
+        report_id = doc["report_id"].lower()
+        if machine_id and doc["host"].get("machine_id") != machine_id:
             raise forbidden("host_mismatch", "the report's host.machine_id does not match the enrolled host")
-    derived = derive(doc)
-    stored = raw if encoding and encoding.strip().lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)
-    from scanner.server.batch import Item
-    item = Item(report_id, host_id, t, ts, derived, stored, len(body), hashlib.sha256(body).hexdigest())
-    return writer.write(item)
-
-
-def _existing(conn, report_id):
-    return conn.execute(select(db.reports.c.id, db.reports.c.host_id, db.reports.c.received_at)
-                        .where(db.reports.c.id == report_id)).first()
-
-
-def _dedupe(existing, host_id):
-    if existing.host_id != host_id:
-        raise ApiError(409, "report_id_conflict", "this report_id was already submitted by another host")
-    return ack(existing.id, existing.host_id, existing.received_at)
+        derived = derive(doc)
+        stored = raw if encoding and encoding.strip().lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)
+        from scanner.server.batch import Item
+        item = Item(report_id, host_id, t, ts, derived, stored, len(body), hashlib.sha256(body).hexdigest())
+        return self.writer.write(item)
 
 
 def report_document(row):

@@ -1,7 +1,7 @@
 """Read side: the fleet queries behind the API and the web pages."""
 from __future__ import annotations
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 
 from scanner.server import db
 from scanner.server.errors import not_found

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from scanner.errors import XcscanError
 from scanner.server import db
-from scanner.server.settings import Settings, load_settings, save_settings
+from scanner.server.settings import load_settings, save_settings
 
 
 def open_engine(settings, migrate=True):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import and_, case, insert, literal, or_, select, update
+from sqlalchemy import and_, case, insert, literal, select, update
 
 from scanner.server import db
 from scanner.server.errors import ApiError, bad_request, not_found

@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from markupsafe import Markup
 
 from scanner.i18n import pick, t
 from scanner.server import queries, store, svg, waivers
