@@ -1,0 +1,200 @@
+"""The batch writer's store path (scanner/server/batch.py + rawsql.py) on a real SQLite file and
+on the PostgreSQL at 127.0.0.1:5432: several reports per transaction, decided like one at a time."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import queue
+import random
+import threading
+import time
+from concurrent.futures import Future
+
+import pytest
+from sqlalchemy import func, select
+
+from fleet import make_report
+from scanner.server import db, ingest, migrate, store, waivers
+from scanner.server.batch import BatchWriter, Item, store_batch
+from scanner.server.errors import ApiError
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request, tmp_path):
+    if request.param == "postgres":
+        import psycopg
+        base = request.getfixturevalue("pg_url")
+        # one schema per test inside the session database: drop and recreate the tables
+        eng = db.make_engine(base)
+        with eng.begin() as conn:
+            db.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        assert psycopg  # the driver the PostgreSQL path speaks to directly
+    else:
+        eng = db.make_engine(str(tmp_path / "batch.db"))
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def enroll(engine, org, n):
+    from fleet import Agent
+    out = []
+    for i in range(n):
+        a = Agent("%s-host%d" % (org.strip("/").replace("/", "-"), i), machine_id="m%d%s" % (i, org))
+        a.host_id = ingest.enroll(engine, store.create_token(engine, org)["token"], a.hostname, a.machine_id,
+                                  a.public_key)["host_id"]
+        out.append(a)
+    return out
+
+
+def item(agent, collected_at, profile="mlps-l3", report_id=None, fail_rules=None, seed=None, results=True):
+    doc = make_report(agent.hostname, machine_id=agent.machine_id, rng=random.Random(seed or collected_at),
+                      profile=profile, fail_rules=fail_rules, results=results)
+    if report_id:
+        doc["report_id"] = report_id
+    body = json.dumps(doc).encode()
+    return Item(doc["report_id"], agent.host_id, int(time.time()), collected_at, ingest.derive(doc),
+                gzip.compress(body), len(body), hashlib.sha256(body).hexdigest()), doc
+
+
+def put(engine, items):
+    with db.write_tx(engine) as conn:
+        return store_batch(conn, items)
+
+
+def host_row(engine, host_id):
+    with engine.connect() as conn:
+        return conn.execute(select(db.hosts).where(db.hosts.c.id == host_id)).mappings().first()
+
+
+def latest_results(engine, host_id, profile="mlps-l3"):
+    r = db.results
+    with engine.connect() as conn:
+        return {row.rule_id: row for row in conn.execute(
+            select(r).where(r.c.host_id == host_id, r.c.profile == profile))}
+
+
+def count(engine, table, **where):
+    q = select(func.count()).select_from(table)
+    for k, v in where.items():
+        q = q.where(table.c[k] == v)
+    with engine.connect() as conn:
+        return conn.execute(q).scalar()
+
+
+def test_newest_report_of_a_batch_wins_whatever_the_arrival_order(engine):
+    a, b = enroll(engine, "/gov/finance", 2)
+    old, old_doc = item(a, 1000)
+    new, new_doc = item(a, 2000, fail_rules=["mlps.ia.password-max-age"])
+    other, _ = item(b, 1500, profile="xinchuang")
+    acks = put(engine, [new, old, other])
+    assert [x["report_id"] for x in acks] == [new.report_id, old.report_id, other.report_id]
+    assert count(engine, db.reports) == 3
+    h = host_row(engine, a.host_id)
+    assert h["latest_report_id"] == new.report_id and h["latest_collected"] == 2000
+    assert count(engine, db.components, host_id=a.host_id) == len(new_doc["inventory"]["components"])
+    res = latest_results(engine, a.host_id)
+    assert len(res) == len(new_doc["results"])
+    assert res["mlps.ia.password-max-age"].status == "fail"
+    assert {k: v.status for k, v in res.items()} == {x["rule_id"]: x["status"] for x in new_doc["results"]}
+    hp = db.host_profiles
+    with engine.connect() as conn:
+        rows = conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.report_id)).all()
+    assert sorted(rows) == sorted([(a.host_id, "mlps-l3", new.report_id), (b.host_id, "xinchuang", other.report_id)])
+
+
+def test_later_batches_replace_rows_and_keep_history(engine):
+    (a,) = enroll(engine, "/gov/finance", 1)
+    first, _ = item(a, 1000, seed=1)
+    put(engine, [first])
+    second, second_doc = item(a, 3000, seed=2)
+    backlog, _ = item(a, 2000, seed=3)  # an older report drained from a spool after the newer one
+    put(engine, [second])
+    put(engine, [backlog])
+    h = host_row(engine, a.host_id)
+    assert h["latest_report_id"] == second.report_id
+    assert h["last_seen"] is not None
+    assert count(engine, db.reports, host_id=a.host_id) == 3
+    assert count(engine, db.results, host_id=a.host_id) == len(second_doc["results"])  # replaced, not added
+    assert count(engine, db.host_profiles, host_id=a.host_id) == 1
+    with engine.connect() as conn:
+        hp_report = conn.execute(select(db.host_profiles.c.report_id)).scalar()
+    assert hp_report == second.report_id
+    # a second profile is a second latest-state row beside the first
+    xin, xin_doc = item(a, 4000, profile="xinchuang", seed=4)
+    put(engine, [xin])
+    assert count(engine, db.host_profiles, host_id=a.host_id) == 2
+    assert count(engine, db.results, host_id=a.host_id) == len(second_doc["results"]) + len(xin_doc["results"])
+
+
+def test_duplicates_in_and_across_batches_store_once(engine):
+    a, b = enroll(engine, "/gov/finance", 2)
+    one, _ = item(a, 1000)
+    acks = put(engine, [one, one])
+    assert acks[0] == acks[1]
+    assert count(engine, db.reports) == 1
+    again = put(engine, [one])
+    assert again[0] == acks[0]
+    stolen, _ = item(b, 1100, report_id=one.report_id)  # same id, other host
+    fine, _ = item(b, 1200)
+    out = put(engine, [stolen, fine])
+    assert isinstance(out[0], ApiError) and out[0].status == 409
+    assert out[1]["report_id"] == fine.report_id
+    assert count(engine, db.reports) == 2
+    assert host_row(engine, b.host_id)["latest_report_id"] == fine.report_id
+
+
+def test_waivers_are_attached_at_intake_by_scope(engine):
+    (a,) = enroll(engine, "/gov/finance/tax", 1)
+    (b,) = enroll(engine, "/gov/health", 1)
+    rule = "mlps.ia.password-max-age"
+    t = int(time.time())
+    w = waivers.create_waiver(engine, {"rule_id": rule, "scope": "org", "scope_value": "/gov/finance",
+                                       "justification": "legacy system, replaced in Q3", "approver": "CISO",
+                                       "expires_at": t + 86400}, actor="test")
+    expired = waivers.create_waiver(engine, {"rule_id": "mlps.ia.ssh-root-login", "scope": "all",
+                                             "justification": "short", "approver": "CISO",
+                                             "expires_at": t + 2}, actor="test")
+    time.sleep(2.1)
+    ia, _ = item(a, 1000, fail_rules=[rule, "mlps.ia.ssh-root-login"])
+    ib, _ = item(b, 1000, fail_rules=[rule])
+    put(engine, [ia, ib])
+    ra, rb = latest_results(engine, a.host_id), latest_results(engine, b.host_id)
+    assert ra[rule].waiver_id == w["id"] and ra[rule].waiver_until == t + 86400
+    assert rb[rule].waiver_id is None  # another org
+    assert ra["mlps.ia.ssh-root-login"].waiver_id is None, expired  # expired before the report came
+
+
+def test_inventory_only_report_leaves_results_alone(engine):
+    (a,) = enroll(engine, "/gov/finance", 1)
+    full, full_doc = item(a, 1000)
+    put(engine, [full])
+    inv, inv_doc = item(a, 2000, results=False, seed=9)
+    put(engine, [inv])
+    assert host_row(engine, a.host_id)["latest_report_id"] == inv.report_id
+    assert count(engine, db.results, host_id=a.host_id) == len(full_doc["results"])
+    assert count(engine, db.components, host_id=a.host_id) == len(inv_doc["inventory"]["components"])
+
+
+def test_writer_retries_a_failed_batch_one_by_one(engine):
+    a, b = enroll(engine, "/gov/finance", 2)
+    good1, _ = item(a, 1000)
+    ghost, _ = item(a, 1100)
+    ghost = ghost._replace(host_id="00000000-0000-4000-8000-000000000000")  # not enrolled: breaks its batch
+    good2, _ = item(b, 1200)
+    writer = BatchWriter(engine)
+    futs = []
+    for it in (good1, ghost, good2):  # queued before the thread starts: one batch
+        f = Future()
+        writer.queue.put((it, f))
+        futs.append(f)
+    writer.thread = threading.Thread(target=writer._run, daemon=True)
+    writer.thread.start()
+    results = [f.result(timeout=30) for f in futs]
+    assert results[0]["report_id"] == good1.report_id
+    assert isinstance(results[1], Exception)
+    assert results[2]["report_id"] == good2.report_id
+    assert count(engine, db.reports) == 2
+    assert writer.queue.qsize() == 0 and isinstance(writer.queue, queue.Queue)
