@@ -487,3 +487,39 @@ def test_home_files_only_login_accounts(make_root):
     assert facts["homes_checked"] == 2
     got = sorted((f["path"], f["mode"], f["group"], f["other"]) for f in facts["files"])
     assert got == [("/home/ann/.pgpass", "0644", 4, 4), ("/root/.rhosts", "0644", 4, 4)]
+
+
+def test_sshd_unknown_version_leaves_changed_defaults_unknown_and_rules_do_not_pass(make_root):
+    """An offline root whose sshd binary names no version (stripped, patched): the defaults that
+    changed between OpenSSH versions (ssh-rsa until 8.8, PermitRootLogin yes until 7.0) are not
+    guessed, so the rules on them cannot pass on a guess."""
+    root = make_root({"/usr/sbin/sshd": b"\x7fELF stripped, no version string\x00",
+                      "/etc/ssh/sshd_config": "UsePAM yes\nHostKeyAlgorithms -ecdsa*\n"})
+    facts, errors = run(root, "sshd")
+    eff = facts["effective"]
+    assert facts["version"] is None
+    assert eff["hostkeyalgorithms"] is None and eff["permitrootlogin"] is None
+    assert eff["pubkeyacceptedalgorithms"] is None
+    assert eff["ciphers"] == "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr," \
+                             "aes128-gcm@openssh.com,aes256-gcm@openssh.com"  # unchanged across versions
+    assert any("version not found" in e["message"] and "hostkeyalgorithms" in e["message"] for e in errors)
+
+    from scanner.pipeline import scan_report
+    report = scan_report(root, profile="all")
+    status = {r["rule_id"]: r["status"] for r in report["results"]}
+    assert status["crypto.ssh.weak-hostkey-algorithms"] not in ("pass", "not_applicable")
+    # the same root with the version known: pre-8.8 defaults accept ssh-rsa -> fail; 9.x -> pass
+    for version, expected in ((b"OpenSSH_7.4p1", "fail"), (b"OpenSSH_9.6p1", "pass")):
+        root2 = make_root({"/usr/sbin/sshd": b"\x7fELF " + version + b"\x00", "/etc/ssh/sshd_config": "UsePAM yes\n"})
+        status = {r["rule_id"]: r["status"] for r in scan_report(root2, profile="all")["results"]}
+        assert status["crypto.ssh.weak-hostkey-algorithms"] == expected, version
+
+
+def test_sshd_t_output_of_old_openssh_uses_the_current_keyword_names():
+    from scanner.collect.sshd import from_sshd_t
+    # OpenSSH 7.4 (CentOS 7) `sshd -T` prints the pre-8.5 names
+    effective, _multi = from_sshd_t("port 22\npubkeyacceptedkeytypes ssh-ed25519,ssh-rsa\n"
+                                    "hostbasedacceptedkeytypes ssh-rsa\nchallengeresponseauthentication yes\n")
+    assert effective["pubkeyacceptedalgorithms"] == "ssh-ed25519,ssh-rsa"
+    assert effective["hostbasedacceptedalgorithms"] == "ssh-rsa"
+    assert effective["kbdinteractiveauthentication"] == "yes"

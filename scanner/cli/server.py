@@ -162,6 +162,22 @@ def user_add(data_dir, db, username, role, password_file):
     click.echo("added %s (%s)" % (username, role))
 
 
+@user.command("unlock")
+@data_dir_option
+@db_option
+@click.argument("username")
+def user_unlock(data_dir, db, username):
+    """Clear a user's failed-login lock / 解除登录失败锁定"""
+    from scanner.server import service, store
+    settings = _settings(data_dir, db)
+    engine = service.open_engine(settings)
+    try:
+        cleared = store.unlock_login(engine, username, actor="cli")
+    finally:
+        engine.dispose()
+    click.echo(("unlocked %s" if cleared else "%s had no failed logins on record") % username)
+
+
 @server.command()
 @data_dir_option
 @db_option

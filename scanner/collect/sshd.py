@@ -170,26 +170,34 @@ def from_files(ctx, version):
         effective[key] = values[0] if key != "port" else ",".join(values)
     vt = version_tuple(version)
     defaulted = []
-    for key, value in DEFAULTS.items():
+    for key in DEFAULTS:
         if key not in effective:
-            if key in OLD_DEFAULTS and vt is not None and vt < OLD_DEFAULTS[key][0]:
-                value = OLD_DEFAULTS[key][1]
-            effective[key] = value
+            # a default that changed between OpenSSH versions is unknown when the version is
+            # (a missing fact is never a pass): the rules report it instead of guessing
+            effective[key] = builtin_default(key, vt)
             defaulted.append(key)
     if "without-password" == effective.get("permitrootlogin"):
         effective["permitrootlogin"] = "prohibit-password"
     for key in ("ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "pubkeyacceptedalgorithms"):
-        value = effective.get(key, "")
+        value = effective.get(key) or ""
         if value[:1] in "+-^" and key in DEFAULTS:
-            base = DEFAULTS[key]
-            if key in OLD_DEFAULTS and vt is not None and vt < OLD_DEFAULTS[key][0]:
-                base = OLD_DEFAULTS[key][1]
-            effective[key] = apply_modifier(base, value)
-    effective = {k: (v.lower() if k in ("permitrootlogin", "permitemptypasswords", "passwordauthentication",
+            base = builtin_default(key, vt)
+            effective[key] = apply_modifier(base, value) if base is not None else None
+    effective = {k: (v.lower() if v is not None and k in ("permitrootlogin", "permitemptypasswords", "passwordauthentication",
                                         "pubkeyauthentication", "x11forwarding", "usepam", "ignorerhosts",
                                         "hostbasedauthentication", "permituserenvironment", "allowtcpforwarding")
                      else v) for k, v in effective.items()}
     return effective, parser, defaulted
+
+
+def builtin_default(key, vt):
+    """OpenSSH's built-in default of ``key`` for version tuple ``vt`` (None: version unknown)."""
+    if key not in OLD_DEFAULTS:
+        return DEFAULTS[key]
+    if vt is None:
+        return None
+    since, old = OLD_DEFAULTS[key]
+    return old if vt < since else DEFAULTS[key]
 
 
 def apply_modifier(default, value):
@@ -209,6 +217,7 @@ def from_sshd_t(output):
         if not parts:
             continue
         key = parts[0].lower()
+        key = RENAMED.get(key, key)  # OpenSSH < 8.5 prints pubkeyacceptedkeytypes
         value = parts[1] if len(parts) > 1 else ""
         if key in effective:
             multi.setdefault(key, [effective[key]]).append(value)
@@ -251,6 +260,10 @@ def collect(ctx):
     parser_effective, parser, defaulted = from_files(ctx, version)
     if effective is None:
         effective, source = parser_effective, "config files"
+        unknown = sorted(k for k in OLD_DEFAULTS if parser_effective.get(k) is None)
+        if unknown:
+            ctx.error(binary, "OpenSSH version not found in the sshd binary; the built-in defaults that changed "
+                      "between versions are unknown (%s): set them in sshd_config" % ", ".join(unknown))
         multi = parser.multi
         facts["defaulted"] = sorted(defaulted)
         facts["sources"] = parser.sources

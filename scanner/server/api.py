@@ -121,10 +121,12 @@ async def submit_report(request: Request):
 
 
 # --- sessions ---------------------------------------------------------------------------------------
-@router.post("/session", responses=ERRORS, tags=["session"])
+@router.post("/session", responses={**ERRORS, 429: {"description": "too many failed logins; see Retry-After"}},
+             tags=["session"])
 def login(body: LoginIn, request: Request):
-    s = store.login(request.app.state.engine, body.username, body.password, request.app.state.settings.session_ttl,
-                    ip=client_ip(request))
+    settings = request.app.state.settings
+    s = store.login(request.app.state.engine, body.username, body.password, settings.session_ttl,
+                    ip=client_ip(request), policy=store.LoginPolicy(settings))
     return s
 
 

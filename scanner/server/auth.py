@@ -41,7 +41,8 @@ def current_user(request):
     """The logged-in user (dict) or None; cached on the request."""
     if not hasattr(request.state, "user"):
         token, via = session_token(request)
-        user = store.session_user(request.app.state.engine, token) if token else None
+        idle = request.app.state.settings.session_idle
+        user = store.session_user(request.app.state.engine, token, idle=idle) if token else None
         if user is not None:
             user["via"] = via
         request.state.user = user

@@ -40,6 +40,18 @@ sessions = Table(
     Column("csrf", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    Column("last_used", BigInteger, nullable=True),  # idle timeout (settings.session_idle)
+)
+
+# Failed logins per user name and per client address (GB/T 22239 8.1.4.1 b: limit failed logins).
+# Keyed by the name as typed, whether or not such a user exists, so a lock tells nothing about
+# which accounts exist.
+login_throttle = Table(
+    "login_throttle", metadata,
+    Column("key", String(200), primary_key=True),  # "user:<name>" or "ip:<address>"
+    Column("failures", Integer, nullable=False),
+    Column("first_failed_at", BigInteger, nullable=False),
+    Column("locked_until", BigInteger, nullable=True),
 )
 
 enroll_tokens = Table(

@@ -25,3 +25,9 @@ def forbidden(code, message):
 
 def not_found(message="not found"):
     return ApiError(404, "not_found", message)
+
+
+def too_many_attempts(retry_after):
+    minutes = max(1, (int(retry_after) + 59) // 60)
+    return ApiError(429, "login_locked", "too many failed logins; try again in %d minute(s) or ask an administrator "
+                    "(xcscan server user unlock NAME)" % minutes, headers={"Retry-After": str(int(retry_after))})

@@ -16,7 +16,13 @@ class Settings:
     max_body: int = 16 * MiB  # compressed and decompressed report body
     max_past: int = 14 * 86400  # oldest accepted signature timestamp (spool backlog)
     max_future: int = 300  # clock skew allowed ahead of the server
-    session_ttl: int = 8 * 3600
+    session_ttl: int = 8 * 3600  # absolute session lifetime
+    session_idle: int = 30 * 60  # a session unused this long ends (0: no idle limit)
+    login_max_failures: int = 5  # failed logins per user name within login_window before a lock
+    # per client address too (0: off; behind a reverse proxy every user shares one address)
+    login_ip_max_failures: int = 0
+    login_window: int = 15 * 60
+    login_lock_seconds: int = 15 * 60
     secure_cookies: bool = True
     pool_size: int = 10
 

@@ -5,9 +5,10 @@ import hmac
 import secrets
 
 from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from scanner.server import db
-from scanner.server.errors import ApiError, bad_request, forbidden, unauthorized
+from scanner.server.errors import ApiError, bad_request, forbidden, too_many_attempts, unauthorized
 from scanner.server.passwords import dummy_verify, hash_password, password_problem, verify_password
 from scanner.server.util import clean_text, dumps, normalise_org, now, sha256_hex
 
@@ -54,8 +55,75 @@ def list_users(engine):
     return [dict(r) for r in rows]
 
 
-def login(engine, username, password, ttl, ip=None):
-    """Check the password; on success create a session. Every attempt is audited."""
+class LoginPolicy(object):
+    """Failed-login limits and session lifetimes (from Settings; defaults for direct callers)."""
+
+    def __init__(self, settings=None):
+        get = lambda name, default: getattr(settings, name, default) if settings is not None else default  # noqa: E731
+        self.max_failures = get("login_max_failures", 5)
+        self.ip_max_failures = get("login_ip_max_failures", 0)
+        self.window = get("login_window", 900)
+        self.lock_seconds = get("login_lock_seconds", 900)
+        self.session_ttl = get("session_ttl", 8 * 3600)
+        self.session_idle = get("session_idle", 1800)
+
+
+def _throttle_keys(username, ip, policy=None):
+    keys = [("user:" + str(username or "")[:64].lower(), "user")]
+    if ip and policy is not None and policy.ip_max_failures > 0:
+        keys.append(("ip:" + str(ip)[:64], "ip"))
+    return keys
+
+
+def locked_for(engine, username, ip, policy, t=None):
+    """Seconds until a login for ``username`` from ``ip`` is allowed again (0: allowed now)."""
+    t = now() if t is None else t
+    lt = db.login_throttle
+    keys = [k for k, _kind in _throttle_keys(username, ip, policy)]
+    with engine.connect() as conn:
+        rows = conn.execute(select(lt.c.locked_until).where(lt.c.key.in_(keys))).all()
+    return max([row.locked_until - t for row in rows if row.locked_until and row.locked_until > t] or [0])
+
+
+def _record_failure(conn, username, ip, policy, t):
+    """Count one failed login for the user name and the address; lock what reached its limit."""
+    lt = db.login_throttle
+    for key, kind in _throttle_keys(username, ip, policy):
+        limit = policy.max_failures if kind == "user" else policy.ip_max_failures
+        row = conn.execute(select(lt).where(lt.c.key == key).with_for_update()).mappings().first()
+        if row is None or t - row["first_failed_at"] > policy.window:
+            failures, first = 1, t
+        else:
+            failures, first = row["failures"] + 1, row["first_failed_at"]
+        locked = t + policy.lock_seconds if failures >= limit else None
+        values = {"failures": failures, "first_failed_at": first, "locked_until": locked}
+        if row is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(lt).values(key=key, **values))
+            except IntegrityError:  # another worker counted the first failure at the same moment
+                conn.execute(update(lt).where(lt.c.key == key).values(failures=lt.c.failures + 1))
+        else:
+            conn.execute(update(lt).where(lt.c.key == key).values(**values))
+        if locked:
+            audit(conn, clean_text(username, 64) or "-", "login.locked", key,
+                  {"failures": failures, "until": locked}, ip)
+
+
+def login(engine, username, password, ttl=None, ip=None, policy=None):
+    """Check the password; on success create a session. Every attempt is audited.
+
+    After ``max_failures`` failed logins for a user name (or ``ip_max_failures`` from one
+    address) within ``window`` seconds, logins for it are refused with 429 for ``lock_seconds``,
+    whether or not the password is right, and whether or not the user exists."""
+    policy = policy or LoginPolicy()
+    ttl = ttl or policy.session_ttl
+    t = now()
+    wait = locked_for(engine, username, ip, policy, t)
+    if wait > 0:
+        with db.write_tx(engine) as conn:
+            audit(conn, clean_text(username, 64) or "-", "login.refused_locked", None, {"retry_after": wait}, ip)
+        raise too_many_attempts(wait)
     with engine.connect() as conn:
         user = conn.execute(select(db.users).where(db.users.c.username == str(username)[:64])).mappings().first()
     ok = False
@@ -66,31 +134,53 @@ def login(engine, username, password, ttl, ip=None):
     if not ok:
         with db.write_tx(engine) as conn:
             audit(conn, clean_text(username, 64) or "-", "login.failed", None, None, ip)
+            _record_failure(conn, username, ip, policy, t)
         raise unauthorized("bad_credentials", "wrong username or password")
     with db.write_tx(engine) as conn:
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
-        t = now()
+        conn.execute(delete(db.login_throttle).where(db.login_throttle.c.key.in_(
+            [k for k, _kind in _throttle_keys(username, ip, policy)])))
         conn.execute(delete(db.sessions).where(db.sessions.c.expires_at < t))
         conn.execute(insert(db.sessions).values(token_hash=sha256_hex(token), user_id=user["id"], csrf=csrf,
-                                                created_at=t, expires_at=t + ttl))
+                                                created_at=t, expires_at=t + ttl, last_used=t))
         audit(conn, user["username"], "login", None, {"role": user["role"]}, ip)
     return {"token": token, "csrf": csrf, "username": user["username"], "role": user["role"],
             "expires_at": t + ttl}
 
 
-def session_user(engine, token):
-    """The user behind a session token, or None."""
+def unlock_login(engine, username, actor="cli", ip=None):
+    """Clear the failed-login count and lock of ``username``; return whether there was one."""
+    key = _throttle_keys(username, None)[0][0]
+    with db.write_tx(engine) as conn:
+        done = conn.execute(delete(db.login_throttle).where(db.login_throttle.c.key == key)).rowcount
+        audit(conn, actor, "login.unlock", username, {"cleared": bool(done)}, ip)
+    return bool(done)
+
+
+TOUCH_EVERY = 60  # seconds between last_used updates of one session
+
+
+def session_user(engine, token, idle=None):
+    """The user behind a session token, or None (unknown, expired, idle too long, user disabled)."""
     if not token or len(token) > 128:
         return None
+    s = db.sessions
     with engine.connect() as conn:
         row = conn.execute(
             select(db.users.c.id, db.users.c.username, db.users.c.role, db.users.c.disabled,
-                   db.sessions.c.csrf, db.sessions.c.expires_at)
-            .select_from(db.sessions.join(db.users, db.users.c.id == db.sessions.c.user_id))
-            .where(db.sessions.c.token_hash == sha256_hex(token))).mappings().first()
-    if row is None or row["disabled"] or row["expires_at"] < now():
+                   s.c.csrf, s.c.expires_at, s.c.last_used, s.c.created_at)
+            .select_from(s.join(db.users, db.users.c.id == s.c.user_id))
+            .where(s.c.token_hash == sha256_hex(token))).mappings().first()
+    t = now()
+    if row is None or row["disabled"] or row["expires_at"] < t:
         return None
+    last = row["last_used"] or row["created_at"]
+    if idle and t - last > idle:
+        return None
+    if t - last >= TOUCH_EVERY:
+        with db.write_tx(engine) as conn:
+            conn.execute(update(s).where(s.c.token_hash == sha256_hex(token)).values(last_used=t))
     return dict(row, token_hash=sha256_hex(token))
 
 

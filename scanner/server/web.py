@@ -129,12 +129,18 @@ async def login_submit(request: Request, username: str = Form("", max_length=64)
     settings = request.app.state.settings
     try:
         session = await run_in_threadpool(store.login, request.app.state.engine, username, password,
-                                          settings.session_ttl, client_ip(request))
-    except ApiError:
+                                          settings.session_ttl, client_ip(request), store.LoginPolicy(settings))
+    except ApiError as exc:
         token = secrets.token_urlsafe(24)
-        resp = render(request, "login.html", status=401, login_csrf=token, next=_safe_next(next),
-                      error=t("server.login_failed", lang_of(request)))
+        locked = exc.status == 429
+        lang = lang_of(request)
+        error = t("server.login_locked", lang) % max(1, (int(exc.headers["Retry-After"]) + 59) // 60) if locked \
+            else t("server.login_failed", lang)
+        resp = render(request, "login.html", status=exc.status if locked else 401, login_csrf=token,
+                      next=_safe_next(next), error=error)
         resp.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        if locked:
+            resp.headers["Retry-After"] = exc.headers["Retry-After"]
         return resp
     resp = RedirectResponse(_safe_next(next), status_code=303)
     resp.set_cookie(COOKIE, session["token"], max_age=settings.session_ttl, httponly=True, samesite="strict",

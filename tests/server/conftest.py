@@ -43,3 +43,20 @@ def server(request, tmp_path_factory):
     srv = make_server(tmp_path_factory, request.param, pg)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_engine(request, tmp_path):
+    """A migrated, empty database without a server: a SQLite file, or the session's PostgreSQL
+    database with its tables dropped and re-created by the migrations."""
+    from scanner.server import db, migrate
+    if request.param == "postgres":
+        eng = db.make_engine(request.getfixturevalue("pg_url"))
+        with eng.begin() as conn:
+            db.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    else:
+        eng = db.make_engine(str(tmp_path / "xcscan.db"))
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()

@@ -15,27 +15,14 @@ import pytest
 from sqlalchemy import func, select
 
 from fleet import make_report
-from scanner.server import db, ingest, migrate, store, waivers
+from scanner.server import db, ingest, store, waivers
 from scanner.server.batch import BatchWriter, Item, store_batch
 from scanner.server.errors import ApiError
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):
-    if request.param == "postgres":
-        import psycopg
-        base = request.getfixturevalue("pg_url")
-        # one schema per test inside the session database: drop and recreate the tables
-        eng = db.make_engine(base)
-        with eng.begin() as conn:
-            db.metadata.drop_all(conn)
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        assert psycopg  # the driver the PostgreSQL path speaks to directly
-    else:
-        eng = db.make_engine(str(tmp_path / "batch.db"))
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
+@pytest.fixture
+def engine(db_engine):
+    return db_engine
 
 
 def enroll(engine, org, n):

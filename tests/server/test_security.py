@@ -209,3 +209,30 @@ def test_no_stack_trace_reaches_a_client(tmp_path_factory):
         assert "Traceback" in log or "no such table" in log  # the details go to the server log
     finally:
         srv.stop()
+
+
+def test_failed_logins_lock_the_account_over_http_and_the_cli_unlocks(server):
+    import re
+    name = "lock-%s" % uuid.uuid4().hex[:6]
+    with server.login() as admin:
+        assert admin.post("/api/v1/users", json={"username": name, "password": "Lock-me-please-42",
+                                                 "role": "auditor"}).status_code == 201
+    with server.client() as c:
+        codes = [c.post("/api/v1/session", json={"username": name, "password": "wrong-%d" % i}).status_code
+                 for i in range(5)]
+        assert codes == [401] * 5
+        r = c.post("/api/v1/session", json={"username": name, "password": "Lock-me-please-42"})
+        assert r.status_code == 429 and r.json()["error"] == "login_locked"
+        assert 0 < int(r.headers["Retry-After"]) <= 900
+        # the web form says so too, in the user's language
+        page = c.get("/login", headers={"Accept-Language": "zh-CN"})
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        r = c.post("/login", data={"username": name, "password": "Lock-me-please-42", "csrf_token": token, "next": "/"},
+                   headers={"Accept-Language": "zh-CN"})
+        assert r.status_code == 429 and "已锁定" in r.text and "session" not in r.cookies
+    out = server.cli("server", "user", "unlock", name).stdout
+    assert "unlocked %s" % name in out
+    with server.client() as c:
+        assert c.post("/api/v1/session", json={"username": name, "password": "Lock-me-please-42"}).status_code == 200
+    acts = audit_actions(server)
+    assert (name, "login.locked") in acts and (name, "login.refused_locked") in acts and ("cli", "login.unlock") in acts
