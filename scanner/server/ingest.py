@@ -169,6 +169,13 @@ def _pair(value, lang):
     return clean_text(value, 255) if value is not None else None
 
 
+def _reason(value):
+    """The verdict's explanation {zh, en} as the agent wrote it, bounded."""
+    if not isinstance(value, dict):
+        return None
+    return {lang: clean_text(value.get(lang), 2000) for lang in ("zh", "en") if isinstance(value.get(lang), str)} or None
+
+
 def _num(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -210,7 +217,7 @@ def derive(doc):
                 "category": clean_text(r.get("category"), 32), "severity": clean_text(r.get("severity"), 16),
                 "status": r["status"], "actual": dumps(r.get("actual")), "expected": dumps(r.get("expected")),
                 "evidence": dumps({"evidence": r.get("evidence"), "items": r.get("items"),
-                                   "waiver": r.get("waiver")}),
+                                   "waiver": r.get("waiver"), "reason": _reason(r.get("reason"))}),
             }
         results = list(seen.values())
         fail_count = sum(1 for r in results if r["status"] == "fail")

@@ -75,6 +75,23 @@ def get_host(engine, host_id):
     return host
 
 
+RESULT_GROUP_ORDER = ("fail", "error", "waived", "manual", "pass", "not_applicable")
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
+def group_results(results):
+    """Results by effective status, what needs action first; most severe first within a group."""
+    groups = {}
+    for r in results:
+        groups.setdefault(r["status"], []).append(r)
+    out = []
+    for status in RESULT_GROUP_ORDER + tuple(sorted(set(groups) - set(RESULT_GROUP_ORDER))):
+        if status in groups:
+            rows = sorted(groups[status], key=lambda r: (SEVERITY_ORDER.get(r["severity"], 5), r["profile"], r["rule_id"]))
+            out.append({"status": status, "rows": rows})
+    return out
+
+
 def _result_out(row):
     d = dict(row)
     for key in ("actual", "expected", "evidence"):
@@ -324,12 +341,13 @@ def rule_hosts(engine, rule_id):
     r, h = db.results, db.hosts
     eff = effective_status()
     q = (select(h.c.id, h.c.hostname, h.c.org_path, r.c.profile, r.c.status.label("reported_status"),
-                eff.label("status"), r.c.actual, r.c.expected, r.c.title_zh, r.c.title_en, r.c.severity, r.c.category,
-                r.c.waiver_id)
+                eff.label("status"), r.c.actual, r.c.expected, r.c.evidence, r.c.title_zh, r.c.title_en, r.c.severity,
+                r.c.category, r.c.waiver_id)
          .select_from(r.join(h, h.c.id == r.c.host_id)).where(r.c.rule_id == rule_id)
          .order_by(eff, h.c.org_path, h.c.hostname))
     with engine.connect() as conn:
-        rows = [dict(x, actual=loads(x["actual"]), expected=loads(x["expected"])) for x in conn.execute(q).mappings()]
+        rows = [dict(x, actual=loads(x["actual"]), expected=loads(x["expected"]), evidence=loads(x["evidence"]))
+                for x in conn.execute(q).mappings()]
     return rows
 
 

@@ -61,8 +61,15 @@ def line_chart(series, labels, width=560, height=180, ymax=100.0, aria=""):
         out.append('<line class="grid" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>' % (left, y, width - right, y))
         out.append('<text class="axis" x="%d" y="%.1f" text-anchor="end">%g</text>' % (left - 4, y + 4, ymax * frac))
     step = max(1, n // 6)
-    for i in range(0, n, step):
-        out.append('<text class="axis" x="%.1f" y="%d" text-anchor="middle">%s</text>' % (xs[i], height - 6, escape(labels[i])))
+    ticks = list(range(0, n, step))
+    if ticks[-1] != n - 1:  # always label the newest point; drop a tick that would collide with it
+        if n - 1 - ticks[-1] < step / 2.0 and len(ticks) > 1:
+            ticks.pop()
+        ticks.append(n - 1)
+    for i in ticks:
+        anchor = "end" if i == n - 1 and n > 1 else "middle"
+        out.append('<text class="axis" x="%.1f" y="%d" text-anchor="%s">%s</text>'
+                   % (xs[i] + (4 if anchor == "end" else 0), height - 6, anchor, escape(labels[i])))
     for css, name, values in series:
         pts = [(xs[i], top + ph * (1 - min(max(v, 0), ymax) / ymax)) for i, v in enumerate(values) if v is not None]
         if len(pts) > 1:

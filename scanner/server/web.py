@@ -56,6 +56,15 @@ def cat_label(category, lang):
     return category if text == "category.%s" % category else text
 
 
+def _reason_text(result, lang):
+    """The agent's explanation of a verdict in ``lang`` (reports from before it was stored: None)."""
+    evidence = result.get("evidence")
+    reason = evidence.get("reason") if isinstance(evidence, dict) else None
+    if not isinstance(reason, dict):
+        return None
+    return reason.get(lang) or reason.get("en") or reason.get("zh")
+
+
 def render(request, name, status=200, **ctx):
     lang = lang_of(request)
     user = ctx.pop("user", None) or getattr(request.state, "user", None)
@@ -63,6 +72,7 @@ def render(request, name, status=200, **ctx):
     page = env().get_template(name).render(
         _=tr, lang=lang, user=user, pick=lambda pair: pick(pair, lang), request=request, path=request.url.path,
         other_lang="en" if lang == "zh" else "zh", cat_label=lambda c: cat_label(c, lang), status_label=lambda s: tr("status." + (s or "none")),
+        reason_of=lambda r: _reason_text(r, lang),
         csrf=user["csrf"] if user else "", can_waive=bool(user and user["role"] in WAIVER_EDITORS),
         can_audit=bool(user and user["role"] in AUDIT_READERS), qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v}),
         **ctx)
@@ -206,6 +216,7 @@ def host_page(host_id: str, request: Request):
     user = page_user(request)
     engine = request.app.state.engine
     host = queries.get_host(engine, host_id)
+    host["result_groups"] = queries.group_results(host["results"])
     history = queries.host_history(engine, host_id, 100)
     return render(request, "host.html", user=user, host=host, history=history)
 

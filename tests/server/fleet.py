@@ -102,7 +102,9 @@ def make_report(hostname="web01", machine_id=None, rng=None, profile="mlps-l3", 
                         "status": status, "refs": {"gbt22239": "8.1.4.1 a)"}, "expected": "<= 90",
                         "actual": "99999" if status == "fail" else "90",
                         "evidence": [{"kind": "file", "value": "PASS_MAX_DAYS 99999", "source": "/etc/login.defs"}],
-                        "items": [], "remediation": {"zh": "修改配置", "en": "Fix the configuration"}, "waiver": None})
+                        "items": [], "remediation": {"zh": "修改配置", "en": "Fix the configuration"}, "waiver": None,
+                        "reason": {"zh": "%s：实际 %s，应为 <= 90" % (rid, "99999" if status == "fail" else "90"),
+                                   "en": "%s: actual %s, expected <= 90" % (rid, "99999" if status == "fail" else "90")}})
         tally = {s: sum(1 for r in res if r["status"] == s) for s in ("pass", "fail", "error", "not_applicable", "manual", "waived")}
         judged = tally["pass"] + tally["fail"]
         doc["results"] = res

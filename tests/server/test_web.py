@@ -76,12 +76,23 @@ def test_overview_host_drift_rule_pages(server, fleet):
     hp = c.get("/hosts/%s" % host.host_id)
     assert hp.status_code == 200 and host.hostname in hp.text
     assert hp.text.count('name="a"') == 2
+    # results grouped by status, failures first and open, each with the agent's explanation
+    groups = re.findall(r'<details class="result-group" id="results-(\w+)"( open)?>', hp.text)
+    assert groups[0] == ("fail", " open") and ("pass", "") in groups
+    order = [g for g, _open in groups]
+    assert order == sorted(order, key=["fail", "error", "waived", "manual", "pass", "not_applicable"].index)
+    fail_section = hp.text.split('id="results-fail"')[1].split("</details>\n")[0]
+    assert 'data-rule="mlps.ia.ssh-root-login"' in fail_section
+    assert "mlps.ia.ssh-root-login: actual 99999, expected &lt;= 90" in fail_section
     d = c.get("/hosts/%s/drift" % host.host_id, params={"a": host.reports[0]["report_id"], "b": host.reports[1]["report_id"]})
     assert d.status_code == 200
     assert 'data-rule="mlps.au.auditd-enabled"' in d.text
     assert 'data-rule="mlps.ia.ssh-root-login"' not in d.text  # failed in both scans: no drift
     r = c.get("/rules/mlps.ia.ssh-root-login")
     assert r.status_code == 200 and all(a.hostname in r.text for a in fleet)
+    assert "mlps.ia.ssh-root-login: actual 99999, expected &lt;= 90" in r.text
+    assert "mlps.ia.ssh-root-login：实际 99999" in c.get("/rules/mlps.ia.ssh-root-login", params={"lang": "zh"}).text
+    c.get("/", params={"lang": "en"})
     orgs = c.get("/orgs")
     assert 'data-org="%s/finance"' % PREFIX in orgs.text and 'data-org="%s/health"' % PREFIX in orgs.text
     for path in ("/hosts", "/findings?status=fail", "/waivers", "/audit"):
@@ -136,6 +147,7 @@ def test_markup_in_fleet_data_is_escaped(server):
         doc["inventory"]["components"][0]["name"] = {"zh": evil, "en": evil}
         doc["inventory"]["components"][0]["evidence"] = [{"kind": evil, "value": evil, "source": evil}]
         doc["results"][0]["actual"] = evil
+        doc["results"][0]["reason"] = {"zh": evil, "en": evil}
         assert a.submit(c, doc).status_code == 200
     w = web_login(server)
     for path in ("/hosts/%s" % a.host_id, "/hosts", "/", "/orgs", "/rules/%s" % doc["results"][0]["rule_id"], "/audit"):
@@ -162,3 +174,14 @@ def test_every_template_key_exists_in_both_languages():
     for lang in ("zh", "en"):
         missing = sorted(k for k in keys if "server." + k not in catalogue(lang))
         assert not missing, (lang, missing)
+
+
+def test_trend_chart_always_labels_the_newest_day_inside_the_chart():
+    from scanner.server.svg import line_chart
+    for n in (2, 7, 13, 30):
+        labels = ["11-%02d" % (i + 1) for i in range(n)]
+        svg = str(line_chart([("score", "score", [50.0] * n)], labels, width=560))
+        ticks = re.findall(r'<text class="axis" x="([\d.]+)" y="\d+" text-anchor="(\w+)">([^<]+)</text>', svg)
+        assert ticks[-1][2] == labels[-1] and ticks[-1][1] == "end" and float(ticks[-1][0]) <= 560, n
+        xs = [float(x) for x, _a, _l in ticks]
+        assert all(b - a > 40 for a, b in zip(xs, xs[1:])), (n, xs)  # no two labels on top of each other
