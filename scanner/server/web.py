@@ -65,6 +65,18 @@ def _reason_text(result, lang):
     return reason.get(lang) or reason.get("en") or reason.get("zh")
 
 
+def product_name(product_id, lang):
+    """A catalog product's name in ``lang`` (substitutes are stored as ids); the id when unknown."""
+    try:
+        from scanner.catalog import default_catalog
+        product = default_catalog().products.get(product_id)
+    except Exception:  # noqa: BLE001 - a broken rules directory must not break the page
+        product = None
+    if not product:
+        return product_id
+    return product["name"].get(lang) or product["name"].get("en") or product_id
+
+
 def render(request, name, status=200, **ctx):
     lang = lang_of(request)
     user = ctx.pop("user", None) or getattr(request.state, "user", None)
@@ -72,7 +84,7 @@ def render(request, name, status=200, **ctx):
     page = env().get_template(name).render(
         _=tr, lang=lang, user=user, pick=lambda pair: pick(pair, lang), request=request, path=request.url.path,
         other_lang="en" if lang == "zh" else "zh", cat_label=lambda c: cat_label(c, lang), status_label=lambda s: tr("status." + (s or "none")),
-        reason_of=lambda r: _reason_text(r, lang),
+        reason_of=lambda r: _reason_text(r, lang), product_name=lambda pid: product_name(pid, lang),
         csrf=user["csrf"] if user else "", can_waive=bool(user and user["role"] in WAIVER_EDITORS),
         can_audit=bool(user and user["role"] in AUDIT_READERS), qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v}),
         **ctx)

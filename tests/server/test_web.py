@@ -185,3 +185,19 @@ def test_trend_chart_always_labels_the_newest_day_inside_the_chart():
         assert ticks[-1][2] == labels[-1] and ticks[-1][1] == "end" and float(ticks[-1][0]) <= 560, n
         xs = [float(x) for x, _a, _l in ticks]
         assert all(b - a > 40 for a, b in zip(xs, xs[1:])), (n, xs)  # no two labels on top of each other
+
+
+def test_host_inventory_names_substitutes_from_the_catalog(server):
+    a = Agent("subs-%s" % uuid.uuid4().hex[:6], machine_id=uuid.uuid4().hex)
+    with server.client() as c:
+        assert a.enroll(c, server.token(org="/subs-test")).status_code == 201
+        assert a.submit(c, a.report(domestic_bias=0.0)).status_code == 200  # every component foreign
+    w = web_login(server)
+    for lang, expected in (("en", "Kunpeng, Hygon"), ("zh", "鲲鹏、海光")):
+        page = w.get("/hosts/%s" % a.host_id, params={"lang": lang}).text
+        inv = page.split('id="inventory"')[1].split("</table>")[0]
+        subs = re.findall(r'<td class="subs">([^<]*)</td>', inv)
+        assert expected in subs, subs
+        assert not any("kunpeng" in x for x in subs)
+    w.get("/", params={"lang": "en"})
+    w.close()
