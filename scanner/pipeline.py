@@ -6,13 +6,14 @@ import os
 from scanner.report import build_report, utc_now_iso
 
 
-def collect(root="/", live=None, only=None, collector_budget=None):
-    """Run the collectors; ``collector_budget`` (seconds) bounds each one (default 20 s)."""
+def collect(root="/", live=None, only=None, collector_budget=None, wanted=()):
+    """Run the collectors; ``collector_budget`` (seconds) bounds each one (default 20 s);
+    on-demand collectors run when named in ``wanted``."""
     from scanner.collect import DEFAULT_COLLECTOR_BUDGET, collect_facts
     from scanner.context import Context
     ctx = Context(root=root, live=live)
     budget = DEFAULT_COLLECTOR_BUDGET if collector_budget is None else collector_budget
-    return ctx, collect_facts(ctx, only=only, budget=budget)
+    return ctx, collect_facts(ctx, only=only, budget=budget, wanted=wanted)
 
 
 def inventory_report(root="/", live=None, catalog=None):
@@ -54,7 +55,8 @@ def scan_report(root="/", profile="all", waivers=None, live=None, catalog=None, 
     ruleset, prof, wv = _load_engine_inputs(profile, waivers)
     root = os.path.abspath(root or "/")
     collected_at = utc_now_iso()
-    ctx, facts = collect(root, live, collector_budget=collector_budget)
+    from scanner.engine import facts_read
+    ctx, facts = collect(root, live, collector_budget=collector_budget, wanted=facts_read(ruleset, prof))
     catalog = catalog or default_catalog()
     inventory = build_inventory(facts, catalog)
     report = build_report(facts, inventory, root=root, live=ctx.live, collected_at=collected_at)

@@ -34,9 +34,9 @@ def materialise(name, dest):
                 continue
             path, mode, owner, group = line.split()
             target = os.path.join(root, path.lstrip("/"))
-            os.chmod(target, int(mode, 8))
             if os.geteuid() == 0:
                 os.chown(target, users[owner], groups[group])
+            os.chmod(target, int(mode, 8))  # after chown, which clears SUID/SGID bits
     return root
 
 

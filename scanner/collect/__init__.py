@@ -6,7 +6,10 @@ Each module listed in :data:`COLLECTORS` defines:
 * ``LIVE_ONLY`` -- True when the facts only exist on a running host
   (processes, sockets); for an offline root the facts are ``None`` and the
   collection status says ``not_collected`` -- never "absent";
-* ``collect(ctx)`` -- returns a JSON-serialisable dict (or None when unknown).
+* ``collect(ctx)`` -- returns a JSON-serialisable dict (or None when unknown);
+* ``ON_DEMAND`` (optional) -- True for a costly collector that runs only when
+  asked for by name in ``wanted`` (the scan asks for the ones its selected rules
+  read); otherwise its facts are ``None`` with the status ``not_collected``.
 
 Add a collector by writing the module and appending its name here.
 """
@@ -42,6 +45,7 @@ COLLECTORS = [
     "sudo",
     "bootloader",
     "home_files",
+    "special_files",
     "packages",
     "processes",
     "sockets",
@@ -59,8 +63,9 @@ def load(name):
     return importlib.import_module("scanner.collect." + name)
 
 
-def collect_facts(ctx, only=None, budget=DEFAULT_COLLECTOR_BUDGET):
-    """Run collectors against ``ctx`` and return the facts document."""
+def collect_facts(ctx, only=None, budget=DEFAULT_COLLECTOR_BUDGET, wanted=()):
+    """Run collectors against ``ctx`` and return the facts document; on-demand collectors run
+    only when named in ``wanted`` (or in ``only``)."""
     facts = {"schema": SCHEMA, "collection": {}, "errors": ctx.errors}
     for name in COLLECTORS:
         if only is not None and name not in only:
@@ -75,6 +80,14 @@ def collect_facts(ctx, only=None, budget=DEFAULT_COLLECTOR_BUDGET):
                 facts["collection"][facts_key] = {
                     "status": "not_collected",
                     "reason": "live-only fact; the target is an offline root",
+                }
+                continue
+            if getattr(module, "ON_DEMAND", False) and facts_key not in wanted \
+                    and not (only is not None and name in only):
+                facts[facts_key] = None
+                facts["collection"][facts_key] = {
+                    "status": "not_collected",
+                    "reason": "collected only for rules that read it; none of the selected rules does",
                 }
                 continue
             ctx.set_collector(facts_key)

@@ -41,3 +41,28 @@ def evaluate(facts, inventory, ruleset, profile=None, waivers=None, host=None, n
     from scanner.engine.evaluator import evaluate as _evaluate
     return _evaluate(facts, inventory, ruleset, profile=profile, waivers=waivers, host=host, now=now,
                      catalog=catalog)
+
+
+def facts_read(ruleset, profile=None):
+    """Top-level fact names read by the rules ``profile`` selects (check, applies_to, evidence):
+    what the scan must collect, e.g. to decide whether an on-demand collector runs."""
+    from scanner.engine.evaluator import select_rules
+    names = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("fact", "for_each") and isinstance(value, str):
+                    names.add(value[2:].split(".", 1)[0] if value.startswith("$.") else value.split(".", 1)[0])
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for rule in select_rules(ruleset, profile):
+        walk(rule.get("check"))
+        walk(rule.get("applies_to"))
+        for path in rule.get("evidence_facts") or ():
+            names.add(path.split(".", 1)[0])
+    return names
