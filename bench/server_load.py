@@ -46,8 +46,17 @@ def pct(values, p):
     return values[k]
 
 
+_TEMPLATE = None
+
+
 def _gen(args):
     hostname, machine_id, k, seed = args
+    if _TEMPLATE is not None:  # a real report, re-addressed
+        doc = json.loads(_TEMPLATE)
+        doc["report_id"] = str(uuid.uuid4())
+        doc["host"]["hostname"], doc["host"]["machine_id"] = hostname, machine_id
+        body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        return body, gzip.compress(body, 6)
     rng = random.Random(seed)
     doc = make_report(hostname, machine_id=machine_id, rng=rng, profile=rng.choice(["mlps-l3", "mlps-l3", "xinchuang"]),
                       domestic_bias=0.3 + 0.06 * k)
@@ -119,6 +128,11 @@ def start_server(data_dir, db_url, port, workers):
     raise SystemExit("server did not start; see %s" % log.name)
 
 
+def _set_template(path):
+    global _TEMPLATE
+    _TEMPLATE = open(path, encoding="utf-8").read() if path else None
+
+
 def run(kind, opts):
     tmp = tempfile.mkdtemp(prefix="xcscan-bench-")
     db_url = None
@@ -166,7 +180,8 @@ def run(kind, opts):
         # pre-generate: report k of every host, oldest day first (a fleet reporting daily)
         t0 = time.time()
         jobs = [(a.hostname, a.machine_id, k, "%s-%d" % (a.hostname, k)) for k in range(opts.reports) for a in agents]
-        with multiprocessing.Pool(min(4, os.cpu_count() or 2)) as pool:
+        with multiprocessing.Pool(min(4, os.cpu_count() or 2), initializer=_set_template,
+                                  initargs=(opts.template,)) as pool:
             bodies = pool.map(_gen, jobs, chunksize=64)
         now = time.time()
         requests = []
@@ -250,7 +265,7 @@ def run(kind, opts):
         ov = json.loads(body)
         st, body = admin.request("GET", "/api/v1/hosts?limit=1", headers=auth)
         result = {
-            "db": kind, "workers": opts.workers, "clients": opts.clients, "hosts": opts.hosts,
+            "db": kind, "template": opts.template or "synthetic", "workers": opts.workers, "clients": opts.clients, "hosts": opts.hosts,
             "reports": len(latencies), "errors": len(errors), "first_errors": [str(e) for e in errors[:3]],
             "report_bytes_avg": int(raw_total / max(len(requests), 1)), "wire_bytes_avg": int(wire / max(len(requests), 1)),
             "enroll_s": round(enroll_s, 2), "pregen_s": round(gen_s, 2),
@@ -295,6 +310,9 @@ def main():
                     help="uvicorn worker processes (default: 1 for SQLite, whose writes serialise anyway; 2 for PostgreSQL)")
     ap.add_argument("--samples", type=int, default=50, help="overview page requests to time")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--template", default=None,
+                    help="send copies of this real report (xcscan scan --format json > FILE) instead of the "
+                         "synthetic ~50 KB fleet reports")
     opts = ap.parse_args()
     workers = opts.workers
     for kind in (["sqlite", "postgres"] if opts.db == "both" else [opts.db]):

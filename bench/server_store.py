@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -70,14 +71,23 @@ def run(kind, opts):
             a.host_id = ingest.enroll(engine, tok, a.hostname, a.machine_id, a.public_key)["host_id"]
             agents.append(a)
         work = []
+        body_bytes = 0
+        template = open(opts.template, encoding="utf-8").read() if opts.template else None
         base = int(time.time()) - opts.reports * 3600
         for k in range(opts.reports):
             for a in agents:
-                doc = make_report(a.hostname, machine_id=a.machine_id, rng=rng,
-                                  profile=rng.choice(["mlps-l3", "mlps-l3", "xinchuang"]))
+                if template is not None:
+                    doc = json.loads(template)
+                    doc["report_id"] = str(uuid.uuid4())
+                    doc["host"]["hostname"] = a.hostname
+                    doc["host"]["machine_id"] = a.machine_id
+                else:
+                    doc = make_report(a.hostname, machine_id=a.machine_id, rng=rng,
+                                      profile=rng.choice(["mlps-l3", "mlps-l3", "xinchuang"]))
                 body = body_of(doc)
                 h = a.headers(body, timestamp=base + k * 3600)
                 work.append((gzip.compress(body, 6), h))
+                body_bytes += len(body)
         intake = ingest.Intake(engine, settings)
         lock = threading.Lock()
         errors = []
@@ -102,7 +112,7 @@ def run(kind, opts):
             t.join()
         wall, cpu, pg = time.perf_counter() - t0, time.process_time() - cpu0, postgres_cpu() - pg0
         engine.dispose()
-        return {"db": kind, "reports": n, "threads": opts.threads, "errors": len(errors), "first_errors": errors[:3],
+        return {"db": kind, "template": opts.template or "synthetic", "body_bytes_avg": body_bytes // n, "reports": n, "threads": opts.threads, "errors": len(errors), "first_errors": errors[:3],
                 "reports_per_s": round(n / wall, 1), "app_cpu_ms_per_report": round(1000 * cpu / n, 3),
                 "postgres_cpu_ms_per_report": round(1000 * pg / n, 3) if kind == "postgres" else None}
     finally:
@@ -120,6 +130,9 @@ def main():
     ap.add_argument("--hosts", type=int, default=300)
     ap.add_argument("--reports", type=int, default=5, help="reports per host")
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--template", default=None,
+                    help="a real report (xcscan scan --format json > FILE) to send instead of the synthetic fleet "
+                         "reports; each copy gets its own report_id and host")
     opts = ap.parse_args()
     for kind in (["sqlite", "postgres"] if opts.db == "both" else [opts.db]):
         print(json.dumps(run(kind, opts)), flush=True)

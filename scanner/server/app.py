@@ -121,7 +121,20 @@ def create_app(settings, engine=None):
     app.add_middleware(GuardMiddleware, on_error=_internal_response)
     app.include_router(api.router)
     app.include_router(web.router)
+    tune_gc()
     return app
+
+
+def tune_gc():
+    """A report parses into tens of thousands of short-lived objects; with the default thresholds
+    the collector runs every few hundred allocations and its older generations rescan every
+    long-lived object of the application each time. Move what exists at start-up out of the
+    collector's way and collect the young generation less often (measured: bench/server_load.py,
+    real 430 KB reports, about a fifth less CPU per report)."""
+    import gc
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50000, 20, 50)
 
 
 def app_from_env():

@@ -169,6 +169,26 @@ def _pair(value, lang):
     return clean_text(value, 255) if value is not None else None
 
 
+LATEST_ITEMS = 100  # per result in the latest-state row; the stored report keeps them all
+LATEST_EVIDENCE = 50
+QUIET = ("pass", "not_applicable")
+
+
+def _latest_evidence(result):
+    """What the fleet views keep of a verdict: the explanation always; evidence and the items
+    that did not pass only for results that need attention, bounded. The whole signed report,
+    with every item and every piece of evidence, stays in ``reports`` (GET /api/v1/reports/{id})."""
+    out = {"reason": _reason(result.get("reason")), "waiver": result.get("waiver")}
+    if result.get("status") in QUIET:
+        return out
+    items = result.get("items") if isinstance(result.get("items"), list) else []
+    open_items = [i for i in items if not (isinstance(i, dict) and i.get("status") in QUIET)]
+    evidence = result.get("evidence") if isinstance(result.get("evidence"), list) else None
+    out.update(items=open_items[:LATEST_ITEMS], items_total=len(items),
+               evidence=evidence[:LATEST_EVIDENCE] if evidence is not None else result.get("evidence"))
+    return out
+
+
 def _reason(value):
     """The verdict's explanation {zh, en} as the agent wrote it, bounded."""
     if not isinstance(value, dict):
@@ -216,8 +236,7 @@ def derive(doc):
                 "rule_id": rid, "title_zh": _pair(title, "zh"), "title_en": _pair(title, "en"),
                 "category": clean_text(r.get("category"), 32), "severity": clean_text(r.get("severity"), 16),
                 "status": r["status"], "actual": dumps(r.get("actual")), "expected": dumps(r.get("expected")),
-                "evidence": dumps({"evidence": r.get("evidence"), "items": r.get("items"),
-                                   "waiver": r.get("waiver"), "reason": _reason(r.get("reason"))}),
+                "evidence": dumps(_latest_evidence(r)),
             }
         results = list(seen.values())
         fail_count = sum(1 for r in results if r["status"] == "fail")

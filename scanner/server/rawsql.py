@@ -9,7 +9,7 @@ plans each once per connection) and one statement per table and operation:
 operation         PostgreSQL (psycopg 3)                      SQLite (sqlite3)
 ================  ==========================================  =========================================
 select by keys    ``WHERE k = ANY(%s)``                        ``WHERE k IN (SELECT value FROM json_each(?))``
-insert rows       ``COPY ... FROM STDIN``                      ``executemany`` (runs in C)
+insert rows       ``COPY ... FROM STDIN (FORMAT BINARY)``      ``executemany`` (runs in C)
 update rows       ``UPDATE ... FROM json_to_recordset(%s)``    ``executemany``
 delete by keys    ``DELETE ... USING json_to_recordset(%s)``   ``executemany``
 ================  ==========================================  =========================================
@@ -23,6 +23,9 @@ from scanner.server.util import dumps
 
 # SQLAlchemy type name -> json_to_recordset column type
 _PG_TYPES = {"VARCHAR": "text", "TEXT": "text", "INTEGER": "int4", "BIGINT": "int8", "FLOAT": "float8"}
+
+
+_COPY_TYPES = {}
 
 
 def for_connection(conn):
@@ -55,12 +58,23 @@ class PgSql(_Sql):
             return cur.fetchall()
 
     def insert(self, table, cols, rows):
+        """COPY in binary format: no text escaping of the report bodies (bytea) and JSON columns."""
         if not rows:
             return
         with self.raw.cursor() as cur:
-            with cur.copy("COPY %s (%s) FROM STDIN" % (table.name, ", ".join(cols))) as copy:
+            with cur.copy("COPY %s (%s) FROM STDIN (FORMAT BINARY)" % (table.name, ", ".join(cols))) as copy:
+                copy.set_types(self._copy_types(table, cols))
                 for row in rows:
                     copy.write_row(row)
+
+    def _copy_types(self, table, cols):
+        key = (table.name, tuple(cols))
+        types = _COPY_TYPES.get(key)
+        if types is None:
+            types = _COPY_TYPES[key] = [
+                "bytea" if table.c[c].type.compile(self.dialect).split("(")[0] == "BYTEA"
+                else _PG_TYPES[table.c[c].type.compile(self.dialect).split("(")[0]] for c in cols]
+        return types
 
     def update(self, table, keys, cols, rows):
         """``rows``: tuples of ``keys + cols``; each sets ``cols`` on the row matching ``keys``."""

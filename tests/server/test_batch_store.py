@@ -185,3 +185,17 @@ def test_writer_retries_a_failed_batch_one_by_one(engine):
     assert results[2]["report_id"] == good2.report_id
     assert count(engine, db.reports) == 2
     assert writer.queue.qsize() == 0 and isinstance(writer.queue, queue.Queue)
+
+
+def test_latest_state_keeps_evidence_of_open_results_only_and_bounded():
+    from scanner.server.ingest import LATEST_ITEMS, derive
+    doc = make_report("trim", rng=random.Random(5))
+    items = [{"key": "/etc/f%03d" % i, "status": "fail" if i % 2 else "pass"} for i in range(2 * LATEST_ITEMS + 50)]
+    doc["results"][0].update(status="fail", items=items, evidence=[{"kind": "file", "value": "v%d" % i} for i in range(80)])
+    doc["results"][1].update(status="pass", items=items[:10])
+    rows = {r["rule_id"]: json.loads(r["evidence"]) for r in derive(doc)["results"]}
+    failed, passed = rows[doc["results"][0]["rule_id"]], rows[doc["results"][1]["rule_id"]]
+    assert failed["items_total"] == len(items) and len(failed["items"]) == LATEST_ITEMS
+    assert all(i["status"] == "fail" for i in failed["items"]) and len(failed["evidence"]) == 50
+    assert failed["reason"]["en"].startswith(doc["results"][0]["rule_id"])
+    assert "items" not in passed and "evidence" not in passed and passed["reason"]["en"]
