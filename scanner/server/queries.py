@@ -1,7 +1,7 @@
 """Read side: the fleet queries behind the API and the web pages."""
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 
 from scanner.server import db
 from scanner.server.errors import not_found
@@ -302,11 +302,15 @@ def top_failing_rules(conn, org=None, limit=10):
             for rid, tz, te, sev, n in conn.execute(q)]
 
 
-def trend(conn, org=None, days=30):
+def trend(conn, org=None, days=30, profile=None):
+    """Per day: the mean localization rate of the reports collected that day and, when
+    ``profile`` is given, their mean score for that profile only (scores of different profiles
+    do not average into anything meaningful)."""
     r, h = db.reports, db.hosts
     since = now() - days * 86400
     day = (r.c.collected_at // 86400).label("day")
-    q = select(day, func.avg(r.c.score), func.avg(r.c.loc_rate), func.count()).where(r.c.collected_at >= since)
+    score = r.c.score if profile is None else case((r.c.profile == profile, r.c.score), else_=None)
+    q = select(day, func.avg(score), func.avg(r.c.loc_rate), func.count()).where(r.c.collected_at >= since)
     cond = org_filter(h.c.org_path, org)
     if cond is not None:
         q = q.select_from(r.join(h, h.c.id == r.c.host_id)).where(cond)
@@ -330,8 +334,11 @@ def overview(engine, org=None):
             "by_category": localization_by_category(conn, org),
             "by_profile": compliance_by_profile(conn, org),
             "top_failing": top_failing_rules(conn, org),
-            "trend": trend(conn, org),
         }
+        # the score line follows the profile most hosts are scanned with
+        main = max(data["by_profile"], key=lambda p: (p["hosts"], p["profile"]))["profile"] if data["by_profile"] else None
+        data["trend_profile"] = main
+        data["trend"] = trend(conn, org, profile=main)
     tree = org_tree(engine, org)
     data["by_org"] = [n for n in tree if n["depth"] <= 2 and n["hosts"]]
     return data

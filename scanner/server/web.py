@@ -199,7 +199,8 @@ def overview_page(request: Request):
                               "segments": [(p["passed"], "pass", "pass %d" % p["passed"]), (p["failed"], "fail", "fail %d" % p["failed"])]}
                              for p in data["by_profile"]], aria=t("server.compliance_by_profile", lang))
     labels = [time.strftime("%m-%d", time.gmtime(p["day"])) for p in data["trend"]]
-    trend = svg.line_chart([("score", t("server.score", lang), [p["score"] for p in data["trend"]]),
+    score_name = t("server.score", lang) + (" · " + data["trend_profile"] if data.get("trend_profile") else "")
+    trend = svg.line_chart([("score", score_name, [p["score"] for p in data["trend"]]),
                             ("loc", t("server.loc_rate", lang), [None if p["loc_rate"] is None else p["loc_rate"] * 100
                                                                   for p in data["trend"]])], labels, aria=t("server.trend", lang))
     return render(request, "overview.html", user=user, data=data, org=org, cat_chart=cats, org_chart=orgs,

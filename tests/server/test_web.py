@@ -201,3 +201,21 @@ def test_host_inventory_names_substitutes_from_the_catalog(server):
         assert not any("kunpeng" in x for x in subs)
     w.get("/", params={"lang": "en"})
     w.close()
+
+
+def test_trend_scores_only_the_main_profile(server):
+    """Scores of different profiles are not averaged: the trend follows the profile most hosts use."""
+    org = "/trend-%s" % uuid.uuid4().hex[:6]
+    day = (int(time.time()) // 86400) * 86400 + 3600  # early today (UTC)
+    with server.client() as c:
+        for i, (profile, fail) in enumerate([("mlps-l3", 0), ("mlps-l3", 0), ("xinchuang", 1)]):
+            a = Agent("trend-%d-%s" % (i, uuid.uuid4().hex[:4]), machine_id=uuid.uuid4().hex)
+            assert a.enroll(c, server.token(org=org)).status_code == 201
+            doc = a.report(profile=profile)
+            doc["summary"]["score"] = 0.0 if fail else 90.0
+            assert a.submit(c, doc, timestamp=min(day, time.time())).status_code == 200
+    with server.login() as c:
+        data = c.get("/api/v1/overview", params={"org": org}).json()
+    assert data["trend_profile"] == "mlps-l3"
+    today = [p for p in data["trend"] if p["day"] == (day // 86400) * 86400]
+    assert today and today[0]["score"] == 90.0 and today[0]["reports"] == 3  # not (90 + 90 + 0) / 3
