@@ -384,6 +384,42 @@ def test_sudo_includedir_nopasswd_and_malformed(make_root):
     assert facts["nopasswd_all"] == ["%wheel"]
 
 
+def test_sudo_aliases_tags_and_per_user_defaults(make_root):
+    root = make_root({"/etc/sudoers": "\n".join([
+        "User_Alias ADMINS = alice, bob : OPS = %ops, carol",
+        "Cmnd_Alias EVERYTHING = ALL",
+        "Cmnd_Alias SHELLS = /bin/sh, /bin/bash",
+        "ADMINS ALL = (ALL) NOPASSWD: EVERYTHING",                 # ALL through an alias
+        "carol ALL = (root) PASSWD: /bin/ls, NOPASSWD: ALL",        # the tag changes mid-list
+        "dave ALL = (root) NOPASSWD: /usr/bin/systemctl, PASSWD: ALL",
+        "erin ALL = (ALL) ALL, !SHELLS",
+        "Defaults:frank !authenticate",
+        "frank ALL = (ALL) ALL",                                    # password-less for frank only
+        "grace ALL = (ALL) ALL",
+        "heidi ALL = LATE",                                         # an alias defined after its use
+        "Cmnd_Alias LATE = ALL",
+        "Defaults:heidi !authenticate",
+        ""])})
+    facts, errors = run(root, "sudo")
+    assert errors == []
+    g = dict((x["principal"], x) for x in facts["grants"])
+    assert g["ADMINS"]["members"] == ["alice", "bob"] and g["ADMINS"]["all_commands"] and g["ADMINS"]["nopasswd"]
+    assert [e["command"] for e in g["ADMINS"]["expanded"]] == ["ALL"]
+    assert g["carol"]["all_commands"] and g["carol"]["nopasswd"]
+    assert [(e["command"], e["nopasswd"]) for e in g["carol"]["expanded"]] == [("/bin/ls", False), ("ALL", True)]
+    assert g["dave"]["all_commands"] and g["dave"]["nopasswd"] is False  # ALL needs the password
+    assert [e["command"] for e in g["erin"]["expanded"]] == ["ALL", "!/bin/sh", "!/bin/bash"]
+    assert g["frank"]["nopasswd"] is True and g["grace"]["nopasswd"] is False
+    assert g["heidi"]["all_commands"] and g["heidi"]["nopasswd"]
+    assert sorted(facts["nopasswd_all"]) == ["ADMINS", "carol", "frank", "heidi"]
+
+    from scanner.pipeline import scan_report
+    status = {r["rule_id"]: r for r in scan_report(root, profile="mlps-l3")["results"]}
+    failing = [i["key"] for i in status["mlps.ac.sudo-password-required"]["items"] if i["status"] == "fail"]
+    assert status["mlps.ac.sudo-password-required"]["status"] == "fail"
+    assert sorted(failing) == ["ADMINS", "carol", "frank", "heidi"]
+
+
 # ---------------------------------------------------------------- boot loader
 RHEL_01_USERS = ('### BEGIN /etc/grub.d/01_users ###\nif [ -f ${prefix}/user.cfg ]; then\n  source ${prefix}/user.cfg\n'
                  '  if [ -n "${GRUB2_PASSWORD}" ]; then\n    set superusers="root"\n    export superusers\n'
