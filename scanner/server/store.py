@@ -158,6 +158,16 @@ def unlock_login(engine, username, actor="cli", ip=None):
     return bool(done)
 
 
+def login_locks(engine, t=None):
+    """{lower-case user name: locked_until} of the names locked now."""
+    t = now() if t is None else t
+    lt = db.login_throttle
+    with engine.connect() as conn:
+        rows = conn.execute(select(lt.c.key, lt.c.locked_until).where(lt.c.key.like("user:%"),
+                                                                       lt.c.locked_until > t)).all()
+    return {row.key[5:]: row.locked_until for row in rows}
+
+
 TOUCH_EVERY = 60  # seconds between last_used updates of one session
 
 

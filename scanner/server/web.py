@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scanner.i18n import pick, t
 from scanner.server import queries, store, svg, waivers
-from scanner.server.auth import (AUDIT_READERS, COOKIE, READERS, WAIVER_EDITORS, client_ip, current_user)
+from scanner.server.auth import (ADMINS, AUDIT_READERS, COOKIE, READERS, WAIVER_EDITORS, client_ip, current_user)
 from scanner.server.errors import ApiError, forbidden
-from scanner.server.util import iso, normalise_org
+from scanner.server.util import iso, normalise_org, parse_duration
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LANG_COOKIE = "xcscan_lang"
@@ -86,7 +86,7 @@ def render(request, name, status=200, **ctx):
         other_lang="en" if lang == "zh" else "zh", cat_label=lambda c: cat_label(c, lang), status_label=lambda s: tr("status." + (s or "none")),
         reason_of=lambda r: _reason_text(r, lang), product_name=lambda pid: product_name(pid, lang),
         csrf=user["csrf"] if user else "", can_waive=bool(user and user["role"] in WAIVER_EDITORS),
-        can_audit=bool(user and user["role"] in AUDIT_READERS), qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v}),
+        can_audit=bool(user and user["role"] in AUDIT_READERS), can_admin=bool(user and user["role"] in ADMINS), qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v}),
         **ctx)
     resp = HTMLResponse(page, status_code=status)
     if request.query_params.get("lang") in ("zh", "en"):
@@ -306,6 +306,67 @@ def waivers_revoke(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 -
     check_csrf(request, user, csrf_token)
     waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request))
     return RedirectResponse("/waivers", status_code=303)
+
+
+# --- administration (admin only) --------------------------------------------------------------------
+def _admin_page(request, user, status=200, **ctx):
+    engine = request.app.state.engine
+    t_now = int(time.time())
+    tokens = []
+    for tk in store.list_tokens(engine):
+        state = "used_up" if tk["uses"] >= tk["max_uses"] else "expired" if tk["expires_at"] < t_now else "active"
+        tokens.append(dict(tk, state=state))
+    locks = store.login_locks(engine)
+    users = [dict(u, locked_until=locks.get(u["username"].lower())) for u in store.list_users(engine)]
+    ctx.setdefault("form", {})
+    return render(request, "admin.html", status=status, user=user, tokens=tokens, users=users,
+                  server_url="%s://%s" % (request.url.scheme, request.url.netloc), **ctx)
+
+
+@router.get("/admin")
+def admin_page(request: Request):
+    return _admin_page(request, page_user(request, ADMINS), error=None, new_token=None)
+
+
+@router.post("/admin/tokens")
+def admin_token_create(request: Request, csrf_token: str = Form("", max_length=64), org: str = Form("", max_length=512),
+                       uses: str = Form("1", max_length=8), expires: str = Form("7d", max_length=16),
+                       note: str = Form("", max_length=255)):
+    user = page_user(request, ADMINS)
+    check_csrf(request, user, csrf_token)
+    form = {"org": org, "uses": uses, "expires": expires, "note": note}
+    try:
+        tok = store.create_token(request.app.state.engine, org, uses=int(uses) if uses.isdigit() else -1,
+                                 expires_in=parse_duration(expires), actor=user["username"], note=note or None,
+                                 ip=client_ip(request))
+    except (ApiError, ValueError) as exc:
+        message = exc.message if isinstance(exc, ApiError) else str(exc)
+        return _admin_page(request, user, status=400, error=message, new_token=None, form=form)
+    return _admin_page(request, user, status=201, error=None, new_token=tok)
+
+
+@router.post("/admin/users")
+def admin_user_create(request: Request, csrf_token: str = Form("", max_length=64),
+                      username: str = Form("", max_length=64), role: str = Form("", max_length=16),
+                      password: str = Form("", max_length=1024)):
+    user = page_user(request, ADMINS)
+    check_csrf(request, user, csrf_token)
+    try:
+        store.add_user(request.app.state.engine, username, password, role, actor=user["username"], ip=client_ip(request))
+    except ApiError as exc:
+        if exc.status not in (400, 409):
+            raise
+        return _admin_page(request, user, status=exc.status, error=exc.message, new_token=None,
+                           form={"username": username, "role": role})
+    return RedirectResponse("/admin", status_code=303)
+
+
+@router.post("/admin/users/{username}/unlock")
+def admin_user_unlock(request: Request, username: str = Path(..., max_length=64), csrf_token: str = Form("", max_length=64)):
+    user = page_user(request, ADMINS)
+    check_csrf(request, user, csrf_token)
+    store.unlock_login(request.app.state.engine, username, actor=user["username"], ip=client_ip(request))
+    return RedirectResponse("/admin", status_code=303)
 
 
 @router.get("/audit")

@@ -219,3 +219,52 @@ def test_trend_scores_only_the_main_profile(server):
     assert data["trend_profile"] == "mlps-l3"
     today = [p for p in data["trend"] if p["day"] == (day // 86400) * 86400]
     assert today and today[0]["score"] == 90.0 and today[0]["reports"] == 3  # not (90 + 90 + 0) / 3
+
+
+def test_admin_page_tokens_and_users(server):
+    import httpx
+    w = web_login(server)
+    page = w.get("/admin")
+    assert page.status_code == 200 and 'id="token-form"' in page.text and 'id="nav-admin"' in page.text
+    csrf = csrf_of(page)
+    # a token without the CSRF token is refused; with it, the token is shown once and enrolls a host
+    assert w.post("/admin/tokens", data={"org": "/adm/x", "uses": "2", "expires": "1d"}).status_code == 403
+    r = w.post("/admin/tokens", data={"csrf_token": csrf, "org": "/adm/web", "uses": "2", "expires": "1d",
+                                      "note": "<b>ticket</b>"})
+    assert r.status_code == 201
+    token = re.search(r'<pre id="new-token-value">(xct_[^<]+)</pre>', r.text).group(1)
+    assert "&lt;b&gt;ticket&lt;/b&gt;" in r.text and "--token %s" % token in r.text
+    assert token not in w.get("/admin").text  # never shown again
+    a = Agent("adm-%s" % uuid.uuid4().hex[:6], machine_id=uuid.uuid4().hex)
+    with server.client() as c:
+        assert a.enroll(c, token).status_code == 201 and a.org == "/adm/web"
+    bad = w.post("/admin/tokens", data={"csrf_token": csrf, "org": "/gov/../x", "uses": "1", "expires": "1d"})
+    assert bad.status_code == 400 and 'id="admin-error"' in bad.text
+    bad = w.post("/admin/tokens", data={"csrf_token": csrf, "org": "/adm/web", "uses": "1", "expires": "soon"})
+    assert bad.status_code == 400
+
+    # users: add, log in, lock by failures, unlock from the page
+    name = "webuser-%s" % uuid.uuid4().hex[:5]
+    r = w.post("/admin/users", data={"csrf_token": csrf, "username": name, "role": "auditor", "password": "short"})
+    assert r.status_code == 400 and 'id="admin-error"' in r.text
+    r = w.post("/admin/users", data={"csrf_token": csrf, "username": name, "role": "auditor",
+                                     "password": "Web-user-pass-42"})
+    assert r.status_code == 303
+    assert w.post("/admin/users", data={"csrf_token": csrf, "username": name, "role": "auditor",
+                                        "password": "Web-user-pass-42"}).status_code == 409
+    with server.client() as c:
+        for _ in range(5):
+            c.post("/api/v1/session", json={"username": name, "password": "nope-nope"})
+        assert c.post("/api/v1/session", json={"username": name, "password": "Web-user-pass-42"}).status_code == 429
+    row = re.search(r'<tr data-user="%s">.*?</tr>' % name, w.get("/admin").text, re.S).group(0)
+    assert "/unlock" in row
+    assert w.post("/admin/users/%s/unlock" % name, data={"csrf_token": csrf}).status_code == 303
+    with server.client() as c:
+        assert c.post("/api/v1/session", json={"username": name, "password": "Web-user-pass-42"}).status_code == 200
+    w.close()
+
+    # an officer has no administration page
+    off = web_login(server, OFFICER)
+    assert off.get("/admin").status_code == 403 and 'id="nav-admin"' not in off.get("/").text
+    off.close()
+    assert httpx  # the web client used above
