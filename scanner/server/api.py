@@ -145,8 +145,20 @@ def overview(request: Request, org: Optional[str] = Query(None, max_length=512),
 @router.get("/hosts", responses=ERRORS, tags=["fleet"])
 def hosts(request: Request, org: Optional[str] = Query(None, max_length=512), q: Optional[str] = Query(None, max_length=255),
           limit: int = Query(500, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
+          retired: bool = Query(False, description="list the retired hosts instead"),
           user=Depends(require(*READERS))):
-    return queries.list_hosts(request.app.state.engine, _org(org), q, limit, offset)
+    return queries.list_hosts(request.app.state.engine, _org(org), q, limit, offset, retired=retired)
+
+
+class RetireIn(BaseModel):
+    reason: str = Field(..., max_length=255, description="why: decommissioned, key compromised, ...")
+
+
+@router.post("/hosts/{host_id}/retire", responses={**ERRORS, 409: {"description": "already retired"}}, tags=["admin"])
+def retire(host_id: str, body: RetireIn, request: Request, user=Depends(require(*ADMINS))):
+    """Take a host out of the fleet: its reports are refused from now on; its history is kept."""
+    from scanner.server.hosts import retire_host
+    return retire_host(request.app.state.engine, host_id, body.reason, user["username"], client_ip(request))
 
 
 @router.get("/hosts/{host_id}", responses=ERRORS, tags=["fleet"])

@@ -58,8 +58,8 @@ def store_batch(conn, items):
     seen = {row[0]: {"id": row[0], "host_id": row[1], "received_at": row[2]} for row in sql.select_in(
         r, ("id", "host_id", "received_at"), "id", sorted({i.report_id for i in items}))}
     host_ids = sorted({i.host_id for i in items})
-    hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2]} for row in sql.select_in(
-        h, ("id", "latest_collected", "org_path"), "id", host_ids, lock=True)}
+    hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2], "retired_at": row[3]} for row in sql.select_in(
+        h, ("id", "latest_collected", "org_path", "retired_at"), "id", host_ids, lock=True)}
     profiles = {(row[0], row[1]): row[2] for row in sql.select_in(
         hp, ("host_id", "profile", "collected_at"), "host_id", host_ids)}
     failing = sorted({x["rule_id"] for i in items for x in (i.derived["results"] or ()) if x["status"] == "fail"})
@@ -72,6 +72,10 @@ def store_batch(conn, items):
     in_db = set(profiles)
     out, new_reports, host_seen, host_latest, comps, hp_rows, results = [], [], {}, {}, {}, {}, {}
     for it in items:
+        if hosts[it.host_id]["retired_at"] is not None:
+            out.append(ApiError(403, "host_retired", "this host was retired by the aggregator's administrator; "
+                                "enroll it again if it is back in service"))
+            continue
         prior = seen.get(it.report_id)
         if prior is not None:
             out.append(_dedupe(prior, it.host_id))

@@ -85,6 +85,10 @@ hosts = Table(
     Column("loc_foreign", Integer, nullable=False, default=0),
     Column("loc_unknown", Integer, nullable=False, default=0),
     Column("loc_rate", Float, nullable=True),
+    # retired (decommissioned or compromised): out of the fleet views, reports refused, history kept
+    Column("retired_at", BigInteger, nullable=True),
+    Column("retired_by", String(64), nullable=True),
+    Column("retire_reason", String(255), nullable=True),
 )
 
 reports = Table(

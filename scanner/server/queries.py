@@ -31,11 +31,13 @@ def _where(q, *conds):
 HOST_COLS = [db.hosts.c.id, db.hosts.c.hostname, db.hosts.c.machine_id, db.hosts.c.org_path, db.hosts.c.enrolled_at,
              db.hosts.c.last_seen, db.hosts.c.latest_report_id, db.hosts.c.latest_collected, db.hosts.c.os_name,
              db.hosts.c.os_family, db.hosts.c.loc_domestic, db.hosts.c.loc_foreign, db.hosts.c.loc_unknown,
-             db.hosts.c.loc_rate]
+             db.hosts.c.loc_rate, db.hosts.c.retired_at, db.hosts.c.retired_by, db.hosts.c.retire_reason]
 
 
-def list_hosts(engine, org=None, q=None, limit=500, offset=0):
-    query = _where(select(*HOST_COLS), org_filter(db.hosts.c.org_path, org))
+def list_hosts(engine, org=None, q=None, limit=500, offset=0, retired=False):
+    """Hosts of the fleet; ``retired=True``: the retired ones instead."""
+    live = db.hosts.c.retired_at.is_not(None) if retired else db.hosts.c.retired_at.is_(None)
+    query = _where(select(*HOST_COLS), org_filter(db.hosts.c.org_path, org), live)
     if q:
         like = "%" + q.replace("%", r"\%").replace("_", r"\_") + "%"
         query = query.where(or_(db.hosts.c.hostname.like(like, escape="\\"), db.hosts.c.id == q))
@@ -193,7 +195,7 @@ def findings(engine, org=None, profile=None, rule=None, severity=None, status=No
 def _host_rows(conn, org=None):
     h = db.hosts
     q = _where(select(h.c.id, h.c.org_path, h.c.loc_domestic, h.c.loc_foreign, h.c.loc_unknown, h.c.last_seen),
-               org_filter(h.c.org_path, org))
+               org_filter(h.c.org_path, org), h.c.retired_at.is_(None))
     return conn.execute(q).all()
 
 
@@ -311,9 +313,10 @@ def trend(conn, org=None, days=30, profile=None):
     day = (r.c.collected_at // 86400).label("day")
     score = r.c.score if profile is None else case((r.c.profile == profile, r.c.score), else_=None)
     q = select(day, func.avg(score), func.avg(r.c.loc_rate), func.count()).where(r.c.collected_at >= since)
+    q = q.select_from(r.join(h, h.c.id == r.c.host_id)).where(h.c.retired_at.is_(None))
     cond = org_filter(h.c.org_path, org)
     if cond is not None:
-        q = q.select_from(r.join(h, h.c.id == r.c.host_id)).where(cond)
+        q = q.where(cond)
     q = q.group_by(day).order_by(day)
     return [{"day": int(d) * 86400, "score": round(float(s), 2) if s is not None else None,
              "loc_rate": round(float(lr), 4) if lr is not None else None, "reports": n}

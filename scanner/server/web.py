@@ -231,7 +231,26 @@ def host_page(host_id: str, request: Request):
     host = queries.get_host(engine, host_id)
     host["result_groups"] = queries.group_results(host["results"])
     history = queries.host_history(engine, host_id, 100)
-    return render(request, "host.html", user=user, host=host, history=history)
+    return render(request, "host.html", user=user, host=host, history=history, error=None)
+
+
+@router.post("/hosts/{host_id}/retire")
+def host_retire(host_id: str, request: Request, csrf_token: str = Form("", max_length=64),
+                reason: str = Form("", max_length=255)):
+    from scanner.server.hosts import retire_host
+    user = page_user(request, ADMINS)
+    check_csrf(request, user, csrf_token)
+    try:
+        retire_host(request.app.state.engine, host_id, reason, user["username"], client_ip(request))
+    except ApiError as exc:
+        if exc.status not in (400, 409):
+            raise
+        engine = request.app.state.engine
+        host = queries.get_host(engine, host_id)
+        host["result_groups"] = queries.group_results(host["results"])
+        return render(request, "host.html", status=exc.status, user=user, host=host,
+                      history=queries.host_history(engine, host_id, 100), error=exc.message)
+    return RedirectResponse("/hosts/%s" % host_id, status_code=303)
 
 
 @router.get("/hosts/{host_id}/drift")
