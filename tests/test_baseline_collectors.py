@@ -135,6 +135,43 @@ def test_accounts_empty_locked_and_malformed(make_root):
     assert "nisuser" not in users
 
 
+def test_accounts_last_logins_from_lastlog_and_lastlog2(make_root, tmp_path):
+    import sqlite3
+    import struct
+    passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n" \
+             "bob:x:1001:1001::/home/bob:/bin/bash\nsvc:x:995:995::/:/sbin/nologin\n"
+    shadow = "root:$6$a$b:19000:0:99999:7:::\nalice:$6$a$b:19000:0:99999:7:::\nbob:$6$a$b:0:0:99999:7:::\nsvc:!!:19000::::::\n"
+    lastlog = bytearray(292 * 1002)
+    lastlog[1000 * 292:1000 * 292 + 292] = struct.pack("=i32s256s", 1704844800, b"pts/0", b"10.0.0.1")  # 2024-01-10
+    root = make_root({"/etc/passwd": passwd, "/etc/shadow": shadow, "/var/log/lastlog": bytes(lastlog)})
+    facts, errors = run(root, "accounts")
+    users = dict((u["name"], u) for u in facts["users"])
+    assert facts["login_records"] == "/var/log/lastlog" and errors == []
+    assert users["alice"]["last_login_on"] == "2024-01-10" and users["alice"]["last_active_on"] == "2024-01-10"
+    assert users["bob"]["last_login_on"] == "never" and users["bob"]["last_active_on"] == "1970-01-01"
+    assert users["root"]["last_login_on"] == "never" and users["root"]["last_active_on"] == "2022-01-08"  # password date
+
+    # util-linux lastlog2 (SQLite) is preferred when present
+    db = tmp_path / "lastlog2.db"
+    conn = sqlite3.connect(str(db))
+    conn.execute("CREATE TABLE Lastlog2(Name TEXT PRIMARY KEY, Time INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT)")
+    conn.execute("INSERT INTO Lastlog2 VALUES ('bob', 1700000000, 'pts/1', '10.0.0.2', 'sshd')")
+    conn.commit()
+    conn.close()
+    root2 = make_root({"/etc/passwd": passwd, "/etc/shadow": shadow, "/var/lib/lastlog/lastlog2.db": db.read_bytes()},
+                      root=tmp_path / "r2")
+    facts, _ = run(root2, "accounts")
+    users = dict((u["name"], u) for u in facts["users"])
+    assert facts["login_records"] == "/var/lib/lastlog/lastlog2.db"
+    assert users["bob"]["last_login_on"] == "2023-11-14" and users["alice"]["last_login_on"] == "never"
+
+    # no login records at all: unknown, not "never"
+    root3 = make_root({"/etc/passwd": passwd, "/etc/shadow": shadow}, root=tmp_path / "r3")
+    facts, _ = run(root3, "accounts")
+    assert facts["login_records"] is None
+    assert all(u["last_login_on"] is None and u["last_active_on"] is None for u in facts["users"])
+
+
 # ---------------------------------------------------------------- sshd
 SSHD_BIN = b"\x7fELF....OpenSSH_9.2p1 Debian\x00"
 

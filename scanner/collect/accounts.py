@@ -11,6 +11,8 @@ from __future__ import absolute_import
 import datetime
 import time
 
+from scanner.collect._lastlog import last_logins
+
 NAME = "accounts"
 LIVE_ONLY = False
 
@@ -145,6 +147,18 @@ def collect(ctx, today=None):
         user["account_expires_on"] = day_string(expire) if expire is not None and expire >= 0 else None
         user["usable_login"] = bool(state == "hash" and user["interactive"] and not user["account_expired"])
         users.append(user)
+    logins, login_source = last_logins(fs, users)
+    for user in users:
+        when = logins.get(user["name"]) if logins is not None else None
+        # last_login_on: day of the last login, "never", or null when the system keeps no records;
+        # last_active_on: the later of that login and the last password change (an account just
+        # created has a fresh password date and no login yet)
+        user["last_login_on"] = None if when is None else (day_string(when // 86400) if when > 0 else "never")
+        days = [d for d in ((when // 86400) if when else None, user.get("last_change") or None) if d]
+        if logins is None:  # no login records: activity unknown (a password set long ago says nothing)
+            user["last_active_on"] = None
+        else:
+            user["last_active_on"] = day_string(max(days)) if days else "1970-01-01"  # no activity on record
     groups = []
     for row in group_rows:
         if row.get("nis"):
@@ -156,6 +170,7 @@ def collect(ctx, today=None):
     return {
         # null (unknown) when /etc/shadow could not be read: password states and aging are then unknown
         "shadow_readable": True if shadow_rows is not None else None,
+        "login_records": login_source,
         "uid_min": uid_min,
         "today": today,
         "users": users,
