@@ -226,12 +226,15 @@ def hosts_page(request: Request, q: Optional[str] = None):
 
 @router.get("/hosts/{host_id}")
 def host_page(host_id: str, request: Request):
-    user = page_user(request)
+    return _render_host(request, page_user(request), host_id)
+
+
+def _render_host(request, user, host_id, status=200, error=None):
     engine = request.app.state.engine
     host = queries.get_host(engine, host_id)
     host["result_groups"] = queries.group_results(host["results"])
     history = queries.host_history(engine, host_id, 100)
-    return render(request, "host.html", user=user, host=host, history=history, error=None)
+    return render(request, "host.html", status=status, user=user, host=host, history=history, error=error)
 
 
 @router.post("/hosts/{host_id}/retire")
@@ -245,11 +248,7 @@ def host_retire(host_id: str, request: Request, csrf_token: str = Form("", max_l
     except ApiError as exc:
         if exc.status not in (400, 409):
             raise
-        engine = request.app.state.engine
-        host = queries.get_host(engine, host_id)
-        host["result_groups"] = queries.group_results(host["results"])
-        return render(request, "host.html", status=exc.status, user=user, host=host,
-                      history=queries.host_history(engine, host_id, 100), error=exc.message)
+        return _render_host(request, user, host_id, status=exc.status, error=exc.message)
     return RedirectResponse("/hosts/%s" % host_id, status_code=303)
 
 

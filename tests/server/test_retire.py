@@ -58,6 +58,8 @@ def test_admin_retires_a_host_from_its_page(server):
     page = w.get("/hosts/%s" % a.host_id)
     assert 'id="retire-form"' in page.text
     assert w.post("/hosts/%s/retire" % a.host_id, data={"reason": "x"}).status_code == 403  # no CSRF token
+    blank = w.post("/hosts/%s/retire" % a.host_id, data={"csrf_token": csrf_of(page), "reason": "  "})
+    assert blank.status_code == 400 and 'id="retire-error"' in blank.text and 'id="host-retired"' not in blank.text
     r = w.post("/hosts/%s/retire" % a.host_id, data={"csrf_token": csrf_of(page), "reason": "<i>moved to cloud</i>"})
     assert r.status_code == 303
     page = w.get("/hosts/%s" % a.host_id).text
