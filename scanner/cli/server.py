@@ -178,6 +178,32 @@ def user_unlock(data_dir, db, username):
     click.echo(("unlocked %s" if cleared else "%s had no failed logins on record") % username)
 
 
+@server.group()
+def host():
+    """Enrolled hosts / 主机"""
+
+
+@host.command("retire")
+@data_dir_option
+@db_option
+@click.argument("host_id")
+@click.option("--reason", required=True, help="Why: decommissioned, key compromised ... / 退役原因")
+def host_retire(data_dir, db, host_id, reason):
+    """Take a host out of the fleet; its reports are refused from now on, its history kept / 退役主机"""
+    from scanner.server import service
+    from scanner.server.errors import ApiError
+    from scanner.server.hosts import retire_host
+    settings = _settings(data_dir, db)
+    engine = service.open_engine(settings)
+    try:
+        done = retire_host(engine, host_id, reason, actor="cli")
+    except ApiError as exc:
+        raise _api_error(exc)
+    finally:
+        engine.dispose()
+    click.echo("retired %s (%s)" % (done["host_id"], done["reason"]))
+
+
 @server.command()
 @data_dir_option
 @db_option

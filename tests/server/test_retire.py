@@ -67,3 +67,17 @@ def test_admin_retires_a_host_from_its_page(server):
     assert "&lt;i&gt;moved to cloud&lt;/i&gt;" in banner and 'id="retire-form"' not in page
     assert a.host_id not in w.get("/hosts").text
     w.close()
+
+
+def test_cli_retires_a_host_and_says_what_went_wrong(server):
+    a = Agent("ret-cli-%s" % uuid.uuid4().hex[:4], machine_id=uuid.uuid4().hex)
+    with server.client() as c:
+        assert a.enroll(c, server.token(org="/retire-cli")).status_code == 201
+    out = server.cli("server", "host", "retire", a.host_id, "--reason", "decommissioned 2026-11")
+    assert "retired %s" % a.host_id in out.stdout
+    again = server.cli("server", "host", "retire", a.host_id, "--reason", "x", check=False)
+    assert again.returncode != 0 and "retired already" in again.stderr
+    missing = server.cli("server", "host", "retire", str(uuid.uuid4()), "--reason", "x", check=False)
+    assert missing.returncode != 0 and "no host" in missing.stderr
+    with server.client() as c:
+        assert a.submit(c, a.report()).json()["error"] == "host_retired"
