@@ -35,13 +35,41 @@ class Settings:
         return os.path.join(self.data_dir, name)
 
 
+def _read_config(cfg):
+    from scanner.errors import DataError
+    try:
+        with open(cfg, encoding="utf-8") as fh:
+            values = json.load(fh)
+    except ValueError as exc:
+        raise DataError("not valid JSON: %s" % exc, path=cfg,
+                        hint="fix it, or move it away and run `xcscan server init` to write a new one")
+    except OSError as exc:
+        raise DataError("cannot read the server settings: %s" % exc.strerror, path=cfg)
+    if not isinstance(values, dict):
+        raise DataError("the settings must be a JSON object of name: value", path=cfg)
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    for key, value in values.items():
+        field = fields.get(key)
+        if field is None or key == "data_dir":
+            raise DataError("unknown setting %r" % key, path=cfg,
+                            hint="known settings: %s" % ", ".join(sorted(k for k in fields if k != "data_dir")))
+        kind = {"int": int, "bool": bool, "str": str}.get(field.type if isinstance(field.type, str)
+                                                          else getattr(field.type, "__name__", ""))
+        wrong = kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool)))
+        if wrong or (kind is int and value < 0):
+            raise DataError("setting %r must be %s, not %r" % (
+                key, {int: "a whole number of at least 0", bool: "true or false", str: "a string"}[kind], value),
+                path=cfg)
+    return values
+
+
 def load_settings(data_dir, db_url=None, **overrides):
-    """Settings from ``data_dir/server.json`` (written by ``server init``), then overrides."""
+    """Settings from ``data_dir/server.json`` (written by ``server init``), then overrides.
+    A malformed file, an unknown setting or a value of the wrong type is a DataError naming it."""
     values = {}
     cfg = os.path.join(os.path.abspath(data_dir), CONFIG_NAME)
     if os.path.exists(cfg):
-        with open(cfg, encoding="utf-8") as fh:
-            values.update(json.load(fh))
+        values.update(_read_config(cfg))
     values.update({k: v for k, v in overrides.items() if v is not None})
     if db_url:
         values["db_url"] = db_url

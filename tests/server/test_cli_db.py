@@ -155,3 +155,20 @@ def test_reevaluate_recomputes_stored_facts_with_current_rules(server, tmp_path)
     with server.engine.connect() as conn:
         body = conn.execute(select(db.reports.c.body_gz).where(db.reports.c.id == report["report_id"])).scalar()
     assert json.loads(gzip.decompress(body))["results"][0]["status"] == "manual"  # the signed original is kept
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"max_body": 10,', "not valid JSON"),
+    ('[1, 2]', "must be a JSON object"),
+    ('{"sesion_idle": 600}', "unknown setting 'sesion_idle'"),
+    ('{"max_body": "16M"}', "setting 'max_body' must be a whole number"),
+    ('{"secure_cookies": 1}', "setting 'secure_cookies' must be true or false"),
+    ('{"session_idle": -1}', "setting 'session_idle' must be a whole number of at least 0"),
+])
+def test_bad_server_json_is_a_clear_error_naming_the_file(tmp_path, text, expected):
+    from server_support import run_cli
+    (tmp_path / "server.json").write_text(text, encoding="utf-8")
+    proc = run_cli(["server", "token", "create", "--org", "/x", "--data-dir", str(tmp_path)], check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert str(tmp_path / "server.json") in proc.stderr and expected in proc.stderr
+    assert (tmp_path / "server.json").read_text(encoding="utf-8") == text  # nothing rewritten
