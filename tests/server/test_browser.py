@@ -77,3 +77,39 @@ def test_login_overview_host_and_drift_in_chromium(server, browser_fleet, browse
     page.goto(server.base_url + "/hosts/" + host.host_id + "?lang=zh")
     assert "资产清单" in page.content()
     assert all(u.startswith(server.base_url) for u in page.requests_seen), page.requests_seen
+
+
+def test_admin_makes_a_token_and_retires_a_host_in_chromium(server, browser_fleet, browser_page):
+    org, agents = browser_fleet
+    page = browser_page
+    page.goto(server.base_url + "/login?lang=en")
+    page.fill("input[name=username]", ADMIN[0])
+    page.fill("input[name=password]", ADMIN[1])
+    page.click("#login-submit")
+    page.wait_for_selector("#host-count")
+
+    # administration: a token for a new org unit, shown once, that enrolls a host
+    page.click("#nav-admin")
+    page.fill("#token-form input[name=org]", org + "/north")
+    page.fill("#token-form input[name=uses]", "1")
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("#new-token-value")
+    token = page.inner_text("#new-token-value").strip()
+    a = Agent("bw-new-%s" % uuid.uuid4().hex[:4], machine_id=uuid.uuid4().hex)
+    with server.client() as c:
+        assert a.enroll(c, token).status_code == 201 and a.org == org + "/north"
+        assert a.submit(c, a.report()).status_code == 200
+
+    # retire one of the fleet's hosts from its page: it leaves the org unit's figures
+    page.goto(server.base_url + "/?org=" + org)
+    assert page.inner_text("#host-count") == "4"
+    gone = agents[2]
+    page.goto(server.base_url + "/hosts/" + gone.host_id)
+    page.click("#retire summary")
+    page.fill("#retire-form input[name=reason]", "decommissioned in the browser test")
+    page.click("#retire-form button[type=submit]")
+    page.wait_for_selector("#host-retired")
+    assert "decommissioned in the browser test" in page.inner_text("#host-retired")
+    page.goto(server.base_url + "/?org=" + org)
+    assert page.inner_text("#host-count") == "3"
+    assert all(u.startswith(server.base_url) for u in page.requests_seen), page.requests_seen
