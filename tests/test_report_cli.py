@@ -266,3 +266,15 @@ def test_umask_narrows_the_mode_of_new_files(tmp_path):
     finally:
         os.umask(old)
     assert res.exit_code == 0 and os.stat(str(out)).st_mode & 0o777 == 0o600
+
+
+def test_terminal_inventory_names_substitutes_in_the_chosen_language():
+    from scanner.render.table import render_inventory
+    report = {"host": {"hostname": "h", "live": True}, "inventory": {"components": [
+        {"category": "cpu", "product_id": "intel-xeon", "name": {"zh": "英特尔至强", "en": "Intel Xeon"},
+         "origin": "foreign", "substitutes": ["kunpeng", "hygon", "phytium", "zhaoxin", "loongson"], "evidence": []}]}}
+    zh = render_inventory(report, "zh")
+    assert "鲲鹏\n" in zh or "鲲鹏 " in zh
+    assert "海光" in zh and "kunpeng" not in zh and "(+2)" in zh
+    en = render_inventory(report, "en")
+    assert "Kunpeng" in en and "Hygon" in en and "(+2)" in en

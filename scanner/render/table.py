@@ -19,6 +19,14 @@ def _evidence_text(comp, limit=3):
     return "\n".join(parts)
 
 
+def _list_text(items, limit=4):
+    """One per line (a narrow column); the rest counted."""
+    items = list(items)
+    if len(items) > limit:
+        items = items[:limit - 1] + ["(+%d)" % (len(items) - limit + 1)]
+    return "\n".join(items)
+
+
 def render_inventory(report, lang):
     from tabulate import tabulate
     host = report.get("host") or {}
@@ -30,6 +38,8 @@ def render_inventory(report, lang):
     if host.get("virtualization"):
         lines.append(t("inventory.virtualization", lang,
                        kind=virt_label(host["virtualization"], lang)))
+    from scanner.render.view import SubstituteNamer
+    namer = SubstituteNamer(inv.get("components"), lang, report.get("results"))
     rows = []
     for comp in inv.get("components") or []:
         name = pick(comp.get("name"), lang)
@@ -40,7 +50,7 @@ def render_inventory(report, lang):
             name,
             comp.get("version") or "",
             t("origin." + (comp.get("origin") or "unknown"), lang),
-            ", ".join(comp.get("substitutes") or []),
+            _list_text(namer.names(comp.get("substitutes"))),
             _evidence_text(comp),
         ])
     if rows:
