@@ -255,10 +255,12 @@ def derive(doc):
 def apply_latest(conn, host_id, report_id, collected_at, derived, host=None, extra_host_values=None):
     """Replace the host's latest-state rows with ``derived`` when this report is the newest.
 
-    ``host`` is the host row (org_path, latest_collected) read, locked, in this transaction."""
+    ``host`` is the host row (org_path, latest_collected, retired_at) read, locked, in this transaction."""
     from scanner.server.waivers import attach_waivers
     if host is None:
         host = lock_host(conn, host_id)
+    if host.retired_at is not None:
+        return  # a retired host has no latest state (re-evaluation still updates its history)
     values = dict(extra_host_values or {})
     if host.latest_collected is None or collected_at >= host.latest_collected:
         conn.execute(delete(db.components).where(db.components.c.host_id == host_id))
@@ -293,7 +295,7 @@ def apply_latest(conn, host_id, report_id, collected_at, derived, host=None, ext
 
 def lock_host(conn, host_id):
     """The host row, locked for this transaction (PostgreSQL; SQLite's write lock covers it)."""
-    return conn.execute(select(db.hosts.c.latest_collected, db.hosts.c.org_path)
+    return conn.execute(select(db.hosts.c.latest_collected, db.hosts.c.org_path, db.hosts.c.retired_at)
                         .where(db.hosts.c.id == host_id).with_for_update()).first()
 
 

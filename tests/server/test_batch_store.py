@@ -199,3 +199,20 @@ def test_latest_state_keeps_evidence_of_open_results_only_and_bounded():
     assert all(i["status"] == "fail" for i in failed["items"]) and len(failed["evidence"]) == 50
     assert failed["reason"]["en"].startswith(doc["results"][0]["rule_id"])
     assert "items" not in passed and "evidence" not in passed and passed["reason"]["en"]
+
+
+def test_reevaluating_a_retired_host_does_not_bring_its_latest_state_back(engine):
+    from scanner.server.hosts import retire_host
+    from scanner.server.ingest import apply_latest
+    a, b = enroll(engine, "/gov/finance", 2)
+    it_a, _ = item(a, 1000)
+    it_b, doc_b = item(b, 1000)
+    put(engine, [it_a, it_b])
+    retire_host(engine, a.host_id, "decommissioned", "test")
+    assert count(engine, db.components, host_id=a.host_id) == 0
+    for it in (it_a, it_b):  # what `xcscan server reevaluate` does for each stored report
+        with db.write_tx(engine) as conn:
+            apply_latest(conn, it.host_id, it.report_id, it.collected_at, it.derived)
+    assert count(engine, db.components, host_id=a.host_id) == 0
+    assert count(engine, db.results, host_id=a.host_id) == 0
+    assert count(engine, db.results, host_id=b.host_id) == len(doc_b["results"])
