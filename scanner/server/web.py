@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scanner.i18n import pick, t
+from scanner.render.view import substitute_names
 from scanner.server import queries, store, svg, waivers
 from scanner.server.auth import (ADMINS, AUDIT_READERS, COOKIE, READERS, WAIVER_EDITORS, client_ip, current_user)
 from scanner.server.errors import ApiError, forbidden
@@ -65,18 +66,6 @@ def _reason_text(result, lang):
     return reason.get(lang) or reason.get("en") or reason.get("zh")
 
 
-def product_name(product_id, lang):
-    """A catalog product's name in ``lang`` (substitutes are stored as ids); the id when unknown."""
-    try:
-        from scanner.catalog import default_catalog
-        product = default_catalog().products.get(product_id)
-    except Exception:  # noqa: BLE001 - a broken rules directory must not break the page
-        product = None
-    if not product:
-        return product_id
-    return product["name"].get(lang) or product["name"].get("en") or product_id
-
-
 def render(request, name, status=200, **ctx):
     lang = lang_of(request)
     user = ctx.pop("user", None) or getattr(request.state, "user", None)
@@ -84,7 +73,7 @@ def render(request, name, status=200, **ctx):
     page = env().get_template(name).render(
         _=tr, lang=lang, user=user, pick=lambda pair: pick(pair, lang), request=request, path=request.url.path,
         other_lang="en" if lang == "zh" else "zh", cat_label=lambda c: cat_label(c, lang), status_label=lambda s: tr("status." + (s or "none")),
-        reason_of=lambda r: _reason_text(r, lang), product_name=lambda pid: product_name(pid, lang),
+        reason_of=lambda r: _reason_text(r, lang), substitute_names=lambda ids: substitute_names(ids, lang),
         csrf=user["csrf"] if user else "", can_waive=bool(user and user["role"] in WAIVER_EDITORS),
         can_audit=bool(user and user["role"] in AUDIT_READERS), can_admin=bool(user and user["role"] in ADMINS), qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v}),
         **ctx)
