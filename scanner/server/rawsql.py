@@ -25,7 +25,7 @@ from scanner.server.util import dumps
 _PG_TYPES = {"VARCHAR": "text", "TEXT": "text", "INTEGER": "int4", "BIGINT": "int8", "FLOAT": "float8"}
 
 
-_COPY_TYPES = {}
+_TYPES = {}
 
 
 def for_connection(conn):
@@ -40,10 +40,12 @@ class _Sql(object):
         self.dialect = dialect
 
     def _types(self, table, cols):
-        types = []
-        for name in cols:
-            sql_type = table.c[name].type.compile(self.dialect).split("(")[0]
-            types.append(_PG_TYPES[sql_type])
+        """PostgreSQL type names of ``cols`` (json_to_recordset columns and binary COPY), cached."""
+        key = (table.name, tuple(cols))
+        types = _TYPES.get(key)
+        if types is None:
+            names = [table.c[c].type.compile(self.dialect).split("(")[0] for c in cols]
+            types = _TYPES[key] = ["bytea" if n == "BYTEA" else _PG_TYPES[n] for n in names]
         return types
 
 
@@ -63,18 +65,9 @@ class PgSql(_Sql):
             return
         with self.raw.cursor() as cur:
             with cur.copy("COPY %s (%s) FROM STDIN (FORMAT BINARY)" % (table.name, ", ".join(cols))) as copy:
-                copy.set_types(self._copy_types(table, cols))
+                copy.set_types(self._types(table, cols))
                 for row in rows:
                     copy.write_row(row)
-
-    def _copy_types(self, table, cols):
-        key = (table.name, tuple(cols))
-        types = _COPY_TYPES.get(key)
-        if types is None:
-            types = _COPY_TYPES[key] = [
-                "bytea" if table.c[c].type.compile(self.dialect).split("(")[0] == "BYTEA"
-                else _PG_TYPES[table.c[c].type.compile(self.dialect).split("(")[0]] for c in cols]
-        return types
 
     def update(self, table, keys, cols, rows):
         """``rows``: tuples of ``keys + cols``; each sets ``cols`` on the row matching ``keys``."""
