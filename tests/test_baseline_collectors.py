@@ -596,3 +596,21 @@ def test_sshd_t_output_of_old_openssh_uses_the_current_keyword_names():
     assert effective["pubkeyacceptedalgorithms"] == "ssh-ed25519,ssh-rsa"
     assert effective["hostbasedacceptedalgorithms"] == "ssh-rsa"
     assert effective["kbdinteractiveauthentication"] == "yes"
+
+
+def test_corrupt_login_records_and_bad_sudo_aliases_are_reported_not_raised(make_root, tmp_path):
+    passwd = "alice:x:1000:1000::/home/alice:/bin/bash\n"
+    shadow = "alice:$6$a$b:19000:0:99999:7:::\n"
+    root = make_root({"/etc/passwd": passwd, "/etc/shadow": shadow,
+                      "/var/lib/lastlog/lastlog2.db": b"not a database at all" * 20,
+                      "/var/log/lastlog": b"\x01\x02"})  # truncated: shorter than one record
+    facts, _ = run(root, "accounts")
+    # the unreadable lastlog2 is passed over; the truncated lastlog has no record for UID 1000
+    assert facts["login_records"] == "/var/log/lastlog"
+    assert facts["users"][0]["last_login_on"] == "never"
+
+    root = make_root({"/etc/sudoers": "Cmnd_Alias bad name = /bin/sh\nUser_Alias OK = alice\nOK ALL = ALL\n"},
+                     root=tmp_path / "sudo")
+    facts, errors = run(root, "sudo")
+    assert any("Cmnd_Alias" in e["message"] and e["path"] == "/etc/sudoers:1" for e in errors)
+    assert facts["grants"][0]["members"] == ["alice"]
