@@ -1,0 +1,60 @@
+"""The README's install commands install from the locks, and the environment the tests run in is the
+locked one: every package pinned in requirements/lock.txt that is installed has exactly the locked version."""
+import os
+import re
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _readme_commands():
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    return re.findall(r"```sh\n(.+?)\n```", text[:2000])
+
+
+def _pins(path):
+    pins = {}
+    for line in open(os.path.join(REPO, path), encoding="utf-8"):
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)\s*(;.*)?$", line.strip())
+        if m:
+            pins.setdefault(m.group(1).lower().replace("_", "-"), []).append((m.group(2), m.group(3)))
+    return pins
+
+
+def test_readme_commands_install_from_the_locks():
+    scan_cmd, test_cmd = _readme_commands()[:2]
+    assert "-c requirements/agent-lock.txt" in scan_cmd
+    assert "-c requirements/lock.txt" in test_cmd
+    ci = open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
+    assert test_cmd in ci, ".ci/run must run the README test command verbatim"
+
+
+def test_installed_versions_are_the_locked_ones():
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover - Python 3.7
+        pytest.skip("importlib.metadata needs Python 3.8")
+    pins = _pins("requirements/lock.txt")
+    assert "pytest" in pins and "schemathesis" in pins
+    checked, wrong = 0, []
+    for name, versions in sorted(pins.items()):
+        try:
+            have = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue  # platform-specific (e.g. uvloop on Windows) or not installed by this extra
+        checked += 1
+        if have not in [v for v, _ in versions]:
+            wrong.append("%s %s (locked %s)" % (name, have, versions[0][0]))
+    assert checked >= 40
+    assert not wrong, "installed versions differ from requirements/lock.txt: %s — install with " \
+        "`pip install -c requirements/lock.txt -e '.[server,test]'`" % ", ".join(wrong)
+
+
+def test_agent_lock_covers_python_37_and_only_agent_dependencies():
+    pins = _pins("requirements/agent-lock.txt")
+    for dep in ("click", "psutil", "distro", "pyyaml", "cryptography", "tabulate"):
+        assert dep in pins
+    assert "fastapi" not in pins and "pytest" not in pins
+    assert any("< '3.8'" in (marker or "") for v in pins.values() for _, marker in v), \
+        "the agent lock must be universal down to Python 3.7"
