@@ -46,7 +46,10 @@ def postgres_cpu():
 
 
 def run(kind, opts):
-    from scanner.server import db, ingest, migrate, store
+    from scanner.server.store import db
+    from scanner.server.intake import ingest
+    from scanner.server.store import migrate
+    from scanner.server.access import accounts
     from scanner.server.settings import Settings
     tmp = tempfile.mkdtemp(prefix="xcscan-store-bench-")
     pg_name = None
@@ -66,7 +69,7 @@ def run(kind, opts):
         agents = []
         for i in range(opts.hosts):
             org = "/gov/dept%d" % (i % 10)
-            tok = store.create_token(engine, org)["token"]
+            tok = accounts.create_token(engine, org)["token"]
             a = Agent("host%04d" % i, machine_id=secrets.token_hex(16))
             a.host_id = ingest.enroll(engine, tok, a.hostname, a.machine_id, a.public_key)["host_id"]
             agents.append(a)

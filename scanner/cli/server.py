@@ -69,7 +69,7 @@ def init(data_dir, db, admin, password_file, names):
     from scanner.server import service
     from scanner.server.pki import default_names
     from scanner.server.settings import load_settings
-    from scanner.server.store import list_users
+    from scanner.server.access.accounts import list_users
     settings = load_settings(data_dir, db_url=db)
     password = None
     if not os.path.exists(os.path.join(settings.data_dir, "server.json")) or password_file \
@@ -115,7 +115,8 @@ def token():
 def token_create(data_dir, db, org, uses, expires, note):
     """Create an enrollment token (printed once, stored hashed) / 创建注册令牌"""
     from scanner.errors import XcscanError
-    from scanner.server import service, store
+    from scanner.server import service
+    from scanner.server.access import accounts
     from scanner.server.errors import ApiError
     from scanner.server.util import iso, parse_duration
     settings = _settings(data_dir, db)
@@ -124,7 +125,7 @@ def token_create(data_dir, db, org, uses, expires, note):
         raise XcscanError("--expires %r is not a duration" % expires, hint="use e.g. 3600, 12h, 7d or 2w")
     engine = service.open_engine(settings)
     try:
-        tok = store.create_token(engine, org, uses, seconds, actor="cli", note=note)
+        tok = accounts.create_token(engine, org, uses, seconds, actor="cli", note=note)
     except ApiError as exc:
         raise _api_error(exc)
     finally:
@@ -148,13 +149,14 @@ def user():
               "else $XCSCAN_USER_PASSWORD or a prompt)")
 def user_add(data_dir, db, username, role, password_file):
     """Add a user / 添加用户"""
-    from scanner.server import service, store
+    from scanner.server import service
+    from scanner.server.access import accounts
     from scanner.server.errors import ApiError
     settings = _settings(data_dir, db)
     password = _read_password(password_file, "Password for %s" % username, "XCSCAN_USER_PASSWORD")
     engine = service.open_engine(settings)
     try:
-        store.add_user(engine, username, password, role, actor="cli")
+        accounts.add_user(engine, username, password, role, actor="cli")
     except ApiError as exc:
         raise _api_error(exc)
     finally:
@@ -168,11 +170,12 @@ def user_add(data_dir, db, username, role, password_file):
 @click.argument("username")
 def user_unlock(data_dir, db, username):
     """Clear a user's failed-login lock / 解除登录失败锁定"""
-    from scanner.server import service, store
+    from scanner.server import service
+    from scanner.server.access import accounts
     settings = _settings(data_dir, db)
     engine = service.open_engine(settings)
     try:
-        cleared = store.unlock_login(engine, username, actor="cli")
+        cleared = accounts.unlock_login(engine, username, actor="cli")
     finally:
         engine.dispose()
     click.echo(("unlocked %s" if cleared else "%s had no failed logins on record") % username)
@@ -192,7 +195,7 @@ def host_retire(data_dir, db, host_id, reason):
     """Take a host out of the fleet; its reports are refused from now on, its history kept / 退役主机"""
     from scanner.server import service
     from scanner.server.errors import ApiError
-    from scanner.server.hosts import retire_host
+    from scanner.server.workflow.hosts import retire_host
     settings = _settings(data_dir, db)
     engine = service.open_engine(settings)
     try:

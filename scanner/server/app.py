@@ -27,7 +27,7 @@ def _error_response(request, status, code, message, headers=None, extra=None):
         if extra:
             body.update(extra)
         return JSONResponse(body, status_code=status, headers=headers)
-    from scanner.server.web import error_page
+    from scanner.server.web.pages import error_page
     return error_page(request, status, message, headers=headers)
 
 
@@ -79,8 +79,9 @@ class GuardMiddleware(object):
 
 
 def create_app(settings, engine=None):
-    from scanner.server.db import make_engine
-    from scanner.server import api, web
+    from scanner.server.store.db import make_engine
+    from scanner.server.web import api
+    from scanner.server.web import pages
 
     app = FastAPI(title="xcscan aggregator", version="1", openapi_url="/api/v1/openapi.json",
                   docs_url=None, redoc_url=None,
@@ -88,7 +89,7 @@ def create_app(settings, engine=None):
                               "Protocol: docs/api.md.")
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.db_url, settings.pool_size)
-    from scanner.server.ingest import Intake
+    from scanner.server.intake.ingest import Intake
     app.state.intake = Intake(app.state.engine, settings)
 
     @app.exception_handler(ApiError)
@@ -120,7 +121,7 @@ def create_app(settings, engine=None):
 
     app.add_middleware(GuardMiddleware, on_error=_internal_response)
     app.include_router(api.router)
-    app.include_router(web.router)
+    app.include_router(pages.router)
     tune_gc()
     return app
 

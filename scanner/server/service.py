@@ -9,12 +9,12 @@ import socket
 from sqlalchemy import select, update
 
 from scanner.errors import XcscanError
-from scanner.server import db
+from scanner.server.store import db
 from scanner.server.settings import load_settings, save_settings
 
 
 def open_engine(settings, migrate=True):
-    from scanner.server.migrate import upgrade
+    from scanner.server.store.migrate import upgrade
     engine = db.make_engine(settings.db_url, settings.pool_size)
     try:
         if migrate:
@@ -43,7 +43,7 @@ def first_line(exc):
 def init(data_dir, db_url=None, admin="admin", password=None, names=None):
     """Create the data directory, TLS material, schema and first admin. Refuses to overwrite."""
     from scanner.server.pki import default_names, make_pki
-    from scanner.server.store import add_user, list_users
+    from scanner.server.access.accounts import add_user, list_users
     from scanner.server.errors import ApiError
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     settings = load_settings(data_dir, db_url=db_url)
@@ -95,7 +95,7 @@ def reevaluate(settings, profile=None, latest_only=False, log=None):
     except ImportError:
         raise XcscanError("this xcscan has no rule engine (scanner.pipeline.evaluate_report)",
                           hint="upgrade xcscan on the server")
-    from scanner.server.ingest import apply_latest, derive
+    from scanner.server.intake.ingest import apply_latest, derive
     from scanner.server.util import now
     engine = open_engine(settings)
     r = db.reports
@@ -122,7 +122,7 @@ def reevaluate(settings, profile=None, latest_only=False, log=None):
             if log and done % 500 == 0:
                 log("%d/%d" % (done, len(rows)))
         with db.write_tx(engine) as conn:
-            from scanner.server.store import audit
+            from scanner.server.store.audit import audit
             audit(conn, "cli", "reevaluate", None, {"reports": done, "profile": profile})
     finally:
         engine.dispose()

@@ -49,7 +49,8 @@ def server(request, tmp_path_factory):
 def db_engine(request, tmp_path):
     """A migrated, empty database without a server: a SQLite file, or the session's PostgreSQL
     database with its tables dropped and re-created by the migrations."""
-    from scanner.server import db, migrate
+    from scanner.server.store import db
+    from scanner.server.store import migrate
     if request.param == "postgres":
         eng = db.make_engine(request.getfixturevalue("pg_url"))
         with eng.begin() as conn:

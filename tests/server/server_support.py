@@ -85,7 +85,7 @@ class Server(object):
     def engine(self):
         """Direct database access for assertions (same URL the server uses)."""
         if self._engine is None:
-            from scanner.server.db import make_engine
+            from scanner.server.store.db import make_engine
             from scanner.server.settings import load_settings
             self._engine = make_engine(load_settings(self.data_dir, db_url=self.db_url).db_url, pool_size=2)
         return self._engine
@@ -111,7 +111,7 @@ class Server(object):
     def counts(self):
         """Row counts of every table: the 'database unchanged' check."""
         from sqlalchemy import func, select
-        from scanner.server import db
+        from scanner.server.store import db
         with self.engine.connect() as conn:
             return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
                     for t in db.metadata.sorted_tables if t.name not in ("audit_log", "sessions", "login_throttle")}

@@ -15,8 +15,11 @@ import pytest
 from sqlalchemy import func, select
 
 from fleet import make_report
-from scanner.server import db, ingest, store, waivers
-from scanner.server.batch import BatchWriter, Item, store_batch
+from scanner.server.store import db
+from scanner.server.intake import ingest
+from scanner.server.access import accounts
+from scanner.server.workflow import waivers
+from scanner.server.intake.batch import BatchWriter, Item, store_batch
 from scanner.server.errors import ApiError
 
 
@@ -30,7 +33,7 @@ def enroll(engine, org, n):
     out = []
     for i in range(n):
         a = Agent("%s-host%d" % (org.strip("/").replace("/", "-"), i), machine_id="m%d%s" % (i, org))
-        a.host_id = ingest.enroll(engine, store.create_token(engine, org)["token"], a.hostname, a.machine_id,
+        a.host_id = ingest.enroll(engine, accounts.create_token(engine, org)["token"], a.hostname, a.machine_id,
                                   a.public_key)["host_id"]
         out.append(a)
     return out
@@ -188,7 +191,7 @@ def test_writer_retries_a_failed_batch_one_by_one(engine):
 
 
 def test_latest_state_keeps_evidence_of_open_results_only_and_bounded():
-    from scanner.server.ingest import LATEST_ITEMS, derive
+    from scanner.server.intake.ingest import LATEST_ITEMS, derive
     doc = make_report("trim", rng=random.Random(5))
     items = [{"key": "/etc/f%03d" % i, "status": "fail" if i % 2 else "pass"} for i in range(2 * LATEST_ITEMS + 50)]
     doc["results"][0].update(status="fail", items=items, evidence=[{"kind": "file", "value": "v%d" % i} for i in range(80)])
@@ -202,8 +205,8 @@ def test_latest_state_keeps_evidence_of_open_results_only_and_bounded():
 
 
 def test_reevaluating_a_retired_host_does_not_bring_its_latest_state_back(engine):
-    from scanner.server.hosts import retire_host
-    from scanner.server.ingest import apply_latest
+    from scanner.server.workflow.hosts import retire_host
+    from scanner.server.intake.ingest import apply_latest
     a, b = enroll(engine, "/gov/finance", 2)
     it_a, _ = item(a, 1000)
     it_b, doc_b = item(b, 1000)

@@ -47,7 +47,7 @@ def test_token_and_user_commands(server):
     token = proc.stdout.strip()
     assert token.startswith("xct_") and "/gov/tax" in proc.stderr and "2 use(s)" in proc.stderr
     from sqlalchemy import select
-    from scanner.server import db
+    from scanner.server.store import db
     with server.engine.connect() as conn:
         hashes = [r[0] for r in conn.execute(select(db.enroll_tokens.c.token_hash))]
     assert token not in hashes and len(hashes[0]) == 64  # stored hashed only
@@ -90,8 +90,8 @@ def test_inventory_command_does_not_import_the_server_stack():
 def test_migrations_create_exactly_the_declared_schema(kind, tmp_path, request):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
-    from scanner.server import db
-    from scanner.server.migrate import current_revision, head_revision, upgrade
+    from scanner.server.store import db
+    from scanner.server.store.migrate import current_revision, head_revision, upgrade
     if kind == "postgres":
         base = request.getfixturevalue("pg_url")
         import psycopg
@@ -150,7 +150,7 @@ def test_reevaluate_recomputes_stored_facts_with_current_rules(server, tmp_path)
     assert after == truth
     assert stored["facts"] == json.loads(json.dumps(report["facts"]))  # raw facts unchanged
     from sqlalchemy import select
-    from scanner.server import db
+    from scanner.server.store import db
     import gzip
     with server.engine.connect() as conn:
         body = conn.execute(select(db.reports.c.body_gz).where(db.reports.c.id == report["report_id"])).scalar()

@@ -126,7 +126,7 @@ def test_enroll_errors(server):
 def test_expired_token_refused(server):
     tok = server.token(expires="60")
     from sqlalchemy import update
-    from scanner.server import db
+    from scanner.server.store import db
     from scanner.server.util import sha256_hex
     with server.engine.begin() as conn:  # age the token instead of sleeping a minute
         conn.execute(update(db.enroll_tokens).where(db.enroll_tokens.c.token_hash == sha256_hex(tok))
@@ -269,7 +269,7 @@ def test_concurrent_submissions_and_racing_resends_store_each_report_once(server
     acks for a pair, one row per report, and each host's latest state is its newest report."""
     import threading
     from sqlalchemy import func, select
-    from scanner.server import db
+    from scanner.server.store import db
     agents = []
     with server.client() as c:
         tok = server.token(uses=6)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from scanner.server import db, store
+from scanner.server.store import db
+from scanner.server.access import accounts
 from scanner.server.errors import ApiError
 from scanner.server.util import sha256_hex
 
@@ -22,19 +23,19 @@ class Policy(object):
 
 def attempt(engine, name, password, policy, ip="10.0.0.9"):
     try:
-        store.login(engine, name, password, ip=ip, policy=store.LoginPolicy(policy))
+        accounts.login(engine, name, password, ip=ip, policy=accounts.LoginPolicy(policy))
         return 200
     except ApiError as exc:
         return exc.status
 
 
 def test_lock_after_failures_refuses_even_the_right_password_then_expires(db_engine, monkeypatch):
-    store.add_user(db_engine, "ops1", PASSWORD, "officer")
+    accounts.add_user(db_engine, "ops1", PASSWORD, "officer")
     clock = [1_000_000]
-    monkeypatch.setattr(store, "now", lambda: clock[0])
+    monkeypatch.setattr(accounts, "now", lambda: clock[0])
     assert [attempt(db_engine, "ops1", "wrong", Policy) for _ in range(3)] == [401, 401, 401]
     with pytest.raises(ApiError) as exc:
-        store.login(db_engine, "ops1", PASSWORD, ip="10.0.0.9", policy=store.LoginPolicy(Policy))
+        accounts.login(db_engine, "ops1", PASSWORD, ip="10.0.0.9", policy=accounts.LoginPolicy(Policy))
     assert exc.value.status == 429 and exc.value.headers["Retry-After"] == "120"
     clock[0] += 119
     assert attempt(db_engine, "ops1", PASSWORD, Policy) == 429
@@ -45,9 +46,9 @@ def test_lock_after_failures_refuses_even_the_right_password_then_expires(db_eng
 
 
 def test_failures_outside_the_window_do_not_add_up(db_engine, monkeypatch):
-    store.add_user(db_engine, "ops2", PASSWORD, "officer")
+    accounts.add_user(db_engine, "ops2", PASSWORD, "officer")
     clock = [2_000_000]
-    monkeypatch.setattr(store, "now", lambda: clock[0])
+    monkeypatch.setattr(accounts, "now", lambda: clock[0])
     for _ in range(4):  # one failure every 61 s: never 3 within 60 s
         assert attempt(db_engine, "ops2", "wrong", Policy) == 401
         clock[0] += 61
@@ -55,12 +56,12 @@ def test_failures_outside_the_window_do_not_add_up(db_engine, monkeypatch):
 
 
 def test_unknown_user_names_lock_alike_and_unlock_clears(db_engine):
-    store.add_user(db_engine, "ops3", PASSWORD, "officer")
+    accounts.add_user(db_engine, "ops3", PASSWORD, "officer")
     for name in ("ops3", "no-such-user"):
         assert [attempt(db_engine, name, "wrong", Policy) for _ in range(4)] == [401, 401, 401, 429], name
     assert attempt(db_engine, "OPS3", "wrong", Policy) == 429  # the lock is on the name, any case
-    assert store.unlock_login(db_engine, "ops3") is True
-    assert store.unlock_login(db_engine, "ops3") is False
+    assert accounts.unlock_login(db_engine, "ops3") is True
+    assert accounts.unlock_login(db_engine, "ops3") is False
     assert attempt(db_engine, "ops3", PASSWORD, Policy) == 200
     with db_engine.connect() as conn:
         actions = [r.action for r in conn.execute(select(db.audit_log.c.action))]
@@ -77,21 +78,21 @@ def test_per_address_limit_when_enabled(db_engine):
 
 
 def test_idle_session_ends_and_use_keeps_it_alive(db_engine, monkeypatch):
-    store.add_user(db_engine, "ops4", PASSWORD, "auditor")
+    accounts.add_user(db_engine, "ops4", PASSWORD, "auditor")
     clock = [3_000_000]
-    monkeypatch.setattr(store, "now", lambda: clock[0])
-    s = store.login(db_engine, "ops4", PASSWORD, policy=store.LoginPolicy(Policy))
+    monkeypatch.setattr(accounts, "now", lambda: clock[0])
+    s = accounts.login(db_engine, "ops4", PASSWORD, policy=accounts.LoginPolicy(Policy))
     clock[0] += 500
-    assert store.session_user(db_engine, s["token"], idle=600)["username"] == "ops4"  # used: last_used moves
+    assert accounts.session_user(db_engine, s["token"], idle=600)["username"] == "ops4"  # used: last_used moves
     with db_engine.connect() as conn:
         last = conn.execute(select(db.sessions.c.last_used)
                             .where(db.sessions.c.token_hash == sha256_hex(s["token"]))).scalar()
     assert last == clock[0]
     clock[0] += 599
-    assert store.session_user(db_engine, s["token"], idle=600) is not None
+    assert accounts.session_user(db_engine, s["token"], idle=600) is not None
     clock[0] += 601
-    assert store.session_user(db_engine, s["token"], idle=600) is None  # idle too long
-    assert store.session_user(db_engine, s["token"], idle=0) is not None  # no idle limit: absolute TTL only
+    assert accounts.session_user(db_engine, s["token"], idle=600) is None  # idle too long
+    assert accounts.session_user(db_engine, s["token"], idle=0) is not None  # no idle limit: absolute TTL only
     with db.write_tx(db_engine) as conn:
         conn.execute(update(db.sessions).values(expires_at=clock[0] - 1))
-    assert store.session_user(db_engine, s["token"], idle=0) is None
+    assert accounts.session_user(db_engine, s["token"], idle=0) is None

@@ -77,7 +77,7 @@ def test_admin_manages_users_and_passwords_are_argon2(server):
         assert r.status_code == 201
         assert c.post("/api/v1/users", json={"username": name, "password": "long-enough-pw", "role": "officer"}).status_code == 409
     from sqlalchemy import select
-    from scanner.server import db
+    from scanner.server.store import db
     with server.engine.connect() as conn:
         stored = conn.execute(select(db.users.c.password_hash).where(db.users.c.username == name)).scalar()
     assert stored.startswith("$argon2id$") and "m=65536" in stored and "long-enough-pw" not in stored

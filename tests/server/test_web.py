@@ -161,7 +161,7 @@ def test_markup_in_fleet_data_is_escaped(server):
 def test_every_template_key_exists_in_both_languages():
     import os
     from scanner.i18n import catalogue
-    root = os.path.join(os.path.dirname(__import__("scanner.server", fromlist=["x"]).__file__), "templates")
+    root = os.path.join(os.path.dirname(__import__("scanner.server.web", fromlist=["x"]).__file__), "templates")
     keys = set()
     for name in os.listdir(root):
         keys |= set(re.findall(r"_\('([a-z_.]+[a-z_])'", open(os.path.join(root, name), encoding="utf-8").read()))
@@ -177,7 +177,7 @@ def test_every_template_key_exists_in_both_languages():
 
 
 def test_trend_chart_always_labels_the_newest_day_inside_the_chart():
-    from scanner.server.svg import line_chart
+    from scanner.server.web.svg import line_chart
     for n in (2, 7, 13, 30):
         labels = ["11-%02d" % (i + 1) for i in range(n)]
         svg = str(line_chart([("score", "score", [50.0] * n)], labels, width=560))

@@ -15,7 +15,7 @@ depends_on = None
 
 
 def upgrade():
-    # generated from scanner.server.db by alembic autogenerate, then frozen
+    # generated from scanner.server.store.db by alembic autogenerate, then frozen
     op.create_table('audit_log',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('at', sa.BigInteger(), nullable=False),
@@ -178,7 +178,7 @@ def upgrade():
 
 
 def downgrade():
-    # generated from scanner.server.db by alembic autogenerate, then frozen
+    # generated from scanner.server.store.db by alembic autogenerate, then frozen
     op.drop_table('sessions')
     with op.batch_alter_table('results', schema=None) as batch_op:
         batch_op.drop_index('ix_results_status_severity')

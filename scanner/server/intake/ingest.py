@@ -16,9 +16,10 @@ import zlib
 
 from sqlalchemy import delete, insert, select, update
 
-from scanner.server import db
+from scanner.server.store import db
 from scanner.server.errors import ApiError, bad_request, forbidden, unauthorized
-from scanner.server.store import audit, consume_token
+from scanner.server.access.accounts import consume_token
+from scanner.server.store.audit import audit
 from scanner.server.util import clean_text, dumps, iso, now
 
 SCHEMA = "xcscan.report/1"
@@ -256,7 +257,7 @@ def apply_latest(conn, host_id, report_id, collected_at, derived, host=None, ext
     """Replace the host's latest-state rows with ``derived`` when this report is the newest.
 
     ``host`` is the host row (org_path, latest_collected, retired_at) read, locked, in this transaction."""
-    from scanner.server.waivers import attach_waivers
+    from scanner.server.workflow.waivers import attach_waivers
     if host is None:
         host = lock_host(conn, host_id)
     if host.retired_at is not None:
@@ -337,7 +338,7 @@ class Intake(object):
     then store through the process's batch writer."""
 
     def __init__(self, engine, settings, writer=None):
-        from scanner.server.batch import BatchWriter
+        from scanner.server.intake.batch import BatchWriter
         self.engine = engine
         self.settings = settings
         self.writer = writer or BatchWriter(engine)
@@ -370,12 +371,6 @@ class Intake(object):
             raise forbidden("host_mismatch", "the report's host.machine_id does not match the enrolled host")
         derived = derive(doc)
         stored = raw if encoding and encoding.strip().lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)
-        from scanner.server.batch import Item
+        from scanner.server.intake.batch import Item
         item = Item(report_id, host_id, t, ts, derived, stored, len(body), hashlib.sha256(body).hexdigest())
         return self.writer.write(item)
-
-
-def report_document(row):
-    """The stored document: re-evaluated when available, else the original signed body."""
-    blob = row["evaluated_gz"] if row.get("evaluated_gz") else row["body_gz"]
-    return json.loads(gzip.decompress(blob).decode("utf-8"))

@@ -15,17 +15,18 @@ from concurrent.futures import Future
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from scanner.server import db, rawsql
+from scanner.server.store import db
+from scanner.server.store import rawsql
 from scanner.server.errors import ApiError
 from scanner.server.util import now
-from scanner.server.waivers import attach_from
+from scanner.server.workflow.waivers import attach_from
 
 Item = collections.namedtuple("Item", "report_id host_id received_at collected_at derived body_gz size sha256")
 MAX_BATCH = 64
 
 
 def _ack(report_id, host_id, received_at):
-    from scanner.server.ingest import ack
+    from scanner.server.intake.ingest import ack
     return ack(report_id, host_id, received_at)
 
 

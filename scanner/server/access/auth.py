@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from scanner.server import store
+from scanner.server.access import accounts
 from scanner.server.errors import ApiError, forbidden
 
 COOKIE = "xcscan_session"
@@ -42,7 +42,7 @@ def current_user(request):
     if not hasattr(request.state, "user"):
         token, via = session_token(request)
         idle = request.app.state.settings.session_idle
-        user = store.session_user(request.app.state.engine, token, idle=idle) if token else None
+        user = accounts.session_user(request.app.state.engine, token, idle=idle) if token else None
         if user is not None:
             user["via"] = via
         request.state.user = user
@@ -58,7 +58,7 @@ def require(*roles):
         if user["role"] not in roles:
             raise forbidden("forbidden", "your role (%s) may not do this" % user["role"])
         if request.method in UNSAFE and user["via"] == "cookie" \
-                and not store.csrf_ok(user, request.headers.get("x-csrf-token")):
+                and not accounts.csrf_ok(user, request.headers.get("x-csrf-token")):
             raise forbidden("csrf", "missing or wrong CSRF token")
         return user
     return dependency

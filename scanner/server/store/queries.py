@@ -1,16 +1,22 @@
 """Read side: the fleet queries behind the API and the web pages."""
 from __future__ import annotations
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 
-from scanner.server import db
+from scanner.server.store import db
 from scanner.server.errors import not_found
-from scanner.server.ingest import report_document
+from scanner.server.store.reports import report_document
 from scanner.server.util import loads, normalise_org, now, org_ancestors
-from scanner.server.waivers import effective_status
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
+
+
+def effective_status(t=None):
+    """SQL expression: the result status with central waivers applied."""
+    r = db.results
+    return case((and_(r.c.status == "fail", r.c.waiver_until.is_not(None), r.c.waiver_until > (t or now())),
+                 literal("waived")), else_=r.c.status)
 
 def org_filter(column, org):
     """Rows whose org path is ``org`` or below it."""

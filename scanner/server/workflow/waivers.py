@@ -6,22 +6,16 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import and_, case, insert, literal, select, update
+from sqlalchemy import insert, select, update
 
-from scanner.server import db
+from scanner.server.store import db
 from scanner.server.errors import ApiError, bad_request, not_found
-from scanner.server.store import audit
+from scanner.server.store.audit import audit
 from scanner.server.util import clean_text, normalise_org, now
 
 SCOPES = ("host", "org", "all")
 RULE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
-
-def effective_status(t=None):
-    """SQL expression: the result status with central waivers applied."""
-    r = db.results
-    return case((and_(r.c.status == "fail", r.c.waiver_until.is_not(None), r.c.waiver_until > (t or now())),
-                 literal("waived")), else_=r.c.status)
 
 
 def _covers(waiver, host_id, org_path):

@@ -1,4 +1,4 @@
-"""People, sessions, enrollment tokens and the audit log."""
+"""People, sessions and enrollment tokens (the audit log itself is scanner.server.store.audit)."""
 from __future__ import annotations
 
 import hmac
@@ -7,20 +7,14 @@ import secrets
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from scanner.server import db
+from scanner.server.store import db
 from scanner.server.errors import ApiError, bad_request, forbidden, too_many_attempts, unauthorized
-from scanner.server.passwords import dummy_verify, hash_password, password_problem, verify_password
+from scanner.server.access.passwords import dummy_verify, hash_password, password_problem, verify_password
+from scanner.server.store.audit import audit
 from scanner.server.util import clean_text, dumps, normalise_org, now, sha256_hex
 
 ROLES = ("admin", "officer", "auditor")
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
-
-
-# --- audit -----------------------------------------------------------------------------------------
-def audit(conn, actor, action, target=None, detail=None, ip=None):
-    conn.execute(insert(db.audit_log).values(
-        at=now(), actor=actor or "-", action=action, target=clean_text(target, 512),
-        detail=dumps(detail) if detail is not None else None, ip=clean_text(ip, 64)))
 
 
 # --- users -----------------------------------------------------------------------------------------

@@ -11,9 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from scanner.server import ingest, queries, store, waivers
-from scanner.server.auth import ADMINS, AUDIT_READERS, READERS, WAIVER_EDITORS, client_ip, require
+from scanner.server.intake import ingest
+from scanner.server.store import queries, reports
+from scanner.server.access import accounts
+from scanner.server.workflow import waivers
+from scanner.server.access.auth import ADMINS, AUDIT_READERS, READERS, WAIVER_EDITORS, client_ip, require
 from scanner.server.errors import bad_request
+from scanner.server.store.audit import audit
 from scanner.server.util import normalise_org, parse_duration
 
 router = APIRouter(prefix="/api/v1")
@@ -125,14 +129,14 @@ async def submit_report(request: Request):
              tags=["session"])
 def login(body: LoginIn, request: Request):
     settings = request.app.state.settings
-    s = store.login(request.app.state.engine, body.username, body.password, settings.session_ttl,
-                    ip=client_ip(request), policy=store.LoginPolicy(settings))
+    s = accounts.login(request.app.state.engine, body.username, body.password, settings.session_ttl,
+                    ip=client_ip(request), policy=accounts.LoginPolicy(settings))
     return s
 
 
 @router.delete("/session", responses=ERRORS, tags=["session"])
 def logout(request: Request, user=Depends(require(*READERS))):
-    store.logout(request.app.state.engine, user)
+    accounts.logout(request.app.state.engine, user)
     return {"status": "logged_out"}
 
 
@@ -157,7 +161,7 @@ class RetireIn(BaseModel):
 @router.post("/hosts/{host_id}/retire", responses={**ERRORS, 409: {"description": "already retired"}}, tags=["admin"])
 def retire(host_id: str, body: RetireIn, request: Request, user=Depends(require(*ADMINS))):
     """Take a host out of the fleet: its reports are refused from now on; its history is kept."""
-    from scanner.server.hosts import retire_host
+    from scanner.server.workflow.hosts import retire_host
     return retire_host(request.app.state.engine, host_id, body.reason, user["username"], client_ip(request))
 
 
@@ -182,7 +186,7 @@ def report(report_id: str, request: Request, user=Depends(require(*READERS))):
     """The stored report document (re-evaluated if `xcscan server reevaluate` ran), audited as an export."""
     engine = request.app.state.engine
     row = queries.get_report(engine, report_id)
-    doc = ingest.report_document(row)
+    doc = reports.report_document(row)
     _audit(request, user, "export.report", report_id, {"host_id": row["host_id"]})
     return doc
 
@@ -260,9 +264,9 @@ def to_csv(rows, fields):
 
 
 def _audit(request, user, action, target, detail):
-    from scanner.server import db
+    from scanner.server.store import db
     with db.write_tx(request.app.state.engine) as conn:
-        store.audit(conn, user["username"], action, target, detail, client_ip(request))
+        audit(conn, user["username"], action, target, detail, client_ip(request))
 
 
 def _export(request, user, kind, rows, fields, fmt, filters):
@@ -300,7 +304,7 @@ def export_inventory(request: Request, format: str = Query("csv", max_length=8),
 # --- administration ---------------------------------------------------------------------------------
 @router.get("/tokens", responses=ERRORS, tags=["admin"])
 def list_tokens(request: Request, user=Depends(require(*ADMINS))):
-    return store.list_tokens(request.app.state.engine)
+    return accounts.list_tokens(request.app.state.engine)
 
 
 @router.post("/tokens", status_code=201, responses=ERRORS, tags=["admin"])
@@ -308,18 +312,18 @@ def create_token(body: TokenIn, request: Request, user=Depends(require(*ADMINS))
     seconds = parse_duration(body.expires)
     if seconds is None:
         raise bad_request("bad_expiry", "expires must look like 3600, 12h, 7d or 2w")
-    return store.create_token(request.app.state.engine, body.org, body.uses, seconds, user["username"], body.note,
+    return accounts.create_token(request.app.state.engine, body.org, body.uses, seconds, user["username"], body.note,
                               client_ip(request))
 
 
 @router.get("/users", responses=ERRORS, tags=["admin"])
 def list_users(request: Request, user=Depends(require(*ADMINS))):
-    return store.list_users(request.app.state.engine)
+    return accounts.list_users(request.app.state.engine)
 
 
 @router.post("/users", status_code=201, responses=ERRORS, tags=["admin"])
 def add_user(body: UserIn, request: Request, user=Depends(require(*ADMINS))):
-    return store.add_user(request.app.state.engine, body.username, body.password, body.role, user["username"],
+    return accounts.add_user(request.app.state.engine, body.username, body.password, body.role, user["username"],
                           client_ip(request))
 
 

@@ -1,7 +1,7 @@
-"""Alembic environment: the engine comes from scanner.server.migrate (never from alembic.ini)."""
+"""Alembic environment: the engine comes from scanner.server.store.migrate (never from alembic.ini)."""
 from alembic import context
 
-from scanner.server.db import metadata
+from scanner.server.store.db import metadata
 
 config = context.config
 
@@ -9,7 +9,7 @@ config = context.config
 def run_migrations_online():
     connection = config.attributes.get("connection")
     if connection is None:
-        from scanner.server.db import make_engine
+        from scanner.server.store.db import make_engine
         engine = make_engine(config.get_main_option("sqlalchemy.url"))
         with engine.connect() as connection:
             _run(connection)

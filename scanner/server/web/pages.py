@@ -14,8 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scanner.i18n import pick, t
 from scanner.render.view import substitute_names
-from scanner.server import queries, store, svg, waivers
-from scanner.server.auth import (ADMINS, AUDIT_READERS, COOKIE, READERS, WAIVER_EDITORS, client_ip, current_user)
+from scanner.server.store import queries
+from scanner.server.access import accounts
+from scanner.server.web import svg
+from scanner.server.workflow import waivers
+from scanner.server.access.auth import (ADMINS, AUDIT_READERS, COOKIE, READERS, WAIVER_EDITORS, client_ip, current_user)
 from scanner.server.errors import ApiError, forbidden
 from scanner.server.util import iso, normalise_org, parse_duration
 
@@ -103,7 +106,7 @@ def page_user(request, roles=READERS):
 
 
 def check_csrf(request, user, token):
-    if not store.csrf_ok(user, token):
+    if not accounts.csrf_ok(user, token):
         raise forbidden("csrf", t("server.csrf_failed", lang_of(request)))
 
 
@@ -139,8 +142,8 @@ async def login_submit(request: Request, username: str = Form("", max_length=64)
         raise forbidden("csrf", t("server.csrf_failed", lang_of(request)))
     settings = request.app.state.settings
     try:
-        session = await run_in_threadpool(store.login, request.app.state.engine, username, password,
-                                          settings.session_ttl, client_ip(request), store.LoginPolicy(settings))
+        session = await run_in_threadpool(accounts.login, request.app.state.engine, username, password,
+                                          settings.session_ttl, client_ip(request), accounts.LoginPolicy(settings))
     except ApiError as exc:
         token = secrets.token_urlsafe(24)
         locked = exc.status == 429
@@ -164,7 +167,7 @@ async def login_submit(request: Request, username: str = Form("", max_length=64)
 def logout(request: Request, csrf_token: str = Form("", max_length=64)):
     user = page_user(request)
     check_csrf(request, user, csrf_token)
-    store.logout(request.app.state.engine, user)
+    accounts.logout(request.app.state.engine, user)
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(COOKIE, path="/")
     return resp
@@ -229,7 +232,7 @@ def _render_host(request, user, host_id, status=200, error=None):
 @router.post("/hosts/{host_id}/retire")
 def host_retire(host_id: str, request: Request, csrf_token: str = Form("", max_length=64),
                 reason: str = Form("", max_length=255)):
-    from scanner.server.hosts import retire_host
+    from scanner.server.workflow.hosts import retire_host
     user = page_user(request, ADMINS)
     check_csrf(request, user, csrf_token)
     try:
@@ -320,11 +323,11 @@ def _admin_page(request, user, status=200, **ctx):
     engine = request.app.state.engine
     t_now = int(time.time())
     tokens = []
-    for tk in store.list_tokens(engine):
+    for tk in accounts.list_tokens(engine):
         state = "used_up" if tk["uses"] >= tk["max_uses"] else "expired" if tk["expires_at"] < t_now else "active"
         tokens.append(dict(tk, state=state))
-    locks = store.login_locks(engine)
-    users = [dict(u, locked_until=locks.get(u["username"].lower())) for u in store.list_users(engine)]
+    locks = accounts.login_locks(engine)
+    users = [dict(u, locked_until=locks.get(u["username"].lower())) for u in accounts.list_users(engine)]
     ctx.setdefault("form", {})
     return render(request, "admin.html", status=status, user=user, tokens=tokens, users=users,
                   server_url="%s://%s" % (request.url.scheme, request.url.netloc), **ctx)
@@ -343,7 +346,7 @@ def admin_token_create(request: Request, csrf_token: str = Form("", max_length=6
     check_csrf(request, user, csrf_token)
     form = {"org": org, "uses": uses, "expires": expires, "note": note}
     try:
-        tok = store.create_token(request.app.state.engine, org, uses=int(uses) if uses.isdigit() else -1,
+        tok = accounts.create_token(request.app.state.engine, org, uses=int(uses) if uses.isdigit() else -1,
                                  expires_in=parse_duration(expires), actor=user["username"], note=note or None,
                                  ip=client_ip(request))
     except (ApiError, ValueError) as exc:
@@ -359,7 +362,7 @@ def admin_user_create(request: Request, csrf_token: str = Form("", max_length=64
     user = page_user(request, ADMINS)
     check_csrf(request, user, csrf_token)
     try:
-        store.add_user(request.app.state.engine, username, password, role, actor=user["username"], ip=client_ip(request))
+        accounts.add_user(request.app.state.engine, username, password, role, actor=user["username"], ip=client_ip(request))
     except ApiError as exc:
         if exc.status not in (400, 409):
             raise
@@ -372,7 +375,7 @@ def admin_user_create(request: Request, csrf_token: str = Form("", max_length=64
 def admin_user_unlock(request: Request, username: str = Path(..., max_length=64), csrf_token: str = Form("", max_length=64)):
     user = page_user(request, ADMINS)
     check_csrf(request, user, csrf_token)
-    store.unlock_login(request.app.state.engine, username, actor=user["username"], ip=client_ip(request))
+    accounts.unlock_login(request.app.state.engine, username, actor=user["username"], ip=client_ip(request))
     return RedirectResponse("/admin", status_code=303)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 
-from scanner.server import db
+from scanner.server.store import db
 from scanner.server.errors import ApiError, bad_request, not_found
-from scanner.server.store import audit
+from scanner.server.store.audit import audit
 from scanner.server.util import clean_text, now
 
 

@@ -1,0 +1,1 @@
+"""What people decide about the fleet: waivers, retiring hosts. Uses access and store."""
