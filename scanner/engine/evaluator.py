@@ -60,13 +60,16 @@ def evaluate_rule(rule, facts, inventory, params=None, severity=None, live=None,
         out = {"status": ERROR, "expected": None, "actual": None,
                "reason": reason("scan.reason.engine_bug", why="%s: %s" % (type(exc).__name__, exc))}
     evidence = list(env.evidence)
-    if out["status"] == "manual":
-        for path in rule.get("evidence_facts") or []:
-            value, miss = env.resolve(path)
-            if miss is None:
-                evidence = [e for e in evidence if e["fact"] != path] + [{"fact": path, "value": bounded(value)}]
-            else:
-                evidence.append({"fact": path, "value": None, "missing": miss.reason["en"]})
+    # evidence_facts: what the assessor needs to see beside the check's own reads (for a manual rule,
+    # everything; for a decided rule, e.g. every location of a conflicting sysctl definition). A
+    # decided rule lists only the ones present: their absence is the normal case, not a finding.
+    manual = out["status"] == "manual"
+    for path in rule.get("evidence_facts") or []:
+        value, miss = env.resolve(path, record=False)
+        if miss is None:
+            evidence = [e for e in evidence if e["fact"] != path] + [{"fact": path, "value": bounded(value)}]
+        elif manual:
+            evidence.append({"fact": path, "value": None, "missing": miss.reason["en"]})
     result = {
         "rule_id": rule["id"],
         "title": rule["title"],
