@@ -55,3 +55,20 @@ VIRT_KINDS = ("bare-metal", "vm", "container", "unknown")
 def virt_label(kind, lang="en"):
     """Localized target kind (bare metal / VM / container); unknown values pass through."""
     return t("virt." + kind, lang) if kind in VIRT_KINDS else ("" if kind is None else str(kind))
+
+
+def glossary():
+    """The Chinese glossary (scanner/locale/glossary.yaml): concept -> {zh, en, ...}; one term per
+    concept, used by every zh text."""
+    if "_glossary" not in _CACHE:
+        from scanner.yamlio import load_yaml_file
+        _CACHE["_glossary"] = load_yaml_file(os.path.join(_DIR, "glossary.yaml")) or {}
+    return _CACHE["_glossary"]
+
+
+def term(concept, lang="zh"):
+    """The glossary term for ``concept`` in ``lang`` (zh term, or the first en term)."""
+    entry = glossary()[concept]
+    if lang == "zh":
+        return entry["zh"]
+    return entry["en"][0]

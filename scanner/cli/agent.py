@@ -31,7 +31,7 @@ def agent():
               help="Pin the server certificate's SHA-256 fingerprint instead / 固定服务器证书指纹")
 @config_option
 @click.option("--profile", default=None, help="Rule profile for scheduled scans (default all) / 扫描配置")
-@click.option("--spool-dir", default=None, help="Spool directory (default /var/spool/xcscan) / 缓存目录")
+@click.option("--spool-dir", default=None, help="Spool directory (default /var/spool/xcscan) / 暂存区目录")
 @click.option("--state-dir", default=None, help="State directory (default /var/lib/xcscan) / 状态目录")
 @click.option("--root", "scan_root", default=None, help="Scan this root instead of / (images) / 扫描根目录")
 @click.option("--splay", type=click.IntRange(0), default=None,
@@ -58,11 +58,11 @@ def enroll(server, token, ca_file, fingerprint, config_path, profile, spool_dir,
 @agent.command()
 @config_option
 @click.option("--no-splay", is_flag=True, help="Start at once (no random delay) / 立即开始，不随机延迟")
-@click.option("--upload-only", is_flag=True, help="Only send what is spooled, no scan / 只上传缓存，不扫描")
+@click.option("--upload-only", is_flag=True, help="Only send what is spooled, no scan / 只上传暂存区中的报告，不扫描")
 @click.option("--quiet", "-q", is_flag=True, help="No summary line on success / 成功时不输出摘要")
 @lang_option
 def run(config_path, no_splay, upload_only, quiet, lang):
-    """Scan, sign, spool and upload (what cron/systemd runs) / 扫描、签名、缓存并上传"""
+    """Scan, sign, spool and upload (what cron/systemd runs) / 扫描、签名、暂存并上传"""
     from scanner.agent import runner
     try:
         code = runner.run(config_path, no_splay=no_splay, upload_only=upload_only, quiet=quiet,
