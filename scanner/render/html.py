@@ -7,7 +7,7 @@ from __future__ import absolute_import
 from html import escape
 
 from scanner.i18n import t, virt_label
-from scanner.render import svg, view
+from scanner.render import assessment, svg, view
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -33,7 +33,9 @@ td.pre,.pre{white-space:pre-wrap;word-break:break-word;font-family:"DejaVu Sans 
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;font-weight:600;
  color:#fff;white-space:nowrap}
 .s-pass{background:var(--ok)}.s-fail{background:var(--bad)}.s-error{background:var(--err)}
-.s-manual{background:var(--warn)}.s-waived{background:#1565c0}.s-not_applicable,.s-none{background:var(--mute)}
+.s-manual{background:var(--warn)}
+.v-conform{background:var(--ok)}.v-partial{background:var(--warn)}.v-nonconform{background:var(--bad)}
+.v-pending{background:#1565c0}.v-not_applicable{background:var(--mute)}.s-waived{background:#1565c0}.s-not_applicable,.s-none{background:var(--mute)}
 .o-domestic{color:var(--ok);font-weight:600}.o-foreign{color:var(--bad);font-weight:600}
 .o-unknown{color:var(--mute)}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
@@ -68,6 +70,7 @@ class _Page(object):
     def __init__(self, lang):
         self.lang = lang
         self.parts = []
+        self.guide = {}
 
     def add(self, *fragments):
         self.parts.extend(fragments)
@@ -250,6 +253,10 @@ def _group_heading(page, item):
     return _e(" · ".join(p for p in parts if p))
 
 
+def _verdict_badge(page, verdict):
+    return '<span class="badge verdict v-%s">%s</span>' % (_e(verdict), page.t("report.verdict." + verdict))
+
+
 def _results(page, report, groups):
     lang = page.lang
     page.add('<section id="results"><h2>%s</h2>' % page.t("html.section.results"))
@@ -263,7 +270,13 @@ def _results(page, report, groups):
             anchor = "item-" + view.scalar_text(item.get("id"))
         else:
             anchor = "clause-" + view.scalar_text(item.get("clause")).replace(" ", "")
-        page.add('<h3 id="%s">%s</h3>' % (_e(anchor), _group_heading(page, item)))
+        verdict = ""
+        if item is not None:
+            judged, _counts = assessment.item_verdict(members, page.guide)
+            verdict = " " + _verdict_badge(page, judged)
+            members = assessment.order_results(members)
+        page.add('<h3 id="%s" data-verdict="%s">%s%s</h3>' % (
+            _e(anchor), _e(judged if item is not None else ""), _group_heading(page, item), verdict))
         _table_head(page, ["html.col.status", "html.col.rule", "html.col.severity", "html.col.expected",
                            "html.col.actual", "html.col.evidence", "html.col.remediation"], "results",
                     ["c-status", "c-rule", "c-sev", "c-exp", "c-act", "c-ev", "c-rem"])
@@ -405,6 +418,7 @@ def render(report, lang="en"):
     _foreign(page, report)
     if "results" in report:
         groups = view.group_results(report)
+        page.guide = assessment.guide_hits([r for r in report.get("results") or [] if isinstance(r, dict)])
         _results(page, report, groups)
         _coverage(page, report, groups)
         _waivers(page, report)

@@ -1,0 +1,123 @@
+"""The assessor's reading of a report (scanner/render/assessment.py): the item verdict rule for
+every combination of parts, the high-risk guide marks, the item score and the per-控制点 summary,
+on hand-made parts and on a real scan of the default RHEL-like fixture root."""
+import re
+
+import pytest
+
+from baseline_support import materialise
+from scanner.render import assessment, render
+
+
+def res(status, severity="medium", rule="r.x", **extra):
+    out = {"rule_id": rule, "status": status, "severity": severity}
+    out.update(extra)
+    return out
+
+
+@pytest.mark.parametrize("parts,verdict", [
+    ([res("pass")], "conform"),
+    ([res("pass"), res("waived")], "conform"),                       # a waiver is a compensating measure
+    ([res("pass"), res("fail", "info")], "conform"),                 # info: an observation only
+    ([res("fail", "info")], "conform"),
+    ([res("pass"), res("fail", "low")], "partial"),
+    ([res("pass"), res("fail", "high")], "partial"),
+    ([res("pass"), res("fail", "critical")], "nonconform"),          # critical decides
+    ([res("fail", "low")], "nonconform"),                            # nothing satisfied
+    ([res("fail", "medium"), res("not_applicable")], "nonconform"),
+    ([res("pass"), res("manual", "info")], "pending"),               # manual part not yet recorded
+    ([res("manual", "info")], "pending"),
+    ([res("pass"), res("error")], "pending"),                        # could not be judged: never a pass
+    ([res("pass"), res("fail"), res("manual", "info")], "partial"),  # failures decide; open part listed
+    ([res("fail"), res("error")], "nonconform"),
+    ([res("not_applicable"), res("not_applicable")], "not_applicable"),
+    ([], "not_applicable"),
+    ([res("pass"), res("manual", "info", manual_verdict="pass")], "conform"),
+    ([res("manual", "info", manual_verdict={"verdict": "pass", "by": "张伟"})], "conform"),
+    ([res("pass"), res("manual", "info", manual_verdict="fail")], "partial"),
+    ([res("manual", "info", manual_verdict="fail")], "nonconform"),
+    ([res("manual", "info", manual_verdict="partial")], "partial"),
+    ([res("pass"), res("manual", "info", manual_verdict="maybe")], "pending"),  # unknown verdict: open
+    ([res("pass"), res("strange")], "pending"),                      # unknown status: never a pass
+])
+def test_item_verdict_rule(parts, verdict):
+    assert assessment.item_verdict(parts)[0] == verdict
+
+
+def test_a_guide_listed_failure_makes_the_item_nonconform():
+    parts = [res("pass"), res("fail", "high", rule="mlps.ia.no-plaintext-remote-admin")]
+    hits = assessment.guide_hits(parts)
+    assert hits["mlps.ia.no-plaintext-remote-admin"]["id"] == "plaintext-remote-admin"
+    assert assessment.item_verdict(parts, hits)[0] == "nonconform"
+    assert assessment.item_verdict(parts, {})[0] == "partial"
+
+
+def test_match_all_entries_need_every_listed_rule_failed():
+    only_auditd = [res("fail", "high", rule="mlps.au.auditd-running"), res("pass", rule="mlps.au.syslog-enabled")]
+    assert assessment.guide_hits(only_auditd) == {}       # syslog still records events: a mitigation
+    both = [res("fail", "high", rule="mlps.au.auditd-running"), res("fail", "high", rule="mlps.au.syslog-enabled")]
+    assert set(assessment.guide_hits(both)) == {"mlps.au.auditd-running", "mlps.au.syslog-enabled"}
+
+
+def test_risk_rating_from_guide_then_severity():
+    hits = {"a": {"id": "x"}}
+    assert assessment.risk(res("fail", "low", rule="a"), hits) == ("high", {"id": "x"})
+    assert assessment.risk(res("fail", "critical"), hits) == ("high", None)
+    assert assessment.risk(res("fail", "high"), hits) == ("high", None)
+    assert assessment.risk(res("fail", "medium"), hits) == ("medium", None)
+    assert assessment.risk(res("fail", "low"), hits) == ("low", None)
+    assert assessment.risk(res("fail", "info"), hits) == ("low", None)
+
+
+def test_failures_come_first_inside_an_item():
+    parts = [res("not_applicable", rule="a"), res("pass", rule="b"), res("fail", "low", rule="c"),
+             res("manual", rule="d"), res("fail", "high", rule="e"), res("error", rule="f")]
+    assert [r["rule_id"] for r in assessment.order_results(parts)] == ["e", "c", "f", "d", "b", "a"]
+
+
+def test_item_score_counts_pending_as_zero_and_leaves_out_not_applicable():
+    items = [{"verdict": v} for v in ("conform", "conform", "partial", "nonconform", "pending", "not_applicable")]
+    score = assessment.item_score(items)
+    assert score["value"] == round(100.0 * 2.5 / 5, 1) == 50.0
+    assert (score["counted"], score["excluded"], score["pending"]) == (5, 1, 1)
+    assert assessment.item_score([{"verdict": "not_applicable"}])["value"] is None
+
+
+@pytest.fixture(scope="module")
+def rhel_default(tmp_path_factory):
+    from scanner.pipeline import scan_report
+    root = materialise("rhel-default", tmp_path_factory.mktemp("roots"))
+    return scan_report(root=root, profile="mlps-l3")
+
+
+def test_default_rhel_host_items_and_control_points(rhel_default):
+    got = assessment.assess(rhel_default)
+    verdicts = dict((i["id"], i["verdict"]) for i in got["items"])
+    # no login-failure handling on any login service: a guide-listed finding -> 不符合
+    assert verdicts["L3-CES1-02"] == "nonconform"
+    # some password rules pass (hashing), others fail (max age 99999): 部分符合
+    assert verdicts["L3-CES1-01"] == "partial"
+    # backup items are manual only: awaiting the assessor
+    assert verdicts["L3-CES1-29"] == "pending"
+    assert set(verdicts.values()) >= {"nonconform", "partial", "pending", "conform"}
+    controls = [(area["zh"], row) for area, row in got["by_control"]]
+    assert [c for c, _row in controls] == ["身份鉴别", "访问控制", "安全审计", "入侵防范", "恶意代码防范", "可信验证",
+                                          "数据完整性", "数据保密性", "数据备份恢复", "剩余信息保护", "个人信息保护"]
+    for _c, row in controls:
+        assert row["items"] == sum(row[k] for k in assessment.VERDICTS) + row["not_checked"]
+    assert sum(row["items"] for _c, row in controls) == len(rhel_default["summary"]["coverage"]["items"])
+    lockout = [f for f in got["findings"] if f["result"]["rule_id"] == "mlps.ia.login-lockout"]
+    assert lockout and lockout[0]["risk"] == "high" and lockout[0]["guide"]["clause"] == "8.1.4.1 b)"
+    assert got["findings"][0]["risk"] == "high"
+    assert got["score"]["counted"] == len(got["items"]) - got["score"]["excluded"]
+
+
+def test_html_item_heading_carries_the_verdict_and_failures_come_first(rhel_default):
+    out = render(rhel_default, "html", "zh")
+    head = re.search(r'<h3 id="item-L3-CES1-02" data-verdict="([a-z_]+)">(.*?)</h3>', out)
+    assert head.group(1) == "nonconform" and "不符合" in head.group(2)
+    section = out[head.end():out.index('id="item-L3-CES1-03"')]
+    statuses = re.findall(r'<tr class="result" data-rule="[^"]+" data-status="([a-z_]+)"', section)
+    rank = ["fail", "error", "manual", "waived", "pass", "not_applicable"]
+    assert statuses[0] == "fail" and statuses == sorted(statuses, key=rank.index)
+    assert re.search(r'<h3 id="item-L3-CES1-01" data-verdict="partial">.*?部分符合', out)
