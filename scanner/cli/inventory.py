@@ -4,6 +4,7 @@ from __future__ import absolute_import
 import click
 
 from scanner.cli.options import lang_option, resolve_lang, root_option
+from scanner.cli.output_options import announcer, quiet_option
 
 
 @click.command()
@@ -11,10 +12,15 @@ from scanner.cli.options import lang_option, resolve_lang, root_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True,
               help="Output format / 输出格式")
 @click.option("--output", "-o", default=None, help="Write to this file instead of stdout / 输出到文件")
+@quiet_option
 @lang_option
-def inventory(root, fmt, output, lang):
+def inventory(root, fmt, output, quiet, lang):
     """Inventory OS, CPU, server, storage, accelerators and software / 资产清单"""
     from scanner.pipeline import inventory_report
     from scanner.render.outputs import write_report
+    from scanner.render.outputs import plan
+    lang = resolve_lang(lang)
+    outputs = [output] if output else ()
+    plan(fmt, outputs)   # a bad --output fails before the inventory
     report = inventory_report(root=root)
-    write_report(report, fmt, resolve_lang(lang), outputs=[output] if output else ())
+    write_report(report, fmt, lang, outputs=outputs, announce=announcer(lang, quiet))

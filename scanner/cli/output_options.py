@@ -12,7 +12,21 @@ def format_option(default="table"):
                         help="Output format / 输出格式")
 
 
+def quiet_option(f):
+    return click.option("--quiet", "-q", is_flag=True, default=False,
+                        help="Do not say which files were written / 不提示已写入的文件")(f)
+
+
+def announcer(lang, quiet):
+    """The "wrote PATH" line on stderr for each output file, unless --quiet."""
+    if quiet:
+        return None
+    from scanner.i18n import t
+    return lambda path: click.echo(t("output.wrote", lang, path=path), err=True)
+
+
 def output_options(f):
+    f = quiet_option(f)
     f = click.option("--bom", is_flag=True, default=False,
                      help="CSV: start with a UTF-8 byte order mark so Excel reads Chinese correctly "
                           "/ CSV 以 UTF-8 BOM 开头，便于 Excel 正确显示中文")(f)
@@ -40,9 +54,9 @@ def check_outputs(fmt, lang, outputs=(), per_format=None, bom=False):
     return targets
 
 
-def emit(report, fmt, lang, outputs=(), per_format=None, bom=False):
+def emit(report, fmt, lang, outputs=(), per_format=None, bom=False, quiet=False):
     """Render the report in every requested format and write them all (atomically as a set)."""
     from scanner.render.outputs import render_all, write_files
     targets = check_outputs(fmt, lang, outputs, per_format, bom)
-    write_files(render_all(report, targets, lang, bom=bom))
+    write_files(render_all(report, targets, lang, bom=bom), announce=announcer(lang, quiet))
     return targets

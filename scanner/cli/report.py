@@ -18,7 +18,7 @@ from scanner.cli.output_options import emit, format_option, output_options, pop_
 @click.option("--profile", default=None, help="Profile for --reevaluate / 重新评估使用的检查方案")
 @click.option("--waivers", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Waivers file for --reevaluate / 重新评估使用的豁免文件")
-def report(file, fmt, outputs, bom, lang, reevaluate, profile, waivers, **kwargs):
+def report(file, fmt, outputs, bom, quiet, lang, reevaluate, profile, waivers, **kwargs):
     """Render a saved JSON report (FILE, or - for stdin) again / 重新生成已保存报告的各种格式"""
     from scanner.errors import XcscanError
     from scanner.i18n import t
@@ -38,4 +38,4 @@ def report(file, fmt, outputs, bom, lang, reevaluate, profile, waivers, **kwargs
         except ImportError:
             raise XcscanError(t("report.reevaluate_unavailable", lang))
         doc = evaluate_report(doc, profile=profile, waivers=waivers)
-    emit(doc, fmt, lang, outputs, per_format, bom=bom)
+    emit(doc, fmt, lang, outputs, per_format, bom=bom, quiet=quiet)

@@ -25,14 +25,14 @@ EXIT_FINDINGS = 3
               help="Exit 3 when a failed rule (not waived) has this severity or higher; without it findings "
                    "never change the exit code / 存在该级别及以上的不符合项时退出码为 3")
 @lang_option
-def scan(root, profile, waivers, fmt, outputs, bom, fail_on, lang, **per_format):
+def scan(root, profile, waivers, fmt, outputs, bom, quiet, fail_on, lang, **per_format):
     """Scan the host (or --root DIR) against a rule profile / 按规则配置扫描主机"""
     from scanner.pipeline import scan_report
     lang = resolve_lang(lang)
     per_format = pop_per_format(per_format)
     check_outputs(fmt, lang, outputs, per_format, bom)  # a bad --output fails before the scan
     report = scan_report(root=root, profile=profile, waivers=waivers)
-    emit(report, fmt, lang, outputs, per_format, bom=bom)
+    emit(report, fmt, lang, outputs, per_format, bom=bom, quiet=quiet)
     code = exit_code(report, fail_on)
     if code:
         click.get_current_context().exit(code)

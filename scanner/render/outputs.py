@@ -34,7 +34,8 @@ def parse_spec(spec, default_fmt):
 def plan(fmt, outputs=(), per_format=None):
     """The list of (format, path) to produce. ``outputs`` are --output values (plain path or
     FORMAT:PATH); ``per_format`` maps format -> path (--output-json ...). The --format output goes
-    to stdout unless a plain --output path took it."""
+    to stdout unless a plain --output path took it. A path that may not be written (a directory,
+    a block device, a planted or dangling symlink) is refused here, before any work."""
     from scanner.errors import XcscanError
     targets = []
     main_taken = False
@@ -48,9 +49,10 @@ def plan(fmt, outputs=(), per_format=None):
             targets.append((out_fmt, path))
     if not main_taken:
         targets.insert(0, (fmt, STDOUT))
+    from scanner.render.output_target import resolve
     seen = {}
     for out_fmt, path in targets:
-        key = path if path == STDOUT else os.path.abspath(path)
+        key = path if path == STDOUT else resolve(path)[1]   # refuses what may not be written, early
         if key in seen:
             raise XcscanError("%s is given twice (as %s and as %s output)" % (
                 "stdout" if path == STDOUT else path, seen[key], out_fmt),
@@ -101,28 +103,37 @@ def _fail(path, exc, replaced=()):
     return XcscanError("cannot write output: %s" % reason, path=path, hint=hint)
 
 
-def write_files(rendered):
-    """Write [(format, path, text)] atomically as a set; '-' goes to stdout after the files.
+def write_files(rendered, announce=None):
+    """Write [(format, path, text)]; '-' goes to stdout after the files. Returns the paths written.
 
-    Each file goes to a fresh temporary file in its target's directory (mkstemp: O_EXCL, never
-    following a planted symlink), is fsynced, and all are renamed into place only after every one
-    was written; a file being replaced keeps its mode."""
+    Each path is first resolved (scanner.render.output_target): regular files (new, or the file a
+    symlink points to) go to a fresh temporary file in the target's directory (mkstemp: O_EXCL, never
+    following a planted symlink), are fsynced, and all are renamed into place only after every one
+    was written; a file being replaced keeps its mode. Character devices and FIFOs (/dev/null, a
+    named pipe) are written in place after that, never replaced; anything else is refused before a
+    byte is written. ``announce(path)`` is called for each file written (the CLI's "wrote PATH")."""
     import tempfile
+    from scanner.render.output_target import IN_PLACE, resolve, write_in_place
     temps = []
     replaced = []
+    streams = []
+    resolved = []
+    for _fmt, path, text in rendered:
+        if path != STDOUT:
+            mode, real = resolve(path)
+            resolved.append((path, mode, real, text))
     try:
-        for _fmt, path, text in rendered:
-            if path == STDOUT:
+        for path, mode, real, text in resolved:
+            if mode == IN_PLACE:
+                streams.append((path, real, text))
                 continue
-            if os.path.isdir(path):
-                raise _fail(path, OSError(21, "is a directory"))
-            directory = os.path.dirname(os.path.abspath(path))
+            directory = os.path.dirname(real)
             try:
-                fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(real) + ".",
                                            suffix=".tmp")
             except OSError as exc:
                 raise _fail(path, exc)
-            temps.append((tmp, path))
+            temps.append((tmp, path, real))
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(text.encode("utf-8"))
@@ -130,29 +141,38 @@ def write_files(rendered):
                     os.fsync(fh.fileno())
             except (IOError, OSError) as exc:
                 raise _fail(path, exc)
-        mode = _new_file_mode()
-        for tmp, path in temps:
+        new_mode = _new_file_mode()
+        for tmp, path, real in temps:
             try:
-                os.chmod(tmp, os.stat(path).st_mode & 0o7777 if os.path.exists(path) else mode)
-                os.rename(tmp, path)
+                os.chmod(tmp, os.stat(real).st_mode & 0o7777 if os.path.exists(real) else new_mode)
+                os.rename(tmp, real)
             except OSError as exc:
                 raise _fail(path, exc, replaced)
             replaced.append(path)
-            fsync_dir(os.path.dirname(os.path.abspath(path)))
+            fsync_dir(os.path.dirname(real))
     except BaseException:
-        _discard([tmp for tmp, path in temps if path not in replaced])
+        _discard([tmp for tmp, path, _real in temps if path not in replaced])
         raise
+    written = list(replaced)
+    for path, real, text in streams:
+        try:
+            write_in_place(real, text.encode("utf-8"))
+        except OSError as exc:
+            raise _fail(path, exc, written)
+        written.append(path)
+    if announce:
+        for path in written:
+            announce(path)
     for _fmt, path, text in rendered:
         if path == STDOUT:
             import click
             click.echo(text, nl=False)
-    return [path for _fmt, path, _text in rendered if path != STDOUT]
+    return written
 
 
-
-def write_report(report, fmt, lang, outputs=(), per_format=None, bom=False):
+def write_report(report, fmt, lang, outputs=(), per_format=None, bom=False, announce=None):
     """Plan, render and write; returns the list of (format, path) written to files."""
     targets = plan(fmt, outputs, per_format)
     rendered = render_all(report, targets, lang, bom=bom)
-    write_files(rendered)
+    write_files(rendered, announce=announce)
     return [(f, p) for f, p in targets if p != STDOUT]
