@@ -185,3 +185,91 @@ def test_sysctl_live_value_kept_beside_the_boot_value():
     # the rule fails when either the persisted or the running value is wrong
     res = verdict("/", "mlps.ip.sysctl-ip-forward", live=True)
     assert res["status"] == ("pass" if boot == 0 and running == 0 else "fail")
+
+
+# ---------------------------------------------------------------- real defaults and parsing (item 2)
+DEBIAN_LOGIN_DEFS = "MAIL_DIR\t/var/mail\nPASS_MAX_DAYS\t90\nPASS_MIN_DAYS\t1\nUID_MIN\t1000\nENCRYPT_METHOD SHA512\n"
+
+
+def test_missing_pass_warn_age_means_no_warning(make_root, tmp_path):
+    # useradd writes an empty warn field when login.defs has no PASS_WARN_AGE: nobody is warned
+    root = make_root({"/etc/login.defs": DEBIAN_LOGIN_DEFS})
+    facts, _ = run(root, "login_defs")
+    assert facts["PASS_WARN_AGE"] == 0 and "PASS_WARN_AGE" in facts["defaulted"]
+    assert verdict(root, "mlps.ia.password-warn-age")["status"] == "fail"
+    root = make_root({"/etc/login.defs": DEBIAN_LOGIN_DEFS + "PASS_WARN_AGE\t7\n"}, root=tmp_path / "set")
+    assert verdict(root, "mlps.ia.password-warn-age")["status"] == "pass"
+    # ENCRYPT_METHOD unset: MD5 with MD5_CRYPT_ENAB yes, else DES
+    root = make_root({"/etc/login.defs": "MD5_CRYPT_ENAB yes\n"}, root=tmp_path / "md5")
+    assert run(root, "login_defs")[0]["ENCRYPT_METHOD"] == "MD5"
+
+
+# shipped by systemd-coredump: the kernel pipes core dumps to it
+SYSTEMD_COREDUMP_SYSCTL = "kernel.core_pattern=|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\n"
+
+
+def test_systemd_config_files_parse_as_systemd_does(make_root, tmp_path):
+    # systemd.syntax(7): spaces around "=", comment lines, drop-ins in lexical order from every directory
+    root = make_root({
+        "/etc/systemd/coredump.conf": "[Coredump]\n#Storage=external\nStorage = none\nProcessSizeMax = 0\n",
+        "/usr/lib/sysctl.d/50-coredump.conf": SYSTEMD_COREDUMP_SYSCTL,
+        "/etc/systemd/journald.conf": "[Journal]\nStorage = persistent\n; comment\nForwardToSyslog = yes\n",
+        "/etc/systemd/timesyncd.conf": "[Time]\nNTP = ntp1.example.cn ntp2.example.cn\n",
+    })
+    core, _ = run(root, "coredump")
+    assert core["storage"] == "none" and core["storage_source"] == "/etc/systemd/coredump.conf:3"
+    logging, _ = run(root, "logging")
+    assert logging["journald"]["storage"] == "persistent" and logging["journald"]["forward_to_syslog"] is True
+    from scanner.collect.time_sync import timesyncd_servers
+    from scanner.rootfs import RootFS
+    assert timesyncd_servers(RootFS(root)) == ["ntp1.example.cn", "ntp2.example.cn"]
+    assert verdict(root, "mlps.ri.coredump-storage-off")["status"] == "pass"
+    # a vendor drop-in turns storage back on; an empty NTP= in a later drop-in resets the server list
+    root = make_root({
+        "/etc/systemd/coredump.conf": "[Coredump]\nStorage = none\n",
+        "/usr/lib/sysctl.d/50-coredump.conf": SYSTEMD_COREDUMP_SYSCTL,
+        "/usr/lib/systemd/coredump.conf.d/50-vendor.conf": "[Coredump]\nStorage=external\n",
+        "/etc/systemd/timesyncd.conf": "[Time]\nNTP = ntp1.example.cn\n",
+        "/run/systemd/timesyncd.conf.d/90-reset.conf": "[Time]\nNTP=\n",
+    }, root=tmp_path / "dropins")
+    assert run(root, "coredump")[0]["storage"] == "external"
+    assert timesyncd_servers(RootFS(root)) == []
+    assert verdict(root, "mlps.ri.coredump-storage-off")["status"] == "fail"
+
+
+SSHD_ELF = b"\x7fELF\x02\x01\x01OpenSSH_9.2p1 Debian-2\x00"
+
+
+def test_sshd_duplicate_keyword_with_an_invalid_value_is_an_error(make_root, tmp_path):
+    # sshd checks every occurrence: the second, ignored PermitRootLogin still makes sshd -T fail
+    root = make_root({"/usr/sbin/sshd": SSHD_ELF,
+                      "/etc/ssh/sshd_config": "PermitRootLogin no\nPermitRootLogin nope\nMaxAuthTries 3\n"})
+    facts, errors = run(root, "sshd")
+    assert facts is None
+    assert errors[0]["path"] == "/etc/ssh/sshd_config:2" and "nope" in errors[0]["message"]
+    res = verdict(root, "mlps.ac.ssh-root-login")
+    assert res["status"] == "error" and "sshd_config:2" in res["reason"]["en"]
+    root = make_root({"/usr/sbin/sshd": SSHD_ELF,
+                      "/etc/ssh/sshd_config": "PermitRootLogin no\nPermitRootLogin yes\nMaxAuthTries 3\n"},
+                     root=tmp_path / "valid")
+    assert verdict(root, "mlps.ac.ssh-root-login")["status"] == "pass"  # first value wins
+
+
+def test_sshd_numeric_lower_bounds(make_root, tmp_path):
+    root = make_root({"/usr/sbin/sshd": SSHD_ELF, "/etc/ssh/sshd_config": "MaxAuthTries 0\nLoginGraceTime 1m30s\n"})
+    facts, _ = run(root, "sshd")
+    assert facts["numeric"]["maxauthtries"] == 0 and facts["numeric"]["logingracetime"] == 90
+    assert verdict(root, "mlps.ia.ssh-max-auth-tries")["status"] == "fail"
+    root = make_root({"/usr/sbin/sshd": SSHD_ELF, "/etc/ssh/sshd_config": "MaxAuthTries 4\n"}, root=tmp_path / "ok")
+    assert verdict(root, "mlps.ia.ssh-max-auth-tries")["status"] == "pass"
+
+
+def test_auditd_action_outside_the_documented_set_is_invalid(make_root, tmp_path):
+    conf = "disk_full_action = %s\nadmin_space_left_action = single\ndisk_error_action = suspend\n"
+    root = make_root({"/usr/sbin/auditd": ELF, "/etc/audit/auditd.conf": conf % "stop"})
+    facts, errors = run(root, "audit")
+    assert facts["conf"]["invalid"][0]["keyword"] == "disk_full_action"
+    assert any("auditd rejects" in e["message"] for e in errors)
+    assert verdict(root, "mlps.au.audit-disk-full-action")["status"] == "fail"
+    root = make_root({"/usr/sbin/auditd": ELF, "/etc/audit/auditd.conf": conf % "HALT"}, root=tmp_path / "ok")
+    assert verdict(root, "mlps.au.audit-disk-full-action")["status"] == "pass"

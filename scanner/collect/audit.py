@@ -23,6 +23,16 @@ AUDITD_DEFAULTS = {"write_logs": "yes", "log_format": "enriched", "max_log_file"
                    "admin_space_left_action": "suspend", "disk_full_action": "suspend",
                    "disk_error_action": "suspend", "log_group": "root"}
 
+# auditd.conf(5): the values each action keyword accepts. auditd's config parser rejects anything else
+# ("Option ... not found") and the daemon does not start -- such a value is invalid, not "not ignore".
+ACTION_VALUES = {
+    "max_log_file_action": ("ignore", "syslog", "suspend", "rotate", "keep_logs"),
+    "space_left_action": ("ignore", "syslog", "rotate", "email", "exec", "suspend", "single", "halt"),
+    "admin_space_left_action": ("ignore", "syslog", "rotate", "email", "exec", "suspend", "single", "halt"),
+    "disk_full_action": ("ignore", "syslog", "rotate", "exec", "suspend", "single", "halt"),
+    "disk_error_action": ("ignore", "syslog", "exec", "suspend", "single", "halt"),
+}
+
 CATEGORY_PATTERNS = {
     "identity": None,  # all four identity files, checked below
     "sudoers": [r"/etc/sudoers"],
@@ -118,6 +128,16 @@ def collect(ctx):
         effective = dict(AUDITD_DEFAULTS)
         effective.update({k: v.lower() for k, v in conf.items()})
         effective["sources"] = sources
+        invalid = []
+        for key, allowed in sorted(ACTION_VALUES.items()):
+            word = (effective.get(key) or "").split(" ", 1)[0]
+            if word not in allowed:
+                invalid.append({"keyword": key, "value": effective.get(key), "location": sources.get(key),
+                                "allowed": list(allowed)})
+                ctx.error(sources.get(key) or "/etc/audit/auditd.conf",
+                          "%s = %s is not one of %s: auditd rejects the file and does not start"
+                          % (key, effective.get(key), ", ".join(allowed)))
+        effective["invalid"] = invalid
         facts["conf"] = effective
     elif binary is not None:
         ctx.error("/etc/audit/auditd.conf", "auditd is installed but auditd.conf is missing or unreadable;"

@@ -235,3 +235,72 @@ def account_names(fs):
             if len(parts) >= 3 and parts[2].isdigit():
                 table.setdefault(int(parts[2]), parts[0])
     return users, groups
+
+
+# systemd's own configuration files (journald.conf, coredump.conf, timesyncd.conf ...): the main file
+# is the first of /etc/systemd, /run/systemd, /usr/local/lib/systemd, /usr/lib/systemd that has it;
+# then drop-ins NAME.conf.d/*.conf from those directories (a name in an earlier directory hides the
+# same name later; a /dev/null link masks), applied in lexical order of names, a later assignment
+# overriding an earlier one (systemd-system.conf(5)/journald.conf(5) "CONFIGURATION DIRECTORIES AND
+# PRECEDENCE"). Lines follow systemd.syntax(7): "#" or ";" starts a comment line, a trailing
+# backslash continues the line, "[Section]" headers, and whitespace around "=" is ignored
+# ("Storage = none" is Storage=none).
+SYSTEMD_CONF_DIRS = ("/etc/systemd", "/run/systemd", "/usr/local/lib/systemd", "/usr/lib/systemd")
+
+
+def systemd_conf_files(fs, name):
+    """Paths in the order systemd applies them for NAME.conf (e.g. "journald.conf")."""
+    paths = []
+    for directory in SYSTEMD_CONF_DIRS:
+        main = posixpath.join(directory, name)
+        if fs.isfile(main):
+            paths.append(main)
+            break
+    chosen = {}
+    for directory in SYSTEMD_CONF_DIRS:
+        dropdir = posixpath.join(directory, name + ".d")
+        for entry in fs.listdir(dropdir) or []:
+            if entry.endswith(".conf") and entry not in chosen:
+                chosen[entry] = posixpath.join(dropdir, entry)
+    for entry in sorted(chosen):
+        if fs.readlink(chosen[entry]) != "/dev/null":
+            paths.append(chosen[entry])
+    return paths
+
+
+def systemd_syntax_lines(text):
+    """Yield (lineno, section, key, value) per systemd.syntax(7)."""
+    section, buf, start = None, [], None
+    for number, raw in enumerate((text or "").splitlines(), 1):
+        line = raw.strip()
+        if buf and line[:1] in ("#", ";"):
+            continue  # comment lines inside a continuation are dropped
+        if line.endswith("\\"):
+            if start is None:
+                start = number
+            buf.append(line[:-1])
+            continue
+        if buf:
+            line, number = " ".join(buf + [line]).strip(), start
+            buf, start = [], None
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        if "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        yield number, section, key.strip(), value.strip()
+
+
+def systemd_conf(fs, name, section):
+    """({key: value}, {key: "path:line"}, [(key, value, "path:line")]) of one section, later wins."""
+    values, sources, assignments = {}, {}, []
+    for path in systemd_conf_files(fs, name):
+        for number, sect, key, value in systemd_syntax_lines(fs.read_text(path, report=False)):
+            if sect != section:
+                continue
+            values[key], sources[key] = value, where(path, number)
+            assignments.append((key, value, where(path, number)))
+    return values, sources, assignments

@@ -1,7 +1,7 @@
 """Core dumps: hard core limit (limits.conf), fs.suid_dumpable, systemd-coredump storage."""
 from __future__ import absolute_import
 
-from scanner.collect.baseline_util import conf_d_files, ini_section, logical_lines, to_int, where
+from scanner.collect.baseline_util import conf_d_files, logical_lines, systemd_conf, to_int, where
 
 NAME = "coredump"
 LIVE_ONLY = False
@@ -29,11 +29,11 @@ def sysctl_value(ctx, key):
 def collect(ctx):
     fs = ctx.fs
     limit, limit_source = hard_core_limit(fs)
+    # coredump.conf(5): Storage= defaults to "external"; "Storage = none" parses as systemd.syntax(7) says
+    values, sources, _ = systemd_conf(fs, "coredump.conf", "Coredump")
     storage, storage_source = "external", "systemd default"
-    for path in ["/etc/systemd/coredump.conf"] + conf_d_files(fs, "/etc/systemd/coredump.conf.d"):
-        for number, line in ini_section(fs.read_text(path, report=False) or "", "Coredump"):
-            if line.startswith("Storage="):
-                storage, storage_source = line.split("=", 1)[1].strip().lower(), where(path, number)
+    if "Storage" in values:
+        storage, storage_source = values["Storage"].lower(), sources["Storage"]
     suid, suid_source = sysctl_value(ctx, "fs.suid_dumpable")
     pattern, _ = sysctl_value(ctx, "kernel.core_pattern")
     hard = to_int(limit) if limit not in (None, "unlimited", "infinity") else None

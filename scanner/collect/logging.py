@@ -14,7 +14,7 @@ from __future__ import absolute_import
 import posixpath
 import re
 
-from scanner.collect.baseline_util import (conf_d_files, ini_section, logical_lines, running_names, service_state,
+from scanner.collect.baseline_util import (conf_d_files, logical_lines, running_names, service_state, systemd_conf,
                                            to_int, where)
 
 NAME = "logging"
@@ -137,17 +137,7 @@ def parse_syslog_ng(ctx):
 
 def journald(ctx):
     fs = ctx.fs
-    values, sources = {}, {}
-    for path in ["/usr/lib/systemd/journald.conf", "/etc/systemd/journald.conf"] + \
-            conf_d_files(fs, "/usr/lib/systemd/journald.conf.d") + conf_d_files(fs, "/etc/systemd/journald.conf.d"):
-        text = fs.read_text(path, report=False)
-        if text is None:
-            continue
-        for number, line in ini_section(text, "Journal"):
-            if "=" in line:
-                key, value = [x.strip() for x in line.split("=", 1)]
-                values[key] = value
-                sources[key] = where(path, number)
+    values, sources, _ = systemd_conf(fs, "journald.conf", "Journal")  # systemd.syntax(7), drop-ins
     storage = values.get("Storage", "auto").lower()
     persistent = storage == "persistent" or (storage == "auto" and fs.isdir("/var/log/journal"))
     active = None

@@ -3,7 +3,8 @@
 Keys keep their login.defs spelling. Numeric keys are ints. The aging keys,
 UMASK and ENCRYPT_METHOD are filled with shadow-utils' built-in behaviour when
 the file does not set them (listed in ``defaulted``), because an unset
-PASS_MAX_DAYS means "never expires" -- a finding, not an unknown.
+PASS_MAX_DAYS means "never expires" and an unset PASS_WARN_AGE "no warning" --
+findings, not unknowns.
 """
 from __future__ import absolute_import
 
@@ -16,9 +17,13 @@ PATH = "/etc/login.defs"
 NUMERIC = ("PASS_MAX_DAYS", "PASS_MIN_DAYS", "PASS_WARN_AGE", "PASS_MIN_LEN", "UID_MIN", "UID_MAX",
            "SYS_UID_MIN", "SYS_UID_MAX", "GID_MIN", "GID_MAX", "LOGIN_RETRIES", "LOGIN_TIMEOUT",
            "FAIL_DELAY", "SHA_CRYPT_MIN_ROUNDS", "SHA_CRYPT_MAX_ROUNDS", "YESCRYPT_COST_FACTOR")
-# shadow-utils behaviour when a key is absent (PASS_MAX_DAYS -1 == 99999: no expiry).
-DEFAULTS = {"PASS_MAX_DAYS": 99999, "PASS_MIN_DAYS": 0, "PASS_WARN_AGE": 7, "UID_MIN": 1000,
-            "UMASK": "022", "ENCRYPT_METHOD": "DES"}
+# shadow-utils behaviour when a key is absent. useradd (src/useradd.c) fills a new shadow entry with
+# getdef_num("PASS_MAX_DAYS"/"PASS_MIN_DAYS"/"PASS_WARN_AGE", -1): -1 writes an EMPTY field, which means
+# no expiry (shown as 99999), no minimum age (0) and NO warning (0) -- a missing PASS_WARN_AGE is not 7.
+# UID_MIN: getdef_ulong("UID_MIN", 1000). UMASK: login(1)/useradd use 022 (GETDEF_DEFAULT_UMASK).
+# ENCRYPT_METHOD unset: MD5 when MD5_CRYPT_ENAB is yes, else DES (lib/salt.c); filled in collect().
+DEFAULTS = {"PASS_MAX_DAYS": 99999, "PASS_MIN_DAYS": 0, "PASS_WARN_AGE": 0, "UID_MIN": 1000,
+            "UMASK": "022"}
 
 
 def umask_info(raw):
@@ -57,6 +62,10 @@ def collect(ctx):
         if key not in facts:
             facts[key] = default
             facts["defaulted"].append(key)
+    if "ENCRYPT_METHOD" not in facts:
+        md5 = str(facts.get("MD5_CRYPT_ENAB", "")).lower() == "yes"
+        facts["ENCRYPT_METHOD"] = "MD5" if md5 else "DES"
+        facts["defaulted"].append("ENCRYPT_METHOD")
     if facts.get("PASS_MAX_DAYS") is not None and facts["PASS_MAX_DAYS"] < 0:
         facts["PASS_MAX_DAYS"] = 99999
     facts["umask"] = umask_info(facts.get("UMASK"))

@@ -62,6 +62,44 @@ OLD_DEFAULTS = {"permitrootlogin": ((7, 0), "yes"), "kbdinteractiveauthenticatio
 RENAMED = {"pubkeyacceptedkeytypes": "pubkeyacceptedalgorithms", "hostbasedacceptedkeytypes": "hostbasedacceptedalgorithms",
            "challengeresponseauthentication": "kbdinteractiveauthentication"}
 NUMERIC = ("maxauthtries", "maxsessions", "clientaliveinterval", "clientalivecountmax", "logingracetime")
+# sshd (servconf.c) parses and checks the argument of EVERY occurrence of a keyword -- also the ones whose
+# value is ignored because an earlier line already set it, and the ones inside Match blocks -- and exits
+# with "Bad configuration option"/"unsupported option"/"invalid integer" on a bad one (sshd -T fails and
+# the daemon refuses to start). The value sets below are sshd_config(5)'s; flags compare case-insensitively.
+YES_NO = ("yes", "no")
+CHOICES = {
+    "permitrootlogin": ("yes", "no", "prohibit-password", "without-password", "forced-commands-only"),
+    "permitemptypasswords": YES_NO, "passwordauthentication": YES_NO, "pubkeyauthentication": YES_NO,
+    "kbdinteractiveauthentication": YES_NO, "hostbasedauthentication": YES_NO, "ignorerhosts": YES_NO,
+    "x11forwarding": YES_NO, "usepam": YES_NO, "strictmodes": YES_NO, "usedns": YES_NO,
+    "allowagentforwarding": YES_NO, "allowtcpforwarding": ("yes", "no", "all", "local", "remote"),
+    "gatewayports": ("yes", "no", "clientspecified"), "addressfamily": ("any", "inet", "inet6"),
+    "permittunnel": ("yes", "no", "point-to-point", "ethernet"),
+    "loglevel": ("quiet", "fatal", "error", "info", "verbose", "debug", "debug1", "debug2", "debug3"),
+}
+INTEGER_KEYWORDS = ("maxauthtries", "maxsessions", "clientalivecountmax")   # strtonum(0, INT_MAX)
+TIME_KEYWORDS = ("clientaliveinterval", "logingracetime")                   # misc.c convtime()
+TIME_RE = re.compile(r"^(\d+[sSmMhHdDwW]?)+$")
+TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def convtime(text):
+    """Seconds of an sshd time value ("90", "10m", "1h30m"), or None when sshd would reject it."""
+    if not TIME_RE.match(text or ""):
+        return None
+    return sum(int(n) * TIME_UNITS[u.lower()] for n, u in re.findall(r"(\d+)([sSmMhHdDwW]?)", text))
+
+
+def invalid_value(keyword, value):
+    """Why sshd rejects ``value`` for ``keyword`` (None when it accepts it or we do not check the keyword)."""
+    word = value.split()[0] if value.split() else ""
+    if keyword in CHOICES and word.lower() not in CHOICES[keyword]:
+        return "unsupported option %r (sshd accepts %s)" % (word, ", ".join(CHOICES[keyword]))
+    if keyword in INTEGER_KEYWORDS and not re.match(r"^\d+$", word):
+        return "invalid integer %r" % word
+    if keyword in TIME_KEYWORDS and convtime(word) is None:
+        return "invalid time value %r" % word
+    return None
 VERSION_RE = re.compile(br"OpenSSH_(\d+)\.(\d+)(p\d+)?")
 
 
@@ -85,6 +123,7 @@ class ConfigParser(object):
         self.ctx = ctx
         self.values, self.multi, self.sources = {}, {}, {}
         self.match_overrides = {}
+        self.invalid = []
         self.files = []
         self.match_blocks = 0
 
@@ -107,6 +146,9 @@ class ConfigParser(object):
             if not value:
                 self.ctx.error(where(path, number), "keyword %r without a value" % parts[0])
                 continue
+            bad = invalid_value(keyword, value)
+            if bad:
+                self.invalid.append({"keyword": keyword, "value": value, "location": where(path, number), "why": bad})
             if keyword == "match":
                 self.match_blocks += 1
                 in_match = "all" if value.strip().lower() == "all" else value
@@ -232,9 +274,7 @@ def numbers(effective):
     out = {}
     for key in NUMERIC:
         raw = (effective.get(key) or "").strip()
-        if key == "logingracetime" and raw[-1:] in ("s", "m"):
-            raw = str(int(raw[:-1]) * (60 if raw[-1] == "m" else 1)) if raw[:-1].isdigit() else raw
-        out[key] = to_int(raw)
+        out[key] = convtime(raw) if key in TIME_KEYWORDS else to_int(raw)
     interval, count = out.get("clientaliveinterval"), out.get("clientalivecountmax")
     # OpenSSH >= 8.2: ClientAliveCountMax 0 disables termination, so 0 means "no idle timeout".
     out["idle_timeout"] = interval * count if interval and count and interval > 0 and count > 0 else 0
@@ -258,6 +298,13 @@ def collect(ctx):
             source = "sshd -T"
     facts = {"installed": True, "binary": binary, "version": version, "config_present": fs.isfile(CONFIG)}
     parser_effective, parser, defaulted = from_files(ctx, version)
+    if parser.invalid and (effective is None or not ctx.live):
+        # sshd -T fails and sshd refuses to start on such a file: there is no effective configuration,
+        # so every sshd rule is an error naming the line (never the first value as if it applied)
+        for bad in parser.invalid:
+            ctx.error(bad["location"], "sshd rejects %s %s: %s; sshd -T fails and the daemon does not start"
+                      % (bad["keyword"], bad["value"], bad["why"]))
+        return None
     if effective is None:
         effective, source = parser_effective, "config files"
         unknown = sorted(k for k in OLD_DEFAULTS if parser_effective.get(k) is None)

@@ -3,7 +3,7 @@ from __future__ import absolute_import
 
 import re
 
-from scanner.collect.baseline_util import conf_d_files, ini_section, logical_lines, service_state
+from scanner.collect.baseline_util import logical_lines, service_state, systemd_conf
 
 NAME = "time_sync"
 LIVE_ONLY = False
@@ -27,12 +27,13 @@ def servers_from(fs, paths):
 
 
 def timesyncd_servers(fs):
-    servers = []
-    for path in ["/etc/systemd/timesyncd.conf"] + conf_d_files(fs, "/etc/systemd/timesyncd.conf.d"):
-        for _, line in ini_section(fs.read_text(path, report=False) or "", "Time"):
-            if line.startswith("NTP=") or line.startswith("FallbackNTP="):
-                servers.extend(line.split("=", 1)[1].split())
-    return servers
+    """NTP= and FallbackNTP= as timesyncd.conf(5) reads them: each assignment adds servers, an empty one resets
+    the list; FallbackNTP= is used only when no NTP= server is configured (nor supplied by the network)."""
+    lists = {"NTP": [], "FallbackNTP": []}
+    for key, value, _ in systemd_conf(fs, "timesyncd.conf", "Time")[2]:
+        if key in lists:
+            lists[key] = lists[key] + value.split() if value else []
+    return lists["NTP"] + lists["FallbackNTP"]
 
 
 def collect(ctx):
