@@ -53,6 +53,16 @@ def _text_pair(value, where, field):
     raise DataError("field %r must be a mapping with non-empty 'zh' and 'en'" % field, path=where)
 
 
+def _markers(value, where):
+    ok = isinstance(value, list) and value and all(
+        isinstance(names, list) and names and all(isinstance(n, str) and n and "/" not in n for n in names)
+        for names in value)
+    if not ok:
+        raise DataError("data_dir_markers must be a list of lists of entry names (no '/')", path=where,
+                        hint="e.g. data_dir_markers: [[PG_VERSION, base, global]]")
+    return [sorted(set(names)) for names in value]
+
+
 def load_catalog(directory=None):
     directory = directory or os.path.join(rules_dir(), "catalog")
     files = sorted(glob.glob(os.path.join(directory, "*.yaml")))
@@ -89,6 +99,8 @@ def load_catalog(directory=None):
             product["vendor"] = _text_pair(raw.get("vendor"), where, "vendor")
             product["substitutes"] = list(raw.get("substitutes") or [])
             product["match"] = raw.get("match") or {}
+            if "data_dir_markers" in raw:
+                product["data_dir_markers"] = _markers(raw["data_dir_markers"], where)
             products[pid] = product
             sources[pid] = path
     for pid, product in products.items():

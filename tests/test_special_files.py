@@ -1,6 +1,7 @@
 """SUID/SGID and world-writable files: the on-demand walk (scanner/collect/special_files.py) on
 fixture roots with real modes, and the three access-control rules that read it."""
 import os
+import subprocess
 
 import pytest
 
@@ -36,7 +37,7 @@ def loose_root(make_root):
 def test_walk_finds_suid_sgid_and_world_writable_without_following_links(loose_root):
     facts, errors = walk(loose_root)
     assert facts["complete"] is True and errors == []
-    assert {"/usr", "/etc", "/opt", "/var"} <= set(facts["walked"])
+    assert facts["walked"] == ["/"]  # one tree: every local filesystem under the root, each once
     by_path = {x["path"]: x for x in facts["suid_sgid"]}
     assert sorted(by_path) == ["/opt/app/bin/backup-helper", "/usr/bin/passwd", "/usr/lib/openssh/ssh-keysign"]
     helper = by_path["/opt/app/bin/backup-helper"]
@@ -87,11 +88,203 @@ def test_a_walk_stopped_early_keeps_what_it_found_and_leaves_the_rest_unknown(lo
         assert facts[key] is None or len(facts[key]) >= 1  # never an empty list that would read "none"
 
 
-def test_live_walk_skips_network_and_pseudo_mounts(tmp_path, monkeypatch):
+# --------------------------------------------------------------------------- mounts: -xdev per filesystem
+
+# /proc/self/mountinfo as the kernel writes it (proc(5)); a bind mount shows the device of the tree it
+# shows and, as its root, the directory inside that filesystem.
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+23 27 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:2 - sysfs sysfs rw
+27 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw,errors=remount-ro
+28 27 254:2 / /boot rw,relatime shared:29 - xfs /dev/vda2 rw,attr2,inode64
+29 27 0:45 / /opt/nfs rw,relatime shared:30 - nfs4 server:/export rw,vers=4.2
+30 29 0:46 / /opt/nfs/inner rw,relatime shared:31 - ext4 /dev/vdb1 rw
+31 27 254:1 /srv/data /mnt/data\\040copy rw,relatime shared:1 - ext4 /dev/vda1 rw
+32 27 0:47 / /var/lib/docker/overlay2/x/merged rw,relatime - overlay overlay rw,lowerdir=/a
+33 27 254:3 / /data rw,relatime shared:32 - ext4 /dev/vdc1 rw
+34 27 0:48 / /tmp rw,nosuid,nodev shared:33 - tmpfs tmpfs rw,size=1024k
+"""
+
+
+def test_the_mount_table_plans_one_walk_per_local_filesystem():
+    from scanner.collect import _mounts, special_files
+    mounts = _mounts.parse_mountinfo(MOUNTINFO)
+    assert mounts[6].mountpoint == "/mnt/data copy" and mounts[6].fsroot == "/srv/data"
+    skip = frozenset(special_files.SKIP)
+    tops, stops, not_walked, dups = _mounts.plan("/", mounts, special_files.NOT_WALKED_FS, skip)
+    assert tops == ["/", "/boot", "/data", "/tmp"]
+    assert not_walked == [("/opt/nfs", "nfs4")]  # and nothing under it (/opt/nfs/inner)
+    assert dups == [("/mnt/data copy", "/")]  # a bind of /srv/data, walked as part of /
+    assert {"/proc", "/sys", "/boot", "/opt/nfs", "/opt/nfs/inner", "/mnt/data copy", "/data", "/tmp",
+            "/var/lib/docker/overlay2/x/merged"} == stops
+
+
+@pytest.fixture
+def mounts():
+    """Mount for real (root only); every mount is undone, innermost first."""
+    done = []
+
+    def mount(*argv):
+        res = subprocess.run(["mount"] + list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if res.returncode != 0:
+            pytest.skip("cannot mount here (%s)" % res.stderr.decode().strip())
+        done.append(argv[-1])
+    yield mount
+    for point in reversed(done):
+        subprocess.run(["umount", "-l", point])
+
+
+def test_each_local_filesystem_is_walked_once_and_no_walk_crosses_a_mount(loose_root, mounts, monkeypatch):
     from scanner.collect import special_files
-    ctx = Context(root="/", live=True)
-    monkeypatch.setattr(ctx.fs, "read_text", lambda path, **kw: (
-        "proc /proc proc rw 0 0\nserver:/export /opt/nfs nfs4 rw 0 0\n/dev/sda1 / ext4 rw 0 0\n"
-        "tmpfs /opt/scratch tmpfs rw 0 0\n"))
-    skipped = special_files._skipped_mounts(ctx)
-    assert skipped == {"/proc", "/opt/nfs"}
+    data, bind, cache = loose_root + "/data", loose_root + "/srv/bind", loose_root + "/var/cache/mnt"
+    for d in (data, bind, cache):
+        os.makedirs(d)
+    mounts("-t", "tmpfs", "-o", "size=4m", "xcscan-test", data)  # a second filesystem
+    mounts("--bind", loose_root + "/opt/app", bind)  # the same tree again
+    mounts("-t", "tmpfs", "-o", "size=1m", "xcscan-test", cache)  # under a skipped tree
+    for path, mode in ((data + "/bin/tool", 0o4755), (data + "/share/open", 0o666), (cache + "/x", 0o4755)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write("x")
+        os.chmod(path, mode)
+    facts, errors = walk(loose_root)
+    assert facts["complete"] and errors == []
+    assert facts["walked"] == ["/", "/data"]
+    assert facts["bind_mounts"] == [{"path": "/srv/bind", "same_as": "/"}]
+    suid = sorted(x["path"] for x in facts["suid_sgid"])
+    # the bind mount's SUID helper once (as /opt/app/...), the tmpfs one once, nothing from the skipped cache
+    assert suid == ["/data/bin/tool", "/opt/app/bin/backup-helper", "/usr/bin/passwd",
+                    "/usr/lib/openssh/ssh-keysign"]
+    assert facts["world_writable_files"] == ["/data/share/open", "/etc/app/app.conf"]
+
+    # a mount the table does not list (made after it was read) still stops the walk: -xdev by device
+    monkeypatch.setattr(special_files, "_mount_table", lambda ctx: "")
+    facts, _ = walk(loose_root)
+    assert facts["walked"] == ["/"]
+    assert "/data/bin/tool" not in [x["path"] for x in facts["suid_sgid"]]
+
+
+# --------------------------------------------------------------------------- data directories
+
+
+@pytest.fixture
+def pg_root(loose_root):
+    """A PostgreSQL data directory (the layout initdb writes) holding a SUID and a world-writable file."""
+    main = loose_root + "/var/lib/postgresql/15/main"
+    for sub in ("base/1", "global", "pg_wal"):
+        os.makedirs(main + "/" + sub)
+    for name, mode in (("PG_VERSION", 0o600), ("base/1/PG_VERSION", 0o600), ("base/1/1259", 0o4755),
+                       ("global/pg_control", 0o666)):
+        with open(main + "/" + name, "w") as fh:
+            fh.write("15\n")
+        os.chmod(main + "/" + name, mode)
+    return loose_root
+
+
+def test_a_database_data_directory_is_listed_not_walked_and_the_report_says_so(pg_root, monkeypatch):
+    from scanner.pipeline import scan_report
+    facts, _ = walk(pg_root)
+    assert facts["data_dirs_skipped"] == [{"path": "/var/lib/postgresql/15/main", "product": "postgresql",
+                                           "markers": ["PG_VERSION", "base", "global"]}]
+    assert not any("postgresql" in x["path"] for x in facts["suid_sgid"])
+    assert not any("postgresql" in p for p in facts["world_writable_files"])
+    report = scan_report(pg_root, profile="mlps-l3")
+    assert report["facts"]["special_files"]["data_dirs_skipped"][0]["path"] == "/var/lib/postgresql/15/main"
+    got = {r["rule_id"]: r["status"] for r in report["results"]}
+    assert got["mlps.ac.suid-sgid-expected"] == "fail"  # the loose root's own helper, not the data file
+
+    monkeypatch.setenv("XCSCAN_WALK_DATA_DIRS", "1")  # on request, data is walked like the rest
+    facts, _ = walk(pg_root)
+    assert facts["data_dirs_skipped"] == [] and facts["data_dirs_walked"] is True
+    assert "/var/lib/postgresql/15/main/base/1/1259" in [x["path"] for x in facts["suid_sgid"]]
+    assert "/var/lib/postgresql/15/main/global/pg_control" in facts["world_writable_files"]
+
+
+def test_a_walk_out_of_budget_makes_the_rules_say_unknown_with_the_coverage(make_root, mounts, tmp_path,
+                                                                            monkeypatch):
+    from scanner.collect import special_files
+    from scanner.pipeline import scan_report
+    files = {"/usr/bin/ls": b"\x7fELF", "/etc/hosts": "x\n", "/var/log/syslog": "x\n"}
+    monkeypatch.setattr(special_files, "MAX_ENTRIES", 2)
+    # a directory inside a filesystem: how many entries there are in all is not known
+    report = scan_report(make_root(files, root=tmp_path / "dir"), profile="mlps-l3")
+    facts = report["facts"]["special_files"]
+    assert facts["complete"] is False and facts["entries"] == 2 and facts["inodes_in_use"] is None
+    got = {r["rule_id"]: r for r in report["results"]}
+    for rid in ("mlps.ac.world-writable-files", "mlps.ac.world-writable-dirs-sticky", "mlps.ac.suid-sgid-expected"):
+        assert got[rid]["status"] == "error", rid  # never pass: nothing found in a part is not "none"
+        assert "after covering 2 entries (how many there are in all is not known)" in got[rid]["reason"]["en"]
+        assert "仅覆盖 2 个条目" in got[rid]["reason"]["zh"]
+    # a whole filesystem (an image's own): statvfs says how many inodes are in use
+    (tmp_path / "image").mkdir()
+    mounts("-t", "tmpfs", "-o", "size=1m", "xcscan-test", str(tmp_path / "image"))
+    report = scan_report(make_root(files, root=tmp_path / "image"), profile="mlps-l3")
+    facts = report["facts"]["special_files"]
+    assert facts["inodes_in_use"] >= 7  # the root, 3 directories, 3 files
+    got = {r["rule_id"]: r for r in report["results"]}
+    for rid in ("mlps.ac.world-writable-files", "mlps.ac.world-writable-dirs-sticky", "mlps.ac.suid-sgid-expected"):
+        assert got[rid]["status"] == "error", rid
+        assert "covering 2 of about %d entries" % facts["inodes_in_use"] in got[rid]["reason"]["en"], rid
+        assert "约 %d 个条目中的 2 个" % facts["inodes_in_use"] in got[rid]["reason"]["zh"], rid
+
+
+# --------------------------------------------------------------------------- a big host
+
+def _million(base, name):
+    """1,000,000 directory entries under ``base``: 1,000 directories of 1,000 hard links to one file
+    each (cheap to make: no data, one inode per directory)."""
+    for d in range(1000):
+        sub = os.path.join(base, "%s%03d" % (name, d))
+        os.makedirs(sub)
+        first = os.path.join(sub, "f000")
+        open(first, "w").close()
+        for f in range(1, 999):
+            os.link(first, os.path.join(sub, "f%03d" % f))
+
+
+@pytest.fixture(scope="module")
+def big_root(tmp_path_factory):
+    """A tmpfs root with a million entries in the system trees (SUID, world-writable file and
+    directory placed deep inside) and a PostgreSQL data directory holding another million."""
+    root = str(tmp_path_factory.mktemp("big"))
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g,nr_inodes=0", "xcscan-test", root],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if res.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (%s)" % res.stderr.decode().strip())
+    try:
+        _million(root + "/usr/share/many", "d")
+        deep = root + "/opt/vendor" + "/level" * 30
+        os.makedirs(deep + "/drop")
+        for path, mode in ((deep + "/bin-helper", 0o4755), (deep + "/shared.conf", 0o666)):
+            open(path, "w").close()
+            os.chmod(path, mode)
+        os.chmod(deep + "/drop", 0o777)
+        main = root + "/var/lib/postgresql/15/main"
+        os.makedirs(main + "/global")
+        open(main + "/PG_VERSION", "w").close()
+        _million(main + "/base", "1")
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", root])
+
+
+@pytest.fixture(scope="module")
+def big_walk(big_root):
+    return walk(big_root)  # one walk for both tests (each takes seconds)
+
+
+def test_a_million_entries_are_decided_within_the_default_budget(big_walk):
+    facts, errors = big_walk
+    assert errors == [] and facts["complete"] is True, facts["stopped"]
+    assert facts["entries"] >= 1000000
+    deep = "/opt/vendor" + "/level" * 30
+    assert [x["path"] for x in facts["suid_sgid"]] == [deep + "/bin-helper"]
+    assert facts["world_writable_files"] == [deep + "/shared.conf"]
+    assert facts["world_writable_dirs"] == [deep + "/drop"]
+
+
+def test_a_data_directory_of_a_million_files_is_skipped_and_stated(big_walk):
+    facts, _ = big_walk
+    assert facts["data_dirs_skipped"] == [{"path": "/var/lib/postgresql/15/main", "product": "postgresql",
+                                           "markers": ["PG_VERSION", "base", "global"]}]
+    assert 1000000 <= facts["entries"] < 1100000  # the second million was not walked

@@ -91,7 +91,10 @@ def collect_facts(ctx, only=None, budget=DEFAULT_COLLECTOR_BUDGET, wanted=()):
                 }
                 continue
             ctx.set_collector(facts_key)
-            ctx.deadline = start + budget if budget else None
+            # a collector may set its own default BUDGET (the special-file walk: every local filesystem);
+            # a budget the caller chose stays the caller's
+            own = getattr(module, "BUDGET", None) if budget == DEFAULT_COLLECTOR_BUDGET else None
+            ctx.deadline = start + (own or budget) if budget else None
             value = module.collect(ctx)
             facts[facts_key] = value
             status = {"status": "ok" if value is not None else "unknown"}

@@ -1,123 +1,247 @@
-"""SUID/SGID programs and world-writable files and directories in the system trees.
+"""SUID/SGID programs and world-writable files and directories on every local filesystem.
 
-One bounded walk (``os.scandir``, one ``lstat`` per file, symlinks never followed) over the
-trees where programs and configuration live. It is the costliest collector (0.5-1 s per
-100,000 files with a warm cache), so it runs only when the selected rules read
-``special_files`` (ON_DEMAND), and it stops at MAX_ENTRIES entries or its time budget.
+One walk per local filesystem, each with ``-xdev`` (like ``find / -xdev`` for every
+mount of ``df --local``), so it decides the rules on big hosts:
 
-Live, it does not descend into network or pseudo filesystems (NFS, CIFS, proc …) mounted inside
-those trees. A list is ``None`` (unknown) when the walk stopped early and found nothing of its
-kind: a partial walk cannot show there is none.
+* **cheap per entry**: ``os.scandir`` gives the entry type (``d_type``) without a system call;
+  only directories and regular files are ``lstat``-ed (a symlink, device, socket or FIFO can
+  be neither SUID nor a world-writable file), symlinks are never followed;
+* **every local filesystem once**: the mount table (``/proc/self/mountinfo``) names the mounts
+  at or under the root; network and pseudo filesystems (NFS, CIFS, proc, overlay layers …)
+  are not walked, a bind mount of a tree already walked is not walked twice, and no walk
+  crosses into another mount (each is walked on its own);
+* **data stays data**: a directory whose entries identify it as the data directory of a
+  database or message queue (``data_dir_markers`` of the catalog's products, e.g.
+  ``PG_VERSION`` + ``base`` + ``global``) is listed but not descended into, and the report
+  says so (``data_dirs_skipped``); ``XCSCAN_WALK_DATA_DIRS=1`` walks them too;
+* **a budget that says what it covered**: at most MAX_ENTRIES entries and BUDGET seconds; a
+  walk that stopped reports ``entries`` against ``inodes_in_use`` of the walked filesystems
+  (statvfs), and a list it could not decide is ``None`` with the reason "unknown: covered X of
+  about Y" (``unknown_why``, read by the rule engine) — a partial walk cannot show there is none.
+
+The facts are collected once per run; every rule that reads ``special_files`` uses them.
 """
 from __future__ import absolute_import
 
 import os
-import stat
 import time
+
+from scanner.collect import _mounts
 
 NAME = "special_files"
 ON_DEMAND = True
+BUDGET = 60.0  # seconds for this collector (scanner.collect.collect_facts honours it)
 
-WALK = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc", "/boot", "/opt", "/var")
-# churn, caches and container layers: no system programs or configuration, many files
-SKIP = frozenset(("/var/tmp", "/var/cache", "/var/lib/docker", "/var/lib/containers", "/var/lib/kubelet",
-                  "/var/lib/lxc", "/var/lib/lxd", "/var/lib/snapd/snaps", "/proc", "/sys",
-                  "/dev", "/run"))
+# churn, caches, container layers and pseudo trees: no system programs or configuration, many files
+SKIP = ("/var/tmp", "/var/cache", "/var/lib/docker", "/var/lib/containers", "/var/lib/kubelet",
+        "/var/lib/lxc", "/var/lib/lxd", "/var/lib/snapd/snaps", "/proc", "/sys", "/dev", "/run")
 NOT_WALKED_FS = frozenset(("nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs",
                            "fuse.sshfs", "fuse.glusterfs", "lustre", "gpfs", "beegfs", "proc", "sysfs", "devtmpfs",
                            "devpts", "cgroup", "cgroup2", "securityfs", "debugfs", "tracefs", "configfs", "fusectl",
-                           "binfmt_misc", "mqueue", "hugetlbfs", "pstore", "bpf", "autofs", "overlay", "squashfs"))
-MAX_ENTRIES = 500000
+                           "binfmt_misc", "mqueue", "hugetlbfs", "pstore", "bpf", "autofs", "overlay", "squashfs",
+                           "efivarfs", "rpc_pipefs", "nsfs", "ramfs", "selinuxfs", "fuse.lxcfs", "fuse.portal",
+                           "fuse.gvfsd-fuse", "iso9660"))
+MAX_ENTRIES = 50000000
 MAX_LISTED = 500
-DEFAULT_SECONDS = 15.0
+_CHECK_EVERY = 8192  # entries between two looks at the clock
+
+_S_ISUID, _S_ISGID, _S_ISVTX, _O_W = 0o4000, 0o2000, 0o1000, 0o002
 
 
-def _skipped_mounts(ctx):
-    """Live: mount points of network and pseudo filesystems (not walked)."""
-    if not ctx.live:
-        return set()
-    text = ctx.fs.read_text("/proc/self/mounts", report=False) or ""
-    out = set()
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[2] in NOT_WALKED_FS and parts[1] != "/":
-            out.add(parts[1].replace("\\040", " "))
-    return out
+def _data_dir_signatures():
+    """[(product id, frozenset of entry names)] from the catalog, most specific first."""
+    try:
+        from scanner.catalog import default_catalog
+        catalog = default_catalog()
+    except Exception:  # a broken catalog must not stop the walk: data dirs are then walked
+        return []
+    sigs = []
+    for pid in sorted(catalog.products):
+        for names in catalog.products[pid].get("data_dir_markers") or ():
+            sigs.append((pid, frozenset(names)))
+    sigs.sort(key=lambda s: (-len(s[1]), s[0]))
+    return sigs
+
+
+def _mount_table(ctx):
+    """The scanning host's mount table. For an offline root it still tells which filesystems are
+    mounted under the root (an image with a separate /boot), so it is the host's file, read as such."""
+    if ctx.live:
+        return ctx.fs.read_text("/proc/self/mountinfo", report=False) or ""
+    try:
+        with open("/proc/self/mountinfo", "rb") as fh:
+            return fh.read().decode("utf-8", "replace")
+    except (IOError, OSError):
+        return ""
+
+
+def _inodes_in_use(tops, host_root):
+    """Inodes in use on the walked filesystems, or None when unknown (a root that is a directory
+    inside a filesystem, not a whole one, or a filesystem that does not count inodes)."""
+    if host_root != "/" and not os.path.ismount(host_root):
+        return None
+    seen, total = set(), 0
+    for top in tops:
+        try:
+            st = os.lstat(top)
+            vfs = os.statvfs(top)
+        except OSError:
+            return None
+        if st.st_dev in seen:
+            continue
+        seen.add(st.st_dev)
+        if not vfs.f_files:  # btrfs and some others report no inode counts
+            return None
+        total += vfs.f_files - vfs.f_ffree
+    return total
+
+
+class _Walk(object):
+    """State of one run over all the tops (counts, lists, budget)."""
+
+    def __init__(self, root_len, stops, deadline, max_entries, signatures):
+        self.root_len = root_len
+        self.stops = stops
+        self.deadline = deadline
+        self.max_entries = max_entries
+        self.signatures = signatures
+        self.markers = frozenset(n for _pid, names in signatures for n in names)
+        self.entries = 0
+        self.unreadable = 0
+        self.stopped = None
+        self.suid, self.ww_files, self.ww_dirs, self.data_dirs = [], [], [], []
+        self.counts = {"suid_sgid": 0, "world_writable_files": 0, "world_writable_dirs": 0}
+
+    def target(self, host_path):
+        return host_path[self.root_len:] or "/"
+
+    def walk(self, top):
+        try:
+            dev = os.lstat(top).st_dev
+        except OSError:
+            return
+        stops, markers = self.stops, self.markers
+        counts, suid, ww_files, ww_dirs = self.counts, self.suid, self.ww_files, self.ww_dirs
+        scandir = os.scandir
+        n = self.entries
+        check_at = min(n + _CHECK_EVERY, self.max_entries)
+        stack = [top]
+        while stack:
+            path = stack.pop()
+            try:
+                it = scandir(path)
+            except OSError:
+                self.unreadable += 1  # as complete as the OS allows (find says "Permission denied" and goes on)
+                continue
+            subdirs, found = [], None
+            with it:
+                for entry in it:
+                    n += 1
+                    if n >= check_at:
+                        check_at = min(n + _CHECK_EVERY, self.max_entries)
+                        if n >= self.max_entries:
+                            self.stopped = "entries"
+                        elif time.monotonic() > self.deadline:
+                            self.stopped = "time"
+                        if self.stopped:
+                            break
+                    name = entry.name
+                    if name in markers:
+                        if found is None:
+                            found = set()
+                        found.add(name)
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            st = entry.stat(follow_symlinks=False)
+                            mode = st.st_mode
+                            if mode & _O_W and not mode & _S_ISVTX:
+                                counts["world_writable_dirs"] += 1
+                                if len(ww_dirs) < MAX_LISTED:
+                                    ww_dirs.append(self.target(entry.path))
+                            sub = entry.path
+                            if st.st_dev == dev and sub not in stops:
+                                subdirs.append(sub)
+                        elif entry.is_file(follow_symlinks=False):
+                            st = entry.stat(follow_symlinks=False)
+                            mode = st.st_mode
+                            if mode & 0o6002:
+                                self._special_file(entry, st, mode)
+                    except OSError:
+                        continue  # vanished between listing and lstat
+            if self.stopped:
+                break
+            if found is not None and self._data_dir(path, found):
+                continue
+            stack.extend(subdirs)
+        self.entries = n
+
+    def _special_file(self, entry, st, mode):
+        if mode & (_S_ISUID | _S_ISGID):
+            self.counts["suid_sgid"] += 1
+            if len(self.suid) < MAX_LISTED:
+                self.suid.append({"path": self.target(entry.path), "name": entry.name, "mode": "%04o" % (mode & 0o7777),
+                                  "suid": bool(mode & _S_ISUID), "sgid": bool(mode & _S_ISGID),
+                                  "uid": st.st_uid, "gid": st.st_gid})
+        if mode & _O_W:
+            self.counts["world_writable_files"] += 1
+            if len(self.ww_files) < MAX_LISTED:
+                self.ww_files.append(self.target(entry.path))
+
+    def _data_dir(self, path, found):
+        for pid, names in self.signatures:
+            if names <= found:
+                self.data_dirs.append({"path": self.target(path), "product": pid, "markers": sorted(names)})
+                return True
+        return False
 
 
 def collect(ctx):
     fs = ctx.fs
-    root = fs.root.rstrip("/") if fs.root != "/" else ""
-    skip = set(SKIP) | _skipped_mounts(ctx)
-    deadline = time.monotonic() + DEFAULT_SECONDS
+    host_root = fs.root.rstrip("/") or "/"
+    prefix = "" if host_root == "/" else host_root
+    skip = frozenset(prefix + p for p in SKIP)
+    tops, mount_stops, not_walked, duplicates = _mounts.plan(
+        host_root, _mounts.parse_mountinfo(_mount_table(ctx)), NOT_WALKED_FS, skip)
+    walk_data = os.environ.get("XCSCAN_WALK_DATA_DIRS", "") not in ("", "0")
+    signatures = [] if walk_data else _data_dir_signatures()
+    started = time.monotonic()
+    deadline = started + BUDGET
     if ctx.deadline is not None:
         deadline = min(deadline, ctx.deadline - 0.5)
-    suid, ww_files, ww_dirs = [], [], []
-    counts = {"suid_sgid": 0, "world_writable_files": 0, "world_writable_dirs": 0}
-    entries, stopped, walked = 0, None, []
-
-    stack = []
-    for top in WALK:
-        host = root + top
-        try:
-            st = os.lstat(host)
-        except OSError:
-            continue
-        if stat.S_ISDIR(st.st_mode) and top not in skip:  # a symlink (/bin -> usr/bin): walked under /usr
-            walked.append(top)
-            stack.append(top)
-    while stack and stopped is None:
-        path = stack.pop()
-        try:
-            it = os.scandir(root + path)
-        except OSError:
-            continue  # unreadable directory: nothing to list (the walk is as complete as the OS allows)
-        with it:
-            for entry in it:
-                entries += 1
-                if entries >= MAX_ENTRIES:
-                    stopped = "stopped after %d entries" % entries
-                    break
-                if entries % 4096 == 0 and time.monotonic() > deadline:
-                    stopped = "stopped after %.0f s (%d entries)" % (DEFAULT_SECONDS, entries)
-                    break
-                target = path.rstrip("/") + "/" + entry.name
-                try:
-                    if entry.is_symlink():
-                        continue
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                mode = st.st_mode
-                if stat.S_ISDIR(mode):
-                    if mode & 0o002 and not mode & stat.S_ISVTX:
-                        counts["world_writable_dirs"] += 1
-                        if len(ww_dirs) < MAX_LISTED:
-                            ww_dirs.append(target)
-                    if target not in skip:
-                        stack.append(target)
-                    continue
-                if not stat.S_ISREG(mode):
-                    continue
-                if mode & (stat.S_ISUID | stat.S_ISGID):
-                    counts["suid_sgid"] += 1
-                    if len(suid) < MAX_LISTED:
-                        suid.append({"path": target, "name": entry.name, "mode": "%04o" % stat.S_IMODE(mode),
-                                     "suid": bool(mode & stat.S_ISUID), "sgid": bool(mode & stat.S_ISGID),
-                                     "uid": st.st_uid, "gid": st.st_gid})
-                if mode & 0o002:
-                    counts["world_writable_files"] += 1
-                    if len(ww_files) < MAX_LISTED:
-                        ww_files.append(target)
-    complete = stopped is None
-    if not complete:
-        ctx.error(None, "special-file walk %s; lists that found nothing are unknown" % stopped)
-
-    def listed(items):
-        return sorted(items, key=lambda x: x["path"] if isinstance(x, dict) else x) if items or complete else None
-
-    return {
-        "walked": sorted(walked), "skipped": sorted(skip), "entries": entries, "complete": complete,
-        "stopped": stopped, "counts": counts, "suid_sgid": listed(suid),
-        "world_writable_files": listed(ww_files), "world_writable_dirs": listed(ww_dirs),
+    walk = _Walk(len(prefix), set(mount_stops) | skip, deadline, MAX_ENTRIES, signatures)
+    for top in tops:
+        walk.walk(top)
+        if walk.stopped:
+            break
+    complete = walk.stopped is None
+    in_use = _inodes_in_use(tops, host_root)
+    facts = {
+        "walked": sorted(walk.target(t) for t in tops),
+        "not_walked": [{"path": walk.target(p), "fstype": t} for p, t in not_walked],
+        "bind_mounts": [{"path": walk.target(p), "same_as": walk.target(s)} for p, s in duplicates],
+        "skipped": [p for p in SKIP if os.path.lexists(prefix + p)],
+        "data_dirs_skipped": sorted(walk.data_dirs, key=lambda d: d["path"]),
+        "data_dirs_walked": walk_data,
+        "entries": walk.entries, "inodes_in_use": in_use, "unreadable_dirs": walk.unreadable,
+        "budget": {"seconds": BUDGET, "entries": MAX_ENTRIES},
+        "complete": complete, "stopped": None, "counts": walk.counts,
     }
+    unknown = {}
+
+    def listed(key, items):
+        if items or complete:
+            return sorted(items, key=lambda x: x["path"] if isinstance(x, dict) else x)
+        unknown[key] = {"key": "scan.reason.walk_partial" if in_use else "scan.reason.walk_partial_no_total",
+                        "args": {"covered": walk.entries, "total": in_use or 0}}
+        return None
+
+    facts["suid_sgid"] = listed("suid_sgid", walk.suid)
+    facts["world_writable_files"] = listed("world_writable_files", walk.ww_files)
+    facts["world_writable_dirs"] = listed("world_writable_dirs", walk.ww_dirs)
+    if not complete:
+        spent = ("%d entries" % walk.entries) if walk.stopped == "entries" else ("%.0f s" % (time.monotonic() - started))
+        facts["stopped"] = "stopped after %s (%d entries of about %s in use)" % (
+            spent, walk.entries, in_use if in_use else "?")
+        facts["unknown_why"] = unknown
+        ctx.error(None, "special-file walk %s; lists that found nothing are unknown" % facts["stopped"])
+    return facts

@@ -180,15 +180,35 @@ def _plain(values):
     return plain
 
 
+# A collector may say why a value it leaves null is unknown: ``{"unknown_why": {key: {"key": <one of
+# these locale keys>, "args": {name: int}}}}`` next to it (special_files: a walk stopped at its budget).
+_UNKNOWN_WHY = frozenset(("scan.reason.walk_partial", "scan.reason.walk_partial_no_total"))
+
+
+def _why_unknown(parent, key, shown):
+    why = parent.get("unknown_why") if isinstance(parent, dict) else None
+    entry = why.get(key) if isinstance(why, dict) else None
+    if not isinstance(entry, dict) or entry.get("key") not in _UNKNOWN_WHY:
+        return reason("scan.reason.null", path=shown)
+    args = entry.get("args") if isinstance(entry.get("args"), dict) else {}
+    fields = dict((k, int(v)) for k, v in args.items()
+                  if k in ("covered", "total") and isinstance(v, int) and not isinstance(v, bool))
+    if len(fields) != 2:
+        return reason("scan.reason.null", path=shown)
+    return reason(entry["key"], path=shown, **fields)
+
+
 def _walk(node, segs, shown):
     i = 0
     n = len(segs)
+    parent = key = None
     while i < n:
         if isinstance(node, dict):
             # longest run of segments that is a key (keys may contain dots)
             for j in range(n, i, -1):
                 key = ".".join(segs[i:j])
                 if key in node:
+                    parent = node
                     node = node[key]
                     i = j
                     break
@@ -201,9 +221,10 @@ def _walk(node, segs, shown):
             if idx >= len(node):
                 return None, Missing(MISS_ABSENT, shown, reason("scan.reason.absent", path=shown))
             node = node[idx]
+            parent = None
             i += 1
         else:
             return None, Missing(MISS_TYPE, shown, reason("scan.reason.not_mapping", path=shown))
     if node is None:
-        return None, Missing(MISS_NULL, shown, reason("scan.reason.null", path=shown))
+        return None, Missing(MISS_NULL, shown, _why_unknown(parent, key, shown))
     return node, None
