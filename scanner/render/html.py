@@ -27,6 +27,7 @@ table.results{table-layout:fixed}table.results td{overflow-wrap:anywhere}
 table.results col.c-status{width:9%}table.results col.c-rule{width:21%}table.results col.c-sev{width:7%}
 table.results col.c-exp,table.results col.c-act{width:12%}table.results col.c-ev{width:22%}
 td.wrap{white-space:pre-wrap;word-break:break-word}
+p.notice{border:2px solid #b42318;background:#fef3f2;padding:6px 10px;font-weight:600}
 td.pre,.pre{white-space:pre-wrap;word-break:break-word;font-family:"DejaVu Sans Mono",Consolas,monospace;
  font-size:12px}
 .muted{color:var(--mute)}.nowrap{white-space:nowrap}.num{text-align:right}
@@ -122,6 +123,9 @@ def _header(page, report):
     summary = report.get("summary") or {}
     lang = page.lang
     page.add("<header><h1>%s</h1>" % _e(t("html.title", lang, host=_host_label(report))))
+    from scanner.notices import texts as notice_texts   # no OS under --root, unprivileged scan
+    for text in notice_texts(report, lang):
+        page.add('<p class="notice" role="alert">%s</p>' % _e(text))
     if host.get("live"):
         target = t("inventory.target_live", lang)
     else:

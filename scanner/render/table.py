@@ -73,7 +73,9 @@ def render_inventory(report, lang):
 
 
 def render(report, lang="en"):
-    parts = [render_inventory(report, lang)]
+    from scanner.notices import texts
+    parts = ["\n".join(t("notice.prefix", lang) + text for text in texts(report, lang))] if report.get("notices") else []
+    parts.append(render_inventory(report, lang))
     if "results" in report:
         from scanner.render import table_results  # added by the scan command
         parts.append(table_results.render_results(report, lang))
