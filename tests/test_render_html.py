@@ -163,7 +163,12 @@ def test_chromium_shows_summary_chart_and_evidence_without_network(browser_page,
     chart = browser_page.query_selector("#localization-chart svg")
     assert chart is not None and chart.bounding_box()["width"] > 300
     assert len(browser_page.query_selector_all("#localization-chart rect.bar-domestic")) >= 5
-    evidence = browser_page.inner_text('tr[data-rule="mlps.ac.root-login"] td.evidence')
+    # the 测评记录 is shown; the raw facts are folded in a <details> (no script needed to open it)
+    record = browser_page.inner_text('tr[data-rule="mlps.ac.root-login"] td.record .rec')
+    assert "permitrootlogin is yes" in record
+    assert not browser_page.is_visible('tr[data-rule="mlps.ac.root-login"] details.raw .evidence')
+    browser_page.click('tr[data-rule="mlps.ac.root-login"] details.raw summary')
+    evidence = browser_page.inner_text('tr[data-rule="mlps.ac.root-login"] details.raw')
     assert "sshd.effective.permitrootlogin = yes (sshd -T)" in evidence
     assert browser_page.is_visible('tr[data-rule="mlps.ac.root-login"]')
     assert browser_page.requests_seen == [path.as_uri()]

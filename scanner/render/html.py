@@ -7,7 +7,7 @@ from __future__ import absolute_import
 from html import escape
 
 from scanner.i18n import t, virt_label
-from scanner.render import assessment, svg, view
+from scanner.render import assessment, records, svg, view
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -24,8 +24,9 @@ table{border-collapse:collapse;width:100%;margin:6px 0 12px}
 th,td{border:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#eef1f4;font-weight:600}
 table.results{table-layout:fixed}table.results td{overflow-wrap:anywhere}
-table.results col.c-status{width:9%}table.results col.c-rule{width:21%}table.results col.c-sev{width:7%}
-table.results col.c-exp,table.results col.c-act{width:12%}table.results col.c-ev{width:22%}
+table.results col.c-status{width:11%}table.results col.c-rule{width:24%}table.results col.c-rec{width:40%}
+table.results col.c-rem{width:25%}
+details.raw summary{color:var(--mute);font-size:12px;cursor:pointer}.raw-k{color:var(--mute);font-size:12px;margin-top:4px}
 td.wrap{white-space:pre-wrap;word-break:break-word}
 p.notice{border:2px solid #b42318;background:#fef3f2;padding:6px 10px;font-weight:600}
 td.pre,.pre{white-space:pre-wrap;word-break:break-word;font-family:"DejaVu Sans Mono",Consolas,monospace;
@@ -281,25 +282,34 @@ def _results(page, report, groups):
             members = assessment.order_results(members)
         page.add('<h3 id="%s" data-verdict="%s">%s%s</h3>' % (
             _e(anchor), _e(judged if item is not None else ""), _group_heading(page, item), verdict))
-        _table_head(page, ["html.col.status", "html.col.rule", "html.col.severity", "html.col.expected",
-                           "html.col.actual", "html.col.evidence", "html.col.remediation"], "results",
-                    ["c-status", "c-rule", "c-sev", "c-exp", "c-act", "c-ev", "c-rem"])
+        _table_head(page, ["html.col.status", "html.col.rule", "html.col.record", "html.col.remediation"], "results",
+                    ["c-status", "c-rule", "c-rec", "c-rem"])
         for res in members:
-            severity = view.scalar_text(res.get("severity"))
-            sev_text = t("report.severity." + severity, lang) if severity in view.SEVERITIES else severity
-            ref_text = view.refs_text(res, lang)
-            page.add('<tr class="result" data-rule="%s" data-status="%s"><td>%s</td>'
-                     '<td><b>%s</b><br><span class="muted">%s</span>%s</td><td>%s</td>'
-                     '<td class="pre">%s</td><td class="pre">%s</td><td class="pre evidence">%s</td>'
-                     '<td class="wrap">%s</td></tr>' % (
-                         _e(res.get("rule_id")), _e(res.get("status")), _badge(page, res.get("status")),
-                         _e(view.pick(res.get("title"), lang)), _e(res.get("rule_id")),
-                         ('<br><span class="muted">%s</span>' % _e(ref_text)) if ref_text else "",
-                         _e(sev_text), _e(view.value_text(res.get("expected"), lang)),
-                         _e(view.value_text(res.get("actual"), lang)),
-                         _e(view.result_evidence_text(res, lang)), _e(view.pick(res.get("remediation"), lang))))
+            _result_row(page, res)
         page.add("</tbody></table>")
     page.add("</section>")
+
+
+def _result_row(page, res):
+    lang = page.lang
+    severity = view.scalar_text(res.get("severity"))
+    sev_text = t("report.severity." + severity, lang) if severity in view.SEVERITIES else severity
+    ref_text = view.refs_text(res, lang)
+    raw = [("html.raw.expected", view.value_text(res.get("expected"), lang)),
+           ("html.raw.actual", view.value_text(res.get("actual"), lang)),
+           ("html.raw.evidence", view.result_evidence_text(res, lang)),
+           ("html.raw.refs", ref_text)]
+    raw_html = "".join('<div class="raw-k">%s</div><div class="pre evidence">%s</div>' % (page.t(k), _e(v))
+                       for k, v in raw if v)
+    page.add('<tr class="result" data-rule="%s" data-status="%s"><td>%s<br><span class="muted">%s</span></td>'
+             '<td><b>%s</b><br><span class="muted">%s</span></td>'
+             '<td class="record"><div class="rec">%s</div>%s</td><td class="wrap">%s</td></tr>' % (
+                 _e(res.get("rule_id")), _e(res.get("status")), _badge(page, res.get("status")), _e(sev_text),
+                 _e(view.pick(res.get("title"), lang)), _e(res.get("rule_id")),
+                 _e(records.record(res, lang)),
+                 ('<details class="raw"><summary>%s</summary>%s</details>' % (page.t("html.raw.summary"), raw_html))
+                 if raw_html else "",
+                 _e(view.pick(res.get("remediation"), lang))))
 
 
 def _coverage(page, report, groups):

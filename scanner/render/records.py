@@ -1,0 +1,250 @@
+"""测评记录: one short sentence per result in the report's language saying what was examined and
+what was found ("/etc/login.defs 中 PASS_MAX_DAYS 为 99999，要求不小于 1 且不大于 90"), built from the
+result's own data (evidence, expected, items) and the phrases in scanner/locale/records.yaml.
+
+The wording is data: fact labels (exact paths or ``prefix.*`` patterns), nouns for the lists a rule
+walks, field labels, operator phrases, value words and sentence templates all live in records.yaml.
+A fact without a label is named by its path (an id, never prose); a result this module cannot
+phrase (no evidence, a reason that is not about facts) keeps the engine's localized reason."""
+from __future__ import absolute_import
+
+import os
+import re
+
+from scanner.render import view
+
+_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "locale")
+_CACHE = {}
+MAX_LISTED = 5        # failing entries named in a list sentence
+MAX_VALUES = 8        # elements of a list value shown
+MAX_TEXT = 120        # characters of a text value shown
+
+# the operator words the engine writes in `expected` (scanner/engine/checks.py OP_TEXT and op names)
+_OPS = ("mode within", "not in", "intersects", "not_empty", "contains", "<=", ">=", "!=", "!~", "in", "<", ">", "=",
+        "~", "empty", "true", "false", "exists", "absent")
+_OP_RE = "|".join(re.escape(o) for o in _OPS)
+
+
+def catalog():
+    if "doc" not in _CACHE:
+        from scanner.yamlio import load_yaml_file
+        doc = load_yaml_file(os.path.join(_DIR, "records.yaml")) or {}
+        facts, prefixes = {}, []
+        for key, pair in (doc.get("facts") or {}).items():
+            if key.endswith(".*"):
+                prefixes.append((key[:-1], pair))
+            else:
+                facts[key] = pair
+        prefixes.sort(key=lambda kp: -len(kp[0]))
+        doc["_facts"], doc["_prefixes"] = facts, prefixes
+        _CACHE["doc"] = doc
+    return _CACHE["doc"]
+
+
+def _text(pair, lang, **fields):
+    text = view.pick(pair, lang)
+    for key, value in fields.items():
+        text = text.replace("{%s}" % key, value)
+    return text
+
+
+def _template(name, lang, **fields):
+    return _text(catalog()["templates"][name], lang, **fields)
+
+
+def fact_label(path, lang):
+    """'/etc/login.defs 中 PASS_MAX_DAYS' for login_defs.PASS_MAX_DAYS; the path when unknown."""
+    cat = catalog()
+    if path in cat["_facts"]:
+        return _text(cat["_facts"][path], lang)
+    for prefix, pair in cat["_prefixes"]:
+        if path.startswith(prefix):
+            return _text(pair, lang, rest=path[len(prefix):])
+    return path
+
+
+def field_label(field, lang):
+    pair = (catalog().get("fields") or {}).get(field)
+    return _text(pair, lang) if pair else field
+
+
+def noun(collection, lang):
+    pair = (catalog().get("collections") or {}).get(collection)
+    return _text(pair, lang) if pair else _template("entries", lang)
+
+
+def value_words(value, lang):
+    """A fact value as words: 是/否, 未知, 空, lists joined and shortened, long texts cut."""
+    words = catalog().get("values") or {}
+    if value is True:
+        return _text(words["true"], lang)
+    if value is False:
+        return _text(words["false"], lang)
+    if value is None:
+        return _text(words["null"], lang)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return _text(words["empty"], lang)
+        shown = [value_words(v, lang) for v in value[:MAX_VALUES]]
+        text = ("、" if lang == "zh" else ", ").join(shown)
+        if len(value) > MAX_VALUES:
+            text += _text(words["more"], lang, count=str(len(value)))
+        return text
+    if isinstance(value, dict):
+        if set(value) <= {"zh", "en"} and value:
+            return view.pick(value, lang)
+        return ("，" if lang == "zh" else ", ").join(
+            "%s %s" % (field_label(view.scalar_text(k), lang), value_words(v, lang)) for k, v in value.items())
+    text = view.scalar_text(value)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
+
+
+def _requirements(expected, path):
+    """[(op, value text)] the expected expression states for ``path`` (empty under an ``or``)."""
+    expected = view.scalar_text(expected)
+    if not expected or " or " in expected or "none of:" in expected:
+        return []
+    found = []
+    pattern = re.compile(r"(?:^|\()%s (%s)(?: (.*?))?(?=\) and \(|\)$|$)" % (re.escape(path), _OP_RE))
+    for match in pattern.finditer(expected):
+        found.append((match.group(1), (match.group(2) or "").strip()))
+    return found
+
+
+def _requirement_words(reqs, lang):
+    ops = catalog()["ops"]
+    words = catalog().get("values") or {}
+    parts = []
+    for op, value in reqs:
+        if op not in ops:
+            return ""
+        value = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+        if value in ("true", "false"):
+            value = _text(words[value], lang)
+        if len(value) > MAX_TEXT // 2:
+            value = value[:MAX_TEXT // 2 - 1] + "…"
+        parts.append(_text(ops[op], lang, value=value))
+    return _text(catalog()["templates"]["and"], lang).join(parts)
+
+
+def _spaced(text, lang, before=False, after=False):
+    """In Chinese, a space between a Latin word and the Chinese next to it ("PASS_MAX_DAYS 为 90")."""
+    if lang != "zh" or not text:
+        return text
+    if after and ord(text[-1]) < 128:
+        text += " "
+    if before and ord(text[0]) < 128:
+        text = " " + text
+    return text
+
+
+def _fact_sentence(path, value, expected, lang, label=None, shown=None):
+    label = _spaced(label or fact_label(path, lang), lang, after=True)
+    shown = _spaced(value_words(value, lang) if shown is None else shown, lang, before=True)
+    req = _requirement_words(_requirements(expected, path), lang)
+    if req:
+        return _template("fact_required", lang, label=label, value=shown, requirement=req)
+    return _template("fact", lang, label=label, value=shown)
+
+
+_ITEM_PATH = re.compile(r"^(.*?)\[(.*)\]\.(.+)$")
+
+
+def _split_evidence(result):
+    """(top-level [(path, value)], {collection: {key: [(field, path, value)]}})."""
+    top, per_item = [], {}
+    for ev in view.as_list(result.get("evidence")):
+        if not isinstance(ev, dict) or "fact" not in ev:
+            continue
+        path = view.scalar_text(ev.get("fact"))
+        match = _ITEM_PATH.match(path)
+        if match:
+            per_item.setdefault(match.group(1), {}).setdefault(match.group(2), []).append(
+                (match.group(3), path, ev.get("value")))
+        else:
+            top.append((path, ev.get("value")))
+    return top, per_item
+
+
+def _items_sentence(result, per_item, lang):
+    items = [i for i in view.as_list(result.get("items")) if isinstance(i, dict)]
+    if not items:
+        return None
+    collection = next(iter(per_item), None)
+    if collection is None:
+        for item in items:
+            match = _ITEM_PATH.match(re.sub(r"^\(+", "", view.scalar_text(item.get("expected")).split(" ")[0]))
+            if match:
+                collection = match.group(1)
+                break
+    fields = per_item.get(collection, {}) if collection else {}
+    name = _spaced(noun(collection, lang) if collection else _template("entries", lang), lang, before=True)
+    total = len(items)
+    sep = "、" if lang == "zh" else "; "
+    sentences = []
+    for status, template in (("fail", "items_fail"), ("error", "items_error"), ("manual", "items_manual")):
+        bad = [i for i in items if i.get("status") == status]
+        if not bad:
+            continue
+        listed = []
+        for item in bad[:MAX_LISTED]:
+            key = view.scalar_text(item.get("key"))
+            detail = [(_fact_sentence(path, value, item.get("expected"), lang, field_label(field, lang)))
+                      for field, path, value in fields.get(key, []) if view.scalar_text(value) != key]
+            listed.append(_template("item_detail", lang, key=key, detail=("，" if lang == "zh" else ", ").join(detail))
+                          if detail else key)
+        text = sep.join(listed)
+        if len(bad) > MAX_LISTED:
+            text += _template("and_more", lang, count=str(len(bad)))
+        sentences.append(_template(template, lang, total=str(total), count=str(len(bad)), noun=name, list=text))
+    if not sentences:
+        passed = sum(1 for i in items if i.get("status") == "pass")
+        if passed == total:
+            return _template("items_pass", lang, total=str(total), noun=name)
+        return _template("items_checked", lang, total=str(total), noun=name, count=str(passed))
+    return _template("sentence_join", lang).join(sentences)
+
+
+def record(result, lang="en"):
+    """The 测评记录 of one result (text in ``lang``)."""
+    status = view.scalar_text(result.get("status"))
+    reason = view.pick(result.get("reason"), lang) if result.get("reason") else ""
+    if status == "manual":
+        return _template("manual", lang, what=reason) if reason else _template("manual_bare", lang)
+    if status == "not_applicable":
+        return _template("not_applicable", lang, why=reason)
+    if status == "error":
+        return _template("error", lang, why=reason)
+    components = any(isinstance(i, dict) and "category" in i for i in view.as_list(result.get("items")))
+    if _is_prose(result) and (components or not result.get("items")):
+        return reason
+    top, per_item = _split_evidence(result)
+    parts = [_fact_sentence(path, value, result.get("expected"), lang) for path, value in top]
+    if not top and not per_item:
+        parts = [_fact_sentence(path, None, result.get("expected"), lang, shown=shown)
+                 for path, shown in _reason_facts(result)]
+    if not result.get("items"):
+        for collection in re.findall(r"\beach ([\w.]+)", view.scalar_text(result.get("expected"))):
+            parts.append(_template("none_in_scope", lang, noun=noun(collection, lang)))
+    items = _items_sentence(result, per_item, lang)
+    if items:
+        parts.append(items)
+    if not parts:
+        return reason or _template("nothing", lang)
+    return _template("sentence_join", lang).join(parts)
+
+
+_REASON_FACT = re.compile(r"(?:^|; )([\w.]+) = (.*?)(?=, as required \(|; expected |$)")
+
+
+def _reason_facts(result):
+    """[(path, value text)] from an engine reason 'path = value; expected ...' (facts read with a
+    default leave no evidence entry)."""
+    en = view.pick(result.get("reason"), "en") if result.get("reason") else ""
+    return [(m.group(1), m.group(2)) for m in _REASON_FACT.finditer(en)]
+
+
+def _is_prose(result):
+    """True when the reason is already a sentence (inventory, localization), not 'path = value'."""
+    en = view.pick(result.get("reason"), "en") if result.get("reason") else ""
+    return bool(en) and not re.search(r"[\w\]]+ = |\bexpected\b|\bis (?:not )?present\b", en)
