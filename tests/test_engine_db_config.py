@@ -30,6 +30,7 @@ def test_postgresql_debian_layout_defaults_and_settings(make_root):
             ssl = on
             ssl = off          # the last one wins
             """),
+        "/etc/postgresql/15/main/pg_hba.conf": "local all postgres peer\nhost all all 127.0.0.1/32 scram-sha-256\n",
         "/var/lib/postgresql/15/main/PG_VERSION": "15\n",
     })
     os.chmod(os.path.join(root, "var/lib/postgresql/15/main"), 0o700)
@@ -62,6 +63,7 @@ def test_mariadb_redis_dm_kingbase(make_root):
         "/var/lib/redis/dump.rdb": "",
         "/dm8/data/DAMENG/dm.ini": "INSTANCE_NAME = DMSERVER\nPORT_NUM = 5236  #port\nENABLE_AUDIT = 2\n",
         "/opt/Kingbase/ES/V8/data/kingbase.conf": "port = 54321\nssl = on\n",
+        "/opt/Kingbase/ES/V8/data/sys_hba.conf": "local all all scram-sha-256\nhost all all 0.0.0.0/0 scram-sha-256\n",
     })
     os.chmod(os.path.join(root, "var/lib/mysql"), 0o755)
     facts, errors = collect_db(root)

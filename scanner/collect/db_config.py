@@ -83,8 +83,13 @@ _PG_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(?:=\s*|\s+)(.*?)\s*$")
 
 
 def parse_pg_conf(text):
-    settings = {}
-    for raw in text.splitlines():
+    """{name: value} of one postgresql.conf text (no includes)."""
+    return dict((k, v) for k, v, _ in _pg_lines(text))
+
+
+def _pg_lines(text):
+    """(name, value, lineno) per setting line; quoted values with '' escapes, trailing comments dropped."""
+    for number, raw in enumerate((text or "").splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -93,33 +98,87 @@ def parse_pg_conf(text):
             continue
         key, value = m.group(1).lower(), m.group(2)
         if value.startswith("'"):
-            end = value.find("'", 1)
-            value = value[1:end] if end > 0 else value[1:]
+            out, i = [], 1
+            while i < len(value):
+                if value[i] == "'" and value[i + 1:i + 2] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                if value[i] == "'":
+                    break
+                out.append(value[i])
+                i += 1
+            value = "".join(out)
         else:
             value = value.split("#", 1)[0].strip()
-        settings[key] = value  # the last occurrence wins, as in PostgreSQL
-    return settings
+        yield key, value, number
 
 
-def parse_pg_hba(text):
-    """pg_hba.conf records: [{line, type, database, user, address, method, remote}] (remote: a host* line)."""
+def read_pg_conf(fs, path, settings, sources, files, problems, depth=0):
+    """Read a postgresql.conf the way the server does (config.sgml "Managing Configuration File Contents"):
+    ``include 'f'`` (a missing file is an error: the server does not start), ``include_if_exists``,
+    ``include_dir 'd'`` (its *.conf not starting with '.', in file-name order); relative paths are relative
+    to the including file's directory; a later setting overrides an earlier one. False when unreadable."""
+    text = fs.read_text(path)
+    if text is None or depth > 10 or len(files) >= MAX_INCLUDES:
+        return False
+    files.append(path)
+    base = posixpath.dirname(path)
+    for key, value, number in _pg_lines(text):
+        if key in ("include", "include_if_exists", "include_dir"):
+            target = value if value.startswith("/") else posixpath.join(base, value)
+            if key == "include_dir":
+                for name in fs.listdir(target) or []:
+                    if name.endswith(".conf") and not name.startswith("."):
+                        read_pg_conf(fs, posixpath.join(target, name), settings, sources, files, problems, depth + 1)
+            elif not read_pg_conf(fs, target, settings, sources, files, problems, depth + 1) and key == "include":
+                problems.append("%s:%d: include %s cannot be read (the server refuses to start)" % (path, number, target))
+            continue
+        settings[key] = value
+        sources[key] = "%s:%d" % (path, number)
+    return True
+
+
+def parse_pg_hba(text, fs=None, path=None, depth=0, files=None):
+    """pg_hba.conf records: [{line, type, database, user, address, method, remote, file}] (remote: a host*
+    line). PostgreSQL 16 ``include``/``include_if_exists``/``include_dir`` lines are followed in place when a
+    file layer is given (client-auth.sgml); records are matched first to last, so their order is kept."""
     out = []
-    for number, raw in enumerate(text.splitlines(), 1):
+    files = files if files is not None else []
+    if path:
+        files.append(path)
+    for number, raw in enumerate((text or "").splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("include"):
+        if not line:
             continue
         f = line.split()
         kind = f[0].lower()
+        if kind in ("include", "include_if_exists", "include_dir"):
+            if fs is None or len(f) < 2 or depth > 10:
+                continue
+            target = f[1].strip("\"'")
+            if not target.startswith("/") and path:
+                target = posixpath.join(posixpath.dirname(path), target)
+            targets = [target]
+            if kind == "include_dir":
+                targets = [posixpath.join(target, n) for n in fs.listdir(target) or []
+                           if n.endswith(".conf") and not n.startswith(".")]
+            for inc in targets:
+                inc_text = fs.read_text(inc)
+                if inc_text is not None:
+                    out.extend(parse_pg_hba(inc_text, fs, inc, depth + 1, files))
+            continue
+        where_ = {"line": number, "file": path} if path else {"line": number}
         if kind == "local" and len(f) >= 4:
-            out.append({"line": number, "type": kind, "database": f[1], "user": f[2], "address": None,
-                        "method": f[3].lower(), "remote": False})
+            out.append(dict(where_, type=kind, database=f[1], user=f[2], address=None,
+                            method=f[3].lower(), remote=False))
         elif kind.startswith("host") and len(f) >= 5:
             addr, rest = f[3], f[4:]
             if "/" not in addr and rest and re.match(r"^\d+\.\d+\.\d+\.\d+$", rest[0] or ""):
                 addr, rest = "%s/%s" % (addr, rest[0]), rest[1:]  # address + netmask columns
             if rest:
-                out.append({"line": number, "type": kind, "database": f[1], "user": f[2], "address": addr,
-                            "method": rest[0].lower(), "remote": True})
+                out.append(dict(where_, type=kind, database=f[1], user=f[2], address=addr,
+                                method=rest[0].lower(), remote=True))
     return out
 
 
@@ -130,17 +189,36 @@ PG_DEFAULTS = {
 }
 
 
-def _pg_instance(ctx, engine, path, names):
-    text = ctx.fs.read_text(path)
-    if text is None:
-        return None
-    s = parse_pg_conf(text)
+def _pg_instance(ctx, engine, path, names, config_dir=None, options=None):
+    """One PostgreSQL-family instance. ``path``: its postgresql.conf; ``config_dir``: the -D directory;
+    ``options``: command-line parameters (they override every file). Order, as the server applies it:
+    postgresql.conf with its includes, then postgresql.auto.conf (ALTER SYSTEM) in the data directory,
+    then the command line. hba_file defaults to the -D directory's pg_hba.conf."""
+    fs = ctx.fs
+    options = dict(options or {})
+    conf_name = "kingbase.conf" if engine == "kingbase" else "postgresql.conf"
+    if path is None:
+        path = options.get("config_file") or posixpath.join(config_dir, conf_name)
+    config_dir = config_dir or posixpath.dirname(path)
+    s, sources, files, problems = {}, {}, [], []
     d = PG_DEFAULTS[engine]
-    inst = {"engine": engine, "product_id": d["product_id"], "config_file": path, "config_files": [path]}
+    inst = {"engine": engine, "product_id": d["product_id"], "config_file": path, "config_files": files}
+    if not read_pg_conf(fs, path, s, sources, files, problems):
+        return _unreadable(ctx, inst, path, "%s cannot be read" % path)
+    data_dir = options.get("data_directory") or s.get("data_directory") or config_dir
+    auto = posixpath.join(data_dir, "postgresql.auto.conf")
+    if fs.isfile(auto):
+        read_pg_conf(fs, auto, s, sources, files, problems)
+    for key, value in options.items():
+        s[key] = value
+        sources[key] = "command line"
+    for problem in problems:
+        ctx.error(path, problem)
     port = int(s.get("port", d["port"])) if str(s.get("port", d["port"])).isdigit() else None
     addrs = [a.strip() for a in s.get("listen_addresses", d["listen"]).split(",") if a.strip()] or [""]
     inst["port"] = port
     inst["listen"], inst["listen_all"] = _listen(addrs, port)
+    inst["listen_source"] = "configuration (listen_addresses %s)" % sources.get("listen_addresses", "default")
     ssl = s.get("ssl", d["ssl"])
     inst["tls"] = _on(ssl)
     inst["tls_evidence"] = "ssl = %s%s" % (ssl, "" if "ssl" in s else " (default)")
@@ -163,21 +241,50 @@ def _pg_instance(ctx, engine, path, names):
                                  "log_disconnections=%s, log_statement=%s" % (
                                      s.get("log_connections", "off"), s.get("log_disconnections", "off"), stmt)
     inst["audit_capable"] = True
-    data_dir = s.get("data_directory") or posixpath.dirname(path)
     _data_dir_facts(ctx, data_dir, inst, names)
     hba_name = "sys_hba.conf" if engine == "kingbase" and not s.get("hba_file") else "pg_hba.conf"
-    hba_path = s.get("hba_file") or posixpath.join(posixpath.dirname(path), hba_name)
-    hba_text = ctx.fs.read_text(hba_path)
-    inst["hba_file"] = hba_path if hba_text is not None else None
-    inst["hba"] = parse_pg_hba(hba_text) if hba_text is not None else None
+    hba_path = s.get("hba_file") or posixpath.join(config_dir, hba_name)
+    if not hba_path.startswith("/"):
+        hba_path = posixpath.join(data_dir, hba_path)
+    hba_text = fs.read_text(hba_path)
+    inst["hba_file"] = hba_path
+    inst["hba"] = parse_pg_hba(hba_text, fs, hba_path) if hba_text is not None else None
+    if hba_text is None:
+        ctx.error(hba_path, "%s instance %s: %s cannot be read; client authentication is unknown (the server "
+                  "does not start without it)" % (engine, path, posixpath.basename(hba_path)))
+    # trust: no password at all -- on a local record any OS user connects as any role, the superuser too
+    # (client-auth.sgml "Trust Authentication"; CIS PostgreSQL "login via local UNIX domain socket")
+    trusting = ["%s:%s %s" % (r.get("file") or hba_path, r["line"], r["type"]) for r in inst["hba"] or []
+                if r["method"] == "trust"]
+    inst["auth_disabled"] = bool(trusting) if inst["hba"] is not None else None
+    inst["auth_evidence"] = ("trust in " + ", ".join(trusting[:10])) if trusting else \
+        ("no trust record" if inst["hba"] is not None else None)
     inst["settings"] = dict((k, s[k]) for k in ("listen_addresses", "port", "ssl", "ssl_min_protocol_version",
                                                "shared_preload_libraries", "log_connections", "log_disconnections",
                                                "log_statement", "password_encryption", "data_directory",
                                                "audit_enabled") if k in s)
+    inst["sources"] = dict((k, sources[k]) for k in inst["settings"] if k in sources)
+    return inst
+
+
+def _unreadable(ctx, inst, path, why):
+    """An instance that exists (a process, a unit names it) but whose configuration cannot be read: every
+    fact the rules read is null, so each rule gives ``error`` naming it -- never a pass."""
+    ctx.error(path, "%s instance: %s; its settings are unknown" % (inst["engine"], why))
+    inst.update({"error": why, "port": None, "listen": None, "listen_all": None, "tls": None, "tls_evidence": None,
+                 "audit": None, "audit_evidence": None, "audit_capable": None, "data_dir": None,
+                 "data_dir_mode": None, "data_dir_owner": None, "data_dir_group": None, "hba_file": path,
+                 "hba": None, "settings": None, "auth_disabled": None, "auth_evidence": None})
     return inst
 
 
 # ---------------------------------------------------------------- MySQL / MariaDB
+def _is_mariadb(fs, files):
+    return any("mariadb" in f for f in files) or any(
+        fs.exists(p) for p in ("/etc/mysql/mariadb.cnf", "/etc/mysql/mariadb.conf.d", "/usr/sbin/mariadbd",
+                               "/usr/libexec/mariadbd"))
+
+
 def _mysql_read(ctx, path, sections, files, depth=0):
     text = ctx.fs.read_text(path)
     if text is None or depth > 4 or len(files) >= MAX_INCLUDES:
@@ -214,35 +321,51 @@ def _mysql_read(ctx, path, sections, files, depth=0):
             sections[key] = value if _ else "ON"
 
 
-def _mysql_instance(ctx, names):
-    main = None
-    for cand in MYSQL_MAIN:
-        if ctx.fs.isfile(cand):
-            main = cand
-            break
-    if main is None:
-        return None
+# Option files a server reads with no --defaults-file, in order (later settings win): MySQL 8 and
+# MariaDB on Linux read /etc/my.cnf then /etc/mysql/my.cnf (then $MYSQL_HOME/my.cnf, --defaults-extra-file,
+# ~/.my.cnf); conf.d directories only through !includedir lines in those files ("Using Option Files").
+def _mysql_instance(ctx, names, defaults_file=None, defaults_extra_file=None, options=None, env=None):
+    fs = ctx.fs
+    options = dict(options or {})
     s, files = {}, []
-    _mysql_read(ctx, main, s, files)
-    for d in ("/etc/my.cnf.d", "/etc/mysql/conf.d", "/etc/mysql/mysql.conf.d", "/etc/mysql/mariadb.conf.d"):
-        for name in ctx.fs.listdir(d) or []:
-            p = posixpath.join(d, name)
-            if name.endswith(".cnf") and p not in files:
-                _mysql_read(ctx, p, s, files)
-    mariadb = any("mariadb" in f for f in files) or any(
-        ctx.fs.exists(p) for p in ("/etc/mysql/mariadb.cnf", "/etc/mysql/mariadb.conf.d", "/usr/sbin/mariadbd",
-                                   "/usr/libexec/mariadbd"))
+    if defaults_file:
+        # --defaults-file: only this file is read (it must exist, or mysqld exits)
+        if fs.read_text(defaults_file) is None:
+            inst = {"engine": "mariadb" if _is_mariadb(fs, []) else "mysql", "config_file": defaults_file,
+                    "config_files": [defaults_file]}
+            inst["product_id"] = inst["engine"]
+            return _unreadable(ctx, inst, defaults_file, "--defaults-file %s cannot be read" % defaults_file)
+        _mysql_read(ctx, defaults_file, s, files)
+        main = defaults_file
+    else:
+        main = None
+        paths = list(MYSQL_MAIN)
+        if (env or {}).get("MYSQL_HOME"):
+            paths.append(posixpath.join(env["MYSQL_HOME"], "my.cnf"))
+        if defaults_extra_file:
+            paths.append(defaults_extra_file)
+        for cand in paths:
+            if fs.isfile(cand) and cand not in files:
+                main = main or cand
+                _mysql_read(ctx, cand, s, files)
+        if main is None and not options:
+            return None
+    for key, value in options.items():
+        s[key] = value  # the command line overrides every option file
+    mariadb = _is_mariadb(ctx.fs, files)
     if not any(k in s for k in ("datadir", "bind_address", "port", "socket", "ssl_cert", "plugin_load_add",
                                  "server_audit_logging", "require_secure_transport")) and \
-            not any(ctx.fs.exists(p) for p in ("/usr/sbin/mysqld", "/usr/sbin/mariadbd", "/usr/libexec/mysqld")):
+            not (defaults_file or options) and not any(ctx.fs.exists(p) for p in ("/usr/sbin/mysqld", "/usr/sbin/mariadbd", "/usr/libexec/mysqld")):
         return None  # a client-only my.cnf: no server here
     inst = {"engine": "mariadb" if mariadb else "mysql", "product_id": "mariadb" if mariadb else "mysql",
-            "config_file": main, "config_files": files}
+            "config_file": main or "command line", "config_files": files}
     port = int(s["port"]) if s.get("port", "").isdigit() else 3306
     bind = s.get("bind_address")
     addrs = [a.strip() for a in bind.split(",")] if bind else ["*"]
     inst["port"] = port
     inst["listen"], inst["listen_all"] = _listen(addrs, port)
+    if _on(s.get("skip_networking", "off")):  # no TCP listener at all
+        inst["listen"], inst["listen_all"] = [], False
     data_dir = s.get("datadir") or "/var/lib/mysql"
     if s.get("ssl_cert") or _on(s.get("require_secure_transport", "off")):
         inst["tls"], inst["tls_evidence"] = True, "ssl_cert = %s, require_secure_transport = %s" % (
@@ -264,18 +387,37 @@ def _mysql_instance(ctx, names):
     _data_dir_facts(ctx, data_dir, inst, names)
     inst["settings"] = dict((k, s[k]) for k in ("bind_address", "port", "datadir", "ssl_cert", "ssl_key",
                                                "require_secure_transport", "tls_version", "plugin_load_add",
-                                               "server_audit_logging", "local_infile") if k in s)
+                                               "server_audit_logging", "local_infile", "skip_networking",
+                                               "skip_grant_tables") if k in s)
+    # skip-grant-tables: the server does not check privileges -- anyone connects as anyone, no password
+    grant = s.get("skip_grant_tables")
+    inst["auth_disabled"] = grant is not None and (grant == "" or _on(grant))
+    inst["auth_evidence"] = "skip-grant-tables = %s" % grant if grant is not None else \
+        "grant tables checked (no skip-grant-tables)"
     return inst
 
 
 # ---------------------------------------------------------------- Redis
-def _redis_instance(ctx, path, names):
-    text = ctx.fs.read_text(path)
+def _redis_instance(ctx, path, names, options=None, discovered=False):
+    """redis.conf (with ``include`` files read in place, a later directive winning) and then the command
+    line's ``--name value`` arguments, which redis-server appends to the configuration (redis-server(1))."""
+    text = ctx.fs.read_text(path) if path else ""
     if text is None:
-        return None
+        if not discovered:
+            return None
+        inst = {"engine": "redis", "product_id": "redis", "config_file": path, "config_files": [path]}
+        return _unreadable(ctx, inst, path, "configuration file %s cannot be read" % path)
+    lines = []
+    for raw in text.splitlines():
+        parts = raw.strip().split(None, 1)
+        if parts and parts[0].lower() == "include" and len(parts) > 1:
+            lines.extend((ctx.fs.read_text(parts[1].strip().strip("\"'")) or "").splitlines())
+        else:
+            lines.append(raw)
+    lines.extend("%s %s" % (k, v) for k, v in sorted((options or {}).items()))
     s = {}
     users, renamed = [], {}
-    for raw in text.splitlines():
+    for raw in lines:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -288,9 +430,10 @@ def _redis_instance(ctx, path, names):
             args = value.split(None, 1)
             renamed[args[0].upper()] = args[1].strip() if len(args) > 1 else ""
         s[key] = value
-    if "port" not in s and "bind" not in s and "dir" not in s:
+    if "port" not in s and "bind" not in s and "dir" not in s and not discovered:
         return None  # not a server config (e.g. sentinel fragments)
-    inst = {"engine": "redis", "product_id": "redis", "config_file": path, "config_files": [path]}
+    inst = {"engine": "redis", "product_id": "redis", "config_file": path or "command line",
+            "config_files": [path] if path else []}
     port = int(s["port"]) if s.get("port", "").isdigit() else 6379
     addrs = [a.lstrip("-") for a in s["bind"].split()] if s.get("bind") else ["*"]
     inst["port"] = port
@@ -318,10 +461,13 @@ def _redis_instance(ctx, path, names):
 
 
 # ---------------------------------------------------------------- DM (Dameng)
-def _dm_instance(ctx, path, names):
+def _dm_instance(ctx, path, names, discovered=False):
     text = ctx.fs.read_text(path)
     if text is None:
-        return None
+        if not discovered:
+            return None
+        inst = {"engine": "dm", "product_id": "dm", "config_file": path, "config_files": [path]}
+        return _unreadable(ctx, inst, path, "dm.ini %s cannot be read" % path)
     s = {}
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
@@ -346,31 +492,107 @@ def _dm_instance(ctx, path, names):
     return inst
 
 
+def _instance_from(ctx, cand, names):
+    engine = cand["engine"]
+    if engine in PG_DEFAULTS:
+        return _pg_instance(ctx, engine, None, names, config_dir=cand.get("config_dir"), options=cand["options"]) \
+            if cand.get("config_dir") else _pg_instance(ctx, engine, cand["options"]["config_file"], names,
+                                                        options=cand["options"])
+    if engine in ("mysql", "mariadb"):
+        return _mysql_instance(ctx, names, cand.get("defaults_file"), cand.get("defaults_extra_file"),
+                               cand["options"], cand.get("env"))
+    if engine == "redis":
+        return _redis_instance(ctx, cand.get("config_file"), names, cand["options"], discovered=True)
+    if engine == "dm":
+        return _dm_instance(ctx, cand["config_file"], names, discovered=True)
+    return None
+
+
+def _live_sockets(ctx, inst, pid, procs, sockets):
+    """Live: the addresses the server process (or a child) really listens on -- ground truth over the file."""
+    family = set([pid])
+    changed = True
+    while changed:
+        changed = False
+        for proc in procs:
+            if proc.get("ppid") in family and proc.get("pid") not in family:
+                family.add(proc["pid"])
+                changed = True
+    mine = [sk for sk in sockets if sk.get("pid") in family and sk.get("proto", "").startswith("tcp")]
+    inst["listen_configured"] = inst.get("listen")
+    inst["listen"] = [{"address": sk["address"], "port": sk["port"]} for sk in mine]
+    inst["listen_all"] = any(sk["address"] in ALL_INTERFACES for sk in mine)
+    inst["listen_source"] = "sockets of pid %s" % pid
+
+
 def collect(ctx):
+    from scanner.collect import _db_discovery
     fs = ctx.fs
     names = _users(fs)
     instances = []
+    procs = sockets = None
+    if ctx.live:
+        from scanner.collect import processes, sockets as sockets_mod
+        procs = processes.collect(ctx) or []
+        sockets = sockets_mod.collect(ctx) or []
+    candidates = _db_discovery.from_processes(procs or [])
+    for cand in candidates:
+        if cand["engine"] in PG_DEFAULTS and not cand.get("config_dir") and "config_file" not in cand["options"]:
+            cand["config_dir"] = _db_discovery.process_environ(cand["pid"]).get("PGDATA")
+        if cand["engine"] in ("mysql", "mariadb"):
+            cand["env"] = _db_discovery.process_environ(cand["pid"])
+    candidates += _db_discovery.from_units(fs)
+    by_config = {}
+    for cand in candidates:
+        inst = _instance_from(ctx, cand, names)
+        if inst is None:
+            continue
+        key = (inst["engine"], fs.host_path(inst["config_file"]) if inst["config_file"].startswith("/")
+               else inst["config_file"])
+        known = by_config.get(key)
+        if known is not None:
+            known["discovered_from"].extend(cand["evidence"])
+            if known.get("pid") is None and cand.get("pid") is not None:
+                known["pid"] = cand["pid"]
+            continue
+        inst["discovered_from"] = list(cand["evidence"])
+        inst["pid"] = cand.get("pid")
+        by_config[key] = inst
+        instances.append(inst)
     for engine, patterns in (("postgresql", PG_CONFS), ("kingbase", KINGBASE_CONFS), ("opengauss", OPENGAUSS_CONFS)):
         for pattern in patterns:
             for path in _glob(fs, pattern):
-                inst = _pg_instance(ctx, engine, path, names)
-                if inst:
-                    instances.append(inst)
-    inst = _mysql_instance(ctx, names)
-    if inst:
-        instances.append(inst)
+                _add_fixed(fs, by_config, instances, engine, path, lambda: _pg_instance(ctx, engine, path, names))
+    if not any(i["engine"] in ("mysql", "mariadb") and i.get("pid") for i in instances):
+        inst = _mysql_instance(ctx, names)
+        if inst:
+            _add_fixed(fs, by_config, instances, inst["engine"], inst["config_file"], lambda: inst)
     seen = set()
     for pattern in REDIS_CONFS:
         for path in _glob(fs, pattern):
             if path in seen or "sentinel" in posixpath.basename(path):
                 continue
             seen.add(path)
-            inst = _redis_instance(ctx, path, names)
-            if inst:
-                instances.append(inst)
+            _add_fixed(fs, by_config, instances, "redis", path, lambda: _redis_instance(ctx, path, names))
     for pattern in DM_INIS:
         for path in _glob(fs, pattern):
-            inst = _dm_instance(ctx, path, names)
-            if inst:
-                instances.append(inst)
+            _add_fixed(fs, by_config, instances, "dm", path, lambda: _dm_instance(ctx, path, names))
+    if ctx.live:
+        for inst in instances:
+            if inst.get("pid") is not None and inst.get("error") is None:
+                _live_sockets(ctx, inst, inst["pid"], procs, sockets)
     return {"instances": instances}
+
+
+def _add_fixed(fs, by_config, instances, engine, path, build):
+    """A configuration at a packaging default path, unless a process or unit already led to it."""
+    key = (engine, fs.host_path(path))
+    if key in by_config:
+        by_config[key]["discovered_from"].append({"kind": "path", "value": path})
+        return
+    inst = build()
+    if inst:
+        inst.setdefault("discovered_from", [{"kind": "path", "value": path}])
+        inst.setdefault("pid", None)
+        by_config[key] = inst
+        instances.append(inst)
