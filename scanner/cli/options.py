@@ -1,6 +1,8 @@
 """Options shared by several commands."""
 from __future__ import absolute_import
 
+from contextlib import contextmanager
+
 
 import click
 
@@ -40,3 +42,39 @@ def check_target(root, allow_unknown_os):
 def mark_unknown_os(report, root):
     from scanner import notices
     notices.add(report, "unknown_os", root=root)
+
+
+def image_option(f):
+    return click.option("--image", "image", default=None, metavar="FILE[@REPO:TAG]",
+                        help="Scan a container image: a `docker save` archive or an OCI image layout (directory "
+                             "or tar), unpacked into a private temporary root (needs root) / 扫描容器镜像")(f)
+
+
+@contextmanager
+def scan_target(root, image):
+    """Yield (root to scan, Image or None): --root as given, or --image unpacked into a temporary root
+    that is removed afterwards."""
+    if not image:
+        yield root, None
+        return
+    if root not in (None, "/"):
+        raise click.UsageError("give --root or --image, not both")
+    from scanner.image import parse_image_arg, unpacked
+    path, ref = parse_image_arg(image)
+    with unpacked(path, ref) as (img, tmp_root):
+        yield tmp_root, img
+
+
+def mark_image(report, img):
+    """Name the image in the report instead of the temporary root it was unpacked into."""
+    if img is None:
+        return
+    from scanner import notices
+    report["image"] = img.to_dict()
+    report.setdefault("host", {})["root"] = img.path
+    platform = "/".join(p for p in (img.os, img.architecture, img.variant) if p) or "?"
+    notices.add(report, "image", reference=img.references[0] if img.references else "-",
+                digest=img.digest or "-", platform=platform, layers=len(img.layers), path=img.path)
+    errors = report.setdefault("facts", {}).setdefault("errors", [])
+    for p in img.problems[:100]:
+        errors.append({"collector": "image", "path": p["path"], "message": p["message"]})

@@ -3,8 +3,8 @@ from __future__ import absolute_import
 
 import click
 
-from scanner.cli.options import (check_target, lang_option, mark_unknown_os, resolve_lang, root_option,
-                                 unknown_os_option)
+from scanner.cli.options import (check_target, image_option, lang_option, mark_image, mark_unknown_os,
+                                 resolve_lang, root_option, scan_target, unknown_os_option)
 from scanner.cli.output_options import check_outputs, emit, output_options, pop_per_format
 from scanner.engine import SEVERITIES
 from scanner.render import RENDERERS
@@ -14,6 +14,7 @@ EXIT_FINDINGS = 3
 
 @click.command()
 @root_option
+@image_option
 @unknown_os_option
 @click.option("--profile", "-p", default="all", show_default=True, metavar="PROFILE",
               help="Rule profile: xinchuang, mlps-l2, mlps-l3, crypto, data-security, all (or a profile "
@@ -27,16 +28,18 @@ EXIT_FINDINGS = 3
               help="Exit 3 when a failed rule (not waived) has this severity or higher; without it findings "
                    "never change the exit code / 存在该级别及以上的不符合项时退出码为 3")
 @lang_option
-def scan(root, allow_unknown_os, profile, waivers, fmt, outputs, bom, quiet, fail_on, lang, **per_format):
+def scan(root, image, allow_unknown_os, profile, waivers, fmt, outputs, bom, quiet, fail_on, lang, **per_format):
     """Scan the host (or --root DIR) against a rule profile / 按规则配置扫描主机"""
     from scanner.pipeline import scan_report
     lang = resolve_lang(lang)
     per_format = pop_per_format(per_format)
     check_outputs(fmt, lang, outputs, per_format, bom)  # a bad --output fails before the scan
-    os_found = check_target(root, allow_unknown_os)
-    report = scan_report(root=root, profile=profile, waivers=waivers)
+    with scan_target(root, image) as (target, img):
+        os_found = check_target(target, allow_unknown_os)
+        report = scan_report(root=target, profile=profile, waivers=waivers)
+    mark_image(report, img)
     if not os_found:
-        mark_unknown_os(report, root)
+        mark_unknown_os(report, img.path if img else root)
     emit(report, fmt, lang, outputs, per_format, bom=bom, quiet=quiet)
     code = exit_code(report, fail_on)
     if code:

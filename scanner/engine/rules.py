@@ -310,6 +310,9 @@ def lint_data(rule_ids, rules_root=None):
         if not name.endswith(".yaml"):
             continue
         path = os.path.join(cdir, name)
+        if name == "high-risk.yaml":   # the high-risk determination guide, not a standard's items
+            problems.extend(_lint_high_risk(path, rule_ids))
+            continue
         try:
             doc = load_controls(path)
         except DataError as exc:
@@ -406,3 +409,27 @@ def load_ruleset(directory=None, use_cache=True):
     if fingerprint:
         _LOADED[(directory, fingerprint)] = ruleset
     return ruleset
+
+
+def _lint_high_risk(path, rule_ids):
+    """rules/controls/high-risk.yaml: entries with an id, match any|all and rules that exist."""
+    from scanner.yamlio import load_yaml_file
+    try:
+        doc = load_yaml_file(path)
+    except DataError as exc:
+        return [RuleProblem(path, None, str(exc))]
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        return [RuleProblem(path, None, "the high-risk guide holds a top-level 'entries' list")]
+    problems = []
+    for i, entry in enumerate(entries):
+        where = "entries[%d]" % i
+        if not isinstance(entry, dict) or not entry.get("id"):
+            problems.append(RuleProblem(path, None, "%s needs an 'id'" % where))
+            continue
+        if entry.get("match", "any") not in ("any", "all"):
+            problems.append(RuleProblem(path, None, "%s (%s): match must be any or all" % (where, entry["id"])))
+        for rid in entry.get("rules") or []:
+            if rid not in rule_ids:
+                problems.append(RuleProblem(path, None, "%s (%s): unknown rule %r" % (where, entry["id"], rid)))
+    return problems
