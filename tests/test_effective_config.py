@@ -358,9 +358,17 @@ def test_postgresql_found_from_its_service_unit_with_includes_and_alter_system(m
 
 
 def test_instance_whose_configuration_cannot_be_read_is_an_error_naming_it(make_root, tmp_path):
+    unit = RHEL_PG_UNIT.replace("/var/lib/pgsql/data", "/srv/gone/data")
+    # installed but never enabled, and no configuration: a package's unit, not an instance
     root = make_root({"/etc/os-release": OS_RELEASE, "/etc/passwd": PASSWD,
-                      "/usr/lib/systemd/system/postgresql.service": RHEL_PG_UNIT.replace("/var/lib/pgsql/data",
-                                                                                         "/srv/gone/data")})
+                      "/usr/lib/systemd/system/postgresql.service": unit}, root=tmp_path / "unused")
+    report, res = db_results(root)
+    assert res["data-security.db.network-auth"]["status"] == "not_applicable"
+    # enabled: it starts at boot, so its unreadable configuration is an error naming it
+    root = make_root({"/etc/os-release": OS_RELEASE, "/etc/passwd": PASSWD,
+                      "/usr/lib/systemd/system/postgresql.service": unit,
+                      "/etc/systemd/system/multi-user.target.wants/postgresql.service":
+                          ("symlink", "/usr/lib/systemd/system/postgresql.service")})
     report, res = db_results(root)
     for rid in ("data-security.db.network-auth", "data-security.db.auth-disabled", "data-security.db.exposed"):
         assert res[rid]["status"] == "error", rid

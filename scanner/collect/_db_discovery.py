@@ -28,7 +28,7 @@ import posixpath
 import re
 import shlex
 
-from scanner.collect.baseline_util import UNIT_DIRS, systemd_syntax_lines
+from scanner.collect.baseline_util import UNIT_DIRS, systemd_syntax_lines, unit_enabled
 
 PG_SERVERS = {"postgres": "postgresql", "postmaster": "postgresql", "kingbase": "kingbase",
               "gaussdb": "opengauss", "pg_ctl": "postgresql", "sys_ctl": "kingbase", "gs_ctl": "opengauss"}
@@ -141,22 +141,66 @@ def from_argv(argv, env=None, evidence=None):
     return None
 
 
-def from_processes(procs):
-    """Candidates from live process records (facts.processes shape); postmaster children are skipped."""
+SERVER_NAMES = set(list(PG_SERVERS) + list(MYSQL_SERVERS) + list(REDIS_SERVERS) + list(DM_SERVERS))
+# redis-server replaces its command line with "redis-server ADDR:PORT" (proc-title-template, default
+# "{title} {listen-addr} {server-mode}"), so the configuration path is usually gone from it
+REDIS_TITLE = re.compile(r"^(\S*redis-server)\s+(\S+):(\d+)")
+
+
+def from_processes(procs, fs=None):
+    """Candidates from live process records (facts.processes shape); a server's own workers are skipped.
+
+    For a server whose command line does not say where its configuration is, the service unit that
+    started it (from /proc/PID/cgroup) is asked; a server still unplaced is returned as
+    {"engine", "pid", "unplaced": why} so that it is reported, not dropped."""
     out = []
     pids = dict((p.get("pid"), p) for p in procs or [])
     for proc in procs or []:
         argv = proc.get("cmdline") or []
+        name = proc.get("name") or ""
         parent = pids.get(proc.get("ppid"))
-        if parent is not None and parent.get("name") == proc.get("name"):
+        if parent is not None and parent.get("name") == name:
             continue  # a worker forked by the server itself
-        env = proc.get("environ") or {}
-        cand = from_argv(argv, env, [{"kind": "process", "value": "pid %s: %s" % (proc.get("pid"), " ".join(argv))[:300]}])
+        ev = [{"kind": "process", "value": ("pid %s: %s" % (proc.get("pid"), " ".join(argv)))[:300]}]
+        cand = None
+        title = REDIS_TITLE.match(" ".join(argv))
+        if not title:
+            cand = from_argv(argv, proc.get("environ") or {}, ev)
+        prog = posixpath.basename(argv[0]) if argv else ""
+        known = name in SERVER_NAMES or prog in SERVER_NAMES or bool(title)
+        if cand is None and known and fs is not None:
+            unit = process_unit(proc.get("pid"))
+            if unit:
+                for unit_cand in from_unit(fs, unit, require_word=False):
+                    unit_cand["evidence"] = ev + unit_cand["evidence"]
+                    cand = unit_cand
+                    break
+        if cand is None and known:
+            engine = "redis" if title or "redis" in name else (
+                PG_SERVERS.get(name) or MYSQL_SERVERS.get(name) or ("dm" if name in DM_SERVERS else name))
+            cand = {"engine": engine, "options": {}, "evidence": ev,
+                    "unplaced": "the command line names no configuration and no service unit started it",
+                    "port": int(title.group(3)) if title else None}
         if cand is not None:
             cand["pid"] = proc.get("pid")
             cand["user"] = proc.get("user")
             out.append(cand)
     return out
+
+
+def process_unit(pid):
+    """The systemd service a live process runs in (from /proc/PID/cgroup), or None."""
+    try:
+        with open("/proc/%s/cgroup" % pid) as fh:
+            text = fh.read(16 * 1024)
+    except (IOError, OSError):
+        return None
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        for part in reversed(path.split("/")):
+            if part.endswith(".service"):
+                return part
+    return None
 
 
 def process_environ(pid):
@@ -205,33 +249,55 @@ def unit_settings(fs, path):
     return execs, env
 
 
+def config_path(cand):
+    """The file a candidate's server would read first (None when only the command line configures it)."""
+    if cand.get("config_dir"):
+        name = "kingbase.conf" if cand["engine"] == "kingbase" else "postgresql.conf"
+        return cand["options"].get("config_file") or posixpath.join(cand["config_dir"], name)
+    return cand.get("defaults_file") or cand.get("config_file") or cand["options"].get("config_file")
+
+
 def from_units(fs):
-    """Candidates from service units whose name or ExecStart names a database server."""
+    """Candidates from service units whose name names a database server."""
     out, seen = [], set()
     for directory in UNIT_DIRS:
         for name in fs.listdir(directory) or []:
             if not name.endswith(".service") or name in seen or not UNIT_WORDS.search(name):
                 continue
+            if name.endswith("@.service"):
+                continue  # a template: its instances (name@x.service) are the units
             seen.add(name)
             if len(seen) > MAX_UNITS:
                 return out
-            path = posixpath.join(directory, name)
-            if fs.readlink(path) == "/dev/null":
-                continue
-            execs, env = unit_settings(fs, path)
-            for command in execs:
-                argv = [_expand(a, env) for a in _split(command)]
-                ev = [{"kind": "service", "value": "%s: ExecStart=%s" % (path, command)[:300]}]
-                cand = from_argv(argv, env, ev)
-                if cand is None and argv and posixpath.basename(argv[0].lstrip("-@+!:")).startswith("DmService"):
-                    # DM's service script holds the instance's dm.ini
-                    script = fs.read_text(argv[0].lstrip("-@+!:"), report=False) or ""
-                    m = re.search(r"^INI_PATH=(\S+)", script, re.M)
-                    if m:
-                        cand = {"engine": "dm", "options": {}, "config_file": m.group(1).strip("'\""),
-                                "evidence": ev + [{"kind": "path", "value": "%s: INI_PATH=%s" % (argv[0], m.group(1))}]}
-                if cand is not None:
-                    cand["pid"] = None
-                    cand["unit"] = name
-                    out.append(cand)
+            out.extend(from_unit(fs, name))
+    return out
+
+
+def from_unit(fs, name, require_word=True):
+    out = []
+    path = None
+    for directory in UNIT_DIRS:
+        candidate = posixpath.join(directory, name)
+        if fs.exists(candidate) or fs.readlink(candidate) is not None:
+            path = candidate
+            break
+    if path is None or fs.readlink(path) == "/dev/null":
+        return out
+    execs, env = unit_settings(fs, path)
+    for command in execs:
+        argv = [_expand(a, env) for a in _split(command)]
+        ev = [{"kind": "service", "value": ("%s: ExecStart=%s" % (path, command))[:300]}]
+        cand = from_argv(argv, env, ev)
+        if cand is None and argv and posixpath.basename(argv[0].lstrip("-@+!:")).startswith("DmService"):
+            # DM's service script holds the instance's dm.ini
+            script = fs.read_text(argv[0].lstrip("-@+!:"), report=False) or ""
+            m = re.search(r"^INI_PATH=(\S+)", script, re.M)
+            if m:
+                cand = {"engine": "dm", "options": {}, "config_file": m.group(1).strip("'\""),
+                        "evidence": ev + [{"kind": "path", "value": "%s: INI_PATH=%s" % (argv[0], m.group(1))}]}
+        if cand is not None:
+            cand["pid"] = None
+            cand["unit"] = name
+            cand["enabled"] = unit_enabled(fs, name)
+            out.append(cand)
     return out

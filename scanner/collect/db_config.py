@@ -492,8 +492,60 @@ def _dm_instance(ctx, path, names, discovered=False):
     return inst
 
 
+def _place(candidates, unit_candidates, ctx):
+    """A running server whose command line lost its configuration path (redis-server's title) is matched
+    to the one configuration that serves its port; otherwise it stays an instance with an error."""
+    out = []
+    for cand in candidates:
+        if not cand.get("unplaced"):
+            out.append(cand)
+            continue
+        same = []
+        for other in unit_candidates + _fixed_candidates(ctx.fs, cand["engine"]):
+            if other["engine"] != cand["engine"] or cand.get("port") is None:
+                continue
+            inst_port = _candidate_port(ctx, other)
+            if inst_port == cand["port"]:
+                same.append(other)
+        if len(same) == 1:
+            placed = dict(same[0], pid=cand["pid"], user=cand.get("user"), unplaced=None)
+            placed["evidence"] = cand["evidence"] + same[0]["evidence"]
+            out.append(placed)
+        else:
+            out.append(cand)
+    return out
+
+
+def _fixed_candidates(fs, engine):
+    if engine != "redis":
+        return []
+    out = []
+    for pattern in REDIS_CONFS:
+        for path in _glob(fs, pattern):
+            out.append({"engine": "redis", "options": {}, "config_file": path,
+                        "evidence": [{"kind": "path", "value": path}]})
+    return out
+
+
+def _candidate_port(ctx, cand):
+    if cand["engine"] != "redis":
+        return None
+    port = cand["options"].get("port")
+    if port is None and cand.get("config_file"):
+        for raw in (ctx.fs.read_text(cand["config_file"], report=False) or "").splitlines():
+            parts = raw.split()
+            if len(parts) == 2 and parts[0].lower() == "port":
+                port = parts[1]
+    port = port if port is not None else "6379"
+    return int(port) if str(port).isdigit() else None
+
+
 def _instance_from(ctx, cand, names):
     engine = cand["engine"]
+    if cand.get("unplaced"):
+        what = "%s server pid %s" % (engine, cand["pid"])
+        inst = {"engine": engine, "product_id": engine, "config_file": what, "config_files": []}
+        return _unreadable(ctx, inst, what, cand["unplaced"])
     if engine in PG_DEFAULTS:
         return _pg_instance(ctx, engine, None, names, config_dir=cand.get("config_dir"), options=cand["options"]) \
             if cand.get("config_dir") else _pg_instance(ctx, engine, cand["options"]["config_file"], names,
@@ -535,20 +587,26 @@ def collect(ctx):
         from scanner.collect import processes, sockets as sockets_mod
         procs = processes.collect(ctx) or []
         sockets = sockets_mod.collect(ctx) or []
-    candidates = _db_discovery.from_processes(procs or [])
+    candidates = _db_discovery.from_processes(procs or [], fs)
     for cand in candidates:
         if cand["engine"] in PG_DEFAULTS and not cand.get("config_dir") and "config_file" not in cand["options"]:
             cand["config_dir"] = _db_discovery.process_environ(cand["pid"]).get("PGDATA")
         if cand["engine"] in ("mysql", "mariadb"):
             cand["env"] = _db_discovery.process_environ(cand["pid"])
-    candidates += _db_discovery.from_units(fs)
+    unit_candidates = _db_discovery.from_units(fs)
+    candidates = _place(candidates, unit_candidates, ctx) + unit_candidates
     by_config = {}
     for cand in candidates:
+        conf = _db_discovery.config_path(cand)
+        if cand.get("unit") and cand.get("enabled") is not True and conf and not fs.exists(conf):
+            continue  # a unit shipped with a package, neither enabled nor running, for a config never made
         inst = _instance_from(ctx, cand, names)
         if inst is None:
             continue
         key = (inst["engine"], fs.host_path(inst["config_file"]) if inst["config_file"].startswith("/")
                else inst["config_file"])
+        if cand.get("unplaced") and ctx.live:
+            inst["pid"] = cand["pid"]
         known = by_config.get(key)
         if known is not None:
             known["discovered_from"].extend(cand["evidence"])
@@ -579,7 +637,7 @@ def collect(ctx):
             _add_fixed(fs, by_config, instances, "dm", path, lambda: _dm_instance(ctx, path, names))
     if ctx.live:
         for inst in instances:
-            if inst.get("pid") is not None and inst.get("error") is None:
+            if inst.get("pid") is not None:
                 _live_sockets(ctx, inst, inst["pid"], procs, sockets)
     return {"instances": instances}
 
