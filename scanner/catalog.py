@@ -117,12 +117,38 @@ def load_catalog(directory=None):
     return Catalog(products, sources)
 
 
+# bump when load_catalog's output for the same files changes shape
+CACHE_FORMAT = "catalog-1"
+
+
+def _fingerprint(files):
+    from scanner import jsoncache
+    return jsoncache.fingerprint(list(files) + [os.path.abspath(__file__)], CACHE_FORMAT)
+
+
+def load_catalog_cached(directory):
+    """load_catalog(directory), from the JSON cache when no catalog file (nor this loader) changed
+    since it was written; the YAML files are parsed and validated only after a change."""
+    from scanner import jsoncache
+    directory = os.path.abspath(directory)
+    files = sorted(glob.glob(os.path.join(directory, "*.yaml")))
+    fp = _fingerprint(files) if files else None
+    if fp:
+        doc = jsoncache.read("catalog", directory, fp)
+        if isinstance(doc, dict) and isinstance(doc.get("products"), dict):
+            return Catalog(doc["products"], doc.get("sources") or {})
+    catalog = load_catalog(directory)
+    if fp:
+        jsoncache.write("catalog", directory, fp, {"products": catalog.products, "sources": catalog.sources})
+    return catalog
+
+
 _CACHE = {}
 
 
 def default_catalog():
-    """The shipped catalog, loaded once per process."""
+    """The shipped catalog, loaded once per process (and parsed once per change: load_catalog_cached)."""
     key = rules_dir()
     if key not in _CACHE:
-        _CACHE[key] = load_catalog(os.path.join(key, "catalog"))
+        _CACHE[key] = load_catalog_cached(os.path.join(key, "catalog"))
     return _CACHE[key]

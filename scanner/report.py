@@ -42,8 +42,9 @@ def build_report(facts, inventory, root="/", live=True, collected_at=None, resul
     return report
 
 
-def dumps(report, indent=2):
-    return json.dumps(report, indent=indent, ensure_ascii=False, sort_keys=False, default=str)
+def dumps(report, indent=2, separators=None):
+    return json.dumps(report, indent=indent, separators=separators, ensure_ascii=False, sort_keys=False,
+                      default=str)
 
 
 def load_report(path):

@@ -1,4 +1,5 @@
 """The hardware/OS catalog entries (os, cpu, server, storage, accelerator) are complete and well-formed."""
+import os
 import re
 
 import pytest
@@ -108,3 +109,61 @@ def test_foreign_product_without_substitutes_is_rejected(tmp_path):
     with pytest.raises(DataError) as err:
         load_catalog(str(tmp_path))
     assert "substitutes" in str(err.value) and "intel" in str(err.value)
+
+
+# --------------------------------------------------------------------------- the JSON cache
+
+
+def _copy_catalog(tmp_path):
+    import shutil
+    from scanner.paths import rules_dir
+    dest = tmp_path / "catalog"
+    shutil.copytree(os.path.join(rules_dir(), "catalog"), str(dest))
+    return str(dest)
+
+
+def test_the_cached_catalog_equals_the_parsed_one_and_skips_yaml(tmp_path, monkeypatch):
+    from scanner import catalog as catalog_mod
+    monkeypatch.setenv("XCSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    directory = _copy_catalog(tmp_path)
+    parsed = load_catalog(directory)
+    first = catalog_mod.load_catalog_cached(directory)  # parses and writes the cache
+    assert os.listdir(str(tmp_path / "cache")) and first.products == parsed.products
+
+    def no_yaml(path):
+        raise AssertionError("parsed %s although the cache is fresh" % path)
+    monkeypatch.setattr(catalog_mod, "load_yaml_file", no_yaml)
+    cached = catalog_mod.load_catalog_cached(directory)
+    assert cached.products == parsed.products and list(cached.products) == list(parsed.products)
+    assert cached.sources == parsed.sources
+    assert cached.get("postgresql")["data_dir_markers"] == [["PG_VERSION", "base", "global"]]
+
+
+def test_a_changed_catalog_file_invalidates_the_cache(tmp_path, monkeypatch):
+    from scanner import catalog as catalog_mod
+    monkeypatch.setenv("XCSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    directory = _copy_catalog(tmp_path)
+    assert catalog_mod.load_catalog_cached(directory).get("postgresql")["name"]["zh"] == "PostgreSQL"
+    path = os.path.join(directory, "database.yaml")
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text.replace("name: {zh: PostgreSQL, en: PostgreSQL}", "name: {zh: PG 数据库, en: PostgreSQL}"))
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10 ** 9))
+    assert catalog_mod.load_catalog_cached(directory).get("postgresql")["name"]["zh"] == "PG 数据库"
+    # a new file is part of the key too, and a bad one is reported, not hidden by the old cache
+    with open(os.path.join(directory, "zz-broken.yaml"), "w", encoding="utf-8") as fh:
+        fh.write("products: [{id: Bad Id}]\n")
+    with pytest.raises(DataError) as err:
+        catalog_mod.load_catalog_cached(directory)
+    assert "zz-broken.yaml" in str(err.value.path)
+
+
+def test_a_corrupt_cache_file_falls_back_to_the_yaml(tmp_path, monkeypatch):
+    from scanner import catalog as catalog_mod, jsoncache
+    monkeypatch.setenv("XCSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    directory = _copy_catalog(tmp_path)
+    catalog_mod.load_catalog_cached(directory)
+    with open(jsoncache.path_for("catalog", directory), "w") as fh:
+        fh.write('{"fingerprint": "')
+    assert "postgresql" in catalog_mod.load_catalog_cached(directory)

@@ -342,11 +342,8 @@ def _fingerprint(files):
 
 
 def cache_dir():
-    base = os.environ.get("XCSCAN_CACHE_DIR")
-    if base:
-        return base
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(xdg, "xcscan")
+    from scanner.jsoncache import cache_dir as _dir
+    return _dir()
 
 
 def _cache_path(directory):

@@ -12,7 +12,11 @@ RENDERERS = {
 }
 
 
-def render(report, fmt, lang="en"):
+def render(report, fmt, lang="en", pretty=True):
+    """``pretty=False``: the output is not for a person (JSON is then compact)."""
     if fmt not in RENDERERS:
         raise ValueError("unknown format %r" % fmt)
-    return importlib.import_module(RENDERERS[fmt]).render(report, lang)
+    module = importlib.import_module(RENDERERS[fmt])
+    if fmt == "json":
+        return module.render(report, lang, pretty=pretty)
+    return module.render(report, lang)

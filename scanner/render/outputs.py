@@ -61,17 +61,29 @@ def plan(fmt, outputs=(), per_format=None):
     return targets
 
 
+def _for_a_person(path):
+    import sys
+    if path != STDOUT:
+        return False
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def render_all(report, targets, lang, bom=False):
     from scanner.render import render
     rendered = []
     cache = {}
     for out_fmt, path in targets:
-        if out_fmt not in cache:
-            text = render(report, out_fmt, lang)
+        # JSON for a person (a terminal) is indented; for a file or a pipe it is compact
+        key = (out_fmt, out_fmt == "json" and _for_a_person(path))
+        if key not in cache:
+            text = render(report, out_fmt, lang, pretty=key[1])
             if out_fmt == "csv" and bom:
                 text = u"\ufeff" + text
-            cache[out_fmt] = text
-        rendered.append((out_fmt, path, cache[out_fmt]))
+            cache[key] = text
+        rendered.append((out_fmt, path, cache[key]))
     return rendered
 
 
