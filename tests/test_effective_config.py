@@ -430,3 +430,49 @@ def test_server_command_lines_parse_as_the_servers_do():
     assert rd["config_file"] == "/etc/redis/a.conf"
     assert rd["options"] == {"port": "7000", "save": "", "bind": "1.2.3.4 ::1"}
     assert from_argv(["/opt/dmdbms/bin/dmserver", "path=/data/DAMENG/dm.ini"])["config_file"] == "/data/DAMENG/dm.ini"
+
+
+# ---------------------------------------------------------------- offline facts that are decidable (item 6)
+AUDITD_UNIT = "[Unit]\nDescription=Security Auditing Service\n\n[Service]\nType=forking\nExecStart=/sbin/auditd\n\n" \
+              "[Install]\nWantedBy=multi-user.target\n"
+
+
+def test_unit_without_enablement_link_is_not_enabled_offline(make_root, tmp_path):
+    # systemd present, no /etc/systemd/system at all (nothing was ever enabled): systemd starts nothing
+    base = {"/usr/lib/systemd/systemd": ELF, "/usr/sbin/auditd": ELF,
+            "/usr/lib/systemd/system/auditd.service": AUDITD_UNIT, "/etc/machine-id": "0123456789abcdef0123456789abcdef\n"}
+    root = make_root(base)
+    assert run(root, "audit")[0]["service"]["enabled"] is False
+    assert verdict(root, "mlps.au.auditd-enabled")["status"] == "fail"
+    root = make_root(dict(base, **{"/etc/systemd/system/multi-user.target.wants/auditd.service":
+                                   ("symlink", "/usr/lib/systemd/system/auditd.service")}), root=tmp_path / "linked")
+    assert verdict(root, "mlps.au.auditd-enabled")["status"] == "pass"
+
+
+def test_first_boot_image_follows_the_presets(make_root, tmp_path):
+    # an empty /etc/machine-id: systemd's first boot runs preset-all (machine-id(5), systemd.preset(5))
+    base = {"/usr/lib/systemd/systemd": ELF, "/usr/sbin/auditd": ELF, "/etc/machine-id": "",
+            "/usr/lib/systemd/system/auditd.service": AUDITD_UNIT,
+            "/usr/lib/systemd/system-preset/99-default-disable.preset": "disable *\n"}
+    root = make_root(dict(base, **{"/usr/lib/systemd/system-preset/90-default.preset": "enable auditd.service\n"}))
+    assert verdict(root, "mlps.au.auditd-enabled")["status"] == "pass"
+    services, _ = run(root, "services")
+    assert [u["enabled"] for u in services["units"] if u["name"] == "auditd.service"] == [True]
+    # the first matching line wins: an earlier file disables it
+    root = make_root(dict(base, **{"/etc/systemd/system-preset/10-site.preset": "disable auditd.service\n",
+                                   "/usr/lib/systemd/system-preset/90-default.preset": "enable auditd.service\n"}),
+                     root=tmp_path / "disabled")
+    assert verdict(root, "mlps.au.auditd-enabled")["status"] == "fail"
+
+
+def test_group_zero_is_root_without_etc_group(make_root):
+    root = make_root({"/etc/passwd": "root:x:0:0:root:/root:/bin/bash\n", "/etc/crontab": "# m h dom mon dow\n"})
+    os.chmod(os.path.join(root, "etc/crontab"), 0o600)
+    os.chown(os.path.join(root, "etc/crontab"), 0, 0)
+    facts, _ = run(root, "file_perms")
+    crontab = [f for f in facts["files"] if f["path"] == "/etc/crontab"][0]
+    assert crontab["group_name"] == "root" and crontab["owner"] == "root"
+    assert verdict(root, "mlps.ac.cron-perms")["status"] == "pass"
+    os.chown(os.path.join(root, "etc/crontab"), 0, 5)
+    res = verdict(root, "mlps.ac.cron-perms")
+    assert res["status"] == "fail" and "5" in str(res["items"])

@@ -141,12 +141,68 @@ def _wanted_units(fs):
     return cached
 
 
+PRESET_DIRS = ("/etc/systemd/system-preset", "/run/systemd/system-preset", "/usr/local/lib/systemd/system-preset",
+               "/usr/lib/systemd/system-preset", "/lib/systemd/system-preset")
+SYSTEMD_BINARIES = ("/usr/lib/systemd/systemd", "/lib/systemd/systemd")
+
+
+def has_systemd(fs):
+    return any(fs.exists(p) for p in SYSTEMD_BINARIES)
+
+
+def first_boot(fs):
+    """True for an image prepared for its first boot: machine-id(5) -- an empty or "uninitialized"
+    /etc/machine-id makes systemd treat the boot as the first one and run "systemctl preset-all", so the
+    presets decide what starts. (A root with no machine-id file at all is not taken as that signal: it
+    is as often a partial tree or a container image that never boots systemd.)"""
+    text = fs.read_text("/etc/machine-id", report=False)
+    return text is not None and text.strip() in ("", "uninitialized")
+
+
+def preset_says(fs, unit):
+    """("enable"|"disable", where) for a unit per systemd.preset(5): *.preset files from the preset
+    directories (same name: earlier directory wins) in lexical order of names, the FIRST matching line
+    wins; a unit no line matches is enabled."""
+    cached = getattr(fs, "_baseline_presets", None)
+    if cached is None:
+        chosen = {}
+        for directory in PRESET_DIRS:
+            for name in fs.listdir(directory) or []:
+                if name.endswith(".preset") and name not in chosen:
+                    chosen[name] = posixpath.join(directory, name)
+        cached = []
+        for name in sorted(chosen):
+            for number, line in logical_lines(fs.read_text(chosen[name], report=False) or "", continuation=False,
+                                              comment_chars="#;"):
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] in ("enable", "disable"):
+                    cached.append((parts[0], parts[1], where(chosen[name], number)))
+        fs._baseline_presets = cached
+    import fnmatch
+    for action, pattern, location in cached:
+        if fnmatch.fnmatchcase(unit, pattern):
+            return action, location
+    return "enable", "systemd.preset(5) default (no preset line matches)"
+
+
+def unit_installable(fs, unit):
+    """True when the unit file has an [Install] section with WantedBy=/RequiredBy= (presets act only on those)."""
+    path = unit_file(fs, unit)
+    text = fs.read_text(path, report=False) if path else None
+    if not text:
+        return False
+    return any(section == "Install" and key in ("WantedBy", "RequiredBy") and value
+               for _, section, key, value in systemd_syntax_lines(text))
+
+
 def unit_enabled(fs, unit, aliases=()):
     """Whether a systemd unit (or a SysV script of that name) is enabled on the target.
 
     True when a ``*.wants``/``*.requires`` link for it exists (admin links under
     /etc/systemd/system, static ones under /usr/lib/systemd/system) or an S-link
-    in rc2/3/5.d; False when it is masked or no link exists; None when the target
+    in rc2/3/5.d; False when it is masked or no link exists on a systemd system
+    (decidable offline: systemd starts nothing else); on a never-booted image the
+    presets systemd applies at its first boot decide. None only when the target
     has neither systemd nor SysV runlevel directories (unknown).
     """
     names = (unit,) + tuple(aliases)
@@ -159,7 +215,10 @@ def unit_enabled(fs, unit, aliases=()):
         return True
     if unit.rsplit(".", 1)[0] in rc_started:
         return True
-    if fs.isdir(etc) or rc_found:
+    systemd = has_systemd(fs) or fs.isdir(etc)
+    if systemd and first_boot(fs) and unit_installable(fs, unit):
+        return preset_says(fs, unit)[0] == "enable"
+    if systemd or rc_found:
         return False
     return None
 
@@ -234,6 +293,10 @@ def account_names(fs):
             parts = line.split(":")
             if len(parts) >= 3 and parts[2].isdigit():
                 table.setdefault(int(parts[2]), parts[0])
+    # id 0 is root whatever the image holds (the kernel's and every libc's superuser; base-passwd/setup
+    # name it root): an image without /etc/group still has group 0 = root
+    users.setdefault(0, "root")
+    groups.setdefault(0, "root")
     return users, groups
 
 

@@ -3,7 +3,8 @@
 * systemd unit files (.service, .socket) in /etc/systemd/system, /run/systemd/system,
   /usr/lib/systemd/system and /lib/systemd/system (first one wins, as in systemd);
   ``enabled`` is True when a ``*.wants``/``*.requires`` symlink in /etc/systemd/system
-  names the unit, False when it is masked or has an [Install] section but no link,
+  names the unit, False when it is masked or has an [Install] section but no link
+  (on a never-booted image -- no /etc/machine-id -- the presets applied at first boot decide),
   None for static units; ``active`` comes from systemctl on a live host booted with
   systemd and is None otherwise (offline, or no systemd running).
 * SysV init scripts in /etc/init.d or /etc/rc.d/init.d; ``enabled`` is True with an
@@ -12,6 +13,8 @@
 from __future__ import absolute_import
 
 import posixpath
+
+from scanner.collect.baseline_util import first_boot, has_systemd, preset_says, unit_installable
 
 NAME = "services"
 LIVE_ONLY = False
@@ -38,6 +41,10 @@ def _exec_start(text):
             value = line[len("ExecStart="):].lstrip("-@+!:")
             return value[:400] or None
     return None
+
+
+def preset_enabled(fs, name):
+    return preset_says(fs, name)[0] == "enable"
 
 
 def enabled_units(fs):
@@ -70,6 +77,7 @@ def collect_units(ctx):
     fs = ctx.fs
     wanted = enabled_units(fs)
     active = active_units(ctx)
+    boot_presets = not ctx.live and has_systemd(fs) and first_boot(fs)
     units, seen = [], set()
     for directory in UNIT_DIRS:
         for name in fs.listdir(directory) or []:
@@ -85,7 +93,8 @@ def collect_units(ctx):
             elif name in wanted:
                 enabled = True
             elif text is not None and "[Install]" in text:
-                enabled = False
+                # a never-booted image: systemd's first boot applies the presets (systemd.preset(5))
+                enabled = preset_enabled(fs, name) if boot_presets and unit_installable(fs, name) else False
             else:
                 enabled = None
             unit = {"name": name, "enabled": enabled,
