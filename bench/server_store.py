@@ -50,6 +50,7 @@ def run(kind, opts):
     from scanner.server.intake import ingest
     from scanner.server.store import migrate
     from scanner.server.access import accounts
+    from scanner.server.store.scope import Scope
     from scanner.server.settings import Settings
     tmp = tempfile.mkdtemp(prefix="xcscan-store-bench-")
     pg_name = None
@@ -69,7 +70,7 @@ def run(kind, opts):
         agents = []
         for i in range(opts.hosts):
             org = "/gov/dept%d" % (i % 10)
-            tok = accounts.create_token(engine, org)["token"]
+            tok = accounts.create_token(engine, org, scope=Scope.everything())["token"]
             a = Agent("host%04d" % i, machine_id=secrets.token_hex(16))
             a.host_id = ingest.enroll(engine, tok, a.hostname, a.machine_id, a.public_key)["host_id"]
             agents.append(a)

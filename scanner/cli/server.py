@@ -118,6 +118,7 @@ def token_create(data_dir, db, org, uses, expires, note):
     from scanner.server import service
     from scanner.server.access import accounts
     from scanner.server.errors import ApiError
+    from scanner.server.store.scope import Scope
     from scanner.server.util import iso, parse_duration
     settings = _settings(data_dir, db)
     seconds = parse_duration(expires)
@@ -125,7 +126,7 @@ def token_create(data_dir, db, org, uses, expires, note):
         raise XcscanError("--expires %r is not a duration" % expires, hint="use e.g. 3600, 12h, 7d or 2w")
     engine = service.open_engine(settings)
     try:
-        tok = accounts.create_token(engine, org, uses, seconds, actor="cli", note=note)
+        tok = accounts.create_token(engine, org, uses, seconds, actor="cli", note=note, scope=Scope.everything())
     except ApiError as exc:
         raise _api_error(exc)
     finally:
@@ -147,21 +148,25 @@ def user():
               help="admin: everything; officer: review and waivers; auditor: read-only")
 @click.option("--password-file", default=None, help="Read the password from this file ('-' = stdin; "
               "else $XCSCAN_USER_PASSWORD or a prompt)")
-def user_add(data_dir, db, username, role, password_file):
+@click.option("--org", "orgs", multiple=True, help="Org subtree the user sees, repeatable, e.g. --org /gov/finance "
+              "(default: / , the whole fleet) / 可见的组织子树")
+def user_add(data_dir, db, username, role, password_file, orgs):
     """Add a user / 添加用户"""
     from scanner.server import service
     from scanner.server.access import accounts
     from scanner.server.errors import ApiError
+    from scanner.server.store.scope import Scope
     settings = _settings(data_dir, db)
     password = _read_password(password_file, "Password for %s" % username, "XCSCAN_USER_PASSWORD")
     engine = service.open_engine(settings)
     try:
-        accounts.add_user(engine, username, password, role, actor="cli")
+        added = accounts.add_user(engine, username, password, role, actor="cli", scope=Scope.everything(),
+                                  orgs=list(orgs) or None)
     except ApiError as exc:
         raise _api_error(exc)
     finally:
         engine.dispose()
-    click.echo("added %s (%s)" % (username, role))
+    click.echo("added %s (%s) for %s" % (username, role, ", ".join(added["orgs"])))
 
 
 @user.command("unlock")
@@ -172,10 +177,11 @@ def user_unlock(data_dir, db, username):
     """Clear a user's failed-login lock / 解除登录失败锁定"""
     from scanner.server import service
     from scanner.server.access import accounts
+    from scanner.server.store.scope import Scope
     settings = _settings(data_dir, db)
     engine = service.open_engine(settings)
     try:
-        cleared = accounts.unlock_login(engine, username, actor="cli")
+        cleared = accounts.unlock_login(engine, username, actor="cli", scope=Scope.everything())
     finally:
         engine.dispose()
     click.echo(("unlocked %s" if cleared else "%s had no failed logins on record") % username)
@@ -196,10 +202,11 @@ def host_retire(data_dir, db, host_id, reason):
     from scanner.server import service
     from scanner.server.errors import ApiError
     from scanner.server.workflow.hosts import retire_host
+    from scanner.server.store.scope import Scope
     settings = _settings(data_dir, db)
     engine = service.open_engine(settings)
     try:
-        done = retire_host(engine, host_id, reason, actor="cli")
+        done = retire_host(engine, host_id, reason, actor="cli", scope=Scope.everything())
     except ApiError as exc:
         raise _api_error(exc)
     finally:
@@ -212,9 +219,16 @@ def host_retire(data_dir, db, host_id, reason):
 @db_option
 @click.option("--profile", default=None, help="Evaluate with this profile (default: each report's own)")
 @click.option("--latest-only", is_flag=True, help="Only each host's latest report")
-def reevaluate(data_dir, db, profile, latest_only):
+@click.option("--org", "orgs", multiple=True, help="Only hosts in this org subtree, repeatable (default: all) / 组织子树")
+def reevaluate(data_dir, db, profile, latest_only, orgs):
     """Re-classify and re-evaluate stored reports with the current rules / 用当前规则重新评估"""
+    from scanner.errors import XcscanError
     from scanner.server import service
+    from scanner.server.store.scope import Scope
     settings = _settings(data_dir, db)
-    n = service.reevaluate(settings, profile, latest_only, log=lambda m: click.echo(m, err=True))
+    try:
+        scope = Scope(orgs) if orgs else Scope.everything()
+    except ValueError as exc:
+        raise XcscanError("--org: %s" % exc, hint="use an org path such as /gov/finance")
+    n = service.reevaluate(settings, profile, latest_only, log=lambda m: click.echo(m, err=True), scope=scope)
     click.echo("re-evaluated %d report(s)" % n)

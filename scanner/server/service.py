@@ -45,6 +45,7 @@ def init(data_dir, db_url=None, admin="admin", password=None, names=None):
     from scanner.server.pki import default_names, make_pki
     from scanner.server.access.accounts import add_user, list_users
     from scanner.server.errors import ApiError
+    from scanner.server.store.scope import Scope
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     settings = load_settings(data_dir, db_url=db_url)
     created = []
@@ -54,12 +55,12 @@ def init(data_dir, db_url=None, admin="admin", password=None, names=None):
     save_settings(settings)
     engine = open_engine(settings)
     try:
-        if not list_users(engine):
+        if not list_users(engine, scope=Scope.everything()):
             if not password:
                 raise XcscanError("the first admin needs a password", hint="pass --password-file or set "
                                   "XCSCAN_ADMIN_PASSWORD, or answer the prompt")
             try:
-                add_user(engine, admin, password, "admin", actor="cli:init")
+                add_user(engine, admin, password, "admin", actor="cli:init", scope=Scope.everything())
             except ApiError as exc:
                 raise XcscanError(exc.message)
             created.append("admin")
@@ -88,8 +89,11 @@ def serve(settings, host="127.0.0.1", port=8443, workers=1, tls=True, log_level=
         raise XcscanError("cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc))
 
 
-def reevaluate(settings, profile=None, latest_only=False, log=None):
-    """Re-classify and re-evaluate stored reports' raw facts with the current catalog and rules."""
+def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
+    """Re-classify and re-evaluate stored reports' raw facts with the current catalog and rules;
+    ``scope`` (store/scope.py): only the reports of hosts inside it (default: every host)."""
+    from scanner.server.store.scope import Scope, check
+    scope = check(scope or Scope.everything())
     try:
         from scanner.pipeline import evaluate_report
     except ImportError:
@@ -103,6 +107,9 @@ def reevaluate(settings, profile=None, latest_only=False, log=None):
     try:
         with engine.connect() as conn:
             q = select(r.c.id, r.c.host_id, r.c.collected_at).order_by(r.c.host_id, r.c.collected_at)
+            cond = scope.where(db.hosts.c.org_path)
+            if cond is not None:
+                q = q.where(r.c.host_id.in_(select(db.hosts.c.id).where(cond)))
             if latest_only:
                 q = q.where(r.c.id.in_(select(db.hosts.c.latest_report_id)))
             rows = conn.execute(q).all()
@@ -123,7 +130,8 @@ def reevaluate(settings, profile=None, latest_only=False, log=None):
                 log("%d/%d" % (done, len(rows)))
         with db.write_tx(engine) as conn:
             from scanner.server.store.audit import audit
-            audit(conn, "cli", "reevaluate", None, {"reports": done, "profile": profile})
+            audit(conn, "cli", "reevaluate", None, {"reports": done, "profile": profile, "orgs": list(scope.orgs)},
+                  org=scope.root())
     finally:
         engine.dispose()
     return done

@@ -18,6 +18,7 @@ from fleet import make_report
 from scanner.server.store import db
 from scanner.server.intake import ingest
 from scanner.server.access import accounts
+from scanner.server.store.scope import Scope
 from scanner.server.workflow import waivers
 from scanner.server.intake.batch import BatchWriter, Item, store_batch
 from scanner.server.errors import ApiError
@@ -33,7 +34,7 @@ def enroll(engine, org, n):
     out = []
     for i in range(n):
         a = Agent("%s-host%d" % (org.strip("/").replace("/", "-"), i), machine_id="m%d%s" % (i, org))
-        a.host_id = ingest.enroll(engine, accounts.create_token(engine, org)["token"], a.hostname, a.machine_id,
+        a.host_id = ingest.enroll(engine, accounts.create_token(engine, org, scope=Scope.everything())["token"], a.hostname, a.machine_id,
                                   a.public_key)["host_id"]
         out.append(a)
     return out
@@ -143,10 +144,10 @@ def test_waivers_are_attached_at_intake_by_scope(engine):
     t = int(time.time())
     w = waivers.create_waiver(engine, {"rule_id": rule, "scope": "org", "scope_value": "/gov/finance",
                                        "justification": "legacy system, replaced in Q3", "approver": "CISO",
-                                       "expires_at": t + 86400}, actor="test")
+                                       "expires_at": t + 86400}, actor="test", scope=Scope.everything())
     expired = waivers.create_waiver(engine, {"rule_id": "mlps.ia.ssh-root-login", "scope": "all",
                                              "justification": "short", "approver": "CISO",
-                                             "expires_at": t + 2}, actor="test")
+                                             "expires_at": t + 2}, actor="test", scope=Scope.everything())
     time.sleep(2.1)
     ia, _ = item(a, 1000, fail_rules=[rule, "mlps.ia.ssh-root-login"])
     ib, _ = item(b, 1000, fail_rules=[rule])
@@ -211,7 +212,7 @@ def test_reevaluating_a_retired_host_does_not_bring_its_latest_state_back(engine
     it_a, _ = item(a, 1000)
     it_b, doc_b = item(b, 1000)
     put(engine, [it_a, it_b])
-    retire_host(engine, a.host_id, "decommissioned", "test")
+    retire_host(engine, a.host_id, "decommissioned", "test", scope=Scope.everything())
     assert count(engine, db.components, host_id=a.host_id) == 0
     for it in (it_a, it_b):  # what `xcscan server reevaluate` does for each stored report
         with db.write_tx(engine) as conn:

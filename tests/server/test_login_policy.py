@@ -7,9 +7,11 @@ from sqlalchemy import select, update
 from scanner.server.store import db
 from scanner.server.access import accounts
 from scanner.server.errors import ApiError
+from scanner.server.store.scope import Scope
 from scanner.server.util import sha256_hex
 
 PASSWORD = "Correct-Horse-42-battery"
+EVERYTHING = Scope.everything()
 
 
 class Policy(object):
@@ -30,7 +32,7 @@ def attempt(engine, name, password, policy, ip="10.0.0.9"):
 
 
 def test_lock_after_failures_refuses_even_the_right_password_then_expires(db_engine, monkeypatch):
-    accounts.add_user(db_engine, "ops1", PASSWORD, "officer")
+    accounts.add_user(db_engine, "ops1", PASSWORD, "officer", scope=EVERYTHING)
     clock = [1_000_000]
     monkeypatch.setattr(accounts, "now", lambda: clock[0])
     assert [attempt(db_engine, "ops1", "wrong", Policy) for _ in range(3)] == [401, 401, 401]
@@ -46,7 +48,7 @@ def test_lock_after_failures_refuses_even_the_right_password_then_expires(db_eng
 
 
 def test_failures_outside_the_window_do_not_add_up(db_engine, monkeypatch):
-    accounts.add_user(db_engine, "ops2", PASSWORD, "officer")
+    accounts.add_user(db_engine, "ops2", PASSWORD, "officer", scope=EVERYTHING)
     clock = [2_000_000]
     monkeypatch.setattr(accounts, "now", lambda: clock[0])
     for _ in range(4):  # one failure every 61 s: never 3 within 60 s
@@ -56,12 +58,12 @@ def test_failures_outside_the_window_do_not_add_up(db_engine, monkeypatch):
 
 
 def test_unknown_user_names_lock_alike_and_unlock_clears(db_engine):
-    accounts.add_user(db_engine, "ops3", PASSWORD, "officer")
+    accounts.add_user(db_engine, "ops3", PASSWORD, "officer", scope=EVERYTHING)
     for name in ("ops3", "no-such-user"):
         assert [attempt(db_engine, name, "wrong", Policy) for _ in range(4)] == [401, 401, 401, 429], name
     assert attempt(db_engine, "OPS3", "wrong", Policy) == 429  # the lock is on the name, any case
-    assert accounts.unlock_login(db_engine, "ops3") is True
-    assert accounts.unlock_login(db_engine, "ops3") is False
+    assert accounts.unlock_login(db_engine, "ops3", scope=EVERYTHING) is True
+    assert accounts.unlock_login(db_engine, "ops3", scope=EVERYTHING) is False
     assert attempt(db_engine, "ops3", PASSWORD, Policy) == 200
     with db_engine.connect() as conn:
         actions = [r.action for r in conn.execute(select(db.audit_log.c.action))]
@@ -78,7 +80,7 @@ def test_per_address_limit_when_enabled(db_engine):
 
 
 def test_idle_session_ends_and_use_keeps_it_alive(db_engine, monkeypatch):
-    accounts.add_user(db_engine, "ops4", PASSWORD, "auditor")
+    accounts.add_user(db_engine, "ops4", PASSWORD, "auditor", scope=EVERYTHING)
     clock = [3_000_000]
     monkeypatch.setattr(accounts, "now", lambda: clock[0])
     s = accounts.login(db_engine, "ops4", PASSWORD, policy=accounts.LoginPolicy(Policy))

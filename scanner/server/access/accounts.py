@@ -8,9 +8,10 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scanner.server.store import db
-from scanner.server.errors import ApiError, bad_request, forbidden, too_many_attempts, unauthorized
+from scanner.server.errors import ApiError, bad_request, forbidden, not_found, too_many_attempts, unauthorized
 from scanner.server.access.passwords import dummy_verify, hash_password, password_problem, verify_password
 from scanner.server.store.audit import audit
+from scanner.server.store.scope import Scope, check
 from scanner.server.util import clean_text, dumps, normalise_org, now, sha256_hex
 
 ROLES = ("admin", "officer", "auditor")
@@ -23,10 +24,40 @@ def check_username(username):
         raise bad_request("bad_username", "username must be 1-64 characters of letters, digits and ._-@")
 
 
-def add_user(engine, username, password, role, actor="cli", ip=None):
+def user_scope(orgs, scope):
+    """The Scope of a new user: ``orgs`` (default: the creator's own), each inside ``scope``."""
+    check(scope)
+    if orgs is None or not list(orgs):
+        return scope
+    if isinstance(orgs, str) or len(orgs) > 50:
+        raise bad_request("bad_org", "orgs must be a list of at most 50 org paths such as /gov/finance")
+    try:
+        wanted = Scope(orgs)
+    except ValueError:
+        raise bad_request("bad_org", "orgs must be org paths such as /gov/finance (segments of 1-64 characters)")
+    if not scope.covers_scope(wanted):
+        raise forbidden("org_outside_scope", "you may only give a user org subtrees inside your own (%s)"
+                        % ", ".join(scope.orgs))
+    return wanted
+
+
+def user_orgs(conn, user_ids):
+    """{user id: [org path, ...]}"""
+    rows = conn.execute(select(db.user_orgs.c.user_id, db.user_orgs.c.org_path)
+                        .where(db.user_orgs.c.user_id.in_(list(user_ids)))).all() if user_ids else []
+    out = {}
+    for uid, org in rows:
+        out.setdefault(uid, []).append(org)
+    return out
+
+
+def add_user(engine, username, password, role, actor="cli", ip=None, *, scope, orgs=None):
+    """A new user with ``orgs`` (default: the creator's ``scope``); a scoped admin creates users only
+    inside their own subtrees."""
     check_username(username)
     if role not in ROLES:
         raise bad_request("bad_role", "role must be one of: %s" % ", ".join(ROLES))
+    new_scope = user_scope(orgs, scope)
     problem = password_problem(password or "")
     if problem:
         raise bad_request("weak_password", problem)
@@ -38,15 +69,37 @@ def add_user(engine, username, password, role, actor="cli", ip=None):
         uid = conn.execute(insert(db.users).values(
             username=username, password_hash=pw_hash, role=role, created_at=now(), disabled=0)
         ).inserted_primary_key[0]
-        audit(conn, actor, "user.add", username, {"role": role}, ip)
-    return {"id": uid, "username": username, "role": role}
+        for org in new_scope.orgs:
+            conn.execute(insert(db.user_orgs).values(user_id=uid, org_path=org))
+        audit(conn, actor, "user.add", username, {"role": role, "orgs": list(new_scope.orgs)}, ip,
+              org=new_scope.root())
+    return {"id": uid, "username": username, "role": role, "orgs": list(new_scope.orgs)}
 
 
-def list_users(engine):
+def list_users(engine, *, scope):
+    """Users whose every subtree is inside ``scope`` (a scoped admin sees their department's people)."""
+    check(scope)
     with engine.connect() as conn:
         rows = conn.execute(select(db.users.c.id, db.users.c.username, db.users.c.role, db.users.c.created_at,
                                    db.users.c.disabled).order_by(db.users.c.username)).mappings().all()
-    return [dict(r) for r in rows]
+        orgs = user_orgs(conn, [r["id"] for r in rows])
+    out = []
+    for r in rows:
+        mine = sorted(orgs.get(r["id"], []))
+        if scope.is_global or (mine and scope.covers_scope(Scope(mine))):
+            out.append(dict(r, orgs=mine))
+    return out
+
+
+def user_in_scope(engine, username, scope):
+    """The user named ``username`` if all their subtrees are inside ``scope``; else 404."""
+    check(scope)
+    with engine.connect() as conn:
+        row = conn.execute(select(db.users.c.id).where(db.users.c.username == str(username)[:64])).first()
+        mine = user_orgs(conn, [row[0]]).get(row[0], []) if row else []
+    if row is None or not (scope.is_global or (mine and scope.covers_scope(Scope(mine)))):
+        raise not_found("no user %s" % username)
+    return row[0]
 
 
 class LoginPolicy(object):
@@ -139,16 +192,21 @@ def login(engine, username, password, ttl=None, ip=None, policy=None):
         conn.execute(insert(db.sessions).values(token_hash=sha256_hex(token), user_id=user["id"], csrf=csrf,
                                                 created_at=t, expires_at=t + ttl, last_used=t))
         audit(conn, user["username"], "login", None, {"role": user["role"]}, ip)
+        orgs = sorted(user_orgs(conn, [user["id"]]).get(user["id"], []))
     return {"token": token, "csrf": csrf, "username": user["username"], "role": user["role"],
-            "expires_at": t + ttl}
+            "orgs": orgs, "expires_at": t + ttl}
 
 
-def unlock_login(engine, username, actor="cli", ip=None):
-    """Clear the failed-login count and lock of ``username``; return whether there was one."""
+def unlock_login(engine, username, actor="cli", ip=None, *, scope):
+    """Clear the failed-login count and lock of ``username``; return whether there was one.
+    A scoped admin unlocks only users inside their subtrees (404 for anyone else)."""
+    if not check(scope).is_global:
+        user_in_scope(engine, username, scope)
     key = _throttle_keys(username, None)[0][0]
     with db.write_tx(engine) as conn:
         done = conn.execute(delete(db.login_throttle).where(db.login_throttle.c.key == key)).rowcount
-        audit(conn, actor, "login.unlock", username, {"cleared": bool(done)}, ip)
+        audit(conn, actor, "login.unlock", username, {"cleared": bool(done)}, ip,
+              org=None if scope.is_global else scope.root())
     return bool(done)
 
 
@@ -185,7 +243,9 @@ def session_user(engine, token, idle=None):
     if t - last >= TOUCH_EVERY:
         with db.write_tx(engine) as conn:
             conn.execute(update(s).where(s.c.token_hash == sha256_hex(token)).values(last_used=t))
-    return dict(row, token_hash=sha256_hex(token))
+    with engine.connect() as conn:
+        orgs = user_orgs(conn, [row["id"]]).get(row["id"], [])
+    return dict(row, token_hash=sha256_hex(token), orgs=sorted(orgs), scope=Scope(orgs))
 
 
 def logout(engine, user):
@@ -199,10 +259,14 @@ def csrf_ok(user, presented):
 
 
 # --- enrollment tokens -----------------------------------------------------------------------------
-def create_token(engine, org, uses=1, expires_in=7 * 86400, actor="cli", note=None, ip=None):
+def create_token(engine, org, uses=1, expires_in=7 * 86400, actor="cli", note=None, ip=None, *, scope):
+    """An enrollment token for ``org``, which must be inside the creator's ``scope``."""
     org_path = normalise_org(org)
     if org_path is None:
         raise bad_request("bad_org", "org must be a path like /gov/finance (segments of 1-64 characters)")
+    if not check(scope).covers(org_path):
+        raise forbidden("org_outside_scope", "you may only make enrollment tokens for org subtrees inside your own "
+                        "(%s)" % ", ".join(scope.orgs))
     if not isinstance(uses, int) or not 1 <= uses <= 1000000:
         raise bad_request("bad_uses", "uses must be between 1 and 1000000")
     if not isinstance(expires_in, int) or not 60 <= expires_in <= 366 * 86400:
@@ -213,15 +277,20 @@ def create_token(engine, org, uses=1, expires_in=7 * 86400, actor="cli", note=No
         tid = conn.execute(insert(db.enroll_tokens).values(
             token_hash=sha256_hex(token), org_path=org_path, max_uses=uses, uses=0, expires_at=t + expires_in,
             created_at=t, created_by=actor, note=clean_text(note, 255))).inserted_primary_key[0]
-        audit(conn, actor, "token.create", org_path, {"id": tid, "uses": uses, "expires_at": t + expires_in}, ip)
+        audit(conn, actor, "token.create", org_path, {"id": tid, "uses": uses, "expires_at": t + expires_in}, ip,
+              org=org_path)
     return {"id": tid, "token": token, "org": org_path, "uses": uses, "expires_at": t + expires_in}
 
 
-def list_tokens(engine):
+def list_tokens(engine, *, scope):
     t = db.enroll_tokens
+    q = select(t.c.id, t.c.org_path, t.c.max_uses, t.c.uses, t.c.expires_at, t.c.created_at,
+               t.c.created_by, t.c.note).order_by(t.c.id.desc())
+    cond = check(scope).where(t.c.org_path)
+    if cond is not None:
+        q = q.where(cond)
     with engine.connect() as conn:
-        rows = conn.execute(select(t.c.id, t.c.org_path, t.c.max_uses, t.c.uses, t.c.expires_at, t.c.created_at,
-                                   t.c.created_by, t.c.note).order_by(t.c.id.desc())).mappings().all()
+        rows = conn.execute(q).mappings().all()
     return [dict(r) for r in rows]
 
 

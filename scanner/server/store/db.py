@@ -33,6 +33,15 @@ users = Table(
     Column("disabled", Integer, nullable=False, default=0),
 )
 
+# The org subtrees a user may see and act on ("/" = the whole fleet); see store/scope.py.
+# A user without rows sees nothing.
+user_orgs = Table(
+    "user_orgs", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("org_path", String(512), nullable=False),
+    UniqueConstraint("user_id", "org_path"),
+)
+
 sessions = Table(
     "sessions", metadata,
     Column("token_hash", String(64), primary_key=True),
@@ -188,6 +197,7 @@ audit_log = Table(
     Column("target", String(512), nullable=True),
     Column("detail", Text, nullable=True),  # JSON
     Column("ip", String(64), nullable=True),
+    Column("org_path", String(512), nullable=True),  # the department it concerns (scoped audit views)
     Index("ix_audit_log_at", "at"),
 )
 

@@ -1,4 +1,8 @@
-"""Read side: the fleet queries behind the API and the web pages."""
+"""Read side: the fleet queries behind the API and the web pages.
+
+Every function takes the caller's access ``Scope`` (store/scope.py) as its second argument and
+filters through ``_in_scope``/``scope.require``: rows of other departments are never read, and a
+single object outside the scope is a 404 as if it did not exist. ``org`` arguments only narrow."""
 from __future__ import annotations
 
 from sqlalchemy import and_, case, func, literal, or_, select
@@ -6,6 +10,7 @@ from sqlalchemy import and_, case, func, literal, or_, select
 from scanner.server.store import db
 from scanner.server.errors import not_found
 from scanner.server.store.reports import report_document
+from scanner.server.store.scope import check
 from scanner.server.util import loads, normalise_org, now, org_ancestors
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -26,6 +31,22 @@ def org_filter(column, org):
     return or_(column == org, column.like(org.replace("%", r"\%").replace("_", r"\_") + "/%", escape="\\"))
 
 
+def _in_scope(scope, column, org=None):
+    """The conditions keeping rows inside ``scope`` (and the optional ``org`` narrowing). An ``org``
+    that is neither inside the scope nor above part of it is a 404, like any object outside it."""
+    if org and not check(scope).touches(org):
+        raise not_found("no org unit %s" % org)
+    return check(scope).where(column), org_filter(column, org)
+
+
+def _host_org(conn, scope, host_id):
+    """The org of a host inside ``scope``; 404 when there is none (or it is another department's)."""
+    org = conn.execute(select(db.hosts.c.org_path).where(db.hosts.c.id == host_id)).scalar()
+    if org is None or not check(scope).covers(org):
+        raise not_found("no host %s" % host_id)
+    return org
+
+
 def _where(q, *conds):
     for c in conds:
         if c is not None:
@@ -40,10 +61,10 @@ HOST_COLS = [db.hosts.c.id, db.hosts.c.hostname, db.hosts.c.machine_id, db.hosts
              db.hosts.c.loc_rate, db.hosts.c.retired_at, db.hosts.c.retired_by, db.hosts.c.retire_reason]
 
 
-def list_hosts(engine, org=None, q=None, limit=500, offset=0, retired=False):
+def list_hosts(engine, scope, org=None, q=None, limit=500, offset=0, retired=False):
     """Hosts of the fleet; ``retired=True``: the retired ones instead."""
     live = db.hosts.c.retired_at.is_not(None) if retired else db.hosts.c.retired_at.is_(None)
-    query = _where(select(*HOST_COLS), org_filter(db.hosts.c.org_path, org), live)
+    query = _where(select(*HOST_COLS), *_in_scope(scope, db.hosts.c.org_path, org), live)
     if q:
         like = "%" + q.replace("%", r"\%").replace("_", r"\_") + "%"
         query = query.where(or_(db.hosts.c.hostname.like(like, escape="\\"), db.hosts.c.id == q))
@@ -62,10 +83,10 @@ def list_hosts(engine, org=None, q=None, limit=500, offset=0, retired=False):
     return rows
 
 
-def get_host(engine, host_id):
+def get_host(engine, scope, host_id):
     with engine.connect() as conn:
         row = conn.execute(select(*HOST_COLS).where(db.hosts.c.id == host_id)).mappings().first()
-        if row is None:
+        if row is None or not check(scope).covers(row["org_path"]):
             raise not_found("no host %s" % host_id)
         host = dict(row)
         c = db.components
@@ -109,20 +130,21 @@ def _result_out(row):
     return d
 
 
-def host_history(engine, host_id, limit=200):
+def host_history(engine, scope, host_id, limit=200):
     r = db.reports
     with engine.connect() as conn:
-        if conn.execute(select(db.hosts.c.id).where(db.hosts.c.id == host_id)).first() is None:
-            raise not_found("no host %s" % host_id)
+        _host_org(conn, scope, host_id)
         rows = conn.execute(select(r.c.id, r.c.received_at, r.c.collected_at, r.c.profile, r.c.score, r.c.loc_rate,
                                    r.c.fail_count, r.c.size, r.c.evaluated_at)
                             .where(r.c.host_id == host_id).order_by(r.c.collected_at.desc()).limit(limit)).mappings()
         return [dict(x) for x in rows]
 
 
-def get_report(engine, report_id, host_id=None):
-    r = db.reports
-    q = select(r).where(r.c.id == str(report_id).lower())
+def get_report(engine, scope, report_id, host_id=None):
+    r, h = db.reports, db.hosts
+    q = _where(select(r, h.c.org_path).select_from(r.join(h, h.c.id == r.c.host_id))
+               .where(r.c.id == str(report_id).lower()),
+               *_in_scope(scope, h.c.org_path))
     if host_id:
         q = q.where(r.c.host_id == host_id)
     with engine.connect() as conn:
@@ -140,10 +162,10 @@ def _comp_key(c):
     return (c.get("category"), c.get("product_id") or name)
 
 
-def drift(engine, host_id, report_a, report_b):
+def drift(engine, scope, host_id, report_a, report_b):
     """What changed from scan A to scan B: components and rule statuses."""
-    a = report_document(get_report(engine, report_a, host_id))
-    b = report_document(get_report(engine, report_b, host_id))
+    a = report_document(get_report(engine, scope, report_a, host_id))
+    b = report_document(get_report(engine, scope, report_b, host_id))
     ca = {_comp_key(c): c for c in (a.get("inventory") or {}).get("components") or []}
     cb = {_comp_key(c): c for c in (b.get("inventory") or {}).get("components") or []}
     comps = []
@@ -172,14 +194,14 @@ def drift(engine, host_id, report_a, report_b):
 
 
 # --- findings ----------------------------------------------------------------------------------------
-def findings(engine, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None,
+def findings(engine, scope, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None,
              limit=1000, offset=0):
     r, h = db.results, db.hosts
     eff = effective_status()
     q = select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, r.c.profile, r.c.rule_id, r.c.title_zh, r.c.title_en,
                r.c.category, r.c.severity, r.c.status.label("reported_status"), eff.label("status"), r.c.actual,
                r.c.expected, r.c.waiver_id).select_from(r.join(h, h.c.id == r.c.host_id))
-    q = _where(q, org_filter(h.c.org_path, org),
+    q = _where(q, *_in_scope(scope, h.c.org_path, org),
                r.c.profile == profile if profile else None,
                r.c.rule_id == rule if rule else None,
                r.c.severity.in_(severity) if severity else None,
@@ -198,23 +220,25 @@ def findings(engine, org=None, profile=None, rule=None, severity=None, status=No
 
 
 # --- summaries and overview -------------------------------------------------------------------------
-def _host_rows(conn, org=None):
+def _host_rows(conn, scope, org=None):
     h = db.hosts
     q = _where(select(h.c.id, h.c.org_path, h.c.loc_domestic, h.c.loc_foreign, h.c.loc_unknown, h.c.last_seen),
-               org_filter(h.c.org_path, org), h.c.retired_at.is_(None))
+               *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None))
     return conn.execute(q).all()
 
 
-def org_tree(engine, org=None):
-    """Every org unit (from hosts and tokens) with roll-ups over its subtree."""
+def org_tree(engine, scope, org=None):
+    """Every org unit (from hosts and tokens) with roll-ups over its subtree. A scoped caller gets
+    the nodes of their subtrees only (no ancestors: their names and totals are not theirs)."""
     hp = db.host_profiles
     with engine.connect() as conn:
-        hosts = _host_rows(conn, org)
+        hosts = _host_rows(conn, scope, org)
         prof_rows = conn.execute(_where(
             select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed)
             .select_from(hp.join(db.hosts, db.hosts.c.id == hp.c.host_id)),
-            org_filter(db.hosts.c.org_path, org))).all()
-        token_orgs = [r[0] for r in conn.execute(select(db.enroll_tokens.c.org_path).distinct())]
+            *_in_scope(scope, db.hosts.c.org_path, org))).all()
+        token_orgs = [r[0] for r in conn.execute(_where(select(db.enroll_tokens.c.org_path).distinct(),
+                                                        *_in_scope(scope, db.enroll_tokens.c.org_path, org)))]
     host_org = {}
     nodes = {}
 
@@ -254,13 +278,14 @@ def org_tree(engine, org=None):
             p["score"] = round(p.pop("score_sum") / p["scored"], 2) if p["scored"] else None
     if base != "/":
         nodes = {k: v for k, v in nodes.items() if k == base or k.startswith(base + "/")}
+    nodes = {k: v for k, v in nodes.items() if scope.covers(k)}
     return [nodes[k] for k in sorted(nodes)]
 
 
-def localization_by_category(conn, org=None):
+def localization_by_category(conn, scope, org=None):
     c, h = db.components, db.hosts
     q = select(c.c.category, c.c.origin, func.count()).select_from(c.join(h, h.c.id == c.c.host_id))
-    q = _where(q, org_filter(h.c.org_path, org)).group_by(c.c.category, c.c.origin)
+    q = _where(q, *_in_scope(scope, h.c.org_path, org)).group_by(c.c.category, c.c.origin)
     out = {}
     for cat, origin, n in conn.execute(q):
         out.setdefault(cat, {"domestic": 0, "foreign": 0, "unknown": 0})[origin] = n
@@ -270,17 +295,17 @@ def localization_by_category(conn, org=None):
     return dict(sorted(out.items()))
 
 
-def localization_summary(engine, org=None):
+def localization_summary(engine, scope, org=None):
     with engine.connect() as conn:
-        by_cat = localization_by_category(conn, org)
-    tree = org_tree(engine, org)
+        by_cat = localization_by_category(conn, scope, org)
+    tree = org_tree(engine, scope, org)
     units = [{"org": n["path"], "hosts": n["hosts"], "domestic": n["domestic"], "foreign": n["foreign"],
               "unknown": n["unknown"], "rate": n["rate"]} for n in tree]
     return {"by_category": by_cat, "by_org": units}
 
 
-def compliance_summary(engine, org=None, profile=None):
-    tree = org_tree(engine, org)
+def compliance_summary(engine, scope, org=None, profile=None):
+    tree = org_tree(engine, scope, org)
     units = []
     for n in tree:
         for prof, p in sorted(n["profiles"].items()):
@@ -291,26 +316,26 @@ def compliance_summary(engine, org=None, profile=None):
     return {"by_org": units}
 
 
-def compliance_by_profile(conn, org=None):
+def compliance_by_profile(conn, scope, org=None):
     hp, h = db.host_profiles, db.hosts
     q = _where(select(hp.c.profile, func.count(), func.avg(hp.c.score), func.sum(hp.c.passed), func.sum(hp.c.failed))
-               .select_from(hp.join(h, h.c.id == hp.c.host_id)), org_filter(h.c.org_path, org)).group_by(hp.c.profile)
+               .select_from(hp.join(h, h.c.id == hp.c.host_id)), *_in_scope(scope, h.c.org_path, org)).group_by(hp.c.profile)
     return [{"profile": p, "hosts": n, "score": round(float(s), 2) if s is not None else None,
              "passed": int(ps or 0), "failed": int(fl or 0)} for p, n, s, ps, fl in conn.execute(q)]
 
 
-def top_failing_rules(conn, org=None, limit=10):
+def top_failing_rules(conn, scope, org=None, limit=10):
     r, h = db.results, db.hosts
     eff = effective_status()
     q = select(r.c.rule_id, func.max(r.c.title_zh), func.max(r.c.title_en), func.max(r.c.severity),
                func.count(func.distinct(r.c.host_id)).label("n")).select_from(r.join(h, h.c.id == r.c.host_id))
-    q = _where(q, org_filter(h.c.org_path, org), eff == "fail").group_by(r.c.rule_id)
+    q = _where(q, *_in_scope(scope, h.c.org_path, org), eff == "fail").group_by(r.c.rule_id)
     q = q.order_by(func.count(func.distinct(r.c.host_id)).desc(), r.c.rule_id).limit(limit)
     return [{"rule_id": rid, "title": {"zh": tz, "en": te}, "severity": sev, "hosts": n}
             for rid, tz, te, sev, n in conn.execute(q)]
 
 
-def trend(conn, org=None, days=30, profile=None):
+def trend(conn, scope, org=None, days=30, profile=None):
     """Per day: the mean localization rate of the reports collected that day and, when
     ``profile`` is given, their mean score for that profile only (scores of different profiles
     do not average into anything meaningful)."""
@@ -319,19 +344,17 @@ def trend(conn, org=None, days=30, profile=None):
     day = (r.c.collected_at // 86400).label("day")
     score = r.c.score if profile is None else case((r.c.profile == profile, r.c.score), else_=None)
     q = select(day, func.avg(score), func.avg(r.c.loc_rate), func.count()).where(r.c.collected_at >= since)
-    q = q.select_from(r.join(h, h.c.id == r.c.host_id)).where(h.c.retired_at.is_(None))
-    cond = org_filter(h.c.org_path, org)
-    if cond is not None:
-        q = q.where(cond)
+    q = _where(q.select_from(r.join(h, h.c.id == r.c.host_id)).where(h.c.retired_at.is_(None)),
+               *_in_scope(scope, h.c.org_path, org))
     q = q.group_by(day).order_by(day)
     return [{"day": int(d) * 86400, "score": round(float(s), 2) if s is not None else None,
              "loc_rate": round(float(lr), 4) if lr is not None else None, "reports": n}
             for d, s, lr, n in conn.execute(q)]
 
 
-def overview(engine, org=None):
+def overview(engine, scope, org=None):
     with engine.connect() as conn:
-        hosts = _host_rows(conn, org)
+        hosts = _host_rows(conn, scope, org)
         dom = sum(x[2] for x in hosts)
         forn = sum(x[3] for x in hosts)
         unk = sum(x[4] for x in hosts)
@@ -340,20 +363,20 @@ def overview(engine, org=None):
             "hosts": len(hosts), "stale_hosts": stale,
             "localization": {"domestic": dom, "foreign": forn, "unknown": unk,
                              "rate": round(dom / (dom + forn), 4) if dom + forn else None},
-            "by_category": localization_by_category(conn, org),
-            "by_profile": compliance_by_profile(conn, org),
-            "top_failing": top_failing_rules(conn, org),
+            "by_category": localization_by_category(conn, scope, org),
+            "by_profile": compliance_by_profile(conn, scope, org),
+            "top_failing": top_failing_rules(conn, scope, org),
         }
         # the score line follows the profile most hosts are scanned with
         main = max(data["by_profile"], key=lambda p: (p["hosts"], p["profile"]))["profile"] if data["by_profile"] else None
         data["trend_profile"] = main
-        data["trend"] = trend(conn, org, profile=main)
-    tree = org_tree(engine, org)
+        data["trend"] = trend(conn, scope, org, profile=main)
+    tree = org_tree(engine, scope, org)
     data["by_org"] = [n for n in tree if n["depth"] <= 2 and n["hosts"]]
     return data
 
 
-def rule_hosts(engine, rule_id):
+def rule_hosts(engine, scope, rule_id):
     r, h = db.results, db.hosts
     eff = effective_status()
     q = (select(h.c.id, h.c.hostname, h.c.org_path, r.c.profile, r.c.status.label("reported_status"),
@@ -361,24 +384,33 @@ def rule_hosts(engine, rule_id):
                 r.c.category, r.c.waiver_id)
          .select_from(r.join(h, h.c.id == r.c.host_id)).where(r.c.rule_id == rule_id)
          .order_by(eff, h.c.org_path, h.c.hostname))
+    q = _where(q, *_in_scope(scope, h.c.org_path))
     with engine.connect() as conn:
         rows = [dict(x, actual=loads(x["actual"]), expected=loads(x["expected"]), evidence=loads(x["evidence"]))
                 for x in conn.execute(q).mappings()]
     return rows
 
 
-def audit_entries(engine, limit=500, offset=0):
+def audit_entries(engine, scope, limit=500, offset=0, actor=None):
+    """The audit log, newest first. A scoped reader sees the entries concerning their subtrees and
+    the actions of ``actor`` (themselves); entries without a department (logins of others, server
+    operations) only a global reader sees."""
     a = db.audit_log
+    q = select(a)
+    cond = check(scope).where(a.c.org_path)
+    if cond is not None:
+        q = q.where(or_(and_(a.c.org_path.is_not(None), cond), a.c.actor == actor) if actor else
+                    and_(a.c.org_path.is_not(None), cond))
     with engine.connect() as conn:
         return [dict(r, detail=loads(r["detail"])) for r in
-                conn.execute(select(a).order_by(a.c.id.desc()).limit(limit).offset(offset)).mappings()]
+                conn.execute(q.order_by(a.c.id.desc()).limit(limit).offset(offset)).mappings()]
 
 
-def inventory_rows(engine, org=None, category=None, origin=None, limit=100000):
+def inventory_rows(engine, scope, org=None, category=None, origin=None, limit=100000):
     c, h = db.components, db.hosts
     q = select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, c.c.category, c.c.product_id, c.c.name_en,
                c.c.name_zh, c.c.vendor_en, c.c.origin, c.c.version).select_from(c.join(h, h.c.id == c.c.host_id))
-    q = _where(q, org_filter(h.c.org_path, org), c.c.category == category if category else None,
+    q = _where(q, *_in_scope(scope, h.c.org_path, org), c.c.category == category if category else None,
                c.c.origin == origin if origin else None).order_by(h.c.org_path, h.c.hostname, c.c.seq).limit(limit)
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(q).mappings()]

@@ -72,6 +72,8 @@ class UserIn(BaseModel):
     username: str = Field(..., max_length=64)
     password: str = Field(..., max_length=1024)
     role: str = Field(..., max_length=16)
+    orgs: Optional[List[str]] = Field(None, max_length=50, description="org subtrees the user sees "
+                                      "(default: the creator's own); each inside the creator's")
 
 
 def _org(org):
@@ -143,7 +145,7 @@ def logout(request: Request, user=Depends(require(*READERS))):
 # --- fleet ------------------------------------------------------------------------------------------
 @router.get("/overview", responses=ERRORS, tags=["fleet"])
 def overview(request: Request, org: Optional[str] = Query(None, max_length=512), user=Depends(require(*READERS))):
-    return queries.overview(request.app.state.engine, _org(org))
+    return queries.overview(request.app.state.engine, user["scope"], _org(org))
 
 
 @router.get("/hosts", responses=ERRORS, tags=["fleet"])
@@ -151,7 +153,7 @@ def hosts(request: Request, org: Optional[str] = Query(None, max_length=512), q:
           limit: int = Query(500, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
           retired: bool = Query(False, description="list the retired hosts instead"),
           user=Depends(require(*READERS))):
-    return queries.list_hosts(request.app.state.engine, _org(org), q, limit, offset, retired=retired)
+    return queries.list_hosts(request.app.state.engine, user["scope"], _org(org), q, limit, offset, retired=retired)
 
 
 class RetireIn(BaseModel):
@@ -162,32 +164,33 @@ class RetireIn(BaseModel):
 def retire(host_id: str, body: RetireIn, request: Request, user=Depends(require(*ADMINS))):
     """Take a host out of the fleet: its reports are refused from now on; its history is kept."""
     from scanner.server.workflow.hosts import retire_host
-    return retire_host(request.app.state.engine, host_id, body.reason, user["username"], client_ip(request))
+    return retire_host(request.app.state.engine, host_id, body.reason, user["username"], client_ip(request),
+                       scope=user["scope"])
 
 
 @router.get("/hosts/{host_id}", responses=ERRORS, tags=["fleet"])
 def host(host_id: str, request: Request, user=Depends(require(*READERS))):
-    return queries.get_host(request.app.state.engine, host_id)
+    return queries.get_host(request.app.state.engine, user["scope"], host_id)
 
 
 @router.get("/hosts/{host_id}/history", responses=ERRORS, tags=["fleet"])
 def history(host_id: str, request: Request, limit: int = Query(200, ge=1, le=10000), user=Depends(require(*READERS))):
-    return queries.host_history(request.app.state.engine, host_id, limit)
+    return queries.host_history(request.app.state.engine, user["scope"], host_id, limit)
 
 
 @router.get("/hosts/{host_id}/drift", responses=ERRORS, tags=["fleet"])
 def drift(host_id: str, request: Request, a: str = Query(..., max_length=64), b: str = Query(..., max_length=64),
           user=Depends(require(*READERS))):
-    return queries.drift(request.app.state.engine, host_id, a, b)
+    return queries.drift(request.app.state.engine, user["scope"], host_id, a, b)
 
 
 @router.get("/reports/{report_id}", responses=ERRORS, tags=["fleet"])
 def report(report_id: str, request: Request, user=Depends(require(*READERS))):
     """The stored report document (re-evaluated if `xcscan server reevaluate` ran), audited as an export."""
     engine = request.app.state.engine
-    row = queries.get_report(engine, report_id)
+    row = queries.get_report(engine, user["scope"], report_id)
     doc = reports.report_document(row)
-    _audit(request, user, "export.report", report_id, {"host_id": row["host_id"]})
+    _audit(request, user, "export.report", report_id, {"host_id": row["host_id"]}, org=row["org_path"])
     return doc
 
 
@@ -197,45 +200,47 @@ def findings(request: Request, org: Optional[str] = Query(None, max_length=512),
              status: Optional[List[str]] = Query(None), category: Optional[str] = Query(None, max_length=32),
              host: Optional[str] = Query(None, max_length=64), limit: int = Query(1000, ge=1, le=100000),
              offset: int = Query(0, ge=0, le=10**9), user=Depends(require(*READERS))):
-    return queries.findings(request.app.state.engine, _org(org), profile, rule, severity, status, category, host,
+    return queries.findings(request.app.state.engine, user["scope"], _org(org), profile, rule, severity, status, category, host,
                             limit, offset)
 
 
 @router.get("/summary/localization", responses=ERRORS, tags=["fleet"])
 def localization_summary(request: Request, org: Optional[str] = Query(None, max_length=512), user=Depends(require(*READERS))):
-    return queries.localization_summary(request.app.state.engine, _org(org))
+    return queries.localization_summary(request.app.state.engine, user["scope"], _org(org))
 
 
 @router.get("/summary/compliance", responses=ERRORS, tags=["fleet"])
 def compliance_summary(request: Request, org: Optional[str] = Query(None, max_length=512),
                        profile: Optional[str] = Query(None, max_length=64), user=Depends(require(*READERS))):
-    return queries.compliance_summary(request.app.state.engine, _org(org), profile)
+    return queries.compliance_summary(request.app.state.engine, user["scope"], _org(org), profile)
 
 
 @router.get("/orgs", responses=ERRORS, tags=["fleet"])
 def orgs(request: Request, org: Optional[str] = Query(None, max_length=512), user=Depends(require(*READERS))):
-    return queries.org_tree(request.app.state.engine, _org(org))
+    return queries.org_tree(request.app.state.engine, user["scope"], _org(org))
 
 
 @router.get("/rules/{rule_id}/hosts", responses=ERRORS, tags=["fleet"])
 def rule_hosts(rule_id: str, request: Request, user=Depends(require(*READERS))):
-    return queries.rule_hosts(request.app.state.engine, rule_id)
+    return queries.rule_hosts(request.app.state.engine, user["scope"], rule_id)
 
 
 # --- waivers ----------------------------------------------------------------------------------------
 @router.get("/waivers", responses=ERRORS, tags=["waivers"])
 def list_waivers(request: Request, user=Depends(require(*READERS))):
-    return waivers.list_waivers(request.app.state.engine)
+    return waivers.list_waivers(request.app.state.engine, scope=user["scope"])
 
 
 @router.post("/waivers", status_code=201, responses=ERRORS, tags=["waivers"])
 def create_waiver(body: WaiverIn, request: Request, user=Depends(require(*WAIVER_EDITORS))):
-    return waivers.create_waiver(request.app.state.engine, body.model_dump(), user["username"], client_ip(request))
+    return waivers.create_waiver(request.app.state.engine, body.model_dump(), user["username"], client_ip(request),
+                                 scope=user["scope"])
 
 
 @router.post("/waivers/{waiver_id}/revoke", responses=ERRORS, tags=["waivers"])
 def revoke_waiver(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 - 1), user=Depends(require(*WAIVER_EDITORS))):
-    return waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request))
+    return waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request),
+                                 scope=user["scope"])
 
 
 # --- exports ----------------------------------------------------------------------------------------
@@ -263,16 +268,17 @@ def to_csv(rows, fields):
     return "\ufeff" + buf.getvalue()  # BOM: Excel opens UTF-8 Chinese text correctly
 
 
-def _audit(request, user, action, target, detail):
+def _audit(request, user, action, target, detail, org=None):
     from scanner.server.store import db
     with db.write_tx(request.app.state.engine) as conn:
-        audit(conn, user["username"], action, target, detail, client_ip(request))
+        audit(conn, user["username"], action, target, detail, client_ip(request), org=org)
 
 
 def _export(request, user, kind, rows, fields, fmt, filters):
     if fmt not in ("csv", "json"):
         raise bad_request("bad_format", "format must be csv or json")
-    _audit(request, user, "export." + kind, fmt, dict(filters, rows=len(rows)))
+    _audit(request, user, "export." + kind, fmt, dict(filters, rows=len(rows)),
+           org=filters.get("org") or user["scope"].root())
     name = "xcscan-%s.%s" % (kind, fmt)
     headers = {"Content-Disposition": 'attachment; filename="%s"' % name}
     if fmt == "csv":
@@ -286,7 +292,7 @@ def export_findings(request: Request, format: str = Query("csv", max_length=8), 
                     severity: Optional[List[str]] = Query(None), status: Optional[List[str]] = Query(None),
                     category: Optional[str] = Query(None, max_length=32), user=Depends(require(*READERS))):
     org = _org(org)
-    rows = queries.findings(request.app.state.engine, org, profile, rule, severity, status, category, None, 1000000, 0)
+    rows = queries.findings(request.app.state.engine, user["scope"], org, profile, rule, severity, status, category, None, 1000000, 0)
     filters = {"org": org, "profile": profile, "rule": rule, "severity": severity, "status": status, "category": category}
     return _export(request, user, "findings", rows, FINDING_FIELDS, format, filters)
 
@@ -296,7 +302,7 @@ def export_inventory(request: Request, format: str = Query("csv", max_length=8),
                      category: Optional[str] = Query(None, max_length=32), origin: Optional[str] = Query(None, max_length=16),
                      user=Depends(require(*READERS))):
     org = _org(org)
-    rows = queries.inventory_rows(request.app.state.engine, org, category, origin)
+    rows = queries.inventory_rows(request.app.state.engine, user["scope"], org, category, origin)
     return _export(request, user, "inventory", rows, INVENTORY_FIELDS, format,
                    {"org": org, "category": category, "origin": origin})
 
@@ -304,7 +310,7 @@ def export_inventory(request: Request, format: str = Query("csv", max_length=8),
 # --- administration ---------------------------------------------------------------------------------
 @router.get("/tokens", responses=ERRORS, tags=["admin"])
 def list_tokens(request: Request, user=Depends(require(*ADMINS))):
-    return accounts.list_tokens(request.app.state.engine)
+    return accounts.list_tokens(request.app.state.engine, scope=user["scope"])
 
 
 @router.post("/tokens", status_code=201, responses=ERRORS, tags=["admin"])
@@ -313,21 +319,21 @@ def create_token(body: TokenIn, request: Request, user=Depends(require(*ADMINS))
     if seconds is None:
         raise bad_request("bad_expiry", "expires must look like 3600, 12h, 7d or 2w")
     return accounts.create_token(request.app.state.engine, body.org, body.uses, seconds, user["username"], body.note,
-                              client_ip(request))
+                                 client_ip(request), scope=user["scope"])
 
 
 @router.get("/users", responses=ERRORS, tags=["admin"])
 def list_users(request: Request, user=Depends(require(*ADMINS))):
-    return accounts.list_users(request.app.state.engine)
+    return accounts.list_users(request.app.state.engine, scope=user["scope"])
 
 
 @router.post("/users", status_code=201, responses=ERRORS, tags=["admin"])
 def add_user(body: UserIn, request: Request, user=Depends(require(*ADMINS))):
     return accounts.add_user(request.app.state.engine, body.username, body.password, body.role, user["username"],
-                          client_ip(request))
+                             client_ip(request), scope=user["scope"], orgs=body.orgs)
 
 
 @router.get("/audit", responses=ERRORS, tags=["admin"])
 def audit_log(request: Request, limit: int = Query(500, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
               user=Depends(require(*AUDIT_READERS))):
-    return queries.audit_entries(request.app.state.engine, limit, offset)
+    return queries.audit_entries(request.app.state.engine, user["scope"], limit, offset, actor=user["username"])

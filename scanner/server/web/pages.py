@@ -179,7 +179,7 @@ def overview_page(request: Request):
     user = page_user(request)
     org = _org_param(request)
     lang = lang_of(request)
-    data = queries.overview(request.app.state.engine, org)
+    data = queries.overview(request.app.state.engine, user["scope"], org)
     cats = svg.stacked_bars(svg.rate_rows([(cat_label(c, lang),
                                             "/findings?" + urlencode({"category": c, "org": org or ""}),
                                             v["domestic"], v["foreign"], v["unknown"], v["rate"])
@@ -202,7 +202,7 @@ def overview_page(request: Request):
 @router.get("/orgs")
 def orgs_page(request: Request):
     user = page_user(request)
-    tree = queries.org_tree(request.app.state.engine, _org_param(request))
+    tree = queries.org_tree(request.app.state.engine, user["scope"], _org_param(request))
     profiles = sorted({p for n in tree for p in n["profiles"]})
     return render(request, "orgs.html", user=user, tree=tree, profiles=profiles)
 
@@ -212,7 +212,7 @@ def hosts_page(request: Request, q: Optional[str] = None):
     user = page_user(request)
     org = _org_param(request)
     q = (q or "")[:255]
-    rows = queries.list_hosts(request.app.state.engine, org, q or None, limit=1000)
+    rows = queries.list_hosts(request.app.state.engine, user["scope"], org, q or None, limit=1000)
     return render(request, "hosts.html", user=user, hosts=rows, org=org, q=q)
 
 
@@ -223,9 +223,9 @@ def host_page(host_id: str, request: Request):
 
 def _render_host(request, user, host_id, status=200, error=None):
     engine = request.app.state.engine
-    host = queries.get_host(engine, host_id)
+    host = queries.get_host(engine, user["scope"], host_id)
     host["result_groups"] = queries.group_results(host["results"])
-    history = queries.host_history(engine, host_id, 100)
+    history = queries.host_history(engine, user["scope"], host_id, 100)
     return render(request, "host.html", status=status, user=user, host=host, history=history, error=error)
 
 
@@ -236,7 +236,7 @@ def host_retire(host_id: str, request: Request, csrf_token: str = Form("", max_l
     user = page_user(request, ADMINS)
     check_csrf(request, user, csrf_token)
     try:
-        retire_host(request.app.state.engine, host_id, reason, user["username"], client_ip(request))
+        retire_host(request.app.state.engine, host_id, reason, user["username"], client_ip(request), scope=user["scope"])
     except ApiError as exc:
         if exc.status not in (400, 409):
             raise
@@ -248,15 +248,15 @@ def host_retire(host_id: str, request: Request, csrf_token: str = Form("", max_l
 def drift_page(host_id: str, request: Request, a: str = "", b: str = ""):
     user = page_user(request)
     engine = request.app.state.engine
-    host = queries.get_host(engine, host_id)
-    d = queries.drift(engine, host_id, a[:64], b[:64])
+    host = queries.get_host(engine, user["scope"], host_id)
+    d = queries.drift(engine, user["scope"], host_id, a[:64], b[:64])
     return render(request, "drift.html", user=user, host=host, drift=d)
 
 
 @router.get("/rules/{rule_id}")
 def rule_page(rule_id: str, request: Request):
     user = page_user(request)
-    rows = queries.rule_hosts(request.app.state.engine, rule_id[:128])
+    rows = queries.rule_hosts(request.app.state.engine, user["scope"], rule_id[:128])
     counts = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -270,7 +270,7 @@ def findings_page(request: Request):
     p = request.query_params
     f = {k: (p.get(k) or "")[:128] for k in ("org", "profile", "rule", "severity", "status", "category", "host")}
     org = normalise_org(f["org"]) if f["org"] else None
-    rows = queries.findings(request.app.state.engine, org, f["profile"] or None, f["rule"] or None,
+    rows = queries.findings(request.app.state.engine, user["scope"], org, f["profile"] or None, f["rule"] or None,
                             [f["severity"]] if f["severity"] else None, [f["status"]] if f["status"] else None,
                             f["category"] or None, f["host"] or None, limit=500)
     export_qs = urlencode({k: v for k, v in f.items() if v and k != "host"})
@@ -281,7 +281,7 @@ def findings_page(request: Request):
 @router.get("/waivers")
 def waivers_page(request: Request):
     user = page_user(request)
-    return render(request, "waivers.html", user=user, waivers=waivers.list_waivers(request.app.state.engine),
+    return render(request, "waivers.html", user=user, waivers=waivers.list_waivers(request.app.state.engine, scope=user["scope"]),
                   error=None, form={})
 
 
@@ -301,11 +301,12 @@ def waivers_create(request: Request, csrf_token: str = Form("", max_length=64), 
     try:
         waivers.create_waiver(request.app.state.engine, {"rule_id": rule_id, "scope": scope, "scope_value": scope_value or None,
                                                          "justification": justification, "approver": approver,
-                                                         "expires_at": expires_at}, user["username"], client_ip(request))
+                                                         "expires_at": expires_at}, user["username"], client_ip(request),
+                              scope=user["scope"])
     except ApiError as exc:
         if exc.status != 400:
             raise
-        return render(request, "waivers.html", status=400, user=user, waivers=waivers.list_waivers(request.app.state.engine),
+        return render(request, "waivers.html", status=400, user=user, waivers=waivers.list_waivers(request.app.state.engine, scope=user["scope"]),
                       error=exc.message, form=form)
     return RedirectResponse("/waivers", status_code=303)
 
@@ -314,7 +315,7 @@ def waivers_create(request: Request, csrf_token: str = Form("", max_length=64), 
 def waivers_revoke(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 - 1), csrf_token: str = Form("", max_length=64)):
     user = page_user(request, WAIVER_EDITORS)
     check_csrf(request, user, csrf_token)
-    waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request))
+    waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request), scope=user["scope"])
     return RedirectResponse("/waivers", status_code=303)
 
 
@@ -323,11 +324,11 @@ def _admin_page(request, user, status=200, **ctx):
     engine = request.app.state.engine
     t_now = int(time.time())
     tokens = []
-    for tk in accounts.list_tokens(engine):
+    for tk in accounts.list_tokens(engine, scope=user["scope"]):
         state = "used_up" if tk["uses"] >= tk["max_uses"] else "expired" if tk["expires_at"] < t_now else "active"
         tokens.append(dict(tk, state=state))
     locks = accounts.login_locks(engine)
-    users = [dict(u, locked_until=locks.get(u["username"].lower())) for u in accounts.list_users(engine)]
+    users = [dict(u, locked_until=locks.get(u["username"].lower())) for u in accounts.list_users(engine, scope=user["scope"])]
     ctx.setdefault("form", {})
     return render(request, "admin.html", status=status, user=user, tokens=tokens, users=users,
                   server_url="%s://%s" % (request.url.scheme, request.url.netloc), **ctx)
@@ -348,7 +349,7 @@ def admin_token_create(request: Request, csrf_token: str = Form("", max_length=6
     try:
         tok = accounts.create_token(request.app.state.engine, org, uses=int(uses) if uses.isdigit() else -1,
                                  expires_in=parse_duration(expires), actor=user["username"], note=note or None,
-                                 ip=client_ip(request))
+                                 ip=client_ip(request), scope=user["scope"])
     except (ApiError, ValueError) as exc:
         message = exc.message if isinstance(exc, ApiError) else str(exc)
         return _admin_page(request, user, status=400, error=message, new_token=None, form=form)
@@ -358,16 +359,17 @@ def admin_token_create(request: Request, csrf_token: str = Form("", max_length=6
 @router.post("/admin/users")
 def admin_user_create(request: Request, csrf_token: str = Form("", max_length=64),
                       username: str = Form("", max_length=64), role: str = Form("", max_length=16),
-                      password: str = Form("", max_length=1024)):
+                      password: str = Form("", max_length=1024), orgs: str = Form("", max_length=4000)):
     user = page_user(request, ADMINS)
     check_csrf(request, user, csrf_token)
     try:
-        accounts.add_user(request.app.state.engine, username, password, role, actor=user["username"], ip=client_ip(request))
+        accounts.add_user(request.app.state.engine, username, password, role, actor=user["username"], ip=client_ip(request),
+                          scope=user["scope"], orgs=[o for o in orgs.split() if o] or None)
     except ApiError as exc:
-        if exc.status not in (400, 409):
+        if exc.status not in (400, 403, 409):
             raise
         return _admin_page(request, user, status=exc.status, error=exc.message, new_token=None,
-                           form={"username": username, "role": role})
+                           form={"username": username, "role": role, "orgs": orgs})
     return RedirectResponse("/admin", status_code=303)
 
 
@@ -375,11 +377,13 @@ def admin_user_create(request: Request, csrf_token: str = Form("", max_length=64
 def admin_user_unlock(request: Request, username: str = Path(..., max_length=64), csrf_token: str = Form("", max_length=64)):
     user = page_user(request, ADMINS)
     check_csrf(request, user, csrf_token)
-    accounts.unlock_login(request.app.state.engine, username, actor=user["username"], ip=client_ip(request))
+    accounts.unlock_login(request.app.state.engine, username, actor=user["username"], ip=client_ip(request),
+                          scope=user["scope"])
     return RedirectResponse("/admin", status_code=303)
 
 
 @router.get("/audit")
 def audit_page(request: Request):
     user = page_user(request, AUDIT_READERS)
-    return render(request, "audit.html", user=user, entries=queries.audit_entries(request.app.state.engine, 500))
+    return render(request, "audit.html", user=user, entries=queries.audit_entries(request.app.state.engine, user["scope"], 500,
+                                                                                  actor=user["username"]))

@@ -9,8 +9,9 @@ import re
 from sqlalchemy import insert, select, update
 
 from scanner.server.store import db
-from scanner.server.errors import ApiError, bad_request, not_found
+from scanner.server.errors import ApiError, bad_request, forbidden, not_found
 from scanner.server.store.audit import audit
+from scanner.server.store.scope import check
 from scanner.server.util import clean_text, normalise_org, now
 
 SCOPES = ("host", "org", "all")
@@ -72,24 +73,38 @@ def refresh_rule(conn, rule_id):
                      .values(waiver_id=best["id"] if best else None, waiver_until=best["expires_at"] if best else None))
 
 
-def create_waiver(engine, data, actor, ip=None):
+def create_waiver(engine, data, actor, ip=None, *, scope):
+    """A waiver within the granter's ``scope``: a host of it, an org inside it, or "all" (for a
+    scoped granter: their one subtree, stored as an org waiver)."""
+    granter = check(scope)
     rule_id = data.get("rule_id")
     if not isinstance(rule_id, str) or not RULE_RE.match(rule_id):
         raise bad_request("bad_rule_id", "rule_id must be a rule id such as mlps.ia.password-max-age")
-    scope = data.get("scope")
-    if scope not in SCOPES:
+    kind = data.get("scope")
+    if kind not in SCOPES:
         raise bad_request("bad_scope", "scope must be host, org or all")
     value = data.get("scope_value")
-    if scope == "org":
+    if kind == "all" and not granter.is_global:
+        if len(granter.orgs) != 1:
+            raise bad_request("bad_scope", "your scope has several org subtrees (%s); waive for one of them "
+                              "(scope org)" % ", ".join(granter.orgs))
+        kind, value = "org", granter.orgs[0]
+    if kind == "org":
         value = normalise_org(value)
         if value is None:
             raise bad_request("bad_org", "scope_value must be an org path such as /gov/finance")
-    elif scope == "host":
+        if not granter.covers(value):
+            raise forbidden("org_outside_scope", "you may only waive inside your own org subtrees (%s)"
+                            % ", ".join(granter.orgs))
+        org = value
+    elif kind == "host":
         with engine.connect() as conn:
-            if not isinstance(value, str) or conn.execute(select(db.hosts.c.id).where(db.hosts.c.id == value)).first() is None:
-                raise bad_request("bad_host", "scope_value must be the id of an enrolled host")
+            org = conn.execute(select(db.hosts.c.org_path).where(db.hosts.c.id == value)).scalar() \
+                if isinstance(value, str) else None
+        if org is None or not granter.covers(org):
+            raise bad_request("bad_host", "scope_value must be the id of an enrolled host")
     else:
-        value = None
+        value, org = None, "/"
     justification = clean_text(data.get("justification"), 4000)
     approver = clean_text(data.get("approver"), 128)
     if not justification or not justification.strip():
@@ -102,43 +117,73 @@ def create_waiver(engine, data, actor, ip=None):
         raise bad_request("bad_expiry", "expires_at must be unix seconds in the future, at most 3 years ahead")
     with db.write_tx(engine) as conn:
         wid = conn.execute(insert(db.waivers).values(
-            rule_id=rule_id, scope=scope, scope_value=value, justification=justification, approver=approver,
+            rule_id=rule_id, scope=kind, scope_value=value, justification=justification, approver=approver,
             expires_at=expires_at, created_by=actor, created_at=t)).inserted_primary_key[0]
         refresh_rule(conn, rule_id)
-        audit(conn, actor, "waiver.create", rule_id, {"id": wid, "scope": scope, "scope_value": value,
-                                                      "approver": approver, "expires_at": expires_at}, ip)
-    return get_waiver(engine, wid)
+        audit(conn, actor, "waiver.create", rule_id, {"id": wid, "scope": kind, "scope_value": value,
+                                                      "approver": approver, "expires_at": expires_at}, ip, org=org)
+    return get_waiver(engine, wid, scope=granter)
 
 
-def revoke_waiver(engine, wid, actor, ip=None):
+def _waiver_org(conn, row):
+    """The org a waiver sits in: '/' for all, its org, or its host's org (None: host gone)."""
+    if row["scope"] == "all":
+        return "/"
+    if row["scope"] == "org":
+        return row["scope_value"]
+    return conn.execute(select(db.hosts.c.org_path).where(db.hosts.c.id == row["scope_value"])).scalar()
+
+
+def revoke_waiver(engine, wid, actor, ip=None, *, scope):
+    """Only a waiver inside ``scope`` (404 for any other)."""
+    check(scope)
     with db.write_tx(engine) as conn:
         row = conn.execute(select(db.waivers).where(db.waivers.c.id == wid)).mappings().first()
-        if row is None:
+        org = _waiver_org(conn, row) if row is not None else None
+        if row is None or not scope.covers(org):
             raise not_found("no waiver %s" % wid)
         if row["revoked_at"] is not None:
             raise ApiError(409, "already_revoked", "waiver %s is already revoked" % wid)
         conn.execute(update(db.waivers).where(db.waivers.c.id == wid).values(revoked_at=now(), revoked_by=actor))
         refresh_rule(conn, row["rule_id"])
-        audit(conn, actor, "waiver.revoke", row["rule_id"], {"id": wid}, ip)
-    return get_waiver(engine, wid)
+        audit(conn, actor, "waiver.revoke", row["rule_id"], {"id": wid}, ip, org=org)
+    return get_waiver(engine, wid, scope=scope)
 
 
-def get_waiver(engine, wid):
+def get_waiver(engine, wid, *, scope):
+    check(scope)
     with engine.connect() as conn:
         row = conn.execute(select(db.waivers).where(db.waivers.c.id == wid)).mappings().first()
-    if row is None:
+        org = _waiver_org(conn, row) if row is not None else None
+    if row is None or not scope.touches(org):
         raise not_found("no waiver %s" % wid)
-    return waiver_out(row)
+    return waiver_out(row, org, scope)
 
 
-def waiver_out(row):
+def waiver_out(row, org=None, scope=None):
     d = dict(row)
     t = now()
     d["state"] = "revoked" if d["revoked_at"] else ("expired" if d["expires_at"] <= t else "active")
+    d["org_path"] = org
+    # a waiver granted higher up that covers part of the caller's scope is shown, not theirs to change
+    d["mine"] = bool(scope is not None and scope.covers(org))
     return d
 
 
-def list_waivers(engine):
+def list_waivers(engine, *, scope):
+    """Waivers inside ``scope``, and those granted above it that apply to part of it."""
+    check(scope)
+    h = db.hosts
     with engine.connect() as conn:
-        rows = conn.execute(select(db.waivers).order_by(db.waivers.c.id.desc())).mappings().all()
-    return [waiver_out(r) for r in rows]
+        rows = conn.execute(select(db.waivers, h.c.org_path.label("host_org"))
+                            .select_from(db.waivers.outerjoin(h, (db.waivers.c.scope == "host")
+                                                              & (h.c.id == db.waivers.c.scope_value)))
+                            .order_by(db.waivers.c.id.desc())).mappings().all()
+    out = []
+    for r in rows:
+        d = dict(r)
+        host_org = d.pop("host_org")
+        org = "/" if d["scope"] == "all" else d["scope_value"] if d["scope"] == "org" else host_org
+        if scope.touches(org):
+            out.append(waiver_out(d, org, scope))
+    return out
