@@ -6,6 +6,7 @@ import click
 from scanner.cli.options import (check_target, image_option, lang_option, mark_image, mark_unknown_os,
                                  resolve_lang, root_option, scan_target, unknown_os_option)
 from scanner.cli.output_options import check_outputs, emit, output_options, pop_per_format
+from scanner.cli.remote import pop_ssh, ssh_options
 from scanner.engine import SEVERITIES
 from scanner.render import RENDERERS
 
@@ -15,6 +16,7 @@ EXIT_FINDINGS = 3
 @click.command()
 @root_option
 @image_option
+@ssh_options
 @unknown_os_option
 @click.option("--profile", "-p", default="all", show_default=True, metavar="PROFILE",
               help="Rule profile: xinchuang, mlps-l2, mlps-l3, crypto, data-security, all (or a profile "
@@ -32,11 +34,23 @@ def scan(root, image, allow_unknown_os, profile, waivers, fmt, outputs, bom, qui
     """Scan the host (or --root DIR) against a rule profile / 按规则配置扫描主机"""
     from scanner.pipeline import scan_report
     lang = resolve_lang(lang)
+    ssh = pop_ssh(per_format)
     per_format = pop_per_format(per_format)
     check_outputs(fmt, lang, outputs, per_format, bom)  # a bad --output fails before the scan
-    with scan_target(root, image) as (target, img):
-        os_found = check_target(target, allow_unknown_os)
-        report = scan_report(root=target, profile=profile, waivers=waivers)
+    if ssh["ssh"] or ssh["ssh_list"]:
+        from scanner.cli import remote
+        if root not in (None, "/") or image or (ssh["ssh"] and ssh["ssh_list"]):
+            raise click.UsageError("give one target: --root, --image, --ssh or --ssh-list")
+        args = remote.remote_args(profile, allow_unknown_os)
+        if ssh["ssh_list"]:
+            click.get_current_context().exit(remote.run_list(ssh, args, profile, waivers, fail_on, quiet))
+        report = remote.one(ssh["ssh"], ssh, args, profile, waivers)
+        os_found = True
+        img = None
+    else:
+        with scan_target(root, image) as (target, img):
+            os_found = check_target(target, allow_unknown_os)
+            report = scan_report(root=target, profile=profile, waivers=waivers)
     mark_image(report, img)
     if not os_found:
         mark_unknown_os(report, img.path if img else root)
