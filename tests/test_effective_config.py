@@ -531,3 +531,22 @@ def test_grub_superusers_must_name_a_user_with_a_password(make_root, tmp_path):
     assert verdict(root, "mlps.ia.bootloader-password")["status"] == "fail"
     root = make_root({"/boot/grub/grub.cfg": cfg % "admin root"}, root=tmp_path / "ok")
     assert verdict(root, "mlps.ia.bootloader-password")["status"] == "pass"
+
+
+# ---------------------------------------------------------------- identification edge cases (item 7)
+@pytest.mark.parametrize("raw", ["To Be Filled By O.E.M", "TO BE FILLED BY O.E.M.", "To be filled by O.E.M. ",
+                                 "Default string", "DEFAULT STRING", "--", "   ", "..", "O.E.M", "System Product Name",
+                                 "Not Available", "N/A", "00000000", "FFFFFFFF"])
+def test_dmi_placeholders_in_any_punctuation_are_not_a_brand(make_root, raw):
+    from scanner.parsers.dmidecode import clean
+    assert clean(raw) is None
+    root = make_root({"/sys/class/dmi/id/sys_vendor": raw + "\n", "/sys/class/dmi/id/product_name": raw + "\n",
+                      "/sys/class/dmi/id/board_vendor": "Inspur\n"})
+    facts, _ = run(root, "dmi")
+    assert facts["sys_vendor"] is None and facts["product_name"] is None and facts["board_vendor"] == "Inspur"
+
+
+@pytest.mark.parametrize("raw", ["Huawei", "Inspur", "Sugon", "OEM Tech", "Lenovo ", "0", "X86", "FT-2000/4"])
+def test_real_dmi_values_are_kept(raw):
+    from scanner.parsers.dmidecode import clean
+    assert clean(raw) == raw.strip()
