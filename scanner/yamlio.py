@@ -1,18 +1,7 @@
-"""YAML loading with clear, located errors (file and line) and the fast C loader when present.
-
-The shipped data files (the rules directory, the package's own locale and glossary) are read from a
-JSON cache after the first parse (scanner/jsoncache.py, keyed by the file's size and mtime): the
-offline bundle on Python 3.7 has no libyaml, and the pure-Python loader parses ~40 KB of locale text
-in a third of a second. Documents JSON cannot hold exactly (dates, non-string keys) are never cached;
-files given by the user (waivers, agent configuration) are always parsed.
-"""
+"""YAML loading with clear, located errors (file and line) and the fast C loader when present."""
 from __future__ import absolute_import
 
-import os
-
 from scanner.errors import DataError
-
-CACHE_FORMAT = "yaml-1"
 
 
 def _loader():
@@ -32,34 +21,7 @@ def load_yaml_text(text, path="<string>"):
                         hint="fix the syntax at that line; YAML indentation uses spaces, not tabs")
 
 
-def _shipped(path):
-    """True for a file of the shipped data: under the rules directory or the scanner package."""
-    from scanner.paths import rules_dir
-    package = os.path.dirname(os.path.abspath(__file__))
-    for top in (os.path.abspath(rules_dir()), package):
-        if path.startswith(top.rstrip("/") + "/"):
-            return True
-    return False
-
-
-def _json_exact(doc):
-    import json
-    try:
-        return json.loads(json.dumps(doc, ensure_ascii=False)) == doc
-    except (TypeError, ValueError):
-        return False
-
-
 def load_yaml_file(path):
-    full = os.path.abspath(path)
-    fp = None
-    if _shipped(full):
-        from scanner import jsoncache
-        fp = jsoncache.fingerprint([full], CACHE_FORMAT)
-        if fp:
-            hit = jsoncache.read("yaml", full, fp)
-            if isinstance(hit, dict) and "doc" in hit:
-                return hit["doc"]
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -70,8 +32,4 @@ def load_yaml_file(path):
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError("not valid UTF-8 at byte %d" % exc.start, path=path, hint="save the file as UTF-8")
-    doc = load_yaml_text(text, path)
-    if fp and _json_exact(doc):
-        from scanner import jsoncache
-        jsoncache.write("yaml", full, fp, {"doc": doc})
-    return doc
+    return load_yaml_text(text, path)

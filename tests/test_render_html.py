@@ -52,7 +52,7 @@ def test_natural_clause_order_puts_10_after_9():
 
 def test_result_rows_show_expected_actual_evidence_and_remediation(report):
     out = render(report, "html", "en")
-    row = out[out.index('data-rule="mlps.ia.ssh-ciphers"'):]
+    row = out[out.index('<tr class="result" data-rule="mlps.ia.ssh-ciphers"'):]
     row = row[:row.index("</tr>")]
     assert "no CBC, no arcfour, no 3des" in row                 # expected
     assert "aes128-cbc,3des-cbc" in row                         # actual

@@ -39,6 +39,21 @@ def output_options(f):
     return f
 
 
+def assessment_option(f):
+    return click.option("--assessment", "assessment", type=click.Path(dir_okay=False, exists=True), default=None,
+                        metavar="FILE",
+                        help="The working paper's frame (organization, system, level, assessors, time zone...) "
+                             "shown in the HTML report, see docs/reports.md / 测评基本信息文件")(f)
+
+
+def load_assessment(path):
+    """The checked --assessment file, or None (errors name the file and the field)."""
+    if not path:
+        return None
+    from scanner.assessment_info import load
+    return load(path)
+
+
 def pop_per_format(kwargs):
     """Take the --output-<format> values out of a command's kwargs: {format: path}."""
     return dict((fmt, kwargs.pop("output_%s" % fmt, None)) for fmt in FORMATS)

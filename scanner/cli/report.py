@@ -5,7 +5,8 @@ from __future__ import absolute_import
 import click
 
 from scanner.cli.options import lang_option, resolve_lang
-from scanner.cli.output_options import emit, format_option, output_options, pop_per_format
+from scanner.cli.output_options import (assessment_option, emit, format_option, load_assessment, output_options,
+                                        pop_per_format)
 
 
 @click.command()
@@ -18,7 +19,8 @@ from scanner.cli.output_options import emit, format_option, output_options, pop_
 @click.option("--profile", default=None, help="Profile for --reevaluate / 重新评估使用的检查方案")
 @click.option("--waivers", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Waivers file for --reevaluate / 重新评估使用的豁免文件")
-def report(file, fmt, outputs, bom, quiet, lang, reevaluate, profile, waivers, **kwargs):
+@assessment_option
+def report(file, fmt, outputs, bom, quiet, lang, reevaluate, profile, waivers, assessment, **kwargs):
     """Render a saved JSON report (FILE, or - for stdin) again / 重新生成已保存报告的各种格式"""
     from scanner.errors import XcscanError
     from scanner.i18n import t
@@ -38,4 +40,7 @@ def report(file, fmt, outputs, bom, quiet, lang, reevaluate, profile, waivers, *
         except ImportError:
             raise XcscanError(t("report.reevaluate_unavailable", lang))
         doc = evaluate_report(doc, profile=profile, waivers=waivers)
+    frame = load_assessment(assessment)
+    if frame is not None:
+        doc["assessment"] = frame     # shown in this rendering; the saved report is not changed
     emit(doc, fmt, lang, outputs, per_format, bom=bom, quiet=quiet)

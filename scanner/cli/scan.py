@@ -5,7 +5,8 @@ import click
 
 from scanner.cli.options import (check_target, image_option, lang_option, mark_image, mark_unknown_os,
                                  resolve_lang, root_option, scan_target, unknown_os_option)
-from scanner.cli.output_options import check_outputs, emit, output_options, pop_per_format
+from scanner.cli.output_options import (assessment_option, check_outputs, emit, load_assessment, output_options,
+                                        pop_per_format)
 from scanner.cli.remote import pop_ssh, ssh_options
 from scanner.engine import SEVERITIES
 from scanner.render import RENDERERS
@@ -30,13 +31,16 @@ EXIT_FINDINGS = 3
               help="Exit 3 when a failed rule (not waived) has this severity or higher; without it findings "
                    "never change the exit code / 存在该级别及以上的不符合项时退出码为 3")
 @lang_option
-def scan(root, image, allow_unknown_os, profile, waivers, fmt, outputs, bom, quiet, fail_on, lang, **per_format):
+@assessment_option
+def scan(root, image, allow_unknown_os, profile, waivers, fmt, outputs, bom, quiet, fail_on, lang, assessment,
+         **per_format):
     """Scan the host (or --root DIR) against a rule profile / 按规则配置扫描主机"""
     from scanner.pipeline import scan_report
     lang = resolve_lang(lang)
     ssh = pop_ssh(per_format)
     per_format = pop_per_format(per_format)
     check_outputs(fmt, lang, outputs, per_format, bom)  # a bad --output fails before the scan
+    frame = load_assessment(assessment)                  # and so does a bad --assessment file
     if ssh["ssh"] or ssh["ssh_list"]:
         from scanner.cli import remote
         if root not in (None, "/") or image or (ssh["ssh"] and ssh["ssh_list"]):
@@ -54,6 +58,8 @@ def scan(root, image, allow_unknown_os, profile, waivers, fmt, outputs, bom, qui
     mark_image(report, img)
     if not os_found:
         mark_unknown_os(report, img.path if img else root)
+    if frame is not None:
+        report["assessment"] = frame
     emit(report, fmt, lang, outputs, per_format, bom=bom, quiet=quiet)
     code = exit_code(report, fail_on)
     if code:

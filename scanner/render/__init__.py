@@ -7,6 +7,7 @@ RENDERERS = {
     "json": "scanner.render.json_out",
     "table": "scanner.render.table",
     "html": "scanner.render.html",
+    "summary": "scanner.render.html_summary",
     "junit": "scanner.render.junit",
     "csv": "scanner.render.csv_out",
 }

@@ -48,16 +48,39 @@ dl.host dt{color:var(--mute)}dl.host dd{margin:0}
 .chart text{font-size:12px;fill:#1f2328}
 nav.toc{margin:10px 0;font-size:13px}nav.toc a{margin-right:12px}
 footer{margin-top:36px;font-size:12px;color:var(--mute);border-top:1px solid var(--line);padding-top:8px}
+table.kv th{width:13%;white-space:nowrap}table.kv td{width:37%}
+table.controls th,table.controls td.num{text-align:center}table.controls td:first-child{white-space:nowrap}
+table.controls tr.total th{background:#eef1f4}
+table.risks,table.coverage,table.foreign,table.inventory{table-layout:fixed}
+table.risks td,table.coverage td,table.foreign td,table.inventory td{overflow-wrap:anywhere}
+table.risks col.c-risk{width:9%}table.risks col.c-item{width:11%}table.risks col.c-find{width:42%}
+table.risks col.c-basis{width:16%}table.risks col.c-rem{width:22%}
+table.risks.brief col.c-item{width:14%}table.risks.brief col.c-find{width:57%}table.risks.brief col.c-basis{width:20%}
+table.coverage col.c-item{width:11%}table.coverage col.c-clause{width:9%}table.coverage col.c-area{width:9%}
+table.coverage col.c-req{width:34%}table.coverage col.c-cov{width:9%}table.coverage col.c-rules{width:17%}
+table.coverage col.c-res{width:11%}
+td.rules{font-size:11px;color:var(--mute)}
+table.foreign col.c-cat{width:12%}table.foreign col.c-prod{width:26%}table.foreign col.c-ver{width:12%}
+table.foreign col.c-vendor{width:18%}table.foreign col.c-subs{width:32%}
+table.inventory col.c-cat{width:10%}table.inventory col.c-prod{width:20%}table.inventory col.c-ver{width:10%}
+table.inventory col.c-vendor{width:12%}table.inventory col.c-origin{width:8%}table.inventory col.c-ev{width:40%}
+table.scope{width:auto;min-width:60%}
+.note{font-size:12px;color:#444}
+.r-high{background:var(--bad)}.r-medium{background:var(--warn)}.r-low{background:var(--mute)}
+h3 .badge{margin-left:8px;vertical-align:1px}
 @media print{
- body{max-width:none;padding:0;font-size:10.5pt}
- nav.toc{display:none}
- h2{page-break-after:avoid;break-after:avoid}
- h3{page-break-after:avoid;break-after:avoid}
+ body{max-width:none;padding:0;font-size:9pt;line-height:1.35}
+ nav.toc,details.raw{display:none}
+ h1{font-size:15pt}h2{font-size:12.5pt;margin-top:14pt;page-break-after:avoid;break-after:avoid}
+ h3{font-size:10pt;margin:9pt 0 3pt;padding:3px 6px;page-break-after:avoid;break-after:avoid}
+ th,td{padding:2px 4px}table{margin:3px 0 8px}
+ td.pre,.pre{font-size:7.5pt}td.rules{font-size:7pt}.note{font-size:8pt}
  tr,.card,svg{page-break-inside:avoid;break-inside:avoid}
  thead{display:table-header-group}
+ .cards{gap:6px}.card{padding:4px 10px;min-width:90px}.card .v{font-size:15pt}
  .badge{color:#000;border:1px solid #000;background:none!important}
  a{color:inherit;text-decoration:none}
- @page{size:A4;margin:14mm 12mm}
+ footer{margin-top:12pt}
 }
 """
 
@@ -154,23 +177,31 @@ def _header(page, report):
     page.add("</dl></header>")
 
 
-def _toc(page, report):
-    links = [("summary", "html.section.summary"), ("localization", "html.section.localization"),
-             ("foreign", "html.section.foreign")]
+def _toc(page, report, mode="full"):
+    links = [("basic", "paper.section.basic"), ("summary", "html.section.summary")]
+    if "results" in report and view.coverage(report):
+        links += [("scope", "paper.section.scope"), ("controls", "paper.section.controls")]
     if "results" in report:
+        links.append(("risks", "paper.section.risks"))
+    links += [("localization", "html.section.localization"), ("foreign", "html.section.foreign")]
+    if "results" in report and mode == "full":
         links.append(("results", "html.section.results"))
-    if view.coverage(report):
-        links.append(("coverage", "html.section.coverage"))
+        if view.coverage(report):
+            links.append(("coverage", "html.section.coverage"))
     if "results" in report:
         links.append(("waivers", "html.section.waivers"))
-    links.append(("inventory", "html.section.inventory"))
+    if mode == "full":
+        links.append(("inventory", "html.section.inventory"))
     page.add('<nav class="toc">', "".join('<a href="#%s">%s</a>' % (a, page.t(k)) for a, k in links), "</nav>")
 
 
-def _summary(page, report):
+def _summary(page, report, got=None):
+    from scanner.render import html_paper
     lang = page.lang
     loc = (report.get("inventory") or {}).get("localization") or {}
     page.add('<section id="summary"><h2>%s</h2><div class="cards">' % page.t("html.section.summary"))
+    if got is not None and got["items"]:
+        html_paper.score_card(page, got)
     rate = view.percent(loc.get("rate"))
     page.add('<div class="card" id="card-localization"><div class="v">%s</div><div class="k">%s</div></div>'
              % (_e(rate or t("html.na", lang)), page.t("html.summary.localization")))
@@ -195,6 +226,8 @@ def _summary(page, report):
         page.add('<p id="failed-by-severity">%s %s</p>' % (page.t("html.summary.failed_by_severity"), "  ".join(
             '<span data-severity="%s">%s <b>%s</b></span>' % (
                 _e(sev), page.t("report.severity." + sev), _e(failed.get(sev, 0))) for sev in view.SEVERITIES)))
+    if got is not None and got["items"]:
+        html_paper.score_note(page, got)
     errors = (report.get("facts") or {}).get("errors") or []
     if errors:
         page.add('<p class="muted">%s</p>' % page.t("html.summary.errors", count=len(errors)))
@@ -227,7 +260,7 @@ def _components(report):
     return [c for c in (report.get("inventory") or {}).get("components") or [] if isinstance(c, dict)]
 
 
-def _foreign(page, report):
+def _foreign(page, report, mode="full"):
     lang = page.lang
     comps = _components(report)
     foreign = [c for c in comps if c.get("origin") == "foreign"]
@@ -236,13 +269,16 @@ def _foreign(page, report):
         page.add("<p>%s</p></section>" % page.t("html.foreign.none"))
         return
     _table_head(page, ["html.col.category", "html.col.product", "html.col.version", "html.col.vendor",
-                       "html.col.substitutes"])
+                       "html.col.substitutes"], "foreign", ["c-cat", "c-prod", "c-ver", "c-vendor", "c-subs"])
     namer = view.SubstituteNamer(comps, lang, report.get("results"))
     for comp in foreign:
         subs = namer.names(comp.get("substitutes"))
-        page.add("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+        evidence = view.evidence_lines(comp.get("evidence"), lang)
+        fold = ('<details class="raw"><summary>%s</summary><div class="pre evidence">%s</div></details>'
+                % (page.t("html.col.evidence"), _e("\n".join(evidence)))) if evidence and mode == "full" else ""
+        page.add('<tr class="foreign-component"><td>%s</td><td>%s%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
             _e(_category(lang, comp.get("category"))), _e(view.pick(comp.get("name"), lang) or comp.get("product_id")),
-            _e(comp.get("version")), _e(view.pick(comp.get("vendor"), lang)),
+            fold, _e(comp.get("version")), _e(view.pick(comp.get("vendor"), lang)),
             _e("、".join(subs) if lang == "zh" else ", ".join(subs))))
     page.add("</tbody></table></section>")
 
@@ -312,7 +348,7 @@ def _result_row(page, res):
                  _e(view.pick(res.get("remediation"), lang))))
 
 
-def _coverage(page, report, groups):
+def _coverage(page, report, groups, got=None):
     lang = page.lang
     cov = view.coverage(report)
     if not cov:
@@ -333,20 +369,23 @@ def _coverage(page, report, groups):
                                                     page.t("report.coverage." + key)))
     page.add("</div>")
     _table_head(page, ["html.col.item", "html.col.clause", "html.col.area", "html.col.requirement",
-                       "html.col.coverage", "html.col.rules", "html.col.result"])
+                       "html.col.coverage", "html.col.rules", "html.col.verdict"], "coverage",
+                ["c-item", "c-clause", "c-area", "c-req", "c-cov", "c-rules", "c-res"])
     listed = set(view.scalar_text(item.get("id")) for item, _members in groups if item and item.get("id"))
+    verdicts = dict((view.scalar_text(i.get("id")), i["verdict"]) for i in (got or {}).get("items") or [])
     for item in view.coverage_items(report):
         status = view.coverage_status(item)
         cov_text = t("report.coverage." + status, lang) if status in view.COVERAGE_STATUSES else status
         title = view.pick(item.get("title"), lang)
         if item.get("evidence"):
             title += "\n" + t("html.coverage.evidence", lang) + view.pick(item.get("evidence"), lang)
-        result = item.get("result")
+        verdict = verdicts.get(view.scalar_text(item.get("id")))
         page.add('<tr class="coverage-item" data-status="%s"><td class="nowrap">%s</td><td class="nowrap">%s</td><td>%s</td>'
-                 '<td class="wrap">%s</td><td>%s</td><td class="pre">%s</td><td>%s</td></tr>' % (
+                 '<td class="wrap">%s</td><td>%s</td><td class="rules">%s</td><td>%s</td></tr>' % (
                      _e(status), _item_link(item, listed), _e(item.get("clause")), _e(view.pick(item.get("area"), lang)),
-                     _e(title), _e(cov_text), _e("\n".join(view.scalar_text(r) for r in view.as_list(item.get("rules")))),
-                     _badge(page, result) if result else '<span class="muted">-</span>'))
+                     _e(title), _e(cov_text), _e(" ".join(view.scalar_text(r) for r in view.as_list(item.get("rules")))),
+                     _verdict_badge(page, verdict) if verdict else '<span class="muted">%s</span>'
+                     % page.t("paper.col.not_checked")))
     page.add("</tbody></table></section>")
 
 
@@ -388,7 +427,8 @@ def _inventory(page, report):
         page.add("<p>%s</p></section>" % page.t("inventory.none"))
         return
     _table_head(page, ["html.col.category", "html.col.product", "html.col.version", "html.col.vendor",
-                       "html.col.origin", "html.col.evidence"])
+                       "html.col.origin", "html.col.evidence"], "inventory",
+                ["c-cat", "c-prod", "c-ver", "c-vendor", "c-origin", "c-ev"])
     for comp in comps:
         origin = comp.get("origin") if comp.get("origin") in ("domestic", "foreign") else "unknown"
         name = view.pick(comp.get("name"), lang) or view.scalar_text(comp.get("product_id"))
@@ -415,28 +455,70 @@ def _errors(page, report):
     page.add("</tbody></table></section>")
 
 
-def render(report, lang="en"):
+MODES = ("full", "summary")
+
+
+def _css_string(text):
+    """A CSS string literal that cannot end the string or the <style> element."""
+    out = []
+    for ch in text:
+        if ch in '"\\<>&' or ord(ch) < 32:
+            out.append("\\%x " % ord(ch))
+        else:
+            out.append(ch)
+    return '"%s"' % "".join(out)
+
+
+def _print_css(report, lang):
+    """A4 portrait, the running header (host, system, date) and page numbers in the page margins."""
+    from scanner.render import html_paper
+    head = _css_string(html_paper.running_header(report, lang))
+    title = _css_string(t("html.print_title", lang))
+    number = _css_string(t("html.page_number", lang, page="\x00", pages="\x01"))
+    number = number.replace("\\0 ", '" counter(page) "').replace("\\1 ", '" counter(pages) "')
+    return ("@page{size:A4 portrait;margin:16mm 12mm 15mm 12mm;"
+            "@top-left{content:%s;font-size:8pt;color:#555;vertical-align:bottom}"
+            "@top-right{content:%s;font-size:8pt;color:#555;vertical-align:bottom}"
+            "@bottom-center{content:%s;font-size:8pt;color:#555}}" % (head, title, number))
+
+
+def render(report, lang="en", mode="full"):
+    from scanner.render import html_paper
+    if mode not in MODES:
+        raise ValueError("unknown HTML mode %r" % mode)
     view.check_report(report)
     page = _Page(lang)
-    host = report.get("host") or {}
     page.add('<!DOCTYPE html>\n<html lang="%s"><head><meta charset="utf-8">' % ("zh-CN" if lang == "zh" else "en"),
              '<meta http-equiv="Content-Security-Policy" content="%s">' % CSP,
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              '<meta name="generator" content="xcscan %s">' % _e((report.get("scanner") or {}).get("version")),
              "<title>%s</title>" % _e(t("html.title", lang, host=_host_label(report))),
-             "<style>%s</style></head><body>" % CSS)
+             "<style>%s%s</style></head><body class=\"mode-%s\">" % (CSS, _print_css(report, lang), mode))
     _header(page, report)
-    _toc(page, report)
-    _summary(page, report)
+    _toc(page, report, mode)
+    got = None
+    if "results" in report:
+        page.guide = assessment.guide_hits([r for r in report.get("results") or [] if isinstance(r, dict)])
+        got = assessment.assess(report)
+    if mode == "summary":
+        page.add('<p class="note" id="mode-note">%s</p>' % page.t("paper.mode.summary"))
+    html_paper.basic_info(page, report)
+    _summary(page, report, got)
+    if got is not None and view.coverage(report):
+        html_paper.scope(page, report, got)
+        html_paper.controls(page, report, got)
+    if got is not None:
+        html_paper.risks(page, report, got, mode)
     _localization(page, report)
-    _foreign(page, report)
+    _foreign(page, report, mode)
     if "results" in report:
         groups = view.group_results(report)
-        page.guide = assessment.guide_hits([r for r in report.get("results") or [] if isinstance(r, dict)])
-        _results(page, report, groups)
-        _coverage(page, report, groups)
+        if mode == "full":
+            _results(page, report, groups)
+            _coverage(page, report, groups, got)
         _waivers(page, report)
-    _inventory(page, report)
+    if mode == "full":
+        _inventory(page, report)
     _errors(page, report)
     page.add("<footer>%s</footer></body></html>\n" % page.t(
         "html.footer", version=view.scalar_text((report.get("scanner") or {}).get("version")),

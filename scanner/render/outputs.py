@@ -8,7 +8,7 @@ import os
 
 from scanner.fsutil import fsync_dir
 
-FORMATS = ("table", "json", "html", "junit", "csv")
+FORMATS = ("table", "json", "html", "summary", "junit", "csv")
 STDOUT = "-"
 
 

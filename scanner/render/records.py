@@ -123,7 +123,7 @@ def _requirement_words(reqs, lang):
             value = _text(words[value], lang)
         if len(value) > MAX_TEXT // 2:
             value = value[:MAX_TEXT // 2 - 1] + "…"
-        parts.append(_text(ops[op], lang, value=value))
+        parts.append(_text(ops[op], lang, value=_spaced(value, lang, before=True)))
     return _text(catalog()["templates"]["and"], lang).join(parts)
 
 
@@ -186,16 +186,29 @@ def _items_sentence(result, per_item, lang):
         bad = [i for i in items if i.get("status") == status]
         if not bad:
             continue
-        listed = []
+        listed, required = [], []
         for item in bad[:MAX_LISTED]:
             key = view.scalar_text(item.get("key"))
-            detail = [(_fact_sentence(path, value, item.get("expected"), lang, field_label(field, lang)))
-                      for field, path, value in fields.get(key, []) if view.scalar_text(value) != key]
+            failing = _failing_paths(item)
+            detail = []
+            for field, path, value in fields.get(key, []):
+                if (failing and path not in failing) or view.scalar_text(value) == key:
+                    continue
+                label = field_label(field, lang)
+                detail.append(_template("fact", lang, label=_spaced(label, lang, after=True),
+                                        value=_spaced(value_words(value, lang), lang, before=True)))
+                req = _requirement_words(_requirements(item.get("expected"), path), lang)
+                if req:
+                    req = _template("field_required", lang, label=_spaced(label, lang, after=True), requirement=req)
+                    if req not in required:
+                        required.append(req)
             listed.append(_template("item_detail", lang, key=key, detail=("，" if lang == "zh" else ", ").join(detail))
                           if detail else key)
         text = sep.join(listed)
         if len(bad) > MAX_LISTED:
             text += _template("and_more", lang, count=str(len(bad)))
+        if required:
+            text += _template("requirements", lang, list=("；" if lang == "zh" else "; ").join(required))
         sentences.append(_template(template, lang, total=str(total), count=str(len(bad)), noun=name, list=text))
     if not sentences:
         passed = sum(1 for i in items if i.get("status") == "pass")
@@ -232,6 +245,12 @@ def record(result, lang="en"):
     if not parts:
         return reason or _template("nothing", lang)
     return _template("sentence_join", lang).join(parts)
+
+
+def _failing_paths(item):
+    """The fact paths an entry's reason says did not match ('path = value; expected ...')."""
+    en = view.pick(item.get("reason"), "en") if item.get("reason") else ""
+    return set(re.findall(r"(?:^|; )(\S+) = [^;]*; expected ", en))
 
 
 _REASON_FACT = re.compile(r"(?:^|; )([\w.]+) = (.*?)(?=, as required \(|; expected |$)")

@@ -47,7 +47,7 @@ _SHAPE = (
     (("summary", "coverage"), dict), (("summary", "coverage", "items"), list),
     (("summary", "coverage", "items", "*"), dict), (("summary", "coverage", "items", "*", "rules"), list),
     (("summary", "coverage", "counts"), dict), (("host",), dict), (("facts",), dict),
-    (("facts", "errors"), list), (("scanner",), dict),
+    (("facts", "errors"), list), (("scanner",), dict), (("assessment",), dict),
 )
 _HASHABLE = ((("results", "*", "rule_id"),), (("inventory", "components", "*", "product_id"),))
 
