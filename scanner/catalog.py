@@ -30,9 +30,10 @@ _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 
 class Catalog(object):
-    def __init__(self, products, sources=None):
+    def __init__(self, products, sources=None, checked=False):
         self.products = products  # id -> product dict
         self.sources = sources or {}
+        self.checked = checked  # every software signature is known to compile (the validated cache)
 
     def get(self, product_id):
         return self.products.get(product_id)
@@ -123,12 +124,16 @@ CACHE_FORMAT = "catalog-1"
 
 def _fingerprint(files):
     from scanner import jsoncache
-    return jsoncache.fingerprint(list(files) + [os.path.abspath(__file__)], CACHE_FORMAT)
+    from scanner.classify.software import match
+    # the loader and the signature compiler that checked the cached copy are part of the key
+    code = [os.path.abspath(__file__), os.path.abspath(match.__file__)]
+    return jsoncache.fingerprint(list(files) + code, CACHE_FORMAT)
 
 
 def load_catalog_cached(directory):
     """load_catalog(directory), from the JSON cache when no catalog file (nor this loader) changed
-    since it was written; the YAML files are parsed and validated only after a change."""
+    since it was written; the YAML files are parsed and validated (signatures compiled) only after
+    a change, so a run from the cache compiles only the signatures it uses."""
     from scanner import jsoncache
     directory = os.path.abspath(directory)
     files = sorted(glob.glob(os.path.join(directory, "*.yaml")))
@@ -136,8 +141,10 @@ def load_catalog_cached(directory):
     if fp:
         doc = jsoncache.read("catalog", directory, fp)
         if isinstance(doc, dict) and isinstance(doc.get("products"), dict):
-            return Catalog(doc["products"], doc.get("sources") or {})
+            return Catalog(doc["products"], doc.get("sources") or {}, checked=True)
     catalog = load_catalog(directory)
+    from scanner.classify.software.match import compile_catalog
+    compile_catalog(catalog)  # every signature compiles (a DataError naming the product), then cache
     if fp:
         jsoncache.write("catalog", directory, fp, {"products": catalog.products, "sources": catalog.sources})
     return catalog

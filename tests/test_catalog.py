@@ -167,3 +167,37 @@ def test_a_corrupt_cache_file_falls_back_to_the_yaml(tmp_path, monkeypatch):
     with open(jsoncache.path_for("catalog", directory), "w") as fh:
         fh.write('{"fingerprint": "')
     assert "postgresql" in catalog_mod.load_catalog_cached(directory)
+
+
+def test_a_bad_signature_is_a_catalog_error_and_never_cached(tmp_path, monkeypatch):
+    from scanner import catalog as catalog_mod
+    monkeypatch.setenv("XCSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    directory = _copy_catalog(tmp_path)
+    path = os.path.join(directory, "database.yaml")
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text.replace("- {name: 'postgres|postmaster'}", "- {name: 'postgres|postmaster('}"))
+    for _ in range(2):  # the second time too: the bad catalog was not cached as checked
+        with pytest.raises(DataError) as err:
+            catalog_mod.load_catalog_cached(directory)
+        assert "invalid software signature" in str(err.value) and "postgresql" in str(err.value.path)
+
+
+def test_a_cached_catalog_compiles_only_the_signatures_a_scan_uses(tmp_path, monkeypatch):
+    from scanner import catalog as catalog_mod
+    from scanner.classify.software.match import ProcView, _lazy_regexes, best_match, compile_catalog
+    monkeypatch.setenv("XCSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    directory = _copy_catalog(tmp_path)
+    fresh = catalog_mod.load_catalog_cached(directory)  # parsed, checked, cached
+    cached = catalog_mod.load_catalog_cached(directory)
+    assert not fresh.checked and cached.checked
+    lazy = [rx for cp in compile_catalog(cached) for rx in _lazy_regexes(cp)]
+    assert len(lazy) > 200 and not any(rx._rx for rx in lazy)
+    proc = {"pid": 7, "name": "postgres", "exe": "/usr/lib/postgresql/15/bin/postgres",
+            "cmdline": ["/usr/lib/postgresql/15/bin/postgres", "-D", "/var/lib/postgresql/15/main"]}
+    got = best_match(ProcView(proc), compile_catalog(cached))
+    want = best_match(ProcView(proc), compile_catalog(fresh))
+    assert got[0].id == want[0].id == "postgresql"
+    used = sum(1 for rx in lazy if rx._rx)
+    assert used < len(lazy) / 4  # the few that matched the prefilter, not ~500
