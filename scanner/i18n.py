@@ -72,3 +72,40 @@ def term(concept, lang="zh"):
     if lang == "zh":
         return entry["zh"]
     return entry["en"][0]
+
+
+_MESSAGES = []
+MESSAGE_FALLBACK_ZH = "采集时出现问题（该说明尚无中文，原文见 JSON 报告的 facts.errors）"
+MESSAGE_NESTED_ZH = "原因见 JSON 报告的 facts.errors"
+
+
+def _message_table():
+    if not _MESSAGES:
+        import re
+        from scanner.yamlio import load_yaml_file
+        for entry in load_yaml_file(os.path.join(_DIR, "messages.zh.yaml")) or []:
+            _MESSAGES.append((re.compile(entry["en"] + r"\Z"), entry["zh"]))
+    return _MESSAGES
+
+
+def message(text, lang="en", depth=0):
+    """A collector's message (facts.errors, facts.collection reasons) in ``lang``. Collectors write
+    English; scanner/locale/messages.zh.yaml gives the Chinese. A message without an entry reads as a
+    generic Chinese sentence pointing to the original, never as English inside Chinese text."""
+    if lang != "zh" or not text:
+        return text
+    text = str(text)
+    for pattern, template in _message_table():
+        m = pattern.match(text)
+        if m:
+            fields = dict((k, message(v, lang, depth + 1) if v and depth < 2 and _translatable(v) else (v or ""))
+                          for k, v in m.groupdict().items())
+            return template.format(**fields)
+    if depth == 0:
+        return MESSAGE_FALLBACK_ZH
+    return MESSAGE_NESTED_ZH if _translatable(text) else text
+
+
+def _translatable(value):
+    """Only sentence-like parts are translated again; names, values and paths stay."""
+    return " " in value.strip()

@@ -30,7 +30,7 @@ def agent():
 @click.option("--fingerprint", default=None, metavar="SHA256",
               help="Pin the server certificate's SHA-256 fingerprint instead / 固定服务器证书指纹")
 @config_option
-@click.option("--profile", default=None, help="Rule profile for scheduled scans (default all) / 扫描配置")
+@click.option("--profile", default=None, help="Rule profile for scheduled scans (default all) / 定时扫描使用的检查方案")
 @click.option("--spool-dir", default=None, help="Spool directory (default /var/spool/xcscan) / 暂存区目录")
 @click.option("--state-dir", default=None, help="State directory (default /var/lib/xcscan) / 状态目录")
 @click.option("--root", "scan_root", default=None, help="Scan this root instead of / (images) / 扫描根目录")

@@ -12,7 +12,7 @@ def rules():
 
 
 @rules.command("list")
-@click.option("--profile", "-p", default=None, metavar="PROFILE", help="Only the rules of this profile / 仅列出该配置的规则")
+@click.option("--profile", "-p", default=None, metavar="PROFILE", help="Only the rules of this profile / 仅列出该检查方案的规则")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @lang_option
 def list_(profile, fmt, lang):
@@ -28,8 +28,9 @@ def list_(profile, fmt, lang):
         click.echo(json.dumps([_public(r) for r in selected], ensure_ascii=False, indent=2))
         return
     from tabulate import tabulate
-    rows = [[r["id"], r["severity"], r["category"], ",".join(str(x) for x in r.get("levels") or []),
-             pick(r["title"], lang)] for r in selected]
+    from scanner.render.view import rule_category
+    rows = [[r["id"], t("scan.severity." + r["severity"], lang), rule_category(r["category"], lang),
+             ",".join(str(x) for x in r.get("levels") or []), pick(r["title"], lang)] for r in selected]
     headers = [t("rules.col." + k, lang) for k in ("id", "severity", "category", "levels", "title")]
     click.echo(tabulate(rows, headers=headers, tablefmt="simple"))
 

@@ -21,7 +21,7 @@ EXIT_FINDINGS = 3
 @unknown_os_option
 @click.option("--profile", "-p", default="all", show_default=True, metavar="PROFILE",
               help="Rule profile: xinchuang, mlps-l2, mlps-l3, crypto, data-security, all (or a profile "
-                   "YAML file) / 规则配置")
+                   "YAML file) / 检查方案")
 @click.option("--waivers", "waivers", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Waivers YAML file (rule, hosts, justification, approver, expires) / 豁免文件")
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="table", show_default=True,
@@ -29,12 +29,12 @@ EXIT_FINDINGS = 3
 @output_options
 @click.option("--fail-on", "fail_on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 3 when a failed rule (not waived) has this severity or higher; without it findings "
-                   "never change the exit code / 存在该级别及以上的不符合项时退出码为 3")
+                   "never change the exit code / 存在该严重程度及以上的不符合规则时退出码为 3")
 @lang_option
 @assessment_option
 def scan(root, image, allow_unknown_os, profile, waivers, fmt, outputs, bom, quiet, fail_on, lang, assessment,
          **per_format):
-    """Scan the host (or --root DIR) against a rule profile / 按规则配置扫描主机"""
+    """Scan the host (or --root DIR) against a rule profile / 按检查方案扫描主机"""
     from scanner.pipeline import scan_report
     lang = resolve_lang(lang)
     ssh = pop_ssh(per_format)

@@ -20,6 +20,7 @@ from __future__ import absolute_import
 from scanner.engine import env as envmod
 from scanner.engine.ops import OPS, PRESENCE_OPS, VALUELESS_OPS, OpError
 from scanner.engine.text import reason, short
+from scanner.formula_text import expected_zh, scope_zh
 from scanner.i18n import t
 
 PASS, FAIL, ERROR, NA, MANUAL = "pass", "fail", "error", "not_applicable", "manual"
@@ -127,7 +128,7 @@ def _comparison(check, env):
         shown_actual = "%s (%s)" % (shown_actual, detail)
     return outcome(PASS if ok else FAIL, expected, shown_actual,
                    reason("scan.reason.ok" if ok else "scan.reason.mismatch", path=shown,
-                          actual=short(actual, 80), expected=expected))
+                          actual=short(actual, 80), expected=expected, expected_zh=expected_zh(expected)))
 
 
 def _combinator(kind, children, env):
@@ -279,7 +280,8 @@ def _components(check, env):
     if not in_scope:
         status = check.get("if_none", NA)
         return outcome(status, expected, "0 components",
-                       reason("scan.reason.no_components", categories=", ".join(cats or ["*"])))
+                       reason("scan.reason.no_components", categories=", ".join(cats or ["*"]),
+                              categories_zh="、".join(t("category.%s" % c, "zh") for c in cats or ["*"])))
     items = []
     for comp in matches:
         name = comp.get("name") or {}
@@ -332,7 +334,7 @@ def _localization(check, env):
     env.record("inventory.localization" + ("" if scope == "overall" else ".by_category." + scope),
                node if isinstance(node, dict) else None)
     if rate is None:
-        return outcome(NA, expected, None, reason("scan.reason.no_rate", scope=scope))
+        return outcome(NA, expected, None, reason("scan.reason.no_rate", scope=scope, scope_zh=scope_zh(scope)))
     try:
         ok = float(rate) >= float(minimum)
     except (TypeError, ValueError):
@@ -340,7 +342,7 @@ def _localization(check, env):
     actual = "%.1f%% (%s domestic, %s foreign, %s unknown)" % (
         float(rate) * 100, node.get("domestic", 0), node.get("foreign", 0), node.get("unknown", 0))
     return outcome(PASS if ok else FAIL, expected, actual,
-                   reason("scan.reason.rate_ok" if ok else "scan.reason.rate_low", scope=scope,
+                   reason("scan.reason.rate_ok" if ok else "scan.reason.rate_low", scope=scope, scope_zh=scope_zh(scope),
                           rate="%.1f%%" % (float(rate) * 100), minimum="%.1f%%" % (float(minimum) * 100)))
 
 

@@ -13,6 +13,7 @@ from __future__ import absolute_import
 import datetime
 
 from scanner.engine.text import reason
+from scanner.i18n import message
 
 # Why a fact could not be read. Collector-level kinds come from facts.collection.
 MISS_NOT_COLLECTED = "not_collected"   # live-only fact on an offline root -> not_applicable
@@ -138,7 +139,8 @@ class Env(object):
             status = self.collection.get(head) or {}
             if status.get("status") == "not_collected":
                 return None, Missing(MISS_NOT_COLLECTED, path, reason(
-                    "scan.reason.not_collected", fact=head, why=status.get("reason") or ""))
+                    "scan.reason.not_collected", fact=head, why=status.get("reason") or "",
+                    why_zh=message(status.get("reason") or "", "zh")))
             return None, Missing(MISS_NO_COLLECTOR, path, reason("scan.reason.no_collector", fact=head))
         top = self.facts[head]
         if top is None:
@@ -146,23 +148,28 @@ class Env(object):
             kind = status.get("status")
             if kind == "not_collected":
                 return None, Missing(MISS_NOT_COLLECTED, path, reason(
-                    "scan.reason.not_collected", fact=head, why=status.get("reason") or ""))
+                    "scan.reason.not_collected", fact=head, why=status.get("reason") or "",
+                    why_zh=message(status.get("reason") or "", "zh")))
             why = status.get("reason") or self._collector_errors(head)
+            why_zh = message(status["reason"], "zh") if status.get("reason") else self._collector_errors(head, "zh")
             if kind == "failed":
-                return None, Missing(MISS_FAILED, path, reason("scan.reason.collector_failed", fact=head, why=why))
-            return None, Missing(MISS_UNKNOWN, path, reason("scan.reason.collector_unknown", fact=head, why=why))
+                return None, Missing(MISS_FAILED, path, reason("scan.reason.collector_failed", fact=head, why=why,
+                                                               why_zh=why_zh))
+            return None, Missing(MISS_UNKNOWN, path, reason("scan.reason.collector_unknown", fact=head, why=why,
+                                                            why_zh=why_zh))
         value, miss = _walk(top, segs[1:], path) if len(segs) > 1 else (top, None)
         if miss is None and record:
             self.record(path, value)
         return value, miss
 
-    def _collector_errors(self, head):
+    def _collector_errors(self, head, lang="en"):
         msgs = []
         for err in self.facts.get("errors") or []:
             if isinstance(err, dict) and err.get("collector") == head:
-                msgs.append("%s: %s" % (err.get("path"), err.get("message")) if err.get("path")
-                            else str(err.get("message")))
-        return "; ".join(msgs[:3]) or "-"
+                text = message(err.get("message"), lang)
+                msgs.append(("%s：%s" if lang == "zh" else "%s: %s") % (err.get("path"), text) if err.get("path")
+                            else str(text))
+        return ("；" if lang == "zh" else "; ").join(msgs[:3]) or "-"
 
 
 _PLAIN = {}

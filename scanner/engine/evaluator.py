@@ -33,8 +33,10 @@ def _applies(rule, env):
         if gate["status"] == NA:
             return {"status": NA, "reason": gate["reason"]}
         if gate["status"] != "pass":
-            return {"status": NA, "reason": reason("scan.reason.when", condition=gate.get("expected") or "",
-                                                    actual=gate.get("actual") or "")}
+            from scanner.formula_text import actual_zh, expected_zh
+            condition, found = gate.get("expected") or "", gate.get("actual") or ""
+            return {"status": NA, "reason": reason("scan.reason.when", condition=condition, actual=found,
+                                                    condition_zh=expected_zh(condition), actual_zh=actual_zh(found))}
         env.evidence = []
         env._seen = set()
     arch = applies.get("arch")

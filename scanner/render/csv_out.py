@@ -38,7 +38,7 @@ def _row(report, res, lang):
         t("report.severity." + severity, lang) if severity in view.SEVERITIES else severity,
         t("report.status." + status, lang) if status in view.STATUSES else status,
         view.value_text(refs.get("gbt28448"), lang), view.value_text(refs.get("gbt22239"), lang),
-        view.value_text(res.get("expected"), lang), view.value_text(res.get("actual"), lang),
+        view.expected_text(res.get("expected"), lang), view.actual_text(res.get("actual"), lang),
         view.result_evidence_text(res, lang), view.pick(res.get("remediation"), lang),
         view.value_text(waiver.get("justification"), lang), view.value_text(waiver.get("approver"), lang),
         view.waiver_expiry(waiver),

@@ -6,7 +6,7 @@ from __future__ import absolute_import
 
 from html import escape
 
-from scanner.i18n import t, virt_label
+from scanner.i18n import message, t, virt_label
 from scanner.render import assessment, records, svg, view
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -331,8 +331,8 @@ def _result_row(page, res):
     severity = view.scalar_text(res.get("severity"))
     sev_text = t("report.severity." + severity, lang) if severity in view.SEVERITIES else severity
     ref_text = view.refs_text(res, lang)
-    raw = [("html.raw.expected", view.value_text(res.get("expected"), lang)),
-           ("html.raw.actual", view.value_text(res.get("actual"), lang)),
+    raw = [("html.raw.expected", view.expected_text(res.get("expected"), lang)),
+           ("html.raw.actual", view.actual_text(res.get("actual"), lang)),
            ("html.raw.evidence", view.result_evidence_text(res, lang)),
            ("html.raw.refs", ref_text)]
     raw_html = "".join('<div class="raw-k">%s</div><div class="pre evidence">%s</div>' % (page.t(k), _e(v))
@@ -451,7 +451,8 @@ def _errors(page, report):
     for err in errors:
         err = err if isinstance(err, dict) else {"message": err}
         page.add('<tr><td>%s</td><td class="pre">%s</td><td class="pre">%s</td></tr>' % (
-            _e(err.get("collector")), _e(err.get("path")), _e(view.value_text(err.get("message"), page.lang))))
+            _e(err.get("collector")), _e(err.get("path")), _e(message(view.value_text(err.get("message"), page.lang),
+                                                                      page.lang))))
     page.add("</tbody></table></section>")
 
 

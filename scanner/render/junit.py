@@ -20,8 +20,8 @@ def _clean(value):
 
 def _details(res, lang):
     lines = []
-    for key, value in (("junit.expected", view.value_text(res.get("expected"), lang)),
-                       ("junit.actual", view.value_text(res.get("actual"), lang))):
+    for key, value in (("junit.expected", view.expected_text(res.get("expected"), lang)),
+                       ("junit.actual", view.actual_text(res.get("actual"), lang))):
         if value:
             lines.append("%s: %s" % (t(key, lang), value))
     evidence = view.result_evidence_text(res, lang)
@@ -88,7 +88,7 @@ def render(report, lang="en"):
         details = _clean(_details(res, lang))
         severity = view.scalar_text(res.get("severity")) or "unknown"
         if status == "fail":
-            actual = view.value_text(res.get("actual"), lang)
+            actual = view.actual_text(res.get("actual"), lang)
             message = t("junit.failure", lang, title=title, actual=actual) if actual else title
             child = ET.SubElement(case, "failure", {"type": _clean(severity), "message": _clean(message)})
             child.text = details

@@ -4,13 +4,17 @@ from __future__ import absolute_import
 from scanner.i18n import pick, t, virt_label
 
 
-def _evidence_text(comp, limit=3):
+def _evidence_text(comp, lang="en", limit=3):
     parts = []
     for ev in comp.get("evidence") or []:
         value = ev.get("value")
         if isinstance(value, (dict, list)):
             value = str(value)
-        text = "%s: %s" % (ev.get("kind"), value)
+        kind = ev.get("kind")
+        from scanner.render.view import EVIDENCE_KINDS
+        if kind in EVIDENCE_KINDS:
+            kind = t("sw.evidence." + kind, lang)
+        text = "%s: %s" % (kind, value)
         if len(text) > 70:
             text = text[:67] + "..."
         parts.append(text)
@@ -51,7 +55,7 @@ def render_inventory(report, lang):
             comp.get("version") or "",
             t("origin." + (comp.get("origin") or "unknown"), lang),
             _list_text(namer.names(comp.get("substitutes"))),
-            _evidence_text(comp),
+            _evidence_text(comp, lang),
         ])
     if rows:
         headers = [t("inventory.col." + k, lang) for k in

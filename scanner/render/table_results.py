@@ -44,7 +44,8 @@ def _finding(result, lang):
     if len(failing) == 1 and failing[0].get("reason") == result.get("reason"):
         failing = []  # the reason already says it
     for item in failing[:6]:
-        text = "- %s: %s" % (item.get("key"), item.get("actual") or pick(item.get("reason"), lang))
+        from scanner.render.view import actual_text
+        text = "- %s: %s" % (item.get("key"), actual_text(item.get("actual"), lang) if item.get("actual") else pick(item.get("reason"), lang))
         subs = item.get("substitutes")
         if subs:
             text += " (%s: %s)" % (t("scan.substitutes", lang), ", ".join(pick(s.get("name"), lang) for s in subs))
@@ -98,7 +99,7 @@ def render_results(report, lang="en"):
     else:
         swo = summary.get("score_without_waivers")
         lines.append(t("scan.summary.score", lang, score=summary["score"],
-                       score_without_waivers="n/a" if swo is None else swo))
+                       score_without_waivers=t("html.na", lang) if swo is None else swo))
     wv = summary.get("waivers") or {}
     if wv.get("applied") or wv.get("expired"):
         lines.append(t("scan.summary.waivers", lang, applied=wv.get("applied", 0), expired=wv.get("expired", 0)))

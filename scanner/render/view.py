@@ -128,6 +128,21 @@ def value_text(value, lang="en"):
     return scalar_text(value)
 
 
+def expected_text(value, lang="en"):
+    """A result's or item's ``expected``, with the engine's operator words in ``lang``."""
+    from scanner.formula_text import formula
+    return formula(value, lang, "expected") if isinstance(value, str) else value_text(value, lang)
+
+
+def actual_text(value, lang="en"):
+    """A result's or item's ``actual``, with the engine's own summaries ("0 items") in ``lang``."""
+    from scanner.formula_text import formula
+    return formula(value, lang, "actual") if isinstance(value, str) else value_text(value, lang)
+
+
+EVIDENCE_KINDS = ("process", "port", "package", "service", "path", "config", "file", "command", "probe")
+
+
 def evidence_lines(evidence, lang="en"):
     """Evidence as one-line strings: 'kind: value (source)' for inventory evidence,
     'fact = value (source)' for rule evidence."""
@@ -135,15 +150,23 @@ def evidence_lines(evidence, lang="en"):
     for ev in as_list(evidence):
         if isinstance(ev, dict) and ("kind" in ev or "fact" in ev):
             if "kind" in ev:
-                text = "%s: %s" % (scalar_text(ev.get("kind")), value_text(ev.get("value"), lang))
+                kind = scalar_text(ev.get("kind"))
+                if kind in EVIDENCE_KINDS:
+                    from scanner.i18n import t
+                    kind = t("sw.evidence." + kind, lang)
+                text = "%s: %s" % (kind, value_text(ev.get("value"), lang))
             else:
                 value = ev.get("value")
                 shown = "null" if value is None else ("[]" if value == [] else value_text(value, lang))
                 text = "%s = %s" % (scalar_text(ev.get("fact")), shown)
             if ev.get("source"):
                 text += " (%s)" % scalar_text(ev.get("source"))
+            if lang == "zh":
+                from scanner.formula_text import data_zh
+                text = data_zh(text)
             if ev.get("message"):
-                text += " (%s)" % value_text(ev.get("message"), lang)
+                from scanner.i18n import message
+                text += " (%s)" % message(value_text(ev.get("message"), lang), lang)
         else:
             text = value_text(ev, lang)
         lines.append(text)
@@ -163,7 +186,7 @@ def item_lines(items, lang="en", depth=0):
         status = scalar_text(item.get("status"))
         if status:
             head += " [%s]" % (t("report.status." + status, lang) if status in STATUSES else status)
-        detail = pick(item.get("reason"), lang) if item.get("reason") else value_text(item.get("actual"), lang)
+        detail = pick(item.get("reason"), lang) if item.get("reason") else actual_text(item.get("actual"), lang)
         if not item.get("reason") and "key" not in item:
             detail = value_text(item, lang)
         lines.append(pad + head + (": " + detail if detail else ""))
@@ -203,10 +226,22 @@ def refs_text(result, lang="en"):
     """'GB/T 22239 8.1.4.1 a), GB/T 28448 L3-CES1-01, CaC ...' (standards only, not notes)."""
     given = refs(result)
     parts = ["%s %s" % (label, value_text(given[key], lang)) for key, label in REF_LABELS if given.get(key)]
-    known = set(k for k, _l in REF_LABELS)
+    if given.get("csl"):   # 《网络安全法》 (Cybersecurity Law of the PRC), "art. 21(3)"
+        parts.append(law_ref_text(value_text(given["csl"], lang), lang))
+    known = set(k for k, _l in REF_LABELS) | {"csl"}
     parts += ["%s %s" % (k, value_text(v, lang)) for k, v in sorted(given.items())
               if k not in known and k != "note" and v]
     return ", ".join(parts)
+
+
+def law_ref_text(value, lang="en"):
+    import re
+    m = re.match(r"^art\. ?(\d+)(?:\((\d+)\))?$", value.strip())
+    if lang != "zh":
+        return "Cybersecurity Law %s" % value
+    if not m:
+        return "《网络安全法》%s" % value
+    return "《网络安全法》第%s条%s" % (m.group(1), "第（%s）项" % m.group(2) if m.group(2) else "")
 
 
 def item_ids(result):

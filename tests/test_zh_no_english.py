@@ -1,0 +1,201 @@
+"""No English inside Chinese output. Every zh message, every collector message translation, and the
+table, HTML, CSV and JUnit renderings of real scans of the fixture roots in zh are searched for English
+words. Allowed: ids, fact paths, file paths, options and other tokens with punctuation or digits,
+CamelCase/ALLCAPS identifiers (PermitRootLogin, SELinux, TLS), the data a scan read (evidence, item
+keys, values in the rules' expectations), and the names in tests/zh_allowed_words.yaml (commands,
+configuration keywords, product names). Anything else is an untranslated word and fails."""
+import glob
+import html as htmlmod
+import os
+import re
+import string
+
+import pytest
+import yaml
+
+from scanner import i18n
+from scanner.render import render, view
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOTS = (sorted(glob.glob(os.path.join(HERE, "fixtures", "engine", "*", "root"))) +
+         sorted(p for p in glob.glob(os.path.join(HERE, "fixtures", "baseline", "*")) if os.path.isdir(p)) +
+         [os.path.join(HERE, "fixtures", "hardware", "taishan-kylin")])
+# a token with any of these is an id, path, option, value or command fragment, not prose
+CODE_CHARS = re.compile(r"[/._=@:\[\]{}<>*'`$~^+|#%0-9\\-]")
+# raw operator names of the rule language: an underscore must not hide them
+RAW_OPERATORS = ("not_empty", "not_in", "not_contains", "not_regex", "mode_within")
+QUOTED = re.compile(r"“[^”]*”")   # a literal quoted in Chinese text (a field name, a keyword)
+SPLIT = re.compile(r"[\s，。；：、（）“”‘’,;()\"！？!?【】《》…]+")
+
+
+def allowed_words():
+    with open(os.path.join(HERE, "zh_allowed_words.yaml"), encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    return set(w for group in data.values() for w in group)
+
+
+ALLOWED = allowed_words()
+
+
+def english_words(text, data=()):
+    """(word, line) for every English prose word in ``text``; ``data`` strings are removed first."""
+    chunks = sorted(set(d for d in data if d and len(d.strip()) > 1), key=len, reverse=True)
+    if chunks:   # whole data strings only: "no" must not eat the end of "nano"
+        text = re.sub(r"(?<![A-Za-z0-9])(?:%s)(?![A-Za-z0-9])" % "|".join(re.escape(c) for c in chunks), " ", text)
+    for line in text.splitlines():
+        for tok in SPLIT.split(QUOTED.sub(" ", line)):
+            if tok in RAW_OPERATORS:
+                yield tok, line.strip()[:160]
+            if not tok or CODE_CHARS.search(tok):
+                continue
+            for word in re.findall(r"[A-Za-z]+", tok):
+                if len(word) < 2 or re.search(r"[A-Z]", word[1:]) or word in ALLOWED or word.lower() in ALLOWED:
+                    continue
+                yield word, line.strip()[:160]
+
+
+def _strip_markup(text):
+    text = re.sub(r"<style.*?</style>|<script.*?</script>", " ", text, flags=re.S)
+    return htmlmod.unescape(re.sub(r"<[^>]+>", "\n", text))
+
+
+def _rule_values(ruleset):
+    """Values the rules compare against (['md5', 'bigcrypt'], 'enforcing', ...): data in formulas."""
+    out = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("value", "key", "default") and not isinstance(value, (dict, list)):
+                    out.add(str(value))
+                elif key == "value" and isinstance(value, list):
+                    out.update(str(v) for v in value if not isinstance(v, (dict, list)))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    for rule in ruleset:
+        walk(rule.get("check"))
+        walk(rule.get("applies"))
+        walk(rule.get("params"))
+    return out
+
+
+def ids():
+    """Fact (collector) and profile ids: shown as they are, like rule ids."""
+    from scanner.collect import COLLECTORS
+    names = set(COLLECTORS)
+    names.update(os.path.splitext(p)[0] for p in os.listdir(os.path.join(HERE, "..", "rules", "profiles")))
+    return names
+
+
+def report_data(report):
+    """The strings a report shows that are data the scan read, not words of ours."""
+    data = set(ids())
+    host = report.get("host") or {}
+    data.update(str(v) for v in host.values() if v)
+    for comp in (report.get("inventory") or {}).get("components") or []:
+        name = comp.get("name") or {}
+        data.update(str(v) for v in (name.get("en"), comp.get("version"), comp.get("model"), comp.get("vendor")) if v)
+        for ev in comp.get("evidence") or []:
+            data.add(view.value_text(ev.get("value"), "zh"))
+    for res in report.get("results") or []:
+        data.update(view.evidence_lines(res.get("evidence"), "zh"))
+
+        def items(nodes):
+            for item in nodes or []:
+                data.add(str(item.get("key")))
+                if item.get("actual") is not None:
+                    data.add(view.actual_text(item.get("actual"), "zh"))
+                items(item.get("items"))
+        items(res.get("items"))
+        actual = view.actual_text(res.get("actual"), "zh")
+        if actual and not re.match(r"^\d+ [a-z]", str(res.get("actual"))):
+            data.add(actual)   # a value read from the host (yes, disabled, [root]); engine summaries are ours
+    return data
+
+
+@pytest.fixture(scope="module")
+def reports():
+    from scanner.pipeline import scan_report
+    return [scan_report(root=root, profile="all") for root in ROOTS]
+
+
+@pytest.fixture(scope="module")
+def ruleset():
+    from scanner.engine import load_ruleset
+    return load_ruleset()
+
+
+def test_every_zh_message_is_chinese():
+    zh = i18n.catalogue("zh")
+    bad = []
+    for key, text in zh.items():
+        if key.startswith("server."):
+            continue   # the aggregator's pages are checked by their own tests
+        plain = "".join(lit for lit, _f, _s, _c in string.Formatter().parse(str(text)))
+        bad.extend("%s: %s (%s)" % (key, w, line) for w, line in english_words(plain))
+    assert bad == []
+
+
+def test_collector_messages_have_chinese():
+    with open(os.path.join(os.path.dirname(i18n.__file__), "locale", "messages.zh.yaml"), encoding="utf-8") as fh:
+        table = yaml.safe_load(fh)
+    bad = []
+    for entry in table:
+        plain = re.sub(r"\{[^}]*\}", " ", entry["zh"])
+        bad.extend("%s: %s" % (entry["en"], w) for w, _l in english_words(plain))
+    assert bad == []
+    assert i18n.message("not found: PAM configuration cannot be established", "zh") == "目录不存在，无法确定 PAM 配置"
+    assert i18n.message("cannot read: Permission denied", "zh") == "无法读取：权限不足"
+    assert i18n.message("a sentence nobody translated yet", "zh") == i18n.MESSAGE_FALLBACK_ZH
+    assert i18n.message("cannot read: Permission denied", "en") == "cannot read: Permission denied"
+
+
+@pytest.mark.parametrize("fmt", ["table", "html", "csv", "junit"])
+def test_zh_reports_have_no_english_words(reports, ruleset, fmt):
+    values = _rule_values(ruleset)
+    bad = {}
+    for report in reports:
+        text = render(report, fmt, "zh")
+        if fmt in ("html", "junit"):
+            text = _strip_markup(text)
+        for word, line in english_words(text, report_data(report) | values):
+            bad.setdefault(word, "%s: %s" % (os.path.basename(os.path.dirname(report["host"]["root"]))
+                                             if report["host"]["root"].endswith("/root")
+                                             else os.path.basename(report["host"]["root"]), line))
+    assert bad == {}
+
+
+def test_the_checker_sees_english(reports):
+    """The sweep would catch a leak: an English reason, a raw operator or an engine summary."""
+    assert [w for w, _l in english_words("检查发现：accounts.users 0 items；1/1 fail")] == ["items", "fail"]
+    assert [w for w, _l in english_words("期望值：audit.categories contains sudo")] == ["contains"]
+    assert [w for w, _l in english_words("期望值：pam.mfa_modules not_empty")] == ["not_empty"]
+    assert [w for w, _l in english_words("无法确定 sudo：permission denied")] == ["permission", "denied"]
+    assert list(english_words("设置 PermitRootLogin no；systemctl enable --now auditd")) == []
+
+
+def test_engine_formulas_read_in_chinese():
+    from scanner.formula_text import actual_zh, expected_zh
+    assert expected_zh("(audit.categories contains identity) and (pam.mfa_modules not_empty)") == \
+        "(audit.categories 包含 identity) 且 (pam.mfa_modules 非空)"
+    assert expected_zh("each accounts.users") == "每个 accounts.users"
+    assert expected_zh("not (sshd.effective.permitrootlogin in [yes, without-password])") == \
+        "非 (sshd.effective.permitrootlogin 属于 [yes, without-password])"
+    assert expected_zh("localization rate (overall) >= 0.6") == "国产化率（总体） >= 0.6"
+    assert actual_zh("0 items") == "0 个条目"
+    assert actual_zh("1/3 fail") == "3 个条目中 1 个不符合"
+    assert actual_zh("50.0% (1 domestic, 1 foreign, 0 unknown)") == "50.0%（国产 1，国外 1，未知 0）"
+    assert actual_zh("0755 (extra permission bits 0005)") == "0755（多出的权限位：0005）"
+
+
+def test_rules_list_in_chinese():
+    from click.testing import CliRunner
+    from scanner.cli import cli
+    res = CliRunner().invoke(cli, ["rules", "list", "--lang", "zh", "--profile", "mlps-l3"])
+    assert res.exit_code == 0
+    assert "严重程度" in res.output and " high " not in res.output and "baseline" not in res.output
+    bad = [w for w, _l in english_words(res.output)]
+    assert bad == []
