@@ -25,6 +25,7 @@ CODE_CHARS = re.compile(r"[/._=@:\[\]{}<>*'`$~^+|#%0-9\\-]")
 # raw operator names of the rule language: an underscore must not hide them
 RAW_OPERATORS = ("not_empty", "not_in", "not_contains", "not_regex", "mode_within")
 QUOTED = re.compile(r"“[^”]*”")   # a literal quoted in Chinese text (a field name, a keyword)
+TRUNCATED = re.compile(r"\S+…")   # a long value cut short: data
 SPLIT = re.compile(r"[\s，。；：、（）“”‘’,;()\"！？!?【】《》…]+")
 
 
@@ -43,7 +44,7 @@ def english_words(text, data=()):
     if chunks:   # whole data strings only: "no" must not eat the end of "nano"
         text = re.sub(r"(?<![A-Za-z0-9])(?:%s)(?![A-Za-z0-9])" % "|".join(re.escape(c) for c in chunks), " ", text)
     for line in text.splitlines():
-        for tok in SPLIT.split(QUOTED.sub(" ", line)):
+        for tok in SPLIT.split(TRUNCATED.sub(" ", QUOTED.sub(" ", line))):
             if tok in RAW_OPERATORS:
                 yield tok, line.strip()[:160]
             if not tok or CODE_CHARS.search(tok):
@@ -100,8 +101,24 @@ def report_data(report):
         data.update(str(v) for v in (name.get("en"), comp.get("version"), comp.get("model"), comp.get("vendor")) if v)
         for ev in comp.get("evidence") or []:
             data.add(view.value_text(ev.get("value"), "zh"))
+    def leaves(node, depth=0):   # every value and key the collectors read is data (sshd keywords, sources)
+        if depth > 12:
+            return
+        if isinstance(node, dict):
+            for key, value in node.items():
+                data.add(str(key))
+                leaves(value, depth + 1)
+        elif isinstance(node, list):
+            for value in node[:500]:
+                leaves(value, depth + 1)
+        elif isinstance(node, str) and len(node) < 200:
+            data.add(node)
+    leaves({k: v for k, v in (report.get("facts") or {}).items() if k not in ("errors", "collection")})
     for res in report.get("results") or []:
         data.update(view.evidence_lines(res.get("evidence"), "zh"))
+        # citations of documents by their own (English) titles, e.g. a CIS benchmark section
+        data.update(view.value_text(v, "zh") for k, v in (res.get("refs") or {}).items()
+                    if k not in ("gbt22239", "gbt28448", "gbt39786", "cac", "csl", "note"))
 
         def items(nodes):
             for item in nodes or []:

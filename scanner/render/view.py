@@ -219,7 +219,7 @@ def refs(result):
 
 
 REF_LABELS = (("gbt22239", "GB/T 22239"), ("gbt28448", "GB/T 28448"), ("gbt39786", "GB/T 39786"),
-              ("cac", "CaC"))
+              ("cac", "CaC"), ("cis", "CIS"))
 
 
 def refs_text(result, lang="en"):
