@@ -10,14 +10,13 @@ The bundled pure-Python dependencies live in _vendor/ and take precedence
 over the host's packages, with one exception: the host's PyYAML is used when it
 is recent enough (>= 5.1) and has the libyaml C loader, which parses the rules
 several times faster than the bundled pure-Python loader.
-Python 3.7+, standard library only.
+Python 3.7+, standard library only. A run after the first finds its extraction through a stamp
+named after the bundle file's device, inode, size and mtime, so it neither hashes the bundle nor
+imports zipfile, shutil or hashlib (start-up is paid on every cron run).
 """
-import hashlib
 import os
-import shutil
 import stat
 import sys
-import zipfile
 
 PAYLOAD = "payload/"
 
@@ -40,9 +39,38 @@ def _check_private(path):
         sys.exit("xcscan: error: %s: bundle cache is writable by group or others; run chmod 700 on it" % path)
 
 
+def _stamp(root, archive):
+    st = os.stat(archive)
+    return os.path.join(root, "by-stat", "%d-%d-%d-%d" % (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+def _known(root, archive):
+    """The extraction of this very bundle file when a stamp says which it is, else None."""
+    try:
+        with open(_stamp(root, archive)) as fh:
+            digest = fh.read().strip()
+    except (IOError, OSError):
+        return None
+    if len(digest) != 16 or not all(c in "0123456789abcdef" for c in digest):
+        return None
+    target = os.path.join(root, digest)
+    return target if os.path.isfile(os.path.join(target, ".complete")) else None
+
+
+def _remember(root, archive, digest):
+    try:
+        stamp = _stamp(root, archive)
+        if not os.path.isdir(os.path.dirname(stamp)):
+            os.mkdir(os.path.dirname(stamp), 0o700)
+        tmp = "%s.tmp%d" % (stamp, os.getpid())
+        with open(tmp, "w") as fh:
+            fh.write(digest + "\n")
+        os.rename(tmp, stamp)
+    except (IOError, OSError):
+        pass  # the next run hashes the bundle again
+
+
 def extract(archive):
-    with open(archive, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()[:16]
     root = _cache_root()
     old = os.umask(0o077)
     try:
@@ -51,8 +79,17 @@ def extract(archive):
     finally:
         os.umask(old)
     _check_private(root)
+    known = _known(root, archive)
+    if known:
+        return known
+    import hashlib
+    import shutil
+    import zipfile
+    with open(archive, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()[:16]
     target = os.path.join(root, digest)
     if os.path.isfile(os.path.join(target, ".complete")):
+        _remember(root, archive, digest)
         return target
     tmp = "%s.tmp%d" % (target, os.getpid())
     shutil.rmtree(tmp, ignore_errors=True)
@@ -74,6 +111,7 @@ def extract(archive):
         os.rename(tmp, target)
     except OSError:  # another process extracted the same bundle first
         shutil.rmtree(tmp, ignore_errors=True)
+    _remember(root, archive, digest)
     # Older extractions of other bundle versions are left for the operator; they are small.
     return target
 
@@ -103,7 +141,7 @@ def setup_path(target):
 
 def main():
     archive = os.path.dirname(os.path.abspath(__file__))  # <bundle>.pyz/_xcscan_bootstrap.py
-    if not zipfile.is_zipfile(archive):
+    if not os.path.isfile(archive):  # run from an unpacked directory, not the .pyz
         sys.exit("xcscan: error: run the bundle as `python3 xcscan-agent.pyz ...`")
     setup_path(extract(archive))
     os.environ.setdefault("XCSCAN_BUNDLE", archive)

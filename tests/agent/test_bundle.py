@@ -93,3 +93,30 @@ def test_bundle_prefers_the_hosts_libyaml_and_vendors_the_rest(bundle, bare_pyth
     assert _which_yaml([sys.executable, "-I"], bundle, cache) == ["True", "False", "True"]
     # A bare host Python: everything from the bundle, pure-Python YAML.
     assert _which_yaml(bare_python, bundle, cache) == ["False", "True", "True"]
+
+
+def test_a_later_run_finds_its_extraction_without_hashing_and_a_changed_bundle_is_extracted_anew(
+        bundle, bare_python, tmp_path):
+    import shutil
+    cache = str(tmp_path / "cache")
+    mine = str(tmp_path / "xcscan-agent.pyz")
+    shutil.copy(bundle, mine)
+    assert run_bundle(bare_python, mine, ["--version"], cache).returncode == 0
+    digest = hashlib.sha256(open(mine, "rb").read()).hexdigest()[:16]
+    stamps = os.listdir(os.path.join(cache, "by-stat"))
+    assert len(stamps) == 1 and open(os.path.join(cache, "by-stat", stamps[0])).read().strip() == digest
+    # the second run: the stamp leads to the extraction; hashlib/zipfile/shutil are not even imported
+    code = ("import sys; sys.path.insert(0, %r); import _xcscan_bootstrap as b\n"
+            "t = b.extract(%r); print(t, 'hashlib' in sys.modules, 'zipfile' in sys.modules, 'shutil' in sys.modules)"
+            % (mine, mine))
+    res = subprocess.run(bare_python + ["-c", code], env={"XCSCAN_BUNDLE_CACHE": cache}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [os.path.join(cache, digest), "False", "False", "False"]
+    # a new bundle in the same place (new content, new mtime): a new extraction, not the old code
+    with zipfile.ZipFile(mine, "a") as zf:
+        zf.writestr("payload/NEWER", "2\n")
+    os.utime(mine, ns=(os.stat(mine).st_atime_ns, os.stat(mine).st_mtime_ns + 10 ** 9))
+    assert run_bundle(bare_python, mine, ["--version"], cache).returncode == 0
+    newer = hashlib.sha256(open(mine, "rb").read()).hexdigest()[:16]
+    assert newer != digest and os.path.isfile(os.path.join(cache, newer, "NEWER"))
