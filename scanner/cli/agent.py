@@ -116,3 +116,45 @@ def status(config_path, fmt, no_probe, lang):
         click.echo("%s  %s" % (key.ljust(width), value))
     if doc["server_reachable"] is False:
         sys.exit(1)
+
+
+@agent.command("export")
+@config_option
+@click.option("--output", "-o", "output", required=True, type=click.Path(dir_okay=False),
+              help="The transfer bundle to write (e.g. on removable media) / 要写出的传输包")
+@click.option("--all", "include_exported", is_flag=True,
+              help="Also reports already exported but not yet confirmed / 包括已导出但未确认的报告")
+@click.option("--merge", "merge_from", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="Collector: merge these hosts' bundles into --output instead of reading this host's spool, "
+                   "repeatable / 汇集多台主机的传输包")
+def export_cmd(config_path, output, include_exported, merge_from):
+    """Write spooled reports into one bundle for an air-gapped transfer / 导出暂存区报告，用于离线传输"""
+    from scanner.agent import transfer
+    if merge_from:
+        bundle_id, count = transfer.merge(output, list(merge_from))
+        click.echo("merged %d report(s) into %s (bundle %s)" % (count, output, bundle_id), err=True)
+        return
+    from scanner.agent import config as agent_config
+    cfg = agent_config.load(config_path)
+    done = transfer.export(cfg, output, include_exported=include_exported)
+    for name, why in done["skipped"]:
+        click.echo("skipped %s: %s" % (name, why), err=True)
+    if not done["reports"]:
+        click.echo("nothing to export: the spool holds no report that was not exported already "
+                   "(--all exports those again)", err=True)
+        return
+    click.echo("exported %d report(s) to %s (bundle %s); they stay in the spool until "
+               "`xcscan agent confirm RECEIPT`" % (done["reports"], output, done["bundle_id"]), err=True)
+
+
+@agent.command("confirm")
+@config_option
+@click.argument("receipt", type=click.Path(dir_okay=False, exists=True))
+def confirm_cmd(config_path, receipt):
+    """Clear exported reports the aggregator's receipt confirms / 按回执清除已导入的报告"""
+    from scanner.agent import config as agent_config
+    from scanner.agent import transfer
+    cfg = agent_config.load(config_path)
+    done = transfer.confirm(cfg, receipt)
+    click.echo("cleared %(cleared)d report(s); %(rejected)d refused by the server moved to rejected/" % done,
+               err=True)

@@ -232,3 +232,36 @@ def reevaluate(data_dir, db, profile, latest_only, orgs):
         raise XcscanError("--org: %s" % exc, hint="use an org path such as /gov/finance")
     n = service.reevaluate(settings, profile, latest_only, log=lambda m: click.echo(m, err=True), scope=scope)
     click.echo("re-evaluated %d report(s)" % n)
+
+
+@server.command("import")
+@data_dir_option
+@db_option
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True))
+@click.option("--receipt", "receipt_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the receipt to carry back (default BUNDLE.receipt.json) / 回执文件")
+def import_cmd(data_dir, db, bundle, receipt_path):
+    """Import an air-gap transfer bundle, verifying every report as online intake does / 导入离线传输包"""
+    import json as _json
+    from scanner.server import service
+    from scanner.server.intake.transfer import import_bundle
+    settings = _settings(data_dir, db)
+    engine = service.open_engine(settings)
+    try:
+        receipt = import_bundle(engine, settings, bundle)
+    finally:
+        engine.dispose()
+    receipt_path = receipt_path or bundle + ".receipt.json"
+    tmp = receipt_path + ".part"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        _json.dump(receipt, fh, indent=1, ensure_ascii=False)
+    os.replace(tmp, receipt_path)
+    for r in receipt["results"]:
+        line = "%s %s" % (r["status"], r["report_id"])
+        if r["status"] == "refused":
+            line += ": %s (%s)" % (r["reason"], r["code"])
+        click.echo(line)
+    c = receipt["counts"]
+    click.echo("accepted %d, duplicate %d, refused %d; receipt: %s (carry it back: xcscan agent confirm RECEIPT)"
+               % (c["accepted"], c["duplicate"], c["refused"], receipt_path), err=True)
+

@@ -16,6 +16,7 @@ class Settings:
     max_body: int = 16 * MiB  # compressed and decompressed report body
     max_past: int = 14 * 86400  # oldest accepted signature timestamp (spool backlog)
     max_future: int = 300  # clock skew allowed ahead of the server
+    import_max_past: int = 90 * 86400  # oldest signature timestamp in an air-gap transfer bundle
     session_ttl: int = 8 * 3600  # absolute session lifetime
     session_idle: int = 30 * 60  # a session unused this long ends (0: no idle limit)
     login_max_failures: int = 5  # failed logins per user name within login_window before a lock

@@ -1,0 +1,160 @@
+"""Air-gap transfer end to end: a real aggregator (`xcscan server init/serve`, SQLite, TLS), an agent enrolled
+while it could reach it, then cut off: it runs twice, exports a bundle, the bundle is imported with
+`xcscan server import`, the receipt carried back clears the spool. Tampered bundles are refused per report."""
+import gzip
+import io
+import json
+import os
+import shutil
+import tarfile
+
+import pytest
+
+from conftest import Agent, xcscan
+from test_e2e_server import RealServer, free_port
+
+pytestmark = pytest.mark.skipif(__import__("importlib").util.find_spec("fastapi") is None,
+                                reason="the server extra is not installed")
+
+
+@pytest.fixture
+def offline_agent(tmp_path, scan_root):
+    srv = RealServer(tmp_path / "server").init()
+    srv.start()
+    a = Agent(tmp_path / "agent", srv.url, srv.ca, scan_root)
+    res = a.enroll(token=srv.token())
+    assert res.returncode == 0, res.stderr
+    srv.stop()                                   # import works on the data directory, served or not
+    a.set(server="https://127.0.0.1:%d" % free_port(), retries=0, backoff=0)   # no route any more
+    yield srv, a
+
+
+def rewrite(src, dst, change):
+    """Copy a bundle, letting ``change(name, data)`` return new bytes for a member."""
+    with tarfile.open(src, "r:gz") as tin, tarfile.open(dst, "w:gz") as tout:
+        for m in tin.getmembers():
+            data = change(m.name, tin.extractfile(m).read())
+            info = tarfile.TarInfo(m.name)
+            info.size = len(data)
+            tout.addfile(info, io.BytesIO(data))
+
+
+def import_(srv, bundle, receipt):
+    return xcscan(["server", "import", "--data-dir", srv.data_dir, bundle, "--receipt", receipt])
+
+
+def test_export_import_receipt_round_trip(offline_agent, tmp_path):
+    srv, a = offline_agent
+    for _ in range(2):
+        res = a.run()
+        assert res.returncode == 4, res.stderr          # spooled, not delivered
+    spooled = a.spooled()
+    assert len(spooled) == 2
+    bundle = str(tmp_path / "usb" / "finance.xcb")
+    os.makedirs(os.path.dirname(bundle))
+    res = xcscan(["agent", "export", "--config", a.config, "-o", bundle])
+    assert res.returncode == 0 and "exported 2 report(s)" in res.stderr, res.stderr
+    assert a.spooled() == spooled, "exported reports stay until a receipt confirms them"
+    res = xcscan(["agent", "export", "--config", a.config, "-o", str(tmp_path / "again.xcb")])
+    assert "nothing to export" in res.stderr and not os.path.exists(str(tmp_path / "again.xcb"))
+
+    receipt = str(tmp_path / "receipt.json")
+    res = import_(srv, bundle, receipt)
+    assert res.returncode == 0, res.stderr
+    assert "accepted 2, duplicate 0, refused 0" in res.stderr
+    doc = json.load(open(receipt))
+    ids = [r["report_id"] for r in doc["results"]]
+    host_id = a.get()["host_id"]
+    assert srv.arrival_order(host_id) == ids, "stored once each, oldest first"
+    spool_ids = [json.loads(open(os.path.join(a.spool, n), "rb").readline())["report_id"] for n in spooled]
+    assert ids == spool_ids
+
+    res = import_(srv, bundle, str(tmp_path / "receipt2.json"))
+    assert "accepted 0, duplicate 2, refused 0" in res.stderr
+    assert srv.arrival_order(host_id) == ids
+
+    res = xcscan(["agent", "confirm", "--config", a.config, receipt])
+    assert res.returncode == 0 and "cleared 2 report(s)" in res.stderr, res.stderr
+    assert a.spooled() == []
+
+
+def test_tampered_bundles_are_refused_per_report_with_reasons(offline_agent, tmp_path):
+    srv, a = offline_agent
+    for _ in range(2):
+        assert a.run().returncode == 4
+    bundle = str(tmp_path / "b.xcb")
+    assert xcscan(["agent", "export", "--config", a.config, "-o", bundle]).returncode == 0
+    with tarfile.open(bundle, "r:gz") as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    first, second = manifest["entries"]
+
+    # 1. a report file changed in transit, checksums not updated: that report is refused, the other accepted
+    def flip(name, data):
+        return data.replace(b'"hostname"', b'"hostnamE"', 1) if name == first["file"] else data
+    damaged = str(tmp_path / "damaged.xcb")
+    rewrite(bundle, damaged, flip)
+    res = import_(srv, damaged, str(tmp_path / "r1.json"))
+    assert "accepted 1, duplicate 0, refused 1" in res.stderr, res.stderr
+    r1 = {r["report_id"]: r for r in json.load(open(str(tmp_path / "r1.json")))["results"]}
+    assert r1[first["report_id"]]["code"] == "checksum_mismatch"
+    assert r1[second["report_id"]]["status"] == "accepted"
+
+    # 2. altered with every checksum recomputed: the signature still catches it (and it is not a "duplicate")
+    import hashlib
+    raw = {}
+
+    def alter(name, data):
+        if name == second["file"]:
+            head, _, body = data.partition(b"\n")
+            body = body.replace(b'"pass"', b'"fail"', 1)
+            h = json.loads(head)
+            h["length"] = len(body)
+            data = json.dumps(h).encode() + b"\n" + body
+            raw["body_sha"] = hashlib.sha256(body).hexdigest()
+        raw[name] = data
+        return data
+    stage = str(tmp_path / "stage.xcb")
+    rewrite(bundle, stage, alter)
+
+    def fix(name, data):
+        if name == "manifest.json":
+            m = json.loads(data)
+            m["entries"][1]["sha256"] = raw["body_sha"]
+            data = json.dumps(m).encode()
+            raw[name] = data
+        if name == "SHA256SUMS":
+            lines = ["%s  %s" % (hashlib.sha256(raw[n]).hexdigest(), n)
+                     for n in ("manifest.json", first["file"], second["file"])]
+            data = ("\n".join(lines) + "\n").encode()
+        return data
+    forged = str(tmp_path / "forged.xcb")
+    rewrite(stage, forged, lambda n, d: fix(n, raw.get(n, d)) if n != "SHA256SUMS" else d)
+    rewrite(forged, str(tmp_path / "forged2.xcb"), fix)
+    res = import_(srv, str(tmp_path / "forged2.xcb"), str(tmp_path / "r2.json"))
+    r2 = {r["report_id"]: r for r in json.load(open(str(tmp_path / "r2.json")))["results"]}
+    assert r2[second["report_id"]]["status"] == "refused", res.stderr
+    assert r2[second["report_id"]]["code"] == "bad_signature"
+    assert r2[first["report_id"]]["status"] == "accepted"
+
+    # 3. not a bundle at all
+    junk = tmp_path / "junk.xcb"
+    junk.write_bytes(gzip.compress(b"hello"))
+    res = import_(srv, str(junk), str(tmp_path / "r3.json"))
+    assert res.returncode == 1 and "not a transfer bundle" in res.stderr
+
+
+def test_a_collector_merges_bundles_without_duplicates(offline_agent, tmp_path):
+    srv, a = offline_agent
+    assert a.run().returncode == 4
+    one = str(tmp_path / "one.xcb")
+    assert xcscan(["agent", "export", "--config", a.config, "-o", one]).returncode == 0
+    assert a.run().returncode == 4
+    two = str(tmp_path / "two.xcb")
+    assert xcscan(["agent", "export", "--config", a.config, "-o", two]).returncode == 0
+    shutil.copy(one, str(tmp_path / "one-again.xcb"))
+    merged = str(tmp_path / "merged.xcb")
+    res = xcscan(["agent", "export", "-o", merged, "--merge", one, "--merge", two,
+                  "--merge", str(tmp_path / "one-again.xcb")])
+    assert res.returncode == 0 and "merged 2 report(s)" in res.stderr, res.stderr
+    res = import_(srv, merged, str(tmp_path / "r.json"))
+    assert "accepted 2, duplicate 0, refused 0" in res.stderr
