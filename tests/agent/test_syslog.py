@@ -23,12 +23,16 @@ def dev_log():
 
 
 def _drain(sock):
+    """The agent's messages on /dev/log. The socket is the whole machine's: other programs running at the
+    same time (ansible modules log every invocation there) are not the agent's and are left out."""
     out = []
     while True:
         try:
-            out.append(sock.recv(65536).decode("utf-8", "replace"))
+            msg = sock.recv(65536).decode("utf-8", "replace")
         except socket.timeout:
             return out
+        if "xcscan" in msg.split(":", 1)[0]:
+            out.append(msg)
 
 
 def test_syslog_gets_summary_and_warnings(agent, stub, dev_log):
