@@ -476,3 +476,77 @@ def test_group_zero_is_root_without_etc_group(make_root):
     os.chown(os.path.join(root, "etc/crontab"), 0, 5)
     res = verdict(root, "mlps.ac.cron-perms")
     assert res["status"] == "fail" and "5" in str(res["items"])
+
+
+# ---------------------------------------------------------------- coverage that was missing (item 4)
+def test_sudo_nopasswd_on_a_command_that_gives_a_root_shell_fails(make_root, tmp_path):
+    sudoers = ("Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n%wheel ALL=(ALL) ALL\n"
+               "backup ALL=(root) NOPASSWD: /usr/local/bin/run-backup\n"
+               "dba ALL=(postgres) NOPASSWD: /usr/bin/psql\n"
+               "@includedir /etc/sudoers.d\n")
+    root = make_root({"/etc/sudoers": sudoers})
+    facts, _ = run(root, "sudo")
+    assert [g["nopasswd_root_shell"] for g in facts["grants"]] == [[], [], [], []]
+    assert verdict(root, "mlps.ac.sudo-password-required")["status"] == "pass"
+    root = make_root({"/etc/sudoers": sudoers,
+                      "/etc/sudoers.d/deploy": "Cmnd_Alias WEB = /usr/bin/systemctl restart nginx, /usr/bin/vim\n"
+                                               "deploy ALL=(ALL) NOPASSWD: WEB\n"
+                                               "ops ALL= NOPASSWD: /usr/bin/python3.11 /opt/tool.py\n"},
+                     root=tmp_path / "shell")
+    facts, _ = run(root, "sudo")
+    got = dict((g["principal"], g["nopasswd_root_shell"]) for g in facts["grants"])
+    assert got["deploy"] == ["/usr/bin/systemctl restart nginx", "/usr/bin/vim"]
+    assert got["ops"] == ["/usr/bin/python3.11 /opt/tool.py"]
+    res = verdict(root, "mlps.ac.sudo-password-required")
+    assert res["status"] == "fail" and sorted(i["key"] for i in res["items"] if i["status"] == "fail") == ["deploy", "ops"]
+
+
+def test_system_account_with_a_login_shell_fails_even_when_locked(make_root, tmp_path):
+    passwd = "root:x:0:0:root:/root:/bin/bash\nbin:x:2:2:bin:/bin:/usr/sbin/nologin\nsync:x:4:65534:sync:/bin:/bin/sync\n"
+    shadow = "root:$6$x$y:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\nsync:*:19000:0:99999:7:::\n"
+    defs = "UID_MIN 1000\n"
+    root = make_root({"/etc/passwd": passwd, "/etc/shadow": shadow, "/etc/login.defs": defs})
+    assert verdict(root, "mlps.ac.system-accounts-no-login")["status"] == "pass"
+    # Debian's postgres account: locked password, /bin/bash -- its authorized_keys still log in
+    root = make_root({"/etc/passwd": passwd + "postgres:x:105:111::/var/lib/postgresql:/bin/bash\n",
+                      "/etc/shadow": shadow + "postgres:!:19000::::::\n", "/etc/login.defs": defs}, root=tmp_path / "pg")
+    res = verdict(root, "mlps.ac.system-accounts-no-login")
+    assert res["status"] == "fail" and [i["key"] for i in res["items"] if i["status"] == "fail"] == ["postgres"]
+
+
+def test_hosts_equiv_and_shosts_equiv_fail_like_rhosts(make_root, tmp_path):
+    passwd = "root:x:0:0:root:/root:/bin/bash\n"
+    root = make_root({"/etc/passwd": passwd, "/root/.bashrc": "\n"})
+    assert verdict(root, "mlps.ip.no-rhosts-files")["status"] == "pass"
+    root = make_root({"/etc/passwd": passwd, "/etc/hosts.equiv": "+ +\n"}, root=tmp_path / "equiv")
+    res = verdict(root, "mlps.ip.no-rhosts-files")
+    assert res["status"] == "fail" and res["items"][0]["key"] == "/etc/hosts.equiv"
+
+
+def test_grub_superusers_must_name_a_user_with_a_password(make_root, tmp_path):
+    cfg = "set superusers=\"%s\"\nexport superusers\npassword_pbkdf2 root grub.pbkdf2.sha512.10000.AA.BB\n"
+    root = make_root({"/boot/grub/grub.cfg": cfg % "admin"})
+    facts, _ = run(root, "bootloader")
+    assert facts["password"] is False and facts["superusers"] == ["admin"]
+    assert verdict(root, "mlps.ia.bootloader-password")["status"] == "fail"
+    root = make_root({"/boot/grub/grub.cfg": cfg % "admin root"}, root=tmp_path / "ok")
+    assert verdict(root, "mlps.ia.bootloader-password")["status"] == "pass"
+
+
+# ---------------------------------------------------------------- identification edge cases (item 7)
+@pytest.mark.parametrize("raw", ["To Be Filled By O.E.M", "TO BE FILLED BY O.E.M.", "To be filled by O.E.M. ",
+                                 "Default string", "DEFAULT STRING", "--", "   ", "..", "O.E.M", "System Product Name",
+                                 "Not Available", "N/A", "00000000", "FFFFFFFF"])
+def test_dmi_placeholders_in_any_punctuation_are_not_a_brand(make_root, raw):
+    from scanner.parsers.dmidecode import clean
+    assert clean(raw) is None
+    root = make_root({"/sys/class/dmi/id/sys_vendor": raw + "\n", "/sys/class/dmi/id/product_name": raw + "\n",
+                      "/sys/class/dmi/id/board_vendor": "Inspur\n"})
+    facts, _ = run(root, "dmi")
+    assert facts["sys_vendor"] is None and facts["product_name"] is None and facts["board_vendor"] == "Inspur"
+
+
+@pytest.mark.parametrize("raw", ["Huawei", "Inspur", "Sugon", "OEM Tech", "Lenovo ", "0", "X86", "FT-2000/4"])
+def test_real_dmi_values_are_kept(raw):
+    from scanner.parsers.dmidecode import clean
+    assert clean(raw) == raw.strip()

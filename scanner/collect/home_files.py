@@ -2,7 +2,8 @@
 
 For root and every account with an interactive shell: ~/.rhosts, ~/.shosts
 (r-command trust, honoured by hostbased SSH too), ~/.netrc, ~/.pgpass and
-~/.my.cnf (clear-text passwords). Only these names are looked at -- one stat
+~/.my.cnf (clear-text passwords); plus the system-wide /etc/hosts.equiv and
+/etc/shosts.equiv (user "*"). Only these names are looked at -- one stat
 per file, no directory walk -- and home directories outside the root's /home,
 /root or /var are skipped when they are "/" (service accounts).
 """
@@ -16,6 +17,7 @@ NAME = "home_files"
 LIVE_ONLY = False
 
 NAMES = (".rhosts", ".shosts", ".netrc", ".pgpass", ".my.cnf")
+SYSTEM_TRUST_FILES = ("/etc/hosts.equiv", "/etc/shosts.equiv")
 NON_INTERACTIVE = ("nologin", "false", "sync", "shutdown", "halt")
 MAX_USERS = 500
 
@@ -51,4 +53,13 @@ def collect(ctx):
             special, u, g, o = mode_digits(st.st_mode)
             files.append({"user": user, "name": name, "path": path, "mode": "%04o" % (st.st_mode & 0o7777),
                           "group": g, "other": o, "owner": users.get(st.st_uid, str(st.st_uid))})
+    # system-wide r-command trust: rlogind/rshd (ruserok) and sshd's HostbasedAuthentication read them
+    for path in SYSTEM_TRUST_FILES:
+        st = fs.lstat(path)
+        if st is None:
+            continue
+        special, u, g, o = mode_digits(st.st_mode)
+        files.append({"user": "*", "name": posixpath.basename(path), "path": path,
+                      "mode": "%04o" % (st.st_mode & 0o7777), "group": g, "other": o,
+                      "owner": users.get(st.st_uid, str(st.st_uid))})
     return {"homes_checked": len(homes), "files": files}

@@ -105,6 +105,52 @@ def parse_defaults(line, state):
             state["user_defaults"].setdefault(who, {}).update(values)
 
 
+# Programs that hand whoever runs them through sudo a root shell (GTFOBins "sudo" entries): shells;
+# editors, pagers and man (":!sh", "!sh"); interpreters; programs that run other programs (env, find -exec,
+# xargs, systemctl/journalctl through their pager, git, docker); programs that write or replace any file
+# (cp, mv, tee, dd, chmod, chown -- /etc/sudoers is a file); package managers (a package's scripts run as
+# root); su and sudo themselves; and ALL. Arguments do not help: "vi /etc/hosts" still reaches ":!sh".
+ROOT_SHELL_PROGRAMS = frozenset((
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "ash", "busybox",
+    "vi", "vim", "nvim", "view", "rvim", "vimdiff", "ex", "ed", "nano", "pico", "emacs", "joe", "mcedit",
+    "less", "more", "most", "man", "pg",
+    "python", "python2", "python3", "perl", "ruby", "irb", "lua", "php", "node", "nodejs", "tclsh", "wish",
+    "awk", "gawk", "mawk", "nawk", "expect", "gdb", "strace", "script", "socat",
+    "env", "find", "xargs", "nice", "nohup", "timeout", "stdbuf", "taskset", "ionice", "chroot", "unshare",
+    "nsenter", "setsid", "flock", "tar", "zip", "rsync", "ssh", "scp", "git", "ftp", "mysql", "psql",
+    "systemctl", "journalctl", "systemd-run", "docker", "podman", "crontab", "at",
+    "cp", "mv", "tee", "dd", "install", "chmod", "chown", "ln", "rm",
+    "yum", "dnf", "rpm", "apt", "apt-get", "aptitude", "dpkg", "pip", "pip3", "zypper", "snap", "make",
+    "su", "sudo", "sudoedit", "visudo", "passwd", "useradd", "usermod", "chpasswd",
+))
+INTERPRETER_RE = re.compile(r"^(python|perl|ruby|php|lua|node)[0-9.]*$")
+
+
+def gives_root_shell(command):
+    """True when running ``command`` through sudo as root hands out a root shell (see ROOT_SHELL_PROGRAMS)."""
+    text = command.strip()
+    if text.startswith("!"):
+        return False  # a negated command takes a permission away
+    if text == "ALL":
+        return True
+    if text.startswith("sudoedit "):
+        return False  # sudoedit edits a copy as the user: no shell escape as root
+    prog = posixpath.basename(text.split()[0]) if text.split() else ""
+    return prog in ROOT_SHELL_PROGRAMS or bool(INTERPRETER_RE.match(prog))
+
+
+def runs_as_root(runas):
+    """The run-as list of a command lets it run as root: none given (root is sudo's default), ALL, root, #0."""
+    if runas is None:
+        return True
+    users = runas.split(":", 1)[0].strip()
+    if not users:
+        # "()" is root; "(:group)" runs as the invoking user with that group (sudoers(5) Runas_Spec)
+        return ":" not in runas
+    names = [u.strip() for u in users.split(",")]
+    return any(n in ("ALL", "root", "#0") for n in names)
+
+
 def parse_commands(rest, state, password_less_default):
     """[{command, nopasswd, runas}] of one specification, tags and run-as carried over."""
     entries, runas, nopasswd = [], None, password_less_default
@@ -189,6 +235,8 @@ def grants(state):
                 "commands": rest.strip(), "expanded": entries,
                 "all_commands": bool(all_entries),
                 "nopasswd": any(e["nopasswd"] for e in (all_entries or entries)),
+                "nopasswd_root_shell": [e["command"] for e in entries if e["nopasswd"] and runs_as_root(e["runas"])
+                                        and gives_root_shell(e["command"])],
                 "source": src})
     return out
 

@@ -10,12 +10,31 @@ PLACEHOLDERS = ("", "not specified", "to be filled by o.e.m.", "to be filled by 
                 "not applicable", "<out of spec>", "n/a", "--", "0123456789", "123456789")
 
 
+# Firmware writers vary punctuation and case ("To Be Filled By O.E.M", "TO BE FILLED BY O.E.M.",
+# "Default String", "-- ", all spaces): placeholders are compared with case, spaces and punctuation gone.
+_PUNCT_RE = re.compile(r"[\s.\-_,;:/\\*#'\"()<>]+")
+_PLACEHOLDER_KEYS = frozenset(_PUNCT_RE.sub("", p) for p in PLACEHOLDERS) | frozenset((
+    "tobefilledbyoem", "defaultstring", "systemserialnumber", "chassismanufacturer", "chassisversion",
+    "basebordmanufacturer", "baseboardmanufacturer", "baseboardproductname", "systemversion", "notavailable",
+    "typeyourtexthere", "invalid", "empty", "null", "xxxxx", "na"))
+
+
+def is_placeholder(value):
+    """True for what firmware writes when it has no real value (any case or punctuation)."""
+    key = _PUNCT_RE.sub("", (value or "").lower())
+    if not key:
+        return True  # nothing but spaces and punctuation ("--", "   ", "..")
+    if len(key) > 1 and len(set(key)) == 1 and key[0] in "0fx":
+        return True  # "00000000", "FFFFFFFF", "xxxx"
+    return key in _PLACEHOLDER_KEYS
+
+
 def clean(value):
     """Stripped value, or None when it is a BIOS placeholder."""
     if value is None:
         return None
     value = value.strip()
-    return None if value.lower() in PLACEHOLDERS else value
+    return None if is_placeholder(value) else value
 
 
 def parse(text):
