@@ -267,8 +267,9 @@ def test_logging_selectors_forwarding_and_retention(make_root):
         "/etc/logrotate.d/syslog": "/var/log/messages\n/var/log/secure\n{\n    rotate 52\n    postrotate\n        kill -HUP 1\n    endscript\n}\n",
     })
     facts, _ = run(root, "logging")
-    # *.info reaches /var/log/messages for the (non-private) auth facility; authpriv.none only excludes authpriv
-    assert facts["auth_log_files"] == ["/var/log/messages", "/var/log/secure"]
+    # authentication events are authpriv's (PAM, sudo, su, login): authpriv.none keeps them out of
+    # /var/log/messages, so only /var/log/secure logs them (issue 13: authpriv.none is honoured)
+    assert facts["auth_log_files"] == ["/var/log/secure"]
     assert [(r["host"], r["port"], r["protocol"]) for r in facts["remote_targets"]] == [
         ("logs.example", 10514, "tcp"), ("10.1.1.1", 514, "udp")]
     assert facts["forwarding_tls"] is False

@@ -2,8 +2,9 @@
 
 Live, the loaded rules come from ``auditctl -l`` and the kernel status from
 ``auditctl -s`` (``enabled 2`` = immutable). Offline, the rules are the ones
-auditd loads at boot: /etc/audit/rules.d/*.rules (compiled by augenrules)
-or, when that directory is empty, /etc/audit/audit.rules.
+auditd.service loads at boot: with ``augenrules --load`` /etc/audit/rules.d/*.rules
+(or audit.rules when that directory has none); with ``auditctl -R FILE`` only
+that file -- rules.d is then never read (see rules_loader).
 
 ``categories`` names what the rules cover (identity files, sudoers, logins,
 sessions, privileged commands, time, network config, MAC policy, DAC changes,
@@ -11,9 +12,11 @@ deletions, kernel modules, mounts); rules scoped to one user do not count.
 """
 from __future__ import absolute_import
 
+import posixpath
 import re
 
-from scanner.collect.baseline_util import conf_d_files, find_binary, parse_key_value, service_state
+from scanner.collect.baseline_util import (UNIT_DIRS, conf_d_files, find_binary, parse_key_value, service_state,
+                                           systemd_syntax_lines, unit_file)
 
 NAME = "audit"
 LIVE_ONLY = False
@@ -65,11 +68,42 @@ def categories(rules):
     return found
 
 
+def rules_loader(fs):
+    """How auditd.service loads the rules at boot: ("augenrules", None) -- RHEL 8/9, Debian: ExecStartPost=
+    augenrules --load, which compiles /etc/audit/rules.d/*.rules --, ("auditctl", FILE) -- RHEL 7 style
+    ExecStartPost=auditctl -R FILE, which reads only that file (rules.d is then ignored) --, or (None, None)
+    when no unit says (SysV init: the old behaviour, rules.d when it has rules, else audit.rules)."""
+    path = unit_file(fs, "auditd.service")
+    if path is None:
+        return None, None
+    files = [path] + [posixpath.join(d, "auditd.service.d", n) for d in UNIT_DIRS
+                      for n in fs.listdir(posixpath.join(d, "auditd.service.d")) or [] if n.endswith(".conf")]
+    loader = (None, None)
+    for unit_path in files:
+        for _, section, key, value in systemd_syntax_lines(fs.read_text(unit_path, report=False)):
+            if section != "Service" or key not in ("ExecStartPost", "ExecStart"):
+                continue
+            if key == "ExecStartPost" and value == "":
+                loader = (None, None)  # an empty assignment resets the list (a drop-in)
+                continue
+            words = value.lstrip("-@+!:").split()
+            prog = posixpath.basename(words[0]) if words else ""
+            if prog == "augenrules" and "--load" in words:
+                loader = ("augenrules", None)
+            elif prog == "auditctl" and "-R" in words and words.index("-R") + 1 < len(words):
+                loader = ("auditctl", words[words.index("-R") + 1])
+    return loader
+
+
 def rules_from_files(ctx):
     fs = ctx.fs
-    paths = conf_d_files(fs, "/etc/audit/rules.d", suffix=".rules")
-    if not paths and fs.isfile("/etc/audit/audit.rules"):
-        paths = ["/etc/audit/audit.rules"]
+    loader, loaded_file = rules_loader(fs)
+    if loader == "auditctl":
+        paths = [loaded_file] if fs.isfile(loaded_file) else []
+    else:
+        paths = conf_d_files(fs, "/etc/audit/rules.d", suffix=".rules")
+        if not paths and fs.isfile("/etc/audit/audit.rules"):
+            paths = ["/etc/audit/audit.rules"]
     rules, enable_flag = [], None
     for path in paths:
         text = fs.read_text(path) or ""
@@ -110,6 +144,7 @@ def collect(ctx):
         return facts
     rules, enable_flag, paths = rules_from_files(ctx)
     facts["rule_files"] = paths
+    facts["rules_loader"] = " ".join(x for x in rules_loader(fs) if x) or None
     source = "rules files"
     if ctx.live and service.get("active"):
         auditctl = find_binary(fs, "auditctl")

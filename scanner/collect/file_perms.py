@@ -7,9 +7,10 @@ come from the target's own /etc/passwd and /etc/group.
 """
 from __future__ import absolute_import
 
+import posixpath
 import stat as stat_mod
 
-from scanner.collect.baseline_util import account_names, mode_digits
+from scanner.collect.baseline_util import account_names, mode_digits, parse_key_value
 
 NAME = "file_perms"
 LIVE_ONLY = False
@@ -49,10 +50,44 @@ def entry(fs, path, users, groups, kind=None):
             "owner": users.get(st.st_uid, str(st.st_uid)), "group_name": groups.get(st.st_gid, str(st.st_gid))}
 
 
+def audit_log_location(fs):
+    """(directory of auditd.conf's log_file, log_group) -- auditd.conf(5) defaults /var/log/audit/audit.log, root."""
+    values, _ = parse_key_value(fs, "/etc/audit/auditd.conf")
+    values = values or {}
+    log_file = values.get("log_file") or "/var/log/audit/audit.log"
+    return posixpath.dirname(log_file) or "/var/log/audit", values.get("log_group") or "root"
+
+
+def rsyslog_log_files(ctx):
+    """Local files rsyslog's configuration writes to (selector targets and omfile actions), in order."""
+    from scanner.collect import logging as logging_mod
+    paths = logging_mod.rsyslog_files(ctx.fs)
+    if not paths:
+        return []
+    rules, _ = logging_mod.parse_rsyslog(ctx, paths)
+    out = []
+    for rule in rules:
+        target = rule["target"]
+        if target.startswith("/") and not target.startswith("/dev/") and target not in out:
+            out.append(target)
+    return out
+
+
 def collect(ctx):
     fs = ctx.fs
     users, groups = account_names(fs)
-    files = [entry(fs, p, users, groups) for p in PATHS]
+    audit_dir, log_group = audit_log_location(fs)
+    paths = [p for p in PATHS if p != "/var/log/audit"]
+    files = [entry(fs, p, users, groups) for p in paths]
+    # the audit log directory is where auditd.conf's log_file puts it; auditd creates it 0700, or 0750 when
+    # log_group names another group that should read the logs (auditd.conf(5) log_group)
+    audit = entry(fs, audit_dir, users, groups, kind="audit-dir")
+    audit["log_group"] = log_group
+    files.append(audit)
+    # log files: the ones rsyslog's configuration names (not a fixed list); the usual names stay as before
+    for path in rsyslog_log_files(ctx):
+        if not any(f["path"] == path for f in files):
+            files.append(entry(fs, path, users, groups, kind="log"))
     for path in fs.glob("/etc/ssh/ssh_host_*_key"):
         files.append(entry(fs, path, users, groups, kind="ssh-host-key"))
     present = [f for f in files if f["exists"]]

@@ -1,8 +1,10 @@
 """System logging: rsyslog / syslog-ng / journald, remote forwarding, logrotate retention.
 
-* ``rules``: rsyslog/sysklogd selector lines (``authpriv.* /var/log/secure``)
-  and their targets; ``auth_logged`` is true when authentication messages go
-  to a local file.
+* ``rules``: rsyslog/sysklogd selector lines (``authpriv.* /var/log/secure``,
+  ``authpriv.* action(type="omfile" file="/var/log/secure")``) and their
+  targets; ``auth_logged`` is true when authentication messages go to a local
+  file -- a selector part ``authpriv.none`` excludes them (rsyslog reads a
+  selector's parts left to right, a later one overriding an earlier one).
 * ``remote_targets``: every forwarding action (``@host``, ``@@host:port``,
   ``action(type="omfwd" ...)``, omrelp, syslog-ng ``network()``/``tcp()``/
   ``udp()`` destinations), with whether TLS is configured.
@@ -82,6 +84,19 @@ def parse_rsyslog(ctx, paths):
             if len(parts) != 2 or "." not in parts[0]:
                 continue
             selector, target = parts[0], parts[1].strip()
+            if target.lower().startswith("action("):
+                # RainerScript after a selector (rsyslog omfile docs): action(type="omfile" file="/var/log/x")
+                # writes that file; omfwd/omrelp were taken above as remote targets
+                kind = re.search(r'type\s*=\s*"(\w+)"', target, re.I)
+                path = re.search(r'\bfile\s*=\s*"([^"]+)"', target, re.I)
+                if kind and kind.group(1).lower() == "omfile" and path:
+                    mode = re.search(r'fileCreateMode\s*=\s*"([0-7]+)"', target, re.I)
+                    rules.append({"selector": selector, "target": path.group(1), "source": src,
+                                  "create_mode": mode.group(1) if mode else None})
+                elif kind and kind.group(1).lower() in ("omfwd", "omrelp"):
+                    rules.append({"selector": selector, "target": "@" + (remote[-1]["host"] or "?")
+                                  if remote else "@?", "source": src})
+                continue
             if target.startswith("@"):
                 body = target.lstrip("@")
                 proto = "tcp" if target.startswith("@@") else "udp"
@@ -232,8 +247,11 @@ def collect(ctx):
     rules, remote = parse_rsyslog(ctx, paths) if paths else ([], [])
     if syslog_ng["installed"]:
         remote.extend(parse_syslog_ng(ctx))
+    # authentication events are the authpriv facility's (PAM, sudo, su, login and sshd with RHEL's
+    # SyslogFacility AUTHPRIV): "*.*;authpriv.none /var/log/messages" does not log them -- only a file whose
+    # selector covers authpriv counts
     auth_files = sorted(set(r["target"] for r in rules if r["target"].startswith("/")
-                            and (selector_covers(r["selector"], "authpriv") or selector_covers(r["selector"], "auth"))))
+                            and selector_covers(r["selector"], "authpriv")))
     daemon_running = None
     if rsyslog["active"] is not None or syslog_ng["active"] is not None:
         daemon_running = bool(rsyslog["active"] or syslog_ng["active"])
