@@ -1,5 +1,6 @@
 """`syslog: true`: the summary and the warnings go to syslog (a real /dev/log datagram socket)."""
 import os
+import re
 import socket
 
 import pytest
@@ -31,7 +32,8 @@ def _drain(sock):
             msg = sock.recv(65536).decode("utf-8", "replace")
         except socket.timeout:
             return out
-        if "xcscan" in msg.split(":", 1)[0]:
+        tag = re.match(r"<\d+>\w{3} [ \d]\d \d\d:\d\d:\d\d ([^\s\[:]+)", msg)   # RFC 3164: <PRI>TIMESTAMP TAG
+        if tag is None or tag.group(1).startswith("xcscan"):
             out.append(msg)
 
 
