@@ -64,7 +64,8 @@ def scan_report(root="/", profile="all", waivers=None, live=None, catalog=None, 
                                 host=_host_for_waivers(report), now=now, catalog=catalog)
     report["results"] = results
     report["summary"] = summary
-    return report
+    from scanner.render.assessment import annotate
+    return annotate(report)     # item verdicts, 测评记录 and risks, added fields of the report
 
 
 def evaluate_report(report, profile=None, waivers=None, catalog=None, now=None):
@@ -90,4 +91,5 @@ def evaluate_report(report, profile=None, waivers=None, catalog=None, now=None):
                                 host=_host_for_waivers(report), now=now, catalog=catalog)
     out["results"] = results
     out["summary"] = summary
-    return out
+    from scanner.render.assessment import annotate
+    return annotate(out)

@@ -121,3 +121,24 @@ def test_html_item_heading_carries_the_verdict_and_failures_come_first(rhel_defa
     rank = ["fail", "error", "manual", "waived", "pass", "not_applicable"]
     assert statuses[0] == "fail" and statuses == sorted(statuses, key=rank.index)
     assert re.search(r'<h3 id="item-L3-CES1-01" data-verdict="partial">.*?部分符合', out)
+
+
+def test_the_json_report_carries_verdicts_records_and_risks(rhel_default):
+    import json
+    doc = json.loads(json.dumps(rhel_default))          # what --format json writes
+    added = doc["summary"]["assessment"]
+    assert added["rule"] == "xcscan.assessment/1"
+    assert dict((i["id"], i["verdict"]) for i in added["items"]) == \
+        dict((i["id"], i["verdict"]) for i in assessment.assess(doc)["items"])
+    assert sum(c["items"] for c in added["by_control"]) == len(doc["summary"]["coverage"]["items"])
+    assert added["risks"]["guide"] >= 1 and added["score"]["counted"] > 0
+    for res in doc["results"]:
+        assert res["record"]["zh"] and res["record"]["en"]
+        assert ("risk" in res) == (res["status"] == "fail"), res["rule_id"]
+    lockout = next(r for r in doc["results"] if r["rule_id"] == "mlps.ia.login-lockout")
+    assert lockout["risk"] == "high" and lockout["high_risk"] == {"id": "login-failure-handling", "clause": "8.1.4.1 b)"}
+    # the fields are additions: everything the schema had is still there under its name
+    for key in ("rule_id", "status", "severity", "reason", "expected", "actual", "evidence", "items", "refs"):
+        assert key in lockout
+    for key in ("counts", "score", "score_without_waivers", "coverage", "failed_by_severity"):
+        assert key in doc["summary"]

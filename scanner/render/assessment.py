@@ -224,3 +224,43 @@ def item_score(items):
     out = {"value": value, "counted": counted, "excluded": tally["not_applicable"]}
     out.update(tally)
     return out
+
+
+# ------------------------------------------------------------------ the JSON report's added fields
+ANNOTATION = "xcscan.assessment/1"
+
+
+def annotate(report):
+    """Add the assessor's reading to a report in place (fields added to xcscan.report/1, none renamed):
+
+    * every result: ``record`` {zh, en} (the 测评记录); a failed one also ``risk`` (high|medium|low)
+      and, when the high-risk guide lists it, ``high_risk`` {id, clause};
+    * ``summary.assessment``: the rule version, ``items`` [{id, verdict, counts}], ``by_control``
+      [{area, items, <verdict>..., not_checked}], ``score`` and ``risks`` {high, medium, low, guide}.
+    Returns the report."""
+    from scanner.render import records
+    if not isinstance(report.get("results"), list) or not isinstance(report.get("summary"), dict):
+        return report
+    got = assess(report)
+    risky = dict((id(f["result"]), f) for f in got["findings"])
+    for res in report["results"]:
+        if not isinstance(res, dict):
+            continue
+        res["record"] = {"zh": records.record(res, "zh"), "en": records.record(res, "en")}
+        finding = risky.get(id(res))
+        if finding is not None:
+            res["risk"] = finding["risk"]
+            if finding["guide"]:
+                res["high_risk"] = {"id": finding["guide"].get("id"), "clause": finding["guide"].get("clause")}
+    by_control = []
+    for area, row in got["by_control"]:
+        entry = {"area": area}
+        entry.update(row)
+        by_control.append(entry)
+    risks = dict((r, sum(1 for f in got["findings"] if f["risk"] == r)) for r in RISKS)
+    risks["guide"] = sum(1 for f in got["findings"] if f["guide"])
+    report["summary"]["assessment"] = {
+        "rule": ANNOTATION,
+        "items": [{"id": i["id"], "verdict": i["verdict"], "counts": i["counts"]} for i in got["items"]],
+        "by_control": by_control, "score": got["score"], "risks": risks}
+    return report
