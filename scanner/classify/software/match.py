@@ -15,7 +15,6 @@ class LazyRegex(object):
     (the prefilter alternations below reject most processes, packages and units first); compiling
     them all cost ~40 ms per run on Python 3.7. A syntax error still surfaces when the catalog is
     compiled (``check``), naming the product."""
-    __slots__ = ("pattern", "_rx")
 
     def __init__(self, pattern):
         if not isinstance(pattern, str):
@@ -27,6 +26,8 @@ class LazyRegex(object):
         rx = self._rx
         if rx is None:
             rx = self._rx = re.compile(self.pattern)
+            # later calls go straight to the compiled pattern's methods (instance attributes win)
+            self.search, self.match, self.fullmatch = rx.search, rx.match, rx.fullmatch
         return rx
 
     def search(self, text, *args):
