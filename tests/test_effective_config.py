@@ -608,3 +608,55 @@ def test_rsyslog_rainerscript_and_authpriv_none(make_root, tmp_path):
     assert res["status"] == "fail" and [i["key"] for i in res["items"]] == ["/var/log/app-secure.log"]
     os.chmod(os.path.join(root, "var/log/app-secure.log"), 0o600)
     assert verdict(root, "mlps.au.log-file-perms")["status"] == "pass"
+
+
+def servers_of(root):
+    from scanner.catalog import default_catalog
+    from scanner.collect import collect_facts
+    from scanner.inventory import build_inventory
+    facts = collect_facts(Context(root=root, live=False), only=["host", "dmi", "cpu"])
+    inv = build_inventory(facts, default_catalog())
+    return facts, [c for c in inv["components"] if c["category"] == "server"]
+
+
+def dmi_root(make_root, root=None, **fields):
+    return make_root(dict(("/sys/class/dmi/id/%s" % k, v + "\n") for k, v in fields.items()), root=root)
+
+
+@pytest.mark.parametrize("vendor,product", [("HUAWEI CLOUD", "c7.large.2"), ("OpenStack Foundation", "OpenStack Nova"),
+                                            ("Alibaba Cloud", "Alibaba Cloud ECS"), ("Tencent Cloud", "CVM"),
+                                            ("CTyun", "KVM Virtual Machine"), ("Huawei", "KVM Virtual Machine")])
+def test_cloud_vms_are_vms_not_a_hardware_brand(make_root, vendor, product):
+    facts, servers = servers_of(dmi_root(make_root, sys_vendor=vendor, product_name=product))
+    assert facts["host"]["virtualization"]["kind"] == "vm"
+    assert servers == []
+
+
+def test_domestic_pc_brands_and_blank_huawei_vendor(make_root, tmp_path):
+    for vendor, pid in (("THTF", "thtf"), ("TONGFANG", "thtf"), ("Ruijie Networks Co., Ltd.", "ruijie"),
+                        ("KunTai", "kuntai"), ("UNIS", "unis"), ("XFUSION", "xfusion")):
+        _, servers = servers_of(dmi_root(make_root, root=tmp_path / pid / vendor.split()[0],
+                                         sys_vendor=vendor, product_name="Desktop"))
+        assert [(s["product_id"], s["origin"]) for s in servers] == [(pid, "domestic")], vendor
+    # a Huawei server whose vendor fields are blank: the TaiShan product name is unambiguous
+    _, servers = servers_of(dmi_root(make_root, root=tmp_path / "blank", sys_vendor=" ", board_vendor="To be filled by O.E.M.",
+                                     product_name="TaiShan 200 (Model 2280)"))
+    assert [s["product_id"] for s in servers] == ["huawei"]
+    # ... while a 2288H V6 (made by Huawei, then xFusion) with blank vendors stays unnamed
+    _, servers = servers_of(dmi_root(make_root, root=tmp_path / "ambiguous", sys_vendor=" ", product_name="2288H V6"))
+    assert servers == []
+
+
+KIRIN_CPUINFO = "".join("processor\t: %d\nBogoMIPS\t: 3.84\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n"
+                        "CPU implementer\t: 0x48\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd40\n"
+                        "CPU revision\t: 2\n\n" % i for i in range(4))
+
+
+def test_hisilicon_kirin_pc_chip_is_in_the_catalog(make_root):
+    from scanner.catalog import default_catalog
+    from scanner.collect import collect_facts
+    from scanner.inventory import build_inventory
+    root = make_root({"/proc/cpuinfo": KIRIN_CPUINFO})
+    facts = collect_facts(Context(root=root, live=False), only=["cpu"])
+    cpus = [c for c in build_inventory(facts, default_catalog())["components"] if c["category"] == "cpu"]
+    assert [(c["product_id"], c["origin"]) for c in cpus] == [("kirin", "domestic")]

@@ -13,12 +13,8 @@ def _is_vm(facts, dmi):
     virt = (facts.get("host") or {}).get("virtualization") or {}
     if virt.get("kind") == "vm":
         return True
-    from scanner.collect.host import VM_DMI_MARKERS
-    for field in ("sys_vendor", "product_name", "board_vendor", "bios_vendor"):
-        value = (dmi.get(field) or "").lower()
-        if value and any(marker in value for marker, _ in VM_DMI_MARKERS):
-            return True
-    return False
+    from scanner.collect.host import vm_marker
+    return any(vm_marker(dmi.get(field)) for field in ("sys_vendor", "product_name", "board_vendor", "bios_vendor"))
 
 
 def classify(facts, catalog):
@@ -40,5 +36,14 @@ def classify(facts, catalog):
             break  # a real sys_vendor that matches nothing is an unknown brand, not the board's
     label = dmi.get("sys_vendor") or dmi.get("board_vendor")
     if not label:
+        # blank vendor fields (some Huawei BMC firmware): a product/board name that only one brand uses
+        for field in ("product_name", "board_name"):
+            value = dmi.get(field)
+            if not value:
+                continue
+            for product, match in products_with(catalog, "product_name"):
+                if any_search(match.get("product_name"), value):
+                    return [make_component(product, evidence + [{"kind": "dmi", "value": "%s=%s" % (field, value)}],
+                                           model=model, details=details, category="server")]
         return []
     return [unknown_component("server", label, evidence, model=model, details=details)]

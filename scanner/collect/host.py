@@ -13,7 +13,26 @@ VM_DMI_MARKERS = [
     ("bochs", "Bochs"), ("parallels", "Parallels"), ("openstack", "OpenStack"),
     ("alibaba cloud", "Alibaba Cloud ECS"), ("huawei cloud", "Huawei Cloud"),
     ("tencent cloud", "Tencent Cloud CVM"), ("amazon ec2", "Amazon EC2"), ("google", "Google Compute Engine"),
+    # Chinese public and private clouds (their KVM/OpenStack guests name the cloud in DMI); compared with
+    # spaces and punctuation removed, so "HUAWEI CLOUD", "HuaweiCloud" and "Huawei-Cloud" are one marker
+    ("huaweicloud", "Huawei Cloud"), ("ctyun", "CTyun (Tianyi Cloud)"), ("tianyiyun", "CTyun (Tianyi Cloud)"),
+    ("ctcloud", "CTyun (Tianyi Cloud)"), ("chinatelecomcloud", "CTyun (Tianyi Cloud)"),
+    ("alibabacloud", "Alibaba Cloud ECS"), ("aliyun", "Alibaba Cloud ECS"), ("tencentcloud", "Tencent Cloud CVM"),
+    ("baiducloud", "Baidu AI Cloud"), ("jdcloud", "JD Cloud"), ("ksyun", "Kingsoft Cloud"),
+    ("kingsoftcloud", "Kingsoft Cloud"), ("volcengine", "Volcano Engine"), ("ucloud", "UCloud"),
+    ("qingcloud", "QingCloud"), ("kubevirt", "KubeVirt"), ("fusioncompute", "Huawei FusionCompute"),
+    ("openstacknova", "OpenStack"), ("rhevhypervisor", "RHEV"), ("ovirt", "oVirt"),
 ]
+
+
+def vm_marker(value):
+    """The hypervisor/cloud label a DMI string names, or None (case, spaces and punctuation ignored)."""
+    low = (value or "").lower()
+    squashed = "".join(ch for ch in low if ch.isalnum())
+    for marker, label in VM_DMI_MARKERS:
+        if marker in low or marker.replace(" ", "") in squashed:
+            return label
+    return None
 
 
 def collect(ctx):
@@ -91,11 +110,10 @@ def _detect_vm(ctx):
         value = fs.read_first_line("/sys/class/dmi/id/" + key)
         if not value:
             continue
-        low = value.lower()
-        for marker, label in VM_DMI_MARKERS:
-            if marker in low:
-                evidence.append({"kind": "dmi", "value": "%s=%s" % (key, value)})
-                return {"kind": "vm", "type": label, "evidence": evidence}
+        label = vm_marker(value)
+        if label:
+            evidence.append({"kind": "dmi", "value": "%s=%s" % (key, value)})
+            return {"kind": "vm", "type": label, "evidence": evidence}
     if evidence:
         return {"kind": "vm", "type": None, "evidence": evidence}
     return None
