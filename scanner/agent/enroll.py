@@ -11,11 +11,29 @@ from scanner.errors import XcscanError
 
 
 def _identity(root):
-    """(hostname, machine_id) of the scan target, exactly as reports will carry them."""
+    """(hostname, machine_id) of the scan target, exactly as reports will carry them. An image
+    without /etc/hostname (many container and golden images) is still a host to the aggregator: it
+    is named by its other configuration, or by its machine id, or by the image directory."""
     from scanner.collect import host
     from scanner.context import Context
-    facts = host.collect(Context(root=root or "/"))
-    return facts.get("hostname"), facts.get("machine_id")
+    ctx = Context(root=root or "/")
+    facts = host.collect(ctx)
+    hostname, machine_id = facts.get("hostname"), facts.get("machine_id")
+    if not hostname or not hostname.strip():
+        hostname = _image_name(ctx, root, machine_id)
+    return hostname, machine_id
+
+
+def _image_name(ctx, root, machine_id):
+    import re
+    network = ctx.fs.read_text("/etc/sysconfig/network", max_bytes=64 * 1024, report=False) or ""
+    m = re.search(r"^\s*HOSTNAME=[\"']?([A-Za-z0-9][A-Za-z0-9.-]{0,252})", network, re.M)
+    if m:
+        return m.group(1)
+    if machine_id:
+        return "image-%s" % machine_id[:12]
+    base = os.path.basename(os.path.abspath(root or "/").rstrip("/")) or "root"
+    return "image-%s" % re.sub(r"[^A-Za-z0-9.-]+", "-", base)[:60]
 
 
 def _install_ca(ca_file, config_dir):

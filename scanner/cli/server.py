@@ -41,12 +41,22 @@ db_option = click.option("--db", default=None, help="Database URL, e.g. postgres
 
 
 def _read_password(password_file, prompt_text, env_var):
+    """From --password-file (first line; '-' = stdin), else $env_var, else a prompt on a terminal.
+    Without a terminal (cron, Ansible, a pipe) nothing is prompted: a clear error says what to give."""
+    from scanner.errors import XcscanError
     if password_file:
-        with click.open_file(password_file, "r", encoding="utf-8") as fh:
-            return fh.readline().rstrip("\r\n")
+        try:
+            with click.open_file(password_file, "r", encoding="utf-8") as fh:
+                return fh.readline().rstrip("\r\n")
+        except (IOError, OSError) as exc:
+            raise XcscanError("cannot read the password file: %s" % (exc.strerror or exc), path=password_file)
     env = os.environ.get(env_var)
     if env:
         return env
+    import sys
+    if not sys.stdin.isatty():
+        raise XcscanError("no password given and no terminal to ask on",
+                          hint="pass --password-file FILE (or - for stdin) or set %s" % env_var)
     return click.prompt(prompt_text, hide_input=True, confirmation_prompt=True)
 
 
@@ -80,7 +90,9 @@ def init(data_dir, db, admin, password_file, names):
     click.echo("database:       %s" % service.safe_url(settings.db_url))
     click.echo("CA for agents:  %s%s" % (settings.path("ca.pem"), "" if "ca" in created else " (kept)"))
     if "admin" in created:
-        click.echo("admin user:     %s" % admin)
+        click.echo("admin user:     %s (created; log in with this name)" % admin)
+    else:
+        click.echo("admin user:     %s (existing, kept)" % (", ".join(service.admin_names(settings)) or "-"))
 
 
 @server.command()

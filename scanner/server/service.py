@@ -41,11 +41,28 @@ def first_line(exc):
 
 
 def init(data_dir, db_url=None, admin="admin", password=None, names=None):
-    """Create the data directory, TLS material, schema and first admin. Refuses to overwrite."""
+    """Create the data directory, TLS material, schema and first admin. Refuses to overwrite.
+
+    The admin's name and password are checked before anything is written: a weak password leaves
+    no half-made data directory behind."""
     from scanner.server.pki import default_names, make_pki
-    from scanner.server.access.accounts import add_user, list_users
+    from scanner.server.access.accounts import add_user, check_username, list_users
+    from scanner.server.access.passwords import password_problem
     from scanner.server.errors import ApiError
     from scanner.server.store.scope import Scope
+    try:
+        check_username(admin)
+    except ApiError as exc:
+        raise XcscanError("admin user name %r: %s" % (admin, exc.message), hint="choose another --admin NAME")
+    fresh = not os.path.exists(os.path.join(data_dir, "server.json"))
+    if password is not None:
+        problem = password_problem(password)
+        if problem:
+            raise XcscanError("admin password: %s" % problem, hint="nothing was written; give a longer password "
+                              "(--password-file FILE or XCSCAN_ADMIN_PASSWORD)")
+    elif fresh:
+        raise XcscanError("the first admin needs a password", hint="nothing was written; pass --password-file "
+                          "FILE or set XCSCAN_ADMIN_PASSWORD, or answer the prompt")
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     settings = load_settings(data_dir, db_url=db_url)
     created = []
@@ -67,6 +84,17 @@ def init(data_dir, db_url=None, admin="admin", password=None, names=None):
     finally:
         engine.dispose()
     return settings, created
+
+
+def admin_names(settings):
+    """The admins' user names (what `server init` tells the person who ran it)."""
+    from scanner.server.access.accounts import list_users
+    from scanner.server.store.scope import Scope
+    engine = open_engine(settings)
+    try:
+        return [u["username"] for u in list_users(engine, scope=Scope.everything()) if u.get("role") == "admin"]
+    finally:
+        engine.dispose()
 
 
 def serve(settings, host="127.0.0.1", port=8443, workers=1, tls=True, log_level="info"):
