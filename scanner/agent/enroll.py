@@ -109,3 +109,104 @@ def enroll(server, token, ca_file=None, fingerprint=None, config_path=None, sett
     _ensure_dir(cfg.state_path, "state_dir")
     Spool(cfg.spool_path).ensure()
     return values, created
+
+
+# --- offline enrollment (air-gapped networks, docs/agent.md) ------------------------------------------
+ENROLLMENT_FORMAT = "xcscan-enrollment/1"
+REQUEST_NAME = "enrollment-request.json"
+
+
+def read_enrollment_bundle(path):
+    import json
+    try:
+        with open(path, "rb") as fh:
+            doc = json.loads(fh.read(1024 * 1024).decode("utf-8"))
+    except (IOError, OSError) as exc:
+        raise XcscanError("cannot read the enrollment bundle: %s" % (exc.strerror or exc), path=path)
+    except (ValueError, UnicodeDecodeError):
+        raise XcscanError("the enrollment bundle is not JSON", path=path)
+    if not isinstance(doc, dict) or doc.get("format") != ENROLLMENT_FORMAT:
+        raise XcscanError("not an enrollment bundle", path=path,
+                          hint="the aggregator admin makes one: xcscan server token create --org PATH "
+                               "--offline-bundle FILE --url URL")
+    for key in ("server", "token", "org", "ca_pem"):
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            raise XcscanError("the enrollment bundle lacks %r" % key, path=path)
+    return doc
+
+
+def enroll_offline(bundle_path, config_path=None, settings=None, force=False):
+    """Enroll without a connection: make the key and a host id here, write agent.yaml, and leave a
+    signed enrollment request in the state directory; `agent export` carries it to the aggregator,
+    whose import registers the host before its reports. Return (config values, key created?)."""
+    import json
+    import tempfile
+    import time
+    import uuid
+    doc = read_enrollment_bundle(bundle_path)
+    config_path = os.path.abspath(config_path or agent_config.default_path())
+    existing = None
+    if os.path.exists(config_path):
+        existing = agent_config.load(config_path, must_be_enrolled=False)
+        if existing.enrolled() and not force:
+            raise XcscanError("this agent is already enrolled as host %s with %s" % (
+                existing.host_id, existing.server), path=config_path,
+                hint="pass --force to enroll again (the host gets a new id on the server)")
+    config_dir = os.path.dirname(config_path)
+    if not os.path.isdir(config_dir):
+        os.makedirs(config_dir, 0o755)
+    fd, ca_tmp = tempfile.mkstemp(dir=config_dir, prefix=".ca-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(doc["ca_pem"])
+    try:
+        ca_name = _install_ca(ca_tmp, config_dir)
+    finally:
+        if os.path.exists(ca_tmp):
+            os.unlink(ca_tmp)
+    values = dict(existing.values) if existing else dict(agent_config.DEFAULTS)
+    for key, value in (settings or {}).items():
+        if value is not None:
+            values[key] = value
+    values.update(server=doc["server"].rstrip("/"), ca_file=ca_name, fingerprint=None)
+    values = agent_config.validate(dict((k, v) for k, v in values.items() if v is not None), config_path)
+    cfg = agent_config.AgentConfig(values, config_path)
+    seed, created = keys.load_or_create_key(cfg.key_path)
+    hostname, machine_id = _identity(values.get("root"))
+    host_id = str(uuid.uuid4())
+    body = json.dumps({"hostname": hostname, "machine_id": machine_id, "token": doc["token"],
+                       "public_key": base64.b64encode(keys.public_key(seed)).decode("ascii")},
+                      sort_keys=True).encode("utf-8")
+    ts = int(time.time())
+    request = {"format": "xcscan-enroll-request/1", "host_id": host_id, "timestamp": ts,
+               "body": body.decode("utf-8"), "signature": keys.sign_report(seed, host_id, ts, body)}
+    from scanner.agent.runner import _ensure_dir
+    from scanner.agent.spool import Spool
+    _ensure_dir(cfg.state_path, "state_dir")
+    Spool(cfg.spool_path).ensure()
+    req_path = os.path.join(cfg.state_path, REQUEST_NAME)
+    with open(req_path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(request, fh)
+    os.chmod(req_path + ".tmp", 0o600)
+    os.replace(req_path + ".tmp", req_path)
+    values["host_id"] = host_id
+    values["org"] = doc["org"]
+    agent_config.save(config_path, values)
+    return values, created
+
+
+def pending_request(state_dir):
+    """The signed enrollment request waiting to be carried to the aggregator, or None."""
+    import json
+    try:
+        with open(os.path.join(state_dir, REQUEST_NAME), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def request_done(state_dir):
+    try:
+        os.unlink(os.path.join(state_dir, REQUEST_NAME))
+    except OSError:
+        pass
+

@@ -79,7 +79,7 @@ def _add(tar, name, data):
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_bundle(output, files, created_by=None):
+def write_bundle(output, files, created_by=None, enrollments=()):
     """files: [(name, raw spool bytes, header dict)] oldest first -> (bundle_id, entry count)."""
     bundle_id = str(uuid.uuid4())
     entries = []
@@ -90,7 +90,8 @@ def write_bundle(output, files, created_by=None):
                         "timestamp": header["timestamp"], "sha256": body_sha, "length": header["length"]})
         sums.append("%s  reports/%s" % (_sha(raw), name))
     manifest = json.dumps({"format": BUNDLE_FORMAT, "bundle_id": bundle_id, "created_at": _iso(time.time()),
-                           "created_by": created_by or socket.gethostname(), "entries": entries},
+                           "created_by": created_by or socket.gethostname(), "entries": entries,
+                           "enrollments": list(enrollments)},
                           indent=1, ensure_ascii=False).encode("utf-8")
     sums.insert(0, "%s  manifest.json" % _sha(manifest))
     tmp = output + ".part"
@@ -111,9 +112,11 @@ def export(cfg, output, include_exported=False):
     from scanner.agent.spool import CorruptEntry, Spool
     spool = Spool(cfg.spool_path, max_bytes=cfg.spool_max_bytes, max_reports=cfg.spool_max_reports)
     spool.ensure()
+    from scanner.agent.enroll import pending_request
     with RunLock(os.path.join(cfg.state_path, "agent.lock")):
         state = _load_state(cfg.state_path)
         exported = state.setdefault("exported", {})
+        request = pending_request(cfg.state_path)   # an offline enrollment travels until it is confirmed
         files, skipped = [], []
         for name in spool.names():
             if name in exported and not include_exported:
@@ -125,21 +128,25 @@ def export(cfg, output, include_exported=False):
                 continue
             with open(entry.path, "rb") as fh:
                 files.append((name, fh.read(), entry.header))
-        if not files:
+        if not files and request is None:
             return {"bundle_id": None, "reports": 0, "skipped": skipped, "output": None}
-        bundle_id, count = write_bundle(output, files)
+        bundle_id, count = write_bundle(output, files, enrollments=[request] if request else [])
         at = _iso(time.time())
         for name, _raw, _h in files:
             exported[name] = {"bundle_id": bundle_id, "at": at}
         _save_state(cfg.state_path, state)
-    return {"bundle_id": bundle_id, "reports": count, "skipped": skipped, "output": output}
+    return {"bundle_id": bundle_id, "reports": count, "skipped": skipped, "output": output,
+            "enrollment": request is not None}
 
 
 def merge(output, bundles):
     """A collector's bundle: the reports of several hosts' bundles in one (each verified first)."""
-    files, seen = [], set()
+    files, seen, enrollments = [], set(), {}
     for path in bundles:
         manifest, members = read_bundle(path)
+        for req in manifest.get("enrollments") or []:
+            if isinstance(req, dict) and isinstance(req.get("host_id"), str):
+                enrollments.setdefault(req["host_id"], req)
         for e in manifest["entries"]:
             raw = members.get(e["file"])
             name = e["file"].split("/", 1)[1]
@@ -149,9 +156,10 @@ def merge(output, bundles):
             files.append((name, raw, {"report_id": e["report_id"], "host_id": e["host_id"],
                                       "timestamp": e["timestamp"], "length": e["length"]}))
     files.sort(key=lambda f: f[0])   # spool names start with nanoseconds: scan order across hosts
-    if not files:
+    if not files and not enrollments:
         raise TransferError("the bundles hold no report")
-    return write_bundle(output, files, created_by="collector:%s" % socket.gethostname())
+    return write_bundle(output, files, created_by="collector:%s" % socket.gethostname(),
+                        enrollments=[enrollments[k] for k in sorted(enrollments)])
 
 
 def read_bundle(path, max_members=100000, max_bytes=8 * 1024 ** 3):
@@ -213,8 +221,14 @@ def confirm(cfg, receipt_path):
             verdicts[(r["report_id"].lower(), r.get("sha256"))] = r
     spool = Spool(cfg.spool_path, max_bytes=cfg.spool_max_bytes, max_reports=cfg.spool_max_reports)
     spool.ensure()
-    done = {"cleared": 0, "rejected": 0, "unknown": 0}
+    done = {"cleared": 0, "rejected": 0, "unknown": 0, "enrolled": False}
+    from scanner.agent.enroll import request_done
     with RunLock(os.path.join(cfg.state_path, "agent.lock")):
+        for e in receipt.get("enrollments") or []:
+            if isinstance(e, dict) and e.get("host_id") == cfg.host_id and e.get("status") in ("accepted",
+                                                                                               "duplicate"):
+                request_done(cfg.state_path)
+                done["enrolled"] = True
         state = _load_state(cfg.state_path)
         exported = state.setdefault("exported", {})
         for name in spool.names():

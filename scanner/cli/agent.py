@@ -22,8 +22,8 @@ def agent():
 
 
 @agent.command()
-@click.option("--server", required=True, metavar="URL", help="Aggregator URL, https://HOST:PORT / 汇聚服务器地址")
-@click.option("--token", required=True, envvar="XCSCAN_ENROLL_TOKEN", metavar="T",
+@click.option("--server", default=None, metavar="URL", help="Aggregator URL, https://HOST:PORT / 汇聚服务器地址")
+@click.option("--token", default=None, envvar="XCSCAN_ENROLL_TOKEN", metavar="T",
               help="Enrollment token (or $XCSCAN_ENROLL_TOKEN, which keeps it out of `ps`) / 注册令牌")
 @click.option("--ca", "ca_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Pin this CA certificate (ca.pem from `xcscan server init`) / 固定 CA 证书")
@@ -37,9 +37,12 @@ def agent():
 @click.option("--splay", type=click.IntRange(0), default=None,
               help="Maximum random delay before a scheduled scan, seconds (default 900) / 随机延迟上限（秒）")
 @click.option("--force", is_flag=True, help="Enroll again even if already enrolled / 强制重新注册")
+@click.option("--offline", "offline", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Enroll without a connection, from an enrollment bundle (`xcscan server token create "
+                   "--offline-bundle`); the request travels with `agent export` / 离线注册")
 @lang_option
 def enroll(server, token, ca_file, fingerprint, config_path, profile, spool_dir, state_dir, scan_root, splay,
-           force, lang):
+           force, offline, lang):
     """Make the key, register it, write agent.yaml / 生成密钥、注册、写入配置"""
     from scanner.agent.enroll import enroll as do_enroll
     from scanner.agent.config import default_path
@@ -48,6 +51,18 @@ def enroll(server, token, ca_file, fingerprint, config_path, profile, spool_dir,
         raise click.UsageError("give either --ca or --fingerprint, not both")
     settings = {"profile": profile, "spool_dir": spool_dir, "state_dir": state_dir, "root": scan_root,
                 "splay": splay}
+    if offline:
+        if server or token or ca_file or fingerprint:
+            raise click.UsageError("--offline takes the server, CA and token from the bundle: drop --server, "
+                                   "--token, --ca and --fingerprint")
+        from scanner.agent.enroll import enroll_offline
+        values, created = enroll_offline(offline, config_path=config_path, settings=settings, force=force)
+        click.echo("enrolled offline as host %s in %s; the request goes to the aggregator with the next "
+                   "`xcscan agent export`, and `xcscan agent confirm RECEIPT` completes it"
+                   % (values["host_id"], values.get("org")), err=True)
+        return
+    if not server or not token:
+        raise click.UsageError("give --server URL and --token T (or --offline BUNDLE)")
     values, created = do_enroll(server, token, ca_file=ca_file, fingerprint=fingerprint,
                                 config_path=config_path, settings=settings, force=force)
     click.echo(t("agent.enroll.done", resolve_lang(lang), host_id=values["host_id"], org=values.get("org") or "-",

@@ -124,7 +124,12 @@ def token():
 @click.option("--uses", default=1, show_default=True, type=click.IntRange(1, 1000000), help="How many hosts may enroll")
 @click.option("--expires", default="7d", show_default=True, help="Lifetime: 3600, 12h, 7d, 2w")
 @click.option("--note", default=None, help="Free-text note")
-def token_create(data_dir, db, org, uses, expires, note):
+@click.option("--offline-bundle", "offline_bundle", type=click.Path(dir_okay=False), default=None,
+              help="Also write an enrollment bundle (CA, server URL, this token) for hosts on an air-gapped "
+                   "network: `xcscan agent enroll --offline FILE` / 写出离线注册包")
+@click.option("--url", "url", default=None, help="With --offline-bundle: the aggregator's https:// URL as agents "
+                                                  "would reach it / 汇聚服务器地址")
+def token_create(data_dir, db, org, uses, expires, note, offline_bundle, url):
     """Create an enrollment token (printed once, stored hashed) / 创建注册令牌"""
     from scanner.errors import XcscanError
     from scanner.server import service
@@ -133,6 +138,8 @@ def token_create(data_dir, db, org, uses, expires, note):
     from scanner.server.store.scope import Scope
     from scanner.server.util import iso, parse_duration
     settings = _settings(data_dir, db)
+    if offline_bundle and not (url or "").startswith("https://"):
+        raise click.UsageError("--offline-bundle needs --url https://HOST:PORT (what agents put in agent.yaml)")
     seconds = parse_duration(expires)
     if seconds is None:
         raise XcscanError("--expires %r is not a duration" % expires, hint="use e.g. 3600, 12h, 7d or 2w")
@@ -145,6 +152,18 @@ def token_create(data_dir, db, org, uses, expires, note):
         engine.dispose()
     click.echo(tok["token"])
     click.echo("org %s, %d use(s), expires %s" % (tok["org"], tok["uses"], iso(tok["expires_at"])), err=True)
+    if offline_bundle:
+        import json as _json
+        with open(settings.path("ca.pem"), encoding="ascii") as fh:
+            ca_pem = fh.read()
+        doc = {"format": "xcscan-enrollment/1", "server": url.rstrip("/"), "org": tok["org"], "token": tok["token"],
+               "expires_at": iso(tok["expires_at"]), "ca_pem": ca_pem}
+        fd = os.open(offline_bundle + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            _json.dump(doc, fh, indent=1)
+        os.replace(offline_bundle + ".part", offline_bundle)
+        click.echo("wrote %s: carry it to the isolated host, then `xcscan agent enroll --offline %s`; it holds "
+                   "the token, keep it like one" % (offline_bundle, os.path.basename(offline_bundle)), err=True)
 
 
 @server.group()

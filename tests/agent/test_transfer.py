@@ -158,3 +158,58 @@ def test_a_collector_merges_bundles_without_duplicates(offline_agent, tmp_path):
     assert res.returncode == 0 and "merged 2 report(s)" in res.stderr, res.stderr
     res = import_(srv, merged, str(tmp_path / "r.json"))
     assert "accepted 2, duplicate 0, refused 0" in res.stderr
+
+
+def test_offline_enrollment_completes_through_import(tmp_path, make_root):
+    from conftest import FIXTURE_FILES
+    srv = RealServer(tmp_path / "server").init()
+    enroll_file = str(tmp_path / "usb" / "enroll-finance.json")
+    os.makedirs(os.path.dirname(enroll_file))
+    dead = "https://127.0.0.1:%d" % free_port()
+    res = xcscan(["server", "token", "create", "--data-dir", srv.data_dir, "--org", "/gov/finance/secret",
+                  "--uses", "1", "--offline-bundle", enroll_file, "--url", dead])
+    assert res.returncode == 0, res.stderr
+    assert oct(os.stat(enroll_file).st_mode & 0o777) == "0o600"
+
+    agents = []
+    for n in range(2):   # the second host reuses the one-use bundle: its enrollment must be refused
+        files = dict(FIXTURE_FILES)
+        files["/etc/machine-id"] = "%032x\n" % (n + 1)
+        files["/etc/hostname"] = "isolated-%d\n" % n
+        a = Agent(tmp_path / ("agent%d" % n), dead, None, make_root(files, root=tmp_path / ("root%d" % n)))
+        res = xcscan(["agent", "enroll", "--offline", enroll_file, "--config", a.config, "--spool-dir", a.spool,
+                      "--state-dir", a.state, "--root", a.scan_root, "--splay", "0"])
+        assert res.returncode == 0 and "enrolled offline" in res.stderr, res.stderr
+        a.set(retries=0, backoff=0)
+        assert a.run().returncode == 4
+        agents.append(a)
+    bundles = []
+    for n, a in enumerate(agents):
+        b = str(tmp_path / ("h%d.xcb" % n))
+        assert xcscan(["agent", "export", "--config", a.config, "-o", b]).returncode == 0
+        bundles.append(b)
+    merged = str(tmp_path / "collected.xcb")
+    assert xcscan(["agent", "export", "-o", merged, "--merge", bundles[0], "--merge", bundles[1]]).returncode == 0
+    receipt = str(tmp_path / "receipt.json")
+    res = import_(srv, merged, receipt)
+    assert res.returncode == 0, res.stderr
+    doc = json.load(open(receipt))
+    by_host = {e["host_id"]: e for e in doc["enrollments"]}
+    first, second = (a.get()["host_id"] for a in agents)
+    assert by_host[first]["status"] == "accepted"
+    assert by_host[second]["status"] == "refused" and "token" in by_host[second]["reason"]
+    outcome = {r["host_id"]: (r["status"], r.get("code")) for r in doc["results"]}
+    assert outcome[first] == ("accepted", None)
+    assert outcome[second] == ("refused", "unknown_host")
+    assert len(srv.arrival_order(first)) == 1
+
+    res = xcscan(["agent", "confirm", "--config", agents[0].config, receipt])
+    assert res.returncode == 0 and "cleared 1 report(s)" in res.stderr, res.stderr
+    assert agents[0].spooled() == [] and not os.path.exists(os.path.join(agents[0].state,
+                                                                         "enrollment-request.json"))
+    res = xcscan(["agent", "export", "--config", agents[0].config, "-o", str(tmp_path / "after.xcb")])
+    assert "nothing to export" in res.stderr
+    # re-importing the same bundle: the enrollment is a duplicate, not a second host
+    res = import_(srv, merged, str(tmp_path / "receipt2.json"))
+    doc2 = json.load(open(str(tmp_path / "receipt2.json")))
+    assert {e["host_id"]: e["status"] for e in doc2["enrollments"]}[first] == "duplicate"

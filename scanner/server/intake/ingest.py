@@ -48,13 +48,15 @@ def decode_public_key(text):
     return base64.b64encode(raw).decode("ascii")
 
 
-def enroll(engine, token, hostname, machine_id, public_key, ip=None):
+def enroll(engine, token, hostname, machine_id, public_key, ip=None, host_id=None):
+    """Register a host; ``host_id`` is given only by an offline enrollment (the agent chose it and signed
+    its request with the new key, scanner/server/intake/transfer.py), otherwise a new one is made."""
     key = decode_public_key(public_key)
     hostname = clean_text(hostname, 255)
     if not hostname or not hostname.strip():
         raise bad_request("bad_hostname", "hostname must be a non-empty string")
     machine_id = clean_text(machine_id, 128) if machine_id else None
-    host_id = str(uuid.uuid4())
+    host_id = host_id or str(uuid.uuid4())
     t = now()
     with db.write_tx(engine) as conn:
         tok = consume_token(conn, token)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from scanner.agent.transfer import RECEIPT_FORMAT, TransferError, checksums, read_bundle
 from scanner.server.errors import ApiError
-from scanner.server.intake.ingest import Intake
+from scanner.server.intake.ingest import UUID_RE, Intake, decode_public_key, enroll, verify_signature
 from scanner.server.store import db
 from scanner.server.store.audit import audit
 
@@ -62,6 +62,7 @@ def import_bundle(engine, settings, path, actor="cli", ip=None):
                             path=path)
     intake = Intake(engine, dataclasses.replace(settings, max_past=max(settings.max_past,
                                                                        settings.import_max_past)))
+    enrollments = [_enroll_one(engine, req, actor, ip) for req in manifest.get("enrollments") or []]
     results = []
     counts = {"accepted": 0, "duplicate": 0, "refused": 0}
     for entry in manifest["entries"]:
@@ -83,7 +84,44 @@ def import_bundle(engine, settings, path, actor="cli", ip=None):
         results.append(out)
     receipt = {"format": RECEIPT_FORMAT, "bundle_id": manifest.get("bundle_id"),
                "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts,
-               "results": results}
+               "enrollments": enrollments, "results": results}
     with db.write_tx(engine) as conn:
         audit(conn, actor, "transfer.import", manifest.get("bundle_id"), counts, ip)
     return receipt
+
+
+def _enroll_one(engine, req, actor, ip):
+    """Register a host from an offline enrollment request (scanner/agent/enroll.py enroll_offline): the
+    request is signed with the host's new key over the host id it chose, a timestamp and a body naming
+    the one-time token; the token is consumed exactly as online enrollment does."""
+    out = {"host_id": req.get("host_id") if isinstance(req, dict) else None}
+    try:
+        if not isinstance(req, dict) or req.get("format") != "xcscan-enroll-request/1" \
+                or not isinstance(req.get("host_id"), str) or not UUID_RE.match(req["host_id"]) \
+                or not isinstance(req.get("body"), str) or not isinstance(req.get("timestamp"), int):
+            raise ValueError("bad_request", "not an enrollment request")
+        body = req["body"].encode("utf-8")
+        try:
+            fields = json.loads(req["body"])
+        except ValueError:
+            raise ValueError("bad_request", "the request body is not JSON")
+        if not isinstance(fields, dict) or not isinstance(fields.get("public_key"), str):
+            raise ValueError("bad_request", "the request names no public key")
+        public_key = decode_public_key(fields["public_key"])
+        verify_signature(public_key, req["host_id"], str(req["timestamp"]), body, req.get("signature"))
+        with engine.connect() as conn:
+            row = conn.execute(select(db.hosts.c.public_key).where(db.hosts.c.id == req["host_id"])).first()
+        if row is not None:
+            if row[0] != public_key:
+                raise ValueError("host_id_taken", "another host already has this id")
+            out["status"] = "duplicate"
+            return out
+        enroll(engine, fields.get("token"), fields.get("hostname"), fields.get("machine_id"), public_key,
+               ip=ip, host_id=req["host_id"])
+        out["status"] = "accepted"
+    except ValueError as exc:
+        out.update(status="refused", code=exc.args[0], reason=exc.args[1])
+    except ApiError as exc:
+        out.update(status="refused", code=exc.code, reason=exc.message)
+    return out
+
