@@ -660,3 +660,40 @@ def test_hisilicon_kirin_pc_chip_is_in_the_catalog(make_root):
     facts = collect_facts(Context(root=root, live=False), only=["cpu"])
     cpus = [c for c in build_inventory(facts, default_catalog())["components"] if c["category"] == "cpu"]
     assert [(c["product_id"], c["origin"]) for c in cpus] == [("kirin", "domestic")]
+
+
+SSHD_CASES = [
+    "PermitRootLogin no\nPermitRootLogin nope\n",          # an ignored duplicate still has to be valid
+    "Match User backup\n  PermitRootLogin bogus\n",          # so does a line inside a Match block
+    "MaxAuthTries abc\n",
+    "ClientAliveInterval 5x\n",
+    "LoginGraceTime 1m30s\nMaxAuthTries 0\nPermitRootLogin no\nPermitRootLogin yes\n",
+    "AllowTcpForwarding local\nX11Forwarding YES\nClientAliveInterval 1h\n",
+]
+
+
+@pytest.mark.skipif(not (os.path.exists("/usr/sbin/sshd") and shutil.which("ssh-keygen")), reason="needs OpenSSH")
+@pytest.mark.parametrize("config", SSHD_CASES)
+def test_sshd_collector_agrees_with_sshd_t(make_root, tmp_path, config):
+    """Where sshd -t rejects the file the collector has no effective configuration (error); where it
+    accepts it, the values the collector reports are the ones sshd -T prints."""
+    key = str(tmp_path / "hostkey")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True, timeout=60)
+    text = "HostKey %s\n%s" % (key, config)
+    root = make_root({"/usr/sbin/sshd": SSHD_ELF, "/etc/ssh/sshd_config": text})
+    conf = os.path.join(root, "etc/ssh/sshd_config")
+    real = subprocess.run(["/usr/sbin/sshd", "-T", "-f", conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=60)
+    facts, errors = run(root, "sshd")
+    if real.returncode != 0:
+        assert facts is None, real.stderr
+        assert any(e["path"].startswith("/etc/ssh/sshd_config:") for e in errors)
+        return
+    assert facts is not None, errors
+    theirs = dict(line.split(" ", 1) for line in real.stdout.splitlines() if " " in line)
+    # sshd -T prints prohibit-password under its older synonym (sshd_config(5))
+    theirs["permitrootlogin"] = theirs["permitrootlogin"].replace("without-password", "prohibit-password")
+    for keyword in ("permitrootlogin", "maxauthtries", "allowtcpforwarding", "x11forwarding"):
+        assert facts["effective"][keyword].lower() == theirs[keyword].lower(), keyword
+    for keyword in ("logingracetime", "clientaliveinterval", "maxauthtries"):
+        assert facts["numeric"][keyword] == int(theirs[keyword]), keyword

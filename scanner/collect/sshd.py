@@ -267,6 +267,8 @@ def from_sshd_t(output):
         effective[key] = value
     if "port" in multi:
         effective["port"] = ",".join(multi["port"])
+    if effective.get("permitrootlogin") == "without-password":
+        effective["permitrootlogin"] = "prohibit-password"  # sshd -T prints the older synonym
     return effective, multi
 
 
