@@ -8,8 +8,9 @@ evaluating or rendering. Whole processes, one interleaved run, wall and CPU medi
 ``scan`` is ``scan --profile all`` without the SUID/world-writable walk (a profile file that selects
 every rule but the three that read ``special_files``; bench/walk.py measures the walk against find).
 First one recorded run logs, from inside the xcscan process, every module imported, every file
-opened for reading, every directory listed and every command run (psutil's /proc reads go through
-``open`` and are recorded too); the floor replays exactly that list.
+opened for reading, every directory listed, every stat/lstat/readlink by path and every command run
+(psutil's /proc reads go through ``open`` and ``os.readlink`` and are recorded too; its C calls are
+not); the floor replays exactly that list.
 """
 from __future__ import print_function
 
@@ -27,8 +28,22 @@ WALK_RULES = ("mlps.ac.suid-sgid-expected", "mlps.ac.world-writable-files", "mlp
 
 RECORDER = r"""
 import atexit, builtins, io, json, os, subprocess, sys
-log = {"reads": [], "dirs": [], "commands": []}
+log = {"reads": [], "dirs": [], "commands": [], "stats": [], "links": []}
 _open, _scandir, _listdir, _popen = builtins.open, os.scandir, os.listdir, subprocess.Popen.__init__
+_stat, _lstat, _readlink = os.stat, os.lstat, os.readlink
+def stat_(path, *a, **k):
+    if isinstance(path, str) and not a and not k:
+        log["stats"].append(path)
+    return _stat(path, *a, **k)
+def lstat_(path, *a, **k):
+    if isinstance(path, str) and not a and not k:
+        log["stats"].append(path)
+    return _lstat(path, *a, **k)
+def readlink_(path, *a, **k):
+    if isinstance(path, str) and not a and not k:
+        log["links"].append(path)
+    return _readlink(path, *a, **k)
+os.stat, os.lstat, os.readlink = stat_, lstat_, readlink_
 def open_(file, mode="r", *a, **k):
     if isinstance(file, str) and not any(c in mode for c in "wax+"):
         log["reads"].append(file)
@@ -74,6 +89,16 @@ for path in log["reads"]:
 for path in log["dirs"]:
     try:
         os.listdir(path)
+    except OSError:
+        pass
+for path in log["stats"]:
+    try:
+        os.stat(path)
+    except OSError:
+        pass
+for path in log["links"]:
+    try:
+        os.readlink(path)
     except OSError:
         pass
 for argv in log["commands"]:
@@ -130,8 +155,9 @@ def main():
         res["floor"].append(timed(floor, env))
     print("python %s; load average %s" % (args.python, " ".join("%.2f" % x for x in os.getloadavg())))
     print("command: xcscan %s" % " ".join(cmd))
-    print("floor: %d modules, %d file reads, %d directory listings, %d commands, %d bytes out" % (
-        len(log["modules"]), len(log["reads"]), len(log["dirs"]), len(log["commands"]), size))
+    print("floor: %d modules, %d file reads, %d directory listings, %d stats, %d readlinks, %d commands, "
+          "%d bytes out" % (len(log["modules"]), len(log["reads"]), len(log["dirs"]), len(log["stats"]),
+                            len(log["links"]), len(log["commands"]), size))
     med = {}
     for k in ("xcscan", "floor"):
         runs = res[k]
