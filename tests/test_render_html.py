@@ -241,3 +241,19 @@ def test_failed_rules_by_severity_counted_from_results_or_taken_from_summary():
     assert '<span data-severity="critical">critical <b>0</b></span>' in line
     doc["summary"]["failed_by_severity"] = {"critical": 7}
     assert '<span data-severity="critical">critical <b>7</b></span>' in render(doc, "html", "en")
+
+
+def test_localization_section_says_how_the_rate_is_computed_and_shows_evidence(report):
+    for lang, words in (("zh", ("国产化率 = 国产组件数", "来源未知的组件：OpenSSL、未识别设备 19e5:d801")),
+                        ("en", ("Localization rate = domestic components", "Components of unknown origin: OpenSSL, "
+                                "Unidentified device 19e5:d801"))):
+        out = render(report, "html", lang)
+        section = out[out.index('<section id="localization">'):out.index('<section id="foreign">')]
+        for text in words:
+            assert text in section
+        foreign = out[out.index('<section id="foreign">'):out.index('</section>', out.index('<section id="foreign">'))]
+        assert foreign.count('<tr class="foreign-component">') == 4
+        row = [r for r in foreign.split('<tr class="foreign-component">') if "ora_pmon_ORCL" in r][0]
+        # evidence printed under the product, substitutes beside it
+        assert '<div class="ev">' in row and "ora_pmon_ORCL" in row and "1521" in row
+        assert ("达梦" in row or "DM Database" in row)

@@ -24,8 +24,8 @@ table{border-collapse:collapse;width:100%;margin:6px 0 12px}
 th,td{border:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#eef1f4;font-weight:600}
 table.results{table-layout:fixed}table.results td{overflow-wrap:anywhere}
-table.results col.c-status{width:11%}table.results col.c-rule{width:24%}table.results col.c-rec{width:40%}
-table.results col.c-rem{width:25%}
+table.results col.c-status{width:12%}table.results col.c-rule{width:23%}table.results col.c-rec{width:40%}
+table.results col.c-rem{width:25%}table.results td .badge{white-space:normal;text-align:center}
 details.raw summary{color:var(--mute);font-size:12px;cursor:pointer}.raw-k{color:var(--mute);font-size:12px;margin-top:4px}
 td.wrap{white-space:pre-wrap;word-break:break-word}
 p.notice{border:2px solid #b42318;background:#fef3f2;padding:6px 10px;font-weight:600}
@@ -60,6 +60,7 @@ table.coverage col.c-item{width:11%}table.coverage col.c-clause{width:9%}table.c
 table.coverage col.c-req{width:34%}table.coverage col.c-cov{width:9%}table.coverage col.c-rules{width:17%}
 table.coverage col.c-res{width:11%}
 td.rules{font-size:11px;color:var(--mute)}
+.ev{white-space:pre-wrap;font-size:11px;color:var(--mute);overflow-wrap:anywhere}
 table.foreign col.c-cat{width:12%}table.foreign col.c-prod{width:26%}table.foreign col.c-ver{width:12%}
 table.foreign col.c-vendor{width:18%}table.foreign col.c-subs{width:32%}
 table.inventory col.c-cat{width:10%}table.inventory col.c-prod{width:20%}table.inventory col.c-ver{width:10%}
@@ -74,7 +75,7 @@ h3 .badge{margin-left:8px;vertical-align:1px}
  h1{font-size:15pt}h2{font-size:12.5pt;margin-top:14pt;page-break-after:avoid;break-after:avoid}
  h3{font-size:10pt;margin:9pt 0 3pt;padding:3px 6px;page-break-after:avoid;break-after:avoid}
  th,td{padding:2px 4px}table{margin:3px 0 8px}
- td.pre,.pre{font-size:7.5pt}td.rules{font-size:7pt}.note{font-size:8pt}
+ td.pre,.pre{font-size:7.5pt}td.rules,.ev{font-size:7pt}.note{font-size:8pt}
  tr,.card,svg{page-break-inside:avoid;break-inside:avoid}
  thead{display:table-header-group}
  .cards{gap:6px}.card{padding:4px 10px;min-width:90px}.card .v{font-size:15pt}
@@ -253,7 +254,13 @@ def _localization(page, report):
                  '<td class="num">%s</td></tr>' % (_e(label), _e(counts.get("domestic", 0)),
                                                    _e(counts.get("foreign", 0)), _e(counts.get("unknown", 0)),
                                                    _e(rate)))
-    page.add("</tbody></table><p class=\"muted\">%s</p></section>" % page.t("html.localization.note"))
+    page.add("</tbody></table><p class=\"note\">%s</p>" % page.t("html.localization.note"))
+    unknown = [c for c in _components(report) if c.get("origin") not in ("domestic", "foreign")]
+    if unknown:
+        names = [view.pick(c.get("name"), lang) or view.scalar_text(c.get("product_id")) for c in unknown]
+        page.add('<p class="note" id="unknown-origin">%s</p>' % page.t(
+            "html.localization.unknown", names=("、" if lang == "zh" else ", ").join(names)))
+    page.add("</section>")
 
 
 def _components(report):
@@ -274,8 +281,11 @@ def _foreign(page, report, mode="full"):
     for comp in foreign:
         subs = namer.names(comp.get("substitutes"))
         evidence = view.evidence_lines(comp.get("evidence"), lang)
-        fold = ('<details class="raw"><summary>%s</summary><div class="pre evidence">%s</div></details>'
-                % (page.t("html.col.evidence"), _e("\n".join(evidence)))) if evidence and mode == "full" else ""
+        shown, rest = evidence[:3], evidence[3:]
+        fold = ('<div class="ev">%s</div>' % _e("\n".join(shown))) if shown else ""
+        if rest:
+            fold += '<details class="raw"><summary>%s</summary><div class="pre evidence">%s</div></details>' % (
+                page.t("html.foreign.more_evidence", count=len(rest)), _e("\n".join(rest)))
         page.add('<tr class="foreign-component"><td>%s</td><td>%s%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
             _e(_category(lang, comp.get("category"))), _e(view.pick(comp.get("name"), lang) or comp.get("product_id")),
             fold, _e(comp.get("version")), _e(view.pick(comp.get("vendor"), lang)),

@@ -244,7 +244,11 @@ def record(result, lang="en"):
         parts.append(items)
     if not parts:
         return reason or _template("nothing", lang)
-    return _template("sentence_join", lang).join(parts)
+    unique = []
+    for part in parts:          # alternatives of an any/or read the same fact twice
+        if part not in unique:
+            unique.append(part)
+    return _template("sentence_join", lang).join(unique)
 
 
 def _failing_paths(item):
