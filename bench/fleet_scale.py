@@ -1,0 +1,436 @@
+#!/usr/bin/env python3
+"""The fleet side at scale: seed a PostgreSQL aggregator with N hosts and D days of history in
+seconds, then time every fleet page and API and the full findings export against their floor.
+
+    python bench/fleet_scale.py                               # 1,000 hosts x 30 days (a quick run)
+    python bench/fleet_scale.py --hosts 10000 --days 90       # the issue's fleet
+    python bench/fleet_scale.py --template R.json             # a real report (xcscan scan --profile all --format json)
+
+Seeding does not post reports over HTTP (600k of them would take hours): a few report documents
+(synthetic fleet reports, or copies of ``--template``) go through the intake's own ``derive`` and
+the batch writer's ``store_batch`` once, so every latest-state row has exactly the shape intake
+writes; PostgreSQL then copies those rows to every host with ``generate_series`` (statuses flipped
+for a stable, per host and rule pseudo-random subset so hosts differ), recomputes the profile
+counts from them, and writes D daily history rows per host (scalars as intake writes them; the
+stored body of older reports is the seed report's, shared: no page reads bodies). Waivers are
+made through the workflow's ``create_waiver`` (which points the covered rows at them).
+
+Then a real ``xcscan server serve`` (one worker, TLS) answers the pages and APIs; each timed
+request is interleaved with its floor, the bare SQL that reads the same rows (psycopg, no
+application), and the report gives p50/p95 of both and their ratio. The full findings CSV
+export is streamed by the client, which counts its rows (compared with the table's count); the
+server's peak RSS is sampled during it; its floor is ``COPY (the same join) TO STDOUT``.
+
+The database is a throw-away one (``xcscan_fleetbench_<random>``) created and dropped here.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import hashlib
+import http.client
+import io
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "server"))
+from fleet import Agent, body_of, make_report  # noqa: E402
+
+PG_BASE = os.environ.get("XCSCAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+ADMIN_PW = "bench-admin-password"
+DEPTS = ("finance", "health", "education", "transport", "tax", "police", "water", "energy", "culture", "audit")
+UNITS = ("hq", "east", "west", "north", "south", "city1", "city2", "city3", "city4", "city5")
+PROFILES = ("mlps-l3", "mlps-l3", "xinchuang")
+
+
+def pct(values, p):
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100.0 * len(values) + 0.5)) - 1))
+    return values[k]
+
+
+def ms(values):
+    return {"p50": round(1000 * statistics.median(values), 1), "p95": round(1000 * pct(values, 95), 1)}
+
+
+# --- seeding ----------------------------------------------------------------------------------------
+def seed_documents(opts):
+    """One seed document per profile: synthetic fleet reports or copies of ``--template``."""
+    docs = []
+    for k, profile in enumerate(sorted(set(PROFILES))):
+        if opts.template:
+            doc = json.load(open(opts.template, encoding="utf-8"))
+            doc["summary"]["profile"] = profile
+        else:
+            doc = make_report("seed%d" % k, machine_id=uuid.uuid4().hex, rng=random.Random(k), profile=profile)
+        docs.append(doc)
+    return docs
+
+
+def seed(engine, url, opts, log):
+    """Seed hosts, latest state and history; return facts the measurements need."""
+    import psycopg
+    from scanner.server.access import accounts
+    from scanner.server.intake import ingest
+    from scanner.server.intake.batch import Item, store_batch
+    from scanner.server.store import db
+    from scanner.server.workflow import waivers
+
+    t0 = time.time()
+    orgs = ["/gov/%s/%s" % (d, u) for d in DEPTS[:opts.depts] for u in UNITS[:opts.units]]
+    # 1. one enrolled host per seed document, through the project's own enrollment and store
+    seeds = []
+    now = int(time.time())
+    for k, doc in enumerate(seed_documents(opts)):
+        a = Agent("seed-%d" % k, machine_id=doc["host"].get("machine_id") or uuid.uuid4().hex)
+        tok = accounts.create_token(engine, orgs[0])["token"]
+        a.host_id = ingest.enroll(engine, tok, a.hostname, a.machine_id, a.public_key)["host_id"]
+        doc["report_id"] = str(uuid.uuid4())
+        doc["host"]["machine_id"] = a.machine_id
+        body = body_of(doc)
+        gz = gzip.compress(body, 6)
+        item = Item(doc["report_id"], a.host_id, now, now - 3600, ingest.derive(ingest.parse_report(body)), gz,
+                    len(body), hashlib.sha256(body).hexdigest())
+        with db.write_tx(engine) as conn:
+            out = store_batch(conn, [item])
+            assert not isinstance(out[0], Exception), out
+        seeds.append((a.host_id, doc["summary"]["profile"]))
+    log("seed documents stored: %d (%.1fs)" % (len(seeds), time.time() - t0))
+
+    # 2. copy them to N hosts x D days inside PostgreSQL
+    n, days = opts.hosts, opts.days
+    with psycopg.connect(url, autocommit=False) as c:
+        cur = c.cursor()
+        cur.execute("CREATE TEMP TABLE seed_map (k int, host_id text, profile text)")
+        with cur.copy("COPY seed_map FROM STDIN") as cp:
+            for k, (hid, prof) in enumerate(seeds):
+                cp.write_row((k, hid, prof))
+        cur.execute("CREATE TEMP TABLE orgs (k int, path text)")
+        with cur.copy("COPY orgs FROM STDIN") as cp:
+            for k, path in enumerate(orgs):
+                cp.write_row((k, path))
+        # profile of host i: PROFILES[i % 3] -> seed index
+        prof_seed = {p: k for k, (_h, p) in enumerate(seeds)}
+        cur.execute("CREATE TEMP TABLE fleet AS SELECT i, "
+                    "md5('host' || i)::uuid::text AS id, "
+                    "(SELECT host_id FROM seed_map WHERE k = (ARRAY%s)[i %% 3 + 1]) AS seed_id, "
+                    "(ARRAY%s)[i %% 3 + 1] AS profile, "
+                    "(SELECT path FROM orgs WHERE k = i %% %d) AS org_path "
+                    "FROM generate_series(0, %d) AS i" % (
+                        [prof_seed[p] for p in PROFILES], list(PROFILES), len(orgs), n - 1))
+        t1 = time.time()
+        cur.execute("""
+            INSERT INTO hosts (id, hostname, machine_id, org_path, public_key, token_id, enrolled_at, last_seen,
+                               latest_report_id, latest_collected, os_name, os_family, loc_domestic, loc_foreign,
+                               loc_unknown, loc_rate)
+            SELECT f.id, 'host-' || lpad(f.i::text, 6, '0') || '.gov.cn', md5('m' || f.i), f.org_path,
+                   s.public_key, s.token_id, %(now)s - %(days)s * 86400 - 86400,
+                   %(now)s - (f.i %% 7200), md5('r' || f.i || '-0')::uuid::text, %(now)s - (f.i %% 7200) - 60,
+                   s.os_name, s.os_family, s.loc_domestic, s.loc_foreign, s.loc_unknown, s.loc_rate
+            FROM fleet f JOIN hosts s ON s.id = f.seed_id""", {"now": now, "days": days})
+        cur.execute("""
+            INSERT INTO components (host_id, seq, category, product_id, name_zh, name_en, vendor_en, vendor_zh,
+                                    origin, version, evidence, substitutes)
+            SELECT f.id, c.seq, c.category, c.product_id, c.name_zh, c.name_en, c.vendor_en, c.vendor_zh,
+                   CASE WHEN abs(hashtext(f.id || c.seq)) % 5 = 0 THEN 'foreign' ELSE c.origin END,
+                   c.version, c.evidence, c.substitutes
+            FROM fleet f JOIN components c ON c.host_id = f.seed_id""")
+        # statuses: a stable pseudo-random ~flip_pct % of each host's results flip pass <-> fail
+        cur.execute("""
+            INSERT INTO results (host_id, profile, rule_id, title_zh, title_en, category, severity, status,
+                                 actual, expected, evidence, waiver_id, waiver_until)
+            SELECT f.id, r.profile, r.rule_id, r.title_zh, r.title_en, r.category, r.severity,
+                   CASE WHEN abs(hashtext(f.id || r.rule_id)) %% 100 < %(flip)s
+                        THEN CASE r.status WHEN 'pass' THEN 'fail' WHEN 'fail' THEN 'pass' ELSE r.status END
+                        ELSE r.status END,
+                   r.actual, r.expected, r.evidence, NULL, NULL
+            FROM fleet f JOIN results r ON r.host_id = f.seed_id""", {"flip": opts.flip})
+        log("latest state copied (%.1fs)" % (time.time() - t1))
+        t1 = time.time()
+        cur.execute("""
+            INSERT INTO host_profiles (host_id, profile, report_id, collected_at, score, score_without_waivers,
+                                       passed, failed, errors, other)
+            SELECT h.id, f.profile, h.latest_report_id, h.latest_collected,
+                   round((100.0 * x.passed / greatest(x.passed + x.failed, 1))::numeric, 2),
+                   round((100.0 * x.passed / greatest(x.passed + x.failed, 1))::numeric, 2),
+                   x.passed, x.failed, x.errors, x.total - x.passed - x.failed - x.errors
+            FROM fleet f JOIN hosts h ON h.id = f.id
+            JOIN (SELECT host_id, count(*) FILTER (WHERE status = 'pass') AS passed,
+                         count(*) FILTER (WHERE status = 'fail') AS failed,
+                         count(*) FILTER (WHERE status = 'error') AS errors, count(*) AS total
+                  FROM results GROUP BY host_id) x ON x.host_id = f.id""")
+        # history: one report per host and day, newest (day 0) is the latest state's
+        cur.execute("""
+            INSERT INTO reports (id, host_id, received_at, collected_at, profile, score, loc_rate, fail_count,
+                                 size, sha256, body_gz)
+            SELECT md5('r' || f.i || '-' || d)::uuid::text, f.id,
+                   %(now)s - d * 86400 - (f.i %% 7200), %(now)s - d * 86400 - (f.i %% 7200) - 60, f.profile,
+                   greatest(0, least(100, hp.score + (abs(hashtext(f.id || d)) %% 1000) / 100.0 - 5 + d / 10.0)),
+                   h.loc_rate, hp.failed, s.size, md5('r' || f.i || '-' || d) || md5('s' || f.i || '-' || d),
+                   s.body_gz
+            FROM fleet f JOIN hosts h ON h.id = f.id JOIN host_profiles hp ON hp.host_id = f.id
+            JOIN reports s ON s.host_id = f.seed_id
+            CROSS JOIN generate_series(0, %(last)s) AS d""", {"now": now, "last": days - 1})
+        log("history: %d reports (%.1fs)" % (n * days, time.time() - t1))
+        # the seed hosts leave the fleet (they were only templates)
+        cur.execute("DELETE FROM hosts WHERE id IN (SELECT host_id FROM seed_map)")
+        c.commit()
+    # 3. waivers, through the workflow (points the covered failures at them)
+    t1 = time.time()
+    with engine.connect() as conn:
+        top = conn.exec_driver_sql("SELECT rule_id FROM results WHERE status = 'fail' GROUP BY rule_id "
+                                   "ORDER BY count(*) DESC, rule_id LIMIT 3").all()
+    for k, (rule_id,) in enumerate(top):
+        scope, value = (("org", "/gov/%s" % DEPTS[k]) if k < 2 else ("all", None))
+        waivers.create_waiver(engine, {"rule_id": rule_id, "scope": scope, "scope_value": value,
+                                       "justification": "bench", "approver": "bench",
+                                       "expires_at": now + 30 * 86400}, "bench")
+    log("waivers: %d (%.1fs)" % (len(top), time.time() - t1))
+    with psycopg.connect(url, autocommit=True) as c:
+        t1 = time.time()
+        c.execute("VACUUM ANALYZE")
+        log("vacuum analyze (%.1fs)" % (time.time() - t1))
+        counts = {t: c.execute("SELECT count(*) FROM %s" % t).fetchone()[0]
+                  for t in ("hosts", "results", "components", "host_profiles", "reports")}
+        size = c.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    return {"seed_s": round(time.time() - t0, 1), "rows": counts, "db_bytes": size, "orgs": orgs}
+
+
+# --- the server and its clients -----------------------------------------------------------------------
+class Https(object):
+    def __init__(self, port, ca):
+        self.port, self.ctx = port, ssl.create_default_context(cafile=ca)
+        self.c = None
+
+    def request(self, method, path, body=None, headers=None):
+        for attempt in (1, 2):
+            if self.c is None:
+                self.c = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=600)
+            try:
+                self.c.request(method, path, body=body, headers=headers or {})
+                resp = self.c.getresponse()
+                return resp.status, resp.read(), resp
+            except (http.client.HTTPException, OSError):
+                self.c.close()
+                self.c = None
+                if attempt == 2:
+                    raise
+
+
+def start_server(tmp, url, port):
+    env = dict(os.environ, XCSCAN_ADMIN_PASSWORD=ADMIN_PW)
+    base = [sys.executable, "-m", "scanner", "server"]
+    log = open(os.path.join(tmp, "serve.log"), "w")
+    proc = subprocess.Popen(base + ["serve", "--data-dir", tmp, "--port", str(port), "--workers", "1",
+                                    "--log-level", "warning", "--db", url], stdout=log, stderr=subprocess.STDOUT)
+    conn = Https(port, os.path.join(tmp, "ca.pem"))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            conn.request("GET", "/api/v1/openapi.json")
+            return proc, conn
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("server did not start; see %s" % log.name)
+
+
+def web_session(conn):
+    st, text, resp = conn.request("GET", "/login")
+    cookie = resp.getheader("set-cookie").split(";")[0]
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', text.decode()).group(1)
+    form = "username=admin&password=%s&csrf_token=%s&next=/" % (ADMIN_PW, csrf)
+    st, _b, resp = conn.request("POST", "/login", form, {"Content-Type": "application/x-www-form-urlencoded",
+                                                        "Cookie": cookie})
+    return [c.split(";")[0] for c in resp.headers.get_all("set-cookie") if c.startswith("xcscan_session")][0]
+
+
+def targets(facts):
+    """(name, path, floor SQL): each page or API and the bare SQL reading what it shows."""
+    org = "/gov/%s" % DEPTS[1]
+    rule = facts["top_rule"]
+    fail_top = ("SELECT rule_id, count(*) FROM results WHERE status = 'fail' GROUP BY rule_id "
+                "ORDER BY 2 DESC LIMIT 10")
+    hosts50 = ("SELECT * FROM hosts WHERE retired_at IS NULL ORDER BY org_path, hostname LIMIT 50")
+    find50 = ("SELECT * FROM results r JOIN hosts h ON h.id = r.host_id WHERE r.status = 'fail' "
+              "ORDER BY h.org_path, h.hostname, r.profile, r.rule_id LIMIT 50")
+    orgs = "SELECT org_path, count(*) FROM hosts WHERE retired_at IS NULL GROUP BY org_path"
+    return [
+        ("overview page", "/", fail_top),
+        ("overview api", "/api/v1/overview", fail_top),
+        ("org overview page", "/?org=" + org, fail_top),
+        ("orgs page", "/orgs", orgs),
+        ("orgs api", "/api/v1/orgs", orgs),
+        ("hosts page", "/hosts", hosts50),
+        ("hosts api", "/api/v1/hosts?limit=50", hosts50),
+        ("hosts search", "/hosts?q=host-0012", "SELECT * FROM hosts WHERE hostname LIKE '%host-0012%' LIMIT 50"),
+        ("findings page (fail)", "/findings?status=fail", find50),
+        ("findings api (fail)", "/api/v1/findings?status=fail&limit=50", find50),
+        ("rule page", "/rules/" + rule, "SELECT * FROM results WHERE rule_id = '%s'" % rule),
+    ]
+
+
+def run_sql(pg, sql):
+    t = time.perf_counter()
+    pg.execute(sql).fetchall()
+    return time.perf_counter() - t
+
+
+def measure_pages(web, api, cookie, auth, pg, facts, samples, log):
+    out = {}
+    for name, path, floor in targets(facts):
+        headers = {"Cookie": cookie} if not path.startswith("/api/") else auth
+        conn = api if path.startswith("/api/") else web
+        times, floors = [], []
+        for i in range(samples + 2):
+            t = time.perf_counter()
+            st, body, _r = conn.request("GET", path, headers=headers)
+            dt = time.perf_counter() - t
+            if st != 200:
+                raise SystemExit("%s: HTTP %d %s" % (path, st, body[:300]))
+            fl = run_sql(pg, floor)
+            if i >= 2:
+                times.append(dt)
+                floors.append(fl)
+        out[name] = {"path": path, "ms": ms(times), "floor_ms": ms(floors),
+                     "ratio_p95": round(pct(times, 95) / max(pct(floors, 95), 1e-6), 1), "bytes": len(body)}
+        log("%-22s p50 %7.1f  p95 %7.1f ms   floor p95 %6.1f ms   x%s" % (
+            name, out[name]["ms"]["p50"], out[name]["ms"]["p95"], out[name]["floor_ms"]["p95"], out[name]["ratio_p95"]))
+    return out
+
+
+def measure_export(port, tmp, auth, server_pid, url, log):
+    """Stream the full findings CSV; count its rows; sample the server's RSS meanwhile."""
+    import psutil
+    import psycopg
+    proc = psutil.Process(server_pid)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                rss = sum(p.memory_info().rss for p in [proc] + proc.children(recursive=True))
+                peak[0] = max(peak[0], rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+    base_rss = sum(p.memory_info().rss for p in [proc] + proc.children(recursive=True))
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=3600,
+                                    context=ssl.create_default_context(cafile=os.path.join(tmp, "ca.pem")))
+    t = time.perf_counter()
+    c.request("GET", "/api/v1/export/findings?format=csv", headers=auth)
+    resp = c.getresponse()
+    status = resp.status
+    reader = csv.reader(io.TextIOWrapper(resp, encoding="utf-8-sig", newline=""))
+    rows = -1  # the header
+    for _row in reader:
+        rows += 1
+    wall = time.perf_counter() - t
+    done.set()
+    th.join()
+    with psycopg.connect(url) as pg:
+        expected = pg.execute("SELECT count(*) FROM results r JOIN hosts h ON h.id = r.host_id "
+                              "WHERE h.retired_at IS NULL").fetchone()[0]
+        t = time.perf_counter()
+        n = 0
+        with pg.cursor().copy(
+                "COPY (SELECT h.id, h.hostname, h.org_path, r.profile, r.rule_id, r.title_en, r.title_zh, r.category, "
+                "r.severity, r.status, r.status, r.actual, r.expected, r.waiver_id FROM results r "
+                "JOIN hosts h ON h.id = r.host_id ORDER BY h.org_path, h.hostname, r.profile, r.rule_id) "
+                "TO STDOUT (FORMAT CSV)") as cp:
+            for chunk in cp:
+                n += len(chunk)
+        floor = time.perf_counter() - t
+    out = {"status": status, "rows": rows, "table_rows": expected, "complete": rows == expected,
+           "s": round(wall, 2), "floor_copy_s": round(floor, 2), "ratio": round(wall / max(floor, 1e-6), 1),
+           "server_rss_mb": {"before": round(base_rss / 2**20), "peak": round(peak[0] / 2**20)}}
+    log("export: %s" % json.dumps(out))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hosts", type=int, default=1000)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--depts", type=int, default=10, help="departments (/gov/<dept>), up to 10")
+    ap.add_argument("--units", type=int, default=10, help="units per department, up to 10")
+    ap.add_argument("--flip", type=int, default=12, help="percent of each host's results flipped pass <-> fail")
+    ap.add_argument("--samples", type=int, default=20, help="timed requests per page")
+    ap.add_argument("--template", default=None, help="a real report to seed from (else synthetic fleet reports)")
+    ap.add_argument("--no-export", action="store_true", help="skip the full export")
+    ap.add_argument("--keep", action="store_true", help="keep the database and data directory")
+    opts = ap.parse_args()
+    import psycopg
+    from scanner.server.store import db
+
+    def log(msg):
+        print("# " + msg, file=sys.stderr, flush=True)
+    tmp = tempfile.mkdtemp(prefix="xcscan-fleetbench-")
+    name = "xcscan_fleetbench_%s" % secrets.token_hex(4)
+    url = PG_BASE.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(PG_BASE, autocommit=True) as c:
+        c.execute('CREATE DATABASE "%s"' % name)
+    proc = None
+    try:
+        env = dict(os.environ, XCSCAN_ADMIN_PASSWORD=ADMIN_PW)
+        subprocess.run([sys.executable, "-m", "scanner", "server", "init", "--data-dir", tmp, "--db", url],
+                       check=True, env=env, capture_output=True)
+        engine = db.make_engine(url)
+        facts = seed(engine, url, opts, log)
+        engine.dispose()
+        with psycopg.connect(url) as pg:
+            facts["top_rule"] = pg.execute("SELECT rule_id FROM results WHERE status = 'fail' GROUP BY rule_id "
+                                           "ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+        log("seeded in %ss: %s, %.0f MB" % (facts["seed_s"], facts["rows"], facts["db_bytes"] / 2**20))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc, api = start_server(tmp, url, port)
+        st, body, _r = api.request("POST", "/api/v1/session", json.dumps({"username": "admin", "password": ADMIN_PW}),
+                                   {"Content-Type": "application/json"})
+        auth = {"Authorization": "Bearer " + json.loads(body)["token"]}
+        web = Https(port, os.path.join(tmp, "ca.pem"))
+        cookie = web_session(web)
+        with psycopg.connect(url, autocommit=True) as pg:
+            pages = measure_pages(web, api, cookie, auth, pg, facts, opts.samples, log)
+        export = None if opts.no_export else measure_export(port, tmp, auth, proc.pid, url, log)
+        result = {"hosts": opts.hosts, "days": opts.days, "template": opts.template or "synthetic",
+                  "seed_s": facts["seed_s"], "rows": facts["rows"], "db_mb": round(facts["db_bytes"] / 2**20),
+                  "machine_load_avg_1m": round(os.getloadavg()[0], 2), "pages": pages, "export": export}
+        print(json.dumps(result), flush=True)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if opts.keep:
+            log("kept database %s and %s" % (name, tmp))
+        else:
+            with psycopg.connect(PG_BASE, autocommit=True) as c:
+                c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+                c.execute('DROP DATABASE IF EXISTS "%s"' % name)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
