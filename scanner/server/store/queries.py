@@ -23,6 +23,28 @@ def effective_status(t=None):
     return case((and_(r.c.status == "fail", r.c.waiver_until.is_not(None), r.c.waiver_until > (t or now())),
                  literal("waived")), else_=r.c.status)
 
+def status_filter(statuses, t=None):
+    """SQL condition: the effective status (see ``effective_status``) is one of ``statuses``, written
+    on the stored columns so that PostgreSQL and SQLite can use an index (the CASE expression
+    cannot be indexed: it depends on the time of the query). A failure is "waived" while a central
+    waiver covers it (``waiver_until`` in the future) and "fail" otherwise; an agent can also report
+    "waived" itself (a local waiver); every other status is as reported."""
+    r = db.results
+    t = t or now()
+    conds = []
+    plain = [s for s in statuses if s not in ("fail", "waived")]
+    if plain:
+        conds.append(r.c.status.in_(plain))
+    if "fail" in statuses:
+        conds.append(and_(r.c.status == "fail", or_(r.c.waiver_until.is_(None), r.c.waiver_until <= t)))
+    if "waived" in statuses:
+        conds.append(r.c.status == "waived")
+        conds.append(and_(r.c.status == "fail", r.c.waiver_until > t))
+    if not conds:
+        return literal(False)
+    return or_(*conds) if len(conds) > 1 else conds[0]
+
+
 def org_filter(column, org):
     """Rows whose org path is ``org`` or below it."""
     org = normalise_org(org) if org else None
@@ -45,6 +67,30 @@ def _host_org(conn, scope, host_id):
     if org is None or not check(scope).covers(org):
         raise not_found("no host %s" % host_id)
     return org
+class Page(list):
+    """One page of a list query; ``total``: how many rows match the filters in all."""
+    total = 0
+
+    @classmethod
+    def of(cls, rows, total):
+        page = cls(rows)
+        page.total = int(total or 0)
+        return page
+
+
+def _like(text):
+    return "%" + text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+
+
+def _order(sorts, sort, desc, default):
+    """ORDER BY columns for a whitelisted ``sort`` key; unknown keys are refused (400)."""
+    from scanner.server.errors import bad_request
+    key = sort or default
+    if key not in sorts:
+        raise bad_request("bad_sort", "sort must be one of %s" % ", ".join(sorted(sorts)))
+    cols = sorts[key]
+    first = cols[0].desc() if desc else cols[0].asc()
+    return [first] + [c.asc() for c in cols[1:]]
 
 
 def _where(q, *conds):
@@ -61,26 +107,43 @@ HOST_COLS = [db.hosts.c.id, db.hosts.c.hostname, db.hosts.c.machine_id, db.hosts
              db.hosts.c.loc_rate, db.hosts.c.retired_at, db.hosts.c.retired_by, db.hosts.c.retire_reason]
 
 
-def list_hosts(engine, scope, org=None, q=None, limit=500, offset=0, retired=False):
-    """Hosts of the fleet; ``retired=True``: the retired ones instead."""
-    live = db.hosts.c.retired_at.is_not(None) if retired else db.hosts.c.retired_at.is_(None)
-    query = _where(select(*HOST_COLS), *_in_scope(scope, db.hosts.c.org_path, org), live)
+HOST_SORTS = {
+    "org": (db.hosts.c.org_path, db.hosts.c.hostname, db.hosts.c.id),
+    "hostname": (db.hosts.c.hostname, db.hosts.c.id),
+    "last_seen": (db.hosts.c.last_seen, db.hosts.c.id),
+    "loc_rate": (db.hosts.c.loc_rate, db.hosts.c.id),
+    "os": (db.hosts.c.os_name, db.hosts.c.hostname, db.hosts.c.id),
+}
+
+
+def list_hosts(engine, scope, org=None, q=None, limit=500, offset=0, retired=False, profile=None, sort=None, desc=False):
+    """Hosts of the fleet, one page (``Page.total``: all that match); ``retired=True``: the retired
+    ones instead. ``q``: part of the hostname, or the host id; ``profile``: hosts scanned with it."""
+    h = db.hosts
+    live = h.c.retired_at.is_not(None) if retired else h.c.retired_at.is_(None)
+    conds = list(_in_scope(scope, h.c.org_path, org)) + [live]
     if q:
-        like = "%" + q.replace("%", r"\%").replace("_", r"\_") + "%"
-        query = query.where(or_(db.hosts.c.hostname.like(like, escape="\\"), db.hosts.c.id == q))
-    query = query.order_by(db.hosts.c.org_path, db.hosts.c.hostname).limit(limit).offset(offset)
+        conds.append(or_(h.c.hostname.like(_like(q), escape="\\"), h.c.id == q))
+    if profile:
+        hp = db.host_profiles
+        conds.append(h.c.id.in_(select(hp.c.host_id).where(hp.c.profile == profile)))
+    query = _where(select(*HOST_COLS), *conds).order_by(*_order(HOST_SORTS, sort, desc, "org")).limit(limit).offset(offset)
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings()]
+        total = conn.execute(_where(select(func.count()).select_from(h), *conds)).scalar() \
+            if rows and (offset or len(rows) == limit) else offset + len(rows)
         if rows:
             hp = db.host_profiles
             prof = conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed)
                                 .where(hp.c.host_id.in_([r["id"] for r in rows]))).all()
             by_host = {}
-            for hid, profile, score, failed in prof:
-                by_host.setdefault(hid, {})[profile] = {"score": score, "failed": failed}
+            for hid, prof_name, score, failed in prof:
+                by_host.setdefault(hid, {})[prof_name] = {"score": score, "failed": failed}
             for r in rows:
                 r["profiles"] = by_host.get(r["id"], {})
-    return rows
+        elif offset:
+            total = conn.execute(_where(select(func.count()).select_from(h), *conds)).scalar()
+    return Page.of(rows, total)
 
 
 def get_host(engine, scope, host_id):
@@ -194,29 +257,64 @@ def drift(engine, scope, host_id, report_a, report_b):
 
 
 # --- findings ----------------------------------------------------------------------------------------
-def findings(engine, scope, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None,
-             limit=1000, offset=0):
+_SEV_RANK = case({"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}, value=db.results.c.severity, else_=5)
+FINDING_SORTS = {
+    "host": (db.hosts.c.org_path, db.hosts.c.hostname, db.results.c.host_id, db.results.c.profile, db.results.c.rule_id),
+    "rule": (db.results.c.rule_id, db.hosts.c.org_path, db.hosts.c.hostname, db.results.c.host_id, db.results.c.profile),
+    "severity": (_SEV_RANK, db.hosts.c.org_path, db.hosts.c.hostname, db.results.c.host_id, db.results.c.profile,
+                 db.results.c.rule_id),
+    "status": (db.results.c.status, db.hosts.c.org_path, db.hosts.c.hostname, db.results.c.host_id,
+               db.results.c.profile, db.results.c.rule_id),
+}
+
+
+def _finding_conds(scope, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None,
+                   q=None):
+    r, h = db.results, db.hosts
+    return list(_in_scope(scope, h.c.org_path, org)) + [
+            h.c.retired_at.is_(None),
+            r.c.profile == profile if profile else None,
+            r.c.rule_id == rule if rule else None,
+            r.c.severity.in_(severity) if severity else None,
+            status_filter(status) if status else None,
+            r.c.category == category if category else None,
+            r.c.host_id == host if host else None,
+            h.c.hostname.like(_like(q), escape="\\") if q else None]
+
+
+def findings_query(scope, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None, q=None,
+                   sort=None, desc=False):
+    """The findings SELECT (every matching row, sorted); callers page it or stream it."""
     r, h = db.results, db.hosts
     eff = effective_status()
-    q = select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, r.c.profile, r.c.rule_id, r.c.title_zh, r.c.title_en,
-               r.c.category, r.c.severity, r.c.status.label("reported_status"), eff.label("status"), r.c.actual,
-               r.c.expected, r.c.waiver_id).select_from(r.join(h, h.c.id == r.c.host_id))
-    q = _where(q, *_in_scope(scope, h.c.org_path, org),
-               r.c.profile == profile if profile else None,
-               r.c.rule_id == rule if rule else None,
-               r.c.severity.in_(severity) if severity else None,
-               eff.in_(status) if status else None,
-               r.c.category == category if category else None,
-               r.c.host_id == host if host else None)
-    q = q.order_by(h.c.org_path, h.c.hostname, r.c.profile, r.c.rule_id).limit(limit).offset(offset)
+    query = select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, r.c.profile, r.c.rule_id, r.c.title_zh,
+                   r.c.title_en, r.c.category, r.c.severity, r.c.status.label("reported_status"), eff.label("status"),
+                   r.c.actual, r.c.expected, r.c.waiver_id).select_from(r.join(h, h.c.id == r.c.host_id))
+    query = _where(query, *_finding_conds(scope, org, profile, rule, severity, status, category, host, q))
+    return query.order_by(*_order(FINDING_SORTS, sort, desc, "host"))
+
+
+def finding_out(row):
+    d = dict(row)
+    d["actual"] = loads(d["actual"])
+    d["expected"] = loads(d["expected"])
+    return d
+
+
+def findings(engine, scope, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None,
+             limit=1000, offset=0, q=None, sort=None, desc=False):
+    """One page of latest results (``Page.total``: all that match). Status is after waivers."""
+    query = findings_query(scope, org, profile, rule, severity, status, category, host, q, sort, desc)
+    query = query.limit(limit).offset(offset)
     with engine.connect() as conn:
-        out = []
-        for row in conn.execute(q).mappings():
-            d = dict(row)
-            d["actual"] = loads(d["actual"])
-            d["expected"] = loads(d["expected"])
-            out.append(d)
-    return out
+        out = [finding_out(row) for row in conn.execute(query).mappings()]
+        if out and not offset and len(out) < limit:
+            total = len(out)
+        else:
+            r, h = db.results, db.hosts
+            total = conn.execute(_where(select(func.count()).select_from(r.join(h, h.c.id == r.c.host_id)),
+                                        *_finding_conds(scope, org, profile, rule, severity, status, category, host, q))).scalar()
+    return Page.of(out, total)
 
 
 # --- summaries and overview -------------------------------------------------------------------------
@@ -324,15 +422,19 @@ def compliance_by_profile(conn, scope, org=None):
              "passed": int(ps or 0), "failed": int(fl or 0)} for p, n, s, ps, fl in conn.execute(q)]
 
 
-def top_failing_rules(conn, scope, org=None, limit=10):
+def top_failing_query(scope, org=None, limit=10):
+    """The rules failing on most hosts (after waivers); index-only on ix_results_failing."""
     r, h = db.results, db.hosts
-    eff = effective_status()
+    hosts_n = func.count(func.distinct(r.c.host_id))
     q = select(r.c.rule_id, func.max(r.c.title_zh), func.max(r.c.title_en), func.max(r.c.severity),
-               func.count(func.distinct(r.c.host_id)).label("n")).select_from(r.join(h, h.c.id == r.c.host_id))
-    q = _where(q, *_in_scope(scope, h.c.org_path, org), eff == "fail").group_by(r.c.rule_id)
-    q = q.order_by(func.count(func.distinct(r.c.host_id)).desc(), r.c.rule_id).limit(limit)
+               hosts_n.label("n")).select_from(r.join(h, h.c.id == r.c.host_id))
+    q = _where(q, *_in_scope(scope, h.c.org_path, org), status_filter(["fail"])).group_by(r.c.rule_id)
+    return q.order_by(hosts_n.desc(), r.c.rule_id).limit(limit)
+
+
+def top_failing_rules(conn, scope, org=None, limit=10):
     return [{"rule_id": rid, "title": {"zh": tz, "en": te}, "severity": sev, "hosts": n}
-            for rid, tz, te, sev, n in conn.execute(q)]
+            for rid, tz, te, sev, n in conn.execute(top_failing_query(scope, org, limit))]
 
 
 def trend(conn, scope, org=None, days=30, profile=None):
@@ -376,19 +478,43 @@ def overview(engine, scope, org=None):
     return data
 
 
-def rule_hosts(engine, scope, rule_id):
+def rule_status_counts(engine, scope, rule_id):
+    """Hosts per effective status for one rule (the index on rule_id, status serves it)."""
+    r, h = db.results, db.hosts
+    t = now()
+    q = (select(r.c.status, r.c.waiver_until, func.count())
+         .select_from(r.join(h, h.c.id == r.c.host_id)).where(r.c.rule_id == rule_id, h.c.retired_at.is_(None))
+         .group_by(r.c.status, r.c.waiver_until))
+    q = _where(q, *_in_scope(scope, h.c.org_path))
+    counts = {}
+    with engine.connect() as conn:
+        for status, until, n in conn.execute(q):
+            key = "waived" if status == "fail" and until is not None and until > t else status
+            counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def rule_hosts(engine, scope, rule_id, status=None, limit=None, offset=0):
+    """Hosts with a latest result for ``rule_id``, what needs action first (``Page.total``: all)."""
     r, h = db.results, db.hosts
     eff = effective_status()
-    q = (select(h.c.id, h.c.hostname, h.c.org_path, r.c.profile, r.c.status.label("reported_status"),
-                eff.label("status"), r.c.actual, r.c.expected, r.c.evidence, r.c.title_zh, r.c.title_en, r.c.severity,
-                r.c.category, r.c.waiver_id)
-         .select_from(r.join(h, h.c.id == r.c.host_id)).where(r.c.rule_id == rule_id)
-         .order_by(eff, h.c.org_path, h.c.hostname))
-    q = _where(q, *_in_scope(scope, h.c.org_path))
+    conds = [r.c.rule_id == rule_id, h.c.retired_at.is_(None), status_filter(status) if status else None]
+    conds += _in_scope(scope, h.c.org_path)
+    q = _where(select(h.c.id, h.c.hostname, h.c.org_path, r.c.profile, r.c.status.label("reported_status"),
+                      eff.label("status"), r.c.actual, r.c.expected, r.c.evidence, r.c.title_zh, r.c.title_en,
+                      r.c.severity, r.c.category, r.c.waiver_id).select_from(r.join(h, h.c.id == r.c.host_id)), *conds)
+    q = q.order_by(eff, h.c.org_path, h.c.hostname, h.c.id, r.c.profile).offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
     with engine.connect() as conn:
         rows = [dict(x, actual=loads(x["actual"]), expected=loads(x["expected"]), evidence=loads(x["evidence"]))
                 for x in conn.execute(q).mappings()]
-    return rows
+        if limit is None or (not offset and len(rows) < limit):
+            total = offset + len(rows)
+        else:
+            total = conn.execute(_where(select(func.count()).select_from(r.join(h, h.c.id == r.c.host_id)),
+                                        *conds)).scalar()
+    return Page.of(rows, total)
 
 
 def audit_entries(engine, scope, limit=500, offset=0, actor=None):

@@ -148,12 +148,25 @@ def overview(request: Request, org: Optional[str] = Query(None, max_length=512),
     return queries.overview(request.app.state.engine, user["scope"], _org(org))
 
 
-@router.get("/hosts", responses=ERRORS, tags=["fleet"])
-def hosts(request: Request, org: Optional[str] = Query(None, max_length=512), q: Optional[str] = Query(None, max_length=255),
-          limit: int = Query(500, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
+TOTAL = {"X-Total-Count": {"description": "how many rows match the filters in all (the body is one page)",
+                           "schema": {"type": "integer"}}}
+PAGED = {**ERRORS, 200: {"description": "one page of the list", "headers": TOTAL}}
+
+
+def _paged(response, page):
+    response.headers["X-Total-Count"] = str(page.total)
+    return list(page)
+
+
+@router.get("/hosts", responses=PAGED, tags=["fleet"])
+def hosts(request: Request, response: Response, org: Optional[str] = Query(None, max_length=512),
+          q: Optional[str] = Query(None, max_length=255), profile: Optional[str] = Query(None, max_length=64),
+          sort: Optional[str] = Query(None, max_length=16, description="org (default), hostname, last_seen, loc_rate, os"),
+          desc: bool = Query(False), limit: int = Query(500, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
           retired: bool = Query(False, description="list the retired hosts instead"),
           user=Depends(require(*READERS))):
-    return queries.list_hosts(request.app.state.engine, user["scope"], _org(org), q, limit, offset, retired=retired)
+    return _paged(response, queries.list_hosts(request.app.state.engine, user["scope"], _org(org), q, limit, offset,
+                                               retired=retired, profile=profile, sort=sort, desc=desc))
 
 
 class RetireIn(BaseModel):
@@ -194,14 +207,17 @@ def report(report_id: str, request: Request, user=Depends(require(*READERS))):
     return doc
 
 
-@router.get("/findings", responses=ERRORS, tags=["fleet"])
-def findings(request: Request, org: Optional[str] = Query(None, max_length=512), profile: Optional[str] = Query(None, max_length=64),
+@router.get("/findings", responses=PAGED, tags=["fleet"])
+def findings(request: Request, response: Response, org: Optional[str] = Query(None, max_length=512),
+             profile: Optional[str] = Query(None, max_length=64),
              rule: Optional[str] = Query(None, max_length=128), severity: Optional[List[str]] = Query(None),
              status: Optional[List[str]] = Query(None), category: Optional[str] = Query(None, max_length=32),
-             host: Optional[str] = Query(None, max_length=64), limit: int = Query(1000, ge=1, le=100000),
+             host: Optional[str] = Query(None, max_length=64), q: Optional[str] = Query(None, max_length=255),
+             sort: Optional[str] = Query(None, max_length=16, description="host (default), rule, severity, status"),
+             desc: bool = Query(False), limit: int = Query(1000, ge=1, le=100000),
              offset: int = Query(0, ge=0, le=10**9), user=Depends(require(*READERS))):
-    return queries.findings(request.app.state.engine, user["scope"], _org(org), profile, rule, severity, status, category, host,
-                            limit, offset)
+    return _paged(response, queries.findings(request.app.state.engine, user["scope"], _org(org), profile, rule, severity,
+                                             status, category, host, limit, offset, q=q, sort=sort, desc=desc))
 
 
 @router.get("/summary/localization", responses=ERRORS, tags=["fleet"])
@@ -220,9 +236,12 @@ def orgs(request: Request, org: Optional[str] = Query(None, max_length=512), use
     return queries.org_tree(request.app.state.engine, user["scope"], _org(org))
 
 
-@router.get("/rules/{rule_id}/hosts", responses=ERRORS, tags=["fleet"])
-def rule_hosts(rule_id: str, request: Request, user=Depends(require(*READERS))):
-    return queries.rule_hosts(request.app.state.engine, user["scope"], rule_id)
+@router.get("/rules/{rule_id}/hosts", responses=PAGED, tags=["fleet"])
+def rule_hosts(rule_id: str, request: Request, response: Response, status: Optional[List[str]] = Query(None),
+               limit: int = Query(1000, ge=1, le=100000), offset: int = Query(0, ge=0, le=10**9),
+               user=Depends(require(*READERS))):
+    return _paged(response, queries.rule_hosts(request.app.state.engine, user["scope"], rule_id, status,
+                                               limit, offset))
 
 
 # --- waivers ----------------------------------------------------------------------------------------

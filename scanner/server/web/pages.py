@@ -114,6 +114,40 @@ def _org_param(request):
     return normalise_org(request.query_params.get("org")) if request.query_params.get("org") else None
 
 
+PER_PAGE = 50
+
+
+def _page_no(request):
+    raw = request.query_params.get("page") or "1"
+    return max(1, min(int(raw), 10**6)) if raw.isdigit() else 1
+
+
+def pager(request, total, page, per_page=PER_PAGE):
+    """Links to the neighbouring pages of a list, keeping the request's filters."""
+    pages = max(1, (total + per_page - 1) // per_page)
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+
+    def href(n):
+        return request.url.path + "?" + urlencode(params + [("page", str(n))])
+    return {"total": total, "page": page, "pages": pages, "first": (page - 1) * per_page + 1 if total else 0,
+            "last": min(total, page * per_page), "prev": href(page - 1) if page > 1 else None,
+            "next": href(page + 1) if page < pages else None}
+
+
+def sort_links(request, keys, current, desc):
+    """Column-heading links: sort by a key, a second click reverses it."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("sort", "desc", "page")]
+    out = {}
+    for key in keys:
+        extra = [("sort", key)] + ([("desc", "1")] if key == current and not desc else [])
+        out[key] = request.url.path + "?" + urlencode(params + extra)
+    return out
+
+
+def _list_param(request, name, allowed):
+    return [v for v in request.query_params.getlist(name) if v in allowed] or None
+
+
 # --- static and login ------------------------------------------------------------------------------
 @router.get("/static/app.css")
 def css():
@@ -212,8 +246,15 @@ def hosts_page(request: Request, q: Optional[str] = None):
     user = page_user(request)
     org = _org_param(request)
     q = (q or "")[:255]
-    rows = queries.list_hosts(request.app.state.engine, user["scope"], org, q or None, limit=1000)
-    return render(request, "hosts.html", user=user, hosts=rows, org=org, q=q)
+    p = request.query_params
+    profile = (p.get("profile") or "")[:64]
+    sort = p.get("sort") if p.get("sort") in queries.HOST_SORTS else "org"
+    desc = p.get("desc") == "1"
+    page = _page_no(request)
+    rows = queries.list_hosts(request.app.state.engine, user["scope"], org, q or None, limit=PER_PAGE,
+                              offset=(page - 1) * PER_PAGE, profile=profile or None, sort=sort, desc=desc)
+    return render(request, "hosts.html", user=user, hosts=rows, org=org, q=q, profile=profile,
+                  pager=pager(request, rows.total, page), sorts=sort_links(request, queries.HOST_SORTS, sort, desc))
 
 
 @router.get("/hosts/{host_id}")
@@ -253,29 +294,41 @@ def drift_page(host_id: str, request: Request, a: str = "", b: str = ""):
     return render(request, "drift.html", user=user, host=host, drift=d)
 
 
+STATUSES = ("fail", "error", "waived", "manual", "pass", "not_applicable")
+
+
 @router.get("/rules/{rule_id}")
 def rule_page(rule_id: str, request: Request):
     user = page_user(request)
-    rows = queries.rule_hosts(request.app.state.engine, user["scope"], rule_id[:128])
-    counts = {}
-    for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    engine = request.app.state.engine
+    rule_id = rule_id[:128]
+    status = _list_param(request, "status", STATUSES)
+    page = _page_no(request)
+    rows = queries.rule_hosts(engine, user["scope"], rule_id, status, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
+    counts = queries.rule_status_counts(engine, user["scope"], rule_id)
     return render(request, "rule.html", user=user, rule_id=rule_id, rows=rows, counts=counts,
-                  title=rows[0] if rows else None)
+                  title=rows[0] if rows else None, chosen=status or [], pager=pager(request, rows.total, page))
 
 
 @router.get("/findings")
 def findings_page(request: Request):
     user = page_user(request)
     p = request.query_params
-    f = {k: (p.get(k) or "")[:128] for k in ("org", "profile", "rule", "severity", "status", "category", "host")}
+    f = {k: (p.get(k) or "")[:128] for k in ("org", "profile", "rule", "category", "host", "q")}
+    f["severity"] = _list_param(request, "severity", queries.SEVERITIES) or []
+    f["status"] = _list_param(request, "status", STATUSES) or []
+    sort = p.get("sort") if p.get("sort") in queries.FINDING_SORTS else "host"
+    desc = p.get("desc") == "1"
+    page = _page_no(request)
     org = normalise_org(f["org"]) if f["org"] else None
     rows = queries.findings(request.app.state.engine, user["scope"], org, f["profile"] or None, f["rule"] or None,
-                            [f["severity"]] if f["severity"] else None, [f["status"]] if f["status"] else None,
-                            f["category"] or None, f["host"] or None, limit=500)
-    export_qs = urlencode({k: v for k, v in f.items() if v and k != "host"})
+                            f["severity"] or None, f["status"] or None, f["category"] or None, f["host"] or None,
+                            limit=PER_PAGE, offset=(page - 1) * PER_PAGE, q=f["q"] or None, sort=sort, desc=desc)
+    export_qs = urlencode([(k, v) for k, v in p.multi_items()
+                           if v and k in ("org", "profile", "rule", "severity", "status", "category", "q")])
     return render(request, "findings.html", user=user, rows=rows, f=f, export_qs=export_qs,
-                  severities=queries.SEVERITIES)
+                  severities=queries.SEVERITIES, statuses=STATUSES, pager=pager(request, rows.total, page),
+                  sorts=sort_links(request, queries.FINDING_SORTS, sort, desc))
 
 
 @router.get("/waivers")

@@ -1,0 +1,148 @@
+"""Fleet lists served a page at a time: totals, paging, sorting and filters on hosts, findings and
+rule pages (API and web), status filters that follow waiver expiry, and an index the failing-rule
+queries can use."""
+from __future__ import annotations
+
+import random
+import re
+import time
+import uuid
+
+import pytest
+
+from fleet import Agent
+from server_support import OFFICER
+
+PREFIX = "/lists-%s" % uuid.uuid4().hex[:6]  # this module's own org units
+N = 7
+
+
+@pytest.fixture(scope="module")
+def hosts(server):
+    """Seven hosts: four in PREFIX/a, three in PREFIX/b; ssh-root-login fails on the even ones."""
+    agents = []
+    with server.client() as c:
+        for i in range(N):
+            org = PREFIX + ("/a" if i < 4 else "/b")
+            a = Agent("lists-%02d-%s" % (i, uuid.uuid4().hex[:4]), machine_id=uuid.uuid4().hex)
+            assert a.enroll(c, server.token(org=org)).status_code == 201
+            fails = ["mlps.ia.password-max-age"] + (["mlps.ia.ssh-root-login"] if i % 2 == 0 else [])
+            doc = a.report(fail_rules=fails, rng=random.Random(i), profile="xinchuang" if i == 6 else "mlps-l3")
+            if i % 2:
+                for r in doc["results"]:
+                    if r["rule_id"] == "mlps.ia.ssh-root-login":
+                        r["status"] = "pass"
+            assert a.submit(c, doc).status_code == 200
+            a.org = org
+            agents.append(a)
+    return agents
+
+
+def _all_pages(c, path, params, size):
+    rows, offset = [], 0
+    while True:
+        r = c.get(path, params=dict(params, limit=size, offset=offset))
+        assert r.status_code == 200, r.text
+        rows.extend(r.json())
+        if offset + size >= int(r.headers["x-total-count"]):
+            return rows, int(r.headers["x-total-count"])
+        offset += size
+
+
+def test_hosts_api_pages_sorts_and_filters_with_totals(server, hosts):
+    with server.login() as c:
+        r = c.get("/api/v1/hosts", params={"org": PREFIX, "limit": 3})
+        assert r.status_code == 200 and len(r.json()) == 3 and r.headers["x-total-count"] == str(N)
+        rows, total = _all_pages(c, "/api/v1/hosts", {"org": PREFIX, "sort": "hostname"}, 3)
+        assert total == N and [h["id"] for h in rows] == [a.host_id for a in hosts]  # every host once, in name order
+        back = c.get("/api/v1/hosts", params={"org": PREFIX, "sort": "hostname", "desc": "true"}).json()
+        assert [h["id"] for h in back] == [a.host_id for a in reversed(hosts)]
+        sub = c.get("/api/v1/hosts", params={"org": PREFIX + "/b"})
+        assert sub.headers["x-total-count"] == "3" and {h["org_path"] for h in sub.json()} == {PREFIX + "/b"}
+        found = c.get("/api/v1/hosts", params={"org": PREFIX, "q": hosts[5].hostname[:8]})
+        assert [h["id"] for h in found.json()] == [hosts[5].host_id] and found.headers["x-total-count"] == "1"
+        prof = c.get("/api/v1/hosts", params={"org": PREFIX, "profile": "xinchuang"})
+        assert [h["id"] for h in prof.json()] == [hosts[6].host_id]
+        past = c.get("/api/v1/hosts", params={"org": PREFIX, "offset": 50})
+        assert past.json() == [] and past.headers["x-total-count"] == str(N)
+        bad = c.get("/api/v1/hosts", params={"sort": "password_hash"})
+        assert bad.status_code == 400 and bad.json()["error"] == "bad_sort"
+
+
+def test_findings_api_multi_select_paging_and_sorting(server, hosts):
+    with server.login() as c:
+        base = {"org": PREFIX, "rule": "mlps.ia.ssh-root-login"}
+        fails = c.get("/api/v1/findings", params=dict(base, status="fail"))
+        assert fails.headers["x-total-count"] == "4" and {f["host_id"] for f in fails.json()} == \
+            {a.host_id for a in hosts[0::2]}
+        both = c.get("/api/v1/findings", params=dict(base, status=["fail", "pass"]))
+        assert both.headers["x-total-count"] == str(N) and {f["status"] for f in both.json()} == {"fail", "pass"}
+        everything = c.get("/api/v1/findings", params={"org": PREFIX}).json()
+        rows, total = _all_pages(c, "/api/v1/findings", {"org": PREFIX}, 17)
+        assert total == len(everything) > 17 and rows == everything  # pages join up to the whole, in order
+        sev = c.get("/api/v1/findings", params={"org": PREFIX, "severity": ["critical", "high"]}).json()
+        assert sev and {f["severity"] for f in sev} == {"critical", "high"}
+        ranked = c.get("/api/v1/findings", params={"org": PREFIX, "sort": "severity"}).json()
+        rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+        assert [rank[f["severity"]] for f in ranked] == sorted(rank[f["severity"]] for f in ranked)
+        named = c.get("/api/v1/findings", params={"org": PREFIX, "q": hosts[3].hostname}).json()
+        assert named and {f["host_id"] for f in named} == {hosts[3].host_id}
+        assert c.get("/api/v1/findings", params={"sort": "nope"}).status_code == 400
+
+
+def test_status_filter_follows_waiver_expiry(server, hosts):
+    """A central waiver turns a failure into "waived" only until it expires (queries.status_filter
+    filters on the stored columns, so the answer must still change with the clock)."""
+    org = hosts[0].org
+    rule = "mlps.ia.password-max-age"
+    with server.login(OFFICER) as c:
+        until = int(time.time()) + 3
+        r = c.post("/api/v1/waivers", json={"rule_id": rule, "scope": "org", "scope_value": org,
+                                            "justification": "short", "approver": "CIO", "expires_at": until})
+        assert r.status_code == 201, r.text
+
+        def hosts_with(status):
+            return {f["host_id"] for f in c.get("/api/v1/findings", params={"org": org, "rule": rule,
+                                                                            "status": status}).json()}
+        in_org = {a.host_id for a in hosts if a.org == org}
+        assert hosts_with("waived") == in_org and hosts_with("fail") == set()
+        while time.time() <= until + 0.5:
+            time.sleep(0.5)
+        assert hosts_with("fail") == in_org and hosts_with("waived") == set()
+
+
+def test_web_lists_page_with_totals_and_keep_filters(server, hosts):
+    from test_web import web_login
+    c = web_login(server)
+    page = c.get("/hosts", params={"org": PREFIX, "sort": "hostname"})
+    assert page.status_code == 200 and 'data-total="%d"' % N in page.text
+    order = re.findall(r'<a href="/hosts/([0-9a-f-]{36})">', page.text)
+    assert order == [a.host_id for a in hosts]
+    f = c.get("/findings", params=[("org", PREFIX), ("rule", "mlps.ia.ssh-root-login"), ("status", "fail"),
+                                   ("status", "pass")])
+    assert f.status_code == 200 and 'data-total="%d"' % N in f.text
+    assert f.text.count('name="status" value="fail" checked') == 1 and 'name="status" value="pass" checked' in f.text
+    assert "status=fail&amp;status=pass" in f.text  # the export link keeps both
+    rule = c.get("/rules/mlps.ia.ssh-root-login", params={"status": "fail"})
+    assert rule.status_code == 200
+    listed = set(re.findall(r'<a href="/hosts/([0-9a-f-]{36})">', rule.text))
+    assert {a.host_id for a in hosts[0::2]} <= listed and not listed & {a.host_id for a in hosts[1::2]}
+
+
+def test_failing_rule_queries_can_use_the_partial_index(db_engine):
+    """The effective-status condition is written on stored columns: PostgreSQL can answer "top
+    failing rules" from ix_results_failing (the CASE expression it replaced could not be indexed)."""
+    from scanner.server.store import queries
+    from scanner.server.store.scope import Scope
+    if db_engine.dialect.name != "postgresql":
+        with db_engine.connect() as conn:
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + str(queries.top_failing_query(Scope.everything()).compile(
+                    db_engine, compile_kwargs={"literal_binds": True}))))
+        assert "SCAN results" not in plan, plan  # SQLite: an index search, never the whole table
+        return
+    with db_engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        sql = str(queries.top_failing_query(Scope.everything()).compile(db_engine, compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql))
+    assert "ix_results_failing" in plan, plan
