@@ -532,11 +532,33 @@ def audit_entries(engine, scope, limit=500, offset=0, actor=None):
                 conn.execute(q.order_by(a.c.id.desc()).limit(limit).offset(offset)).mappings()]
 
 
-def inventory_rows(engine, scope, org=None, category=None, origin=None, limit=100000):
+def inventory_query(scope, org=None, category=None, origin=None):
+    """Every latest inventory component of the fleet (live hosts), sorted; callers stream it."""
     c, h = db.components, db.hosts
     q = select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, c.c.category, c.c.product_id, c.c.name_en,
                c.c.name_zh, c.c.vendor_en, c.c.origin, c.c.version).select_from(c.join(h, h.c.id == c.c.host_id))
-    q = _where(q, *_in_scope(scope, h.c.org_path, org), c.c.category == category if category else None,
-               c.c.origin == origin if origin else None).order_by(h.c.org_path, h.c.hostname, c.c.seq).limit(limit)
+    return _where(q, *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None),
+                  c.c.category == category if category else None,
+                  c.c.origin == origin if origin else None).order_by(h.c.org_path, h.c.hostname, h.c.id, c.c.seq)
+
+
+def inventory_rows(engine, scope, org=None, category=None, origin=None, limit=100000):
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q).mappings()]
+        return [dict(r) for r in conn.execute(inventory_query(scope, org, category, origin).limit(limit)).mappings()]
+
+
+STREAM_BATCH = 2000
+
+
+def stream(engine, query, batch=STREAM_BATCH):
+    """Yield the rows (tuples) of ``query`` from a server-side cursor, ``batch`` at a time: memory
+    stays constant however many rows there are (PostgreSQL: a named cursor; SQLite steps its
+    statement as rows are fetched)."""
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+        try:
+            for part in result.partitions():
+                for row in part:
+                    yield row
+        finally:
+            result.close()

@@ -270,15 +270,12 @@ INVENTORY_FIELDS = ["host_id", "hostname", "org_path", "category", "product_id",
 
 
 def _cell(value):
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value, ensure_ascii=False)
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        text = "'" + text  # spreadsheet formula injection
-    return text
+    from scanner.server.web.export import cell
+    return cell(value)
 
 
 def to_csv(rows, fields):
+    """CSV of a few rows held in memory (rows: dicts)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(fields)
@@ -293,37 +290,77 @@ def _audit(request, user, action, target, detail, org=None):
         audit(conn, user["username"], action, target, detail, client_ip(request), org=org)
 
 
-def _export(request, user, kind, rows, fields, fmt, filters):
+def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limit):
+    """Stream every row of ``query`` (from ``offset``, at most ``limit``) as CSV or JSON; the audit
+    entry, written when the stream ends, says how many rows went out and whether it finished."""
+    from fastapi.responses import StreamingResponse
+    from scanner.server.web import export
     if fmt not in ("csv", "json"):
         raise bad_request("bad_format", "format must be csv or json")
-    _audit(request, user, "export." + kind, fmt, dict(filters, rows=len(rows)),
-           org=filters.get("org") or user["scope"].root())
+    if lang not in (None, "zh", "en"):
+        raise bad_request("bad_lang", "lang must be zh or en")
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    engine = request.app.state.engine
+    columns = [c.name for c in query.selected_columns]
+    ip, actor = client_ip(request), user["username"]
+    audit_org = filters.get("org") or user["scope"].root()
+    counter = {"rows": 0}
+
+    def body():
+        from scanner.server.store import db
+        complete = False
+        try:
+            rows = queries.stream(engine, query)
+            chunks = export.csv_chunks(rows, columns, fields, lang, counter) if fmt == "csv" \
+                else export.json_chunks(rows, columns, counter)
+            for chunk in chunks:
+                yield chunk.encode("utf-8")
+            complete = True
+        finally:
+            with db.write_tx(engine) as conn:
+                audit(conn, actor, "export." + kind, fmt, dict(filters, offset=offset, limit=limit,
+                                                               rows=counter["rows"], complete=complete), ip,
+                      org=audit_org)
     name = "xcscan-%s.%s" % (kind, fmt)
     headers = {"Content-Disposition": 'attachment; filename="%s"' % name}
-    if fmt == "csv":
-        return Response(to_csv(rows, fields), media_type="text/csv; charset=utf-8", headers=headers)
-    return JSONResponse(rows, headers=headers)
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    return StreamingResponse(body(), media_type=media, headers=headers)
+
+
+EXPORT_PAGING = dict(
+    offset=Query(0, ge=0, le=10**9, description="skip this many rows (resume a large export)"),
+    limit=Query(None, ge=1, le=10**9, description="at most this many rows (default: all)"),
+    lang=Query(None, max_length=2, description="CSV header in zh or en, each name followed by its code"))
 
 
 @router.get("/export/findings", responses=ERRORS, tags=["exports"])
 def export_findings(request: Request, format: str = Query("csv", max_length=8), org: Optional[str] = Query(None, max_length=512),
                     profile: Optional[str] = Query(None, max_length=64), rule: Optional[str] = Query(None, max_length=128),
                     severity: Optional[List[str]] = Query(None), status: Optional[List[str]] = Query(None),
-                    category: Optional[str] = Query(None, max_length=32), user=Depends(require(*READERS))):
+                    category: Optional[str] = Query(None, max_length=32), q: Optional[str] = Query(None, max_length=255),
+                    offset: int = EXPORT_PAGING["offset"], limit: Optional[int] = EXPORT_PAGING["limit"],
+                    lang: Optional[str] = EXPORT_PAGING["lang"], user=Depends(require(*READERS))):
+    """Every matching latest result, streamed (sorted by org, host, profile, rule, so that
+    ``offset`` resumes where an interrupted download stopped)."""
     org = _org(org)
-    rows = queries.findings(request.app.state.engine, user["scope"], org, profile, rule, severity, status, category, None, 1000000, 0)
-    filters = {"org": org, "profile": profile, "rule": rule, "severity": severity, "status": status, "category": category}
-    return _export(request, user, "findings", rows, FINDING_FIELDS, format, filters)
+    query = queries.findings_query(user["scope"], org, profile, rule, severity, status, category, None, q)
+    filters = {"org": org, "profile": profile, "rule": rule, "severity": severity, "status": status,
+               "category": category, "q": q}
+    return _export(request, user, "findings", query, FINDING_FIELDS, format, filters, lang, offset, limit)
 
 
 @router.get("/export/inventory", responses=ERRORS, tags=["exports"])
 def export_inventory(request: Request, format: str = Query("csv", max_length=8), org: Optional[str] = Query(None, max_length=512),
                      category: Optional[str] = Query(None, max_length=32), origin: Optional[str] = Query(None, max_length=16),
-                     user=Depends(require(*READERS))):
+                     offset: int = EXPORT_PAGING["offset"], limit: Optional[int] = EXPORT_PAGING["limit"],
+                     lang: Optional[str] = EXPORT_PAGING["lang"], user=Depends(require(*READERS))):
     org = _org(org)
-    rows = queries.inventory_rows(request.app.state.engine, user["scope"], org, category, origin)
-    return _export(request, user, "inventory", rows, INVENTORY_FIELDS, format,
-                   {"org": org, "category": category, "origin": origin})
+    query = queries.inventory_query(user["scope"], org, category, origin)
+    return _export(request, user, "inventory", query, INVENTORY_FIELDS, format,
+                   {"org": org, "category": category, "origin": origin}, lang, offset, limit)
 
 
 # --- administration ---------------------------------------------------------------------------------
