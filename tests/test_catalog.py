@@ -193,7 +193,8 @@ def test_a_cached_catalog_compiles_only_the_signatures_a_scan_uses(tmp_path, mon
     cached = catalog_mod.load_catalog_cached(directory)
     assert not fresh.checked and cached.checked
     lazy = [rx for cp in compile_catalog(cached) for rx in _lazy_regexes(cp)]
-    assert len(lazy) > 200 and not any(rx._rx for rx in lazy)
+    # compiled up front: only the process names a catch-all test cannot rule out by their literal head
+    assert len(lazy) > 200 and sum(1 for rx in lazy if rx._rx) < len(lazy) / 20
     proc = {"pid": 7, "name": "postgres", "exe": "/usr/lib/postgresql/15/bin/postgres",
             "cmdline": ["/usr/lib/postgresql/15/bin/postgres", "-D", "/var/lib/postgresql/15/main"]}
     got = best_match(ProcView(proc), compile_catalog(cached))
@@ -201,3 +202,17 @@ def test_a_cached_catalog_compiles_only_the_signatures_a_scan_uses(tmp_path, mon
     assert got[0].id == want[0].id == "postgresql"
     used = sum(1 for rx in lazy if rx._rx)
     assert used < len(lazy) / 4  # the few that matched the prefilter, not ~500
+
+
+@pytest.mark.parametrize("pattern,head", [
+    ("postgresql(-\\d+)?(@.*)?\\.service", "postgresql"), ("redis-server", "redis-server"),
+    ("mysqld?", "mysql"), ("kafka\\.Kafka", "kafka"), ("postgres|postmaster", ""), ("(?i)oracle", ""),
+    (".+", ""), ("ab*c", "a"), ("a+b", "a")])
+def test_the_literal_head_a_match_must_start_with(pattern, head):
+    import re
+    from scanner.classify.software.match import LazyRegex, _literal_head
+    assert _literal_head(pattern) == head
+    rx = LazyRegex(pattern)
+    for text in ("postgresql-15.service", "redis-server", "mysql", "mysqld", "kafka.Kafka", "postmaster",
+                 "ORACLE", "x", "ac", "abbbc", "aab", "zzz"):
+        assert bool(rx.fullmatch(text)) == bool(re.fullmatch(pattern, text)), (pattern, text)

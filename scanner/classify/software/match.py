@@ -16,11 +16,26 @@ class LazyRegex(object):
     them all cost ~40 ms per run on Python 3.7. A syntax error still surfaces when the catalog is
     compiled (``check``), naming the product."""
 
-    def __init__(self, pattern):
-        if not isinstance(pattern, str):
+    def __init__(self, pattern, globs=None, parts=None):
+        if globs is None and not isinstance(pattern, str):
             raise TypeError("a signature must be a string, not %s" % type(pattern).__name__)
-        self.pattern = pattern
+        self._pattern = pattern
+        self._globs = globs  # path globs: translated (fnmatch) on first use too
         self._rx = None
+        if globs:
+            # a path can match a glob only if it starts with the glob's literal head (before * ? [)
+            self._heads = tuple(re.split(r"[*?\[]", g, 1)[0] for g in globs)
+            self.match = self._glob_match
+        else:
+            # a full match starts with the literal head of the pattern (of one of its parts)
+            heads = tuple(_literal_head(p) for p in (parts or [pattern]))
+            self._heads = heads if all(heads) else None
+
+    @property
+    def pattern(self):
+        if self._pattern is None:
+            self._pattern = "|".join("(?:%s)" % fnmatch.translate(p) for p in self._globs)
+        return self._pattern
 
     def compiled(self):
         rx = self._rx
@@ -30,6 +45,11 @@ class LazyRegex(object):
             self.search, self.match, self.fullmatch = rx.search, rx.match, rx.fullmatch
         return rx
 
+    def _glob_match(self, text, *args):
+        if self._rx is None and not args and not text.startswith(self._heads):
+            return None  # no glob can match: not worth compiling
+        return self.compiled().match(text, *args)
+
     def search(self, text, *args):
         return self.compiled().search(text, *args)
 
@@ -37,10 +57,30 @@ class LazyRegex(object):
         return self.compiled().match(text, *args)
 
     def fullmatch(self, text, *args):
+        if self._rx is None and not args and self._heads and not text.startswith(self._heads):
+            return None  # cannot match: not worth compiling
         return self.compiled().fullmatch(text, *args)
 
     def __repr__(self):
         return "LazyRegex(%r)" % self.pattern
+
+
+_LITERAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-/:=")
+
+
+def _literal_head(pattern):
+    """The text every full match of ``pattern`` starts with ('' when unsure): the leading literal
+    characters, without the last one when a quantifier that allows zero follows it. A pattern with
+    an alternation anywhere (or inline flags) gets ''."""
+    if "|" in pattern or pattern.startswith("(?"):
+        return ""
+    i = 0
+    while i < len(pattern) and pattern[i] in _LITERAL:
+        i += 1
+    head = pattern[:i]
+    if i < len(pattern) and pattern[i] in "?*{":
+        head = head[:-1]
+    return head
 
 
 def _lazy(pattern):
@@ -53,7 +93,7 @@ class Signature(object):
     def __init__(self, product, raw, java):
         self.product = product
         self.java = java
-        self.name = re.compile(raw.get("main") if java else raw.get("name"))
+        self.name = _lazy(raw.get("main") if java else raw.get("name"))
         self.exe = _lazy(raw["exe"]) if raw.get("exe") else None
         self.args = _lazy(raw["args"]) if raw.get("args") else None
         self.cmdline = _lazy(raw["cmdline"]) if raw.get("cmdline") else None
@@ -71,7 +111,9 @@ def _glob_any(patterns):
     """One regex for a list of path globs (fnmatch semantics), or None."""
     if not patterns:
         return None
-    return _lazy("|".join("(?:%s)" % fnmatch.translate(p) for p in patterns))
+    if not all(isinstance(p, str) for p in patterns):
+        raise TypeError("a path glob must be a string")
+    return LazyRegex(None, globs=list(patterns))
 
 
 def _alternation(patterns, lazy=True):
@@ -79,7 +121,7 @@ def _alternation(patterns, lazy=True):
     if not patterns or any("(?" in p and "(?:" not in p for p in patterns):
         return None
     joined = "|".join("(?:%s)" % p for p in patterns)
-    return _lazy(joined) if lazy else re.compile(joined)
+    return LazyRegex(joined, parts=patterns) if lazy else re.compile(joined)
 
 
 class CompiledProduct(object):

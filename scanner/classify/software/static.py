@@ -71,16 +71,25 @@ def _unit_views(services, compiled, installed=()):
     return out
 
 
-def _service_evidence(cp, services, unit_views, any_product=None):
-    """(evidence, user the matching unit runs as). ``any_product``: the catalog-wide alternation of
-    every product's service patterns; a unit name it rejects matches no product's pattern."""
+def _service_evidence(cp, services, unit_views, compiled=None):
+    """(evidence, user the matching unit runs as). A unit name the catalog-wide alternation of every
+    product's service patterns (``compiled.service_any``) rejects matches no product's pattern; the
+    answer per name is kept on ``compiled`` for the other products."""
     found, users = [], []
     services = services or {}
+    any_product = getattr(compiled, "service_any", None)
+    known = compiled.__dict__.setdefault("unit_name_ok", {}) if any_product is not None else None
+    if known is not None and len(known) > 20000:  # a long-lived process (the aggregator) sees many hosts
+        known.clear()
     for unit in services.get("units") or []:
         if unit.get("alias_of"):
             continue  # the unit it points to is listed (and matched) on its own
-        if any_product is not None and not any_product.fullmatch(unit["name"]):
-            continue
+        if known is not None:
+            ok = known.get(unit["name"])
+            if ok is None:
+                ok = known[unit["name"]] = bool(any_product.fullmatch(unit["name"]))
+            if not ok:
+                continue
         if any(rx.fullmatch(unit["name"]) for rx in cp.services):
             found.append(_unit_ev(unit))
             users.append(unit.get("user"))
@@ -151,8 +160,7 @@ def _path_evidence(cp, software_paths, compiled):
 
 def static_evidence(cp, facts, unit_views, compiled):
     ev_pkg, pkg_version = _package_evidence(cp, facts.get("packages"))
-    ev_svc, svc_user = _service_evidence(cp, facts.get("services"), unit_views,
-                                         getattr(compiled, "service_any", None))
+    ev_svc, svc_user = _service_evidence(cp, facts.get("services"), unit_views, compiled)
     ev_path, file_version = _path_evidence(cp, facts.get("software_paths"), compiled)
     path_version = first_group(cp.version_paths, [e["value"] for e in ev_path])
     if path_version is None:
