@@ -16,6 +16,7 @@ COMMANDS = {
     "scan": "scanner.cli.scan:scan",
     "rules": "scanner.cli.rules:rules",
     "report": "scanner.cli.report:report",
+    "fix": "scanner.cli.fix:fix",
     "agent": "scanner.cli.agent:agent",
     "server": "scanner.cli.server:server",
 }

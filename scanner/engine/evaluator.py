@@ -5,6 +5,7 @@ from scanner.engine import STATUSES, severity_rank
 from scanner.engine.checks import ERROR, NA, evaluate_check
 from scanner.engine.env import Env, bounded, utcnow
 from scanner.engine.text import reason
+from scanner.remediate.params import remediation_text
 
 # Score weights by severity: info findings are informational and never move the score.
 WEIGHTS = {"info": 0, "low": 1, "medium": 2, "high": 4, "critical": 8}
@@ -86,7 +87,7 @@ def evaluate_rule(rule, facts, inventory, params=None, severity=None, live=None,
         "actual": out.get("actual"),
         "evidence": evidence,
         "items": out.get("items") or [],
-        "remediation": rule["remediation"],
+        "remediation": remediation_text(rule, params or {}),
         "params": params or {},
         "waiver": None,
     }

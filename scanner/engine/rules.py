@@ -21,7 +21,7 @@ from scanner.errors import DataError
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$")
 RULE_KEYS = ("id", "title", "description", "rationale", "category", "severity", "refs", "applies_to", "levels",
-             "params", "check", "remediation", "tests", "evidence_facts")
+             "params", "check", "remediation", "tests", "evidence_facts", "fix")
 REQUIRED = ("id", "title", "category", "severity", "check", "remediation", "tests")
 REF_KEYS = ("gbt22239", "gbt28448", "gbt39786", "cac", "cis", "dsl", "csl", "note")
 APPLIES_KEYS = ("os_family", "live", "arch", "when")
@@ -168,6 +168,9 @@ def validate_rule(doc, registry=None):
         else:
             for i, p in enumerate(ev):
                 fact_paths.append((("evidence_facts", i), p))
+    if "fix" in doc:
+        from scanner.remediate.vocab import validate_fix
+        validate_fix(doc["fix"], params, problems)
     if registry is not None:
         for where, path in fact_paths:
             if not registry.known(path):
@@ -331,8 +334,10 @@ def _fingerprint(files):
     try:
         from scanner.engine import checks as checks_mod
         from scanner.engine.factpaths import registry_file
+        from scanner.remediate import vocab
         # the engine's own loader and validator are part of the key: a newer xcscan never trusts an old bundle
-        files = list(files) + [registry_file(), os.path.abspath(__file__), os.path.abspath(checks_mod.__file__)]
+        files = list(files) + [registry_file(), os.path.abspath(__file__), os.path.abspath(checks_mod.__file__),
+                                                    os.path.abspath(vocab.__file__)]
         for path in files:
             st = os.stat(path)
             h.update(("%s|%d|%d\n" % (path, st.st_size, st.st_mtime_ns)).encode("utf-8", "replace"))

@@ -1,0 +1,77 @@
+"""Which rules to fix: the failed results of a report (or every rule of the profile with a fix),
+narrowed by id globs and a minimum severity; dangerous fixes only with an explicit per-rule opt-in.
+"""
+from __future__ import absolute_import
+
+import fnmatch
+
+from scanner.remediate.vocab import fix_kind
+
+
+class Selection(object):
+    def __init__(self):
+        self.items = []          # [(rule, params)] to fix
+        self.needs_opt_in = []   # [rule] dangerous, not allowed
+        self.manual = []         # [rule] fix: manual
+        self.no_fix = []         # [rule id] failed but no fix declared
+        self.os_mismatch = []    # [rule] fix limited to other OS families
+
+
+def select(ruleset, report=None, profile=None, rule_globs=(), min_severity=None, allow=(), every=False):
+    """``report``: a scan report (its failed results are the candidates, with the params they were
+    judged with); ``every``: every rule of ``profile`` that has a fix, failed or not."""
+    from scanner.engine import severity_rank
+    out = Selection()
+    candidates = []
+    if every or report is None:
+        for rule in ruleset:
+            if profile is not None and not profile.selects(rule):
+                continue
+            params = profile.params_for(rule) if profile is not None else dict(rule.get("params") or {})
+            severity = profile.severity_for(rule) if profile is not None else rule["severity"]
+            candidates.append((rule, params, severity))
+    else:
+        for res in report.get("results") or []:
+            if res.get("status") != "fail":
+                continue
+            rule = ruleset.get(res.get("rule_id"))
+            if rule is None:
+                out.no_fix.append(res.get("rule_id"))
+                continue
+            params = dict(rule.get("params") or {})
+            params.update(res.get("params") or {})
+            candidates.append((rule, params, res.get("severity") or rule["severity"]))
+    family = (((report or {}).get("facts") or {}).get("os") or {}).get("family")
+    threshold = severity_rank(min_severity) if min_severity else None
+    allow = set(allow)
+    for rule, params, severity in candidates:
+        if rule_globs and not any(fnmatch.fnmatchcase(rule["id"], g) for g in rule_globs):
+            continue
+        if threshold is not None and severity_rank(severity) < threshold:
+            continue
+        kind = fix_kind(rule)
+        if kind is None:
+            if not every:
+                out.no_fix.append(rule["id"])
+            continue
+        if kind == "manual":
+            out.manual.append(rule)
+            continue
+        fams = rule["fix"].get("os_family")
+        if fams and family and family not in fams:
+            out.os_mismatch.append(rule)
+            continue
+        if kind == "dangerous" and rule["id"] not in allow:
+            out.needs_opt_in.append(rule)
+            continue
+        out.items.append((rule, params))
+    return out
+
+
+def coverage(ruleset):
+    """{automated, dangerous, manual, none} -> [rule ids] over the rules with a check (not manual checks)."""
+    out = {"automated": [], "dangerous": [], "manual": [], "none": []}
+    for rule in ruleset:
+        kind = fix_kind(rule) or "none"
+        out[kind].append(rule["id"])
+    return out

@@ -1,0 +1,71 @@
+"""Helpers for the remediation tests: snapshots of a root, running the generated shell script,
+rescanning one rule."""
+import datetime
+import os
+import stat
+import subprocess
+
+NOW = datetime.datetime(2024, 1, 15)
+
+
+def snapshot(root):
+    """{relative path: (kind, bytes or link target, mode, uid, gid)} of everything under ``root``."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            rel = os.path.relpath(path, root)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(path), None, st.st_uid, st.st_gid)
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", None, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+            else:
+                with open(path, "rb") as fh:
+                    out[rel] = ("file", fh.read(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+    return out
+
+
+def differences(a, b):
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def status_of(root, rule_id, profile="all"):
+    from scanner.pipeline import scan_report
+    report = scan_report(root, profile=profile, live=False, now=NOW)
+    for res in report["results"]:
+        if res["rule_id"] == rule_id:
+            return res["status"]
+    return None
+
+
+def run_script(script_text, root, backup, tmp_path):
+    path = os.path.join(str(tmp_path), "fix-%d.sh" % len(os.listdir(str(tmp_path))))
+    with open(path, "w") as fh:
+        fh.write(script_text)
+    env = dict(os.environ, XCSCAN_ROOT=root, XCSCAN_BACKUP=backup)
+    proc = subprocess.run(["/bin/sh", path], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=120)
+    return proc
+
+
+def mutate(root, mutations):
+    """Make a fixture root weaker: ('append'|'write', path, text), ('chmod', path, mode), ('unlink', path),
+    ('sub', path, old, new)."""
+    for m in mutations:
+        target = os.path.join(root, m[1].lstrip("/"))
+        if m[0] in ("append", "write"):
+            if not os.path.isdir(os.path.dirname(target)):
+                os.makedirs(os.path.dirname(target))
+            with open(target, "a" if m[0] == "append" else "w") as fh:
+                fh.write(m[2])
+        elif m[0] == "chmod":
+            os.chmod(target, m[2])
+        elif m[0] == "unlink":
+            os.unlink(target)
+        elif m[0] == "sub":
+            with open(target) as fh:
+                text = fh.read()
+            assert m[2] in text, "%s not in %s" % (m[2], m[1])
+            with open(target, "w") as fh:
+                fh.write(text.replace(m[2], m[3]))

@@ -1,0 +1,275 @@
+"""`xcscan fix` end to end on copies of the baseline fixture roots: dry-run diff, tailored params,
+guarded apply with backup, rescan and rollback, dangerous opt-in, validation refusal, the agent
+lock, the generated bash script and Ansible playbook run for real."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from baseline_support import materialise
+from fix_support import differences, run_script, snapshot, status_of
+from scanner.cli import cli
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="fixture owners need chown (run as root)")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def rhel(tmp_path):
+    return materialise("rhel-default", tmp_path)
+
+
+@pytest.fixture
+def debian(tmp_path):
+    return materialise("debian-default", tmp_path)
+
+
+def apply_args(tmp_path, root, *extra):
+    return ("fix", "--root", root, "--apply", "--backup-dir", str(tmp_path / "backups"),
+            "--lock", str(tmp_path / "agent.lock")) + extra
+
+
+def test_dry_run_prints_a_diff_per_file_and_changes_nothing(rhel):
+    before = snapshot(rhel)
+    res = invoke("fix", "--root", rhel, "--profile", "mlps-l3", "--dry-run")
+    assert res.exit_code == 0, res.stderr
+    out = res.stdout
+    assert "--- a/etc/login.defs\n+++ b/etc/login.defs\n" in out
+    assert "-PASS_MAX_DAYS\t99999\n-PASS_MIN_DAYS\t0\n+PASS_MAX_DAYS 90\n+PASS_MIN_DAYS 1\n" in out
+    assert out.count("+++ b/etc/login.defs") == 1           # one diff per file, all rules together
+    assert "+++ b/etc/sysctl.d/99-xcscan.conf" in out and "+net.ipv4.conf.all.send_redirects = 0" in out
+    assert "# /etc/crontab: file 0644 0:0 -> file 0600 0:0" in out
+    assert "--- a/root/.rhosts\n+++ /dev/null" in out
+    # sshd: the value goes before the Include (first value wins); the drop-in's own line is corrected too
+    assert "+X11Forwarding no\n Include /etc/ssh/sshd_config.d/*.conf" in out
+    assert "-X11Forwarding yes\n+X11Forwarding no" in out
+    assert "mlps.ac.ssh-root-login: not fixed without --allow mlps.ac.ssh-root-login" in res.stderr
+    assert differences(before, snapshot(rhel)) == []
+    # the diff is a real patch: applied inside a copy it gives the contents --apply writes
+    proc = subprocess.run(["patch", "-p1", "-s", "-d", rhel], input=out, universal_newlines=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.returncode == 0, proc.stderr
+    with open(os.path.join(rhel, "etc/login.defs")) as fh:
+        assert "PASS_MAX_DAYS 90\nPASS_MIN_DAYS 1\n" in fh.read()
+
+
+def test_tailored_params_reach_the_fix_and_the_remediation_text(rhel, tmp_path):
+    profile = tmp_path / "tailored.yaml"
+    profile.write_text("id: tailored\ntitle: {zh: 定制, en: tailored}\nselect: [{areas: [mlps], levels: [3]}]\n"
+                       "rule_params: {mlps.ia.password-max-age: {max_days: 60}, mlps.ia.shell-timeout: "
+                       "{max_seconds: 300}}\n")
+    res = invoke("scan", "--root", rhel, "--profile", str(profile), "--format", "json")
+    report = json.loads(res.stdout)
+    by_id = dict((r["rule_id"], r) for r in report["results"])
+    assert "PASS_MAX_DAYS 60/" in by_id["mlps.ia.password-max-age"]["remediation"]["en"]
+    assert "PASS_MAX_DAYS 60/" in by_id["mlps.ia.password-max-age"]["remediation"]["zh"]
+    assert "TMOUT=300" in by_id["mlps.ia.shell-timeout"]["remediation"]["zh"]
+    saved = tmp_path / "report.json"
+    saved.write_text(res.stdout)
+    res = invoke("fix", "--root", rhel, "--report", str(saved), "--rule", "mlps.ia.*", "--dry-run")
+    assert "+PASS_MAX_DAYS 60\n" in res.stdout and "+TMOUT=300\n" in res.stdout
+    assert "sysctl" not in res.stdout                        # --rule narrowed the selection
+    script = invoke("fix", "--report", str(saved), "--rule", "mlps.ia.password-max-age", "--script", "bash")
+    assert "xc_set_key '/etc/login.defs' 0644 'PASS_MAX_DAYS' ' ' '60'" in script.stdout
+
+
+def test_apply_rescans_and_rollback_restores_bytes_modes_and_owners(rhel, tmp_path):
+    before = snapshot(rhel)
+    res = invoke(*apply_args(tmp_path, rhel, "--profile", "mlps-l3"))
+    assert res.exit_code == 0, res.stdout + res.stderr
+    lines = dict(line.split() for line in res.stdout.splitlines() if line.startswith("  "))
+    assert lines and set(lines.values()) == {"PASS"}, res.stdout
+    assert "mlps.ia.password-max-age" in lines and "mlps.ip.unneeded-services" in lines
+    run_dirs = os.listdir(str(tmp_path / "backups"))
+    assert len(run_dirs) == 1
+    run_dir = os.path.join(str(tmp_path / "backups"), run_dirs[0])
+    with open(os.path.join(run_dir, "log.txt")) as fh:
+        log = fh.read()
+    assert "/etc/login.defs: file 0644 0:0 -> file 0644 0:0" in log
+    after = snapshot(rhel)
+    assert "etc/sysctl.d/99-xcscan.conf" in after and "root/.rhosts" not in after
+    # idempotent: every fixable rule of the profile planned again changes nothing
+    res = invoke("fix", "--root", rhel, "--profile", "mlps-l3", "--every", "--dry-run",
+                 "--rule", "mlps.ia.password-*", "--rule", "mlps.ip.sysctl-*-redirects", "--rule", "mlps.ac.cron-perms")
+    assert "+++" not in res.stdout and "->" not in res.stdout, res.stdout
+    # the shell rollback script restores without Python
+    proc = subprocess.run(["/bin/sh", os.path.join(run_dir, "rollback.sh")], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 0, proc.stderr
+    assert differences(before, snapshot(rhel)) == []
+    # and so does `xcscan fix --rollback` (after applying again)
+    res = invoke(*apply_args(tmp_path, rhel, "--profile", "mlps-l3"))
+    assert res.exit_code == 0
+    newest = sorted(os.listdir(str(tmp_path / "backups")))[-1]
+    res = invoke("fix", "--rollback", os.path.join(str(tmp_path / "backups"), newest), "--lock",
+                 str(tmp_path / "agent.lock"))
+    assert res.exit_code == 0 and "rolled back" in res.stderr
+    assert differences(before, snapshot(rhel)) == []
+
+
+def test_dangerous_fix_needs_its_own_opt_in(rhel, tmp_path):
+    res = invoke(*apply_args(tmp_path, rhel, "--rule", "mlps.ac.ssh-root-login"))
+    assert "not fixed without --allow mlps.ac.ssh-root-login" in res.stderr
+    assert "nothing to fix" in res.stderr
+    assert status_of(rhel, "mlps.ac.ssh-root-login") == "fail"
+    res = invoke(*apply_args(tmp_path, rhel, "--rule", "mlps.ac.ssh-*", "--allow", "mlps.ia.ssh-max-auth-tries"))
+    assert status_of(rhel, "mlps.ac.ssh-root-login") == "fail"  # an opt-in names the rule it is for
+    res = invoke(*apply_args(tmp_path, rhel, "--rule", "mlps.ac.ssh-root-login", "--allow", "mlps.ac.ssh-root-login"))
+    assert res.exit_code == 0, res.stderr
+    assert status_of(rhel, "mlps.ac.ssh-root-login") == "pass"
+    # the scripts leave dangerous fixes out unless allowed, too
+    res = invoke("fix", "--root", rhel, "--every", "--profile", "mlps-l3", "--script", "bash")
+    assert "PermitRootLogin" not in res.stdout and "-e 2" not in res.stdout
+    res = invoke("fix", "--root", rhel, "--every", "--profile", "mlps-l3", "--script", "bash",
+                 "--allow", "mlps.au.audit-immutable")
+    assert "'-e 2'" in res.stdout
+
+
+@pytest.mark.parametrize("broken,message", [
+    ("MaxAuthTries\n", "MaxAuthTries needs an argument"),
+    ("PermitRootLogin no\nBogusOption yes\n", "bad configuration option 'BogusOption'"),
+    ("Include /etc/ssh\n", "/etc/ssh: is a directory"),
+])
+def test_a_broken_sshd_include_refuses_the_fix_and_changes_nothing(rhel, tmp_path, broken, message):
+    with open(os.path.join(rhel, "etc/ssh/sshd_config.d/60-local.conf"), "w") as fh:
+        fh.write(broken)
+    before = snapshot(rhel)
+    res = invoke(*apply_args(tmp_path, rhel, "--rule", "mlps.ia.ssh-max-auth-tries"))
+    assert res.exit_code == 1
+    assert "refused" in res.stderr and message in res.stderr
+    assert differences(before, snapshot(rhel)) == []
+    assert not os.path.exists(str(tmp_path / "backups"))
+    # a fix that does not touch sshd still goes ahead
+    res = invoke(*apply_args(tmp_path, rhel, "--rule", "mlps.ia.password-max-age"))
+    assert res.exit_code == 0
+
+
+def test_refuses_while_another_run_holds_the_agent_lock(rhel, tmp_path):
+    from scanner.agent.lock import RunLock
+    before = snapshot(rhel)
+    with RunLock(str(tmp_path / "agent.lock")):
+        res = invoke(*apply_args(tmp_path, rhel, "--rule", "mlps.ia.password-max-age"))
+    assert res.exit_code == 75 and "in progress" in res.stderr
+    assert differences(before, snapshot(rhel)) == []
+
+
+def test_a_failing_step_rolls_back_everything(rhel, tmp_path):
+    """On a live host the commands run after the files are written; a failing one undoes the files.
+    (The runner is the one boundary replaced: this machine's kernel parameters must not change.)"""
+    from scanner.engine import load_ruleset
+    from scanner.errors import XcscanError
+    from scanner.remediate.apply import apply_plan
+    from scanner.remediate.planner import plan
+    rules = load_ruleset()
+    items = [(rules.get(r), dict(rules.get(r)["params"])) for r in (
+        "mlps.ia.password-max-age", "mlps.ip.sysctl-send-redirects", "mlps.ac.cron-perms")]
+    before = snapshot(rhel)
+    the_plan = plan(rhel, items, live=True)
+    ran = []
+
+    def runner(argv):
+        ran.append(argv)
+        return (255, "sysctl: permission denied on key 'net.ipv4.conf.all.send_redirects'")
+    with pytest.raises(XcscanError) as err:
+        apply_plan(the_plan, str(tmp_path / "backups"), lock_path=str(tmp_path / "agent.lock"), run_command=runner)
+    assert "rolled back" in str(err.value)
+    assert ran == [["sysctl", "-q", "-w", "net.ipv4.conf.all.send_redirects=0"]]
+    assert differences(before, snapshot(rhel)) == []
+
+
+def test_whole_report_bash_script_fixes_both_weak_roots(rhel, debian, tmp_path):
+    for root in (rhel, debian):
+        saved = tmp_path / ("report-%s.json" % os.path.basename(root))
+        res = invoke("scan", "--root", root, "--profile", "mlps-l3", "--format", "json")
+        saved.write_text(res.stdout)
+        res = invoke("fix", "--report", str(saved), "--script", "bash", "-o", str(tmp_path / "fix.sh"))
+        assert res.exit_code == 0 and "wrote" in res.stderr
+        fixed = [l.split("'")[1].split()[1] for l in open(str(tmp_path / "fix.sh")) if l.startswith("xc_log '== ")]
+        assert len(fixed) >= 12
+        proc = run_script(open(str(tmp_path / "fix.sh")).read(), root, str(tmp_path / "bk"), tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        after = dict((r["rule_id"], r["status"]) for r in json.loads(
+            invoke("scan", "--root", root, "--profile", "mlps-l3", "--format", "json").stdout)["results"])
+        skipped = [l.split()[1] for l in proc.stdout.splitlines() if l.startswith("skipped:")]
+        # Debian's fixture has no auditd: those rules are skipped (said so), everything else passes
+        assert set(r for r in fixed if after[r] != "pass") == (set([
+            "mlps.au.audit-rules-core", "mlps.au.audit-rules-extended", "mlps.au.audit-rules-config-changes",
+            "mlps.au.auditd-enabled"]) if root == debian else set()), proc.stdout
+        assert sorted(skipped) == (["/etc/audit"] * 3 + ["unit"] if root == debian else []), proc.stdout
+
+
+def _ansible(playbook, root, tmp_path):
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+               ANSIBLE_HOME=str(tmp_path / "ansible-home"), ANSIBLE_RETRY_FILES_ENABLED="0")
+    bindir = os.path.dirname(sys.executable)
+    cmd = [os.path.join(bindir, "ansible-playbook"), "-i", "localhost,", "-c", "local",
+           "-e", "ansible_python_interpreter=%s" % sys.executable]
+    if root is None:
+        cmd += ["--syntax-check"]
+    else:
+        cmd += ["-e", "xcscan_root=%s" % root]
+    return subprocess.run(cmd + [playbook], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=600)
+
+
+ANSIBLE_RULES = ("mlps.ia.password-max-age", "mlps.ip.sysctl-rp-filter",
+                 "mlps.ia.ssh-max-auth-tries", "mlps.ip.ssh-no-x11-forwarding", "mlps.ac.cron-perms",
+                 "mlps.ip.unneeded-services", "mlps.ri.core-dumps-limited", "mlps.ip.no-rhosts-files",
+                 "mlps.ia.pam-no-nullok")
+
+
+def test_ansible_playbook_runs_locally_against_a_copy_root(rhel, tmp_path):
+    pytest.importorskip("ansible")
+    args = ["fix", "--root", rhel, "--profile", "mlps-l3"] + ["--rule=%s" % r for r in ANSIBLE_RULES]
+    res = invoke(*(args + ["--script", "ansible", "-o", str(tmp_path / "fix.yml")]))
+    assert res.exit_code == 0, res.stderr
+    # the same rules applied by Python on a second copy: the playbook must end in the same files
+    python_root = materialise("rhel-default", tmp_path / "py")
+    invoke(*apply_args(tmp_path, python_root, "--profile", "mlps-l3", *["--rule=%s" % r for r in ANSIBLE_RULES]))
+    proc = _ansible(str(tmp_path / "fix.yml"), rhel, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for rule_id in ANSIBLE_RULES:
+        assert status_of(rhel, rule_id) == "pass", rule_id
+    a, b = snapshot(rhel), snapshot(python_root)
+    assert [p for p in differences(a, b) if not p.startswith("var/lib/xcscan")] == []
+    proc = _ansible(str(tmp_path / "fix.yml"), rhel, tmp_path)
+    assert proc.returncode == 0 and " changed=0 " in proc.stdout, proc.stdout[-3000:]
+
+
+def test_full_ansible_playbooks_pass_syntax_check(rhel, debian, tmp_path):
+    pytest.importorskip("ansible")
+    for root in (rhel, debian):
+        res = invoke("fix", "--root", root, "--profile", "mlps-l3", "--every", "--script", "ansible",
+                     "-o", str(tmp_path / "all.yml"), "--allow", "mlps.ac.ssh-root-login")
+        assert res.exit_code == 0
+        proc = _ansible(str(tmp_path / "all.yml"), None, tmp_path)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_coverage_lists_automated_dangerous_and_manual(tmp_path):
+    res = invoke("fix", "--coverage", "--lang", "en")
+    assert res.exit_code == 0
+    assert "Automated fixes (" in res.stdout and "Dangerous fixes (need --allow RULE) (" in res.stdout
+    assert "  mlps.ac.ssh-root-login" in res.stdout.split("Dangerous")[1].split("Fixed by hand")[0]
+    assert "  mlps.ip.host-firewall" in res.stdout.split("Fixed by hand")[1]
+    zh = invoke("fix", "--coverage", "--lang", "zh")
+    assert "可自动加固" in zh.stdout and "需人工整改" in zh.stdout
+
+
+def test_chinese_messages(rhel, tmp_path):
+    res = invoke("fix", "--root", rhel, "--rule", "mlps.ac.ssh-root-login", "--lang", "zh", "--dry-run")
+    assert "未加 --allow mlps.ac.ssh-root-login 不执行（高风险" in res.stderr
+    assert "没有需要整改的项" in res.stderr
+
+
+def test_usage_errors():
+    res = invoke("fix", "--apply", "--dry-run")
+    assert res.exit_code == 2 and "--dry-run, --apply" in res.stderr
+    res = invoke("fix", "--report", "x.json", "--every")
+    assert res.exit_code == 2

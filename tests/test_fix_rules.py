@@ -1,0 +1,124 @@
+"""Every rule with an automated (or opt-in) fix, on a root where it fails: the fix applied with
+--root makes the rescan pass, applying it again changes nothing, rollback restores the original
+bytes, modes and owners, and the generated POSIX-shell script does exactly what the Python apply did."""
+import os
+
+import pytest
+import yaml
+
+from baseline_support import BASE, ROOTS, materialise
+from fix_support import differences, mutate, run_script, snapshot, status_of
+
+EXPECTED = yaml.safe_load(open(os.path.join(BASE, "expected.yaml")))
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="fixture owners need chown (run as root)")
+
+# Rules whose fixture roots all pass: a weakened root (the mutation is what real hosts carry).
+WEAKENED = {
+    "mlps.ia.password-warn-age": ("rhel-hardened", [("sub", "/etc/login.defs", "PASS_WARN_AGE", "PASS_WARN_AGE 3\n#")]),
+    "mlps.ip.sysctl-aslr": ("rhel-default", [("append", "/etc/sysctl.conf", "kernel.randomize_va_space=0\n")]),
+    "mlps.ip.sysctl-icmp-broadcasts": ("debian-default", [
+        ("write", "/etc/sysctl.d/60-local.conf", "net.ipv4.icmp_echo_ignore_broadcasts = 0\n")]),
+    "mlps.ip.sysctl-source-route": ("debian-default", [
+        ("write", "/etc/sysctl.d/10-router.conf", "-net.ipv4.conf.all.accept_source_route=1\n")]),
+    "mlps.ip.sysctl-syncookies": ("rhel-default", [("append", "/etc/sysctl.conf", "net.ipv4.tcp_syncookies = 0\n")]),
+    "mlps.ri.suid-dumpable-off": ("debian-default", [("write", "/etc/sysctl.d/50-dump.conf", "fs.suid_dumpable = 2\n")]),
+    "mlps.ip.sysctl-ip-forward": ("rhel-default", [("write", "/etc/sysctl.d/90-router.conf", "net.ipv4.ip_forward = 1\n")]),
+    "mlps.ia.ssh-no-empty-passwords": ("rhel-default", [
+        ("append", "/etc/ssh/sshd_config.d/50-redhat.conf", "PermitEmptyPasswords yes\n")]),
+    "mlps.ip.ssh-no-host-based-auth": ("rhel-hardened", [
+        ("sub", "/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf",
+         "HostbasedAuthentication yes\nInclude /etc/ssh/sshd_config.d/*.conf")]),
+    "mlps.ip.ssh-no-user-environment": ("rhel-default", [
+        ("append", "/etc/ssh/sshd_config.d/50-redhat.conf", "Match Group admins\n    PermitUserEnvironment no\n"),
+        ("sub", "/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf",
+         "Include /etc/ssh/sshd_config.d/*.conf\npermituserenvironment=yes")]),
+    "mlps.au.sshd-loglevel": ("rhel-default", [("sub", "/etc/ssh/sshd_config.d/50-redhat.conf", "SyslogFacility AUTHPRIV",
+                                                "SyslogFacility AUTHPRIV\nLogLevel QUIET")]),
+    "mlps.ac.sshd-config-perms": ("rhel-default", [("chmod", "/etc/ssh/sshd_config", 0o644)]),
+    "mlps.ac.account-files-perms": ("debian-default", [("chmod", "/etc/passwd", 0o666)]),
+    "mlps.ac.shadow-files-perms": ("rhel-default", [("chmod", "/etc/gshadow", 0o644)]),
+    "mlps.au.auditd-enabled": ("rhel-default", [
+        ("unlink", "/etc/systemd/system/multi-user.target.wants/auditd.service")]),
+}
+# (rule, root) where the fix cannot work and says so instead of pretending
+CANNOT = {("mlps.au.auditd-enabled", "debian-default"): "not installed",
+          ("mlps.au.audit-rules-core", "debian-default"): "/etc/audit does not exist",
+          ("mlps.au.audit-rules-config-changes", "debian-default"): "/etc/audit does not exist",
+          ("mlps.au.audit-rules-extended", "debian-default"): "/etc/audit does not exist",
+          ("mlps.au.audit-immutable", "debian-default"): "/etc/audit does not exist"}
+
+
+def _ruleset():
+    from scanner.engine import load_ruleset
+    return load_ruleset()
+
+
+def fixable_rules():
+    from scanner.remediate.vocab import fix_kind
+    return sorted(r["id"] for r in _ruleset() if fix_kind(r) in ("automated", "dangerous"))
+
+
+def cases():
+    out = []
+    for rule_id in fixable_rules():
+        for root in ROOTS:
+            if EXPECTED.get(rule_id, {}).get(root) == "fail":
+                out.append((rule_id, root, ()))
+        if rule_id in WEAKENED:
+            out.append((rule_id, WEAKENED[rule_id][0], tuple(WEAKENED[rule_id][1])))
+    return out
+
+
+def test_every_fix_has_a_failing_case():
+    covered = set(c[0] for c in cases())
+    assert covered == set(fixable_rules()), "fixes without a failing root: %s" % sorted(
+        set(fixable_rules()) - covered)
+
+
+@pytest.mark.parametrize("rule_id,root_name,mutations", cases(),
+                         ids=["%s@%s%s" % (c[0], c[1], "+weakened" if c[2] else "") for c in cases()])
+def test_fix_makes_the_rule_pass(tmp_path, rule_id, root_name, mutations):
+    from scanner.remediate import bash
+    from scanner.remediate.apply import apply_plan, rollback
+    from scanner.remediate.planner import plan
+    from scanner.remediate.validate import pam_problems, sshd_problems
+    rule = _ruleset().get(rule_id)
+    params = dict(rule.get("params") or {})
+    root = materialise(root_name, tmp_path)
+    mutate(root, mutations)
+    assert status_of(root, rule_id) == "fail"
+    original = snapshot(root)
+
+    the_plan = plan(root, [(rule, params)], live=False)
+    rp = the_plan.rules[0]
+    if (rule_id, root_name) in CANNOT:
+        assert rp.skipped and CANNOT[(rule_id, root_name)] in rp.skipped["en"]
+        assert the_plan.changes() == []
+        return
+    assert rp.skipped is None, rp.skipped
+    assert rp.changes, "the plan changes nothing although the rule fails"
+    assert sshd_problems(the_plan.overlay) == [] if "sshd" in rp.validate else True
+    assert pam_problems(the_plan.overlay, [c[0] for c in rp.changes]) == []
+
+    run_dir = apply_plan(the_plan, str(tmp_path / "backups"), lock_path=str(tmp_path / "agent.lock"))
+    assert status_of(root, rule_id) == "pass"
+    fixed = snapshot(root)
+    assert plan(root, [(rule, params)], live=False).changes() == [], "a second apply would change files"
+
+    rollback(run_dir)
+    assert differences(original, snapshot(root)) == []
+
+    # the standalone script does the same on the same root, and is idempotent too
+    script = bash.render([(rule, params)])
+    proc = run_script(script, root, str(tmp_path / "sh-backup"), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert status_of(root, rule_id) == "pass"
+    assert differences(fixed, snapshot(root)) == []
+    proc = run_script(script, root, str(tmp_path / "sh-backup2"), tmp_path)
+    assert proc.returncode == 0 and "changed" not in proc.stdout and "removed" not in proc.stdout, proc.stdout
+    # the script's backups hold the original of every file it changed
+    for rel, before in original.items():
+        if before[0] == "file" and fixed.get(rel) != before:
+            with open(os.path.join(str(tmp_path / "sh-backup"), rel), "rb") as fh:
+                assert fh.read() == before[1]
