@@ -134,40 +134,43 @@ class _Walk(object):
                 self.unreadable += 1  # as complete as the OS allows (find says "Permission denied" and goes on)
                 continue
             subdirs, found = [], None
-            with it:
-                for entry in it:
-                    n += 1
-                    if n >= check_at:
-                        check_at = min(n + _CHECK_EVERY, self.max_entries)
-                        if n >= self.max_entries:
-                            self.stopped = "entries"
-                        elif time.monotonic() > self.deadline:
-                            self.stopped = "time"
-                        if self.stopped:
-                            break
-                    name = entry.name
-                    if name in markers:
-                        if found is None:
-                            found = set()
-                        found.add(name)
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            st = entry.stat(follow_symlinks=False)
-                            mode = st.st_mode
-                            if mode & _O_W and not mode & _S_ISVTX:
-                                counts["world_writable_dirs"] += 1
-                                if len(ww_dirs) < MAX_LISTED:
-                                    ww_dirs.append(self.target(entry.path))
-                            sub = entry.path
-                            if st.st_dev == dev and sub not in stops:
-                                subdirs.append(sub)
-                        elif entry.is_file(follow_symlinks=False):
-                            st = entry.stat(follow_symlinks=False)
-                            mode = st.st_mode
-                            if mode & 0o6002:
-                                self._special_file(entry, st, mode)
-                    except OSError:
-                        continue  # vanished between listing and lstat
+            try:
+                with it:
+                    for entry in it:
+                        n += 1
+                        if n >= check_at:
+                            check_at = min(n + _CHECK_EVERY, self.max_entries)
+                            if n >= self.max_entries:
+                                self.stopped = "entries"
+                            elif time.monotonic() > self.deadline:
+                                self.stopped = "time"
+                            if self.stopped:
+                                break
+                        name = entry.name
+                        if name in markers:
+                            if found is None:
+                                found = set()
+                            found.add(name)
+                        try:
+                            if entry.is_dir(follow_symlinks=False):
+                                st = entry.stat(follow_symlinks=False)
+                                mode = st.st_mode
+                                if mode & _O_W and not mode & _S_ISVTX:
+                                    counts["world_writable_dirs"] += 1
+                                    if len(ww_dirs) < MAX_LISTED:
+                                        ww_dirs.append(self.target(entry.path))
+                                sub = entry.path
+                                if st.st_dev == dev and sub not in stops:
+                                    subdirs.append(sub)
+                            elif entry.is_file(follow_symlinks=False):
+                                st = entry.stat(follow_symlinks=False)
+                                mode = st.st_mode
+                                if mode & 0o6002:
+                                    self._special_file(entry, st, mode)
+                        except OSError:
+                            continue  # vanished between listing and lstat
+            except OSError:  # the directory went away or failed while being read: what was listed counts
+                self.unreadable += 1
             if self.stopped:
                 break
             if found is not None and self._data_dir(path, found):
