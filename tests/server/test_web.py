@@ -268,3 +268,24 @@ def test_admin_page_tokens_and_users(server):
     assert off.get("/admin").status_code == 403 and 'id="nav-admin"' not in off.get("/").text
     off.close()
     assert httpx  # the web client used above
+
+
+def test_working_paper_of_a_stored_report_is_the_same_report(server, fleet):
+    from scanner.render import render
+    c = web_login(server, lang="zh")
+    host = fleet[0]
+    report_id = host.reports[1]["report_id"]
+    hp = c.get("/hosts/%s" % host.host_id)
+    assert 'href="/reports/%s/paper?edition=summary"' % report_id in hp.text
+    doc = c.get("/api/v1/reports/%s" % report_id)
+    assert doc.status_code == 200
+    for edition, fmt in (("full", "html"), ("summary", "summary")):
+        page = c.get("/reports/%s/paper" % report_id, params={"edition": edition})
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert page.text == render(doc.json(), fmt, "zh")          # the agent's renderer, byte for byte
+        assert 'id="basic"' in page.text and 'id="risks"' in page.text and "问题分析与风险评价" in page.text
+    assert c.get("/reports/%s/paper" % report_id, params={"edition": "poster"}).status_code == 400
+    assert c.get("/reports/%s/paper" % uuid.uuid4()).status_code == 404
+    audit = c.get("/audit")
+    assert "export.report" in audit.text
+    c.close()

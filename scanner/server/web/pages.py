@@ -270,6 +270,25 @@ def _render_host(request, user, host_id, status=200, error=None):
     return render(request, "host.html", status=status, user=user, host=host, history=history, error=error)
 
 
+@router.get("/reports/{report_id}/paper")
+def report_paper(report_id: str, request: Request, edition: str = "full"):
+    """The assessor's working paper of a stored report (the same HTML `xcscan report --format html|summary`
+    writes), in the page's language; scoped like every report, audited as an export."""
+    from scanner.render import html as report_html
+    from scanner.server.store import db, reports
+    from scanner.server.store.audit import audit
+    user = page_user(request)
+    if edition not in ("full", "summary"):
+        return error_page(request, 400, t("server.paper_bad_edition", lang_of(request)))
+    engine = request.app.state.engine
+    row = queries.get_report(engine, user["scope"], report_id[:64])
+    doc = reports.report_document(row)
+    with db.write_tx(engine) as conn:
+        audit(conn, user["username"], "export.report", row["id"], {"host_id": row["host_id"], "format": "html-" + edition},
+              client_ip(request), org=row["org_path"])
+    return HTMLResponse(report_html.render(doc, lang_of(request), mode=edition))
+
+
 @router.post("/hosts/{host_id}/retire")
 def host_retire(host_id: str, request: Request, csrf_token: str = Form("", max_length=64),
                 reason: str = Form("", max_length=255)):
