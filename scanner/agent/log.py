@@ -33,6 +33,13 @@ class AgentLog(object):
         """Detail: syslog only (the terminal stays quiet)."""
         self._to_syslog("LOG_INFO", text)
 
+    def terminal(self, text):
+        """For a person watching: stderr only when it is a terminal (cron and systemd stay quiet)."""
+        out = self._out()
+        if not self.quiet and hasattr(out, "isatty") and out.isatty():
+            out.write("xcscan agent: %s\n" % text)
+            out.flush()
+
     def warning(self, text):
         self._out().write("xcscan agent: warning: %s\n" % text)
         self._out().flush()

@@ -169,6 +169,7 @@ def _locked_run(cfg, spool, log, no_splay, upload_only, lang, sleep):
             if cfg.splay and not no_splay:
                 delay = random.uniform(0, cfg.splay)
                 log.info("splay: sleeping %.0f s" % delay)
+                log.terminal(t("agent.run.splay", lang, seconds="%.0f" % delay, splay=cfg.splay))
                 run_state["splay_seconds"] = round(delay, 3)
                 sleep(delay)
             report = scan_within_budget(cfg)

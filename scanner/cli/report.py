@@ -34,6 +34,11 @@ def report(file, fmt, outputs, bom, quiet, lang, reevaluate, profile, waivers, a
                           hint=None if exc.hint else t("report.load_hint", lang))
     if (profile or waivers) and not reevaluate:
         raise click.UsageError(t("report.needs_reevaluate", lang))
+    from scanner.report_check import check_document
+    try:
+        check_document(doc, path="-" if file == "-" else file, results=not reevaluate)
+    except XcscanError as exc:
+        raise XcscanError(t("report.load_failed", lang, why=exc.message), path=exc.path, hint=exc.hint)
     if reevaluate:
         try:
             from scanner.pipeline import evaluate_report

@@ -48,9 +48,12 @@ def show(rule_id, lang):
     from scanner.engine import load_ruleset
     from scanner.errors import XcscanError
     from scanner.i18n import t
-    rule = load_ruleset().get(rule_id)
+    from scanner.suggest import did_you_mean
+    ruleset = load_ruleset()
+    rule = ruleset.get(rule_id)
     if rule is None:
-        raise XcscanError("%s: %s" % (t("rules.unknown_rule", resolve_lang(lang)), rule_id),
+        raise XcscanError("%s: %s%s" % (t("rules.unknown_rule", resolve_lang(lang)), rule_id,
+                                        did_you_mean(rule_id, [r["id"] for r in ruleset])),
                           hint="`xcscan rules list` shows every rule id")
     click.echo(yaml.safe_dump(dict(rule), allow_unicode=True, sort_keys=False, width=110), nl=False)
 

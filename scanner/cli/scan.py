@@ -55,14 +55,19 @@ def scan(root, image, allow_unknown_os, profile, waivers, fmt, outputs, bom, qui
         with scan_target(root, image) as (target, img):
             os_found = check_target(target, allow_unknown_os)
             report = scan_report(root=target, profile=profile, waivers=waivers)
+        from scanner.privilege import mark_unprivileged
+        mark_unprivileged(report)   # not root: say so at the top, and which rules it cost
     mark_image(report, img)
     if not os_found:
         mark_unknown_os(report, img.path if img else root)
     if frame is not None:
         report["assessment"] = frame
     emit(report, fmt, lang, outputs, per_format, bom=bom, quiet=quiet)
+    from scanner.cli.report_messages import echo_warnings, fail_on_line
+    echo_warnings(report, lang)
     code = exit_code(report, fail_on)
     if code:
+        click.echo("xcscan: %s" % fail_on_line(report, fail_on, lang), err=True)
         click.get_current_context().exit(code)
 
 

@@ -145,8 +145,9 @@ def load_profile(name_or_path, directory=None):
     else:
         path = os.path.join(profiles_dir(directory), name + ".yaml")
         if not os.path.isfile(path):
+            from scanner.suggest import did_you_mean
             known = list_profiles(directory)
-            raise DataError("unknown profile %r" % name, path=None,
+            raise DataError("unknown profile %r%s" % (name, did_you_mean(name, known)), path=None,
                             hint="choose one of: %s" % (", ".join(known) or "(no profiles installed)"))
     try:
         key = (os.path.abspath(path), os.stat(path).st_mtime_ns)
