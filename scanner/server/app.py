@@ -91,9 +91,13 @@ def create_app(settings, engine=None):
     app.state.engine = engine or make_engine(settings.db_url, settings.pool_size)
     from scanner.server.intake.ingest import Intake
     app.state.intake = Intake(app.state.engine, settings)
+    from scanner.server.web.metrics import Metrics, make_router
+    app.state.metrics = Metrics(settings, app.state.engine, app.state.intake)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
+        if request.url.path == "/api/v1/reports" and request.method == "POST":
+            app.state.metrics.refused(exc.code)
         return _error_response(request, exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -121,6 +125,7 @@ def create_app(settings, engine=None):
 
     app.add_middleware(GuardMiddleware, on_error=_internal_response)
     app.include_router(api.router)
+    app.include_router(make_router())   # before the pages: their /{...} routes would take /metrics
     app.include_router(pages.router)
     tune_gc()
     return app

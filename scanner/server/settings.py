@@ -26,6 +26,9 @@ class Settings:
     login_lock_seconds: int = 15 * 60
     secure_cookies: bool = True
     pool_size: int = 10
+    # Prometheus /metrics: off unless a bearer token or an allow-list of addresses/CIDRs is set
+    metrics_token: str = ""
+    metrics_allow: str = ""
 
     def __post_init__(self):
         self.data_dir = os.path.abspath(self.data_dir)

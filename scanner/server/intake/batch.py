@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import queue
 import threading
+import time
 from concurrent.futures import Future
 
 from sqlalchemy import select
@@ -132,6 +133,7 @@ class BatchWriter(object):
         self.queue = queue.Queue()
         self.thread = None
         self.lock = threading.Lock()
+        self.on_batch = None   # callable(reports, seconds) after each committed batch (metrics)
 
     def write(self, item):
         with self.lock:
@@ -153,9 +155,12 @@ class BatchWriter(object):
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
+            started = time.monotonic()
             try:
                 with db.write_tx(self.engine) as conn:
                     outs = store_batch(conn, [item for item, _f in batch])
+                if self.on_batch is not None:
+                    self.on_batch(len(batch), time.monotonic() - started)
             except Exception:  # noqa: BLE001 - retried one by one below
                 for item, fut in batch:
                     fut.set_result(self._single(item))

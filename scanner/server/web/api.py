@@ -121,9 +121,11 @@ async def submit_report(request: Request):
             raise ingest.too_large(limit)
         chunks.append(chunk)
     h = request.headers
-    return await run_in_threadpool(request.app.state.intake.submit, b"".join(chunks),
-                                   h.get("content-encoding"), h.get("x-xcscan-host"), h.get("x-xcscan-timestamp"),
-                                   h.get("x-xcscan-signature"))
+    ack = await run_in_threadpool(request.app.state.intake.submit, b"".join(chunks),
+                                  h.get("content-encoding"), h.get("x-xcscan-host"), h.get("x-xcscan-timestamp"),
+                                  h.get("x-xcscan-signature"))
+    request.app.state.metrics.accepted()
+    return ack
 
 
 # --- sessions ---------------------------------------------------------------------------------------
