@@ -93,6 +93,7 @@ def seed(engine, url, opts, log):
     from scanner.server.intake import ingest
     from scanner.server.intake.batch import Item, store_batch
     from scanner.server.store import db
+    from scanner.server.store.scope import Scope
     from scanner.server.workflow import waivers
 
     t0 = time.time()
@@ -102,7 +103,7 @@ def seed(engine, url, opts, log):
     now = int(time.time())
     for k, doc in enumerate(seed_documents(opts)):
         a = Agent("seed-%d" % k, machine_id=doc["host"].get("machine_id") or uuid.uuid4().hex)
-        tok = accounts.create_token(engine, orgs[0])["token"]
+        tok = accounts.create_token(engine, orgs[0], scope=Scope.everything())["token"]
         a.host_id = ingest.enroll(engine, tok, a.hostname, a.machine_id, a.public_key)["host_id"]
         doc["report_id"] = str(uuid.uuid4())
         doc["host"]["machine_id"] = a.machine_id
@@ -203,7 +204,7 @@ def seed(engine, url, opts, log):
         scope, value = (("org", "/gov/%s" % DEPTS[k]) if k < 2 else ("all", None))
         waivers.create_waiver(engine, {"rule_id": rule_id, "scope": scope, "scope_value": value,
                                        "justification": "bench", "approver": "bench",
-                                       "expires_at": now + 30 * 86400}, "bench")
+                                       "expires_at": now + 30 * 86400}, "bench", scope=Scope.everything())
     log("waivers: %d (%.1fs)" % (len(top), time.time() - t1))
     with psycopg.connect(url, autocommit=True) as c:
         t1 = time.time()

@@ -318,26 +318,33 @@ def findings(engine, scope, org=None, profile=None, rule=None, severity=None, st
 
 
 # --- summaries and overview -------------------------------------------------------------------------
-def _host_rows(conn, scope, org=None):
+def _host_summary(conn, scope, org=None):
+    """Live hosts, their localization counts and how many have not reported for 3 days: one row."""
     h = db.hosts
-    q = _where(select(h.c.id, h.c.org_path, h.c.loc_domestic, h.c.loc_foreign, h.c.loc_unknown, h.c.last_seen),
-               *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None))
-    return conn.execute(q).all()
+    stale = func.sum(case((or_(h.c.last_seen.is_(None), h.c.last_seen < now() - 3 * 86400), 1), else_=0))
+    q = _where(select(func.count(), func.sum(h.c.loc_domestic), func.sum(h.c.loc_foreign), func.sum(h.c.loc_unknown),
+                      stale), *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None))
+    n, dom, forn, unk, st = conn.execute(q).one()
+    return int(n or 0), int(dom or 0), int(forn or 0), int(unk or 0), int(st or 0)
 
 
 def org_tree(engine, scope, org=None):
     """Every org unit (from hosts and tokens) with roll-ups over its subtree. A scoped caller gets
-    the nodes of their subtrees only (no ancestors: their names and totals are not theirs)."""
-    hp = db.host_profiles
+    the nodes of their subtrees only (no ancestors: their names and totals are not theirs).
+    The database sums per org unit (one row per unit and profile, not per host); the subtree
+    roll-up over those few rows happens here."""
+    h, hp = db.hosts, db.host_profiles
     with engine.connect() as conn:
-        hosts = _host_rows(conn, scope, org)
-        prof_rows = conn.execute(_where(
-            select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed)
-            .select_from(hp.join(db.hosts, db.hosts.c.id == hp.c.host_id)),
-            *_in_scope(scope, db.hosts.c.org_path, org))).all()
+        per_org = conn.execute(_where(
+            select(h.c.org_path, func.count(), func.sum(h.c.loc_domestic), func.sum(h.c.loc_foreign),
+                   func.sum(h.c.loc_unknown)),
+            *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None)).group_by(h.c.org_path)).all()
+        per_prof = conn.execute(_where(
+            select(h.c.org_path, hp.c.profile, func.count(), func.sum(hp.c.score), func.count(hp.c.score),
+                   func.sum(hp.c.failed)).select_from(hp.join(h, h.c.id == hp.c.host_id)),
+            *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None)).group_by(h.c.org_path, hp.c.profile)).all()
         token_orgs = [r[0] for r in conn.execute(_where(select(db.enroll_tokens.c.org_path).distinct(),
                                                         *_in_scope(scope, db.enroll_tokens.c.org_path, org)))]
-    host_org = {}
     nodes = {}
 
     def node(path):
@@ -351,24 +358,22 @@ def org_tree(engine, scope, org=None):
         if base == "/" or path == base or path.startswith(base + "/"):
             for anc in org_ancestors(path):
                 node(anc)
-    for hid, path, dom, forn, unk, _seen in hosts:
-        host_org[hid] = path
-        node(path)["direct_hosts"] += 1
+    for path, count, dom, forn, unk in per_org:
+        node(path)["direct_hosts"] += count
         for anc in org_ancestors(path):
             n = node(anc)
-            n["hosts"] += 1
-            n["domestic"] += dom
-            n["foreign"] += forn
-            n["unknown"] += unk
-    for hid, profile, score, failed in prof_rows:
-        for anc in org_ancestors(host_org.get(hid, "/")):
+            n["hosts"] += count
+            n["domestic"] += int(dom or 0)
+            n["foreign"] += int(forn or 0)
+            n["unknown"] += int(unk or 0)
+    for path, profile, count, score_sum, scored, failed in per_prof:
+        for anc in org_ancestors(path):
             p = node(anc)["profiles"].setdefault(profile, {"hosts": 0, "score_sum": 0.0, "scored": 0, "failed": 0})
-            p["hosts"] += 1
-            p["failed"] += failed or 0
-            node(anc)["failed"] += failed or 0
-            if score is not None:
-                p["score_sum"] += score
-                p["scored"] += 1
+            p["hosts"] += count
+            p["failed"] += int(failed or 0)
+            node(anc)["failed"] += int(failed or 0)
+            p["score_sum"] += float(score_sum or 0)
+            p["scored"] += scored
     for n in nodes.values():
         judged = n["domestic"] + n["foreign"]
         n["rate"] = round(n["domestic"] / judged, 4) if judged else None
@@ -456,13 +461,9 @@ def trend(conn, scope, org=None, days=30, profile=None):
 
 def overview(engine, scope, org=None):
     with engine.connect() as conn:
-        hosts = _host_rows(conn, scope, org)
-        dom = sum(x[2] for x in hosts)
-        forn = sum(x[3] for x in hosts)
-        unk = sum(x[4] for x in hosts)
-        stale = sum(1 for x in hosts if x[5] is None or x[5] < now() - 3 * 86400)
+        count, dom, forn, unk, stale = _host_summary(conn, scope, org)
         data = {
-            "hosts": len(hosts), "stale_hosts": stale,
+            "hosts": count, "stale_hosts": stale,
             "localization": {"domestic": dom, "foreign": forn, "unknown": unk,
                              "rate": round(dom / (dom + forn), 4) if dom + forn else None},
             "by_category": localization_by_category(conn, scope, org),
