@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from baseline_support import BASE, ROOTS, materialise
-from fix_support import differences, mutate, run_script, snapshot, status_of
+from fix_support import NOW, differences, mutate, run_script, snapshot, status_of
 
 EXPECTED = yaml.safe_load(open(os.path.join(BASE, "expected.yaml")))
 
@@ -46,7 +46,10 @@ CANNOT = {("mlps.au.auditd-enabled", "debian-default"): "not installed",
           ("mlps.au.audit-rules-core", "debian-default"): "/etc/audit does not exist",
           ("mlps.au.audit-rules-config-changes", "debian-default"): "/etc/audit does not exist",
           ("mlps.au.audit-rules-extended", "debian-default"): "/etc/audit does not exist",
-          ("mlps.au.audit-immutable", "debian-default"): "/etc/audit does not exist"}
+          ("mlps.au.audit-immutable", "debian-default"): "/etc/audit does not exist",
+          ("mlps.ia.password-complexity", "debian-default"): "pam_pwquality is in the password stack",
+          ("mlps.ia.password-min-length", "debian-default"): "pam_pwquality is in the password stack",
+          ("mlps.ia.password-quality-root", "debian-default"): "pam_pwquality is in the password stack"}
 
 
 def _ruleset():
@@ -83,13 +86,22 @@ def test_fix_makes_the_rule_pass(tmp_path, rule_id, root_name, mutations):
     from scanner.remediate.apply import apply_plan, rollback
     from scanner.remediate.planner import plan
     from scanner.remediate.validate import pam_problems, sshd_problems
+    from scanner.pipeline import scan_report
+    from scanner.remediate.select import select
     rule = _ruleset().get(rule_id)
     params = dict(rule.get("params") or {})
     root = materialise(root_name, tmp_path)
     mutate(root, mutations)
-    assert status_of(root, rule_id) == "fail"
+    report = scan_report(root, profile="all", live=False, now=NOW)
+    assert [r["status"] for r in report["results"] if r["rule_id"] == rule_id] == ["fail"]
     original = snapshot(root)
 
+    sel = select(_ruleset(), report=report, rule_globs=[rule_id], allow=[rule_id])
+    if sel.cannot:
+        assert (rule_id, root_name) in CANNOT, sel.cannot[0][1]
+        assert CANNOT[(rule_id, root_name)] in sel.cannot[0][1]["en"]
+        return
+    assert sel.items == [(rule, params)]
     the_plan = plan(root, [(rule, params)], live=False)
     rp = the_plan.rules[0]
     if (rule_id, root_name) in CANNOT:

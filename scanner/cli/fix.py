@@ -128,6 +128,8 @@ def _explain_selection(sel, lang):
         click.echo(t("fix.needs_opt_in", lang, rule=rule["id"], why=pick(rule["fix"]["dangerous"], lang)), err=True)
     for rule in sel.manual:
         click.echo(t("fix.manual", lang, rule=rule["id"], why=pick(rule["fix"]["manual"], lang)), err=True)
+    for rule, reason in sel.cannot:
+        click.echo(t("fix.skipped_rule", lang, rule=rule["id"], why=pick(reason, lang)), err=True)
     for rule in sel.os_mismatch:
         click.echo(t("fix.os_mismatch", lang, rule=rule["id"]), err=True)
     if sel.no_fix:

@@ -171,6 +171,8 @@ def validate_rule(doc, registry=None):
     if "fix" in doc:
         from scanner.remediate.vocab import validate_fix
         validate_fix(doc["fix"], params, problems)
+        if isinstance(doc["fix"], dict) and "when" in doc["fix"]:
+            validate_check(doc["fix"]["when"], ("fix", "when"), params, problems, fact_paths)
     if registry is not None:
         for where, path in fact_paths:
             if not registry.known(path):
@@ -247,6 +249,7 @@ def parse_rule_file(path, directory, registry=None):
             line = int(m.group(1))
         return None, [RuleProblem(path, line, exc.message)]
     _normalise(doc.get("check") if isinstance(doc, dict) else None)
+    _normalise(doc.get("fix") if isinstance(doc, dict) else None)
     problems = validate_rule(doc, registry)
     if problems:
         return None, [RuleProblem(path, _locate(path, text, where), msg) for where, msg in problems]

@@ -15,6 +15,7 @@ class Selection(object):
         self.manual = []         # [rule] fix: manual
         self.no_fix = []         # [rule id] failed but no fix declared
         self.os_mismatch = []    # [rule] fix limited to other OS families
+        self.cannot = []         # [(rule, reason {zh, en})] the fix's `when` does not hold on this host
 
 
 def select(ruleset, report=None, profile=None, rule_globs=(), min_severity=None, allow=(), every=False):
@@ -61,11 +62,29 @@ def select(ruleset, report=None, profile=None, rule_globs=(), min_severity=None,
         if fams and family and family not in fams:
             out.os_mismatch.append(rule)
             continue
+        if report is not None and rule["fix"].get("when") is not None:
+            reason = _when_fails(rule, params, report)
+            if reason is not None:
+                out.cannot.append((rule, reason))
+                continue
         if kind == "dangerous" and rule["id"] not in allow:
             out.needs_opt_in.append(rule)
             continue
         out.items.append((rule, params))
     return out
+
+
+def _when_fails(rule, params, report):
+    """None when the fix's `when` check passes on the report's facts, else the reason."""
+    from scanner.engine.evaluator import evaluate_rule
+    probe = dict(rule)
+    probe["check"] = rule["fix"]["when"]
+    probe.pop("applies_to", None)
+    res = evaluate_rule(probe, report.get("facts") or {}, report.get("inventory") or {}, params=params,
+                        live=(report.get("host") or {}).get("live"))
+    if res["status"] == "pass":
+        return None
+    return res.get("reason") or {"zh": res["status"], "en": res["status"]}
 
 
 def coverage(ruleset):

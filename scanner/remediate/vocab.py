@@ -5,6 +5,8 @@ fix:
   actions:                       # applied in order; each action is idempotent
   - set_key: {path: /etc/login.defs, key: PASS_MAX_DAYS, value: {param: max_days}}
   requires: [/etc/audit]         # optional: paths that must exist on the target, else "cannot be fixed here"
+  when: {fact: pam.quality.module, op: eq, value: pam_pwquality}   # optional: a check on the scanned
+                                 # facts; when it does not pass, the fix cannot work on this host
   dangerous: {zh: ..., en: ...}  # optional: applied only with --allow RULE-ID
 fix:
   manual: {zh: ..., en: ...}     # deliberately not automated, and why
@@ -16,7 +18,7 @@ from __future__ import absolute_import
 
 import re
 
-FIX_KEYS = ("actions", "dangerous", "manual", "os_family", "requires")
+FIX_KEYS = ("actions", "dangerous", "manual", "os_family", "requires", "when")
 
 # action -> (required args, optional args); an arg's type is checked in _check_arg
 ACTIONS = {
