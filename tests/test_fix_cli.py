@@ -273,3 +273,34 @@ def test_usage_errors():
     assert res.exit_code == 2 and "--dry-run, --apply" in res.stderr
     res = invoke("fix", "--report", "x.json", "--every")
     assert res.exit_code == 2
+
+
+BAD_FIXES = [
+    ("  actions:\n  - set_key: {path: /etc/login.defs, key: PASS_MAX_DAYS, value: {param: max_dayz}}\n",
+     "undeclared param 'max_dayz'"),
+    ("  actions:\n  - chmod_everything: {paths: [/etc]}\n", "unknown action 'chmod_everything'"),
+    ("  actions:\n  - file_mode: {paths: [/etc/shadow], mode: 640}\n", "mode must be an octal string"),
+    ("  actions:\n  - file_mode: {paths: [etc/shadow], mode: '0640'}\n", "absolute paths"),
+    ("  actions:\n  - unit: {names: [cups], state: disabled}\n", "systemd unit names"),
+    ("  actions:\n  - sshd: {keyword: MaxAuthTries, value: 4, extra: 1}\n", "unknown argument 'extra' of sshd"),
+    ("  actions:\n  - lines: {path: /etc/profile.d/t.sh, lines: ['TMOUT={timeout}']}\n", "undeclared param {timeout}"),
+    ("  when: {fact: pam.no_such_fact, op: 'true'}\n  actions:\n  - lock_empty_passwords: {}\n",
+     "unknown fact path 'pam.no_such_fact'"),
+    ("  dangerous: {en: only English}\n  actions:\n  - lock_empty_passwords: {}\n", "dangerous must be a mapping"),
+    ("  manual: {zh: 人工, en: by hand}\n  actions:\n  - lock_empty_passwords: {}\n", "exactly one of"),
+]
+
+
+@pytest.mark.parametrize("block,message", BAD_FIXES, ids=[m for b, m in BAD_FIXES])
+def test_lint_rejects_bad_fix_blocks_with_file_and_line(tmp_path, block, message):
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "rules", "checks", "mlps", "identification", "password-max-age.yaml")
+    text = open(src).read()
+    text = text[:text.index("\nfix:\n")] + "\nfix:\n" + block
+    d = tmp_path / "mlps"
+    d.mkdir()
+    (d / "rule.yaml").write_text(text)
+    res = invoke("rules", "lint", str(tmp_path))
+    assert res.exit_code != 0
+    assert message in res.output + res.stderr
+    assert "rule.yaml:" in res.output + res.stderr
