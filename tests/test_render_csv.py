@@ -73,3 +73,20 @@ def test_markup_and_separators_in_every_string_round_trip(report):
     assert len(rows) == 1 + len(report["results"]) and all(len(r) == len(COLUMNS) for r in rows)
     titles = set(r[2] for r in rows[1:])
     assert report["results"][0]["title"]["en"] + PAYLOAD + ',"\r\n;\t' in titles
+
+
+def test_rows_carry_the_record_the_unit_verdict_and_the_risk_as_the_html_does(report):
+    from scanner.render import assessment, records
+    rows = _rows(render(report, "csv", "zh"))
+    header, body = rows[0], rows[1:]
+    assert header[-3:] == ["测评记录", "测评单元判定", "风险"]
+    by_rule = dict((r[1], dict(zip(COLUMNS, r))) for r in body)
+    results = dict((r["rule_id"], r) for r in report["results"])
+    for rule_id, row in by_rule.items():
+        assert row["record"] == records.record(results[rule_id], "zh")
+    verdicts = dict((i["id"], i["verdict"]) for i in assessment.assess(report)["items"])
+    ciphers = by_rule["mlps.ia.ssh-ciphers"]
+    assert ciphers["item_verdict"] == {"nonconform": "不符合", "partial": "部分符合"}[verdicts[ciphers["gbt28448"]]]
+    assert ciphers["risk"] == "高风险"                       # a failed high-severity rule
+    assert by_rule["xc.db.foreign"]["item_verdict"] == ""   # no test unit
+    assert all(row["risk"] == "" for rid, row in by_rule.items() if results[rid]["status"] != "fail")

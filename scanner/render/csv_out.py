@@ -9,11 +9,11 @@ import io
 import re
 
 from scanner.i18n import t
-from scanner.render import view
+from scanner.render import assessment, records, view
 
 COLUMNS = ("hostname", "rule_id", "title", "category", "severity", "status", "gbt28448", "gbt22239",
            "expected", "actual", "evidence", "remediation", "waiver_justification", "waiver_approver",
-           "waiver_expires")
+           "waiver_expires", "record", "item_verdict", "risk")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
 BOM = u"\ufeff"
 
@@ -26,7 +26,7 @@ def safe_cell(value):
     return text
 
 
-def _row(report, res, lang):
+def _row(report, res, lang, verdict=None, risk=None):
     host = report.get("host") or {}
     refs = res.get("refs") or {}
     status = view.scalar_text(res.get("status"))
@@ -42,6 +42,9 @@ def _row(report, res, lang):
         view.result_evidence_text(res, lang), view.pick(res.get("remediation"), lang),
         view.value_text(waiver.get("justification"), lang), view.value_text(waiver.get("approver"), lang),
         view.waiver_expiry(waiver),
+        records.record(res, lang),
+        t("report.verdict." + verdict, lang) if verdict else "",
+        t("paper.risk." + risk, lang) if risk else "",
     ]
 
 
@@ -51,10 +54,14 @@ def render(report, lang="en", bom=False):
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow([t("csv.col." + c, lang) for c in COLUMNS])
     seen = set()
-    for _item, members in view.group_results(report):
+    hits = assessment.guide_hits([r for r in report.get("results") or [] if isinstance(r, dict)])
+    for item, members in view.group_results(report):
+        verdict = assessment.item_verdict(members, hits)[0] if item is not None and item.get("id") else None
         for res in members:
             if id(res) in seen:
                 continue
             seen.add(id(res))
-            writer.writerow([safe_cell(v) for v in _row(report, res, lang)])
+            failed = view.scalar_text(res.get("status")) == "fail"
+            risk = assessment.risk(res, hits)[0] if failed else None
+            writer.writerow([safe_cell(v) for v in _row(report, res, lang, verdict, risk)])
     return (BOM if bom else "") + buf.getvalue()

@@ -19,7 +19,8 @@ def _clean(value):
 
 
 def _details(res, lang):
-    lines = []
+    from scanner.render import records
+    lines = ["%s: %s" % (t("junit.record", lang), records.record(res, lang))]
     for key, value in (("junit.expected", view.expected_text(res.get("expected"), lang)),
                        ("junit.actual", view.actual_text(res.get("actual"), lang))):
         if value:
