@@ -10,7 +10,7 @@ Usage (as root, after ``apt-get install -y lynis openscap-scanner ssg-debian``):
 Prints a Markdown table: one row per comparable check with each tool's verdict, the evidence
 xcscan collected and whether the three agree. OpenSCAP runs the Debian 11 SSG datastream with its
 platform CPE patched to accept Debian 12 and the /.dockerenv container probe disabled (see
-/work/shared/research/peers-perf.md), through a tailoring file that selects only the rules below.
+../shared/research/peers-perf.md), through a tailoring file that selects only the rules below.
 """
 from __future__ import print_function
 

@@ -13,6 +13,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def corpus_dir():
+    """$XCSCAN_CORPUS, else shared/corpus beside the repository (../shared/corpus) or beside a
+    directory above it (a git worktree of the repository); never a path of one machine."""
     env = os.environ.get("XCSCAN_CORPUS")
     if env:
         return env if os.path.isdir(env) else None
@@ -22,8 +24,7 @@ def corpus_dir():
         candidate = os.path.join(probe, "shared", "corpus")
         if os.path.isfile(os.path.join(candidate, "MANIFEST.yaml")):
             return candidate
-    candidate = "/work/shared/corpus"
-    return candidate if os.path.isfile(os.path.join(candidate, "MANIFEST.yaml")) else None
+    return None
 
 
 def require_corpus():

@@ -119,7 +119,7 @@ def test_empty_root(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to drop to nobody")
 def test_unprivileged_reads_are_reported_not_fatal():
     """As `nobody`, mode-000 files give 'permission denied' entries; readable facts still come through."""
-    base = tempfile.mkdtemp(prefix="xcscan-unpriv-", dir="/tmp")
+    base = tempfile.mkdtemp(prefix="xcscan-unpriv-")   # the system temp dir: nobody can traverse it
     try:
         os.chmod(base, 0o755)
         files = {

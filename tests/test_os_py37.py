@@ -1,6 +1,5 @@
 """The hardware/OS collectors and parsers run unchanged on Python 3.7 (the agent's floor) and give
 the same facts as on the current interpreter."""
-import glob
 import json
 import os
 import subprocess
@@ -22,11 +21,8 @@ SCRIPT = ("import json, sys; from scanner.pipeline import collect; "
 
 
 def _python37():
-    env = os.environ.get("XCSCAN_PY37")
-    if env:
-        return env
-    found = sorted(glob.glob("/root/.pyenv/versions/3.7*/bin/python3.7") + glob.glob("/usr/bin/python3.7"))
-    return found[-1] if found else None
+    from test_py37 import find_python37
+    return find_python37()
 
 
 def _roots():

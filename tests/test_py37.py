@@ -16,7 +16,10 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER_ONLY = ("fastapi", "sqlalchemy", "jinja2", "uvicorn", "alembic", "psycopg", "starlette", "argon2",
                "pydantic")
-PY37_CANDIDATES = ["python3.7", "/root/.pyenv/versions/3.7.16/bin/python3.7"]
+def _pyenv_pythons():
+    """python3.7 builds of pyenv ($PYENV_ROOT, or ~/.pyenv), newest last."""
+    root = os.environ.get("PYENV_ROOT") or os.path.join(os.path.expanduser("~"), ".pyenv")
+    return sorted(glob.glob(os.path.join(root, "versions", "3.7.*", "bin", "python3.7")))
 
 
 def agent_side_files():
@@ -32,7 +35,9 @@ def agent_side_files():
 
 
 def find_python37():
-    for cand in PY37_CANDIDATES + sorted(glob.glob("/root/.pyenv/versions/3.7.*/bin/python3.7")):
+    """A Python 3.7 interpreter: $XCSCAN_PY37, python3.7 on PATH, or a pyenv build; None if there is none."""
+    env = [os.environ["XCSCAN_PY37"]] if os.environ.get("XCSCAN_PY37") else []
+    for cand in env + ["python3.7"] + list(reversed(_pyenv_pythons())):
         path = shutil.which(cand) or (cand if os.path.isfile(cand) and os.access(cand, os.X_OK) else None)
         if path:
             out = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2])"], stderr=subprocess.DEVNULL,

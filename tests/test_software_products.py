@@ -199,7 +199,6 @@ def test_bad_signature_is_a_clear_catalog_error(tmp_path):
     assert "product dm" in text and "database.yaml" in text and "invalid software signature" in text
 
 
-PY37 = "/root/.pyenv/versions/3.7.16/bin/python3.7"
 PY37_CLASSIFY = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -214,7 +213,9 @@ print(json.dumps([[c["product_id"], c["version"], c["confidence"], c["details"].
 def test_software_classification_runs_on_python37(live_inventory):
     """Kylin V10 / UOS 20 / openEuler 20.03 run the agent on Python 3.7: same answer there."""
     import json
-    if not os.path.exists(PY37):
+    from test_py37 import find_python37
+    PY37 = find_python37()
+    if PY37 is None:
         pytest.skip("no Python 3.7 here")
     facts = live_inventory["facts"]
     doc = {"facts": facts, "products": default_catalog().products}

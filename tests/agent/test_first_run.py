@@ -52,7 +52,7 @@ def free_port():
 def substitute(args, data_dir, password_file, port, address):
     out = []
     for arg in args:
-        arg = arg.replace("/var/lib/xcscan-server", data_dir).replace("/root/admin.pw", password_file)
+        arg = arg.replace("/var/lib/xcscan-server", data_dir).replace("admin.pw", password_file)
         out.append(arg)
     if out[0] == "serve":
         out[out.index("--port") + 1] = str(port)

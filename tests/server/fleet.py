@@ -1,6 +1,6 @@
 """Realistic xcscan.report/1 documents and a signing agent, for the aggregator tests and bench.
 
-Shapes follow /work/shared/DESIGN.md and docs/api.md; the agent signs exactly like `xcscan agent`
+Shapes follow ../shared/DESIGN.md and docs/api.md; the agent signs exactly like `xcscan agent`
 (Ed25519 over b"xcscan-report/1\\n" + host_id + b"\\n" + timestamp + b"\\n" + body)."""
 from __future__ import annotations
 
