@@ -289,3 +289,50 @@ def test_working_paper_of_a_stored_report_is_the_same_report(server, fleet):
     audit = c.get("/audit")
     assert "export.report" in audit.text
     c.close()
+
+
+def test_control_point_summary_rolled_up_over_an_org_subtree(server, tmp_path):
+    """Two real scans (default RHEL-like and Debian-like fixture roots) in one org unit: the roll-up
+    adds up each host's per-控制点 verdicts exactly as their own reports judge them; a third host
+    whose stored report is damaged is named and left out, not a failed page."""
+    import json as _json
+    from baseline_support import materialise
+    from scanner.pipeline import scan_report
+    from scanner.render import assessment
+    from scanner.server.store import db
+    org = PREFIX + "/papers"
+    expected = {}
+    with server.client() as c:
+        for name in ("rhel-default", "debian-default", "damaged"):
+            a = Agent("paper-%s-%s" % (name, uuid.uuid4().hex[:6]), machine_id=uuid.uuid4().hex)
+            assert a.enroll(c, server.token(org=org)).status_code == 201
+            doc = scan_report(root=materialise("rhel-default" if name == "damaged" else name, tmp_path / name),
+                              profile="mlps-l3")
+            doc["host"]["hostname"], doc["host"]["machine_id"] = a.hostname, a.machine_id
+            assert a.submit(c, doc).status_code == 200, name
+            if name == "damaged":
+                damaged = a
+            else:
+                for area, counts in assessment.assess(_json.loads(_json.dumps(doc)))["by_control"]:
+                    row = expected.setdefault(area["en"], dict((k, 0) for k in counts))
+                    for k, v in counts.items():
+                        row[k] += v
+    import gzip
+    with db.write_tx(server.engine) as conn:     # a stored document that no longer parses
+        conn.execute(db.reports.update().where(db.reports.c.host_id == damaged.host_id)
+                     .values(body_gz=gzip.compress(b"{not json"), evaluated_gz=None))
+    c = web_login(server, lang="en")
+    page = c.get("/orgs/controls", params={"org": org})
+    assert page.status_code == 200, page.text[:300]
+    assert re.search(r'id="controls-hosts">The latest reports of 2 hosts', page.text)
+    assert damaged.hostname in page.text.split('id="controls-bad"')[1].split("</p>")[0]
+    rows = re.findall(r'<tr class="control" data-control="([^"]+)">(.*?)</tr>', page.text, re.S)
+    assert [r[0] for r in rows] == list(expected)
+    for control, cells in rows:
+        got = dict(re.findall(r'data-k="(\w+)">(\d+)<', cells))
+        for verdict in ("nonconform", "partial", "pending", "conform", "not_applicable", "not_checked"):
+            assert int(got[verdict]) == expected[control][verdict], (control, verdict)
+    assert "/orgs/controls?org=" in c.get("/orgs").text
+    zh = c.get("/orgs/controls", params={"org": org, "lang": "zh"})
+    assert "身份鉴别" in zh.text and "部分符合" in zh.text
+    c.close()

@@ -563,3 +563,29 @@ def stream(engine, query, batch=STREAM_BATCH):
                     yield row
         finally:
             result.close()
+
+
+# --- working-paper roll-up ---------------------------------------------------------------------------
+def latest_documents(engine, scope, org=None, limit=2000):
+    """(count, rows) for the not retired hosts of ``org`` (inside ``scope``): each row is
+    {host_id, hostname, org_path, doc} with the host's latest stored report document, or ``doc`` None
+    when that document cannot be read (one bad row never stops a fleet view). When more than
+    ``limit`` hosts match, no document is read and rows is empty: the caller asks for a narrower org."""
+    r, h = db.reports, db.hosts
+    conds = list(_in_scope(scope, h.c.org_path, org)) + [h.c.retired_at.is_(None), h.c.latest_report_id.is_not(None)]
+    with engine.connect() as conn:
+        count = conn.execute(_where(select(func.count()).select_from(h), *conds)).scalar() or 0
+        if count > limit:
+            return count, []
+        q = _where(select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, r.c.body_gz, r.c.evaluated_gz)
+                   .select_from(h.join(r, r.c.id == h.c.latest_report_id)), *conds).order_by(h.c.org_path, h.c.hostname)
+        rows = []
+        for row in conn.execute(q).mappings():
+            try:
+                doc = report_document(row)
+                doc = doc if isinstance(doc, dict) else None
+            except Exception:  # noqa: BLE001 - a damaged stored document is one bad row
+                doc = None
+            rows.append({"host_id": row["host_id"], "hostname": row["hostname"], "org_path": row["org_path"],
+                         "doc": doc})
+    return count, rows

@@ -241,6 +241,24 @@ def orgs_page(request: Request):
     return render(request, "orgs.html", user=user, tree=tree, profiles=profiles)
 
 
+@router.get("/orgs/controls")
+def org_controls_page(request: Request):
+    """The summary per 控制点 rolled up over the org subtree (``?org=``), from each host's latest report."""
+    from scanner.server.web import rollup
+    user = page_user(request)
+    org = _org_param(request)
+    count, rows = queries.latest_documents(request.app.state.engine, user["scope"], org, rollup.MAX_HOSTS)
+    data = rollup.controls_rollup(rows) if rows else None
+    lang = lang_of(request)
+    verdicts = ("nonconform", "partial", "pending", "conform", "not_applicable")
+    labels = dict((v, t("report.verdict." + v, lang)) for v in verdicts)
+    labels.update(not_checked=t("paper.col.not_checked", lang), control_point=t("paper.col.control_point", lang),
+                  items=t("paper.col.items", lang), score=t("paper.score.card", lang),
+                  high=t("paper.risk.high", lang), medium=t("paper.risk.medium", lang), low=t("paper.risk.low", lang))
+    return render(request, "controls.html", user=user, org=org or "/", count=count, data=data,
+                  limit=rollup.MAX_HOSTS, verdicts=verdicts + ("not_checked",), labels=labels)
+
+
 @router.get("/hosts")
 def hosts_page(request: Request, q: Optional[str] = None):
     user = page_user(request)
