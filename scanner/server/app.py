@@ -81,7 +81,7 @@ class GuardMiddleware(object):
 def create_app(settings, engine=None):
     from scanner.server.store.db import make_engine
     from scanner.server.web import api
-    from scanner.server.web import pages
+    from scanner.server.web import fixes, pages
 
     app = FastAPI(title="xcscan aggregator", version="1", openapi_url="/api/v1/openapi.json",
                   docs_url=None, redoc_url=None,
@@ -126,6 +126,7 @@ def create_app(settings, engine=None):
     app.add_middleware(GuardMiddleware, on_error=_internal_response)
     app.include_router(api.router)
     app.include_router(make_router())   # before the pages: their /{...} routes would take /metrics
+    app.include_router(fixes.router)
     app.include_router(pages.router)
     tune_gc()
     return app

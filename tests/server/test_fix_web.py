@@ -1,0 +1,63 @@
+"""The host and rule pages offer a fix script (POSIX shell / Ansible) for the failures shown: only
+automated fixes (never an opt-in one), scoped like the pages, audited; the downloaded script fixes a
+real fixture root."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+import yaml
+
+from fleet import Agent
+from test_web import web_login
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def failing_host(server):
+    a = Agent("fixweb-%s" % uuid.uuid4().hex[:6], machine_id=uuid.uuid4().hex)
+    with server.client() as c:
+        assert a.enroll(c, server.token(org="/fixweb")).status_code == 201
+        assert a.submit(c, a.report(fail_rules=["mlps.ia.password-max-age", "mlps.ia.ssh-root-login"])).status_code == 200
+    return a
+
+
+def test_host_page_offers_the_script_for_its_failures(server, failing_host, tmp_path):
+    w = web_login(server)
+    page = w.get("/hosts/%s" % failing_host.host_id)
+    assert 'id="fix-links"' in page.text and "/hosts/%s/fix.sh" % failing_host.host_id in page.text
+    sh = w.get("/hosts/%s/fix.sh" % failing_host.host_id)
+    assert sh.status_code == 200 and sh.headers["content-type"].startswith("text/x-shellscript")
+    assert sh.headers["content-disposition"] == 'attachment; filename="xcscan-fix-%s.sh"' % failing_host.hostname
+    assert "xc_set_key '/etc/login.defs' 0644 'PASS_MAX_DAYS' ' ' '90'" in sh.text
+    assert "PermitRootLogin" not in sh.text          # an opt-in fix is never handed out by the aggregator
+    yml = w.get("/hosts/%s/fix.yml" % failing_host.host_id)
+    tasks = yaml.safe_load(yml.text)[0]["tasks"]
+    assert any(t.get("ansible.builtin.lineinfile", {}).get("line") == "PASS_MAX_DAYS 90" for t in tasks)
+    audit = w.get("/api/v1/audit", params={"limit": 20}).json()
+    assert ("export.fix_script", failing_host.host_id) in [(e["action"], e["target"]) for e in audit]
+    if os.geteuid() == 0:  # the downloaded script fixes a real root
+        from baseline_support import materialise
+        from fix_support import run_script, status_of
+        root = materialise("rhel-default", tmp_path)
+        assert status_of(root, "mlps.ia.password-max-age") == "fail"
+        proc = run_script(sh.text, root, str(tmp_path / "bk"), tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert status_of(root, "mlps.ia.password-max-age") == "pass"
+
+
+def test_rule_page_offers_the_script_when_a_visible_host_fails(server, failing_host):
+    w = web_login(server, lang="zh")
+    page = w.get("/rules/mlps.ia.password-max-age")
+    assert 'id="fix-links"' in page.text and "加固脚本（sh）" in page.text
+    sh = w.get("/rules/mlps.ia.password-max-age/fix.sh")
+    assert sh.status_code == 200 and "PASS_MAX_DAYS" in sh.text
+    assert w.get("/rules/mlps.ia.ssh-root-login/fix.sh").status_code == 404   # opt-in only
+    assert w.get("/rules/no.such.rule/fix.yml").status_code == 404
+    with server.client(follow_redirects=False) as anon:
+        assert anon.get("/rules/mlps.ia.password-max-age/fix.sh").status_code in (303, 401)
+        assert anon.get("/hosts/%s/fix.sh" % failing_host.host_id).status_code in (303, 401)
