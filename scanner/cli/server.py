@@ -261,8 +261,9 @@ def reevaluate(data_dir, db, profile, latest_only, orgs):
         scope = Scope(orgs) if orgs else Scope.everything()
     except ValueError as exc:
         raise XcscanError("--org: %s" % exc, hint="use an org path such as /gov/finance")
-    n = service.reevaluate(settings, profile, latest_only, log=lambda m: click.echo(m, err=True), scope=scope)
-    click.echo("re-evaluated %d report(s)" % n)
+    n, skipped = service.reevaluate(settings, profile, latest_only, log=lambda m: click.echo(m, err=True),
+                                    scope=scope)
+    click.echo("re-evaluated %d report(s)" % n + (", skipped %d (listed above)" % len(skipped) if skipped else ""))
 
 
 @server.command("import")

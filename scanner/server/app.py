@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scanner.server.errors import ApiError
+from scanner.server.store import jsondoc
 
 log = logging.getLogger("xcscan.server")
 
@@ -40,7 +41,8 @@ def _validation_summary(errors):
 
 
 class GuardMiddleware(object):
-    """Pure ASGI middleware: security headers on every response, and any unhandled exception
+    """Pure ASGI middleware: security headers on every response, the count of stored rows a view
+    skipped because they cannot be read (X-Xcscan-Skipped-Rows), and any unhandled exception
     answered with the generic 500 here (so the keep-alive connection stays usable)."""
 
     def __init__(self, app, on_error):
@@ -54,6 +56,7 @@ class GuardMiddleware(object):
         is_api = scope["path"].startswith("/api/")
         https = scope.get("scheme") == "https"
         started = False
+        skipped = jsondoc.start_counting()
 
         async def guarded_send(message):
             nonlocal started
@@ -68,6 +71,8 @@ class GuardMiddleware(object):
                     headers.setdefault("Cache-Control", "no-store")
                 if https:
                     headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+                if skipped.rows:
+                    headers["X-Xcscan-Skipped-Rows"] = str(skipped.rows)
             await send(message)
         try:
             await self.app(scope, receive, guarded_send)

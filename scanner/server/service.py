@@ -119,7 +119,12 @@ def serve(settings, host="127.0.0.1", port=8443, workers=1, tls=True, log_level=
 
 def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
     """Re-classify and re-evaluate stored reports' raw facts with the current catalog and rules;
-    ``scope`` (store/scope.py): only the reports of hosts inside it (default: every host)."""
+    ``scope`` (store/scope.py): only the reports of hosts inside it (default: every host).
+
+    Nothing in a stored report is trusted: its ``summary.profile`` is used only when it names an
+    installed profile (never as a path), and a report that cannot be read or evaluated is reported
+    through ``log`` and skipped; the rest of the fleet is still re-evaluated. Returns
+    (re-evaluated, [(report id, why skipped)])."""
     from scanner.server.store.scope import Scope, check
     scope = check(scope or Scope.everything())
     try:
@@ -127,11 +132,18 @@ def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
     except ImportError:
         raise XcscanError("this xcscan has no rule engine (scanner.pipeline.evaluate_report)",
                           hint="upgrade xcscan on the server")
+    from scanner.engine.profiles import list_profiles
     from scanner.server.intake.ingest import apply_latest, derive
+    from scanner.server.store import jsondoc
+    from scanner.server.store.reports import report_document
     from scanner.server.util import now
+    installed = set(list_profiles())
+    if profile is not None and profile not in installed:
+        raise XcscanError("unknown profile %r" % profile, hint="installed profiles: %s" % ", ".join(sorted(installed)))
     engine = open_engine(settings)
     r = db.reports
     done = 0
+    skipped = []
     try:
         with engine.connect() as conn:
             q = select(r.c.id, r.c.host_id, r.c.collected_at).order_by(r.c.host_id, r.c.collected_at)
@@ -142,15 +154,25 @@ def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
                 q = q.where(r.c.id.in_(select(db.hosts.c.latest_report_id)))
             rows = conn.execute(q).all()
         for report_id, host_id, collected_at in rows:
-            with engine.connect() as conn:
-                body = conn.execute(select(r.c.body_gz).where(r.c.id == report_id)).scalar_one()
-            original = json.loads(gzip.decompress(body).decode("utf-8"))
-            new = evaluate_report(original, profile=profile or (original.get("summary") or {}).get("profile"))
-            derived = derive(new)
+            try:
+                with engine.connect() as conn:
+                    body = conn.execute(select(r.c.body_gz).where(r.c.id == report_id)).scalar_one()
+                original = report_document({"body_gz": body, "id": report_id})
+                if not isinstance(original, dict):
+                    raise jsondoc.Unreadable("not a report object")
+                use = profile or _stored_profile(original, installed)
+                new = evaluate_report(original, profile=use)
+                derived = derive(new)
+                evaluated = gzip.compress(json.dumps(new, ensure_ascii=False).encode("utf-8"))
+            except Exception as exc:  # noqa: BLE001 - one bad report is reported, never stops the fleet
+                why = "%s: %s" % (exc.__class__.__name__, first_line(exc)[:300])
+                skipped.append((report_id, why))
+                if log:
+                    log("skipped report %s: %s" % (report_id, why))
+                continue
             with db.write_tx(engine) as conn:
                 conn.execute(update(r).where(r.c.id == report_id).values(
-                    evaluated_gz=gzip.compress(json.dumps(new, ensure_ascii=False).encode("utf-8")),
-                    evaluated_at=now(), profile=derived["profile"], score=derived["score"],
+                    evaluated_gz=evaluated, evaluated_at=now(), profile=derived["profile"], score=derived["score"],
                     loc_rate=derived["loc_rate"], fail_count=derived["fail_count"]))
                 apply_latest(conn, host_id, report_id, collected_at, derived)
             done += 1
@@ -158,8 +180,23 @@ def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
                 log("%d/%d" % (done, len(rows)))
         with db.write_tx(engine) as conn:
             from scanner.server.store.audit import audit
-            audit(conn, "cli", "reevaluate", None, {"reports": done, "profile": profile, "orgs": list(scope.orgs)},
-                  org=scope.root())
+            audit(conn, "cli", "reevaluate", None, {"reports": done, "profile": profile, "orgs": list(scope.orgs),
+                                                    "skipped": len(skipped)}, org=scope.root())
     finally:
         engine.dispose()
-    return done
+    return done, skipped
+
+
+class UnknownProfile(ValueError):
+    pass
+
+
+def _stored_profile(doc, installed):
+    """The profile a stored report names, when it is one of the installed profiles' names."""
+    name = (doc.get("summary") if isinstance(doc.get("summary"), dict) else {}).get("profile")
+    if name is None:
+        return "all"
+    if not isinstance(name, str) or name not in installed:
+        raise UnknownProfile("the report names profile %r, which is not installed here (installed: %s); "
+                             "re-evaluate it with --profile NAME" % (str(name)[:80], ", ".join(sorted(installed))))
+    return name

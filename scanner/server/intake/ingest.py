@@ -9,14 +9,13 @@ import base64
 import binascii
 import gzip
 import hashlib
-import json
 import re
 import uuid
 import zlib
 
 from sqlalchemy import delete, insert, select, update
 
-from scanner.server.store import db
+from scanner.server.store import db, jsondoc
 from scanner.server.errors import ApiError, bad_request, forbidden, unauthorized
 from scanner.server.access.accounts import consume_token
 from scanner.server.store.audit import audit
@@ -25,6 +24,7 @@ from scanner.server.util import clean_text, dumps, iso, now
 SCHEMA = "xcscan.report/1"
 SIGN_PREFIX = b"xcscan-report/1\n"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")  # ASCII only: str.isdigit() also accepts other scripts' digits
 STATUSES = ("pass", "fail", "error", "not_applicable", "manual", "waived")
 
 
@@ -69,7 +69,8 @@ def enroll(engine, token, hostname, machine_id, public_key, ip=None, host_id=Non
 
 # --- body handling ---------------------------------------------------------------------------------
 def decompress(raw, encoding, limit):
-    """The uncompressed body; a zip bomb stops at ``limit``."""
+    """The uncompressed body: exactly one gzip member, nothing after it, stopped at ``limit``
+    while inflating (a zip bomb never grows past it)."""
     encoding = (encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
         if len(raw) > limit:
@@ -89,6 +90,11 @@ def decompress(raw, encoding, limit):
         raise too_large(limit)
     if not d.eof:
         raise bad_request("bad_gzip", "gzip stream is truncated")
+    if d.unused_data:
+        # a second member or trailing bytes: gzip readers would see a different document than the
+        # one whose signature was checked
+        raise bad_request("bad_gzip", "%d byte(s) after the end of the gzip member; send exactly one gzip "
+                          "member and nothing after it" % len(d.unused_data))
     return out
 
 
@@ -97,15 +103,22 @@ def load_public_key(public_key_b64):
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
 
 
-def verify_signature(key, host_id, timestamp, body, signature):
-    """Check the Ed25519 signature (``key``: a loaded public key or its base64 text)."""
-    from cryptography.exceptions import InvalidSignature
+def decode_signature(signature):
+    """The 64 raw bytes of a base64 Ed25519 signature header."""
     try:
         sig = base64.b64decode(signature or "", validate=True)
     except (binascii.Error, ValueError):
         sig = b""
     if len(sig) != 64:
         raise unauthorized("bad_signature", "X-Xcscan-Signature must be a base64 Ed25519 signature")
+    return sig
+
+
+def verify_signature(key, host_id, timestamp, body, signature):
+    """Check the Ed25519 signature (``key``: a loaded public key or its base64 text; ``signature``:
+    the header text or its decoded bytes)."""
+    from cryptography.exceptions import InvalidSignature
+    sig = signature if isinstance(signature, bytes) else decode_signature(signature)
     if isinstance(key, str):
         key = load_public_key(key)
     message = SIGN_PREFIX + host_id.encode("ascii") + b"\n" + timestamp.encode("ascii") + b"\n" + body
@@ -115,27 +128,16 @@ def verify_signature(key, host_id, timestamp, body, signature):
         raise unauthorized("bad_signature", "signature does not verify for this host and body")
 
 
-def _json_loads():
-    try:
-        import orjson  # 3-5x faster on report-sized documents; optional
-        return orjson.loads
-    except ImportError:
-        return json.loads
-
-
-_LOADS = _json_loads()
-
-
 def parse_report(body):
+    """The report document, read by the parser and limits every later reader uses (jsondoc)."""
     try:
-        # orjson rejects bytes that are not UTF-8 itself; json.loads would guess UTF-16/32
-        doc = _LOADS(body) if _LOADS is not json.loads else json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise bad_request("bad_json", "body is not UTF-8")
-    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError too
-        if "utf-8" in str(exc).lower() or "surrogate" in str(exc).lower():
-            raise bad_request("bad_json", "body is not UTF-8")
-        raise bad_request("bad_json", "body is not valid JSON: %s" % exc)
+        doc = jsondoc.parse(body)
+    except jsondoc.JsonLimitError as exc:
+        if exc.limit:
+            raise ApiError(413, "over_limit", "report refused: %s (limits: depth %d, %d characters per string, "
+                           "%d items per array or object; docs/server.md)" % (exc, jsondoc.MAX_DEPTH,
+                                                                             jsondoc.MAX_STRING, jsondoc.MAX_ITEMS))
+        raise bad_request("bad_json", "body is %s" % exc)
     if not isinstance(doc, dict):
         raise ApiError(422, "bad_schema", "report must be a JSON object")
     if doc.get("schema") != SCHEMA:
@@ -307,6 +309,15 @@ def ack(report_id, host_id, received_at):
     return {"report_id": report_id, "host_id": host_id, "received_at": iso(received_at), "status": "accepted"}
 
 
+class Sender(object):
+    """Who sent a report, from its headers: checked before the body is read."""
+    __slots__ = ("host_id", "timestamp", "signature", "key", "machine_id")
+
+    def __init__(self, host_id, timestamp, signature, key, machine_id):
+        self.host_id, self.timestamp, self.signature, self.key, self.machine_id = \
+            host_id, timestamp, signature, key, machine_id
+
+
 class HostKeys(object):
     """Enrolled hosts' public keys and machine ids, read once per process.
 
@@ -346,33 +357,46 @@ class Intake(object):
         self.writer = writer or BatchWriter(engine)
         self.hosts = HostKeys(engine)
 
-    def submit(self, raw, encoding, host_id, timestamp, signature):
-        """Verify and store one report; return the acknowledgement."""
+    def check_headers(self, host_id, timestamp, signature):
+        """The sender, from the headers alone (before any body is read or inflated): the host id,
+        timestamp and signature well-formed, the host enrolled and the timestamp in the window.
+        Returns what ``submit_body`` needs."""
         settings = self.settings
-        if len(raw) > settings.max_body:
-            raise too_large(settings.max_body)
-        body = decompress(raw, encoding, settings.max_body)
         if not isinstance(host_id, str) or not UUID_RE.match(host_id):
             raise unauthorized("unknown_host", "X-Xcscan-Host is missing or not a host id; enroll first")
+        if not isinstance(timestamp, str) or not TIMESTAMP_RE.match(timestamp):
+            raise unauthorized("bad_signature", "X-Xcscan-Timestamp must be integer unix seconds (ASCII digits)")
+        sig = decode_signature(signature)
         host = self.hosts.get(host_id)
         if host is None:
             raise unauthorized("unknown_host", "unknown host id; enroll first")
-        key, machine_id = host
-        if not isinstance(timestamp, str) or not timestamp.isdigit() or len(timestamp) > 12:
-            raise unauthorized("bad_signature", "X-Xcscan-Timestamp must be integer unix seconds")
-        verify_signature(key, host_id, timestamp, body, signature)
         ts = int(timestamp)
         t = now()
         if ts < t - settings.max_past or ts > t + settings.max_future:
             raise unauthorized("stale_timestamp", "signature timestamp is outside the accepted window "
                                "(%d days old to %d seconds ahead); check the host clock"
                                % (settings.max_past // 86400, settings.max_future))
+        return Sender(host_id, timestamp, sig, host[0], host[1])
+
+    def submit(self, raw, encoding, host_id, timestamp, signature):
+        """Verify and store one report; return the acknowledgement."""
+        return self.submit_body(self.check_headers(host_id, timestamp, signature), raw, encoding)
+
+    def submit_body(self, sender, raw, encoding):
+        """Inflate (bounded), verify the signature over exactly the bytes that are stored, parse
+        with the readers' limits, derive and store."""
+        settings = self.settings
+        if len(raw) > settings.max_body:
+            raise too_large(settings.max_body)
+        body = decompress(raw, encoding, settings.max_body)
+        verify_signature(sender.key, sender.host_id, sender.timestamp, body, sender.signature)
         doc = parse_report(body)
         report_id = doc["report_id"].lower()
-        if machine_id and doc["host"].get("machine_id") != machine_id:
+        if sender.machine_id and doc["host"].get("machine_id") != sender.machine_id:
             raise forbidden("host_mismatch", "the report's host.machine_id does not match the enrolled host")
         derived = derive(doc)
         stored = raw if encoding and encoding.strip().lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)
         from scanner.server.intake.batch import Item
-        item = Item(report_id, host_id, t, ts, derived, stored, len(body), hashlib.sha256(body).hexdigest())
+        item = Item(report_id, sender.host_id, now(), int(sender.timestamp), derived, stored, len(body),
+                    hashlib.sha256(body).hexdigest())
         return self.writer.write(item)

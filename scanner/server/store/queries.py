@@ -8,10 +8,11 @@ from __future__ import annotations
 from sqlalchemy import and_, case, func, literal, or_, select
 
 from scanner.server.store import db
+from scanner.server.store.jsondoc import decode, decode_rows
 from scanner.server.errors import not_found
-from scanner.server.store.reports import report_document
+from scanner.server.store.reports import readable_document
 from scanner.server.store.scope import check
-from scanner.server.util import loads, normalise_org, now, org_ancestors
+from scanner.server.util import normalise_org, now, org_ancestors
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -153,15 +154,17 @@ def get_host(engine, scope, host_id):
             raise not_found("no host %s" % host_id)
         host = dict(row)
         c = db.components
-        host["components"] = [dict(r, evidence=loads(r["evidence"], []), substitutes=loads(r["substitutes"], []))
-                              for r in conn.execute(select(c).where(c.c.host_id == host_id).order_by(c.c.seq)).mappings()]
+        host["components"] = decode_rows(
+            conn.execute(select(c).where(c.c.host_id == host_id).order_by(c.c.seq)).mappings().all(),
+            lambda r: dict(r, evidence=decode(r["evidence"], []), substitutes=decode(r["substitutes"], [])), "host")
         hp = db.host_profiles
         host["profiles"] = [dict(r) for r in conn.execute(
             select(hp).where(hp.c.host_id == host_id).order_by(hp.c.profile)).mappings()]
         r = db.results
         eff = effective_status().label("effective_status")
-        host["results"] = [_result_out(x) for x in conn.execute(
-            select(r, eff).where(r.c.host_id == host_id).order_by(r.c.profile, r.c.rule_id)).mappings()]
+        host["results"] = decode_rows(conn.execute(
+            select(r, eff).where(r.c.host_id == host_id).order_by(r.c.profile, r.c.rule_id)).mappings().all(),
+            _result_out, "host")
     for comp in host["components"]:
         comp.pop("host_id", None)
     return host
@@ -187,7 +190,7 @@ def group_results(results):
 def _result_out(row):
     d = dict(row)
     for key in ("actual", "expected", "evidence"):
-        d[key] = loads(d.get(key))
+        d[key] = decode(d.get(key))
     d["reported_status"] = d["status"]
     d["status"] = d.pop("effective_status")
     return d
@@ -227,8 +230,8 @@ def _comp_key(c):
 
 def drift(engine, scope, host_id, report_a, report_b):
     """What changed from scan A to scan B: components and rule statuses."""
-    a = report_document(get_report(engine, scope, report_a, host_id))
-    b = report_document(get_report(engine, scope, report_b, host_id))
+    a = readable_document(get_report(engine, scope, report_a, host_id))
+    b = readable_document(get_report(engine, scope, report_b, host_id))
     ca = {_comp_key(c): c for c in (a.get("inventory") or {}).get("components") or []}
     cb = {_comp_key(c): c for c in (b.get("inventory") or {}).get("components") or []}
     comps = []
@@ -295,9 +298,10 @@ def findings_query(scope, org=None, profile=None, rule=None, severity=None, stat
 
 
 def finding_out(row):
+    """A findings row with its JSON columns decoded (jsondoc.Unreadable when one cannot be read)."""
     d = dict(row)
-    d["actual"] = loads(d["actual"])
-    d["expected"] = loads(d["expected"])
+    d["actual"] = decode(d["actual"])
+    d["expected"] = decode(d["expected"])
     return d
 
 
@@ -307,7 +311,8 @@ def findings(engine, scope, org=None, profile=None, rule=None, severity=None, st
     query = findings_query(scope, org, profile, rule, severity, status, category, host, q, sort, desc)
     query = query.limit(limit).offset(offset)
     with engine.connect() as conn:
-        out = [finding_out(row) for row in conn.execute(query).mappings()]
+        # fetched before decoding (no statement left open); a row that cannot be read is skipped
+        out = decode_rows(conn.execute(query).mappings().all(), finding_out, "findings")
         if out and not offset and len(out) < limit:
             total = len(out)
         else:
@@ -508,8 +513,9 @@ def rule_hosts(engine, scope, rule_id, status=None, limit=None, offset=0):
     if limit is not None:
         q = q.limit(limit)
     with engine.connect() as conn:
-        rows = [dict(x, actual=loads(x["actual"]), expected=loads(x["expected"]), evidence=loads(x["evidence"]))
-                for x in conn.execute(q).mappings()]
+        rows = decode_rows(conn.execute(q).mappings().all(),
+                           lambda x: dict(x, actual=decode(x["actual"]), expected=decode(x["expected"]),
+                                          evidence=decode(x["evidence"])), "rule")
         if limit is None or (not offset and len(rows) < limit):
             total = offset + len(rows)
         else:
@@ -529,8 +535,8 @@ def audit_entries(engine, scope, limit=500, offset=0, actor=None):
         q = q.where(or_(and_(a.c.org_path.is_not(None), cond), a.c.actor == actor) if actor else
                     and_(a.c.org_path.is_not(None), cond))
     with engine.connect() as conn:
-        return [dict(r, detail=loads(r["detail"])) for r in
-                conn.execute(q.order_by(a.c.id.desc()).limit(limit).offset(offset)).mappings()]
+        rows = conn.execute(q.order_by(a.c.id.desc()).limit(limit).offset(offset)).mappings().all()
+    return decode_rows(rows, lambda r: dict(r, detail=decode(r["detail"])), "audit")
 
 
 def inventory_query(scope, org=None, category=None, origin=None):

@@ -1,11 +1,42 @@
 """Stored report documents."""
 from __future__ import annotations
 
-import gzip
-import json
+import zlib
+
+from scanner.server.errors import ApiError
+from scanner.server.store import jsondoc
+
+# Intake stores at most settings.max_body (16 MiB by default) per report; an older or hand-written
+# row is still inflated no further than this.
+MAX_STORED = 64 * 1024 * 1024
+
+
+def inflate(blob, limit=MAX_STORED):
+    """The bytes of one stored gzip member, at most ``limit`` of them; Unreadable otherwise."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(blob, limit + 1)
+    except zlib.error as exc:
+        raise jsondoc.Unreadable("stored gzip data is corrupt: %s" % exc)
+    if len(out) > limit or d.unconsumed_tail:
+        raise jsondoc.Unreadable("stored report inflates beyond %d bytes" % limit)
+    if not d.eof:
+        raise jsondoc.Unreadable("stored gzip data is truncated")
+    return out
 
 
 def report_document(row):
-    """The stored document: re-evaluated when available, else the original signed body."""
+    """The stored document: re-evaluated when available, else the original signed body.
+    Unreadable when the stored bytes cannot be read back within the readers' limits."""
     blob = row["evaluated_gz"] if row.get("evaluated_gz") else row["body_gz"]
-    return json.loads(gzip.decompress(blob).decode("utf-8"))
+    return jsondoc.decode(inflate(blob))
+
+
+def readable_document(row):
+    """``report_document`` for a view of one report: an unreadable one is a clear error, not a 500."""
+    try:
+        return report_document(row)
+    except jsondoc.Unreadable as exc:
+        jsondoc.skipped("report", row, exc)
+        raise ApiError(422, "unreadable_report", "stored report %s cannot be read back (%s); it is kept in the "
+                       "database for the administrator" % (row.get("id"), exc))

@@ -110,8 +110,13 @@ REPORT_BODY = {"requestBody": {"required": True, "content": {"application/json":
              openapi_extra=REPORT_BODY, tags=["agent"])
 async def submit_report(request: Request):
     settings = request.app.state.settings
+    intake = request.app.state.intake
+    h = request.headers
+    # who is sending comes first: an unknown or malformed sender is refused before its body is read
+    sender = await run_in_threadpool(intake.check_headers, h.get("x-xcscan-host"), h.get("x-xcscan-timestamp"),
+                                     h.get("x-xcscan-signature"))
     limit = settings.max_body
-    declared = request.headers.get("content-length")
+    declared = h.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ingest.too_large(limit)
     chunks, size = [], 0
@@ -120,10 +125,7 @@ async def submit_report(request: Request):
         if size > limit:
             raise ingest.too_large(limit)
         chunks.append(chunk)
-    h = request.headers
-    ack = await run_in_threadpool(request.app.state.intake.submit, b"".join(chunks),
-                                  h.get("content-encoding"), h.get("x-xcscan-host"), h.get("x-xcscan-timestamp"),
-                                  h.get("x-xcscan-signature"))
+    ack = await run_in_threadpool(intake.submit_body, sender, b"".join(chunks), h.get("content-encoding"))
     request.app.state.metrics.accepted()
     return ack
 
@@ -204,7 +206,7 @@ def report(report_id: str, request: Request, user=Depends(require(*READERS))):
     """The stored report document (re-evaluated if `xcscan server reevaluate` ran), audited as an export."""
     engine = request.app.state.engine
     row = queries.get_report(engine, user["scope"], report_id)
-    doc = reports.report_document(row)
+    doc = reports.readable_document(row)
     _audit(request, user, "export.report", report_id, {"host_id": row["host_id"]}, org=row["org_path"])
     return doc
 

@@ -71,15 +71,19 @@ def csv_chunks(rows, columns, fields, lang=None, counter=None):
 
 def json_chunks(rows, columns, counter=None):
     """A JSON array of objects in chunks; JSON columns are embedded as JSON, not as strings."""
-    from scanner.server.util import loads
+    from scanner.server.store import jsondoc
     yield "["
     n = 0
     parts = []
     for row in rows:
         d = dict(zip(columns, row))
-        for key in JSON_COLUMNS:
-            if key in d:
-                d[key] = loads(d[key])
+        try:  # the readers' limits: a stored row that cannot be read is logged and left out
+            for key in JSON_COLUMNS:
+                if key in d:
+                    d[key] = jsondoc.decode(d[key])
+        except jsondoc.Unreadable as exc:
+            jsondoc.skipped("export", d, exc)
+            continue
         parts.append(json.dumps(d, ensure_ascii=False))
         n += 1
         if len(parts) == FLUSH_ROWS:
