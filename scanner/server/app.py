@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,13 +46,25 @@ class GuardMiddleware(object):
     skipped because they cannot be read (X-Xcscan-Skipped-Rows), and any unhandled exception
     answered with the generic 500 here (so the keep-alive connection stays usable)."""
 
-    def __init__(self, app, on_error):
+    def __init__(self, app, on_error, max_request_body=64 * 1024):
         self.app = app
         self.on_error = on_error
+        self.max_request_body = max_request_body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        refusal = refuse_parameters(scope)
+        if refusal is None and scope["path"] != REPORTS_PATH:
+            # every body but a report's is small: read it here, bounded, before anything parses it
+            refusal, receive = await read_small_body(scope, receive, self.max_request_body)
+        if refusal is not None:
+            status, code, message = refusal
+            response = _error_response(Request(scope), status, code, message)
+            return await self._with_headers(scope, receive, send, response)
+        await self._with_headers(scope, receive, send, None)
+
+    async def _with_headers(self, scope, receive, send, response):
         from starlette.datastructures import MutableHeaders
         is_api = scope["path"].startswith("/api/")
         https = scope.get("scheme") == "https"
@@ -68,12 +81,16 @@ class GuardMiddleware(object):
                 headers.setdefault("X-Frame-Options", "DENY")
                 if not is_api:
                     headers.setdefault("Content-Security-Policy", CSP)
-                    headers.setdefault("Cache-Control", "no-store")
+                # pages and API answers carry sessions, enrollment tokens, evidence and exports:
+                # no cache (browser or proxy) keeps a copy
+                headers.setdefault("Cache-Control", "no-store")
                 if https:
                     headers.setdefault("Strict-Transport-Security", "max-age=31536000")
                 if skipped.rows:
                     headers["X-Xcscan-Skipped-Rows"] = str(skipped.rows)
             await send(message)
+        if response is not None:
+            return await response(scope, receive, guarded_send)
         try:
             await self.app(scope, receive, guarded_send)
         except Exception as exc:  # noqa: BLE001 - answered here, never shown to the client
@@ -81,6 +98,51 @@ class GuardMiddleware(object):
                 raise
             response = self.on_error(Request(scope), exc)
             await response(scope, receive, guarded_send)
+
+
+REPORTS_PATH = "/api/v1/reports"
+ASCII_DIGITS = re.compile(r"^[0-9]{1,18}$")
+
+
+def refuse_parameters(scope):
+    """(status, code, message) for a request whose path or query carries a NUL character (no
+    database stores one; PostgreSQL refuses them), else None."""
+    if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"") or b"\x00" in scope.get("query_string", b""):
+        return 400, "bad_parameter", "NUL characters are not accepted in the path or query"
+    return None
+
+
+async def read_small_body(scope, receive, limit):
+    """Read the whole body, refusing (413) one declared or found larger than ``limit`` bytes before
+    reading on; return (refusal or None, a receive that replays the body)."""
+    from starlette.datastructures import Headers
+    declared = Headers(scope=scope).get("content-length")
+    if declared is not None:
+        if not ASCII_DIGITS.match(declared.strip()):
+            return (400, "bad_request", "Content-Length must be ASCII digits"), receive
+        if int(declared) > limit:
+            return (413, "too_large", "request body exceeds the %d byte limit of this route" % limit), receive
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # disconnected
+        size += len(message.get("body", b""))
+        if size > limit:
+            return (413, "too_large", "request body exceeds the %d byte limit of this route" % limit), receive
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    if b"\x00" in body or b"%00" in body or b"\\u0000" in body:
+        return (400, "bad_parameter", "NUL characters are not accepted in a request body"), receive
+    replayed = [False]
+
+    async def replay():
+        if not replayed[0]:
+            replayed[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return None, replay
 
 
 def create_app(settings, engine=None):
@@ -114,7 +176,7 @@ def create_app(settings, engine=None):
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_%d" % exc.status_code)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_%d" % exc.status_code)
         message = exc.detail if isinstance(exc.detail, str) else code
         return _error_response(request, exc.status_code, code, message, getattr(exc, "headers", None))
 
@@ -128,7 +190,7 @@ def create_app(settings, engine=None):
     async def _internal(request: Request, exc: Exception):  # backstop; the middleware below answers first
         return _internal_response(request, exc)
 
-    app.add_middleware(GuardMiddleware, on_error=_internal_response)
+    app.add_middleware(GuardMiddleware, on_error=_internal_response, max_request_body=settings.max_request_body)
     app.include_router(api.router)
     app.include_router(make_router())   # before the pages: their /{...} routes would take /metrics
     app.include_router(fixes.router)

@@ -110,11 +110,31 @@ def serve(settings, host="127.0.0.1", port=8443, workers=1, tls=True, log_level=
         kwargs.update(ssl_certfile=cert, ssl_keyfile=key)
     os.environ["XCSCAN_SERVER_DIR"] = settings.data_dir
     os.environ["XCSCAN_SERVER_DB"] = settings.db_url
+    raise_open_file_limit()
     try:
         uvicorn.run("scanner.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, proxy_headers=False, timeout_graceful_shutdown=5, server_header=False, date_header=True, **kwargs)
+                    log_level=log_level, proxy_headers=False, timeout_graceful_shutdown=5, server_header=False,
+                    date_header=True,
+                    # request deadlines, head limits and the per-client cap (connguard.py)
+                    http="scanner.server.connguard:GuardedH11Protocol",
+                    h11_max_incomplete_event_size=settings.max_header_bytes + 4096,
+                    timeout_keep_alive=settings.keep_alive_timeout,
+                    limit_concurrency=settings.max_connections or None, **kwargs)
     except socket.error as exc:
         raise XcscanError("cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc))
+
+
+def raise_open_file_limit():
+    """Open files up to the hard limit: each connection holds one (the common soft limit of 1,024
+    would otherwise cap the server below max_connections)."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536) if hard != resource.RLIM_INFINITY
+                                                       else 65536, hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):

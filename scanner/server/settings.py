@@ -29,6 +29,15 @@ class Settings:
     # Prometheus /metrics: off unless a bearer token or an allow-list of addresses/CIDRs is set
     metrics_token: str = ""
     metrics_allow: str = ""
+    # connections and requests (scanner/server/connguard.py; docs/server.md "Security model")
+    max_request_body: int = 64 * 1024  # every body but a report's, refused before it is parsed
+    header_timeout: int = 10  # seconds to receive a request head
+    body_timeout: int = 120  # seconds to receive a request body after its head
+    keep_alive_timeout: int = 5  # an idle kept-alive connection is closed after this
+    max_header_bytes: int = 16 * 1024  # request line and header fields (431 beyond)
+    max_headers: int = 100  # header fields per request (431 beyond)
+    max_connections_per_client: int = 32  # open connections from one address per worker (0: no cap)
+    max_connections: int = 900  # per worker; beyond it requests are answered 503
 
     def __post_init__(self):
         self.data_dir = os.path.abspath(self.data_dir)

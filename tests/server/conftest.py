@@ -18,6 +18,16 @@ from server_support import IN_CI, PG_BASE, _pg_admin_conn, make_server  # noqa: 
 @pytest.fixture(scope="session")
 def pg_url():
     """A fresh PostgreSQL database for this session; dropped at the end."""
+    yield from _fresh_pg_database()
+
+
+@pytest.fixture(scope="module")
+def pg_url_module():
+    """A fresh PostgreSQL database for one module's own server; dropped at the end."""
+    yield from _fresh_pg_database()
+
+
+def _fresh_pg_database():
     try:
         import psycopg
         conn = _pg_admin_conn()

@@ -117,11 +117,20 @@ class Server(object):
                     for t in db.metadata.sorted_tables if t.name not in ("audit_log", "sessions", "login_throttle")}
 
 
-def make_server(tmp_path_factory, kind, pg=None, workers=1):
+def make_server(tmp_path_factory, kind, pg=None, workers=1, settings=None):
+    """A started server; ``settings``: server.json values to set after init (limits under test)."""
     data = tmp_path_factory.mktemp("srv-%s" % kind)
     db_url = pg if kind == "postgres" else None
     srv = Server(data, db_url, kind)
     srv.cli("server", "init", env={"XCSCAN_ADMIN_PASSWORD": ADMIN[1]})
+    if settings:
+        import json
+        cfg = os.path.join(srv.data_dir, "server.json")
+        with open(cfg, encoding="utf-8") as fh:
+            values = json.load(fh)
+        values.update(settings)
+        with open(cfg, "w", encoding="utf-8") as fh:
+            json.dump(values, fh)
     srv.cli("server", "user", "add", OFFICER[0], "--role", "officer", env={"XCSCAN_USER_PASSWORD": OFFICER[1]})
     srv.cli("server", "user", "add", AUDITOR[0], "--role", "auditor", env={"XCSCAN_USER_PASSWORD": AUDITOR[1]})
     return srv.start(workers)

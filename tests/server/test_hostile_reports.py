@@ -83,11 +83,15 @@ def test_report_nesting_a_thousand_deep_is_refused_at_intake(server, agent, wher
 def test_report_within_the_limits_is_stored_and_read_back(server, agent):
     doc = agent.report(fail_rules=[RULE])
     doc["results"][0]["actual"] = nested(50, leaf="deep-but-fine")
+    for i, scalar in enumerate((None, 5, 2.5, True, "")):  # plain values are read back as they are
+        doc["results"][1 + i].update(status="fail", actual=scalar)
     with server.client() as c:
         assert agent.submit(c, doc).status_code == 200
     with server.login() as c:
         rows = c.get("/api/v1/findings", params={"host": agent.host_id, "rule": RULE}).json()
         assert rows and json.dumps(rows[0]["actual"]).count("deep-but-fine") == 1
+        mine = {r["rule_id"]: r["actual"] for r in c.get("/api/v1/findings", params={"host": agent.host_id}).json()}
+        assert [mine[r["rule_id"]] for r in doc["results"][1:6]] == [None, 5, 2.5, True, ""]
         assert "X-Xcscan-Skipped-Rows" not in c.get("/api/v1/findings").headers
         raw = c.get("/api/v1/reports/%s" % doc["report_id"])
         assert raw.status_code == 200 and raw.json()["results"][0]["actual"] == doc["results"][0]["actual"]

@@ -78,8 +78,11 @@ def _within_limits(value):
     # Iterative (a recursive walk would itself overflow on the documents it is meant to refuse).
     # Only containers go on the stack; strings are measured where they are met.
     str_, dict_, list_ = str, dict, list
-    if value.__class__ is str_:
+    cls = value.__class__
+    if cls is str_:
         return len(value) <= MAX_STRING
+    if cls is not dict_ and cls is not list_:
+        return True  # a number, true, false or null
     stack = [(value, 1)]
     push, pop = stack.append, stack.pop
     nodes = 0

@@ -117,7 +117,7 @@ async def submit_report(request: Request):
                                      h.get("x-xcscan-signature"))
     limit = settings.max_body
     declared = h.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.strip().isascii() and declared.strip().isdigit() and int(declared) > limit:
         raise ingest.too_large(limit)
     chunks, size = [], 0
     async for chunk in request.stream():
