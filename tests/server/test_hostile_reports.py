@@ -134,9 +134,13 @@ def test_every_fleet_view_skips_a_stored_row_it_cannot_read(server, agent):
             assert RULE not in {r["rule_id"] for r in page.json()["results"]} and page.json()["results"]
             rule = c.get("/api/v1/rules/%s/hosts" % RULE)
             assert rule.status_code == 200 and rule.headers["X-Xcscan-Skipped-Rows"] == "1"
+            # CSV cells carry stored JSON text as it is (never parsed); the JSON export decodes and skips
             csv_export = c.get("/api/v1/export/findings", params={"format": "csv", "rule": RULE})
             assert csv_export.status_code == 200 and agent.host_id in csv_export.text
-            assert victim.host_id not in csv_export.text
+            json_export = c.get("/api/v1/export/findings", params={"format": "json", "rule": RULE})
+            assert json_export.status_code == 200
+            exported = {r["host_id"] for r in json_export.json()}
+            assert agent.host_id in exported and victim.host_id not in exported
             audit = c.get("/api/v1/audit", params={"limit": 50})
             assert audit.status_code == 200 and audit.headers["X-Xcscan-Skipped-Rows"] == "1"
             raw = c.get("/api/v1/reports/%s" % report_id)
