@@ -214,32 +214,45 @@ xc_mode() { # SYMBOLIC_MODE OWNER GROUP PATH... (globs expanded by the caller)
     done
 }
 
+# offline (an image): the [Install] links themselves, as the planner does; live: systemctl
 xc_unit() { # enabled|disabled UNIT
-    if [ "$1" = enabled ]; then
-        found=0
-        for d in /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system \
-                 /lib/systemd/system; do
-            { [ -f "$ROOT$d/$2" ] || [ -L "$ROOT$d/$2" ]; } && found=1
-        done
-        [ $found = 1 ] || { xc_log "skipped: unit $2 is not installed"; return 0; }
+    unitfile=""
+    for d in /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system \
+             /lib/systemd/system; do
+        if [ -z "$unitfile" ] && { [ -f "$ROOT$d/$2" ] || [ -L "$ROOT$d/$2" ]; }; then unitfile=$d/$2; fi
+    done
+    if [ "$1" = enabled ] && [ -z "$unitfile" ]; then
+        xc_log "skipped: unit $2 is not installed"; return 0
     fi
     if [ $LIVE = 1 ]; then
         if [ "$1" = disabled ]; then
             systemctl is-enabled --quiet "$2" 2>/dev/null || return 0
             systemctl disable --now "$2" || xc_fail "systemctl disable $2"
         else
+            systemctl is-enabled --quiet "$2" 2>/dev/null && systemctl is-active --quiet "$2" && return 0
             systemctl enable --now "$2" || xc_fail "systemctl enable $2"
         fi
-    else
-        if [ "$1" = disabled ]; then
-            systemctl --root="$ROOT" is-enabled --quiet "$2" 2>/dev/null || return 0
-            systemctl --root="$ROOT" disable "$2" 2>/dev/null || xc_fail "systemctl --root disable $2"
-        else
-            systemctl --root="$ROOT" is-enabled --quiet "$2" 2>/dev/null && return 0
-            systemctl --root="$ROOT" enable "$2" 2>/dev/null || xc_fail "systemctl --root enable $2"
-        fi
-        CHANGED=$((CHANGED + 1)); xc_log "changed: $2 $1"
+        return 0
     fi
+    if [ "$1" = disabled ]; then
+        for l in "$ROOT"/etc/systemd/system/*.wants/"$2" "$ROOT"/etc/systemd/system/*.requires/"$2"; do
+            [ -L "$l" ] || continue
+            t=${l#"$ROOT"}
+            xc_backup "$t" && rm -f "$l" && { CHANGED=$((CHANGED + 1)); xc_log "removed: $t"; }
+        done
+        return 0
+    fi
+    [ -L "$ROOT$unitfile" ] && [ "$(readlink "$ROOT$unitfile")" = /dev/null ] && { xc_fail "unit $2 is masked"; return 1; }
+    targets=$(awk '/^\[/ { s = $0 } s == "[Install]" && /^(WantedBy|RequiredBy)[ \t]*=/ {
+        k = $0; sub(/[ \t]*=.*/, "", k); v = $0; sub(/^[^=]*=/, "", v)
+        n = split(v, a, /[ \t]+/); for (i = 1; i <= n; i++) if (a[i] != "") print a[i] (k == "WantedBy" ? ".wants" : ".requires")
+    }' "$ROOT$(xc_resolve "$unitfile")")
+    [ -n "$targets" ] || { xc_fail "unit $2 has no [Install] WantedBy="; return 1; }
+    for t in $targets; do
+        l=/etc/systemd/system/$t/$2
+        { [ -L "$ROOT$l" ] || [ -e "$ROOT$l" ]; } && continue
+        mkdir -p "$ROOT/etc/systemd/system/$t" && ln -s "$unitfile" "$ROOT$l" && { CHANGED=$((CHANGED + 1)); xc_log "changed: $l"; }
+    done
 }
 
 xc_lines() { # PATH MODE LINE...
