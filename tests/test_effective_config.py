@@ -430,6 +430,10 @@ def test_server_command_lines_parse_as_the_servers_do():
     assert rd["config_file"] == "/etc/redis/a.conf"
     assert rd["options"] == {"port": "7000", "save": "", "bind": "1.2.3.4 ::1"}
     assert from_argv(["/opt/dmdbms/bin/dmserver", "path=/data/DAMENG/dm.ini"])["config_file"] == "/data/DAMENG/dm.ini"
+    kb = from_argv(["/opt/Kingbase/ES/V9/Server/bin/kingbase", "-D", "/data/kingbase"])
+    assert (kb["engine"], kb["config_dir"]) == ("kingbase", "/data/kingbase")
+    ctl = from_argv(["/usr/bin/pg_ctl", "start", "-D", "/srv/pg", "-o", "-c listen_addresses=* -p 5433"])
+    assert ctl["config_dir"] == "/srv/pg" and ctl["options"] == {"listen_addresses": "*", "port": "5433"}
 
 
 # ---------------------------------------------------------------- offline facts that are decidable (item 6)

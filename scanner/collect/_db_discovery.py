@@ -91,7 +91,8 @@ def from_argv(argv, env=None, evidence=None):
             elif a == "-l":
                 cand["options"]["ssl"] = "on"
             elif a == "-o" and nxt is not None:  # pg_ctl -o "server options"
-                inner = from_argv(["postgres"] + _split(nxt))
+                inner = from_argv(["postgres"] + _split(nxt), {"PGDATA": ""}) or \
+                    from_argv(["postgres", "-D", ""] + _split(nxt))
                 if inner:
                     cand["options"].update(inner["options"])
                     if inner.get("config_dir"):
