@@ -221,3 +221,48 @@ def test_redis_with_config_argument_listening_everywhere_without_password():
         if proc is not None:
             stop(proc)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def outward_address():
+    """A non-loopback address of this host (None when it has none)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("10.255.255.255", 9))  # no packet is sent for a UDP connect
+        address = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if address.startswith("127.") else address
+
+
+@pytest.mark.skipif(not have("redis-server") or outward_address() is None, reason="needs redis-server and a NIC")
+def test_redis_protected_mode_is_what_redis_itself_enforces():
+    """No bind, no password, protected-mode on (the default): the collector says local_only and the rule
+    passes -- and the real server refuses a client from a non-loopback address, as redis.conf says."""
+    from scanner.collect import db_config
+    from scanner.context import Context
+    base = owned_tempdir("redis")
+    conf = os.path.join(base, "p.conf")
+    port = free_port()
+    with open(conf, "w") as fh:
+        fh.write("port %d\ndir %s\ndaemonize no\nsave \"\"\nset-proc-title no\n" % (port, base))
+    proc = subprocess.Popen([shutil.which("redis-server"), conf], preexec_fn=as_user("redis"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc)
+        client = socket.create_connection((outward_address(), port), timeout=5)
+        client.sendall(b"PING\r\n")
+        reply = client.recv(512)
+        client.close()
+        assert reply.startswith(b"-DENIED"), reply
+        ctx = Context(root="/", live=True)
+        ctx.set_collector("db_config")
+        inst = [i for i in db_config.collect(ctx)["instances"] if i["config_file"] == conf][0]
+        assert inst["listen_all"] is True and inst["settings"]["local_only"] is True
+        res, _ = scan()
+        assert item(res["data-security.cache.unauthenticated-exposed"], conf)["status"] == "pass"
+        assert item(res["data-security.cache.no-auth"], conf)["status"] == "fail"  # still no password at all
+    finally:
+        stop(proc)
+        shutil.rmtree(base, ignore_errors=True)

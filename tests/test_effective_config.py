@@ -701,3 +701,15 @@ def test_sshd_collector_agrees_with_sshd_t(make_root, tmp_path, config):
         assert facts["effective"][keyword].lower() == theirs[keyword].lower(), keyword
     for keyword in ("logingracetime", "clientaliveinterval", "maxauthtries"):
         assert facts["numeric"][keyword] == int(theirs[keyword]), keyword
+
+
+def test_redis_protected_mode_offline(make_root, tmp_path):
+    from scanner.collect import db_config
+    cases = {"port 6379\n": True,                                  # default protected-mode yes, no bind
+             "port 6379\nprotected-mode no\n": False,
+             "port 6379\nrequirepass s3cret\n": False,             # authenticated: the password decides
+             "port 6379\nbind 0.0.0.0\n": False}                   # explicit bind: Redis < 7 is exposed
+    for n, (text, local) in enumerate(sorted(cases.items())):
+        root = make_root({"/etc/redis/redis.conf": text}, root=tmp_path / str(n))
+        inst = db_config.collect(Context(root=root, live=False))["instances"][0]
+        assert inst["settings"]["local_only"] is local, text

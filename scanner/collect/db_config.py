@@ -455,6 +455,11 @@ def _redis_instance(ctx, path, names, options=None, discovered=False):
     inst["settings"]["requirepass_set"] = bool(password)
     inst["settings"]["auth_configured"] = bool(password) or bool(s.get("aclfile")) or bool(
         default_user and "nopass" not in default_user[-1] and re.search(r"(^|\s)(>|#)", default_user[-1]))
+    # protected mode (redis.conf, Redis >= 3.2, on by default): with no explicit bind and no password the
+    # server accepts only 127.0.0.1, ::1 and the Unix socket, whatever it listens on. (Redis 7 extends it
+    # to explicit binds too; without the version that case stays "exposed".)
+    protected = s.get("protected-mode", "yes").strip("\"'").lower() != "no"
+    inst["settings"]["local_only"] = bool(protected and not s.get("bind") and not inst["settings"]["auth_configured"])
     inst["settings"]["config_command_disabled"] = "CONFIG" in renamed or bool(
         default_user and re.search(r"-config\b|-@admin|-@dangerous", default_user[-1], re.I))
     return inst
