@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
+from sqlalchemy import (BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
                         String, Table, Text, UniqueConstraint, create_engine, event, text)
 
 metadata = MetaData(naming_convention={
@@ -190,6 +190,51 @@ waivers = Table(
     Column("revoked_at", BigInteger, nullable=True),
     Column("revoked_by", String(64), nullable=True),
     Index("ix_waivers_rule", "rule_id"),
+)
+
+# --- alerts (scanner/server/workflow/alerts.py) --------------------------------------------------------
+alert_channels = Table(
+    "alert_channels", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # webhook | syslog | email
+    Column("config", Text, nullable=False),  # JSON: url / address / smtp settings
+    Column("secret", String(128), nullable=True),  # webhook HMAC key
+    Column("created_at", BigInteger, nullable=False),
+)
+
+alert_rules = Table(
+    "alert_rules", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),  # new_failure | host_silent | failing_hosts
+    Column("params", Text, nullable=False),  # JSON
+    Column("org_path", String(512), nullable=False),  # the subtree it watches
+    Column("channel_id", Integer, ForeignKey("alert_channels.id", ondelete="CASCADE"), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+alert_state = Table(  # what each rule has already said: one alert per state change, not per report
+    "alert_state", metadata,
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(300), primary_key=True),
+    Column("since", BigInteger, nullable=False),
+)
+
+alert_outbox = Table(  # durable: an event stays until its channel took it
+    "alert_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("channel_id", Integer, ForeignKey("alert_channels.id", ondelete="CASCADE"), nullable=False),
+    Column("event", Text, nullable=False),  # JSON
+    Column("created_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    Column("last_error", String(512), nullable=True),
+    Index("ix_alert_outbox_due", "delivered_at", "next_attempt_at"),
 )
 
 audit_log = Table(
