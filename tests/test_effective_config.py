@@ -233,6 +233,7 @@ def test_systemd_config_files_parse_as_systemd_does(make_root, tmp_path):
         "/run/systemd/timesyncd.conf.d/90-reset.conf": "[Time]\nNTP=\n",
     }, root=tmp_path / "dropins")
     assert run(root, "coredump")[0]["storage"] == "external"
+    assert run(root, "logging")[0]["journald"]["forward_to_syslog"] is False  # journald.conf(5) default
     assert timesyncd_servers(RootFS(root)) == []
     assert verdict(root, "mlps.ri.coredump-storage-off")["status"] == "fail"
 

@@ -160,7 +160,8 @@ def journald(ctx):
     if names is not None:
         active = "systemd-journald" in names or "systemd-journal" in names
     return {"storage": storage, "persistent": persistent, "active": active,
-            "forward_to_syslog": values.get("ForwardToSyslog", "").lower() in ("yes", "true", "1", "on") or None,
+            # journald.conf(5): "By default, only forwarding to wall is enabled" -- unset is no, not unknown
+            "forward_to_syslog": values.get("ForwardToSyslog", "no").lower() in ("yes", "true", "1", "on"),
             "max_retention_sec": values.get("MaxRetentionSec"), "system_max_use": values.get("SystemMaxUse"),
             "seal": values.get("Seal", "yes").lower() in ("yes", "true", "1", "on"), "sources": sources}
 
