@@ -124,7 +124,6 @@ def write_files(rendered, announce=None):
     was written; a file being replaced keeps its mode. Character devices and FIFOs (/dev/null, a
     named pipe) are written in place after that, never replaced; anything else is refused before a
     byte is written. ``announce(path)`` is called for each file written (the CLI's "wrote PATH")."""
-    import tempfile
     from scanner.render.output_target import IN_PLACE, resolve, write_in_place
     temps = []
     replaced = []
@@ -140,6 +139,7 @@ def write_files(rendered, announce=None):
                 streams.append((path, real, text))
                 continue
             directory = os.path.dirname(real)
+            import tempfile  # only when a file is written (stdout alone does not pay for it)
             try:
                 fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(real) + ".",
                                            suffix=".tmp")
