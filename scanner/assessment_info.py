@@ -11,6 +11,9 @@ rendering of the report, here or on the aggregator, shows the same 基本信息.
     assessors: [张伟, 李娜]            # 测评人员
     assessed_on: 2026-12-05            # 测评时间 (optional; default: the scan time)
     timezone: "+08:00"                 # time zone of the times shown (default +08:00, Beijing time)
+    manual:                            # the assessor's verdicts on the manual parts (rule id: ...)
+      mlps.br.local-backup-manual: {verdict: pass, note: 查看了备份策略与最近一次恢复测试记录}
+      mlps.ac.default-passwords-manual: fail
 """
 from __future__ import absolute_import
 
@@ -18,7 +21,9 @@ import datetime
 import re
 
 FIELDS = ("organization", "system", "record_number", "report_number", "level", "assessors", "assessed_on",
-          "timezone")
+          "timezone", "manual")
+MANUAL_VERDICTS = ("pass", "fail", "partial")
+NOTE_LIMIT = 1000
 TEXT_LIMIT = 200
 # names accepted for zones without daylight saving time (Python 3.7 has no zoneinfo)
 ZONE_NAMES = {"Asia/Shanghai": "+08:00", "Asia/Chongqing": "+08:00", "Asia/Urumqi": "+06:00",
@@ -94,7 +99,56 @@ def check(doc, path="--assessment"):
             raise _error(path, "timezone must be a UTC offset such as +08:00 (or one of %s), found %r"
                          % (", ".join(sorted(ZONE_NAMES)), zone))
         out["timezone"] = zone
+    if doc.get("manual") is not None:
+        out["manual"] = _manual(path, doc["manual"])
     return out
+
+
+def _manual(path, given):
+    if not isinstance(given, dict):
+        raise _error(path, "manual maps rule ids to a verdict (pass, fail, partial) or {verdict, note}")
+    out = {}
+    for rule_id, entry in given.items():
+        rule_id = _text(path, "manual rule id", rule_id)
+        if isinstance(entry, str):
+            entry = {"verdict": entry}
+        if not isinstance(entry, dict) or set(entry) - {"verdict", "note"}:
+            raise _error(path, "manual.%s must be a verdict or {verdict, note}" % rule_id)
+        verdict = entry.get("verdict")
+        if verdict not in MANUAL_VERDICTS:
+            raise _error(path, "manual.%s: verdict must be pass, fail or partial, found %r" % (rule_id, verdict))
+        recorded = {"verdict": verdict}
+        if entry.get("note") is not None:
+            note = _text(path, "manual.%s.note" % rule_id, entry["note"]) if len(str(entry["note"])) <= NOTE_LIMIT \
+                else None
+            if note is None:
+                raise _error(path, "manual.%s.note is longer than %d characters" % (rule_id, NOTE_LIMIT))
+            recorded["note"] = note
+        out[rule_id] = recorded
+    return out
+
+
+def apply_manual(report, frame, path="--assessment"):
+    """Record the frame's manual verdicts on the report's manual results (``result.manual_verdict``
+    {verdict, note, by, at}, an added field) and recompute the assessor's reading. A verdict for a
+    rule that has no manual result in the report is an error naming the rule."""
+    manual = (frame or {}).get("manual") or {}
+    if not manual:
+        return report
+    results = dict((r.get("rule_id"), r) for r in report.get("results") or [] if isinstance(r, dict))
+    for rule_id, recorded in manual.items():
+        result = results.get(rule_id)
+        if result is None or result.get("status") != "manual":
+            raise _error(path, "manual.%s: the report has no manual result of that rule%s" % (
+                rule_id, " (its status is %s)" % result.get("status") if result else ""))
+        entry = dict(recorded)
+        if frame.get("assessors"):
+            entry["by"] = "、".join(frame["assessors"])
+        if frame.get("assessed_on"):
+            entry["at"] = frame["assessed_on"]
+        result["manual_verdict"] = entry
+    from scanner.render.assessment import annotate
+    return annotate(report)
 
 
 def load(path):

@@ -108,3 +108,53 @@ def test_scan_with_a_frame_writes_it_into_the_report(tmp_path):
     assert res.exit_code == 0, res.output
     html = target.read_text(encoding="utf-8")
     assert "某市财政局" in html and 'id="risks"' in html and 'id="results"' not in html
+
+
+MANUAL = GOOD + """manual:
+  mlps.br.local-backup-manual: {verdict: pass, note: 查看了备份策略与最近一次恢复测试记录}
+  mlps.ac.default-passwords-manual: fail
+"""
+
+
+def test_manual_verdicts_recorded_in_the_frame_decide_the_units(tmp_path):
+    import re
+    root = materialise("rhel-default", tmp_path)
+    saved = tmp_path / "r.json"
+    res = run(["scan", "--root", root, "--profile", "mlps-l3", "--format", "json", "-o", str(saved), "-q"])
+    assert res.exit_code == 0, res.output
+    before = json.loads(saved.read_text(encoding="utf-8"))
+    verdicts = dict((i["id"], i["verdict"]) for i in before["summary"]["assessment"]["items"])
+    assert verdicts["L3-CES1-29"] == "pending" and verdicts["L3-CES1-06"] == "partial"
+    out = tmp_path / "after.json"
+    html = tmp_path / "after.html"
+    res = run(["report", str(saved), "--assessment", write(tmp_path, MANUAL), "--format", "json", "-o", str(out),
+               "-o", "html:" + str(html), "--lang", "zh", "-q"])
+    assert res.exit_code == 0, res.output
+    after = json.loads(out.read_text(encoding="utf-8"))
+    verdicts = dict((i["id"], i["verdict"]) for i in after["summary"]["assessment"]["items"])
+    assert verdicts["L3-CES1-29"] == "conform"          # the only part, recorded 符合
+    backup = next(r for r in after["results"] if r["rule_id"] == "mlps.br.local-backup-manual")
+    assert backup["manual_verdict"] == {"verdict": "pass", "note": "查看了备份策略与最近一次恢复测试记录",
+                                        "by": "张伟、李娜", "at": "2026-12-01 至 2026-12-05"}
+    assert backup["record"]["zh"].startswith("人工核查结论：符合（张伟、李娜，2026-12-01 至 2026-12-05）")
+    page = html.read_text(encoding="utf-8")
+    assert re.search(r'<h3 id="item-L3-CES1-29" data-verdict="conform">', page)
+    # a recorded failure of a manual part is a finding with its risk
+    assert 'data-rule="mlps.ac.default-passwords-manual" data-risk=' in page
+    assert json.loads(saved.read_text(encoding="utf-8")) == before     # the saved report is not changed
+
+
+@pytest.mark.parametrize("manual,message", [
+    ("  no.such-rule: pass\n", "manual.no.such-rule: the report has no manual result of that rule"),
+    ("  mlps.ia.password-max-age: pass\n", "(its status is fail)"),
+    ("  mlps.br.local-backup-manual: maybe\n", "verdict must be pass, fail or partial"),
+    ("  mlps.br.local-backup-manual: {verdict: pass, by: me}\n", "must be a verdict or {verdict, note}"),
+])
+def test_bad_manual_verdicts_are_refused(tmp_path, manual, message):
+    frame = write(tmp_path, GOOD + "manual:\n" + manual)
+    root = materialise("rhel-default", tmp_path)
+    saved = tmp_path / "r.json"
+    assert run(["scan", "--root", root, "--profile", "mlps-l3", "--format", "json", "-o", str(saved), "-q"]).exit_code == 0
+    res = run(["report", str(saved), "--assessment", frame, "--format", "json"])
+    assert res.exit_code == 1
+    assert message in res.stderr and "assessment.yaml" in res.stderr

@@ -47,5 +47,7 @@ def report(file, fmt, outputs, bom, quiet, lang, reevaluate, profile, waivers, a
         doc = evaluate_report(doc, profile=profile, waivers=waivers)
     frame = load_assessment(assessment)
     if frame is not None:
+        from scanner.assessment_info import apply_manual
         doc["assessment"] = frame     # shown in this rendering; the saved report is not changed
+        apply_manual(doc, frame, assessment)
     emit(doc, fmt, lang, outputs, per_format, bom=bom, quiet=quiet)

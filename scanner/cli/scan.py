@@ -61,7 +61,9 @@ def scan(root, image, allow_unknown_os, profile, waivers, fmt, outputs, bom, qui
     if not os_found:
         mark_unknown_os(report, img.path if img else root)
     if frame is not None:
+        from scanner.assessment_info import apply_manual
         report["assessment"] = frame
+        apply_manual(report, frame, assessment)
     emit(report, fmt, lang, outputs, per_format, bom=bom, quiet=quiet)
     from scanner.cli.report_messages import echo_warnings, fail_on_line
     echo_warnings(report, lang)

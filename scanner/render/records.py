@@ -223,6 +223,14 @@ def record(result, lang="en"):
     status = view.scalar_text(result.get("status"))
     reason = view.pick(result.get("reason"), lang) if result.get("reason") else ""
     if status == "manual":
+        recorded = result.get("manual_verdict") if isinstance(result.get("manual_verdict"), dict) else None
+        if recorded and recorded.get("verdict") in ("pass", "fail", "partial"):
+            verdict = _text(catalog()["manual_verdicts"][recorded["verdict"]], lang)
+            text = _template("manual_recorded", lang, verdict=verdict,
+                             who=view.scalar_text(recorded.get("by")) or "-", when=view.scalar_text(recorded.get("at")) or "-")
+            if recorded.get("note"):
+                text += _template("sentence_join", lang) + view.scalar_text(recorded.get("note"))
+            return text
         return _template("manual", lang, what=reason) if reason else _template("manual_bare", lang)
     if status == "not_applicable":
         return _template("not_applicable", lang, why=reason)
