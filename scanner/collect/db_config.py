@@ -590,8 +590,13 @@ def collect(ctx):
     procs = sockets = None
     if ctx.live:
         from scanner.collect import processes, sockets as sockets_mod
-        procs = processes.collect(ctx) or []
-        sockets = sockets_mod.collect(ctx) or []
+        # the processes/sockets collectors ran just before in a full scan: reuse their snapshot
+        procs = getattr(ctx, "processes_seen", None)
+        if procs is None:
+            procs = processes.collect(ctx) or []
+        sockets = getattr(ctx, "sockets_seen", None)
+        if sockets is None:
+            sockets = sockets_mod.collect(ctx) or []
     candidates = _db_discovery.from_processes(procs or [], fs)
     for cand in candidates:
         if cand["engine"] in PG_DEFAULTS and not cand.get("config_dir") and "config_file" not in cand["options"]:

@@ -126,6 +126,7 @@ def collect(ctx):
         if rec is not None:
             out.append(rec)
     out.sort(key=lambda p: p["pid"])
+    ctx.processes_seen = out  # db_config places database servers from the same snapshot
     if os.geteuid() != 0:
         if any(p["exe"] is None for p in out):
             ctx.error(PROC + "/*/exe", "executables of other users' processes are unreadable "

@@ -109,4 +109,5 @@ def collect(ctx):
         ctx.error(PROC + "/*/fd", "socket owners are unknown: other users' /proc/<pid>/fd is "
                   "readable only by root (run as root)")
     out.sort(key=lambda s: (s["port"], s["proto"], s["address"]))
+    ctx.sockets_seen = out  # db_config reads each server's own listeners from the same snapshot
     return out
