@@ -142,3 +142,21 @@ def test_the_json_report_carries_verdicts_records_and_risks(rhel_default):
         assert key in lockout
     for key in ("counts", "score", "score_without_waivers", "coverage", "failed_by_severity"):
         assert key in doc["summary"]
+
+
+def test_html_control_point_table_matches_the_assessment(rhel_default):
+    got = assessment.assess(rhel_default)
+    for lang in ("zh", "en"):
+        out = render(rhel_default, "html", lang)
+        section = out[out.index('<section id="controls">'):out.index('<section id="risks">')]
+        rows = re.findall(r'<tr class="control" data-control="([^"]+)"><td>([^<]+)</td>(.*?)</tr>', section)
+        assert [r[0] for r in rows] == [area["en"] for area, _c in got["by_control"]]
+        assert [r[1] for r in rows] == [area[lang] for area, _c in got["by_control"]]
+        for (_en, _name, cells), (_area, counts) in zip(rows, got["by_control"]):
+            cell = dict(re.findall(r'data-k="(\w+)">(\d+)<', cells))
+            assert dict((k, int(v)) for k, v in cell.items()) == counts
+        total = re.search(r'<tr class="total">(.*?)</tr>', section).group(1)
+        assert re.findall(r'<th class="num">(\d+)</th>', total)[0] == str(len(got["items"]))
+        # the score and its definition side by side
+        assert re.search(r'id="card-item-score"><div class="v">%s<' % got["score"]["value"], out)
+        assert 'id="score-definition"' in out
