@@ -156,8 +156,8 @@ def test_unprivileged_scan_says_so_at_the_top(nobody_bundle):
     assert named and all(status[rule] == "error" for rule in named)
     assert "mlps.ia.no-empty-passwords" in named          # reads accounts (shadow) facts
     with open(table, encoding="utf-8") as fh:
-        first = fh.readline()
-    assert first.startswith("NOTE: Not run as root (uid 65534)") and "mlps.ia.no-empty-passwords" in first
+        top = fh.read().split("\n\n", 1)[0]      # the notice paragraph (wrapped to the width)
+    assert top.startswith("NOTE: Not run as root (uid 65534)") and "mlps.ia.no-empty-passwords" in top
     assert "xcscan: warning: Not run as root (uid 65534)" in proc.stderr
 
 

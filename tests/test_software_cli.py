@@ -62,5 +62,6 @@ def test_inventory_json_offline_rpm_image(rpm_image):
                                         ("zh", ["达梦数据库", "数据库"])])
 def test_inventory_table_both_languages(rpm_image, lang, words):
     out = xcscan("inventory", "--root", rpm_image, "--lang", lang)
-    for word in words + ["1.21.5", "8.0.36", "package: nginx 1.21.5-4.oe2203", "DmServiceDMSERVER.service"]:
+    evidence = "软件包: nginx 1.21.5-4.oe2203" if lang == "zh" else "package: nginx 1.21.5-4.oe2203"  # kind in lang
+    for word in words + ["1.21.5", "8.0.36", evidence, "DmServiceDMSERVER.service"]:
         assert word in out, word

@@ -27,12 +27,13 @@ def list_(profile, fmt, lang):
         import json
         click.echo(json.dumps([_public(r) for r in selected], ensure_ascii=False, indent=2))
         return
-    from tabulate import tabulate
+    from scanner.render import grid
+    from scanner.render.textwidth import terminal_width
     from scanner.render.view import rule_category
     rows = [[r["id"], t("scan.severity." + r["severity"], lang), rule_category(r["category"], lang),
              ",".join(str(x) for x in r.get("levels") or []), pick(r["title"], lang)] for r in selected]
     headers = [t("rules.col." + k, lang) for k in ("id", "severity", "category", "levels", "title")]
-    click.echo(tabulate(rows, headers=headers, tablefmt="simple"))
+    click.echo(grid.render(headers, rows, terminal_width()))
 
 
 def _public(rule):

@@ -32,7 +32,8 @@ def _list_text(items, limit=4):
 
 
 def render_inventory(report, lang):
-    from tabulate import tabulate
+    from scanner.render import grid
+    from scanner.render.textwidth import terminal_width
     host = report.get("host") or {}
     inv = report.get("inventory") or {}
     lines = []
@@ -60,7 +61,7 @@ def render_inventory(report, lang):
     if rows:
         headers = [t("inventory.col." + k, lang) for k in
                    ("category", "product", "version", "origin", "substitutes", "evidence")]
-        lines.append(tabulate(rows, headers=headers, tablefmt="simple"))
+        lines.append(grid.render(headers, rows, terminal_width()))
     else:
         lines.append(t("inventory.none", lang))
     loc = inv.get("localization") or {}
@@ -78,7 +79,10 @@ def render_inventory(report, lang):
 
 def render(report, lang="en"):
     from scanner.notices import texts
-    parts = ["\n".join(t("notice.prefix", lang) + text for text in texts(report, lang))] if report.get("notices") else []
+    from scanner.render.textwidth import terminal_width, wrap
+    cells = terminal_width()
+    parts = ["\n".join("\n".join(wrap(t("notice.prefix", lang) + text, cells)) for text in texts(report, lang))] \
+        if report.get("notices") else []
     parts.append(render_inventory(report, lang))
     if "results" in report:
         from scanner.render import table_results  # added by the scan command

@@ -6,33 +6,13 @@ from scanner.i18n import pick, t
 SHOWN = ("fail", "error", "waived", "manual")
 
 
-def _width(ch):
-    import unicodedata
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-
-
-def _wrap(text, width, indent=""):
-    """Wrap by display width (CJK characters take two columns); break at spaces when there are any."""
-    lines = []
-    for para in (text or "").split("\n"):
-        line, used = "", 0
-        for word in _tokens(para):
-            w = sum(_width(c) for c in word)
-            if used + w > width and line.strip():
-                lines.append(line.rstrip())
-                line, used = "", 0
-                word = word.lstrip()
-                w = sum(_width(c) for c in word)
-            line += word
-            used += w
-        lines.append(line.rstrip())
-    return ("\n" + indent).join(lines)
-
-
-def _tokens(text):
-    """Words with their leading space; every CJK character is its own token."""
-    import re
-    return re.findall(r"\s*[^\s\u2e80-\u9fff\uff00-\uffef\u3000-\u303f]+|\s*[\u2e80-\u9fff\uff00-\uffef\u3000-\u303f]", text)
+def _block(label, text, cells, pad, lang):
+    """``label: text`` wrapped to the terminal, continuation lines hanging under the text."""
+    from scanner.render.textwidth import width, wrap
+    prefix = pad + (label + ("：" if lang == "zh" else ": ") if label else "")
+    hang = " " * width(prefix)
+    lines = wrap(text, cells - width(prefix))
+    return "\n".join([prefix + lines[0]] + [hang + line for line in lines[1:]])
 
 
 def _finding(result, lang):
@@ -57,19 +37,22 @@ def _finding(result, lang):
         key = "scan.waiver_expired" if waiver.get("expired") else "scan.waived_by"
         lines.append(t(key, lang, approver=waiver.get("approver"), expires=waiver.get("expires"),
                        justification=waiver.get("justification")))
-    return _wrap("\n".join(lines), 84)
+    return "\n".join(lines)
 
 
 def render_results(report, lang="en"):
     """One block per finding (fail, error, waived, manual), most severe first, then the summary.
 
-    A block layout rather than a grid keeps Chinese text readable without a terminal-width library.
+    A block layout rather than a grid keeps Chinese text readable; every line fits the terminal
+    (scanner/render/textwidth.py: display width, 禁则, words and commands kept whole).
     """
     summary = report.get("summary") or {}
     results = report.get("results") or []
     lines = [t("scan.title", lang, profile=summary.get("profile") or "?"), ""]
     hidden = 0
     pad = "    "
+    from scanner.render.textwidth import terminal_width, wrap
+    cells = terminal_width()
     for r in results:
         if r.get("status") not in SHOWN:
             hidden += 1
@@ -77,13 +60,12 @@ def render_results(report, lang="en"):
         head = "[%s] %s  %s" % (t("scan.severity." + str(r.get("severity")), lang),
                                 t("scan.status." + str(r.get("status")), lang), r.get("rule_id"))
         lines.append(head)
-        lines.append(pad + _wrap(pick(r.get("title"), lang), 90, pad))
+        lines.append(_block("", pick(r.get("title"), lang), cells, pad, lang))
         finding = _finding(r, lang)
         if finding:
-            lines.append(pad + t("scan.col.finding", lang) + ": " + finding.replace("\n", "\n" + pad + "  "))
+            lines.append(_block(t("scan.col.finding", lang), finding, cells, pad, lang))
         if r.get("status") in ("fail", "error", "waived"):
-            lines.append(pad + t("scan.col.remediation", lang) + ": " +
-                         _wrap(pick(r.get("remediation"), lang), 84, pad + "  "))
+            lines.append(_block(t("scan.col.remediation", lang), pick(r.get("remediation"), lang), cells, pad, lang))
         lines.append("")
     if not results:
         lines.append(t("scan.none", lang))
@@ -110,4 +92,4 @@ def render_results(report, lang="en"):
         c = cov.get("counts") or {}
         lines.append(t("scan.summary.coverage", lang, level=cov.get("level"), automated=c.get("automated", 0),
                        partial=c.get("partial", 0), manual=c.get("manual", 0), not_covered=c.get("not_covered", 0)))
-    return "\n".join(lines)
+    return "\n".join("\n".join(wrap(line, cells)) if line and not line.startswith(" ") else line for line in lines)
