@@ -427,3 +427,79 @@ def alerts_test(data_dir, db, channel):
     finally:
         engine.dispose()
     click.echo("test event sent to %s" % channel, err=True)
+
+
+@server.group()
+def apikey():
+    """API keys for other systems (asset databases, ticketing) / 接口密钥"""
+
+
+@apikey.command("create")
+@data_dir_option
+@db_option
+@click.argument("name")
+@click.option("--role", type=click.Choice(["auditor", "officer"]), default="auditor", show_default=True,
+              help="auditor: read-only; officer: also waiver requests")
+@click.option("--org", "orgs", multiple=True, help="Org subtree the key sees, repeatable (default: all)")
+@click.option("--expires", default="90d", show_default=True, help="Lifetime: 30d, 12w … (at most 3 years)")
+def apikey_create(data_dir, db, name, role, orgs, expires):
+    """Create a key (printed once, stored hashed) / 创建接口密钥"""
+    from scanner.errors import XcscanError
+    from scanner.server import service
+    from scanner.server.access import apikeys
+    from scanner.server.errors import ApiError
+    from scanner.server.store.scope import Scope
+    from scanner.server.util import iso, parse_duration
+    seconds = parse_duration(expires)
+    if seconds is None:
+        raise XcscanError("--expires %r is not a duration" % expires, hint="use e.g. 30d or 12w")
+    settings = _settings(data_dir, db)
+    engine = service.open_engine(settings)
+    try:
+        key = apikeys.create(engine, name, role, list(orgs) or ["/"], seconds, scope=Scope.everything())
+    except ApiError as exc:
+        raise _api_error(exc)
+    finally:
+        engine.dispose()
+    click.echo(key["key"])
+    click.echo("key %s: %s of %s, expires %s; shown once — store it in the client's secret store"
+               % (key["name"], key["role"], ", ".join(key["orgs"]), iso(key["expires_at"])), err=True)
+
+
+@apikey.command("list")
+@data_dir_option
+@db_option
+def apikey_list(data_dir, db):
+    """Keys with their scope, expiry and last use / 列出接口密钥"""
+    from scanner.server import service
+    from scanner.server.access import apikeys
+    from scanner.server.util import iso
+    settings = _settings(data_dir, db)
+    engine = service.open_engine(settings)
+    try:
+        for k in apikeys.list_keys(engine):
+            click.echo("%s\t%s\t%s\texpires %s\tlast used %s%s" % (
+                k["name"], k["role"], ",".join(k["orgs"]), iso(k["expires_at"]),
+                iso(k["last_used_at"]) if k["last_used_at"] else "never", "\tREVOKED" if k["revoked_at"] else ""))
+    finally:
+        engine.dispose()
+
+
+@apikey.command("revoke")
+@data_dir_option
+@db_option
+@click.argument("name")
+def apikey_revoke(data_dir, db, name):
+    """Revoke a key at once / 吊销接口密钥"""
+    from scanner.server import service
+    from scanner.server.access import apikeys
+    from scanner.server.errors import ApiError
+    settings = _settings(data_dir, db)
+    engine = service.open_engine(settings)
+    try:
+        apikeys.revoke(engine, name)
+    except ApiError as exc:
+        raise _api_error(exc)
+    finally:
+        engine.dispose()
+    click.echo("revoked %s" % name, err=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from scanner.server.access import accounts
+from scanner.server.access import accounts, apikeys
 from scanner.server.errors import ApiError, forbidden
 
 COOKIE = "xcscan_session"
@@ -42,7 +42,10 @@ def current_user(request):
     if not hasattr(request.state, "user"):
         token, via = session_token(request)
         idle = request.app.state.settings.session_idle
-        user = accounts.session_user(request.app.state.engine, token, idle=idle) if token else None
+        if token and via == "bearer" and token.startswith(apikeys.PREFIX):
+            user, via = apikeys.key_user(request.app.state.engine, token), "apikey"
+        else:
+            user = accounts.session_user(request.app.state.engine, token, idle=idle) if token else None
         if user is not None:
             user["via"] = via
         request.state.user = user
@@ -60,5 +63,7 @@ def require(*roles):
         if request.method in UNSAFE and user["via"] == "cookie" \
                 and not accounts.csrf_ok(user, request.headers.get("x-csrf-token")):
             raise forbidden("csrf", "missing or wrong CSRF token")
+        if request.method in UNSAFE and user["via"] == "apikey":
+            apikeys.audit_write(request.app.state.engine, user, request.method, request.url.path, client_ip(request))
         return user
     return dependency

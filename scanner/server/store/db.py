@@ -192,6 +192,20 @@ waivers = Table(
     Index("ix_waivers_rule", "rule_id"),
 )
 
+api_keys = Table(  # scanner/server/access/apikeys.py
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("orgs", Text, nullable=False),  # JSON list of org subtrees
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
 # --- alerts (scanner/server/workflow/alerts.py) --------------------------------------------------------
 alert_channels = Table(
     "alert_channels", metadata,
