@@ -195,8 +195,12 @@ def test_offline_enrollment_completes_through_import(tmp_path, make_root):
     assert res.returncode == 0, res.stderr
     doc = json.load(open(receipt))
     by_host = {e["host_id"]: e for e in doc["enrollments"]}
-    first, second = (a.get()["host_id"] for a in agents)
-    assert by_host[first]["status"] == "accepted"
+    ids = [a.get()["host_id"] for a in agents]
+    # the import takes one enrollment first (its order, not the list's): that host gets the one-use token
+    won = [h for h in ids if by_host[h]["status"] == "accepted"]
+    assert len(won) == 1
+    first, second = won[0], [h for h in ids if h != won[0]][0]
+    agents = sorted(agents, key=lambda a: a.get()["host_id"] != first)
     assert by_host[second]["status"] == "refused" and "token" in by_host[second]["reason"]
     outcome = {r["host_id"]: (r["status"], r.get("code")) for r in doc["results"]}
     assert outcome[first] == ("accepted", None)
