@@ -204,3 +204,46 @@ def test_stream_reads_in_batches_and_chunks_join_up(db_engine):
     assert counter["rows"] == 1233 + 1 and len(parsed) == 1235 and parsed[5] == ["4", "'=t4", '{"n":4}']
     doc = jsonlib.loads("".join(export.json_chunks(iter(rows), ["at", "target", "actual"], counter)))
     assert len(doc) == 1234 and doc[1233] == {"at": 1233, "target": "=t1233", "actual": {"n": 1233}}
+
+
+def test_trend_is_the_fleet_state_as_of_each_day_and_late_reports_redo_it(server):
+    """A day's point is each host's newest report by the end of that day (not only the reports
+    received that day); past days are rolled up once; a late report recomputes its day."""
+    org = "/rollup-%s" % uuid.uuid4().hex[:6]
+    today = int(time.time()) // 86400
+    a = Agent("rollup-%s" % uuid.uuid4().hex[:4], machine_id=uuid.uuid4().hex)
+    with server.client() as c:
+        assert a.enroll(c, server.token(org=org)).status_code == 201
+
+        def send(days_ago, score):
+            doc = a.report(profile="mlps-l3")
+            doc["summary"]["score"] = score
+            ts = (today - days_ago) * 86400 + 3600
+            assert a.submit(c, doc, timestamp=ts).status_code == 200
+        send(4, 50.0)
+        send(2, 70.0)
+
+    def points():
+        with server.login() as c:
+            data = c.get("/api/v1/overview", params={"org": org}).json()
+        return {p["day"] // 86400: p for p in data["trend"]}
+    p = points()
+    assert p[today - 4]["score"] == 50.0 and p[today - 3]["score"] == 50.0  # day -3: no report, state carried
+    assert p[today - 2]["score"] == 70.0 and p[today - 1]["score"] == 70.0 and p[today]["score"] == 70.0
+    assert p[today - 3]["reports"] == 1 and (today - 5) not in p
+    from sqlalchemy import select
+    from scanner.server.store import db
+    eng = server.engine
+    with eng.connect() as conn:
+        marks = dict(conn.execute(select(db.rollup_days.c.day, db.rollup_days.c.computed_at)).all())
+    assert today - 1 in marks and today not in marks
+    time.sleep(1.1)
+    assert points() == p  # nothing recomputed or changed
+    with eng.connect() as conn:
+        assert dict(conn.execute(select(db.rollup_days.c.day, db.rollup_days.c.computed_at)).all()) == marks
+    with server.client() as c:  # a report from day -3 arrives late
+        doc = a.report(profile="mlps-l3")
+        doc["summary"]["score"] = 10.0
+        assert a.submit(c, doc, timestamp=(today - 3) * 86400 + 7200).status_code == 200
+    p2 = points()
+    assert p2[today - 4]["score"] == 50.0 and p2[today - 3]["score"] == 10.0 and p2[today - 2]["score"] == 70.0

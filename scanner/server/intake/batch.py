@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from scanner.server.store import db
 from scanner.server.store import rawsql
+from scanner.server.store import rollups
 from scanner.server.errors import ApiError
 from scanner.server.util import now
 from scanner.server.workflow.waivers import attach_from
@@ -109,6 +110,8 @@ def store_batch(conn, items):
         out.append(_ack(it.report_id, it.host_id, it.received_at))
 
     sql.insert(r, REPORT_COLS, new_reports)
+    if new_reports:  # a report late for a day already rolled up makes that day's roll-up stale
+        rollups.invalidate_from(conn, min(row[3] for row in new_reports) // rollups.DAY)
     if comps:
         sql.delete(c, ("host_id",), [(host_id,) for host_id in sorted(comps)])
         sql.insert(c, COMPONENT_COLS, [x for host_id in sorted(comps) for x in comps[host_id]])

@@ -249,6 +249,25 @@ alert_outbox = Table(  # durable: an event stays until its channel took it
     Column("delivered_at", BigInteger, nullable=True),
     Column("last_error", String(512), nullable=True),
     Index("ix_alert_outbox_due", "delivered_at", "next_attempt_at"),
+# The fleet's state as of the end of each past day, per org unit and profile (store/rollups.py).
+daily_rollups = Table(
+    "daily_rollups", metadata,
+    Column("day", Integer, nullable=False),  # unix day number (UTC)
+    Column("org_path", String(512), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("hosts", Integer, nullable=False),
+    Column("score_sum", Float, nullable=True),
+    Column("scored", Integer, nullable=False),
+    Column("loc_sum", Float, nullable=True),
+    Column("loc_n", Integer, nullable=False),
+    UniqueConstraint("day", "org_path", "profile"),
+)
+
+# Days whose roll-up is computed (also those with no hosts at all).
+rollup_days = Table(
+    "rollup_days", metadata,
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("computed_at", BigInteger, nullable=False),
 )
 
 audit_log = Table(

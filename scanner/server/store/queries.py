@@ -448,20 +448,37 @@ def top_failing_rules(conn, scope, org=None, limit=10):
 
 
 def trend(conn, scope, org=None, days=30, profile=None):
-    """Per day: the mean localization rate of the reports collected that day and, when
-    ``profile`` is given, their mean score for that profile only (scores of different profiles
-    do not average into anything meaningful)."""
-    r, h = db.reports, db.hosts
-    since = now() - days * 86400
-    day = (r.c.collected_at // 86400).label("day")
-    score = r.c.score if profile is None else case((r.c.profile == profile, r.c.score), else_=None)
-    q = select(day, func.avg(score), func.avg(r.c.loc_rate), func.count()).where(r.c.collected_at >= since)
-    q = _where(q.select_from(r.join(h, h.c.id == r.c.host_id)).where(h.c.retired_at.is_(None)),
-               *_in_scope(scope, h.c.org_path, org))
-    q = q.group_by(day).order_by(day)
-    return [{"day": int(d) * 86400, "score": round(float(s), 2) if s is not None else None,
-             "loc_rate": round(float(lr), 4) if lr is not None else None, "reports": n}
-            for d, s, lr, n in conn.execute(q)]
+    """Per day, the fleet's state as of that day's end (store/rollups.py; today: the latest
+    state): the mean localization rate of the hosts and, when ``profile`` is given, their mean
+    score for that profile only (scores of different profiles do not average into anything
+    meaningful). ``reports``: the latest reports (one per host and profile) making up that day's state."""
+    from scanner.server.store import rollups
+    dr, h, hp = db.daily_rollups, db.hosts, db.host_profiles
+    first = rollups.today() - days + 1
+    score_sum = func.sum(case((dr.c.profile == profile, dr.c.score_sum), else_=None)) if profile else func.sum(dr.c.score_sum)
+    scored = func.sum(case((dr.c.profile == profile, dr.c.scored), else_=0)) if profile else func.sum(dr.c.scored)
+    q = _where(select(dr.c.day, score_sum, scored, func.sum(dr.c.loc_sum), func.sum(dr.c.loc_n), func.sum(dr.c.hosts))
+               .where(dr.c.day >= first), *_in_scope(scope, dr.c.org_path, org)).group_by(dr.c.day).order_by(dr.c.day)
+    rows = [tuple(r) for r in conn.execute(q)]
+    # today: the latest state of the live hosts
+    mine = hp.c.score if not profile else case((hp.c.profile == profile, hp.c.score), else_=None)
+    live = _where(select(func.sum(mine), func.count(mine), func.count())
+                  .select_from(hp.join(h, h.c.id == hp.c.host_id)), h.c.retired_at.is_(None),
+                  *_in_scope(scope, h.c.org_path, org))
+    s_sum, s_n, n_hosts = conn.execute(live).one()
+    loc = _where(select(func.sum(h.c.loc_rate), func.count(h.c.loc_rate)), h.c.retired_at.is_(None),
+                 h.c.latest_collected.is_not(None), *_in_scope(scope, h.c.org_path, org))
+    l_sum, l_n = conn.execute(loc).one()
+    if n_hosts or l_n:
+        rows.append((rollups.today(), s_sum, s_n, l_sum, l_n, n_hosts))
+    out = []
+    for d, s_sum, s_n, l_sum, l_n, n in rows:
+        out.append({"day": int(d) * 86400, "score": round(float(s_sum) / s_n, 2) if s_n else None,
+                    "loc_rate": round(float(l_sum) / l_n, 4) if l_n else None, "reports": int(n or 0)})
+    return out
+
+
+TREND_DAYS = 30
 
 
 def overview(engine, scope, org=None):
@@ -478,7 +495,10 @@ def overview(engine, scope, org=None):
         # the score line follows the profile most hosts are scanned with
         main = max(data["by_profile"], key=lambda p: (p["hosts"], p["profile"]))["profile"] if data["by_profile"] else None
         data["trend_profile"] = main
-        data["trend"] = trend(conn, scope, org, profile=main)
+    from scanner.server.store import rollups
+    rollups.ensure(engine, TREND_DAYS)
+    with engine.connect() as conn:
+        data["trend"] = trend(conn, scope, org, days=TREND_DAYS, profile=main)
     tree = org_tree(engine, scope, org)
     data["by_org"] = [n for n in tree if n["depth"] <= 2 and n["hosts"]]
     return data

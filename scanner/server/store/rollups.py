@@ -1,0 +1,78 @@
+"""Daily roll-ups: the fleet's state as of the end of each past day, per org unit and profile.
+
+A host's state on day D is its newest report collected before the end of D (and at most
+``STATE_WINDOW`` days before it: a host silent for longer is not part of that day's fleet). The
+roll-up keeps, per (day, org unit, profile), the number of hosts, the sum and count of their
+scores and of their localization rates, so a trend over any org subtree is a sum over a few
+rows instead of a scan of the report history.
+
+Past days are computed once, on the first trend that needs them, by whichever server node gets
+there first: on PostgreSQL under a transaction-level advisory lock (the others wait, then find
+the days done), on SQLite inside the write transaction. A report that arrives late for a day
+already rolled up (a spool backlog) deletes the roll-ups from its day on (intake/batch.py); they
+are recomputed the next time. Today is not stored: the trend's last point is the latest state.
+"""
+from __future__ import annotations
+
+from sqlalchemy import delete, select, text
+
+from scanner.server.store import db
+from scanner.server.util import now
+
+DAY = 86400
+STATE_WINDOW = 7  # days
+LOCK_KEY = 0x78637363616E0001  # pg advisory lock id: "xcscan" + job 1
+
+_COMPUTE = """
+INSERT INTO daily_rollups (day, org_path, profile, hosts, score_sum, scored, loc_sum, loc_n)
+SELECT :day, h.org_path, x.profile, count(*), sum(x.score), count(x.score), sum(x.loc_rate), count(x.loc_rate)
+FROM (SELECT r.host_id, r.profile, r.score, r.loc_rate,
+             row_number() OVER (PARTITION BY r.host_id, r.profile ORDER BY r.collected_at DESC, r.id DESC) AS k
+      FROM reports r
+      WHERE r.collected_at >= :start AND r.collected_at < :end AND r.profile IS NOT NULL) x
+JOIN hosts h ON h.id = x.host_id
+WHERE x.k = 1 AND h.retired_at IS NULL
+GROUP BY h.org_path, x.profile
+"""
+
+
+def today():
+    return now() // DAY
+
+
+def missing_days(conn, first, last):
+    marks = {row[0] for row in conn.execute(select(db.rollup_days.c.day).where(
+        db.rollup_days.c.day >= first, db.rollup_days.c.day <= last))}
+    return [d for d in range(first, last + 1) if d not in marks]
+
+
+def compute_day(conn, day):
+    """(Re)compute the roll-up rows of ``day`` (a unix day number) in the caller's transaction."""
+    conn.execute(delete(db.daily_rollups).where(db.daily_rollups.c.day == day))
+    conn.execute(delete(db.rollup_days).where(db.rollup_days.c.day == day))
+    end = (day + 1) * DAY
+    conn.execute(text(_COMPUTE), {"day": day, "start": end - STATE_WINDOW * DAY, "end": end})
+    conn.execute(db.rollup_days.insert().values(day=day, computed_at=now()))
+
+
+def ensure(engine, days):
+    """Make sure the roll-ups of the ``days`` days before today exist; return how many were computed."""
+    last = today() - 1
+    first = last - days + 1
+    with engine.connect() as conn:
+        if not missing_days(conn, first, last):
+            return 0
+    with db.write_tx(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        todo = missing_days(conn, first, last)  # another node may have done them meanwhile
+        for day in todo:
+            compute_day(conn, day)
+    return len(todo)
+
+
+def invalidate_from(conn, day):
+    """A report collected on ``day`` arrived after that day was rolled up: drop it and later days."""
+    if day < today():
+        conn.execute(delete(db.daily_rollups).where(db.daily_rollups.c.day >= day))
+        conn.execute(delete(db.rollup_days).where(db.rollup_days.c.day >= day))
