@@ -249,6 +249,8 @@ alert_outbox = Table(  # durable: an event stays until its channel took it
     Column("delivered_at", BigInteger, nullable=True),
     Column("last_error", String(512), nullable=True),
     Index("ix_alert_outbox_due", "delivered_at", "next_attempt_at"),
+)
+
 # The fleet's state as of the end of each past day, per org unit and profile (store/rollups.py).
 daily_rollups = Table(
     "daily_rollups", metadata,
