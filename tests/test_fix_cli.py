@@ -304,3 +304,12 @@ def test_lint_rejects_bad_fix_blocks_with_file_and_line(tmp_path, block, message
     assert res.exit_code != 0
     assert message in res.output + res.stderr
     assert "rule.yaml:" in res.output + res.stderr
+
+
+def test_a_precondition_that_does_not_hold_is_said_in_both_languages(debian):
+    """Debian's fixture has no pam_pwquality in any stack: writing pwquality.conf would change nothing."""
+    res = invoke("fix", "--root", debian, "--rule", "mlps.ia.password-min-length", "--lang", "zh", "--dry-run")
+    assert "mlps.ia.password-min-length：本机无法自动整改：本机不满足此加固的前提条件：pam.quality.module" in res.stderr
+    assert "没有需要整改的项" in res.stderr and "pwquality.conf" not in res.stdout
+    res = invoke("fix", "--root", debian, "--rule", "mlps.ia.password-min-length", "--lang", "en", "--dry-run")
+    assert "pam_pwquality is in the password stack" in res.stderr

@@ -84,7 +84,28 @@ def _when_fails(rule, params, report):
                         live=(report.get("host") or {}).get("live"))
     if res["status"] == "pass":
         return None
-    return res.get("reason") or {"zh": res["status"], "en": res["status"]}
+    from scanner.i18n import t
+    facts = ", ".join(_facts_of(rule["fix"]["when"]))
+    if res.get("actual") is not None:
+        facts = "%s = %s" % (facts, res["actual"])
+    why = (res.get("reason") or {}).get("en") or res["status"]
+    # zh: the fact paths and values only (the check's label is English)
+    return {"zh": t("fix.precondition", "zh", why=facts or res["status"]),
+            "en": t("fix.precondition", "en", why=why)}
+
+
+def _facts_of(check):
+    out = []
+    if isinstance(check, dict):
+        if isinstance(check.get("fact"), str):
+            out.append(check["fact"])
+        for key, value in check.items():
+            if key != "fact":
+                out.extend(f for f in _facts_of(value) if f not in out)
+    elif isinstance(check, list):
+        for value in check:
+            out.extend(f for f in _facts_of(value) if f not in out)
+    return out
 
 
 def coverage(ruleset):
