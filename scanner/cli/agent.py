@@ -57,9 +57,8 @@ def enroll(server, token, ca_file, fingerprint, config_path, profile, spool_dir,
                                    "--token, --ca and --fingerprint")
         from scanner.agent.enroll import enroll_offline
         values, created = enroll_offline(offline, config_path=config_path, settings=settings, force=force)
-        click.echo("enrolled offline as host %s in %s; the request goes to the aggregator with the next "
-                   "`xcscan agent export`, and `xcscan agent confirm RECEIPT` completes it"
-                   % (values["host_id"], values.get("org")), err=True)
+        click.echo(t("agent.enroll.offline_done", resolve_lang(lang), host_id=values["host_id"],
+                     org=values.get("org")), err=True)
         return
     if not server or not token:
         raise click.UsageError("give --server URL and --token T (or --offline BUNDLE)")
@@ -142,34 +141,38 @@ def status(config_path, fmt, no_probe, lang):
 @click.option("--merge", "merge_from", multiple=True, type=click.Path(dir_okay=False, exists=True),
               help="Collector: merge these hosts' bundles into --output instead of reading this host's spool, "
                    "repeatable / 汇集多台主机的传输包")
-def export_cmd(config_path, output, include_exported, merge_from):
+@lang_option
+def export_cmd(config_path, output, include_exported, merge_from, lang):
     """Write spooled reports into one bundle for an air-gapped transfer / 导出暂存区报告，用于离线传输"""
     from scanner.agent import transfer
+    from scanner.i18n import t
+    lang = resolve_lang(lang)
     if merge_from:
         bundle_id, count = transfer.merge(output, list(merge_from))
-        click.echo("merged %d report(s) into %s (bundle %s)" % (count, output, bundle_id), err=True)
+        click.echo(t("agent.export.merged", lang, count=count, output=output, bundle=bundle_id), err=True)
         return
     from scanner.agent import config as agent_config
     cfg = agent_config.load(config_path)
     done = transfer.export(cfg, output, include_exported=include_exported)
     for name, why in done["skipped"]:
-        click.echo("skipped %s: %s" % (name, why), err=True)
+        click.echo(t("agent.export.skipped", lang, name=name, why=why), err=True)
     if not done["reports"]:
-        click.echo("nothing to export: the spool holds no report that was not exported already "
-                   "(--all exports those again)", err=True)
+        click.echo(t("agent.export.nothing", lang), err=True)
         return
-    click.echo("exported %d report(s) to %s (bundle %s); they stay in the spool until "
-               "`xcscan agent confirm RECEIPT`" % (done["reports"], output, done["bundle_id"]), err=True)
+    click.echo(t("agent.export.done", lang, count=done["reports"], output=output, bundle=done["bundle_id"]),
+               err=True)
 
 
 @agent.command("confirm")
 @config_option
 @click.argument("receipt", type=click.Path(dir_okay=False, exists=True))
-def confirm_cmd(config_path, receipt):
+@lang_option
+def confirm_cmd(config_path, receipt, lang):
     """Clear exported reports the aggregator's receipt confirms / 按回执清除已导入的报告"""
+    from scanner.i18n import t
     from scanner.agent import config as agent_config
     from scanner.agent import transfer
     cfg = agent_config.load(config_path)
     done = transfer.confirm(cfg, receipt)
-    click.echo("cleared %(cleared)d report(s); %(rejected)d refused by the server moved to rejected/" % done,
+    click.echo(t("agent.confirm.done", resolve_lang(lang), cleared=done["cleared"], rejected=done["rejected"]),
                err=True)
