@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from conftest import Agent, xcscan
+from conftest import FIXTURE_FILES, Agent, xcscan
 from test_e2e_server import RealServer, free_port
 
 pytestmark = pytest.mark.skipif(__import__("importlib").util.find_spec("fastapi") is None,
@@ -161,7 +161,6 @@ def test_a_collector_merges_bundles_without_duplicates(offline_agent, tmp_path):
 
 
 def test_offline_enrollment_completes_through_import(tmp_path, make_root):
-    from conftest import FIXTURE_FILES
     srv = RealServer(tmp_path / "server").init()
     enroll_file = str(tmp_path / "usb" / "enroll-finance.json")
     os.makedirs(os.path.dirname(enroll_file))
