@@ -9,7 +9,7 @@ import posixpath
 
 from scanner.remediate import edits
 from scanner.remediate.params import resolve
-from scanner.remediate.planner import mode_symbolic
+from scanner.remediate.planner import UNIT_DIRS, mode_symbolic
 
 R = "{{ xcscan_root }}"
 LIVE = "xcscan_root == ''"
@@ -120,14 +120,19 @@ def action_tasks(name, a, n):
                  "loop": "{{ %s.files | selectattr('path', 'match', '.*\\.(wants|requires)/[^/]+$') | list }}" % reg,
                  "loop_control": {"label": "{{ item.path }}"}, "when": "xcscan_root != ''"}]
         tasks = []
-        for unit in a["names"]:
+        for i, unit in enumerate(a["names"]):
+            r = "%s_%d" % (reg, i)
+            installed = "%s_file.matched > 0" % r  # a unit that is not installed is skipped, as by the planner
             tasks += [
-                {"ansible.builtin.systemd": {"name": unit, "enabled": True, "state": "started"}, "when": LIVE},
+                {"ansible.builtin.find": {"paths": [_p(d) for d in UNIT_DIRS], "patterns": unit, "file_type": "any"},
+                 "register": r + "_file"},
+                {"ansible.builtin.systemd": {"name": unit, "enabled": True, "state": "started"},
+                 "when": [LIVE, installed]},
                 {"ansible.builtin.command": {"argv": ["systemctl", "--root=" + R, "is-enabled", unit]},
-                 "register": reg + "_state", "changed_when": False, "failed_when": False,
-                 "when": "xcscan_root != ''"},
+                 "register": r + "_state", "changed_when": False, "failed_when": False,
+                 "when": ["xcscan_root != ''", installed]},
                 {"ansible.builtin.command": {"argv": ["systemctl", "--root=" + R, "enable", unit]},
-                 "when": ["xcscan_root != ''", "%s_state.rc != 0" % reg]}]
+                 "when": ["xcscan_root != ''", installed, "%s_state.rc != 0" % r]}]
         return tasks
     if name == "lines":
         return [{"ansible.builtin.lineinfile": {"path": _p(a["path"]), "line": line, "create": True,
