@@ -313,3 +313,12 @@ def test_a_precondition_that_does_not_hold_is_said_in_both_languages(debian):
     assert "没有需要整改的项" in res.stderr and "pwquality.conf" not in res.stdout
     res = invoke("fix", "--root", debian, "--rule", "mlps.ia.password-min-length", "--lang", "en", "--dry-run")
     assert "pam_pwquality is in the password stack" in res.stderr
+
+
+def test_severity_selects_that_severity_or_higher(rhel):
+    res = invoke("fix", "--root", rhel, "--profile", "mlps-l3", "--severity", "high", "--dry-run")
+    rules = [l.split()[1] for l in res.stdout.splitlines() if l.startswith("# mlps.")]
+    from scanner.engine import load_ruleset
+    ruleset = load_ruleset()
+    assert rules and all(ruleset.get(r)["severity"] in ("high", "critical") for r in rules), rules
+    assert "mlps.au.audit-rules-core" in rules and "mlps.ia.pam-no-nullok" not in rules  # high / medium
