@@ -65,6 +65,16 @@ def test_waiver_warning_on_stderr_in_every_format(tmp_path, fmt):
         json.loads(res.stdout)             # stdout stays a clean document
 
 
+def test_report_reevaluate_warns_on_stderr_too(tmp_path):
+    wv = tmp_path / "w.yaml"
+    wv.write_text("waivers:\n  - rule: mlps.ac.ssh-root-logn\n    hosts: ['*']\n    justification: x\n"
+                  "    approver: y\n    expires: 2999-12-31\n", encoding="utf-8")
+    res = run("report", os.path.join(FIXTURES, "kylin-l3.json"), "--reevaluate", "--waivers", str(wv),
+              "--format", "csv")
+    assert res.exit_code == 0, res.stderr
+    assert "did you mean mlps.ac.ssh-root-login?" in res.stderr and "mlps.ac.ssh-root-logn" not in res.stdout
+
+
 def test_nearest_profile_and_rule():
     res = run("scan", "--root", RHEL, "--profile", "mlps-13")
     assert res.exit_code == 1 and "unknown profile 'mlps-13' — did you mean mlps-l3" in res.stderr

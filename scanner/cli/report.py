@@ -51,3 +51,5 @@ def report(file, fmt, outputs, bom, quiet, lang, reevaluate, profile, waivers, a
         doc["assessment"] = frame     # shown in this rendering; the saved report is not changed
         apply_manual(doc, frame, assessment)
     emit(doc, fmt, lang, outputs, per_format, bom=bom, quiet=quiet)
+    from scanner.cli.report_messages import echo_warnings
+    echo_warnings(doc, lang)   # notices and waivers naming no rule, on stderr whatever the format
