@@ -273,16 +273,21 @@ FINDING_SORTS = {
 
 def _finding_conds(scope, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None,
                    q=None):
+    # no retired_at condition: retiring a host deletes its latest-state rows (workflow/hosts.py)
     r, h = db.results, db.hosts
-    return list(_in_scope(scope, h.c.org_path, org)) + [
-            h.c.retired_at.is_(None),
+    return _finding_host_conds(scope, org, q) + [
             r.c.profile == profile if profile else None,
             r.c.rule_id == rule if rule else None,
             r.c.severity.in_(severity) if severity else None,
             status_filter(status) if status else None,
             r.c.category == category if category else None,
-            r.c.host_id == host if host else None,
-            h.c.hostname.like(_like(q), escape="\\") if q else None]
+            r.c.host_id == host if host else None]
+
+
+def _finding_host_conds(scope, org=None, q=None):
+    """The findings conditions on the hosts table (none for the whole fleet without a search)."""
+    h = db.hosts
+    return list(_in_scope(scope, h.c.org_path, org)) + [h.c.hostname.like(_like(q), escape="\\") if q else None]
 
 
 def findings_query(scope, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None, q=None,
@@ -317,8 +322,10 @@ def findings(engine, scope, org=None, profile=None, rule=None, severity=None, st
             total = len(out)
         else:
             r, h = db.results, db.hosts
-            total = conn.execute(_where(select(func.count()).select_from(r.join(h, h.c.id == r.c.host_id)),
-                                        *_finding_conds(scope, org, profile, rule, severity, status, category, host, q))).scalar()
+            conds = _finding_conds(scope, org, profile, rule, severity, status, category, host, q)
+            joined = any(c is not None for c in _finding_host_conds(scope, org, q))
+            source = r.join(h, h.c.id == r.c.host_id) if joined else r  # counted from an index when it can
+            total = conn.execute(_where(select(func.count()).select_from(source), *conds)).scalar()
     return Page.of(out, total)
 
 
