@@ -8,9 +8,9 @@ from __future__ import annotations
 from sqlalchemy import and_, case, func, literal, or_, select
 
 from scanner.server.store import db
-from scanner.server.store.jsondoc import decode, decode_rows
+from scanner.server.store.jsondoc import decode, decode_rows, skipped
 from scanner.server.errors import not_found
-from scanner.server.store.reports import readable_document
+from scanner.server.store.reports import readable_document, report_document
 from scanner.server.store.scope import check
 from scanner.server.util import normalise_org, now, org_ancestors
 
@@ -629,7 +629,8 @@ def latest_documents(engine, scope, org=None, limit=2000):
             try:
                 doc = report_document(row)
                 doc = doc if isinstance(doc, dict) else None
-            except Exception:  # noqa: BLE001 - a damaged stored document is one bad row
+            except Exception as exc:  # noqa: BLE001 - a damaged stored document is one bad row: logged, counted
+                skipped("latest report", row, exc)
                 doc = None
             rows.append({"host_id": row["host_id"], "hostname": row["hostname"], "org_path": row["org_path"],
                          "doc": doc})
