@@ -12,8 +12,10 @@ RPMDB = os.path.join(HERE, "fixtures", "software", "rpmdb", "sqlite", "rpmdb.sql
 
 
 def xcscan(*args):
+    # a fixed width: the table is laid out for $COLUMNS (tests/test_terminal_width.py covers 80 and 200)
+    env = dict(os.environ, COLUMNS="200")
     proc = subprocess.run([sys.executable, "-m", "scanner"] + list(args), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, cwd=os.path.dirname(HERE))
+                          stderr=subprocess.PIPE, cwd=os.path.dirname(HERE), env=env)
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout.decode()
 
