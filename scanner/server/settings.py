@@ -25,6 +25,8 @@ class Settings:
     login_window: int = 15 * 60
     login_lock_seconds: int = 15 * 60
     secure_cookies: bool = True
+    # a user with approval rights may approve their own waiver request (small sites; default four-eyes)
+    waiver_single_step: bool = False
     pool_size: int = 10
     # Prometheus /metrics: off unless a bearer token or an allow-list of addresses/CIDRs is set
     metrics_token: str = ""

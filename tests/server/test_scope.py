@@ -117,6 +117,8 @@ def _payload(method, path, d, csrf):
         "/api/v1/waivers": {"rule_id": "mlps.ia.ssh-root-login", "scope": "host", "scope_value": theirs.host_id,
                             "justification": "x", "approver": "y", "expires_at": expires},
         "/api/v1/waivers/{waiver_id}/revoke": {},
+        "/api/v1/waivers/{waiver_id}/approve": {"note": "not yours"},
+        "/api/v1/waivers/{waiver_id}/reject": {"note": "not yours"},
         "/api/v1/tokens": {"org": THEIRS, "uses": 1},
         "/api/v1/users": {"username": "intruder-" + uuid.uuid4().hex[:6], "password": PASSWORD, "role": "officer",
                           "orgs": [THEIRS]},
@@ -126,6 +128,8 @@ def _payload(method, path, d, csrf):
         "/waivers": {"rule_id": "mlps.ia.ssh-root-login", "scope": "org", "scope_value": THEIRS,
                      "justification": "x", "approver": "y", "expires": time.strftime("%Y-%m-%d", time.gmtime(expires))},
         "/waivers/{waiver_id}/revoke": {},
+        "/waivers/{waiver_id}/approve": {"note": "not yours"},
+        "/waivers/{waiver_id}/reject": {"note": "not yours"},
         "/admin/tokens": {"org": THEIRS, "uses": "1", "expires": "7d"},
         "/admin/users": {"username": "intruder-" + uuid.uuid4().hex[:6], "password": PASSWORD, "role": "officer",
                          "orgs": THEIRS},
@@ -147,7 +151,8 @@ def _state(server, d):
         return {
             "counts": server.counts(),
             "retired": conn.execute(select(db.hosts.c.retired_at).where(db.hosts.c.id == theirs.host_id)).scalar(),
-            "revoked": conn.execute(select(db.waivers.c.revoked_at).where(db.waivers.c.id == d["waiver_id"])).scalar(),
+            "waiver": conn.execute(select(db.waivers.c.revoked_at, db.waivers.c.state, db.waivers.c.decided_by)
+                                   .where(db.waivers.c.id == d["waiver_id"])).first(),
             "theirs_results": conn.execute(select(db.results.c.rule_id, db.results.c.waiver_id)
                                            .where(db.results.c.host_id == theirs.host_id)
                                            .order_by(db.results.c.rule_id)).all(),
@@ -218,6 +223,7 @@ def test_scoped_users_see_their_own_department(server, depts):
                                                "expires_at": int(time.time()) + 3600})
         assert resp.status_code == 201, resp.text
         assert resp.json()["scope"] == "org" and resp.json()["scope_value"] == MINE  # "all" = all of my scope
+        assert resp.json()["state"] == "requested"
         assert c.post("/api/v1/waivers/%d/revoke" % resp.json()["id"]).status_code == 200
     admin = server.login()
     assert theirs.hostname in admin.get("/api/v1/hosts").text

@@ -119,8 +119,15 @@ def test_waiver_lifecycle_applies_by_scope_and_is_audited(server, hosts):
                                             "justification": "<b>migration</b> planned", "approver": "CIO",
                                             "expires_at": int(time.time()) + 86400})
         assert r.status_code == 201, r.text
+        assert r.json()["state"] == "requested"
         wid = r.json()["id"]
         st = lambda h: [f["status"] for f in c.get("/api/v1/findings", params={"host": h.host_id, "rule": "mlps.ia.password-max-age"}).json()]
+        assert st(a) == ["fail"]  # requested, not approved: nothing changes yet
+        own = c.post("/api/v1/waivers/%d/approve" % wid)
+        assert own.status_code == 403 and own.json()["error"] == "four_eyes"
+        with server.login() as boss:
+            assert boss.post("/api/v1/waivers/%d/approve" % wid, json={"note": "ok until Q3"}).json()["state"] == "active"
+            assert boss.post("/api/v1/waivers/%d/approve" % wid).status_code == 409
         assert st(a) == ["waived"] and st(ab) == ["waived"] and st(c_) == ["fail"]
         assert c.get("/api/v1/findings", params={"org": "/sec", "status": "waived", "rule": "mlps.ia.password-max-age"}).json()
         # the agent's own status is kept alongside
@@ -134,19 +141,22 @@ def test_waiver_lifecycle_applies_by_scope_and_is_audited(server, hosts):
         assert c.post("/api/v1/waivers/%d/revoke" % wid).status_code == 200
         assert c.post("/api/v1/waivers/%d/revoke" % wid).status_code == 409
         assert st(a) == ["fail"] and st(ab) == ["fail"]
-    acts = audit_actions(server, "officer1")
-    assert ("officer1", "waiver.create") in acts and ("officer1", "waiver.revoke") in acts
+    acts = audit_actions(server)
+    assert ("officer1", "waiver.request") in acts and ("admin", "waiver.approve") in acts
+    assert ("officer1", "waiver.revoke") in acts
 
 
 def test_expired_waiver_stops_applying_on_its_own(server, hosts):
     a = hosts[2]
     with server.login(OFFICER) as c:
         r = c.post("/api/v1/waivers", json={"rule_id": "mlps.ia.password-max-age", "scope": "host", "scope_value": a.host_id,
-                                            "justification": "short", "approver": "CIO", "expires_at": int(time.time()) + 2})
+                                            "justification": "short", "approver": "CIO", "expires_at": int(time.time()) + 4})
         assert r.status_code == 201
+        with server.login() as boss:
+            assert boss.post("/api/v1/waivers/%d/approve" % r.json()["id"]).status_code == 200
         f = lambda: c.get("/api/v1/findings", params={"host": a.host_id, "rule": "mlps.ia.password-max-age"}).json()[0]["status"]
         assert f() == "waived"
-        time.sleep(3)
+        time.sleep(5)
         assert f() == "fail"
         states = {w["id"]: w["state"] for w in c.get("/api/v1/waivers").json()}
         assert states[r.json()["id"]] == "expired"

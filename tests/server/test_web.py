@@ -115,6 +115,12 @@ def test_web_waiver_needs_csrf_and_role(server, fleet):
     assert ok.status_code == 303, ok.text
     health = fleet[2]
     hp = c.get("/hosts/%s" % health.host_id)
+    assert re.search(r'data-rule="mlps.au.auditd-enabled" data-status="fail"', hp.text)  # requested only
+    wid = re.findall(r'<tr data-state="requested" data-id="(\d+)">', c.get("/waivers").text)[0]
+    boss = web_login(server, ADMIN)
+    assert boss.post("/waivers/%s/approve" % wid, data={"csrf_token": csrf_of(boss.get("/waivers"))}).status_code == 303
+    boss.close()
+    hp = c.get("/hosts/%s" % health.host_id)
     assert re.search(r'data-rule="mlps.au.auditd-enabled" data-status="waived"', hp.text)
     fin = c.get("/hosts/%s" % fleet[0].host_id)
     assert re.search(r'data-rule="mlps.au.auditd-enabled" data-status="fail"', fin.text)

@@ -21,7 +21,7 @@ from scanner.server.store import rawsql
 from scanner.server.store import rollups
 from scanner.server.errors import ApiError
 from scanner.server.util import now
-from scanner.server.workflow.waivers import attach_from
+from scanner.server.workflow.waivers import attach_from, is_active
 
 Item = collections.namedtuple("Item", "report_id host_id received_at collected_at derived body_gz size sha256")
 MAX_BATCH = 64
@@ -47,7 +47,7 @@ HOST_LATEST_COLS = ("last_seen", "latest_report_id", "latest_collected", "os_nam
 PROFILE_COLS = ("report_id", "collected_at", "score", "score_without_waivers", "passed", "failed", "errors", "other")
 RESULT_COLS = ("host_id", "profile", "rule_id", "title_zh", "title_en", "category", "severity", "status", "actual",
                "expected", "evidence", "waiver_id", "waiver_until")
-WAIVER_COLS = ("id", "rule_id", "scope", "scope_value", "expires_at", "revoked_at")
+WAIVER_COLS = ("id", "rule_id", "scope", "scope_value", "expires_at", "revoked_at", "state", "items")
 
 
 def store_batch(conn, items):
@@ -70,7 +70,7 @@ def store_batch(conn, items):
     if failing:
         t = now()
         candidates = [dict(zip(WAIVER_COLS, row)) for row in sql.select_in(db.waivers, WAIVER_COLS, "rule_id", failing)]
-        candidates = [w for w in candidates if w["revoked_at"] is None and w["expires_at"] > t]
+        candidates = [w for w in candidates if is_active(w, t)]
 
     in_db = set(profiles)
     out, new_reports, host_seen, host_latest, comps, hp_rows, results = [], [], {}, {}, {}, {}, {}

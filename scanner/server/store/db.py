@@ -174,6 +174,7 @@ results = Table(
     # holds what those queries read, so they never touch the table
     Index("ix_results_failing", "rule_id", "host_id", "waiver_until",
           postgresql_where=text("status = 'fail'"), sqlite_where=text("status = 'fail'")),
+    Index("ix_results_waiver_until", "waiver_until"),
 )
 
 waivers = Table(
@@ -189,6 +190,13 @@ waivers = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
     Column("revoked_by", String(64), nullable=True),
+    # life cycle (workflow/waivers.py): requested -> approved | rejected; requested/approved -> revoked;
+    # an approved waiver past expires_at is expired (computed, no job)
+    Column("state", String(16), nullable=False, server_default="approved"),
+    Column("items", Text, nullable=True),  # JSON list of item keys of the rule; NULL: the whole rule
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", BigInteger, nullable=True),
+    Column("decision_note", Text, nullable=True),
     Index("ix_waivers_rule", "rule_id"),
 )
 
@@ -270,6 +278,16 @@ rollup_days = Table(
     "rollup_days", metadata,
     Column("day", Integer, primary_key=True, autoincrement=False),
     Column("computed_at", BigInteger, nullable=False),
+)
+
+waiver_events = Table(
+    "waiver_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("waiver_id", Integer, ForeignKey("waivers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # request | approve | reject | revoke
+    Column("note", Text, nullable=True),
 )
 
 audit_log = Table(

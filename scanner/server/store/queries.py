@@ -94,6 +94,71 @@ def _order(sorts, sort, desc, default):
     return [first] + [c.asc() for c in cols[1:]]
 
 
+def apply_central_waivers(conn, rows, *conds, t=None):
+    """Host-profile rows (dicts: host_id, profile, score, failed, ...) as they stand now with the
+    approved central waivers in force: for a host and profile with failures such a waiver covers,
+    ``score`` is recomputed from its results with those failures counted as waived — the agent's
+    own formula (scanner/engine/evaluator.py ``score``: severity-weighted, waived counts as passed)
+    — and ``failed`` drops by them; ``waived`` says how many. ``score_without_waivers`` stays what
+    the agent reported. Waivers are read against the clock, so an expired one stops counting
+    without any job. ``conds``: the caller's scope conditions on hosts (fewer rows to look at)."""
+    from scanner.engine.evaluator import score as weighted_score
+    t = now() if t is None else t
+    for row in rows:
+        row["waived"] = 0
+    if not rows:
+        return rows
+    r, h = db.results, db.hosts
+    waived_now = and_(r.c.status == "fail", r.c.waiver_until.is_not(None), r.c.waiver_until > t)
+    pairs = set(conn.execute(_where(select(r.c.host_id, r.c.profile).distinct()
+                                    .select_from(r.join(h, h.c.id == r.c.host_id)).where(waived_now), *conds)).all())
+    pairs &= {(row["host_id"], row["profile"]) for row in rows}
+    if not pairs:
+        return rows
+    by_pair = {}
+    hosts = sorted({p[0] for p in pairs})
+    for i in range(0, len(hosts), 500):
+        q = select(r.c.host_id, r.c.profile, r.c.severity, r.c.status, r.c.waiver_until).where(
+            r.c.host_id.in_(hosts[i:i + 500]))
+        for host_id, profile, severity, status, until in conn.execute(q):
+            if (host_id, profile) in pairs:
+                waived = status == "fail" and until is not None and until > t
+                by_pair.setdefault((host_id, profile), []).append(
+                    {"severity": severity, "status": "waived" if waived else status, "central": waived})
+    for row in rows:
+        results = by_pair.get((row["host_id"], row["profile"]))
+        if results:
+            n = sum(1 for x in results if x["central"])
+            row["score"] = weighted_score(results, True)
+            row["failed"] = max(0, (row.get("failed") or 0) - n)
+            row["waived"] = n
+    return rows
+
+
+def waiver_corrections(conn, conds, t=None):
+    """For roll-ups summed in the database: per host and profile that an approved central waiver
+    in force now touches, how its score and counts change (``apply_central_waivers``):
+    {host_id, org_path, profile, score_delta, scored_delta, waived}."""
+    t = now() if t is None else t
+    r, h, hp = db.results, db.hosts, db.host_profiles
+    waived_now = and_(r.c.status == "fail", r.c.waiver_until.is_not(None), r.c.waiver_until > t)
+    touched = _where(select(r.c.host_id).distinct().select_from(r.join(h, h.c.id == r.c.host_id))
+                     .where(waived_now, h.c.retired_at.is_(None)), *conds)
+    rows = [dict(x) for x in conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed, h.c.org_path)
+                                          .select_from(hp.join(h, h.c.id == hp.c.host_id))
+                                          .where(hp.c.host_id.in_(touched))).mappings()]
+    stored = {(x["host_id"], x["profile"]): x["score"] for x in rows}
+    out = []
+    for x in apply_central_waivers(conn, rows, *conds, t=t):
+        if not x["waived"]:
+            continue
+        before = stored[(x["host_id"], x["profile"])]
+        out.append({"host_id": x["host_id"], "org_path": x["org_path"], "profile": x["profile"], "waived": x["waived"],
+                    "score_delta": (x["score"] or 0.0) - (before or 0.0),
+                    "scored_delta": (x["score"] is not None) - (before is not None)})
+    return out
+
+
 def _where(q, *conds):
     for c in conds:
         if c is not None:
@@ -135,11 +200,15 @@ def list_hosts(engine, scope, org=None, q=None, limit=500, offset=0, retired=Fal
             if rows and (offset or len(rows) == limit) else offset + len(rows)
         if rows:
             hp = db.host_profiles
-            prof = conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed)
-                                .where(hp.c.host_id.in_([r["id"] for r in rows]))).all()
+            prof = [dict(x) for x in conn.execute(
+                select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.score_without_waivers, hp.c.failed)
+                .where(hp.c.host_id.in_([r["id"] for r in rows]))).mappings()]
+            apply_central_waivers(conn, prof, *_in_scope(scope, db.hosts.c.org_path, org))
             by_host = {}
-            for hid, prof_name, score, failed in prof:
-                by_host.setdefault(hid, {})[prof_name] = {"score": score, "failed": failed}
+            for p in prof:
+                by_host.setdefault(p["host_id"], {})[p["profile"]] = {
+                    "score": p["score"], "score_without_waivers": p["score_without_waivers"], "failed": p["failed"],
+                    "waived": p["waived"]}
             for r in rows:
                 r["profiles"] = by_host.get(r["id"], {})
         elif offset:
@@ -158,8 +227,8 @@ def get_host(engine, scope, host_id):
             conn.execute(select(c).where(c.c.host_id == host_id).order_by(c.c.seq)).mappings().all(),
             lambda r: dict(r, evidence=decode(r["evidence"], []), substitutes=decode(r["substitutes"], [])), "host")
         hp = db.host_profiles
-        host["profiles"] = [dict(r) for r in conn.execute(
-            select(hp).where(hp.c.host_id == host_id).order_by(hp.c.profile)).mappings()]
+        host["profiles"] = apply_central_waivers(conn, [dict(r) for r in conn.execute(
+            select(hp).where(hp.c.host_id == host_id).order_by(hp.c.profile)).mappings()], db.hosts.c.id == host_id)
         r = db.results
         eff = effective_status().label("effective_status")
         host["results"] = decode_rows(conn.execute(
@@ -353,8 +422,10 @@ def org_tree(engine, scope, org=None):
             *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None)).group_by(h.c.org_path)).all()
         per_prof = conn.execute(_where(
             select(h.c.org_path, hp.c.profile, func.count(), func.sum(hp.c.score), func.count(hp.c.score),
-                   func.sum(hp.c.failed)).select_from(hp.join(h, h.c.id == hp.c.host_id)),
+                   func.sum(hp.c.failed), func.sum(hp.c.score_without_waivers), func.count(hp.c.score_without_waivers))
+            .select_from(hp.join(h, h.c.id == hp.c.host_id)),
             *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None)).group_by(h.c.org_path, hp.c.profile)).all()
+        corrections = waiver_corrections(conn, _in_scope(scope, h.c.org_path, org))
         token_orgs = [r[0] for r in conn.execute(_where(select(db.enroll_tokens.c.org_path).distinct(),
                                                         *_in_scope(scope, db.enroll_tokens.c.org_path, org)))]
     nodes = {}
@@ -378,19 +449,32 @@ def org_tree(engine, scope, org=None):
             n["domestic"] += int(dom or 0)
             n["foreign"] += int(forn or 0)
             n["unknown"] += int(unk or 0)
-    for path, profile, count, score_sum, scored, failed in per_prof:
+    for path, profile, count, score_sum, scored, failed, raw_sum, raw_scored in per_prof:
         for anc in org_ancestors(path):
-            p = node(anc)["profiles"].setdefault(profile, {"hosts": 0, "score_sum": 0.0, "scored": 0, "failed": 0})
+            p = node(anc)["profiles"].setdefault(profile, {"hosts": 0, "score_sum": 0.0, "scored": 0, "failed": 0,
+                                                           "waived": 0, "raw_sum": 0.0, "raw_scored": 0})
             p["hosts"] += count
             p["failed"] += int(failed or 0)
             node(anc)["failed"] += int(failed or 0)
             p["score_sum"] += float(score_sum or 0)
             p["scored"] += scored
+            p["raw_sum"] += float(raw_sum or 0)
+            p["raw_scored"] += raw_scored
+    for c in corrections:  # approved central waivers in force now (few hosts)
+        for anc in org_ancestors(c["org_path"]):
+            p = node(anc)["profiles"].get(c["profile"])
+            if p is not None:
+                p["score_sum"] += c["score_delta"]
+                p["scored"] += c["scored_delta"]
+                p["failed"] -= c["waived"]
+                p["waived"] += c["waived"]
+                node(anc)["failed"] -= c["waived"]
     for n in nodes.values():
         judged = n["domestic"] + n["foreign"]
         n["rate"] = round(n["domestic"] / judged, 4) if judged else None
         for p in n["profiles"].values():
             p["score"] = round(p.pop("score_sum") / p["scored"], 2) if p["scored"] else None
+            p["score_without_waivers"] = round(p.pop("raw_sum") / p["raw_scored"], 2) if p["raw_scored"] else None
     if base != "/":
         nodes = {k: v for k, v in nodes.items() if k == base or k.startswith(base + "/")}
     nodes = {k: v for k, v in nodes.items() if scope.covers(k)}
@@ -427,16 +511,35 @@ def compliance_summary(engine, scope, org=None, profile=None):
             if profile and prof != profile:
                 continue
             units.append({"org": n["path"], "profile": prof, "hosts": p["hosts"], "score": p["score"],
-                          "failed": p["failed"]})
+                          "score_without_waivers": p["score_without_waivers"], "failed": p["failed"],
+                          "waived": p["waived"]})
     return {"by_org": units}
 
 
 def compliance_by_profile(conn, scope, org=None):
+    """Per profile: hosts, mean score now (approved central waivers applied: ``waiver_corrections``)
+    and without waivers; summed in the database."""
     hp, h = db.host_profiles, db.hosts
-    q = _where(select(hp.c.profile, func.count(), func.avg(hp.c.score), func.sum(hp.c.passed), func.sum(hp.c.failed))
-               .select_from(hp.join(h, h.c.id == hp.c.host_id)), *_in_scope(scope, h.c.org_path, org)).group_by(hp.c.profile)
-    return [{"profile": p, "hosts": n, "score": round(float(s), 2) if s is not None else None,
-             "passed": int(ps or 0), "failed": int(fl or 0)} for p, n, s, ps, fl in conn.execute(q)]
+    conds = _in_scope(scope, h.c.org_path, org)
+    q = _where(select(hp.c.profile, func.count(), func.sum(hp.c.score), func.count(hp.c.score), func.sum(hp.c.passed),
+                      func.sum(hp.c.failed), func.avg(hp.c.score_without_waivers))
+               .select_from(hp.join(h, h.c.id == hp.c.host_id)), *conds).group_by(hp.c.profile)
+    out = {}
+    for p, n, s, scored, ps, fl, raw in conn.execute(q):
+        out[p] = {"profile": p, "hosts": n, "_sum": float(s or 0), "_scored": scored, "passed": int(ps or 0),
+                  "failed": int(fl or 0), "waived": 0,
+                  "score_without_waivers": round(float(raw), 2) if raw is not None else None}
+    for c in waiver_corrections(conn, conds):
+        p = out.get(c["profile"])
+        if p is not None:
+            p["_sum"] += c["score_delta"]
+            p["_scored"] += c["scored_delta"]
+            p["failed"] -= c["waived"]
+            p["waived"] += c["waived"]
+    for p in out.values():
+        total, scored = p.pop("_sum"), p.pop("_scored")
+        p["score"] = round(total / scored, 2) if scored else None
+    return [out[k] for k in sorted(out)]
 
 
 def top_failing_query(scope, org=None, limit=10):

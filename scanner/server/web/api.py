@@ -54,11 +54,17 @@ class LoginIn(BaseModel):
 
 class WaiverIn(BaseModel):
     rule_id: str = Field(..., max_length=128)
-    scope: str = Field(..., max_length=8, description="host | org | all")
-    scope_value: Optional[str] = Field(None, max_length=512, description="host id or org path")
+    scope: str = Field(..., max_length=8, description="host | org | all (all: all of your org subtrees)")
+    scope_value: Optional[str] = Field(None, max_length=512, description="host name or id, or org path")
+    items: Optional[List[str]] = Field(None, max_length=200, description="only these item keys of the rule "
+                                       "(one database instance, one account, one file); default: the whole rule")
     justification: str = Field(..., max_length=4000)
-    approver: str = Field(..., max_length=128)
+    approver: Optional[str] = Field(None, max_length=128, description="ignored: the approver is whoever approves")
     expires_at: int = Field(..., description="unix seconds")
+
+
+class DecisionIn(BaseModel):
+    note: Optional[str] = Field(None, max_length=4000)
 
 
 class TokenIn(BaseModel):
@@ -250,14 +256,42 @@ def rule_hosts(rule_id: str, request: Request, response: Response, status: Optio
 
 # --- waivers ----------------------------------------------------------------------------------------
 @router.get("/waivers", responses=ERRORS, tags=["waivers"])
-def list_waivers(request: Request, user=Depends(require(*READERS))):
-    return waivers.list_waivers(request.app.state.engine, scope=user["scope"])
+def list_waivers(request: Request, state: Optional[str] = Query(None, max_length=16,
+                                                                description="requested | active | expired | rejected | revoked"),
+                 user=Depends(require(*READERS))):
+    return waivers.list_waivers(request.app.state.engine, scope=user["scope"], state=state)
+
+
+@router.get("/waivers/{waiver_id}", responses=ERRORS, tags=["waivers"])
+def get_waiver(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 - 1), user=Depends(require(*READERS))):
+    """One waiver with its history."""
+    return waivers.get_waiver(request.app.state.engine, waiver_id, scope=user["scope"])
 
 
 @router.post("/waivers", status_code=201, responses=ERRORS, tags=["waivers"])
 def create_waiver(body: WaiverIn, request: Request, user=Depends(require(*WAIVER_EDITORS))):
-    return waivers.create_waiver(request.app.state.engine, body.model_dump(), user["username"], client_ip(request),
-                                 scope=user["scope"])
+    """Request a waiver; it applies once another user with approval rights approves it."""
+    return waivers.request_waiver(request.app.state.engine, body.model_dump(), user["username"], client_ip(request),
+                                  scope=user["scope"], role=user["role"],
+                                  single_step=request.app.state.settings.waiver_single_step)
+
+
+@router.post("/waivers/{waiver_id}/approve", responses={**ERRORS, 409: {"description": "not waiting for a decision"}},
+             tags=["waivers"])
+def approve_waiver(request: Request, body: Optional[DecisionIn] = None, waiver_id: int = Path(..., ge=1, le=2**31 - 1),
+                   user=Depends(require(*waivers.APPROVER_ROLES))):
+    return waivers.decide_waiver(request.app.state.engine, waiver_id, "approve", user["username"],
+                                 body.note if body else None, client_ip(request), scope=user["scope"], role=user["role"],
+                                 single_step=request.app.state.settings.waiver_single_step)
+
+
+@router.post("/waivers/{waiver_id}/reject", responses={**ERRORS, 409: {"description": "not waiting for a decision"}},
+             tags=["waivers"])
+def reject_waiver(request: Request, body: Optional[DecisionIn] = None, waiver_id: int = Path(..., ge=1, le=2**31 - 1),
+                  user=Depends(require(*waivers.APPROVER_ROLES))):
+    return waivers.decide_waiver(request.app.state.engine, waiver_id, "reject", user["username"],
+                                 body.note if body else None, client_ip(request), scope=user["scope"], role=user["role"],
+                                 single_step=request.app.state.settings.waiver_single_step)
 
 
 @router.post("/waivers/{waiver_id}/revoke", responses=ERRORS, tags=["waivers"])

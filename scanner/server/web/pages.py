@@ -69,6 +69,15 @@ def _reason_text(result, lang):
     return reason.get(lang) or reason.get("en") or reason.get("zh")
 
 
+def _failing_item_keys(result):
+    """The keys of a finding's failed items, one per line (pre-fills a waiver request from the finding)."""
+    evidence = result.get("evidence")
+    items = evidence.get("items") if isinstance(evidence, dict) else None
+    keys = [str(i.get("key")) for i in items or () if isinstance(i, dict) and i.get("status") == "fail"
+            and i.get("key") is not None]
+    return "\n".join(keys[:200])
+
+
 def render(request, name, status=200, **ctx):
     lang = lang_of(request)
     user = ctx.pop("user", None) or getattr(request.state, "user", None)
@@ -77,6 +86,7 @@ def render(request, name, status=200, **ctx):
         _=tr, lang=lang, user=user, pick=lambda pair: pick(pair, lang), request=request, path=request.url.path,
         other_lang="en" if lang == "zh" else "zh", cat_label=lambda c: cat_label(c, lang), status_label=lambda s: tr("status." + (s or "none")),
         reason_of=lambda r: _reason_text(r, lang), substitute_names=lambda ids: substitute_names(ids, lang),
+        waive_items=_failing_item_keys,
         csrf=user["csrf"] if user else "", can_waive=bool(user and user["role"] in WAIVER_EDITORS),
         can_audit=bool(user and user["role"] in AUDIT_READERS), can_admin=bool(user and user["role"] in ADMINS), qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v}),
         **ctx)
@@ -368,37 +378,82 @@ def findings_page(request: Request):
                   sorts=sort_links(request, queries.FINDING_SORTS, sort, desc))
 
 
+WAIVER_FORM_FIELDS = ("rule_id", "scope", "scope_value", "items", "justification", "expires")
+
+
+def _waivers_page(request, user, status=200, error=None, form=None):
+    engine = request.app.state.engine
+    rows = waivers.list_waivers(engine, scope=user["scope"])
+    return render(request, "waivers.html", status=status, user=user, waivers=rows, error=error, form=form or {},
+                  can_approve=user["role"] in waivers.APPROVER_ROLES,
+                  single_step=request.app.state.settings.waiver_single_step)
+
+
 @router.get("/waivers")
 def waivers_page(request: Request):
+    """The waivers of the user's scope; ?rule_id=&scope=host&scope_value=HOSTNAME&items=... pre-fill the
+    request form (the host page's "waive" link on a finding)."""
     user = page_user(request)
-    return render(request, "waivers.html", user=user, waivers=waivers.list_waivers(request.app.state.engine, scope=user["scope"]),
-                  error=None, form={})
+    p = request.query_params
+    form = {k: (p.get(k) or "")[:512] for k in WAIVER_FORM_FIELDS if p.get(k)}
+    return _waivers_page(request, user, form=form)
+
+
+def _expiry(text):
+    """A date (YYYY-MM-DD, through the end of that day, UTC) or a duration from now (90d, 12h, 600)."""
+    text = (text or "").strip()
+    try:
+        return calendar.timegm(time.strptime(text, "%Y-%m-%d")) + 86399
+    except ValueError:
+        seconds = parse_duration(text)
+        return int(time.time()) + seconds if seconds else None
 
 
 @router.post("/waivers")
 def waivers_create(request: Request, csrf_token: str = Form("", max_length=64), rule_id: str = Form("", max_length=128),
                    scope: str = Form("", max_length=8), scope_value: str = Form("", max_length=512),
-                   justification: str = Form("", max_length=4000), approver: str = Form("", max_length=128),
-                   expires: str = Form("", max_length=10)):
+                   items: str = Form("", max_length=20000), justification: str = Form("", max_length=4000),
+                   expires: str = Form("", max_length=16)):
     user = page_user(request, WAIVER_EDITORS)
     check_csrf(request, user, csrf_token)
-    form = {"rule_id": rule_id, "scope": scope, "scope_value": scope_value, "justification": justification,
-            "approver": approver, "expires": expires}
+    form = {"rule_id": rule_id, "scope": scope, "scope_value": scope_value, "items": items,
+            "justification": justification, "expires": expires}
     try:
-        expires_at = calendar.timegm(time.strptime(expires, "%Y-%m-%d")) + 86399
-    except ValueError:
-        expires_at = None
-    try:
-        waivers.create_waiver(request.app.state.engine, {"rule_id": rule_id, "scope": scope, "scope_value": scope_value or None,
-                                                         "justification": justification, "approver": approver,
-                                                         "expires_at": expires_at}, user["username"], client_ip(request),
-                              scope=user["scope"])
+        waivers.request_waiver(request.app.state.engine, {
+            "rule_id": rule_id, "scope": scope, "scope_value": scope_value or None, "items": items or None,
+            "justification": justification, "expires_at": _expiry(expires)}, user["username"], client_ip(request),
+            scope=user["scope"], role=user["role"], single_step=request.app.state.settings.waiver_single_step)
     except ApiError as exc:
-        if exc.status != 400:
+        if exc.status not in (400, 403):
             raise
-        return render(request, "waivers.html", status=400, user=user, waivers=waivers.list_waivers(request.app.state.engine, scope=user["scope"]),
-                      error=exc.message, form=form)
+        return _waivers_page(request, user, status=exc.status, error=exc.message, form=form)
     return RedirectResponse("/waivers", status_code=303)
+
+
+def _decide(request, waiver_id, decision, csrf_token, note):
+    user = page_user(request, waivers.APPROVER_ROLES)
+    check_csrf(request, user, csrf_token)
+    try:
+        waivers.decide_waiver(request.app.state.engine, waiver_id, decision, user["username"], note or None,
+                              client_ip(request), scope=user["scope"], role=user["role"],
+                              single_step=request.app.state.settings.waiver_single_step)
+    except ApiError as exc:
+        if exc.status not in (403, 409) or exc.code == "csrf":
+            raise
+        return _waivers_page(request, user, status=exc.status, error=exc.message)
+    return RedirectResponse("/waivers", status_code=303)
+
+
+@router.post("/waivers/{waiver_id}/approve")
+def waivers_approve(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 - 1),
+                    csrf_token: str = Form("", max_length=64), note: str = Form("", max_length=4000)):
+    return _decide(request, waiver_id, "approve", csrf_token, note)
+
+
+@router.post("/waivers/{waiver_id}/reject")
+def waivers_reject(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 - 1),
+                   csrf_token: str = Form("", max_length=64), note: str = Form("", max_length=4000)):
+    return _decide(request, waiver_id, "reject", csrf_token, note)
 
 
 @router.post("/waivers/{waiver_id}/revoke")
