@@ -384,7 +384,8 @@ WAIVER_FORM_FIELDS = ("rule_id", "scope", "scope_value", "items", "justification
 def _waivers_page(request, user, status=200, error=None, form=None):
     engine = request.app.state.engine
     rows = waivers.list_waivers(engine, scope=user["scope"])
-    return render(request, "waivers.html", status=status, user=user, waivers=rows, error=error, form=form or {},
+    form = dict({k: "" for k in WAIVER_FORM_FIELDS}, **(form or {}))
+    return render(request, "waivers.html", status=status, user=user, waivers=rows, error=error, form=form,
                   can_approve=user["role"] in waivers.APPROVER_ROLES,
                   single_step=request.app.state.settings.waiver_single_step)
 
@@ -395,7 +396,7 @@ def waivers_page(request: Request):
     request form (the host page's "waive" link on a finding)."""
     user = page_user(request)
     p = request.query_params
-    form = {k: (p.get(k) or "")[:512] for k in WAIVER_FORM_FIELDS if p.get(k)}
+    form = {k: (p.get(k) or "")[:20000 if k == "items" else 512] for k in WAIVER_FORM_FIELDS}
     return _waivers_page(request, user, form=form)
 
 
