@@ -218,6 +218,90 @@ def user_unlock(data_dir, db, username):
     click.echo(("unlocked %s" if cleared else "%s had no failed logins on record") % username)
 
 
+def _lifecycle(data_dir, db, call):
+    """Run an account or token life-cycle operation as the command line (the whole fleet)."""
+    from scanner.server import service
+    from scanner.server.errors import ApiError
+    from scanner.server.store.scope import Scope
+    settings = _settings(data_dir, db)
+    engine = service.open_engine(settings)
+    try:
+        return call(engine, Scope.everything())
+    except ApiError as exc:
+        raise _api_error(exc)
+    finally:
+        engine.dispose()
+
+
+@user.command("disable")
+@data_dir_option
+@db_option
+@click.argument("username")
+def user_disable(data_dir, db, username):
+    """Disable a user; their sessions end now / 停用用户"""
+    from scanner.server.access import accounts
+    done = _lifecycle(data_dir, db, lambda e, s: accounts.set_disabled(e, username, True, actor="cli", scope=s))
+    click.echo("disabled %s (%d session(s) ended)" % (username, done["sessions_ended"]))
+
+
+@user.command("enable")
+@data_dir_option
+@db_option
+@click.argument("username")
+def user_enable(data_dir, db, username):
+    """Enable a disabled user / 启用用户"""
+    from scanner.server.access import accounts
+    _lifecycle(data_dir, db, lambda e, s: accounts.set_disabled(e, username, False, actor="cli", scope=s))
+    click.echo("enabled %s" % username)
+
+
+@user.command("delete")
+@data_dir_option
+@db_option
+@click.argument("username")
+def user_delete(data_dir, db, username):
+    """Delete a user and end their sessions (the audit log keeps their actions) / 删除用户"""
+    from scanner.server.access import accounts
+    done = _lifecycle(data_dir, db, lambda e, s: accounts.delete_user(e, username, actor="cli", scope=s))
+    click.echo("deleted %s (%d session(s) ended)" % (username, done["sessions_ended"]))
+
+
+@user.command("reset-password")
+@data_dir_option
+@db_option
+@click.argument("username")
+@click.option("--password-file", default=None, help="Read the new password from this file ('-' = stdin; "
+              "else $XCSCAN_USER_PASSWORD or a prompt)")
+def user_reset_password(data_dir, db, username, password_file):
+    """Set a user's password; their sessions end / 重置口令"""
+    from scanner.server.access import accounts
+    password = _read_password(password_file, "New password for %s" % username, "XCSCAN_USER_PASSWORD")
+    done = _lifecycle(data_dir, db, lambda e, s: accounts.reset_password(e, username, password, actor="cli", scope=s))
+    click.echo("password of %s reset (%d session(s) ended)" % (username, done["sessions_ended"]))
+
+
+@user.command("logout")
+@data_dir_option
+@db_option
+@click.argument("username")
+def user_logout(data_dir, db, username):
+    """End every session of a user now / 结束用户的全部会话"""
+    from scanner.server.access import accounts
+    done = _lifecycle(data_dir, db, lambda e, s: accounts.end_sessions(e, username, actor="cli", scope=s))
+    click.echo("%d session(s) of %s ended" % (done["sessions_ended"], username))
+
+
+@token.command("revoke")
+@data_dir_option
+@db_option
+@click.argument("token_id", type=int)
+def token_revoke(data_dir, db, token_id):
+    """Revoke an enrollment token by its id (see `token list` or the admin page) / 吊销注册令牌"""
+    from scanner.server.access import accounts
+    done = _lifecycle(data_dir, db, lambda e, s: accounts.revoke_token(e, token_id, actor="cli", scope=s))
+    click.echo("revoked enrollment token %d (%s)" % (token_id, done["org"]))
+
+
 @server.group()
 def host():
     """Enrolled hosts / 主机"""

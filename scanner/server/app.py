@@ -161,10 +161,25 @@ def create_app(settings, engine=None):
     from scanner.server.web.metrics import Metrics, make_router
     app.state.metrics = Metrics(settings, app.state.engine, app.state.intake)
 
+    from scanner.server.store.audit import SecurityEvents
+    app.state.security_events = SecurityEvents(settings.audit_events_per_minute)
+    refusals = {"/api/v1/reports": "report.refused", "/api/v1/enroll": "enroll.refused"}
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
         if request.url.path == "/api/v1/reports" and request.method == "POST":
             app.state.metrics.refused(exc.code)
+        action = refusals.get(request.url.path) if request.method == "POST" else None
+        if action and 400 <= exc.status < 500:
+            # forged signatures, stale timestamps, unknown hosts or tokens ...: audited, rate-limited
+            detail = {"host": str(request.headers.get("x-xcscan-host", ""))[:64]} if action == "report.refused" else None
+            from fastapi.concurrency import run_in_threadpool
+            from scanner.server.access.auth import client_ip
+            try:
+                await run_in_threadpool(app.state.security_events.record, app.state.engine, action, exc.code,
+                                        client_ip(request), detail)
+            except Exception:  # noqa: BLE001 - the refusal is answered even when the audit write fails
+                log.exception("could not audit %s", action)
         return _error_response(request, exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -56,9 +56,9 @@ def init(data_dir, db_url=None, admin="admin", password=None, names=None):
         raise XcscanError("admin user name %r: %s" % (admin, exc.message), hint="choose another --admin NAME")
     fresh = not os.path.exists(os.path.join(data_dir, "server.json"))
     if password is not None:
-        problem = password_problem(password)
+        problem = password_problem(password, admin)
         if problem:
-            raise XcscanError("admin password: %s" % problem, hint="nothing was written; give a longer password "
+            raise XcscanError("admin password: %s" % problem, hint="nothing was written; give a stronger password "
                               "(--password-file FILE or XCSCAN_ADMIN_PASSWORD)")
     elif fresh:
         raise XcscanError("the first admin needs a password", hint="nothing was written; pass --password-file "

@@ -1,8 +1,11 @@
 """People, sessions and enrollment tokens (the audit log itself is scanner.server.store.audit)."""
 from __future__ import annotations
 
+import collections
 import hmac
 import secrets
+import threading
+import time
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -58,7 +61,7 @@ def add_user(engine, username, password, role, actor="cli", ip=None, *, scope, o
     if role not in ROLES:
         raise bad_request("bad_role", "role must be one of: %s" % ", ".join(ROLES))
     new_scope = user_scope(orgs, scope)
-    problem = password_problem(password or "")
+    problem = password_problem(password or "", username)
     if problem:
         raise bad_request("weak_password", problem)
     pw_hash = hash_password(password)
@@ -113,6 +116,88 @@ class LoginPolicy(object):
         self.lock_seconds = get("login_lock_seconds", 900)
         self.session_ttl = get("session_ttl", 8 * 3600)
         self.session_idle = get("session_idle", 1800)
+        self.rate_per_client = get("login_rate_per_client", 60)  # failed attempts a minute from one address (0: off)
+        self.max_hashes = get("login_max_concurrent_hashes", 2)  # Argon2 checks at once (64 MiB each)
+
+
+class ClientRate(object):
+    """Login attempts per client address in the last minute, in this process: refused before any
+    database work or password hash."""
+
+    def __init__(self, max_clients=100000):
+        self.lock = threading.Lock()
+        self.hits = {}
+        self.max_clients = max_clients
+
+    def wait(self, ip, per_minute, t=None):
+        """0 when one more attempt from ``ip`` is allowed now (and counted), else seconds to wait."""
+        t = time.monotonic() if t is None else t
+        with self.lock:
+            q = self.hits.get(ip)
+            if q is None:
+                if len(self.hits) >= self.max_clients:
+                    self.hits.clear()
+                q = self.hits[ip] = collections.deque()
+            while q and q[0] <= t - 60:
+                q.popleft()
+            if len(q) >= per_minute:
+                return max(1, int(60 - (t - q[0])) + 1)
+            q.append(t)
+            return 0
+
+
+    def refund(self, ip):
+        """A successful login does not count against its address."""
+        with self.lock:
+            q = self.hits.get(ip)
+            if q:
+                q.pop()
+
+
+CLIENT_RATE = ClientRate()
+_HASH_POOLS = {}
+_HASH_LOCK = threading.Lock()
+
+
+class HashPool(object):
+    """At most ``n`` password hashes at once (Argon2id: 64 MiB and two threads each), on threads of
+    lower CPU priority so that a login flood slows logins, not the fleet views; at most ``8 n``
+    waiting, beyond which a login is answered 503 at once."""
+
+    def __init__(self, n):
+        from concurrent.futures import ThreadPoolExecutor
+        self.n = max(1, n)
+        self.waiting = threading.BoundedSemaphore(self.n * 9)
+        self.pool = ThreadPoolExecutor(max_workers=self.n, thread_name_prefix="xcscan-hash",
+                                       initializer=_lower_priority)
+
+    def run(self, fn, *args):
+        if not self.waiting.acquire(blocking=False):
+            raise _busy()
+        try:
+            return self.pool.submit(fn, *args).result()
+        finally:
+            self.waiting.release()
+
+
+def _lower_priority():
+    try:
+        import os
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # this thread only (Linux)
+    except (AttributeError, OSError):
+        pass
+
+
+def hash_pool(n):
+    with _HASH_LOCK:
+        if n not in _HASH_POOLS:
+            _HASH_POOLS[n] = HashPool(n)
+        return _HASH_POOLS[n]
+
+
+def _busy():
+    return ApiError(503, "busy", "the server is checking too many passwords at once; try again in a few seconds",
+                    headers={"Retry-After": "5"})
 
 
 def _throttle_keys(username, ip, policy=None):
@@ -133,8 +218,10 @@ def locked_for(engine, username, ip, policy, t=None):
 
 
 def _record_failure(conn, username, ip, policy, t):
-    """Count one failed login for the user name and the address; lock what reached its limit."""
+    """Count one failed login for the user name and the address; lock what reached its limit.
+    Returns how far the count went past a limit (> 0: this attempt is over it)."""
     lt = db.login_throttle
+    over = 0
     for key, kind in _throttle_keys(username, ip, policy):
         limit = policy.max_failures if kind == "user" else policy.ip_max_failures
         row = conn.execute(select(lt).where(lt.c.key == key).with_for_update()).mappings().first()
@@ -152,9 +239,11 @@ def _record_failure(conn, username, ip, policy, t):
                 conn.execute(update(lt).where(lt.c.key == key).values(failures=lt.c.failures + 1))
         else:
             conn.execute(update(lt).where(lt.c.key == key).values(**values))
-        if locked:
+        if locked and failures == limit:
             audit(conn, clean_text(username, 64) or "-", "login.locked", key,
                   {"failures": failures, "until": locked}, ip)
+        over = max(over, failures - limit)
+    return over
 
 
 def login(engine, username, password, ttl=None, ip=None, policy=None):
@@ -166,22 +255,40 @@ def login(engine, username, password, ttl=None, ip=None, policy=None):
     policy = policy or LoginPolicy()
     ttl = ttl or policy.session_ttl
     t = now()
+    if ip and policy.rate_per_client:
+        wait = CLIENT_RATE.wait(ip, policy.rate_per_client)
+        if wait:
+            raise ApiError(429, "login_rate", "too many login attempts from your address; try again in %d "
+                           "second(s)" % wait, headers={"Retry-After": str(wait)})
     wait = locked_for(engine, username, ip, policy, t)
     if wait > 0:
         with db.write_tx(engine) as conn:
             audit(conn, clean_text(username, 64) or "-", "login.refused_locked", None, {"retry_after": wait}, ip)
         raise too_many_attempts(wait)
+    # The attempt is counted as a failure before the password hash is computed, atomically under the
+    # throttle row's lock: of concurrent attempts only those within the limit are hashed at all (a
+    # success clears the count below).
+    with db.write_tx(engine) as conn:
+        over = _record_failure(conn, username, ip, policy, t)
+        if over > 0:
+            audit(conn, clean_text(username, 64) or "-", "login.refused_locked", None,
+                  {"retry_after": policy.lock_seconds}, ip)
+    if over > 0:
+        raise too_many_attempts(policy.lock_seconds)
     with engine.connect() as conn:
         user = conn.execute(select(db.users).where(db.users.c.username == str(username)[:64])).mappings().first()
+    pool = hash_pool(policy.max_hashes)
     ok = False
     if user is None or user["disabled"]:
-        dummy_verify(password or "")
+        pool.run(dummy_verify, password or "")
+        ok = False
     else:
-        ok = verify_password(user["password_hash"], password or "")
+        ok = pool.run(verify_password, user["password_hash"], password or "")
+    if ok and ip and policy.rate_per_client:
+        CLIENT_RATE.refund(ip)
     if not ok:
         with db.write_tx(engine) as conn:
             audit(conn, clean_text(username, 64) or "-", "login.failed", None, None, ip)
-            _record_failure(conn, username, ip, policy, t)
         raise unauthorized("bad_credentials", "wrong username or password")
     with db.write_tx(engine) as conn:
         token = secrets.token_urlsafe(32)
@@ -302,6 +409,8 @@ def consume_token(conn, token):
     row = conn.execute(select(t).where(t.c.token_hash == sha256_hex(token))).mappings().first()
     if row is None:
         raise unauthorized("unknown_token", "unknown enrollment token")
+    if row["expires_at"] == REVOKED:
+        raise forbidden("token_revoked", "enrollment token was revoked by an administrator; ask for a new one")
     if row["expires_at"] < now():
         raise forbidden("token_expired", "enrollment token expired; ask for a new one "
                         "(xcscan server token create)")
@@ -311,3 +420,102 @@ def consume_token(conn, token):
         raise forbidden("token_used_up", "enrollment token has been used its %d time(s); ask for a new one"
                         % row["max_uses"])
     return row
+
+
+# --- account life cycle (admins; effective at once: sessions end with the change) ------------------
+def _managed_user(conn, username, scope):
+    """The user row, when it is inside ``scope`` (404 otherwise, as if it did not exist)."""
+    row = conn.execute(select(db.users).where(db.users.c.username == str(username)[:64])).mappings().first()
+    mine = user_orgs(conn, [row["id"]]).get(row["id"], []) if row else []
+    if row is None or not (scope.is_global or (mine and scope.covers_scope(Scope(mine)))):
+        raise not_found("no user %s" % username)
+    return row, mine
+
+
+def _keep_an_admin(conn, user):
+    """Refuse to disable or delete the last enabled admin of the whole fleet (nobody could undo it)."""
+    if user["role"] != "admin" or user["disabled"]:
+        return
+    others = conn.execute(select(db.users.c.id).where(db.users.c.role == "admin", db.users.c.disabled == 0,
+                                                      db.users.c.id != user["id"])).all()
+    global_others = [uid for (uid,) in others if "/" in user_orgs(conn, [uid]).get(uid, ["/"])]
+    if not global_others:
+        raise ApiError(409, "last_admin", "%s is the last enabled fleet-wide admin; add another admin first"
+                       % user["username"])
+
+
+def _end_sessions(conn, user_id):
+    return conn.execute(delete(db.sessions).where(db.sessions.c.user_id == user_id)).rowcount
+
+
+def set_disabled(engine, username, disabled, actor="cli", ip=None, *, scope):
+    """Disable (every session ends at once, logins refused) or enable a user."""
+    check(scope)
+    with db.write_tx(engine) as conn:
+        user, orgs = _managed_user(conn, username, scope)
+        if disabled:
+            _keep_an_admin(conn, user)
+        conn.execute(update(db.users).where(db.users.c.id == user["id"]).values(disabled=1 if disabled else 0))
+        ended = _end_sessions(conn, user["id"]) if disabled else 0
+        audit(conn, actor, "user.disable" if disabled else "user.enable", user["username"], {"sessions_ended": ended},
+              ip, org=Scope(orgs).root() if orgs else None)
+    return {"username": user["username"], "disabled": bool(disabled), "sessions_ended": ended}
+
+
+def delete_user(engine, username, actor="cli", ip=None, *, scope):
+    """Delete a user and their sessions (their past actions stay in the audit log by name)."""
+    check(scope)
+    with db.write_tx(engine) as conn:
+        user, orgs = _managed_user(conn, username, scope)
+        _keep_an_admin(conn, user)
+        ended = _end_sessions(conn, user["id"])
+        conn.execute(delete(db.user_orgs).where(db.user_orgs.c.user_id == user["id"]))
+        conn.execute(delete(db.users).where(db.users.c.id == user["id"]))
+        conn.execute(delete(db.login_throttle).where(db.login_throttle.c.key == "user:" + user["username"].lower()))
+        audit(conn, actor, "user.delete", user["username"], {"role": user["role"], "sessions_ended": ended}, ip,
+              org=Scope(orgs).root() if orgs else None)
+    return {"username": user["username"], "deleted": True, "sessions_ended": ended}
+
+
+def reset_password(engine, username, password, actor="cli", ip=None, *, scope):
+    """Set a new password (the password policy applies); the user's sessions end."""
+    check(scope)
+    problem = password_problem(password or "", username)
+    if problem:
+        raise bad_request("weak_password", problem)
+    pw_hash = hash_password(password)
+    with db.write_tx(engine) as conn:
+        user, orgs = _managed_user(conn, username, scope)
+        conn.execute(update(db.users).where(db.users.c.id == user["id"]).values(password_hash=pw_hash))
+        ended = _end_sessions(conn, user["id"])
+        conn.execute(delete(db.login_throttle).where(db.login_throttle.c.key == "user:" + user["username"].lower()))
+        audit(conn, actor, "user.password_reset", user["username"], {"sessions_ended": ended}, ip,
+              org=Scope(orgs).root() if orgs else None)
+    return {"username": user["username"], "sessions_ended": ended}
+
+
+def end_sessions(engine, username, actor="cli", ip=None, *, scope):
+    """Log a user out everywhere, now."""
+    check(scope)
+    with db.write_tx(engine) as conn:
+        user, orgs = _managed_user(conn, username, scope)
+        ended = _end_sessions(conn, user["id"])
+        audit(conn, actor, "user.sessions_ended", user["username"], {"sessions_ended": ended}, ip,
+              org=Scope(orgs).root() if orgs else None)
+    return {"username": user["username"], "sessions_ended": ended}
+
+
+REVOKED = 0  # expires_at of a revoked enrollment token
+
+
+def revoke_token(engine, token_id, actor="cli", ip=None, *, scope):
+    """Revoke an enrollment token at once: it enrolls nothing more (hosts it enrolled stay)."""
+    t = db.enroll_tokens
+    with db.write_tx(engine) as conn:
+        row = conn.execute(select(t).where(t.c.id == token_id)).mappings().first()
+        if row is None or not check(scope).covers(row["org_path"]):
+            raise not_found("no enrollment token %s" % token_id)
+        conn.execute(update(t).where(t.c.id == token_id).values(expires_at=REVOKED))
+        audit(conn, actor, "token.revoke", row["org_path"], {"id": token_id, "uses": row["uses"]}, ip,
+              org=row["org_path"])
+    return {"id": token_id, "org": row["org_path"], "revoked": True}

@@ -27,11 +27,49 @@ def verify_password(stored, password):
         return False
 
 
-def password_problem(password):
-    """None when acceptable, else a reason."""
+def password_problem(password, username=None):
+    """None when acceptable, else a reason that says what to do."""
     if len(password) < MIN_LENGTH:
         return "password must have at least %d characters" % MIN_LENGTH
+    low = password.lower()
+    if len(set(low)) < 4:
+        return "password repeats too few characters (%d different); use a passphrase of several words" % len(set(low))
+    if _is_run(low):
+        return "password is a run of neighbouring keys or a counting sequence; use a passphrase of several words"
+    core = low.strip(_PADDING)
+    if username:
+        name = username.lower()
+        if any(name in text and not text.replace(name, "").strip(_PADDING) for text in (low, low[::-1])):
+            return "password must not be the user name (or the user name with digits added)"
+    if low in common_passwords() or core in common_passwords() or not core:
+        return "password is one of the most common passwords (or one with digits added); use a passphrase of several words"
     return None
+
+
+_PADDING = "0123456789!@#$%^&*()_+-=.,;:?~`'\"[]{}<>/\\| "
+_RUNS = ("abcdefghijklmnopqrstuvwxyz", "01234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm", "1qaz2wsx3edc4rfv5tgb")
+
+
+def _is_run(low):
+    """Every character the next one on a keyboard row or in counting order (either direction)."""
+    for run in _RUNS:
+        for seq in (run, run[::-1]):
+            if low in seq or low in seq * 3:
+                return True
+    return False
+
+
+_COMMON = None
+
+
+def common_passwords():
+    global _COMMON
+    if _COMMON is None:
+        import os
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "common_passwords.txt")
+        with open(path, encoding="utf-8") as fh:
+            _COMMON = frozenset(line.strip() for line in fh if line.strip() and not line.startswith("#"))
+    return _COMMON
 
 
 # A fixed hash to verify against when the user does not exist, so timing does not reveal names.

@@ -427,6 +427,54 @@ def add_user(body: UserIn, request: Request, user=Depends(require(*ADMINS))):
                              client_ip(request), scope=user["scope"], orgs=body.orgs)
 
 
+# account and token life cycle: effective at once (the user's sessions end with the change)
+UserName = Path(..., max_length=64)
+
+
+class PasswordIn(BaseModel):
+    password: str = Field(..., max_length=1024)
+
+
+@router.post("/users/{username}/disable", responses={**ERRORS, 409: {"description": "the last admin"}}, tags=["admin"])
+def disable_user(request: Request, username: str = UserName, user=Depends(require(*ADMINS))):
+    """Disable a user: their sessions end now and logins are refused until enabled again."""
+    return accounts.set_disabled(request.app.state.engine, username, True, user["username"], client_ip(request),
+                                 scope=user["scope"])
+
+
+@router.post("/users/{username}/enable", responses=ERRORS, tags=["admin"])
+def enable_user(request: Request, username: str = UserName, user=Depends(require(*ADMINS))):
+    return accounts.set_disabled(request.app.state.engine, username, False, user["username"], client_ip(request),
+                                 scope=user["scope"])
+
+
+@router.delete("/users/{username}", responses={**ERRORS, 409: {"description": "the last admin"}}, tags=["admin"])
+def delete_user(request: Request, username: str = UserName, user=Depends(require(*ADMINS))):
+    return accounts.delete_user(request.app.state.engine, username, user["username"], client_ip(request),
+                                scope=user["scope"])
+
+
+@router.post("/users/{username}/password", responses=ERRORS, tags=["admin"])
+def reset_password(body: PasswordIn, request: Request, username: str = UserName, user=Depends(require(*ADMINS))):
+    """Set a new password (the password policy applies); the user's sessions end."""
+    return accounts.reset_password(request.app.state.engine, username, body.password, user["username"],
+                                   client_ip(request), scope=user["scope"])
+
+
+@router.post("/users/{username}/logout", responses=ERRORS, tags=["admin"])
+def end_user_sessions(request: Request, username: str = UserName, user=Depends(require(*ADMINS))):
+    """End every session of a user now."""
+    return accounts.end_sessions(request.app.state.engine, username, user["username"], client_ip(request),
+                                 scope=user["scope"])
+
+
+@router.post("/tokens/{token_id}/revoke", responses=ERRORS, tags=["admin"])
+def revoke_token(request: Request, token_id: int = Path(..., ge=1, le=2**31 - 1), user=Depends(require(*ADMINS))):
+    """Revoke an enrollment token: it enrolls no more hosts."""
+    return accounts.revoke_token(request.app.state.engine, token_id, user["username"], client_ip(request),
+                                 scope=user["scope"])
+
+
 @router.get("/audit", responses=ERRORS, tags=["admin"])
 def audit_log(request: Request, limit: int = Query(500, ge=1, le=10000), offset: int = Query(0, ge=0, le=10**9),
               user=Depends(require(*AUDIT_READERS))):
