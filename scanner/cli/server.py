@@ -89,6 +89,10 @@ def init(data_dir, db, admin, password_file, names):
     click.echo("data directory: %s" % settings.data_dir)
     click.echo("database:       %s" % service.safe_url(settings.db_url))
     click.echo("CA for agents:  %s%s" % (settings.path("ca.pem"), "" if "ca" in created else " (kept)"))
+    if os.path.exists(settings.path("ca.key")):
+        click.echo("CA private key: %s - the server does not need it to run; keep it offline (move it to "
+                   "removable media) and bring it back only to issue a new server certificate"
+                   % settings.path("ca.key"))
     if "admin" in created:
         click.echo("admin user:     %s (created; log in with this name)" % admin)
     else:

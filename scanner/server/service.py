@@ -83,7 +83,21 @@ def init(data_dir, db_url=None, admin="admin", password=None, names=None):
             created.append("admin")
     finally:
         engine.dispose()
+    tighten_permissions(settings)
     return settings, created
+
+
+SECRET_FILES = ("xcscan.db", "xcscan.db-wal", "xcscan.db-shm", "server.json", "server.key", "ca.key")
+
+
+def tighten_permissions(settings):
+    """The data directory 0700 and every secret in it 0600 (the database, server.json, which may hold
+    a database password, and the keys), also when init runs over an existing directory."""
+    os.chmod(settings.data_dir, 0o700)
+    for name in SECRET_FILES:
+        path = settings.path(name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            os.chmod(path, 0o600)
 
 
 def admin_names(settings):
@@ -113,7 +127,11 @@ def serve(settings, host="127.0.0.1", port=8443, workers=1, tls=True, log_level=
     raise_open_file_limit()
     try:
         uvicorn.run("scanner.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, proxy_headers=False, timeout_graceful_shutdown=5, server_header=False,
+                    log_level=log_level, timeout_graceful_shutdown=5, server_header=False,
+                    # the client address and scheme come from X-Forwarded-For/-Proto only when the
+                    # connection is from a configured trusted proxy (then cookies are Secure, HSTS sent)
+                    proxy_headers=bool(settings.trusted_proxies.strip()),
+                    forwarded_allow_ips=settings.trusted_proxies.strip() or None,
                     date_header=True,
                     # request deadlines, head limits and the per-client cap (connguard.py)
                     http="scanner.server.connguard:GuardedH11Protocol",

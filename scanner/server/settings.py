@@ -43,6 +43,8 @@ class Settings:
     max_headers: int = 100  # header fields per request (431 beyond)
     max_connections_per_client: int = 32  # open connections from one address per worker (0: no cap)
     max_connections: int = 900  # per worker; beyond it requests are answered 503
+    # reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses; "" = none)
+    trusted_proxies: str = ""
 
     def __post_init__(self):
         self.data_dir = os.path.abspath(self.data_dir)
