@@ -57,6 +57,7 @@ def depts(server):
     waiver_id = resp.json()["id"]
     resp = admin.post("/api/v1/tokens", json={"org": THEIRS + "/new", "uses": 1, "note": SECRET_NOTE})
     assert resp.status_code == 201, resp.text
+    token_id = resp.json()["id"]
     users = {"their_officer": _make_user(admin, "hea-off-" + tag, "officer", [THEIRS])}
     for role in ("admin", "officer", "auditor"):
         users[role] = _make_user(admin, "fin-%s-%s" % (role[:3], tag), role, [MINE])
@@ -65,7 +66,8 @@ def depts(server):
     assert resp.status_code == 200
     admin.close()
     markers = [THEIRS, theirs.host_id, theirs.hostname, SECRET_NOTE, users["their_officer"]] + theirs.reports
-    return {"hosts": hosts, "users": users, "waiver_id": waiver_id, "markers": markers, "theirs": theirs}
+    return {"hosts": hosts, "users": users, "waiver_id": waiver_id, "markers": markers, "theirs": theirs,
+            "token_id": token_id}
 
 
 def _session(server, name):
@@ -100,7 +102,8 @@ def _routes(server):
 def _fill(path, d):
     theirs = d["theirs"]
     values = {"host_id": theirs.host_id, "report_id": theirs.reports[-1], "waiver_id": str(d["waiver_id"]),
-              "rule_id": "mlps.ia.ssh-root-login", "username": d["users"]["their_officer"]}
+              "rule_id": "mlps.ia.ssh-root-login", "username": d["users"]["their_officer"],
+              "token_id": str(d["token_id"])}
     out = path
     for name, value in values.items():
         out = out.replace("{%s}" % name, value)
@@ -122,6 +125,13 @@ def _payload(method, path, d, csrf):
         "/api/v1/tokens": {"org": THEIRS, "uses": 1},
         "/api/v1/users": {"username": "intruder-" + uuid.uuid4().hex[:6], "password": PASSWORD, "role": "officer",
                           "orgs": [THEIRS]},
+        # account and token life cycle: another department's user and token
+        "/api/v1/users/{username}": None,
+        "/api/v1/users/{username}/disable": {},
+        "/api/v1/users/{username}/enable": {},
+        "/api/v1/users/{username}/password": {"password": "Quiet-River-Stone-3"},
+        "/api/v1/users/{username}/logout": {},
+        "/api/v1/tokens/{token_id}/revoke": {},
     }
     pages = {
         "/hosts/{host_id}/retire": {"reason": "not yours"},
@@ -153,6 +163,10 @@ def _state(server, d):
             "retired": conn.execute(select(db.hosts.c.retired_at).where(db.hosts.c.id == theirs.host_id)).scalar(),
             "waiver": conn.execute(select(db.waivers.c.revoked_at, db.waivers.c.state, db.waivers.c.decided_by)
                                    .where(db.waivers.c.id == d["waiver_id"])).first(),
+            "token_expires": conn.execute(select(db.enroll_tokens.c.expires_at)
+                                          .where(db.enroll_tokens.c.id == d["token_id"])).scalar(),
+            "their_user": conn.execute(select(db.users.c.disabled, db.users.c.password_hash)
+                                       .where(db.users.c.username == d["users"]["their_officer"])).all(),
             "theirs_results": conn.execute(select(db.results.c.rule_id, db.results.c.waiver_id)
                                            .where(db.results.c.host_id == theirs.host_id)
                                            .order_by(db.results.c.rule_id)).all(),

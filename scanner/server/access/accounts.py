@@ -224,21 +224,21 @@ def _record_failure(conn, username, ip, policy, t):
     over = 0
     for key, kind in _throttle_keys(username, ip, policy):
         limit = policy.max_failures if kind == "user" else policy.ip_max_failures
+        # the row exists before it is locked, so concurrent first attempts queue on its lock too
+        # (PostgreSQL: FOR UPDATE; SQLite: the write transaction)
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(lt).values(key=key, failures=0, first_failed_at=t, locked_until=None))
+        except IntegrityError:
+            pass
         row = conn.execute(select(lt).where(lt.c.key == key).with_for_update()).mappings().first()
-        if row is None or t - row["first_failed_at"] > policy.window:
+        if t - row["first_failed_at"] > policy.window:
             failures, first = 1, t
         else:
             failures, first = row["failures"] + 1, row["first_failed_at"]
         locked = t + policy.lock_seconds if failures >= limit else None
-        values = {"failures": failures, "first_failed_at": first, "locked_until": locked}
-        if row is None:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(lt).values(key=key, **values))
-            except IntegrityError:  # another worker counted the first failure at the same moment
-                conn.execute(update(lt).where(lt.c.key == key).values(failures=lt.c.failures + 1))
-        else:
-            conn.execute(update(lt).where(lt.c.key == key).values(**values))
+        conn.execute(update(lt).where(lt.c.key == key).values(failures=failures, first_failed_at=first,
+                                                              locked_until=locked))
         if locked and failures == limit:
             audit(conn, clean_text(username, 64) or "-", "login.locked", key,
                   {"failures": failures, "until": locked}, ip)
