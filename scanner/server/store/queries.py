@@ -727,14 +727,15 @@ def latest_documents(engine, scope, org=None, limit=2000):
             return count, []
         q = _where(select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, r.c.body_gz, r.c.evaluated_gz)
                    .select_from(h.join(r, r.c.id == h.c.latest_report_id)), *conds).order_by(h.c.org_path, h.c.hostname)
-        rows = []
-        for row in conn.execute(q).mappings():
-            try:
-                doc = report_document(row)
-                doc = doc if isinstance(doc, dict) else None
-            except Exception as exc:  # noqa: BLE001 - a damaged stored document is one bad row: logged, counted
-                skipped("latest report", row, exc)
-                doc = None
-            rows.append({"host_id": row["host_id"], "hostname": row["hostname"], "org_path": row["org_path"],
-                         "doc": doc})
+        fetched = conn.execute(q).mappings().all()  # fetched before decoding: no statement left open
+    rows = []
+    for row in fetched:
+        try:
+            doc = report_document(row)
+            doc = doc if isinstance(doc, dict) else None
+        except Exception as exc:  # noqa: BLE001 - a damaged stored document is one bad row
+            skipped("latest report", row, exc)
+            doc = None
+        rows.append({"host_id": row["host_id"], "hostname": row["hostname"], "org_path": row["org_path"],
+                     "doc": doc})
     return count, rows

@@ -310,7 +310,7 @@ def report_paper(report_id: str, request: Request, edition: str = "full"):
         return error_page(request, 400, t("server.paper_bad_edition", lang_of(request)))
     engine = request.app.state.engine
     row = queries.get_report(engine, user["scope"], report_id[:64])
-    doc = reports.report_document(row)
+    doc = reports.readable_document(row)  # an unreadable stored report: a clear 422, not a 500
     with db.write_tx(engine) as conn:
         audit(conn, user["username"], "export.report", row["id"], {"host_id": row["host_id"], "format": "html-" + edition},
               client_ip(request), org=row["org_path"])
