@@ -15,6 +15,9 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 
 from fleet import Agent, body_of
+from server_support import ADMIN
+
+ADMIN_NAME, ADMIN_PW = ADMIN
 from scanner.server.store import db
 
 RULE = "mlps.ia.password-max-age"
@@ -265,3 +268,54 @@ def test_reevaluate_opens_no_path_from_a_report_and_skips_what_it_cannot_read(se
     # an operator may name an installed profile; a path is refused
     bad = server.cli("server", "reevaluate", "--latest-only", "--profile", "/dev/zero", check=False)
     assert bad.returncode != 0 and "unknown profile" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_views_over_bad_rows_under_concurrency_leave_logins_and_enrollment_working(server, agent):
+    """Item 5: while 6 clients read views over unreadable stored rows, logins, enrollments and report
+    intake from 3 others all succeed: no statement is left open on a pooled connection (SQLite would
+    then answer 'database is locked' to the writers)."""
+    import threading
+    victim = Agent("locked-%s" % uuid.uuid4().hex[:6], machine_id=uuid.uuid4().hex)
+    with server.client() as c:
+        assert victim.enroll(c, server.token(org="/hostile/c")).status_code == 201
+        assert victim.submit(c, victim.report(fail_rules=[RULE])).status_code == 200
+    with server.engine.begin() as conn:
+        conn.execute(update(db.results).where(db.results.c.host_id == victim.host_id)
+                     .values(actual=deep_json_text(5000)))
+    token = server.token(org="/hostile/c", uses=50)
+    errors, done = [], {"reads": 0, "writes": 0}
+    stop = time.monotonic() + 8
+
+    reader_token = server.login().headers["Authorization"]
+
+    def reader():
+        with server.client(headers={"Authorization": reader_token}) as c:
+            while time.monotonic() < stop:
+                for path in ("/api/v1/findings", "/api/v1/hosts/%s" % victim.host_id, "/api/v1/rules/%s/hosts" % RULE,
+                             "/findings"):
+                    r = c.get(path)
+                    if r.status_code != 200:
+                        errors.append((path, r.status_code, r.text[:200]))
+                    done["reads"] += 1
+
+    def writer(i):
+        with server.client() as c:
+            while time.monotonic() < stop:
+                r = c.post("/api/v1/session", json={"username": ADMIN_NAME, "password": ADMIN_PW})
+                a = Agent("w%d-%s" % (i, uuid.uuid4().hex[:6]))
+                e = a.enroll(c, token)
+                s = a.submit(c, a.report()) if e.status_code == 201 else e
+                for resp in (r, e, s):
+                    if resp.status_code not in (200, 201):
+                        errors.append(("write", resp.status_code, resp.text[:200]))
+                done["writes"] += 1
+    threads = [threading.Thread(target=reader) for _ in range(6)] + \
+        [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    try:
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    finally:
+        with server.engine.begin() as conn:
+            conn.execute(update(db.results).where(db.results.c.host_id == victim.host_id).values(actual=None))
+    assert errors == [] and done["reads"] > 10 and done["writes"] >= 3, (errors[:5], done)
+    assert "database is locked" not in open(server.log.name, encoding="utf-8", errors="replace").read()

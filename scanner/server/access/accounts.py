@@ -217,9 +217,10 @@ def locked_for(engine, username, ip, policy, t=None):
     return max([row.locked_until - t for row in rows if row.locked_until and row.locked_until > t] or [0])
 
 
-def _record_failure(conn, username, ip, policy, t):
+def _record_failure(conn, username, ip, policy, t, confirmed=True):
     """Count one failed login for the user name and the address; lock what reached its limit.
-    Returns how far the count went past a limit (> 0: this attempt is over it)."""
+    ``confirmed=False``: count an attempt about to be checked (a reservation, cleared by a success),
+    without locking. Returns how far the count went past a limit (> 0: this attempt is over it)."""
     lt = db.login_throttle
     over = 0
     for key, kind in _throttle_keys(username, ip, policy):
@@ -236,10 +237,15 @@ def _record_failure(conn, username, ip, policy, t):
             failures, first = 1, t
         else:
             failures, first = row["failures"] + 1, row["first_failed_at"]
+        if not confirmed:
+            conn.execute(update(lt).where(lt.c.key == key).values(failures=failures, first_failed_at=first))
+            over = max(over, failures - limit)
+            continue
+        failures = max(1, failures - 1)  # the reservation made before the check becomes this failure
         locked = t + policy.lock_seconds if failures >= limit else None
         conn.execute(update(lt).where(lt.c.key == key).values(failures=failures, first_failed_at=first,
                                                               locked_until=locked))
-        if locked and failures == limit:
+        if locked and not (row["locked_until"] and row["locked_until"] > t):
             audit(conn, clean_text(username, 64) or "-", "login.locked", key,
                   {"failures": failures, "until": locked}, ip)
         over = max(over, failures - limit)
@@ -269,7 +275,7 @@ def login(engine, username, password, ttl=None, ip=None, policy=None):
     # throttle row's lock: of concurrent attempts only those within the limit are hashed at all (a
     # success clears the count below).
     with db.write_tx(engine) as conn:
-        over = _record_failure(conn, username, ip, policy, t)
+        over = _record_failure(conn, username, ip, policy, t, confirmed=False)
         if over > 0:
             audit(conn, clean_text(username, 64) or "-", "login.refused_locked", None,
                   {"retry_after": policy.lock_seconds}, ip)
@@ -289,6 +295,7 @@ def login(engine, username, password, ttl=None, ip=None, policy=None):
     if not ok:
         with db.write_tx(engine) as conn:
             audit(conn, clean_text(username, 64) or "-", "login.failed", None, None, ip)
+            _record_failure(conn, username, ip, policy, t)
         raise unauthorized("bad_credentials", "wrong username or password")
     with db.write_tx(engine) as conn:
         token = secrets.token_urlsafe(32)
