@@ -179,8 +179,8 @@ def user():
 @data_dir_option
 @db_option
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(["admin", "officer", "auditor"]),
-              help="admin: everything; officer: review and waivers; auditor: read-only")
+@click.option("--role", required=True, type=click.Choice(["admin", "officer", "auditor", "assessor"]),
+              help="admin: everything; officer: review and waivers; auditor: read-only; assessor: read-only, records verdicts for manual GB/T 28448 items")
 @click.option("--password-file", default=None, help="Read the password from this file ('-' = stdin; "
               "else $XCSCAN_USER_PASSWORD or a prompt)")
 @click.option("--org", "orgs", multiple=True, help="Org subtree the user sees, repeatable, e.g. --org /gov/finance "

@@ -55,11 +55,18 @@ def depts(server):
         "justification": SECRET_NOTE, "approver": "CISO", "expires_at": int(time.time()) + 86400})
     assert resp.status_code == 201, resp.text
     waiver_id = resp.json()["id"]
+    import base64
+    resp = admin.post("/api/v1/assessments", json={
+        "item_id": "L3-CES1-35", "target_kind": "org", "target": THEIRS, "verdict": "conform", "record": SECRET_NOTE,
+        "valid_until": int(time.time()) + 86400, "files": [{"name": "policy.txt", "data": base64.b64encode(
+            SECRET_NOTE.encode()).decode()}]})
+    assert resp.status_code == 201, resp.text
+    assessment = resp.json()
     resp = admin.post("/api/v1/tokens", json={"org": THEIRS + "/new", "uses": 1, "note": SECRET_NOTE})
     assert resp.status_code == 201, resp.text
     token_id = resp.json()["id"]
     users = {"their_officer": _make_user(admin, "hea-off-" + tag, "officer", [THEIRS])}
-    for role in ("admin", "officer", "auditor"):
+    for role in ("admin", "officer", "auditor", "assessor"):
         users[role] = _make_user(admin, "fin-%s-%s" % (role[:3], tag), role, [MINE])
     # something of theirs in the audit log besides the token and the waiver
     resp = admin.post("/api/v1/hosts/%s/retire" % hosts["fin-b"].host_id, json={"reason": "control: mine"})
@@ -67,7 +74,7 @@ def depts(server):
     admin.close()
     markers = [THEIRS, theirs.host_id, theirs.hostname, SECRET_NOTE, users["their_officer"]] + theirs.reports
     return {"hosts": hosts, "users": users, "waiver_id": waiver_id, "markers": markers, "theirs": theirs,
-            "token_id": token_id}
+            "token_id": token_id, "assessment": assessment}
 
 
 def _session(server, name):
@@ -103,7 +110,8 @@ def _fill(path, d):
     theirs = d["theirs"]
     values = {"host_id": theirs.host_id, "report_id": theirs.reports[-1], "waiver_id": str(d["waiver_id"]),
               "rule_id": "mlps.ia.ssh-root-login", "username": d["users"]["their_officer"],
-              "token_id": str(d["token_id"])}
+              "token_id": str(d["token_id"]),
+              "assessment_id": str(d["assessment"]["id"]), "file_id": str(d["assessment"]["files"][0]["id"])}
     out = path
     for name, value in values.items():
         out = out.replace("{%s}" % name, value)
@@ -123,6 +131,9 @@ def _payload(method, path, d, csrf):
         "/api/v1/waivers/{waiver_id}/approve": {"note": "not yours"},
         "/api/v1/waivers/{waiver_id}/reject": {"note": "not yours"},
         "/api/v1/tokens": {"org": THEIRS, "uses": 1},
+        "/api/v1/assessments": {"item_id": "L3-CES1-35", "target_kind": "host", "target": theirs.host_id,
+                                "verdict": "conform", "record": "x", "valid_until": expires},
+        "/api/v1/assessments/{assessment_id}/revoke": {},
         "/api/v1/users": {"username": "intruder-" + uuid.uuid4().hex[:6], "password": PASSWORD, "role": "officer",
                           "orgs": [THEIRS]},
         # account and token life cycle: another department's user and token
@@ -144,6 +155,8 @@ def _payload(method, path, d, csrf):
         "/admin/users": {"username": "intruder-" + uuid.uuid4().hex[:6], "password": PASSWORD, "role": "officer",
                          "orgs": THEIRS},
         "/admin/users/{username}/unlock": {},
+        "/coverage/assessments": {"item_id": "L3-CES1-35", "target_kind": "org", "target": THEIRS, "verdict": "conform",
+                                  "record": "x", "valid": "1d", "level": "mlps-l3"},
     }
     if method == "GET":
         return None, None
@@ -167,13 +180,15 @@ def _state(server, d):
                                           .where(db.enroll_tokens.c.id == d["token_id"])).scalar(),
             "their_user": conn.execute(select(db.users.c.disabled, db.users.c.password_hash)
                                        .where(db.users.c.username == d["users"]["their_officer"])).all(),
+            "assessment": conn.execute(select(db.assessments.c.revoked_at).where(
+                db.assessments.c.id == d["assessment"]["id"])).first(),
             "theirs_results": conn.execute(select(db.results.c.rule_id, db.results.c.waiver_id)
                                            .where(db.results.c.host_id == theirs.host_id)
                                            .order_by(db.results.c.rule_id)).all(),
         }
 
 
-@pytest.mark.parametrize("role", ["admin", "officer", "auditor"])
+@pytest.mark.parametrize("role", ["admin", "officer", "auditor", "assessor"])
 def test_route_sweep_shows_nothing_of_another_department(server, depts, role):
     session = _session(server, depts["users"][role])
     routes = _routes(server)

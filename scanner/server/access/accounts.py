@@ -17,7 +17,7 @@ from scanner.server.store.audit import audit
 from scanner.server.store.scope import Scope, check
 from scanner.server.util import clean_text, dumps, normalise_org, now, sha256_hex
 
-ROLES = ("admin", "officer", "auditor")
+ROLES = ("admin", "officer", "auditor", "assessor")
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 
 

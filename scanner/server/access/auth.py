@@ -1,6 +1,7 @@
 """Who is asking: sessions (cookie for the web UI, bearer token for API clients), roles, CSRF.
 
-Roles: admin (everything), officer (review, waivers, exports), auditor (read-only, audit log).
+Roles: admin (everything), officer (review, waivers, exports), auditor (read-only, audit log),
+assessor (read-only, records verdicts for manual GB/T 28448 items).
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from scanner.server.errors import ApiError, forbidden
 
 COOKIE = "xcscan_session"
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
-READERS = ("admin", "officer", "auditor")
+READERS = ("admin", "officer", "auditor", "assessor")
+ASSESSORS = ("admin", "assessor")
 WAIVER_EDITORS = ("admin", "officer")
 ADMINS = ("admin",)
 AUDIT_READERS = ("admin", "auditor")

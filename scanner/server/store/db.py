@@ -290,6 +290,37 @@ waiver_events = Table(
     Column("note", Text, nullable=True),
 )
 
+# Assessors' verdicts for manual and partial GB/T 28448 items (workflow/assessments.py)
+assessments = Table(
+    "assessments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("level", String(32), nullable=False),  # controls name, e.g. mlps-l3
+    Column("item_id", String(64), nullable=False),  # e.g. L3-CES1-05
+    Column("target_kind", String(8), nullable=False),  # host | org
+    Column("target", String(512), nullable=False),  # host id or org path
+    Column("org_path", String(512), nullable=False),  # where it lies (scope)
+    Column("verdict", String(16), nullable=False),  # conform | partial | nonconform | not_applicable
+    Column("record", Text, nullable=False),  # 测评记录
+    Column("assessor", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("valid_until", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("revoked_by", String(64), nullable=True),
+    Index("ix_assessments_target", "level", "target"),
+)
+
+assessment_files = Table(
+    "assessment_files", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("assessment_id", Integer, ForeignKey("assessments.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
 audit_log = Table(
     "audit_log", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 from scanner.server.intake import ingest
 from scanner.server.store import queries, reports
 from scanner.server.access import accounts
-from scanner.server.workflow import waivers
-from scanner.server.access.auth import ADMINS, AUDIT_READERS, READERS, WAIVER_EDITORS, client_ip, require
+from scanner.server.workflow import assessments, waivers
+from scanner.server.store import coverage as coverage_store
+from scanner.server.access.auth import ASSESSORS, ADMINS, AUDIT_READERS, READERS, WAIVER_EDITORS, client_ip, require
 from scanner.server.errors import bad_request
 from scanner.server.store.audit import audit
 from scanner.server.util import normalise_org, parse_duration
@@ -298,6 +299,62 @@ def reject_waiver(request: Request, body: Optional[DecisionIn] = None, waiver_id
 def revoke_waiver(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 - 1), user=Depends(require(*WAIVER_EDITORS))):
     return waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request),
                                  scope=user["scope"])
+
+
+# --- coverage and assessments ------------------------------------------------------------------------
+class EvidenceIn(BaseModel):
+    name: str = Field(..., max_length=255)
+    data: str = Field(..., max_length=3 * 1024 * 1024, description="base64; PDF, PNG, JPEG or UTF-8 text, at most 2 MiB")
+
+
+class AssessmentIn(BaseModel):
+    level: str = Field("mlps-l3", max_length=32)
+    item_id: str = Field(..., max_length=64)
+    target_kind: str = Field(..., max_length=8, description="host | org")
+    target: str = Field(..., max_length=512, description="host name or id, or org path")
+    verdict: str = Field(..., max_length=16, description="conform | partial | nonconform | not_applicable")
+    record: str = Field(..., max_length=8000, description="测评记录")
+    valid_until: int = Field(..., description="unix seconds")
+    files: Optional[List[EvidenceIn]] = Field(None, max_length=5)
+
+
+@router.get("/coverage", responses=ERRORS, tags=["assessments"])
+def coverage(request: Request, level: str = Query("mlps-l3", max_length=32), host: Optional[str] = Query(None, max_length=64),
+             org: Optional[str] = Query(None, max_length=512), user=Depends(require(*READERS))):
+    """Every GB/T 28448 item of ``level`` for one host or an org subtree: automated, recorded or open."""
+    return coverage_store.coverage(request.app.state.engine, user["scope"], level, host_id=host, org=_org(org))
+
+
+@router.get("/assessments", responses=ERRORS, tags=["assessments"])
+def list_assessments(request: Request, target: Optional[str] = Query(None, max_length=512), user=Depends(require(*READERS))):
+    return assessments.list_assessments(request.app.state.engine, scope=user["scope"], target=target)
+
+
+@router.post("/assessments", status_code=201, responses={**ERRORS, 413: {"description": "file too large"}},
+             tags=["assessments"])
+def record_assessment(body: AssessmentIn, request: Request, user=Depends(require(*ASSESSORS))):
+    return assessments.record_assessment(request.app.state.engine, body.model_dump(), user["username"], client_ip(request),
+                                         scope=user["scope"], role=user["role"])
+
+
+@router.get("/assessments/{assessment_id}", responses=ERRORS, tags=["assessments"])
+def get_assessment(request: Request, assessment_id: int = Path(..., ge=1, le=2**31 - 1), user=Depends(require(*READERS))):
+    return assessments.get_assessment(request.app.state.engine, assessment_id, scope=user["scope"])
+
+
+@router.get("/assessments/{assessment_id}/files/{file_id}", responses=ERRORS, tags=["assessments"])
+def assessment_file(request: Request, assessment_id: int = Path(..., ge=1, le=2**31 - 1),
+                    file_id: int = Path(..., ge=1, le=2**31 - 1), user=Depends(require(*READERS))):
+    name, kind, data = assessments.evidence_file(request.app.state.engine, assessment_id, file_id, scope=user["scope"])
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100] or "evidence"
+    return Response(data, media_type=kind, headers={"Content-Disposition": 'attachment; filename="%s"' % safe})
+
+
+@router.post("/assessments/{assessment_id}/revoke", responses={**ERRORS, 409: {"description": "already revoked"}},
+             tags=["assessments"])
+def revoke_assessment(request: Request, assessment_id: int = Path(..., ge=1, le=2**31 - 1), user=Depends(require(*ASSESSORS))):
+    return assessments.revoke_assessment(request.app.state.engine, assessment_id, user["username"], client_ip(request),
+                                         scope=user["scope"], role=user["role"])
 
 
 # --- exports ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import time
 from typing import Optional
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -17,8 +17,9 @@ from scanner.render.view import substitute_names
 from scanner.server.store import queries
 from scanner.server.access import accounts
 from scanner.server.web import svg
-from scanner.server.workflow import waivers
-from scanner.server.access.auth import (ADMINS, AUDIT_READERS, COOKIE, READERS, WAIVER_EDITORS, client_ip, current_user)
+from scanner.server.workflow import assessments, waivers
+from scanner.server.store import coverage as coverage_store
+from scanner.server.access.auth import (ASSESSORS, ADMINS, AUDIT_READERS, COOKIE, READERS, WAIVER_EDITORS, client_ip, current_user)
 from scanner.server.errors import ApiError, forbidden
 from scanner.server.util import iso, normalise_org, parse_duration
 
@@ -88,7 +89,7 @@ def render(request, name, status=200, **ctx):
         reason_of=lambda r: _reason_text(r, lang), substitute_names=lambda ids: substitute_names(ids, lang),
         waive_items=_failing_item_keys,
         csrf=user["csrf"] if user else "", can_waive=bool(user and user["role"] in WAIVER_EDITORS),
-        can_audit=bool(user and user["role"] in AUDIT_READERS), can_admin=bool(user and user["role"] in ADMINS), qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v}),
+        can_audit=bool(user and user["role"] in AUDIT_READERS), can_assess=bool(user and user["role"] in ASSESSORS), can_admin=bool(user and user["role"] in ADMINS), qs=lambda **kw: urlencode({k: v for k, v in kw.items() if v}),
         **ctx)
     resp = HTMLResponse(page, status_code=status)
     if request.query_params.get("lang") in ("zh", "en"):
@@ -463,6 +464,53 @@ def waivers_revoke(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 -
     check_csrf(request, user, csrf_token)
     waivers.revoke_waiver(request.app.state.engine, waiver_id, user["username"], client_ip(request), scope=user["scope"])
     return RedirectResponse("/waivers", status_code=303)
+
+
+# --- coverage and assessments ------------------------------------------------------------------------
+def _coverage_page(request, user, host_id, org, level, status=200, error=None):
+    engine = request.app.state.engine
+    cov = coverage_store.coverage(engine, user["scope"], level, host_id=host_id, org=org)
+    host = queries.get_host(engine, user["scope"], host_id) if host_id else None
+    target = host_id or cov["org"] or None
+    rows = assessments.list_assessments(engine, scope=user["scope"], target=target) if target else []
+    return render(request, "coverage.html", status=status, user=user, cov=cov, host=host, assessments=rows,
+                  verdicts=coverage_store.VERDICTS, error=error)
+
+
+@router.get("/coverage")
+def coverage_page(request: Request):
+    """GB/T 28448 coverage of a host (?host=ID) or an org subtree (?org=PATH); ?level= (default mlps-l3)."""
+    user = page_user(request)
+    p = request.query_params
+    return _coverage_page(request, user, (p.get("host") or "")[:64] or None, _org_param(request),
+                          (p.get("level") or "mlps-l3")[:32])
+
+
+@router.post("/coverage/assessments")
+async def coverage_record(request: Request, csrf_token: str = Form("", max_length=64), level: str = Form("mlps-l3", max_length=32),
+                          item_id: str = Form("", max_length=64), target_kind: str = Form("", max_length=8),
+                          target: str = Form("", max_length=512), verdict: str = Form("", max_length=16),
+                          record: str = Form("", max_length=8000), valid: str = Form("", max_length=16),
+                          evidence: Optional[UploadFile] = File(None)):
+    user = page_user(request, ASSESSORS)
+    check_csrf(request, user, csrf_token)
+    files = []
+    if evidence is not None and evidence.filename:
+        data = await evidence.read(assessments.MAX_FILE_BYTES + 1)
+        files.append((evidence.filename, data))
+    host_id = target if target_kind == "host" else None
+    org = None if host_id else (normalise_org(target) or None)
+    try:
+        await run_in_threadpool(assessments.record_assessment, request.app.state.engine, {
+            "level": level, "item_id": item_id, "target_kind": target_kind, "target": target, "verdict": verdict,
+            "record": record, "valid_until": _expiry(valid), "files": files}, user["username"], client_ip(request),
+            scope=user["scope"], role=user["role"])
+    except ApiError as exc:
+        if exc.status not in (400, 403, 413):
+            raise
+        return _coverage_page(request, user, host_id, org, level, status=exc.status, error=exc.message)
+    return RedirectResponse("/coverage?" + urlencode({k: v for k, v in (("host", host_id), ("org", org), ("level", level)) if v}),
+                            status_code=303)
 
 
 # --- administration (admin only) --------------------------------------------------------------------

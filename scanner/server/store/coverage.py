@@ -1,0 +1,139 @@
+"""GB/T 28448 coverage of hosts and org subtrees: every test item of a level (rules/controls/) with
+its result — decided by rules (automated), recorded by an assessor (workflow/assessments.py), or
+open — read through the caller's Scope like every fleet query.
+
+Per item and host:
+- automated item: the worst result of its rules on the host (scanner/engine/coverage.py's order:
+  fail > error > waived > manual > pass > not_applicable; central waivers applied); none ran: open;
+- manual or partial item: the valid recorded verdict (the host's own, else the nearest org unit's
+  above it; a lapsed or revoked verdict does not count): recorded; none: open.
+An org subtree's item is complete when it is complete on every live host of the subtree."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from scanner.server.errors import bad_request, not_found
+from scanner.server.store import db
+from scanner.server.store.scope import check
+from scanner.server.util import normalise_org, now, org_ancestors
+
+VERDICTS = ("conform", "partial", "nonconform", "not_applicable")  # 符合 / 部分符合 / 不符合 / 不适用
+ASSESSABLE = ("manual", "partial")  # item statuses an assessor decides
+_ORDER = ("fail", "error", "waived", "manual", "pass", "not_applicable")
+_LEVELS = {}
+
+
+def level_items(level):
+    """[item] of a controls file (rules/controls/<level>.yaml) in file order, cached; 400 for an unknown one."""
+    if not isinstance(level, str) or not level.replace("-", "").isalnum() or len(level) > 32:
+        raise bad_request("bad_level", "level must be a controls name such as mlps-l3")
+    if level not in _LEVELS:
+        from scanner.engine.coverage import load_controls
+        try:
+            doc = load_controls(level)
+        except Exception:  # noqa: BLE001 - a missing or broken file is an unknown level here
+            raise bad_request("bad_level", "no GB/T 28448 item list %r (rules/controls/)" % level)
+        _LEVELS[level] = {item["id"]: item for item in doc["items"]}
+    return _LEVELS[level]
+
+
+def valid_verdicts(conn, level, orgs, t=None):
+    """{(host_id, item_id): verdict row} for hosts {host_id: org_path}: the host's own valid
+    verdict, else the nearest org unit's above it (the newest of equals)."""
+    t = now() if t is None else t
+    a = db.assessments
+    paths = sorted({anc for org in orgs.values() for anc in org_ancestors(org)})
+    by_host, by_org = {}, {}
+    hosts = sorted(orgs)
+    for i in range(0, max(len(hosts), 1), 500):
+        chunk = hosts[i:i + 500]
+        q = select(a).where(a.c.level == level, a.c.revoked_at.is_(None), a.c.valid_until > t,
+                            ((a.c.target_kind == "org") & a.c.target.in_(paths))
+                            | ((a.c.target_kind == "host") & a.c.target.in_(chunk))).order_by(a.c.id)
+        for r in conn.execute(q).mappings():  # newer rows overwrite older ones
+            (by_host if r["target_kind"] == "host" else by_org)[(r["target"], r["item_id"])] = dict(r)
+    items = {k[1] for k in by_host} | {k[1] for k in by_org}
+    out = {}
+    for host_id, org in orgs.items():
+        chain = list(reversed(org_ancestors(org)))  # nearest first
+        for item_id in items:
+            r = by_host.get((host_id, item_id))
+            if r is None:
+                r = next((by_org[(anc, item_id)] for anc in chain if (anc, item_id) in by_org), None)
+            if r is not None:
+                out[(host_id, item_id)] = r
+    return out
+
+
+def _worst(statuses):
+    return next((s for s in _ORDER if s in statuses), None)
+
+
+def coverage(engine, scope, level="mlps-l3", host_id=None, org=None):
+    """Coverage of one host (``host_id``) or of an org subtree (``org``; default: the whole scope)."""
+    check(scope)
+    items = level_items(level)
+    h, r = db.hosts, db.results
+    with engine.connect() as conn:
+        if host_id:
+            row = conn.execute(select(h.c.id, h.c.hostname, h.c.org_path).where(h.c.id == host_id)).first()
+            if row is None or not scope.covers(row.org_path):
+                raise not_found("no host %s" % host_id)
+            hosts = [row]
+        else:
+            base = normalise_org(org) if org else None
+            if org and (base is None or not scope.touches(base)):
+                raise not_found("no org unit %s" % org)
+            q = select(h.c.id, h.c.hostname, h.c.org_path).where(h.c.retired_at.is_(None))
+            for cond in (scope.where(h.c.org_path),):
+                if cond is not None:
+                    q = q.where(cond)
+            if base and base != "/":
+                q = q.where((h.c.org_path == base) | h.c.org_path.like(base + "/%"))
+            hosts = conn.execute(q.order_by(h.c.org_path, h.c.hostname)).all()
+        orgs = {x.id: x.org_path for x in hosts}
+        rules = sorted({rid for it in items.values() for rid in it.get("rules") or ()})
+        statuses = {}
+        t = now()
+        ids = sorted(orgs)
+        for i in range(0, len(ids), 500):
+            q = select(r.c.host_id, r.c.rule_id, r.c.status, r.c.waiver_until).where(
+                r.c.host_id.in_(ids[i:i + 500]), r.c.rule_id.in_(rules))
+            for hid, rid, status, until in conn.execute(q):
+                if status == "fail" and until is not None and until > t:
+                    status = "waived"
+                statuses.setdefault((hid, rid), set()).add(status)
+        verdicts = valid_verdicts(conn, level, orgs, t)
+    out_items = []
+    for item_id, item in items.items():
+        per_host = []
+        for x in hosts:
+            if item.get("status") in ASSESSABLE:
+                v = verdicts.get((x.id, item_id))
+                entry = {"state": "recorded", "result": v["verdict"], "assessment_id": v["id"],
+                         "by": v["target_kind"], "valid_until": v["valid_until"]} if v else \
+                    {"state": "open", "result": None}
+            else:
+                ran = set()
+                for rid in item.get("rules") or ():
+                    ran |= statuses.get((x.id, rid), set())
+                res = _worst(ran)
+                entry = {"state": "automated" if res is not None else "open", "result": res}
+            entry.update(host_id=x.id, hostname=x.hostname)
+            per_host.append(entry)
+        done = sum(1 for e in per_host if e["state"] != "open")
+        out_items.append({"id": item_id, "clause": item.get("clause"), "area": item.get("area"),
+                          "title": item.get("title"), "status": item.get("status"),
+                          "hosts": len(per_host), "complete_hosts": done,
+                          "complete": bool(per_host) and done == len(per_host),
+                          "per_host": per_host if host_id else [e for e in per_host if e["state"] == "open"][:50],
+                          "result": per_host[0]["result"] if host_id and per_host else None,
+                          "state": per_host[0]["state"] if host_id and per_host else
+                          ("complete" if per_host and done == len(per_host) else "open")})
+        if host_id and per_host:
+            for key in ("by", "assessment_id", "valid_until"):
+                if key in per_host[0]:
+                    out_items[-1][key] = per_host[0][key]
+    complete = sum(1 for i in out_items if i["complete"])
+    return {"level": level, "host_id": host_id, "org": None if host_id else (normalise_org(org) if org else None),
+            "hosts": len(hosts), "items": out_items, "complete_items": complete, "total_items": len(out_items)}
