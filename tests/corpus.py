@@ -24,6 +24,29 @@ def corpus_dir():
         candidate = os.path.join(probe, "shared", "corpus")
         if os.path.isfile(os.path.join(candidate, "MANIFEST.yaml")):
             return candidate
+    return _beside_origin()
+
+
+def _beside_origin():
+    """../shared/corpus of the repository this checkout was cloned from, when that is a local directory
+    (a fresh `git clone main /elsewhere` for a CI run still reads the corpus in place)."""
+    import subprocess
+    try:
+        url = subprocess.run(["git", "-C", os.path.dirname(_HERE), "config", "--get", "remote.origin.url"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True,
+                             timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    if not url or not os.path.isdir(url):
+        return None
+    probe = os.path.abspath(url.rstrip("/"))
+    for _ in range(6):
+        probe = os.path.dirname(probe)
+        candidate = os.path.join(probe, "shared", "corpus")
+        if os.path.isfile(os.path.join(candidate, "MANIFEST.yaml")):
+            return candidate
     return None
 
 
