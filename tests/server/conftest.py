@@ -21,6 +21,13 @@ def pg_url():
     yield from _fresh_pg_database()
 
 
+@pytest.fixture(scope="session")
+def pg_scratch_url():
+    """A PostgreSQL database of its own for db_engine, which drops and re-creates every table: never the
+    database the session's server runs on (its users and hosts would vanish under later tests)."""
+    yield from _fresh_pg_database()
+
+
 @pytest.fixture(scope="module")
 def pg_url_module():
     """A fresh PostgreSQL database for one module's own server; dropped at the end."""
@@ -57,12 +64,12 @@ def server(request, tmp_path_factory):
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_engine(request, tmp_path):
-    """A migrated, empty database without a server: a SQLite file, or the session's PostgreSQL
-    database with its tables dropped and re-created by the migrations."""
+    """A migrated, empty database without a server: a SQLite file, or a scratch PostgreSQL database
+    (not the session server's) with its tables dropped and re-created by the migrations."""
     from scanner.server.store import db
     from scanner.server.store import migrate
     if request.param == "postgres":
-        eng = db.make_engine(request.getfixturevalue("pg_url"))
+        eng = db.make_engine(request.getfixturevalue("pg_scratch_url"))
         with eng.begin() as conn:
             db.metadata.drop_all(conn)
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
