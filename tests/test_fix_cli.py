@@ -322,3 +322,11 @@ def test_severity_selects_that_severity_or_higher(rhel):
     ruleset = load_ruleset()
     assert rules and all(ruleset.get(r)["severity"] in ("high", "critical") for r in rules), rules
     assert "mlps.au.audit-rules-core" in rules and "mlps.ia.pam-no-nullok" not in rules  # high / medium
+
+
+def test_runs_in_the_same_second_get_their_own_backup_directories(tmp_path):
+    """Two applies by one process within a second (a script, or this test suite) never share a run directory."""
+    from scanner.remediate.apply import new_run_dir
+    dirs = [new_run_dir(str(tmp_path / "backups")) for _ in range(3)]
+    assert len(set(dirs)) == 3 and all(os.path.isdir(os.path.join(d, "files")) for d in dirs)
+    assert sorted(dirs) == dirs    # name order is run order

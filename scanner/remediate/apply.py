@@ -183,12 +183,23 @@ class Run(object):
 
 
 def new_run_dir(backup_dir):
+    """A new run directory named by time and pid (name order = run order); a second run in the same
+    second and process (a script calling fix twice) gets a -2, -3 … suffix, never another run's backups."""
     stamp = datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%SZ")
-    run_dir = os.path.join(backup_dir, "%s-%d" % (stamp, os.getpid()))
     if not os.path.isdir(backup_dir):
         os.makedirs(backup_dir, 0o700)
-    os.makedirs(os.path.join(run_dir, "files"), 0o700)
-    return run_dir
+    base = os.path.join(backup_dir, "%s-%d" % (stamp, os.getpid()))
+    for n in range(1, 1000):
+        run_dir = base if n == 1 else "%s-%d" % (base, n)
+        try:
+            os.mkdir(run_dir, 0o700)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                continue
+            raise
+        os.mkdir(os.path.join(run_dir, "files"), 0o700)
+        return run_dir
+    raise OSError(errno.EEXIST, "no free run directory", base)
 
 
 def apply_plan(plan, backup_dir, lock_path=None, run_command=None):
