@@ -3,7 +3,6 @@ from __future__ import absolute_import
 
 import base64
 import os
-import shutil
 
 from scanner.agent import config as agent_config
 from scanner.agent import keys
@@ -42,21 +41,32 @@ def _install_ca(ca_file, config_dir):
             data = fh.read(1024 * 1024)
     except (IOError, OSError) as exc:
         raise XcscanError("cannot read the CA certificate: %s" % (exc.strerror or exc), path=ca_file)
+    if os.path.abspath(ca_file) == os.path.join(config_dir, "ca.pem"):
+        _check_pem(data, ca_file)
+        return "ca.pem"
+    return _write_ca(data, config_dir, ca_file)
+
+
+def _check_pem(data, where):
     if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise XcscanError("not a PEM certificate", path=ca_file,
+        raise XcscanError("not a PEM certificate", path=where,
                           hint="give the CA file made by `xcscan server init` (ca.pem)")
+
+
+def _write_ca(data, config_dir, where):
+    """Install the CA certificate ``data`` as config_dir/ca.pem (atomically); its name for agent.yaml."""
+    _check_pem(data, where)
     dest = os.path.join(config_dir, "ca.pem")
-    if os.path.abspath(ca_file) != dest:
-        tmp = dest + ".tmp%d" % os.getpid()
-        shutil.copyfile(ca_file, tmp)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, dest)
+    tmp = dest + ".tmp%d" % os.getpid()
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, dest)
     return "ca.pem"
 
 
-def enroll(server, token, ca_file=None, fingerprint=None, config_path=None, settings=None, force=False):
-    """Enroll this host; return (config values, key created?)."""
-    from scanner.agent.client import Client, TransportError, TrustError
+def _existing_config(config_path, force):
+    """(absolute config path, the existing AgentConfig or None); refuses to enroll twice without --force."""
     config_path = os.path.abspath(config_path or agent_config.default_path())
     existing = None
     if os.path.exists(config_path):
@@ -65,6 +75,13 @@ def enroll(server, token, ca_file=None, fingerprint=None, config_path=None, sett
             raise XcscanError("this agent is already enrolled as host %s with %s" % (
                 existing.host_id, existing.server), path=config_path,
                 hint="pass --force to enroll again (the host gets a new id on the server)")
+    return config_path, existing
+
+
+def enroll(server, token, ca_file=None, fingerprint=None, config_path=None, settings=None, force=False):
+    """Enroll this host; return (config values, key created?)."""
+    from scanner.agent.client import Client, TransportError, TrustError
+    config_path, existing = _existing_config(config_path, force)
     if not ca_file and not fingerprint:
         raise XcscanError("give --ca FILE or --fingerprint SHA256 so the agent can authenticate the server")
     if fingerprint:
@@ -140,29 +157,14 @@ def enroll_offline(bundle_path, config_path=None, settings=None, force=False):
     signed enrollment request in the state directory; `agent export` carries it to the aggregator,
     whose import registers the host before its reports. Return (config values, key created?)."""
     import json
-    import tempfile
     import time
     import uuid
     doc = read_enrollment_bundle(bundle_path)
-    config_path = os.path.abspath(config_path or agent_config.default_path())
-    existing = None
-    if os.path.exists(config_path):
-        existing = agent_config.load(config_path, must_be_enrolled=False)
-        if existing.enrolled() and not force:
-            raise XcscanError("this agent is already enrolled as host %s with %s" % (
-                existing.host_id, existing.server), path=config_path,
-                hint="pass --force to enroll again (the host gets a new id on the server)")
+    config_path, existing = _existing_config(config_path, force)
     config_dir = os.path.dirname(config_path)
     if not os.path.isdir(config_dir):
         os.makedirs(config_dir, 0o755)
-    fd, ca_tmp = tempfile.mkstemp(dir=config_dir, prefix=".ca-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(doc["ca_pem"])
-    try:
-        ca_name = _install_ca(ca_tmp, config_dir)
-    finally:
-        if os.path.exists(ca_tmp):
-            os.unlink(ca_tmp)
+    ca_name = _write_ca(doc["ca_pem"].encode("utf-8"), config_dir, bundle_path)
     values = dict(existing.values) if existing else dict(agent_config.DEFAULTS)
     for key, value in (settings or {}).items():
         if value is not None:
