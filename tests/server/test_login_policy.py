@@ -98,3 +98,58 @@ def test_idle_session_ends_and_use_keeps_it_alive(db_engine, monkeypatch):
     with db.write_tx(db_engine) as conn:
         conn.execute(update(db.sessions).values(expires_at=clock[0] - 1))
     assert accounts.session_user(db_engine, s["token"], idle=0) is None
+
+
+class ManyLogins(Policy):
+    login_max_failures = 50
+
+
+def test_concurrent_logins_of_one_user_all_succeed(db_engine):
+    """Officers' browsers, scripts and a CI job log in as one account at once: each success deletes the
+    throttle row another attempt has just reserved, and that attempt must re-reserve, not crash (a
+    PostgreSQL 500 seen in CI: the row vanished between the reservation and its FOR UPDATE read)."""
+    import threading
+    accounts.add_user(db_engine, "ops1", PASSWORD, "officer", scope=EVERYTHING)
+    results = []
+
+    def worker():
+        for _ in range(6):
+            try:
+                results.append(attempt(db_engine, "ops1", PASSWORD, ManyLogins))
+            except Exception as exc:  # noqa: BLE001 - the failure this test is about
+                results.append(repr(exc))
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert results == [200] * 48, [r for r in results if r != 200][:3]
+
+
+def test_reservation_survives_its_row_vanishing_before_the_locked_read(db_engine):
+    """The exact interleaving behind that 500, forced: just before the attempt's FOR UPDATE read of its
+    throttle row, another session (a concurrent successful login) deletes and commits. PostgreSQL only:
+    with SQLite the write transaction excludes the other writer, so the interleaving cannot happen."""
+    from sqlalchemy import delete, event, insert
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers; the interleaving exists only on PostgreSQL")
+    accounts.add_user(db_engine, "ops1", PASSWORD, "officer", scope=EVERYTHING)
+    with db_engine.begin() as conn:  # a reservation left by an attempt still hashing its password
+        conn.execute(insert(db.login_throttle).values(key="user:ops1", failures=1, first_failed_at=accounts.now(),
+                                                      locked_until=None))
+    fired = []
+
+    def delete_first(conn, cursor, statement, params, context, executemany):
+        if "FOR UPDATE" in statement and "login_throttle" in statement and not fired:
+            fired.append(statement)
+            other = db_engine.raw_connection()  # its own session, committed before our read runs
+            try:
+                cur = other.cursor()
+                cur.execute("DELETE FROM login_throttle WHERE key = 'user:ops1'")
+                other.commit()
+            finally:
+                other.close()
+    event.listen(db_engine, "before_cursor_execute", delete_first)
+    try:
+        assert attempt(db_engine, "ops1", PASSWORD, ManyLogins) == 200
+    finally:
+        event.remove(db_engine, "before_cursor_execute", delete_first)
+    assert fired

@@ -217,6 +217,25 @@ def locked_for(engine, username, ip, policy, t=None):
     return max([row.locked_until - t for row in rows if row.locked_until and row.locked_until > t] or [0])
 
 
+def _throttle_row(conn, key, t):
+    """The throttle row of ``key``, made if missing and locked for this transaction.
+
+    A concurrent successful login deletes the row (PostgreSQL, READ COMMITTED): it can vanish between
+    our insert, refused because the row was there, and our FOR UPDATE read, which then finds nothing.
+    The insert is tried again; with SQLite the write transaction already excludes every other writer."""
+    lt = db.login_throttle
+    for _attempt in range(5):
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(lt).values(key=key, failures=0, first_failed_at=t, locked_until=None))
+        except IntegrityError:
+            pass
+        row = conn.execute(select(lt).where(lt.c.key == key).with_for_update()).mappings().first()
+        if row is not None:
+            return row
+    raise RuntimeError("login throttle row %r kept vanishing under concurrent logins" % key)
+
+
 def _record_failure(conn, username, ip, policy, t, confirmed=True):
     """Count one failed login for the user name and the address; lock what reached its limit.
     ``confirmed=False``: count an attempt about to be checked (a reservation, cleared by a success),
@@ -227,12 +246,7 @@ def _record_failure(conn, username, ip, policy, t, confirmed=True):
         limit = policy.max_failures if kind == "user" else policy.ip_max_failures
         # the row exists before it is locked, so concurrent first attempts queue on its lock too
         # (PostgreSQL: FOR UPDATE; SQLite: the write transaction)
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(lt).values(key=key, failures=0, first_failed_at=t, locked_until=None))
-        except IntegrityError:
-            pass
-        row = conn.execute(select(lt).where(lt.c.key == key).with_for_update()).mappings().first()
+        row = _throttle_row(conn, key, t)
         if t - row["first_failed_at"] > policy.window:
             failures, first = 1, t
         else:
