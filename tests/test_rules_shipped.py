@@ -34,3 +34,30 @@ def test_rules_test_command_runs_everything():
     res = CliRunner().invoke(cli, ["rules", "test", "--lang", "en"])
     assert res.exit_code == 0, res.output
     assert "all passed" in res.output
+
+
+def test_no_two_remediations_truncate_one_file():
+    """An officer follows the remediation of each failing rule in turn: two rules that both write
+    `> FILE` keep only the last one's line (the sysctl rules once all truncated one drop-in). A shared
+    file is appended to (`>>`); a file only one rule writes may be truncated."""
+    import collections
+    import re
+    writers = collections.defaultdict(set)
+    for rule in RULES:
+        for text in rule["remediation"].values():
+            for path in re.findall(r"(?<![>])>\s*(/[\w./-]+)", text):
+                writers[path].add(rule["id"])
+    shared = {p: sorted(ids) for p, ids in writers.items() if len(ids) > 1}
+    assert shared == {}
+
+
+def test_sysctl_remediations_use_the_drop_in_the_fixer_writes():
+    """The text an officer types and `xcscan fix` write one file, named to sort after 99-sysctl.conf (the
+    /etc/sysctl.conf link) so that systemd-sysctl applies it last (sysctl.d(5): lexical order, later wins)."""
+    from scanner.remediate.planner import SYSCTL_DROPIN
+    sysctl_rules = [r for r in RULES if r["id"].startswith("mlps.ip.sysctl-")]
+    assert len(sysctl_rules) >= 10
+    for rule in sysctl_rules:
+        for text in rule["remediation"].values():
+            assert ">> %s" % SYSCTL_DROPIN in text, rule["id"]
+    assert sorted(["99-sysctl.conf", SYSCTL_DROPIN.rsplit("/", 1)[1]])[-1] != "99-sysctl.conf"
