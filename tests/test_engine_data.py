@@ -338,3 +338,16 @@ def test_lint_mlps_rules_need_levels(tmp_path):
     rules, probs = problems_of(tmp_path)
     assert [r["id"] for r in rules] == ["t.c.x"]
     assert [(name, line) for name, line, m in probs if "need 'levels'" in m] == [("r.yaml", 1)]
+
+
+def test_lint_refuses_a_title_placeholder_that_is_not_a_param(tmp_path):
+    """A title's `{name}` is filled from the rule's (tailored) params; a typo would print braces to the
+    officer, so lint names it."""
+    from scanner.engine.rules import validate_rule
+    doc = {"id": "custom.min-len", "title": {"zh": "口令不少于{min_len}位", "en": "At least {min_length} characters"},
+           "category": "baseline", "severity": "low", "params": {"min_length": 8},
+           "check": {"fact": "pam.quality.minlen", "op": "ge", "value": {"param": "min_length"}},
+           "remediation": {"zh": "设置 minlen", "en": "set minlen"},
+           "tests": {"pass": [{"facts": {"pam": {"quality": {"minlen": 9}}}}], "fail": [{"facts": {}}]}}
+    problems = validate_rule(doc)
+    assert [(where, "min_len" in msg) for where, msg in problems] == [(("title", "zh"), True)]

@@ -70,6 +70,15 @@ def test_tailored_params_reach_the_fix_and_the_remediation_text(rhel, tmp_path):
     assert "PASS_MAX_DAYS 60/" in by_id["mlps.ia.password-max-age"]["remediation"]["en"]
     assert "PASS_MAX_DAYS 60/" in by_id["mlps.ia.password-max-age"]["remediation"]["zh"]
     assert "TMOUT=300" in by_id["mlps.ia.shell-timeout"]["remediation"]["zh"]
+    # the title states the limit the tailored check applies, not the shipped default
+    assert by_id["mlps.ia.password-max-age"]["title"] == {"zh": "新建账户口令最长使用期限不超过60天",
+                                                        "en": "Password maximum age for new accounts is 60 days or less"}
+    assert "TMOUT≤300 秒" in by_id["mlps.ia.shell-timeout"]["title"]["zh"]
+    assert not [t for r in report["results"] for t in r["title"].values() if "{" in t]
+    listed = invoke("rules", "list", "--profile", str(profile), "--format", "json")
+    titles = dict((r["id"], r["title"]["en"]) for r in json.loads(listed.stdout))
+    assert titles["mlps.ia.shell-timeout"] == "Idle shell sessions end (TMOUT at most 300 s, read-only)"
+    assert titles["mlps.ia.password-min-length"] == "Passwords are at least 8 characters long"  # the default
     saved = tmp_path / "report.json"
     saved.write_text(res.stdout)
     res = invoke("fix", "--root", rhel, "--report", str(saved), "--rule", "mlps.ia.*", "--dry-run")
@@ -77,6 +86,7 @@ def test_tailored_params_reach_the_fix_and_the_remediation_text(rhel, tmp_path):
     assert "sysctl" not in res.stdout                        # --rule narrowed the selection
     script = invoke("fix", "--report", str(saved), "--rule", "mlps.ia.password-max-age", "--script", "bash")
     assert "xc_set_key '/etc/login.defs' 0644 'PASS_MAX_DAYS' ' ' '60'" in script.stdout
+    assert "# mlps.ia.password-max-age  Password maximum age for new accounts is 60 days or less" in script.stdout
 
 
 def test_apply_rescans_and_rollback_restores_bytes_modes_and_owners(rhel, tmp_path):

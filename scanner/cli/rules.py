@@ -21,23 +21,31 @@ def list_(profile, fmt, lang):
     from scanner.engine.evaluator import select_rules
     from scanner.i18n import pick, t
     lang = resolve_lang(lang)
+    from scanner.remediate.params import title_text
     ruleset = load_ruleset()
-    selected = select_rules(ruleset, load_profile(profile)) if profile else list(ruleset)
+    prof = load_profile(profile) if profile else None
+    selected = select_rules(ruleset, prof) if prof else list(ruleset)
+
+    def profile_params(rule):  # the profile's tailoring, so a listed title states the limit it checks
+        return prof.params_for(rule) if prof is not None else {}
     if fmt == "json":
         import json
-        click.echo(json.dumps([_public(r) for r in selected], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([_public(r, profile_params(r)) for r in selected], ensure_ascii=False, indent=2))
         return
     from scanner.render import grid
     from scanner.render.textwidth import terminal_width
     from scanner.render.view import rule_category
     rows = [[r["id"], t("scan.severity." + r["severity"], lang), rule_category(r["category"], lang),
-             ",".join(str(x) for x in r.get("levels") or []), pick(r["title"], lang)] for r in selected]
+             ",".join(str(x) for x in r.get("levels") or []), pick(title_text(r, profile_params(r)), lang)] for r in selected]
     headers = [t("rules.col." + k, lang) for k in ("id", "severity", "category", "levels", "title")]
     click.echo(grid.render(headers, rows, terminal_width()))
 
 
-def _public(rule):
-    return dict((k, v) for k, v in rule.items() if k not in ("tests",))
+def _public(rule, params):
+    from scanner.remediate.params import title_text
+    out = dict((k, v) for k, v in rule.items() if k not in ("tests",))
+    out["title"] = title_text(rule, params)
+    return out
 
 
 @rules.command()

@@ -5,7 +5,7 @@ from scanner.engine import STATUSES, severity_rank
 from scanner.engine.checks import ERROR, NA, evaluate_check
 from scanner.engine.env import Env, bounded, utcnow
 from scanner.engine.text import reason
-from scanner.remediate.params import remediation_text
+from scanner.remediate.params import remediation_text, title_text
 
 # Score weights by severity: info findings are informational and never move the score.
 WEIGHTS = {"info": 0, "low": 1, "medium": 2, "high": 4, "critical": 8}
@@ -75,7 +75,7 @@ def evaluate_rule(rule, facts, inventory, params=None, severity=None, live=None,
             evidence.append({"fact": path, "value": None, "missing": miss.reason["en"]})
     result = {
         "rule_id": rule["id"],
-        "title": rule["title"],
+        "title": title_text(rule, params),
         "category": rule["category"],
         "area": rule.get("area"),
         "severity": severity or rule["severity"],

@@ -138,6 +138,13 @@ def validate_rule(doc, registry=None):
     if not isinstance(params, dict):
         problems.append((("params",), "params must be a mapping of name: default value"))
         params = {}
+    if isinstance(doc.get("title"), dict):
+        from scanner.remediate.params import placeholders
+        for lang, text in sorted(doc["title"].items()):
+            for name in placeholders(text):
+                if name not in params:
+                    problems.append((("title", lang), "{%s} in the title is not a declared param; declare it under "
+                                     "params (its default fills the title) or write the value" % name))
     fact_paths = []
     applies = doc.get("applies_to")
     if applies is not None:

@@ -8,7 +8,7 @@ from __future__ import absolute_import
 import posixpath
 
 from scanner.remediate import edits
-from scanner.remediate.params import resolve
+from scanner.remediate.params import resolve, title_text
 from scanner.remediate.planner import UNIT_DIRS, mode_symbolic
 
 R = "{{ xcscan_root }}"
@@ -181,7 +181,7 @@ def playbook(items, lang="en"):
     from scanner.i18n import pick
     tasks, n = [], 0
     for rule, params in items:
-        name_text = "%s: %s" % (rule["id"], pick(rule.get("title"), lang).replace("\n", " "))
+        name_text = "%s: %s" % (rule["id"], pick(title_text(rule, params), lang).replace("\n", " "))
         rule_tasks = []
         requires = rule["fix"].get("requires") or []
         guard = None

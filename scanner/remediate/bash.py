@@ -8,7 +8,7 @@ from __future__ import absolute_import
 
 import os
 
-from scanner.remediate.params import resolve
+from scanner.remediate.params import resolve, title_text
 from scanner.remediate.planner import mode_symbolic
 from scanner.remediate.rollback_script import q
 
@@ -65,7 +65,7 @@ def render(items, generated_by="xcscan fix", lang="en"):
            "# Review before running. Run as root: sh fix.sh ; offline image: XCSCAN_ROOT=/mnt/image sh fix.sh\n",
            _prelude(), "\n"]
     for rule, params in items:
-        out.append("\n# %s  %s\n" % (rule["id"], pick(rule.get("title"), lang).replace("\n", " ")))
+        out.append("\n# %s  %s\n" % (rule["id"], pick(title_text(rule, params), lang).replace("\n", " ")))
         out.append("xc_log '== %s'\n" % rule["id"])
         requires = rule["fix"].get("requires") or []
         indent = ""

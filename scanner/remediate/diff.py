@@ -35,10 +35,11 @@ def file_diff(path, before, after):
 def render(plan, lang="en"):
     """Which rules change which files, then one diff per file (original -> final), then the commands."""
     from scanner.i18n import pick, t
+    from scanner.remediate.params import title_text
     out = []
     touched = {}
     for rp in plan.rules:
-        title = pick(rp.rule.get("title"), lang)
+        title = pick(title_text(rp.rule, rp.params), lang)
         out.append("# %s  %s\n" % (rp.rule_id, title))
         if rp.skipped:
             out.append("#   %s\n" % t("fix.skipped", lang, why=pick(rp.skipped, lang)))

@@ -41,9 +41,29 @@ def resolve(value, params):
     return value
 
 
-def remediation_text(rule, params):
-    """The rule's remediation {zh, en} with the (tailored) params filled in."""
-    pair = rule.get("remediation") or {}
+def _fill_pair(pair, params):
     if not isinstance(pair, dict):
         return pair
     return dict((lang, fill_text(text, params)) for lang, text in pair.items())
+
+
+def _with_defaults(rule, params):
+    merged = dict(rule.get("params") or {})
+    merged.update(params or {})
+    return merged
+
+
+def remediation_text(rule, params):
+    """The rule's remediation {zh, en} with the (tailored) params filled in."""
+    return _fill_pair(rule.get("remediation") or {}, _with_defaults(rule, params))
+
+
+def title_text(rule, params=None):
+    """The rule's title {zh, en} with the (tailored) params filled in: a profile that tailors
+    ``min_length`` to 12 gets '口令最小长度不少于12位', the limit its check really applies."""
+    return _fill_pair(rule.get("title") or {}, _with_defaults(rule, params))
+
+
+def placeholders(text):
+    """The ``{name}`` placeholders of ``text``."""
+    return _PLACEHOLDER.findall(text) if isinstance(text, str) else []
