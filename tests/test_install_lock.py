@@ -53,8 +53,32 @@ def test_installed_versions_are_the_locked_ones():
 
 def test_agent_lock_covers_python_37_and_only_agent_dependencies():
     pins = _pins("requirements/agent-lock.txt")
-    for dep in ("click", "psutil", "distro", "pyyaml", "cryptography", "tabulate"):
+    for dep in ("click", "pyyaml", "cryptography"):
         assert dep in pins
     assert "fastapi" not in pins and "pytest" not in pins
     assert any("< '3.8'" in (marker or "") for v in pins.values() for _, marker in v), \
         "the agent lock must be universal down to Python 3.7"
+
+
+def test_every_agent_dependency_is_imported_by_the_agent():
+    """A declared agent dependency that nothing imports is installed on every production host for
+    nothing (tabulate was, after the terminal renderer stopped using it)."""
+    import tomllib
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as fh:
+        deps = tomllib.load(fh)["project"]["dependencies"]
+    import_name = {"pyyaml": "yaml"}
+    source = []
+    for dirpath, dirnames, filenames in os.walk(os.path.join(REPO, "scanner")):
+        dirnames[:] = [d for d in dirnames if d not in ("server", "__pycache__")]
+        for name in filenames:
+            if name.endswith(".py"):
+                with open(os.path.join(dirpath, name), encoding="utf-8") as fh:
+                    source.append(fh.read())
+    text = "\n".join(source)
+    unused = []
+    for dep in deps:
+        name = re.split(r"[<>=!~ ;\[]", dep, 1)[0].strip().lower()
+        mod = import_name.get(name, name)
+        if not re.search(r"^\s*(import|from)\s+%s\b" % re.escape(mod), text, re.M):
+            unused.append(name)
+    assert unused == []

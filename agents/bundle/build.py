@@ -5,9 +5,9 @@
 
 The bundle is a zipapp holding scanner/ (without scanner/server/), rules/ and,
 under _vendor/, the pure-Python dependencies pinned in agents/bundle/requirements.txt
-(click, distro, tabulate, PyYAML's pure loader). Run it with the host's system Python
-(3.7 or newer): `python3 xcscan-agent.pyz agent run`. psutil and cryptography
-are used when the host has them and are not needed otherwise.
+(click and PyYAML's pure loader). Run it with the host's system Python
+(3.7 or newer): `python3 xcscan-agent.pyz agent run`. cryptography
+is used when the host has it and is not needed otherwise.
 
 Wheels come from --wheels DIR (for a build machine without Internet access:
 fill it once with `pip download`, see docs/agent.md) or are downloaded with pip
@@ -144,7 +144,7 @@ def build(output, wheels_dir, offline=False, python="/usr/bin/env python3"):
             entries.append(("payload/" + (arc if arc.startswith("licenses/") else "_vendor/" + arc), data))
     manifest = ["xcscan %s offline bundle" % __version__, "python >= 3.7", "bundled:"]
     manifest += ["  %s==%s" % r for r in reqs]
-    manifest += ["used when present on the host: psutil, cryptography (else pure-Python Ed25519)"]
+    manifest += ["used when present on the host: cryptography (else pure-Python Ed25519)"]
     entries.append(("payload/BUNDLE.txt", ("\n".join(manifest) + "\n").encode()))
     entries.sort()
     buf = io.BytesIO()

@@ -25,8 +25,10 @@ def test_bundle_is_one_self_contained_pure_python_file(bundle, tmp_path):
     assert "payload/scanner/agent/runner.py" in names
     assert any(n.startswith("payload/scanner/_rules/catalog/") for n in names)
     assert "payload/scanner/locale/zh.yaml" in names
-    for dep in ("click/__init__.py", "yaml/__init__.py", "distro/__init__.py", "tabulate/__init__.py"):
+    for dep in ("click/__init__.py", "yaml/__init__.py"):
         assert "payload/_vendor/" + dep in names
+    # no longer dependencies: nothing in the agent imports them
+    assert not [n for n in names if n.startswith(("payload/_vendor/tabulate", "payload/_vendor/distro"))]
     assert not [n for n in names if n.startswith("payload/scanner/server/")]
     assert not [n for n in names if n.endswith((".so", ".pyc"))]
     assert any(n.startswith("payload/licenses/click/") for n in names)
