@@ -22,7 +22,7 @@ def loose_root(make_root):
         "/opt/app/bin/backup-helper": b"#!/bin/sh\n", "/etc/app/app.conf": "key=1\n",
         "/etc/hosts": "127.0.0.1 localhost\n", "/var/spool/drop/.keep": "", "/var/shared/.keep": "",
         "/var/cache/junk/world": "x", "/usr/bin/passwd-link": ("symlink", "/usr/bin/passwd"),
-        "/usr/lib/openssh/ssh-keysign": b"\x7fELF",
+        "/usr/lib/openssh/ssh-keysign": b"\x7fELF", "/var/tmp/own.log": "x",
     })
     os.chmod(root + "/usr/bin/passwd", 0o4755)
     os.chmod(root + "/usr/lib/openssh/ssh-keysign", 0o4711)
@@ -31,6 +31,8 @@ def loose_root(make_root):
     os.chmod(root + "/var/spool/drop", 0o777)  # world-writable, no sticky bit
     os.chmod(root + "/var/shared", 0o1777)  # like /tmp: fine
     os.chmod(root + "/var/cache/junk/world", 0o666)  # under a skipped cache tree
+    os.chmod(root + "/var/tmp", 0o1777)  # as distributions ship it
+    os.chmod(root + "/var/tmp/own.log", 0o644)
     return root
 
 
@@ -67,6 +69,40 @@ def test_rules_fail_on_the_loose_root_and_pass_on_a_clean_one(loose_root, make_r
     assert got["mlps.ac.suid-sgid-expected"] == "pass"
     assert got["mlps.ac.world-writable-files"] == "pass"
     assert got["mlps.ac.world-writable-dirs-sticky"] == "pass"
+
+
+def test_var_tmp_is_walked_its_sticky_bit_does_not_protect_file_contents(loose_root, make_root, tmp_path):
+    """/var/tmp (1777) keeps others from deleting a user's file, not from rewriting a world-writable one,
+    and a 0777 directory inside it has no sticky bit of its own: both are findings, like anywhere else."""
+    from scanner.pipeline import scan_report
+    os.makedirs(loose_root + "/var/tmp/exchange")
+    with open(loose_root + "/var/tmp/nightly.sh", "w") as fh:
+        fh.write("#!/bin/sh\n")
+    os.chmod(loose_root + "/var/tmp/nightly.sh", 0o666)
+    os.chmod(loose_root + "/var/tmp/exchange", 0o777)
+    facts, errors = walk(loose_root)
+    assert errors == [] and "/var/tmp" not in facts["skipped"]
+    assert facts["world_writable_files"] == ["/etc/app/app.conf", "/var/tmp/nightly.sh"]
+    assert facts["world_writable_dirs"] == ["/var/spool/drop", "/var/tmp/exchange"]  # not /var/tmp itself
+    got = {r["rule_id"]: r for r in scan_report(loose_root, profile="mlps-l3")["results"]}
+    assert "/var/tmp/nightly.sh" in got["mlps.ac.world-writable-files"]["reason"]["en"]
+    assert "/var/tmp/exchange" in got["mlps.ac.world-writable-dirs-sticky"]["reason"]["en"]
+
+    # /var/tmp as shipped (1777) with a user's own 0644 file and a sticky shared directory: both pass
+    clean = make_root({"/etc/hosts": "x\n", "/var/tmp/own.log": "x", "/var/tmp/shared/.keep": ""},
+                      root=tmp_path / "clean")
+    os.chmod(clean + "/var/tmp", 0o1777)
+    os.chmod(clean + "/var/tmp/own.log", 0o644)
+    os.chmod(clean + "/var/tmp/shared", 0o1777)
+    got = {r["rule_id"]: r["status"] for r in scan_report(clean, profile="mlps-l3")["results"]}
+    assert got["mlps.ac.world-writable-files"] == "pass"
+    assert got["mlps.ac.world-writable-dirs-sticky"] == "pass"
+    # /var/tmp itself without its sticky bit is a finding of the directory rule
+    os.chmod(clean + "/var/tmp", 0o777)
+    report = scan_report(clean, profile="mlps-l3")
+    assert report["facts"]["special_files"]["world_writable_dirs"] == ["/var/tmp"]
+    got = {r["rule_id"]: r["status"] for r in report["results"]}
+    assert got["mlps.ac.world-writable-dirs-sticky"] == "fail"
 
 
 def test_the_walk_runs_only_when_a_selected_rule_reads_it(loose_root):
