@@ -601,16 +601,19 @@ def test_rsyslog_rainerscript_and_authpriv_none(make_root, tmp_path):
     facts, _ = run(root, "logging")
     assert facts["auth_logged"] is False  # authpriv.none: authentication events are dropped
     assert verdict(root, "mlps.au.auth-events-logged")["status"] == "fail"
-    root = make_root({"/usr/sbin/rsyslogd": ELF, "/var/log/app-secure.log": "", "/etc/rsyslog.conf": conf %
+    root = make_root({"/usr/sbin/rsyslogd": ELF, "/var/log/app-secure.log": "", "/var/log/messages": "",
+                      "/etc/rsyslog.conf": conf %
                       "authpriv.*  action(type=\"omfile\"\n    file=\"/var/log/app-secure.log\")\n"},
                      root=tmp_path / "omfile")
     os.chmod(os.path.join(root, "var/log/app-secure.log"), 0o644)
+    os.chmod(os.path.join(root, "var/log/messages"), 0o640)
     facts, _ = run(root, "logging")
     assert facts["auth_logged"] is True and facts["auth_log_files"] == ["/var/log/app-secure.log"]
     assert verdict(root, "mlps.au.auth-events-logged")["status"] == "pass"
     # the permission rule checks the file the configuration names, not only a fixed list
     res = verdict(root, "mlps.au.log-file-perms")
-    assert res["status"] == "fail" and [i["key"] for i in res["items"]] == ["/var/log/app-secure.log"]
+    assert res["status"] == "fail" and [i["key"] for i in res["items"] if i["status"] == "fail"] == \
+        ["/var/log/app-secure.log"]
     os.chmod(os.path.join(root, "var/log/app-secure.log"), 0o600)
     assert verdict(root, "mlps.au.log-file-perms")["status"] == "pass"
 
@@ -714,3 +717,87 @@ def test_redis_protected_mode_offline(make_root, tmp_path):
         root = make_root({"/etc/redis/redis.conf": text}, root=tmp_path / str(n))
         inst = db_config.collect(Context(root=root, live=False))["instances"][0]
         assert inst["settings"]["local_only"] is local, text
+
+
+# ---------------------------------------------------------------- a log file rsyslog names but has not created
+# RHEL 9's rsyslog.conf and rsyslog.service (UMask=0066); Debian 12's rsyslog.conf ($FileCreateMode 0640,
+# $Umask 0022, group adm). rsyslog creates a missing file at its first write with fileCreateMode masked by
+# its umask (rsyslog omfile docs "fileCreateMode", "$FileCreateMode", "$umask"; tools/omfile.c).
+RHEL_RSYSLOG = ("module(load=\"imuxsock\" SysSock.Use=\"off\")\nmodule(load=\"imjournal\" StateFile=\"imjournal.state\")\n"
+                "%s*.info;mail.none;authpriv.none;cron.none                /var/log/messages\n"
+                "authpriv.*                                              /var/log/secure\n"
+                "cron.*                                                  /var/log/cron\n")
+RHEL_RSYSLOG_UNIT = ("[Unit]\nDescription=System Logging Service\nDocumentation=man:rsyslogd(8)\n\n[Service]\n"
+                     "Type=notify\nEnvironmentFile=-/etc/sysconfig/rsyslog\nExecStart=/usr/sbin/rsyslogd -n $SYSLOGD_OPTIONS\n"
+                     "%sStandardOutput=null\nRestart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n")
+DEBIAN_RSYSLOG = ("module(load=\"imuxsock\")\n$FileOwner root\n$FileGroup adm\n$FileCreateMode 0640\n$DirCreateMode 0755\n"
+                  "$Umask 0022\n$WorkDirectory /var/spool/rsyslog\n$IncludeConfig /etc/rsyslog.d/*.conf\n"
+                  "*.*;auth,authpriv.none\t\t-/var/log/syslog\nauth,authpriv.*\t\t\t/var/log/auth.log\n%s")
+
+
+def log_items(root):
+    res = verdict(root, "mlps.au.log-file-perms")
+    return res, dict((i["key"], i["status"]) for i in res["items"])
+
+
+def test_a_log_file_rsyslog_names_but_has_not_created_is_judged_as_rsyslog_will_create_it(make_root, tmp_path):
+    # a never-booted RHEL image: no /var/log/secure yet; rsyslog creates it 0644 & ~0066 = 0600 -- compliant
+    root = make_root({"/usr/sbin/rsyslogd": ELF, "/etc/rsyslog.conf": RHEL_RSYSLOG % "",
+                      "/usr/lib/systemd/system/rsyslog.service": RHEL_RSYSLOG_UNIT % "UMask=0066\n"})
+    facts, _ = run(root, "file_perms")
+    secure = [f for f in facts["files"] if f["path"] == "/var/log/secure"][0]
+    assert secure["exists"] is False and secure["created_by"] == "rsyslog" and secure["mode"] == "0600"
+    assert secure["umask"] == "0066" and secure["umask_from"] == "UMask= in /usr/lib/systemd/system/rsyslog.service"
+    assert secure["source"] == "/etc/rsyslog.conf:4" and secure["owner"] == "root"
+    assert "/var/log/secure" in facts["missing"]
+    res, items = log_items(root)
+    assert res["status"] == "pass"
+    assert items == {"/var/log/messages": "pass", "/var/log/secure": "pass", "/var/log/cron": "pass"}
+
+    # the same image where the unit lost its UMask= (systemd.exec(5): then 0022): created 0644 -- fails,
+    # where before the file was left out and the rule had nothing to judge
+    root = make_root({"/usr/sbin/rsyslogd": ELF, "/etc/rsyslog.conf": RHEL_RSYSLOG % "",
+                      "/usr/lib/systemd/system/rsyslog.service": RHEL_RSYSLOG_UNIT % ""}, root=tmp_path / "no-umask")
+    res, items = log_items(root)
+    assert res["status"] == "fail" and items["/var/log/secure"] == "fail"
+    assert "0644" in [i for i in res["items"] if i["key"] == "/var/log/secure"][0]["actual"]
+    # ... and a drop-in restoring it wins over the unit
+    root = make_root({"/usr/sbin/rsyslogd": ELF, "/etc/rsyslog.conf": RHEL_RSYSLOG % "",
+                      "/usr/lib/systemd/system/rsyslog.service": RHEL_RSYSLOG_UNIT % "",
+                      "/etc/systemd/system/rsyslog.service.d/umask.conf": "[Service]\nUMask=0077\n"},
+                     root=tmp_path / "dropin")
+    assert log_items(root)[0]["status"] == "pass"
+
+    # $FileCreateMode before the selector lines decides their mode; an existing file is judged as it is
+    root = make_root({"/usr/sbin/rsyslogd": ELF, "/etc/rsyslog.conf": RHEL_RSYSLOG % "$FileCreateMode 0664\n",
+                      "/usr/lib/systemd/system/rsyslog.service": RHEL_RSYSLOG_UNIT % "UMask=0002\n",
+                      "/var/log/messages": ""}, root=tmp_path / "filecreatemode")
+    os.chmod(os.path.join(root, "var/log/messages"), 0o600)
+    res, items = log_items(root)
+    assert items == {"/var/log/messages": "pass", "/var/log/secure": "fail", "/var/log/cron": "fail"}
+
+
+def test_debian_rsyslog_creates_log_files_0640_group_adm_and_an_action_can_loosen_one(make_root, tmp_path):
+    root = make_root({"/usr/sbin/rsyslogd": ELF, "/etc/rsyslog.conf": DEBIAN_RSYSLOG % ""})
+    facts, _ = run(root, "file_perms")
+    auth = [f for f in facts["files"] if f["path"] == "/var/log/auth.log"][0]
+    assert (auth["mode"], auth["owner"], auth["group_name"]) == ("0640", "root", "adm")
+    assert auth["umask_from"] == "$umask in the rsyslog configuration"
+    assert log_items(root)[0]["status"] == "pass"
+    # an action() takes its own fileCreateMode, not the legacy $FileCreateMode
+    root = make_root({"/usr/sbin/rsyslogd": ELF, "/etc/rsyslog.conf": DEBIAN_RSYSLOG %
+                      "local0.*  action(type=\"omfile\" file=\"/var/log/app.log\" fileCreateMode=\"0666\")\n"},
+                     root=tmp_path / "action")
+    res, items = log_items(root)
+    assert res["status"] == "fail" and items["/var/log/app.log"] == "fail" and items["/var/log/auth.log"] == "pass"
+    assert [f for f in run(root, "file_perms")[0]["files"] if f["path"] == "/var/log/app.log"][0]["mode"] == "0644"
+
+
+def test_a_log_file_whose_creation_mode_nothing_states_is_an_error_that_says_why(make_root):
+    # no rsyslog.service (a SysV-init image) and no $umask: the process umask is not on the image
+    root = make_root({"/usr/sbin/rsyslogd": ELF, "/etc/rsyslog.conf": "authpriv.*  /var/log/secure\n"})
+    res, items = log_items(root)
+    assert res["status"] == "error" and items == {"/var/log/secure": "error"}
+    item = res["items"][0]
+    assert "does not exist yet" in item["reason"]["en"] and "umask" in item["reason"]["en"]
+    assert "尚不存在" in item["reason"]["zh"]

@@ -53,15 +53,57 @@ def statements(text):
         yield start, " ".join(pending)
 
 
-def parse_rsyslog(ctx, paths):
+# How rsyslog creates a log file that does not exist yet (rsyslog tools/omfile.c, omfile docs "fileCreateMode",
+# "$FileCreateMode", "fileOwner", "$umask"): a selector line (legacy syntax) takes the $FileCreateMode,
+# $FileOwner and $FileGroup in effect at its position (reset values: 0644, the process user and group); an
+# action(type="omfile") takes its own fileCreateMode/fileOwner/fileGroup, else the values of
+# module(load="builtin:omfile" ...) seen before it (same defaults). The mode is then masked by the process
+# umask: $umask / global(umask=...) when set, else the service's (see file_perms.rsyslog_umask).
+_LEGACY_CREATE = {"$filecreatemode": "mode", "$fileowner": "owner", "$filegroup": "group"}
+_CREATE_PARAMS = (("mode", r"fileCreateMode"), ("owner", r"fileOwner"), ("group", r"fileGroup"))
+
+
+def _create_params(text, base):
+    out = dict(base)
+    for key, name in _CREATE_PARAMS:
+        found = re.search(r'\b%s\s*=\s*"([^"]*)"' % name, text, re.I)
+        if found:
+            out[key] = found.group(1).strip()
+    return out
+
+
+def parse_rsyslog(ctx, paths, settings=None):
+    """(rules, remote); ``settings`` (a dict) receives the process-wide ``umask`` and ``user`` when set."""
     rules, remote = [], []
     tls_global = False
+    legacy = {"mode": "0644", "owner": None, "group": None}
+    module = {"mode": "0644", "owner": None, "group": None}
+    settings = settings if settings is not None else {}
     for path in paths:
         text = ctx.fs.read_text(path)
         if text is None:
             continue
         for number, line in statements(text):
             src = where(path, number)
+            words = line.split()
+            directive = words[0].lower() if words else ""
+            if directive == "$resetconfigvariables":
+                legacy = {"mode": "0644", "owner": None, "group": None}
+            elif directive in _LEGACY_CREATE and len(words) > 1:
+                legacy[_LEGACY_CREATE[directive]] = words[1]
+            elif directive == "$umask" and len(words) > 1:
+                settings["umask"] = words[1]
+            elif directive == "$privdroptouser" and len(words) > 1:
+                settings["user"] = words[1]
+            elif re.match(r'module\s*\(\s*load\s*=\s*"builtin:omfile"', line, re.I):
+                module = _create_params(line, module)
+            elif re.match(r'global\s*\(', line, re.I):
+                found = re.search(r'\bumask\s*=\s*"?([0-7]+)', line, re.I)
+                if found:
+                    settings["umask"] = found.group(1)
+                found = re.search(r'\bprivdrop\.user\.name\s*=\s*"([^"]+)"', line, re.I)
+                if found:
+                    settings["user"] = found.group(1)
             if re.search(r'DefaultNetstreamDriver\s*[=\s]\s*"?gtls|StreamDriver(?:\.Name)?\s*=\s*"(gtls|ossl)"|'
                          r'\$ActionSendStreamDriverMode\s+1', line, re.I):
                 tls_global = True
@@ -90,9 +132,10 @@ def parse_rsyslog(ctx, paths):
                 kind = re.search(r'type\s*=\s*"(\w+)"', target, re.I)
                 path = re.search(r'\bfile\s*=\s*"([^"]+)"', target, re.I)
                 if kind and kind.group(1).lower() == "omfile" and path:
-                    mode = re.search(r'fileCreateMode\s*=\s*"([0-7]+)"', target, re.I)
+                    create = _create_params(target, module)
                     rules.append({"selector": selector, "target": path.group(1), "source": src,
-                                  "create_mode": mode.group(1) if mode else None})
+                                  "create_mode": create["mode"], "create_owner": create["owner"],
+                                  "create_group": create["group"]})
                 elif kind and kind.group(1).lower() in ("omfwd", "omrelp"):
                     rules.append({"selector": selector, "target": "@" + (remote[-1]["host"] or "?")
                                   if remote else "@?", "source": src})
@@ -110,7 +153,9 @@ def parse_rsyslog(ctx, paths):
                 host = target[len(":omrelp:"):].split(":")[0]
                 remote.append({"host": host, "port": None, "protocol": "relp", "tls": False, "source": src})
                 continue
-            rules.append({"selector": selector, "target": target.lstrip("-").split(";")[0], "source": src})
+            rules.append({"selector": selector, "target": target.lstrip("-").split(";")[0], "source": src,
+                          "create_mode": legacy["mode"], "create_owner": legacy["owner"],
+                          "create_group": legacy["group"]})
     if tls_global:
         for item in remote:
             if item["protocol"] == "tcp":

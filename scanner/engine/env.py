@@ -188,8 +188,11 @@ def _plain(values):
 
 
 # A collector may say why a value it leaves null is unknown: ``{"unknown_why": {key: {"key": <one of
-# these locale keys>, "args": {name: int}}}}`` next to it (special_files: a walk stopped at its budget).
-_UNKNOWN_WHY = frozenset(("scan.reason.walk_partial", "scan.reason.walk_partial_no_total"))
+# these locale keys>, "args": {name: int}}}}`` next to it (special_files: a walk stopped at its budget;
+# file_perms: a log file rsyslog has not created yet, with a umask nothing on the host states).
+_UNKNOWN_WHY = {"scan.reason.walk_partial": ("covered", "total"),
+                "scan.reason.walk_partial_no_total": ("covered", "total"),
+                "scan.reason.log_create_mode_unknown": ()}
 
 
 def _why_unknown(parent, key, shown):
@@ -197,10 +200,11 @@ def _why_unknown(parent, key, shown):
     entry = why.get(key) if isinstance(why, dict) else None
     if not isinstance(entry, dict) or entry.get("key") not in _UNKNOWN_WHY:
         return reason("scan.reason.null", path=shown)
+    wanted = _UNKNOWN_WHY[entry["key"]]
     args = entry.get("args") if isinstance(entry.get("args"), dict) else {}
     fields = dict((k, int(v)) for k, v in args.items()
-                  if k in ("covered", "total") and isinstance(v, int) and not isinstance(v, bool))
-    if len(fields) != 2:
+                  if k in wanted and isinstance(v, int) and not isinstance(v, bool))
+    if len(fields) != len(wanted):
         return reason("scan.reason.null", path=shown)
     return reason(entry["key"], path=shown, **fields)
 
