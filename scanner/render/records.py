@@ -23,6 +23,7 @@ MAX_TEXT = 120        # characters of a text value shown
 _OPS = ("mode within", "not in", "intersects", "not_empty", "contains", "<=", ">=", "!=", "!~", "in", "<", ">", "=",
         "~", "empty", "true", "false", "exists", "absent")
 _OP_RE = "|".join(re.escape(o) for o in _OPS)
+_REQUIREMENT_TAIL = re.compile(r" (%s)(?: (.*?))?(?=\) and \(|\)$|$)" % _OP_RE)
 
 
 def catalog():
@@ -104,10 +105,17 @@ def _requirements(expected, path):
     expected = view.scalar_text(expected)
     if not expected or " or " in expected or "none of:" in expected:
         return []
-    found = []
-    pattern = re.compile(r"(?:^|\()%s (%s)(?: (.*?))?(?=\) and \(|\)$|$)" % (re.escape(path), _OP_RE))
-    for match in pattern.finditer(expected):
-        found.append((match.group(1), (match.group(2) or "").strip()))
+    # what re.finditer(r"(?:^|\()PATH (OP)(?: (.*?))?(?=...)") finds, without compiling a pattern per path:
+    # each place PATH starts the text or follows "(", matched from there on, never overlapping the last one
+    found, end, at = [], 0, expected.find(path)
+    while at != -1:
+        start = at - 1 if at else 0
+        if start >= end and (not at or expected[at - 1] == "("):
+            match = _REQUIREMENT_TAIL.match(expected, at + len(path))
+            if match:
+                found.append((match.group(1), (match.group(2) or "").strip()))
+                end = match.end()
+        at = expected.find(path, at + 1)
     return found
 
 
