@@ -148,6 +148,36 @@ def test_cache_is_used_and_invalidated(tmp_path, cache):
     assert len(load_ruleset(str(tmp_path / "checks"))) == 1
 
 
+def test_loaded_rules_and_cache_leave_test_cases_in_the_rule_file(tmp_path, cache):
+    from scanner.engine import rules as rules_mod
+    from scanner.engine.selftest import missing_groups, run_rule_tests
+    write(tmp_path, "checks/a/r.yaml", GOOD)
+    for attempt in ("parsed", "from cache"):
+        rules_mod._LOADED.clear()
+        rule = load_ruleset(str(tmp_path / "checks")).get("t.ssh.root-login")
+        assert "tests" not in rule, attempt
+        # the cases still run, read from the rule's own file
+        assert missing_groups(rule) == []
+        got = [(group, result["status"]) for group, _i, _want, result in run_rule_tests(rule)]
+        assert got == [("fail", "fail"), ("pass", "pass")], attempt
+    bundle = json.loads(next(cache.glob("rules-*.json")).read_text(encoding="utf-8"))
+    assert [sorted(r) for r in bundle["rules"]] == [sorted(rule)]
+    assert "permitrootlogin" in json.dumps(bundle)          # the check is cached ...
+    assert '"yes"' not in json.dumps(bundle)                 # ... the fail case's facts are not
+    # a rule file without cases: no groups, and the missing ones named
+    write(tmp_path, "checks/a/r.yaml", GOOD.split("tests:")[0])
+    assert missing_groups(dict(rule, source=str(tmp_path / "checks/a/r.yaml"))) == ["pass", "fail"]
+
+
+def test_shipped_rule_set_runs_its_cases_without_carrying_them():
+    from scanner.engine.selftest import run_rule_tests
+    rules = load_ruleset()
+    assert not [r["id"] for r in rules if "tests" in r]
+    rule = rules.get("mlps.ia.password-max-age")
+    groups = set(group for group, _i, _want, _res in run_rule_tests(rule))
+    assert {"pass", "fail"} <= groups
+
+
 def test_unwritable_cache_dir_is_silent(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")

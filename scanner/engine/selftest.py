@@ -41,10 +41,25 @@ def _now(case):
     return as_date(case["now"] if not hasattr(case["now"], "isoformat") else case["now"])
 
 
+def rule_tests(rule):
+    """The rule's embedded test cases: its own ``tests`` (a rule from ``lint``), else read from its
+    rule file (a loaded rule set leaves them out: scanner.engine.rules.load_ruleset)."""
+    if "tests" in rule:
+        return rule.get("tests") or {}
+    source = rule.get("source")
+    if not source:
+        return {}
+    from scanner.yamlio import load_yaml_text
+    with open(source, "rb") as fh:
+        doc = load_yaml_text(fh.read().decode("utf-8"), source)  # as lint reads it (no YAML cache)
+    tests = doc.get("tests") if isinstance(doc, dict) else None
+    return tests if isinstance(tests, dict) else {}
+
+
 def run_rule_tests(rule, catalog=None):
     """[(group, index, expected_status, got_result)] for every case of ``rule``."""
     out = []
-    for group, cases in sorted((rule.get("tests") or {}).items()):
+    for group, cases in sorted(rule_tests(rule).items()):
         for i, case in enumerate(cases or []):
             facts, inventory = case_inputs(case)
             params = dict(rule.get("params") or {})
@@ -56,7 +71,7 @@ def run_rule_tests(rule, catalog=None):
 
 
 def missing_groups(rule):
-    tests = rule.get("tests") or {}
+    tests = rule_tests(rule)
     manual = isinstance(rule.get("check"), dict) and "manual" in rule["check"]
     need = ("manual",) if manual else ("pass", "fail")
     return [g for g in need if not tests.get(g)]
