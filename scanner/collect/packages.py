@@ -22,15 +22,16 @@ MAX_DB_BYTES = 512 * 1024 * 1024
 RPM_QF = "%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t%{ARCH}\\n"
 
 
+_DPKG_FIELDS = ("Package:", "Status:", "Version:", "Architecture:")
+
+
 def parse_dpkg_status(text):
     items = []
     for stanza in text.split("\n\n"):
         fields = {}
         for line in stanza.split("\n"):
-            if not line or line[0] in " \t":
-                continue
-            key, sep, value = line.partition(":")
-            if sep and key in ("Package", "Status", "Version", "Architecture"):
+            if line.startswith(_DPKG_FIELDS):  # the only fields read (continuation lines start with a blank)
+                key, _sep, value = line.partition(":")
                 fields[key] = value.strip()
         if not fields.get("Package"):
             continue
