@@ -74,7 +74,8 @@ def redact(argv):
                 mask_next = True
             elif prog in _MYSQL_CLIENTS and arg.startswith("-p") and len(arg) > 2:
                 arg = "-p" + MASK
-        arg = _URL_CRED.sub(lambda m: m.group(1) + MASK + m.group(3), arg)
+        if "://" in arg:  # no URL, nothing for _URL_CRED to find (long JVM class paths are common)
+            arg = _URL_CRED.sub(lambda m: m.group(1) + MASK + m.group(3), arg)
         out.append(arg)
     return out
 
