@@ -501,6 +501,7 @@ def _place(candidates, unit_candidates, ctx):
     """A running server whose command line lost its configuration path (redis-server's title) is matched
     to the one configuration that serves its port; otherwise it stays an instance with an error."""
     out = []
+    ports = {}  # each configuration's port, read once (a unit and the fixed path name the same file)
     for cand in candidates:
         if not cand.get("unplaced"):
             out.append(cand)
@@ -509,7 +510,10 @@ def _place(candidates, unit_candidates, ctx):
         for other in unit_candidates + _fixed_candidates(ctx.fs, cand["engine"]):
             if other["engine"] != cand["engine"] or cand.get("port") is None:
                 continue
-            inst_port = _candidate_port(ctx, other)
+            key = (other["engine"], (other.get("options") or {}).get("port"), other.get("config_file"))
+            if key not in ports:
+                ports[key] = _candidate_port(ctx, other)
+            inst_port = ports[key]
             if inst_port == cand["port"]:
                 same.append(other)
         if len(same) == 1:
