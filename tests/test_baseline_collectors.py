@@ -19,7 +19,8 @@ def run(root, name, live=False):
 def test_login_defs_defaults_and_malformed_numbers(make_root):
     root = make_root({"/etc/login.defs": "PASS_MAX_DAYS\tninety\nPASS_MIN_DAYS 1\n# PASS_WARN_AGE 7\nUMASK 027\n"})
     facts, errors = run(root, "login_defs")
-    assert facts["PASS_MAX_DAYS"] is None
+    # shadow-utils cannot parse "ninety" and uses its built-in default (lib/getdef.c getdef_num): no expiry
+    assert facts["PASS_MAX_DAYS"] == 99999 and facts["unparsable"] == ["PASS_MAX_DAYS"]
     assert facts["PASS_MIN_DAYS"] == 1 and facts["sources"]["PASS_MIN_DAYS"] == "/etc/login.defs:2"
     # useradd writes an empty warn field when PASS_WARN_AGE is unset: no warning, not 7
     assert facts["PASS_WARN_AGE"] == 0 and "PASS_WARN_AGE" in facts["defaulted"]

@@ -801,3 +801,143 @@ def test_a_log_file_whose_creation_mode_nothing_states_is_an_error_that_says_why
     item = res["items"][0]
     assert "does not exist yet" in item["reason"]["en"] and "umask" in item["reason"]["en"]
     assert "尚不存在" in item["reason"]["zh"]
+
+
+# ---------------------------------------------------------------- identification: Kirin 0xd02 vs Kunpeng 920B, clouds, OEMs
+def _arm_block(n, impl, part, variant="0x1", rev="0", features=None):
+    return ("processor\t: %d\nBogoMIPS\t: 200.00\nFeatures\t: %s\nCPU implementer\t: %s\nCPU architecture: 8\n"
+            "CPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n"
+            % (n, features or "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
+               "jscvt fcma lrcpc dcpop sha3 sm3 sm4 asimddp sha512 asimdfhm dit uscat ilrcpc flagm ssbs sb paca "
+               "pacg dcpodp flagm2 frint i8mm bf16 bti", impl, variant, part, rev))
+
+
+# Kirin 9000S as /proc/cpuinfo lists it: four ARM Cortex-A510 little cores (0x41:0xd46) first, then three
+# HiSilicon 0xd42 and one 0xd02 (TaiShan v120) core -- the core mix public Device Info HW reads report
+# ("72_3330", "72_3394", "Cortex-A510": implementer 72 = 0x48, parts 3330 = 0xd02 and 3394 = 0xd42);
+# util-linux sys-utils/lscpu-arm.c: 0x48 0xd02 "TaiShan-v120 used in Kirin 990A and 9000S SoCs"
+KIRIN_9000S_CPUINFO = "".join([_arm_block(i, "0x41", "0xd46") for i in range(4)] +
+                              [_arm_block(i, "0x48", "0xd42") for i in range(4, 7)] + [_arm_block(7, "0x48", "0xd02")])
+# Kunpeng 920B (TaiShan v120 cores, 0x48:0xd02 on every core, SVE): the same part, one core type
+KUNPENG_920B_CPUINFO = "".join(_arm_block(i, "0x48", "0xd02", variant="0x2", features=(
+    "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc dcpop sha3 "
+    "sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs sb paca pacg dcpodp sve2 sveaes svepmull "
+    "svebitperm svesha3 svesm4 flagm2 frint svei8mm svebf16 i8mm bf16 dgh")) for i in range(8))
+
+
+def cpu_components(make_root, text, root=None):
+    from scanner.catalog import default_catalog
+    from scanner.collect import collect_facts
+    from scanner.inventory import build_inventory
+    root = make_root({"/proc/cpuinfo": text}, root=root)
+    facts = collect_facts(Context(root=root, live=False), only=["cpu"])
+    return facts["cpu"], [c for c in build_inventory(facts, default_catalog())["components"] if c["category"] == "cpu"]
+
+
+def test_kirin_and_kunpeng_920b_share_part_0xd02_and_the_core_mix_tells_them_apart(make_root, tmp_path):
+    cpu, comps = cpu_components(make_root, KIRIN_9000S_CPUINFO)
+    assert cpu["core_types"] == ["0x41:0xd46", "0x48:0xd42", "0x48:0xd02"]
+    assert cpu["implementer"] == "0x41"  # the first block is a little ARM core ...
+    # ... yet the chip is HiSilicon's: one domestic Kirin component, not a foreign ARM Cortex
+    assert [(c["product_id"], c["origin"]) for c in comps] == [("kirin", "domestic")]
+    assert comps[0]["details"]["implementer"] == "0x48" and comps[0]["details"]["part"] == "0xd42"
+    assert any("core types" in e["value"] for e in comps[0]["evidence"])
+    cpu, comps = cpu_components(make_root, KUNPENG_920B_CPUINFO, root=tmp_path / "kunpeng")
+    assert cpu["core_types"] == ["0x48:0xd02"]
+    assert [(c["product_id"], c["origin"], c["model"]) for c in comps] == [
+        ("kunpeng", "domestic", "Kunpeng 920 (TaiShan v120)")]
+    # a big.LITTLE chip of another designer stays that designer's: ARM-only mixes are not Kirin
+    cpu, comps = cpu_components(make_root, "".join([_arm_block(i, "0x41", "0xd05") for i in range(4)] +
+                                                   [_arm_block(i, "0x41", "0xd0b") for i in range(4, 8)]),
+                                root=tmp_path / "arm")
+    assert [c["product_id"] for c in comps] != ["kirin"] and comps[0]["origin"] != "domestic"
+
+
+def _dmi_files(**fields):
+    return dict(("/sys/class/dmi/id/%s" % k, v + "\n") for k, v in fields.items())
+
+
+# /sys/class/dmi/id of an Alibaba Cloud ECS instance (modalias "dmi:bvnSeaBIOS:...:svnAlibabaCloud:pnAlibabaCloudECS:
+# pvrpc-i440fx-2.1:cvnAlibabaCloud:ct1:cvrpc-i440fx-2.1:" in open-license-manager's execution_environment comments;
+# cloud-init DataSourceAliYun: ALIYUN_PRODUCT = "Alibaba Cloud ECS")
+ALIYUN_DMI = _dmi_files(bios_vendor="SeaBIOS", bios_version="rel-1.7.5-0-ge51488c-20140602_164612-nilsson.home.kraxel.org",
+                        bios_date="04/01/2014", sys_vendor="Alibaba Cloud", product_name="Alibaba Cloud ECS",
+                        product_version="pc-i440fx-2.1", chassis_vendor="Alibaba Cloud", chassis_type="1",
+                        chassis_version="pc-i440fx-2.1")
+# Huawei Cloud ECS: cloud-init DataSourceOpenStack knows it by the chassis asset tag alone
+# (DMI_ASSET_TAG_HUAWEICLOUD = "HUAWEICLOUD", canonical/cloud-init PR 1689 "Identify Huawei Cloud as OpenStack");
+# what else its DMI says is not published, so the fixture has that field only
+HUAWEICLOUD_DMI = _dmi_files(chassis_asset_tag="HUAWEICLOUD")
+
+
+@pytest.mark.parametrize("dmi,label", [(ALIYUN_DMI, "Alibaba Cloud ECS"), (HUAWEICLOUD_DMI, "Huawei Cloud")])
+def test_cloud_vms_named_by_their_real_dmi_are_vms_not_servers(make_root, tmp_path, dmi, label):
+    from scanner.catalog import default_catalog
+    from scanner.inventory import build_inventory
+    facts = collect_facts_of(make_root(dmi))
+    virt = facts["host"]["virtualization"]
+    assert (virt["kind"], virt["type"]) == ("vm", label)
+    assert [c for c in build_inventory(facts, default_catalog())["components"] if c["category"] == "server"] == []
+    if label == "Huawei Cloud":
+        # not a published capture: even a vendor field naming the cloud's owner does not make it a Huawei server
+        facts = collect_facts_of(make_root(dict(dmi, **_dmi_files(sys_vendor="Huawei", product_name="s6.large.2")),
+                                           root=tmp_path / "vendor"))
+        assert facts["host"]["virtualization"]["type"] == "Huawei Cloud"
+        assert [c for c in build_inventory(facts, default_catalog())["components"] if c["category"] == "server"] == []
+
+
+def test_a_physical_server_whose_asset_tag_mentions_a_hypervisor_word_is_not_a_vm(make_root):
+    # asset tags are free text on real servers: only the exact cloud tags cloud-init lists mean a VM
+    facts = collect_facts_of(make_root(_dmi_files(sys_vendor="Inspur", product_name="CS5280F3",
+                                                  chassis_asset_tag="XEN-RACK-07", chassis_type="23")))
+    assert facts["host"]["virtualization"]["kind"] == "bare-metal"
+
+
+def collect_facts_of(root):
+    from scanner.collect import collect_facts
+    return collect_facts(Context(root=root, live=False), only=["host", "dmi", "cpu"])
+
+
+def test_oem_server_names_as_their_dmi_has_them(make_root, tmp_path):
+    """New H3C UniServer R4900 G3 (dmidecode -t 1 capture: "New H3C Technologies Co., Ltd.", Version "To be filled
+    by O.E.M.", Family "Rack") and Inspur's Kunpeng server CS5280F3 (openEuler bug report: Manufacturer "Inspur",
+    Product Name "CS5280F3", kernel ...aarch64) -- a domestic brand with a domestic CPU, two components."""
+    from scanner.catalog import default_catalog
+    from scanner.inventory import build_inventory
+    root = make_root(_dmi_files(sys_vendor="New H3C Technologies Co., Ltd.", product_name="UniServer R4900 G3",
+                                product_version="To be filled by O.E.M.", product_family="Rack",
+                                chassis_type="23"), root=tmp_path / "h3c")
+    inv = build_inventory(collect_facts_of(root), default_catalog())
+    assert [(c["product_id"], c["origin"], c["model"]) for c in inv["components"] if c["category"] == "server"] == [
+        ("h3c", "domestic", "UniServer R4900 G3")]
+    files = _dmi_files(sys_vendor="Inspur", product_name="CS5280F3", chassis_type="23")
+    files["/proc/cpuinfo"] = "".join(_arm_block(i, "0x48", "0xd01", features="fp asimd evtstrm aes pmull sha1 sha2 "
+                                                "crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma dcpop asimddp "
+                                                "asimdfhm") for i in range(4))
+    inv = build_inventory(collect_facts_of(make_root(files, root=tmp_path / "inspur")), default_catalog())
+    got = dict((c["category"], (c["product_id"], c["origin"])) for c in inv["components"])
+    assert got["server"] == ("inspur", "domestic") and got["cpu"] == ("kunpeng", "domestic")
+
+
+# shadow-utils reads login.defs numbers with strtol(value, &end, 0) and the whole value must parse (lib/getlong.c);
+# one that does not gives the program's built-in default (lib/getdef.c getdef_num: "configuration error - cannot
+# parse"); def_load() keeps the last line of a key, skips a line with one field and cuts the value at a '"'
+@pytest.mark.parametrize("lines,value,status", [
+    ("PASS_MAX_DAYS\t90\n", 90, "pass"),
+    ("PASS_MAX_DAYS\t060\n", 48, "pass"),                       # a leading 0 is octal: 48 days
+    ("PASS_MAX_DAYS\t0x5a\n", 90, "pass"),                      # hex
+    ("PASS_MAX_DAYS\t\"60\"\n", 60, "pass"),                    # quoted
+    ("PASS_MAX_DAYS\t090\n", 99999, "fail"),                    # not octal: unparsable -> never expires
+    ("PASS_MAX_DAYS\t90 # policy 2024\n", 99999, "fail"),       # no inline comments in login.defs
+    ("PASS_MAX_DAYS\t60\nPASS_MAX_DAYS\tninety\n", 99999, "fail"),  # the last line decides
+    ("PASS_MAX_DAYS\tninety\nPASS_MAX_DAYS\t60\n", 60, "pass"),
+    ("PASS_MAX_DAYS\t60\nPASS_MAX_DAYS\n", 60, "pass"),         # a key without a value is skipped
+])
+def test_login_defs_numbers_parse_as_shadow_utils_parses_them(make_root, lines, value, status):
+    root = make_root({"/etc/login.defs": "MAIL_DIR\t/var/mail\nPASS_MIN_DAYS\t1\nPASS_WARN_AGE\t7\n" + lines})
+    facts, errors = run(root, "login_defs")
+    assert facts["PASS_MAX_DAYS"] == value
+    assert ("PASS_MAX_DAYS" in facts.get("unparsable", [])) == (value == 99999)
+    assert ("PASS_MAX_DAYS" in facts["defaulted"]) == (value == 99999)
+    assert any("built-in default" in e["message"] for e in errors) == (value == 99999 or "ninety" in lines)
+    assert verdict(root, "mlps.ia.password-max-age")["status"] == status

@@ -7,7 +7,23 @@ from scanner.classify.hwcommon import products_with, search
 
 _REGEX_KEYS = ("vendor_id", "model_name", "cpu_model", "isa", "loongarch_family", "power_cpu",
                "dmi_manufacturer", "dmi_version")
-_LIST_KEYS = ("implementer", "part", "arch", "cpu_family")
+_LIST_KEYS = ("implementer", "part", "arch", "cpu_family", "heterogeneous")
+ARM_LTD = "0x41"  # ARM's own implementer code: stock licensed cores, never what names a SoC
+
+
+def cpu_signals(cpu):
+    """The signals to match: with several core types (big.LITTLE) the SoC designer's own cores decide --
+    the first type whose implementer is not ARM Ltd -- and ``heterogeneous`` says there are several (a phone or
+    PC SoC such as Kirin, never a Kunpeng server, whose cores are all alike). util-linux lscpu-arm.c: 0x48 0xd02
+    "TaiShan-v120 used in Kirin 990A and 9000S SoCs", the same part Kunpeng 920B servers report."""
+    types = cpu.get("core_types") or []
+    if len(types) < 2:
+        return cpu
+    signals = dict(cpu, heterogeneous="true")
+    own = [t for t in types if not t.startswith(ARM_LTD + ":")]
+    if own:
+        signals["implementer"], signals["part"] = own[0].split(":", 1)
+    return signals
 
 
 def _holds(condition, signals):
@@ -58,14 +74,15 @@ def classify(facts, catalog):
     dmi_procs = (facts.get("dmi") or {}).get("processors") or []
     dmi_source = (facts.get("dmi") or {}).get("dmidecode_source")
     components = []
-    product = match_signals(cpu, catalog) if cpu else None
+    signals = cpu_signals(cpu) if cpu else cpu
+    product = match_signals(signals, catalog) if cpu else None
     has_cpu_facts = any(cpu.get(k) for k in ("vendor_id", "model_name", "implementer", "cpu_model", "isa",
                                              "power_cpu", "loongarch_family"))
     if product is not None or has_cpu_facts:
         evidence = [dict(e) for e in cpu.get("evidence") or []]
-        details = dict((k, cpu.get(k)) for k in ("arch", "vendor_id", "cpu_family", "model", "implementer",
-                                                 "part", "logical_cpus", "sockets", "cores",
-                                                 "threads_per_core") if cpu.get(k) is not None)
+        details = dict((k, signals.get(k)) for k in ("arch", "vendor_id", "cpu_family", "model", "implementer",
+                                                     "part", "logical_cpus", "sockets", "cores",
+                                                     "threads_per_core", "core_types") if signals.get(k) is not None)
         if cpu.get("bios_vendor_id"):
             details["bios_vendor_id"] = cpu["bios_vendor_id"]
         for proc in dmi_procs:  # corroborating SMBIOS records
@@ -77,7 +94,7 @@ def classify(facts, catalog):
                 "ARM implementer %s part %s" % (cpu["implementer"], cpu.get("part")) if cpu.get("implementer")
                 else "CPU (%s)" % (cpu.get("arch") or "unknown architecture"))
             return [unknown_component("cpu", label, evidence, model=cpu.get("model_name"), details=details)]
-        components.append(make_component(product, evidence, model=_model(product, cpu), details=details))
+        components.append(make_component(product, evidence, model=_model(product, signals), details=details))
         return components
     # no CPU facts from the running system: SMBIOS processor records (offline saved dmidecode,
     # or a live host whose cpuinfo says nothing useful)

@@ -121,6 +121,8 @@ def collect(ctx):
         value = summary.get(key)
         if value is not None and value != "" and source:
             evidence.append(_evidence(kind, "%s: %s" % (label, value), source))
+    if len(summary.get("core_types") or ()) > 1 and source:
+        evidence.append(_evidence(kind, "core types (implementer:part): %s" % ", ".join(summary["core_types"]), source))
     summary["source"] = source
     summary["truncated"] = bool(truncated)
     summary["evidence"] = evidence

@@ -25,6 +25,17 @@ VM_DMI_MARKERS = [
 ]
 
 
+# Chassis asset tags that clouds set on their guests, matched exactly (an asset tag is free text on a physical
+# server: "XEN-RACK-07" must not read as Xen). cloud-init DataSourceOpenStack VALID_DMI_ASSET_TAGS
+# (DMI_ASSET_TAG_HUAWEICLOUD = "HUAWEICLOUD", "OpenTelekomCloud", "SAP CCloud VM", "Samsung Cloud Platform" and
+# the Nova product names); Azure's tag is "MSFT AZURE VM" in decimal ASCII (cloud-init DataSourceAzure).
+CLOUD_ASSET_TAGS = {
+    "HUAWEICLOUD": "Huawei Cloud", "OpenTelekomCloud": "Open Telekom Cloud", "SAP CCloud VM": "SAP Converged Cloud",
+    "Samsung Cloud Platform": "Samsung Cloud Platform", "OpenStack Nova": "OpenStack", "OpenStack Compute": "OpenStack",
+    "7783-7084-3265-9085-8269-3286-77": "Hyper-V",
+}
+
+
 def vm_marker(value):
     """The hypervisor/cloud label a DMI string names, or None (case, spaces and punctuation ignored)."""
     low = (value or "").lower()
@@ -106,6 +117,10 @@ def _detect_vm(ctx):
         hv_type = fs.read_first_line("/sys/hypervisor/type")
         if hv_type:
             evidence.append({"kind": "sysfs", "value": "/sys/hypervisor/type=" + hv_type})
+    tag = (fs.read_first_line("/sys/class/dmi/id/chassis_asset_tag") or "").strip()
+    if tag in CLOUD_ASSET_TAGS:  # the cloud's own mark: more specific than the hypervisor named elsewhere
+        evidence.append({"kind": "dmi", "value": "chassis_asset_tag=%s" % tag})
+        return {"kind": "vm", "type": CLOUD_ASSET_TAGS[tag], "evidence": evidence}
     for key in ("sys_vendor", "product_name", "bios_vendor", "board_vendor"):
         value = fs.read_first_line("/sys/class/dmi/id/" + key)
         if not value:

@@ -8,7 +8,7 @@ findings, not unknowns.
 """
 from __future__ import absolute_import
 
-from scanner.collect.baseline_util import logical_lines, to_int, where
+from scanner.collect.baseline_util import logical_lines, where
 
 NAME = "login_defs"
 LIVE_ONLY = False
@@ -24,6 +24,26 @@ NUMERIC = ("PASS_MAX_DAYS", "PASS_MIN_DAYS", "PASS_WARN_AGE", "PASS_MIN_LEN", "U
 # ENCRYPT_METHOD unset: MD5 when MD5_CRYPT_ENAB is yes, else DES (lib/salt.c); filled in collect().
 DEFAULTS = {"PASS_MAX_DAYS": 99999, "PASS_MIN_DAYS": 0, "PASS_WARN_AGE": 0, "UID_MIN": 1000,
             "UMASK": "022"}
+
+
+def shadow_number(text):
+    """A login.defs number as shadow-utils reads it (lib/getdef.c getdef_num/getdef_long -> getlong():
+    strtol(value, &end, 0) and the whole value must be consumed): "90" decimal, "060" OCTAL (48), "0x5a" hex;
+    "090" or "90days" do not parse. Returns an int or None."""
+    body = str(text).strip()
+    sign = 1
+    if body[:1] in "+-":
+        sign, body = (-1 if body[0] == "-" else 1), body[1:]
+    try:
+        if body[:2].lower() == "0x" and len(body) > 2:
+            return sign * int(body[2:], 16)
+        if len(body) > 1 and body[0] == "0":
+            return sign * int(body[1:], 8)
+        if body.isdigit():
+            return sign * int(body)
+    except ValueError:
+        return None
+    return None
 
 
 def umask_info(raw):
@@ -42,26 +62,37 @@ def collect(ctx):
             ctx.error(PATH, "not found: password aging defaults cannot be established")
         return None
     facts = {"path": PATH, "sources": {}, "defaulted": []}
+    unparsable = set()  # keys whose LAST line does not parse: shadow-utils then uses its built-in default
     for number, line in logical_lines(text, continuation=False):
+        # shadow-utils lib/getdef.c def_load(): a line with one field is skipped; the value starts after spaces,
+        # tabs and double quotes and ends at the next double quote; nothing else is stripped (an inline
+        # "# comment" stays part of the value)
         parts = line.split(None, 1)
+        if len(parts) < 2:
+            continue
         key = parts[0]
-        value = parts[1].strip() if len(parts) > 1 else ""
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
+        value = parts[1].lstrip(' \t"').split('"', 1)[0]
         if key in NUMERIC:
-            number_value = to_int(value)
+            # the last line of a key wins (def_load() overwrites the item), parsed when a program asks for it;
+            # one that does not parse gives the program's own default ("configuration error - cannot parse")
+            number_value = shadow_number(value)
             if number_value is None:
-                ctx.error(where(PATH, number), "%s: %r is not a whole number; shadow-utils ignores it" % (key, value))
+                ctx.error(where(PATH, number), "%s: %r does not parse as shadow-utils reads numbers (decimal, 0octal, "
+                                               "0xhex); it uses its built-in default instead" % (key, value))
                 facts[key] = None
                 facts["sources"][key] = where(PATH, number)
+                unparsable.add(key)
                 continue
+            unparsable.discard(key)
             value = number_value
         facts[key] = value
         facts["sources"][key] = where(PATH, number)
     for key, default in DEFAULTS.items():
-        if key not in facts:
+        if key not in facts or key in unparsable:
             facts[key] = default
             facts["defaulted"].append(key)
+    if unparsable:
+        facts["unparsable"] = sorted(unparsable)
     if "ENCRYPT_METHOD" not in facts:
         md5 = str(facts.get("MD5_CRYPT_ENAB", "")).lower() == "yes"
         facts["ENCRYPT_METHOD"] = "MD5" if md5 else "DES"

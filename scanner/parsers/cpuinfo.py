@@ -205,6 +205,16 @@ def summarize(parsed):
             summary["cores"] = len(core_ids)
     if summary["cores"] and summary["logical_cpus"] and summary["logical_cpus"] >= summary["cores"]:
         summary["threads_per_core"] = summary["logical_cpus"] // summary["cores"]
+    # ARM big.LITTLE: every distinct "implementer:part" in processor order. A phone/PC SoC lists several
+    # (Kirin 9000S: HiSilicon 0xd02 and 0xd42 cores next to ARM Cortex-A510 0x41:0xd46, the little cores
+    # usually first); a Kunpeng server lists one. The classifier needs all of them, not the first block's.
+    core_types = []
+    for block in processors:
+        pair = (_hex(block.get("CPU implementer")), _hex_part(block.get("CPU part")))
+        if pair[0] and pair[1] and "%s:%s" % pair not in core_types:
+            core_types.append("%s:%s" % pair)
+    if core_types:
+        summary["core_types"] = core_types
     summary["_flags"] = (_first(blocks, "flags") or "").strip()
     summary["_cpu_architecture"] = _first(blocks, "CPU architecture")
     summary["arch"] = infer_arch(summary)
