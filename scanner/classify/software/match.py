@@ -124,6 +124,41 @@ def _alternation(patterns, lazy=True):
     return LazyRegex(joined, parts=patterns) if lazy else re.compile(joined)
 
 
+class AnyFullmatch(object):
+    """``fullmatch(text)``: a match of the first of ``regexes`` (LazyRegex) that matches all of ``text``,
+    else None -- what one alternation of them finds, without compiling that alternation (~1 ms for each of
+    the catalog-wide ones, per run): a pattern is tried, and compiled on first use, only for a text that
+    starts with its literal head."""
+
+    def __init__(self, regexes):
+        self._by_first, self._headless = {}, []
+        for rx in regexes:
+            head = _literal_head(rx.pattern)
+            if head:
+                self._by_first.setdefault(head[0], []).append((head, rx))
+            else:
+                self._headless.append(rx)
+
+    def fullmatch(self, text):
+        for head, rx in self._by_first.get(text[:1], ()):
+            if text.startswith(head):
+                m = rx.fullmatch(text)
+                if m:
+                    return m
+        for rx in self._headless:
+            m = rx.fullmatch(text)
+            if m:
+                return m
+        return None
+
+
+def _any_fullmatch(regexes):
+    """AnyFullmatch of ``regexes``, or None when there are none or one uses inline flags (as _alternation)."""
+    if not regexes or any("(?" in rx.pattern and "(?:" not in rx.pattern for rx in regexes):
+        return None
+    return AnyFullmatch(regexes)
+
+
 class CompiledProduct(object):
     def __init__(self, product):
         m = product.get("match") or {}
@@ -202,15 +237,15 @@ class CompiledCatalog(list):
         natives = [sig for cp in self for sig in cp.signatures if not sig.java]
         # catch-all names ('.+') are only as selective as their exe condition
         catch = [sig for sig in natives if sig.name.fullmatch("x" * 40)]
-        names = [sig.name.pattern for sig in natives if sig not in catch]
-        plain = [n for n in names if "(?" not in n]  # inline flags cannot sit inside an alternation
-        self.name_any = re.compile("|".join("(?:%s)" % n for n in plain)) if plain else None
-        self.name_rest = [re.compile(n) for n in names if n not in plain]
+        names = [sig.name for sig in natives if sig not in catch]
+        plain = [rx for rx in names if "(?" not in rx.pattern]  # inline flags: tried one by one (name_rest)
+        self.name_any = AnyFullmatch(plain) if plain else None
+        self.name_rest = [re.compile(rx.pattern) for rx in names if rx not in plain]
         self.exe_list = [sig.exe for sig in catch if sig.exe is not None]
         self.catch_all = any(sig.exe is None for sig in catch)
-        # prefilters: a package / unit name no product lists is dropped with one regex
-        self.package_any = _alternation([rx.pattern for cp in self for rx in cp.packages], lazy=False)
-        self.service_any = _alternation([rx.pattern for cp in self for rx in cp.services], lazy=False)
+        # prefilters: a package / unit name no product lists is dropped (by the patterns' literal heads)
+        self.package_any = _any_fullmatch([rx for cp in self for rx in cp.packages])
+        self.service_any = _any_fullmatch([rx for cp in self for rx in cp.services])
 
     def may_match(self, view):
         """False when no native signature can match this (non-JVM) process."""

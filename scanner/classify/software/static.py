@@ -124,14 +124,21 @@ def _unit_ev(unit, extra=None):
 
 def _alias_of_other(cp, target_name, compiled):
     """True when a symlink's target is the executable of another product."""
-    for other in compiled:
-        if other is cp:
-            continue
-        for sig in other.signatures:
-            if (not sig.java and sig.exe is None and sig.args is None and sig.package is None
-                    and sig.name.fullmatch(target_name)):
-                return True
-    return False
+    return any(other is not cp for other in _name_owners(target_name, compiled))
+
+
+def _name_owners(name, compiled):
+    """The products with a plain name signature (no exe, args or package condition) matching ``name``;
+    kept on ``compiled`` per name (every product asks about the same links)."""
+    known = compiled.__dict__.setdefault("name_owners", {})
+    owners = known.get(name)
+    if owners is None:
+        if len(known) > 20000:  # a long-lived process (the aggregator) sees many hosts
+            known.clear()
+        owners = known[name] = [other for other in compiled if any(
+            not sig.java and sig.exe is None and sig.args is None and sig.package is None
+            and sig.name.fullmatch(name) for sig in other.signatures)]
+    return owners
 
 
 def _path_evidence(cp, software_paths, compiled):
