@@ -176,6 +176,36 @@ def test_for_each_empty_and_null_items():
     assert res["status"] == "error" and all(i["status"] == "error" for i in res["items"])
 
 
+ODD_UNITS = [{"name": "telnet.socket", "enabled": True}, {"name": "TELNET.SOCKET", "enabled": False},
+             {"name": None, "enabled": True}, {"enabled": True}, "telnet.socket", ["telnet.socket"], None,
+             {"name": 5, "enabled": True}, {"name": "5", "enabled": True}, {"name": ["telnet.socket"]},
+             {"name": "sshd.service", "enabled": True}, {"name": "2026-01-01", "enabled": True}]
+
+
+@pytest.mark.parametrize("where", [
+    {"fact": "name", "op": "in", "value": ["telnet.socket", "rsh.socket"]},
+    {"fact": "name", "op": "in", "value": ["telnet.socket"], "ignore_case": True},
+    {"fact": "name", "op": "not_in", "value": {"param": "units"}},
+    {"fact": "name", "op": "eq", "value": 5},
+    {"fact": "name", "op": "ge", "value": 3},                    # strings: a type error, never selected
+    {"fact": "name", "op": "regex", "value": "^telnet"},
+    {"fact": "name", "op": "lt", "value": {"now": 0}},           # dates
+    {"fact": "name", "op": "in", "value": ["telnet.socket"], "on_missing": "fail"},
+    {"fact": "name", "op": "eq", "value": {"param": "no-such-param"}},
+])
+def test_quick_where_filter_selects_what_the_full_evaluation_selects(where):
+    """A one-field `where` takes a shortcut past the full evaluation; wrapped in `all` it cannot, and
+    both give the same result for present, null, absent, mistyped and non-mapping items."""
+    facts = {"services": {"units": ODD_UNITS}}
+    base = {"for_each": "services.units", "key": "name", "if_empty": "pass",
+            "assert": {"fact": "enabled", "op": "ne", "value": True, "default": False}}
+    quick = run(dict(base, where=where), facts, params={"units": ["sshd.service"]})
+    full = run(dict(base, where={"all": [where]}), facts, params={"units": ["sshd.service"]})
+    assert quick["status"] == full["status"] and quick["items"] == full["items"]
+    assert (quick["reason"], quick["actual"]) == (full["reason"], full["actual"])
+    assert quick["status"] in ("pass", "fail", "error")
+
+
 def test_for_each_absolute_path_inside_items():
     facts = {"firewall": {"filtering": False}, "db_config": {"instances": [
         {"engine": "postgresql", "listen_all": True}, {"engine": "redis", "listen_all": False}]}}

@@ -204,11 +204,15 @@ def _for_each(check, env):
         return outcome(ERROR, expected, short(seq), reason("scan.reason.not_list", path=shown))
     items = []
     statuses = []
+    quick = _quick_where(check, env) if seq and "where" in check else None
     for index, item in enumerate(seq):
+        selected = _quick_select(quick, item) if quick is not None else None
+        if selected is False:
+            continue
         env.items.append((path if not env.items else env.display_path(path), item,
                           _item_key(item, check.get("key"), index)))
         try:
-            if "where" in check:
+            if "where" in check and selected is None:
                 terse, env.terse = env.terse, True
                 try:
                     sel = evaluate_check(check["where"], env)
@@ -241,6 +245,39 @@ def _for_each(check, env):
         why = reason("scan.reason.items_" + status, count=statuses.count(status), total=len(statuses),
                      keys=", ".join(i["key"] for i in bad[:8]))
     return outcome(status, expected, "%d/%d %s" % (statuses.count(status), len(statuses), status), why, items)
+
+
+def _quick_where(check, env):
+    """For a ``where`` that compares one field of each item with a fixed value (the usual filter:
+    ``{fact: name, op: in, value: [...]}``): (field, operator, value, where), so most items are
+    rejected without the general evaluation; None for any other filter."""
+    where = check["where"]
+    if not isinstance(where, dict) or check_type(where) != "fact" or "default" in where:
+        return None
+    field, op = where.get("fact"), where.get("op")
+    if not isinstance(field, str) or "." in field or field.startswith("$") or op in PRESENCE_OPS or op not in OPS:
+        return None
+    try:
+        value = env.value(where.get("value"))
+    except Exception:  # a missing param (or a bad one): the general evaluation says what
+        return None
+    return field, OPS[op], value, where
+
+
+def _quick_select(quick, item):
+    """True / False when the quick filter decides ``item`` as the general terse evaluation would
+    (a present, non-null field: PASS exactly when the operator holds); None to evaluate it in full."""
+    field, op, value, where = quick
+    if not isinstance(item, dict):
+        return None
+    actual = item.get(field)
+    if actual is None:
+        return None  # absent or null: the general path names the miss (on_missing)
+    try:
+        ok, _detail = op(actual, value, where)
+    except OpError:
+        return False  # the general path: error, not selected
+    return bool(ok)
 
 
 def _component_matches(comp, flt):
