@@ -113,6 +113,8 @@ def serve(data_dir, db, host, port, workers, insecure_http, log_level):
     settings = _settings(data_dir, db)
     if insecure_http:
         settings.secure_cookies = False
+    from scanner.server.access import directory
+    directory.from_settings(settings)  # a wrong "ldap" setting stops here, before any worker starts, naming it
     service.serve(settings, host, port, workers, tls=not insecure_http, log_level=log_level)
 
 

@@ -158,6 +158,8 @@ def create_app(settings, engine=None):
     app.state.engine = engine or make_engine(settings.db_url, settings.pool_size)
     from scanner.server.intake.ingest import Intake
     app.state.intake = Intake(app.state.engine, settings)
+    from scanner.server.access import directory
+    app.state.directory = directory.from_settings(settings)  # None: local accounts only
     from scanner.server.web.metrics import Metrics, make_router
     app.state.metrics = Metrics(settings, app.state.engine, app.state.intake)
 

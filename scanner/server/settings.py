@@ -45,6 +45,8 @@ class Settings:
     max_connections: int = 900  # per worker; beyond it requests are answered 503
     # reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses; "" = none)
     trusted_proxies: str = ""
+    # directory login (LDAP / Active Directory): {} = off; keys in docs/integrations.md, checked at start-up
+    ldap: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         self.data_dir = os.path.abspath(self.data_dir)
@@ -73,12 +75,13 @@ def _read_config(cfg):
         if field is None or key == "data_dir":
             raise DataError("unknown setting %r" % key, path=cfg,
                             hint="known settings: %s" % ", ".join(sorted(k for k in fields if k != "data_dir")))
-        kind = {"int": int, "bool": bool, "str": str}.get(field.type if isinstance(field.type, str)
+        kind = {"int": int, "bool": bool, "str": str, "dict": dict}.get(field.type if isinstance(field.type, str)
                                                           else getattr(field.type, "__name__", ""))
         wrong = kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool)))
         if wrong or (kind is int and value < 0):
             raise DataError("setting %r must be %s, not %r" % (
-                key, {int: "a whole number of at least 0", bool: "true or false", str: "a string"}[kind], value),
+                key, {int: "a whole number of at least 0", bool: "true or false", str: "a string",
+                      dict: "an object of name: value"}[kind], value),
                 path=cfg)
     return values
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from scanner.server.store import db
 from scanner.server.errors import ApiError, bad_request, forbidden, not_found, too_many_attempts, unauthorized
+from scanner.server.access.directory import LOCAL_HASH
 from scanner.server.access.passwords import dummy_verify, hash_password, password_problem, verify_password
 from scanner.server.store.audit import audit
 from scanner.server.store.scope import Scope, check
@@ -266,12 +267,15 @@ def _record_failure(conn, username, ip, policy, t, confirmed=True):
     return over
 
 
-def login(engine, username, password, ttl=None, ip=None, policy=None):
+def login(engine, username, password, ttl=None, ip=None, policy=None, directory=None):
     """Check the password; on success create a session. Every attempt is audited.
 
     After ``max_failures`` failed logins for a user name (or ``ip_max_failures`` from one
     address) within ``window`` seconds, logins for it are refused with 429 for ``lock_seconds``,
-    whether or not the password is right, and whether or not the user exists."""
+    whether or not the password is right, and whether or not the user exists.
+
+    With ``directory`` (access.directory.Directory), a name without a local account, or with one made by
+    an earlier directory login, is checked by the directory; the same counting and locks apply."""
     policy = policy or LoginPolicy()
     ttl = ttl or policy.session_ttl
     t = now()
@@ -297,6 +301,8 @@ def login(engine, username, password, ttl=None, ip=None, policy=None):
         raise too_many_attempts(policy.lock_seconds)
     with engine.connect() as conn:
         user = conn.execute(select(db.users).where(db.users.c.username == str(username)[:64])).mappings().first()
+    if directory is not None and (user is None or user["password_hash"] == LOCAL_HASH):
+        return _directory_login(engine, directory, username, password, user, ttl, ip, policy, t)
     pool = hash_pool(policy.max_hashes)
     ok = False
     if user is None or user["disabled"]:
@@ -304,25 +310,119 @@ def login(engine, username, password, ttl=None, ip=None, policy=None):
         ok = False
     else:
         ok = pool.run(verify_password, user["password_hash"], password or "")
-    if ok and ip and policy.rate_per_client:
-        CLIENT_RATE.refund(ip)
     if not ok:
-        with db.write_tx(engine) as conn:
-            audit(conn, clean_text(username, 64) or "-", "login.failed", None, None, ip)
-            _record_failure(conn, username, ip, policy, t)
-        raise unauthorized("bad_credentials", "wrong username or password")
+        _failed(engine, username, ip, policy, t)
+    if ip and policy.rate_per_client:
+        CLIENT_RATE.refund(ip)
     with db.write_tx(engine) as conn:
-        token = secrets.token_urlsafe(32)
-        csrf = secrets.token_urlsafe(24)
-        conn.execute(delete(db.login_throttle).where(db.login_throttle.c.key.in_(
-            [k for k, _kind in _throttle_keys(username, ip, policy)])))
-        conn.execute(delete(db.sessions).where(db.sessions.c.expires_at < t))
-        conn.execute(insert(db.sessions).values(token_hash=sha256_hex(token), user_id=user["id"], csrf=csrf,
-                                                created_at=t, expires_at=t + ttl, last_used=t))
-        audit(conn, user["username"], "login", None, {"role": user["role"]}, ip)
-        orgs = sorted(user_orgs(conn, [user["id"]]).get(user["id"], []))
-    return {"token": token, "csrf": csrf, "username": user["username"], "role": user["role"],
-            "orgs": orgs, "expires_at": t + ttl}
+        return _new_session(conn, user["id"], user["username"], user["role"], username, ip, policy, t, ttl)
+
+
+def _failed(engine, username, ip, policy, t, detail=None):
+    """Count and audit a failed login (locking the name at its limit); raise 401."""
+    with db.write_tx(engine) as conn:
+        audit(conn, clean_text(username, 64) or "-", "login.failed", None, detail, ip)
+        _record_failure(conn, username, ip, policy, t)
+    raise unauthorized("bad_credentials", "wrong username or password")
+
+
+def _release_reservation(conn, username, ip, policy):
+    """Take back the attempt counted before the check, for an attempt that checked no password
+    (the directory could not be asked) or a right password that still cannot log in."""
+    lt = db.login_throttle
+    for key, _kind in _throttle_keys(username, ip, policy):
+        conn.execute(update(lt).where(lt.c.key == key, lt.c.failures > 0).values(failures=lt.c.failures - 1))
+
+
+def _new_session(conn, user_id, name, role, typed, ip, policy, t, ttl, via=None):
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    conn.execute(delete(db.login_throttle).where(db.login_throttle.c.key.in_(
+        [k for k, _kind in _throttle_keys(typed, ip, policy)])))
+    conn.execute(delete(db.sessions).where(db.sessions.c.expires_at < t))
+    conn.execute(insert(db.sessions).values(token_hash=sha256_hex(token), user_id=user_id, csrf=csrf,
+                                            created_at=t, expires_at=t + ttl, last_used=t))
+    audit(conn, name, "login", None, dict({"role": role}, **({"via": via} if via else {})), ip)
+    orgs = sorted(user_orgs(conn, [user_id]).get(user_id, []))
+    return {"token": token, "csrf": csrf, "username": name, "role": role, "orgs": orgs, "expires_at": t + ttl}
+
+
+def _directory_login(engine, directory, username, password, user, ttl, ip, policy, t):
+    """Log in a directory (LDAP) user: the directory checks the password; the account here (made at the
+    first login, marked by a password hash that never verifies) takes the role and org subtrees its groups
+    map to, at every login. A local account of the same name is never taken over; a disabled one stays off."""
+    from scanner.server.access.directory import BadCredentials, DirectoryUnavailable, NoRole
+    typed = clean_text(username, 64) or "-"
+    if (user is not None and user["disabled"]) or not isinstance(username, str) \
+            or not (1 <= len(username) <= 64) or not set(username) <= USERNAME_CHARS:
+        _failed(engine, username, ip, policy, t, {"via": "ldap"})
+    try:
+        found = directory.authenticate(username, password or "")
+    except BadCredentials:
+        _failed(engine, username, ip, policy, t, {"via": "ldap"})
+    except DirectoryUnavailable as exc:
+        import logging
+        logging.getLogger("xcscan.server").warning("directory login for %s: %s", typed, exc)
+        with db.write_tx(engine) as conn:
+            _release_reservation(conn, username, ip, policy)
+            audit(conn, typed, "login.directory_unavailable", None, {"error": str(exc)[:500]}, ip)
+        raise ApiError(503, "directory_unavailable", "the directory (LDAP) cannot be reached or refused the service "
+                       "account; try again later (local accounts still log in)", headers={"Retry-After": "30"})
+    except NoRole as exc:
+        with db.write_tx(engine) as conn:
+            _release_reservation(conn, username, ip, policy)
+            row = conn.execute(select(db.users.c.id).where(db.users.c.username == exc.username,
+                                                           db.users.c.password_hash == LOCAL_HASH)).first()
+            ended = _end_sessions(conn, row[0]) if row else 0
+            audit(conn, exc.username, "login.no_role", None, {"groups": exc.groups[:20], "sessions_ended": ended}, ip)
+        raise forbidden("no_role", "your directory account is in no group that is given a role here; ask an "
+                        "administrator")
+    name = found.username
+    if not (1 <= len(name) <= 64) or not set(name) <= USERNAME_CHARS:
+        with db.write_tx(engine) as conn:
+            _release_reservation(conn, username, ip, policy)
+            audit(conn, typed, "login.refused", None, {"reason": "directory user name not usable here",
+                                                       "name": clean_text(name, 64)}, ip)
+        raise forbidden("bad_username", "your directory user name has characters this server does not accept in "
+                        "user names (letters, digits and ._-@)")
+    if ip and policy.rate_per_client:
+        CLIENT_RATE.refund(ip)
+    with db.write_tx(engine) as conn:
+        row = None
+        for _attempt in range(3):
+            row = conn.execute(select(db.users).where(db.users.c.username == name)).mappings().first()
+            if row is not None:
+                break
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(db.users).values(username=name, password_hash=LOCAL_HASH, role=found.role,
+                                                         created_at=t, disabled=0))
+                audit(conn, "ldap", "user.add", name, {"role": found.role, "orgs": found.orgs, "via": "ldap",
+                                                       "dn": found.dn[:500]}, ip, org=Scope(found.orgs).root())
+            except IntegrityError:
+                pass  # a concurrent first login made it: read it again
+        if row is not None and row["password_hash"] != LOCAL_HASH:
+            _release_reservation(conn, username, ip, policy)
+            audit(conn, name, "login.refused", None, {"reason": "a local account has this name", "via": "ldap"}, ip)
+            refused = True
+        else:
+            refused = False
+    if refused:
+        raise forbidden("name_taken", "a local account has your directory user name; an administrator must rename "
+                        "or delete one of them")
+    if row["disabled"]:
+        _failed(engine, username, ip, policy, t, {"via": "ldap"})
+    with db.write_tx(engine) as conn:
+        had = sorted(user_orgs(conn, [row["id"]]).get(row["id"], []))
+        if row["role"] != found.role or had != sorted(found.orgs):
+            conn.execute(update(db.users).where(db.users.c.id == row["id"]).values(role=found.role))
+            conn.execute(delete(db.user_orgs).where(db.user_orgs.c.user_id == row["id"]))
+            for org in found.orgs:
+                conn.execute(insert(db.user_orgs).values(user_id=row["id"], org_path=org))
+            audit(conn, "ldap", "user.directory_update", name, {"role": found.role, "orgs": found.orgs,
+                                                                 "was": {"role": row["role"], "orgs": had}}, ip,
+                  org=Scope(found.orgs).root())
+        return _new_session(conn, row["id"], name, found.role, username, ip, policy, t, ttl, via="ldap")
 
 
 def unlock_login(engine, username, actor="cli", ip=None, *, scope):
@@ -507,6 +607,9 @@ def reset_password(engine, username, password, actor="cli", ip=None, *, scope):
     pw_hash = hash_password(password)
     with db.write_tx(engine) as conn:
         user, orgs = _managed_user(conn, username, scope)
+        if user["password_hash"] == LOCAL_HASH:
+            raise ApiError(409, "directory_user", "%s logs in through the directory (LDAP); change the password "
+                           "there" % user["username"])
         conn.execute(update(db.users).where(db.users.c.id == user["id"]).values(password_hash=pw_hash))
         ended = _end_sessions(conn, user["id"])
         conn.execute(delete(db.login_throttle).where(db.login_throttle.c.key == "user:" + user["username"].lower()))

@@ -188,14 +188,17 @@ async def login_submit(request: Request, username: str = Form("", max_length=64)
     settings = request.app.state.settings
     try:
         session = await run_in_threadpool(accounts.login, request.app.state.engine, username, password,
-                                          settings.session_ttl, client_ip(request), accounts.LoginPolicy(settings))
+                                          settings.session_ttl, client_ip(request), accounts.LoginPolicy(settings),
+                                          request.app.state.directory)
     except ApiError as exc:
         token = secrets.token_urlsafe(24)
         locked = exc.status == 429
         lang = lang_of(request)
+        message = {"directory_unavailable": "server.login_directory_unavailable", "no_role": "server.login_no_role",
+                   "name_taken": "server.login_refused", "bad_username": "server.login_refused"}.get(exc.code)
         error = t("server.login_locked", lang) % max(1, (int(exc.headers["Retry-After"]) + 59) // 60) if locked \
-            else t("server.login_failed", lang)
-        resp = render(request, "login.html", status=exc.status if locked else 401, login_csrf=token,
+            else t(message or "server.login_failed", lang)
+        resp = render(request, "login.html", status=exc.status if locked or message else 401, login_csrf=token,
                       next=_safe_next(next), error=error)
         resp.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
         if locked:
