@@ -449,19 +449,33 @@ def alerts_channel(data_dir, db, name, webhook, secret_file, syslog, smtp, mail_
 @data_dir_option
 @db_option
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["new_failure", "host_silent", "failing_hosts"]), required=True)
+@click.option("--kind", type=click.Choice(["new_failure", "host_silent", "failing_hosts", "localization_drop",
+                                           "waiver_expiring", "report_refusals"]), required=True)
 @click.option("--channel", required=True)
 @click.option("--org", default="/", show_default=True, help="The org subtree watched")
 @click.option("--severity", default=None, help="new_failure: minimum severity (default high)")
-@click.option("--days", type=float, default=None, help="host_silent: days without a report (default 3)")
+@click.option("--days", type=float, default=None, help="host_silent: days without a report (default 3); "
+              "localization_drop: compared with this many days ago (7); waiver_expiring: expiring within (14)")
 @click.option("--hosts", type=int, default=None, help="failing_hosts: more than this many hosts (default 10)")
 @click.option("--rule-id", default=None, help="failing_hosts: only this rule")
-def alerts_rule(data_dir, db, name, kind, channel, org, severity, days, hosts, rule_id):
+@click.option("--points", type=float, default=None, help="localization_drop: percentage points (default 5)")
+@click.option("--by", type=click.Choice(["subtree", "unit"]), default=None,
+              help="localization_drop: the subtree as a whole (default) or each org unit in it")
+@click.option("--count", type=int, default=None, help="report_refusals: refused reports (default 10) ...")
+@click.option("--minutes", type=int, default=None, help="report_refusals: ... within this many minutes (default 10)")
+@click.option("--code", "codes", multiple=True, help="report_refusals: only these refusal codes, e.g. bad_signature "
+              "(repeatable)")
+def alerts_rule(data_dir, db, name, kind, channel, org, severity, days, hosts, rule_id, points, by, count, minutes,
+                codes):
     """Add an alert rule / 添加告警规则"""
     from scanner.server import service
     from scanner.server.errors import ApiError
     from scanner.server.workflow.alerts import add_rule
-    params = {k: v for k, v in (("severity", severity), ("days", days), ("hosts", hosts), ("rule", rule_id))
+    if days is not None and kind != "host_silent" and days == int(days):
+        days = int(days)
+    params = {k: v for k, v in (("severity", severity), ("days", days), ("hosts", hosts), ("rule", rule_id),
+                                ("points", points), ("by", by), ("count", count), ("minutes", minutes),
+                                ("codes", list(codes) or None))
               if v is not None}
     settings = _settings(data_dir, db)
     engine = service.open_engine(settings)

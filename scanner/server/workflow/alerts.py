@@ -7,14 +7,23 @@ same transaction, and delivery (scanner/server/workflow/deliver.py) takes them f
 a receiver that is down loses nothing.
 
 Rule kinds (params):
-  new_failure    severity (minimum, default high): a latest result fails at or above it, not waived
-  host_silent    days (default 3): an enrolled, not retired host has not reported for that long
-  failing_hosts  hosts (N), optional rule: a rule fails on more than N hosts of the subtree
+  new_failure        severity (minimum, default high): a latest result fails at or above it, not waived
+  host_silent        days (default 3): an enrolled, not retired host has not reported for that long
+  failing_hosts      hosts (N), optional rule: a rule fails on more than N hosts of the subtree
+  localization_drop  points (default 5), days (default 7), by (subtree | unit): the localization rate (the
+                     trend chart's: mean of the hosts' rates) is at least that many percentage points below
+                     its value at the end of the day that many days ago, for the subtree as a whole or for
+                     each org unit with hosts in it
+  waiver_expiring    days (default 14): an approved waiver that applies in the subtree expires within that many days
+  report_refusals    count (default 10), minutes (default 10), optional codes: at least that many reports were
+                     refused (forged signatures, unknown hosts, stale timestamps ...) within the window; the whole
+                     fleet only (org /), since a refused report may name no host
 """
 from __future__ import annotations
 
 import json
 import uuid
+from urllib.parse import urlencode
 
 from sqlalchemy import and_, delete, func, insert, or_, select
 
@@ -24,7 +33,7 @@ from scanner.server.store.audit import audit
 from scanner.server.store.scope import Scope
 from scanner.server.util import clean_text, normalise_org, now
 
-KINDS = ("new_failure", "host_silent", "failing_hosts")
+KINDS = ("new_failure", "host_silent", "failing_hosts", "localization_drop", "waiver_expiring", "report_refusals")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 CHANNEL_KINDS = ("webhook", "syslog", "email")
 
@@ -57,6 +66,7 @@ def add_rule(engine, name, kind, params, org, channel, actor="cli", scope=None):
         raise bad_request("bad_rule", "days must be a positive number")
     if kind == "failing_hosts" and not (isinstance(params.setdefault("hosts", 10), int) and params["hosts"] >= 0):
         raise bad_request("bad_rule", "hosts must be a whole number >= 0")
+    _check_params(kind, params, org_path)
     with db.write_tx(engine) as conn:
         ch = conn.execute(select(db.alert_channels.c.id).where(db.alert_channels.c.name == channel)).first()
         if ch is None:
@@ -68,12 +78,46 @@ def add_rule(engine, name, kind, params, org, channel, actor="cli", scope=None):
     return rid
 
 
+def _number(params, key, default, low, high, whole=True):
+    value = params.setdefault(key, default)
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        raise bad_request("bad_rule", "%s must be a %s from %s to %s" % (key, "whole number" if whole else "number",
+                                                                          low, high))
+
+
+def _check_params(kind, params, org_path):
+    known = {"new_failure": {"severity"}, "host_silent": {"days"}, "failing_hosts": {"hosts", "rule"},
+             "localization_drop": {"points", "days", "by"}, "waiver_expiring": {"days"},
+             "report_refusals": {"count", "minutes", "codes"}}[kind]
+    extra = sorted(set(params) - known)
+    if extra:
+        raise bad_request("bad_rule", "%s takes %s, not %s" % (kind, ", ".join(sorted(known)), ", ".join(extra)))
+    if kind == "localization_drop":
+        _number(params, "points", 5, 0.1, 100, whole=False)
+        _number(params, "days", 7, 1, 90)
+        if params.setdefault("by", "subtree") not in ("subtree", "unit"):
+            raise bad_request("bad_rule", "by must be subtree (the watched subtree as a whole) or unit (each org unit)")
+    elif kind == "waiver_expiring":
+        _number(params, "days", 14, 1, 366)
+    elif kind == "report_refusals":
+        _number(params, "count", 10, 1, 1000000)
+        _number(params, "minutes", 10, 1, 1440)
+        codes = params.get("codes")
+        if codes is not None and (not isinstance(codes, list) or not codes or len(codes) > 20
+                                  or not all(isinstance(c, str) and 0 < len(c) <= 64 for c in codes)):
+            raise bad_request("bad_rule", "codes must be a list of refusal codes such as bad_signature, unknown_host")
+        if org_path != "/":
+            raise bad_request("bad_rule", "report_refusals watches the whole fleet (org /): a refused report may "
+                              "name no host, or a host it does not come from")
+
+
 # --- evaluation --------------------------------------------------------------------------------------
 def _rank(sev):
     return SEVERITIES.index(sev) if sev in SEVERITIES else -1
 
 
-def _current(conn, rule, t):
+def _current(conn, rule, t, said=frozenset()):
     """{key: event fields} of what the rule sees as true now."""
     params = json.loads(rule["params"])
     h, r = db.hosts, db.results
@@ -110,20 +154,123 @@ def _current(conn, rule, t):
             if n > int(params.get("hosts", 10)):
                 out[rule_id] = {"rule_id": rule_id, "hosts": n, "threshold": int(params.get("hosts", 10)),
                                 "org": rule["org_path"], "severity": "high", "link": "/rules/%s" % rule_id}
+    elif rule["kind"] == "localization_drop":
+        out = _localization_drop(conn, rule, params, t)
+    elif rule["kind"] == "waiver_expiring":
+        out = _waivers_expiring(conn, rule, params, t)
+    elif rule["kind"] == "report_refusals":
+        out = _refusals(conn, rule, params, t, said)
     return out
+
+
+def _localization_drop(conn, rule, params, t):
+    """{org key: details} of the subtree (by=subtree) or units (by=unit) whose rate fell by ``points``."""
+    from scanner.server.store import rollups
+    h, dr = db.hosts, db.daily_rollups
+    scope = Scope([rule["org_path"]])
+    per_unit = params.get("by") == "unit"
+    day = rollups.today() - int(params.get("days", 7))
+    # now: the latest state of the live hosts (as the trend's last point)
+    q = select(h.c.org_path, func.sum(h.c.loc_rate), func.count(h.c.loc_rate)).where(
+        h.c.retired_at.is_(None), h.c.latest_collected.is_not(None), h.c.loc_rate.is_not(None))
+    cond = scope.where(h.c.org_path)
+    if cond is not None:
+        q = q.where(cond)
+    now_rows = conn.execute(q.group_by(h.c.org_path)).all()
+    # then: the end of that day (store/rollups.py; evaluate() has made sure it is computed)
+    q = select(dr.c.org_path, func.sum(dr.c.loc_sum), func.sum(dr.c.loc_n)).where(dr.c.day == day)
+    cond = scope.where(dr.c.org_path)
+    if cond is not None:
+        q = q.where(cond)
+    then_rows = conn.execute(q.group_by(dr.c.org_path)).all()
+
+    def fold(rows):
+        acc = {}
+        for org, total, n in rows:
+            key = org if per_unit else rule["org_path"]
+            a = acc.setdefault(key, [0.0, 0])
+            a[0] += float(total or 0)
+            a[1] += int(n or 0)
+        return {k: a[0] / a[1] for k, a in acc.items() if a[1]}
+    now_rate, then_rate = fold(now_rows), fold(then_rows)
+    out = {}
+    for org in sorted(now_rate):
+        if org not in then_rate:
+            continue   # no history to compare with: never a guess
+        drop = (then_rate[org] - now_rate[org]) * 100
+        if drop >= float(params.get("points", 5)) - 1e-9:
+            out["org:%s" % org] = {"org": org, "rate": round(now_rate[org], 4), "was": round(then_rate[org], 4),
+                                   "since": day * 86400, "drop_points": round(drop, 2),
+                                   "threshold_points": params.get("points", 5), "severity": "medium",
+                                   "link": "/?" + urlencode({"org": org}) if org != "/" else "/"}
+    return out
+
+
+def _waivers_expiring(conn, rule, params, t):
+    w, h = db.waivers, db.hosts
+    until = t + int(params.get("days", 14)) * 86400
+    q = (select(w.c.id, w.c.rule_id, w.c.scope, w.c.scope_value, w.c.expires_at, w.c.justification, w.c.approver,
+                w.c.created_by, h.c.org_path, h.c.hostname)
+         .select_from(w.outerjoin(h, and_(w.c.scope == "host", h.c.id == w.c.scope_value)))
+         .where(w.c.state == "approved", w.c.revoked_at.is_(None), w.c.expires_at > t, w.c.expires_at <= until))
+    scope = Scope([rule["org_path"]])
+    out = {}
+    for wid, rule_id, kind, value, expires, why, approver, by, host_org, hostname in conn.execute(q):
+        org = "/" if kind == "all" else value if kind == "org" else host_org
+        if org is None or not scope.touches(org):   # a waiver granted higher up applies here too
+            continue
+        out["waiver:%d" % wid] = {"waiver_id": wid, "rule_id": rule_id, "scope": kind, "org": org,
+                                  "hostname": hostname, "expires_at": expires, "days_left": round((expires - t) / 86400.0, 1),
+                                  "justification": clean_text(why, 200), "approver": approver, "requested_by": by,
+                                  "severity": "low", "link": "/waivers"}
+    return out
+
+
+def _refusals(conn, rule, params, t, said):
+    """One key while refused reports in the window reach ``count`` (and, once firing, until they fall to
+    half of it, so a burst hovering at the threshold does not flap)."""
+    a = db.audit_log
+    window = int(params.get("minutes", 10)) * 60
+    codes = params.get("codes")
+    q = select(a.c.target, a.c.detail, a.c.ip).where(a.c.action == "report.refused", a.c.at > t - window, a.c.at <= t)
+    if codes:
+        q = q.where(a.c.target.in_(codes))
+    total, by_code, by_ip = 0, {}, {}
+    for code, detail, ip in conn.execute(q):
+        try:
+            n = 1 + int((json.loads(detail) if detail else {}).get("suppressed") or 0)
+        except (ValueError, TypeError, AttributeError):
+            n = 1
+        total += n
+        by_code[code or "-"] = by_code.get(code or "-", 0) + n
+        by_ip[ip or "-"] = by_ip.get(ip or "-", 0) + n
+    limit = int(params.get("count", 10))
+    key = "refusals"
+    if total >= limit or (key in said and total > limit // 2):
+        top = sorted(by_ip.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        return {key: {"refused": total, "threshold": limit, "minutes": window // 60, "by_code": by_code,
+                      "addresses": [{"ip": ip, "refused": n} for ip, n in top], "org": "/",
+                      "severity": "high", "link": "/audit"}}
+    return {}
 
 
 def evaluate(engine, t=None):
     """Evaluate every enabled rule once; return the number of events queued."""
     t = int(t or now())
     queued = 0
+    with engine.connect() as conn:
+        drops = [json.loads(p) for (p,) in conn.execute(select(db.alert_rules.c.params).where(
+            db.alert_rules.c.enabled.is_(True), db.alert_rules.c.kind == "localization_drop"))]
+    if drops:   # the days compared with must be rolled up (once; a separate transaction)
+        from scanner.server.store import rollups
+        rollups.ensure(engine, max(int(p.get("days", 7)) for p in drops))
     with db.write_tx(engine) as conn:
         rules = [dict(x) for x in conn.execute(select(db.alert_rules).where(db.alert_rules.c.enabled.is_(True)))
                  .mappings()]
         for rule in rules:
-            current = _current(conn, rule, t)
             said = {k for (k,) in conn.execute(select(db.alert_state.c.key)
                                                .where(db.alert_state.c.rule_id == rule["id"]))}
+            current = _current(conn, rule, t, said)
             started = [k for k in sorted(current) if k not in said]
             ended = [k for k in sorted(said) if k not in current]
             for key in started:

@@ -64,8 +64,21 @@ def _text(event, lang="en"):
     what = {"new_failure": "%s fails %s (%s)" % (d.get("hostname"), d.get("rule_id"), title),
             "host_silent": "%s has not reported since %s" % (d.get("hostname"), d.get("last_seen")),
             "failing_hosts": "%s fails on %s hosts (threshold %s)" % (d.get("rule_id"), d.get("hosts"),
-                                                                        d.get("threshold"))}.get(event["type"], event["type"])
+                                                                        d.get("threshold")),
+            "localization_drop": "localization rate of %s fell from %s to %s (%s points)" % (
+                d.get("org"), _pct(d.get("was")), _pct(d.get("rate")), d.get("drop_points")),
+            "waiver_expiring": "waiver %s for %s (%s %s) expires in %s days" % (
+                d.get("waiver_id"), d.get("rule_id"), d.get("scope"), d.get("hostname") or d.get("org"), d.get("days_left")),
+            "report_refusals": "%s reports refused in %s minutes (threshold %s): %s" % (
+                d.get("refused"), d.get("minutes"), d.get("threshold"),
+                ", ".join("%s %s" % kv for kv in sorted((d.get("by_code") or {}).items())))}.get(event["type"], event["type"])
+    if event["state"] == "resolved" and not d.get("rule_id") and not d.get("hostname") and not d.get("org"):
+        what = "%s no longer holds" % d.get("key")
     return "[%s] %s: %s" % (event["state"], event["rule"], what)
+
+
+def _pct(rate):
+    return "%.1f%%" % (rate * 100) if isinstance(rate, (int, float)) else "-"
 
 
 def _cef_escape(value, header=False):
