@@ -941,3 +941,18 @@ def test_login_defs_numbers_parse_as_shadow_utils_parses_them(make_root, lines, 
     assert ("PASS_MAX_DAYS" in facts["defaulted"]) == (value == 99999)
     assert any("built-in default" in e["message"] for e in errors) == (value == 99999 or "ninety" in lines)
     assert verdict(root, "mlps.ia.password-max-age")["status"] == status
+
+
+def test_auditd_conf_keywords_left_out_take_auditds_compiled_in_values(make_root, tmp_path):
+    # audit-userspace src/auditd-config.c clear_config(): disk_full_action and admin_space_left_action IGNORE,
+    # disk_error_action SYSLOG, max_log_file_action IGNORE -- not the shipped file's SUSPEND/ROTATE
+    base = {"/usr/sbin/auditd": ELF, "/etc/audit/auditd.conf": "log_file = /var/log/audit/audit.log\nlog_group = root\n"}
+    root = make_root(base)
+    conf = run(root, "audit")[0]["conf"]
+    assert (conf["disk_full_action"], conf["admin_space_left_action"], conf["disk_error_action"],
+            conf["max_log_file_action"]) == ("ignore", "ignore", "syslog", "ignore")
+    assert verdict(root, "mlps.au.audit-disk-full-action")["status"] == "fail"
+    root = make_root(dict(base, **{"/etc/audit/auditd.conf": base["/etc/audit/auditd.conf"] +
+                                   "disk_full_action = SUSPEND\nadmin_space_left_action = SUSPEND\n"}),
+                     root=tmp_path / "set")
+    assert verdict(root, "mlps.au.audit-disk-full-action")["status"] == "pass"  # disk_error_action SYSLOG by default

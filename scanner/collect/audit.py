@@ -21,10 +21,15 @@ from scanner.collect.baseline_util import (UNIT_DIRS, conf_d_files, find_binary,
 NAME = "audit"
 LIVE_ONLY = False
 
-AUDITD_DEFAULTS = {"write_logs": "yes", "log_format": "enriched", "max_log_file": "8", "num_logs": "5",
-                   "max_log_file_action": "rotate", "space_left_action": "syslog",
-                   "admin_space_left_action": "suspend", "disk_full_action": "suspend",
-                   "disk_error_action": "suspend", "log_group": "root"}
+# What auditd uses for a keyword auditd.conf does not set (or when there is no auditd.conf): its compiled-in
+# values from clear_config() in audit-userspace src/auditd-config.c -- not the values of the auditd.conf that
+# distributions ship (rotate / suspend there): max_log_size 0 and max_log_size_action SZ_IGNORE, num_logs 0,
+# space_left_action, admin_space_left_action and disk_full_action FA_IGNORE, disk_error_action FA_SYSLOG,
+# log_group 0, write_logs 1 (log_format is LF_RAW before audit 3.0, LF_ENRICHED since).
+AUDITD_DEFAULTS = {"write_logs": "yes", "log_format": "enriched", "max_log_file": "0", "num_logs": "0",
+                   "max_log_file_action": "ignore", "space_left_action": "ignore",
+                   "admin_space_left_action": "ignore", "disk_full_action": "ignore",
+                   "disk_error_action": "syslog", "log_group": "root"}
 
 # auditd.conf(5): the values each action keyword accepts. auditd's config parser rejects anything else
 # ("Option ... not found") and the daemon does not start -- such a value is invalid, not "not ignore".
