@@ -8,6 +8,7 @@ test item are its parts. Each part counts as:
                 part whose verdict was recorded as ``pass``;
 * failed     -- ``fail`` of severity low and above; a manual part recorded ``fail``;
 * both       -- a manual part recorded ``partial``;
+* excluded   -- also a manual part recorded ``not_applicable`` (the aggregator's 不适用 verdict);
 * open       -- ``error`` (could not be judged) and ``manual`` without a recorded verdict;
 * observation-- ``fail`` of severity ``info`` (listed, never decides the item);
 * excluded   -- ``not_applicable``.
@@ -28,7 +29,7 @@ from scanner.render import view
 
 VERDICTS = ("nonconform", "partial", "pending", "conform", "not_applicable")
 # what a recorded manual verdict (result["manual_verdict"]) may say
-MANUAL_VERDICTS = ("pass", "fail", "partial")
+MANUAL_VERDICTS = ("pass", "fail", "partial", "not_applicable")
 RISKS = ("high", "medium", "low")
 # a failure's risk from its severity (info: an observation, low risk)
 SEVERITY_RISK = {"critical": "high", "high": "high", "medium": "medium", "low": "low", "info": "low"}
@@ -67,7 +68,7 @@ def part_kind(result, high_risk=None):
         return "failed"
     if status == "manual":
         recorded = manual_verdict(result)
-        return {"pass": "satisfied", "fail": "failed", "partial": "both"}.get(recorded, "open")
+        return {"pass": "satisfied", "fail": "failed", "partial": "both", "not_applicable": "excluded"}.get(recorded, "open")
     if status == "not_applicable":
         return "excluded"
     return "open"  # error, or a status this version does not know: never a pass

@@ -232,7 +232,7 @@ def record(result, lang="en"):
     reason = view.pick(result.get("reason"), lang) if result.get("reason") else ""
     if status == "manual":
         recorded = result.get("manual_verdict") if isinstance(result.get("manual_verdict"), dict) else None
-        if recorded and recorded.get("verdict") in ("pass", "fail", "partial"):
+        if recorded and recorded.get("verdict") in ("pass", "fail", "partial", "not_applicable"):
             verdict = _text(catalog()["manual_verdicts"][recorded["verdict"]], lang)
             text = _template("manual_recorded", lang, verdict=verdict,
                              who=view.scalar_text(recorded.get("by")) or "-", when=view.scalar_text(recorded.get("at")) or "-")

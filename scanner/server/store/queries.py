@@ -96,64 +96,95 @@ def _order(sorts, sort, desc, default):
 
 def apply_central_waivers(conn, rows, *conds, t=None):
     """Host-profile rows (dicts: host_id, profile, score, failed, ...) as they stand now with the
-    approved central waivers in force: for a host and profile with failures such a waiver covers,
-    ``score`` is recomputed from its results with those failures counted as waived — the agent's
-    own formula (scanner/engine/evaluator.py ``score``: severity-weighted, waived counts as passed)
-    — and ``failed`` drops by them; ``waived`` says how many. ``score_without_waivers`` stays what
-    the agent reported. Waivers are read against the clock, so an expired one stops counting
-    without any job. ``conds``: the caller's scope conditions on hosts (fewer rows to look at)."""
-    from scanner.engine.evaluator import score as weighted_score
+    approved central waivers in force and the assessors' valid recorded verdicts (store/verdicts.py):
+    for a host and profile with failures such a waiver covers, or manual results a verdict decides,
+    ``score`` is recomputed from its results with those failures counted as waived and those manual
+    parts as recorded — the agent's own formula (scanner/engine/evaluator.py ``score``:
+    severity-weighted, waived counts as passed; a recorded 部分符合 half) — and ``failed`` drops by
+    the waived and rises by the parts recorded 不符合; ``waived`` and ``recorded`` say how many.
+    ``score_without_waivers`` stays what the agent reported (no waivers, no verdicts). Both are read
+    against the clock, so an expired one stops counting without any job. ``conds``: the caller's
+    scope conditions on hosts (fewer rows to look at)."""
+    from scanner.server.store import verdicts as recorded
     t = now() if t is None else t
     for row in rows:
         row["waived"] = 0
+        row["recorded"] = 0
     if not rows:
         return rows
     r, h = db.results, db.hosts
+    wanted = {(row["host_id"], row["profile"]) for row in rows}
     waived_now = and_(r.c.status == "fail", r.c.waiver_until.is_not(None), r.c.waiver_until > t)
     pairs = set(conn.execute(_where(select(r.c.host_id, r.c.profile).distinct()
                                     .select_from(r.join(h, h.c.id == r.c.host_id)).where(waived_now), *conds)).all())
-    pairs &= {(row["host_id"], row["profile"]) for row in rows}
+    pairs &= wanted
+    levels, touched = recorded.touched_hosts(conn, t)
+    verdicts = {}
+    candidates = sorted({hid for hid, prof in wanted if prof in levels})
+    if candidates and touched is not None:
+        orgs = {}
+        for i in range(0, len(candidates), 500):
+            orgs.update(conn.execute(select(h.c.id, h.c.org_path).where(
+                h.c.id.in_(candidates[i:i + 500]), touched)).all())
+        if orgs:
+            verdicts = recorded.rule_verdicts(conn, orgs, levels, t)
+            pairs |= set(verdicts) & wanted
     if not pairs:
         return rows
     by_pair = {}
     hosts = sorted({p[0] for p in pairs})
     for i in range(0, len(hosts), 500):
-        q = select(r.c.host_id, r.c.profile, r.c.severity, r.c.status, r.c.waiver_until).where(
+        q = select(r.c.host_id, r.c.profile, r.c.rule_id, r.c.severity, r.c.status, r.c.waiver_until).where(
             r.c.host_id.in_(hosts[i:i + 500]))
-        for host_id, profile, severity, status, until in conn.execute(q):
-            if (host_id, profile) in pairs:
-                waived = status == "fail" and until is not None and until > t
-                by_pair.setdefault((host_id, profile), []).append(
-                    {"severity": severity, "status": "waived" if waived else status, "central": waived})
+        for host_id, profile, rule_id, severity, status, until in conn.execute(q):
+            if (host_id, profile) not in pairs:
+                continue
+            waived = status == "fail" and until is not None and until > t
+            decided = None
+            if status == "manual":
+                v = verdicts.get((host_id, profile), {}).get(rule_id)
+                decided = recorded.PART[v["verdict"]] if v is not None else None
+            by_pair.setdefault((host_id, profile), []).append(
+                {"severity": severity, "status": "waived" if waived else (decided or status), "central": waived,
+                 "recorded": decided})
     for row in rows:
         results = by_pair.get((row["host_id"], row["profile"]))
         if results:
             n = sum(1 for x in results if x["central"])
-            row["score"] = weighted_score(results, True)
-            row["failed"] = max(0, (row.get("failed") or 0) - n)
+            row["score"] = recorded.weighted_score(results)
+            row["failed"] = max(0, (row.get("failed") or 0) - n) + sum(1 for x in results if x["recorded"] == "fail")
             row["waived"] = n
+            row["recorded"] = sum(1 for x in results if x["recorded"])
     return rows
 
 
 def waiver_corrections(conn, conds, t=None):
     """For roll-ups summed in the database: per host and profile that an approved central waiver
-    in force now touches, how its score and counts change (``apply_central_waivers``):
-    {host_id, org_path, profile, score_delta, scored_delta, waived}."""
+    in force now or a valid recorded verdict touches, how its score and counts change
+    (``apply_central_waivers``): {host_id, org_path, profile, score_delta, scored_delta, waived,
+    failed_delta, recorded}."""
+    from scanner.server.store import verdicts as recorded
     t = now() if t is None else t
     r, h, hp = db.results, db.hosts, db.host_profiles
     waived_now = and_(r.c.status == "fail", r.c.waiver_until.is_not(None), r.c.waiver_until > t)
     touched = _where(select(r.c.host_id).distinct().select_from(r.join(h, h.c.id == r.c.host_id))
                      .where(waived_now, h.c.retired_at.is_(None)), *conds)
+    levels, by_verdict = recorded.touched_hosts(conn, t)
+    which = hp.c.host_id.in_(touched)
+    if by_verdict is not None:
+        which = or_(which, and_(hp.c.profile.in_(levels), by_verdict, h.c.retired_at.is_(None),
+                                *[c for c in conds if c is not None]))
     rows = [dict(x) for x in conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed, h.c.org_path)
                                           .select_from(hp.join(h, h.c.id == hp.c.host_id))
-                                          .where(hp.c.host_id.in_(touched))).mappings()]
-    stored = {(x["host_id"], x["profile"]): x["score"] for x in rows}
+                                          .where(which)).mappings()]
+    stored = {(x["host_id"], x["profile"]): (x["score"], x["failed"] or 0) for x in rows}
     out = []
     for x in apply_central_waivers(conn, rows, *conds, t=t):
-        if not x["waived"]:
+        if not x["waived"] and not x["recorded"]:
             continue
-        before = stored[(x["host_id"], x["profile"])]
+        before, failed_before = stored[(x["host_id"], x["profile"])]
         out.append({"host_id": x["host_id"], "org_path": x["org_path"], "profile": x["profile"], "waived": x["waived"],
+                    "recorded": x["recorded"], "failed_delta": (x["failed"] or 0) - failed_before,
                     "score_delta": (x["score"] or 0.0) - (before or 0.0),
                     "scored_delta": (x["score"] is not None) - (before is not None)})
     return out
@@ -208,7 +239,7 @@ def list_hosts(engine, scope, org=None, q=None, limit=500, offset=0, retired=Fal
             for p in prof:
                 by_host.setdefault(p["host_id"], {})[p["profile"]] = {
                     "score": p["score"], "score_without_waivers": p["score_without_waivers"], "failed": p["failed"],
-                    "waived": p["waived"]}
+                    "waived": p["waived"], "recorded": p["recorded"]}
             for r in rows:
                 r["profiles"] = by_host.get(r["id"], {})
         elif offset:
@@ -452,7 +483,8 @@ def org_tree(engine, scope, org=None):
     for path, profile, count, score_sum, scored, failed, raw_sum, raw_scored in per_prof:
         for anc in org_ancestors(path):
             p = node(anc)["profiles"].setdefault(profile, {"hosts": 0, "score_sum": 0.0, "scored": 0, "failed": 0,
-                                                           "waived": 0, "raw_sum": 0.0, "raw_scored": 0})
+                                                           "waived": 0, "recorded": 0, "raw_sum": 0.0,
+                                                           "raw_scored": 0})
             p["hosts"] += count
             p["failed"] += int(failed or 0)
             node(anc)["failed"] += int(failed or 0)
@@ -466,9 +498,10 @@ def org_tree(engine, scope, org=None):
             if p is not None:
                 p["score_sum"] += c["score_delta"]
                 p["scored"] += c["scored_delta"]
-                p["failed"] -= c["waived"]
+                p["failed"] += c["failed_delta"]
                 p["waived"] += c["waived"]
-                node(anc)["failed"] -= c["waived"]
+                p["recorded"] += c["recorded"]
+                node(anc)["failed"] += c["failed_delta"]
     for n in nodes.values():
         judged = n["domestic"] + n["foreign"]
         n["rate"] = round(n["domestic"] / judged, 4) if judged else None
@@ -512,7 +545,7 @@ def compliance_summary(engine, scope, org=None, profile=None):
                 continue
             units.append({"org": n["path"], "profile": prof, "hosts": p["hosts"], "score": p["score"],
                           "score_without_waivers": p["score_without_waivers"], "failed": p["failed"],
-                          "waived": p["waived"]})
+                          "waived": p["waived"], "recorded": p["recorded"]})
     return {"by_org": units}
 
 
@@ -527,15 +560,16 @@ def compliance_by_profile(conn, scope, org=None):
     out = {}
     for p, n, s, scored, ps, fl, raw in conn.execute(q):
         out[p] = {"profile": p, "hosts": n, "_sum": float(s or 0), "_scored": scored, "passed": int(ps or 0),
-                  "failed": int(fl or 0), "waived": 0,
+                  "failed": int(fl or 0), "waived": 0, "recorded": 0,
                   "score_without_waivers": round(float(raw), 2) if raw is not None else None}
     for c in waiver_corrections(conn, conds):
         p = out.get(c["profile"])
         if p is not None:
             p["_sum"] += c["score_delta"]
             p["_scored"] += c["scored_delta"]
-            p["failed"] -= c["waived"]
+            p["failed"] += c["failed_delta"]
             p["waived"] += c["waived"]
+            p["recorded"] += c["recorded"]
     for p in out.values():
         total, scored = p.pop("_sum"), p.pop("_scored")
         p["score"] = round(total / scored, 2) if scored else None
@@ -738,4 +772,8 @@ def latest_documents(engine, scope, org=None, limit=2000):
             doc = None
         rows.append({"host_id": row["host_id"], "hostname": row["hostname"], "org_path": row["org_path"],
                      "doc": doc})
+    if rows:  # the assessors' valid recorded verdicts decide the manual parts (store/verdicts.py)
+        from scanner.server.store import verdicts
+        with engine.connect() as conn:
+            verdicts.apply_to_documents(conn, rows)
     return count, rows

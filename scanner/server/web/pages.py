@@ -307,7 +307,7 @@ def report_paper(report_id: str, request: Request, edition: str = "full"):
     """The assessor's working paper of a stored report (the same HTML `xcscan report --format html|summary`
     writes), in the page's language; scoped like every report, audited as an export."""
     from scanner.render import html as report_html
-    from scanner.server.store import db, reports
+    from scanner.server.store import db, reports, verdicts
     from scanner.server.store.audit import audit
     user = page_user(request)
     if edition not in ("full", "summary"):
@@ -315,6 +315,8 @@ def report_paper(report_id: str, request: Request, edition: str = "full"):
     engine = request.app.state.engine
     row = queries.get_report(engine, user["scope"], report_id[:64])
     doc = reports.readable_document(row)  # an unreadable stored report: a clear 422, not a 500
+    with engine.connect() as conn:  # the assessors' valid recorded verdicts decide its manual parts
+        verdicts.apply_to_document(conn, doc, row["host_id"], row["org_path"])
     with db.write_tx(engine) as conn:
         audit(conn, user["username"], "export.report", row["id"], {"host_id": row["host_id"], "format": "html-" + edition},
               client_ip(request), org=row["org_path"])
