@@ -270,6 +270,50 @@ def get_host(engine, scope, host_id):
     return host
 
 
+def host_remediations(engine, scope, host_id, profiles):
+    """{(profile, rule_id): {zh, en}}: the remediation texts of the host's latest report of each of
+    ``profiles`` (the agent filled in the profile's tailored values); for a rule the report does not
+    explain, the rule's own text from the rules this server ships with that profile's values."""
+    r = db.reports
+    out = {}
+    with engine.connect() as conn:
+        _host_org(conn, scope, host_id)
+        for profile in sorted(set(profiles)):
+            rid = conn.execute(select(r.c.id).where(r.c.host_id == host_id, r.c.profile == profile)
+                               .order_by(r.c.collected_at.desc()).limit(1)).scalar()
+            if rid is None:
+                continue
+            row = conn.execute(select(r.c.id, r.c.body_gz, r.c.evaluated_gz).where(r.c.id == rid)).mappings().first()
+            try:
+                doc = report_document(row)
+            except Exception as exc:  # noqa: BLE001 - a damaged stored report only loses its texts
+                skipped("report", row, exc)
+                continue
+            for res in (doc.get("results") if isinstance(doc, dict) else None) or []:
+                text = res.get("remediation") if isinstance(res, dict) else None
+                if isinstance(text, dict) and any(isinstance(v, str) and v for v in text.values()):
+                    out[(profile, res.get("rule_id"))] = text
+    return out
+
+
+def shipped_remediation(rule_id, profile):
+    """The remediation {zh, en} of a rule this server ships, with ``profile``'s values; None."""
+    try:
+        from scanner.engine import load_profile, load_ruleset
+        from scanner.remediate.params import remediation_text
+        rule = load_ruleset().get(rule_id)
+        if rule is None:
+            return None
+        try:
+            params = load_profile(profile).params_for(rule) if profile else dict(rule.get("params") or {})
+        except Exception:  # noqa: BLE001 - a profile this server does not ship: the rule's defaults
+            params = dict(rule.get("params") or {})
+        text = remediation_text(rule, params or {})
+        return text if isinstance(text, dict) else None
+    except Exception:  # noqa: BLE001 - damaged rules must not take the host page down
+        return None
+
+
 RESULT_GROUP_ORDER = ("fail", "error", "waived", "manual", "pass", "not_applicable")
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 
@@ -589,18 +633,61 @@ def top_failing_query(scope, org=None, limit=10):
     return q.order_by(hosts_n.desc(), r.c.rule_id).limit(limit)
 
 
+WEIGHTS = {"info": 0, "low": 1, "medium": 2, "high": 4, "critical": 8}  # scanner/engine/evaluator.py
+
+
+def _weight_expr(column):
+    return case({k: v for k, v in WEIGHTS.items()}, value=column, else_=2)
+
+
 def top_failing_rules(conn, scope, org=None, limit=10):
-    top = conn.execute(top_failing_query(scope, org, limit)).all()
-    if not top:
+    """The failing rules (after waivers) ranked by severity weight x failing hosts (the agent's
+    weights: critical 8, high 4, medium 2, low 1, info 0), then by hosts: an info rule never heads
+    the list while anything more severe fails. Every failing rule is counted from
+    ix_results_failing alone (at most one row per rule); each rule's severity and title come from
+    one failing row of it (an index probe each, not a scan)."""
+    counted = conn.execute(top_failing_query(scope, org, None)).all()
+    if not counted:
         return []
     r = db.results
     out = []
-    for rid, n in top:  # one failing row names the rule (an index probe each, not a scan)
+    for rid, n in counted:
         row = conn.execute(select(r.c.title_zh, r.c.title_en, r.c.severity)
                            .where(r.c.rule_id == rid, r.c.status == "fail").limit(1)).first()
         tz, te, sev = row if row is not None else (None, None, None)
-        out.append({"rule_id": rid, "title": {"zh": tz, "en": te}, "severity": sev, "hosts": n})
-    return out
+        out.append({"rule_id": rid, "title": {"zh": tz, "en": te}, "severity": sev, "hosts": n,
+                    "weight": WEIGHTS.get(sev, 2) * n})
+    out.sort(key=lambda x: (-x["weight"], SEVERITY_ORDER.get(x["severity"], 5), -x["hosts"], x["rule_id"]))
+    return out[:limit]
+
+
+def worst_hosts(conn, scope, org=None, profile=None, limit=10):
+    """The hosts with the heaviest failures in ``profile`` (the scope's main profile): the sum of
+    the severity weights of their failing results (after central waivers), heaviest first, with
+    the failures per severity. Read from the failing rows only (ix_results_failing narrows them)."""
+    if not profile:
+        return []
+    r, h = db.results, db.hosts
+    weight = func.sum(_weight_expr(r.c.severity)).label("weight")
+    q = _where(select(r.c.host_id, weight, func.count().label("failed"))
+               .select_from(r.join(h, h.c.id == r.c.host_id)),
+               *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None), r.c.profile == profile,
+               status_filter(["fail"])).group_by(r.c.host_id)
+    q = q.order_by(weight.desc(), func.count().desc(), r.c.host_id).limit(limit)
+    top = conn.execute(q).all()
+    if not top:
+        return []
+    ids = [x[0] for x in top]
+    names = {x[0]: (x[1], x[2]) for x in conn.execute(select(h.c.id, h.c.hostname, h.c.org_path).where(h.c.id.in_(ids)))}
+    sev = {}
+    for hid, severity, n in conn.execute(_where(select(r.c.host_id, r.c.severity, func.count()).where(
+            r.c.host_id.in_(ids), r.c.profile == profile), status_filter(["fail"])).group_by(r.c.host_id, r.c.severity)):
+        sev.setdefault(hid, {})[severity] = n
+    scores = {x[0]: x[1] for x in conn.execute(select(db.host_profiles.c.host_id, db.host_profiles.c.score).where(
+        db.host_profiles.c.host_id.in_(ids), db.host_profiles.c.profile == profile))}
+    return [{"host_id": hid, "hostname": names.get(hid, (None, None))[0], "org_path": names.get(hid, (None, None))[1],
+             "profile": profile, "weight": int(w or 0), "failed": int(n), "by_severity": sev.get(hid, {}),
+             "score": scores.get(hid)} for hid, w, n in top]
 
 
 def trend(conn, scope, org=None, days=30, profile=None):
@@ -651,6 +738,8 @@ def overview(engine, scope, org=None):
         # the score line follows the profile most hosts are scanned with
         main = max(data["by_profile"], key=lambda p: (p["hosts"], p["profile"]))["profile"] if data["by_profile"] else None
         data["trend_profile"] = main
+        data["main_profile"] = main
+        data["worst_hosts"] = worst_hosts(conn, scope, org, main)
     from scanner.server.store import rollups
     rollups.ensure(engine, TREND_DAYS)
     with engine.connect() as conn:

@@ -297,6 +297,10 @@ def host_page(host_id: str, request: Request):
 def _render_host(request, user, host_id, status=200, error=None):
     engine = request.app.state.engine
     host = queries.get_host(engine, user["scope"], host_id)
+    needed = [r for r in host["results"] if r["status"] in ("fail", "error", "waived")]
+    texts = queries.host_remediations(engine, user["scope"], host_id, {r["profile"] for r in needed})
+    for r in needed:
+        r["remediation"] = texts.get((r["profile"], r["rule_id"])) or queries.shipped_remediation(r["rule_id"], r["profile"])
     host["result_groups"] = queries.group_results(host["results"])
     history = queries.host_history(engine, user["scope"], host_id, 100)
     return render(request, "host.html", status=status, user=user, host=host, history=history, error=error)
@@ -348,6 +352,7 @@ def drift_page(host_id: str, request: Request, a: str = "", b: str = ""):
 
 
 STATUSES = ("fail", "error", "waived", "manual", "pass", "not_applicable")
+DEFAULT_FINDING_STATUSES = ("fail", "error")
 
 
 @router.get("/rules/{rule_id}")
@@ -370,7 +375,9 @@ def findings_page(request: Request):
     f = {k: (p.get(k) or "")[:128] for k in ("org", "profile", "rule", "category", "host", "q")}
     f["severity"] = _list_param(request, "severity", queries.SEVERITIES) or []
     f["status"] = _list_param(request, "status", STATUSES) or []
-    sort = p.get("sort") if p.get("sort") in queries.FINDING_SORTS else "host"
+    if not f["status"] and "status" not in p and "filtered" not in p:
+        f["status"] = list(DEFAULT_FINDING_STATUSES)  # what needs action; the form's "all" unticks them
+    sort = p.get("sort") if p.get("sort") in queries.FINDING_SORTS else "severity"
     desc = p.get("desc") == "1"
     page = _page_no(request)
     org = normalise_org(f["org"]) if f["org"] else None
@@ -378,7 +385,8 @@ def findings_page(request: Request):
                             f["severity"] or None, f["status"] or None, f["category"] or None, f["host"] or None,
                             limit=PER_PAGE, offset=(page - 1) * PER_PAGE, q=f["q"] or None, sort=sort, desc=desc)
     export_qs = urlencode([(k, v) for k, v in p.multi_items()
-                           if v and k in ("org", "profile", "rule", "severity", "status", "category", "q")])
+                           if v and k in ("org", "profile", "rule", "severity", "category", "q")]
+                          + [("status", x) for x in f["status"]])
     return render(request, "findings.html", user=user, rows=rows, f=f, export_qs=export_qs,
                   severities=queries.SEVERITIES, statuses=STATUSES, pager=pager(request, rows.total, page),
                   sorts=sort_links(request, queries.FINDING_SORTS, sort, desc))
