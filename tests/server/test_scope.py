@@ -65,6 +65,10 @@ def depts(server):
     resp = admin.post("/api/v1/tokens", json={"org": THEIRS + "/new", "uses": 1, "note": SECRET_NOTE})
     assert resp.status_code == 201, resp.text
     token_id = resp.json()["id"]
+    resp = admin.post("/api/v1/localization/targets", json={"org": THEIRS, "category": "os", "target": 1.0,
+                                                           "deadline": "2030-06-30", "note": SECRET_NOTE})
+    assert resp.status_code == 201, resp.text
+    target_id = resp.json()["id"]
     users = {"their_officer": _make_user(admin, "hea-off-" + tag, "officer", [THEIRS])}
     for role in ("admin", "officer", "auditor", "assessor"):
         users[role] = _make_user(admin, "fin-%s-%s" % (role[:3], tag), role, [MINE])
@@ -74,7 +78,7 @@ def depts(server):
     admin.close()
     markers = [THEIRS, theirs.host_id, theirs.hostname, SECRET_NOTE, users["their_officer"]] + theirs.reports
     return {"hosts": hosts, "users": users, "waiver_id": waiver_id, "markers": markers, "theirs": theirs,
-            "token_id": token_id, "assessment": assessment}
+            "token_id": token_id, "assessment": assessment, "target_id": target_id}
 
 
 def _session(server, name):
@@ -110,7 +114,7 @@ def _fill(path, d):
     theirs = d["theirs"]
     values = {"host_id": theirs.host_id, "report_id": theirs.reports[-1], "waiver_id": str(d["waiver_id"]),
               "rule_id": "mlps.ia.ssh-root-login", "username": d["users"]["their_officer"],
-              "token_id": str(d["token_id"]),
+              "token_id": str(d["token_id"]), "target_id": str(d["target_id"]),
               "assessment_id": str(d["assessment"]["id"]), "file_id": str(d["assessment"]["files"][0]["id"])}
     out = path
     for name, value in values.items():
@@ -143,6 +147,9 @@ def _payload(method, path, d, csrf):
         "/api/v1/users/{username}/password": {"password": "Quiet-River-Stone-3"},
         "/api/v1/users/{username}/logout": {},
         "/api/v1/tokens/{token_id}/revoke": {},
+        # 信创 targets: set one in another department, remove theirs
+        "/api/v1/localization/targets": {"org": THEIRS, "category": "os", "target": 1.0, "deadline": "2030-06-30"},
+        "/api/v1/localization/targets/{target_id}": None,
     }
     pages = {
         "/hosts/{host_id}/retire": {"reason": "not yours"},
@@ -157,6 +164,8 @@ def _payload(method, path, d, csrf):
         "/admin/users/{username}/unlock": {},
         "/coverage/assessments": {"item_id": "L3-CES1-35", "target_kind": "org", "target": THEIRS, "verdict": "conform",
                                   "record": "x", "valid": "1d", "level": "mlps-l3"},
+        "/localization/targets": {"org": THEIRS, "category": "os", "target": "100", "deadline": "2030-06-30"},
+        "/localization/targets/{target_id}/delete": {},
     }
     if method == "GET":
         return None, None
@@ -182,6 +191,9 @@ def _state(server, d):
                                        .where(db.users.c.username == d["users"]["their_officer"])).all(),
             "assessment": conn.execute(select(db.assessments.c.revoked_at).where(
                 db.assessments.c.id == d["assessment"]["id"])).first(),
+            "targets": conn.execute(select(db.loc_targets.c.org_path, db.loc_targets.c.category,
+                                           db.loc_targets.c.target_rate, db.loc_targets.c.deadline)
+                                    .order_by(db.loc_targets.c.id)).all(),
             "theirs_results": conn.execute(select(db.results.c.rule_id, db.results.c.waiver_id)
                                            .where(db.results.c.host_id == theirs.host_id)
                                            .order_by(db.results.c.rule_id)).all(),

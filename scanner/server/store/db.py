@@ -321,6 +321,23 @@ assessment_files = Table(
 )
 
 
+# 信创 targets: per org unit and component category, the localization rate to reach by a deadline
+# (store/localization.py); the rate when it was set is kept so progress can be projected.
+loc_targets = Table(
+    "loc_targets", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_path", String(512), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("target_rate", Float, nullable=False),  # 0..1
+    Column("deadline", BigInteger, nullable=False),  # unix seconds (end of the day, UTC)
+    Column("baseline_rate", Float, nullable=True),  # the subtree's rate when set (None: nothing judged yet)
+    Column("set_by", String(64), nullable=False),
+    Column("set_at", BigInteger, nullable=False),
+    Column("note", Text, nullable=True),
+    UniqueConstraint("org_path", "category"),
+)
+
+
 audit_log = Table(
     "audit_log", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -459,6 +459,133 @@ def export_inventory(request: Request, format: str = Query("csv", max_length=8),
                    {"org": org, "category": category, "origin": origin}, lang, offset, limit)
 
 
+def _rows_export(request, user, kind, rows, fields, fmt, filters, lang):
+    """Stream dict rows (already read through the scope) as CSV (header in ``lang``) or JSON; audited."""
+    from fastapi.responses import StreamingResponse
+    from scanner.server.web import export
+    if fmt not in ("csv", "json"):
+        raise bad_request("bad_format", "format must be csv or json")
+    if lang not in (None, "zh", "en"):
+        raise bad_request("bad_lang", "lang must be zh or en")
+    counter = {"rows": 0}
+    tuples = (tuple(r.get(f) for f in fields) for r in rows)
+    chunks = list(export.csv_chunks(tuples, list(fields), list(fields), lang, counter) if fmt == "csv"
+                  else export.json_chunks(tuples, list(fields), counter))
+    _audit(request, user, "export." + kind, fmt, dict(filters, rows=counter["rows"], complete=True),
+           org=filters.get("org") or user["scope"].root())
+    name = "xcscan-%s.%s" % (kind, fmt)
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    return Response("".join(chunks).encode("utf-8"), media_type=media,
+                    headers={"Content-Disposition": 'attachment; filename="%s"' % name})
+
+
+def _day_param(text, name, end_of_day=False):
+    """YYYY-MM-DD (UTC; the end of that day with ``end_of_day``) or unix seconds; None when absent."""
+    import calendar
+    import time as _time
+    if text in (None, ""):
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        return calendar.timegm(_time.strptime(text, "%Y-%m-%d")) + (86399 if end_of_day else 0)
+    except ValueError:
+        raise bad_request("bad_date", "%s must be a date (YYYY-MM-DD) or unix seconds" % name)
+
+
+# --- 信创 progress and the change feed -----------------------------------------------------------------
+class TargetIn(BaseModel):
+    org: str = Field(..., max_length=512)
+    category: str = Field(..., max_length=32)
+    target: float = Field(..., description="rate to reach, above 0 and at most 1 (1 = 100 %)")
+    deadline: str = Field(..., max_length=16, description="YYYY-MM-DD (through the end of that day, UTC)")
+    note: Optional[str] = Field(None, max_length=1000)
+
+
+@router.get("/localization", responses=ERRORS, tags=["localization"])
+def localization_progress(request: Request, org: Optional[str] = Query(None, max_length=512),
+                          since: Optional[str] = Query(None, max_length=16), user=Depends(require(*READERS))):
+    """Localization rate per org unit (any depth) and category with unknowns beside it, the targets
+    with their progress, and the substitutions completed since ``since`` (default: 90 days ago)."""
+    from scanner.server.store import localization
+    return localization.progress(request.app.state.engine, user["scope"], _org(org), _day_param(since, "since"))
+
+
+@router.get("/localization/components", responses=PAGED, tags=["localization"])
+def localization_components(request: Request, org: Optional[str] = Query(None, max_length=512),
+                            category: Optional[str] = Query(None, max_length=32),
+                            origin: str = Query("foreign", max_length=16), limit: int = Query(100, ge=1, le=5000),
+                            offset: int = Query(0, ge=0, le=10**9), user=Depends(require(*READERS))):
+    """The latest components of one origin (default foreign; ``any``: all) with their domestic substitutes."""
+    from scanner.server.store import localization
+    if origin not in ("foreign", "domestic", "unknown", "any"):
+        raise bad_request("bad_origin", "origin must be foreign, domestic, unknown or any")
+    rows, total = localization.components(request.app.state.engine, user["scope"], _org(org), category or None,
+                                          None if origin == "any" else origin, limit, offset)
+    return JSONResponse(rows, headers={"X-Total-Count": str(total)})
+
+
+@router.post("/localization/targets", status_code=201, responses=ERRORS, tags=["localization"])
+def localization_target_set(body: TargetIn, request: Request, user=Depends(require("admin", "officer"))):
+    """Set (or replace) the target of an org unit and category."""
+    from scanner.server.workflow import targets
+    data = body.model_dump()
+    data["deadline"] = _day_param(body.deadline, "deadline", end_of_day=True)
+    return targets.set_target(request.app.state.engine, data, user["username"], client_ip(request),
+                              scope=user["scope"], role=user["role"])
+
+
+@router.delete("/localization/targets/{target_id}", responses=ERRORS, tags=["localization"])
+def localization_target_delete(request: Request, target_id: int = Path(..., ge=1, le=2**31 - 1),
+                               user=Depends(require("admin", "officer"))):
+    from scanner.server.workflow import targets
+    return targets.delete_target(request.app.state.engine, target_id, user["username"], client_ip(request),
+                                 scope=user["scope"], role=user["role"])
+
+
+COMPONENT_FIELDS = ("hostname", "org_path", "category", "product_id", "name_zh", "name_en", "vendor_zh", "vendor_en",
+                    "origin", "version", "substitutes", "substitute_names_zh", "substitute_names_en")
+
+
+@router.get("/export/components", responses=ERRORS, tags=["exports"])
+def export_components(request: Request, format: str = Query("csv", max_length=8),
+                      org: Optional[str] = Query(None, max_length=512), category: Optional[str] = Query(None, max_length=32),
+                      origin: str = Query("foreign", max_length=16), lang: Optional[str] = EXPORT_PAGING["lang"],
+                      user=Depends(require(*READERS))):
+    """The remaining foreign components (or ``origin``) with their domestic substitutes, as CSV or JSON."""
+    from scanner.server.store import localization
+    if origin not in ("foreign", "domestic", "unknown", "any"):
+        raise bad_request("bad_origin", "origin must be foreign, domestic, unknown or any")
+    org = _org(org)
+    query = localization.components_query(user["scope"], org, category or None, None if origin == "any" else origin)
+    rows = (localization.with_substitutes(r) for r in queries.stream(request.app.state.engine, query))
+    return _rows_export(request, user, "components", rows, COMPONENT_FIELDS, format,
+                        {"org": org, "category": category, "origin": origin}, lang)
+
+
+@router.get("/changes", responses=ERRORS, tags=["changes"])
+def changes_feed(request: Request, org: Optional[str] = Query(None, max_length=512),
+                 from_: Optional[str] = Query(None, alias="from", max_length=16),
+                 to: Optional[str] = Query(None, max_length=16), user=Depends(require(*READERS))):
+    """What changed between ``from`` and ``to`` (YYYY-MM-DD or unix seconds; default the last 7 days)."""
+    from scanner.server.store import changes
+    return changes.feed(request.app.state.engine, user["scope"], _org(org), _day_param(from_, "from"),
+                        _day_param(to, "to", end_of_day=True))
+
+
+@router.get("/export/changes", responses=ERRORS, tags=["exports"])
+def export_changes(request: Request, format: str = Query("csv", max_length=8), org: Optional[str] = Query(None, max_length=512),
+                   from_: Optional[str] = Query(None, alias="from", max_length=16),
+                   to: Optional[str] = Query(None, max_length=16), lang: Optional[str] = EXPORT_PAGING["lang"],
+                   user=Depends(require(*READERS))):
+    from scanner.server.store import changes
+    org = _org(org)
+    got = changes.feed(request.app.state.engine, user["scope"], org, _day_param(from_, "from"),
+                       _day_param(to, "to", end_of_day=True))
+    return _rows_export(request, user, "changes", changes.csv_rows(got), changes.CSV_FIELDS, format,
+                        {"org": org, "from": got["from"], "to": got["to"]}, lang)
+
+
 # --- administration ---------------------------------------------------------------------------------
 @router.get("/tokens", responses=ERRORS, tags=["admin"])
 def list_tokens(request: Request, user=Depends(require(*ADMINS))):

@@ -229,7 +229,7 @@ def overview_page(request: Request):
     lang = lang_of(request)
     data = queries.overview(request.app.state.engine, user["scope"], org)
     cats = svg.stacked_bars(svg.rate_rows([(cat_label(c, lang),
-                                            "/findings?" + urlencode({"category": c, "org": org or ""}),
+                                            "/localization/components?" + urlencode([(k, v) for k, v in (("category", c), ("org", org)) if v]),
                                             v["domestic"], v["foreign"], v["unknown"], v["rate"])
                                            for c, v in data["by_category"].items()]), aria=t("server.loc_by_category", lang))
     orgs = svg.stacked_bars(svg.rate_rows([(n["path"], "/?" + urlencode({"org": n["path"]}), n["domestic"], n["foreign"],
@@ -524,6 +524,107 @@ async def coverage_record(request: Request, csrf_token: str = Form("", max_lengt
         return _coverage_page(request, user, host_id, org, level, status=exc.status, error=exc.message)
     return RedirectResponse("/coverage?" + urlencode({k: v for k, v in (("host", host_id), ("org", org), ("level", level)) if v}),
                             status_code=303)
+
+
+# --- 信创 progress and the change feed --------------------------------------------------------------------
+TARGET_ROLES = ("admin", "officer")
+
+
+def _day(text, end_of_day=False):
+    """YYYY-MM-DD (UTC) -> unix seconds (the end of that day with ``end_of_day``); None otherwise."""
+    try:
+        return calendar.timegm(time.strptime((text or "").strip(), "%Y-%m-%d")) + (86399 if end_of_day else 0)
+    except ValueError:
+        return None
+
+
+def _localization_page(request, user, status=200, error=None, form=None):
+    from scanner.server.store import localization
+    org = _org_param(request)
+    since = _day(request.query_params.get("since"))
+    data = localization.progress(request.app.state.engine, user["scope"], org, since)
+    return render(request, "localization.html", status=status, user=user, data=data, org=org, error=error,
+                  form=form or {}, all_categories=localization.CATEGORIES,
+                  can_target=user["role"] in TARGET_ROLES)
+
+
+@router.get("/localization")
+def localization_page(request: Request):
+    """信创 progress: rates per org unit and category, targets, substitutions (?org=, ?since=YYYY-MM-DD)."""
+    return _localization_page(request, page_user(request))
+
+
+@router.post("/localization/targets")
+def localization_target_form(request: Request, csrf_token: str = Form("", max_length=64), org: str = Form("", max_length=512),
+                             category: str = Form("", max_length=32), target: str = Form("", max_length=8),
+                             deadline: str = Form("", max_length=16), note: str = Form("", max_length=1000)):
+    from scanner.server.workflow import targets
+    user = page_user(request, TARGET_ROLES)
+    check_csrf(request, user, csrf_token)
+    try:
+        pct = float(target)
+    except ValueError:
+        pct = -1.0
+    try:
+        targets.set_target(request.app.state.engine, {"org": org, "category": category, "target": round(pct / 100.0, 4),
+                                                       "deadline": _day(deadline, True), "note": note or None},
+                           user["username"], client_ip(request), scope=user["scope"], role=user["role"])
+    except ApiError as exc:
+        if exc.status not in (400, 403):
+            raise
+        return _localization_page(request, user, status=exc.status, error=exc.message,
+                                  form={"org": org, "category": category, "target": target, "deadline": deadline})
+    return RedirectResponse("/localization", status_code=303)
+
+
+@router.post("/localization/targets/{target_id}/delete")
+def localization_target_remove(request: Request, target_id: int = Path(..., ge=1, le=2**31 - 1),
+                               csrf_token: str = Form("", max_length=64)):
+    from scanner.server.workflow import targets
+    user = page_user(request, TARGET_ROLES)
+    check_csrf(request, user, csrf_token)
+    targets.delete_target(request.app.state.engine, target_id, user["username"], client_ip(request),
+                          scope=user["scope"], role=user["role"])
+    return RedirectResponse("/localization", status_code=303)
+
+
+@router.get("/localization/components")
+def localization_components_page(request: Request):
+    """The components of a category (?category=) still foreign (?origin=foreign, the default; domestic,
+    unknown or any) in the org subtree, with their domestic substitutes; CSV export link."""
+    from scanner.server.store import localization
+    user = page_user(request)
+    p = request.query_params
+    org = _org_param(request)
+    category = (p.get("category") or "")[:32] or None
+    origin = p.get("origin") if p.get("origin") in ("foreign", "domestic", "unknown", "any") else "foreign"
+    page = _page_no(request)
+    rows, total = localization.components(request.app.state.engine, user["scope"], org, category,
+                                          None if origin == "any" else origin, PER_PAGE, (page - 1) * PER_PAGE)
+    export_qs = urlencode([(k, v) for k, v in (("org", org), ("category", category), ("origin", origin)) if v])
+    return render(request, "components.html", user=user, rows=rows, org=org, category=category, origin=origin,
+                  pager=pager(request, total, page), export_qs=export_qs)
+
+
+@router.get("/changes")
+def changes_page(request: Request):
+    """The change feed of the scope (?org=) between ?from= and ?to= (YYYY-MM-DD; default the last 7 days)."""
+    from scanner.server.store import changes
+    user = page_user(request)
+    p = request.query_params
+    org = _org_param(request)
+    start, end = _day(p.get("from")), _day(p.get("to"), True)
+    try:
+        got = changes.feed(request.app.state.engine, user["scope"], org, start, end)
+    except ApiError as exc:
+        if exc.status not in (400, 422):
+            raise
+        return render(request, "changes.html", status=exc.status, user=user, got=None, org=org, error=exc.message,
+                      export_qs="", day_from=p.get("from") or "", day_to=p.get("to") or "")
+    day = lambda v: time.strftime("%Y-%m-%d", time.gmtime(v))  # noqa: E731
+    export_qs = urlencode([(k, v) for k, v in (("org", org), ("from", day(got["from"])), ("to", day(got["to"]))) if v])
+    return render(request, "changes.html", user=user, got=got, org=org, error=None, export_qs=export_qs,
+                  day_from=day(got["from"]), day_to=day(got["to"]))
 
 
 # --- administration (admin only) --------------------------------------------------------------------

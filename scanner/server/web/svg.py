@@ -24,8 +24,8 @@ def stacked_bars(rows, width=560, aria=""):
         y = i * ROW_H + 3
         total = sum(s[0] for s in row["segments"]) or 1
         label = escape(row["label"])
-        if row.get("href"):
-            label = Markup('<a href="%s">%s</a>') % (row["href"], row["label"])
+        if row.get("href"):  # the whole row (label and bar) is the link: a click anywhere on it follows it
+            out.append(Markup('<a href="%s">') % row["href"])
         out.append('<text class="lbl" x="%d" y="%d" text-anchor="end">%s</text>' % (LABEL_W - 6, y + 14, label))
         x = LABEL_W
         for count, css, title in row["segments"]:
@@ -34,6 +34,8 @@ def stacked_bars(rows, width=560, aria=""):
                 out.append('<rect class="%s" x="%.1f" y="%d" width="%.1f" height="%d"><title>%s</title></rect>'
                            % (escape(css), x, y, w, ROW_H - 6, escape(title)))
             x += w
+        if row.get("href"):
+            out.append("</a>")
         out.append('<text class="val" x="%d" y="%d">%s</text>' % (LABEL_W + bar_w + 6, y + 14, escape(row.get("note", ""))))
     out.append("</svg>")
     return Markup("".join(out))
