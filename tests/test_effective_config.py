@@ -956,3 +956,23 @@ def test_auditd_conf_keywords_left_out_take_auditds_compiled_in_values(make_root
                                    "disk_full_action = SUSPEND\nadmin_space_left_action = SUSPEND\n"}),
                      root=tmp_path / "set")
     assert verdict(root, "mlps.au.audit-disk-full-action")["status"] == "pass"  # disk_error_action SYSLOG by default
+
+
+@pytest.mark.parametrize("line,forward,seal", [
+    ("ForwardToSyslog=y\nSeal=f\n", True, False),        # systemd's parse_boolean takes y/t/f/n as well
+    ("ForwardToSyslog = On\n", True, True),
+    ("ForwardToSyslog=maybe\nSeal=perhaps\n", False, True),  # not a boolean: ignored, the defaults stay
+    ("", False, True),
+])
+def test_journald_booleans_parse_as_systemd_parses_them(make_root, line, forward, seal):
+    root = make_root({"/etc/systemd/journald.conf": "[Journal]\n" + line})
+    facts, _ = run(root, "logging")
+    assert (facts["journald"]["forward_to_syslog"], facts["journald"]["seal"]) == (forward, seal)
+
+
+def test_journald_storage_outside_its_values_is_ignored(make_root, tmp_path):
+    root = make_root({"/etc/systemd/journald.conf": "[Journal]\nStorage=persistant\n", "/var/log/journal/.keep": ""})
+    journal = run(root, "logging")[0]["journald"]
+    assert journal["storage"] == "auto" and journal["persistent"] is True  # auto with /var/log/journal present
+    root = make_root({"/etc/systemd/journald.conf": "[Journal]\nStorage=persistant\n"}, root=tmp_path / "none")
+    assert run(root, "logging")[0]["journald"]["persistent"] is False

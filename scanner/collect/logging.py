@@ -195,10 +195,24 @@ def parse_syslog_ng(ctx):
     return remote
 
 
+def systemd_bool(value, default):
+    """A boolean as systemd parses it (src/basic/parse-util.c parse_boolean: 1/yes/y/true/t/on and
+    0/no/n/false/f/off, any case); anything else is logged and ignored, so the default stays."""
+    text = (value or "").strip().lower()
+    if text in ("1", "yes", "y", "true", "t", "on"):
+        return True
+    if text in ("0", "no", "n", "false", "f", "off"):
+        return False
+    return default
+
+
 def journald(ctx):
     fs = ctx.fs
     values, sources, _ = systemd_conf(fs, "journald.conf", "Journal")  # systemd.syntax(7), drop-ins
-    storage = values.get("Storage", "auto").lower()
+    # journald.conf(5) Storage=: volatile, persistent, auto (the default), none; another value is ignored
+    storage = (values.get("Storage") or "auto").strip().lower()
+    if storage not in ("volatile", "persistent", "auto", "none"):
+        storage = "auto"
     persistent = storage == "persistent" or (storage == "auto" and fs.isdir("/var/log/journal"))
     active = None
     names = running_names(ctx)
@@ -206,9 +220,9 @@ def journald(ctx):
         active = "systemd-journald" in names or "systemd-journal" in names
     return {"storage": storage, "persistent": persistent, "active": active,
             # journald.conf(5): "By default, only forwarding to wall is enabled" -- unset is no, not unknown
-            "forward_to_syslog": values.get("ForwardToSyslog", "no").lower() in ("yes", "true", "1", "on"),
+            "forward_to_syslog": systemd_bool(values.get("ForwardToSyslog"), False),
             "max_retention_sec": values.get("MaxRetentionSec"), "system_max_use": values.get("SystemMaxUse"),
-            "seal": values.get("Seal", "yes").lower() in ("yes", "true", "1", "on"), "sources": sources}
+            "seal": systemd_bool(values.get("Seal"), True), "sources": sources}
 
 
 def parse_logrotate(ctx):
