@@ -285,8 +285,8 @@ class ProcView(object):
 
 
 def match_signature(sig, view, installed=()):
-    if sig.package is not None and not any(sig.package.fullmatch(n) for n in installed):
-        return False
+    """Every condition of ``sig`` holds for the process; the package condition (a pass over every installed
+    package) is checked last, for the few processes whose name already matched."""
     if sig.java:
         java = view.java
         if java is None or not java["main"] or not sig.name.fullmatch(java["main"]):
@@ -295,16 +295,16 @@ def match_signature(sig, view, installed=()):
             return False
         if sig.cmdline is not None and not sig.cmdline.search(view.java_vm_text):
             return False
-        return True
-    if not any(sig.name.fullmatch(n) for n in view.names):
-        return False
-    if sig.exe is not None and not (view.exe and sig.exe.search(view.exe)):
-        return False
-    if sig.args is not None and not sig.args.search(view.args_text):
-        return False
-    if sig.cmdline is not None and not sig.cmdline.search(view.cmdline_text):
-        return False
-    return True
+    else:
+        if not any(sig.name.fullmatch(n) for n in view.names):
+            return False
+        if sig.exe is not None and not (view.exe and sig.exe.search(view.exe)):
+            return False
+        if sig.args is not None and not sig.args.search(view.args_text):
+            return False
+        if sig.cmdline is not None and not sig.cmdline.search(view.cmdline_text):
+            return False
+    return sig.package is None or any(sig.package.fullmatch(n) for n in installed)
 
 
 def best_match(view, compiled, installed=()):
