@@ -3,7 +3,7 @@
 directory listings and commands, and writes as many bytes, but none of the parsing, classifying,
 evaluating or rendering. Whole processes, one interleaved run, wall and CPU medians and the ratio.
 
-    python bench/floor.py [--runs 9] [--command scan|inventory] [--python PY]
+    python bench/floor.py [--runs 9] [--command scan|inventory] [--python PY] [--before DIR]
 
 ``scan`` is ``scan --profile all`` without the SUID/world-writable walk (a profile file that selects
 every rule but the three that read ``special_files``; bench/walk.py measures the walk against find).
@@ -11,6 +11,11 @@ First one recorded run logs, from inside the xcscan process, every module import
 opened for reading, every directory listed, every stat/lstat/readlink by path and every command run
 (psutil's /proc reads go through ``open`` and ``os.readlink`` and are recorded too; its C calls are
 not); the floor replays exactly that list.
+
+``--before DIR`` (a checkout of an earlier commit, e.g. ``git worktree add ../xcscan-old HEAD~3``) times that
+tree too, against a floor recorded from it, in the same interleaved rounds: before/after in one run.
+Every process runs in a scratch directory with ``PYTHONPATH`` set to its tree, so the working
+directory never decides which ``scanner`` is imported.
 """
 from __future__ import print_function
 
@@ -110,9 +115,9 @@ sys.stdout.write("x" * log["out_bytes"])
 """
 
 
-def timed(argv, env):
+def timed(argv, env, cwd=None):
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=cwd)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.stdout.close()
@@ -121,11 +126,30 @@ def timed(argv, env):
     return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, len(out)
 
 
+def prepare(python, tree, cmd, work, label):
+    """(xcscan argv, floor argv, env, log, output bytes) for the tree at ``tree``."""
+    env = dict(os.environ, XCSCAN_FLOOR_LOG=os.path.join(work, "log-%s.json" % label), PYTHONPATH=tree)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    xc = [python, "-m", "scanner"] + cmd
+    timed(xc, env, work)  # warm caches (rules, catalog, YAML, bytecode, page cache)
+    _, _, _, size = timed([python, "-c", RECORDER] + cmd, env, work)
+    with open(env["XCSCAN_FLOOR_LOG"]) as fh:
+        log = json.load(fh)
+    log["out_bytes"] = size
+    replay = os.path.join(work, "replay-%s.json" % label)
+    with open(replay, "w") as fh:
+        json.dump(log, fh)
+    floor = [python, "-c", FLOOR, replay]
+    timed(floor, env, work)
+    return xc, floor, env, log, size
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--command", choices=("scan", "inventory"), default="scan")
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--before", metavar="DIR", help="an earlier checkout, timed in the same rounds")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="xcscan-floor-")
     if args.command == "scan":
@@ -136,36 +160,30 @@ def main():
         cmd = ["scan", "--profile", profile, "--format", "json"]
     else:
         cmd = ["inventory", "--format", "json"]
-    env = dict(os.environ, XCSCAN_FLOOR_LOG=os.path.join(work, "log.json"), PYTHONPATH=REPO)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    xc = [args.python, "-m", "scanner"] + cmd
-    timed(xc, env)  # warm caches (rules, catalog, YAML, bytecode, page cache)
-    _, _, _, size = timed([args.python, "-c", RECORDER] + cmd, env)
-    with open(env["XCSCAN_FLOOR_LOG"]) as fh:
-        log = json.load(fh)
-    log["out_bytes"] = size
-    replay = os.path.join(work, "replay.json")
-    with open(replay, "w") as fh:
-        json.dump(log, fh)
-    floor = [args.python, "-c", FLOOR, replay]
-    timed(floor, env)
-    res = {"xcscan": [], "floor": []}
+    trees = [("before", os.path.abspath(args.before))] if args.before else []
+    trees.append(("now" if args.before else "xcscan", REPO))
+    prepared = [(label, prepare(args.python, tree, cmd, work, label)) for label, tree in trees]
+    res = {}
     for _ in range(args.runs):
-        res["xcscan"].append(timed(xc, env))
-        res["floor"].append(timed(floor, env))
+        for label, (xc, floor, env, _log, _size) in prepared:
+            res.setdefault((label, "xcscan"), []).append(timed(xc, env, work))
+            res.setdefault((label, "floor"), []).append(timed(floor, env, work))
     print("python %s; load average %s" % (args.python, " ".join("%.2f" % x for x in os.getloadavg())))
     print("command: xcscan %s" % " ".join(cmd))
-    print("floor: %d modules, %d file reads, %d directory listings, %d stats, %d readlinks, %d commands, "
-          "%d bytes out" % (len(log["modules"]), len(log["reads"]), len(log["dirs"]), len(log["stats"]),
-                            len(log["links"]), len(log["commands"]), size))
-    med = {}
-    for k in ("xcscan", "floor"):
-        runs = res[k]
-        med[k] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
-        print("  %-7s wall median %.3f s (min %.3f)  CPU median %.3f s  peak RSS %.1f MiB" % (
-            k, med[k][0], min(r[0] for r in runs), med[k][1], max(r[2] for r in runs)))
-    print("ratio xcscan/floor (%d interleaved runs each): wall %.2f, CPU %.2f" % (
-        args.runs, med["xcscan"][0] / med["floor"][0], med["xcscan"][1] / med["floor"][1]))
+    for label, (_xc, _floor, _env, log, size) in prepared:
+        tree = dict(trees)[label]
+        print("%s (%s)" % (label, tree) if args.before else "tree %s" % tree)
+        print("  floor: %d modules, %d file reads, %d directory listings, %d stats, %d readlinks, %d commands, "
+              "%d bytes out" % (len(log["modules"]), len(log["reads"]), len(log["dirs"]), len(log["stats"]),
+                                len(log["links"]), len(log["commands"]), size))
+        med = {}
+        for k in ("xcscan", "floor"):
+            runs = res[(label, k)]
+            med[k] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
+            print("  %-7s wall median %.3f s (min %.3f)  CPU median %.3f s  peak RSS %.1f MiB" % (
+                k, med[k][0], min(r[0] for r in runs), med[k][1], max(r[2] for r in runs)))
+        print("  ratio xcscan/floor (%d interleaved runs each): wall %.2f, CPU %.2f" % (
+            args.runs, med["xcscan"][0] / med["floor"][0], med["xcscan"][1] / med["floor"][1]))
 
 
 if __name__ == "__main__":
