@@ -16,10 +16,11 @@ Kylin V10 / UOS 20 / openEuler 20.03).
 from __future__ import absolute_import
 
 import errno
-import fnmatch
 import os
 import posixpath
 import stat as stat_mod
+
+from scanner.globmatch import fnmatchcase  # fnmatch's, without a regex per pattern
 
 DEFAULT_MAX_BYTES = 1024 * 1024  # 1 MiB: no fact we read legitimately needs more
 MAX_SYMLINK_HOPS = 40
@@ -143,7 +144,7 @@ class RootFS(object):
         """Target paths matching a glob whose wildcards are in the last component."""
         directory, base = posixpath.split(pattern)
         names = self.listdir(directory) or []
-        return [posixpath.join(directory, n) for n in names if fnmatch.fnmatchcase(n, base)]
+        return [posixpath.join(directory, n) for n in names if fnmatchcase(n, base)]
 
     def read_bytes(self, path, max_bytes=DEFAULT_MAX_BYTES, report=True, missing_ok=True):
         """File content (at most ``max_bytes``) or None.

@@ -8,7 +8,7 @@ recursive walk. Version files also contribute their first few KB of text.
 """
 from __future__ import absolute_import
 
-import fnmatch
+from scanner.globmatch import fnmatchcase  # fnmatch's, without a regex per pattern
 
 NAME = "software_paths"
 LIVE_ONLY = False
@@ -34,7 +34,7 @@ def expand(fs, pattern, limit=MAX_MATCHES_PER_PATTERN):
             prefix = base.rstrip("/") + "/"
             if _has_magic(part):
                 for name in fs.listdir(base) or []:
-                    if fnmatch.fnmatchcase(name, part) and not name.startswith("."):
+                    if fnmatchcase(name, part) and not name.startswith("."):
                         nxt.append(prefix + name)
             else:
                 cand = prefix + part

@@ -19,11 +19,11 @@ without ``levels`` matches any level).
 """
 from __future__ import absolute_import
 
-import fnmatch
 import os
 
 from scanner.engine import SEVERITIES
 from scanner.errors import DataError
+from scanner.globmatch import fnmatchcase  # fnmatch's, without a regex per pattern
 
 PROFILE_KEYS = ("id", "title", "description", "select", "exclude", "params", "rule_params", "severity",
                 "controls")
@@ -61,7 +61,7 @@ class Profile(object):
 
     def selects(self, rule):
         rid = rule["id"]
-        if any(fnmatch.fnmatchcase(rid, pat) for pat in self.exclude):
+        if any(fnmatchcase(rid, pat) for pat in self.exclude):
             return False
         for sel in self.select:
             if _selector_matches(sel, rule):
@@ -74,7 +74,7 @@ class Profile(object):
             if name in params:
                 params[name] = value
         for pat, values in self.rule_params.items():
-            if fnmatch.fnmatchcase(rule["id"], pat):
+            if fnmatchcase(rule["id"], pat):
                 for name, value in (values or {}).items():
                     if name in params:
                         params[name] = value
@@ -82,7 +82,7 @@ class Profile(object):
 
     def severity_for(self, rule):
         for pat, sev in self.severity.items():
-            if fnmatch.fnmatchcase(rule["id"], pat):
+            if fnmatchcase(rule["id"], pat):
                 return sev
         return rule["severity"]
 
@@ -92,7 +92,7 @@ def _selector_matches(sel, rule):
         return False
     if "categories" in sel and rule.get("category") not in sel["categories"]:
         return False
-    if "ids" in sel and not any(fnmatch.fnmatchcase(rule["id"], pat) for pat in sel["ids"]):
+    if "ids" in sel and not any(fnmatchcase(rule["id"], pat) for pat in sel["ids"]):
         return False
     if "levels" in sel and rule.get("levels") and not set(sel["levels"]) & set(rule["levels"]):
         return False
