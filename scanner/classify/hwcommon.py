@@ -14,8 +14,28 @@ def rx(pattern):
     return compiled
 
 
+# "^NAME$" and "^(A|B|C)$" with plain names: most vendor signatures. Such a pattern matches a text that is one
+# of the names, also with one newline after it (where "$" matches too), so it is decided without a regex.
+_WHOLE_NAMES = re.compile(r"\^(?:([A-Za-z0-9_ -]+)|\(([A-Za-z0-9_ -]+(?:\|[A-Za-z0-9_ -]+)*)\))\$\Z")
+_NAMES = {}
+
+
+def _whole_names(pattern):
+    names = _NAMES.get(pattern)
+    if names is None:
+        m = _WHOLE_NAMES.match(pattern)
+        names = _NAMES[pattern] = frozenset((m.group(1) or m.group(2)).split("|")) if m else False
+    return names
+
+
 def search(pattern, value):
-    return value is not None and bool(rx(pattern).search(str(value)))
+    if value is None:
+        return False
+    names = _whole_names(pattern)
+    if names:
+        text = str(value)
+        return (text[:-1] if text.endswith("\n") else text) in names
+    return bool(rx(pattern).search(str(value)))
 
 
 def any_search(patterns, value):
