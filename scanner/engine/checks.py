@@ -261,18 +261,24 @@ def _quick_where(check, env):
         value = env.value(where.get("value"))
     except Exception:  # a missing param (or a bad one): the general evaluation says what
         return None
-    return field, OPS[op], value, where
+    texts = None
+    if op == "in" and isinstance(value, list) and all(isinstance(v, str) for v in value) \
+            and not where.get("split") and not where.get("ignore_case"):
+        texts = frozenset(value)  # what ops.op_in decides for a text: membership in the texts
+    return field, OPS[op], value, where, texts
 
 
 def _quick_select(quick, item):
     """True / False when the quick filter decides ``item`` as the general terse evaluation would
     (a present, non-null field: PASS exactly when the operator holds); None to evaluate it in full."""
-    field, op, value, where = quick
+    field, op, value, where, texts = quick
     if not isinstance(item, dict):
         return None
     actual = item.get(field)
     if actual is None:
         return None  # absent or null: the general path names the miss (on_missing)
+    if texts is not None and isinstance(actual, str):
+        return actual in texts
     try:
         ok, _detail = op(actual, value, where)
     except OpError:
