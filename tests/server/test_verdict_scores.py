@@ -96,6 +96,15 @@ def _paper(c, report_id):
     return r.text
 
 
+def _controls_risks(c, hostname):
+    """(high, medium, low) problems of one host on the org's control-point roll-up page."""
+    page = c.get("/orgs/controls", params={"org": DEPT, "lang": "en"}).text
+    m = re.search(r'>%s</a></td><td>[^<]*</td><td class="num">[^<]*</td>\s*<td class="num">(\d+)</td>'
+                  r'<td class="num">(\d+)</td><td class="num">(\d+)</td>' % re.escape(hostname), page)
+    assert m, page[:300]
+    return tuple(int(x) for x in m.groups())
+
+
 def _row(html, rule_id):
     m = re.search(r'<tr class="result" data-rule="%s" data-status="manual">(.*?)</tr>' % re.escape(rule_id), html, re.S)
     assert m, "no row for %s in the paper" % rule_id
@@ -111,7 +120,8 @@ def test_verdicts_change_host_and_department_scores_and_the_paper(server, site):
     before_dept = _dept(c)
     assert before_dept["score"] == raw and before_dept["failed"] == 2
     paper = _paper(c, a.report_id)
-    assert "需人工核查" in _row(paper, LOCAL) and "李" not in _row(paper, LOCAL)
+    assert "需人工核查" in _row(paper, LOCAL)
+    assert _controls_risks(c, a.hostname) == (0, 1, 0)  # the medium failure
     until = int(time.time()) + 3600
     ids = []
     for item, kind, target, verdict, record in (
@@ -151,6 +161,8 @@ def test_verdicts_change_host_and_department_scores_and_the_paper(server, site):
     assert "符合" in offsite and "不符合" not in offsite and "恢复演练记录" in offsite
     own = _row(paper, "assessment.L3-CES1-04")  # a partial item without a manual part: the verdict is a part
     assert "部分符合" in own and "国密双因素" in own
+    # + the local backup recorded 不符合 (high) and L3-CES1-04 recorded 部分符合 (its own part, medium)
+    assert _controls_risks(c, a.hostname) == (1, 2, 0)
     # host B's paper: only the department's verdict
     paper_b = _paper(c, b.report_id)
     assert "需人工核查" in _row(paper_b, LOCAL) and "恢复演练记录" in _row(paper_b, OFFSITE)
