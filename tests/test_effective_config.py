@@ -985,3 +985,22 @@ def test_journald_storage_outside_its_values_is_ignored(make_root, tmp_path):
     assert journal["storage"] == "auto" and journal["persistent"] is True  # auto with /var/log/journal present
     root = make_root({"/etc/systemd/journald.conf": "[Journal]\nStorage=persistant\n"}, root=tmp_path / "none")
     assert run(root, "logging")[0]["journald"]["persistent"] is False
+
+
+def test_chrony_include_globs_are_read_like_chronyd_reads_them(make_root, tmp_path):
+    # openEuler/Kylin-style chrony.conf that keeps its sources in an included directory (chrony.conf(5):
+    # "include pattern ... all files matching the pattern, in alphabetical order")
+    unit = "[Unit]\nDescription=NTP client/server\n\n[Service]\nExecStart=/usr/sbin/chronyd\n\n[Install]\nWantedBy=multi-user.target\n"
+    files = {"/usr/sbin/chronyd": ELF, "/usr/lib/systemd/system/chronyd.service": unit,
+             "/etc/systemd/system/multi-user.target.wants/chronyd.service": ("symlink", "/usr/lib/systemd/system/chronyd.service"),
+             "/etc/chrony.conf": "driftfile /var/lib/chrony/drift\nmakestep 1.0 3\ninclude /etc/chrony.d/*.conf\n",
+             "/etc/chrony.d/10-gov.conf": "server ntp1.gov.example iburst\n",
+             "/etc/chrony.d/20-backup.conf": "pool ntp-pool.gov.example iburst\n", "/etc/chrony.d/README": "server x\n"}
+    root = make_root(files)
+    facts, _ = run(root, "time_sync")
+    assert facts["servers"] == ["ntp1.gov.example", "ntp-pool.gov.example"]
+    assert verdict(root, "mlps.au.time-sync-servers")["status"] == "pass"
+    files["/etc/chrony.conf"] = "driftfile /var/lib/chrony/drift\nmakestep 1.0 3\n"
+    root = make_root(files, root=tmp_path / "no-include")
+    assert run(root, "time_sync")[0]["servers"] == []
+    assert verdict(root, "mlps.au.time-sync-servers")["status"] == "fail"

@@ -9,7 +9,7 @@ NAME = "time_sync"
 LIVE_ONLY = False
 
 
-def servers_from(fs, paths):
+def servers_from(fs, paths, depth=0):
     servers = []
     for path in paths:
         text = fs.read_text(path, report=False)
@@ -23,6 +23,10 @@ def servers_from(fs, paths):
                 for sub in fs.listdir(parts[1]) or []:
                     if sub.endswith(".sources") or sub.endswith(".conf"):
                         servers.extend(servers_from(fs, [parts[1] + "/" + sub]))
+            elif parts[0] in ("include", "includefile") and len(parts) > 1 and depth < 8:
+                # chrony.conf(5) "include pattern": every file the glob matches, in alphabetical order;
+                # ntp.conf(5) "includefile file"
+                servers.extend(servers_from(fs, sorted(fs.glob(parts[1])), depth + 1))
     return servers
 
 
