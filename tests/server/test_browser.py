@@ -113,3 +113,67 @@ def test_admin_makes_a_token_and_retires_a_host_in_chromium(server, browser_flee
     page.goto(server.base_url + "/?org=" + org)
     assert page.inner_text("#host-count") == "3"
     assert all(u.startswith(server.base_url) for u in page.requests_seen), page.requests_seen
+
+
+def test_admin_disables_a_user_and_ends_sessions_in_chromium(server, browser_page):
+    """Two browsers: an officer is logged in in one; the admin, in the other, disables the officer
+    (through the confirmation page) and the officer's next page is the login form; after enabling,
+    "end sessions" logs the officer out the same way."""
+    page = browser_page
+    name, password = "bw-off-%s" % uuid.uuid4().hex[:6], "Harbour-Lantern-Quill-8"
+    with server.login() as c:
+        assert c.post("/api/v1/users", json={"username": name, "password": password, "role": "officer"}).status_code == 201
+    other = page.context.browser.new_context(ignore_https_errors=True)
+    officer = other.new_page()
+
+    def officer_logs_in():
+        officer.goto(server.base_url + "/login?lang=en")
+        officer.fill("input[name=username]", name)
+        officer.fill("input[name=password]", password)
+        officer.click("#login-submit")
+        officer.wait_for_selector("#host-count")
+
+    def officer_is_logged_out():
+        officer.goto(server.base_url + "/hosts")
+        return "/login" in officer.url and officer.locator("#login-submit").count() == 1
+
+    try:
+        officer_logs_in()
+        assert not officer_is_logged_out()
+        page.goto(server.base_url + "/login?lang=en")
+        page.fill("input[name=username]", ADMIN[0])
+        page.fill("input[name=password]", ADMIN[1])
+        page.click("#login-submit")
+        page.wait_for_selector("#host-count")
+        page.click("#nav-admin")
+        row = page.locator('#users tr[data-user="%s"]' % name)
+        row.locator('a[href$="/disable"]').click()
+        page.wait_for_selector("#confirm-form")
+        assert page.inner_text("#confirm-sessions") == "1"
+        assert not officer_is_logged_out()  # the confirmation page changed nothing
+        page.click("#confirm-submit")
+        page.wait_for_selector("#admin-done")
+        assert name in page.inner_text("#admin-done")
+        assert officer_is_logged_out()
+        officer.fill("input[name=username]", name)
+        officer.fill("input[name=password]", password)
+        officer.click("#login-submit")
+        officer.wait_for_selector("#login-error")  # a disabled user cannot log in
+        assert "/login" in officer.url and officer.locator("#host-count").count() == 0
+
+        page.locator('#users tr[data-user="%s"] a[href$="/enable"]' % name).click()
+        page.click("#confirm-submit")
+        page.wait_for_selector("#admin-done")
+        officer_logs_in()
+        page.locator('#users tr[data-user="%s"] a[href$="/logout"]' % name).click()
+        page.wait_for_selector("#confirm-form")
+        assert page.inner_text("#confirm-sessions") == "1"
+        page.click("#confirm-submit")
+        page.wait_for_selector("#admin-done")
+        assert officer_is_logged_out()
+        assert all(u.startswith(server.base_url) for u in page.requests_seen), page.requests_seen
+    finally:
+        other.close()
+    with server.login() as c:
+        actions = [r["action"] for r in c.get("/api/v1/audit", params={"limit": 2000}).json() if r["target"] == name]
+    assert {"user.disable", "user.enable", "user.sessions_ended"} <= set(actions)

@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scanner.server.store import db
@@ -104,6 +104,22 @@ def user_in_scope(engine, username, scope):
     if row is None or not (scope.is_global or (mine and scope.covers_scope(Scope(mine)))):
         raise not_found("no user %s" % username)
     return row[0]
+
+
+def user_summary(engine, username, scope):
+    """What an admin sees before acting on ``username`` (404 outside ``scope``): role, subtrees,
+    whether disabled, how many sessions are open now and until when logins are locked."""
+    check(scope)
+    t = now()
+    with engine.connect() as conn:
+        user, orgs = _managed_user(conn, username, scope)
+        sessions = conn.execute(select(func.count()).select_from(db.sessions).where(
+            db.sessions.c.user_id == user["id"], db.sessions.c.expires_at >= t)).scalar() or 0
+        lt = db.login_throttle
+        locked = conn.execute(select(lt.c.locked_until).where(lt.c.key == "user:" + user["username"].lower(),
+                                                               lt.c.locked_until > t)).scalar()
+    return {"username": user["username"], "role": user["role"], "disabled": bool(user["disabled"]),
+            "orgs": sorted(orgs), "sessions": int(sessions), "locked_until": locked}
 
 
 class LoginPolicy(object):
@@ -520,6 +536,17 @@ def list_tokens(engine, *, scope):
     with engine.connect() as conn:
         rows = conn.execute(q).mappings().all()
     return [dict(r) for r in rows]
+
+
+def get_token(engine, token_id, *, scope):
+    """One enrollment token (never its secret) if its org unit is inside ``scope``; else 404."""
+    t = db.enroll_tokens
+    with engine.connect() as conn:
+        row = conn.execute(select(t.c.id, t.c.org_path, t.c.max_uses, t.c.uses, t.c.expires_at, t.c.created_at,
+                                  t.c.created_by, t.c.note).where(t.c.id == token_id)).mappings().first()
+    if row is None or not check(scope).covers(row["org_path"]):
+        raise not_found("no enrollment token %s" % token_id)
+    return dict(row)
 
 
 def consume_token(conn, token):

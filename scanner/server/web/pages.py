@@ -20,7 +20,7 @@ from scanner.server.web import svg
 from scanner.server.workflow import assessments, waivers
 from scanner.server.store import coverage as coverage_store
 from scanner.server.access.auth import (ASSESSORS, ADMINS, AUDIT_READERS, COOKIE, READERS, WAIVER_EDITORS, client_ip, current_user)
-from scanner.server.errors import ApiError, forbidden
+from scanner.server.errors import ApiError, forbidden, not_found
 from scanner.server.util import iso, normalise_org, parse_duration
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -628,16 +628,23 @@ def changes_page(request: Request):
 
 
 # --- administration (admin only) --------------------------------------------------------------------
+def token_state(tk, t_now=None):
+    t_now = int(time.time()) if t_now is None else t_now
+    if tk.get("revoked_at") or tk["expires_at"] == accounts.REVOKED:
+        return "revoked"
+    return "used_up" if tk["uses"] >= tk["max_uses"] else "expired" if tk["expires_at"] < t_now else "active"
+
+
 def _admin_page(request, user, status=200, **ctx):
     engine = request.app.state.engine
     t_now = int(time.time())
-    tokens = []
-    for tk in accounts.list_tokens(engine, scope=user["scope"]):
-        state = "used_up" if tk["uses"] >= tk["max_uses"] else "expired" if tk["expires_at"] < t_now else "active"
-        tokens.append(dict(tk, state=state))
+    tokens = [dict(tk, state=token_state(tk, t_now)) for tk in accounts.list_tokens(engine, scope=user["scope"])]
     locks = accounts.login_locks(engine)
     users = [dict(u, locked_until=locks.get(u["username"].lower())) for u in accounts.list_users(engine, scope=user["scope"])]
     ctx.setdefault("form", {})
+    done = request.query_params.get("done")
+    if done in USER_ACTIONS + ("revoke",) and status == 200:
+        ctx["done"] = t("server.done." + done, lang_of(request), who=(request.query_params.get("who") or "")[:64])
     return render(request, "admin.html", status=status, user=user, tokens=tokens, users=users,
                   server_url="%s://%s" % (request.url.scheme, request.url.netloc), **ctx)
 
@@ -676,18 +683,87 @@ def admin_user_create(request: Request, csrf_token: str = Form("", max_length=64
     except ApiError as exc:
         if exc.status not in (400, 403, 409):
             raise
-        return _admin_page(request, user, status=exc.status, error=exc.message, new_token=None,
+        return _admin_page(request, user, status=exc.status, error=_error_text(exc, lang_of(request)), new_token=None,
                            form={"username": username, "role": role, "orgs": orgs})
     return RedirectResponse("/admin", status_code=303)
 
 
-@router.post("/admin/users/{username}/unlock")
-def admin_user_unlock(request: Request, username: str = Path(..., max_length=64), csrf_token: str = Form("", max_length=64)):
+# account and token life cycle: a button in the table opens a confirmation page (GET, changes nothing)
+# that says what the action does to whom; its form (POST, CSRF token) acts through the same access-layer
+# functions as the API and the command line, which apply the admin's scope and write the audit log.
+USER_ACTIONS = ("disable", "enable", "password", "logout", "unlock", "delete")
+UserAction = Path(..., max_length=16)
+
+
+def _user_action(request, action):
+    if action not in USER_ACTIONS:
+        raise not_found(t("server.not_found", lang_of(request)))
+    return page_user(request, ADMINS)
+
+
+def _error_text(exc, lang):
+    """A refused action's message in the page's language (the API's English message otherwise)."""
+    key = "server.err." + exc.code
+    text = t(key, lang)
+    return exc.message if text == key else text
+
+
+def _confirm_page(request, user, kind, action, target, status=200, error=None):
+    return render(request, "admin_confirm.html", status=status, user=user, kind=kind, action=action, target=target,
+                  error=error, is_self=kind == "user" and target["username"] == user["username"])
+
+
+@router.get("/admin/users/{username}/{action}")
+def admin_user_confirm(request: Request, username: str = Path(..., max_length=64), action: str = UserAction):
+    user = _user_action(request, action)
+    target = accounts.user_summary(request.app.state.engine, username, user["scope"])
+    return _confirm_page(request, user, "user", action, target)
+
+
+@router.post("/admin/users/{username}/{action}")
+def admin_user_act(request: Request, username: str = Path(..., max_length=64), action: str = UserAction,
+                   csrf_token: str = Form("", max_length=64), password: str = Form("", max_length=1024),
+                   password2: str = Form("", max_length=1024)):
+    user = _user_action(request, action)
+    check_csrf(request, user, csrf_token)
+    engine, ip = request.app.state.engine, client_ip(request)
+    who = dict(actor=user["username"], ip=ip, scope=user["scope"])
+    try:
+        if action == "password":
+            if password != password2:
+                raise ApiError(400, "password_mismatch", "the two passwords differ")
+            accounts.reset_password(engine, username, password, **who)
+        elif action in ("disable", "enable"):
+            accounts.set_disabled(engine, username, action == "disable", **who)
+        elif action == "logout":
+            accounts.end_sessions(engine, username, **who)
+        elif action == "unlock":
+            accounts.unlock_login(engine, username, **who)
+        else:
+            accounts.delete_user(engine, username, **who)
+    except ApiError as exc:
+        if exc.status not in (400, 409):
+            raise
+        target = accounts.user_summary(engine, username, user["scope"])
+        return _confirm_page(request, user, "user", action, target, status=exc.status,
+                             error=_error_text(exc, lang_of(request)))
+    return RedirectResponse("/admin?" + urlencode({"done": action, "who": username}), status_code=303)
+
+
+@router.get("/admin/tokens/{token_id}/revoke")
+def admin_token_confirm(request: Request, token_id: int = Path(..., ge=1, le=2**31 - 1)):
+    user = page_user(request, ADMINS)
+    target = accounts.get_token(request.app.state.engine, token_id, scope=user["scope"])
+    return _confirm_page(request, user, "token", "revoke", dict(target, state=token_state(target)))
+
+
+@router.post("/admin/tokens/{token_id}/revoke")
+def admin_token_revoke(request: Request, token_id: int = Path(..., ge=1, le=2**31 - 1),
+                       csrf_token: str = Form("", max_length=64)):
     user = page_user(request, ADMINS)
     check_csrf(request, user, csrf_token)
-    accounts.unlock_login(request.app.state.engine, username, actor=user["username"], ip=client_ip(request),
-                          scope=user["scope"])
-    return RedirectResponse("/admin", status_code=303)
+    accounts.revoke_token(request.app.state.engine, token_id, user["username"], client_ip(request), scope=user["scope"])
+    return RedirectResponse("/admin?" + urlencode({"done": "revoke", "who": "#%d" % token_id}), status_code=303)
 
 
 @router.get("/audit")
