@@ -304,8 +304,33 @@ def user_logout(data_dir, db, username):
 def token_revoke(data_dir, db, token_id):
     """Revoke an enrollment token by its id (see `token list` or the admin page) / 吊销注册令牌"""
     from scanner.server.access import accounts
+    from scanner.server.util import iso
     done = _lifecycle(data_dir, db, lambda e, s: accounts.revoke_token(e, token_id, actor="cli", scope=s))
-    click.echo("revoked enrollment token %d (%s)" % (token_id, done["org"]))
+    if done["already"]:
+        click.echo("enrollment token %d (%s) was already revoked at %s by %s" % (
+            token_id, done["org"], iso(done["revoked_at"]), done["revoked_by"]))
+    else:
+        click.echo("revoked enrollment token %d (%s)" % (token_id, done["org"]))
+
+
+@token.command("list")
+@data_dir_option
+@db_option
+def token_list(data_dir, db):
+    """Enrollment tokens (never their secret): id, org, uses, expiry, state / 列出注册令牌"""
+    from scanner.server.access import accounts
+    from scanner.server.util import iso, now
+    t = now()
+    for tk in _lifecycle(data_dir, db, lambda e, s: accounts.list_tokens(e, scope=s)):
+        if tk["revoked_at"] is not None:
+            state = "revoked %s by %s" % (iso(tk["revoked_at"]), tk["revoked_by"])
+        elif tk["uses"] >= tk["max_uses"]:
+            state = "used up"
+        else:
+            state = "expired" if tk["expires_at"] < t else "active"
+        click.echo("%d\t%s\t%d/%d uses\texpires %s\t%s%s" % (
+            tk["id"], tk["org_path"], tk["uses"], tk["max_uses"], iso(tk["expires_at"]), state,
+            "\t" + tk["note"] if tk["note"] else ""))
 
 
 @server.group()

@@ -223,6 +223,13 @@ def test_command_line_life_cycle_and_token_revocation(server):
     assert "revoked" in server.cli("server", "token", "revoke", str(tid2)).stdout
     with server.client() as c:
         assert Agent("rev3").enroll(c, token2).json()["error"] == "token_revoked"
+    again = server.cli("server", "token", "revoke", str(tid2)).stdout
+    assert "already revoked" in again and "by cli" in again
+    listed = [line for line in server.cli("server", "token", "list").stdout.splitlines()
+              if line.split("\t")[0] in (str(tid), str(tid2))]
+    assert len(listed) == 2 and all("revoked" in line for line in listed), listed
+    assert any("by %s" % ADMIN[0] in line for line in listed) and any("by cli" in line for line in listed)
+    assert token not in server.cli("server", "token", "list").stdout  # never the secret
 
 
 @pytest.mark.parametrize("password, why", [

@@ -526,10 +526,15 @@ def create_token(engine, org, uses=1, expires_in=7 * 86400, actor="cli", note=No
     return {"id": tid, "token": token, "org": org_path, "uses": uses, "expires_at": t + expires_in}
 
 
+def _TOKEN_COLUMNS():  # noqa: N802 - everything of a token but its hash
+    t = db.enroll_tokens
+    return (t.c.id, t.c.org_path, t.c.max_uses, t.c.uses, t.c.expires_at, t.c.created_at, t.c.created_by, t.c.note,
+            t.c.revoked_at, t.c.revoked_by)
+
+
 def list_tokens(engine, *, scope):
     t = db.enroll_tokens
-    q = select(t.c.id, t.c.org_path, t.c.max_uses, t.c.uses, t.c.expires_at, t.c.created_at,
-               t.c.created_by, t.c.note).order_by(t.c.id.desc())
+    q = select(*_TOKEN_COLUMNS()).order_by(t.c.id.desc())
     cond = check(scope).where(t.c.org_path)
     if cond is not None:
         q = q.where(cond)
@@ -542,8 +547,7 @@ def get_token(engine, token_id, *, scope):
     """One enrollment token (never its secret) if its org unit is inside ``scope``; else 404."""
     t = db.enroll_tokens
     with engine.connect() as conn:
-        row = conn.execute(select(t.c.id, t.c.org_path, t.c.max_uses, t.c.uses, t.c.expires_at, t.c.created_at,
-                                  t.c.created_by, t.c.note).where(t.c.id == token_id)).mappings().first()
+        row = conn.execute(select(*_TOKEN_COLUMNS()).where(t.c.id == token_id)).mappings().first()
     if row is None or not check(scope).covers(row["org_path"]):
         raise not_found("no enrollment token %s" % token_id)
     return dict(row)
@@ -557,7 +561,7 @@ def consume_token(conn, token):
     row = conn.execute(select(t).where(t.c.token_hash == sha256_hex(token))).mappings().first()
     if row is None:
         raise unauthorized("unknown_token", "unknown enrollment token")
-    if row["expires_at"] == REVOKED:
+    if row["revoked_at"] is not None:
         raise forbidden("token_revoked", "enrollment token was revoked by an administrator; ask for a new one")
     if row["expires_at"] < now():
         raise forbidden("token_expired", "enrollment token expired; ask for a new one "
@@ -656,17 +660,20 @@ def end_sessions(engine, username, actor="cli", ip=None, *, scope):
     return {"username": user["username"], "sessions_ended": ended}
 
 
-REVOKED = 0  # expires_at of a revoked enrollment token
-
-
 def revoke_token(engine, token_id, actor="cli", ip=None, *, scope):
-    """Revoke an enrollment token at once: it enrolls nothing more (hosts it enrolled stay)."""
+    """Revoke an enrollment token at once: it enrolls nothing more (hosts it enrolled stay).
+    Revoking a revoked token changes nothing and answers when and by whom it was revoked."""
     t = db.enroll_tokens
     with db.write_tx(engine) as conn:
-        row = conn.execute(select(t).where(t.c.id == token_id)).mappings().first()
+        row = conn.execute(select(t).where(t.c.id == token_id).with_for_update()).mappings().first()
         if row is None or not check(scope).covers(row["org_path"]):
             raise not_found("no enrollment token %s" % token_id)
-        conn.execute(update(t).where(t.c.id == token_id).values(expires_at=REVOKED))
+        if row["revoked_at"] is not None:
+            return {"id": token_id, "org": row["org_path"], "revoked": True, "revoked_at": row["revoked_at"],
+                    "revoked_by": row["revoked_by"], "already": True}
+        at = now()
+        conn.execute(update(t).where(t.c.id == token_id).values(revoked_at=at, revoked_by=clean_text(actor, 64) or "-"))
         audit(conn, actor, "token.revoke", row["org_path"], {"id": token_id, "uses": row["uses"]}, ip,
               org=row["org_path"])
-    return {"id": token_id, "org": row["org_path"], "revoked": True}
+    return {"id": token_id, "org": row["org_path"], "revoked": True, "revoked_at": at,
+            "revoked_by": clean_text(actor, 64) or "-", "already": False}

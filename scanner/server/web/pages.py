@@ -630,7 +630,7 @@ def changes_page(request: Request):
 # --- administration (admin only) --------------------------------------------------------------------
 def token_state(tk, t_now=None):
     t_now = int(time.time()) if t_now is None else t_now
-    if tk.get("revoked_at") or tk["expires_at"] == accounts.REVOKED:
+    if tk.get("revoked_at") is not None:
         return "revoked"
     return "used_up" if tk["uses"] >= tk["max_uses"] else "expired" if tk["expires_at"] < t_now else "active"
 
