@@ -26,7 +26,7 @@ class Settings:
     login_lock_seconds: int = 15 * 60
     login_rate_per_client: int = 60  # failed logins a minute from one address, refused before hashing (0: off)
     login_max_concurrent_hashes: int = 2  # Argon2id checks at once per worker (64 MiB each)
-    audit_events_per_minute: int = 20  # refused reports/enrollments audited per action and address a minute
+    audit_events_per_minute: int = 20  # refused reports/enrollments/locked logins audited per action and address a minute
     secure_cookies: bool = True
     # a user with approval rights may approve their own waiver request (small sites; default four-eyes)
     waiver_single_step: bool = False

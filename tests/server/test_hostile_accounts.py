@@ -267,3 +267,23 @@ def test_refused_reports_and_enrollments_are_audited_but_cannot_fill_the_log(tig
     assert all(r["detail"]["host"] == agent.host_id for r in mine)
     enroll = [r for r in audit_rows(tight, "enroll.refused") if r["ip"] == "127.0.4.1"]
     assert enroll and enroll[0]["target"] == "unknown_token"
+
+
+def test_a_flood_against_a_locked_name_cannot_fill_the_audit_log(tight):
+    """Once a name is locked, every further attempt is refused (429) but only audit_events_per_minute
+    (5 here) of them a minute per address are written to the audit log."""
+    name = new_user(tight)
+    for i in range(5):
+        assert login(tight, name, "Wrong-Guess-%d-y" % i, source="127.0.5.1").status_code == 401
+    flood = [login(tight, name, "Wrong-Guess-x-y", source="127.0.5.2") for _ in range(9)]
+    flood += [login(tight, name, STRONG, source="127.0.5.2")]  # the right password changes nothing
+    assert [r.status_code for r in flood] == [429] * 10
+    assert {r.json()["error"] for r in flood} == {"login_locked"}, {r.json()["error"] for r in flood}
+    refused = [r for r in audit_rows(tight, "login.refused_locked") if r["actor"] == name]
+    assert len([r for r in refused if r["ip"] == "127.0.5.2"]) == 5, refused
+    assert all(r["detail"]["retry_after"] > 0 for r in refused)
+    # another address has a budget of its own, so the flood hides nobody else's refusals
+    assert login(tight, name, STRONG, source="127.0.5.3").status_code == 429
+    refused = [r for r in audit_rows(tight, "login.refused_locked") if r["actor"] == name]
+    assert len([r for r in refused if r["ip"] == "127.0.5.3"]) == 1
+    assert len([r for r in audit_rows(tight, "login.locked") if r["actor"] == name]) == 1

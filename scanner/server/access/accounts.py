@@ -125,7 +125,10 @@ def user_summary(engine, username, scope):
 class LoginPolicy(object):
     """Failed-login limits and session lifetimes (from Settings; defaults for direct callers)."""
 
-    def __init__(self, settings=None):
+    def __init__(self, settings=None, events=None):
+        # events: the server's SecurityEvents limiter; refused logins of a locked name are audited at most
+        # audit_events_per_minute times a minute per address (None: every one, for direct callers)
+        self.events = events
         get = lambda name, default: getattr(settings, name, default) if settings is not None else default  # noqa: E731
         self.max_failures = get("login_max_failures", 5)
         self.ip_max_failures = get("login_ip_max_failures", 0)
@@ -283,6 +286,16 @@ def _record_failure(conn, username, ip, policy, t, confirmed=True):
     return over
 
 
+def _refused_locked_detail(policy, ip, retry_after):
+    """The audit detail of a login refused because the name is locked, or None when the limiter leaves
+    it out (a flood against a locked name must not fill the audit log); ``suppressed``: how many were
+    left out since the last one written from that address."""
+    suppressed = policy.events.admit("login.refused_locked", ip) if policy.events is not None else 0
+    if suppressed is None:
+        return None
+    return dict({"retry_after": retry_after}, **({"suppressed": suppressed} if suppressed else {}))
+
+
 def login(engine, username, password, ttl=None, ip=None, policy=None, directory=None):
     """Check the password; on success create a session. Every attempt is audited.
 
@@ -302,17 +315,19 @@ def login(engine, username, password, ttl=None, ip=None, policy=None, directory=
                            "second(s)" % wait, headers={"Retry-After": str(wait)})
     wait = locked_for(engine, username, ip, policy, t)
     if wait > 0:
-        with db.write_tx(engine) as conn:
-            audit(conn, clean_text(username, 64) or "-", "login.refused_locked", None, {"retry_after": wait}, ip)
+        detail = _refused_locked_detail(policy, ip, wait)
+        if detail is not None:
+            with db.write_tx(engine) as conn:
+                audit(conn, clean_text(username, 64) or "-", "login.refused_locked", None, detail, ip)
         raise too_many_attempts(wait)
     # The attempt is counted as a failure before the password hash is computed, atomically under the
     # throttle row's lock: of concurrent attempts only those within the limit are hashed at all (a
     # success clears the count below).
     with db.write_tx(engine) as conn:
         over = _record_failure(conn, username, ip, policy, t, confirmed=False)
-        if over > 0:
-            audit(conn, clean_text(username, 64) or "-", "login.refused_locked", None,
-                  {"retry_after": policy.lock_seconds}, ip)
+        detail = _refused_locked_detail(policy, ip, policy.lock_seconds) if over > 0 else None
+        if detail is not None:
+            audit(conn, clean_text(username, 64) or "-", "login.refused_locked", None, detail, ip)
     if over > 0:
         raise too_many_attempts(policy.lock_seconds)
     with engine.connect() as conn:

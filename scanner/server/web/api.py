@@ -143,7 +143,7 @@ async def submit_report(request: Request):
 def login(body: LoginIn, request: Request):
     settings = request.app.state.settings
     s = accounts.login(request.app.state.engine, body.username, body.password, settings.session_ttl,
-                    ip=client_ip(request), policy=accounts.LoginPolicy(settings),
+                    ip=client_ip(request), policy=accounts.LoginPolicy(settings, request.app.state.security_events),
                     directory=request.app.state.directory)
     return s
 

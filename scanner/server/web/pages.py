@@ -188,7 +188,7 @@ async def login_submit(request: Request, username: str = Form("", max_length=64)
     settings = request.app.state.settings
     try:
         session = await run_in_threadpool(accounts.login, request.app.state.engine, username, password,
-                                          settings.session_ttl, client_ip(request), accounts.LoginPolicy(settings),
+                                          settings.session_ttl, client_ip(request), accounts.LoginPolicy(settings, request.app.state.security_events),
                                           request.app.state.directory)
     except ApiError as exc:
         token = secrets.token_urlsafe(24)
