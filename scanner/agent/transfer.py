@@ -10,7 +10,7 @@ over in one file — a transfer bundle — and gets a receipt back:
                        SHA256SUMS       sha256 of manifest.json and of every report file
   receipt (JSON):      {"format": "xcscan-receipt/1", "bundle_id", "imported_at",
                         "results": [{"report_id", "sha256", "status": accepted|duplicate|refused,
-                        "code", "reason"}]}
+                        "code", "reason"}], "sha256": receipt_digest(the rest)}
 
 Nothing leaves the spool at export: exported reports are remembered in the state directory
 (exported.json) and kept until a receipt confirms them, so a lost USB stick loses nothing; a later
@@ -199,8 +199,37 @@ def checksums(members):
     return out
 
 
+OUTCOMES = ("accepted", "duplicate", "refused")
+
+
+def receipt_digest(receipt):
+    """The receipt's own checksum: sha256 of its canonical JSON without the ``sha256`` key (written by
+    `xcscan server import`, checked by `xcscan agent confirm`)."""
+    body = dict((k, v) for k, v in receipt.items() if k != "sha256")
+    return _sha(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("ascii"))
+
+
+def _check_receipt(receipt, receipt_path):
+    """Refuse a damaged receipt as a whole, before anything in the spool changes."""
+    hint = ("copy the receipt again from the aggregator side, or import the bundle again: a re-import writes a "
+            "new receipt (each report 'duplicate'); nothing was cleared")
+    if "sha256" in receipt and receipt["sha256"] != receipt_digest(receipt):
+        raise TransferError("the receipt is damaged or was altered: its sha256 does not match its contents",
+                            path=receipt_path, hint=hint)
+    for i, r in enumerate(receipt["results"]):
+        ok = isinstance(r, dict) and r.get("status") in OUTCOMES and (
+            isinstance(r.get("report_id"), str) or (r.get("report_id") is None and r.get("status") == "refused")) \
+            and (r.get("sha256") is None or isinstance(r.get("sha256"), str))
+        if not ok:
+            raise TransferError("the receipt is damaged: result %d is not a report outcome" % (i + 1),
+                                path=receipt_path, hint=hint)
+    if not isinstance(receipt.get("enrollments") or [], list):
+        raise TransferError("the receipt is damaged: 'enrollments' is not a list", path=receipt_path, hint=hint)
+
+
 def confirm(cfg, receipt_path):
-    """Apply a receipt: delete accepted/duplicate reports, move refused ones to rejected/."""
+    """Apply a receipt: delete accepted/duplicate reports, move refused ones to rejected/. A damaged
+    receipt (its checksum, or an entry that is not a report outcome) is refused whole, changing nothing."""
     from scanner.agent.lock import RunLock
     from scanner.agent.spool import CorruptEntry, Spool
     try:
@@ -215,6 +244,7 @@ def confirm(cfg, receipt_path):
             or not isinstance(receipt.get("results"), list):
         raise TransferError("not an %s receipt" % RECEIPT_FORMAT, path=receipt_path,
                             hint="give the file `xcscan server import` wrote")
+    _check_receipt(receipt, receipt_path)
     verdicts = {}
     for r in receipt["results"]:
         if isinstance(r, dict) and isinstance(r.get("report_id"), str):

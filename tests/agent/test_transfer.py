@@ -216,3 +216,59 @@ def test_offline_enrollment_completes_through_import(tmp_path, make_root):
     res = import_(srv, merged, str(tmp_path / "receipt2.json"))
     doc2 = json.load(open(str(tmp_path / "receipt2.json")))
     assert {e["host_id"]: e["status"] for e in doc2["enrollments"]}[first] == "duplicate"
+
+
+def test_a_damaged_receipt_is_refused_and_changes_nothing(offline_agent, tmp_path):
+    srv, a = offline_agent
+    for _ in range(2):
+        assert a.run().returncode == 4
+    bundle = str(tmp_path / "b.xcb")
+    assert xcscan(["agent", "export", "--config", a.config, "-o", bundle]).returncode == 0
+    receipt = str(tmp_path / "receipt.json")
+    assert import_(srv, bundle, receipt).returncode == 0
+    good = open(receipt, "rb").read()
+    doc = json.loads(good.decode("utf-8"))
+    assert len(doc["sha256"]) == 64 and [r["status"] for r in doc["results"]] == ["accepted", "accepted"]
+
+    def snapshot():
+        files = {}
+        for base in (a.spool, a.state):
+            for dirpath, _dirs, names in os.walk(base):
+                for n in names:
+                    if n != "agent.lock":
+                        p = os.path.join(dirpath, n)
+                        files[p] = open(p, "rb").read()
+        return files
+    before = snapshot()
+    assert any(p.endswith("exported.json") for p in before)
+
+    def altered(change):
+        d = json.loads(good.decode("utf-8"))
+        change(d)
+        return json.dumps(d).encode("utf-8")
+
+    def flip_digest(d):
+        d["results"][0]["sha256"] = ("0" if d["results"][0]["sha256"][0] != "0" else "1") + d["results"][0]["sha256"][1:]
+
+    def accepted_to_refused(d):  # a damaged receipt must not move a stored report to rejected/
+        d["results"][1]["status"] = "refused"
+
+    def garbage_without_checksum(d):
+        d.pop("sha256")
+        d["results"][0] = "accepted"
+    cases = [("truncated", good[:len(good) // 2], "not JSON"),
+             ("digest", altered(flip_digest), "sha256 does not match"),
+             ("status", altered(accepted_to_refused), "sha256 does not match"),
+             ("entry", altered(garbage_without_checksum), "result 1 is not a report outcome"),
+             ("not a receipt", b'{"format": "something else", "results": []}', "not an xcscan-receipt/1 receipt")]
+    for label, data, message in cases:
+        bad = str(tmp_path / ("bad-%s.json" % label.replace(" ", "-")))
+        with open(bad, "wb") as fh:
+            fh.write(data)
+        res = xcscan(["agent", "confirm", "--config", a.config, bad])
+        assert res.returncode == 1, (label, res.returncode, res.stderr)
+        assert message in res.stderr and bad in res.stderr and "Traceback" not in res.stderr, (label, res.stderr)
+        assert snapshot() == before, label  # nothing cleared, rejected or forgotten
+    res = xcscan(["agent", "confirm", "--config", a.config, receipt])
+    assert res.returncode == 0 and "cleared 2 report(s)" in res.stderr, res.stderr
+    assert a.spooled() == []

@@ -17,7 +17,7 @@ import time
 
 from sqlalchemy import select
 
-from scanner.agent.transfer import RECEIPT_FORMAT, TransferError, checksums, read_bundle
+from scanner.agent.transfer import RECEIPT_FORMAT, TransferError, checksums, read_bundle, receipt_digest
 from scanner.server.errors import ApiError
 from scanner.server.intake.ingest import UUID_RE, Intake, decode_public_key, enroll, verify_signature
 from scanner.server.store import db
@@ -66,9 +66,9 @@ def import_bundle(engine, settings, path, actor="cli", ip=None):
     results = []
     counts = {"accepted": 0, "duplicate": 0, "refused": 0}
     for entry in manifest["entries"]:
-        out = {"report_id": entry.get("report_id") if isinstance(entry, dict) else None,
-               "host_id": entry.get("host_id") if isinstance(entry, dict) else None,
-               "sha256": entry.get("sha256") if isinstance(entry, dict) else None}
+        # only strings from the manifest go into the receipt (a malformed entry's fields become null)
+        out = dict((k, entry.get(k)[:128] if isinstance(entry, dict) and isinstance(entry.get(k), str) else None)
+                   for k in ("report_id", "host_id", "sha256"))
         try:
             header, body = _entry_problem(entry, members, sums)
             with engine.connect() as conn:
@@ -85,6 +85,7 @@ def import_bundle(engine, settings, path, actor="cli", ip=None):
     receipt = {"format": RECEIPT_FORMAT, "bundle_id": manifest.get("bundle_id"),
                "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts,
                "enrollments": enrollments, "results": results}
+    receipt["sha256"] = receipt_digest(receipt)  # the agent refuses a receipt damaged on the way back
     with db.write_tx(engine) as conn:
         audit(conn, actor, "transfer.import", manifest.get("bundle_id"), counts, ip)
     return receipt
