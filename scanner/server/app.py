@@ -55,8 +55,9 @@ class GuardMiddleware(object):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         refusal = refuse_parameters(scope)
-        if refusal is None and scope["path"] != REPORTS_PATH:
-            # every body but a report's is small: read it here, bounded, before anything parses it
+        if refusal is None and scope["path"] not in (REPORTS_PATH, TRANSFER_UPLOAD_PATH):
+            # every body but a report's (intake) or a bundle upload's (its route checks the admin first) is
+            # small: read it here, bounded, before anything parses it
             refusal, receive = await read_small_body(scope, receive, self.max_request_body)
         if refusal is not None:
             status, code, message = refusal
@@ -101,6 +102,7 @@ class GuardMiddleware(object):
 
 
 REPORTS_PATH = "/api/v1/reports"
+TRANSFER_UPLOAD_PATH = "/admin/transfer"  # scanner/server/web/pages.py admin_transfer_upload
 ASCII_DIGITS = re.compile(r"^[0-9]{1,18}$")
 
 

@@ -35,7 +35,10 @@ class Settings:
     metrics_token: str = ""
     metrics_allow: str = ""
     # connections and requests (scanner/server/connguard.py; docs/server.md "Security model")
-    max_request_body: int = 64 * 1024  # every body but a report's, refused before it is parsed
+    max_request_body: int = 64 * 1024  # every body but a report's or a bundle upload's, refused before it is parsed
+    # an air-gap transfer bundle uploaded on the admin page (larger ones: xcscan server import); read only
+    # from a logged-in fleet-wide admin, refused (413) beyond this before it is read; unpacked at most 2x this
+    max_bundle_upload: int = 128 * MiB
     header_timeout: int = 10  # seconds to receive a request head
     body_timeout: int = 120  # seconds to receive a request body after its head
     keep_alive_timeout: int = 5  # an idle kept-alive connection is closed after this

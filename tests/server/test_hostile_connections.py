@@ -92,6 +92,59 @@ def test_slowloris_heads_are_cut_off_and_others_are_served(tight):
     assert took < LIMITS["header_timeout"] + 8
 
 
+def test_a_few_hundred_slowloris_connections_are_all_cut_off(tight):
+    """300 dripping connections from 40 loopback addresses (each within the per-client cap): every one
+    is answered 408 and closed at the header deadline, the server's open connections go back to what
+    they were, and a logged-in officer is served throughout."""
+    import psutil
+    proc = psutil.Process(tight.proc.pid)
+
+    def server_connections():
+        return len([c for c in proc.net_connections(kind="tcp") if c.laddr and c.laddr.port == tight.port])
+    baseline = server_connections()
+    t0 = time.monotonic()
+
+    def open_one(i):
+        s = tls(tight, source="127.0.6.%d" % (10 + i % 40))
+        s.sendall(b"GET /api/v1/overview HTTP/1.1\r\nHost: x\r\n")
+        return s
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        socks = list(pool.map(open_one, range(300)))
+    opened = time.monotonic() - t0
+    stop = threading.Event()
+
+    def drip():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            for s in socks:
+                try:
+                    s.sendall(b"X-Drip-%d: a\r\n" % n)
+                except OSError:
+                    pass
+            stop.wait(0.5)
+    dripper = threading.Thread(target=drip)
+    dripper.start()
+    try:
+        assert officer_view_ok(tight) < 10
+        answers = [read_answer(s) for s in socks]
+        assert officer_view_ok(tight) < 10
+    finally:
+        stop.set()
+        dripper.join()
+        [s.close() for s in socks]
+    took = time.monotonic() - t0
+    statuses = [status for status, _ in answers]
+    assert statuses.count(408) == 300, sorted(set(statuses), key=str)
+    # generous: the connections were opened one after another on a shared machine
+    assert took < opened + LIMITS["header_timeout"] + 10, (opened, took)
+    deadline = time.monotonic() + 10
+    while server_connections() > baseline + 5 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server_connections() <= baseline + 5, (baseline, server_connections())
+
+
 def test_idle_and_slow_body_connections_are_closed(tight):
     idle = tls(tight, source="127.0.0.30")
     t0 = time.monotonic()

@@ -51,9 +51,10 @@ def _entry_problem(entry, members, sums):
     return header, body
 
 
-def import_bundle(engine, settings, path, actor="cli", ip=None):
-    """Import every report of the bundle at ``path``; return the receipt (a dict)."""
-    manifest, members = read_bundle(path)
+def import_bundle(engine, settings, path, actor="cli", ip=None, max_bytes=None):
+    """Import every report of the bundle at ``path``; return the receipt (a dict). ``max_bytes``: the
+    most the bundle may unpack to (default read_bundle's; the web upload passes its own)."""
+    manifest, members = read_bundle(path, **({"max_bytes": max_bytes} if max_bytes else {}))
     if manifest["entries"] and not members.get("SHA256SUMS"):
         raise TransferError("the bundle has no SHA256SUMS", path=path)
     sums = checksums(members)

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import calendar
+import json
 import os
+import re
 import secrets
+import shutil
+import tempfile
+import threading
 import time
+import uuid
 from typing import Optional
 from urllib.parse import urlencode
 
@@ -764,6 +770,122 @@ def admin_token_revoke(request: Request, token_id: int = Path(..., ge=1, le=2**3
     check_csrf(request, user, csrf_token)
     accounts.revoke_token(request.app.state.engine, token_id, user["username"], client_ip(request), scope=user["scope"])
     return RedirectResponse("/admin?" + urlencode({"done": "revoke", "who": "#%d" % token_id}), status_code=303)
+
+
+# --- air-gap transfer bundles (fleet-wide admins; the same import as `xcscan server import`) ---------
+RECEIPT_ID = re.compile(r"^[0-9a-f]{32}$")
+_IMPORTING = threading.Lock()  # one bundle import at a time per worker (it is held in memory)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _transfer_user(request):
+    user = page_user(request, ADMINS)
+    if not user["scope"].is_global:
+        # a bundle may carry any department's hosts and enrollments: importing it is a fleet-wide act
+        raise forbidden("forbidden", t("server.transfer_global_only", lang_of(request)))
+    return user
+
+
+def _size_text(n):
+    return "%d MiB" % (n // (1024 * 1024)) if n >= 1024 * 1024 else "%d KiB" % max(1, n // 1024)
+
+
+def _receipts_dir(settings):
+    path = settings.path("receipts")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+@router.get("/admin/transfer")
+def admin_transfer_page(request: Request):
+    user = _transfer_user(request)
+    return render(request, "admin_transfer.html", user=user, receipt=None, receipt_id=None, error=None,
+                  limit=_size_text(request.app.state.settings.max_bundle_upload))
+
+
+@router.post("/admin/transfer")
+async def admin_transfer_upload(request: Request):
+    """Upload a bundle. The admin is checked before a byte of the body is read; a declared size over
+    ``max_bundle_upload`` is refused at once and an undeclared one as soon as it passes the limit
+    (the GuardMiddleware leaves this path's body to this route); then the CSRF token, then the import."""
+    from scanner.agent.transfer import TransferError
+    from scanner.server.intake.transfer import import_bundle
+    user = _transfer_user(request)
+    settings = request.app.state.settings
+    limit = settings.max_bundle_upload
+    lang = lang_of(request)
+
+    def page(status, error=None, receipt=None, receipt_id=None):
+        return render(request, "admin_transfer.html", status=status, user=user, receipt=receipt, receipt_id=receipt_id,
+                      error=error, limit=_size_text(limit))
+    too_large = t("server.transfer_too_large", lang, size=_size_text(limit))
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or not declared.isascii()):
+        return page(400, t("server.transfer_bad_upload", lang))
+    if declared is not None and int(declared) > limit:
+        return page(413, too_large)
+    received = [0]
+    receive = request.receive
+
+    async def counted():
+        message = await receive()
+        if message["type"] == "http.request":
+            received[0] += len(message.get("body", b""))
+            if received[0] > limit:
+                raise _TooLarge()
+        return message
+    upload = Request(request.scope, counted)
+    try:
+        form = await upload.form(max_files=1, max_fields=4, max_part_size=4096)
+    except _TooLarge:
+        return page(413, too_large)
+    except Exception:  # noqa: BLE001 - a malformed multipart body (starlette raises HTTPException or its own)
+        return page(400, t("server.transfer_bad_upload", lang))
+    try:
+        check_csrf(request, user, form.get("csrf_token") if isinstance(form.get("csrf_token"), str) else "")
+        bundle = form.get("bundle")
+        if bundle is None or isinstance(bundle, str) or not bundle.filename:
+            return page(400, t("server.transfer_no_file", lang))
+        if not _IMPORTING.acquire(blocking=False):
+            return page(503, t("server.transfer_busy", lang))
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".xcb", dir=settings.data_dir)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    await run_in_threadpool(shutil.copyfileobj, bundle.file, out, 1024 * 1024)
+                receipt = await run_in_threadpool(import_bundle, request.app.state.engine, settings, tmp,
+                                                  user["username"], client_ip(request), 2 * limit)
+            finally:
+                os.unlink(tmp)
+        finally:
+            _IMPORTING.release()
+    except TransferError as exc:
+        return page(400, t("server.transfer_refused", lang, why=exc.message))
+    finally:
+        await form.close()
+    receipt_id = uuid.uuid4().hex
+    path = os.path.join(_receipts_dir(settings), receipt_id + ".json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(receipt, fh, indent=1, ensure_ascii=False)
+    return page(200, receipt=receipt, receipt_id=receipt_id)
+
+
+@router.get("/admin/transfer/receipts/{name}")
+def admin_transfer_receipt(request: Request, name: str = Path(..., max_length=64)):
+    """The receipt of an upload, to carry back to the isolated side (`xcscan agent confirm RECEIPT`)."""
+    _transfer_user(request)
+    receipt_id = name[:-5] if name.endswith(".json") else name
+    path = os.path.join(_receipts_dir(request.app.state.settings), receipt_id + ".json")
+    if not RECEIPT_ID.match(receipt_id) or not os.path.isfile(path):
+        raise not_found(t("server.not_found", lang_of(request)))
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return Response(data, media_type="application/json",
+                    headers={"Content-Disposition": 'attachment; filename="receipt-%s.json"' % receipt_id})
 
 
 @router.get("/audit")
