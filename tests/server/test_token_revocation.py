@@ -15,12 +15,15 @@ from scanner.server.store.scope import Scope
 from scanner.server.util import now, sha256_hex
 
 EVERYTHING = Scope.everything()
-REVISION = "0011"  # the migration that introduced revoked_at / revoked_by
 
 
-def _script():
+def _revisions():
+    """(the migration that introduced revoked_at / revoked_by, the one before it)."""
     from alembic.script import ScriptDirectory
-    return ScriptDirectory.from_config(migrate.alembic_config())
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    mine = [r for r in script.walk_revisions() if (r.doc or "").startswith("enrollment tokens: revoked_at")]
+    assert len(mine) == 1
+    return mine[0].revision, mine[0].down_revision
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -47,8 +50,8 @@ def _old_tokens():
 
 def test_migration_converts_sentinel_revocations(empty_engine):
     eng = empty_engine
-    assert _script().get_revision(REVISION).down_revision == "0010"
-    migrate.upgrade(eng, "0010")
+    _mine, before = _revisions()
+    migrate.upgrade(eng, before)
     old = _old_tokens()
     later = now() + 86400
     with eng.begin() as conn:
@@ -87,7 +90,7 @@ def test_migration_converts_sentinel_revocations(empty_engine):
     assert listed[audited]["revoked_by"] == "alice" and listed[active]["revoked_at"] is None
 
     # and back: the old encoding again, the columns gone
-    _downgrade(eng, "0010")
+    _downgrade(eng, before)
     with eng.connect() as conn:
         back = {r.id: r.expires_at for r in conn.execute(select(old.c.id, old.c.expires_at))}
         cols = {c["name"] for c in inspect(conn).get_columns("enroll_tokens")}

@@ -74,7 +74,7 @@ enroll_tokens = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(64), nullable=False),
     Column("note", String(255), nullable=True),
-    Column("revoked_at", BigInteger, nullable=True),  # set: enrolls nothing more (migration 0011)
+    Column("revoked_at", BigInteger, nullable=True),  # set: enrolls nothing more (migration 0012)
     Column("revoked_by", String(64), nullable=True),
 )
 

@@ -1,7 +1,7 @@
 """enrollment tokens: revoked_at / revoked_by instead of expires_at = 0
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06 05:50:00
 
 Before this revision a revoked token was stored as ``expires_at = 0``. Those rows get the time and
@@ -16,8 +16,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
