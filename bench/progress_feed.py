@@ -88,6 +88,14 @@ def main():
                                                               time.time() - t0))
         targets.set_target(engine, {"org": "/gov/d1", "category": "os", "target": 1.0, "deadline": now + 300 * DAY},
                            "bench", scope=everything, role="admin")
+        print("overview (worst hosts, top rules): %.3fs" % timed(lambda: queries.overview(engine, everything)))
+        def part(fn):
+            with engine.connect() as conn:
+                return fn(conn)
+        print("  of which worst hosts:          %.3fs" % timed(lambda: part(
+            lambda conn: queries.worst_hosts(conn, everything, None, "mlps-l3"))))
+        print("  of which top failing rules:    %.3fs" % timed(lambda: part(
+            lambda conn: queries.top_failing_rules(conn, everything))))
         print("org tree, no verdict:            %.3fs" % timed(lambda: queries.org_tree(engine, everything)))
         assessments.record_assessment(engine, {"item_id": "L3-CES1-29", "target_kind": "org", "target": "/gov",
                                                "verdict": "nonconform", "record": "bench",
