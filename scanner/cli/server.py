@@ -435,6 +435,7 @@ def alerts():
               help="CA to verify an https webhook, a tls syslog or STARTTLS relay")
 def alerts_channel(data_dir, db, name, webhook, secret_file, syslog, smtp, mail_from, mail_to, starttls, ca_file):
     """Add a notification channel / 添加通知渠道"""
+    from scanner.server.store.scope import Scope
     import secrets as _secrets
     from scanner.server import service
     from scanner.server.errors import ApiError
@@ -462,7 +463,7 @@ def alerts_channel(data_dir, db, name, webhook, secret_file, syslog, smtp, mail_
     settings = _settings(data_dir, db)
     engine = service.open_engine(settings)
     try:
-        add_channel(engine, name, kind, config, secret=secret)
+        add_channel(engine, name, kind, config, secret=secret, scope=Scope.everything())
     except ApiError as exc:
         raise _api_error(exc)
     finally:
@@ -493,6 +494,7 @@ def alerts_channel(data_dir, db, name, webhook, secret_file, syslog, smtp, mail_
 def alerts_rule(data_dir, db, name, kind, channel, org, severity, days, hosts, rule_id, points, by, count, minutes,
                 codes):
     """Add an alert rule / 添加告警规则"""
+    from scanner.server.store.scope import Scope
     from scanner.server import service
     from scanner.server.errors import ApiError
     from scanner.server.workflow.alerts import add_rule
@@ -505,7 +507,7 @@ def alerts_rule(data_dir, db, name, kind, channel, org, severity, days, hosts, r
     settings = _settings(data_dir, db)
     engine = service.open_engine(settings)
     try:
-        add_rule(engine, name, kind, params, org, channel)
+        add_rule(engine, name, kind, params, org, channel, scope=Scope.everything())
     except ApiError as exc:
         raise _api_error(exc)
     finally:
@@ -600,13 +602,14 @@ def apikey_create(data_dir, db, name, role, orgs, expires):
 @db_option
 def apikey_list(data_dir, db):
     """Keys with their scope, expiry and last use / 列出接口密钥"""
+    from scanner.server.store.scope import Scope
     from scanner.server import service
     from scanner.server.access import apikeys
     from scanner.server.util import iso
     settings = _settings(data_dir, db)
     engine = service.open_engine(settings)
     try:
-        for k in apikeys.list_keys(engine):
+        for k in apikeys.list_keys(engine, scope=Scope.everything()):
             click.echo("%s\t%s\t%s\texpires %s\tlast used %s%s" % (
                 k["name"], k["role"], ",".join(k["orgs"]), iso(k["expires_at"]),
                 iso(k["last_used_at"]) if k["last_used_at"] else "never", "\tREVOKED" if k["revoked_at"] else ""))
@@ -620,13 +623,14 @@ def apikey_list(data_dir, db):
 @click.argument("name")
 def apikey_revoke(data_dir, db, name):
     """Revoke a key at once / 吊销接口密钥"""
+    from scanner.server.store.scope import Scope
     from scanner.server import service
     from scanner.server.access import apikeys
     from scanner.server.errors import ApiError
     settings = _settings(data_dir, db)
     engine = service.open_engine(settings)
     try:
-        apikeys.revoke(engine, name)
+        apikeys.revoke(engine, name, scope=Scope.everything())
     except ApiError as exc:
         raise _api_error(exc)
     finally:

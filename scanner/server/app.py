@@ -213,6 +213,9 @@ def create_app(settings, engine=None):
     app.include_router(api.router)
     app.include_router(make_router())   # before the pages: their /{...} routes would take /metrics
     app.include_router(fixes.router)
+    from scanner.server.web import integrations
+    app.include_router(integrations.api)
+    app.include_router(integrations.pages)
     app.include_router(pages.router)
     tune_gc()
     return app

@@ -69,6 +69,18 @@ def depts(server):
                                                            "deadline": "2030-06-30", "note": SECRET_NOTE})
     assert resp.status_code == 201, resp.text
     target_id = resp.json()["id"]
+    # an alert rule watching THEIRS (through a fleet-wide channel) and an API key confined to THEIRS
+    channel = "scope-ch-" + tag
+    resp = admin.post("/api/v1/alerts/channels", json={"name": channel, "kind": "syslog",
+                                                       "config": {"address": "udp://127.0.0.1:9"}})
+    assert resp.status_code == 201, resp.text
+    rule_name = "hea-rule-" + tag
+    resp = admin.post("/api/v1/alerts/rules", json={"name": rule_name, "kind": "host_silent", "channel": channel,
+                                                    "org": THEIRS, "params": {"days": 3}})
+    assert resp.status_code == 201, resp.text
+    key_name = "hea-key-" + tag
+    resp = admin.post("/api/v1/apikeys", json={"name": key_name, "role": "auditor", "orgs": [THEIRS]})
+    assert resp.status_code == 201, resp.text
     users = {"their_officer": _make_user(admin, "hea-off-" + tag, "officer", [THEIRS])}
     for role in ("admin", "officer", "auditor", "assessor"):
         users[role] = _make_user(admin, "fin-%s-%s" % (role[:3], tag), role, [MINE])
@@ -76,9 +88,11 @@ def depts(server):
     resp = admin.post("/api/v1/hosts/%s/retire" % hosts["fin-b"].host_id, json={"reason": "control: mine"})
     assert resp.status_code == 200
     admin.close()
-    markers = [THEIRS, theirs.host_id, theirs.hostname, SECRET_NOTE, users["their_officer"]] + theirs.reports
+    markers = [THEIRS, theirs.host_id, theirs.hostname, SECRET_NOTE, users["their_officer"], rule_name,
+               key_name] + theirs.reports
     return {"hosts": hosts, "users": users, "waiver_id": waiver_id, "markers": markers, "theirs": theirs,
-            "token_id": token_id, "assessment": assessment, "target_id": target_id}
+            "token_id": token_id, "assessment": assessment, "target_id": target_id, "channel": channel,
+            "rule_name": rule_name, "key_name": key_name}
 
 
 def _session(server, name):
@@ -115,7 +129,8 @@ def _fill(path, d):
     values = {"host_id": theirs.host_id, "report_id": theirs.reports[-1], "waiver_id": str(d["waiver_id"]),
               "rule_id": "mlps.ia.ssh-root-login", "username": d["users"]["their_officer"],
               "token_id": str(d["token_id"]), "target_id": str(d["target_id"]),
-              "assessment_id": str(d["assessment"]["id"]), "file_id": str(d["assessment"]["files"][0]["id"])}
+              "assessment_id": str(d["assessment"]["id"]), "file_id": str(d["assessment"]["files"][0]["id"]),
+              "rule_name": d["rule_name"], "key_name": d["key_name"], "channel_name": d["channel"]}
     out = path
     for name, value in values.items():
         out = out.replace("{%s}" % name, value)
@@ -150,6 +165,17 @@ def _payload(method, path, d, csrf):
         # 信创 targets: set one in another department, remove theirs
         "/api/v1/localization/targets": {"org": THEIRS, "category": "os", "target": 1.0, "deadline": "2030-06-30"},
         "/api/v1/localization/targets/{target_id}": None,
+        # alert rules, channels (fleet-wide: fleet admins only) and API keys
+        "/api/v1/alerts/channels": {"name": "intruder-" + uuid.uuid4().hex[:6], "kind": "syslog",
+                                    "config": {"address": "udp://127.0.0.1:9"}},
+        "/api/v1/alerts/channels/{channel_name}/test": {},
+        "/api/v1/alerts/rules": {"name": "intruder-" + uuid.uuid4().hex[:6], "kind": "host_silent",
+                                 "channel": d["channel"], "org": THEIRS},
+        "/api/v1/alerts/rules/{rule_name}": None,
+        "/api/v1/alerts/rules/{rule_name}/enable": {},
+        "/api/v1/alerts/rules/{rule_name}/disable": {},
+        "/api/v1/apikeys": {"name": "intruder-" + uuid.uuid4().hex[:6], "role": "auditor", "orgs": [THEIRS]},
+        "/api/v1/apikeys/{key_name}/revoke": {},
     }
     pages = {
         "/hosts/{host_id}/retire": {"reason": "not yours"},
@@ -162,6 +188,16 @@ def _payload(method, path, d, csrf):
         "/admin/users": {"username": "intruder-" + uuid.uuid4().hex[:6], "password": PASSWORD, "role": "officer",
                          "orgs": THEIRS},
         "/admin/users/{username}/unlock": {},
+        "/admin/alerts/rules": {"name": "intruder-" + uuid.uuid4().hex[:6], "kind": "host_silent", "org": THEIRS,
+                                "channel": d["channel"], "days": "3"},
+        "/admin/alerts/rules/{rule_name}/enable": {},
+        "/admin/alerts/rules/{rule_name}/disable": {},
+        "/admin/alerts/rules/{rule_name}/delete": {},
+        "/admin/alerts/channels": {"name": "intruder-" + uuid.uuid4().hex[:6], "kind": "syslog",
+                                   "target": "udp://127.0.0.1:9"},
+        "/admin/alerts/channels/{channel_name}/test": {},
+        "/admin/apikeys": {"name": "intruder-" + uuid.uuid4().hex[:6], "role": "auditor", "orgs": THEIRS},
+        "/admin/apikeys/{key_name}/revoke": {},
         "/coverage/assessments": {"item_id": "L3-CES1-35", "target_kind": "org", "target": THEIRS, "verdict": "conform",
                                   "record": "x", "valid": "1d", "level": "mlps-l3"},
         "/localization/targets": {"org": THEIRS, "category": "os", "target": "100", "deadline": "2030-06-30"},
@@ -194,6 +230,9 @@ def _state(server, d):
             "targets": conn.execute(select(db.loc_targets.c.org_path, db.loc_targets.c.category,
                                            db.loc_targets.c.target_rate, db.loc_targets.c.deadline)
                                     .order_by(db.loc_targets.c.id)).all(),
+            "their_rule": conn.execute(select(db.alert_rules.c.enabled, db.alert_rules.c.org_path)
+                                       .where(db.alert_rules.c.name == d["rule_name"])).all(),
+            "their_key": conn.execute(select(db.api_keys.c.revoked_at).where(db.api_keys.c.name == d["key_name"])).all(),
             "theirs_results": conn.execute(select(db.results.c.rule_id, db.results.c.waiver_id)
                                            .where(db.results.c.host_id == theirs.host_id)
                                            .order_by(db.results.c.rule_id)).all(),

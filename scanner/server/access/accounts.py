@@ -514,7 +514,8 @@ def logout(engine, user):
 
 
 def csrf_ok(user, presented):
-    return bool(presented) and hmac.compare_digest(str(user["csrf"]), str(presented))
+    # as bytes: compare_digest refuses str with non-ASCII characters (a 500 for a forged form field)
+    return bool(presented) and hmac.compare_digest(str(user["csrf"]).encode("utf-8"), str(presented).encode("utf-8"))
 
 
 # --- enrollment tokens -----------------------------------------------------------------------------

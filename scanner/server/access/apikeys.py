@@ -13,7 +13,7 @@ import secrets
 
 from sqlalchemy import insert, select, update
 
-from scanner.server.errors import bad_request, not_found
+from scanner.server.errors import ApiError, bad_request, forbidden, not_found
 from scanner.server.store import db
 from scanner.server.store.audit import audit
 from scanner.server.store.scope import Scope, check
@@ -24,7 +24,7 @@ ROLES = ("auditor", "officer")
 TOUCH_EVERY = 60
 
 
-def create(engine, name, role, orgs, expires_in, actor="cli", *, scope):
+def create(engine, name, role, orgs, expires_in, actor="cli", ip=None, *, scope):
     name = clean_text(name, 64)
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise bad_request("bad_name", "a key name is 1-64 letters, digits, '-', '_' or '.'")
@@ -35,37 +35,49 @@ def create(engine, name, role, orgs, expires_in, actor="cli", *, scope):
         raise bad_request("bad_org", "orgs must be paths like /gov/finance")
     key_scope = Scope(paths)
     if not check(scope).covers_scope(key_scope):
-        raise bad_request("org_outside_scope", "a key's orgs must be inside your own (%s)" % ", ".join(scope.orgs))
+        raise forbidden("org_outside_scope", "a key's orgs must be inside your own (%s)" % ", ".join(scope.orgs))
     if not isinstance(expires_in, int) or not 0 < expires_in <= 3 * 365 * 86400:
         raise bad_request("bad_expiry", "a key expires within 3 years")
     key = PREFIX + secrets.token_urlsafe(32)
     t = now()
     with db.write_tx(engine) as conn:
         if conn.execute(select(db.api_keys.c.id).where(db.api_keys.c.name == name)).first() is not None:
-            raise bad_request("name_taken", "an API key named %s exists" % name)
+            raise ApiError(409, "name_taken", "an API key named %s exists" % name)
         conn.execute(insert(db.api_keys).values(
             name=name, key_hash=sha256_hex(key), role=role, orgs=json.dumps(list(key_scope.orgs)), created_by=actor,
             created_at=t, expires_at=t + expires_in))
         audit(conn, actor, "apikey.create", name, {"role": role, "orgs": list(key_scope.orgs),
-                                                    "expires_at": t + expires_in})
+                                                    "expires_at": t + expires_in}, ip, org=key_scope.root())
     return {"name": name, "key": key, "role": role, "orgs": list(key_scope.orgs), "expires_at": t + expires_in}
 
 
-def revoke(engine, name, actor="cli"):
+def _mine(orgs, scope):
+    """A key belongs to a (scoped) admin when every one of its subtrees is inside theirs."""
+    return scope.is_global or bool(orgs) and scope.covers_scope(Scope(orgs))
+
+
+def revoke(engine, name, actor="cli", ip=None, *, scope):
+    """Revoke a key at once; only one whose subtrees are all inside ``scope`` (404 for any other)."""
+    check(scope)
+    k = db.api_keys
     with db.write_tx(engine) as conn:
-        n = conn.execute(update(db.api_keys).where(db.api_keys.c.name == name, db.api_keys.c.revoked_at.is_(None))
-                         .values(revoked_at=now())).rowcount
-        if not n:
+        row = conn.execute(select(k.c.id, k.c.orgs).where(k.c.name == str(name)[:64], k.c.revoked_at.is_(None))).first()
+        orgs = json.loads(row[1]) if row else []
+        if row is None or not _mine(orgs, scope):
             raise not_found("no active API key %s" % name)
-        audit(conn, actor, "apikey.revoke", name)
+        conn.execute(update(k).where(k.c.id == row[0]).values(revoked_at=now()))
+        audit(conn, actor, "apikey.revoke", name, None, ip, org=Scope(orgs).root())
 
 
-def list_keys(engine):
+def list_keys(engine, *, scope):
+    """Keys whose subtrees are all inside ``scope`` (never the key itself: only its hash is stored)."""
+    check(scope)
     k = db.api_keys
     with engine.connect() as conn:
         rows = conn.execute(select(k.c.name, k.c.role, k.c.orgs, k.c.created_by, k.c.created_at, k.c.expires_at,
                                    k.c.last_used_at, k.c.revoked_at).order_by(k.c.name)).mappings()
-        return [dict(r, orgs=json.loads(r["orgs"])) for r in rows]
+        out = [dict(r, orgs=json.loads(r["orgs"])) for r in rows]
+    return [r for r in out if _mine(r["orgs"], scope)]
 
 
 def key_user(engine, key):

@@ -189,7 +189,7 @@ def _safe_next(target):
 async def login_submit(request: Request, username: str = Form("", max_length=64), password: str = Form("", max_length=1024),
                        csrf_token: str = Form("", max_length=64), next: str = Form("/", max_length=512)):
     cookie = request.cookies.get(LOGIN_CSRF)
-    if not cookie or not secrets.compare_digest(cookie, csrf_token):
+    if not cookie or not secrets.compare_digest(cookie.encode("utf-8"), csrf_token.encode("utf-8")):
         raise forbidden("csrf", t("server.csrf_failed", lang_of(request)))
     settings = request.app.state.settings
     try:

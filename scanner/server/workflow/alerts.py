@@ -25,12 +25,12 @@ import json
 import uuid
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
-from scanner.server.errors import bad_request, not_found
+from scanner.server.errors import ApiError, bad_request, forbidden, not_found
 from scanner.server.store import db
 from scanner.server.store.audit import audit
-from scanner.server.store.scope import Scope
+from scanner.server.store.scope import Scope, check
 from scanner.server.util import clean_text, normalise_org, now
 
 KINDS = ("new_failure", "host_silent", "failing_hosts", "localization_drop", "waiver_expiring", "report_refusals")
@@ -38,25 +38,92 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 CHANNEL_KINDS = ("webhook", "syslog", "email")
 
 
-# --- configuration -----------------------------------------------------------------------------------
-def add_channel(engine, name, kind, config, secret=None, actor="cli"):
+# --- configuration (admins; rules are scoped like everything else, channels are fleet-wide) ----------------
+def _fleet_admin(scope, what):
+    if not check(scope).is_global:
+        raise forbidden("fleet_admin_only", "%s: channels are shared by the whole fleet, so only a fleet-wide admin "
+                        "may do this" % what)
+
+
+def add_channel(engine, name, kind, config, secret=None, actor="cli", ip=None, *, scope):
+    """A delivery channel (webhook, syslog, e-mail); fleet-wide admins only."""
+    _fleet_admin(scope, "adding a channel")
     name = clean_text(name, 64)
     if not name or kind not in CHANNEL_KINDS:
         raise bad_request("bad_channel", "a channel needs a name and a kind: %s" % ", ".join(CHANNEL_KINDS))
     from scanner.server.workflow.deliver import check_config
     check_config(kind, config)
     with db.write_tx(engine) as conn:
+        if conn.execute(select(db.alert_channels.c.id).where(db.alert_channels.c.name == name)).first():
+            raise ApiError(409, "channel_exists", "a channel named %s exists" % name)
         cid = conn.execute(insert(db.alert_channels).values(
             name=name, kind=kind, config=json.dumps(config), secret=secret, created_at=now())).inserted_primary_key[0]
-        audit(conn, actor, "alert.channel.add", name, {"kind": kind})
+        audit(conn, actor, "alert.channel.add", name, {"kind": kind}, ip)
     return cid
 
 
-def add_rule(engine, name, kind, params, org, channel, actor="cli", scope=None):
-    scope = scope or Scope.everything()
-    org_path = normalise_org(org or "/")
+SECRET_KEYS = ("password", "username", "secret")
+
+
+def list_channels(engine, *, scope):
+    """Every channel's name and kind (what a rule may send to); a fleet-wide admin also sees its settings
+    (never a password or the webhook key) and its outbox: events waiting, failing, the last error."""
+    check(scope)
+    c, o = db.alert_channels, db.alert_outbox
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(c.c.id, c.c.name, c.c.kind, c.c.config, c.c.created_at)
+                                              .order_by(c.c.name)).mappings()]
+        waiting = {} if not scope.is_global else {
+            cid: (n, failing) for cid, n, failing in conn.execute(
+                select(o.c.channel_id, func.count(), func.count(o.c.last_error))
+                .where(o.c.delivered_at.is_(None)).group_by(o.c.channel_id))}
+        errors = {} if not scope.is_global else {
+            cid: err for cid, err in conn.execute(
+                select(o.c.channel_id, o.c.last_error).where(o.c.delivered_at.is_(None), o.c.last_error.is_not(None))
+                .order_by(o.c.id))}
+    out = []
+    for r in rows:
+        item = {"name": r["name"], "kind": r["kind"]}
+        if scope.is_global:
+            config = json.loads(r["config"])
+            item.update(config={k: v for k, v in config.items() if k not in SECRET_KEYS},
+                        waiting=waiting.get(r["id"], (0, 0))[0], failing=waiting.get(r["id"], (0, 0))[1],
+                        last_error=errors.get(r["id"]), created_at=r["created_at"])
+        out.append(item)
+    return out
+
+
+def send_test(engine, name, actor="cli", ip=None, *, scope):
+    """Send a test event to a channel now (the "test" button); fleet-wide admins only. 502 with the
+    reason when the receiver did not take it."""
+    _fleet_admin(scope, "testing a channel")
+    from scanner.server.workflow import deliver
+    with engine.connect() as conn:
+        row = conn.execute(select(db.alert_channels).where(db.alert_channels.c.name == str(name)[:64])).mappings().first()
+    if row is None:
+        raise not_found("no channel %s" % name)
+    event = deliver.test_event(row["name"])
+    try:
+        deliver.send(dict(row), event)
+        error = None
+    except Exception as exc:  # noqa: BLE001 - shown to the admin as the reason
+        error = ("%s: %s" % (type(exc).__name__, exc))[:300]
+    with db.write_tx(engine) as conn:
+        audit(conn, actor, "alert.channel.test", row["name"], {"event_id": event["event_id"], "error": error}, ip)
+    if error:
+        raise ApiError(502, "delivery_failed", "the test event to %s was not taken: %s" % (row["name"], error))
+    return {"channel": row["name"], "event_id": event["event_id"], "sent": True}
+
+
+def add_rule(engine, name, kind, params, org, channel, actor="cli", ip=None, *, scope):
+    """A rule watching ``org`` (inside the creator's ``scope``) and sending to ``channel``."""
+    check(scope)
+    org_path = normalise_org(org or (scope.orgs[0] if len(scope.orgs) == 1 else "/"))
     if org_path is None or not scope.covers(org_path):
         raise not_found("no org %s" % org)
+    name = clean_text(name, 64)
+    if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise bad_request("bad_name", "a rule name is 1-64 letters, digits, '-', '_' or '.'")
     if kind not in KINDS:
         raise bad_request("bad_rule", "kind must be one of %s" % ", ".join(KINDS))
     params = dict(params or {})
@@ -66,16 +133,72 @@ def add_rule(engine, name, kind, params, org, channel, actor="cli", scope=None):
         raise bad_request("bad_rule", "days must be a positive number")
     if kind == "failing_hosts" and not (isinstance(params.setdefault("hosts", 10), int) and params["hosts"] >= 0):
         raise bad_request("bad_rule", "hosts must be a whole number >= 0")
+    if kind == "failing_hosts" and params.get("rule") is not None and not (
+            isinstance(params["rule"], str) and 0 < len(params["rule"]) <= 128):
+        raise bad_request("bad_rule", "rule must be a rule id such as mlps.ia.ssh-root-login")
+    if kind == "host_silent" and (isinstance(params["days"], bool) or params["days"] > 3660):
+        raise bad_request("bad_rule", "days must be a positive number of at most 3660")
     _check_params(kind, params, org_path)
     with db.write_tx(engine) as conn:
-        ch = conn.execute(select(db.alert_channels.c.id).where(db.alert_channels.c.name == channel)).first()
+        ch = conn.execute(select(db.alert_channels.c.id).where(db.alert_channels.c.name == str(channel)[:64])).first()
         if ch is None:
             raise not_found("no channel %s" % channel)
+        if conn.execute(select(db.alert_rules.c.id).where(db.alert_rules.c.name == name)).first():
+            raise ApiError(409, "rule_exists", "an alert rule named %s exists" % name)
         rid = conn.execute(insert(db.alert_rules).values(
-            name=clean_text(name, 64), kind=kind, params=json.dumps(params), org_path=org_path, channel_id=ch[0],
+            name=name, kind=kind, params=json.dumps(params), org_path=org_path, channel_id=ch[0],
             enabled=True, created_by=actor, created_at=now())).inserted_primary_key[0]
-        audit(conn, actor, "alert.rule.add", name, {"kind": kind, "params": params, "org": org_path})
-    return rid
+        audit(conn, actor, "alert.rule.add", name, {"kind": kind, "params": params, "org": org_path,
+                                                    "channel": channel}, ip, org=org_path)
+    return {"id": rid, "name": name}
+
+
+def list_rules(engine, *, scope):
+    """The rules watching subtrees inside ``scope``, with their channel and how many things fire now."""
+    r, c, st = db.alert_rules, db.alert_channels, db.alert_state
+    q = (select(r.c.id, r.c.name, r.c.kind, r.c.params, r.c.org_path, r.c.enabled, r.c.created_by, r.c.created_at,
+                c.c.name.label("channel"))
+         .select_from(r.join(c, c.c.id == r.c.channel_id)).order_by(r.c.name))
+    cond = check(scope).where(r.c.org_path)
+    if cond is not None:
+        q = q.where(cond)
+    with engine.connect() as conn:
+        rows = [dict(x) for x in conn.execute(q).mappings()]
+        firing = dict(conn.execute(select(st.c.rule_id, func.count()).group_by(st.c.rule_id)).all())
+    for x in rows:
+        x["params"] = json.loads(x["params"])
+        x["enabled"] = bool(x["enabled"])
+        x["firing"] = firing.get(x.pop("id"), 0)
+    return rows
+
+
+def _scoped_rule(conn, name, scope):
+    row = conn.execute(select(db.alert_rules).where(db.alert_rules.c.name == str(name)[:64])).mappings().first()
+    if row is None or not check(scope).covers(row["org_path"]):
+        raise not_found("no alert rule %s" % name)
+    return row
+
+
+def set_rule_enabled(engine, name, enabled, actor="cli", ip=None, *, scope):
+    """Pause or resume a rule. A paused rule forgets what it had said (its next firing is new)."""
+    with db.write_tx(engine) as conn:
+        row = _scoped_rule(conn, name, scope)
+        conn.execute(update(db.alert_rules).where(db.alert_rules.c.id == row["id"]).values(enabled=bool(enabled)))
+        if not enabled:
+            conn.execute(delete(db.alert_state).where(db.alert_state.c.rule_id == row["id"]))
+        audit(conn, actor, "alert.rule.enable" if enabled else "alert.rule.disable", row["name"], None, ip,
+              org=row["org_path"])
+    return {"name": row["name"], "enabled": bool(enabled)}
+
+
+def delete_rule(engine, name, actor="cli", ip=None, *, scope):
+    """Delete a rule (events it already queued are still delivered)."""
+    with db.write_tx(engine) as conn:
+        row = _scoped_rule(conn, name, scope)
+        conn.execute(delete(db.alert_state).where(db.alert_state.c.rule_id == row["id"]))
+        conn.execute(delete(db.alert_rules).where(db.alert_rules.c.id == row["id"]))
+        audit(conn, actor, "alert.rule.delete", row["name"], {"kind": row["kind"]}, ip, org=row["org_path"])
+    return {"name": row["name"], "deleted": True}
 
 
 def _number(params, key, default, low, high, whole=True):

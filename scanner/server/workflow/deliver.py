@@ -40,17 +40,36 @@ SEVERITY_CEF = {"info": 1, "low": 3, "medium": 5, "high": 8, "critical": 10}
 def check_config(kind, config):
     if not isinstance(config, dict):
         raise bad_request("bad_channel", "channel settings must be an object")
+    for key in ("url", "address", "smtp", "from", "ca_file", "hostname", "username", "password"):
+        if key in config and not isinstance(config[key], str):
+            raise bad_request("bad_channel", "%s must be a string" % key)
+    if "timeout" in config and (isinstance(config["timeout"], bool) or not isinstance(config["timeout"], (int, float))
+                                or not 0 < config["timeout"] <= 120):
+        raise bad_request("bad_channel", "timeout must be seconds from 1 to 120")
     if kind == "webhook":
         url = config.get("url") or ""
-        if not url.startswith(("https://", "http://")):
+        if not url.startswith(("https://", "http://")) or not _host_port(url, 443)[0]:
             raise bad_request("bad_channel", "a webhook needs url: https://…")
     elif kind == "syslog":
-        parts = urllib.parse.urlsplit(config.get("address") or "")
-        if parts.scheme not in ("udp", "tcp", "tls") or not parts.hostname or not parts.port:
+        host, port = _host_port(config.get("address") or "", None)
+        if urllib.parse.urlsplit(config.get("address") or "").scheme not in ("udp", "tcp", "tls") or not host or not port:
             raise bad_request("bad_channel", "syslog address must be udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT")
     elif kind == "email":
-        if ":" not in (config.get("smtp") or "") or not config.get("to") or not config.get("from"):
+        to = config.get("to")
+        to = [to] if isinstance(to, str) else to
+        host, _, port = (config.get("smtp") or "").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536 or not config.get("from") or not to \
+                or not isinstance(to, list) or not all(isinstance(a, str) and a for a in to):
             raise bad_request("bad_channel", "e-mail needs smtp HOST:PORT, from and to")
+
+
+def _host_port(url, default):
+    """(host, port) of a URL, (None, None) when it has no usable ones."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return parts.hostname, parts.port or default
+    except ValueError:   # a port out of range or not a number
+        return None, None
 
 
 def sign(secret, timestamp, body):
