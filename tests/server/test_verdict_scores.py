@@ -144,6 +144,9 @@ def test_verdicts_change_host_and_department_scores_and_the_paper(server, site):
     dept = _dept(c)
     assert dept["score"] == round((want_a + want_b) / 2, 2) and dept["failed"] == 3 and dept["recorded"] == 3
     assert dept["score_without_waivers"] == raw
+    # the officer's first screen: the recorded 不符合 (high) adds to host A's weighted failures
+    worst = {w["hostname"]: (w["weight"], w["failed"], w["score"]) for w in c.get("/api/v1/overview").json()["worst_hosts"]}
+    assert worst == {a.hostname: (2 + 4, 2, want_a), b.hostname: (2, 1, want_b)}
     # the same in the host list and the compliance summary
     listed = [h for h in c.get("/api/v1/hosts", params={"org": DEPT}).json() if h["id"] == a.host_id][0]
     assert listed["profiles"]["mlps-l3"]["score"] == want_a

@@ -661,10 +661,53 @@ def top_failing_rules(conn, scope, org=None, limit=10):
     return out[:limit]
 
 
+def _add_recorded_failures(conn, scope, org, profile, top, limit):
+    """Manual results an assessor's valid verdict records as 不符合 count as failures of the host
+    (部分符合: half the weight), as in the score (store/verdicts.py): the hosts such verdicts touch
+    get their weight and failed count adjusted in ``top`` {host_id: [weight, failed]} (and join it)."""
+    from scanner.server.store import verdicts as recorded
+    levels, touched = recorded.touched_hosts(conn)
+    if profile not in levels or touched is None:
+        return
+    r, h = db.results, db.hosts
+    orgs = dict(conn.execute(_where(select(h.c.id, h.c.org_path), *_in_scope(scope, h.c.org_path, org),
+                                    h.c.retired_at.is_(None), touched)).all())
+    if not orgs:
+        return
+    decided = recorded.rule_verdicts(conn, orgs, [profile])
+    extra = {}
+    ids = sorted(hid for (hid, _level) in decided)
+    for i in range(0, len(ids), 500):
+        for hid, rid, sev in conn.execute(select(r.c.host_id, r.c.rule_id, r.c.severity).where(
+                r.c.host_id.in_(ids[i:i + 500]), r.c.profile == profile, r.c.status == "manual")):
+            v = decided.get((hid, profile), {}).get(rid)
+            part = recorded.PART.get(v["verdict"]) if v is not None else None
+            if part in ("fail", "partial"):
+                w = WEIGHTS.get(sev, 2) / (1 if part == "fail" else 2.0)
+                e = extra.setdefault(hid, [0.0, 0])
+                e[0] += w
+                e[1] += 1 if part == "fail" else 0
+    if not extra:
+        return
+    missing = sorted(set(extra) - set(top))
+    for i in range(0, len(missing), 500):  # their own failures, for the hosts not already ranked
+        for hid, w, n in conn.execute(_where(select(r.c.host_id, func.sum(_weight_expr(r.c.severity)), func.count())
+                                             .where(r.c.host_id.in_(missing[i:i + 500]), r.c.profile == profile),
+                                             status_filter(["fail"])).group_by(r.c.host_id)):
+            top[hid] = [int(w or 0), int(n)]
+    for hid, (w, n) in extra.items():
+        cur = top.setdefault(hid, [0, 0])
+        cur[0] += w
+        cur[1] += n
+    for cur in top.values():
+        cur[0] = int(cur[0]) if float(cur[0]).is_integer() else round(cur[0], 1)
+
+
 def worst_hosts(conn, scope, org=None, profile=None, limit=10):
     """The hosts with the heaviest failures in ``profile`` (the scope's main profile): the sum of
-    the severity weights of their failing results (after central waivers), heaviest first, with
-    the failures per severity. Read from the failing rows only (ix_results_failing narrows them)."""
+    the severity weights of their failing results (after central waivers; manual results recorded
+    不符合 by an assessor count too, 部分符合 half), heaviest first, with the failures per severity
+    (as reported). Read from the failing rows only (ix_results_failing narrows them)."""
     if not profile:
         return []
     r, h = db.results, db.hosts
@@ -674,19 +717,24 @@ def worst_hosts(conn, scope, org=None, profile=None, limit=10):
                *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None), r.c.profile == profile,
                status_filter(["fail"])).group_by(r.c.host_id)
     q = q.order_by(weight.desc(), func.count().desc(), r.c.host_id).limit(limit)
-    top = conn.execute(q).all()
+    top = {x[0]: [int(x[1] or 0), int(x[2])] for x in conn.execute(q).all()}
+    _add_recorded_failures(conn, scope, org, profile, top, limit)
     if not top:
         return []
+    ranked = sorted(top.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:limit]
+    top = [(hid, w, n) for hid, (w, n) in ranked]
     ids = [x[0] for x in top]
     names = {x[0]: (x[1], x[2]) for x in conn.execute(select(h.c.id, h.c.hostname, h.c.org_path).where(h.c.id.in_(ids)))}
     sev = {}
     for hid, severity, n in conn.execute(_where(select(r.c.host_id, r.c.severity, func.count()).where(
             r.c.host_id.in_(ids), r.c.profile == profile), status_filter(["fail"])).group_by(r.c.host_id, r.c.severity)):
         sev.setdefault(hid, {})[severity] = n
-    scores = {x[0]: x[1] for x in conn.execute(select(db.host_profiles.c.host_id, db.host_profiles.c.score).where(
-        db.host_profiles.c.host_id.in_(ids), db.host_profiles.c.profile == profile))}
+    hp = db.host_profiles
+    rows = [dict(x) for x in conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed).where(
+        hp.c.host_id.in_(ids), hp.c.profile == profile)).mappings()]
+    scores = {x["host_id"]: x["score"] for x in apply_central_waivers(conn, rows, h.c.id.in_(ids))}
     return [{"host_id": hid, "hostname": names.get(hid, (None, None))[0], "org_path": names.get(hid, (None, None))[1],
-             "profile": profile, "weight": int(w or 0), "failed": int(n), "by_severity": sev.get(hid, {}),
+             "profile": profile, "weight": w, "failed": int(n), "by_severity": sev.get(hid, {}),
              "score": scores.get(hid)} for hid, w, n in top]
 
 
