@@ -636,3 +636,41 @@ def apikey_revoke(data_dir, db, name):
     finally:
         engine.dispose()
     click.echo("revoked %s" % name, err=True)
+
+
+@server.group()
+def ldap():
+    """Directory login (LDAP / Active Directory) / 目录服务登录"""
+
+
+@ldap.command("check")
+@data_dir_option
+@click.option("--user", "username", default=None, help="Also look this user up: DN, groups, the role and org subtrees "
+              "they map to (no password is asked or checked)")
+def ldap_check(data_dir, username):
+    """Check the ldap setting against the directory / 检查目录服务配置"""
+    from scanner.errors import XcscanError
+    from scanner.server.access import directory
+    settings = _settings(data_dir, None)
+    d = directory.from_settings(settings)
+    if d is None:
+        raise XcscanError("directory login is off: server.json has no \"ldap\" setting",
+                          hint="see docs/integrations.md, Directory login")
+    try:
+        found = d.lookup(username or "xcscan-ldap-check-no-such-user")
+    except directory.DirectoryUnavailable as exc:
+        raise XcscanError("the directory cannot be used: %s" % exc)
+    click.echo("service account %s: bound over TLS, user search under %s works" % (d.bind_dn, d.user_base))
+    if not username:
+        return
+    if found is None:
+        raise XcscanError("no single directory entry for %s (none, or several) under %s" % (username, d.user_base))
+    name, dn, groups = found
+    role, orgs = d.map_groups(groups)
+    click.echo("user %s: %s" % (name, dn))
+    for g in groups:
+        click.echo("  group %s" % g)
+    if role is None:
+        click.echo("no mapped group: %s could not log in (403 no_role)" % name)
+        raise SystemExit(3)
+    click.echo("role %s, org subtrees %s" % (role, ", ".join(orgs)))

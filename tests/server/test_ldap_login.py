@@ -316,3 +316,20 @@ def test_serve_refuses_a_broken_ldap_setting(tmp_path_factory, slapd):
         json.dump(values, fh)
     proc = srv.cli("server", "serve", "--port", "0", check=False)
     assert proc.returncode == 1 and "clear text" in proc.stderr, proc.stderr
+
+
+def test_ldap_check_command(slapd, tmp_path):
+    from server_support import run_cli
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "server.json").write_text(json.dumps({"ldap": slapd.config()}))
+    out = run_cli(["server", "ldap", "check", "--data-dir", str(data), "--user", "carol"])
+    assert "bound over TLS" in out.stdout and "uid=carol,ou=people," + SUFFIX in out.stdout
+    assert "role auditor, org subtrees /gov/finance/tax, /gov/health" in out.stdout
+    no_role = run_cli(["server", "ldap", "check", "--data-dir", str(data), "--user", "dave"], check=False)
+    assert no_role.returncode == 3 and "no mapped group" in no_role.stdout
+    missing = run_cli(["server", "ldap", "check", "--data-dir", str(data), "--user", "b*"], check=False)
+    assert missing.returncode == 1 and "no single directory entry" in missing.stderr
+    (data / "server.json").write_text(json.dumps({"ldap": slapd.config(ca_file=slapd.other_ca)}))
+    bad = run_cli(["server", "ldap", "check", "--data-dir", str(data)], check=False)
+    assert bad.returncode == 1 and "certificate verify failed" in bad.stderr and "Traceback" not in bad.stderr
