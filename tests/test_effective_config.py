@@ -802,6 +802,15 @@ def test_debian_rsyslog_creates_log_files_0640_group_adm_and_an_action_can_loose
     assert [f for f in run(root, "file_perms")[0]["files"] if f["path"] == "/var/log/app.log"][0]["mode"] == "0644"
 
 
+def test_a_configuration_left_by_a_removed_rsyslog_creates_no_log_file(make_root):
+    # dpkg -r keeps /etc/rsyslog.conf; without rsyslogd nothing will create the files it names
+    root = make_root({"/etc/rsyslog.conf": DEBIAN_RSYSLOG % ""})
+    facts, _ = run(root, "file_perms")
+    assert not [f for f in facts["files"] if f.get("created_by")]
+    assert "/var/log/auth.log" in facts["missing"]
+    assert log_items(root)[0]["status"] == "not_applicable"
+
+
 def test_a_log_file_whose_creation_mode_nothing_states_is_an_error_that_says_why(make_root):
     # no rsyslog.service (a SysV-init image) and no $umask: the process umask is not on the image
     root = make_root({"/usr/sbin/rsyslogd": ELF, "/etc/rsyslog.conf": "authpriv.*  /var/log/secure\n"})

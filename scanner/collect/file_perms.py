@@ -170,15 +170,20 @@ def collect(ctx):
     settings = {}
     named = rsyslog_log_files(ctx, settings)
     umask = umask_from = None
+    # a configuration left behind by a removed rsyslog (dpkg -r keeps conffiles) creates nothing
+    from scanner.collect.baseline_util import find_binary
+    creates = find_binary(fs, "rsyslogd") is not None
     for path, rule in named:
         known = [f for f in files if f["path"] == path]
         if known and known[0]["exists"]:
             continue
         if not known:
             item = entry(fs, path, users, groups, kind="log")
-            if item["exists"]:
+            if item["exists"] or not creates:
                 files.append(item)
                 continue
+        if not creates:
+            continue
         if umask_from is None:
             umask, umask_from = rsyslog_umask(ctx, settings)
             umask_from = umask_from or "unknown"
