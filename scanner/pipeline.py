@@ -1,9 +1,30 @@
 """The scan pipeline used by the CLI, the agent and the tests: collect -> classify -> report."""
 from __future__ import absolute_import
 
+import functools
+import gc
 import os
 
 from scanner.report import build_report, utc_now_iso
+
+# A scan allocates a few hundred thousand short-lived containers and almost no reference cycles (plain
+# refcounting frees them), yet with the default first-generation threshold (700) the cyclic collector
+# ran ~35 times per scan (17 per inventory) over the growing facts, rules and results: 3-5 ms of CPU.
+# For the duration of one it runs only after this many net allocations (none in a scan of this machine,
+# the walk included; peak RSS unchanged); the caller's thresholds are restored afterwards.
+SCAN_GC_THRESHOLD = 50000
+
+
+def _few_collections(fn):
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        old = gc.get_threshold()
+        gc.set_threshold(max(old[0], SCAN_GC_THRESHOLD), *old[1:])
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.set_threshold(*old)
+    return run
 
 
 def collect(root="/", live=None, only=None, collector_budget=None, wanted=()):
@@ -16,6 +37,7 @@ def collect(root="/", live=None, only=None, collector_budget=None, wanted=()):
     return ctx, collect_facts(ctx, only=only, budget=budget, wanted=wanted)
 
 
+@_few_collections
 def inventory_report(root="/", live=None, catalog=None):
     """Collect and classify; the report has no results (``xcscan inventory``)."""
     from scanner.catalog import default_catalog
@@ -42,6 +64,7 @@ def _load_engine_inputs(profile, waivers):
     return load_ruleset(), prof, wv
 
 
+@_few_collections
 def scan_report(root="/", profile="all", waivers=None, live=None, catalog=None, now=None,
                 collector_budget=None):
     """Collect, classify and evaluate the rules of ``profile``: the full report (``xcscan scan``).

@@ -1,0 +1,50 @@
+"""A scan raises the cyclic collector's first threshold while it runs and gives the caller's back."""
+import gc
+import os
+
+import pytest
+
+import scanner.pipeline as pipeline
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "hardware", "taishan-kylin")
+
+
+@pytest.fixture
+def thresholds():
+    saved = gc.get_threshold()
+    yield saved
+    gc.set_threshold(*saved)
+
+
+def _watch(monkeypatch, fail=False):
+    seen = []
+    real = pipeline.collect
+
+    def collect(*args, **kwargs):
+        seen.append(gc.get_threshold())
+        if fail:
+            raise RuntimeError("collector broke")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(pipeline, "collect", collect)
+    return seen
+
+
+def test_inventory_and_scan_run_with_the_raised_threshold_and_restore_it(monkeypatch, thresholds):
+    gc.set_threshold(700, 10, 10)
+    seen = _watch(monkeypatch)
+    report = pipeline.inventory_report(root=ROOT)
+    assert report["inventory"]["components"]
+    assert gc.get_threshold() == (700, 10, 10)
+    report = pipeline.scan_report(root=ROOT, profile="xinchuang")
+    assert report["results"]
+    assert seen == [(pipeline.SCAN_GC_THRESHOLD, 10, 10)] * 2
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_higher_threshold_of_the_caller_is_kept_and_a_failure_restores(monkeypatch, thresholds):
+    gc.set_threshold(10 * pipeline.SCAN_GC_THRESHOLD, 5, 7)
+    seen = _watch(monkeypatch, fail=True)
+    with pytest.raises(RuntimeError):
+        pipeline.scan_report(root=ROOT, profile="xinchuang")
+    assert seen == [(10 * pipeline.SCAN_GC_THRESHOLD, 5, 7)]
+    assert gc.get_threshold() == (10 * pipeline.SCAN_GC_THRESHOLD, 5, 7)
