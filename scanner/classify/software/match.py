@@ -6,6 +6,7 @@ import posixpath
 import re
 
 from scanner.classify.software import jvm
+from scanner.globmatch import fnmatchcase
 
 SOFTWARE_CATEGORIES = ("database", "middleware", "message-queue", "web-server", "cache", "crypto")
 
@@ -22,6 +23,7 @@ class LazyRegex(object):
         self._pattern = pattern
         self._globs = globs  # path globs: translated (fnmatch) on first use too
         self._rx = None
+        self._text = None
         if globs:
             # a path can match a glob only if it starts with the glob's literal head (before * ? [)
             self._heads = tuple(re.split(r"[*?\[]", g, 1)[0] for g in globs)
@@ -30,6 +32,8 @@ class LazyRegex(object):
             # a full match starts with the literal head of the pattern (of one of its parts)
             heads = tuple(_literal_head(p) for p in (parts or [pattern]))
             self._heads = heads if all(heads) else None
+            # a pattern without metacharacters ("redis-server", "mosquitto\\.service") matches itself only
+            self._text = _literal_text(pattern) if parts is None else None
 
     @property
     def pattern(self):
@@ -46,8 +50,11 @@ class LazyRegex(object):
         return rx
 
     def _glob_match(self, text, *args):
-        if self._rx is None and not args and not text.startswith(self._heads):
-            return None  # no glob can match: not worth compiling
+        """A match (True before the globs are compiled) when ``text`` matches one of the globs whole."""
+        if self._rx is None and not args:
+            if not text.startswith(self._heads):
+                return None  # no glob can match
+            return True if any(fnmatchcase(text, g) for g in self._globs) else None  # fnmatch, mostly no regex
         return self.compiled().match(text, *args)
 
     def search(self, text, *args):
@@ -57,8 +64,12 @@ class LazyRegex(object):
         return self.compiled().match(text, *args)
 
     def fullmatch(self, text, *args):
-        if self._rx is None and not args and self._heads and not text.startswith(self._heads):
-            return None  # cannot match: not worth compiling
+        """A match (True for a literal pattern, decided by equality) or None."""
+        if self._rx is None and not args:
+            if self._text is not None:
+                return True if text == self._text else None
+            if self._heads and not text.startswith(self._heads):
+                return None  # cannot match: not worth compiling
         return self.compiled().fullmatch(text, *args)
 
     def __repr__(self):
@@ -66,6 +77,24 @@ class LazyRegex(object):
 
 
 _LITERAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-/:=")
+_ESCAPED_LITERAL = frozenset(".-+/_:=@ ")
+
+
+def _literal_text(pattern):
+    """The one text ``pattern`` fully matches when it has no metacharacter (letters, digits, ``_-/:=``
+    and escaped punctuation such as ``\\.``), else None."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch in _LITERAL:
+            out.append(ch)
+            i += 1
+        elif ch == "\\" and i + 1 < n and pattern[i + 1] in _ESCAPED_LITERAL:
+            out.append(pattern[i + 1])
+            i += 2
+        else:
+            return None
+    return "".join(out)
 
 
 def _literal_head(pattern):
