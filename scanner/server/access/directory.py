@@ -169,18 +169,14 @@ class Directory(object):
                         raise DirectoryUnavailable("StartTLS refused")
                 if conn.bind():
                     return conn
-                code = conn.result.get("result") if isinstance(conn.result, dict) else None
-                conn.unbind()
-                if code == 49:  # invalidCredentials
+                result = conn.result if isinstance(conn.result, dict) else {}
+                _close(conn)
+                if result.get("result") == 49:  # invalidCredentials
                     return False
-                errors.append("%s:%d: bind refused (%s)" % (host, port, conn.result.get("description")
-                                                            if isinstance(conn.result, dict) else conn.result))
+                errors.append("%s:%d: bind refused (%s)" % (host, port, result.get("description")))
             except (LDAPException, OSError, ssl.SSLError, DirectoryUnavailable) as exc:
                 errors.append("%s:%d: %s" % (host, port, str(exc)[:300]))
-                try:
-                    conn.unbind()
-                except Exception:  # noqa: BLE001 - already broken
-                    pass
+                _close(conn)
         raise DirectoryUnavailable("; ".join(errors))
 
     def _search(self, conn, base, flt, attributes, limit):
@@ -194,7 +190,15 @@ class Directory(object):
 
     def lookup(self, username):
         """(canonical user name, DN, [group DN, ...]) of the one entry named ``username``, or None.
-        Only the service account's rights are used."""
+        Only the service account's rights are used. A connection that breaks or times out during the
+        searches is DirectoryUnavailable, like one that could not be opened."""
+        from ldap3.core.exceptions import LDAPException
+        try:
+            return self._lookup(username)
+        except (LDAPException, OSError, ssl.SSLError) as exc:
+            raise DirectoryUnavailable("during the search: %s" % str(exc)[:300])
+
+    def _lookup(self, username):
         from ldap3.utils.conv import escape_filter_chars
         svc = self._connect(self.bind_dn, self.bind_password)
         if svc is False:
@@ -221,7 +225,7 @@ class Directory(object):
                 groups.extend(e["dn"] for e in found)
             return (str(canonical) if canonical else username), dn, sorted(set(groups), key=norm_dn)
         finally:
-            svc.unbind()
+            _close(svc)
 
     def map_groups(self, groups):
         """(role, [org, ...]) of the first mapping a group matches (orgs: of every matching mapping of that
@@ -245,11 +249,18 @@ class Directory(object):
         conn = self._connect(dn, password)
         if conn is False:
             raise BadCredentials()
-        conn.unbind()
+        _close(conn)
         role, orgs = self.map_groups(groups)
         if role is None:
             raise NoRole(canonical, groups)
         return DirectoryUser(canonical, dn, groups, role, orgs)
+
+
+def _close(conn):
+    try:
+        conn.unbind()
+    except Exception:  # noqa: BLE001 - a connection that broke needs no goodbye
+        pass
 
 
 def _checked_tls(ca_file, host):
