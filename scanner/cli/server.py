@@ -491,8 +491,10 @@ def alerts_channel(data_dir, db, name, webhook, secret_file, syslog, smtp, mail_
 @click.option("--minutes", type=int, default=None, help="report_refusals: ... within this many minutes (default 10)")
 @click.option("--code", "codes", multiple=True, help="report_refusals: only these refusal codes, e.g. bad_signature "
               "(repeatable)")
+@click.option("--max-events", type=int, default=None, help="events one evaluation sends one by one (default 100); "
+              "the rest in one summary")
 def alerts_rule(data_dir, db, name, kind, channel, org, severity, days, hosts, rule_id, points, by, count, minutes,
-                codes):
+                codes, max_events):
     """Add an alert rule / 添加告警规则"""
     from scanner.server.store.scope import Scope
     from scanner.server import service
@@ -502,7 +504,7 @@ def alerts_rule(data_dir, db, name, kind, channel, org, severity, days, hosts, r
         days = int(days)
     params = {k: v for k, v in (("severity", severity), ("days", days), ("hosts", hosts), ("rule", rule_id),
                                 ("points", points), ("by", by), ("count", count), ("minutes", minutes),
-                                ("codes", list(codes) or None))
+                                ("codes", list(codes) or None), ("max_events", max_events))
               if v is not None}
     settings = _settings(data_dir, db)
     engine = service.open_engine(settings)

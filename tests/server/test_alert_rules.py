@@ -203,3 +203,37 @@ def test_rule_settings_are_checked(fleet):
                         (["--kind", "waiver_expiring", "--points", "3"], "waiver_expiring takes days")):
         res = srv.cli("server", "alerts", "rule", "r", "--channel", "siem", *args, check=False)
         assert res.returncode == 1 and words in res.stderr, (args, res.stderr)
+
+
+def test_a_storm_is_capped_with_one_summary(fleet):
+    """Three hosts start failing a critical rule at once; the rule sends two events one by one and one summary,
+    remembers all three, and says nothing more while the state stays."""
+    srv, agents = fleet
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(5)
+    try:
+        srv.cli("server", "alerts", "channel", "siem", "--syslog", "udp://127.0.0.1:%d" % udp.getsockname()[1])
+        srv.cli("server", "alerts", "rule", "capped", "--kind", "new_failure", "--severity", "critical",
+                "--max-events", "2", "--channel", "siem")
+        with srv.client() as c:
+            for a in agents.values():
+                doc = a.report(fail_rules=["mlps.ia.ssh-root-login"])
+                for r in doc["results"]:
+                    if r["rule_id"] == "mlps.ia.ssh-root-login":
+                        r["severity"] = "critical"
+                    elif r["status"] == "fail":
+                        r["status"], r["severity"] = "pass", "medium"
+                assert a.submit(c, doc).status_code == 200
+        assert run(srv) == (3, 3, 0)
+        lines = [udp.recv(65536).decode() for _ in range(3)]
+        states = sorted(re.search(r"cs3=(\w+)", line).group(1) for line in lines)
+        assert states == ["firing", "firing", "summary"]
+        (summary,) = [line for line in lines if "cs3=summary" in line]
+        assert "1 more changes not sent one by one (1 firing, 0 resolved; more than 2 at once); 3 firing now" in summary
+        assert run(srv) == (0, 0, 0)
+    finally:
+        udp.close()
+    res = srv.cli("server", "alerts", "rule", "zero", "--kind", "host_silent", "--max-events", "0", "--channel", "siem",
+                  check=False)
+    assert res.returncode == 1 and "max_events must be" in res.stderr

@@ -175,20 +175,21 @@ def alerts_rule_add(request: Request, csrf_token: str = Form("", max_length=64),
                     days: str = Form("", max_length=16), hosts: str = Form("", max_length=16),
                     rule: str = Form("", max_length=128), points: str = Form("", max_length=16),
                     by: str = Form("", max_length=16), count: str = Form("", max_length=16),
-                    minutes: str = Form("", max_length=16), codes: str = Form("", max_length=1000)):
+                    minutes: str = Form("", max_length=16), codes: str = Form("", max_length=1000),
+                    max_events: str = Form("", max_length=16)):
     user = _admin(request, csrf_token)
     form = {"name": name, "kind": kind, "org": org, "channel": channel, "severity": severity, "days": days,
             "hosts": hosts, "rule": rule, "points": points, "by": by, "count": count, "minutes": minutes,
-            "codes": codes}
+            "codes": codes, "max_events": max_events}
     try:
         raw = {"severity": severity or None, "days": _number(days, whole=kind != "host_silent"),
                "hosts": _number(hosts), "rule": rule or None, "points": _number(points, whole=False),
                "by": by or None, "count": _number(count), "minutes": _number(minutes),
-               "codes": codes.split() or None}
+               "codes": codes.split() or None, "max_events": _number(max_events)}
         wanted = {"new_failure": ("severity",), "host_silent": ("days",), "failing_hosts": ("hosts", "rule"),
                   "localization_drop": ("points", "days", "by"), "waiver_expiring": ("days",),
                   "report_refusals": ("count", "minutes", "codes")}.get(kind, ())
-        params = {k: v for k, v in raw.items() if k in wanted and v is not None}
+        params = {k: v for k, v in raw.items() if (k in wanted or k == "max_events") and v is not None}
         alerts.add_rule(request.app.state.engine, name, kind, params, org or None, channel, actor=user["username"],
                         ip=client_ip(request), scope=user["scope"])
     except ApiError as exc:

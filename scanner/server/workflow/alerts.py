@@ -33,6 +33,7 @@ from scanner.server.store.audit import audit
 from scanner.server.store.scope import Scope, check
 from scanner.server.util import clean_text, normalise_org, now
 
+MAX_EVENTS = 100  # events one rule queues in one evaluation; beyond it, one summary (params.max_events)
 KINDS = ("new_failure", "host_silent", "failing_hosts", "localization_drop", "waiver_expiring", "report_refusals")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 CHANNEL_KINDS = ("webhook", "syslog", "email")
@@ -213,9 +214,12 @@ def _check_params(kind, params, org_path):
     known = {"new_failure": {"severity"}, "host_silent": {"days"}, "failing_hosts": {"hosts", "rule"},
              "localization_drop": {"points", "days", "by"}, "waiver_expiring": {"days"},
              "report_refusals": {"count", "minutes", "codes"}}[kind]
+    known = known | {"max_events"}
     extra = sorted(set(params) - known)
     if extra:
         raise bad_request("bad_rule", "%s takes %s, not %s" % (kind, ", ".join(sorted(known)), ", ".join(extra)))
+    if "max_events" in params:
+        _number(params, "max_events", MAX_EVENTS, 1, 10000)
     if kind == "localization_drop":
         _number(params, "points", 5, 0.1, 100, whole=False)
         _number(params, "days", 7, 1, 90)
@@ -401,10 +405,23 @@ def evaluate(engine, t=None):
             if ended:
                 conn.execute(delete(db.alert_state).where(db.alert_state.c.rule_id == rule["id"],
                                                           db.alert_state.c.key.in_(ended)))
-            for key, state in [(k, "firing") for k in started] + [(k, "resolved") for k in ended]:
+            changes = [(k, "firing") for k in started] + [(k, "resolved") for k in ended]
+            limit = int(json.loads(rule["params"]).get("max_events", MAX_EVENTS))
+            events = []
+            for key, state in changes[:limit]:
                 fields = current.get(key) or {"key": key}
-                event = {"event_id": str(uuid.uuid4()), "type": rule["kind"], "state": state, "rule": rule["name"],
-                         "at": t, "org": fields.get("org") or rule["org_path"], "details": fields}
+                events.append({"event_id": str(uuid.uuid4()), "type": rule["kind"], "state": state,
+                               "rule": rule["name"], "at": t, "org": fields.get("org") or rule["org_path"],
+                               "details": fields})
+            held = changes[limit:]
+            if held:   # a storm (a new rule pack failing everywhere at once): one summary for the rest
+                events.append({"event_id": str(uuid.uuid4()), "type": rule["kind"], "state": "summary",
+                               "rule": rule["name"], "at": t, "org": rule["org_path"], "details": {
+                                   "not_sent": len(held), "firing": sum(1 for _k, st in held if st == "firing"),
+                                   "resolved": sum(1 for _k, st in held if st == "resolved"),
+                                   "firing_now": len(current), "max_events": limit, "org": rule["org_path"],
+                                   "severity": "high", "link": "/admin/alerts"}})
+            for event in events:
                 conn.execute(insert(db.alert_outbox).values(
                     event_id=event["event_id"], channel_id=rule["channel_id"], event=json.dumps(event, ensure_ascii=False),
                     created_at=t, attempts=0, next_attempt_at=t))

@@ -93,6 +93,9 @@ def _text(event, lang="en"):
                 ", ".join("%s %s" % kv for kv in sorted((d.get("by_code") or {}).items())))}.get(event["type"], event["type"])
     if event["state"] == "resolved" and not d.get("rule_id") and not d.get("hostname") and not d.get("org"):
         what = "%s no longer holds" % d.get("key")
+    if event["state"] == "summary":
+        what = "%s more changes not sent one by one (%s firing, %s resolved; more than %s at once); %s firing now" % (
+            d.get("not_sent"), d.get("firing"), d.get("resolved"), d.get("max_events"), d.get("firing_now"))
     return "[%s] %s: %s" % (event["state"], event["rule"], what)
 
 
