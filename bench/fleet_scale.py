@@ -5,6 +5,7 @@ seconds, then time every fleet page and API and the full findings export against
     python bench/fleet_scale.py                               # 1,000 hosts x 30 days (a quick run)
     python bench/fleet_scale.py --hosts 10000 --days 90       # the issue's fleet
     python bench/fleet_scale.py --template R.json             # a real report (xcscan scan --profile all --format json)
+    python bench/fleet_scale.py --before ../main              # also main's code on a copy, interleaved
 
 Seeding does not post reports over HTTP (600k of them would take hours): a few report documents
 (synthetic fleet reports, or copies of ``--template``) go through the intake's own ``derive`` and
@@ -195,6 +196,18 @@ def seed(engine, url, opts, log):
         # the seed hosts leave the fleet (they were only templates)
         cur.execute("DELETE FROM hosts WHERE id IN (SELECT host_id FROM seed_map)")
         c.commit()
+    # the maintained aggregates (store/aggregates.py) of the rows copied above, as the migration
+    # that introduced them counts them; from here on the workflow keeps them
+    try:
+        from scanner.server.store import aggregates
+    except ImportError:
+        aggregates = None
+    if aggregates is not None:
+        t1 = time.time()
+        with db.write_tx(engine) as conn:
+            aggregates.rebuild(conn)
+            aggregates.refresh_profiles(conn)
+        log("aggregates counted (%.1fs)" % (time.time() - t1))
     # 3. waivers, through the workflow (points the covered failures at them)
     t1 = time.time()
     with engine.connect() as conn:
@@ -237,12 +250,15 @@ class Https(object):
                     raise
 
 
-def start_server(tmp, url, port):
-    env = dict(os.environ, XCSCAN_ADMIN_PASSWORD=ADMIN_PW)
+def start_server(tmp, url, port, src=None):
+    """The server runs this checkout's code, or ``src``'s (another checkout, e.g. main's for a
+    before/after run), whatever the installed package is."""
+    env = dict(os.environ, XCSCAN_ADMIN_PASSWORD=ADMIN_PW, PYTHONPATH=os.path.abspath(src or os.path.dirname(HERE)))
     base = [sys.executable, "-m", "scanner", "server"]
     log = open(os.path.join(tmp, "serve.log"), "w")
     proc = subprocess.Popen(base + ["serve", "--data-dir", tmp, "--port", str(port), "--workers", "1",
-                                    "--log-level", "warning", "--db", url], stdout=log, stderr=subprocess.STDOUT)
+                                    "--log-level", "warning", "--db", url], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, cwd=tmp)
     conn = Https(port, os.path.join(tmp, "ca.pem"))
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -295,27 +311,69 @@ def run_sql(pg, sql):
     return time.perf_counter() - t
 
 
-def measure_pages(web, api, cookie, auth, pg, facts, samples, log):
+def measure_pages(servers, pg, facts, samples, log, before_samples=None):
+    """``servers``: [(label, web, api, cookie, auth)]; each sample requests the page from every
+    server in turn (interleaved, so a before/after pair sees the same machine load), then its floor.
+    ``before_samples``: fewer samples of the "before" server (when it takes seconds a page)."""
     out = {}
     for name, path, floor in targets(facts):
-        headers = {"Cookie": cookie} if not path.startswith("/api/") else auth
-        conn = api if path.startswith("/api/") else web
-        times, floors = [], []
+        times, floors, size = {label: [] for label, *_x in servers}, [], {}
         for i in range(samples + 2):
-            t = time.perf_counter()
-            st, body, _r = conn.request("GET", path, headers=headers)
-            dt = time.perf_counter() - t
-            if st != 200:
-                raise SystemExit("%s: HTTP %d %s" % (path, st, body[:300]))
+            for label, web, api, cookie, auth in servers:
+                if label == "before" and before_samples is not None and i >= before_samples + 2:
+                    continue
+                headers = {"Cookie": cookie} if not path.startswith("/api/") else auth
+                conn = api if path.startswith("/api/") else web
+                t = time.perf_counter()
+                st, body, _r = conn.request("GET", path, headers=headers)
+                dt = time.perf_counter() - t
+                if st != 200:
+                    raise SystemExit("%s (%s): HTTP %d %s" % (path, label, st, body[:300]))
+                size[label] = len(body)
+                if i >= 2:
+                    times[label].append(dt)
             fl = run_sql(pg, floor)
             if i >= 2:
-                times.append(dt)
                 floors.append(fl)
-        out[name] = {"path": path, "ms": ms(times), "floor_ms": ms(floors),
-                     "ratio_p95": round(pct(times, 95) / max(pct(floors, 95), 1e-6), 1), "bytes": len(body)}
-        log("%-22s p50 %7.1f  p95 %7.1f ms   floor p95 %6.1f ms   x%s" % (
-            name, out[name]["ms"]["p50"], out[name]["ms"]["p95"], out[name]["floor_ms"]["p95"], out[name]["ratio_p95"]))
+        entry = {"path": path, "floor_ms": ms(floors)}
+        for label, *_x in servers:
+            entry[label] = {"ms": ms(times[label]), "bytes": size[label],
+                            "ratio_p95": round(pct(times[label], 95) / max(pct(floors, 95), 1e-6), 1)}
+        out[name] = entry
+        log("%-22s %s   floor p95 %6.1f ms" % (name, "   ".join(
+            "%s p50 %7.1f p95 %7.1f ms x%s" % (label, entry[label]["ms"]["p50"], entry[label]["ms"]["p95"],
+                                               entry[label]["ratio_p95"]) for label, *_x in servers),
+            entry["floor_ms"]["p95"]))
     return out
+
+
+def make_before_db(url, name, src, log):
+    """A copy of the seeded database at ``src``'s schema: CREATE DATABASE .. TEMPLATE, then this
+    checkout's migrations downgraded to ``src``'s head (what that code knows)."""
+    import psycopg
+    from scanner.server.store import db, migrate
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(src))
+    head = subprocess.run([sys.executable, "-c", "from scanner.server.store.migrate import head_revision; "
+                           "print(head_revision())"], env=env, cwd=os.path.abspath(src), check=True,
+                          capture_output=True, text=True).stdout.strip()
+    before = name + "_before"
+    t = time.time()
+    with psycopg.connect(PG_BASE, autocommit=True) as c:
+        c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        c.execute('CREATE DATABASE "%s" TEMPLATE "%s"' % (before, name))
+    burl = url.rsplit("/", 1)[0] + "/" + before
+    engine = db.make_engine(burl)
+    if migrate.current_revision(engine) != head:
+        from alembic import command
+        cfg = migrate.alembic_config()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, head)
+    engine.dispose()
+    with psycopg.connect(burl, autocommit=True) as c:
+        c.execute("VACUUM ANALYZE")
+    log("before database %s at revision %s (%.1fs)" % (before, head, time.time() - t))
+    return before, burl
 
 
 def measure_export(port, tmp, auth, server_pid, url, log):
@@ -381,25 +439,46 @@ def main():
     ap.add_argument("--template", default=None, help="a real report to seed from (else synthetic fleet reports)")
     ap.add_argument("--no-export", action="store_true", help="skip the full export")
     ap.add_argument("--keep", action="store_true", help="keep the database and data directory")
+    ap.add_argument("--reuse", metavar="DB:DIR", default=None,
+                    help="measure an already seeded database and its data directory (kept with --keep) instead "
+                         "of seeding; with --before, DB_before and DIR-before too")
+    ap.add_argument("--before-samples", type=int, default=None,
+                    help="timed requests per page of the --before server (default: --samples); the first ones "
+                         "are interleaved with this checkout's")
+    ap.add_argument("--before", metavar="CHECKOUT", default=None,
+                    help="also serve a copy of the database with another checkout's code (e.g. main) and time "
+                         "both, interleaved request by request")
     opts = ap.parse_args()
     import psycopg
     from scanner.server.store import db
 
     def log(msg):
         print("# " + msg, file=sys.stderr, flush=True)
-    tmp = tempfile.mkdtemp(prefix="xcscan-fleetbench-")
-    name = "xcscan_fleetbench_%s" % secrets.token_hex(4)
+    if opts.reuse:
+        name, tmp = opts.reuse.split(":", 1)
+        opts.keep = True
+    else:
+        tmp = tempfile.mkdtemp(prefix="xcscan-fleetbench-")
+        name = "xcscan_fleetbench_%s" % secrets.token_hex(4)
     url = PG_BASE.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(PG_BASE, autocommit=True) as c:
-        c.execute('CREATE DATABASE "%s"' % name)
-    proc = None
+    if not opts.reuse:
+        with psycopg.connect(PG_BASE, autocommit=True) as c:
+            c.execute('CREATE DATABASE "%s"' % name)
+    proc = before_proc = None
+    before_name = before_tmp = None
     try:
-        env = dict(os.environ, XCSCAN_ADMIN_PASSWORD=ADMIN_PW)
-        subprocess.run([sys.executable, "-m", "scanner", "server", "init", "--data-dir", tmp, "--db", url],
-                       check=True, env=env, capture_output=True)
-        engine = db.make_engine(url)
-        facts = seed(engine, url, opts, log)
-        engine.dispose()
+        if opts.reuse:
+            with psycopg.connect(url) as pg:
+                facts = {"seed_s": None, "db_bytes": pg.execute("SELECT pg_database_size(current_database())").fetchone()[0],
+                         "rows": {t: pg.execute("SELECT count(*) FROM %s" % t).fetchone()[0]
+                                  for t in ("hosts", "results", "components", "host_profiles", "reports")}}
+        else:
+            env = dict(os.environ, XCSCAN_ADMIN_PASSWORD=ADMIN_PW)
+            subprocess.run([sys.executable, "-m", "scanner", "server", "init", "--data-dir", tmp, "--db", url],
+                           check=True, env=env, capture_output=True)
+            engine = db.make_engine(url)
+            facts = seed(engine, url, opts, log)
+            engine.dispose()
         with psycopg.connect(url) as pg:
             facts["top_rule"] = pg.execute("SELECT rule_id FROM results WHERE status = 'fail' GROUP BY rule_id "
                                            "ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
@@ -407,33 +486,55 @@ def main():
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        if opts.before and opts.reuse:
+            before_name, before_tmp = name + "_before", tmp + "-before"
+            before_url = url + "_before"
+        elif opts.before:
+            before_name, before_url = make_before_db(url, name, opts.before, log)
+            before_tmp = tmp + "-before"
+            shutil.copytree(tmp, before_tmp)
         proc, api = start_server(tmp, url, port)
-        st, body, _r = api.request("POST", "/api/v1/session", json.dumps({"username": "admin", "password": ADMIN_PW}),
-                                   {"Content-Type": "application/json"})
-        auth = {"Authorization": "Bearer " + json.loads(body)["token"]}
-        web = Https(port, os.path.join(tmp, "ca.pem"))
-        cookie = web_session(web)
+        servers = [("after" if opts.before else "this", port, tmp, api)]
+        if opts.before:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                bport = s.getsockname()[1]
+            before_proc, bapi = start_server(before_tmp, before_url, bport, src=opts.before)
+            servers.insert(0, ("before", bport, before_tmp, bapi))
+        clients = []
+        for label, sport, sdir, sapi in servers:
+            st, body, _r = sapi.request("POST", "/api/v1/session",
+                                        json.dumps({"username": "admin", "password": ADMIN_PW}),
+                                        {"Content-Type": "application/json"})
+            sauth = {"Authorization": "Bearer " + json.loads(body)["token"]}
+            sweb = Https(sport, os.path.join(sdir, "ca.pem"))
+            clients.append((label, sweb, sapi, web_session(sweb), sauth))
+        auth = clients[-1][4]
         with psycopg.connect(url, autocommit=True) as pg:
-            pages = measure_pages(web, api, cookie, auth, pg, facts, opts.samples, log)
+            pages = measure_pages(clients, pg, facts, opts.samples, log, opts.before_samples)
         export = None if opts.no_export else measure_export(port, tmp, auth, proc.pid, url, log)
         result = {"hosts": opts.hosts, "days": opts.days, "template": opts.template or "synthetic",
+                  "before": opts.before and os.path.abspath(opts.before),
                   "seed_s": facts["seed_s"], "rows": facts["rows"], "db_mb": round(facts["db_bytes"] / 2**20),
                   "machine_load_avg_1m": round(os.getloadavg()[0], 2), "pages": pages, "export": export}
         print(json.dumps(result), flush=True)
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for p in (proc, before_proc):
+            if p is not None:
+                p.terminate()
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
         if opts.keep:
-            log("kept database %s and %s" % (name, tmp))
+            log("kept database %s%s and %s" % (name, " and %s" % before_name if before_name else "", tmp))
         else:
             with psycopg.connect(PG_BASE, autocommit=True) as c:
-                c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-                c.execute('DROP DATABASE IF EXISTS "%s"' % name)
-            shutil.rmtree(tmp, ignore_errors=True)
+                for dbname in filter(None, (name, before_name)):
+                    c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (dbname,))
+                    c.execute('DROP DATABASE IF EXISTS "%s"' % dbname)
+            for d in filter(None, (tmp, before_tmp)):
+                shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -381,6 +381,26 @@ def reevaluate(data_dir, db, profile, latest_only, orgs):
     click.echo("re-evaluated %d report(s)" % n + (", skipped %d (listed above)" % len(skipped) if skipped else ""))
 
 
+@server.command()
+@data_dir_option
+@db_option
+@click.option("--days", type=click.IntRange(1, 100000), default=None,
+              help="Keep bodies this many days (default: the report_retention_days setting) / 报告保留天数")
+def prune(data_dir, db, days):
+    """Drop stored bodies of reports past retention; history kept / 按保留期清理报告正文"""
+    from scanner.errors import XcscanError
+    from scanner.server import service
+    settings = _settings(data_dir, db)
+    if days is None and not settings.report_retention_days:
+        raise XcscanError("no retention period: report_retention_days is 0 (keep every report)",
+                          hint="give --days N, or set report_retention_days in the server settings")
+    out = service.prune(settings, days)
+    if out["skipped"]:
+        click.echo("another node is pruning now; nothing done")
+    else:
+        click.echo("pruned %d report(s), %d bytes of stored bodies" % (out["reports"], out["bytes"]))
+
+
 @server.command("import")
 @data_dir_option
 @db_option

@@ -155,6 +155,23 @@ def raise_open_file_limit():
         pass
 
 
+def prune(settings, days=None):
+    """Retention (store/retention.py): drop the bodies of reports older than ``days`` (default:
+    the report_retention_days setting); one node at a time. Returns prune()'s summary."""
+    from scanner.server.store import retention
+    days = settings.report_retention_days if days is None else days
+    engine = open_engine(settings)
+    try:
+        out = retention.prune(engine, days)
+        if out["reports"]:
+            with db.write_tx(engine) as conn:
+                from scanner.server.store.audit import audit
+                audit(conn, "cli", "reports.prune", None, dict(out, days=days))
+    finally:
+        engine.dispose()
+    return out
+
+
 def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
     """Re-classify and re-evaluate stored reports' raw facts with the current catalog and rules;
     ``scope`` (store/scope.py): only the reports of hosts inside it (default: every host).
@@ -172,7 +189,7 @@ def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
                           hint="upgrade xcscan on the server")
     from scanner.engine.profiles import list_profiles
     from scanner.server.intake.ingest import apply_latest, derive
-    from scanner.server.store import jsondoc
+    from scanner.server.store import jsondoc, rollups
     from scanner.server.store.reports import report_document
     from scanner.server.util import now
     installed = set(list_profiles())
@@ -184,7 +201,8 @@ def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
     skipped = []
     try:
         with engine.connect() as conn:
-            q = select(r.c.id, r.c.host_id, r.c.collected_at).order_by(r.c.host_id, r.c.collected_at)
+            q = select(r.c.id, r.c.host_id, r.c.collected_at).where(r.c.pruned_at.is_(None)).order_by(
+                r.c.host_id, r.c.collected_at)  # a pruned report has no facts left to evaluate
             cond = scope.where(db.hosts.c.org_path)
             if cond is not None:
                 q = q.where(r.c.host_id.in_(select(db.hosts.c.id).where(cond)))
@@ -213,9 +231,14 @@ def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
                     evaluated_gz=evaluated, evaluated_at=now(), profile=derived["profile"], score=derived["score"],
                     loc_rate=derived["loc_rate"], fail_count=derived["fail_count"]))
                 apply_latest(conn, host_id, report_id, collected_at, derived)
+                rollups.invalidate_from(conn, collected_at // rollups.DAY)  # its day's roll-up had the old score
             done += 1
             if log and done % 500 == 0:
                 log("%d/%d" % (done, len(rows)))
+        # the days whose roll-ups held the old scores were dropped above; recompute them now (under the
+        # roll-up lock: a server node computing them meanwhile is waited for, nothing is done twice)
+        from scanner.server.store.queries import TREND_DAYS
+        rollups.ensure(engine, TREND_DAYS)
         with db.write_tx(engine) as conn:
             from scanner.server.store.audit import audit
             audit(conn, "cli", "reevaluate", None, {"reports": done, "profile": profile, "orgs": list(scope.orgs),

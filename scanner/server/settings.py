@@ -30,6 +30,7 @@ class Settings:
     secure_cookies: bool = True
     # a user with approval rights may approve their own waiver request (small sites; default four-eyes)
     waiver_single_step: bool = False
+    report_retention_days: int = 0  # drop stored bodies of reports older than this (0: keep all); `server prune`
     pool_size: int = 10
     # Prometheus /metrics: off unless a bearer token or an allow-list of addresses/CIDRs is set
     metrics_token: str = ""

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from scanner.server.store import aggregates
 from scanner.server.store import db
 from scanner.server.store import rawsql
 from scanner.server.store import rollups
@@ -44,9 +45,13 @@ COMPONENT_COLS = ("host_id", "seq", "category", "product_id", "name_zh", "name_e
                   "version", "evidence", "substitutes")
 HOST_LATEST_COLS = ("last_seen", "latest_report_id", "latest_collected", "os_name", "os_family", "loc_domestic",
                     "loc_foreign", "loc_unknown", "loc_rate")
-PROFILE_COLS = ("report_id", "collected_at", "score", "score_without_waivers", "passed", "failed", "errors", "other")
+PROFILE_COLS = ("report_id", "collected_at", "score", "score_without_waivers", "passed", "failed", "errors", "other",
+                "waived_n", "waived_score", "waived_min", "waived_max")
 RESULT_COLS = ("host_id", "profile", "rule_id", "title_zh", "title_en", "category", "severity", "status", "actual",
-               "expected", "evidence", "waiver_id", "waiver_until")
+               "expected", "evidence", "waiver_id", "waiver_until", "row_hash")
+RESULT_KEYS = ("host_id", "profile", "rule_id")
+# what is read of the stored latest results to decide which rows changed and what they counted
+STORED_COLS = ("host_id", "profile", "rule_id", "severity", "category", "status", "waiver_id", "waiver_until", "row_hash")
 WAIVER_COLS = ("id", "rule_id", "scope", "scope_value", "expires_at", "revoked_at", "state", "items")
 
 
@@ -101,20 +106,25 @@ def store_batch(conn, items):
             current = profiles.get(key)
             if current is None or it.collected_at >= current:
                 profiles[key] = it.collected_at
-                hp_rows[key] = (it.report_id, it.collected_at, row["score"], row["score_without_waivers"],
-                                row["passed"], row["failed"], row["errors"], row["other"])
                 rows = [dict(x, host_id=it.host_id, profile=row["profile"], waiver_id=None, waiver_until=None)
                         for x in d["results"]]
                 attach_from(candidates, it.host_id, host["org_path"], rows)
-                results[key] = [tuple(x[k] for k in RESULT_COLS) for x in rows]
+                results[key] = rows
+                hp_rows[key] = (it.report_id, it.collected_at, row["score"], row["score_without_waivers"],
+                                row["passed"], row["failed"], row["errors"], row["other"]) + (
+                    aggregates.waived_score(rows) if candidates else (0, None, None, None))
         out.append(_ack(it.report_id, it.host_id, it.received_at))
 
     sql.insert(r, REPORT_COLS, new_reports)
     if new_reports:  # a report late for a day already rolled up makes that day's roll-up stale
         rollups.invalidate_from(conn, min(row[3] for row in new_reports) // rollups.DAY)
     if comps:
+        aggregates.adjust_components(conn, comps, -1)
         sql.delete(c, ("host_id",), [(host_id,) for host_id in sorted(comps)])
         sql.insert(c, COMPONENT_COLS, [x for host_id in sorted(comps) for x in comps[host_id]])
+        aggregates.adjust_components(conn, comps, +1)
+    changed = sorted(set(host_latest) | {k[0] for k in hp_rows})
+    aggregates.adjust_orgs(conn, changed, -1)  # their share of the org sums, added back below
     sql.update(h, ("id",), HOST_LATEST_COLS,
                [(host_id, host_seen[host_id]) + host_latest[host_id] for host_id in sorted(host_latest)])
     sql.update(h, ("id",), ("last_seen",),
@@ -122,9 +132,54 @@ def store_batch(conn, items):
     keys = sorted(hp_rows)
     sql.insert(hp, ("host_id", "profile") + PROFILE_COLS, [k + hp_rows[k] for k in keys if k not in in_db])
     sql.update(hp, ("host_id", "profile"), PROFILE_COLS, [k + hp_rows[k] for k in keys if k in in_db])
-    sql.delete(res, ("host_id", "profile"), keys)
-    sql.insert(res, RESULT_COLS, [x for k in keys for x in results[k]])
+    aggregates.adjust_orgs(conn, changed, +1)
+    _write_results(sql, {h_id: hosts[h_id]["org_path"] for h_id in host_ids}, keys, results)
     return out
+
+
+def _write_results(sql, orgs, keys, results):
+    """Replace the latest results of each (host, profile) in ``keys`` by ``results[key]`` (dicts),
+    writing only the difference: rows of rules no longer reported are deleted, new ones inserted,
+    and a row is updated only when what the report says of it (``row_hash``) or its waiver pointer
+    changed; an unchanged result is not rewritten (no dead row, no index churn). The maintained
+    aggregates (store/aggregates.py) get the same difference."""
+    if not keys:
+        return
+    res = db.results
+    stored = {}
+    for row in sql.select_in(res, STORED_COLS, "host_id", sorted({k[0] for k in keys})):
+        d = dict(zip(STORED_COLS, row))
+        stored.setdefault(d["host_id"], {})[(d["profile"], d["rule_id"])] = d
+    delta = aggregates.Delta()
+    inserts, updates, deletes = [], [], []
+    by_host = {}
+    for key in keys:
+        by_host.setdefault(key[0], []).append(key[1])
+    for host_id in sorted(by_host):
+        before = stored.get(host_id, {})
+        after = dict(before)
+        org = orgs[host_id]
+        for profile in by_host[host_id]:
+            old = {rid: d for (p, rid), d in before.items() if p == profile}
+            new = results[(host_id, profile)]
+            delta.results(org, profile, old.values(), -1)
+            delta.results(org, profile, new, +1)
+            for rid in old:
+                del after[(profile, rid)]
+            for x in new:
+                after[(profile, x["rule_id"])] = x
+                prev = old.pop(x["rule_id"], None)
+                if prev is None:
+                    inserts.append(tuple(x[k] for k in RESULT_COLS))
+                elif (prev["row_hash"] != x["row_hash"] or prev["waiver_id"] != x["waiver_id"]
+                      or prev["waiver_until"] != x["waiver_until"]):
+                    updates.append(tuple(x[k] for k in RESULT_COLS))
+            deletes.extend((host_id, profile, rid) for rid in sorted(old))
+        delta.failing(org, aggregates.failing_map(before.values()), aggregates.failing_map(after.values()))
+    sql.delete(res, RESULT_KEYS, deletes)
+    sql.update(res, RESULT_KEYS, RESULT_COLS[3:], updates)
+    sql.insert(res, RESULT_COLS, inserts)
+    delta.write(sql)
 
 
 class BatchWriter(object):

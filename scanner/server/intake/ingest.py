@@ -15,7 +15,7 @@ import zlib
 
 from sqlalchemy import delete, insert, select, update
 
-from scanner.server.store import db, jsondoc
+from scanner.server.store import aggregates, db, jsondoc
 from scanner.server.errors import ApiError, bad_request, forbidden, unauthorized
 from scanner.server.access.accounts import consume_token
 from scanner.server.store.audit import audit
@@ -63,6 +63,7 @@ def enroll(engine, token, hostname, machine_id, public_key, ip=None, host_id=Non
         conn.execute(insert(db.hosts).values(
             id=host_id, hostname=hostname, machine_id=machine_id, org_path=tok["org_path"], public_key=key,
             token_id=tok["id"], enrolled_at=t, loc_domestic=0, loc_foreign=0, loc_unknown=0))
+        aggregates.adjust_orgs(conn, [host_id], +1, profiles=False)
         audit(conn, "agent:" + host_id, "host.enroll", hostname, {"org": tok["org_path"], "token": tok["id"]}, ip)
     return {"host_id": host_id, "org": tok["org_path"], "server_time": t}
 
@@ -201,6 +202,21 @@ def _reason(value):
     return {lang: clean_text(value.get(lang), 2000) for lang in ("zh", "en") if isinstance(value.get(lang), str)} or None
 
 
+HASHED = ("title_zh", "title_en", "category", "severity", "status", "actual", "expected", "evidence")
+
+
+def result_hash(row):
+    """Digest of what a latest result row holds from the report (not the server's waiver pointer):
+    intake rewrites a row only when it changed (intake/batch.py)."""
+    h = hashlib.blake2b(digest_size=16)
+    for key in HASHED:
+        value = row[key]
+        data = b"\xff" if value is None else value.encode("utf-8", "surrogatepass")
+        h.update(b"%d:" % len(data))
+        h.update(data)
+    return h.hexdigest()
+
+
 def _num(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -243,6 +259,7 @@ def derive(doc):
                 "status": r["status"], "actual": dumps(r.get("actual")), "expected": dumps(r.get("expected")),
                 "evidence": dumps(_latest_evidence(r)),
             }
+            seen[rid]["row_hash"] = result_hash(seen[rid])
         results = list(seen.values())
         fail_count = sum(1 for r in results if r["status"] == "fail")
         tally = {s: sum(1 for r in results if r["status"] == s) for s in STATUSES}
@@ -261,16 +278,24 @@ def apply_latest(conn, host_id, report_id, collected_at, derived, host=None, ext
     """Replace the host's latest-state rows with ``derived`` when this report is the newest.
 
     ``host`` is the host row (org_path, latest_collected, retired_at) read, locked, in this transaction."""
-    from scanner.server.workflow.waivers import attach_waivers
     if host is None:
         host = lock_host(conn, host_id)
+    aggregates.adjust_orgs(conn, [host_id], -1)  # the host's share of the org sums, recounted after
+    _apply_latest(conn, host_id, report_id, collected_at, derived, host, extra_host_values)
+    aggregates.adjust_orgs(conn, [host_id], +1)
+
+
+def _apply_latest(conn, host_id, report_id, collected_at, derived, host, extra_host_values):
+    from scanner.server.workflow.waivers import attach_waivers
     if host.retired_at is not None:
         return  # a retired host has no latest state (re-evaluation still updates its history)
     values = dict(extra_host_values or {})
     if host.latest_collected is None or collected_at >= host.latest_collected:
+        aggregates.adjust_components(conn, [host_id], -1)
         conn.execute(delete(db.components).where(db.components.c.host_id == host_id))
         if derived["components"]:
             conn.execute(insert(db.components), [dict(c, host_id=host_id) for c in derived["components"]])
+        aggregates.adjust_components(conn, [host_id], +1)
         c = derived["counts"]
         values.update(latest_report_id=report_id, latest_collected=collected_at, os_name=derived["os_name"],
                       os_family=derived["os_family"], loc_domestic=c["domestic"], loc_foreign=c["foreign"],
@@ -285,6 +310,7 @@ def apply_latest(conn, host_id, report_id, collected_at, derived, host=None, ext
                        .where(hp.c.host_id == host_id, hp.c.profile == row["profile"])).first()
     if cur is not None and collected_at < cur.collected_at:
         return  # an older report from a spool backlog: history only
+    aggregates.adjust_hosts(conn, [host_id], -1)  # the host's share of the aggregates, recounted below
     if cur is None:
         conn.execute(insert(hp).values(host_id=host_id, report_id=report_id, collected_at=collected_at, **row))
     else:
@@ -296,6 +322,8 @@ def apply_latest(conn, host_id, report_id, collected_at, derived, host=None, ext
     attach_waivers(conn, host_id, host.org_path, rows)
     if rows:
         conn.execute(insert(db.results), rows)
+    aggregates.adjust_hosts(conn, [host_id], +1)
+    aggregates.refresh_profiles(conn, [host_id], orgs=False)  # apply_latest recounts the org sums
 
 
 def lock_host(conn, host_id):

@@ -83,7 +83,7 @@ hosts = Table(
     Column("id", String(36), primary_key=True),
     Column("hostname", String(255), nullable=False),
     Column("machine_id", String(128), nullable=True),
-    Column("org_path", String(512), nullable=False, index=True),
+    Column("org_path", String(512), nullable=False),
     Column("public_key", String(64), nullable=False),
     Column("token_id", Integer, nullable=True),
     Column("enrolled_at", BigInteger, nullable=False),
@@ -100,6 +100,9 @@ hosts = Table(
     Column("retired_at", BigInteger, nullable=True),
     Column("retired_by", String(64), nullable=True),
     Column("retire_reason", String(255), nullable=True),
+    # the fleet's order (org unit, hostname): the first page of findings or hosts reads a few hosts
+    Index("ix_hosts_org_hostname", "org_path", "hostname", "id"),
+    Index("ix_hosts_last_seen", "last_seen"),  # the hosts that stopped reporting
 )
 
 reports = Table(
@@ -117,6 +120,8 @@ reports = Table(
     Column("body_gz", LargeBinary, nullable=False),  # the exact signed body, gzip
     Column("evaluated_gz", LargeBinary, nullable=True),  # re-evaluated document (reevaluate)
     Column("evaluated_at", BigInteger, nullable=True),
+    # retention (store/retention.py): the bodies were dropped at this time; the scalars stay
+    Column("pruned_at", BigInteger, nullable=True),
     Index("ix_reports_host_collected", "host_id", "collected_at"),
     Index("ix_reports_collected_at", "collected_at"),
 )
@@ -151,7 +156,17 @@ host_profiles = Table(
     Column("failed", Integer, nullable=False, default=0),
     Column("errors", Integer, nullable=False, default=0),
     Column("other", Integer, nullable=False, default=0),
+    # kept with the results' waiver pointers (store/aggregates.py): how many failures central waivers
+    # cover, the score with them counted as waived, and the earliest and latest of their expiries;
+    # while all are in force (waived_min > now) readers use these instead of recounting the results
+    Column("waived_n", Integer, nullable=False, server_default="0"),
+    Column("waived_score", Float, nullable=True),
+    Column("waived_min", BigInteger, nullable=True),
+    Column("waived_max", BigInteger, nullable=True),
     UniqueConstraint("host_id", "profile"),
+    # the few profiles whose covering waivers partly expired (queries.waiver_corrections)
+    Index("ix_host_profiles_waived_min", "waived_min", postgresql_where=text("waived_n > 0"),
+          sqlite_where=text("waived_n > 0")),
 )
 
 results = Table(
@@ -169,6 +184,8 @@ results = Table(
     Column("evidence", Text, nullable=True),  # JSON
     Column("waiver_id", Integer, nullable=True),  # central waiver currently covering a failure
     Column("waiver_until", BigInteger, nullable=True),
+    # digest of what the agent reported (intake/batch.py): an unchanged result is not rewritten
+    Column("row_hash", String(32), nullable=True),
     UniqueConstraint("host_id", "profile", "rule_id"),
     Index("ix_results_rule_status", "rule_id", "status"),
     Index("ix_results_status_severity", "status", "severity"),
@@ -177,6 +194,82 @@ results = Table(
     Index("ix_results_failing", "rule_id", "host_id", "waiver_until",
           postgresql_where=text("status = 'fail'"), sqlite_where=text("status = 'fail'")),
     Index("ix_results_waiver_until", "waiver_until"),
+)
+
+# Maintained aggregates of the latest results (store/aggregates.py): updated in the transaction of
+# every write of results rows, so fleet pages sum a few thousand rows instead of counting millions.
+# NULL severity/category are '' and "no waiver" is waiver_until 0 here (keys of an upsert).
+result_counts = Table(
+    "result_counts", metadata,
+    Column("org_path", String(512), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # as reported
+    Column("waiver_until", BigInteger, nullable=False),
+    Column("n", Integer, nullable=False),  # latest result rows
+    UniqueConstraint("org_path", "profile", "rule_id", "severity", "category", "status", "waiver_until",
+                     name="uq_result_counts_key"),
+)
+
+# Latest inventory components per org unit, category and origin (store/aggregates.py)
+component_counts = Table(
+    "component_counts", metadata,
+    Column("org_path", String(512), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("n", Integer, nullable=False),
+    UniqueConstraint("org_path", "category", "origin"),
+)
+
+# Live hosts per org unit: how many, their components by origin, the sum and count of their
+# localization rates (hosts with a report) (store/aggregates.py)
+org_hosts = Table(
+    "org_hosts", metadata,
+    Column("org_path", String(512), primary_key=True),
+    Column("hosts", Integer, nullable=False),
+    Column("loc_domestic", Integer, nullable=False),
+    Column("loc_foreign", Integer, nullable=False),
+    Column("loc_unknown", Integer, nullable=False),
+    Column("loc_sum", Float, nullable=False),
+    Column("loc_n", Integer, nullable=False),
+)
+
+# Live host profiles per org unit, profile and the expiry span of the central waivers covering
+# their failures (waived_min/waived_max, 0 when none): sums of the reported scores and of the
+# scores with those waivers (store/aggregates.py); a query at time t takes the waived sums of the
+# groups whose waivers are all in force, the reported ones of the groups whose waivers all expired
+# or that have none, and recounts the hosts of the (rare) groups in between.
+org_profiles = Table(
+    "org_profiles", metadata,
+    Column("org_path", String(512), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("waived_min", BigInteger, nullable=False),
+    Column("waived_max", BigInteger, nullable=False),
+    Column("hosts", Integer, nullable=False),
+    Column("score_sum", Float, nullable=False),
+    Column("scored", Integer, nullable=False),
+    Column("wscore_sum", Float, nullable=False),
+    Column("wscored", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("waived_n", Integer, nullable=False),
+    Column("passed", Integer, nullable=False),
+    Column("raw_sum", Float, nullable=False),
+    Column("raw_n", Integer, nullable=False),
+    UniqueConstraint("org_path", "profile", "waived_min", "waived_max", name="uq_org_profiles_key"),
+)
+
+# Hosts failing a rule (in any profile), per org unit: covered_until is 0 when a failure is not
+# covered by a central waiver, else the earliest expiry of the waivers covering the host's failures
+# of the rule; at time t the host fails the rule when covered_until <= t.
+rule_failing = Table(
+    "rule_failing", metadata,
+    Column("org_path", String(512), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("covered_until", BigInteger, nullable=False),
+    Column("hosts", Integer, nullable=False),
+    UniqueConstraint("org_path", "rule_id", "covered_until"),
 )
 
 waivers = Table(

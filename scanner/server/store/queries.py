@@ -24,13 +24,14 @@ def effective_status(t=None):
     return case((and_(r.c.status == "fail", r.c.waiver_until.is_not(None), r.c.waiver_until > (t or now())),
                  literal("waived")), else_=r.c.status)
 
-def status_filter(statuses, t=None):
+def status_filter(statuses, t=None, table=None):
     """SQL condition: the effective status (see ``effective_status``) is one of ``statuses``, written
     on the stored columns so that PostgreSQL and SQLite can use an index (the CASE expression
     cannot be indexed: it depends on the time of the query). A failure is "waived" while a central
     waiver covers it (``waiver_until`` in the future) and "fail" otherwise; an agent can also report
-    "waived" itself (a local waiver); every other status is as reported."""
-    r = db.results
+    "waived" itself (a local waiver); every other status is as reported. ``table``: another table
+    with ``status`` and ``waiver_until`` columns (the maintained result_counts, where 0 is none)."""
+    r = db.results if table is None else table
     t = t or now()
     conds = []
     plain = [s for s in statuses if s not in ("fail", "waived")]
@@ -94,6 +95,21 @@ def _order(sorts, sort, desc, default):
     return [first] + [c.asc() for c in cols[1:]]
 
 
+def waived_case(t):
+    """SQL: whether all the central waivers covering a host profile's failures are in force at
+    ``t`` (host_profiles.waived_*, kept with the results' waiver pointers: store/aggregates.py);
+    then its score with waivers is ``waived_score`` and ``waived_n`` of its failures are waived."""
+    hp = db.host_profiles
+    return and_(hp.c.waived_n > 0, hp.c.waived_min > t)
+
+
+def _partly_expired(t):
+    """SQL: host profiles whose covering waivers are partly in force, partly expired at ``t`` (rare):
+    their score with waivers is recounted from their results (apply_central_waivers)."""
+    hp = db.host_profiles
+    return and_(hp.c.waived_n > 0, hp.c.waived_min <= t, hp.c.waived_max > t)
+
+
 def apply_central_waivers(conn, rows, *conds, t=None):
     """Host-profile rows (dicts: host_id, profile, score, failed, ...) as they stand now with the
     approved central waivers in force and the assessors' valid recorded verdicts (store/verdicts.py):
@@ -103,8 +119,11 @@ def apply_central_waivers(conn, rows, *conds, t=None):
     severity-weighted, waived counts as passed; a recorded 部分符合 half) — and ``failed`` drops by
     the waived and rises by the parts recorded 不符合; ``waived`` and ``recorded`` say how many.
     ``score_without_waivers`` stays what the agent reported (no waivers, no verdicts). Both are read
-    against the clock, so an expired one stops counting without any job. ``conds``: the caller's
-    scope conditions on hosts (fewer rows to look at)."""
+    against the clock, so an expired one stops counting without any job.
+
+    The score with all covering waivers in force is kept per host profile (host_profiles.waived_*,
+    store/aggregates.py); only a profile whose waivers partly expired, or that a verdict touches, is
+    recounted from its results. ``conds``: the caller's scope conditions on hosts."""
     from scanner.server.store import verdicts as recorded
     t = now() if t is None else t
     for row in rows:
@@ -112,12 +131,17 @@ def apply_central_waivers(conn, rows, *conds, t=None):
         row["recorded"] = 0
     if not rows:
         return rows
-    r, h = db.results, db.hosts
+    r, h, hp = db.results, db.hosts, db.host_profiles
     wanted = {(row["host_id"], row["profile"]) for row in rows}
-    waived_now = and_(r.c.status == "fail", r.c.waiver_until.is_not(None), r.c.waiver_until > t)
-    pairs = set(conn.execute(_where(select(r.c.host_id, r.c.profile).distinct()
-                                    .select_from(r.join(h, h.c.id == r.c.host_id)).where(waived_now), *conds)).all())
-    pairs &= wanted
+    hosts = sorted({p[0] for p in wanted})
+    state = {}  # the profiles with a covering waiver in force now
+    for i in range(0, len(hosts), 500):
+        q = select(hp.c.host_id, hp.c.profile, hp.c.waived_n, hp.c.waived_score, hp.c.waived_min).where(
+            hp.c.host_id.in_(hosts[i:i + 500]), hp.c.waived_n > 0, hp.c.waived_max > t)
+        for host_id, profile, n, score, lo in conn.execute(q):
+            if (host_id, profile) in wanted:
+                state[(host_id, profile)] = (n, score, lo)
+    pairs = {k for k, v in state.items() if v[2] <= t}  # partly expired: recounted
     levels, touched = recorded.touched_hosts(conn, t)
     verdicts = {}
     candidates = sorted({hid for hid, prof in wanted if prof in levels})
@@ -129,13 +153,11 @@ def apply_central_waivers(conn, rows, *conds, t=None):
         if orgs:
             verdicts = recorded.rule_verdicts(conn, orgs, levels, t)
             pairs |= set(verdicts) & wanted
-    if not pairs:
-        return rows
     by_pair = {}
-    hosts = sorted({p[0] for p in pairs})
-    for i in range(0, len(hosts), 500):
+    recount = sorted({p[0] for p in pairs})
+    for i in range(0, len(recount), 500):
         q = select(r.c.host_id, r.c.profile, r.c.rule_id, r.c.severity, r.c.status, r.c.waiver_until).where(
-            r.c.host_id.in_(hosts[i:i + 500]))
+            r.c.host_id.in_(recount[i:i + 500]))
         for host_id, profile, rule_id, severity, status, until in conn.execute(q):
             if (host_id, profile) not in pairs:
                 continue
@@ -148,46 +170,71 @@ def apply_central_waivers(conn, rows, *conds, t=None):
                 {"severity": severity, "status": "waived" if waived else (decided or status), "central": waived,
                  "recorded": decided})
     for row in rows:
-        results = by_pair.get((row["host_id"], row["profile"]))
-        if results:
+        key = (row["host_id"], row["profile"])
+        if key in pairs:
+            results = by_pair.get(key) or []
             n = sum(1 for x in results if x["central"])
+            rec = sum(1 for x in results if x["recorded"])
+            if not n and not rec:
+                continue
             row["score"] = recorded.weighted_score(results)
             row["failed"] = max(0, (row.get("failed") or 0) - n) + sum(1 for x in results if x["recorded"] == "fail")
             row["waived"] = n
-            row["recorded"] = sum(1 for x in results if x["recorded"])
+            row["recorded"] = rec
+        elif key in state:  # every covering waiver in force: kept at write time
+            n, score, _lo = state[key]
+            row["score"] = score
+            row["failed"] = max(0, (row.get("failed") or 0) - n)
+            row["waived"] = n
     return rows
 
 
 def waiver_corrections(conn, conds, t=None):
-    """For roll-ups summed in the database: per host and profile that an approved central waiver
-    in force now or a valid recorded verdict touches, how its score and counts change
-    (``apply_central_waivers``): {host_id, org_path, profile, score_delta, scored_delta, waived,
-    failed_delta, recorded}."""
+    """For roll-ups summed in the database with ``profile_sums``/OrgSums (which apply the host
+    profiles whose covering waivers are all in force): per host and profile whose waivers partly
+    expired or that a valid recorded verdict touches (both few), how its score and counts differ
+    from what the sums counted (``apply_central_waivers``): {host_id, org_path, profile,
+    score_delta, scored_delta, waived (to add), failed_delta, recorded}."""
     from scanner.server.store import verdicts as recorded
     t = now() if t is None else t
-    r, h, hp = db.results, db.hosts, db.host_profiles
-    waived_now = and_(r.c.status == "fail", r.c.waiver_until.is_not(None), r.c.waiver_until > t)
-    touched = _where(select(r.c.host_id).distinct().select_from(r.join(h, h.c.id == r.c.host_id))
-                     .where(waived_now, h.c.retired_at.is_(None)), *conds)
+    h, hp = db.hosts, db.host_profiles
+    which = _partly_expired(t)
     levels, by_verdict = recorded.touched_hosts(conn, t)
-    which = hp.c.host_id.in_(touched)
     if by_verdict is not None:
-        which = or_(which, and_(hp.c.profile.in_(levels), by_verdict, h.c.retired_at.is_(None),
-                                *[c for c in conds if c is not None]))
-    rows = [dict(x) for x in conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed, h.c.org_path)
-                                          .select_from(hp.join(h, h.c.id == hp.c.host_id))
-                                          .where(which)).mappings()]
-    stored = {(x["host_id"], x["profile"]): (x["score"], x["failed"] or 0) for x in rows}
+        which = or_(which, and_(hp.c.profile.in_(levels), by_verdict))
+    rows = [dict(x) for x in conn.execute(_where(
+        select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed, hp.c.waived_n, hp.c.waived_score, hp.c.waived_min,
+               h.c.org_path).select_from(hp.join(h, h.c.id == hp.c.host_id)).where(which, h.c.retired_at.is_(None)),
+        *conds)).mappings()]
+    summed = {}
+    for x in rows:  # what profile_sums counted for it
+        full = bool(x["waived_n"]) and x["waived_min"] is not None and x["waived_min"] > t
+        summed[(x["host_id"], x["profile"])] = (
+            x["waived_score"] if full else x["score"], (x["failed"] or 0) - (x["waived_n"] if full else 0),
+            x["waived_n"] if full else 0)
     out = []
     for x in apply_central_waivers(conn, rows, *conds, t=t):
-        if not x["waived"] and not x["recorded"]:
+        score_before, failed_before, waived_before = summed[(x["host_id"], x["profile"])]
+        if not x["waived"] and not x["recorded"] and not waived_before:
             continue
-        before, failed_before = stored[(x["host_id"], x["profile"])]
-        out.append({"host_id": x["host_id"], "org_path": x["org_path"], "profile": x["profile"], "waived": x["waived"],
-                    "recorded": x["recorded"], "failed_delta": (x["failed"] or 0) - failed_before,
-                    "score_delta": (x["score"] or 0.0) - (before or 0.0),
-                    "scored_delta": (x["score"] is not None) - (before is not None)})
+        out.append({"host_id": x["host_id"], "org_path": x["org_path"], "profile": x["profile"],
+                    "waived": x["waived"] - waived_before, "recorded": x["recorded"],
+                    "failed_delta": (x["failed"] or 0) - failed_before,
+                    "score_delta": (x["score"] or 0.0) - (score_before or 0.0),
+                    "scored_delta": (x["score"] is not None) - (score_before is not None)})
     return out
+
+
+def profile_sums(t=None):
+    """SQL aggregates over host_profiles with the central waivers in force at ``t`` applied where all
+    of a profile's covering waivers are in force (the rest: ``waiver_corrections``):
+    (sum of scores, count of scores, sum of failed, sum of waived)."""
+    hp = db.host_profiles
+    t = now() if t is None else t
+    full = waived_case(t)
+    score = case((full, hp.c.waived_score), else_=hp.c.score)
+    waived = case((full, hp.c.waived_n), else_=0)
+    return func.sum(score), func.count(score), func.sum(hp.c.failed - waived), func.sum(waived)
 
 
 def _where(q, *conds):
@@ -464,43 +511,75 @@ def findings(engine, scope, org=None, profile=None, rule=None, severity=None, st
         out = decode_rows(conn.execute(query).mappings().all(), finding_out, "findings")
         if out and not offset and len(out) < limit:
             total = len(out)
+        elif not host and not q:  # summed from the maintained counts (store/aggregates.py)
+            rc = db.result_counts
+            total = conn.execute(_where(
+                select(func.coalesce(func.sum(rc.c.n), 0)), *_in_scope(scope, rc.c.org_path, org),
+                rc.c.profile == profile if profile else None, rc.c.rule_id == rule if rule else None,
+                rc.c.severity.in_(severity) if severity else None, rc.c.category == category if category else None,
+                status_filter(status, table=rc) if status else None)).scalar()
         else:
             r, h = db.results, db.hosts
             conds = _finding_conds(scope, org, profile, rule, severity, status, category, host, q)
-            joined = any(c is not None for c in _finding_host_conds(scope, org, q))
-            source = r.join(h, h.c.id == r.c.host_id) if joined else r  # counted from an index when it can
-            total = conn.execute(_where(select(func.count()).select_from(source), *conds)).scalar()
+            total = conn.execute(_where(select(func.count()).select_from(r.join(h, h.c.id == r.c.host_id)),
+                                        *conds)).scalar()
     return Page.of(out, total)
 
 
 # --- summaries and overview -------------------------------------------------------------------------
-def _host_summary(conn, scope, org=None):
-    """Live hosts, their localization counts and how many have not reported for 3 days: one row."""
-    h = db.hosts
-    stale = func.sum(case((or_(h.c.last_seen.is_(None), h.c.last_seen < now() - 3 * 86400), 1), else_=0))
-    q = _where(select(func.count(), func.sum(h.c.loc_domestic), func.sum(h.c.loc_foreign), func.sum(h.c.loc_unknown),
-                      stale), *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None))
-    n, dom, forn, unk, st = conn.execute(q).one()
-    return int(n or 0), int(dom or 0), int(forn or 0), int(unk or 0), int(st or 0)
+class OrgSums(object):
+    """The live hosts and their profiles summed per org unit: what the overview's totals, org
+    tree, scores per profile and today's trend point are all added up from. Read from the
+    maintained org_hosts and org_profiles (store/aggregates.py; a few hundred rows), plus the
+    hosts that stopped reporting (an index range) and the host profiles whose waivers partly
+    expired (``waiver_corrections``, an index range; rare).
+
+    ``per_org``: (org_path, hosts, domestic, foreign, unknown, stale, loc_sum, loc_n);
+    ``per_prof``: (org_path, profile, hosts, score_sum, scored, failed, raw_sum, raw_scored, waived,
+    passed, plain_sum, plain_n) with the central waivers in force at ``t`` applied to the groups
+    whose waivers are all in force (plain_*: the reported scores, as the daily roll-ups keep them);
+    ``corrections``: ``waiver_corrections`` for the rest."""
+
+    def __init__(self, conn, scope, org=None, t=None):
+        h, oh, op = db.hosts, db.org_hosts, db.org_profiles
+        t = now() if t is None else t
+        stale = dict(conn.execute(_where(
+            select(h.c.org_path, func.count()).where(h.c.retired_at.is_(None),
+                                                     or_(h.c.last_seen.is_(None), h.c.last_seen < t - 3 * 86400)),
+            *_in_scope(scope, h.c.org_path, org)).group_by(h.c.org_path)).all())
+        self.per_org = [(path, n, dom, forn, unk, stale.get(path, 0), ls, ln) for path, n, dom, forn, unk, ls, ln in
+                        conn.execute(_where(select(oh.c.org_path, oh.c.hosts, oh.c.loc_domestic, oh.c.loc_foreign,
+                                                   oh.c.loc_unknown, oh.c.loc_sum, oh.c.loc_n).where(oh.c.hosts > 0),
+                                            *_in_scope(scope, oh.c.org_path, org)))]
+        full = and_(op.c.waived_min > t)  # waived_min 0: no waiver
+        score = func.sum(case((full, op.c.wscore_sum), else_=op.c.score_sum))
+        scored = func.sum(case((full, op.c.wscored), else_=op.c.scored))
+        waived = func.sum(case((full, op.c.waived_n), else_=0))
+        q = _where(select(op.c.org_path, op.c.profile, func.sum(op.c.hosts), score, scored,
+                          func.sum(op.c.failed) - waived, func.sum(op.c.raw_sum), func.sum(op.c.raw_n), waived,
+                          func.sum(op.c.passed), func.sum(op.c.score_sum), func.sum(op.c.scored)),
+                   *_in_scope(scope, op.c.org_path, org)).group_by(op.c.org_path, op.c.profile)
+        self.per_prof = [tuple(r) for r in conn.execute(q) if r[2]]
+        self.corrections = waiver_corrections(conn, _in_scope(scope, h.c.org_path, org), t)
 
 
-def org_tree(engine, scope, org=None):
+def _host_summary(conn, scope, org=None, sums=None):
+    """Live hosts, their localization counts and how many have not reported for 3 days."""
+    sums = sums or OrgSums(conn, scope, org)
+    n = dom = forn = unk = st = 0
+    for _path, count, d, f, u, stale, _ls, _ln in sums.per_org:
+        n, dom, forn, unk, st = n + count, dom + int(d or 0), forn + int(f or 0), unk + int(u or 0), st + int(stale or 0)
+    return n, dom, forn, unk, st
+
+
+def org_tree(engine, scope, org=None, sums=None):
     """Every org unit (from hosts and tokens) with roll-ups over its subtree. A scoped caller gets
     the nodes of their subtrees only (no ancestors: their names and totals are not theirs).
     The database sums per org unit (one row per unit and profile, not per host); the subtree
     roll-up over those few rows happens here."""
-    h, hp = db.hosts, db.host_profiles
     with engine.connect() as conn:
-        per_org = conn.execute(_where(
-            select(h.c.org_path, func.count(), func.sum(h.c.loc_domestic), func.sum(h.c.loc_foreign),
-                   func.sum(h.c.loc_unknown)),
-            *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None)).group_by(h.c.org_path)).all()
-        per_prof = conn.execute(_where(
-            select(h.c.org_path, hp.c.profile, func.count(), func.sum(hp.c.score), func.count(hp.c.score),
-                   func.sum(hp.c.failed), func.sum(hp.c.score_without_waivers), func.count(hp.c.score_without_waivers))
-            .select_from(hp.join(h, h.c.id == hp.c.host_id)),
-            *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None)).group_by(h.c.org_path, hp.c.profile)).all()
-        corrections = waiver_corrections(conn, _in_scope(scope, h.c.org_path, org))
+        sums = sums or OrgSums(conn, scope, org)
+        per_org, per_prof, corrections = sums.per_org, sums.per_prof, sums.corrections
         token_orgs = [r[0] for r in conn.execute(_where(select(db.enroll_tokens.c.org_path).distinct(),
                                                         *_in_scope(scope, db.enroll_tokens.c.org_path, org)))]
     nodes = {}
@@ -516,7 +595,7 @@ def org_tree(engine, scope, org=None):
         if base == "/" or path == base or path.startswith(base + "/"):
             for anc in org_ancestors(path):
                 node(anc)
-    for path, count, dom, forn, unk in per_org:
+    for path, count, dom, forn, unk, *_rest in per_org:
         node(path)["direct_hosts"] += count
         for anc in org_ancestors(path):
             n = node(anc)
@@ -524,13 +603,14 @@ def org_tree(engine, scope, org=None):
             n["domestic"] += int(dom or 0)
             n["foreign"] += int(forn or 0)
             n["unknown"] += int(unk or 0)
-    for path, profile, count, score_sum, scored, failed, raw_sum, raw_scored in per_prof:
+    for path, profile, count, score_sum, scored, failed, raw_sum, raw_scored, waived, *_rest in per_prof:
         for anc in org_ancestors(path):
             p = node(anc)["profiles"].setdefault(profile, {"hosts": 0, "score_sum": 0.0, "scored": 0, "failed": 0,
                                                            "waived": 0, "recorded": 0, "raw_sum": 0.0,
                                                            "raw_scored": 0})
             p["hosts"] += count
             p["failed"] += int(failed or 0)
+            p["waived"] += int(waived or 0)
             node(anc)["failed"] += int(failed or 0)
             p["score_sum"] += float(score_sum or 0)
             p["scored"] += scored
@@ -559,12 +639,16 @@ def org_tree(engine, scope, org=None):
 
 
 def localization_by_category(conn, scope, org=None):
-    c, h = db.components, db.hosts
-    q = select(c.c.category, c.c.origin, func.count()).select_from(c.join(h, h.c.id == c.c.host_id))
-    q = _where(q, *_in_scope(scope, h.c.org_path, org)).group_by(c.c.category, c.c.origin)
+    """Components per category and origin, summed from the maintained component_counts
+    (store/aggregates.py: per org unit; a retired host's components are gone)."""
+    cc = db.component_counts
+    q = select(cc.c.category, cc.c.origin, func.sum(cc.c.n))
+    q = _where(q, *_in_scope(scope, cc.c.org_path, org)).group_by(cc.c.category, cc.c.origin)
     out = {}
     for cat, origin, n in conn.execute(q):
-        out.setdefault(cat, {"domestic": 0, "foreign": 0, "unknown": 0})[origin] = n
+        if not n:
+            continue
+        out.setdefault(cat, {"domestic": 0, "foreign": 0, "unknown": 0})[origin] = int(n)
     for v in out.values():
         judged = v["domestic"] + v["foreign"]
         v["rate"] = round(v["domestic"] / judged, 4) if judged else None
@@ -593,20 +677,26 @@ def compliance_summary(engine, scope, org=None, profile=None):
     return {"by_org": units}
 
 
-def compliance_by_profile(conn, scope, org=None):
-    """Per profile: hosts, mean score now (approved central waivers applied: ``waiver_corrections``)
-    and without waivers; summed in the database."""
-    hp, h = db.host_profiles, db.hosts
-    conds = _in_scope(scope, h.c.org_path, org)
-    q = _where(select(hp.c.profile, func.count(), func.sum(hp.c.score), func.count(hp.c.score), func.sum(hp.c.passed),
-                      func.sum(hp.c.failed), func.avg(hp.c.score_without_waivers))
-               .select_from(hp.join(h, h.c.id == hp.c.host_id)), *conds).group_by(hp.c.profile)
+def compliance_by_profile(conn, scope, org=None, sums=None):
+    """Per profile: hosts, mean score now (approved central waivers applied: ``profile_sums`` and
+    ``waiver_corrections``) and without waivers; summed in the database per org unit (OrgSums)."""
+    sums = sums or OrgSums(conn, scope, org)
     out = {}
-    for p, n, s, scored, ps, fl, raw in conn.execute(q):
-        out[p] = {"profile": p, "hosts": n, "_sum": float(s or 0), "_scored": scored, "passed": int(ps or 0),
-                  "failed": int(fl or 0), "waived": 0, "recorded": 0,
-                  "score_without_waivers": round(float(raw), 2) if raw is not None else None}
-    for c in waiver_corrections(conn, conds):
+    for _path, p, n, s, scored, fl, raw_sum, raw_n, wv, ps, _plain, _pn in sums.per_prof:
+        x = out.setdefault(p, {"profile": p, "hosts": 0, "_sum": 0.0, "_scored": 0, "passed": 0, "failed": 0,
+                               "waived": 0, "recorded": 0, "_raw": 0.0, "_raw_n": 0})
+        x["hosts"] += n
+        x["_sum"] += float(s or 0)
+        x["_scored"] += scored
+        x["passed"] += int(ps or 0)
+        x["failed"] += int(fl or 0)
+        x["waived"] += int(wv or 0)
+        x["_raw"] += float(raw_sum or 0)
+        x["_raw_n"] += raw_n
+    for x in out.values():
+        raw, raw_n = x.pop("_raw"), x.pop("_raw_n")
+        x["score_without_waivers"] = round(raw / raw_n, 2) if raw_n else None
+    for c in sums.corrections:
         p = out.get(c["profile"])
         if p is not None:
             p["_sum"] += c["score_delta"]
@@ -620,17 +710,15 @@ def compliance_by_profile(conn, scope, org=None):
     return [out[k] for k in sorted(out)]
 
 
-def top_failing_query(scope, org=None, limit=10):
-    """The rules failing on most hosts (after waivers): counted from ix_results_failing alone (an
-    index-only scan; the titles are fetched for the few rules shown, see top_failing_rules)."""
-    r, h = db.results, db.hosts
-    hosts_n = func.count(func.distinct(r.c.host_id))
-    q = select(r.c.rule_id, hosts_n.label("n"))
-    conds = list(_in_scope(scope, h.c.org_path, org))
-    if any(c is not None for c in conds):
-        q = q.select_from(r.join(h, h.c.id == r.c.host_id))
-    q = _where(q, *conds, status_filter(["fail"])).group_by(r.c.rule_id)
-    return q.order_by(hosts_n.desc(), r.c.rule_id).limit(limit)
+def top_failing_query(scope, org=None, limit=10, t=None):
+    """The rules failing on most hosts (after waivers), summed from the maintained ``rule_failing``
+    (store/aggregates.py: hosts per org unit, rule and waiver expiry; a few thousand rows, not the
+    failing results). The titles are fetched for the few rules shown, see top_failing_rules."""
+    rf = db.rule_failing
+    hosts_n = func.sum(rf.c.hosts)
+    q = _where(select(rf.c.rule_id, hosts_n.label("n")).where(rf.c.covered_until <= (t or now())),
+               *_in_scope(scope, rf.c.org_path, org))
+    return q.group_by(rf.c.rule_id).having(hosts_n > 0).order_by(hosts_n.desc(), rf.c.rule_id).limit(limit)
 
 
 WEIGHTS = {"info": 0, "low": 1, "medium": 2, "high": 4, "critical": 8}  # scanner/engine/evaluator.py
@@ -643,22 +731,28 @@ def _weight_expr(column):
 def top_failing_rules(conn, scope, org=None, limit=10):
     """The failing rules (after waivers) ranked by severity weight x failing hosts (the agent's
     weights: critical 8, high 4, medium 2, low 1, info 0), then by hosts: an info rule never heads
-    the list while anything more severe fails. Every failing rule is counted from
-    ix_results_failing alone (at most one row per rule); each rule's severity and title come from
-    one failing row of it (an index probe each, not a scan)."""
+    the list while anything more severe fails. Every failing rule is counted from the maintained
+    rule_failing (``top_failing_query``); its severity is that of its failing results (the
+    maintained result_counts); the titles are read for the rules shown (an index probe each)."""
     counted = conn.execute(top_failing_query(scope, org, None)).all()
     if not counted:
         return []
-    r = db.results
-    out = []
-    for rid, n in counted:
-        row = conn.execute(select(r.c.title_zh, r.c.title_en, r.c.severity)
-                           .where(r.c.rule_id == rid, r.c.status == "fail").limit(1)).first()
-        tz, te, sev = row if row is not None else (None, None, None)
-        out.append({"rule_id": rid, "title": {"zh": tz, "en": te}, "severity": sev, "hosts": n,
-                    "weight": WEIGHTS.get(sev, 2) * n})
+    rc = db.result_counts
+    severity = {}
+    for rid, sev in conn.execute(select(rc.c.rule_id, rc.c.severity).where(
+            rc.c.status == "fail", rc.c.n > 0, rc.c.rule_id.in_([x[0] for x in counted])).distinct()):
+        if rid not in severity or SEVERITY_ORDER.get(sev or None, 5) < SEVERITY_ORDER.get(severity[rid], 5):
+            severity[rid] = sev or None  # '' in the counts is a result without a severity
+    out = [{"rule_id": rid, "severity": severity.get(rid), "hosts": int(n),
+            "weight": WEIGHTS.get(severity.get(rid), 2) * int(n)} for rid, n in counted]
     out.sort(key=lambda x: (-x["weight"], SEVERITY_ORDER.get(x["severity"], 5), -x["hosts"], x["rule_id"]))
-    return out[:limit]
+    out = out[:limit]
+    r = db.results
+    for x in out:  # one failing row names the rule
+        row = conn.execute(select(r.c.title_zh, r.c.title_en)
+                           .where(r.c.rule_id == x["rule_id"], r.c.status == "fail").limit(1)).first()
+        x["title"] = {"zh": row[0], "en": row[1]} if row is not None else {"zh": None, "en": None}
+    return out
 
 
 def _add_recorded_failures(conn, scope, org, profile, top, limit):
@@ -738,7 +832,7 @@ def worst_hosts(conn, scope, org=None, profile=None, limit=10):
              "score": scores.get(hid)} for hid, w, n in top]
 
 
-def trend(conn, scope, org=None, days=30, profile=None):
+def trend(conn, scope, org=None, days=30, profile=None, sums=None):
     """Per day, the fleet's state as of that day's end (store/rollups.py; today: the latest
     state): the mean localization rate of the hosts and, when ``profile`` is given, their mean
     score for that profile only (scores of different profiles do not average into anything
@@ -751,15 +845,16 @@ def trend(conn, scope, org=None, days=30, profile=None):
     q = _where(select(dr.c.day, score_sum, scored, func.sum(dr.c.loc_sum), func.sum(dr.c.loc_n), func.sum(dr.c.hosts))
                .where(dr.c.day >= first), *_in_scope(scope, dr.c.org_path, org)).group_by(dr.c.day).order_by(dr.c.day)
     rows = [tuple(r) for r in conn.execute(q)]
-    # today: the latest state of the live hosts
-    mine = hp.c.score if not profile else case((hp.c.profile == profile, hp.c.score), else_=None)
-    live = _where(select(func.sum(mine), func.count(mine), func.count())
-                  .select_from(hp.join(h, h.c.id == hp.c.host_id)), h.c.retired_at.is_(None),
-                  *_in_scope(scope, h.c.org_path, org))
-    s_sum, s_n, n_hosts = conn.execute(live).one()
-    loc = _where(select(func.sum(h.c.loc_rate), func.count(h.c.loc_rate)), h.c.retired_at.is_(None),
-                 h.c.latest_collected.is_not(None), *_in_scope(scope, h.c.org_path, org))
-    l_sum, l_n = conn.execute(loc).one()
+    # today: the latest state of the live hosts (their reported scores, as the roll-ups keep them)
+    sums = sums or OrgSums(conn, scope, org)
+    s_sum = s_n = n_hosts = 0
+    for _path, prof, n, *_x, plain_sum, plain_n in sums.per_prof:
+        n_hosts += n
+        if not profile or prof == profile:
+            s_sum += float(plain_sum or 0)
+            s_n += plain_n
+    l_sum = sum(float(x[6] or 0) for x in sums.per_org)
+    l_n = sum(x[7] for x in sums.per_org)
     if n_hosts or l_n:
         rows.append((rollups.today(), s_sum, s_n, l_sum, l_n, n_hosts))
     out = []
@@ -774,13 +869,14 @@ TREND_DAYS = 30
 
 def overview(engine, scope, org=None):
     with engine.connect() as conn:
-        count, dom, forn, unk, stale = _host_summary(conn, scope, org)
+        sums = OrgSums(conn, scope, org)  # read once, added up below in several ways
+        count, dom, forn, unk, stale = _host_summary(conn, scope, org, sums)
         data = {
             "hosts": count, "stale_hosts": stale,
             "localization": {"domestic": dom, "foreign": forn, "unknown": unk,
                              "rate": round(dom / (dom + forn), 4) if dom + forn else None},
             "by_category": localization_by_category(conn, scope, org),
-            "by_profile": compliance_by_profile(conn, scope, org),
+            "by_profile": compliance_by_profile(conn, scope, org, sums),
             "top_failing": top_failing_rules(conn, scope, org),
         }
         # the score line follows the profile most hosts are scanned with
@@ -791,25 +887,26 @@ def overview(engine, scope, org=None):
     from scanner.server.store import rollups
     rollups.ensure(engine, TREND_DAYS)
     with engine.connect() as conn:
-        data["trend"] = trend(conn, scope, org, days=TREND_DAYS, profile=main)
-    tree = org_tree(engine, scope, org)
+        data["trend"] = trend(conn, scope, org, days=TREND_DAYS, profile=main, sums=sums)
+    tree = org_tree(engine, scope, org, sums)
     data["by_org"] = [n for n in tree if n["depth"] <= 2 and n["hosts"]]
     return data
 
 
 def rule_status_counts(engine, scope, rule_id):
     """Hosts per effective status for one rule (the index on rule_id, status serves it)."""
-    r, h = db.results, db.hosts
+    rc = db.result_counts  # maintained (store/aggregates.py); a retired host's results are gone
     t = now()
-    q = (select(r.c.status, r.c.waiver_until, func.count())
-         .select_from(r.join(h, h.c.id == r.c.host_id)).where(r.c.rule_id == rule_id, h.c.retired_at.is_(None))
-         .group_by(r.c.status, r.c.waiver_until))
-    q = _where(q, *_in_scope(scope, h.c.org_path))
+    q = (select(rc.c.status, rc.c.waiver_until, func.sum(rc.c.n)).where(rc.c.rule_id == rule_id)
+         .group_by(rc.c.status, rc.c.waiver_until))
+    q = _where(q, *_in_scope(scope, rc.c.org_path))
     counts = {}
     with engine.connect() as conn:
         for status, until, n in conn.execute(q):
+            if not n:
+                continue
             key = "waived" if status == "fail" and until is not None and until > t else status
-            counts[key] = counts.get(key, 0) + n
+            counts[key] = counts.get(key, 0) + int(n)
     return counts
 
 

@@ -12,6 +12,7 @@ select by keys    ``WHERE k = ANY(%s)``                        ``WHERE k IN (SEL
 insert rows       ``COPY ... FROM STDIN (FORMAT BINARY)``      ``executemany`` (runs in C)
 update rows       ``UPDATE ... FROM json_to_recordset(%s)``    ``executemany``
 delete by keys    ``DELETE ... USING json_to_recordset(%s)``   ``executemany``
+add to counters   ``INSERT .. ON CONFLICT DO UPDATE`` (json)   ``executemany`` (the same upsert)
 ================  ==========================================  =========================================
 
 Column lists come from the SQLAlchemy tables in db.py, so the schema has one definition. The
@@ -94,6 +95,19 @@ class PgSql(_Sql):
                 table.name, record, " AND ".join("t.%s = x.%s" % (k, k) for k in keys)),
                 (dumps([dict(zip(keys, row)) for row in rows]),))
 
+    def add_counts(self, table, keys, col, rows):
+        """``rows``: tuples of ``keys + (delta,)``; adds each delta to ``col`` of its row (made if new).
+        Rows in key order, so concurrent writers take the row locks in the same order."""
+        if not rows:
+            return
+        names = list(keys) + [col]
+        record = ", ".join("%s %s" % (n, t) for n, t in zip(names, self._types(table, names)))
+        with self.raw.cursor() as cur:
+            cur.execute("INSERT INTO %s (%s) SELECT %s FROM json_to_recordset(%%s::json) AS x(%s) "
+                        "ON CONFLICT (%s) DO UPDATE SET %s = %s.%s + excluded.%s" % (
+                            table.name, ", ".join(names), ", ".join(names), record, ", ".join(keys), col, table.name,
+                            col, col), (dumps([dict(zip(names, row)) for row in rows]),))
+
 
 class SqliteSql(_Sql):
     def select_in(self, table, cols, key, values, lock=False):  # the write transaction is the lock
@@ -115,6 +129,12 @@ class SqliteSql(_Sql):
             self.raw.executemany("UPDATE %s SET %s WHERE %s" % (
                 table.name, ", ".join("%s = ?" % c for c in cols), " AND ".join("%s = ?" % k for k in keys)),
                 [tuple(row[n:]) + tuple(row[:n]) for row in rows])
+
+    def add_counts(self, table, keys, col, rows):
+        if rows:
+            names = list(keys) + [col]
+            self.raw.executemany("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s = %s + excluded.%s" % (
+                table.name, ", ".join(names), ", ".join("?" * len(names)), ", ".join(keys), col, col, col), rows)
 
     def delete(self, table, keys, rows):
         if rows:

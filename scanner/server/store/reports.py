@@ -28,14 +28,23 @@ def inflate(blob, limit=MAX_STORED):
 def report_document(row):
     """The stored document: re-evaluated when available, else the original signed body.
     Unreadable when the stored bytes cannot be read back within the readers' limits."""
+    if row.get("pruned_at"):
+        raise Pruned("the stored body was dropped by the retention setting (report_retention_days)")
     blob = row["evaluated_gz"] if row.get("evaluated_gz") else row["body_gz"]
     return jsondoc.decode(inflate(blob))
+
+
+class Pruned(jsondoc.Unreadable):
+    """A report whose body retention dropped (store/retention.py); its scalars are still there."""
 
 
 def readable_document(row):
     """``report_document`` for a view of one report: an unreadable one is a clear error, not a 500."""
     try:
         return report_document(row)
+    except Pruned as exc:
+        raise ApiError(410, "report_pruned", "report %s is older than the retention period; its score and counts "
+                       "are kept, its body is not (%s)" % (row.get("id"), exc))
     except jsondoc.Unreadable as exc:
         jsondoc.skipped("report", row, exc)
         raise ApiError(422, "unreadable_report", "stored report %s cannot be read back (%s); it is kept in the "

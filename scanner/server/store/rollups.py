@@ -10,7 +10,10 @@ Past days are computed once, on the first trend that needs them, by whichever se
 there first: on PostgreSQL under a transaction-level advisory lock (the others wait, then find
 the days done), on SQLite inside the write transaction. A report that arrives late for a day
 already rolled up (a spool backlog) deletes the roll-ups from its day on (intake/batch.py); they
-are recomputed the next time. Today is not stored: the trend's last point is the latest state.
+are recomputed the next time, and re-evaluating stored reports (service.reevaluate) does the same
+for the days of the reports it changed, then recomputes them. Retiring a host subtracts its state
+from every stored day (``forget_host``): a retired host is in no day's fleet. Today is not
+stored: the trend's last point is the latest state.
 """
 from __future__ import annotations
 
@@ -69,6 +72,31 @@ def ensure(engine, days):
         for day in todo:
             compute_day(conn, day)
     return len(todo)
+
+
+_FORGET = """
+WITH x AS (
+  SELECT d.day, r.profile, r.score, r.loc_rate,
+         row_number() OVER (PARTITION BY d.day, r.profile ORDER BY r.collected_at DESC, r.id DESC) AS k
+  FROM rollup_days d JOIN reports r
+    ON r.host_id = :host AND r.profile IS NOT NULL
+   AND r.collected_at >= (d.day + 1) * 86400 - :window AND r.collected_at < (d.day + 1) * 86400)
+UPDATE daily_rollups
+SET hosts = daily_rollups.hosts - 1,
+    score_sum = coalesce(daily_rollups.score_sum, 0) - coalesce(x.score, 0),
+    scored = daily_rollups.scored - CASE WHEN x.score IS NULL THEN 0 ELSE 1 END,
+    loc_sum = coalesce(daily_rollups.loc_sum, 0) - coalesce(x.loc_rate, 0),
+    loc_n = daily_rollups.loc_n - CASE WHEN x.loc_rate IS NULL THEN 0 ELSE 1 END
+FROM x
+WHERE x.k = 1 AND daily_rollups.day = x.day AND daily_rollups.profile = x.profile AND daily_rollups.org_path = :org
+"""
+
+
+def forget_host(conn, host_id, org_path):
+    """A host is retired: take it out of every stored day (its state on each day, as ``compute_day``
+    counted it), in the caller's transaction, so the stored days equal a recomputation without it
+    (a retired host is in no day's fleet) and nothing has to be recomputed."""
+    conn.execute(text(_FORGET), {"host": host_id, "org": org_path, "window": STATE_WINDOW * DAY})
 
 
 def invalidate_from(conn, day):

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
-from scanner.server.store import db
+from scanner.server.store import aggregates, db
 from scanner.server.errors import ApiError, bad_request, forbidden, not_found
 from scanner.server.store.audit import audit
 from scanner.server.store.scope import check
@@ -103,14 +103,27 @@ def attach_from(candidates, host_id, org_path, rows):
 def refresh_rule(conn, rule_id):
     """Recompute the waiver pointers of every latest result of ``rule_id``."""
     r = db.results
-    rows = conn.execute(select(r.c.host_id, r.c.profile, r.c.rule_id, r.c.evidence, db.hosts.c.org_path)
+    # the hosts failing the rule, locked in id order like intake locks them (batch.py): a report
+    # stored meanwhile for one of them waits, then sees this decision; aggregates stay exact
+    conn.execute(select(db.hosts.c.id).where(db.hosts.c.id.in_(
+        select(r.c.host_id).where(r.c.rule_id == rule_id, r.c.status == "fail"))).order_by(db.hosts.c.id)
+        .with_for_update()).all()
+    rows = conn.execute(select(r.c.host_id, r.c.profile, r.c.rule_id, r.c.evidence, r.c.waiver_id, r.c.waiver_until,
+                               db.hosts.c.org_path)
                         .select_from(r.join(db.hosts, db.hosts.c.id == r.c.host_id))
                         .where(r.c.rule_id == rule_id, r.c.status == "fail")).mappings().all()
     waivers = active_waivers(conn, [rule_id])
+    changes = []
     for row in rows:
         best = _best(waivers, row["host_id"], row["org_path"], row)
-        conn.execute(update(r).where(r.c.host_id == row["host_id"], r.c.profile == row["profile"], r.c.rule_id == rule_id)
-                     .values(waiver_id=best["id"] if best else None, waiver_until=best["expires_at"] if best else None))
+        wid, until = (best["id"], best["expires_at"]) if best else (None, None)
+        if (wid, until) != (row["waiver_id"], row["waiver_until"]):  # only the pointers that change
+            changes.append({"h": row["host_id"], "p": row["profile"], "w": wid, "u": until})
+    if changes:
+        conn.execute(update(r).where(r.c.host_id == bindparam("h"), r.c.profile == bindparam("p"), r.c.rule_id == rule_id)
+                     .values(waiver_id=bindparam("w"), waiver_until=bindparam("u")), changes)
+        aggregates.refresh_profiles(conn, [c["h"] for c in changes])
+    aggregates.rebuild_rule(conn, rule_id)
 
 
 def _event(conn, wid, actor, action, note=None):

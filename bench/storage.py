@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Stored bytes and dead rows of daily reports, and what retention does to them, on PostgreSQL.
+
+H hosts send one report a day for D days through intake's own ``derive`` and ``store_batch`` (a
+real report with ``--template``, else a synthetic one); each day a few results change status and
+a package version changes, as on a real host. Then it prints, per report: bytes of every table
+(pg_total_relation_size after VACUUM), the stored body bytes, and the dead-row ratio of the
+latest-state tables before VACUUM ((live + dead) / live: 1.0 means no rewritten rows); then runs
+retention (``--retention-days``, store/retention.py) and VACUUM FULL (which gives the freed space
+back to the file system; a plain VACUUM only makes it reusable) and prints the same again.
+
+    python bench/storage.py --hosts 20 --days 30 --template REPORT.json --retention-days 7
+    python bench/storage.py --src ../main ...                 # another checkout's store code
+
+The database is a throw-away one (``xcscan_storagebench_<random>``), dropped at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import hashlib
+import json
+import os
+import random
+import secrets
+import sys
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PG_BASE = os.environ.get("XCSCAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+TABLES = ("reports", "results", "components", "host_profiles", "hosts")
+LATEST = ("results", "components", "host_profiles")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hosts", type=int, default=20)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--template", default=None)
+    ap.add_argument("--retention-days", type=int, default=7)
+    ap.add_argument("--changes", type=int, default=3, help="results flipped per host and day")
+    ap.add_argument("--src", default=None, help="use this checkout's scanner package (e.g. main's)")
+    opts = ap.parse_args()
+    root = os.path.abspath(opts.src) if opts.src else os.path.dirname(HERE)
+    sys.path.insert(0, root)
+    sys.path.insert(1, os.path.join(os.path.dirname(HERE), "tests", "server"))
+    import psycopg
+    from fleet import Agent, body_of, make_report
+    from scanner.server.access import accounts
+    from scanner.server.intake import ingest
+    from scanner.server.intake.batch import Item, store_batch
+    from scanner.server.store import db, migrate
+    from scanner.server.store.scope import Scope
+    try:
+        from scanner.server.store import retention
+    except ImportError:
+        retention = None
+
+    name = "xcscan_storagebench_%s" % secrets.token_hex(4)
+    url = PG_BASE.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(PG_BASE, autocommit=True) as c:
+        c.execute('CREATE DATABASE "%s"' % name)
+    out = {"src": root, "hosts": opts.hosts, "days": opts.days, "template": opts.template or "synthetic"}
+    try:
+        engine = db.make_engine(url)
+        migrate.upgrade(engine)
+        base = json.load(open(opts.template, encoding="utf-8")) if opts.template else make_report("h", rng=random.Random(1))
+        agents = []
+        for i in range(opts.hosts):
+            a = Agent("host-%03d" % i, machine_id=uuid.uuid4().hex)
+            tok = accounts.create_token(engine, "/gov/dept%d" % (i % 3), scope=Scope.everything())["token"]
+            a.host_id = ingest.enroll(engine, tok, a.hostname, a.machine_id, a.public_key)["host_id"]
+            agents.append((a, copy.deepcopy(base)))
+        rng = random.Random(7)
+        t0 = int(time.time()) - opts.days * 86400
+        cpu = 0.0
+        for day in range(opts.days):
+            items = []
+            for a, doc in agents:
+                doc["report_id"] = str(uuid.uuid4())
+                doc["host"]["hostname"], doc["host"]["machine_id"] = a.hostname, a.machine_id
+                for r in rng.sample(doc["results"], min(opts.changes, len(doc["results"]))):
+                    r["status"] = {"pass": "fail", "fail": "pass"}.get(r["status"], r["status"])
+                pk = ((doc.get("facts") or {}).get("packages") or {}).get("items") or []
+                if pk:
+                    p = rng.choice(pk)
+                    p["version"] = "%s.%d" % (p.get("version") or "1", day)
+                body = body_of(doc)
+                t = t0 + day * 86400 + rng.randint(0, 3600)
+                items.append(Item(doc["report_id"], a.host_id, t, t, ingest.derive(ingest.parse_report(body)),
+                                  gzip.compress(body, 6), len(body), hashlib.sha256(body).hexdigest()))
+            c0 = time.process_time()
+            for i in range(0, len(items), 16):
+                with db.write_tx(engine) as conn:
+                    res = store_batch(conn, items[i:i + 16])
+                    assert not any(isinstance(x, Exception) for x in res), res
+            cpu += time.process_time() - c0
+        engine.dispose()
+        n = opts.hosts * opts.days
+        out["store_cpu_ms_per_report"] = round(1000 * cpu / n, 2)
+
+        def measure(label, full=False):
+            with psycopg.connect(url, autocommit=True) as c:
+                dead = {}
+                for t in LATEST:
+                    live, d = c.execute("SELECT n_live_tup, n_dead_tup FROM pg_stat_user_tables WHERE relname = %s",
+                                        (t,)).fetchone()
+                    dead[t] = round((live + d) / live, 2) if live else None
+                c.execute("VACUUM FULL ANALYZE" if full else "VACUUM ANALYZE")
+                sizes = {t: c.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0] for t in TABLES}
+                bodies = c.execute("SELECT coalesce(sum(length(body_gz)), 0) FROM reports").fetchone()[0]
+            out[label] = {"dead_row_ratio_before_vacuum": dead, "bytes_per_report": {t: round(v / n) for t, v in sizes.items()},
+                          "all_tables_bytes_per_report": round(sum(sizes.values()) / n),
+                          "stored_body_bytes_per_report": round(bodies / n)}
+            print("# %s: %s" % (label, json.dumps(out[label])), file=sys.stderr, flush=True)
+        time.sleep(1)  # statistics collector
+        measure("stored")
+        if retention is not None and opts.retention_days:
+            engine = db.make_engine(url)
+            pr = retention.prune(engine, opts.retention_days)
+            engine.dispose()
+            out["prune"] = pr
+            measure("after_retention_%dd" % opts.retention_days, full=True)
+        print(json.dumps(out), flush=True)
+    finally:
+        with psycopg.connect(PG_BASE, autocommit=True) as c:
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            c.execute('DROP DATABASE IF EXISTS "%s"' % name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""Maintained fleet aggregates (scanner/server/store/aggregates.py) on a real SQLite file and on the
+PostgreSQL at 127.0.0.1:5432: after every kind of write of latest-state rows (batched intake,
+re-evaluation, waiver decisions, retiring a host) they equal a recount from the rows, and the fleet
+views that read them (top failing rules, findings totals, a rule's counts, localization bars,
+scores with waivers) equal the same figures counted the slow way from the results, within each
+access scope. Also: intake rewrites only the result rows that changed, and a retired host leaves
+the stored daily roll-ups exactly as a recomputation without it."""
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import func, select, text
+
+from fleet import RULES
+from scanner.engine.evaluator import score as weighted_score
+from scanner.server.intake import ingest
+from scanner.server.store import aggregates, db, queries, rollups
+from scanner.server.store.scope import Scope
+from scanner.server.workflow import waivers
+from scanner.server.workflow.hosts import retire_host
+from test_batch_store import enroll, item, put
+
+EVERYTHING = Scope.everything()
+LAST_RULE = RULES[-1][0]  # forcing it to fail changes no other result of a seeded report
+
+
+@pytest.fixture
+def engine(db_engine):
+    return db_engine
+
+
+def assert_consistent(engine):
+    with engine.connect() as conn:
+        with conn.begin():
+            diff = aggregates.check(conn)
+    assert diff == [], diff[:10]
+
+
+def slow_top_failing(engine, scope, t):
+    """{rule: hosts failing it after waivers} counted from the results."""
+    r, h = db.results, db.hosts
+    q = (select(r.c.rule_id, func.count(func.distinct(r.c.host_id))).select_from(r.join(h, h.c.id == r.c.host_id))
+         .where(queries.status_filter(["fail"], t)).group_by(r.c.rule_id))
+    cond = scope.where(h.c.org_path)
+    if cond is not None:
+        q = q.where(cond)
+    with engine.connect() as conn:
+        return dict(conn.execute(q).all())
+
+
+def slow_profile_scores(engine, t):
+    """{(host, profile): (score with the central waivers in force at t, waived)} from the results."""
+    r = db.results
+    out = {}
+    with engine.connect() as conn:
+        rows = conn.execute(select(r.c.host_id, r.c.profile, r.c.severity, r.c.status, r.c.waiver_until)).all()
+        stored = {(x.host_id, x.profile): x.score for x in conn.execute(select(db.host_profiles))}
+    by = {}
+    for host_id, profile, sev, status, until in rows:
+        waived = status == "fail" and until is not None and until > t
+        by.setdefault((host_id, profile), []).append({"severity": sev, "status": "waived" if waived else status,
+                                                      "central": waived})
+    for key, res in by.items():
+        n = sum(1 for x in res if x["central"])
+        out[key] = (weighted_score(res, True) if n else stored[key], n)
+    return out
+
+
+def check_views(engine, scope, t, monkeypatch):
+    """The views reading the aggregates agree with counts from the rows, at time ``t``."""
+    monkeypatch.setattr(queries, "now", lambda: t)
+    expected = slow_top_failing(engine, scope, t)
+    with engine.connect() as conn:
+        got = {x["rule_id"]: x["hosts"] for x in queries.top_failing_rules(conn, scope, limit=1000)}
+    assert got == expected
+    # findings totals for a few filters, against the length of the full list
+    for filters in ({"status": ["fail"]}, {"status": ["waived"]}, {"status": ["fail", "pass"], "severity": ["high"]},
+                    {"rule": RULES[0][0]}, {"category": "crypto", "status": ["manual"]}):
+        page = queries.findings(engine, scope, limit=1, **filters)
+        full = queries.findings(engine, scope, limit=100000, **filters)
+        assert page.total == len(full), filters
+    for rid in (RULES[0][0], RULES[1][0], LAST_RULE):
+        counts = queries.rule_status_counts(engine, scope, rid)
+        rows = queries.rule_hosts(engine, scope, rid)
+        slow = {}
+        for x in rows:
+            slow[x["status"]] = slow.get(x["status"], 0) + 1
+        assert counts == slow, rid
+    # localization bars
+    c, h = db.components, db.hosts
+    q = select(c.c.category, c.c.origin, func.count()).select_from(c.join(h, h.c.id == c.c.host_id)).group_by(
+        c.c.category, c.c.origin)
+    if scope.where(h.c.org_path) is not None:
+        q = q.where(scope.where(h.c.org_path))
+    with engine.connect() as conn:
+        slow_loc = {}
+        for cat, origin, n in conn.execute(q):
+            slow_loc.setdefault(cat, {"domestic": 0, "foreign": 0, "unknown": 0})[origin] = n
+        loc = {k: {o: v[o] for o in ("domestic", "foreign", "unknown")}
+               for k, v in queries.localization_by_category(conn, scope).items()}
+    assert loc == slow_loc
+    # scores with waivers: per host, per org unit, per profile
+    scores = slow_profile_scores(engine, t)
+    hosts = queries.list_hosts(engine, scope, limit=1000)
+    assert hosts
+    for host in hosts:
+        for profile, p in host["profiles"].items():
+            assert (p["score"], p["waived"]) == scores[(host["id"], profile)], (host["hostname"], profile)
+    tree = {n["path"]: n for n in queries.org_tree(engine, scope)}
+    with engine.connect() as conn:
+        by_profile = {p["profile"]: p for p in queries.compliance_by_profile(conn, scope)}
+        org_of = dict(conn.execute(select(h.c.id, h.c.org_path)).all())
+    for org, node in tree.items():
+        for profile, p in node["profiles"].items():
+            mine = [v for (hid, prof), v in scores.items()
+                    if prof == profile and (org_of[hid] == org or org_of[hid].startswith(org.rstrip("/") + "/"))
+                    and scope.covers(org_of[hid])]
+            vals = [v[0] for v in mine if v[0] is not None]
+            assert p["waived"] == sum(v[1] for v in mine), (org, profile)
+            assert p["score"] == (pytest.approx(sum(vals) / len(vals), abs=0.006) if vals else None), (org, profile)
+    for profile, p in by_profile.items():
+        mine = [v for (hid, prof), v in scores.items() if prof == profile and scope.covers(org_of[hid])]
+        vals = [v[0] for v in mine if v[0] is not None]
+        assert p["waived"] == sum(v[1] for v in mine)
+        assert p["score"] == (pytest.approx(sum(vals) / len(vals), abs=0.006) if vals else None)
+
+
+def test_aggregates_follow_every_writer_and_views_match_the_rows(engine, monkeypatch):
+    rng = random.Random(14)
+    fin = enroll(engine, "/gov/finance", 4)
+    tax = enroll(engine, "/gov/finance/tax", 3)
+    hea = enroll(engine, "/gov/health", 4)
+    fleet = fin + tax + hea
+    t0 = 1_700_000_000
+    # three rounds of batched intake, two profiles on some hosts, random statuses
+    for rnd in range(3):
+        batch = []
+        for k, a in enumerate(fleet):
+            fails = [r[0] for r in RULES[:3] if rng.random() < 0.5]
+            batch.append(item(a, t0 + rnd * 86400, seed=rng.randint(1, 10 ** 6), fail_rules=fails)[0])
+            if k % 3 == 0:
+                batch.append(item(a, t0 + rnd * 86400 + 1, profile="xinchuang", seed=rng.randint(1, 10 ** 6))[0])
+        rng.shuffle(batch)
+        for i in range(0, len(batch), 5):
+            outs = put(engine, batch[i:i + 5])
+            assert not any(isinstance(o, Exception) for o in outs), outs
+        assert_consistent(engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.sum(db.result_counts.c.n))).scalar() == conn.execute(
+            select(func.count()).select_from(db.results)).scalar() > 0
+    t = t0 + 10 * 86400
+    # waivers in force, with different expiries; one over a subtree, one fleet-wide, one for one host
+    monkeypatch.setattr(waivers, "now", lambda: t)
+    w_org = waivers.create_waiver(engine, {"rule_id": RULES[0][0], "scope": "org", "scope_value": "/gov/finance",
+                                           "justification": "compensating control", "approver": "ciso",
+                                           "expires_at": t + 100}, "admin", scope=EVERYTHING)
+    waivers.create_waiver(engine, {"rule_id": RULES[1][0], "scope": "all", "scope_value": None,
+                                   "justification": "compensating control", "approver": "ciso",
+                                   "expires_at": t + 200}, "admin", scope=EVERYTHING)
+    waivers.create_waiver(engine, {"rule_id": RULES[2][0], "scope": "host", "scope_value": hea[0].host_id,
+                                   "justification": "compensating control", "approver": "ciso",
+                                   "expires_at": t + 300}, "admin", scope=EVERYTHING)
+    assert_consistent(engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(db.host_profiles)
+                            .where(db.host_profiles.c.waived_n > 0)).scalar() > 0
+    dept = Scope(["/gov/finance"])
+    for when in (t + 50, t + 150, t + 250, t + 400):  # all in force, then expiring one by one
+        check_views(engine, EVERYTHING, when, monkeypatch)
+        check_views(engine, dept, when, monkeypatch)
+    # a new round of intake while the waivers apply (intake attaches them and counts the difference)
+    batch = [item(a, t0 + 5 * 86400, seed=rng.randint(1, 10 ** 6), fail_rules=[RULES[0][0], RULES[1][0]])[0]
+             for a in fleet]
+    for i in range(0, len(batch), 4):
+        put(engine, batch[i:i + 4])
+    assert_consistent(engine)
+    check_views(engine, EVERYTHING, t + 50, monkeypatch)
+    check_views(engine, dept, t + 150, monkeypatch)
+    # revoking a waiver, re-evaluating a host's latest report, retiring a host
+    waivers.revoke_waiver(engine, w_org["id"], "admin", scope=EVERYTHING)
+    assert_consistent(engine)
+    it, _doc = item(tax[0], t0 + 6 * 86400, seed=5, fail_rules=[r[0] for r in RULES[:9]])
+    with db.write_tx(engine) as conn:
+        ingest.apply_latest(conn, it.host_id, it.report_id, it.collected_at, it.derived)
+    assert_consistent(engine)
+    retire_host(engine, fin[1].host_id, "decommissioned", "admin", scope=EVERYTHING)
+    assert_consistent(engine)
+    check_views(engine, EVERYTHING, t + 50, monkeypatch)
+    check_views(engine, dept, t + 50, monkeypatch)
+
+
+def test_a_scoped_reader_counts_only_its_department(engine, monkeypatch):
+    fin = enroll(engine, "/gov/finance", 2)
+    hea = enroll(engine, "/gov/health", 3)
+    put(engine, [item(a, 1_700_000_000, seed=1, fail_rules=[LAST_RULE])[0] for a in fin + hea])
+    t = 1_700_100_000
+    with engine.connect() as conn:
+        top = {x["rule_id"]: x["hosts"] for x in queries.top_failing_rules(conn, Scope(["/gov/finance"]), limit=100)}
+        everyone = {x["rule_id"]: x["hosts"] for x in queries.top_failing_rules(conn, EVERYTHING, limit=100)}
+        assert queries.localization_by_category(conn, Scope(["/gov/nobody"])) == {}
+    assert top[LAST_RULE] == 2 and everyone[LAST_RULE] == 5
+    assert queries.rule_status_counts(engine, Scope(["/gov/health"]), LAST_RULE) == {"fail": 3}
+    assert queries.findings(engine, Scope(["/gov/finance"]), status=["fail"], limit=1).total == len(
+        queries.findings(engine, Scope(["/gov/finance"]), status=["fail"], limit=1000))
+    check_views(engine, Scope(["/gov/health"]), t, monkeypatch)
+
+
+def test_a_result_without_severity_or_category_is_counted(engine, monkeypatch):
+    (a,) = enroll(engine, "/gov/water", 1)
+    it, doc = item(a, 1_700_000_000, seed=3, fail_rules=[LAST_RULE])
+    for r in doc["results"][:3]:
+        r.pop("severity")
+        r["category"] = None
+        r["status"] = "fail"
+    it = it._replace(derived=ingest.derive(doc))
+    put(engine, [it])
+    assert_consistent(engine)
+    check_views(engine, EVERYTHING, 1_700_100_000, monkeypatch)
+
+
+def test_unchanged_results_are_not_rewritten(engine):
+    (a,) = enroll(engine, "/gov/finance", 1)
+    first, _d = item(a, 1_700_000_000, seed=11)
+    put(engine, [first])
+    ident = "xmin::text" if engine.dialect.name == "postgresql" else "rowid"
+    r = db.results
+
+    def versions():
+        with engine.connect() as conn:
+            return {row[0]: (row[1], row[2]) for row in conn.execute(text(
+                "SELECT rule_id, %s, status FROM results WHERE host_id = :h" % ident), {"h": a.host_id})}
+    before = versions()
+    # the same results again except the last rule, which now fails
+    again, _d = item(a, 1_700_086_400, seed=11, fail_rules=[LAST_RULE])
+    put(engine, [again])
+    after = versions()
+    assert set(after) == set(before)
+    changed = {rid for rid in after if after[rid] != before[rid]}
+    if before[LAST_RULE][1] == "fail":
+        assert changed == set()
+    else:
+        assert changed == {LAST_RULE}
+    if engine.dialect.name == "postgresql":  # xmin: which rows this transaction wrote
+        rewritten = {rid for rid in after if after[rid][0] != before[rid][0]}
+        assert rewritten == changed
+    with engine.connect() as conn:
+        assert conn.execute(select(r.c.status).where(r.c.host_id == a.host_id, r.c.rule_id == LAST_RULE)).scalar() == "fail"
+        assert conn.execute(select(db.host_profiles.c.report_id).where(
+            db.host_profiles.c.host_id == a.host_id)).scalar() == again.report_id
+    # a report without some rules deletes their rows; a new rule is inserted
+    _it, doc = item(a, 1_700_172_800, seed=11, fail_rules=[LAST_RULE])
+    doc["results"] = doc["results"][5:] + [dict(doc["results"][0], rule_id="mlps.new.rule")]
+    third = _it._replace(derived=ingest.derive(doc), report_id=doc["report_id"])
+    put(engine, [third])
+    rows = versions()
+    assert set(rows) == (set(before) - {x[0] for x in RULES[:5]}) | {"mlps.new.rule"}
+    assert_consistent(engine)
+
+
+def _all_rollups(conn):
+    return sorted((d, o, p, n, round(s or 0, 6), sc, round(ls or 0, 6), ln) for d, o, p, n, s, sc, ls, ln in conn.execute(
+        select(db.daily_rollups.c.day, db.daily_rollups.c.org_path, db.daily_rollups.c.profile, db.daily_rollups.c.hosts,
+               db.daily_rollups.c.score_sum, db.daily_rollups.c.scored, db.daily_rollups.c.loc_sum,
+               db.daily_rollups.c.loc_n)) if n)
+
+
+def test_retiring_a_host_takes_it_out_of_the_stored_rollups(engine):
+    fleet = enroll(engine, "/gov/finance", 3) + enroll(engine, "/gov/health", 2)
+    today = rollups.today()
+    for d in range(1, 9):  # a report a day for 8 days before today, two profiles on one host
+        batch = [item(a, (today - d) * 86400 + 3600 + k, seed=d * 10 + k)[0] for k, a in enumerate(fleet)]
+        batch.append(item(fleet[0], (today - d) * 86400 + 7200, profile="xinchuang", seed=d)[0])
+        put(engine, batch)
+    assert rollups.ensure(engine, 10) == 10
+    with engine.connect() as conn:
+        counted = _all_rollups(conn)
+    assert any(o == "/gov/finance" and n == 3 for _d, o, p, n, *_x in counted)
+    retire_host(engine, fleet[0].host_id, "decommissioned", "admin", scope=EVERYTHING)
+    with engine.connect() as conn:
+        kept = _all_rollups(conn)
+        marks = conn.execute(select(func.count()).select_from(db.rollup_days)).scalar()
+    assert marks == 10  # nothing to recompute
+    assert kept != counted
+    with db.write_tx(engine) as conn:  # the same days computed afresh
+        for day in range(today - 10, today):
+            rollups.compute_day(conn, day)
+        fresh = _all_rollups(conn)
+    assert kept == fresh
+    assert not any(p == "xinchuang" for _d, o, p, *_x in fresh)
