@@ -67,9 +67,30 @@ def slow_profile_scores(engine, t):
     return out
 
 
+def slow_worst(engine, scope, profile, t):
+    """[(host, weight, failures)] of the failing rows after waivers, heaviest first."""
+    from scanner.engine.evaluator import WEIGHTS
+    r, h = db.results, db.hosts
+    q = (select(r.c.host_id, r.c.severity).select_from(r.join(h, h.c.id == r.c.host_id))
+         .where(r.c.profile == profile, queries.status_filter(["fail"], t)))
+    if scope.where(h.c.org_path) is not None:
+        q = q.where(scope.where(h.c.org_path))
+    out = {}
+    with engine.connect() as conn:
+        for hid, sev in conn.execute(q):
+            w, n = out.get(hid, (0, 0))
+            out[hid] = (w + WEIGHTS.get(sev, 2), n + 1)
+    return sorted([(hid, w, n) for hid, (w, n) in out.items()], key=lambda x: (-x[1], -x[2], x[0]))
+
+
 def check_views(engine, scope, t, monkeypatch):
     """The views reading the aggregates agree with counts from the rows, at time ``t``."""
     monkeypatch.setattr(queries, "now", lambda: t)
+    for profile in ("mlps-l3", "xinchuang"):
+        with engine.connect() as conn:
+            got = [(x["host_id"], x["weight"], x["failed"])
+                   for x in queries.worst_hosts(conn, scope, None, profile, limit=1000)]
+        assert got == slow_worst(engine, scope, profile, t), profile
     expected = slow_top_failing(engine, scope, t)
     with engine.connect() as conn:
         got = {x["rule_id"]: x["hosts"] for x in queries.top_failing_rules(conn, scope, limit=1000)}

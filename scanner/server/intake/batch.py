@@ -46,7 +46,7 @@ COMPONENT_COLS = ("host_id", "seq", "category", "product_id", "name_zh", "name_e
 HOST_LATEST_COLS = ("last_seen", "latest_report_id", "latest_collected", "os_name", "os_family", "loc_domestic",
                     "loc_foreign", "loc_unknown", "loc_rate")
 PROFILE_COLS = ("report_id", "collected_at", "score", "score_without_waivers", "passed", "failed", "errors", "other",
-                "waived_n", "waived_score", "waived_min", "waived_max")
+                "waived_n", "waived_score", "waived_min", "waived_max", "fail_weight", "waived_weight")
 RESULT_COLS = ("host_id", "profile", "rule_id", "title_zh", "title_en", "category", "severity", "status", "actual",
                "expected", "evidence", "waiver_id", "waiver_until", "row_hash")
 RESULT_KEYS = ("host_id", "profile", "rule_id")
@@ -111,8 +111,7 @@ def store_batch(conn, items):
                 attach_from(candidates, it.host_id, host["org_path"], rows)
                 results[key] = rows
                 hp_rows[key] = (it.report_id, it.collected_at, row["score"], row["score_without_waivers"],
-                                row["passed"], row["failed"], row["errors"], row["other"]) + (
-                    aggregates.waived_score(rows) if candidates else (0, None, None, None))
+                                row["passed"], row["failed"], row["errors"], row["other"]) + aggregates.waived_score(rows)
         out.append(_ack(it.report_id, it.host_id, it.received_at))
 
     sql.insert(r, REPORT_COLS, new_reports)

@@ -183,22 +183,29 @@ def check(conn):
     """Differences between the maintained aggregates and a recomputation from the results, as
     (table, key, kept, recomputed); [] when they agree. Runs the recomputation in a savepoint of
     the caller's transaction and rolls it back."""
-    kept = snapshot(conn)
+    kept = snapshot(conn) + (_profile_columns(conn),)
     sp = conn.begin_nested()
     try:
+        refresh_profiles(conn)
         rebuild(conn)
-        fresh = snapshot(conn)
+        fresh = snapshot(conn) + (_profile_columns(conn),)
     finally:
         sp.rollback()
     return _diff(kept, fresh)
 
 
+def _profile_columns(conn):
+    return {tuple(r[:2]): tuple(r[2:]) for r in conn.execute(text(
+        "SELECT host_id, profile, waived_n, waived_score, waived_min, waived_max, fail_weight, waived_weight "
+        "FROM host_profiles"))}
+
+
 def _diff(kept, fresh):
     out = []
-    for name, a, b in zip(("result_counts", "rule_failing", "component_counts", "org_hosts", "org_profiles"),
-                          kept, fresh):
+    for name, a, b in zip(("result_counts", "rule_failing", "component_counts", "org_hosts", "org_profiles",
+                           "host_profiles"), kept, fresh):
         for key in sorted(set(a) | set(b), key=lambda k: tuple(str(x) for x in k)):
-            if a.get(key, 0) != b.get(key, 0):
+            if a.get(key, 0) != b.get(key, 0):  # host_profiles: the columns refresh_profiles keeps
                 out.append((name, key, a.get(key, 0), b.get(key, 0)))
     return out
 
@@ -210,29 +217,33 @@ def _weight_sql():
 
 
 def waived_score(rows):
-    """(waived_n, waived_score, waived_min, waived_max) of one host profile from its result rows
-    (dicts: severity, status, waiver_until): the failures a central waiver covers counted as waived,
-    in the agent's formula (scanner/engine/evaluator.py ``score``, waived counts as passed)."""
+    """(waived_n, waived_score, waived_min, waived_max, fail_weight, waived_weight) of one host
+    profile from its result rows (dicts: severity, status, waiver_until): the failures a central
+    waiver covers counted as waived, in the agent's formula (scanner/engine/evaluator.py ``score``,
+    waived counts as passed); the severity weights of its failures and of those covered."""
     from scanner.engine.evaluator import WEIGHTS
-    got = total = n = 0
+    got = total = n = fail_w = waived_w = 0
     lo = hi = None
     for x in rows:
         st = x["status"]
+        w = WEIGHTS.get(x["severity"], 2)
         covered = st == "fail" and x["waiver_until"] is not None
+        if st == "fail":
+            fail_w += w
         if covered:
             n += 1
+            waived_w += w
             u = x["waiver_until"]
             lo = u if lo is None else min(lo, u)
             hi = u if hi is None else max(hi, u)
-        w = WEIGHTS.get(x["severity"], 2)
         if st not in ("pass", "fail", "waived") or not w:
             continue
         total += w
         if st != "fail" or covered:
             got += w
     if not n:
-        return 0, None, None, None
-    return n, (round(100.0 * got / total, 1) if total else None), lo, hi
+        return 0, None, None, None, fail_w, 0
+    return n, (round(100.0 * got / total, 1) if total else None), lo, hi, fail_w, waived_w
 
 
 _PROFILE_SUMS = """
@@ -241,7 +252,9 @@ SELECT r.host_id, r.profile,
        sum(CASE WHEN r.status IN ('pass', 'waived') OR (r.status = 'fail' AND r.waiver_until IS NOT NULL)
                 THEN {w} ELSE 0 END),
        sum(CASE WHEN r.status IN ('pass', 'fail', 'waived') THEN {w} ELSE 0 END),
-       min(CASE WHEN r.status = 'fail' THEN r.waiver_until END), max(CASE WHEN r.status = 'fail' THEN r.waiver_until END)
+       min(CASE WHEN r.status = 'fail' THEN r.waiver_until END), max(CASE WHEN r.status = 'fail' THEN r.waiver_until END),
+       sum(CASE WHEN r.status = 'fail' THEN {w} ELSE 0 END),
+       sum(CASE WHEN r.status = 'fail' AND r.waiver_until IS NOT NULL THEN {w} ELSE 0 END)
 FROM results r
 WHERE {cond}
 GROUP BY r.host_id, r.profile
@@ -256,8 +269,8 @@ def refresh_profiles(conn, host_ids=None, orgs=True):
     hp = db.host_profiles
     if host_ids is None:
         batches = [None]
-        conn.execute(hp.update().where(hp.c.waived_n != 0).values(waived_n=0, waived_score=None, waived_min=None,
-                                                                  waived_max=None))
+        conn.execute(hp.update().values(waived_n=0, waived_score=None, waived_min=None, waived_max=None,
+                                        fail_weight=0, waived_weight=0))
         ids = None
     else:
         ids = sorted(set(host_ids))
@@ -269,19 +282,18 @@ def refresh_profiles(conn, host_ids=None, orgs=True):
             stmt = stmt.bindparams(bindparam("hosts", expanding=True))
         rows = conn.execute(stmt, {"hosts": part} if part is not None else {}).all()
         changes = []
-        for host_id, profile, n, got, total, lo, hi in rows:
-            if not n and part is None:
-                continue  # reset above
+        for host_id, profile, n, got, total, lo, hi, fail_w, waived_w in rows:
             n = int(n or 0)
             score = (round(100.0 * int(got) / int(total), 1) if total else None) if n else None
             changes.append({"h": host_id, "p": profile, "n": n, "s": score, "lo": lo if n else None,
-                            "hi": hi if n else None})
+                            "hi": hi if n else None, "fw": int(fail_w or 0), "ww": int(waived_w or 0)})
         if changes:
             if part is not None and orgs:
                 adjust_orgs(conn, part, -1)
             conn.execute(hp.update().where(hp.c.host_id == bindparam("h"), hp.c.profile == bindparam("p"))
                          .values(waived_n=bindparam("n"), waived_score=bindparam("s"), waived_min=bindparam("lo"),
-                                 waived_max=bindparam("hi")), changes)
+                                 waived_max=bindparam("hi"), fail_weight=bindparam("fw"),
+                                 waived_weight=bindparam("ww")), changes)
             if part is not None and orgs:
                 adjust_orgs(conn, part, +1)
     if ids is None:

@@ -163,6 +163,10 @@ host_profiles = Table(
     Column("waived_score", Float, nullable=True),
     Column("waived_min", BigInteger, nullable=True),
     Column("waived_max", BigInteger, nullable=True),
+    # severity weights (scanner/engine/evaluator.py WEIGHTS) of its failures and of those covered
+    # by central waivers: the worst hosts (queries.worst_hosts) without reading the results
+    Column("fail_weight", Integer, nullable=False, server_default="0"),
+    Column("waived_weight", Integer, nullable=False, server_default="0"),
     UniqueConstraint("host_id", "profile"),
     # the few profiles whose covering waivers partly expired (queries.waiver_corrections)
     Index("ix_host_profiles_waived_min", "waived_min", postgresql_where=text("waived_n > 0"),

@@ -801,17 +801,32 @@ def worst_hosts(conn, scope, org=None, profile=None, limit=10):
     """The hosts with the heaviest failures in ``profile`` (the scope's main profile): the sum of
     the severity weights of their failing results (after central waivers; manual results recorded
     不符合 by an assessor count too, 部分符合 half), heaviest first, with the failures per severity
-    (as reported). Read from the failing rows only (ix_results_failing narrows them)."""
+    (as reported). Ranked from the weights kept per host profile (host_profiles.fail_weight/
+    waived_weight, store/aggregates.py); the few profiles whose waivers partly expired are recounted
+    from their results, and so are the hosts a verdict touches (``_add_recorded_failures``)."""
     if not profile:
         return []
-    r, h = db.results, db.hosts
-    weight = func.sum(_weight_expr(r.c.severity)).label("weight")
-    q = _where(select(r.c.host_id, weight, func.count().label("failed"))
-               .select_from(r.join(h, h.c.id == r.c.host_id)),
-               *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None), r.c.profile == profile,
-               status_filter(["fail"])).group_by(r.c.host_id)
-    q = q.order_by(weight.desc(), func.count().desc(), r.c.host_id).limit(limit)
-    top = {x[0]: [int(x[1] or 0), int(x[2])] for x in conn.execute(q).all()}
+    from scanner.engine.evaluator import WEIGHTS as weights
+    t = now()
+    r, h, hp = db.results, db.hosts, db.host_profiles
+    full = waived_case(t)
+    weight = (hp.c.fail_weight - case((full, hp.c.waived_weight), else_=0)).label("weight")
+    failed = (hp.c.failed - case((full, hp.c.waived_n), else_=0)).label("failed")
+    base = list(_in_scope(scope, h.c.org_path, org)) + [h.c.retired_at.is_(None), hp.c.profile == profile]
+    joined = hp.join(h, h.c.id == hp.c.host_id)
+    ranked = [tuple(x) for x in conn.execute(_where(
+        select(hp.c.host_id, weight, failed).select_from(joined).where(~_partly_expired(t), failed > 0), *base)
+        .order_by(weight.desc(), failed.desc(), hp.c.host_id).limit(limit))]
+    partial = [x[0] for x in conn.execute(_where(select(hp.c.host_id).select_from(joined).where(_partly_expired(t)),
+                                                 *base))]
+    for i in range(0, len(partial), 500):
+        counted = {}
+        for hid, sev in conn.execute(_where(select(r.c.host_id, r.c.severity).where(
+                r.c.host_id.in_(partial[i:i + 500]), r.c.profile == profile), status_filter(["fail"], t))):
+            w, n = counted.get(hid, (0, 0))
+            counted[hid] = (w + weights.get(sev, 2), n + 1)
+        ranked.extend((hid, w, n) for hid, (w, n) in counted.items())
+    top = {hid: [int(w or 0), int(n)] for hid, w, n in ranked}
     _add_recorded_failures(conn, scope, org, profile, top, limit)
     if not top:
         return []
@@ -821,9 +836,8 @@ def worst_hosts(conn, scope, org=None, profile=None, limit=10):
     names = {x[0]: (x[1], x[2]) for x in conn.execute(select(h.c.id, h.c.hostname, h.c.org_path).where(h.c.id.in_(ids)))}
     sev = {}
     for hid, severity, n in conn.execute(_where(select(r.c.host_id, r.c.severity, func.count()).where(
-            r.c.host_id.in_(ids), r.c.profile == profile), status_filter(["fail"])).group_by(r.c.host_id, r.c.severity)):
+            r.c.host_id.in_(ids), r.c.profile == profile), status_filter(["fail"], t)).group_by(r.c.host_id, r.c.severity)):
         sev.setdefault(hid, {})[severity] = n
-    hp = db.host_profiles
     rows = [dict(x) for x in conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed).where(
         hp.c.host_id.in_(ids), hp.c.profile == profile)).mappings()]
     scores = {x["host_id"]: x["score"] for x in apply_central_waivers(conn, rows, h.c.id.in_(ids))}

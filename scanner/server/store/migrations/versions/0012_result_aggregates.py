@@ -24,6 +24,8 @@ def upgrade():
     op.add_column('host_profiles', sa.Column('waived_score', sa.Float(), nullable=True))
     op.add_column('host_profiles', sa.Column('waived_min', sa.BigInteger(), nullable=True))
     op.add_column('host_profiles', sa.Column('waived_max', sa.BigInteger(), nullable=True))
+    op.add_column('host_profiles', sa.Column('fail_weight', sa.Integer(), server_default='0', nullable=False))
+    op.add_column('host_profiles', sa.Column('waived_weight', sa.Integer(), server_default='0', nullable=False))
     op.create_index('ix_host_profiles_waived_min', 'host_profiles', ['waived_min'], unique=False,
                     postgresql_where=sa.text('waived_n > 0'), sqlite_where=sa.text('waived_n > 0'))
     op.create_table(
@@ -103,7 +105,7 @@ def downgrade():
     op.drop_table('rule_failing')
     op.drop_table('result_counts')
     op.drop_index('ix_host_profiles_waived_min', table_name='host_profiles')
-    for col in ('waived_max', 'waived_min', 'waived_score', 'waived_n'):
+    for col in ('waived_weight', 'fail_weight', 'waived_max', 'waived_min', 'waived_score', 'waived_n'):
         op.drop_column('host_profiles', col)
     op.drop_column('results', 'row_hash')
     op.drop_column('reports', 'pruned_at')
