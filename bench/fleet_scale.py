@@ -260,7 +260,7 @@ def start_server(tmp, url, port, src=None):
                                     "--log-level", "warning", "--db", url], stdout=log, stderr=subprocess.STDOUT,
                             env=env, cwd=tmp)
     conn = Https(port, os.path.join(tmp, "ca.pem"))
-    deadline = time.time() + 60
+    deadline = time.time() + 180  # a loaded machine
     while time.time() < deadline:
         try:
             conn.request("GET", "/api/v1/openapi.json")
