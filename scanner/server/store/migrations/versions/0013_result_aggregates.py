@@ -3,16 +3,16 @@ component_counts), hosts indexed in the fleet's order (org unit, hostname), the 
 host profile, a digest per result row (row_hash) so that intake rewrites only the rows that changed,
 and reports.pruned_at (retention of report bodies)
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06 05:40:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
