@@ -267,7 +267,8 @@ def start_server(tmp, url, port, src=None):
             return proc, conn
         except OSError:
             time.sleep(0.2)
-    raise SystemExit("server did not start; see %s" % log.name)
+    log.close()
+    raise SystemExit("server did not start:\n%s" % open(log.name, encoding="utf-8", errors="replace").read()[-3000:])
 
 
 def web_session(conn):
@@ -493,6 +494,15 @@ def main():
             before_name, before_url = make_before_db(url, name, opts.before, log)
             before_tmp = tmp + "-before"
             shutil.copytree(tmp, before_tmp)
+            # server.json as the other checkout knows it (it refuses settings it does not have)
+            known = json.loads(subprocess.run(
+                [sys.executable, "-c", "import dataclasses, json; from scanner.server.settings import Settings; "
+                 "print(json.dumps([f.name for f in dataclasses.fields(Settings)]))"],
+                env=dict(os.environ, PYTHONPATH=os.path.abspath(opts.before)), cwd=before_tmp, check=True,
+                capture_output=True, text=True).stdout)
+            cfg = os.path.join(before_tmp, "server.json")
+            data = json.load(open(cfg, encoding="utf-8"))
+            json.dump({k: v for k, v in data.items() if k in known}, open(cfg, "w", encoding="utf-8"), indent=2)
         proc, api = start_server(tmp, url, port)
         servers = [("after" if opts.before else "this", port, tmp, api)]
         if opts.before:
