@@ -163,6 +163,37 @@ def export_cmd(config_path, output, include_exported, merge_from, lang):
                err=True)
 
 
+@agent.command("submit")
+@config_option
+@click.argument("report", type=click.Path(dir_okay=False, exists=True))
+@click.option("--token", default=None, envvar="XCSCAN_ENROLL_TOKEN", metavar="T",
+              help="Enrollment token for the scanned host's org unit, needed the first time (or "
+                   "$XCSCAN_ENROLL_TOKEN) / 首次提交时被扫描主机所属组织单位的注册令牌")
+@lang_option
+def submit_cmd(config_path, report, token, lang):
+    """Submit a report this station collected over SSH for a host without an agent, signed with the
+    station's key (the host is enrolled as agentless under this station the first time)
+    / 以本扫描站的密钥签名并提交经 SSH 采集的无代理主机报告"""
+    from scanner.i18n import t
+    from scanner.agent import config as agent_config
+    from scanner.agent import agentless
+    cfg = agent_config.load(config_path)
+    done = agentless.submit(cfg, report, token=token)
+    lang = resolve_lang(lang)
+    if done["enrolled"]:
+        click.echo(t("agent.submit.enrolled", lang, hostname=done["hostname"], host_id=done["host_id"]), err=True)
+    if done["delivered"]:
+        click.echo(t("agent.submit.done", lang, report_id=done["report_id"], hostname=done["hostname"],
+                     host_id=done["host_id"]), err=True)
+        return
+    if done["rejected"]:
+        click.echo(t("agent.submit.rejected", lang, report_id=done["report_id"], reason=done["rejected"][0][1]),
+                   err=True)
+        sys.exit(1)
+    click.echo(t("agent.submit.spooled", lang, report_id=done["report_id"], problem=done["problem"] or "-"), err=True)
+    sys.exit(4)
+
+
 @agent.command("confirm")
 @config_option
 @click.argument("receipt", type=click.Path(dir_okay=False, exists=True))

@@ -167,7 +167,8 @@ def create_app(settings, engine=None):
 
     from scanner.server.store.audit import SecurityEvents
     app.state.security_events = SecurityEvents(settings.audit_events_per_minute)
-    refusals = {"/api/v1/reports": "report.refused", "/api/v1/enroll": "enroll.refused"}
+    refusals = {"/api/v1/reports": "report.refused", "/api/v1/enroll": "enroll.refused",
+                "/api/v1/enroll/agentless": "enroll.refused"}
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):

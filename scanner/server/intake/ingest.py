@@ -23,6 +23,8 @@ from scanner.server.util import clean_text, dumps, iso, now
 
 SCHEMA = "xcscan.report/1"
 SIGN_PREFIX = b"xcscan-report/1\n"
+AGENTLESS_PREFIX = b"xcscan-agentless-enroll/1\n"  # a station's request to enroll a host without an agent
+AGENTLESS_WINDOW = 600  # seconds a signed agentless enrollment request stays valid
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")  # ASCII only: str.isdigit() also accepts other scripts' digits
 STATUSES = ("pass", "fail", "error", "not_applicable", "manual", "waived")
@@ -51,6 +53,10 @@ def decode_public_key(text):
 def enroll(engine, token, hostname, machine_id, public_key, ip=None, host_id=None):
     """Register a host; ``host_id`` is given only by an offline enrollment (the agent chose it and signed
     its request with the new key, scanner/server/intake/transfer.py), otherwise a new one is made."""
+    return _enroll(engine, token, hostname, machine_id, public_key, ip, host_id)
+
+
+def _enroll(engine, token, hostname, machine_id, public_key, ip=None, host_id=None, station=None):
     key = decode_public_key(public_key)
     hostname = clean_text(hostname, 255)
     if not hostname or not hostname.strip():
@@ -59,13 +65,68 @@ def enroll(engine, token, hostname, machine_id, public_key, ip=None, host_id=Non
     host_id = host_id or str(uuid.uuid4())
     t = now()
     with db.write_tx(engine) as conn:
+        if station is not None:
+            # the station's row, locked: its agentless enrollments queue here (PostgreSQL), so a request
+            # sent twice at once enrolls one host
+            conn.execute(select(db.hosts.c.id).where(db.hosts.c.id == station).with_for_update()).first()
+            h = db.hosts
+            same = conn.execute(select(h.c.id, h.c.org_path).where(
+                h.c.station_id == station, h.c.machine_id == machine_id, h.c.retired_at.is_(None))).first()
+            if same is not None:  # the request again (replayed, or the station lost its state): no token used
+                return {"host_id": same.id, "org": same.org_path, "server_time": t, "station": station}
         tok = consume_token(conn, token)
         conn.execute(insert(db.hosts).values(
             id=host_id, hostname=hostname, machine_id=machine_id, org_path=tok["org_path"], public_key=key,
-            token_id=tok["id"], enrolled_at=t, loc_domestic=0, loc_foreign=0, loc_unknown=0))
+            token_id=tok["id"], enrolled_at=t, loc_domestic=0, loc_foreign=0, loc_unknown=0, station_id=station))
         aggregates.adjust_orgs(conn, [host_id], +1, profiles=False)
-        audit(conn, "agent:" + host_id, "host.enroll", hostname, {"org": tok["org_path"], "token": tok["id"]}, ip)
-    return {"host_id": host_id, "org": tok["org_path"], "server_time": t}
+        if station is None:
+            audit(conn, "agent:" + host_id, "host.enroll", hostname, {"org": tok["org_path"], "token": tok["id"]}, ip)
+        else:
+            audit(conn, "agent:" + station, "host.enroll", hostname, {"org": tok["org_path"], "token": tok["id"],
+                                                                      "agentless": host_id}, ip, org=tok["org_path"])
+    out = {"host_id": host_id, "org": tok["org_path"], "server_time": t}
+    if station is not None:
+        out["station"] = station
+    return out
+
+
+def enroll_agentless(engine, settings, station, timestamp, signature, body, ip=None):
+    """A scanning station (an enrolled agent) enrolls a host it scans over SSH as "agentless" under
+    itself (scanner/agent/agentless.py). The request is signed by the station's key over its host id, the
+    timestamp and the body with its own context (never valid as a report signature), at most
+    AGENTLESS_WINDOW old; the body names the token, host name and machine id. The new host's reports are
+    verified with the station's key; a retired station, or an agentless host, enrolls nothing."""
+    h = db.hosts
+    if not isinstance(station, str) or not UUID_RE.match(station):
+        raise unauthorized("unknown_host", "X-Xcscan-Host must be the scanning station's host id")
+    if not isinstance(timestamp, str) or not TIMESTAMP_RE.match(timestamp):
+        raise unauthorized("bad_signature", "X-Xcscan-Timestamp must be integer unix seconds (ASCII digits)")
+    sig = decode_signature(signature)
+    with engine.connect() as conn:
+        row = conn.execute(select(h.c.public_key, h.c.retired_at, h.c.station_id).where(h.c.id == station)).first()
+    if row is None:
+        raise unauthorized("unknown_host", "unknown station host id; enroll the scanning station first")
+    ts, t = int(timestamp), now()
+    if ts < t - AGENTLESS_WINDOW or ts > t + settings.max_future:
+        raise unauthorized("stale_timestamp", "the request's timestamp is outside the accepted window (%d seconds); "
+                           "check the station's clock" % AGENTLESS_WINDOW)
+    verify_signature(row.public_key, station, timestamp, body, sig, prefix=AGENTLESS_PREFIX)
+    if row.retired_at is not None:
+        raise forbidden("station_retired", "this scanning station was retired by the aggregator's administrator")
+    if row.station_id is not None:
+        raise forbidden("not_a_station", "an agentless host cannot enroll other hosts")
+    try:
+        fields = jsondoc.parse(body)
+    except jsondoc.JsonLimitError:
+        fields = None
+    if not isinstance(fields, dict) or not all(isinstance(fields.get(k), str) for k in ("token", "hostname",
+                                                                                           "machine_id")):
+        raise bad_request("bad_request", "the body must be a JSON object with token, hostname and machine_id strings")
+    machine_id = clean_text(fields["machine_id"], 128)
+    if not machine_id or not machine_id.strip():
+        raise bad_request("bad_machine_id", "an agentless host needs its machine id (the report's host.machine_id), "
+                          "which binds its reports to it")
+    return _enroll(engine, fields["token"], fields["hostname"], machine_id, row.public_key, ip, station=station)
 
 
 # --- body handling ---------------------------------------------------------------------------------
@@ -115,14 +176,14 @@ def decode_signature(signature):
     return sig
 
 
-def verify_signature(key, host_id, timestamp, body, signature):
+def verify_signature(key, host_id, timestamp, body, signature, prefix=SIGN_PREFIX):
     """Check the Ed25519 signature (``key``: a loaded public key or its base64 text; ``signature``:
-    the header text or its decoded bytes)."""
+    the header text or its decoded bytes; ``prefix``: the context, a report's unless said)."""
     from cryptography.exceptions import InvalidSignature
     sig = signature if isinstance(signature, bytes) else decode_signature(signature)
     if isinstance(key, str):
         key = load_public_key(key)
-    message = SIGN_PREFIX + host_id.encode("ascii") + b"\n" + timestamp.encode("ascii") + b"\n" + body
+    message = prefix + host_id.encode("ascii") + b"\n" + timestamp.encode("ascii") + b"\n" + body
     try:
         key.verify(sig, message)
     except InvalidSignature:
@@ -359,18 +420,18 @@ class HostKeys(object):
         self._known = {}
 
     def get(self, host_id):
-        """(loaded Ed25519 public key, machine id or None) of an enrolled host, or None."""
+        """(loaded Ed25519 public key, machine id or None, station id or None) of an enrolled host, or None."""
         hit = self._known.get(host_id)
         if hit is not None:
             return hit
         with self.engine.connect() as conn:
-            row = conn.execute(select(db.hosts.c.public_key, db.hosts.c.machine_id)
+            row = conn.execute(select(db.hosts.c.public_key, db.hosts.c.machine_id, db.hosts.c.station_id)
                                .where(db.hosts.c.id == host_id)).first()
         if row is None:
             return None
         if len(self._known) >= self.max_entries:
             self._known.clear()
-        hit = self._known[host_id] = (load_public_key(row.public_key), row.machine_id)
+        hit = self._known[host_id] = (load_public_key(row.public_key), row.machine_id, row.station_id)
         return hit
 
 
@@ -398,6 +459,14 @@ class Intake(object):
         host = self.hosts.get(host_id)
         if host is None:
             raise unauthorized("unknown_host", "unknown host id; enroll first")
+        if host[2] is not None:
+            # an agentless host speaks through its station: not once the station is retired (asked every
+            # time: a retirement applies at once)
+            with self.engine.connect() as conn:
+                station_retired = conn.execute(select(db.hosts.c.retired_at).where(db.hosts.c.id == host[2])).first()
+            if station_retired is None or station_retired[0] is not None:
+                raise forbidden("station_retired", "the scanning station that signs this agentless host's reports "
+                                "was retired; enroll the host under another station")
         ts = int(timestamp)
         t = now()
         if ts < t - settings.max_past or ts > t + settings.max_future:

@@ -103,6 +103,10 @@ hosts = Table(
     # the fleet's order (org unit, hostname): the first page of findings or hosts reads a few hosts
     Index("ix_hosts_org_hostname", "org_path", "hostname", "id"),
     Index("ix_hosts_last_seen", "last_seen"),  # the hosts that stopped reporting
+    # an agentless host (no agent; scanned over SSH by a scanning station, itself an enrolled host): the
+    # station's id; public_key holds the station's key, which signs this host's reports (migration 0014)
+    Column("station_id", String(36), nullable=True),
+    Index("ix_hosts_station", "station_id", "machine_id"),
 )
 
 reports = Table(

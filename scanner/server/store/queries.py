@@ -248,7 +248,8 @@ def _where(q, *conds):
 HOST_COLS = [db.hosts.c.id, db.hosts.c.hostname, db.hosts.c.machine_id, db.hosts.c.org_path, db.hosts.c.enrolled_at,
              db.hosts.c.last_seen, db.hosts.c.latest_report_id, db.hosts.c.latest_collected, db.hosts.c.os_name,
              db.hosts.c.os_family, db.hosts.c.loc_domestic, db.hosts.c.loc_foreign, db.hosts.c.loc_unknown,
-             db.hosts.c.loc_rate, db.hosts.c.retired_at, db.hosts.c.retired_by, db.hosts.c.retire_reason]
+             db.hosts.c.loc_rate, db.hosts.c.retired_at, db.hosts.c.retired_by, db.hosts.c.retire_reason,
+             db.hosts.c.station_id]
 
 
 HOST_SORTS = {

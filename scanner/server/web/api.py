@@ -41,6 +41,10 @@ class EnrollOut(BaseModel):
     server_time: int
 
 
+class AgentlessEnrollOut(EnrollOut):
+    station: str = Field(..., description="the scanning station's host id, whose key signs this host's reports")
+
+
 class Ack(BaseModel):
     report_id: str
     host_id: str
@@ -101,6 +105,21 @@ def _limit(limit, top=10000):
 def enroll(body: EnrollIn, request: Request):
     return ingest.enroll(request.app.state.engine, body.token, body.hostname, body.machine_id, body.public_key,
                          ip=client_ip(request))
+
+
+@router.post("/enroll/agentless", status_code=201, response_model=AgentlessEnrollOut, responses=ERRORS, tags=["agent"],
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                 "type": "object", "required": ["token", "hostname", "machine_id"],
+                 "properties": {"token": {"type": "string"}, "hostname": {"type": "string"},
+                                "machine_id": {"type": "string"}}}}}}})
+async def enroll_agentless(request: Request):
+    """A scanning station enrolls a host it scans over SSH (no agent there) under itself: signed with the
+    station's key like a report (X-Xcscan-Host = the station, context ``xcscan-agentless-enroll/1``)."""
+    h = request.headers
+    body = await request.body()  # small: the guard middleware has bounded it already
+    return await run_in_threadpool(ingest.enroll_agentless, request.app.state.engine, request.app.state.settings,
+                                   h.get("x-xcscan-host"), h.get("x-xcscan-timestamp"), h.get("x-xcscan-signature"),
+                                   body, client_ip(request))
 
 
 REPORT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
