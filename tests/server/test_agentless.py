@@ -10,6 +10,7 @@ import time
 import uuid
 
 from fleet import Agent
+from server_support import ADMIN
 
 AGENTLESS_PREFIX = b"xcscan-agentless-enroll/1\n"
 
@@ -67,6 +68,13 @@ def test_a_station_enrolls_and_reports_for_an_agentless_host(server):
             assert [t for t in admin.get("/api/v1/tokens").json() if t["org_path"] == org][0]["uses"] == uses == 1
             host = admin.get("/api/v1/hosts/%s" % target_id).json()
         assert host["station_id"] == station.host_id and host["org_path"] == org
+        with server.client() as w:  # the host page says who speaks for it
+            form = w.get("/login")
+            csrf = form.text.split('name="csrf_token" value="')[1].split('"')[0]
+            assert w.post("/login", data={"username": ADMIN[0], "password": ADMIN[1], "csrf_token": csrf,
+                                          "next": "/"}).status_code in (200, 303)
+            page = w.get("/hosts/%s" % target_id, params={"lang": "en"}).text
+        assert 'id="host-agentless"' in page and 'href="/hosts/%s"' % station.host_id in page
 
     with server.login() as admin:
         entries = [e for e in admin.get("/api/v1/audit", params={"limit": 1000}).json()
