@@ -20,7 +20,7 @@ PASSWORD = "Scoped-user-pw-42"
 SECRET_NOTE = "health-secret-%s" % uuid.uuid4().hex[:6]
 
 # Routes that are not about fleet data: agents authenticate by host key, sessions by password.
-NOT_SCOPED = {("POST", "/api/v1/enroll"), ("POST", "/api/v1/reports"), ("POST", "/api/v1/session"),
+NOT_SCOPED = {("POST", "/api/v1/enroll"), ("POST", "/api/v1/enroll/agentless"), ("POST", "/api/v1/reports"), ("POST", "/api/v1/session"),
               ("DELETE", "/api/v1/session"), ("GET", "/api/v1/openapi.json"), ("GET", "/static/app.css"),
               ("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}
 
@@ -130,7 +130,8 @@ def _fill(path, d):
               "rule_id": "mlps.ia.ssh-root-login", "username": d["users"]["their_officer"],
               "token_id": str(d["token_id"]), "target_id": str(d["target_id"]),
               "assessment_id": str(d["assessment"]["id"]), "file_id": str(d["assessment"]["files"][0]["id"]),
-              "rule_name": d["rule_name"], "key_name": d["key_name"], "channel_name": d["channel"]}
+              "rule_name": d["rule_name"], "key_name": d["key_name"], "channel_name": d["channel"],
+              "name": "0" * 32 + ".json"}
     out = path
     for name, value in values.items():
         out = out.replace("{%s}" % name, value)
@@ -188,6 +189,13 @@ def _payload(method, path, d, csrf):
         "/admin/users": {"username": "intruder-" + uuid.uuid4().hex[:6], "password": PASSWORD, "role": "officer",
                          "orgs": THEIRS},
         "/admin/users/{username}/unlock": {},
+        "/admin/users/{username}/disable": {},
+        "/admin/users/{username}/enable": {},
+        "/admin/users/{username}/logout": {},
+        "/admin/users/{username}/delete": {},
+        "/admin/users/{username}/password": {"password": "Another-" + PASSWORD, "password2": "Another-" + PASSWORD},
+        "/admin/tokens/{token_id}/revoke": {},
+        "/admin/transfer": {},
         "/admin/alerts/rules": {"name": "intruder-" + uuid.uuid4().hex[:6], "kind": "host_silent", "org": THEIRS,
                                 "channel": d["channel"], "days": "3"},
         "/admin/alerts/rules/{rule_name}/enable": {},
@@ -221,8 +229,8 @@ def _state(server, d):
             "retired": conn.execute(select(db.hosts.c.retired_at).where(db.hosts.c.id == theirs.host_id)).scalar(),
             "waiver": conn.execute(select(db.waivers.c.revoked_at, db.waivers.c.state, db.waivers.c.decided_by)
                                    .where(db.waivers.c.id == d["waiver_id"])).first(),
-            "token_expires": conn.execute(select(db.enroll_tokens.c.expires_at)
-                                          .where(db.enroll_tokens.c.id == d["token_id"])).scalar(),
+            "token_expires": conn.execute(select(db.enroll_tokens.c.expires_at, db.enroll_tokens.c.revoked_at)
+                                          .where(db.enroll_tokens.c.id == d["token_id"])).first(),
             "their_user": conn.execute(select(db.users.c.disabled, db.users.c.password_hash)
                                        .where(db.users.c.username == d["users"]["their_officer"])).all(),
             "assessment": conn.execute(select(db.assessments.c.revoked_at).where(

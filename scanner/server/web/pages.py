@@ -697,14 +697,9 @@ def admin_user_create(request: Request, csrf_token: str = Form("", max_length=64
 # account and token life cycle: a button in the table opens a confirmation page (GET, changes nothing)
 # that says what the action does to whom; its form (POST, CSRF token) acts through the same access-layer
 # functions as the API and the command line, which apply the admin's scope and write the audit log.
+# One pair of routes per action (not an {action} parameter), so the route sweep of tests/server/test_scope.py
+# calls each of them.
 USER_ACTIONS = ("disable", "enable", "password", "logout", "unlock", "delete")
-UserAction = Path(..., max_length=16)
-
-
-def _user_action(request, action):
-    if action not in USER_ACTIONS:
-        raise not_found(t("server.not_found", lang_of(request)))
-    return page_user(request, ADMINS)
 
 
 def _error_text(exc, lang):
@@ -719,18 +714,14 @@ def _confirm_page(request, user, kind, action, target, status=200, error=None):
                   error=error, is_self=kind == "user" and target["username"] == user["username"])
 
 
-@router.get("/admin/users/{username}/{action}")
-def admin_user_confirm(request: Request, username: str = Path(..., max_length=64), action: str = UserAction):
-    user = _user_action(request, action)
+def _user_confirm(request, username, action):
+    user = page_user(request, ADMINS)
     target = accounts.user_summary(request.app.state.engine, username, user["scope"])
     return _confirm_page(request, user, "user", action, target)
 
 
-@router.post("/admin/users/{username}/{action}")
-def admin_user_act(request: Request, username: str = Path(..., max_length=64), action: str = UserAction,
-                   csrf_token: str = Form("", max_length=64), password: str = Form("", max_length=1024),
-                   password2: str = Form("", max_length=1024)):
-    user = _user_action(request, action)
+def _user_act(request, username, action, csrf_token, password, password2):
+    user = page_user(request, ADMINS)
     check_csrf(request, user, csrf_token)
     engine, ip = request.app.state.engine, client_ip(request)
     who = dict(actor=user["username"], ip=ip, scope=user["scope"])
@@ -754,6 +745,22 @@ def admin_user_act(request: Request, username: str = Path(..., max_length=64), a
         return _confirm_page(request, user, "user", action, target, status=exc.status,
                              error=_error_text(exc, lang_of(request)))
     return RedirectResponse("/admin?" + urlencode({"done": action, "who": username}), status_code=303)
+
+
+def _add_user_action_routes(action):
+    def confirm(request: Request, username: str = Path(..., max_length=64)):
+        return _user_confirm(request, username, action)
+
+    def act(request: Request, username: str = Path(..., max_length=64), csrf_token: str = Form("", max_length=64),
+            password: str = Form("", max_length=1024), password2: str = Form("", max_length=1024)):
+        return _user_act(request, username, action, csrf_token, password, password2)
+    confirm.__name__, act.__name__ = "admin_user_%s_confirm" % action, "admin_user_%s" % action
+    router.add_api_route("/admin/users/{username}/%s" % action, confirm, methods=["GET"])
+    router.add_api_route("/admin/users/{username}/%s" % action, act, methods=["POST"])
+
+
+for _action in USER_ACTIONS:
+    _add_user_action_routes(_action)
 
 
 @router.get("/admin/tokens/{token_id}/revoke")
