@@ -71,10 +71,11 @@ class Env(object):
     """Everything a check may look at."""
 
     def __init__(self, facts, inventory=None, params=None, now=None, catalog=None, live=None,
-                 evidence_limit=40):
+                 evidence_limit=40, collection=None):
         self.facts = facts or {}
         self.inventory = inventory
-        self.collection = _collection(self.facts.get("collection"))
+        # ``collection``: _collection(facts["collection"]) made once for every rule of one evaluation
+        self.collection = collection if collection is not None else _collection(self.facts.get("collection"))
         self.params = params or {}
         self.now = now or utcnow()
         self.catalog = catalog

@@ -3,7 +3,7 @@ from __future__ import absolute_import
 
 from scanner.engine import STATUSES, severity_rank
 from scanner.engine.checks import ERROR, NA, evaluate_check
-from scanner.engine.env import Env, bounded, utcnow
+from scanner.engine.env import Env, _collection, bounded, utcnow
 from scanner.engine.text import reason
 from scanner.remediate.params import remediation_text, title_text
 
@@ -49,10 +49,12 @@ def _applies(rule, env):
     return None
 
 
-def evaluate_rule(rule, facts, inventory, params=None, severity=None, live=None, now=None, catalog=None):
-    """One result (the report contract's result shape, waiver unset)."""
+def evaluate_rule(rule, facts, inventory, params=None, severity=None, live=None, now=None, catalog=None,
+                  collection=None):
+    """One result (the report contract's result shape, waiver unset). ``collection``: the facts'
+    collection statuses as Env reads them, when the caller evaluates many rules over the same facts."""
     env = Env(facts, inventory, params if params is not None else dict(rule.get("params") or {}),
-              now=now, catalog=catalog, live=live)
+              now=now, catalog=catalog, live=live, collection=collection)
     try:
         gate = _applies(rule, env)
         if gate is not None:
@@ -107,11 +109,12 @@ def evaluate(facts, inventory, ruleset, profile=None, waivers=None, host=None, n
     host = host or {}
     live = host.get("live")
     results = []
+    collection = _collection((facts or {}).get("collection"))  # the same for every rule
     for rule in select_rules(ruleset, profile):
         params = profile.params_for(rule) if profile is not None else dict(rule.get("params") or {})
         severity = profile.severity_for(rule) if profile is not None else rule["severity"]
         result = evaluate_rule(rule, facts, inventory, params=params, severity=severity, live=live, now=now,
-                               catalog=catalog)
+                               catalog=catalog, collection=collection)
         apply_waivers(result, waivers, host, now)
         results.append(result)
     results.sort(key=sort_key)
