@@ -234,11 +234,12 @@ def test_shell_tmout_readonly_wins_and_invalid_values(make_root, tmp_path):
     assert (t["seconds"], t["readonly"], t["exported"], t["source"]) == (600, True, True, "/etc/profile.d/a.sh:1")
     assert t["ignored"][0]["source"] == "/etc/profile.d/b.sh:1"
     assert facts["umask"]["value"] == "002" and facts["umask"]["other"] == 2  # weakest of 002 and 027
-    root = make_root({"/etc/profile.d/t.sh": "declare -r TMOUT=300s\n", "/etc/login.defs": "UMASK 077\n"},
-                     root=tmp_path / "second")
+    root = make_root({"/etc/profile.d/t.sh": "declare -r TMOUT=300s\n", "/etc/login.defs": "UMASK 077\n",
+                      "/etc/pam.d/sshd": "session optional pam_umask.so\n"}, root=tmp_path / "second")
     facts, _ = run(root, "shell")
     assert facts["tmout"]["valid"] is False and facts["tmout"]["seconds"] == 0 and facts["tmout"]["readonly"] is True
-    assert facts["umask"]["origin"] == "login.defs" and facts["umask"]["value"] == "077"
+    # no umask in the shell files: pam_umask in sshd's session stack applies login.defs UMASK
+    assert facts["umask"]["origin"] == "pam_umask" and facts["umask"]["value"] == "077"
 
 
 # ---------------------------------------------------------------- audit

@@ -1013,3 +1013,143 @@ def test_chrony_include_globs_are_read_like_chronyd_reads_them(make_root, tmp_pa
     root = make_root(files, root=tmp_path / "no-include")
     assert run(root, "time_sync")[0]["servers"] == []
     assert verdict(root, "mlps.au.time-sync-servers")["status"] == "fail"
+
+
+# ---------------------------------------------------------------- umask of a login session (item 2)
+# linux-pam modules/pam_umask/pam_umask.c + libpam/pam_modutil_searchkey.c: the FIRST UMASK line of
+# /etc/login.defs, strtoul base 8; `usergroups` copies the owner bits to the group bits for a non-root
+# user whose primary group has the user's name. Without pam_umask in the session stack nothing applies
+# login.defs UMASK to a PAM login: the session keeps the 022 it inherits.
+UMASK_PASSWD = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n"
+UMASK_GROUP = "root:x:0:\nalice:x:1000:\n"
+
+
+def umask_root(make_root, login_defs, session, root, passwd=UMASK_PASSWD, group=UMASK_GROUP):
+    files = {"/etc/login.defs": login_defs, "/etc/pam.d/sshd": "@include common-session\n",
+             "/etc/pam.d/common-session": "session required pam_unix.so\n" + session,
+             "/etc/passwd": passwd, "/etc/group": group, "/etc/profile": "PATH=/usr/bin\n"}
+    return make_root(files, root=root)
+
+
+def test_session_umask_first_login_defs_line_wins_when_pam_umask_is_in_the_stack(make_root, tmp_path):
+    # shadow-utils' getdef would take the last line (022); pam_umask stops at the first
+    root = umask_root(make_root, "UMASK 027\nUMASK 022\n", "session optional pam_umask.so\n", tmp_path / "a")
+    facts, _ = run(root, "shell")
+    u = facts["umask"]
+    assert (u["value"], u["origin"]) == ("027", "pam_umask")
+    assert u["settings"][0]["source"].startswith("/etc/login.defs:1 via /etc/pam.d/common-session:2")
+    assert verdict(root, "mlps.ac.default-umask")["status"] == "pass"
+    # the reverse order: the first line is 022, the session gets 022 and the rule fails
+    root = umask_root(make_root, "umask=022\nUMASK 027\n", "session optional pam_umask.so\n", tmp_path / "b")
+    facts, _ = run(root, "shell")
+    assert facts["umask"]["value"] == "022"
+    assert verdict(root, "mlps.ac.default-umask")["status"] == "fail"
+
+
+def test_session_umask_without_pam_umask_ignores_login_defs(make_root, tmp_path):
+    root = umask_root(make_root, "UMASK 027\n", "", tmp_path / "a")
+    facts, _ = run(root, "shell")
+    assert (facts["umask"]["value"], facts["umask"]["origin"]) == ("022", "inherited")
+    assert "no pam_umask" in facts["umask"]["settings"][0]["source"]
+    assert verdict(root, "mlps.ac.default-umask")["status"] == "fail"
+    # a shell start-up file setting 027 makes it compliant again
+    root = umask_root(make_root, "UMASK 022\n", "", tmp_path / "b")
+    os.makedirs(os.path.join(root, "etc/profile.d"))
+    with open(os.path.join(root, "etc/profile.d/umask.sh"), "w") as handle:
+        handle.write("umask 027\n")
+    assert verdict(root, "mlps.ac.default-umask")["status"] == "pass"
+
+
+def test_session_umask_usergroups_copies_owner_bits_for_private_groups(make_root, tmp_path):
+    root = umask_root(make_root, "UMASK 027\n", "session optional pam_umask.so usergroups\n", tmp_path / "a")
+    facts, _ = run(root, "shell")
+    u = facts["umask"]
+    assert u["value"] == "007" and u["group"] == 0 and u["usergroups_users"] == ["alice"]
+    assert u["settings"][0]["private_group_value"] == "007"
+    assert verdict(root, "mlps.ac.default-umask")["status"] == "fail"
+    # nobody has a private group (alice's primary group is "users"): 027 stays
+    root = umask_root(make_root, "UMASK 027\n", "session optional pam_umask.so usergroups\n", tmp_path / "b",
+                      passwd="root:x:0:0::/root:/bin/bash\nalice:x:1000:100::/home/alice:/bin/bash\n",
+                      group="root:x:0:\nusers:x:100:\n")
+    facts, _ = run(root, "shell")
+    assert facts["umask"]["value"] == "027"
+    assert verdict(root, "mlps.ac.default-umask")["status"] == "pass"
+    # Debian's nousergroups after usergroups switches it off again; 077 -> 007 would otherwise fail
+    root = umask_root(make_root, "UMASK 077\n", "session optional pam_umask.so usergroups nousergroups\n",
+                      tmp_path / "c")
+    assert run(root, "shell")[0]["umask"]["value"] == "077"
+
+
+def test_session_umask_argument_and_unparsable_values(make_root, tmp_path):
+    root = umask_root(make_root, "UMASK 022\n", "session optional pam_umask.so umask=0027\n", tmp_path / "a")
+    assert run(root, "shell")[0]["umask"]["value"] == "027"
+    # "UMASK abc": strtoul finds no octal digit, the umask stays 022; an empty first UMASK still ends the search
+    for name, text in (("b", "UMASK abc\n"), ("c", "UMASK\nUMASK 027\n")):
+        root = umask_root(make_root, text, "session optional pam_umask.so\n", tmp_path / name)
+        facts, _ = run(root, "shell")
+        assert facts["umask"]["value"] == "022" and "inherited" in facts["umask"]["settings"][0]["source"]
+    # "027 # comment" and "0278": strtoul stops at the first non-octal character
+    root = umask_root(make_root, "UMASK\t0278 # private\n", "session optional pam_umask.so\n", tmp_path / "d")
+    assert run(root, "shell")[0]["umask"]["value"] == "027"
+    # no /etc/pam.d at all: what a session gets is not decidable -- no fact, never a pass
+    root = make_root({"/etc/login.defs": "UMASK 027\n", "/etc/profile": "PATH=/usr/bin\n"}, root=tmp_path / "e")
+    assert run(root, "shell")[0]["umask"] is None
+    assert verdict(root, "mlps.ac.default-umask")["status"] != "pass"
+
+
+PAM_PROBE = r'''
+import ctypes, os, sys
+pam = ctypes.CDLL("libpam.so.0")
+CONV = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+class Conv(ctypes.Structure):
+    _fields_ = [("conv", CONV), ("appdata_ptr", ctypes.c_void_p)]
+cb = CONV(lambda n, m, r, d: 19)
+handle = ctypes.c_void_p()
+conv = Conv(cb, None)
+if pam.pam_start_confdir(b"probe", sys.argv[2].encode(), ctypes.byref(conv), sys.argv[1].encode(),
+                         ctypes.byref(handle)) != 0:
+    sys.exit(3)
+os.umask(0o022)
+if pam.pam_open_session(handle, 0) != 0:
+    sys.exit(4)
+print("%03o" % os.umask(0))
+'''
+
+
+def _pam_umask_module():
+    for directory in ("/usr/lib/x86_64-linux-gnu/security", "/usr/lib64/security", "/lib/security",
+                      "/usr/lib/aarch64-linux-gnu/security"):
+        if os.path.exists(os.path.join(directory, "pam_umask.so")):
+            return True
+    return False
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not _pam_umask_module(),
+                    reason="needs root, unshare and the real pam_umask.so")
+def test_session_umask_matches_the_real_pam_umask(make_root, tmp_path):
+    """The collector against Linux-PAM's own pam_umask.so: the fixture login.defs is bind-mounted over
+    /etc/login.defs in a private mount namespace (nothing outside the test sees it) and a session is opened
+    through pam_start_confdir() as the non-root user 'daemon' (uid 1, primary group 'daemon')."""
+    import sys
+    probe = tmp_path / "probe.py"
+    probe.write_text(PAM_PROBE)
+    cases = [("UMASK 027\nUMASK 022\n", ""), ("umask=022\nUMASK 027\n", ""), ("UMASK abc\n", ""),
+             ("UMASK\nUMASK 027\n", ""), ("UMASK\t0278 # x\n", ""), ("UMASK 027\n", " usergroups"),
+             ("UMASK 077\n", " usergroups nousergroups"), ("UMASK 022\n", " umask=0027")]
+    passwd = "root:x:0:0::/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n"
+    group = "root:x:0:\ndaemon:x:1:\n"
+    for index, (defs, args) in enumerate(cases):
+        conf = tmp_path / ("conf%d" % index)
+        conf.mkdir()
+        (conf / "probe").write_text("session required pam_umask.so%s\n" % args)
+        defs_file = tmp_path / ("login%d.defs" % index)
+        defs_file.write_text(defs)
+        script = "mount --bind %s /etc/login.defs && exec %s %s %s daemon" % (defs_file, sys.executable, probe, conf)
+        done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=30)
+        if done.returncode == 3:
+            pytest.skip("libpam without pam_start_confdir (Linux-PAM < 1.4)")
+        assert done.returncode == 0, done.stderr
+        real = done.stdout.strip()
+        root = umask_root(make_root, defs, "session required pam_umask.so%s\n" % args, tmp_path / ("r%d" % index),
+                          passwd=passwd, group=group)
+        assert run(root, "shell")[0]["umask"]["value"] == real, (defs, args, real)

@@ -8,14 +8,19 @@ Files are read in the order a login shell sources them: /etc/profile,
   is ignored by bash, so ``seconds`` is 0 (no timeout) and ``valid`` false.
 * umask: every ``umask`` command found counts; since profile and bashrc set
   it at different points and often per UID, the effective mask is the bits
-  common to all of them (the weakest), falling back to login.defs UMASK
-  (applied by pam_umask / login) when no shell file sets one.
+  common to all of them (the weakest). When no shell file sets one, the
+  session keeps what PAM gave it: pam_umask's value when pam_umask is in the
+  session stack of a login service (sshd, login), read as pam_umask reads it
+  (see session_umask); without pam_umask nothing applies login.defs UMASK to a
+  PAM login (shadow-utils login(1) calls umask(UMASK) only when built without
+  PAM, src/login.c "#ifndef USE_PAM"), so the session keeps the 022 it inherits.
 """
 from __future__ import absolute_import
 
 import re
 
 from scanner.collect.baseline_util import logical_lines, where
+from scanner.collect.pam import Resolver, parse_service_file
 
 NAME = "shell"
 LIVE_ONLY = False
@@ -99,7 +104,7 @@ def collect(ctx):
         umask = {"value": "%03o" % common, "group": (common >> 3) & 7, "other": common & 7,
                  "origin": "shell", "settings": umasks}
     else:
-        umask = login_defs_umask(fs)
+        umask = session_umask(ctx)
     hist = {}
     for name in ("HISTSIZE", "HISTFILESIZE", "HISTTIMEFORMAT"):
         if name in variables:
@@ -108,13 +113,159 @@ def collect(ctx):
     return {"files": read, "tmout": tmout, "umask": umask, "history": hist}
 
 
-def login_defs_umask(fs):
-    text = fs.read_text("/etc/login.defs", report=False) or ""
-    value, source = "022", "default (no umask in shell files or login.defs)"
-    for number, line in logical_lines(text, continuation=False):
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "UMASK" and re.match(r"^0?[0-7]{3}$", parts[1]):
-            value, source = "%03o" % int(parts[1], 8), where("/etc/login.defs", number)
-    mask = int(value, 8)
-    return {"value": value, "group": (mask >> 3) & 7, "other": mask & 7, "origin": "login.defs",
-            "settings": [{"value": value, "source": source}]}
+# The umask a PAM login session starts with when nothing in PAM sets one: sshd and login are started by the
+# service manager, whose services run with UMask=0022 (systemd.exec(5) "Defaults to 0022"), the kernel's
+# default for init as well; neither sshd nor a PAM-built login(1) changes it.
+INHERITED_UMASK = 0o022
+LOGIN_SERVICES = ("sshd", "login")
+UMASK_FILES = ("/etc/login.defs", "/etc/default/login")
+
+
+def mask_info(mask, origin, settings, **extra):
+    out = {"value": "%03o" % mask, "group": (mask >> 3) & 7, "other": mask & 7, "origin": origin,
+           "settings": settings}
+    out.update(extra)
+    return out
+
+
+def search_key(text, key):
+    """(value, line number) of the FIRST line whose key is ``key``, as linux-pam's pam_modutil_search_key()
+    (libpam/pam_modutil_searchkey.c) reads login.defs for pam_umask: the text from '#' on is dropped, leading
+    blanks skipped, the key ends at a space, tab or '=', then blanks and '=' are skipped and the rest of the line
+    is the value; keys compare case-insensitively and the search stops at the first match -- unlike shadow-utils'
+    getdef, where the last line wins. A key without a value gives an empty value (and still ends the search)."""
+    for number, raw in enumerate((text or "").splitlines(), 1):
+        line = raw.split("#", 1)[0].lstrip()
+        if not line:
+            continue
+        cut = len(line)
+        for sep in " \t=":
+            found = line.find(sep)
+            if 0 <= found < cut:
+                cut = found
+        name, rest = line[:cut], line[cut + 1:]
+        if name.lower() == key.lower():
+            return rest.lstrip(" \t\v\f\r=").rstrip("\r"), number
+    return None, None
+
+
+def pam_umask_value(text):
+    """pam_umask's set_umask() (modules/pam_umask/pam_umask.c): strtoul(value, &end, 8) & 0777; a value with no
+    octal digit at its start leaves the umask unchanged (None here). strtoul skips leading white space, takes a
+    sign, and stops at the first non-octal character ("027 # x", "0278" -> 027)."""
+    body = (text or "").lstrip(" \t\n\v\f\r")
+    sign = 1
+    if body[:1] in ("+", "-"):
+        sign, body = (-1 if body[0] == "-" else 1), body[1:]
+    digits = ""
+    for char in body:
+        if char not in "01234567":
+            break
+        digits += char
+    if not digits:
+        return None
+    value = int(digits, 8)
+    if value >= 1 << 64:            # ERANGE: strtoul gives ULONG_MAX
+        value = (1 << 64) - 1
+    return (value * sign) % (1 << 64) & 0o777
+
+
+def private_group_users(fs):
+    """Names of non-root users whose primary group has their own name (pam_umask's usergroups test:
+    pw_uid != 0 and getgrgid(pw_gid)->gr_name == pw_name; no uid == gid condition, unlike shadow-utils'
+    setup_usergroups()). None when /etc/passwd cannot be read."""
+    passwd = fs.read_text("/etc/passwd", report=False)
+    if passwd is None:
+        return None
+    groups = {}
+    for line in (fs.read_text("/etc/group", report=False) or "").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 3:
+            groups.setdefault(parts[2].strip(), parts[0])
+    users = []
+    for line in passwd.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 4 and parts[2].strip() != "0" and groups.get(parts[3].strip()) == parts[0]:
+            users.append(parts[0])
+    return users
+
+
+class _Quiet(object):
+    """The PAM collector reports malformed PAM lines; resolving the stacks again here must not repeat them."""
+
+    def __init__(self, fs):
+        self.fs = fs
+
+    def error(self, *args, **kwargs):
+        pass
+
+
+def session_umask(ctx):
+    """The umask a PAM login session gets before any shell start-up file runs, weakest over sshd and login.
+
+    pam_umask (linux-pam modules/pam_umask/pam_umask.c) runs only when it is in the session stack. Its value:
+    the last ``umask=`` argument, else the first UMASK line of /etc/login.defs, else of /etc/default/login
+    (search_key); an unparsable value leaves the inherited umask. With the ``usergroups`` argument (Debian's
+    build also knows ``nousergroups``; the last of the two wins), a non-root user whose primary group carries
+    the user's name gets the group bits copied from the owner bits: 027 -> 007, 022 -> 002. pam_umask does not
+    read USERGROUPS_ENAB (checked against Debian 12's pam_umask.so: with USERGROUPS_ENAB yes and no
+    ``usergroups`` argument it keeps 022); that key is shadow-utils' own, for a login(1) built without PAM.
+    A user's GECOS ``umask=`` entry is per user and not modelled here."""
+    fs = ctx.fs
+    if not fs.isdir("/etc/pam.d"):
+        return None
+    resolver = Resolver(_Quiet(fs))
+    texts = {}
+    results = []
+    for service in LOGIN_SERVICES:
+        if parse_service_file(_Quiet(fs), "/etc/pam.d/" + service) is None:
+            continue
+        stack = resolver.stack(service, "session") or []
+        mask, source, usergroups = INHERITED_UMASK, "inherited (no pam_umask in the %s session stack)" % service, False
+        for entry in stack:
+            if entry["module"] != "pam_umask":
+                continue
+            raw, raw_source = None, None
+            for arg in entry["args"]:
+                lowered = arg.lower()
+                if lowered.startswith("umask="):
+                    raw, raw_source = arg[6:], "%s (umask=)" % entry["source"]
+                elif lowered == "usergroups":
+                    usergroups = True
+                elif lowered == "nousergroups":
+                    usergroups = False
+            if raw is None:
+                for path in UMASK_FILES:
+                    if path not in texts:
+                        texts[path] = fs.read_text(path, report=False)
+                    raw, number = search_key(texts[path], "UMASK")
+                    if raw is not None:
+                        raw_source = "%s via %s" % (where(path, number), entry["source"])
+                        break
+            value = pam_umask_value(raw) if raw is not None else None
+            if value is not None:
+                mask, source = value, raw_source
+            elif raw is not None:
+                source = "inherited (%s: %r does not parse as an octal umask)" % (raw_source, raw)
+        results.append({"service": service, "value": "%03o" % mask, "source": source, "usergroups": usergroups})
+    if not results:
+        return None
+    common = 0o777
+    extra = {}
+    for item in results:
+        mask = int(item["value"], 8)
+        if item["usergroups"]:
+            if "usergroups_users" not in extra:
+                extra["usergroups_users"] = private_group_users(fs)
+            users = extra["usergroups_users"]
+            if users is None or users:
+                # pam_umask: (mask & ~070) | ((mask >> 3) & 070) -- the owner bits become the group bits;
+                # with no readable /etc/passwd the weaker mask is assumed
+                private = (mask & ~0o070) | ((mask >> 3) & 0o070)
+                item["private_group_value"] = "%03o" % private
+                mask &= private
+        common &= mask
+    if extra.get("usergroups_users"):
+        extra["usergroups_users"] = sorted(extra["usergroups_users"])[:20]
+    origin = "pam_umask" if any(not item["source"].startswith("inherited") for item in results) else "inherited"
+    return mask_info(common, origin, results, **extra)
