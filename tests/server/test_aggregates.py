@@ -101,6 +101,22 @@ def check_views(engine, scope, t, monkeypatch):
         page = queries.findings(engine, scope, limit=1, **filters)
         full = queries.findings(engine, scope, limit=100000, **filters)
         assert page.total == len(full), filters
+    # sorted by severity, page by page (read one severity at a time), as the whole list sorted here
+    rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+    key = lambda x: (x["host_id"], x["profile"], x["rule_id"])  # noqa: E731
+    for filters in ({"status": ["fail", "error"]}, {"status": ["fail"], "severity": ["high", "low"]}, {}):
+        by_host = queries.findings(engine, scope, limit=100000, sort="host", **filters)
+        for desc in (False, True):
+            expected = sorted(by_host, key=lambda x: rank.get(x["severity"], 5), reverse=desc)
+            paged, offset = [], 0
+            while True:
+                page = queries.findings(engine, scope, limit=37, offset=offset, sort="severity", desc=desc, **filters)
+                assert page.total == len(expected)
+                if not page:
+                    break
+                paged.extend(page)
+                offset += 37
+            assert [key(x) for x in paged] == [key(x) for x in expected], (filters, desc)
     for rid in (RULES[0][0], RULES[1][0], LAST_RULE):
         counts = queries.rule_status_counts(engine, scope, rid)
         rows = queries.rule_hosts(engine, scope, rid)

@@ -5,7 +5,7 @@ filters through ``_in_scope``/``scope.require``: rows of other departments are n
 single object outside the scope is a 404 as if it did not exist. ``org`` arguments only narrow."""
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select, union_all
 
 from scanner.server.store import db
 from scanner.server.store.jsondoc import decode, decode_rows, skipped
@@ -502,23 +502,64 @@ def finding_out(row):
     return d
 
 
+def _findings_counts(conn, scope, org, profile, rule, severity, status, category, by_severity=False):
+    """Findings matching the filters, summed from the maintained result_counts (store/aggregates.py);
+    ``by_severity``: {severity ('' for none): count} instead of the total."""
+    rc = db.result_counts
+    cols = [rc.c.severity, func.coalesce(func.sum(rc.c.n), 0)] if by_severity else [func.coalesce(func.sum(rc.c.n), 0)]
+    q = _where(select(*cols), *_in_scope(scope, rc.c.org_path, org),
+               rc.c.profile == profile if profile else None, rc.c.rule_id == rule if rule else None,
+               rc.c.severity.in_(severity) if severity else None, rc.c.category == category if category else None,
+               status_filter(status, table=rc) if status else None)
+    if not by_severity:
+        return conn.execute(q).scalar()
+    return {sev: int(n) for sev, n in conn.execute(q.group_by(rc.c.severity)) if n}
+
+
+def _severity_buckets(conn, scope, org, profile, rule, severity, status, category, limit, offset, desc):
+    """The findings page sorted by severity, read one severity at a time in the fleet's (org unit,
+    hostname) order, which the hosts index serves (a top-N sort of every failure otherwise): the
+    counts per severity (result_counts) say which severities the page spans and where it starts
+    in each. Returns (rows, total)."""
+    r = db.results
+    counts = _findings_counts(conn, scope, org, profile, rule, severity, status, category, by_severity=True)
+    known = ("critical", "high", "medium", "low", "info")
+    buckets = [(sev, counts.get(sev, 0), r.c.severity == sev) for sev in known]
+    other = sum(n for sev, n in counts.items() if sev not in known)
+    buckets.append((None, other, or_(r.c.severity.is_(None), r.c.severity.not_in(known))))
+    if desc:
+        buckets.reverse()
+    total = sum(n for _s, n, _c in buckets)
+    rows, skip, need = [], offset, limit
+    for _sev, n, cond in buckets:
+        if need <= 0:
+            break
+        if skip >= n:
+            skip -= n
+            continue
+        query = findings_query(scope, org, profile, rule, severity, status, category, None, None, "host").where(cond)
+        rows.extend(conn.execute(query.limit(need).offset(skip)).mappings().all())
+        need = limit - len(rows)
+        skip = 0
+    return rows, total
+
+
 def findings(engine, scope, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None,
              limit=1000, offset=0, q=None, sort=None, desc=False):
     """One page of latest results (``Page.total``: all that match). Status is after waivers."""
-    query = findings_query(scope, org, profile, rule, severity, status, category, host, q, sort, desc)
-    query = query.limit(limit).offset(offset)
     with engine.connect() as conn:
+        if sort == "severity" and not host and not q:
+            fetched, total = _severity_buckets(conn, scope, org, profile, rule, severity, status, category, limit,
+                                               offset, desc)
+            return Page.of(decode_rows(fetched, finding_out, "findings"), total)
+        query = findings_query(scope, org, profile, rule, severity, status, category, host, q, sort, desc)
+        query = query.limit(limit).offset(offset)
         # fetched before decoding (no statement left open); a row that cannot be read is skipped
         out = decode_rows(conn.execute(query).mappings().all(), finding_out, "findings")
         if out and not offset and len(out) < limit:
             total = len(out)
         elif not host and not q:  # summed from the maintained counts (store/aggregates.py)
-            rc = db.result_counts
-            total = conn.execute(_where(
-                select(func.coalesce(func.sum(rc.c.n), 0)), *_in_scope(scope, rc.c.org_path, org),
-                rc.c.profile == profile if profile else None, rc.c.rule_id == rule if rule else None,
-                rc.c.severity.in_(severity) if severity else None, rc.c.category == category if category else None,
-                status_filter(status, table=rc) if status else None)).scalar()
+            total = _findings_counts(conn, scope, org, profile, rule, severity, status, category)
         else:
             r, h = db.results, db.hosts
             conds = _finding_conds(scope, org, profile, rule, severity, status, category, host, q)
@@ -749,10 +790,14 @@ def top_failing_rules(conn, scope, org=None, limit=10):
     out.sort(key=lambda x: (-x["weight"], SEVERITY_ORDER.get(x["severity"], 5), -x["hosts"], x["rule_id"]))
     out = out[:limit]
     r = db.results
-    for x in out:  # one failing row names the rule
-        row = conn.execute(select(r.c.title_zh, r.c.title_en)
-                           .where(r.c.rule_id == x["rule_id"], r.c.status == "fail").limit(1)).first()
-        x["title"] = {"zh": row[0], "en": row[1]} if row is not None else {"zh": None, "en": None}
+    titles = {}
+    if out:  # one failing row names each rule: an index probe each, in one statement
+        probes = [select(r.c.rule_id, r.c.title_zh, r.c.title_en).where(r.c.rule_id == x["rule_id"], r.c.status == "fail")
+                  .limit(1).subquery().select() for x in out]
+        titles = {rid: (zh, en) for rid, zh, en in conn.execute(union_all(*probes) if len(probes) > 1 else probes[0])}
+    for x in out:
+        zh, en = titles.get(x["rule_id"], (None, None))
+        x["title"] = {"zh": zh, "en": en}
     return out
 
 
