@@ -202,6 +202,9 @@ results = Table(
     Index("ix_results_failing", "rule_id", "host_id", "waiver_until",
           postgresql_where=text("status = 'fail'"), sqlite_where=text("status = 'fail'")),
     Index("ix_results_waiver_until", "waiver_until"),
+    # a host's results of one severity: the findings page sorted by severity walks the hosts in order
+    # and probes each for one severity (queries._severity_buckets)
+    Index("ix_results_host_severity", "host_id", "severity"),
 )
 
 # Maintained aggregates of the latest results (store/aggregates.py): updated in the transaction of
