@@ -21,7 +21,7 @@ def loose_root(make_root):
         "/usr/bin/passwd": b"\x7fELF passwd", "/usr/bin/ls": b"\x7fELF ls",
         "/opt/app/bin/backup-helper": b"#!/bin/sh\n", "/etc/app/app.conf": "key=1\n",
         "/etc/hosts": "127.0.0.1 localhost\n", "/var/spool/drop/.keep": "", "/var/shared/.keep": "",
-        "/var/cache/junk/world": "x", "/usr/bin/passwd-link": ("symlink", "/usr/bin/passwd"),
+        "/var/lib/containers/storage/junk/world": "x", "/usr/bin/passwd-link": ("symlink", "/usr/bin/passwd"),
         "/usr/lib/openssh/ssh-keysign": b"\x7fELF", "/var/tmp/own.log": "x",
     })
     os.chmod(root + "/usr/bin/passwd", 0o4755)
@@ -30,7 +30,7 @@ def loose_root(make_root):
     os.chmod(root + "/etc/app/app.conf", 0o666)
     os.chmod(root + "/var/spool/drop", 0o777)  # world-writable, no sticky bit
     os.chmod(root + "/var/shared", 0o1777)  # like /tmp: fine
-    os.chmod(root + "/var/cache/junk/world", 0o666)  # under a skipped cache tree
+    os.chmod(root + "/var/lib/containers/storage/junk/world", 0o666)  # under a skipped container store
     os.chmod(root + "/var/tmp", 0o1777)  # as distributions ship it
     os.chmod(root + "/var/tmp/own.log", 0o644)
     return root
@@ -45,7 +45,7 @@ def test_walk_finds_suid_sgid_and_world_writable_without_following_links(loose_r
     helper = by_path["/opt/app/bin/backup-helper"]
     assert helper["mode"] == "6755" and helper["suid"] and helper["sgid"] and helper["name"] == "backup-helper"
     assert by_path["/usr/bin/passwd"]["mode"] == "4755" and not by_path["/usr/bin/passwd"]["sgid"]
-    assert facts["world_writable_files"] == ["/etc/app/app.conf"]  # not /var/cache/..., not the symlink
+    assert facts["world_writable_files"] == ["/etc/app/app.conf"]  # not the container store, not the symlink
     assert facts["world_writable_dirs"] == ["/var/spool/drop"]  # /var/shared has the sticky bit
     assert facts["counts"] == {"suid_sgid": 3, "world_writable_files": 1, "world_writable_dirs": 1}
 
@@ -172,7 +172,7 @@ def mounts():
 
 def test_each_local_filesystem_is_walked_once_and_no_walk_crosses_a_mount(loose_root, mounts, monkeypatch):
     from scanner.collect import special_files
-    data, bind, cache = loose_root + "/data", loose_root + "/srv/bind", loose_root + "/var/cache/mnt"
+    data, bind, cache = loose_root + "/data", loose_root + "/srv/bind", loose_root + "/var/lib/containers/mnt"
     for d in (data, bind, cache):
         os.makedirs(d)
     mounts("-t", "tmpfs", "-o", "size=4m", "xcscan-test", data)  # a second filesystem
@@ -188,7 +188,7 @@ def test_each_local_filesystem_is_walked_once_and_no_walk_crosses_a_mount(loose_
     assert facts["walked"] == ["/", "/data"]
     assert facts["bind_mounts"] == [{"path": "/srv/bind", "same_as": "/"}]
     suid = sorted(x["path"] for x in facts["suid_sgid"])
-    # the bind mount's SUID helper once (as /opt/app/...), the tmpfs one once, nothing from the skipped cache
+    # the bind mount's SUID helper once (as /opt/app/...), the tmpfs one once, nothing from the skipped container store
     assert suid == ["/data/bin/tool", "/opt/app/bin/backup-helper", "/usr/bin/passwd",
                     "/usr/lib/openssh/ssh-keysign"]
     assert facts["world_writable_files"] == ["/data/share/open", "/etc/app/app.conf"]
@@ -324,3 +324,34 @@ def test_a_data_directory_of_a_million_files_is_skipped_and_stated(big_walk):
     assert facts["data_dirs_skipped"] == [{"path": "/var/lib/postgresql/15/main", "product": "postgresql",
                                            "markers": ["PG_VERSION", "base", "global"]}]
     assert 1000000 <= facts["entries"] < 1100000  # the second million was not walked
+
+
+def test_var_cache_is_walked_both_ways(loose_root, make_root, tmp_path):
+    """/var/cache is not excluded by the sources (STIG/CIS exclude only pseudo filesystems) and programs read
+    back what is cached there: a world-writable file or sticky-less 0777 directory in it is a finding; a cache
+    with ordinary modes gives none."""
+    from scanner.pipeline import scan_report
+    os.makedirs(loose_root + "/var/cache/man/exchange")
+    with open(loose_root + "/var/cache/man/index.db", "w") as fh:
+        fh.write("x")
+    os.chmod(loose_root + "/var/cache/man/index.db", 0o666)
+    os.chmod(loose_root + "/var/cache/man/exchange", 0o777)
+    facts, errors = walk(loose_root)
+    assert errors == [] and "/var/cache" not in facts["skipped"]
+    assert facts["world_writable_files"] == ["/etc/app/app.conf", "/var/cache/man/index.db"]
+    assert facts["world_writable_dirs"] == ["/var/cache/man/exchange", "/var/spool/drop"]
+    got = {r["rule_id"]: r for r in scan_report(loose_root, profile="mlps-l3")["results"]}
+    assert "/var/cache/man/index.db" in got["mlps.ac.world-writable-files"]["reason"]["en"]
+    assert "/var/cache/man/exchange" in got["mlps.ac.world-writable-dirs-sticky"]["reason"]["en"]
+
+    clean = make_root({"/usr/bin/passwd": b"\x7fELF", "/etc/hosts": "x\n", "/var/cache/man/index.db": "x",
+                       "/var/cache/apt/archives/partial/.keep": ""}, root=tmp_path / "clean")
+    os.chmod(clean + "/usr/bin/passwd", 0o4755)
+    os.chmod(clean + "/var/cache/man/index.db", 0o664)
+    os.chmod(clean + "/var/cache/apt/archives/partial", 0o700)
+    facts, errors = walk(clean)
+    assert errors == [] and facts["complete"] is True and "/var/cache" not in facts["skipped"]
+    assert facts["world_writable_files"] == [] and facts["world_writable_dirs"] == []
+    got = {r["rule_id"]: r["status"] for r in scan_report(clean, profile="mlps-l3")["results"]}
+    assert got["mlps.ac.world-writable-files"] == "pass"
+    assert got["mlps.ac.world-writable-dirs-sticky"] == "pass"

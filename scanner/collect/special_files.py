@@ -32,14 +32,17 @@ NAME = "special_files"
 ON_DEMAND = True
 BUDGET = 60.0  # seconds for this collector (scanner.collect.collect_facts honours it)
 
-# churn, caches, container layers and pseudo trees: no system programs or configuration, many files.
+# container layers and pseudo trees: no system programs or configuration, many files.
+# /var/cache is walked (it used to be skipped as "churn"): nothing in the sources excludes it, and
+# what lives there is read back by programs (man-db's index, apt's and dnf's package caches, application
+# caches), so a world-writable file there is a file others can rewrite for a program to trust.
 # /tmp and /var/tmp are walked: their sticky bit (1777) only stops others from deleting or renaming
 # an entry (unlink(2), rename(2): EPERM "the directory has the sticky bit set"), never from writing into
 # a world-writable file, and a 0777 directory inside them has no sticky bit of its own; the rules'
 # sources check every local filesystem and exclude only pseudo filesystems (RHEL 6 STIG RHEL-06-000282:
 # "find [PART] -xdev -type f -perm -002 ... for each local partition, excluding special filesystems such
 # as /selinux, /proc, or /sys"; CIS "Ensure no world writable files exist": df --local ... -xdev).
-SKIP = ("/var/cache", "/var/lib/docker", "/var/lib/containers", "/var/lib/kubelet",
+SKIP = ("/var/lib/docker", "/var/lib/containers", "/var/lib/kubelet",
         "/var/lib/lxc", "/var/lib/lxd", "/var/lib/snapd/snaps", "/proc", "/sys", "/dev", "/run")
 NOT_WALKED_FS = frozenset(("nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs",
                            "fuse.sshfs", "fuse.glusterfs", "lustre", "gpfs", "beegfs", "proc", "sysfs", "devtmpfs",
