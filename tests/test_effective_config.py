@@ -1153,3 +1153,56 @@ def test_session_umask_matches_the_real_pam_umask(make_root, tmp_path):
         root = umask_root(make_root, defs, "session required pam_umask.so%s\n" % args, tmp_path / ("r%d" % index),
                           passwd=passwd, group=group)
         assert run(root, "shell")[0]["umask"]["value"] == real, (defs, args, real)
+
+
+# ---------------------------------------------------------------- pwquality built-in values by version (item 2)
+# libpwquality src/pwqprivate.h PWQ_DEFAULT_*: 1.0.0-1.2.4 minlen 9, difok 5, credits 1; 1.3.0 on minlen 8,
+# difok 1, credits 0. A value neither pwquality.conf nor the module arguments set comes from the installed version.
+def dpkg_status(version):
+    stanza = ("Package: libpwquality1\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\n\n" % version
+              if version else "")
+    return stanza + "Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n\n"
+
+
+def pwquality_root(make_root, root, version, conf="# minlen = 8\n"):
+    return make_root({"/etc/pam.d/passwd": "password requisite pam_pwquality.so retry=3\n"
+                                           "password required pam_unix.so use_authtok\n",
+                      "/etc/security/pwquality.conf": conf, "/var/lib/dpkg/status": dpkg_status(version)}, root=root)
+
+
+def test_pwquality_builtin_values_follow_the_installed_version(make_root, tmp_path):
+    root = pwquality_root(make_root, tmp_path / "old", "1.2.3-1")
+    q = run(root, "pam")[0]["quality"]
+    assert (q["minlen"], q["difok"], q["dcredit"]) == (9, 5, 1) and "usercheck" not in q
+    assert q["builtin_defaults"]["version"] == "1.2.3-1"
+    assert q["builtin_defaults"]["source"] == "/var/lib/dpkg/status (libpwquality1)"
+    root = pwquality_root(make_root, tmp_path / "new", "1.4.5-1+b1")
+    q = run(root, "pam")[0]["quality"]
+    assert (q["minlen"], q["difok"], q["dcredit"], q["usercheck"]) == (8, 1, 0, 1)
+    # with a min_length of 9 the version decides the verdict
+    from scanner.engine import load_ruleset
+    from scanner.engine.evaluator import evaluate_rule
+    from scanner.collect import collect_facts
+    rule = [r for r in load_ruleset() if r["id"] == "mlps.ia.password-min-length"][0]
+    rule = dict(rule, params=dict(rule.get("params") or {}, min_length=9))
+    got = {}
+    for name in ("old", "new"):
+        ctx = Context(root=str(tmp_path / name))
+        facts = collect_facts(ctx, only=["pam"], wanted=["pam"])
+        got[name] = evaluate_rule(rule, facts, None, now=NOW)["status"]
+    assert got == {"old": "pass", "new": "fail"}
+
+
+def test_pwquality_builtin_value_without_a_version_is_undecidable(make_root, tmp_path):
+    root = pwquality_root(make_root, tmp_path / "none", None)
+    q = run(root, "pam")[0]["quality"]
+    assert q["minlen"] is None and "difok" not in q and q["retry"] == 3
+    assert q["builtin_defaults"]["undecidable"] == "/var/lib/dpkg/status lists no libpwquality package"
+    result = verdict(root, "mlps.ia.password-min-length")
+    assert result["status"] == "error" and "libpwquality" in result["reason"]["en"]
+    # set explicitly, the version is not needed (and not looked up)
+    conf = "minlen = 12\ndifok = 3\ndcredit = 0\nucredit = 0\nlcredit = 0\nocredit = 0\ndictcheck = 1\nusercheck = 1\n"
+    root = pwquality_root(make_root, tmp_path / "set", None, conf=conf)
+    q = run(root, "pam")[0]["quality"]
+    assert q["minlen"] == 12 and "builtin_defaults" not in q
+    assert verdict(root, "mlps.ia.password-min-length")["status"] == "pass"

@@ -39,8 +39,18 @@ MFA_MODULES = ("pam_google_authenticator", "pam_oath", "pam_radius_auth", "pam_t
                "pam_yubico", "pam_u2f", "pam_duo", "pam_sss_gss", "pam_otp")
 HASH_ARGS = ("md5", "bigcrypt", "sha256", "sha512", "blowfish", "gost_yescrypt", "yescrypt", "sm3")
 
+# libpwquality's built-in values (src/pwqprivate.h PWQ_DEFAULT_*) for what neither pwquality.conf nor the module
+# arguments set. They changed in 1.3.0: 1.0.0-1.2.4 have minlen 9, difok 5 and d/u/l/ocredit 1 (a positive
+# credit lets each such character count one toward minlen); 1.3.0 on have minlen 8, difok 1, credits 0 and
+# dictcheck 1; usercheck exists from 1.4.0 (default 1). Which set applies is read from the installed package
+# (pwquality_version), never assumed.
 PWQUALITY_DEFAULTS = {"minlen": 8, "minclass": 0, "dcredit": 0, "ucredit": 0, "lcredit": 0, "ocredit": 0,
                       "retry": 1, "difok": 1, "dictcheck": 1, "usercheck": 1, "maxrepeat": 0}
+PWQUALITY_DEFAULTS_1_2 = {"minlen": 9, "minclass": 0, "dcredit": 1, "ucredit": 1, "lcredit": 1, "ocredit": 1,
+                          "retry": 1, "difok": 5, "maxrepeat": 0}
+PWQUALITY_VERSIONED = ("minlen", "difok", "dcredit", "ucredit", "lcredit", "ocredit", "dictcheck", "usercheck")
+# the binary packages of the libpwquality source (one version for all): Debian/Ubuntu, then RPM distributions
+PWQUALITY_PACKAGES = ("libpwquality1", "libpam-pwquality", "libpwquality-common", "libpwquality")
 CRACKLIB_DEFAULTS = {"minlen": 9, "minclass": 0, "dcredit": 1, "ucredit": 1, "lcredit": 1, "ocredit": 1,
                      "retry": 1, "difok": 5}
 FAILLOCK_DEFAULTS = {"deny": 3, "unlock_time": 600, "fail_interval": 900}
@@ -208,19 +218,31 @@ def find_lines(stack, modules):
 def quality(ctx, password_stack, services_with):
     lines = find_lines(password_stack, ("pam_pwquality", "pam_cracklib", "pam_passwdqc"))
     if not lines:
-        return {"module": None, "services": services_with, "minlen": None, "classes_required": 0,
+        # no pam_pwquality / pam_cracklib / pam_passwdqc line: no quality module requires any length
+        return {"module": None, "services": services_with, "minlen": 0, "classes_required": 0,
                 "enforce_for_root": False, "retry": None, "sources": {}}
     line = lines[0]
     module = line["module"]
     values, sources = {}, {}
+    args = parse_args(line["args"])
+    builtin = None
     if module == "pam_pwquality":
-        values.update(PWQUALITY_DEFAULTS)
         conf, sources = conf_values(ctx, ["/etc/security/pwquality.conf"]
                                     + conf_d_files(ctx.fs, "/etc/security/pwquality.conf.d"))
+        builtin = {"version": None, "undecidable": None}
+        if any(key not in conf and key not in args for key in PWQUALITY_VERSIONED):
+            version, where_from = pwquality_version(ctx)
+            builtin["version"], builtin["source"] = version, where_from
+            defaults = pwquality_builtin(version)
+            if defaults is None:
+                # keep the keys that are not version-dependent; the others stay unknown with the reason
+                defaults = dict((k, v) for k, v in PWQUALITY_DEFAULTS.items() if k not in PWQUALITY_VERSIONED)
+                builtin["undecidable"] = (where_from if version is None else
+                                          "libpwquality %s: version not understood" % version)
+            values.update(defaults)
         values.update(conf)
     elif module == "pam_cracklib":
         values.update(CRACKLIB_DEFAULTS)
-    args = parse_args(line["args"])
     for key in args:
         sources[key] = line["source"]
     values.update(args)
@@ -239,7 +261,74 @@ def quality(ctx, password_stack, services_with):
     for key in ("dcredit", "ucredit", "lcredit", "ocredit", "difok", "dictcheck", "usercheck", "maxrepeat"):
         if key in values:
             out[key] = values[key]
+    if builtin is not None and (builtin["version"] or builtin["undecidable"]):
+        out["builtin_defaults"] = builtin
+        if builtin["undecidable"] and out["minlen"] is None:
+            out["unknown_why"] = {"minlen": {"key": "scan.reason.pwquality_default_unknown"}}
     return out
+
+
+def _version_tuple(text):
+    """(1, 4, 4) from "1.4.4-8.el9", "1:1.4.5-1+b1" or "1.2.3"; None when it does not start with numbers."""
+    body = str(text or "").split(":", 1)[-1].split("-", 1)[0]
+    parts = []
+    for piece in body.split("."):
+        digits = ""
+        for char in piece:
+            if not char.isdigit():
+                break
+            digits += char
+        if not digits:
+            break
+        parts.append(int(digits))
+        if digits != piece:
+            break
+    return tuple(parts) if parts else None
+
+
+def pwquality_builtin(version):
+    """The built-in values of the installed libpwquality, or None when its version is unknown."""
+    number = _version_tuple(version)
+    if number is None:
+        return None
+    if number < (1, 3):
+        return dict(PWQUALITY_DEFAULTS_1_2)
+    out = dict(PWQUALITY_DEFAULTS)
+    if number < (1, 4):
+        out.pop("usercheck")
+    return out
+
+
+def pwquality_version(ctx):
+    """(version, where) of the installed libpwquality from the package database; (None, why) when it is not
+    there to read. Live on RPM systems ``rpm -q``; otherwise the database files themselves."""
+    from scanner.collect import packages
+    fs = ctx.fs
+    text = fs.read_text(packages.DPKG_STATUS, max_bytes=64 * 1024 * 1024, report=False)
+    if text is not None:
+        found = dict((i["name"], i["version"]) for i in packages.parse_dpkg_status(text)
+                     if i["name"] in PWQUALITY_PACKAGES)
+        for name in PWQUALITY_PACKAGES:
+            if found.get(name):
+                return found[name], "%s (%s)" % (packages.DPKG_STATUS, name)
+        return None, "%s lists no libpwquality package" % packages.DPKG_STATUS
+    path, fmt = packages.find_rpmdb(fs)
+    if path is None:
+        return None, "no package database (dpkg status or rpmdb) to read the libpwquality version from"
+    items = None
+    if ctx.live:
+        out = ctx.run(["rpm", "-q", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\n", "libpwquality"], timeout=30,
+                      ok_codes=(0, 1), report=False)
+        if out is not None:
+            items = [{"name": p[0], "version": p[1]} for p in (l.split("\t") for l in out.splitlines()) if len(p) == 2]
+    if not items:
+        items = packages.read_rpmdb(ctx, path, fmt)
+    for item in items or []:
+        if item["name"] in PWQUALITY_PACKAGES and item.get("version"):
+            return item["version"], "%s (%s)" % (path, item["name"])
+    if items is None:
+        return None, "%s could not be read" % path
+    return None, "%s lists no libpwquality package" % path
 
 
 def lockout(ctx, stacks, login_services):

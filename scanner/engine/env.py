@@ -193,7 +193,8 @@ def _plain(values):
 # file_perms: a log file rsyslog has not created yet, with a umask nothing on the host states).
 _UNKNOWN_WHY = {"scan.reason.walk_partial": ("covered", "total"),
                 "scan.reason.walk_partial_no_total": ("covered", "total"),
-                "scan.reason.log_create_mode_unknown": ()}
+                "scan.reason.log_create_mode_unknown": (),
+                "scan.reason.pwquality_default_unknown": ()}
 
 
 def _why_unknown(parent, key, shown):
