@@ -5,53 +5,37 @@ uniquely named module: several test directories have a conftest.py)."""
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from server_support import IN_CI, PG_BASE, _pg_admin_conn, make_server  # noqa: E402
+from server_support import fresh_pg_database, make_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def pg_url():
     """A fresh PostgreSQL database for this session; dropped at the end."""
-    yield from _fresh_pg_database()
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def pg_scratch_url():
     """A PostgreSQL database of its own for db_engine, which drops and re-creates every table: never the
     database the session's server runs on (its users and hosts would vanish under later tests)."""
-    yield from _fresh_pg_database()
+    with fresh_pg_database() as url:
+        yield url
 
 
-@pytest.fixture(scope="module")
-def pg_url_module():
-    """A fresh PostgreSQL database for one module's own server; dropped at the end."""
-    yield from _fresh_pg_database()
-
-
-def _fresh_pg_database():
-    try:
-        import psycopg
-        conn = _pg_admin_conn()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no PostgreSQL here"
-        msg = "PostgreSQL at %s is not reachable: %s" % (PG_BASE, exc)
-        if IN_CI:
-            pytest.fail(msg + " (required under CI=true)")
-        pytest.skip(msg)
-    name = "xcscan_t_%d_%s" % (os.getpid(), secrets.token_hex(4))
-    conn.execute('CREATE DATABASE "%s"' % name)
-    conn.close()
-    base, _db = PG_BASE.rsplit("/", 1)
-    yield "%s/%s" % (base, name)
-    conn = _pg_admin_conn()
-    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-    conn.execute('DROP DATABASE IF EXISTS "%s"' % name)
-    conn.close()
+@pytest.fixture
+def pg_url_fresh():
+    """A fresh PostgreSQL database for one test's own server; dropped afterwards. A module-scoped server
+    fixture opens ``fresh_pg_database()`` itself: pytest may set such a fixture up more than once in a
+    module (parametrised fixtures are re-ordered), and each setup needs an empty database."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

@@ -3,6 +3,7 @@ init-made TLS certificate, against SQLite and against PostgreSQL at 127.0.0.1:54
 named database per test session, dropped afterwards)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -31,6 +32,32 @@ def free_port():
 def _pg_admin_conn():
     import psycopg
     return psycopg.connect(PG_BASE, autocommit=True, connect_timeout=5)
+
+
+@contextlib.contextmanager
+def fresh_pg_database():
+    """A new, uniquely named PostgreSQL database for one server (or one test session), dropped on exit.
+    Skips when PostgreSQL is not reachable; fails under CI=true, where it is required."""
+    import secrets
+    import pytest
+    try:
+        conn = _pg_admin_conn()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no PostgreSQL here"
+        msg = "PostgreSQL at %s is not reachable: %s" % (PG_BASE, exc)
+        if IN_CI:
+            pytest.fail(msg + " (required under CI=true)")
+        pytest.skip(msg)
+    name = "xcscan_t_%d_%s" % (os.getpid(), secrets.token_hex(4))
+    conn.execute('CREATE DATABASE "%s"' % name)
+    conn.close()
+    base, _db = PG_BASE.rsplit("/", 1)
+    try:
+        yield "%s/%s" % (base, name)
+    finally:
+        conn = _pg_admin_conn()
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        conn.execute('DROP DATABASE IF EXISTS "%s"' % name)
+        conn.close()
 
 
 def run_cli(args, env=None, input_text=None, check=True):

@@ -57,7 +57,7 @@ def run(srv):
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_localization_drop_per_subtree_and_per_unit(kind, tmp_path, request):
-    pg = request.getfixturevalue("pg_url_module") if kind == "postgres" else None
+    pg = request.getfixturevalue("pg_url_fresh") if kind == "postgres" else None
     srv, agents = make_fleet(tmp_path, pg)
     try:
         secret_file = tmp_path / "secret"

@@ -4,6 +4,7 @@ admins disabling, deleting and resetting users and revoking tokens (API and comm
 password policy, and refused reports in the audit log without filling it."""
 from __future__ import annotations
 
+import contextlib
 import ssl
 import statistics
 import threading
@@ -13,7 +14,7 @@ import uuid
 import pytest
 
 from fleet import Agent, body_of
-from server_support import ADMIN, make_server
+from server_support import ADMIN, fresh_pg_database, make_server
 
 STRONG = "Plum-Orchard-Lantern-7"
 
@@ -21,11 +22,11 @@ STRONG = "Plum-Orchard-Lantern-7"
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def tight(request, tmp_path_factory):
     """A server with a small per-address login rate and one password hash at a time."""
-    pg = request.getfixturevalue("pg_url_module") if request.param == "postgres" else None
-    srv = make_server(tmp_path_factory, request.param, pg, settings={
-        "login_rate_per_client": 10, "login_max_concurrent_hashes": 1, "audit_events_per_minute": 5})
-    yield srv
-    srv.stop()
+    with (fresh_pg_database() if request.param == "postgres" else contextlib.nullcontext()) as pg:
+        srv = make_server(tmp_path_factory, request.param, pg, settings={
+            "login_rate_per_client": 10, "login_max_concurrent_hashes": 1, "audit_events_per_minute": 5})
+        yield srv
+        srv.stop()
 
 
 def client_from(server, source):

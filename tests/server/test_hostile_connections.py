@@ -4,6 +4,7 @@ on small routes, NUL characters. The server's own limits are set small here (ser
 deadlines pass within the test; the defaults are in docs/server.md."""
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from server_support import ADMIN, make_server
+from server_support import ADMIN, fresh_pg_database, make_server
 
 LIMITS = {"header_timeout": 2, "body_timeout": 3, "max_connections_per_client": 8, "max_header_bytes": 8192,
           "max_headers": 50, "max_request_body": 64 * 1024}
@@ -19,10 +20,10 @@ LIMITS = {"header_timeout": 2, "body_timeout": 3, "max_connections_per_client": 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def tight(request, tmp_path_factory):
-    pg = request.getfixturevalue("pg_url_module") if request.param == "postgres" else None
-    srv = make_server(tmp_path_factory, request.param, pg, settings=LIMITS)
-    yield srv
-    srv.stop()
+    with (fresh_pg_database() if request.param == "postgres" else contextlib.nullcontext()) as pg:
+        srv = make_server(tmp_path_factory, request.param, pg, settings=LIMITS)
+        yield srv
+        srv.stop()
 
 
 def tls(server, source="127.0.0.1", timeout=15):
