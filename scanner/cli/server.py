@@ -115,6 +115,8 @@ def serve(data_dir, db, host, port, workers, insecure_http, log_level):
         settings.secure_cookies = False
     from scanner.server.access import directory
     directory.from_settings(settings)  # a wrong "ldap" setting stops here, before any worker starts, naming it
+    from scanner.server.access import oidc
+    oidc.from_settings(settings)  # and a wrong "oidc" one (the provider itself is asked at first use)
     service.serve(settings, host, port, workers, tls=not insecure_http, log_level=log_level)
 
 

@@ -162,6 +162,8 @@ def create_app(settings, engine=None):
     app.state.intake = Intake(app.state.engine, settings)
     from scanner.server.access import directory
     app.state.directory = directory.from_settings(settings)  # None: local accounts only
+    from scanner.server.access import oidc
+    app.state.oidc = oidc.from_settings(settings)  # None: no single sign-on
     from scanner.server.web.metrics import Metrics, make_router
     app.state.metrics = Metrics(settings, app.state.engine, app.state.intake)
 

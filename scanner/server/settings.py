@@ -51,6 +51,8 @@ class Settings:
     trusted_proxies: str = ""
     # directory login (LDAP / Active Directory): {} = off; keys in docs/integrations.md, checked at start-up
     ldap: dict = dataclasses.field(default_factory=dict)
+    # single sign-on (OpenID Connect): {} = off; keys in docs/integrations.md, checked at start-up
+    oidc: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         self.data_dir = os.path.abspath(self.data_dir)

@@ -22,7 +22,8 @@ SECRET_NOTE = "health-secret-%s" % uuid.uuid4().hex[:6]
 # Routes that are not about fleet data: agents authenticate by host key, sessions by password.
 NOT_SCOPED = {("POST", "/api/v1/enroll"), ("POST", "/api/v1/enroll/agentless"), ("POST", "/api/v1/reports"), ("POST", "/api/v1/session"),
               ("DELETE", "/api/v1/session"), ("GET", "/api/v1/openapi.json"), ("GET", "/static/app.css"),
-              ("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}
+              ("GET", "/login"), ("POST", "/login"), ("POST", "/logout"),
+              ("GET", "/login/oidc"), ("GET", "/login/oidc/callback")}
 
 
 def _make_user(admin, name, role, orgs):

@@ -456,6 +456,99 @@ def _directory_login(engine, directory, username, password, user, ttl, ip, polic
         return _new_session(conn, row["id"], name, found.role, username, ip, policy, t, ttl, via="ldap")
 
 
+def oidc_login(engine, provider, cookie, state, code, error=None, ip=None, policy=None, ttl=None):
+    """Log in with OpenID Connect: ``provider`` (access.oidc.Provider) checks the redirect back and the ID
+    token; the account here (made at the first login, marked by a password hash that never verifies) takes the
+    role and org subtrees its groups claim maps to, at every login. Refused answers count as failed logins of
+    the address (the name in an unverified token is not believed); a name locked by failed logins stays locked
+    for single sign-on too; a local or LDAP account of the same name is never taken over."""
+    from scanner.server.access.oidc import LOCAL_HASH as OIDC_HASH, NoRole, ProviderUnavailable, Refused
+    import logging
+    policy = policy or LoginPolicy()
+    ttl = ttl or policy.session_ttl
+    t = now()
+    if ip and policy.rate_per_client:
+        wait = CLIENT_RATE.wait(ip, policy.rate_per_client)
+        if wait:
+            raise ApiError(429, "login_rate", "too many login attempts from your address; try again in %d "
+                           "second(s)" % wait, headers={"Retry-After": str(wait)})
+    wait = locked_for(engine, "-", ip, policy, t) if ip and policy.ip_max_failures > 0 else 0
+    if wait > 0:
+        raise too_many_attempts(wait)
+    try:
+        found = provider.finish(cookie, state, code, error)
+    except Refused as exc:
+        with db.write_tx(engine) as conn:
+            audit(conn, "-", "login.failed", None, {"via": "oidc", "reason": exc.reason[:500]}, ip)
+            _record_failure(conn, "-", ip, policy, t, confirmed=False)  # counted like a wrong password
+            _record_failure(conn, "-", ip, policy, t)
+        raise unauthorized("oidc_refused", "the single sign-on answer was not accepted: " + exc.reason)
+    except ProviderUnavailable as exc:
+        logging.getLogger("xcscan.server").warning("OIDC login: %s", exc)
+        with db.write_tx(engine) as conn:
+            audit(conn, "-", "login.directory_unavailable", None, {"via": "oidc", "error": str(exc)[:500]}, ip)
+        raise ApiError(503, "directory_unavailable", "the single sign-on provider cannot be reached; try again "
+                       "later (local accounts still log in)", headers={"Retry-After": "30"})
+    except NoRole as exc:
+        with db.write_tx(engine) as conn:
+            row = conn.execute(select(db.users.c.id).where(db.users.c.username == str(exc.username)[:64],
+                                                           db.users.c.password_hash == OIDC_HASH)).first()
+            ended = _end_sessions(conn, row[0]) if row else 0
+            audit(conn, clean_text(exc.username, 64) or "-", "login.no_role", None,
+                  {"via": "oidc", "groups": exc.groups[:20], "sessions_ended": ended}, ip)
+        raise forbidden("no_role", "your single sign-on account is in no group that is given a role here; ask an "
+                        "administrator")
+    name = found.username
+    if not (1 <= len(name) <= 64) or not set(name) <= USERNAME_CHARS:
+        with db.write_tx(engine) as conn:
+            audit(conn, "-", "login.refused", None, {"reason": "OIDC user name not usable here", "via": "oidc",
+                                                      "name": clean_text(name, 64)}, ip)
+        raise forbidden("bad_username", "your user name has characters this server does not accept in user names "
+                        "(letters, digits and ._-@)")
+    wait = locked_for(engine, name, ip, policy, t)
+    if wait > 0:
+        with db.write_tx(engine) as conn:
+            audit(conn, name, "login.refused_locked", None, {"via": "oidc", "retry_after": wait}, ip)
+        raise too_many_attempts(wait)
+    with db.write_tx(engine) as conn:
+        row = None
+        for _attempt in range(3):
+            row = conn.execute(select(db.users).where(db.users.c.username == name)).mappings().first()
+            if row is not None:
+                break
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(db.users).values(username=name, password_hash=OIDC_HASH, role=found.role,
+                                                         created_at=t, disabled=0))
+                audit(conn, "oidc", "user.add", name, {"role": found.role, "orgs": found.orgs, "via": "oidc",
+                                                       "sub": found.subject[:255]}, ip, org=Scope(found.orgs).root())
+            except IntegrityError:
+                pass  # a concurrent first login made it: read it again
+        taken = row is not None and row["password_hash"] != OIDC_HASH
+        if taken:
+            audit(conn, name, "login.refused", None, {"reason": "another account has this name", "via": "oidc"}, ip)
+        elif row["disabled"]:
+            audit(conn, name, "login.failed", None, {"via": "oidc", "reason": "account disabled"}, ip)
+    if taken:
+        raise forbidden("name_taken", "a local account has your single sign-on user name; an administrator must "
+                        "rename or delete one of them")
+    if row["disabled"]:
+        raise unauthorized("bad_credentials", "this account is disabled")
+    if ip and policy.rate_per_client:
+        CLIENT_RATE.refund(ip)
+    with db.write_tx(engine) as conn:
+        had = sorted(user_orgs(conn, [row["id"]]).get(row["id"], []))
+        if row["role"] != found.role or had != sorted(found.orgs):
+            conn.execute(update(db.users).where(db.users.c.id == row["id"]).values(role=found.role))
+            conn.execute(delete(db.user_orgs).where(db.user_orgs.c.user_id == row["id"]))
+            for org in found.orgs:
+                conn.execute(insert(db.user_orgs).values(user_id=row["id"], org_path=org))
+            audit(conn, "oidc", "user.directory_update", name, {"role": found.role, "orgs": found.orgs,
+                                                                 "was": {"role": row["role"], "orgs": had}}, ip,
+                  org=Scope(found.orgs).root())
+        return _new_session(conn, row["id"], name, found.role, name, ip, policy, t, ttl, via="oidc")
+
+
 def unlock_login(engine, username, actor="cli", ip=None, *, scope):
     """Clear the failed-login count and lock of ``username``; return whether there was one.
     A scoped admin unlocks only users inside their subtrees (404 for anyone else)."""

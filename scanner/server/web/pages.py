@@ -217,6 +217,73 @@ async def login_submit(request: Request, username: str = Form("", max_length=64)
     return resp
 
 
+OIDC_COOKIE = "xcscan_oidc"
+OIDC_ERRORS = {"directory_unavailable": "server.login_sso_unavailable", "no_role": "server.login_sso_no_role",
+               "name_taken": "server.login_refused", "bad_username": "server.login_refused",
+               "oidc_refused": "server.login_sso_refused"}
+
+
+def _login_error(request, exc, next_page):
+    """The login page again with the reason a login was refused (and a new login form token)."""
+    token = secrets.token_urlsafe(24)
+    locked = exc.status == 429
+    lang = lang_of(request)
+    message = OIDC_ERRORS.get(exc.code) if exc.code != "login_locked" else None
+    error = t("server.login_locked", lang) % max(1, (int(exc.headers["Retry-After"]) + 59) // 60) if locked \
+        else t(message or "server.login_failed", lang)
+    resp = render(request, "login.html", status=exc.status, login_csrf=token, next=_safe_next(next_page), error=error)
+    resp.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    if exc.headers and "Retry-After" in exc.headers:
+        resp.headers["Retry-After"] = exc.headers["Retry-After"]
+    return resp
+
+
+@router.get("/login/oidc")
+async def login_oidc(request: Request, next: Optional[str] = None):
+    """Single sign-on: off to the OpenID Connect provider with state, nonce and a PKCE challenge; the three
+    secrets wait in a signed cookie that only /login/oidc/callback receives, for 10 minutes."""
+    from scanner.server.access.oidc import STATE_TTL, ProviderUnavailable
+    provider = request.app.state.oidc
+    if provider is None:
+        raise not_found("single sign-on is not configured on this server")
+    try:
+        url, cookie = await run_in_threadpool(provider.start, _safe_next(next))
+    except ProviderUnavailable as exc:
+        import logging
+        logging.getLogger("xcscan.server").warning("OIDC login: %s", exc)
+        return _login_error(request, ApiError(503, "directory_unavailable", str(exc), headers={"Retry-After": "30"}),
+                            next)
+    resp = RedirectResponse(url, status_code=303)
+    # SameSite=Lax: the provider's redirect back is a cross-site top-level GET, which Strict would strip
+    resp.set_cookie(OIDC_COOKIE, cookie, max_age=STATE_TTL, httponly=True, samesite="lax",
+                    secure=request.url.scheme == "https", path="/login/oidc/callback")
+    return resp
+
+
+@router.get("/login/oidc/callback")
+async def login_oidc_callback(request: Request, code: str = "", state: str = "", error: str = ""):
+    provider = request.app.state.oidc
+    if provider is None:
+        raise not_found("single sign-on is not configured on this server")
+    settings = request.app.state.settings
+    cookie = request.cookies.get(OIDC_COOKIE)
+    next_page = _safe_next(provider.next_page(cookie))
+    try:
+        session = await run_in_threadpool(accounts.oidc_login, request.app.state.engine, provider, cookie,
+                                          state[:512], code[:4096], error[:100], client_ip(request),
+                                          accounts.LoginPolicy(settings, request.app.state.security_events),
+                                          settings.session_ttl)
+    except ApiError as exc:
+        resp = _login_error(request, exc, next_page)
+        resp.delete_cookie(OIDC_COOKIE, path="/login/oidc/callback")
+        return resp
+    resp = RedirectResponse(next_page, status_code=303)
+    resp.set_cookie(COOKIE, session["token"], max_age=settings.session_ttl, httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https", path="/")
+    resp.delete_cookie(OIDC_COOKIE, path="/login/oidc/callback")
+    return resp
+
+
 @router.post("/logout")
 def logout(request: Request, csrf_token: str = Form("", max_length=64)):
     user = page_user(request)
