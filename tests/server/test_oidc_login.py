@@ -343,6 +343,11 @@ def test_a_locked_name_stays_locked_for_sso_and_local_login_still_works(server, 
         assert ok.status_code == 303 and "xcscan_session" in ok.headers.get("set-cookie", "")
         # a single sign-on account has no password here
         assert c.post("/api/v1/session", json={"username": "bob", "password": "!oidc"}).status_code == 401
+        # nor can an admin give it one (it would turn into a local account)
+        admin = c.post("/api/v1/session", json={"username": ADMIN[0], "password": ADMIN[1]}).json()
+        reset = c.post("/api/v1/users/bob/password", json={"password": "A-new-local-pw-42"},
+                       headers={"Authorization": "Bearer " + admin["token"]})
+        assert reset.status_code == 409 and reset.json()["error"] == "directory_user", reset.text
         # three wrong passwords lock the name "frank" (login_max_failures 3) ...
         for _ in range(3):
             assert c.post("/api/v1/session", json={"username": "frank", "password": "wrong"}).status_code == 401
@@ -357,3 +362,46 @@ def test_a_locked_name_stays_locked_for_sso_and_local_login_still_works(server, 
     assert resp.status_code == 403
     users = state_of(server)[0]
     assert users[OFFICER[0]][0] == "officer" and users[OFFICER[0]][1] != "!oidc"
+
+
+def _config(provider, tmp_path, **over):
+    secret = tmp_path / "secret"
+    secret.write_text(CLIENT_SECRET + "\n")
+    return dict({"issuer": provider.issuer, "client_id": CLIENT_ID, "client_secret_file": str(secret),
+                 "redirect_uri": "https://127.0.0.1:1/login/oidc/callback", "ca_file": provider.tls["ca.pem"],
+                 "timeout": 2, "groups": [{"group": "g", "role": "officer", "orgs": ["/gov"]}]}, **over)
+
+
+def test_setting_is_checked_at_start_up(provider, tmp_path):
+    from scanner.errors import DataError
+    from scanner.server.access.oidc import Provider
+    for over, says in (({"issuer": "http://127.0.0.1:1"}, "https"), ({"client_secret_file": str(tmp_path / "none")},
+                       "cannot read"), ({"groups": [{"group": "g", "role": "root"}]}, "role must be"),
+                       ({"scopes": "profile"}, "openid"), ({"redirect_uri": "https://x.example/elsewhere"}, "callback"),
+                       ({"alg": "HS256"}, "unknown key")):
+        with pytest.raises(DataError) as err:
+            Provider(_config(provider, tmp_path, **over), str(tmp_path))
+        assert says in str(err.value), (over, str(err.value))
+
+
+def test_provider_down_or_not_the_issuer_is_unavailable(provider, tmp_path):
+    import socket
+    from scanner.server.access.oidc import Provider, ProviderUnavailable
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    down = Provider(_config(provider, tmp_path, issuer="https://127.0.0.1:%d" % port), str(tmp_path))
+    with pytest.raises(ProviderUnavailable):
+        down.start("/")
+    # the discovery document must name the configured issuer exactly
+    other = Provider(_config(provider, tmp_path, issuer=provider.issuer + "/"), str(tmp_path))
+    with pytest.raises(ProviderUnavailable) as err:
+        other.metadata()
+    assert "names issuer" in str(err.value)
+    # a CA that did not sign the provider's certificate: refused
+    (tmp_path / "other-ca").mkdir()
+    wrong_ca = Provider(_config(provider, tmp_path, ca_file=_make_tls(tmp_path / "other-ca")["ca.pem"]), str(tmp_path))
+    with pytest.raises(ProviderUnavailable) as err:
+        wrong_ca.metadata()
+    assert "certificate verify failed" in str(err.value).lower(), str(err.value)

@@ -750,6 +750,9 @@ def reset_password(engine, username, password, actor="cli", ip=None, *, scope):
         if user["password_hash"] == LOCAL_HASH:
             raise ApiError(409, "directory_user", "%s logs in through the directory (LDAP); change the password "
                            "there" % user["username"])
+        if user["password_hash"] == "!oidc":  # access.oidc.LOCAL_HASH
+            raise ApiError(409, "directory_user", "%s logs in with single sign-on (OpenID Connect); change the "
+                           "password at the identity provider" % user["username"])
         conn.execute(update(db.users).where(db.users.c.id == user["id"]).values(password_hash=pw_hash))
         ended = _end_sessions(conn, user["id"])
         conn.execute(delete(db.login_throttle).where(db.login_throttle.c.key == "user:" + user["username"].lower()))
