@@ -124,13 +124,13 @@ def test_concurrent_logins_of_one_user_all_succeed(db_engine):
     assert results == [200] * 48, [r for r in results if r != 200][:3]
 
 
+@pytest.mark.parametrize("db_engine", ["postgres"], indirect=True)
 def test_reservation_survives_its_row_vanishing_before_the_locked_read(db_engine):
     """The exact interleaving behind that 500, forced: just before the attempt's FOR UPDATE read of its
     throttle row, another session (a concurrent successful login) deletes and commits. PostgreSQL only:
     with SQLite the write transaction excludes the other writer, so the interleaving cannot happen."""
-    from sqlalchemy import delete, event, insert
-    if db_engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers; the interleaving exists only on PostgreSQL")
+    from sqlalchemy import event, insert
+    assert db_engine.dialect.name == "postgresql"
     accounts.add_user(db_engine, "ops1", PASSWORD, "officer", scope=EVERYTHING)
     with db_engine.begin() as conn:  # a reservation left by an attempt still hashing its password
         conn.execute(insert(db.login_throttle).values(key="user:ops1", failures=1, first_failed_at=accounts.now(),
