@@ -10,6 +10,7 @@ the public key, groups no mapping knows) must each be refused with nothing creat
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -27,7 +28,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from server_support import ADMIN, OFFICER, Server
+from server_support import ADMIN, OFFICER, Server, fresh_pg_database
 
 from scanner.server.store import db
 
@@ -190,29 +191,30 @@ def provider(tmp_path_factory):
     p.stop()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, provider):
-    data = tmp_path_factory.mktemp("srv-oidc")
-    srv = Server(data, None, "sqlite")
-    srv.cli("server", "init", env={"XCSCAN_ADMIN_PASSWORD": ADMIN[1]})
-    with open(os.path.join(srv.data_dir, "oidc-secret"), "w", encoding="utf-8") as fh:
-        fh.write(CLIENT_SECRET + "\n")
-    cfg = os.path.join(srv.data_dir, "server.json")
-    with open(cfg, encoding="utf-8") as fh:
-        values = json.load(fh)
-    values.update({"login_max_failures": 3, "oidc": {
-        "issuer": provider.issuer, "client_id": CLIENT_ID, "client_secret_file": "oidc-secret",
-        "redirect_uri": srv.base_url + "/login/oidc/callback", "ca_file": provider.tls["ca.pem"], "timeout": 5,
-        "groups": [{"group": "xcscan-admins", "role": "admin", "orgs": ["/"]},
-                   {"group": "finance-officers", "role": "officer", "orgs": ["/gov/finance"]},
-                   {"group": "tax-auditors", "role": "auditor", "orgs": ["/gov/finance/tax"]},
-                   {"group": "health-auditors", "role": "auditor", "orgs": ["/gov/health"]}]}})
-    with open(cfg, "w", encoding="utf-8") as fh:
-        json.dump(values, fh)
-    srv.cli("server", "user", "add", OFFICER[0], "--role", "officer", env={"XCSCAN_USER_PASSWORD": OFFICER[1]})
-    srv.start()
-    yield srv
-    srv.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(request, tmp_path_factory, provider):
+    with (fresh_pg_database() if request.param == "postgres" else contextlib.nullcontext()) as pg:
+        data = tmp_path_factory.mktemp("srv-oidc")
+        srv = Server(data, pg, request.param)
+        srv.cli("server", "init", env={"XCSCAN_ADMIN_PASSWORD": ADMIN[1]})
+        with open(os.path.join(srv.data_dir, "oidc-secret"), "w", encoding="utf-8") as fh:
+            fh.write(CLIENT_SECRET + "\n")
+        cfg = os.path.join(srv.data_dir, "server.json")
+        with open(cfg, encoding="utf-8") as fh:
+            values = json.load(fh)
+        values.update({"login_max_failures": 3, "oidc": {
+            "issuer": provider.issuer, "client_id": CLIENT_ID, "client_secret_file": "oidc-secret",
+            "redirect_uri": srv.base_url + "/login/oidc/callback", "ca_file": provider.tls["ca.pem"], "timeout": 5,
+            "groups": [{"group": "xcscan-admins", "role": "admin", "orgs": ["/"]},
+                       {"group": "finance-officers", "role": "officer", "orgs": ["/gov/finance"]},
+                       {"group": "tax-auditors", "role": "auditor", "orgs": ["/gov/finance/tax"]},
+                       {"group": "health-auditors", "role": "auditor", "orgs": ["/gov/health"]}]}})
+        with open(cfg, "w", encoding="utf-8") as fh:
+            json.dump(values, fh)
+        srv.cli("server", "user", "add", OFFICER[0], "--role", "officer", env={"XCSCAN_USER_PASSWORD": OFFICER[1]})
+        srv.start()
+        yield srv
+        srv.stop()
 
 
 def browser(server, provider):
