@@ -663,19 +663,53 @@ def apikey_revoke(data_dir, db, name):
 
 
 @server.group()
+def oidc():
+    """Single sign-on (OpenID Connect) / 统一身份认证"""
+
+
+@oidc.command("check")
+@data_dir_option
+@db_option
+def oidc_check(data_dir, db):
+    """Check the oidc setting against the provider / 检查统一身份认证配置"""
+    from scanner.errors import XcscanError
+    from scanner.server.access import oidc as oidc_login
+    settings = _settings(data_dir, db)
+    provider = oidc_login.from_settings(settings)
+    if provider is None:
+        raise XcscanError("single sign-on is off: server.json has no \"oidc\" setting",
+                          hint="see docs/integrations.md, Single sign-on (OpenID Connect)")
+    try:
+        meta = provider.metadata()
+        keys = provider.keys()
+    except oidc_login.ProviderUnavailable as exc:
+        raise XcscanError("the provider cannot be used: %s" % exc,
+                          hint="check 'issuer' and 'ca_file' in server.json and that this server reaches the provider")
+    click.echo("issuer %s: discovery document read over TLS" % provider.issuer)
+    for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+        click.echo("  %s %s" % (key, meta[key]))
+    usable = [k for k in keys.keys if getattr(k, "key_type", None) in ("RSA", "EC")]
+    if not usable:
+        raise XcscanError("the provider publishes no RSA or EC signing key: no ID token could be verified")
+    click.echo("signing keys: %d (RS256/ES256 accepted)" % len(usable))
+    click.echo("callback this server must be registered with: %s" % provider.redirect_uri)
+
+
+@server.group()
 def ldap():
     """Directory login (LDAP / Active Directory) / 目录服务登录"""
 
 
 @ldap.command("check")
 @data_dir_option
+@db_option
 @click.option("--user", "username", default=None, help="Also look this user up: DN, groups, the role and org subtrees "
               "they map to (no password is asked or checked)")
-def ldap_check(data_dir, username):
+def ldap_check(data_dir, db, username):
     """Check the ldap setting against the directory / 检查目录服务配置"""
     from scanner.errors import XcscanError
     from scanner.server.access import directory
-    settings = _settings(data_dir, None)
+    settings = _settings(data_dir, db)
     d = directory.from_settings(settings)
     if d is None:
         raise XcscanError("directory login is off: server.json has no \"ldap\" setting",

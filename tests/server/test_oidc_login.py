@@ -407,3 +407,27 @@ def test_provider_down_or_not_the_issuer_is_unavailable(provider, tmp_path):
     with pytest.raises(ProviderUnavailable) as err:
         wrong_ca.metadata()
     assert "certificate verify failed" in str(err.value).lower(), str(err.value)
+
+
+def test_oidc_check_reads_the_provider_and_names_a_broken_setting(server, provider, tmp_path):
+    """`xcscan server oidc check`: what an operator runs after editing server.json, before any user tries."""
+    out = server.cli("server", "oidc", "check")
+    assert "issuer %s: discovery document read over TLS" % provider.issuer in out.stdout
+    assert "jwks_uri https://" in out.stdout and "signing keys: " in out.stdout
+    assert "/login/oidc/callback" in out.stdout
+    # the provider's certificate is not signed by the configured CA: refused, named, non-zero exit
+    cfg = os.path.join(server.data_dir, "server.json")
+    with open(cfg, encoding="utf-8") as fh:
+        saved = fh.read()
+    values = json.loads(saved)
+    (tmp_path / "other-ca").mkdir()
+    values["oidc"]["ca_file"] = _make_tls(tmp_path / "other-ca")["ca.pem"]
+    try:
+        with open(cfg, "w", encoding="utf-8") as fh:
+            json.dump(values, fh)
+        bad = server.cli("server", "oidc", "check", check=False)
+    finally:
+        with open(cfg, "w", encoding="utf-8") as fh:
+            fh.write(saved)
+    assert bad.returncode != 0
+    assert "the provider cannot be used" in bad.stderr and "certificate verify failed" in bad.stderr.lower()
