@@ -13,6 +13,7 @@ import ssl
 from urllib.parse import urlsplit
 
 from scanner.errors import DataError
+from scanner.server.access import groupmap
 
 ROLES = ("admin", "officer", "auditor", "assessor")  # accounts.ROLES (kept here: accounts imports this module)
 LOCAL_HASH = "!ldap"  # users.password_hash of an account made by a directory login: never a valid hash
@@ -68,7 +69,6 @@ class Directory(object):
     """The ``ldap`` setting, checked at start-up (a mistake stops ``serve`` with a message naming it)."""
 
     def __init__(self, config, data_dir):
-        from scanner.server.store.scope import Scope
         if not isinstance(config, dict):
             _fail("must be an object of name: value")
         unknown = sorted(set(config) - KNOWN)
@@ -114,33 +114,9 @@ class Directory(object):
         self.ca_file = self._path(c["ca_file"], data_dir) if c["ca_file"] else None
         if self.ca_file and not os.path.isfile(self.ca_file):
             _fail("'ca_file' %s is not a file" % self.ca_file)
-        pw_file = self._path(c["bind_password_file"], data_dir)
-        try:
-            with open(pw_file, encoding="utf-8") as fh:
-                self.bind_password = fh.readline().rstrip("\r\n")
-        except OSError as exc:
-            _fail("cannot read 'bind_password_file' %s: %s" % (pw_file, exc.strerror))
-        if not self.bind_password:
-            _fail("'bind_password_file' %s is empty" % pw_file)
-        groups = c.get("groups")
-        if not isinstance(groups, list) or not groups:
-            _fail("'groups' must list at least one {\"group\": DN, \"role\": ROLE, \"orgs\": [\"/gov/...\"]}")
-        self.mapping = []
-        for i, g in enumerate(groups):
-            if not isinstance(g, dict) or set(g) - {"group", "role", "orgs"} or not isinstance(g.get("group"), str) \
-                    or not g.get("group"):
-                _fail("groups[%d] must be {\"group\": DN, \"role\": ROLE, \"orgs\": [...]}" % i)
-            if g.get("role") not in ROLES:
-                _fail("groups[%d]: role must be one of %s" % (i, ", ".join(ROLES)))
-            orgs = g.get("orgs", ["/"])
-            try:
-                if isinstance(orgs, str) or not orgs:
-                    raise ValueError(orgs)
-                scope = Scope(orgs)
-            except (TypeError, ValueError):
-                _fail("groups[%d]: orgs must be a non-empty list of org paths such as /gov/finance ([\"/\"]: the "
-                      "whole fleet)" % i)
-            self.mapping.append((norm_dn(g["group"]), g["role"], list(scope.orgs)))
+        self.bind_password = groupmap.read_secret(self._path(c["bind_password_file"], data_dir),
+                                                  "bind_password_file", _fail)
+        self.mapping = groupmap.parse_mapping(c.get("groups"), _fail, ROLES, normalise=norm_dn, what="DN")
 
     @staticmethod
     def _path(path, data_dir):
@@ -230,13 +206,7 @@ class Directory(object):
     def map_groups(self, groups):
         """(role, [org, ...]) of the first mapping a group matches (orgs: of every matching mapping of that
         role), or (None, [])."""
-        mine = {norm_dn(g) for g in groups}
-        role, orgs = None, []
-        for group, g_role, g_orgs in self.mapping:
-            if group in mine and role in (None, g_role):
-                role = g_role
-                orgs.extend(o for o in g_orgs if o not in orgs)
-        return role, orgs
+        return groupmap.map_groups(self.mapping, {norm_dn(g) for g in groups})
 
     def authenticate(self, username, password):
         """The DirectoryUser for a right password; BadCredentials, NoRole or DirectoryUnavailable otherwise."""

@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 
 from scanner.errors import DataError
+from scanner.server.access import groupmap
 from scanner.server.access.directory import ROLES
 
 LOCAL_HASH = "!oidc"  # users.password_hash of an account made by an OIDC login: never a valid hash
@@ -80,7 +81,6 @@ class Provider(object):
     """The ``oidc`` setting, checked at start-up (a mistake stops ``serve`` with a message naming it)."""
 
     def __init__(self, config, data_dir):
-        from scanner.server.store.scope import Scope
         if not isinstance(config, dict):
             _fail("must be an object of name: value")
         unknown = sorted(set(config) - KNOWN)
@@ -114,34 +114,10 @@ class Provider(object):
         if self.ca_file and not os.path.isfile(self.ca_file):
             _fail("'ca_file' %s is not a file" % self.ca_file)
         secret_file = _path(c["client_secret_file"], data_dir)
-        try:
-            with open(secret_file, encoding="utf-8") as fh:
-                self.client_secret = fh.readline().rstrip("\r\n")
-        except OSError as exc:
-            _fail("cannot read 'client_secret_file' %s: %s" % (secret_file, exc.strerror))
-        if not self.client_secret:
-            _fail("'client_secret_file' %s is empty" % secret_file)
+        self.client_secret = groupmap.read_secret(secret_file, "client_secret_file", _fail)
         self._state_key = hmac.new(self.client_secret.encode("utf-8"), b"xcscan oidc state cookie",
                                    hashlib.sha256).digest()
-        groups = c.get("groups")
-        if not isinstance(groups, list) or not groups:
-            _fail("'groups' must list at least one {\"group\": NAME, \"role\": ROLE, \"orgs\": [\"/gov/...\"]}")
-        self.mapping = []
-        for i, g in enumerate(groups):
-            if not isinstance(g, dict) or set(g) - {"group", "role", "orgs"} or not isinstance(g.get("group"), str) \
-                    or not g.get("group"):
-                _fail("groups[%d] must be {\"group\": NAME, \"role\": ROLE, \"orgs\": [...]}" % i)
-            if g.get("role") not in ROLES:
-                _fail("groups[%d]: role must be one of %s" % (i, ", ".join(ROLES)))
-            orgs = g.get("orgs", ["/"])
-            try:
-                if isinstance(orgs, str) or not orgs:
-                    raise ValueError(orgs)
-                scope = Scope(orgs)
-            except (TypeError, ValueError):
-                _fail("groups[%d]: orgs must be a non-empty list of org paths such as /gov/finance ([\"/\"]: the "
-                      "whole fleet)" % i)
-            self.mapping.append((g["group"], g["role"], list(scope.orgs)))
+        self.mapping = groupmap.parse_mapping(c.get("groups"), _fail, ROLES)
         self._lock = threading.Lock()
         self._meta = None  # (fetched at, discovery document)
         self._jwks = None  # (fetched at, KeySet)
@@ -303,12 +279,7 @@ class Provider(object):
         return claims
 
     def map_groups(self, groups):
-        role, orgs = None, []
-        for group, g_role, g_orgs in self.mapping:
-            if group in groups and role in (None, g_role):
-                role = g_role
-                orgs.extend(o for o in g_orgs if o not in orgs)
-        return role, orgs
+        return groupmap.map_groups(self.mapping, set(groups))
 
     def user(self, claims):
         name = claims.get(self.username_claim)
