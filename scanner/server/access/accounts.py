@@ -378,6 +378,39 @@ def _new_session(conn, user_id, name, role, typed, ip, policy, t, ttl, via=None)
     return {"token": token, "csrf": csrf, "username": name, "role": role, "orgs": orgs, "expires_at": t + ttl}
 
 
+def _external_account(conn, name, marker_hash, found, via, detail, ip, t):
+    """The account row of a directory or single sign-on user ``name``, made at the first login with
+    ``marker_hash`` (a hash that never verifies, telling how the account logs in). Two first logins at
+    once: the loser of the insert reads the winner's row (up to three tries)."""
+    row = None
+    for _attempt in range(3):
+        row = conn.execute(select(db.users).where(db.users.c.username == name)).mappings().first()
+        if row is not None:
+            break
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(db.users).values(username=name, password_hash=marker_hash, role=found.role,
+                                                     created_at=t, disabled=0))
+            audit(conn, via, "user.add", name, dict({"role": found.role, "orgs": found.orgs, "via": via}, **detail),
+                  ip, org=Scope(found.orgs).root())
+        except IntegrityError:
+            pass  # a concurrent first login made it: read it again
+    return row
+
+
+def _sync_external(conn, row, found, via, ip):
+    """Give an external account the role and org subtrees its groups map to now (audited when they change)."""
+    had = sorted(user_orgs(conn, [row["id"]]).get(row["id"], []))
+    if row["role"] != found.role or had != sorted(found.orgs):
+        conn.execute(update(db.users).where(db.users.c.id == row["id"]).values(role=found.role))
+        conn.execute(delete(db.user_orgs).where(db.user_orgs.c.user_id == row["id"]))
+        for org in found.orgs:
+            conn.execute(insert(db.user_orgs).values(user_id=row["id"], org_path=org))
+        audit(conn, via, "user.directory_update", row["username"], {"role": found.role, "orgs": found.orgs,
+                                                                    "was": {"role": row["role"], "orgs": had}},
+              ip, org=Scope(found.orgs).root())
+
+
 def _directory_login(engine, directory, username, password, user, ttl, ip, policy, t):
     """Log in a directory (LDAP) user: the directory checks the password; the account here (made at the
     first login, marked by a password hash that never verifies) takes the role and org subtrees its groups
@@ -419,19 +452,7 @@ def _directory_login(engine, directory, username, password, user, ttl, ip, polic
     if ip and policy.rate_per_client:
         CLIENT_RATE.refund(ip)
     with db.write_tx(engine) as conn:
-        row = None
-        for _attempt in range(3):
-            row = conn.execute(select(db.users).where(db.users.c.username == name)).mappings().first()
-            if row is not None:
-                break
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(db.users).values(username=name, password_hash=LOCAL_HASH, role=found.role,
-                                                         created_at=t, disabled=0))
-                audit(conn, "ldap", "user.add", name, {"role": found.role, "orgs": found.orgs, "via": "ldap",
-                                                       "dn": found.dn[:500]}, ip, org=Scope(found.orgs).root())
-            except IntegrityError:
-                pass  # a concurrent first login made it: read it again
+        row = _external_account(conn, name, LOCAL_HASH, found, "ldap", {"dn": found.dn[:500]}, ip, t)
         if row is not None and row["password_hash"] != LOCAL_HASH:
             _release_reservation(conn, username, ip, policy)
             audit(conn, name, "login.refused", None, {"reason": "a local account has this name", "via": "ldap"}, ip)
@@ -444,15 +465,7 @@ def _directory_login(engine, directory, username, password, user, ttl, ip, polic
     if row["disabled"]:
         _failed(engine, username, ip, policy, t, {"via": "ldap"})
     with db.write_tx(engine) as conn:
-        had = sorted(user_orgs(conn, [row["id"]]).get(row["id"], []))
-        if row["role"] != found.role or had != sorted(found.orgs):
-            conn.execute(update(db.users).where(db.users.c.id == row["id"]).values(role=found.role))
-            conn.execute(delete(db.user_orgs).where(db.user_orgs.c.user_id == row["id"]))
-            for org in found.orgs:
-                conn.execute(insert(db.user_orgs).values(user_id=row["id"], org_path=org))
-            audit(conn, "ldap", "user.directory_update", name, {"role": found.role, "orgs": found.orgs,
-                                                                 "was": {"role": row["role"], "orgs": had}}, ip,
-                  org=Scope(found.orgs).root())
+        _sync_external(conn, row, found, "ldap", ip)
         return _new_session(conn, row["id"], name, found.role, username, ip, policy, t, ttl, via="ldap")
 
 
@@ -511,19 +524,7 @@ def oidc_login(engine, provider, cookie, state, code, error=None, ip=None, polic
             audit(conn, name, "login.refused_locked", None, {"via": "oidc", "retry_after": wait}, ip)
         raise too_many_attempts(wait)
     with db.write_tx(engine) as conn:
-        row = None
-        for _attempt in range(3):
-            row = conn.execute(select(db.users).where(db.users.c.username == name)).mappings().first()
-            if row is not None:
-                break
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(db.users).values(username=name, password_hash=OIDC_HASH, role=found.role,
-                                                         created_at=t, disabled=0))
-                audit(conn, "oidc", "user.add", name, {"role": found.role, "orgs": found.orgs, "via": "oidc",
-                                                       "sub": found.subject[:255]}, ip, org=Scope(found.orgs).root())
-            except IntegrityError:
-                pass  # a concurrent first login made it: read it again
+        row = _external_account(conn, name, OIDC_HASH, found, "oidc", {"sub": found.subject[:255]}, ip, t)
         taken = row is not None and row["password_hash"] != OIDC_HASH
         if taken:
             audit(conn, name, "login.refused", None, {"reason": "another account has this name", "via": "oidc"}, ip)
@@ -537,15 +538,7 @@ def oidc_login(engine, provider, cookie, state, code, error=None, ip=None, polic
     if ip and policy.rate_per_client:
         CLIENT_RATE.refund(ip)
     with db.write_tx(engine) as conn:
-        had = sorted(user_orgs(conn, [row["id"]]).get(row["id"], []))
-        if row["role"] != found.role or had != sorted(found.orgs):
-            conn.execute(update(db.users).where(db.users.c.id == row["id"]).values(role=found.role))
-            conn.execute(delete(db.user_orgs).where(db.user_orgs.c.user_id == row["id"]))
-            for org in found.orgs:
-                conn.execute(insert(db.user_orgs).values(user_id=row["id"], org_path=org))
-            audit(conn, "oidc", "user.directory_update", name, {"role": found.role, "orgs": found.orgs,
-                                                                 "was": {"role": row["role"], "orgs": had}}, ip,
-                  org=Scope(found.orgs).root())
+        _sync_external(conn, row, found, "oidc", ip)
         return _new_session(conn, row["id"], name, found.role, name, ip, policy, t, ttl, via="oidc")
 
 
