@@ -308,11 +308,7 @@ def login(engine, username, password, ttl=None, ip=None, policy=None, directory=
     policy = policy or LoginPolicy()
     ttl = ttl or policy.session_ttl
     t = now()
-    if ip and policy.rate_per_client:
-        wait = CLIENT_RATE.wait(ip, policy.rate_per_client)
-        if wait:
-            raise ApiError(429, "login_rate", "too many login attempts from your address; try again in %d "
-                           "second(s)" % wait, headers={"Retry-After": str(wait)})
+    _client_rate(ip, policy)
     wait = locked_for(engine, username, ip, policy, t)
     if wait > 0:
         detail = _refused_locked_detail(policy, ip, wait)
@@ -347,6 +343,15 @@ def login(engine, username, password, ttl=None, ip=None, policy=None, directory=
         CLIENT_RATE.refund(ip)
     with db.write_tx(engine) as conn:
         return _new_session(conn, user["id"], user["username"], user["role"], username, ip, policy, t, ttl)
+
+
+def _client_rate(ip, policy):
+    """Refuse (429) an address over its per-client login rate, when that limit is on."""
+    if ip and policy.rate_per_client:
+        wait = CLIENT_RATE.wait(ip, policy.rate_per_client)
+        if wait:
+            raise ApiError(429, "login_rate", "too many login attempts from your address; try again in %d "
+                           "second(s)" % wait, headers={"Retry-After": str(wait)})
 
 
 def _failed(engine, username, ip, policy, t, detail=None):
@@ -480,11 +485,7 @@ def oidc_login(engine, provider, cookie, state, code, error=None, ip=None, polic
     policy = policy or LoginPolicy()
     ttl = ttl or policy.session_ttl
     t = now()
-    if ip and policy.rate_per_client:
-        wait = CLIENT_RATE.wait(ip, policy.rate_per_client)
-        if wait:
-            raise ApiError(429, "login_rate", "too many login attempts from your address; try again in %d "
-                           "second(s)" % wait, headers={"Retry-After": str(wait)})
+    _client_rate(ip, policy)
     wait = locked_for(engine, "-", ip, policy, t) if ip and policy.ip_max_failures > 0 else 0
     if wait > 0:
         raise too_many_attempts(wait)

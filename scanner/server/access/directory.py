@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from scanner.errors import DataError
 from scanner.server.access import groupmap
+from scanner.server.access.groupmap import NoRole
 
 ROLES = ("admin", "officer", "auditor", "assessor")  # accounts.ROLES (kept here: accounts imports this module)
 LOCAL_HASH = "!ldap"  # users.password_hash of an account made by a directory login: never a valid hash
@@ -36,15 +37,6 @@ class DirectoryUnavailable(Exception):
 
 class BadCredentials(Exception):
     """No such directory user, several, or a wrong password."""
-
-
-class NoRole(Exception):
-    """The password was right but none of the user's groups is mapped to an xcscan role."""
-
-    def __init__(self, username, groups):
-        Exception.__init__(self, "no mapped group")
-        self.username = username
-        self.groups = groups
 
 
 class DirectoryUser(object):

@@ -6,6 +6,15 @@ from __future__ import annotations
 from scanner.server.store.scope import Scope
 
 
+class NoRole(Exception):
+    """The user proved who they are, but none of their groups is mapped to an xcscan role."""
+
+    def __init__(self, username, groups):
+        Exception.__init__(self, "no mapped group")
+        self.username = username
+        self.groups = groups
+
+
 def parse_mapping(groups, fail, roles, normalise=None, what="NAME"):
     """[(group, role, [org, ...])] from the ``groups`` setting; ``fail(message)`` raises for a wrong one."""
     normalise = normalise or (lambda g: g)

@@ -25,6 +25,7 @@ import urllib.request
 
 from scanner.errors import DataError
 from scanner.server.access import groupmap
+from scanner.server.access.groupmap import NoRole
 from scanner.server.access.directory import ROLES
 
 LOCAL_HASH = "!oidc"  # users.password_hash of an account made by an OIDC login: never a valid hash
@@ -51,13 +52,6 @@ class Refused(Exception):
     def __init__(self, reason):
         Exception.__init__(self, reason)
         self.reason = reason
-
-
-class NoRole(Exception):
-    def __init__(self, username, groups):
-        Exception.__init__(self, "no mapped group")
-        self.username = username
-        self.groups = groups
 
 
 class OidcUser(object):
