@@ -33,7 +33,21 @@ def data_words(result):
                       view.value_text(item.get("expected")), view.value_text(item.get("substitutes"), "en"),
                       view.value_text(item.get("substitutes"), "zh")]
     words = set(w for p in parts for w in re.findall(r"[A-Za-z0-9_.@/:+*-]+", p))
-    return words | set(w for p in parts for w in re.findall(r"[A-Za-z0-9_]+", p) if not w.islower() or w not in FIELDS)
+    words |= set(w for p in parts for w in re.findall(r"[A-Za-z0-9_]+", p) if not w.islower() or w not in FIELDS)
+    # JSON's own words for a value: a record says 是 / 否 / 未知, never true / false / null
+    return words - {"true", "false", "null", "None", "True", "False"}
+
+
+def collector_words(result):
+    """The collectors' own words for the values of the facts this result read, which records.yaml
+    `fact_values` puts in words (e.g. "kernel default" for where a kernel parameter is set)."""
+    paths = [view.scalar_text(e.get("fact")) for e in view.as_list(result.get("evidence")) if isinstance(e, dict)]
+    paths += re.findall(r"[\w.]+", view.pick(result.get("reason"), "en") or "")
+    out = set()
+    for key, words in (records.catalog().get("fact_values") or {}).items():
+        if any(p == key or (key.endswith(".*") and p.startswith(key[:-1])) for p in paths):
+            out |= set(words)
+    return out
 
 
 # field names of list entries and fact values: the catalog must name them in Chinese
@@ -54,9 +68,15 @@ def check_record(result):
     assert re.search(u"[\u4e00-\u9fff]", zh), (result["rule_id"], zh)
     assert not re.search(u"[\u4e00-\u9fff]", en.replace(view.pick(result.get("reason"), "en") or "", "")) \
         or result["status"] not in ("pass", "fail"), (result["rule_id"], en)
-    if result["status"] in ("pass", "fail"):
+    if result["status"] in ("pass", "fail", "not_applicable", "error"):
         leaked = english_of_its_own(zh, result)
         assert leaked == [], (result["rule_id"], zh, leaked)
+    for word in collector_words(result):
+        assert not re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(word), zh), (result["rule_id"], zh, word)
+    # an unjudged rule's record says why once, in words
+    for text, prefix in ((zh, u"不适用："), (en, "Not applicable: ")):
+        assert not text.startswith(prefix * 2) and "(null)" not in text and u"（null）" not in text, \
+            (result["rule_id"], text)
     return zh, en
 
 
@@ -115,3 +135,27 @@ def test_records_say_what_was_examined_and_found(scanned):
     for result in rhel["results"]:
         assert " = " not in records.record(result, "zh") or result["status"] in ("error", "not_applicable"), \
             result["rule_id"]
+
+
+def test_unjudged_records_say_why_in_words(scanned):
+    """A rule that did not apply or could not be judged: the condition it needs phrased from the fact
+    it read, an unknown value said in words, lists and facts named as records.yaml names them."""
+    debian = scanned["debian-default"]
+    ciphers = by_rule(debian, "crypto.ssh.weak-ciphers")
+    assert ciphers["status"] == "not_applicable"
+    assert records.record(ciphers, "zh") == u"不适用：已安装 sshd 为否，不满足适用条件（已安装 sshd 为是）"
+    assert records.record(ciphers, "en") == "Not applicable: sshd installed is no, so the condition " \
+        "(sshd installed yes) is not met"
+    writes = by_rule(debian, "mlps.au.auditd-writes-logs")
+    assert writes["status"] == "not_applicable"
+    assert records.record(writes, "zh") == \
+        u"不适用：auditd.conf 中 write_logs 的值未知；auditd.conf 中 log_format 的值未知"
+    ports = by_rule(debian, "mlps.ip.high-risk-ports")
+    assert records.record(ports, "zh").startswith(u"不适用：未采集监听端口（")
+    # a collector's token for a value is said in words
+    rhel = scanned["rhel-default"]
+    aslr = records.record(by_rule(rhel, "mlps.ip.sysctl-aslr"), "zh")
+    assert aslr.endswith(u"内核参数 kernel.randomize_va_space 的设置位置为内核默认值（未在配置文件中设置）"), aslr
+    certs = by_rule(rhel, "crypto.cert.expired")
+    assert certs["status"] == "not_applicable"
+    assert records.record(certs, "zh") == u"不适用：证书中没有需要检查的条目"

@@ -38,6 +38,14 @@ def catalog():
                 facts[key] = pair
         prefixes.sort(key=lambda kp: -len(kp[0]))
         doc["_facts"], doc["_prefixes"] = facts, prefixes
+        exact_values, prefix_values = {}, []
+        for key, words in (doc.get("fact_values") or {}).items():
+            if key.endswith(".*"):
+                prefix_values.append((key[:-1], words))
+            else:
+                exact_values[key] = words
+        prefix_values.sort(key=lambda kp: -len(kp[0]))
+        doc["_values"], doc["_value_prefixes"] = exact_values, prefix_values
         _CACHE["doc"] = doc
     return _CACHE["doc"]
 
@@ -100,6 +108,19 @@ def value_words(value, lang):
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
 
 
+def fact_value_words(path, value, lang):
+    """A fact's value as words: the collector's own tokens that records.yaml ``fact_values`` words
+    for that fact ("kernel default" -> 内核默认值), else value_words."""
+    cat = catalog()
+    words = cat["_values"].get(path)
+    if words is None:
+        words = next((w for prefix, w in cat["_value_prefixes"] if path.startswith(prefix)), None)
+    key = view.scalar_text(value) if isinstance(value, str) else None
+    if words and key in words:
+        return _text(words[key], lang)
+    return value_words(value, lang)
+
+
 def _requirements(expected, path):
     """[(op, value text)] the expected expression states for ``path`` (empty under an ``or``)."""
     expected = view.scalar_text(expected)
@@ -148,7 +169,8 @@ def _spaced(text, lang, before=False, after=False):
 
 def _fact_sentence(path, value, expected, lang, label=None, shown=None):
     label = _spaced(label or fact_label(path, lang), lang, after=True)
-    shown = _spaced(value_words(value, lang) if shown is None else shown, lang, before=True)
+    shown = _spaced(fact_value_words(path, value, lang) if shown is None else fact_value_words(path, shown, lang),
+                    lang, before=True)
     req = _requirement_words(_requirements(expected, path), lang)
     if req:
         return _template("fact_required", lang, label=label, value=shown, requirement=req)
@@ -240,10 +262,8 @@ def record(result, lang="en"):
                 text += _template("sentence_join", lang) + view.scalar_text(recorded.get("note"))
             return text
         return _template("manual", lang, what=reason) if reason else _template("manual_bare", lang)
-    if status == "not_applicable":
-        return _template("not_applicable", lang, why=reason)
-    if status == "error":
-        return _template("error", lang, why=reason)
+    if status in ("not_applicable", "error"):
+        return _template(status, lang, why=_unjudged_reason(result, lang))
     components = any(isinstance(i, dict) and "category" in i for i in view.as_list(result.get("items")))
     if _is_prose(result) and (components or not result.get("items")):
         return reason
@@ -265,6 +285,63 @@ def record(result, lang="en"):
         if part not in unique:
             unique.append(part)
     return _template("sentence_join", lang).join(unique)
+
+
+_WHEN_EN = re.compile(r"^does not apply: (.+) is not met \(found (.*)\)$")
+# a fact path inside an engine reason ("sockets", "audit.conf.write_logs"), not part of a file path
+_FACT_TOKEN = re.compile(r"(?<![\w./\[\]-])([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)(?![\w/\[\]-]|\.\w)")
+# the engine's "{path} is unknown (null)" / "{path} 未知（null）" and "{path} 未知：why" (scanner/locale)
+_UNKNOWN = {"zh": re.compile(u"(\\S+) 未知(?:（null）|(?=：))"), "en": re.compile(r"(\S+) is unknown(?: \(null\)|(?=:))")}
+_PUNCT = u"（）：；，、。"
+_CJK_GAP = re.compile(u"(?<=[\u4e00-\u9fff%s]) +(?=[\u4e00-\u9fff%s])" % (_PUNCT, _PUNCT))
+
+
+def _unjudged_reason(result, lang):
+    """Why a rule did not apply or could not be judged, as the record says it: the engine's reason
+    with the facts named as records.yaml names them (zh), an applicability condition phrased from
+    the fact it read ("已安装 sshd 为否，不满足适用条件（已安装 sshd 为是）"), an unknown value said in
+    words (no "(null)"), no repeated "不适用：" and no clause said twice."""
+    en = view.pick(result.get("reason"), "en") if result.get("reason") else ""
+    reason = view.pick(result.get("reason"), lang) if result.get("reason") else ""
+    when = _WHEN_EN.match(en)
+    if when:
+        condition, found = when.group(1), when.group(2)
+        path = condition.split(" ")[0]
+        values = dict((view.scalar_text(ev.get("fact")), ev.get("value")) for ev in view.as_list(result.get("evidence"))
+                      if isinstance(ev, dict) and "fact" in ev)
+        label = fact_label(path, lang)
+        if path in values:
+            seen = _fact_sentence(path, values[path], None, lang)
+        elif found == "absent":
+            seen = _template("fact_absent", lang, label=_spaced(label, lang, after=True))
+        else:
+            seen = _fact_sentence(path, None, None, lang, shown=found)
+        requirement = _requirement_words(_requirements(condition, path), lang)
+        if requirement:
+            return _template("condition_unmet", lang, found=seen, condition=_template(
+                "field_required", lang, label=_spaced(label, lang, after=True), requirement=requirement))
+        return seen
+    if view.scalar_text(result.get("status")) == "error" and result.get("items"):
+        items = _items_sentence(result, _split_evidence(result)[1], lang)
+        if items:
+            return items
+    prefix = _text(catalog()["templates"]["not_applicable"], lang).split("{why}")[0]
+    while prefix and reason.startswith(prefix):
+        reason = reason[len(prefix):]
+    reason = _UNKNOWN[lang if lang in _UNKNOWN else "en"].sub(
+        lambda m: _template("unknown", lang, label=_spaced(fact_label(m.group(1), lang), lang, after=True)), reason)
+    if lang == "zh":
+        lists = catalog().get("collections") or {}
+        reason = _FACT_TOKEN.sub(lambda m: noun(m.group(1), "zh") if m.group(1) in lists
+                                 else fact_label(m.group(1), "zh"), reason)
+        reason = _CJK_GAP.sub("", reason)
+    joiner = _template("sentence_join", lang)
+    parts = []
+    for part in reason.split(joiner):
+        part = re.sub(u"(：|: )-$", "", part)      # a collector status without a reason
+        if not parts or part != parts[-1]:        # the same clause twice in a row (alternatives of a check)
+            parts.append(part)
+    return joiner.join(parts)
 
 
 def _failing_paths(item):
