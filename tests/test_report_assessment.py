@@ -160,3 +160,54 @@ def test_html_control_point_table_matches_the_assessment(rhel_default):
         # the score and its definition side by side
         assert re.search(r'id="card-item-score"><div class="v">%s<' % got["score"]["value"], out)
         assert 'id="score-definition"' in out
+
+
+# one real result per part kind (scanner/render/assessment.py module doc, docs/reports.md table)
+PART_KINDS = {
+    "satisfied": [res("pass"), res("waived"), res("manual", "info", manual_verdict="pass")],
+    "failed": [res("fail", "low"), res("fail", "medium"), res("fail", "high"), res("manual", "info", manual_verdict="fail")],
+    "decisive": [res("fail", "critical"), res("fail", "medium", rule="guide.listed")],
+    "both": [res("manual", "info", manual_verdict="partial")],
+    "open": [res("error"), res("manual", "info"), res("manual", "info", manual_verdict="maybe"), res("strange")],
+    "observation": [res("fail", "info")],
+    "excluded": [res("not_applicable"), res("manual", "info", manual_verdict="not_applicable")],
+}
+
+
+def documented_verdict(kinds):
+    """The docs/reports.md table, row by row, written independently of item_verdict."""
+    failed = kinds & {"failed", "decisive", "both"}
+    satisfied = kinds & {"satisfied", "both"}
+    if "decisive" in kinds:
+        return "nonconform"          # a critical failure or a case the high-risk guide lists
+    if failed and not satisfied:
+        return "nonconform"
+    if failed and satisfied:
+        return "partial"             # open parts are listed, they do not hold the verdict back
+    if "open" in kinds:
+        return "pending"
+    if kinds & {"satisfied", "observation"}:
+        return "conform"
+    return "not_applicable"          # only excluded parts, or none
+
+
+def test_item_verdict_rule_every_combination_of_part_kinds():
+    """All 2^7 combinations of part kinds present in one test unit, each kind played by every result
+    that is of that kind (a critical failure and a guide-listed one are both decisive), also twice."""
+    import itertools
+    hits = {"guide.listed": {"id": "x"}}
+    names = sorted(PART_KINDS)
+    checked = 0
+    for mask in range(2 ** len(names)):
+        kinds = set(n for i, n in enumerate(names) if mask >> i & 1)
+        want = documented_verdict(kinds)
+        # every choice of representative for each present kind
+        for choice in itertools.product(*[PART_KINDS[k] for k in sorted(kinds)]):
+            for parts in (list(choice), list(choice) * 2, list(reversed(choice))):
+                got, counts = assessment.item_verdict(parts, hits)
+                assert got == want, (sorted(kinds), [(p["status"], p["severity"], p.get("manual_verdict")) for p in parts])
+                assert set(k for k, n in counts.items() if n) == kinds
+                checked += 1
+    assert checked > 1000
+    # the same parts without the guide: a guide-listed medium failure is an ordinary failure
+    assert assessment.item_verdict([res("pass"), res("fail", "medium", rule="guide.listed")], {})[0] == "partial"
