@@ -211,3 +211,56 @@ def test_item_verdict_rule_every_combination_of_part_kinds():
     assert checked > 1000
     # the same parts without the guide: a guide-listed medium failure is an ordinary failure
     assert assessment.item_verdict([res("pass"), res("fail", "medium", rule="guide.listed")], {})[0] == "partial"
+
+
+def test_csv_junit_json_and_html_agree_on_verdicts_and_risks(rhel_default):
+    """One report, four formats: every result's unit verdict and risk in CSV and JUnit are the ones
+    the HTML working paper shows and the JSON report carries -- including a manual part an assessor
+    recorded as failed (a finding with a risk) and one recorded as passed."""
+    import copy
+    import csv
+    import io
+    import json
+    import xml.etree.ElementTree as ET
+    from scanner.i18n import t
+    doc = copy.deepcopy(rhel_default)
+    for res in doc["results"]:
+        if res["rule_id"] == "mlps.ac.default-passwords-manual":
+            res["manual_verdict"] = {"verdict": "fail", "by": "张伟", "at": "2026-12-01"}
+        if res["rule_id"] == "mlps.br.local-backup-manual":
+            res["manual_verdict"] = {"verdict": "pass", "by": "张伟", "at": "2026-12-01"}
+    assessment.annotate(doc)
+    doc = json.loads(json.dumps(doc))
+    got = assessment.assess(doc)
+    unit_of = {}
+    for item in got["items"]:
+        for res in item["results"]:
+            unit_of.setdefault(res["rule_id"], item)
+    html = render(doc, "html", "en")
+    html_risk = dict(re.findall(r'<tr class="finding" data-rule="([^"]+)" data-risk="([a-z]+)"', html))
+    json_risk = dict((r["rule_id"], r["risk"]) for r in doc["results"] if "risk" in r)
+    assert html_risk == json_risk and json_risk["mlps.ac.default-passwords-manual"] in assessment.RISKS
+    assert "mlps.br.local-backup-manual" not in json_risk
+    rows = list(csv.reader(io.StringIO(render(doc, "csv", "en"))))
+    head = rows[0]
+    col = dict((name, head.index(t("csv.col." + name, "en"))) for name in ("rule_id", "item_verdict", "risk"))
+    suite = ET.fromstring(render(doc, "junit", "en").encode("utf-8")).find("testsuite")
+    cases = dict((c.get("name").split(":")[0], c) for c in suite.findall("testcase"))
+    props = dict((p.get("name"), p.get("value")) for p in suite.find("properties"))
+    assert float(props["item_score"]) == got["score"]["value"]
+    assert len(rows) - 1 == len(doc["results"]) == len(cases)
+    for row in rows[1:]:
+        rule = row[col["rule_id"]]
+        item = unit_of.get(rule)
+        verdict = t("report.verdict." + item["verdict"], "en") if item else ""
+        risk = t("paper.risk." + json_risk[rule], "en") if rule in json_risk else ""
+        assert (row[col["item_verdict"]], row[col["risk"]]) == (verdict, risk), rule
+        case = cases[rule]
+        text = "".join(child.text or "" for child in case)
+        if item:
+            assert "Test unit: %s %s" % (item["id"], verdict) in text, rule
+        assert ("Risk: " in text) == (rule in json_risk), rule
+        if rule in json_risk:
+            assert "Risk: " + risk in text
+    lockout = "".join(c.text or "" for c in cases["mlps.ia.login-lockout"])
+    assert "Risk: high (high-risk guide: No protection against password brute force, clause 8.1.4.1 b))" in lockout

@@ -207,6 +207,19 @@ def assess(report):
             "guide": guide}
 
 
+def per_result(got):
+    """({id(result): item}, {id(result): finding}) from ``assess``: the first test unit each result
+    is listed under and the finding (risk, guide entry) of a failed one, so that CSV and JUnit say
+    what the HTML and JSON say about the same result."""
+    items, findings = {}, {}
+    for item in got["items"]:
+        for res in item["results"]:
+            items.setdefault(id(res), item)
+    for finding in got["findings"]:
+        findings.setdefault(id(finding["result"]), finding)
+    return items, findings
+
+
 def _unplaced(report, items):
     placed = set(id(r) for i in items for r in i["results"])
     return [r for r in report.get("results") or [] if isinstance(r, dict) and id(r) not in placed]

@@ -54,14 +54,15 @@ def render(report, lang="en", bom=False):
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow([t("csv.col." + c, lang) for c in COLUMNS])
     seen = set()
-    hits = assessment.guide_hits([r for r in report.get("results") or [] if isinstance(r, dict)])
-    for item, members in view.group_results(report):
-        verdict = assessment.item_verdict(members, hits)[0] if item is not None and item.get("id") else None
+    # the unit verdict and the risk exactly as the HTML working paper and the JSON report give them
+    # (a manual part an assessor recorded as failed is a finding with a risk too)
+    items, findings = assessment.per_result(assessment.assess(report))
+    for _item, members in view.group_results(report):
         for res in members:
             if id(res) in seen:
                 continue
             seen.add(id(res))
-            failed = view.scalar_text(res.get("status")) == "fail"
-            risk = assessment.risk(res, hits)[0] if failed else None
-            writer.writerow([safe_cell(v) for v in _row(report, res, lang, verdict, risk)])
+            item, finding = items.get(id(res)), findings.get(id(res))
+            verdict = item["verdict"] if item is not None and item.get("id") else None
+            writer.writerow([safe_cell(v) for v in _row(report, res, lang, verdict, finding["risk"] if finding else None)])
     return (BOM if bom else "") + buf.getvalue()

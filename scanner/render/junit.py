@@ -8,7 +8,7 @@ from __future__ import absolute_import
 import re
 
 from scanner.i18n import t
-from scanner.render import view
+from scanner.render import assessment, view
 
 # Characters XML 1.0 cannot carry at all; dropped rather than producing a file consumers reject.
 _INVALID_XML = re.compile(u"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
@@ -18,9 +18,19 @@ def _clean(value):
     return _INVALID_XML.sub(u"\ufffd", view.scalar_text(value))
 
 
-def _details(res, lang):
+def _details(res, lang, item=None, finding=None):
     from scanner.render import records
     lines = ["%s: %s" % (t("junit.record", lang), records.record(res, lang))]
+    if item is not None and item.get("id"):
+        lines.append("%s: %s %s" % (t("junit.unit", lang), view.scalar_text(item.get("id")),
+                                    t("report.verdict." + item["verdict"], lang)))
+    if finding is not None:
+        risk = t("paper.risk." + finding["risk"], lang)
+        entry = finding.get("guide")
+        if entry:
+            risk = t("junit.risk_guide", lang, risk=risk, title=view.pick(entry.get("title"), lang),
+                     clause=view.scalar_text(entry.get("clause")))
+        lines.append("%s: %s" % (t("junit.risk", lang), risk))
     for key, value in (("junit.expected", view.expected_text(res.get("expected"), lang)),
                        ("junit.actual", view.actual_text(res.get("actual"), lang))):
         if value:
@@ -53,6 +63,8 @@ def render(report, lang="en"):
     host = report.get("host") or {}
     summary = report.get("summary") or {}
     results = _ordered_results(report)
+    got = assessment.assess(report) if isinstance(report.get("results"), list) else None
+    items, findings = assessment.per_result(got) if got else ({}, {})
     counts = {"fail": 0, "error": 0, "skipped": 0}
     for res in results:
         status = res.get("status")
@@ -76,6 +88,7 @@ def render(report, lang="en"):
                         ("profile", summary.get("profile")), ("score", summary.get("score")),
                         ("score_without_waivers", summary.get("score_without_waivers")),
                         ("localization_rate", loc.get("rate")),
+                        ("item_score", got["score"]["value"] if got and got["items"] else None),
                         ("scanner_version", (report.get("scanner") or {}).get("version"))):
         if value is not None:
             ET.SubElement(props, "property", {"name": name, "value": _clean(value)})
@@ -86,7 +99,7 @@ def render(report, lang="en"):
             "name": _clean("%s: %s" % (view.scalar_text(res.get("rule_id")), title)),
             "classname": _clean("xcscan.%s" % (view.scalar_text(res.get("category")) or "rule")),
             "time": "0"})
-        details = _clean(_details(res, lang))
+        details = _clean(_details(res, lang, items.get(id(res)), findings.get(id(res))))
         severity = view.scalar_text(res.get("severity")) or "unknown"
         if status == "fail":
             actual = view.actual_text(res.get("actual"), lang)
