@@ -66,21 +66,33 @@ def test_printed_report_pages_header_and_numbers(browser_page, tmp_path, reports
 
 @pytest.mark.browser
 def test_no_printed_column_is_narrower_than_the_minimum(browser_page, tmp_path, reports):
+    """Every table of both editions of both hosts in both languages, laid out at the A4 text width
+    with the print styles: no column under the minimum; records and findings get the room."""
     browser_page.set_viewport_size({"width": A4_CONTENT_PX, "height": 1000})
-    for lang in ("zh", "en"):
-        path = tmp_path / ("cols-%s.html" % lang)
-        path.write_text(render(reports["rhel-default"], "html", lang), encoding="utf-8")
-        browser_page.goto(path.as_uri())
-        browser_page.emulate_media(media="print")
-        widths = browser_page.evaluate("""() => Array.from(document.querySelectorAll('table')).map(t =>
-            [t.className, Array.from(t.querySelectorAll('thead th')).map(th => th.getBoundingClientRect().width)])""")
-        classes = set(c for c, _w in widths)
-        assert {"controls", "risks", "results", "coverage", "inventory", "foreign"} <= classes
-        narrow = [(c, round(w)) for c, ws in widths for w in ws if w < MIN_COLUMN_PX]
-        assert narrow == [], (lang, narrow)
-        # the record column gets the room
-        results = [ws for c, ws in widths if c == "results"][0]
-        assert results[2] == max(results) and results[2] > 0.35 * A4_CONTENT_PX
+    measured = {}
+    for host, report in reports.items():
+        for fmt in ("html", "summary"):
+            for lang in ("zh", "en"):
+                path = tmp_path / ("cols-%s-%s-%s.html" % (host, fmt, lang))
+                path.write_text(render(report, fmt, lang), encoding="utf-8")
+                browser_page.goto(path.as_uri())
+                browser_page.emulate_media(media="print")
+                widths = browser_page.evaluate("""() => Array.from(document.querySelectorAll('table')).map(t =>
+                    [t.className, Array.from(t.querySelectorAll('thead th')).map(th => th.getBoundingClientRect().width)])""")
+                classes = set(c for c, _w in widths)
+                want = {"controls", "risks", "foreign", "scope", "kv"} if fmt == "summary" else \
+                    {"controls", "risks", "results", "coverage", "inventory", "foreign", "scope", "kv"}
+                assert want <= set(w for c in classes for w in c.split()), (host, fmt, lang, classes)
+                narrow = [(c, round(w)) for c, ws in widths for w in ws if w < MIN_COLUMN_PX]
+                assert narrow == [], (host, fmt, lang, narrow)
+                # the finding and record columns get the room
+                risks = [ws for c, ws in widths if c.startswith("risks")][0]
+                assert risks[2] == max(risks) and risks[2] > 0.35 * A4_CONTENT_PX, (host, fmt, lang, risks)
+                if fmt == "html":
+                    results = [ws for c, ws in widths if c == "results"][0]
+                    assert results[2] == max(results) and results[2] > 0.35 * A4_CONTENT_PX
+                measured[(host, fmt, lang)] = min(w for _c, ws in widths for w in ws)
+    assert len(measured) == 8
 
 
 def test_summary_mode_has_the_frame_and_risks_but_not_every_record(reports):
