@@ -105,6 +105,14 @@ def _controls_risks(c, hostname):
     return tuple(int(x) for x in m.groups())
 
 
+def _control_row(c, control="Data backup and recovery"):
+    """The verdict counts of one 控制点 on the org's control-point roll-up page."""
+    page = c.get("/orgs/controls", params={"org": DEPT, "lang": "en"}).text
+    m = re.search(r'<tr class="control" data-control="%s">(.*?)</tr>' % re.escape(control), page, re.S)
+    assert m, page[:300]
+    return dict((k, int(v)) for k, v in re.findall(r'data-k="(\w+)">(\d+)<', m.group(1)))
+
+
 def _row(html, rule_id):
     m = re.search(r'<tr class="result" data-rule="%s" data-status="manual">(.*?)</tr>' % re.escape(rule_id), html, re.S)
     assert m, "no row for %s in the paper" % rule_id
@@ -122,6 +130,8 @@ def test_verdicts_change_host_and_department_scores_and_the_paper(server, site):
     paper = _paper(c, a.report_id)
     assert "需人工核查" in _row(paper, LOCAL)
     assert _controls_risks(c, a.hostname) == (0, 1, 0)  # the medium failure
+    backup_before = _control_row(c)
+    assert backup_before["pending"] >= 4        # L3-CES1-29 and -30 of both hosts await the assessor
     until = int(time.time()) + 3600
     ids = []
     for item, kind, target, verdict, record in (
@@ -166,6 +176,11 @@ def test_verdicts_change_host_and_department_scores_and_the_paper(server, site):
     assert "部分符合" in own and "国密双因素" in own
     # + the local backup recorded 不符合 (high) and L3-CES1-04 recorded 部分符合 (its own part, medium)
     assert _controls_risks(c, a.hostname) == (1, 2, 0)
+    # the org's per-控制点 roll-up judges the units with the recorded verdicts too: 数据备份恢复 has
+    # host A's L3-CES1-29 不符合 and both hosts' L3-CES1-30 符合 instead of three pending units
+    backup = _control_row(c)
+    assert (backup["nonconform"] - backup_before["nonconform"], backup["conform"] - backup_before["conform"],
+            backup["pending"] - backup_before["pending"]) == (1, 2, -3)
     # host B's paper: only the department's verdict
     paper_b = _paper(c, b.report_id)
     assert "需人工核查" in _row(paper_b, LOCAL) and "恢复演练记录" in _row(paper_b, OFFSITE)
@@ -177,6 +192,7 @@ def test_verdicts_change_host_and_department_scores_and_the_paper(server, site):
     assert (again["score"], again["failed"], again["recorded"]) == (raw, 1, 0)
     assert _dept(c)["score"] == raw and _dept(c)["failed"] == 2
     assert "需人工核查" in _row(_paper(c, a.report_id), LOCAL)
+    assert _control_row(c) == backup_before
     c.close()
 
 
