@@ -3,9 +3,14 @@ fixture hosts, as headless Chromium prints them (the assessor's "print to PDF").
 
 Usage:
     python bench/report_pages.py [--hosts rhel-default debian-default ...] [--profile mlps-l3] [--keep DIR]
+                                 [--fonts DIR]
 Prints one line per host, language and edition: pages, and whether every page has the running
 header (host name) and its page number. Targets (issue #16): full well under 40 pages, summary
 under 8. Exit 1 when a target is missed. --keep DIR leaves the HTML and PDF files there.
+--fonts DIR adds the fonts under DIR for this run only (a private fontconfig file on top of the
+system's), e.g. a CJK font unpacked from Debian's fonts-wqy-microhei without installing it
+(`apt-get download fonts-wqy-microhei && dpkg-deb -x fonts-wqy-microhei_*.deb DIR`); without a CJK
+font Chromium prints Chinese as one-em boxes.
 """
 from __future__ import absolute_import, print_function
 
@@ -29,6 +34,7 @@ def main(argv=None):
     parser.add_argument("--hosts", nargs="+", default=["rhel-default", "debian-default"])
     parser.add_argument("--profile", default="mlps-l3")
     parser.add_argument("--keep", default=None, help="directory to keep the HTML and PDF files in")
+    parser.add_argument("--fonts", default=None, help="directory of extra fonts for this run (e.g. a CJK font)")
     args = parser.parse_args(argv)
 
     from baseline_support import materialise
@@ -39,6 +45,14 @@ def main(argv=None):
     from scanner.render import render
 
     work = tempfile.mkdtemp(prefix="xcscan-pages-")
+    if args.fonts:
+        conf = os.path.join(work, "fonts.conf")
+        with open(conf, "w") as fh:
+            fh.write('<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>'
+                     '<include ignore_missing="yes">/etc/fonts/fonts.conf</include><dir>%s</dir>'
+                     '<cachedir>%s</cachedir></fontconfig>\n'
+                     % (os.path.abspath(args.fonts), os.path.join(work, "fontcache")))
+        os.environ["FONTCONFIG_FILE"] = conf   # read by the Chromium launched below
     out_dir = args.keep or work
     if not os.path.isdir(out_dir):
         os.makedirs(out_dir)

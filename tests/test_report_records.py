@@ -155,7 +155,7 @@ def test_unjudged_records_say_why_in_words(scanned):
     # a collector's token for a value is said in words
     rhel = scanned["rhel-default"]
     aslr = records.record(by_rule(rhel, "mlps.ip.sysctl-aslr"), "zh")
-    assert aslr.endswith(u"内核参数 kernel.randomize_va_space 的设置位置为内核默认值（未在配置文件中设置）"), aslr
+    assert aslr.endswith(u"内核参数 kernel.randomize_va_space 的设置位置为内核默认值（配置文件中未设置）"), aslr
     certs = by_rule(rhel, "crypto.cert.expired")
     assert certs["status"] == "not_applicable"
     assert records.record(certs, "zh") == u"不适用：证书中没有需要检查的条目"
