@@ -69,3 +69,62 @@ def mutate(root, mutations):
             assert m[2] in text, "%s not in %s" % (m[2], m[1])
             with open(target, "w") as fh:
                 fh.write(text.replace(m[2], m[3]))
+
+
+# The userland a generated script needs (besides the live-only sysctl, systemctl, sshd, augenrules).
+SCRIPT_TOOLS = ("sh", "awk", "stat", "cp", "mv", "rm", "mkdir", "chmod", "chown", "cmp", "readlink", "dirname",
+                "basename", "date", "grep", "ln", "cat")
+
+
+def _install_tools(root):
+    """This machine's sh, awk and coreutils (and the libraries ldd names) copied into ``root``'s /bin and
+    library directories, which the fixture roots do not have; returns what was created (to remove)."""
+    import re
+    import shutil
+    created, files = [], {}
+    for tool in SCRIPT_TOOLS:
+        host = os.path.realpath(shutil.which(tool))
+        files["/bin/" + tool] = host
+        out = subprocess.run(["ldd", host], stdout=subprocess.PIPE, universal_newlines=True).stdout
+        for lib in re.findall(r"(?:=>\s*)?(/\S+)\s+\(0x", out):
+            files[lib] = os.path.realpath(lib)
+    for path, host in sorted(files.items()):
+        target = root
+        for part in path.strip("/").split("/")[:-1]:
+            target = os.path.join(target, part)
+            assert not os.path.islink(target), "%s: a symlink in the fixture root" % target
+            if not os.path.isdir(target):
+                os.mkdir(target)
+                created.append(target)
+        target = os.path.join(target, os.path.basename(path))
+        if os.path.lexists(target):
+            continue
+        try:
+            os.link(host, target)
+        except OSError:
+            shutil.copy2(host, target)
+        created.append(target)
+    return created
+
+
+def run_script_in_chroot(script_text, root, backup="/.xcscan-test-backup"):
+    """Run the script as the target's own /bin/sh would: inside a chroot of ``root`` (no XCSCAN_ROOT,
+    no /proc), with backups under ``backup`` inside it. The tools put there are removed again."""
+    import shutil
+    created = _install_tools(root)
+    path = os.path.join(root, ".xcscan-test-fix.sh")
+    try:
+        with open(path, "w") as fh:
+            fh.write(script_text)
+        libdirs = sorted(set(os.path.dirname(p[len(root):]) for p in created
+                             if os.path.isfile(p) and not p.startswith(os.path.join(root, "bin/"))))
+        env = {"PATH": "/bin", "LD_LIBRARY_PATH": ":".join(libdirs), "XCSCAN_BACKUP": backup, "LANG": "C"}
+        return subprocess.run([shutil.which("chroot"), root, "/bin/sh", "/.xcscan-test-fix.sh"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    finally:
+        os.unlink(path)
+        for p in reversed(created):
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.rmdir(p)
+            else:
+                os.unlink(p)

@@ -340,3 +340,25 @@ def test_runs_in_the_same_second_get_their_own_backup_directories(tmp_path):
     dirs = [new_run_dir(str(tmp_path / "backups")) for _ in range(3)]
     assert len(set(dirs)) == 3 and all(os.path.isdir(os.path.join(d, "files")) for d in dirs)
     assert sorted(dirs) == dirs    # name order is run order
+
+
+def test_a_chroot_is_fixed_as_an_image(tmp_path):
+    """`/` that is not PID 1's root (kickstart %post, a chroot of a mounted disk), or no /proc at all:
+    the fix edits files only and runs nothing against the system outside (tested on a /proc stand-in;
+    the shell script's side runs for every rule in test_fix_rules, inside a real chroot)."""
+    from scanner.remediate.planner import in_chroot, plan
+    proc = tmp_path / "proc"
+    assert in_chroot(str(proc)) is True                      # no /proc mounted
+    (proc / "1").mkdir(parents=True)
+    os.symlink(str(tmp_path), str(proc / "1" / "root"))
+    assert in_chroot(str(proc)) is True                      # PID 1 lives elsewhere
+    os.unlink(str(proc / "1" / "root"))
+    os.symlink("/", str(proc / "1" / "root"))
+    assert in_chroot(str(proc)) is False                     # the running system itself
+    os.unlink(str(proc / "1" / "root"))
+    os.symlink(str(tmp_path / "unreadable"), str(proc / "1" / "root"))
+    assert in_chroot(str(proc)) is False                     # not ours to inspect: assume the running system
+    from scanner.engine import load_ruleset
+    rule = load_ruleset().get("mlps.ip.sysctl-send-redirects")
+    assert plan("/", [(rule, dict(rule["params"]))], live=True).rules[0].commands   # live: sysctl -w planned
+    assert plan(str(tmp_path), [(rule, dict(rule["params"]))]).rules[0].commands == []

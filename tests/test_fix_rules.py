@@ -1,13 +1,15 @@
 """Every rule with an automated (or opt-in) fix, on a root where it fails: the fix applied with
 --root makes the rescan pass, applying it again changes nothing, rollback restores the original
-bytes, modes and owners, and the generated POSIX-shell script does exactly what the Python apply did."""
+bytes, modes and owners, and the generated POSIX-shell script, run inside a chroot of the root,
+does exactly what the Python apply did."""
 import os
+import shutil
 
 import pytest
 import yaml
 
 from baseline_support import BASE, ROOTS, materialise
-from fix_support import NOW, differences, mutate, run_script, snapshot, status_of
+from fix_support import NOW, differences, mutate, run_script_in_chroot, snapshot, status_of
 
 EXPECTED = yaml.safe_load(open(os.path.join(BASE, "expected.yaml")))
 
@@ -121,16 +123,24 @@ def test_fix_makes_the_rule_pass(tmp_path, rule_id, root_name, mutations):
     rollback(run_dir)
     assert differences(original, snapshot(root)) == []
 
-    # the standalone script does the same on the same root, and is idempotent too
+    # the standalone script, run by the target's own /bin/sh inside a chroot of the (restored) copy,
+    # does the same and is idempotent too; it sees the chroot and runs no command outside it
     script = bash.render([(rule, params)])
-    proc = run_script(script, root, str(tmp_path / "sh-backup"), tmp_path)
+    proc = run_script_in_chroot(script, root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "xcscan-fix: in a chroot (no /proc)" in proc.stdout, proc.stdout
+    backup = os.path.join(root, ".xcscan-test-backup")
+    backups = snapshot(backup) if os.path.isdir(backup) else {}
+    if os.path.isdir(backup):
+        shutil.rmtree(backup)
     assert status_of(root, rule_id) == "pass"
     assert differences(fixed, snapshot(root)) == []
-    proc = run_script(script, root, str(tmp_path / "sh-backup2"), tmp_path)
+    proc = run_script_in_chroot(script, root)
     assert proc.returncode == 0 and "changed" not in proc.stdout and "removed" not in proc.stdout, proc.stdout
+    if os.path.isdir(backup):             # (file modes: a copy is kept before chmod, changing or not)
+        shutil.rmtree(backup)
+    assert differences(fixed, snapshot(root)) == []
     # the script's backups hold the original of every file it changed
     for rel, before in original.items():
         if before[0] == "file" and fixed.get(rel) != before:
-            with open(os.path.join(str(tmp_path / "sh-backup"), rel), "rb") as fh:
-                assert fh.read() == before[1]
+            assert backups[rel][1] == before[1], rel

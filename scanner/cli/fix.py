@@ -97,7 +97,9 @@ def fix(root, report_file, profile, rule_globs, severity, every, allow, dry_run,
     if not sel.items:
         click.echo(t("fix.nothing", lang), err=True)
         return
-    from scanner.remediate.planner import plan
+    from scanner.remediate.planner import in_chroot, plan
+    if os.path.abspath(root or "/") == "/" and in_chroot():
+        click.echo(t("fix.chroot", lang), err=True)
     the_plan = plan(root, sel.items)
     problems = _validate(the_plan)
     if not do_apply:

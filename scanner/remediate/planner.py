@@ -54,9 +54,23 @@ class Plan(object):
         return [rp for rp in self.rules if rp.skipped is None]
 
 
+def in_chroot(proc="/proc"):
+    """True when this process runs in a chroot: ``/`` is not the root of PID 1, or there is no /proc
+    at all (an image being built). There the fix edits files as in an image and runs no command
+    against the system outside (sysctl -w, systemctl, sshd reload, augenrules)."""
+    if not os.path.isdir(os.path.join(proc, "1")):
+        return True
+    try:
+        theirs = os.stat(os.path.join(proc, "1", "root") + "/")
+        ours = os.stat("/")
+    except OSError:  # PID 1 not ours to inspect (unprivileged): a running system
+        return False
+    return (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino)
+
+
 def plan(root, items, live=None):
     root = os.path.abspath(root or "/")
-    live = (root == "/") if live is None else live
+    live = (root == "/" and not in_chroot()) if live is None else live
     out = Plan(root, live)
     overlay = Overlay(root)
     out.overlay = overlay

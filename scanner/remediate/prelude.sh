@@ -7,6 +7,22 @@ ROOT="${XCSCAN_ROOT:-}"
 ROOT="${ROOT%/}"
 LIVE=1
 [ -n "$ROOT" ] && LIVE=0
+# Inside a chroot (an image being built: kickstart %post, debootstrap, a chroot of a mounted disk)
+# the files are fixed as in an image and nothing runs against the system outside it (no sysctl -w,
+# systemctl, sshd -t, augenrules): / is not the root of PID 1, or there is no /proc at all.
+if [ $LIVE = 1 ]; then
+    if [ ! -d /proc/1 ]; then
+        LIVE=0; xc_chroot="no /proc"
+    else
+        # (no 2>/dev/null: a chroot may have /proc but no /dev; an error message is not a device:inode)
+        xc_r1=$(stat -Lc '%d:%i' /proc/1/root/ 2>&1)
+        case $xc_r1 in
+            *[!0-9:]* | '') ;;  # PID 1 not ours to inspect: a running system
+            *) [ "$xc_r1" = "$(stat -Lc '%d:%i' /)" ] || { LIVE=0; xc_chroot="/ is not the root of PID 1"; } ;;
+        esac
+    fi
+    [ $LIVE = 1 ] || printf '%s\n' "xcscan-fix: in a chroot ($xc_chroot): the files are fixed as in an image; no command runs"
+fi
 BACKUP="${XCSCAN_BACKUP:-$ROOT/var/backups/xcscan-fix-$(date -u +%Y%m%dT%H%M%SZ)}"
 FAILED=0
 CHANGED=0
@@ -37,7 +53,7 @@ xc_backup() {
     { [ -e "$ROOT$1" ] || [ -L "$ROOT$1" ]; } || return 0
     (umask 077 && mkdir -p "$BACKUP$(dirname "$1")") || return 1
     if [ -d "$ROOT$1" ] && [ ! -L "$ROOT$1" ]; then
-        grep -q "^$1 " "$BACKUP/MODES" 2>/dev/null || stat -c "$1 %a %u %g" "$ROOT$1" >> "$BACKUP/MODES"
+        { [ -f "$BACKUP/MODES" ] && grep -q "^$1 " "$BACKUP/MODES"; } || stat -c "$1 %a %u %g" "$ROOT$1" >> "$BACKUP/MODES"
         return 0
     fi
     { [ -e "$BACKUP$1" ] || [ -L "$BACKUP$1" ]; } && return 0
@@ -56,9 +72,10 @@ xc_edit() {
         src="$ROOT$f"
     else
         : > "$tmp" && chmod "$mode" "$tmp"
-        src=/dev/null
+        src=""  # a new file: awk reads an empty pipe (an image being built may have no /dev/null)
     fi
-    if ! awk "$@" "$prog" "$src" > "$tmp"; then
+    if [ -n "$src" ]; then awk "$@" "$prog" "$src" > "$tmp"; else printf '' | awk "$@" "$prog" > "$tmp"; fi
+    if [ $? -ne 0 ]; then
         rm -f "$tmp"; xc_fail "cannot edit $f"; return 1
     fi
     if [ -f "$ROOT$f" ] && cmp -s "$tmp" "$ROOT$f"; then
