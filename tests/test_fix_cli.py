@@ -362,3 +362,26 @@ def test_a_chroot_is_fixed_as_an_image(tmp_path):
     rule = load_ruleset().get("mlps.ip.sysctl-send-redirects")
     assert plan("/", [(rule, dict(rule["params"]))], live=True).rules[0].commands   # live: sysctl -w planned
     assert plan(str(tmp_path), [(rule, dict(rule["params"]))]).rules[0].commands == []
+
+
+def test_a_report_value_no_profile_could_set_is_not_used(rhel, tmp_path):
+    """A saved report comes from the host it describes: a param with a newline (which would add a
+    line of its own to the file) or of the wrong kind refuses that rule; a tailored value is used."""
+    report = json.loads(invoke("scan", "--root", rhel, "--profile", "mlps-l3", "--format", "json").stdout)
+    for res in report["results"]:
+        if res["rule_id"] == "mlps.ia.password-max-age":
+            res["params"] = {"max_days": "90\nPASS_MIN_LEN 1"}
+        elif res["rule_id"] == "mlps.ia.ssh-max-auth-tries":
+            res["params"] = {"max_tries": [4]}
+        elif res["rule_id"] == "mlps.ia.password-min-age":
+            res["params"] = {"min_days": 2, "undeclared": "x\ny"}
+    saved = tmp_path / "report.json"
+    saved.write_text(json.dumps(report))
+    res = invoke("fix", "--report", str(saved), "--rule", "mlps.ia.*", "--script", "bash", "--lang", "en")
+    assert res.exit_code == 0
+    assert "mlps.ia.password-max-age: cannot be fixed here: the report gives max_days a value no profile" in res.stderr
+    assert "mlps.ia.ssh-max-auth-tries: cannot be fixed here: the report gives max_tries" in res.stderr
+    assert "PASS_MAX_DAYS" not in res.stdout and "PASS_MIN_LEN" not in res.stdout and "MaxAuthTries" not in res.stdout
+    assert "xc_set_key '/etc/login.defs' 0644 'PASS_MIN_DAYS' ' ' '2'" in res.stdout   # undeclared names ignored
+    zh = invoke("fix", "--report", str(saved), "--rule", "mlps.ia.password-max-age", "--dry-run", "--lang", "zh")
+    assert "报告中 max_days 的取值不是检查方案可设置的值" in zh.stderr

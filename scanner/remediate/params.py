@@ -67,3 +67,43 @@ def title_text(rule, params=None):
 def placeholders(text):
     """The ``{name}`` placeholders of ``text``."""
     return _PLACEHOLDER.findall(text) if isinstance(text, str) else []
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _fits(default, value):
+    """``value`` has the kind of the declared ``default``; text has no control characters."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(default, str):
+        return isinstance(value, str) and len(value) <= 1024 and not _CONTROL.search(value)
+    if isinstance(default, list):
+        if not isinstance(value, list) or len(value) > 256:
+            return False
+        if not default:
+            return all(_fits("", v) or _fits(0, v) for v in value)
+        return all(_fits(default[0], v) for v in value)
+    return False
+
+
+def checked_params(rule, given):
+    """The rule's declared params with ``given`` (the params a saved report or a stored result was
+    judged with: the host wrote them, and any host may be compromised) laid over them. Returns
+    (params, [names of given values that do not fit]): a value must have the declared default's kind,
+    and text no control character (a newline in a value would add a line of its own to the file the
+    fix writes). Undeclared names are ignored."""
+    params = dict(rule.get("params") or {})
+    bad = []
+    for name, value in sorted((given or {}).items()) if isinstance(given, dict) else ():
+        if name not in params:
+            continue
+        if _fits(params[name], value):
+            params[name] = value
+        else:
+            bad.append(name)
+    return params, bad

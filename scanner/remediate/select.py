@@ -5,6 +5,7 @@ from __future__ import absolute_import
 
 import fnmatch
 
+from scanner.remediate.params import checked_params
 from scanner.remediate.vocab import fix_kind
 
 
@@ -30,7 +31,7 @@ def select(ruleset, report=None, profile=None, rule_globs=(), min_severity=None,
                 continue
             params = profile.params_for(rule) if profile is not None else dict(rule.get("params") or {})
             severity = profile.severity_for(rule) if profile is not None else rule["severity"]
-            candidates.append((rule, params, severity))
+            candidates.append((rule, params, severity, []))
     else:
         for res in report.get("results") or []:
             if res.get("status") != "fail":
@@ -39,13 +40,12 @@ def select(ruleset, report=None, profile=None, rule_globs=(), min_severity=None,
             if rule is None:
                 out.no_fix.append(res.get("rule_id"))
                 continue
-            params = dict(rule.get("params") or {})
-            params.update(res.get("params") or {})
-            candidates.append((rule, params, res.get("severity") or rule["severity"]))
+            params, bad = checked_params(rule, res.get("params"))
+            candidates.append((rule, params, res.get("severity") or rule["severity"], bad))
     family = (((report or {}).get("facts") or {}).get("os") or {}).get("family")
     threshold = severity_rank(min_severity) if min_severity else None
     allow = set(allow)
-    for rule, params, severity in candidates:
+    for rule, params, severity, bad in candidates:
         if rule_globs and not any(fnmatch.fnmatchcase(rule["id"], g) for g in rule_globs):
             continue
         if threshold is not None and severity_rank(severity) < threshold:
@@ -61,6 +61,11 @@ def select(ruleset, report=None, profile=None, rule_globs=(), min_severity=None,
         fams = rule["fix"].get("os_family")
         if fams and family and family not in fams:
             out.os_mismatch.append(rule)
+            continue
+        if bad:  # a report's value no profile could have set: not fixed with it, nor with another value
+            from scanner.i18n import t
+            out.cannot.append((rule, dict((lang, t("fix.bad_params", lang, names=", ".join(bad)))
+                                          for lang in ("zh", "en"))))
             continue
         if report is not None and rule["fix"].get("when") is not None:
             reason = _when_fails(rule, params, report)

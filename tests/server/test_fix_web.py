@@ -61,3 +61,29 @@ def test_rule_page_offers_the_script_when_a_visible_host_fails(server, failing_h
     with server.client(follow_redirects=False) as anon:
         assert anon.get("/rules/mlps.ia.password-max-age/fix.sh").status_code in (303, 401)
         assert anon.get("/hosts/%s/fix.sh" % failing_host.host_id).status_code in (303, 401)
+
+
+def test_host_script_uses_the_values_its_report_was_judged_with(server):
+    """A host scanned with a tailored profile gets its own values (PASS_MAX_DAYS 60, not the shipped 90);
+    a value no profile could set (a compromised host writing a newline into its report to add a line
+    of its own to sshd_config) leaves that rule out of the script instead."""
+    a = Agent("fixtail-%s" % uuid.uuid4().hex[:6], machine_id=uuid.uuid4().hex)
+    doc = a.report(fail_rules=["mlps.ia.password-max-age", "mlps.ia.ssh-max-auth-tries"])
+    for res in doc["results"]:
+        if res["rule_id"] == "mlps.ia.password-max-age":
+            res["params"] = {"max_days": 60}
+        elif res["rule_id"] == "mlps.ia.ssh-max-auth-tries":
+            res["params"] = {"max_tries": "4\nPermitRootLogin yes"}
+    with server.client() as c:
+        assert a.enroll(c, server.token(org="/fixweb")).status_code == 201
+        assert a.submit(c, doc).status_code == 200
+    w = web_login(server)
+    sh = w.get("/hosts/%s/fix.sh" % a.host_id)
+    assert sh.status_code == 200
+    assert "xc_set_key '/etc/login.defs' 0644 'PASS_MAX_DAYS' ' ' '60'" in sh.text
+    assert "MaxAuthTries" not in sh.text and "PermitRootLogin" not in sh.text
+    tasks = yaml.safe_load(w.get("/hosts/%s/fix.yml" % a.host_id).text)[0]["tasks"]
+    assert any(t.get("ansible.builtin.lineinfile", {}).get("line") == "PASS_MAX_DAYS 60" for t in tasks)
+    assert not [t for t in tasks if "MaxAuthTries" in str(t)]
+    # the rule page speaks for many hosts: the shipped profile's value
+    assert "'PASS_MAX_DAYS' ' ' '90'" in w.get("/rules/mlps.ia.password-max-age/fix.sh").text

@@ -18,10 +18,13 @@ router = APIRouter(include_in_schema=False)
 KINDS = {"sh": ("bash", "text/x-shellscript; charset=utf-8"), "yml": ("ansible", "application/yaml; charset=utf-8")}
 
 
-def _items(pairs):
-    """[(rule_id, profile)] -> [(rule, params)] with an automated fix, params tailored by the shipped profile."""
+def _items(pairs, judged=None):
+    """[(rule_id, profile)] -> [(rule, params)] with an automated fix. Params: those the host's report
+    was judged with (``judged``: {(profile, rule_id): params}, a tailored profile's values), checked like
+    any report's (a value no profile could set leaves the rule out); else the shipped profile's."""
     from scanner.engine import load_profile, load_ruleset
     from scanner.engine.profiles import list_profiles
+    from scanner.remediate.params import checked_params
     from scanner.remediate.vocab import fix_kind
     ruleset, shipped, profiles, out, seen = load_ruleset(), set(list_profiles()), {}, [], set()
     for rule_id, profile in pairs:
@@ -30,11 +33,36 @@ def _items(pairs):
             continue
         seen.add(rule_id)
         params = dict(rule.get("params") or {})
-        if profile in shipped:
+        if judged and (profile, rule_id) in judged:
+            params, bad = checked_params(rule, judged[(profile, rule_id)])
+            if bad:
+                continue
+        elif profile in shipped:
             if profile not in profiles:
                 profiles[profile] = load_profile(profile)
             params = profiles[profile].params_for(rule)
         out.append((rule, params))
+    return out
+
+
+def _judged_params(engine, scope, host_id, profiles):
+    """{(profile, rule_id): params} of the host's latest report of each of ``profiles``."""
+    from scanner.server.store.jsondoc import Unreadable
+    from scanner.server.store.reports import report_document
+    latest = {}
+    for row in queries.host_history(engine, scope, host_id):  # newest first
+        latest.setdefault(row["profile"], row["id"])
+    out = {}
+    for profile in sorted(set(profiles)):
+        if profile not in latest:
+            continue
+        try:
+            doc = report_document(queries.get_report(engine, scope, latest[profile], host_id=host_id))
+        except Unreadable:  # pruned or damaged: the shipped profile's values
+            continue
+        for res in (doc.get("results") if isinstance(doc, dict) else None) or []:
+            if isinstance(res, dict) and isinstance(res.get("params"), dict):
+                out[(profile, res.get("rule_id"))] = res["params"]
     return out
 
 
@@ -60,7 +88,9 @@ def _script(request, user, items, name, kind, object_id, org):
 def _host(request, host_id, kind):
     user = page_user(request)
     host = queries.get_host(request.app.state.engine, user["scope"], host_id[:64])
-    items = _items((r["rule_id"], r["profile"]) for r in host["results"] if r["status"] == "fail")
+    failed = [(r["rule_id"], r["profile"]) for r in host["results"] if r["status"] == "fail"]
+    judged = _judged_params(request.app.state.engine, user["scope"], host["id"], [p for _, p in failed])
+    items = _items(failed, judged)
     if not items:
         return error_page(request, 404, t("server.fix_none", lang_of(request)))
     return _script(request, user, items, host.get("hostname") or host["id"], kind, host["id"], host["org_path"])
