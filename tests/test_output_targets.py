@@ -169,3 +169,141 @@ def test_wrote_line_in_chinese(tmp_path):
     runner = CliRunner()
     res = runner.invoke(cli, ["report", FIXTURE, "--format", "csv", "-o", str(out), "--lang", "zh"])
     assert res.exit_code == 0 and "已写入 %s" % out in res.output
+
+
+# --- the other commands with -o: `fix --script -o` and `agent export -o` go through the same rules ---
+
+RHEL_ROOT = os.path.join(os.path.dirname(FIXTURES), "engine", "rhel-default", "root")
+
+
+def xc(*args):
+    runner = CliRunner()
+    try:
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2 keeps stderr apart already
+        pass
+    return runner.invoke(cli, list(args), env={"LANG": "en_US.UTF-8", "LC_ALL": ""}, catch_exceptions=False)
+
+
+def fix_script(*out_args):
+    return xc("fix", "--root", RHEL_ROOT, "--every", "--profile", "mlps-l3", "--script", "bash", *out_args)
+
+
+def read_fifo_while(fifo, action):
+    got = []
+
+    def reader():
+        with open(str(fifo), "rb") as fh:
+            got.append(fh.read())
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    res = action()
+    thread.join(10)
+    assert not thread.is_alive()
+    return res, b"".join(got)
+
+
+@needs_root
+def test_fix_script_onto_a_device_node_a_fifo_and_a_symlink(tmp_path):
+    expected = fix_script().stdout.encode("utf-8")
+    assert expected.startswith(b"#!/bin/sh")
+    node = tmp_path / "null"
+    os.mknod(str(node), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    res = fix_script("-o", str(node))
+    assert res.exit_code == 0, res.stderr
+    st = os.lstat(str(node))
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)     # was replaced by a regular file
+    assert "wrote %s" % node in res.stderr and os.listdir(str(tmp_path)) == ["null"]
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(str(fifo))
+    res, data = read_fifo_while(fifo, lambda: fix_script("-o", str(fifo)))
+    assert res.exit_code == 0, res.stderr
+    assert data == expected and stat.S_ISFIFO(os.lstat(str(fifo)).st_mode)
+
+    real = tmp_path / "scripts" / "fix.sh"
+    real.parent.mkdir()
+    real.write_text("old", encoding="utf-8")
+    link = tmp_path / "fix-latest.sh"
+    os.symlink("scripts/fix.sh", str(link))
+    res = fix_script("-o", str(link))
+    assert res.exit_code == 0, res.stderr
+    assert os.readlink(str(link)) == "scripts/fix.sh"          # the link stays, its target is replaced
+    assert real.read_bytes() == expected and stat.S_IMODE(os.stat(str(real)).st_mode) == 0o700
+    assert os.listdir(str(real.parent)) == ["fix.sh"]
+
+
+def test_fix_script_refuses_a_dangling_link_a_socket_and_a_directory_before_scanning(tmp_path):
+    dangling = tmp_path / "fix.sh"
+    os.symlink("missing/fix.sh", str(dangling))
+    sock_path = tmp_path / "s.sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    try:
+        for target, code, why in ((dangling, 1, "refusing to write output: it is a symlink to"),
+                                  (sock_path, 1, "refusing to write output: it is a socket"),
+                                  (tmp_path, 2, "is a directory")):
+            # without --every the command would scan first: a refusal comes before that
+            res = xc("fix", "--root", RHEL_ROOT, "--script", "bash", "-o", str(target))
+            assert res.exit_code == code and why in res.stderr, res.stderr
+            assert "scanning" not in res.stderr
+        assert os.readlink(str(dangling)) == "missing/fix.sh" and stat.S_ISSOCK(os.lstat(str(sock_path)).st_mode)
+    finally:
+        sock.close()
+
+
+def _bundle(tmp_path):
+    """A real transfer bundle of two spooled reports, as `agent export` writes it."""
+    from scanner.agent.transfer import write_bundle
+    files = []
+    for n in range(2):
+        body = json.dumps({"report_id": "r-%d" % n}).encode("utf-8")
+        header = {"report_id": "r-%d" % n, "host_id": "h-1", "timestamp": 1700000000 + n, "length": len(body)}
+        files.append(("%020d-r-%d.json" % (n, n), json.dumps(header).encode("utf-8") + b"\n" + body, header))
+    path = str(tmp_path / "in.xcb")
+    write_bundle(path, files)
+    return path
+
+
+def _report_ids(data, tmp_path):
+    from scanner.agent.transfer import read_bundle
+    copy = tmp_path / "read-back.xcb"
+    copy.write_bytes(data)
+    manifest, _members = read_bundle(str(copy))
+    return [e["report_id"] for e in manifest["entries"]]
+
+
+@needs_root
+def test_agent_export_onto_a_device_node_a_fifo_and_a_symlink(tmp_path):
+    source = _bundle(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    node = out / "null"
+    os.mknod(str(node), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    res = xc("agent", "export", "--merge", source, "-o", str(node))
+    assert res.exit_code == 0, res.stderr
+    assert stat.S_ISCHR(os.lstat(str(node)).st_mode) and os.lstat(str(node)).st_rdev == os.makedev(1, 3)
+    assert os.listdir(str(out)) == ["null"]                   # no .part file left beside the device
+
+    fifo = out / "pipe"
+    os.mkfifo(str(fifo))
+    res, data = read_fifo_while(fifo, lambda: xc("agent", "export", "--merge", source, "-o", str(fifo)))
+    assert res.exit_code == 0, res.stderr
+    assert _report_ids(data, tmp_path) == ["r-0", "r-1"] and stat.S_ISFIFO(os.lstat(str(fifo)).st_mode)
+
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    (usb / "bundle.xcb").write_bytes(b"old")
+    link = out / "latest.xcb"
+    os.symlink(str(usb / "bundle.xcb"), str(link))
+    res = xc("agent", "export", "--merge", source, "-o", str(link))
+    assert res.exit_code == 0, res.stderr
+    assert os.path.islink(str(link)) and _report_ids((usb / "bundle.xcb").read_bytes(), tmp_path) == ["r-0", "r-1"]
+    assert os.listdir(str(usb)) == ["bundle.xcb"]
+
+    dangling = out / "gone.xcb"
+    os.symlink("nowhere/gone.xcb", str(dangling))
+    res = xc("agent", "export", "--merge", source, "-o", str(dangling))
+    assert res.exit_code == 1 and "refusing to write output" in res.stderr
+    assert os.readlink(str(dangling)) == "nowhere/gone.xcb"

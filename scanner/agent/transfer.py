@@ -94,15 +94,15 @@ def write_bundle(output, files, created_by=None, enrollments=()):
                            "enrollments": list(enrollments)},
                           indent=1, ensure_ascii=False).encode("utf-8")
     sums.insert(0, "%s  manifest.json" % _sha(manifest))
-    tmp = output + ".part"
-    with tarfile.open(tmp, "w:gz") as tar:
-        _add(tar, "manifest.json", manifest)
-        for name, raw, _h in files:
-            _add(tar, "reports/" + name, raw)
-        _add(tar, "SHA256SUMS", ("\n".join(sums) + "\n").encode("ascii"))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, output)
+    # a regular file is replaced atomically; /dev/null, a FIFO or a symlink is written through, never
+    # replaced; anything else is refused (scanner/render/output_target.py)
+    from scanner.render.output_target import open_output
+    with open_output(output) as fh:
+        with tarfile.open(fileobj=fh, mode="w|gz") as tar:
+            _add(tar, "manifest.json", manifest)
+            for name, raw, _h in files:
+                _add(tar, "reports/" + name, raw)
+            _add(tar, "SHA256SUMS", ("\n".join(sums) + "\n").encode("ascii"))
     return bundle_id, len(entries)
 
 

@@ -67,6 +67,9 @@ def fix(root, report_file, profile, rule_globs, severity, every, allow, dry_run,
         raise click.UsageError(t("fix.one_mode", lang, modes=", ".join(modes)))
     if rollback_dir:
         return _rollback(rollback_dir, lock_path, lang)
+    if script and output:
+        from scanner.render.output_target import resolve
+        resolve(output)          # a directory, socket or planted link is refused before scanning
     from scanner.engine import load_profile, load_ruleset
     ruleset = load_ruleset()
     if coverage:
@@ -165,11 +168,10 @@ def _script(sel, kind, output, lang):
         from scanner.remediate.ansible import render
     text = render(sel.items, lang=lang)
     if output:
-        tmp = output + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o700 if kind == "bash" else 0o600)
-        os.replace(tmp, output)
+        # /dev/null, a FIFO or a symlink is written through, never replaced (scanner/render/output_target.py)
+        from scanner.render.output_target import open_output
+        with open_output(output, mode=0o700 if kind == "bash" else 0o600) as fh:
+            fh.write(text.encode("utf-8"))
         click.echo(t("fix.script_written", lang, path=output, count=len(sel.items)), err=True)
     else:
         sys.stdout.write(text)

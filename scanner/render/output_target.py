@@ -13,6 +13,7 @@ scanner does not own.
 """
 from __future__ import absolute_import
 
+import contextlib
 import os
 import stat
 
@@ -106,3 +107,103 @@ def write_in_place(path, data):
             view = view[written:]
     finally:
         os.close(fd)
+
+
+def _cannot(path, exc):
+    from scanner.errors import XcscanError
+    reason = "no space left on device" if getattr(exc, "errno", None) == 28 else (
+        getattr(exc, "strerror", None) or str(exc))
+    return XcscanError("cannot write output: %s" % reason, path=path,
+                       hint="check the directory exists, is writable and has free space; nothing was replaced")
+
+
+def default_mode():
+    """0640 narrowed by the umask: what the scanner writes maps a host's weaknesses."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o640 & ~mask
+
+
+class _Sink(object):
+    """The file object handed out by open_output: a failed write names the output path."""
+
+    def __init__(self, path, fh=None, fd=None):
+        self._path = path
+        self._fh = fh
+        self._fd = fd
+
+    def write(self, data):
+        try:
+            if self._fh is not None:
+                return self._fh.write(data)
+            view = memoryview(data)
+            while view:                      # a pipe may take part of it at a time
+                view = view[os.write(self._fd, view):]
+            return len(data)
+        except (IOError, OSError) as exc:
+            raise _cannot(self._path, exc)
+
+    def flush(self):
+        if self._fh is not None:
+            try:
+                self._fh.flush()
+            except (IOError, OSError) as exc:
+                raise _cannot(self._path, exc)
+
+
+@contextlib.contextmanager
+def open_output(path, mode=None):
+    """A binary, write-only file object for one output ``path`` that respects what the path is
+    (see resolve): a regular file (or the regular file a symlink names) is written to a fresh
+    temporary file beside it (mkstemp: O_EXCL, never a planted link), fsynced and renamed over it
+    only when the block ends without an exception; a character device or FIFO is opened and written
+    in place, never created, truncated or replaced; anything else is refused before a byte is written.
+
+    ``mode`` is the new file's permission bits (default: an existing file keeps its own, a new one
+    gets default_mode()). A failed write or rename is an XcscanError naming the path."""
+    how, real = resolve(path)
+    if how == IN_PLACE:
+        try:
+            fd = os.open(real, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOCTTY", 0))
+        except OSError as exc:
+            raise _cannot(path, exc)
+        try:
+            yield _Sink(path, fd=fd)
+        finally:
+            os.close(fd)
+        return
+    import tempfile
+    from scanner.fsutil import fsync_dir
+    directory = os.path.dirname(real)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(real) + ".", suffix=".tmp")
+    except OSError as exc:
+        raise _cannot(path, exc)
+    done = False
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            sink = _Sink(path, fh=fh)
+            yield sink
+            sink.flush()
+            try:
+                os.fsync(fh.fileno())
+            except OSError as exc:
+                raise _cannot(path, exc)
+        if mode is None:
+            try:
+                mode = os.stat(real).st_mode & 0o7777
+            except OSError:
+                mode = default_mode()
+        try:
+            os.chmod(tmp, mode)
+            os.rename(tmp, real)
+        except OSError as exc:
+            raise _cannot(path, exc)
+        done = True
+        fsync_dir(directory)
+    finally:
+        if not done:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -88,10 +88,8 @@ def render_all(report, targets, lang, bom=False):
 
 
 def _new_file_mode():
-    """0640 narrowed by the umask: reports map a host's weaknesses, so never world-readable."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o640 & ~mask
+    from scanner.render.output_target import default_mode
+    return default_mode()
 
 
 def _discard(paths):
