@@ -84,6 +84,27 @@ def test_nearest_profile_and_rule():
     assert res.exit_code == 1 and "did you mean" not in res.stderr
 
 
+def test_fix_rule_and_allow_typos_suggest_the_nearest_id():
+    """`fix --rule` (id or glob) matching no rule, or `--allow` naming none, was a silent "nothing to
+    fix" / no opt-in: now exit 1 with the nearest ids, before any scan."""
+    res = run("fix", "--root", RHEL, "--rule", "mlps.ia.ssh-root-login", "--dry-run")
+    assert res.exit_code == 1 and res.stdout == ""
+    assert "--rule mlps.ia.ssh-root-login matches no rule — did you mean mlps.ac.ssh-root-login?" in res.stderr
+    assert "scanning" not in res.stderr
+    res = run("fix", "--root", RHEL, "--every", "--allow", "mlps.ac.ssh-root-logn", "--script", "bash")
+    assert res.exit_code == 1 and res.stdout == ""
+    assert "--allow mlps.ac.ssh-root-logn: unknown rule id — did you mean mlps.ac.ssh-root-login?" in res.stderr
+    res = run("fix", "--root", RHEL, "--every", "--rule", "nothing.like.*", "--script", "bash")
+    assert res.exit_code == 1 and "matches no rule" in res.stderr and "did you mean" not in res.stderr
+    zh = run("fix", "--root", RHEL, "--every", "--allow", "mlps.ac.ssh-root-logn", "--lang", "zh")
+    assert "未知的规则编号（是否应为 mlps.ac.ssh-root-login？）" in zh.stderr
+    # a glob that matches, and an --allow that names a real rule, go ahead
+    ok = run("fix", "--root", RHEL, "--every", "--rule", "mlps.ac.ssh-*", "--allow", "mlps.ac.ssh-root-login",
+             "--script", "bash")
+    assert ok.exit_code == 0, ok.stderr
+    assert "mlps.ac.ssh-root-login" in ok.stdout and "not fixed without --allow" not in ok.stderr
+
+
 def _write(tmp_path, doc):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")

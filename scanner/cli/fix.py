@@ -74,6 +74,7 @@ def fix(root, report_file, profile, rule_globs, severity, every, allow, dry_run,
     ruleset = load_ruleset()
     if coverage:
         return _coverage(ruleset, lang)
+    _check_rule_ids(ruleset, rule_globs, allow, lang)
     if report_file and every:
         raise click.UsageError(t("fix.report_or_every", lang))
     report = None
@@ -114,6 +115,24 @@ def fix(root, report_file, profile, rule_globs, severity, every, allow, dry_run,
     if problems:
         _refuse(problems, lang)
     _apply(the_plan, root, prof, profile, backup_dir, lock_path, lang)
+
+
+def _check_rule_ids(ruleset, rule_globs, allow, lang):
+    """A --rule that matches no rule, or an --allow naming no rule, is a typo: say so with the
+    nearest ids instead of quietly fixing nothing (or not opting in)."""
+    import fnmatch
+    from scanner.errors import XcscanError
+    from scanner.i18n import t
+    from scanner.suggest import did_you_mean
+    ids = [r["id"] for r in ruleset]
+    for pattern in rule_globs:
+        if not any(fnmatch.fnmatchcase(rule_id, pattern) for rule_id in ids):
+            raise XcscanError(t("fix.unknown_rule", lang, pattern=pattern, suggestion=did_you_mean(pattern, ids, lang)),
+                              hint=t("fix.unknown_rule_hint", lang))
+    for rule_id in allow:
+        if rule_id not in ids:
+            raise XcscanError(t("fix.unknown_allow", lang, rule=rule_id, suggestion=did_you_mean(rule_id, ids, lang)),
+                              hint=t("fix.unknown_rule_hint", lang))
 
 
 def _load_report(path, lang):
