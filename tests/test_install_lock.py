@@ -82,3 +82,55 @@ def test_every_agent_dependency_is_imported_by_the_agent():
         if not re.search(r"^\s*(import|from)\s+%s\b" % re.escape(mod), text, re.M):
             unused.append(name)
     assert unused == []
+
+
+def _declared():
+    import tomllib
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as fh:
+        project = tomllib.load(fh)["project"]
+    return project["dependencies"], project["optional-dependencies"]
+
+
+def test_every_declared_dependency_is_locked_within_its_range():
+    """A dependency added to pyproject.toml but not to the locks would be resolved to whatever is
+    newest on the day of a fresh install (what broke the README command once): each one, and each
+    extra it asks for, has a pin in the lock, and the pinned version is inside the declared range."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+    runtime, extras = _declared()
+    server_lock = _pins("requirements/lock.txt")
+    agent_lock = _pins("requirements/agent-lock.txt")
+    env = {"python_version": "3.11", "python_full_version": "3.11.0", "sys_platform": "linux",
+           "platform_system": "Linux", "implementation_name": "cpython",
+           "platform_python_implementation": "CPython", "extra": ""}
+    problems = []
+    for lock_name, lock, declared in (("lock.txt", server_lock, runtime + extras["server"] + extras["test"]),
+                                      ("agent-lock.txt", agent_lock, runtime)):
+        for text in declared:
+            req = Requirement(text)
+            if lock is server_lock and req.marker is not None and not req.marker.evaluate(env):
+                continue
+            name = req.name.lower().replace("_", "-")
+            pins = lock.get(name)
+            if not pins:
+                problems.append("%s: %s is not pinned" % (lock_name, name))
+                continue
+            for version, _marker in pins:
+                if not req.specifier.contains(Version(version), prereleases=True):
+                    problems.append("%s: %s==%s is outside %s" % (lock_name, name, version, req.specifier))
+            for extra in req.extras:
+                if "%s-%s" % (name, extra) not in lock and not any(
+                        k.startswith(name + "-") for k in lock):
+                    problems.append("%s: %s[%s] brings nothing pinned" % (lock_name, name, extra))
+    assert problems == [], "re-run `bash requirements/refresh`: %s" % "; ".join(problems)
+
+
+def test_the_server_extra_has_bounds_where_a_major_release_would_break_us():
+    """Users of `pip install 'xcscan[server]'` get versions known to work: every server dependency
+    has a lower bound, and the frameworks whose next major release changes their API an upper one."""
+    from packaging.requirements import Requirement
+    _runtime, extras = _declared()
+    reqs = dict((Requirement(t).name.lower(), Requirement(t)) for t in extras["server"])
+    assert all(any(s.operator in (">=", "==", "~=") for s in r.specifier) for r in reqs.values()), reqs
+    for name in ("fastapi", "sqlalchemy", "alembic", "psycopg", "jinja2", "uvicorn"):
+        assert any(s.operator == "<" for s in reqs[name].specifier), name
