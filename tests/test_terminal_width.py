@@ -133,3 +133,50 @@ def test_rules_list_fits_80_columns():
     ids = [l.split()[0] for l in lines[2:] if l and not l.startswith(" ")]
     from scanner.engine import load_ruleset
     assert sorted(ids) == sorted(r["id"] for r in load_ruleset())   # rule ids are never cut
+
+
+def _on_a_terminal(columns, lang="zh"):
+    """`xcscan report` with stdout on a real pseudo-terminal of ``columns`` x 40 and no $COLUMNS: the
+    width comes from the terminal itself (shutil.get_terminal_size), as in an interactive shell."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = dict(os.environ, LANG="C.UTF-8", LC_ALL="")
+    env.pop("COLUMNS", None)
+    env.pop("LINES", None)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-m", "scanner", "report", FIXTURE, "--format", "table", "--lang", lang],
+                            stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=repo, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _w, _x = select.select([master], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:          # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(60) == 0, proc.stderr.read()
+    proc.stderr.close()
+    return out.decode("utf-8").replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("columns", [80, 132])
+def test_a_real_terminal_sets_the_width_without_columns(columns):
+    out = _on_a_terminal(columns)
+    header, rule, body = grid_lines(out)
+    assert columns - 30 < width(rule) <= columns      # the grid takes the terminal's width
+    assert any(re.search(u"[\u4e00-\u9fff]", l) for l in body)
+    # exactly what $COLUMNS of the same width gives, which the tests above check cell by cell
+    assert out == table(columns, "zh")
