@@ -91,6 +91,42 @@ def test_allowed_unknown_os_is_said_at_the_top_of_every_format(tmp_path):
     assert zh.exit_code == 0 and zh.stdout.startswith("注意：在 %s 下未找到操作系统" % root)
 
 
+def test_allowed_unknown_os_in_junit_summary_and_csv(tmp_path):
+    """JUnit carries the notice as a suite property (schema-valid), the summary edition at its top; CSV
+    has no place for it, and stderr says it whatever the format."""
+    import xml.etree.ElementTree as ET
+    import xmlschema
+    root = empty(tmp_path)
+    junit, summary, csv_path = tmp_path / "r.xml", tmp_path / "s.html", tmp_path / "r.csv"
+    res = run("scan", "--root", str(root), "--allow-unknown-os", "--profile", "xinchuang", "--format", "csv",
+              "-o", str(csv_path), "-o", "junit:%s" % junit, "-o", "summary:%s" % summary, "--lang", "en")
+    assert res.exit_code == 0, res.stderr
+    assert "xcscan: warning: No operating system was found under %s" % root in res.stderr
+    xmlschema.XMLSchema(os.path.join(HERE, "fixtures", "junit", "junit-10.xsd")).validate(str(junit))
+    suite = ET.parse(str(junit)).getroot().find("testsuite")
+    notices = [p.get("value") for p in suite.find("properties") if p.get("name") == "notice"]
+    assert len(notices) == 1 and notices[0].startswith("No operating system was found under %s" % root)
+    html = summary.read_text(encoding="utf-8")
+    assert html.index('<p class="notice" role="alert">No operating system') < html.index('<dl class="host">')
+    report = run("scan", "--root", str(root), "--allow-unknown-os", "--profile", "xinchuang", "--format", "json",
+                 "--quiet")
+    saved = tmp_path / "r.json"
+    saved.write_text(report.stdout, encoding="utf-8")
+    zh = run("report", str(saved), "--format", "junit", "--lang", "zh")
+    assert zh.exit_code == 0, zh.stderr
+    assert [p.get("value")[:20] for p in ET.fromstring(zh.stdout.encode("utf-8")).iter("property")
+            if p.get("name") == "notice"] == [("在 %s 下未找到操作系统" % root)[:20]]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="an unprivileged scan carries the not_root notice")
+def test_a_root_scan_has_no_notice_property(tmp_path):
+    import xml.etree.ElementTree as ET
+    res = run("scan", "--root", os.path.join(HERE, "fixtures", "engine", "rhel-default", "root"),
+              "--profile", "xinchuang", "--format", "junit")
+    assert res.exit_code == 0, res.stderr
+    assert [p for p in ET.fromstring(res.stdout.encode("utf-8")).iter("property") if p.get("name") == "notice"] == []
+
+
 @pytest.mark.parametrize("root", FIXTURE_ROOTS, ids=lambda p: os.path.relpath(p, HERE))
 def test_fixture_roots_have_an_os(root):
     assert os_marker(root)[0] is not None

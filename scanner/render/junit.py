@@ -92,6 +92,9 @@ def render(report, lang="en"):
                         ("scanner_version", (report.get("scanner") or {}).get("version"))):
         if value is not None:
             ET.SubElement(props, "property", {"name": name, "value": _clean(value)})
+    from scanner.notices import texts
+    for text in texts(report, lang):    # no OS under --root, not run as root: how to read every case
+        ET.SubElement(props, "property", {"name": "notice", "value": _clean(text)})
     for res in results:
         status = view.scalar_text(res.get("status"))
         title = view.pick(res.get("title"), lang)
