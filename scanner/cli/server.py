@@ -151,6 +151,9 @@ def token_create(data_dir, db, org, uses, expires, note, offline_bundle, url):
     seconds = parse_duration(expires)
     if seconds is None:
         raise XcscanError("--expires %r is not a duration" % expires, hint="use e.g. 3600, 12h, 7d or 2w")
+    if offline_bundle:
+        from scanner.render.output_target import resolve
+        resolve(offline_bundle)          # refused before a token exists
     engine = service.open_engine(settings)
     try:
         tok = accounts.create_token(engine, org, uses, seconds, actor="cli", note=note, scope=Scope.everything())
@@ -166,10 +169,9 @@ def token_create(data_dir, db, org, uses, expires, note, offline_bundle, url):
             ca_pem = fh.read()
         doc = {"format": "xcscan-enrollment/1", "server": url.rstrip("/"), "org": tok["org"], "token": tok["token"],
                "expires_at": iso(tok["expires_at"]), "ca_pem": ca_pem}
-        fd = os.open(offline_bundle + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            _json.dump(doc, fh, indent=1)
-        os.replace(offline_bundle + ".part", offline_bundle)
+        from scanner.render.output_target import open_output   # never replaces a device, FIFO or link
+        with open_output(offline_bundle, mode=0o600) as fh:
+            fh.write(_json.dumps(doc, indent=1).encode("utf-8"))
         click.echo("wrote %s: carry it to the isolated host, then `xcscan agent enroll --offline %s`; it holds "
                    "the token, keep it like one" % (offline_bundle, os.path.basename(offline_bundle)), err=True)
 
@@ -414,17 +416,17 @@ def import_cmd(data_dir, db, bundle, receipt_path):
     import json as _json
     from scanner.server import service
     from scanner.server.intake.transfer import import_bundle
+    from scanner.render.output_target import open_output, resolve   # never replaces a device, FIFO or link
     settings = _settings(data_dir, db)
+    receipt_path = receipt_path or bundle + ".receipt.json"
+    resolve(receipt_path)                # refused before anything is imported
     engine = service.open_engine(settings)
     try:
         receipt = import_bundle(engine, settings, bundle)
     finally:
         engine.dispose()
-    receipt_path = receipt_path or bundle + ".receipt.json"
-    tmp = receipt_path + ".part"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        _json.dump(receipt, fh, indent=1, ensure_ascii=False)
-    os.replace(tmp, receipt_path)
+    with open_output(receipt_path) as fh:
+        fh.write(_json.dumps(receipt, indent=1, ensure_ascii=False).encode("utf-8"))
     for r in receipt["results"]:
         line = "%s %s" % (r["status"], r["report_id"])
         if r["status"] == "refused":

@@ -272,3 +272,84 @@ def test_a_damaged_receipt_is_refused_and_changes_nothing(offline_agent, tmp_pat
     res = xcscan(["agent", "confirm", "--config", a.config, receipt])
     assert res.returncode == 0 and "cleared 2 report(s)" in res.stderr, res.stderr
     assert a.spooled() == []
+
+
+def _count(srv, table):
+    import sqlite3
+    conn = sqlite3.connect(os.path.join(srv.data_dir, "xcscan.db"))
+    try:
+        return conn.execute("SELECT count(*) FROM %s" % table).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _read_fifo_while(fifo, action):
+    import threading
+    got = []
+
+    def reader():
+        with open(fifo, "rb") as fh:
+            got.append(fh.read())
+    thread = threading.Thread(target=reader)
+    thread.start()
+    res = action()
+    thread.join(30)
+    assert not thread.is_alive()
+    return res, b"".join(got)
+
+
+def test_offline_bundle_and_receipt_never_replace_what_their_path_is(tmp_path):
+    """`token create --offline-bundle F` and `server import --receipt F` write like every -o: a FIFO is
+    written in place, a link planted at F.part is never followed (both wrote F.part with O_TRUNC, then
+    renamed it over F), a dangling link is refused before a token is made or a report imported."""
+    srv = RealServer(tmp_path / "server").init()
+    url = "https://127.0.0.1:%d" % free_port()
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "precious"
+    victim.write_text("precious")
+
+    def create(target):
+        return xcscan(["server", "token", "create", "--data-dir", srv.data_dir, "--org", "/gov/finance",
+                       "--offline-bundle", target, "--url", url])
+
+    enroll = str(out / "enroll.json")
+    os.symlink(str(victim), enroll + ".part")
+    res = create(enroll)
+    assert res.returncode == 0, res.stderr
+    assert victim.read_text() == "precious"
+    assert not os.path.islink(enroll) and oct(os.stat(enroll).st_mode & 0o777) == "0o600"
+    assert json.load(open(enroll))["format"] == "xcscan-enrollment/1"
+
+    fifo = str(out / "enroll.pipe")
+    os.mkfifo(fifo)
+    res, data = _read_fifo_while(fifo, lambda: create(fifo))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(data.decode("utf-8"))["token"] == res.stdout.strip().splitlines()[0]
+
+    tokens = _count(srv, "enroll_tokens")
+    dangling = str(out / "gone.json")
+    os.symlink("nowhere/gone.json", dangling)
+    res = create(dangling)
+    assert res.returncode == 1 and "refusing to write output" in res.stderr
+    assert _count(srv, "enroll_tokens") == tokens                # no token made for nothing
+
+    from scanner.agent.transfer import write_bundle
+    body = b'{"report_id": "r-1"}'
+    header = {"report_id": "r-1", "host_id": "h-1", "timestamp": 1700000000, "length": len(body)}
+    bundle = str(tmp_path / "b.xcb")
+    write_bundle(bundle, [("0001-r-1.json", json.dumps(header).encode("utf-8") + b"\n" + body, header)])
+    receipt = str(out / "receipt.json")
+    os.symlink(str(victim), receipt + ".part")
+    res = import_(srv, bundle, receipt)
+    assert res.returncode == 0, res.stderr
+    assert victim.read_text() == "precious" and not os.path.islink(receipt)
+    assert [r["report_id"] for r in json.load(open(receipt))["results"]] == ["r-1"]
+    fifo = str(out / "receipt.pipe")
+    os.mkfifo(fifo)
+    res, data = _read_fifo_while(fifo, lambda: import_(srv, bundle, fifo))
+    assert res.returncode == 0, res.stderr
+    assert [r["report_id"] for r in json.loads(data.decode("utf-8"))["results"]] == ["r-1"]
+    res = import_(srv, bundle, dangling)
+    assert res.returncode == 1 and "refusing to write output" in res.stderr
+    assert "r-1" not in res.stderr                                # refused before the import
