@@ -264,3 +264,50 @@ def test_csv_junit_json_and_html_agree_on_verdicts_and_risks(rhel_default):
             assert "Risk: " + risk in text
     lockout = "".join(c.text or "" for c in cases["mlps.ia.login-lockout"])
     assert "Risk: high (high-risk guide: No protection against password brute force, clause 8.1.4.1 b))" in lockout
+
+
+def test_scope_lists_every_other_security_category_as_outside(rhel_default):
+    """测评范围: the ten 安全类 of GB/T 22239-2019, only 安全计算环境 in scope (the host's part), every
+    other one outside, not counted as covered; the unit counts are the coverage's."""
+    cov = rhel_default["summary"]["coverage"]
+    for fmt in ("html", "summary"):
+        out = render(rhel_default, fmt, "zh")
+        section = out[out.index('<section id="scope">'):out.index('<section id="controls">')]
+        rows = re.findall(r'<tr class="scope-row" data-in-scope="(yes|no)"><td>([^<]+)</td><td>([^<]+)</td></tr>', section)
+        assert [r[1] for r in rows] == ["安全物理环境", "安全通信网络", "安全区域边界", "安全计算环境", "安全管理中心",
+                                        "安全管理制度", "安全管理机构", "安全管理人员", "安全建设管理", "安全运维管理"]
+        assert [r[1] for r in rows if r[0] == "yes"] == ["安全计算环境"]
+        assert all(r[2] == "不在范围内，须另行测评" for r in rows if r[0] == "no")
+        intro = re.search(r"<p>(.*?)</p>", section).group(1)
+        counts = cov["counts"]
+        assert "%d 个测评单元（自动检查 %d，部分自动 %d，人工核查 %d，未覆盖 %d）" % (
+            len(cov["items"]), counts["automated"], counts["partial"], counts["manual"], counts["not_covered"]) in intro
+        assert "其他安全类不在本次扫描范围内，不计为已覆盖" in intro
+
+
+def test_score_is_shown_with_its_definition_and_figures(rhel_default):
+    """The unit score card and, beside it in the same section, what counts: the counted, pending and
+    not applicable units of this report."""
+    got = assessment.assess(rhel_default)
+    score = got["score"]
+    for lang, words in (("zh", "本次 %d 个测评单元计分，其中 %d 个待人工核查（含检查出错）按 0 计" % (score["counted"], score["pending"])),
+                        ("en", None)):
+        out = render(rhel_default, "summary", lang)
+        section = out[out.index('<section id="summary">'):out.index('<section id="scope">')]
+        assert re.search(r'id="card-item-score"><div class="v">%s</div>' % score["value"], section)
+        note = re.search(r'<p id="score-definition" class="note">(.*?)</p>', section).group(1)
+        if words:
+            assert words in note and "%d 个不适用的测评单元不计" % score["excluded"] in note
+        assert "0.5" in note
+    assert score["value"] == round(100.0 * (score["conform"] + 0.5 * score["partial"]) / score["counted"], 1)
+
+
+def test_risks_cite_the_high_risk_guide_entry_and_clause(rhel_default):
+    out = render(rhel_default, "summary", "zh")
+    section = out[out.index('<section id="risks">'):out.index('<section id="localization">')]
+    assert "《网络安全等级保护测评高风险判定实施指引》（T/ISEAA 001-2020）" in section
+    row = re.search(r'<tr class="finding" data-rule="mlps.ia.login-lockout" data-risk="high" '
+                    r'data-guide="login-failure-handling">(.*?)</tr>', section, re.S).group(1)
+    assert "口令暴力破解防范措施缺失" in row and "对应条款 8.1.4.1 b)" in row and "高风险" in row
+    risks = re.findall(r'<tr class="finding" data-rule="[^"]+" data-risk="(high|medium|low)"', section)
+    assert risks == sorted(risks, key=["high", "medium", "low"].index)   # high risk first
