@@ -122,7 +122,8 @@ def _zh_data_words(report):
     products = default_catalog().products
     names = [p.get("name") for p in (products.values() if isinstance(products, dict) else products)]
     text = json.dumps([zh_only(report), names], ensure_ascii=False)   # substitutes are named from the catalog
-    return set(re.findall(r"[A-Za-z][A-Za-z0-9_-]*", text))
+    # JSON's own words for a value are not data: the report says 是 / 否 / 未知
+    return set(re.findall(r"[A-Za-z][A-Za-z0-9_-]*", text)) - {"true", "false", "null"}
 
 
 # product, command and standard names the report's own text uses
