@@ -308,6 +308,7 @@ def test_control_point_summary_rolled_up_over_an_org_subtree(server, tmp_path):
     from scanner.server.store import db
     org = PREFIX + "/papers"
     expected = {}
+    units = dict((v, 0) for v in assessment.VERDICTS)
     with server.client() as c:
         for name in ("rhel-default", "debian-default", "damaged"):
             a = Agent("paper-%s-%s" % (name, uuid.uuid4().hex[:6]), machine_id=uuid.uuid4().hex)
@@ -319,7 +320,10 @@ def test_control_point_summary_rolled_up_over_an_org_subtree(server, tmp_path):
             if name == "damaged":
                 damaged = a
             else:
-                for area, counts in assessment.assess(_json.loads(_json.dumps(doc)))["by_control"]:
+                judged = assessment.assess(_json.loads(_json.dumps(doc)))
+                for item in judged["items"]:
+                    units[item["verdict"]] += 1
+                for area, counts in judged["by_control"]:
                     row = expected.setdefault(area["en"], dict((k, 0) for k in counts))
                     for k, v in counts.items():
                         row[k] += v
@@ -339,7 +343,19 @@ def test_control_point_summary_rolled_up_over_an_org_subtree(server, tmp_path):
         for verdict in ("nonconform", "partial", "pending", "conform", "not_applicable", "not_checked"):
             assert int(got[verdict]) == expected[control][verdict], (control, verdict)
     assert "built-in method" not in page.text     # labels.items would be the dict method in Jinja
+    # the working paper's frame for the subtree: the verdict rule, the score with its definition and
+    # the subtree's own figures, and the scope (every other 安全类 outside)
+    counted = units["conform"] + units["partial"] + units["nonconform"] + units["pending"]
+    score = round(100.0 * (units["conform"] + 0.5 * units["partial"]) / counted, 1)
+    assert re.search(r'id="controls-score">%s</b>' % score, page.text)
+    assert '<p class="note" id="controls-rule">How a test unit is judged: ' in page.text
+    definition = re.search(r'<p class="note" id="controls-score-definition">(.*?)</p>', page.text, re.S).group(1)
+    assert "%d test units count here; %d awaiting a manual check" % (counted, units["pending"]) in definition, definition
+    assert "%d not applicable test units are left out" % units["not_applicable"] in definition
+    scope = re.search(r'<p class="note" id="controls-scope">(.*?)</p>', page.text, re.S).group(1)
+    assert "secure physical environment" in scope and "outside it, not counted as covered" in scope
     assert "/orgs/controls?org=" in c.get("/orgs").text
     zh = c.get("/orgs/controls", params={"org": org, "lang": "zh"})
     assert "身份鉴别" in zh.text and "部分符合" in zh.text
+    assert "安全物理环境、安全通信网络、安全区域边界、安全管理中心" in zh.text and "单项判定：" in zh.text
     c.close()

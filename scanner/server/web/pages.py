@@ -341,7 +341,11 @@ def org_controls_page(request: Request):
     labels = dict((v, t("report.verdict." + v, lang)) for v in verdicts)
     labels.update(not_checked=t("paper.col.not_checked", lang), control_point=t("paper.col.control_point", lang),
                   items=t("paper.col.items", lang), score=t("paper.score.card", lang),
-                  high=t("paper.risk.high", lang), medium=t("paper.risk.medium", lang), low=t("paper.risk.low", lang))
+                  high=t("paper.risk.high", lang), medium=t("paper.risk.medium", lang), low=t("paper.risk.low", lang),
+                  rule=t("paper.controls.note", lang))
+    if data is not None:  # the working paper's score definition, with the subtree's figures
+        labels["definition"] = t("paper.score.definition", lang, counted=data["score"]["counted"],
+                                 pending=data["score"]["pending"], excluded=data["score"]["excluded"])
     return render(request, "controls.html", user=user, org=org or "/", count=count, data=data,
                   limit=rollup.MAX_HOSTS, verdicts=verdicts + ("not_checked",), labels=labels)
 

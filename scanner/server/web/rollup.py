@@ -10,7 +10,7 @@ MAX_HOSTS = 2000
 
 def controls_rollup(rows):
     """{by_control: [(area, counts)], hosts, bad: [hostname], risks: {high, medium, low, guide},
-    score: {value, counted}, per_host: [{host_id, hostname, org_path, verdicts, score, risks}]}"""
+    score: {value, counted, pending, excluded}, per_host: [{host_id, hostname, org_path, verdicts, score, risks}]}"""
     order, index = [], {}
     risks = dict((r, 0) for r in assessment.RISKS)
     risks["guide"] = 0
@@ -46,4 +46,5 @@ def controls_rollup(rows):
     counted = units["conform"] + units["partial"] + units["nonconform"] + units["pending"]
     value = round(100.0 * (units["conform"] + 0.5 * units["partial"]) / counted, 1) if counted else None
     return {"by_control": [index[k] for k in order], "hosts": len(per_host), "bad": bad, "risks": risks,
-            "score": {"value": value, "counted": counted}, "per_host": per_host}
+            "score": {"value": value, "counted": counted, "pending": units["pending"],
+                      "excluded": units["not_applicable"]}, "per_host": per_host}
