@@ -159,3 +159,24 @@ def test_unjudged_records_say_why_in_words(scanned):
     certs = by_rule(rhel, "crypto.cert.expired")
     assert certs["status"] == "not_applicable"
     assert records.record(certs, "zh") == u"不适用：证书中没有需要检查的条目"
+
+
+def test_a_failed_rule_met_by_any_of_several_conditions_says_what_each_requires(scanned):
+    rhel = scanned["rhel-default"]
+    assert records.record(by_rule(rhel, "mlps.au.log-retention"), "zh") == \
+        u"日志最短留存天数为 35；日志外发为否（要求满足其一：日志最短留存天数不小于 180；或日志外发为是）"
+    assert records.record(by_rule(rhel, "mlps.au.log-retention"), "en") == \
+        "shortest log retention (days) is 35; log forwarding is no (required, one of: shortest log retention " \
+        "(days) at least 180; or log forwarding yes)"
+    # a value read with a default (no evidence entry), two branches on the same fact
+    assert records.record(by_rule(rhel, "mlps.ia.lockout-unlock-time"), "zh") == \
+        u"锁定时间（unlock_time，秒）为 -1（要求满足其一：锁定时间（unlock_time，秒）为 0；或锁定时间（unlock_time，秒）不小于 300）"
+    # a branch of several conditions, all required
+    crypto = records.record(by_rule(rhel, "crypto.ssh.crypto-login"), "zh")
+    assert crypto.endswith(u"（要求满足其一：sshd 生效配置 pubkeyauthentication 为 yes 且 sshd 生效配置 "
+                           u"passwordauthentication 为 no 且 sshd 生效配置 kbdinteractiveauthentication 为 no；"
+                           u"或 sshd 生效配置 authenticationmethods 符合 publickey）"), crypto
+    # a passing rule does not repeat what it would have needed
+    for result in rhel["results"]:
+        if result["status"] == "pass":
+            assert u"要求满足其一" not in records.record(result, "zh"), result["rule_id"]

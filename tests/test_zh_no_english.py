@@ -127,6 +127,10 @@ def report_data(report):
                     data.add(view.actual_text(item.get("actual"), "zh"))
                 items(item.get("items"))
         items(res.get("items"))
+        # a configuration key the rule's requirement names is an id even where the host lacks it
+        # (the record of "a or b" says what either branch requires)
+        data.update(path.split(".")[-1] for path in
+                    re.findall(r"\b[a-z_]+(?:\.[a-z0-9_]+)+", view.scalar_text(res.get("expected"))))
         actual = view.actual_text(res.get("actual"), "zh")
         if actual and not re.match(r"^\d+ [a-z]", str(res.get("actual"))):
             data.add(actual)   # a value read from the host (yes, disabled, [root]); engine summaries are ours

@@ -284,7 +284,67 @@ def record(result, lang="en"):
     for part in parts:          # alternatives of an any/or read the same fact twice
         if part not in unique:
             unique.append(part)
-    return _template("sentence_join", lang).join(unique)
+    text = _template("sentence_join", lang).join(unique)
+    if view.scalar_text(result.get("status")) == "fail" and not result.get("items"):
+        either = _alternatives_words(result.get("expected"), lang)
+        if either:
+            text += _template("alternatives", lang, list=either)
+    return text
+
+
+def _split_top(text, joiner):
+    """``(a) JOINER (b) JOINER (c)`` -> [a, b, c] at parenthesis depth 0; None when the text is not that."""
+    text = text.strip()
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and text.startswith(joiner, i):
+            parts.append(text[start:i])
+            start = i + len(joiner)
+            i = start
+            continue
+        i += 1
+    parts.append(text[start:])
+    if len(parts) < 2 or not all(p.startswith("(") and p.endswith(")") for p in parts):
+        return None
+    return [p[1:-1] for p in parts]
+
+
+def _clause_words(clause, lang):
+    """'path op value' as '{label}{requirement}', or '' when the clause is not that simple shape."""
+    path = clause.split(" ")[0]
+    if "(" in clause or not re.match(r"^[\w.\[\]/-]+$", path):
+        return ""
+    reqs = _requirements(clause, path)
+    words = _requirement_words(reqs, lang) if len(reqs) == 1 else ""
+    if not words:
+        return ""
+    return _template("field_required", lang, label=_spaced(fact_label(path, lang), lang, after=True), requirement=words)
+
+
+def _alternatives_words(expected, lang):
+    """The requirement of a rule satisfied by any of several conditions, each in words
+    ("日志外发为是；或审计记录外发不为空"); '' unless every condition is a fact compared with a value
+    (or several, all required)."""
+    branches = _split_top(view.scalar_text(expected), " or ")
+    if not branches:
+        return ""
+    out = []
+    for branch in branches:
+        clauses = _split_top(branch, " and ") or [branch]
+        words = [_clause_words(c, lang) for c in clauses]
+        if not all(words):
+            return ""
+        out.append(_joined(words, _template("and", lang), lang))
+    return _joined(out, _text(catalog()["templates"]["or"], lang), lang)
+
+
+def _joined(words, joiner, lang):
+    return joiner.join([words[0]] + [_spaced(w, lang, before=True) if joiner[-1] != " " else w for w in words[1:]])
 
 
 _WHEN_EN = re.compile(r"^does not apply: (.+) is not met \(found (.*)\)$")
