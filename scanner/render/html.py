@@ -11,6 +11,8 @@ from scanner.render import assessment, records, svg, view
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
+_FONTS = ('"Noto Sans CJK SC","PingFang SC","Microsoft YaHei","WenQuanYi Micro Hei","Helvetica Neue",Arial,'
+          'sans-serif')
 CSS = """
 :root{--ok:#2e7d32;--bad:#c62828;--err:#6a1b9a;--warn:#ef6c00;--mute:#757575;--line:#d0d7de}
 *{box-sizing:border-box}
@@ -487,10 +489,11 @@ def _print_css(report, lang):
     title = _css_string(t("html.print_title", lang))
     number = _css_string(t("html.page_number", lang, page="\x00", pages="\x01"))
     number = number.replace("\\0 ", '" counter(page) "').replace("\\1 ", '" counter(pages) "')
+    box = "font-family:%s;font-size:8pt;color:#555" % _FONTS   # margin boxes do not inherit the body's font
     return ("@page{size:A4 portrait;margin:16mm 12mm 15mm 12mm;"
-            "@top-left{content:%s;font-size:8pt;color:#555;vertical-align:bottom}"
-            "@top-right{content:%s;font-size:8pt;color:#555;vertical-align:bottom}"
-            "@bottom-center{content:%s;font-size:8pt;color:#555}}" % (head, title, number))
+            "@top-left{content:%s;%s;vertical-align:bottom}"
+            "@top-right{content:%s;%s;vertical-align:bottom}"
+            "@bottom-center{content:%s;%s}}" % (head, box, title, box, number, box))
 
 
 def render(report, lang="en", mode="full"):
