@@ -283,6 +283,12 @@ def test_scope_lists_every_other_security_category_as_outside(rhel_default):
         assert "%d 个测评单元（自动检查 %d，部分自动 %d，人工核查 %d，未覆盖 %d）" % (
             len(cov["items"]), counts["automated"], counts["partial"], counts["manual"], counts["not_covered"]) in intro
         assert "其他安全类不在本次扫描范围内，不计为已覆盖" in intro
+    # the full edition's coverage figures say they are that part only ("0 未覆盖" is not the system)
+    out = render(rhel_default, "html", "zh")
+    coverage = out[out.index('<section id="coverage">'):]
+    note = re.search(r'<p class="note" id="coverage-scope">(.*?)</p>', coverage).group(1)
+    assert "安全计算环境”中主机部分的 %d 个测评单元" % len(cov["items"]) in note and "其他安全类不在本次扫描范围内" in note
+    assert coverage.index('id="coverage-scope"') < coverage.index('class="card coverage-count"')
 
 
 def test_score_is_shown_with_its_definition_and_figures(rhel_default):

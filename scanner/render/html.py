@@ -370,6 +370,9 @@ def _coverage(page, report, groups, got=None):
     if cov.get("standard"):
         level += " (%s)" % view.scalar_text(cov.get("standard"))
     page.add("<p>%s</p>" % page.t("html.coverage.level", level=level))
+    # the counts below are the host's part of 安全计算环境, never the other 安全类 (see 测评范围)
+    page.add('<p class="note" id="coverage-scope">%s</p>' % page.t(
+        "html.coverage.scope", items=len(view.coverage_items(report))))
     if cov.get("error"):
         page.add('<p class="coverage-error">%s</p>' % page.t("html.coverage.error",
                                                               why=view.scalar_text(cov.get("error"))))
