@@ -22,6 +22,8 @@ _POSTFIX_ZH = {"exists": " 存在", "absent": " 不存在", "true": " 为 true",
                "empty": " 为空", "not_empty": " 非空"}
 _PREFIX = ((re.compile(r"(^|\()each "), r"\1每个 "), (re.compile(r"(^|\()not \("), r"\1非 ("),
            (re.compile(r"^none of: "), "以下均不成立："))
+_PREFIX_WORDS = ("each ", "not (", "none of: ")  # what each of _PREFIX needs in the text to match
+_POSTFIX_WORDS = tuple(" " + word for word in _POSTFIX_ZH)
 _COMPONENTS = re.compile(r"^(no|a) component with (.+)$")
 _RATE = re.compile(r"localization rate \(([^)]*)\)")
 
@@ -75,9 +77,12 @@ def expected_zh(text):
         text = _RATE.sub(lambda m: "国产化率（%s）" % scope_zh(m.group(1)), text)
     elif not _FORMULA.match(text):
         return text
-    for pattern, repl in _PREFIX:
-        text = pattern.sub(repl, text)
-    text = _POSTFIX.sub(lambda m: _POSTFIX_ZH[m.group(1)], text)
+    # a regex rewrite is tried only when its word is in the text (a regex pass costs more than the test)
+    for (pattern, repl), word in zip(_PREFIX, _PREFIX_WORDS):
+        if word in text:
+            text = pattern.sub(repl, text)
+    if any(word in text for word in _POSTFIX_WORDS):
+        text = _POSTFIX.sub(lambda m: _POSTFIX_ZH[m.group(1)], text)
     for word, zh in _INFIX:
         text = text.replace(word, zh)
     return text

@@ -409,6 +409,8 @@ def _redis_instance(ctx, path, names, options=None, discovered=False):
         return _unreadable(ctx, inst, path, "configuration file %s cannot be read" % path)
     lines = []
     for raw in text.splitlines():
+        if not raw or raw[0] == "#":
+            continue  # a comment (most of a shipped redis.conf's ~2,300 lines) or a blank line
         parts = raw.strip().split(None, 1)
         if parts and parts[0].lower() == "include" and len(parts) > 1:
             lines.extend((ctx.fs.read_text(parts[1].strip().strip("\"'")) or "").splitlines())
@@ -542,6 +544,8 @@ def _candidate_port(ctx, cand):
     port = cand["options"].get("port")
     if port is None and cand.get("config_file"):
         for raw in (ctx.fs.read_text(cand["config_file"], report=False) or "").splitlines():
+            if not raw or raw[0] == "#":
+                continue
             parts = raw.split()
             if len(parts) == 2 and parts[0].lower() == "port":
                 port = parts[1]

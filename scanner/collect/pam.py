@@ -304,10 +304,9 @@ def pwquality_version(ctx):
     there to read. Live on RPM systems ``rpm -q``; otherwise the database files themselves."""
     from scanner.collect import packages
     fs = ctx.fs
-    text = fs.read_text(packages.DPKG_STATUS, max_bytes=64 * 1024 * 1024, report=False)
-    if text is not None:
-        found = dict((i["name"], i["version"]) for i in packages.parse_dpkg_status(text)
-                     if i["name"] in PWQUALITY_PACKAGES)
+    installed = packages.dpkg_installed(ctx, report=False)
+    if installed is not None:
+        found = dict((i["name"], i["version"]) for i in installed if i["name"] in PWQUALITY_PACKAGES)
         for name in PWQUALITY_PACKAGES:
             if found.get(name):
                 return found[name], "%s (%s)" % (packages.DPKG_STATUS, name)

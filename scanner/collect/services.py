@@ -27,6 +27,8 @@ SKIP_INIT = ("README", "functions", "skeleton", "rc", "rcS", "halt", "killall", 
 
 
 def _unit_user(text):
+    if "User=" not in text:
+        return None  # most units: no line to look for
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("User="):
@@ -35,6 +37,8 @@ def _unit_user(text):
 
 
 def _exec_start(text):
+    if "ExecStart=" not in text:
+        return None
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("ExecStart="):
