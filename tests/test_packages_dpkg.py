@@ -1,4 +1,4 @@
-"""The dpkg status file is parsed from its bytes, four fields picked out by one regex; what a stanza
+"""The dpkg status file is parsed from its bytes, only the four fields read decoded; what a stanza
 means must stay what the line-by-line reading said: the last of a repeated field wins, continuation
 lines and other fields never match, "install"/"hold" + "installed" only, invalid UTF-8 replaced in the
 values read, any run of blank lines ends a stanza. PAM (libpwquality's version) and the packages

@@ -48,3 +48,18 @@ def test_a_higher_threshold_of_the_caller_is_kept_and_a_failure_restores(monkeyp
         pipeline.scan_report(root=ROOT, profile="xinchuang")
     assert seen == [(10 * pipeline.SCAN_GC_THRESHOLD, 5, 7)]
     assert gc.get_threshold() == (10 * pipeline.SCAN_GC_THRESHOLD, 5, 7)
+
+
+def test_what_a_scan_keeps_is_moved_to_the_oldest_generation(thresholds):
+    """No youngest-generation collection over the scan's survivors after it returns: the report is
+    in the oldest generation (examined only by a full collection), the young counts are zero."""
+    gc.set_threshold(700, 10, 10)
+    for build in (pipeline.inventory_report, lambda root: pipeline.scan_report(root=root, profile="xinchuang")):
+        report = build(ROOT)
+        assert gc.get_count()[0] < 50
+        young = gc.get_objects(generation=0) + gc.get_objects(generation=1)
+        assert not any(obj is report or obj is report["inventory"] for obj in young)
+        assert any(obj is report for obj in gc.get_objects(generation=2))
+        assert gc.get_threshold() == (700, 10, 10)
+    gc.collect()  # a full collection still examines them: nothing of the report is collected
+    assert report["inventory"]["components"]
