@@ -55,7 +55,7 @@ table.controls th,table.controls td.num{text-align:center}table.controls td:firs
 table.controls tr.total th{background:#eef1f4}
 table.risks,table.coverage,table.foreign,table.inventory{table-layout:fixed}
 table.risks td,table.coverage td,table.foreign td,table.inventory td{overflow-wrap:anywhere}
-table.risks col.c-risk{width:9%}table.risks col.c-item{width:11%}table.risks col.c-find{width:42%}
+table.risks col.c-risk{width:9%}table.risks col.c-item{width:13%}table.risks col.c-find{width:40%}
 table.risks col.c-basis{width:16%}table.risks col.c-rem{width:22%}
 table.risks.brief col.c-item{width:14%}table.risks.brief col.c-find{width:57%}table.risks.brief col.c-basis{width:20%}
 table.coverage col.c-item{width:11%}table.coverage col.c-clause{width:9%}table.coverage col.c-area{width:9%}
