@@ -70,7 +70,7 @@ def file_name(target):
     return re.sub(r"[^A-Za-z0-9._@-]+", "_", target) + ".json"
 
 
-def run_list(opts, args, profile, waivers, fail_on, quiet):
+def run_list(opts, args, profile, waivers, fail_on, quiet, lang="en"):
     from scanner.remote_ssh import find_bundle, read_target_list, scan_many
     from scanner.cli.scan import exit_code
     if not opts["output_dir"]:
@@ -93,6 +93,9 @@ def run_list(opts, args, profile, waivers, fail_on, quiet):
             s = report.get("summary") or {}
             click.echo("%s: %s (pass %s, fail %s)" % (target, path, (s.get("counts") or {}).get("pass"),
                                                      (s.get("counts") or {}).get("fail")), err=True)
-        if worst == 0 and exit_code(report, fail_on):
-            worst = 3
+        if exit_code(report, fail_on):
+            from scanner.cli.report_messages import fail_on_line
+            click.echo("xcscan: %s: %s" % (target, fail_on_line(report, fail_on, lang)), err=True)
+            if worst == 0:
+                worst = 3
     return worst

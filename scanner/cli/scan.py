@@ -47,7 +47,7 @@ def scan(root, image, allow_unknown_os, profile, waivers, fmt, outputs, bom, qui
             raise click.UsageError("give one target: --root, --image, --ssh or --ssh-list")
         args = remote.remote_args(profile, allow_unknown_os)
         if ssh["ssh_list"]:
-            click.get_current_context().exit(remote.run_list(ssh, args, profile, waivers, fail_on, quiet))
+            click.get_current_context().exit(remote.run_list(ssh, args, profile, waivers, fail_on, quiet, lang))
         report = remote.one(ssh["ssh"], ssh, args, profile, waivers)
         os_found = True
         img = None

@@ -151,6 +151,17 @@ def test_a_host_list_scans_in_parallel_and_reports_each_host(sshd, bundle, tmp_p
     assert len(files) == 1
     report = json.load(open(str(out / files[0])))
     assert report["collection"]["target"] == sshd["target"]
+    # --fail-on over a list: exit 3 and, per host that caused it, one line naming its findings
+    hosts.write_text("%s\n" % sshd["target"])
+    res = xcscan(["scan", "--ssh-list", str(hosts), "--bundle", bundle, "--known-hosts", sshd["known"],
+                  "--ssh-identity", sshd["key"], "--profile", "mlps-l3", "--output-dir", str(out),
+                  "--fail-on", "low", "--lang", "en"], timeout=300)
+    assert res.returncode == 3, res.stderr
+    report = json.load(open(str(out / files[0])))
+    failing = [r for r in report["results"] if r["status"] == "fail" and r["severity"] != "info"]
+    lines = [l for l in res.stderr.splitlines() if "exit 3" in l]
+    assert len(lines) == 1 and failing
+    assert lines[0].startswith("xcscan: %s: exit 3: %d failed rule(s) at or above low: " % (sshd["target"], len(failing)))
 
 
 def test_a_profile_file_and_two_targets_are_usage_errors(bundle, tmp_path):
