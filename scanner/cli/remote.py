@@ -7,6 +7,8 @@ import re
 
 import click
 
+from scanner.errors import XcscanError
+
 
 def ssh_options(f):
     opts = [
@@ -85,10 +87,14 @@ def run_list(opts, args, profile, waivers, fail_on, quiet, lang="en"):
             worst = 1
             continue
         path = os.path.join(opts["output_dir"], file_name(target))
-        tmp = path + ".part"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, ensure_ascii=False)
-        os.replace(tmp, path)
+        from scanner.render.output_target import open_output   # a planted link is not followed
+        try:
+            with open_output(path) as fh:
+                fh.write(json.dumps(report, ensure_ascii=False).encode("utf-8"))
+        except XcscanError as exc:
+            click.echo("%s: %s" % (target, exc), err=True)
+            worst = 1
+            continue
         if not quiet:
             s = report.get("summary") or {}
             click.echo("%s: %s (pass %s, fail %s)" % (target, path, (s.get("counts") or {}).get("pass"),

@@ -153,6 +153,9 @@ def test_a_host_list_scans_in_parallel_and_reports_each_host(sshd, bundle, tmp_p
     assert report["collection"]["target"] == sshd["target"]
     # --fail-on over a list: exit 3 and, per host that caused it, one line naming its findings
     hosts.write_text("%s\n" % sshd["target"])
+    victim = tmp_path / "precious"
+    victim.write_text("precious")
+    os.symlink(str(victim), str(out / (files[0] + ".part")))     # a link planted where a temp file was made
     res = xcscan(["scan", "--ssh-list", str(hosts), "--bundle", bundle, "--known-hosts", sshd["known"],
                   "--ssh-identity", sshd["key"], "--profile", "mlps-l3", "--output-dir", str(out),
                   "--fail-on", "low", "--lang", "en"], timeout=300)
@@ -162,6 +165,7 @@ def test_a_host_list_scans_in_parallel_and_reports_each_host(sshd, bundle, tmp_p
     lines = [l for l in res.stderr.splitlines() if "exit 3" in l]
     assert len(lines) == 1 and failing
     assert lines[0].startswith("xcscan: %s: exit 3: %d failed rule(s) at or above low: " % (sshd["target"], len(failing)))
+    assert victim.read_text() == "precious" and not os.path.islink(str(out / files[0]))
 
 
 def test_a_profile_file_and_two_targets_are_usage_errors(bundle, tmp_path):
