@@ -69,6 +69,27 @@ def test_no_os_is_an_error(tmp_path, make, command):
     assert not out.exists() and res.stdout == ""
 
 
+@pytest.mark.parametrize("make", [empty, unmounted, usr_not_mounted])
+def test_fix_refuses_a_root_without_an_os(tmp_path, make):
+    """`fix --root` on an unmounted mount point would scan nothing and --apply would write a made-up
+    /etc under it (hidden again once the image is mounted over it)."""
+    root = make(tmp_path)
+    before = sorted(os.path.relpath(os.path.join(d, n), str(root)) for d, ds, fs in os.walk(str(root)) for n in ds + fs)
+    for mode in (["--dry-run"], ["--apply", "--backup-dir", str(tmp_path / "bk"), "--lock", str(tmp_path / "lock")],
+                 ["--script", "bash"]):
+        res = run("fix", "--root", str(root), "--profile", "mlps-l3", *mode)
+        assert res.exit_code == 1, (mode, res.stdout[:300])
+        assert "no operating system found under %s — is the image mounted?" % root in res.stderr
+        assert res.stdout == "" and "scanning" not in res.stderr
+    after = sorted(os.path.relpath(os.path.join(d, n), str(root)) for d, ds, fs in os.walk(str(root)) for n in ds + fs)
+    assert after == before and not (tmp_path / "bk").exists()
+    # a script for every rule, or from a saved report, does not read the root: no check there
+    assert run("fix", "--root", str(root), "--every", "--script", "bash").exit_code == 0
+    allowed = run("fix", "--root", str(root), "--allow-unknown-os", "--profile", "mlps-l3", "--dry-run")
+    assert allowed.exit_code == 0, allowed.stderr
+    assert "+++ b/etc/" in allowed.stdout
+
+
 def test_dangling_os_release_names_the_link(tmp_path):
     root = usr_not_mounted(tmp_path)
     res = run("scan", "--root", str(root))

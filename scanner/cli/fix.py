@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from scanner.cli.options import lang_option, resolve_lang, root_option
+from scanner.cli.options import check_target, lang_option, resolve_lang, root_option, unknown_os_option
 from scanner.engine import SEVERITIES
 
 EXIT_FINDINGS = 3
@@ -24,6 +24,7 @@ def _default_lock():
 
 @click.command()
 @root_option
+@unknown_os_option
 @click.option("--report", "report_file", type=click.Path(dir_okay=False), default=None, metavar="FILE.json",
               help="Fix the failures of this saved report instead of scanning first / 按已保存报告中的不符合项整改")
 @click.option("--profile", "-p", default=None, metavar="PROFILE",
@@ -56,7 +57,7 @@ def _default_lock():
 @click.option("--coverage", is_flag=True, default=False,
               help="List which rules have automated, dangerous (opt-in) or manual fixes / 列出各规则的整改方式")
 @lang_option
-def fix(root, report_file, profile, rule_globs, severity, every, allow, dry_run, script, output, do_apply,
+def fix(root, allow_unknown_os, report_file, profile, rule_globs, severity, every, allow, dry_run, script, output, do_apply,
         backup_dir, lock_path, rollback_dir, coverage, lang):
     """Fix failed rules: dry-run diff, bash/Ansible script, or --apply with rollback / 整改不符合项（加固）"""
     from scanner.i18n import t
@@ -77,6 +78,10 @@ def fix(root, report_file, profile, rule_globs, severity, every, allow, dry_run,
     _check_rule_ids(ruleset, rule_globs, allow, lang)
     if report_file and every:
         raise click.UsageError(t("fix.report_or_every", lang))
+    if not (script and (report_file or every)):
+        # the root is scanned or changed: an empty or unmounted mount point is not a system to fix
+        # (an --apply there would write a made-up /etc under the mount point)
+        check_target(root, allow_unknown_os)
     report = None
     if report_file:
         report = _load_report(report_file, lang)
