@@ -40,3 +40,16 @@ def require_os(root, allow_unknown):
         hint = ("there is no /etc/os-release, /usr/lib/os-release or vendor release file such as "
                 "/etc/kylin-release; mount the image, or give --allow-unknown-os to scan it anyway")
     raise XcscanError("no operating system found under %s — is the image mounted?" % root, hint=hint)
+
+
+def require_os_for_agent(root):
+    """The agent's ``root`` (an image it scans or enrolls) must hold an OS: an image not mounted at
+    the time of a cron run would otherwise be spooled and uploaded as a host with nothing on it."""
+    if not root or root == "/":
+        return
+    from scanner.errors import XcscanError
+    try:
+        require_os(root, False)
+    except XcscanError as exc:
+        raise XcscanError(exc.message, hint="mount the image at %s first (it is the root in the agent "
+                                            "configuration); nothing was scanned or sent" % root)

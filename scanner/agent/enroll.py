@@ -78,12 +78,23 @@ def _existing_config(config_path, force):
     return config_path, existing
 
 
+def _check_root(settings, existing):
+    """An image root with no OS (not mounted yet) is refused before anything is written: the host
+    would be enrolled under the empty mount point's name."""
+    from scanner.target import require_os_for_agent
+    root = (settings or {}).get("root")
+    if root is None and existing is not None:
+        root = existing.values.get("root")
+    require_os_for_agent(root)
+
+
 def enroll(server, token, ca_file=None, fingerprint=None, config_path=None, settings=None, force=False):
     """Enroll this host; return (config values, key created?)."""
     from scanner.agent.client import Client, TransportError, TrustError
     config_path, existing = _existing_config(config_path, force)
     if not ca_file and not fingerprint:
         raise XcscanError("give --ca FILE or --fingerprint SHA256 so the agent can authenticate the server")
+    _check_root(settings, existing)
     if fingerprint:
         fingerprint = agent_config.normalize_fingerprint(fingerprint)
     config_dir = os.path.dirname(config_path)
@@ -161,6 +172,7 @@ def enroll_offline(bundle_path, config_path=None, settings=None, force=False):
     import uuid
     doc = read_enrollment_bundle(bundle_path)
     config_path, existing = _existing_config(config_path, force)
+    _check_root(settings, existing)
     config_dir = os.path.dirname(config_path)
     if not os.path.isdir(config_dir):
         os.makedirs(config_dir, 0o755)

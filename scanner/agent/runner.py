@@ -166,6 +166,8 @@ def _locked_run(cfg, spool, log, no_splay, upload_only, lang, sleep):
         if not upload_only:
             from scanner.agent import keys
             seed = keys.load_key(cfg.key_path)  # before the scan: a key problem should not waste one
+            from scanner.target import require_os_for_agent
+            require_os_for_agent(cfg.root)      # an image root that is not mounted: nothing to scan
             if cfg.splay and not no_splay:
                 delay = random.uniform(0, cfg.splay)
                 log.info("splay: sleeping %.0f s" % delay)

@@ -167,3 +167,36 @@ def test_init_refuses_before_writing_anything(tmp_path, case):
     assert res.returncode == 1, res.stdout
     assert expect in res.stderr and "Traceback" not in res.stderr
     assert not data_dir.exists()                      # no half-made data directory
+
+
+def test_enroll_refuses_an_image_root_with_no_os(tmp_path, make_root):
+    """An image not mounted yet (an empty mount point): refused before a key, a config or a request is
+    made, instead of enrolling a host named after the mount point."""
+    mnt = tmp_path / "mnt-image"
+    (mnt / "lost+found").mkdir(parents=True)
+    agent_dir = tmp_path / "agent"
+    res = xcscan(["agent", "enroll", "--server", "https://127.0.0.1:9", "--token", "tok", "--fingerprint", "ab" * 32,
+                  "--config", str(agent_dir / "etc" / "agent.yaml"), "--spool-dir", str(agent_dir / "spool"),
+                  "--state-dir", str(agent_dir / "state"), "--root", str(mnt), "--splay", "0"])
+    assert res.returncode == 1, res.stdout
+    assert "no operating system found under %s — is the image mounted?" % mnt in res.stderr
+    assert "mount the image at %s first" % mnt in res.stderr and "Traceback" not in res.stderr
+    assert not (agent_dir / "etc" / "agent.yaml").exists() and not (agent_dir / "state").exists()
+
+
+def test_agent_run_refuses_an_image_root_that_is_no_longer_mounted(agent, make_root):
+    """The image was mounted at enrollment; at the next cron run it is not: nothing is scanned or
+    spooled (an empty host would be uploaded), the run exits 1 and says why, the last run records it."""
+    os.unlink(os.path.join(agent.scan_root, "etc", "os-release"))
+    res = agent.run()
+    assert res.returncode == 1, res.stdout
+    assert "no operating system found under %s — is the image mounted?" % agent.scan_root in res.stderr
+    assert agent.spooled() == []
+    status = xcscan(["agent", "status", "--config", agent.config, "--format", "json", "--no-probe"])
+    last = json.loads(status.stdout)["last_run"]
+    assert last["result"] == "error" and "no operating system found" in last["error"]
+    with open(os.path.join(agent.scan_root, "etc", "os-release"), "w") as fh:
+        fh.write('NAME="Kylin Linux Advanced Server"\nID="kylin"\nVERSION_ID="V10"\n')
+    res = agent.run()
+    assert res.returncode in (0, 4), res.stderr          # mounted again: scanned and spooled/sent
+    assert "no operating system" not in res.stderr
