@@ -2,21 +2,27 @@
 """The change feed, the 信创 progress view and scores with recorded verdicts, timed at N hosts.
 
     python bench/progress_feed.py                       # 500 hosts on SQLite (a temporary file)
-    python bench/progress_feed.py --hosts 2000 --pg     # 2000 hosts on a throw-away PostgreSQL database
+    python bench/progress_feed.py --hosts 10000 --pg --old-samples 1   # a throw-away PostgreSQL database
 
-Each host is enrolled and gets two reports a week apart through the intake's own ``derive`` and the
-batch writer's ``store_batch`` (synthetic fleet reports, tests/server/fleet.py, ~50 results, 7
-components); a department-wide verdict for a manual item is recorded through the workflow. Then the
-store calls behind the pages are timed (median of 5): the change feed of the last 7 days (reads two
-stored report documents per host), the progress view (rates per org unit and category, targets,
-90-day substitutions: the same history read), and the org tree with the verdict applied to every
-host's mlps-l3 score (reads those hosts' results) against the org tree without a verdict."""
+Each host is enrolled and gets ``--reports`` reports (default 3: 9, 5 and 2 days ago) through the
+intake's own ``derive`` and the batch writer's ``store_batch`` in batches of 64 (synthetic fleet
+reports, tests/server/fleet.py, ~50 results, 6 components; each later report drifts from the one
+before: a few statuses flip, now and then a foreign component is replaced by a domestic one), so the
+change records are written as intake writes them. A department-wide verdict for a manual item is
+recorded through the workflow. Then the store calls behind the pages are timed, before and after
+interleaved in one run: the change feed of the last 7 days and the 90-day substitution count as they
+were computed before the change records (tests/server/changes_replay.py: two stored report documents
+read per host) against the feed from the records (scanner/server/store/changes.py), which must give
+the same answer; the progress view; the org tree with the verdict applied to every host's mlps-l3
+score against the org tree without a verdict."""
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 import hashlib
 import os
+import random
 import secrets
 import statistics
 import sys
@@ -27,26 +33,43 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "server"))
-from fleet import Agent, body_of, make_report  # noqa: E402
+from fleet import PRODUCTS, Agent, body_of, component, make_report  # noqa: E402
 
 PG_BASE = os.environ.get("XCSCAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 DAY = 86400
 
 
-def timed(fn, n=5):
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def drift(rng, prev):
+    """The next report of a host: a few statuses flip; now and then a foreign component goes domestic."""
+    doc = copy.deepcopy(prev)
+    doc["report_id"] = str(uuid.uuid4())
+    for r in rng.sample(doc["results"], 3):
+        r["status"] = rng.choice(["pass", "fail", "error", "pass"])
+    comps = doc["inventory"]["components"]
+    for i, c in enumerate(comps):
+        if c["origin"] == "foreign" and rng.random() < 0.15:
+            pick = rng.choice([p for p in PRODUCTS[c["category"]] if p[3] == "domestic"])
+            comps[i] = component(c["category"], pick[0], pick[1], pick[2], pick[3], "1.0")
+    return doc
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hosts", type=int, default=500)
+    ap.add_argument("--reports", type=int, default=3, help="reports per host (9, 5, 2, ... days ago)")
     ap.add_argument("--pg", action="store_true")
+    ap.add_argument("--samples", type=int, default=5, help="timed calls of each store function")
+    ap.add_argument("--old-samples", type=int, default=None,
+                    help="timed calls of the on-demand reading (default: --samples); it takes long at 10,000 hosts")
     opts = ap.parse_args()
+    old_samples = opts.samples if opts.old_samples is None else opts.old_samples
+    import changes_replay
     from scanner.server.access import accounts
     from scanner.server.intake import ingest
     from scanner.server.intake.batch import Item, store_batch
@@ -66,46 +89,78 @@ def main():
     engine = db.make_engine(url)
     migrate.upgrade(engine)
     everything = Scope.everything()
+    rng = random.Random(15)
     try:
         t0 = time.time()
         now = int(time.time())
         orgs = ["/gov/d%d/u%d" % (i % 5, i % 20) for i in range(20)]
         tokens = {o: accounts.create_token(engine, o, uses=10**6, scope=everything)["token"] for o in set(orgs)}
+        agents, docs = [], []
         for i in range(opts.hosts):
             a = Agent("h%05d" % i, machine_id=uuid.uuid4().hex)
             a.host_id = ingest.enroll(engine, tokens[orgs[i % 20]], a.hostname, a.machine_id, a.public_key)["host_id"]
+            agents.append(a)
+            docs.append(make_report(a.hostname, a.machine_id, rng=random.Random(i), domestic_bias=0.4, packages=20))
+        ages = [9 * DAY - k * (7 * DAY // max(1, opts.reports - 1)) for k in range(opts.reports)]
+        store_s = 0.0
+        for k, age in enumerate(ages):  # round k: every host's k-th report, in batches of 64
             items = []
-            for age, bias in ((9 * DAY, 0.4), (2 * DAY, 0.7)):
-                doc = make_report(a.hostname, a.machine_id, domestic_bias=bias, packages=20)
-                doc["report_id"] = str(uuid.uuid4())
-                body = body_of(doc)
-                items.append(Item(doc["report_id"], a.host_id, now, now - age, ingest.derive(ingest.parse_report(body)),
-                                  gzip.compress(body, 6), len(body), hashlib.sha256(body).hexdigest()))
-            with db.write_tx(engine) as conn:
-                store_batch(conn, items[:1])
-                store_batch(conn, items[1:])
-        print("seeded %d hosts x 2 reports (%s) in %.1fs" % (opts.hosts, "PostgreSQL" if opts.pg else "SQLite",
-                                                              time.time() - t0))
+            for i, a in enumerate(agents):
+                if k:
+                    docs[i] = drift(rng, docs[i])
+                body = body_of(docs[i])
+                items.append(Item(docs[i]["report_id"], a.host_id, now, now - age - i % 3600,
+                                  ingest.derive(ingest.parse_report(body)), gzip.compress(body, 6), len(body),
+                                  hashlib.sha256(body).hexdigest()))
+            for j in range(0, len(items), 64):
+                t = time.perf_counter()
+                with db.write_tx(engine) as conn:
+                    store_batch(conn, items[j:j + 64])
+                store_s += time.perf_counter() - t
+        with engine.connect() as conn:
+            from sqlalchemy import func, select
+            n_rc = conn.execute(select(func.count()).select_from(db.result_changes)).scalar()
+            n_cc = conn.execute(select(func.count()).select_from(db.component_changes)).scalar()
+        print("seeded %d hosts x %d reports (%s) in %.1fs; store_batch %.2f ms per report; change rows: %d results, "
+              "%d components" % (opts.hosts, opts.reports, "PostgreSQL" if opts.pg else "SQLite", time.time() - t0,
+                                 1000.0 * store_s / (opts.hosts * opts.reports), n_rc, n_cc))
         targets.set_target(engine, {"org": "/gov/d1", "category": "os", "target": 1.0, "deadline": now + 300 * DAY},
                            "bench", scope=everything, role="admin")
-        print("overview (worst hosts, top rules): %.3fs" % timed(lambda: queries.overview(engine, everything)))
-        def part(fn):
-            with engine.connect() as conn:
-                return fn(conn)
-        print("  of which worst hosts:          %.3fs" % timed(lambda: part(
-            lambda conn: queries.worst_hosts(conn, everything, None, "mlps-l3"))))
-        print("  of which top failing rules:    %.3fs" % timed(lambda: part(
-            lambda conn: queries.top_failing_rules(conn, everything))))
-        print("org tree, no verdict:            %.3fs" % timed(lambda: queries.org_tree(engine, everything)))
+        # before and after, interleaved: the same machine load for both
+        clock = int(time.time())
+        times = {"feed_old": [], "feed_new": [], "subs_old": [], "subs_new": [], "progress": []}
+        for s in range(max(opts.samples, old_samples)):
+            if s < old_samples:
+                dt, old = timed(lambda: changes_replay.feed(engine, everything, None, clock - 7 * DAY, clock))
+                times["feed_old"].append(dt)
+            if s < opts.samples:
+                dt, new = timed(lambda: changes.feed(engine, everything, None, clock - 7 * DAY, clock))
+                times["feed_new"].append(dt)
+            if s < old_samples:
+                dt, old_subs = timed(lambda: changes_replay.feed(engine, everything, None, clock - 90 * DAY, clock))
+                times["subs_old"].append(dt)
+            if s < opts.samples:
+                dt, new_subs = timed(lambda: changes.substitutions(engine, everything, None, clock - 90 * DAY, clock))
+                times["subs_new"].append(dt)
+                times["progress"].append(timed(lambda: localization.progress(engine, everything))[0])
+        same = old == new and old_subs["substitutions"] == new_subs["rows"]
+        med = {k: statistics.median(v) for k, v in times.items() if v}
+        print("change feed, 7 days:   before %.3fs (%d samples)  after %.3fs (%d)  -> %.0fx   (%d new, %d fixed, "
+              "%d substitutions; same answer: %s)" % (med["feed_old"], len(times["feed_old"]), med["feed_new"],
+                                                       len(times["feed_new"]), med["feed_old"] / med["feed_new"],
+                                                       new["counts"]["new"], new["counts"]["fixed"],
+                                                       new["counts"]["substitutions"], same))
+        print("substitutions, 90 days: before %.3fs  after %.3fs  -> %.0fx   (%d)" % (
+            med["subs_old"], med["subs_new"], med["subs_old"] / med["subs_new"], new_subs["count"]))
+        print("progress view (after): %.3fs" % med["progress"])
+        print("overview (worst hosts, top rules): %.3fs" % timed(lambda: queries.overview(engine, everything))[0])
+        print("org tree, no verdict:            %.3fs" % timed(lambda: queries.org_tree(engine, everything))[0])
         assessments.record_assessment(engine, {"item_id": "L3-CES1-29", "target_kind": "org", "target": "/gov",
                                                "verdict": "nonconform", "record": "bench",
                                                "valid_until": now + DAY}, "bench", scope=everything, role="admin")
-        print("org tree, verdict on every host: %.3fs" % timed(lambda: queries.org_tree(engine, everything)))
-        got = changes.feed(engine, everything)
-        print("change feed, 7 days:             %.3fs  (%d new, %d fixed, %d substitutions)" % (
-            timed(lambda: changes.feed(engine, everything)), got["counts"]["new"], got["counts"]["fixed"],
-            got["counts"]["substitutions"]))
-        print("progress view:                   %.3fs" % timed(lambda: localization.progress(engine, everything)))
+        print("org tree, verdict on every host: %.3fs" % timed(lambda: queries.org_tree(engine, everything))[0])
+        if not same:
+            sys.exit("the feed from the change records differs from the reading of the stored documents")
     finally:
         engine.dispose()
         if dbname:

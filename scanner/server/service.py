@@ -229,7 +229,7 @@ def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
             with db.write_tx(engine) as conn:
                 conn.execute(update(r).where(r.c.id == report_id).values(
                     evaluated_gz=evaluated, evaluated_at=now(), profile=derived["profile"], score=derived["score"],
-                    loc_rate=derived["loc_rate"], fail_count=derived["fail_count"]))
+                    loc_rate=derived["loc_rate"], fail_count=derived["fail_count"], loc_cats=derived["loc_cats"]))
                 apply_latest(conn, host_id, report_id, collected_at, derived)
                 rollups.invalidate_from(conn, collected_at // rollups.DAY)  # its day's roll-up had the old score
             done += 1

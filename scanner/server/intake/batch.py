@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from scanner.server.store import aggregates
+from scanner.server.store import changes
 from scanner.server.store import db
 from scanner.server.store import rawsql
 from scanner.server.store import rollups
@@ -40,7 +41,7 @@ def _dedupe(row, host_id):
 
 
 REPORT_COLS = ("id", "host_id", "received_at", "collected_at", "profile", "score", "loc_rate", "fail_count", "size",
-               "sha256", "body_gz")
+               "sha256", "body_gz", "loc_cats")
 COMPONENT_COLS = ("host_id", "seq", "category", "product_id", "name_zh", "name_en", "vendor_zh", "vendor_en", "origin",
                   "version", "evidence", "substitutes")
 HOST_LATEST_COLS = ("last_seen", "latest_report_id", "latest_collected", "os_name", "os_family", "loc_domestic",
@@ -79,6 +80,9 @@ def store_batch(conn, items):
 
     in_db = set(profiles)
     out, new_reports, host_seen, host_latest, comps, hp_rows, results = [], [], {}, {}, {}, {}, {}
+    # each successive latest state this batch gives a host's components and a host profile's results,
+    # (collected_at, rows, first report of the host): the change records (store/changes.py)
+    comp_states, result_states = {}, {}
     for it in items:
         if hosts[it.host_id]["retired_at"] is not None:
             out.append(ApiError(403, "host_retired", "this host was retired by the aggregator's administrator; "
@@ -91,10 +95,12 @@ def store_batch(conn, items):
         seen[it.report_id] = {"id": it.report_id, "host_id": it.host_id, "received_at": it.received_at}
         d = it.derived
         new_reports.append((it.report_id, it.host_id, it.received_at, it.collected_at, d["profile"], d["score"],
-                            d["loc_rate"], d["fail_count"], it.size, it.sha256, it.body_gz))
+                            d["loc_rate"], d["fail_count"], it.size, it.sha256, it.body_gz, d.get("loc_cats")))
         host = hosts[it.host_id]
         host_seen[it.host_id] = it.received_at
-        if host["latest_collected"] is None or it.collected_at >= host["latest_collected"]:
+        fresh = host["latest_collected"] is None  # the host's first report: it joined, no change recorded
+        if fresh or it.collected_at >= host["latest_collected"]:
+            comp_states.setdefault(it.host_id, []).append((it.collected_at, d["components"], fresh))
             host["latest_collected"] = it.collected_at
             counts = d["counts"]
             host_latest[it.host_id] = (it.report_id, it.collected_at, d["os_name"], d["os_family"], counts["domestic"],
@@ -110,6 +116,7 @@ def store_batch(conn, items):
                         for x in d["results"]]
                 attach_from(candidates, it.host_id, host["org_path"], rows)
                 results[key] = rows
+                result_states.setdefault(key, []).append((it.collected_at, rows, fresh))
                 hp_rows[key] = (it.report_id, it.collected_at, row["score"], row["score_without_waivers"],
                                 row["passed"], row["failed"], row["errors"], row["other"]) + aggregates.waived_score(rows)
         out.append(_ack(it.report_id, it.host_id, it.received_at))
@@ -117,7 +124,16 @@ def store_batch(conn, items):
     sql.insert(r, REPORT_COLS, new_reports)
     if new_reports:  # a report late for a day already rolled up makes that day's roll-up stale
         rollups.invalidate_from(conn, min(row[3] for row in new_reports) // rollups.DAY)
+    comp_changes = []
     if comps:
+        stored = changes.stored_components(sql, [h_id for h_id in comp_states if not comp_states[h_id][0][2]])
+        for h_id in sorted(comp_states):
+            state = stored.get(h_id)
+            for at, rows, fresh in comp_states[h_id]:
+                new = changes.component_state(rows)
+                if not fresh:
+                    comp_changes.extend(changes.component_changes(h_id, at, state, new))
+                state = new
         aggregates.adjust_components(conn, comps, -1)
         sql.delete(c, ("host_id",), [(host_id,) for host_id in sorted(comps)])
         sql.insert(c, COMPONENT_COLS, [x for host_id in sorted(comps) for x in comps[host_id]])
@@ -132,18 +148,23 @@ def store_batch(conn, items):
     sql.insert(hp, ("host_id", "profile") + PROFILE_COLS, [k + hp_rows[k] for k in keys if k not in in_db])
     sql.update(hp, ("host_id", "profile"), PROFILE_COLS, [k + hp_rows[k] for k in keys if k in in_db])
     aggregates.adjust_orgs(conn, changed, +1)
-    _write_results(sql, {h_id: hosts[h_id]["org_path"] for h_id in host_ids}, keys, results)
+    result_changes = _write_results(sql, {h_id: hosts[h_id]["org_path"] for h_id in host_ids}, keys, results,
+                                    result_states)
+    changes.write(sql, result_changes, comp_changes)
     return out
 
 
-def _write_results(sql, orgs, keys, results):
+def _write_results(sql, orgs, keys, results, states=None):
     """Replace the latest results of each (host, profile) in ``keys`` by ``results[key]`` (dicts),
     writing only the difference: rows of rules no longer reported are deleted, new ones inserted,
     and a row is updated only when what the report says of it (``row_hash``) or its waiver pointer
     changed; an unchanged result is not rewritten (no dead row, no index churn). The maintained
-    aggregates (store/aggregates.py) get the same difference."""
+    aggregates (store/aggregates.py) get the same difference. Returns the change records
+    (store/changes.py) of ``states`` {key: [(collected_at, rows, first report of the host)]}: each
+    successive state against the one before, the first against the stored rows."""
     if not keys:
-        return
+        return []
+    changed = []
     res = db.results
     stored = {}
     for row in sql.select_in(res, STORED_COLS, "host_id", sorted({k[0] for k in keys})):
@@ -161,6 +182,11 @@ def _write_results(sql, orgs, keys, results):
         for profile in by_host[host_id]:
             old = {rid: d for (p, rid), d in before.items() if p == profile}
             new = results[(host_id, profile)]
+            state = changes.result_state(old.values())
+            for at, rows, fresh in (states or {}).get((host_id, profile), ()):
+                if not fresh:
+                    changed.extend(changes.result_changes(host_id, profile, at, state, rows))
+                state = changes.result_state(rows)
             delta.results(org, profile, old.values(), -1)
             delta.results(org, profile, new, +1)
             for rid in old:
@@ -179,6 +205,7 @@ def _write_results(sql, orgs, keys, results):
     sql.update(res, RESULT_KEYS, RESULT_COLS[3:], updates)
     sql.insert(res, RESULT_COLS, inserts)
     delta.write(sql)
+    return changed
 
 
 class BatchWriter(object):

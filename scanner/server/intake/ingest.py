@@ -287,9 +287,11 @@ def derive(doc):
     inv = doc.get("inventory") or {}
     comps = []
     counts = {"domestic": 0, "foreign": 0, "unknown": 0}
+    by_cat = {}  # {category: [domestic, foreign, unknown]} (reports.loc_cats: the daily history per category)
     for seq, c in enumerate(inv.get("components") or []):
         origin = c.get("origin") if c.get("origin") in ("domestic", "foreign") else "unknown"
         counts[origin] += 1
+        by_cat.setdefault(clean_text(c.get("category"), 32), [0, 0, 0])[("domestic", "foreign", "unknown").index(origin)] += 1
         comps.append({
             "seq": seq, "category": clean_text(c.get("category"), 32), "product_id": clean_text(c.get("product_id"), 64),
             "name_zh": _pair(c.get("name"), "zh"), "name_en": _pair(c.get("name"), "en"),
@@ -330,7 +332,7 @@ def derive(doc):
                        "other": len(results) - tally["pass"] - tally["fail"] - tally["error"]}
     else:
         profile_row = None
-    return {"components": comps, "counts": counts, "loc_rate": loc_rate, "os_name": os_name,
+    return {"components": comps, "counts": counts, "loc_cats": dumps(by_cat), "loc_rate": loc_rate, "os_name": os_name,
             "os_family": os_family, "results": results, "profile": profile, "score": score,
             "fail_count": fail_count, "profile_row": profile_row}
 
@@ -347,11 +349,17 @@ def apply_latest(conn, host_id, report_id, collected_at, derived, host=None, ext
 
 
 def _apply_latest(conn, host_id, report_id, collected_at, derived, host, extra_host_values):
+    from scanner.server.store import changes
     from scanner.server.workflow.waivers import attach_waivers
     if host.retired_at is not None:
         return  # a retired host has no latest state (re-evaluation still updates its history)
     values = dict(extra_host_values or {})
-    if host.latest_collected is None or collected_at >= host.latest_collected:
+    fresh = host.latest_collected is None  # the host's first report: no change recorded (it joined)
+    if fresh or collected_at >= host.latest_collected:
+        if not fresh:
+            changes.write_conn(conn, [], changes.component_changes(
+                host_id, collected_at, changes.read_components(conn, host_id),
+                changes.component_state(derived["components"])))
         aggregates.adjust_components(conn, [host_id], -1)
         conn.execute(delete(db.components).where(db.components.c.host_id == host_id))
         if derived["components"]:
@@ -371,6 +379,10 @@ def _apply_latest(conn, host_id, report_id, collected_at, derived, host, extra_h
                        .where(hp.c.host_id == host_id, hp.c.profile == row["profile"])).first()
     if cur is not None and collected_at < cur.collected_at:
         return  # an older report from a spool backlog: history only
+    if not fresh:
+        changes.write_conn(conn, changes.result_changes(
+            host_id, row["profile"], collected_at, changes.read_results(conn, host_id, row["profile"]),
+            derived["results"]), [])
     aggregates.adjust_hosts(conn, [host_id], -1)  # the host's share of the aggregates, recounted below
     if cur is None:
         conn.execute(insert(hp).values(host_id=host_id, report_id=report_id, collected_at=collected_at, **row))

@@ -1,4 +1,4 @@
-"""What changed in a scope between two times (issue #15 item 5), from the stored report history.
+"""What changed in a scope between two times (issue #15 item 5), from change records written at intake.
 
 A host's state at time T is its newest report collected at or before T (per profile for results;
 the newest of any profile for its inventory). Between FROM and TO:
@@ -14,122 +14,177 @@ the newest of any profile for its inventory). Between FROM and TO:
 - hosts that joined: no report at or before FROM; their findings are not listed as new.
 
 Statuses are the agents' (central waivers change scores, not what a scan found). Only live hosts
-inside the caller's Scope are read; a scope of more than ``MAX_HOSTS`` live hosts is refused with
-the count (ask for a narrower org unit), so one request never inflates an unbounded history."""
+inside the caller's Scope are read.
+
+How: whenever a host's latest state is replaced (intake/batch.py, and re-evaluation through
+intake/ingest.py ``apply_latest``), the transaction that writes it also writes one
+``result_changes`` row per rule whose reported status or severity changed, and one
+``component_changes`` row per component added or removed (a component whose details changed is
+removed with the old and added with the new), stamped with the report's collected time. A host's
+first report writes none (it joined). The rows of one key, in time order, form a chain: the state
+at FROM is the *before* of the first row after FROM, the state at TO the *after* of the last row
+at or before TO, so the feed folds the rows of the window per key (indexed by time) instead of
+reading two report documents per host. Hosts that joined or stopped come from the hosts table and
+the reports index. A report arriving after a newer one of its host and profile (a spool backlog)
+changes no latest state and writes no change (the feed equals the reading of the stored documents
+for reports stored in collection order: tests/server/test_change_records.py). Re-evaluation writes
+the difference it makes to the latest state at the latest report's time; past changes stay as
+they were recorded. Changes before the records began (``change_epoch``, a database upgraded with
+history) are not listed; the feed says from when it knows."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
-from scanner.server.errors import ApiError
 from scanner.server.store import db
-from scanner.server.store.jsondoc import skipped
 from scanner.server.store.queries import _in_scope, _where
-from scanner.server.store.reports import report_document
 from scanner.server.util import now
 
-MAX_HOSTS = 2000
 STALE = 3 * 86400
 DAY = 86400
 BAD = ("fail", "error")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
-
-def _hosts(conn, scope, org):
-    h = db.hosts
-    conds = list(_in_scope(scope, h.c.org_path, org)) + [h.c.retired_at.is_(None)]
-    n = conn.execute(_where(select(func.count()).select_from(h), *conds)).scalar() or 0
-    if n > MAX_HOSTS:
-        raise ApiError(422, "scope_too_large", "%d hosts: the change feed reads at most %d at once; choose an org "
-                       "unit below this one" % (n, MAX_HOSTS))
-    return {r[0]: {"host_id": r[0], "hostname": r[1], "org_path": r[2]}
-            for r in conn.execute(_where(select(h.c.id, h.c.hostname, h.c.org_path), *conds))}
+# --- writing (in the transaction of the latest-state write) ------------------------------------------
+RESULT_COLS = ("host_id", "profile", "rule_id", "at", "status_before", "status_after", "severity", "title_zh",
+               "title_en")
+COMPONENT_COLS = ("host_id", "at", "op", "category", "comp_key", "product_id", "name_zh", "name_en", "origin",
+                  "version", "substitutes")
+COMP_DETAIL = ("product_id", "name_zh", "name_en", "origin", "version", "substitutes")
+STORED_COMPONENT_COLS = ("host_id", "seq", "category") + COMP_DETAIL
 
 
-def _latest_ids(conn, host_ids, t):
-    """{(host_id, profile): (report_id, collected_at)}: the newest report of each host and profile
-    collected at or before ``t``."""
-    r = db.reports
-    out = {}
-    ids = sorted(host_ids)
-    for i in range(0, len(ids), 500):
-        k = func.row_number().over(partition_by=(r.c.host_id, r.c.profile),
-                                   order_by=(r.c.collected_at.desc(), r.c.id.desc())).label("k")
-        inner = select(r.c.id, r.c.host_id, r.c.profile, r.c.collected_at, k).where(
-            r.c.host_id.in_(ids[i:i + 500]), r.c.collected_at <= t).subquery()
-        for rid, hid, profile, at in conn.execute(select(inner.c.id, inner.c.host_id, inner.c.profile,
-                                                         inner.c.collected_at).where(inner.c.k == 1)):
-            out[(hid, profile)] = (rid, at)
-    return out
-
-
-def _first_ids(conn, host_ids, start, end):
-    """{host_id: (report_id, collected_at)}: the first report of each host collected after ``start``
-    and at or before ``end`` (the inventory a host that joined in the window started with)."""
-    r = db.reports
-    out = {}
-    ids = sorted(host_ids)
-    for i in range(0, len(ids), 500):
-        k = func.row_number().over(partition_by=r.c.host_id, order_by=(r.c.collected_at.asc(), r.c.id.asc())).label("k")
-        inner = select(r.c.id, r.c.host_id, r.c.collected_at, k).where(
-            r.c.host_id.in_(ids[i:i + 500]), r.c.collected_at > start, r.c.collected_at <= end).subquery()
-        for rid, hid, at in conn.execute(select(inner.c.id, inner.c.host_id, inner.c.collected_at)
-                                         .where(inner.c.k == 1)):
-            out[hid] = (rid, at)
-    return out
-
-
-def _documents(conn, report_ids):
-    r = db.reports
-    docs = {}
-    ids = sorted(set(report_ids))
-    for i in range(0, len(ids), 200):
-        for row in conn.execute(select(r.c.id, r.c.body_gz, r.c.evaluated_gz).where(r.c.id.in_(ids[i:i + 200])))\
-                .mappings().all():
-            try:
-                doc = report_document(row)
-                docs[row["id"]] = doc if isinstance(doc, dict) else None
-            except Exception as exc:  # noqa: BLE001 - one damaged stored report is one host less
-                skipped("report", row, exc)
-                docs[row["id"]] = None
-    return docs
-
-
-def _results(doc):
-    return {r.get("rule_id"): r for r in (doc or {}).get("results") or [] if isinstance(r, dict) and r.get("rule_id")}
-
-
-def _components(doc):
+def result_changes(host_id, profile, at, before, after):
+    """Change rows (tuples of RESULT_COLS) between two states of one host profile: ``before`` {rule_id:
+    dict with status, severity}, ``after`` an iterable of result dicts (rule_id, status, severity,
+    title_zh, title_en)."""
+    after = {x["rule_id"]: x for x in after}
     out = []
-    for c in ((doc or {}).get("inventory") or {}).get("components") or []:
-        if isinstance(c, dict):
-            out.append(c)
+    for rid in sorted(set(before) | set(after)):
+        b, a = before.get(rid), after.get(rid)
+        sb = (b["status"], b["severity"]) if b is not None else (None, None)
+        sa = (a["status"], a["severity"]) if a is not None else (None, None)
+        if sb != sa:
+            out.append((host_id, profile, rid, at, sb[0], sa[0], sa[1], a["title_zh"] if a else None,
+                        a["title_en"] if a else None))
     return out
 
 
-def _name(c, lang):
-    name = c.get("name")
-    if isinstance(name, dict):
-        return name.get(lang) or name.get("en") or name.get("zh")
-    return name
+def result_state(rows):
+    """{rule_id: {status, severity}} of result dicts (the ``before`` of the next change)."""
+    return {x["rule_id"]: {"status": x["status"], "severity": x["severity"]} for x in rows}
 
 
-def _comp_key(c):
-    return (c.get("category"), c.get("product_id") or _name(c, "en"))
-
-
-def _comp_out(c):
-    return {"category": c.get("category"), "product_id": c.get("product_id"), "name_zh": _name(c, "zh"),
-            "name_en": _name(c, "en"), "origin": c.get("origin"), "version": c.get("version"),
-            "substitutes": [s for s in c.get("substitutes") or [] if isinstance(s, str)]}
-
-
-def _newest(states):
-    """{host_id: the newest (report_id, collected_at) over its profiles}."""
+def component_state(rows):
+    """{(category, key): details} of component dicts in their report order (a later one with the
+    same key wins, as in the feed's reading of a document)."""
     out = {}
-    for (hid, _p), v in states.items():
-        if hid not in out or (v[1], v[0]) > (out[hid][1], out[hid][0]):
-            out[hid] = v
+    for c in rows:
+        out[(c["category"], c["product_id"] or c["name_en"])] = tuple(c[k] for k in COMP_DETAIL)
     return out
+
+
+def component_changes(host_id, at, before, after):
+    """Change rows (tuples of COMPONENT_COLS) between two ``component_state``s of one host."""
+    out = []
+    for key in sorted(set(before) | set(after), key=lambda k: tuple(str(x) for x in k)):
+        b, a = before.get(key), after.get(key)
+        if b == a:
+            continue
+        if b is not None:
+            out.append((host_id, at, "remove") + key + b)
+        if a is not None:
+            out.append((host_id, at, "add") + key + a)
+    return out
+
+
+def stored_components(sql, host_ids):
+    """{host_id: component_state} of the latest components stored for ``host_ids`` (batch statements)."""
+    if not host_ids:
+        return {}
+    rows = sorted(sql.select_in(db.components, STORED_COMPONENT_COLS, "host_id", sorted(host_ids)),
+                  key=lambda r: (r[0], r[1]))
+    out = {h: [] for h in host_ids}
+    for r in rows:
+        out[r[0]].append(dict(zip(("category",) + COMP_DETAIL, r[2:])))
+    return {h: component_state(rows) for h, rows in out.items()}
+
+
+def write(sql, result_rows, component_rows):
+    """Insert change rows through the batch writer's statements (store/rawsql.py), in order."""
+    sql.insert(db.result_changes, RESULT_COLS, result_rows)
+    sql.insert(db.component_changes, COMPONENT_COLS, component_rows)
+
+
+def write_conn(conn, result_rows, component_rows):
+    """The same through a SQLAlchemy connection (the rare writers: re-evaluation)."""
+    if result_rows:
+        conn.execute(db.result_changes.insert(), [dict(zip(RESULT_COLS, r)) for r in result_rows])
+    if component_rows:
+        conn.execute(db.component_changes.insert(), [dict(zip(COMPONENT_COLS, r)) for r in component_rows])
+
+
+def read_components(conn, host_id):
+    c = db.components
+    rows = conn.execute(select(*[c.c[k] for k in ("category",) + COMP_DETAIL]).where(c.c.host_id == host_id)
+                        .order_by(c.c.seq)).mappings().all()
+    return component_state(rows)
+
+
+def read_results(conn, host_id, profile):
+    r = db.results
+    return {x.rule_id: {"status": x.status, "severity": x.severity} for x in conn.execute(
+        select(r.c.rule_id, r.c.status, r.c.severity).where(r.c.host_id == host_id, r.c.profile == profile))}
+
+
+# --- reading -----------------------------------------------------------------------------------------
+def _hosts(conn, scope, org, start, end):
+    """{host_id: {host_id, hostname, org_path, b, a}}: the live hosts of the scope with the collected
+    time of their newest report at or before ``start`` (b) and ``end`` (a), each an index probe of
+    reports(host_id, collected_at); a host's newest report overall is kept in hosts.latest_collected."""
+    h, r = db.hosts, db.reports
+
+    def newest(t):
+        return select(func.max(r.c.collected_at)).where(r.c.host_id == h.c.id, r.c.collected_at <= t) \
+            .correlate(h).scalar_subquery()
+    b = case((h.c.latest_collected.is_(None), None), (h.c.latest_collected <= start, h.c.latest_collected),
+             else_=newest(start))
+    a = case((h.c.latest_collected.is_(None), None), (h.c.latest_collected <= end, h.c.latest_collected),
+             else_=newest(end))
+    q = _where(select(h.c.id, h.c.hostname, h.c.org_path, b.label("b"), a.label("a")),
+               *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None))
+    return {x[0]: {"host_id": x[0], "hostname": x[1], "org_path": x[2], "b": x[3], "a": x[4]} for x in conn.execute(q)}
+
+
+def _window(conn, table, cols, scope, org, start, end):
+    """Change rows of ``table`` in (start, end] of the live hosts inside the scope, in time order."""
+    h = db.hosts
+    q = select(*[table.c[k] for k in cols]).select_from(table.join(h, h.c.id == table.c.host_id)).where(
+        table.c.at > start, table.c.at <= end, h.c.retired_at.is_(None))
+    return conn.execute(_where(q, *_in_scope(scope, h.c.org_path, org)).order_by(table.c.at, table.c.id))
+
+
+def _fold(rows, key):
+    """{key: (first row, last row)} of rows in time order."""
+    out = {}
+    for row in rows:
+        k = key(row)
+        cur = out.get(k)
+        out[k] = (row, row) if cur is None else (cur[0], row)
+    return out
+
+
+def _subs(value):
+    from scanner.server.store.jsondoc import decode
+    try:
+        got = decode(value, [])
+    except Exception:  # noqa: BLE001 - an unreadable list names no substitute
+        got = []
+    return [s for s in got if isinstance(s, str)] if isinstance(got, list) else []
+
+
+def _comp_out(row):
+    return {"category": row.category, "product_id": row.product_id, "name_zh": row.name_zh, "name_en": row.name_en,
+            "origin": row.origin, "version": row.version, "substitutes": _subs(row.substitutes)}
 
 
 def _pair_substitutions(removed, added):
@@ -147,72 +202,98 @@ def _pair_substitutions(removed, added):
     return pairs
 
 
-def feed(engine, scope, org=None, start=None, end=None):
-    """The changes between ``start`` and ``end`` (unix seconds; default the last 7 days)."""
+def _order(hosts):
+    return sorted(hosts, key=lambda x: (hosts[x]["org_path"], hosts[x]["hostname"] or "", x))
+
+
+def _host(x):
+    return {"host_id": x["host_id"], "hostname": x["hostname"], "org_path": x["org_path"]}
+
+
+def _components(conn, scope, org, start, end, hosts):
+    """{host_id: (removed, added)} component dicts (each sorted by key) of the hosts in ``hosts``."""
+    cc = db.component_changes
+    folded = _fold(_window(conn, cc, ("host_id", "op", "category", "comp_key") + COMP_DETAIL, scope, org, start, end),
+                   lambda r: (r.host_id, r.category, r.comp_key))
+    out = {}
+    for (hid, cat, key) in sorted(folded, key=lambda k: (k[0],) + tuple(str(x) for x in k[1:])):
+        if hid not in hosts or hosts[hid]["a"] is None:
+            continue
+        first, last = folded[(hid, cat, key)]
+        was, now_ = first.op == "remove", last.op == "add"
+        if was and not now_:
+            out.setdefault(hid, ([], []))[0].append(_comp_out(first))
+        elif now_ and not was:
+            out.setdefault(hid, ([], []))[1].append(_comp_out(last))
+    return out
+
+
+def _substitution_rows(host, removed, added):
+    rows = []
+    for cat in sorted({c["category"] for c in removed} & {c["category"] for c in added}, key=str):
+        for f, d in _pair_substitutions([c for c in removed if c["category"] == cat],
+                                        [c for c in added if c["category"] == cat]):
+            rows.append(dict(host, category=cat, from_product=f["product_id"], from_zh=f["name_zh"],
+                             from_en=f["name_en"], to_product=d["product_id"], to_zh=d["name_zh"], to_en=d["name_en"],
+                             listed=d["product_id"] in (f["substitutes"] or [])))
+    return rows
+
+
+def _range(start, end):
     end = now() if end is None else int(end)
     start = end - 7 * DAY if start is None else int(start)
     if start >= end:
         from scanner.server.errors import bad_request
         raise bad_request("bad_range", "from must be before to")
+    return start, end
+
+
+def _since(conn, start):
+    since = conn.execute(select(db.change_epoch.c.since).where(db.change_epoch.c.id == 1)).scalar()
+    return since if since is not None and start < since else None
+
+
+def feed(engine, scope, org=None, start=None, end=None):
+    """The changes between ``start`` and ``end`` (unix seconds; default the last 7 days)."""
+    start, end = _range(start, end)
+    rc = db.result_changes
     with engine.connect() as conn:
-        hosts = _hosts(conn, scope, org)
-        before = _latest_ids(conn, hosts, start)
-        after = _latest_ids(conn, hosts, end)
-        b_newest, a_newest = _newest(before), _newest(after)
-        first = _first_ids(conn, [x for x in hosts if x not in b_newest], start, end)
-        docs = _documents(conn, [v[0] for v in before.values()] + [v[0] for v in after.values()]
-                          + [v[0] for v in first.values()])
-    after_by_host = {}
-    for (hid, profile) in after:
-        after_by_host.setdefault(hid, []).append((hid, profile))
+        hosts = _hosts(conn, scope, org, start, end)
+        folded = _fold(_window(conn, rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity",
+                                          "title_zh", "title_en"), scope, org, start, end),
+                       lambda r: (r.host_id, r.profile, r.rule_id))
+        comps = _components(conn, scope, org, start, end, hosts)
+        since = _since(conn, start)
+    by_host = {}
+    for key in folded:
+        by_host.setdefault(key[0], []).append(key)
     out = {"from": start, "to": end, "org": org, "hosts": len(hosts), "new": [], "fixed": [], "added": [],
            "removed": [], "substitutions": [], "stopped": [], "joined": []}
-    for hid in sorted(hosts, key=lambda x: (hosts[x]["org_path"], hosts[x]["hostname"] or "", x)):
-        host = hosts[hid]
-        b_new, a_new = b_newest.get(hid), a_newest.get(hid)
-        if a_new is None:
+    if since is not None:
+        out["recorded_since"] = since
+    for hid in _order(hosts):
+        x = hosts[hid]
+        if x["a"] is None:
             continue  # no report yet at the end: nothing to compare
-        if b_new is None:
-            out["joined"].append(dict(host, first_report=a_new[1]))
-        elif b_new[1] > start - STALE and a_new[1] <= end - STALE:
-            out["stopped"].append(dict(host, last_report=a_new[1]))
-        if b_new is not None:  # findings, per profile (a host that joined has no earlier state)
-            for profile in sorted((p for (_h, p) in after_by_host.get(hid, ())), key=str):
-                rid_a = after[(hid, profile)][0]
-                prior = before.get((hid, profile))
-                ra = _results(docs.get(rid_a))
-                rb = _results(docs.get(prior[0])) if prior else {}
-                for rule_id in sorted(set(ra) | set(rb)):
-                    x, y = rb.get(rule_id), ra.get(rule_id)
-                    sb, sa = (x or {}).get("status"), (y or {}).get("status")
-                    src = y or x
-                    row = dict(host, profile=profile, rule_id=rule_id, severity=src.get("severity"),
-                               title=src.get("title") if isinstance(src.get("title"), dict) else {},
-                               before=sb, after=sa)
-                    if sa in BAD and sb not in BAD:
-                        out["new"].append(row)
-                    elif sb in BAD and sa is not None and sa not in BAD:
-                        out["fixed"].append(row)
-        # inventory, from the newest report of any profile (a host that joined: its first in the window)
-        base = b_new if b_new is not None else first.get(hid)
-        if base is not None and base[0] != a_new[0] and docs.get(base[0]) is not None \
-                and docs.get(a_new[0]) is not None:
-            cb = {_comp_key(c): c for c in _components(docs.get(base[0]))}
-            ca = {_comp_key(c): c for c in _components(docs.get(a_new[0]))}
-            removed = [cb[k] for k in sorted(set(cb) - set(ca), key=lambda k: tuple(str(x) for x in k))]
-            added = [ca[k] for k in sorted(set(ca) - set(cb), key=lambda k: tuple(str(x) for x in k))]
-            for c in removed:
-                out["removed"].append(dict(host, **_comp_out(c)))
-            for c in added:
-                out["added"].append(dict(host, **_comp_out(c)))
-            for cat in sorted({c.get("category") for c in removed} & {c.get("category") for c in added}, key=str):
-                for f, d in _pair_substitutions([c for c in removed if c.get("category") == cat],
-                                                [c for c in added if c.get("category") == cat]):
-                    out["substitutions"].append(dict(host, category=cat, from_product=f.get("product_id"),
-                                                     from_zh=_name(f, "zh"), from_en=_name(f, "en"),
-                                                     to_product=d.get("product_id"), to_zh=_name(d, "zh"),
-                                                     to_en=_name(d, "en"), listed=d.get("product_id") in
-                                                     (f.get("substitutes") or [])))
+        host = _host(x)
+        if x["b"] is None:
+            out["joined"].append(dict(host, first_report=x["a"]))
+        elif x["b"] > start - STALE and x["a"] <= end - STALE:
+            out["stopped"].append(dict(host, last_report=x["a"]))
+        if x["b"] is not None:  # findings (a host that joined has no earlier state)
+            for key in sorted(by_host.get(hid, ()), key=lambda k: (str(k[1]), k[2])):
+                first, last = folded[key]
+                sb, sa = first.status_before, last.status_after
+                row = dict(host, profile=key[1], rule_id=key[2], severity=last.severity,
+                           title={"zh": last.title_zh, "en": last.title_en}, before=sb, after=sa)
+                if sa in BAD and sb not in BAD:
+                    out["new"].append(row)
+                elif sb in BAD and sa is not None and sa not in BAD:
+                    out["fixed"].append(row)
+        removed, added = comps.get(hid, ([], []))
+        out["removed"].extend(dict(host, **c) for c in removed)
+        out["added"].extend(dict(host, **c) for c in added)
+        out["substitutions"].extend(_substitution_rows(host, removed, added))
     sev_rank = {s: i for i, s in enumerate(SEVERITIES)}
     out["new"].sort(key=lambda r: (r["after"] != "fail", sev_rank.get(r["severity"], 9), r["org_path"],
                                    r["hostname"] or "", r["rule_id"]))
@@ -226,18 +307,33 @@ def feed(engine, scope, org=None, start=None, end=None):
 
 
 def substitutions(engine, scope, org, start, end):
-    """{count, by_category, rows} of the substitutions completed between ``start`` and ``end``;
-    {count: None, error} when the scope is too large to read."""
-    try:
-        got = feed(engine, scope, org, start, end)
-    except ApiError as exc:
-        if exc.code != "scope_too_large":
-            raise
-        return {"count": None, "by_category": {}, "rows": [], "error": exc.message}
+    """{count, by_category, rows} of the substitutions completed between ``start`` and ``end``
+    (the component change rows of the window only)."""
+    start, end = _range(start, end)
+    h = db.hosts
+    with engine.connect() as conn:
+        # only the hosts with component changes in the window are looked up
+        cc = db.component_changes
+        ids = [x[0] for x in conn.execute(_where(select(cc.c.host_id).distinct().select_from(
+            cc.join(h, h.c.id == cc.c.host_id)).where(cc.c.at > start, cc.c.at <= end, h.c.retired_at.is_(None)),
+            *_in_scope(scope, h.c.org_path, org)))]
+        hosts = {}
+        for i in range(0, len(ids), 500):
+            hosts.update((x[0], {"host_id": x[0], "hostname": x[1], "org_path": x[2], "a": x[3]}) for x in conn.execute(
+                select(h.c.id, h.c.hostname, h.c.org_path, h.c.latest_collected).where(h.c.id.in_(ids[i:i + 500]))))
+        comps = _components(conn, scope, org, start, end, hosts)
+        since = _since(conn, start)
+    rows = []
+    for hid in _order(hosts):
+        removed, added = comps.get(hid, ([], []))
+        rows.extend(_substitution_rows(_host(hosts[hid]), removed, added))
     by_cat = {}
-    for s in got["substitutions"]:
+    for s in rows:
         by_cat[s["category"]] = by_cat.get(s["category"], 0) + 1
-    return {"count": len(got["substitutions"]), "by_category": by_cat, "rows": got["substitutions"]}
+    out = {"count": len(rows), "by_category": by_cat, "rows": rows}
+    if since is not None:
+        out["recorded_since"] = since
+    return out
 
 
 CSV_FIELDS = ("change", "hostname", "org_path", "profile", "rule_id", "severity", "before", "after", "category",

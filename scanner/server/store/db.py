@@ -126,6 +126,9 @@ reports = Table(
     Column("evaluated_at", BigInteger, nullable=True),
     # retention (store/retention.py): the bodies were dropped at this time; the scalars stay
     Column("pruned_at", BigInteger, nullable=True),
+    # its components per category, {"<category>": [domestic, foreign, unknown]} (JSON), for the daily
+    # localization history (store/rollups.py); NULL for reports stored before migration 0016
+    Column("loc_cats", Text, nullable=True),
     Index("ix_reports_host_collected", "host_id", "collected_at"),
     Index("ix_reports_collected_at", "collected_at"),
 )
@@ -283,6 +286,55 @@ rule_failing = Table(
     UniqueConstraint("org_path", "rule_id", "covered_until"),
 )
 
+# Change records (store/changes.py), written in the transaction that replaces a host's latest state
+# (intake/batch.py, reevaluation through intake/ingest.py apply_latest): one row per rule whose reported
+# status or severity changed between a host profile's consecutive latest states, and one per component
+# added or removed (a changed component: removed with its old details, added with its new, same time).
+# ``at`` is the collected time of the report that made the change; ``id`` orders the rows of one time.
+# A host's first report writes none (the host joined). The change feed folds them per key over a window.
+_ID = BigInteger().with_variant(Integer, "sqlite")
+result_changes = Table(
+    "result_changes", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("rule_id", String(128), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("status_before", String(16), nullable=True),  # NULL: the rule was not reported
+    Column("status_after", String(16), nullable=True),  # NULL: no longer reported
+    Column("severity", String(16), nullable=True),  # after the change
+    Column("title_zh", String(512), nullable=True),
+    Column("title_en", String(512), nullable=True),
+    Index("ix_result_changes_at", "at"),
+    Index("ix_result_changes_host_at", "host_id", "at"),
+)
+
+component_changes = Table(
+    "component_changes", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("op", String(8), nullable=False),  # add | remove
+    Column("category", String(32), nullable=True),
+    Column("comp_key", String(255), nullable=True),  # product_id, else the English name
+    Column("product_id", String(64), nullable=True),
+    Column("name_zh", String(255), nullable=True),
+    Column("name_en", String(255), nullable=True),
+    Column("origin", String(16), nullable=True),
+    Column("version", String(255), nullable=True),
+    Column("substitutes", Text, nullable=True),  # JSON list
+    Index("ix_component_changes_at", "at"),
+    Index("ix_component_changes_host_at", "host_id", "at"),
+)
+
+# When change records began (migration 0016 on a database that already held reports): earlier changes
+# are not in the feed. No row: recorded from the first report on.
+change_epoch = Table(
+    "change_epoch", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("since", BigInteger, nullable=False),
+)
+
 waivers = Table(
     "waivers", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -377,6 +429,20 @@ daily_rollups = Table(
     Column("loc_sum", Float, nullable=True),
     Column("loc_n", Integer, nullable=False),
     UniqueConstraint("day", "org_path", "profile"),
+)
+
+# Latest inventory components per (day, org unit, category) as of each past day's end, from the
+# same per-host states as daily_rollups (store/rollups.py): the localization trend per category.
+daily_loc = Table(
+    "daily_loc", metadata,
+    Column("day", Integer, nullable=False),
+    Column("org_path", String(512), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("hosts", Integer, nullable=False),
+    Column("n_domestic", Integer, nullable=False),
+    Column("n_foreign", Integer, nullable=False),
+    Column("n_unknown", Integer, nullable=False),
+    UniqueConstraint("day", "org_path", "category"),
 )
 
 # Days whose roll-up is computed (also those with no hosts at all).

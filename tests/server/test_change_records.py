@@ -1,0 +1,173 @@
+"""The change feed from the change records written at intake (store/changes.py) equals the old reading
+of the stored report documents (tests/server/changes_replay.py, the feed as it was before the records)
+on a generated history: hosts in three org units with reports over three weeks stored through the batch
+writer in mixed batches (statuses, severities and components drifting, rules dropped, a second profile
+and inventory-only reports on some hosts, a host that joins late, hosts that stop), two latest reports
+re-evaluated through apply_latest, one host retired; compared for many windows, fleet-wide and
+scoped, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import copy
+import gzip
+import hashlib
+import json
+import random
+import time
+
+import pytest
+from sqlalchemy import func, select, update
+
+import changes_replay
+from fleet import Agent, make_report
+from scanner.server.access import accounts
+from scanner.server.intake import ingest
+from scanner.server.intake.batch import Item, store_batch
+from scanner.server.store import changes, db
+from scanner.server.store.scope import Scope
+
+DAY = 86400
+ORGS = ["/a/x", "/a/y", "/b"]
+
+
+def _drift(rng, prev, doc):
+    """``doc`` made from ``prev`` with some drift: most components and statuses kept."""
+    if prev is None:
+        return doc
+    comps = []
+    old = {c["category"]: c for c in prev["inventory"]["components"]}
+    for c in doc["inventory"]["components"]:
+        comps.append(copy.deepcopy(old[c["category"]]) if c["category"] in old and rng.random() < 0.7 else c)
+    if rng.random() < 0.1 and comps:
+        comps[0] = dict(comps[0], version="9.%d" % rng.randint(0, 99))  # an upgrade in place: no add/remove
+    doc["inventory"]["components"] = comps
+    if "results" in doc and "results" in prev:
+        before = {r["rule_id"]: r for r in prev["results"]}
+        res = []
+        for r in doc["results"]:
+            p = before.get(r["rule_id"])
+            r = dict(p) if p is not None and rng.random() < 0.8 else r
+            x = rng.random()
+            if x < 0.03:
+                r["status"] = "error"
+            elif x < 0.05:
+                r["severity"] = rng.choice(["info", "low", "medium", "high", "critical"])
+            elif x < 0.07:
+                continue  # no longer reported
+            res.append(r)
+        doc["results"] = res
+    return doc
+
+
+def _item(agent, doc, at):
+    body = json.dumps(doc, ensure_ascii=False).encode()
+    return Item(doc["report_id"], agent.host_id, int(time.time()), at, ingest.derive(doc), gzip.compress(body),
+                len(body), hashlib.sha256(body).hexdigest())
+
+
+@pytest.fixture
+def history(db_engine):
+    engine = db_engine
+    rng = random.Random(15)
+    base = int(time.time()) - 25 * DAY
+    everything = Scope.everything()
+    agents, plan = [], []
+    for i in range(14):
+        org = ORGS[i % 3]
+        a = Agent("h%02d" % i, machine_id="m%02d" % i)
+        a.host_id = ingest.enroll(engine, accounts.create_token(engine, org, scope=everything)["token"], a.hostname,
+                                  a.machine_id, a.public_key)["host_id"]
+        agents.append(a)
+        first = 10 if i == 5 else rng.randint(0, 3)  # h05 joins late
+        last = 8 if i in (3, 7) else 21  # h03 and h07 stop reporting
+        prev = {}
+        for day in range(first, last + 1):
+            if rng.random() < 0.25 and day != first:
+                continue
+            kinds = ["mlps-l3"]
+            if i % 4 == 1 and day >= 6:
+                kinds.append("crypto")  # a second profile appears on an existing host
+            if i % 5 == 2 and rng.random() < 0.3:
+                kinds.append(None)  # an inventory-only report
+            for k, profile in enumerate(kinds):
+                doc = make_report(a.hostname, machine_id=a.machine_id, rng=random.Random(rng.random()),
+                                  profile=profile or "x", domestic_bias=0.3 + day / 40.0, packages=3,
+                                  results=profile is not None)
+                doc = _drift(rng, prev.get(profile or "inv"), doc)
+                prev[profile or "inv"] = doc
+                at = base + day * DAY + rng.randint(0, 3000) * 7 + k * 11 + i
+                plan.append((at, a, doc))
+    plan.sort(key=lambda x: x[0])
+    pos = 0
+    while pos < len(plan):  # mixed batches, sometimes two reports of one host in one batch
+        n = rng.randint(1, 9)
+        with db.write_tx(engine) as conn:
+            store_batch(conn, [_item(a, doc, at) for at, a, doc in plan[pos:pos + n]])
+        pos += n
+    # two latest reports re-evaluated (service.reevaluate's write: evaluated_gz, then apply_latest)
+    for a in agents[:2]:
+        with engine.connect() as conn:
+            rid, at = conn.execute(select(db.hosts.c.latest_report_id, db.hosts.c.latest_collected)
+                                   .where(db.hosts.c.id == a.host_id)).first()
+        doc = next(d for t, x, d in plan if x is a and d["report_id"] == rid)
+        new = copy.deepcopy(doc)
+        for r in new.get("results", []):
+            r["status"] = "fail" if r["status"] == "pass" else r["status"]
+        new["inventory"]["components"] = new["inventory"]["components"][1:]
+        with db.write_tx(engine) as conn:
+            conn.execute(update(db.reports).where(db.reports.c.id == rid).values(
+                evaluated_gz=gzip.compress(json.dumps(new).encode())))
+            ingest.apply_latest(conn, a.host_id, rid, at, ingest.derive(new))
+    from scanner.server.workflow.hosts import retire_host
+    retire_host(engine, agents[13].host_id, "decommissioned", "admin", scope=everything)
+    return engine, base, sorted(p[0] for p in plan)
+
+
+def _windows(rng, base, times):
+    out = [(base + 7 * DAY, base + 14 * DAY), (base, base + 22 * DAY), (base + 14 * DAY, base + 22 * DAY),
+           (times[10], times[-1]), (times[20] - 1, times[40]), (base - DAY, base + DAY), (times[-1], times[-1] + 1)]
+    for _ in range(12):
+        a, b = sorted(rng.sample(range(base - DAY, base + 23 * DAY), 2))
+        out.append((a, b))
+    return out
+
+
+def test_feed_from_records_equals_the_reading_of_the_stored_documents(history):
+    engine, base, times = history
+    rng = random.Random(7)
+    seen = {"new": 0, "fixed": 0, "added": 0, "removed": 0, "substitutions": 0, "stopped": 0, "joined": 0}
+    for scope, org in ((Scope.everything(), None), (Scope(["/a"]), None), (Scope(["/a"]), "/a/x"),
+                       (Scope.everything(), "/b")):
+        for start, end in _windows(rng, base, times):
+            old = changes_replay.feed(engine, scope, org, start, end)
+            new = changes.feed(engine, scope, org, start, end)
+            assert new == old, (org, start - base, end - base)
+            for k in seen:
+                seen[k] += new["counts"][k]
+            subs = changes.substitutions(engine, scope, org, start, end)
+            assert subs["rows"] == old["substitutions"] and subs["count"] == len(old["substitutions"])
+    # the history exercised every kind of change
+    assert all(n > 0 for n in seen.values()), seen
+
+
+def test_records_are_compact_and_a_first_report_writes_none(history):
+    engine, _base, _times = history
+    with engine.connect() as conn:
+        n_results = conn.execute(select(func.count()).select_from(db.results)).scalar()
+        n_changes = conn.execute(select(func.count()).select_from(db.result_changes)).scalar()
+        n_reports = conn.execute(select(func.count()).select_from(db.reports)).scalar()
+        # each host's first report: no change rows at its time
+        firsts = dict(conn.execute(select(db.reports.c.host_id, func.min(db.reports.c.collected_at))
+                                   .group_by(db.reports.c.host_id)).all())
+        at_first = [r for r in conn.execute(select(db.result_changes.c.host_id, db.result_changes.c.at))
+                    if firsts.get(r[0]) == r[1]]
+        ops = dict(conn.execute(select(db.component_changes.c.op, func.count()).group_by(db.component_changes.c.op)).all())
+    assert at_first == []
+    # a few rows per report (changes only), not a copy of every result
+    assert 0 < n_changes < n_reports * 20 and n_results > 0
+    assert set(ops) == {"add", "remove"}
+
+
+def test_large_scope_is_answered_not_refused(history):
+    engine, base, _times = history
+    got = changes.feed(engine, Scope.everything(), None, base, base + 22 * DAY)
+    assert got["hosts"] == 13 and "error" not in got
