@@ -208,3 +208,28 @@ def test_progress_in_chromium(server, site, browser_page):
     page.wait_for_selector('tr.target[data-org="%s/tax"][data-category="web-server"]' % FIN)
     row = page.inner_text('tr.target[data-org="%s/tax"][data-category="web-server"]' % FIN)
     assert "80.0%" in row and "2027-12-31" in row
+
+
+def test_trend_per_category_from_the_daily_roll_ups(site):
+    """The 信创 page's trend per category: the day of the first scans (all finance OSes foreign, the one
+    database foreign) and now (fin-1's Kylin and DM: OS 1 of 3 domestic, database 1 of 1), for the
+    finance officer only (the health host's Kylin is in the health department's trend)."""
+    agents, users, fin, hea = site
+    first_day = (int(time.time()) - 9 * DAY) // DAY * DAY
+    got = fin.get("/api/v1/localization").json()
+    assert got["trend_days"] == 30
+    os_, dbs = got["trend"]["os"], got["trend"]["database"]
+    assert (os_[0]["day"], os_[0]["domestic"], os_[0]["foreign"], os_[0]["rate"]) == (first_day, 0, 3, 0.0)
+    assert (os_[-1]["domestic"], os_[-1]["foreign"], os_[-1]["rate"]) == (1, 2, 0.3333)
+    assert os_[-1]["day"] == int(time.time()) // DAY * DAY
+    assert (dbs[0]["day"], dbs[0]["foreign"], dbs[0]["rate"]) == (first_day, 1, 0.0)
+    assert (dbs[-1]["domestic"], dbs[-1]["foreign"], dbs[-1]["rate"]) == (1, 0, 1.0)
+    assert "web-server" in got["trend"] and got["trend"]["web-server"][-1]["foreign"] == 1  # fin-2's Nginx, added
+    assert all(p["day"] >= first_day for pts in got["trend"].values() for p in pts)
+    h = hea.get("/api/v1/localization").json()["trend"]["os"]
+    assert (h[0]["domestic"], h[0]["foreign"], h[-1]["domestic"], h[-1]["foreign"]) == (0, 1, 1, 0)
+    page = fin.get("/localization", params={"lang": "zh"}).text
+    row = re.search(r'<tr class="loc-trend" data-category="os" data-points="(\d+)" data-first="([^"]*)" '
+                    r'data-now="([^"]*)">', page)
+    assert row and int(row.group(1)) >= 2 and (row.group(2), row.group(3)) == ("0.0", "0.3333")
+    assert "各类别国产化率趋势" in page and "+33.3" in page

@@ -96,13 +96,50 @@ def targets(conn, scope, org=None):
     return out
 
 
+TREND_DAYS = 30
+
+
+def trend(conn, scope, org=None, days=TREND_DAYS):
+    """Per category, the localization of the scope (and ``org``) at the end of each of the last
+    ``days`` past days (daily_loc, kept by the roll-up job: store/rollups.py; the caller ensures the
+    days are computed) and today (the latest components, component_counts):
+    {category: [{day, domestic, foreign, unknown, rate}]}, oldest first; a day without hosts
+    reporting components of a category has no point."""
+    from scanner.server.store import rollups
+    dl, cc = db.daily_loc, db.component_counts
+    first = rollups.today() - days
+    out = {}
+    q = _where(select(dl.c.day, dl.c.category, func.sum(dl.c.n_domestic), func.sum(dl.c.n_foreign),
+                      func.sum(dl.c.n_unknown), func.sum(dl.c.hosts)).where(dl.c.day >= first),
+               *_in_scope(scope, dl.c.org_path, org)).group_by(dl.c.day, dl.c.category).order_by(dl.c.day)
+    for day, cat, d, f, u, n in conn.execute(q):
+        if not n:
+            continue  # every host of that day was retired since
+        d, f, u = int(d or 0), int(f or 0), int(u or 0)
+        out.setdefault(cat, []).append({"day": int(day) * DAY, "domestic": d, "foreign": f, "unknown": u,
+                                        "rate": _rate(d, f)})
+    today = {}
+    for cat, origin, n in conn.execute(_where(select(cc.c.category, cc.c.origin, func.sum(cc.c.n)),
+                                              *_in_scope(scope, cc.c.org_path, org)).group_by(cc.c.category, cc.c.origin)):
+        cell = today.setdefault(cat, {"domestic": 0, "foreign": 0, "unknown": 0})
+        cell[origin if origin in cell else "unknown"] += int(n or 0)
+    for cat, cell in today.items():
+        if sum(cell.values()):
+            out.setdefault(cat, []).append(dict(cell, day=rollups.today() * DAY, rate=_rate(cell["domestic"],
+                                                                                          cell["foreign"])))
+    return {cat: out[cat] for cat in sorted(out, key=lambda c: (CATEGORIES.index(c) if c in CATEGORIES else 99, c))}
+
+
 def progress(engine, scope, org=None, since=None):
     """Everything the 信创 progress page shows: rates per org unit and category, targets with
-    progress, and the substitutions completed since ``since`` (default 90 days ago; store/changes.py)."""
-    from scanner.server.store import changes
+    progress, the trend per category (``trend``), and the substitutions completed since ``since``
+    (default 90 days ago; store/changes.py)."""
+    from scanner.server.store import changes, rollups
+    rollups.ensure(engine, TREND_DAYS)
     with engine.connect() as conn:
         cells = by_org_category(conn, scope, org)
         goals = targets(conn, scope, org)
+        history = trend(conn, scope, org)
     units = [{"org": path, "depth": 0 if path == "/" else path.count("/"), "categories": cells[path]}
              for path in sorted(cells)]
     cats = sorted({c for u in units for c in u["categories"]}, key=lambda c: (CATEGORIES.index(c)
@@ -111,7 +148,7 @@ def progress(engine, scope, org=None, since=None):
     since = clock - 90 * DAY if since is None else since
     subs = changes.substitutions(engine, scope, org, since, clock)
     return {"org": normalise_org(org) if org else None, "categories": cats, "by_org": units, "targets": goals,
-            "substitutions": subs, "since": since, "until": clock}
+            "trend": history, "trend_days": TREND_DAYS, "substitutions": subs, "since": since, "until": clock}
 
 
 FOREIGN_FIELDS = ("hostname", "org_path", "category", "product_id", "name_zh", "name_en", "vendor_zh", "vendor_en",

@@ -622,7 +622,21 @@ def _localization_page(request, user, status=200, error=None, form=None):
     data = localization.progress(request.app.state.engine, user["scope"], org, since)
     return render(request, "localization.html", status=status, user=user, data=data, org=org, error=error,
                   form=form or {}, all_categories=localization.CATEGORIES,
-                  can_target=user["role"] in TARGET_ROLES)
+                  can_target=user["role"] in TARGET_ROLES, trend_charts=_loc_trend_charts(data, request))
+
+
+def _loc_trend_charts(data, request):
+    """{category: a small line chart of its rate (%) over the trend's days, a gap where no point}."""
+    days = data["trend_days"]
+    last = int(time.time()) // 86400
+    axis = list(range(last - days, last + 1))
+    labels = [time.strftime("%m-%d", time.gmtime(d * 86400)) for d in axis]
+    out = {}
+    for cat, pts in data["trend"].items():
+        by_day = {p["day"] // 86400: p["rate"] for p in pts}
+        values = [None if by_day.get(d) is None else by_day[d] * 100 for d in axis]
+        out[cat] = svg.line_chart([("loc", cat, values)], labels, width=300, height=90, aria=cat)
+    return out
 
 
 @router.get("/localization")
