@@ -218,3 +218,43 @@ def test_rules_list_in_chinese():
     assert "严重程度" in res.output and " high " not in res.output and "baseline" not in res.output
     bad = [w for w, _l in english_words(res.output)]
     assert bad == []
+
+
+def _cannot_fix_messages():
+    """The format strings of every CannotFix the fix planner raises, filled with sample values."""
+    import ast
+    path = os.path.join(HERE, "..", "scanner", "remediate", "planner.py")
+    with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "CannotFix" and node.args:
+            arg = node.args[0]
+            fmt = arg.left if isinstance(arg, ast.BinOp) else arg
+            if isinstance(fmt, ast.Constant) and isinstance(fmt.value, str):
+                out.append(fmt.value.replace("%s", "/etc/sample.d/x.conf"))
+    return out
+
+
+def test_why_a_rule_cannot_be_fixed_reads_in_chinese():
+    """`xcscan fix --lang zh` said '本机无法自动整改：/etc/audit does not exist on the target (...)': every
+    reason the planner gives has its Chinese in scanner/locale/messages.zh.yaml."""
+    messages = _cannot_fix_messages()
+    assert len(messages) >= 10
+    bad = []
+    for text in messages:
+        zh = i18n.message(text, "zh")
+        if zh == i18n.MESSAGE_FALLBACK_ZH or list(english_words(zh, ["/etc/sample.d/x.conf"])):
+            bad.append((text, zh))
+    assert bad == []
+
+
+def test_fix_dry_run_in_chinese_names_the_missing_software_in_chinese(tmp_path):
+    from click.testing import CliRunner
+    from scanner.cli import cli
+    root = os.path.join(HERE, "fixtures", "engine", "rhel-default", "root")
+    res = CliRunner().invoke(cli, ["fix", "--root", root, "--profile", "mlps-l3", "--dry-run", "--lang", "zh"])
+    assert res.exit_code == 0, res.output
+    reasons = [l for l in res.output.splitlines() if "本机无法自动整改" in l]
+    assert reasons and any("目标上不存在" in l for l in reasons), reasons
+    assert [w for l in reasons for w, _l in english_words(l)] == []

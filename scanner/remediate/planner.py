@@ -90,7 +90,8 @@ def plan(root, items, live=None):
                 ACTIONS[name](overlay, rp, args)
         except CannotFix as exc:
             overlay.current, overlay.order = snapshot, order
-            rp.skipped = {"en": str(exc), "zh": str(exc)}
+            from scanner.i18n import message
+            rp.skipped = {"en": str(exc), "zh": message(str(exc), "zh")}   # scanner/locale/messages.zh.yaml
             rp.commands = []
             continue
         for path in overlay.order:
