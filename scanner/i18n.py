@@ -109,3 +109,36 @@ def message(text, lang="en", depth=0):
 def _translatable(value):
     """Only sentence-like parts are translated again; names, values and paths stay."""
     return " " in value.strip()
+
+
+_ERRORS = []
+
+
+def _error_table():
+    if not _ERRORS:
+        import re
+        from scanner.yamlio import load_yaml_file
+        for entry in load_yaml_file(os.path.join(_DIR, "errors.zh.yaml")) or []:
+            _ERRORS.append((re.compile(entry["en"] + r"\Z"), entry["zh"]))
+    return _ERRORS
+
+
+def _error_part(text):
+    for pattern, template in _error_table():
+        m = pattern.match(text)
+        if m:
+            return template.format(**dict((k, v or "") for k, v in m.groupdict().items()))
+    return text
+
+
+def error_text(exc, lang="en"):
+    """A user-facing error (XcscanError) in ``lang``: in zh its message and hint each through
+    scanner/locale/errors.zh.yaml; a part without an entry stays English (an error is never lost)."""
+    if lang != "zh" or not hasattr(exc, "message"):
+        return str(exc)
+    text = _error_part(str(exc.message))
+    if exc.path:
+        text = "%s：%s" % (exc.path, text)
+    if exc.hint:
+        text = "%s（%s）" % (text, _error_part(str(exc.hint)))
+    return text

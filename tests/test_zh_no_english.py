@@ -258,3 +258,47 @@ def test_fix_dry_run_in_chinese_names_the_missing_software_in_chinese(tmp_path):
     reasons = [l for l in res.output.splitlines() if "本机无法自动整改" in l]
     assert reasons and any("目标上不存在" in l for l in reasons), reasons
     assert [w for l in reasons for w, _l in english_words(l)] == []
+
+
+def test_error_table_is_chinese():
+    with open(os.path.join(os.path.dirname(i18n.__file__), "locale", "errors.zh.yaml"), encoding="utf-8") as fh:
+        table = yaml.safe_load(fh)
+    assert len(table) >= 15
+    bad = []
+    for entry in table:
+        plain = re.sub(r"\{[^}]*\}", " ", entry["zh"])
+        bad.extend("%s: %s" % (entry["en"], w) for w, _l in english_words(plain))
+        re.compile(entry["en"])
+    assert bad == []
+
+
+def test_errors_a_new_user_meets_read_in_chinese(tmp_path):
+    """With --lang zh (or a Chinese locale) the errors of a first hour — an unmounted --root, a mistyped
+    profile, an -o that would be refused — are Chinese, prefix included; in English they are unchanged."""
+    from click.testing import CliRunner
+    from scanner.cli import cli
+    empty = tmp_path / "mnt"
+    empty.mkdir()
+    dangling = tmp_path / "r.json"
+    os.symlink("missing/r.json", str(dangling))
+    rhel = os.path.join(HERE, "fixtures", "engine", "rhel-default", "root")
+    fixture = os.path.join(HERE, "fixtures", "reports", "kylin-l3.json")
+    cases = [
+        (["scan", "--root", str(empty)], "在 %s 下未找到操作系统——镜像是否已挂载？" % empty,
+         "no operating system found under %s — is the image mounted?" % empty),
+        (["inventory", "--root", str(empty)], "请先挂载镜像，或加 --allow-unknown-os 仍然扫描", "mount the image"),
+        (["scan", "--root", rhel, "--profile", "mlps-13"], "未知的检查方案“mlps-13”，是否应为 mlps-l3？",
+         "unknown profile 'mlps-13' — did you mean mlps-l3?"),
+        (["report", fixture, "-o", str(dangling)], "拒绝写入输出：它是指向", "refusing to write output: it is a symlink"),
+        (["report", fixture, "-o", str(tmp_path)], "拒绝写入输出：它是一个目录", "refusing to write output: it is a directory"),
+    ]
+    for args, zh, en in cases:
+        for how in (["--lang", "zh"], ["--lang=zh"], []):
+            env = {"LANG": "zh_CN.UTF-8" if not how else "en_US.UTF-8", "LC_ALL": ""}
+            res = CliRunner().invoke(cli, args + how, env=env)
+            assert res.exit_code == 1, (args, res.output)
+            line = res.output.strip()
+            assert line.startswith("xcscan：错误：") and zh in line, (args, how, line)
+            assert [w for w, _l in english_words(line, ids())] == [], (args, line)
+        res = CliRunner().invoke(cli, args + ["--lang", "en"], env={"LANG": "zh_CN.UTF-8", "LC_ALL": ""})
+        assert res.output.startswith("xcscan: error: ") and en in res.output, (args, res.output)

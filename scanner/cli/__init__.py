@@ -42,10 +42,16 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx):
         from scanner.errors import XcscanError
+        args = _args_of(ctx)      # click empties them when it hands them to the sub-command
         try:
             return super(LazyGroup, self).invoke(ctx)
         except XcscanError as exc:
-            click.echo("xcscan: error: %s" % exc, err=True)
+            lang = _lang_of(args)
+            if lang == "zh":
+                from scanner.i18n import error_text
+                click.echo("xcscan：错误：%s" % error_text(exc, lang), err=True)
+            else:
+                click.echo("xcscan: error: %s" % exc, err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
             if getattr(exc, "errno", None) == 28:  # ENOSPC
@@ -53,6 +59,25 @@ class LazyGroup(click.Group):
                            % (" (%s)" % exc.filename if exc.filename else ""), err=True)
                 ctx.exit(1)
             raise
+
+
+def _args_of(ctx):
+    import warnings
+    with warnings.catch_warnings():          # click 8.2 deprecates the attribute, not the data
+        warnings.simplefilter("ignore")
+        protected = getattr(ctx, "protected_args", None) or []
+    return list(protected) + list(ctx.args or [])
+
+
+def _lang_of(args):
+    """The language the failed command was asked for: its --lang, else the locale."""
+    for i, arg in enumerate(args):
+        if arg == "--lang" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    from scanner.i18n import default_lang
+    return default_lang()
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
