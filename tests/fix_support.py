@@ -7,6 +7,37 @@ import subprocess
 
 NOW = datetime.datetime(2024, 1, 15)
 
+# Rules whose fixture roots all pass: a weakened root (the mutation is what real hosts carry).
+WEAKENED = {
+    "mlps.ia.password-warn-age": ("rhel-hardened", [("sub", "/etc/login.defs", "PASS_WARN_AGE", "PASS_WARN_AGE 3\n#")]),
+    "mlps.ip.sysctl-aslr": ("rhel-default", [("append", "/etc/sysctl.conf", "kernel.randomize_va_space=0\n")]),
+    "mlps.ip.sysctl-icmp-broadcasts": ("debian-default", [
+        ("write", "/etc/sysctl.d/60-local.conf", "net.ipv4.icmp_echo_ignore_broadcasts = 0\n")]),
+    "mlps.ip.sysctl-source-route": ("debian-default", [
+        ("write", "/etc/sysctl.d/10-router.conf", "-net.ipv4.conf.all.accept_source_route=1\n")]),
+    "mlps.ip.sysctl-syncookies": ("rhel-default", [("append", "/etc/sysctl.conf", "net.ipv4.tcp_syncookies = 0\n")]),
+    "mlps.ri.suid-dumpable-off": ("debian-default", [("write", "/etc/sysctl.d/50-dump.conf", "fs.suid_dumpable = 2\n")]),
+    "mlps.ip.sysctl-ip-forward": ("rhel-default", [("write", "/etc/sysctl.d/90-router.conf", "net.ipv4.ip_forward = 1\n")]),
+    "mlps.ia.ssh-no-empty-passwords": ("rhel-default", [
+        ("append", "/etc/ssh/sshd_config.d/50-redhat.conf", "PermitEmptyPasswords yes\n")]),
+    "mlps.ip.ssh-no-host-based-auth": ("rhel-hardened", [
+        ("sub", "/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf",
+         "HostbasedAuthentication yes\nInclude /etc/ssh/sshd_config.d/*.conf")]),
+    "mlps.ip.ssh-no-user-environment": ("rhel-default", [
+        ("append", "/etc/ssh/sshd_config.d/50-redhat.conf", "Match Group admins\n    PermitUserEnvironment no\n"),
+        ("sub", "/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf",
+         "Include /etc/ssh/sshd_config.d/*.conf\npermituserenvironment=yes")]),
+    "mlps.au.sshd-loglevel": ("rhel-default", [("sub", "/etc/ssh/sshd_config.d/50-redhat.conf", "SyslogFacility AUTHPRIV",
+                                                "SyslogFacility AUTHPRIV\nLogLevel QUIET")]),
+    "mlps.ac.sshd-config-perms": ("rhel-default", [("chmod", "/etc/ssh/sshd_config", 0o644)]),
+    "mlps.ac.account-files-perms": ("debian-default", [("chmod", "/etc/passwd", 0o666)]),
+    "mlps.ac.shadow-files-perms": ("rhel-default", [("chmod", "/etc/gshadow", 0o644)]),
+    "mlps.ac.sudoers-perms": ("rhel-default", [("chmod", "/etc/sudoers", 0o640)]),
+    "mlps.ac.ssh-host-key-perms": ("rhel-default", [("chmod", "/etc/ssh/ssh_host_ed25519_key", 0o644)]),
+    "mlps.au.auditd-enabled": ("rhel-default", [
+        ("unlink", "/etc/systemd/system/multi-user.target.wants/auditd.service")]),
+}
+
 
 def snapshot(root):
     """{relative path: (kind, bytes or link target, mode, uid, gid)} of everything under ``root``."""

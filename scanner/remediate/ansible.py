@@ -6,6 +6,7 @@ system (sysctl -w, augenrules, service reloads) run only when it is empty.
 from __future__ import absolute_import
 
 import posixpath
+import re
 
 from scanner.remediate import edits
 from scanner.remediate.params import resolve, title_text
@@ -91,7 +92,11 @@ def action_tasks(name, a, n):
                 {"ansible.builtin.replace": {"path": "{{ item }}", "regexp": edits.sshd_first_global_regex(a["keyword"]),
                                              "replace": "\\g<pre>" + line},
                  "loop": "{{ [xcscan_root + '/etc/ssh/sshd_config'] + (%s.files | map(attribute='path') | list) }}" % reg},
+                # the regexp is the line itself: present anywhere (say, corrected in place after an
+                # Include), it is left alone as by the planner; without a regexp lineinfile inserts it
+                # again before the Include
                 {"ansible.builtin.lineinfile": {"path": _p("/etc/ssh/sshd_config"), "line": line,
+                                                "regexp": "^%s$" % re.escape(line),
                                                 "insertbefore": edits.SSHD_INSERT_BEFORE, "firstmatch": True}},
                 {"ansible.builtin.command": {"argv": ["sshd", "-t"]}, "when": LIVE, "changed_when": False},
                 {"ansible.builtin.command": {"argv": ["systemctl", "try-reload-or-restart", "sshd.service",
