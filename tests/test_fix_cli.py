@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from baseline_support import materialise
-from fix_support import differences, run_script, snapshot, status_of
+from fix_support import WEAKENED, differences, mutate, run_script, snapshot, status_of
 from scanner.cli import cli
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="fixture owners need chown (run as root)")
@@ -228,28 +228,50 @@ def _ansible(playbook, root, tmp_path):
                           universal_newlines=True, timeout=600)
 
 
-ANSIBLE_RULES = ("mlps.ia.password-max-age", "mlps.ip.sysctl-rp-filter",
-                 "mlps.ia.ssh-max-auth-tries", "mlps.ip.ssh-no-x11-forwarding", "mlps.ac.cron-perms",
-                 "mlps.ip.unneeded-services", "mlps.ri.core-dumps-limited", "mlps.ip.no-rhosts-files",
-                 "mlps.ia.pam-no-nullok")
+def _weakened(name, dest):
+    """Fixture root ``name`` with every weakening of its family (fix_support.WEAKENED) applied: it fails
+    every rule with a fix that the fixtures of that family can be made to fail."""
+    root = materialise(name, dest)
+    for rule_id, (where, mutations) in sorted(WEAKENED.items()):
+        if where.split("-")[0] == name.split("-")[0]:
+            mutate(root, mutations)
+    return root
 
 
-def test_ansible_playbook_runs_locally_against_a_copy_root(rhel, tmp_path):
+@pytest.mark.parametrize("name", ["rhel-default", "debian-default"])
+def test_ansible_playbook_fixes_every_failure_of_a_weak_root(tmp_path, name):
+    """The playbook of a whole report (every failure with a fix, opt-ins allowed) run for real with
+    ansible-playbook -c local against a copy root: the rescan passes every rule --apply fixes, and the
+    files, modes, owners and links are those --apply writes. Run twice on Debian: nothing changes."""
     pytest.importorskip("ansible")
-    args = ["fix", "--root", rhel, "--profile", "mlps-l3"] + ["--rule=%s" % r for r in ANSIBLE_RULES]
-    res = invoke(*(args + ["--script", "ansible", "-o", str(tmp_path / "fix.yml")]))
+    from scanner.engine import load_ruleset
+    from scanner.remediate.vocab import fix_kind
+    allow = []
+    for rule in load_ruleset():
+        if fix_kind(rule) == "dangerous":
+            allow += ["--allow", rule["id"]]
+    root, python_root = _weakened(name, tmp_path / "ansible"), _weakened(name, tmp_path / "py")
+    saved = tmp_path / "report.json"
+    saved.write_text(invoke("scan", "--root", root, "--profile", "all", "--format", "json").stdout)
+    playbook = str(tmp_path / "fix.yml")
+    res = invoke("fix", "--report", str(saved), "--script", "ansible", "-o", playbook, *allow)
     assert res.exit_code == 0, res.stderr
-    # the same rules applied by Python on a second copy: the playbook must end in the same files
-    python_root = materialise("rhel-default", tmp_path / "py")
-    invoke(*apply_args(tmp_path, python_root, "--profile", "mlps-l3", *["--rule=%s" % r for r in ANSIBLE_RULES]))
-    proc = _ansible(str(tmp_path / "fix.yml"), rhel, tmp_path)
+    res = invoke(*apply_args(tmp_path, python_root, "--report", str(saved), *allow))
+    assert res.exit_code == 0, res.stdout + res.stderr
+    fixed = [line.split()[0] for line in res.stdout.splitlines() if line.startswith("  ")]
+    assert len(fixed) >= (25 if name == "rhel-default" else 18), fixed
+    assert "mlps.ia.no-empty-passwords" in fixed or name == "rhel-default"   # lock_empty_passwords runs too
+
+    proc = _ansible(playbook, root, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    for rule_id in ANSIBLE_RULES:
-        assert status_of(rhel, rule_id) == "pass", rule_id
-    a, b = snapshot(rhel), snapshot(python_root)
+    after = dict((r["rule_id"], r["status"]) for r in json.loads(
+        invoke("scan", "--root", root, "--profile", "all", "--format", "json").stdout)["results"])
+    assert [r for r in fixed if after[r] != "pass"] == []
+    a, b = snapshot(root), snapshot(python_root)
     assert [p for p in differences(a, b) if not p.startswith("var/lib/xcscan")] == []
-    proc = _ansible(str(tmp_path / "fix.yml"), rhel, tmp_path)
-    assert proc.returncode == 0 and " changed=0 " in proc.stdout, proc.stdout[-3000:]
+    if name == "debian-default":
+        proc = _ansible(playbook, root, tmp_path)
+        assert proc.returncode == 0 and " changed=0 " in proc.stdout, proc.stdout[-3000:]
 
 
 def test_full_ansible_playbooks_pass_syntax_check(rhel, debian, tmp_path):
@@ -385,3 +407,79 @@ def test_a_report_value_no_profile_could_set_is_not_used(rhel, tmp_path):
     assert "xc_set_key '/etc/login.defs' 0644 'PASS_MIN_DAYS' ' ' '2'" in res.stdout   # undeclared names ignored
     zh = invoke("fix", "--report", str(saved), "--rule", "mlps.ia.password-max-age", "--dry-run", "--lang", "zh")
     assert "报告中 max_days 的取值不是检查方案可设置的值" in zh.stderr
+
+
+def test_every_rule_without_a_fix_says_why():
+    """rules/remediation/not-automated.yaml gives each rule without a fix block exactly one reason; an
+    entry that matches no rule, or a rule that has a fix, is stale."""
+    import fnmatch
+    from scanner.engine import load_ruleset
+    from scanner.remediate.select import coverage, not_automated_reasons
+    from scanner.remediate.vocab import fix_kind
+    ruleset = load_ruleset()
+    reasons = not_automated_reasons()
+    for globs, why in reasons:
+        assert set(why) == {"zh", "en"} and all(why.values()), why
+        for g in globs:
+            matched = [r for r in ruleset if fnmatch.fnmatchcase(r["id"], g)]
+            assert matched, "%s matches no rule" % g
+            assert not [r["id"] for r in matched if fix_kind(r) is not None], "%s matches rules with a fix" % g
+    cov = coverage(ruleset, reasons)
+    assert [r for r, why in cov["why"].items() if why is None] == []
+    for rule_id in cov["none"]:
+        hits = [i for i, (globs, _) in enumerate(reasons) if any(fnmatch.fnmatchcase(rule_id, g) for g in globs)]
+        assert len(hits) == 1, (rule_id, hits)
+    res = invoke("fix", "--coverage", "--lang", "en")
+    none = res.stdout.split("Rules without a fix block (%d)\n" % len(cov["none"]))[1]
+    assert "  an assessor's check (documents, interviews, other systems); nothing on the host to change (22)\n" \
+           "    mlps.ac.access-policy-manual\n" in none
+    assert "    mlps.ia.login-lockout\n" in none and "no reason recorded" not in none
+    zh = invoke("fix", "--coverage", "--lang", "zh").stdout
+    assert "  人工核查项（文档、访谈或其他系统）：本机上没有可修改的配置 (22)" in zh
+
+
+def test_a_fix_that_would_break_the_pam_stack_is_refused(rhel, tmp_path):
+    """Whatever action changes a PAM file is validated before anything is written: a line naming a module
+    the target does not have refuses the run and nothing changes (a rule set with such a fix stands in
+    for a faulty rule: every shipped fix passes this check on every fixture root, test_fix_rules)."""
+    import shutil
+    rules = str(tmp_path / "rules")
+    shutil.copytree(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rules"), rules)
+    src = os.path.join(rules, "checks", "mlps", "identification", "pam-no-nullok.yaml")
+    text = open(src).read()
+    text = text.replace("id: mlps.ia.pam-no-nullok", "id: mlps.ia.pam-no-nullok-faulty")
+    text = text[:text.index("\nfix:\n")] + "\nfix:\n  actions:\n  - lines: {path: /etc/pam.d/system-auth, " \
+        "lines: ['auth required pam_no_such_module.so']}\n"
+    with open(os.path.join(rules, "checks", "mlps", "identification", "pam-no-nullok-faulty.yaml"), "w") as fh:
+        fh.write(text)
+    before = snapshot(rhel)
+    res = CliRunner().invoke(cli, list(apply_args(tmp_path, rhel, "--every", "--rule", "mlps.ia.pam-no-nullok-faulty")),
+                             env={"XCSCAN_RULES": rules})
+    assert res.exit_code == 1, res.output
+    assert "module pam_no_such_module.so is not installed" in res.stderr and "refused" in res.stderr
+    assert differences(before, snapshot(rhel)) == [] and not os.path.exists(str(tmp_path / "backups"))
+    # the shipped fix of the same files goes ahead
+    res = CliRunner().invoke(cli, list(apply_args(tmp_path, rhel, "--every", "--rule", "mlps.ia.pam-no-nullok")),
+                             env={"XCSCAN_RULES": rules})
+    assert res.exit_code == 0, res.stderr
+    assert status_of(rhel, "mlps.ia.pam-no-nullok") == "pass"
+
+
+def test_apply_keeps_selinux_labels_and_rollback_restores_them(rhel, tmp_path):
+    """The rewritten file carries the original's SELinux label (set as an extended attribute, as on an
+    image built elsewhere); rollback brings back bytes, label and modification time."""
+    path = os.path.join(rhel, "etc", "login.defs")
+    label = b"system_u:object_r:etc_t:s0\0"
+    try:
+        os.setxattr(path, "security.selinux", label)
+    except OSError as exc:  # a file system without security.* attributes: nothing to keep
+        pytest.skip("cannot set security.selinux here: %s" % exc)
+    before, st = open(path, "rb").read(), os.stat(path)
+    res = invoke(*apply_args(tmp_path, rhel, "--rule", "mlps.ia.password-max-age"))
+    assert res.exit_code == 0, res.stderr
+    assert os.stat(path).st_ino != st.st_ino and open(path, "rb").read() != before   # a new file, renamed in
+    assert os.getxattr(path, "security.selinux") == label
+    run_dir = os.path.join(str(tmp_path / "backups"), os.listdir(str(tmp_path / "backups"))[0])
+    assert invoke("fix", "--rollback", run_dir, "--lock", str(tmp_path / "agent.lock")).exit_code == 0
+    assert open(path, "rb").read() == before and os.getxattr(path, "security.selinux") == label
+    assert os.stat(path).st_mtime_ns == st.st_mtime_ns

@@ -169,10 +169,12 @@ def _validate(the_plan):
     from scanner.remediate.validate import pam_problems, sshd_problems
     problems = []
     rules = the_plan.applicable()
-    if any("sshd" in rp.validate for rp in rules):
+    changed = [path for path, before, after in the_plan.changes()]
+    # by the files a plan changes, whichever action changes them (a `lines` or `set_key` into
+    # /etc/pam.d or an sshd drop-in is validated like the pam_arg and sshd actions)
+    if any("sshd" in rp.validate for rp in rules) or [p for p in changed if p.startswith("/etc/ssh/sshd_config")]:
         problems += sshd_problems(the_plan.overlay)
-    if any("pam" in rp.validate for rp in rules):
-        problems += pam_problems(the_plan.overlay, [path for path, before, after in the_plan.changes()])
+    problems += pam_problems(the_plan.overlay, changed)
     return problems
 
 
@@ -236,7 +238,7 @@ def _rollback(run_dir, lock_path, lang):
 
 
 def _coverage(ruleset, lang):
-    from scanner.i18n import t
+    from scanner.i18n import pick, t
     from scanner.remediate.select import coverage
     cov = coverage(ruleset)
     for kind in ("automated", "dangerous", "manual"):
@@ -244,3 +246,13 @@ def _coverage(ruleset, lang):
         for rule_id in cov[kind]:
             click.echo("  " + rule_id)
     click.echo("%s (%d)" % (t("fix.kind.none", lang), len(cov["none"])))
+    groups = []  # reasons in the order the data file gives them, each with its rules
+    for rule_id in cov["none"]:
+        why = pick(cov["why"][rule_id], lang) if cov["why"][rule_id] else t("fix.why_unknown", lang)
+        if why not in [g[0] for g in groups]:
+            groups.append((why, []))
+        dict(groups)[why].append(rule_id)
+    for why, rule_ids in groups:
+        click.echo("  %s (%d)" % (why, len(rule_ids)))
+        for rule_id in rule_ids:
+            click.echo("    " + rule_id)

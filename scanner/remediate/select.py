@@ -113,10 +113,28 @@ def _facts_of(check):
     return out
 
 
-def coverage(ruleset):
-    """{automated, dangerous, manual, none} -> [rule ids] over the rules with a check (not manual checks)."""
-    out = {"automated": [], "dangerous": [], "manual": [], "none": []}
+NOT_AUTOMATED = "remediation/not-automated.yaml"
+
+
+def not_automated_reasons(path=None):
+    """[(rule id globs, why {zh, en})]: why the rules without a fix block have none (rules/remediation/)."""
+    import os
+    import yaml
+    from scanner.paths import rules_dir
+    with open(path or os.path.join(rules_dir(), NOT_AUTOMATED), encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or []
+    return [(list(entry["rules"]), dict(entry["why"])) for entry in doc]
+
+
+def coverage(ruleset, reasons=None):
+    """{automated, dangerous, manual, none} -> [rule ids]; "why" -> {rule id without a fix: (why {zh, en}
+    or None when no entry of ``reasons`` says)}."""
+    out = {"automated": [], "dangerous": [], "manual": [], "none": [], "why": {}}
+    reasons = not_automated_reasons() if reasons is None else reasons
     for rule in ruleset:
         kind = fix_kind(rule) or "none"
         out[kind].append(rule["id"])
+        if kind == "none":
+            out["why"][rule["id"]] = next((why for globs, why in reasons
+                                           if any(fnmatch.fnmatchcase(rule["id"], g) for g in globs)), None)
     return out
