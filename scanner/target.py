@@ -24,15 +24,20 @@ def os_marker(root):
     return None, dangling
 
 
-def require_os(root, allow_unknown):
+def require_os(root, allow_unknown, image=None):
     """True when an OS is recognisable under ``root``; otherwise raise (exit 1) unless
-    ``allow_unknown``, then False (the caller marks the report)."""
+    ``allow_unknown``, then False (the caller marks the report). ``image``: the --image file that
+    was unpacked into ``root`` (a temporary directory the user never named)."""
     found, dangling = os_marker(root)
     if found is not None:
         return True
     if allow_unknown:
         return False
     from scanner.errors import XcscanError
+    if image is not None:
+        raise XcscanError("no operating system found in image %s" % image,
+                          hint="its layers have no /etc/os-release, /usr/lib/os-release or vendor release file "
+                               "(a scratch or distroless image?); give --allow-unknown-os to scan its files anyway")
     if dangling:
         hint = ("%s points nowhere inside the root: is a separate /usr partition not mounted? "
                 "Mount it, or give --allow-unknown-os to scan anyway" % "; ".join(dangling))

@@ -259,3 +259,27 @@ def test_cli_refuses_root_and_image_together_and_explains_a_non_image(tmp_path):
         add_bytes(tar, "readme.txt", b"hello")
     res = CliRunner().invoke(cli, ["scan", "--image", str(junk)])
     assert res.exit_code == 1 and "docker save" in res.output and "OCI image layout" in res.output
+
+
+def test_an_image_with_no_os_is_refused_unless_allowed(tmp_path):
+    """A scratch image (one static binary, no os-release): like an empty --root, exit 1 naming the
+    image unless --allow-unknown-os, then the report says so at its top."""
+    scratch = [entry("app", b"\x7fELF static", mode=0o755), entry("etc", kind="dir", mode=0o755)]
+    archive = docker_save(tmp_path / "scratch.tar", [(["example/scratch:1"], [layer_tar(scratch)])])
+    try:
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2 keeps stderr apart already
+        runner = CliRunner()
+    res = runner.invoke(cli, ["scan", "--image", archive, "--profile", "xinchuang", "--format", "json",
+                              "--lang", "en"], catch_exceptions=False)
+    assert res.exit_code == 1 and res.stdout == ""
+    assert "no operating system found in image %s" % archive in res.stderr
+    assert "scratch or distroless image?" in res.stderr and "--allow-unknown-os" in res.stderr
+    assert "xcscan-image-" not in res.stderr           # the temporary root is not what the user named
+    res = runner.invoke(cli, ["inventory", "--image", archive, "--lang", "zh"], catch_exceptions=False)
+    assert res.exit_code == 1 and "xcscan：错误：镜像 %s 中未找到操作系统" % archive in res.stderr
+    res = runner.invoke(cli, ["scan", "--image", archive, "--allow-unknown-os", "--profile", "xinchuang",
+                              "--format", "json", "--lang", "en"], catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert {"code": "unknown_os", "fields": {"root": archive}} in report["notices"]

@@ -26,7 +26,7 @@ def inventory(root, image, allow_unknown_os, fmt, output, quiet, lang):
     outputs = [output] if output else ()
     plan(fmt, outputs)   # a bad --output fails before the inventory
     with scan_target(root, image) as (target, img):
-        os_found = check_target(target, allow_unknown_os)
+        os_found = check_target(target, allow_unknown_os, img)
         report = inventory_report(root=target)
     mark_image(report, img)
     if not os_found:

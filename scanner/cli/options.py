@@ -33,10 +33,11 @@ def unknown_os_option(f):
                              "at the top) / 即使 --root 下未找到操作系统也进行扫描")(f)
 
 
-def check_target(root, allow_unknown_os):
-    """Exit 1 when --root holds no recognisable OS (unless allowed); True when one was found."""
+def check_target(root, allow_unknown_os, img=None):
+    """Exit 1 when --root (or the unpacked --image ``img``) holds no recognisable OS (unless allowed);
+    True when one was found."""
     from scanner.target import require_os
-    return require_os(root, allow_unknown_os)
+    return require_os(root, allow_unknown_os, image=img.path if img is not None else None)
 
 
 def mark_unknown_os(report, root):

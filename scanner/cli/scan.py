@@ -53,7 +53,7 @@ def scan(root, image, allow_unknown_os, profile, waivers, fmt, outputs, bom, qui
         img = None
     else:
         with scan_target(root, image) as (target, img):
-            os_found = check_target(target, allow_unknown_os)
+            os_found = check_target(target, allow_unknown_os, img)
             report = scan_report(root=target, profile=profile, waivers=waivers)
         from scanner.privilege import mark_unprivileged
         mark_unprivileged(report)   # not root: say so at the top, and which rules it cost
