@@ -3,7 +3,8 @@
 with their modes applied, tests/fixtures/engine/*/root, tests/fixtures/hardware/*, every offline
 software-product root of tests/fixtures/software/products.py), scanned by each tree with
 ``scan --profile all --format json`` and ``inventory --format json``, and this host's live facts
-re-evaluated by each tree (``report FACTS.json --format json``); the JSON is compared byte for byte
+re-evaluated by each tree (``report FACTS.json --format json``), each tree twice (cold caches, then
+warm); the JSON is compared byte for byte
 after blanking what differs between any two runs (report_id, collected_at, per-collector seconds,
 the walk's elapsed time). Exit 1 and a unified diff of the first differences when they are not equal.
 
@@ -75,6 +76,11 @@ def run(args):
     return "exit %d\n%s" % (res.exit_code, text)
 
 
+try:  # kept compiled regular expressions (scanner/recache.py), as the command line uses them
+    from scanner import recache
+    recache.install()
+except ImportError:
+    recache = None
 roots, facts_file, out_file = sys.argv[1:4]
 with open(roots) as fh:
     roots = json.load(fh)
@@ -92,6 +98,8 @@ if facts_file != "-":
     out["live facts"] = json.dumps(facts, ensure_ascii=False, indent=1, default=str)
 with open(out_file, "w") as fh:
     json.dump(out, fh)
+if recache is not None:
+    recache.save()
 """
 
 
@@ -129,10 +137,18 @@ def fixture_roots(work):
 
 
 def run_tree(tree, roots_file, facts_file, out_file, work):
+    """The tree's outputs, from its second pass (the first fills its caches: rules, catalog, YAML, regular
+    expressions); a second pass that differs from the first is a difference too."""
     env = dict(os.environ, PYTHONPATH=tree, XCSCAN_CACHE_DIR=os.path.join(work, "cache-%d" % abs(hash(tree))))
-    subprocess.check_call([sys.executable, "-c", DRIVER, roots_file, facts_file, out_file], env=env, cwd=work)
-    with open(out_file) as fh:
-        return json.load(fh)
+    passes = []
+    for _ in range(2):
+        subprocess.check_call([sys.executable, "-c", DRIVER, roots_file, facts_file, out_file], env=env, cwd=work)
+        with open(out_file) as fh:
+            passes.append(json.load(fh))
+    for key in passes[0]:
+        if passes[0][key] != passes[1].get(key):
+            passes[1][key] = "first pass (cold caches) and second pass differ\n" + passes[1].get(key, "")
+    return passes[1]
 
 
 def main():

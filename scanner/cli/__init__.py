@@ -90,7 +90,11 @@ def cli():
 
 
 def main(argv=None):
+    from scanner import recache
+    recache.install()  # the regular expressions earlier runs compiled (scanner/recache.py)
     try:
         cli.main(args=argv, prog_name="xcscan")
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        recache.save()
