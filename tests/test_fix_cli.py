@@ -483,3 +483,15 @@ def test_apply_keeps_selinux_labels_and_rollback_restores_them(rhel, tmp_path):
     assert invoke("fix", "--rollback", run_dir, "--lock", str(tmp_path / "agent.lock")).exit_code == 0
     assert open(path, "rb").read() == before and os.getxattr(path, "security.selinux") == label
     assert os.stat(path).st_mtime_ns == st.st_mtime_ns
+
+
+def test_exit_3_when_a_fixed_rule_still_fails_on_the_rescan(rhel, tmp_path):
+    """As for scan, 3 means findings: the host key's mode is fixed, but its group (wheel, neither root nor
+    ssh_keys) is a person's decision, so the rescan still fails it and says so."""
+    key = os.path.join(rhel, "etc", "ssh", "ssh_host_ed25519_key")
+    os.chown(key, 0, 10)
+    os.chmod(key, 0o644)
+    res = invoke(*apply_args(tmp_path, rhel, "--rule", "mlps.ac.ssh-host-key-perms"))
+    assert res.exit_code == 3, res.stdout + res.stderr
+    assert "1 rule(s) still fail after the fix: mlps.ac.ssh-host-key-perms" in res.stderr
+    assert oct(os.stat(key).st_mode & 0o777) == "0o640" and os.stat(key).st_gid == 10

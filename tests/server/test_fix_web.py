@@ -17,6 +17,18 @@ from test_web import web_login
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _result(doc, rule_id, status, params=None):
+    """Set (or add: the fleet reports carry a fixed set of rules) ``rule_id``'s result in ``doc``."""
+    found = [r for r in doc["results"] if r["rule_id"] == rule_id]
+    if not found:
+        found = [dict(doc["results"][0], rule_id=rule_id)]
+        doc["results"].append(found[0])
+    found[0]["status"] = status
+    if params is not None:
+        found[0]["params"] = params
+    return doc
+
+
 @pytest.fixture(scope="module")
 def failing_host(server):
     a = Agent("fixweb-%s" % uuid.uuid4().hex[:6], machine_id=uuid.uuid4().hex)
@@ -68,12 +80,10 @@ def test_host_script_uses_the_values_its_report_was_judged_with(server):
     a value no profile could set (a compromised host writing a newline into its report to add a line
     of its own to sshd_config) leaves that rule out of the script instead."""
     a = Agent("fixtail-%s" % uuid.uuid4().hex[:6], machine_id=uuid.uuid4().hex)
-    doc = a.report(fail_rules=["mlps.ia.password-max-age", "mlps.ia.ssh-max-auth-tries"])
-    for res in doc["results"]:
-        if res["rule_id"] == "mlps.ia.password-max-age":
-            res["params"] = {"max_days": 60}
-        elif res["rule_id"] == "mlps.ia.ssh-max-auth-tries":
-            res["params"] = {"max_tries": "4\nPermitRootLogin yes"}
+    doc = a.report(fail_rules=["mlps.ia.password-max-age"])
+    _result(doc, "mlps.ia.password-max-age", "fail", {"max_days": 60})
+    _result(doc, "mlps.ia.ssh-max-auth-tries", "fail", {"max_tries": "4\nPermitRootLogin yes"})
+    _result(doc, "mlps.ip.ssh-no-x11-forwarding", "fail", {})   # a failure judged with no params given
     with server.client() as c:
         assert a.enroll(c, server.token(org="/fixweb")).status_code == 201
         assert a.submit(c, doc).status_code == 200
@@ -82,8 +92,41 @@ def test_host_script_uses_the_values_its_report_was_judged_with(server):
     assert sh.status_code == 200
     assert "xc_set_key '/etc/login.defs' 0644 'PASS_MAX_DAYS' ' ' '60'" in sh.text
     assert "MaxAuthTries" not in sh.text and "PermitRootLogin" not in sh.text
+    assert "xc_sshd 'X11Forwarding' 'no'" in sh.text       # the host's other sshd failure is in the script
     tasks = yaml.safe_load(w.get("/hosts/%s/fix.yml" % a.host_id).text)[0]["tasks"]
     assert any(t.get("ansible.builtin.lineinfile", {}).get("line") == "PASS_MAX_DAYS 60" for t in tasks)
     assert not [t for t in tasks if "MaxAuthTries" in str(t)]
     # the rule page speaks for many hosts: the shipped profile's value
     assert "'PASS_MAX_DAYS' ' ' '90'" in w.get("/rules/mlps.ia.password-max-age/fix.sh").text
+
+
+def test_scripts_offered_only_for_failures_the_user_may_see(server):
+    """A user scoped to one department: the other department's host script is 404, and a rule whose only
+    failing hosts are in the other department has no script for them (not even the rule's own: its 200
+    would say that some host somewhere fails it). The route sweep of test_scope.py asks for an opt-in rule,
+    which is 404 for everyone; this asks for one that has a script."""
+    tag = uuid.uuid4().hex[:6]
+    mine = Agent("fixmine-%s" % tag, machine_id=uuid.uuid4().hex)
+    theirs = Agent("fixtheirs-%s" % tag, machine_id=uuid.uuid4().hex)
+    rule = "mlps.ip.sysctl-log-martians"
+    doc_mine = _result(_result(mine.report(), "mlps.ia.password-min-age", "fail"), rule, "pass")
+    with server.client() as c:
+        assert mine.enroll(c, server.token(org="/fixscope-%s/mine" % tag)).status_code == 201
+        assert mine.submit(c, doc_mine).status_code == 200
+        assert theirs.enroll(c, server.token(org="/fixscope-%s/theirs" % tag)).status_code == 201
+        assert theirs.submit(c, _result(theirs.report(), rule, "fail")).status_code == 200
+    admin = server.login()
+    name, password = "fixscoped-%s" % tag, "Fix-scoped-pw-%s" % tag
+    assert admin.post("/api/v1/users", json={"username": name, "password": password, "role": "officer",
+                                             "orgs": ["/fixscope-%s/mine" % tag]}).status_code == 201
+    admin.close()
+    w = web_login(server, who=(name, password))
+    own = w.get("/hosts/%s/fix.sh" % mine.host_id)
+    assert own.status_code == 200 and "PASS_MIN_DAYS" in own.text and "log_martians" not in own.text
+    for kind in ("sh", "yml"):
+        resp = w.get("/hosts/%s/fix.%s" % (theirs.host_id, kind))
+        assert resp.status_code == 404 and theirs.hostname not in resp.text
+        assert w.get("/rules/%s/fix.%s" % (rule, kind)).status_code == 404
+    assert 'id="fix-links"' not in w.get("/rules/%s" % rule).text
+    # an unscoped admin sees the failing host, and gets the rule's script
+    assert web_login(server).get("/rules/%s/fix.sh" % rule).status_code == 200
