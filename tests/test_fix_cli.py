@@ -495,3 +495,28 @@ def test_exit_3_when_a_fixed_rule_still_fails_on_the_rescan(rhel, tmp_path):
     assert res.exit_code == 3, res.stdout + res.stderr
     assert "1 rule(s) still fail after the fix: mlps.ac.ssh-host-key-perms" in res.stderr
     assert oct(os.stat(key).st_mode & 0o777) == "0o640" and os.stat(key).st_gid == 10
+
+
+# remediation texts that may name a number equal to a param's default: not the limit itself
+LITERAL_OK = {("data-security.db.data-dir-permissions", "max_mode"): "chmod 0700 is advice stricter than the limit"}
+
+
+def test_remediation_texts_state_the_tailored_values():
+    """A profile that sets the maximum password age to 60 must not be told 'chage -M 90': a remediation
+    text names a numeric param's value through its {placeholder}, never as the shipped default."""
+    import re
+    from scanner.engine import load_ruleset
+    from scanner.remediate.params import placeholders, remediation_text
+    found = []
+    for rule in load_ruleset():
+        for name, default in (rule.get("params") or {}).items():
+            if isinstance(default, bool) or not isinstance(default, (int, float, str)) or (rule["id"], name) in LITERAL_OK:
+                continue
+            if isinstance(default, str) and not re.match(r"^[0-9]+$", default):
+                continue
+            for lang, text in (rule.get("remediation") or {}).items():
+                if name not in placeholders(text) and re.search(r"(?<![0-9.])%s(?![0-9])" % re.escape(str(default)), text):
+                    found.append((rule["id"], lang, name, default))
+    assert found == []
+    rule = load_ruleset().get("mlps.ia.password-max-age-accounts")
+    assert "chage -M 60 <user>" in remediation_text(rule, {"max_days": 60})["en"]
