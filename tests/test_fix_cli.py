@@ -520,3 +520,19 @@ def test_remediation_texts_state_the_tailored_values():
     assert found == []
     rule = load_ruleset().get("mlps.ia.password-max-age-accounts")
     assert "chage -M 60 <user>" in remediation_text(rule, {"max_days": 60})["en"]
+
+
+def test_dry_run_lists_the_commands_a_live_host_would_run(rhel):
+    """--dry-run on a running system ends with the commands --apply would run after writing the files;
+    for an offline root (or a chroot) there are none."""
+    from scanner.engine import load_ruleset
+    from scanner.remediate.diff import render
+    from scanner.remediate.planner import plan
+    rules = load_ruleset()
+    items = [(rules.get(r), dict(rules.get(r)["params"])) for r in (
+        "mlps.ip.sysctl-send-redirects", "mlps.au.audit-rules-core", "mlps.ia.ssh-max-auth-tries")]
+    live = render(plan(rhel, items, live=True), "en")
+    assert "# $ sysctl -q -w net.ipv4.conf.all.send_redirects=0\n" in live
+    assert "# $ augenrules --load\n" in live and "# $ sshd -t" in live
+    offline = render(plan(rhel, items, live=False), "en")
+    assert "# $ " not in offline and "+net.ipv4.conf.all.send_redirects = 0" in offline

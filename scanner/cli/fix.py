@@ -168,11 +168,10 @@ def _explain_selection(sel, lang):
 def _validate(the_plan):
     from scanner.remediate.validate import pam_problems, sshd_problems
     problems = []
-    rules = the_plan.applicable()
     changed = [path for path, before, after in the_plan.changes()]
     # by the files a plan changes, whichever action changes them (a `lines` or `set_key` into
     # /etc/pam.d or an sshd drop-in is validated like the pam_arg and sshd actions)
-    if any("sshd" in rp.validate for rp in rules) or [p for p in changed if p.startswith("/etc/ssh/sshd_config")]:
+    if the_plan.touches_sshd():
         problems += sshd_problems(the_plan.overlay)
     problems += pam_problems(the_plan.overlay, changed)
     return problems

@@ -270,7 +270,7 @@ def _run(argv):
 
 def _live_steps(plan, run, run_command):
     """Live host only: sshd -t after the sshd files are written, then the commands."""
-    if any("sshd" in rp.validate for rp in plan.applicable()):
+    if plan.touches_sshd():
         from scanner.remediate.validate import sshd_binary
         binary = sshd_binary("/")
         if binary:

@@ -51,7 +51,7 @@ def render(plan, lang="en"):
             touched.setdefault(path, []).append(rp.rule_id)
     for path, before, after in plan.changes():
         out.append(file_diff(path, before, after))
-    commands = []
+    commands = [["sshd", "-t"]] if plan.live and plan.touches_sshd() else []
     for rp in plan.applicable():
         for argv in rp.commands:
             if argv not in commands:

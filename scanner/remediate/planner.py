@@ -53,6 +53,12 @@ class Plan(object):
     def applicable(self):
         return [rp for rp in self.rules if rp.skipped is None]
 
+    def touches_sshd(self):
+        """An sshd fix, or any change to sshd_config or its drop-ins: validated before writing, and
+        on a running system `sshd -t` after writing, before the reload."""
+        return any("sshd" in rp.validate for rp in self.applicable()) or \
+            any(path.startswith(SSHD_CONFIG) for path, before, after in self.changes())
+
 
 def in_chroot(proc="/proc"):
     """True when this process runs in a chroot: ``/`` is not the root of PID 1, or there is no /proc
