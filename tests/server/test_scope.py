@@ -63,6 +63,8 @@ def depts(server):
             SECRET_NOTE.encode()).decode()}]})
     assert resp.status_code == 201, resp.text
     assessment = resp.json()
+    resp = admin.put("/api/v1/frames", json={"org": THEIRS, "organization": SECRET_NOTE, "level": 3})
+    assert resp.status_code == 200, resp.text
     resp = admin.post("/api/v1/tokens", json={"org": THEIRS + "/new", "uses": 1, "note": SECRET_NOTE})
     assert resp.status_code == 201, resp.text
     token_id = resp.json()["id"]
@@ -178,6 +180,8 @@ def _payload(method, path, d, csrf):
         "/api/v1/alerts/rules/{rule_name}/disable": {},
         "/api/v1/apikeys": {"name": "intruder-" + uuid.uuid4().hex[:6], "role": "auditor", "orgs": [THEIRS]},
         "/api/v1/apikeys/{key_name}/revoke": {},
+        # the working paper's frame of their org unit
+        "/api/v1/frames": {"org": THEIRS, "organization": "not yours", "level": 2},
     }
     pages = {
         "/hosts/{host_id}/retire": {"reason": "not yours"},
@@ -211,6 +215,7 @@ def _payload(method, path, d, csrf):
                                   "record": "x", "valid": "1d", "level": "mlps-l3"},
         "/localization/targets": {"org": THEIRS, "category": "os", "target": "100", "deadline": "2030-06-30"},
         "/localization/targets/{target_id}/delete": {},
+        "/orgs/frame": {"org": THEIRS, "organization": "not yours", "level": "2"},
     }
     if method == "GET":
         return None, None
@@ -241,6 +246,9 @@ def _state(server, d):
                                     .order_by(db.loc_targets.c.id)).all(),
             "their_rule": conn.execute(select(db.alert_rules.c.enabled, db.alert_rules.c.org_path)
                                        .where(db.alert_rules.c.name == d["rule_name"])).all(),
+            "frames": conn.execute(select(db.assessment_frames.c.org_path, db.assessment_frames.c.frame,
+                                          db.assessment_frames.c.updated_at).where(
+                db.assessment_frames.c.org_path.like(PREFIX + "%")).order_by(db.assessment_frames.c.org_path)).all(),
             "their_key": conn.execute(select(db.api_keys.c.revoked_at).where(db.api_keys.c.name == d["key_name"])).all(),
             "theirs_results": conn.execute(select(db.results.c.rule_id, db.results.c.waiver_id)
                                            .where(db.results.c.host_id == theirs.host_id)

@@ -495,6 +495,14 @@ assessment_files = Table(
 
 # 信创 targets: per org unit and component category, the localization rate to reach by a deadline
 # (store/localization.py); the rate when it was set is kept so progress can be projected.
+assessment_frames = Table(  # the working paper's frame per org unit (workflow/frames.py)
+    "assessment_frames", metadata,
+    Column("org_path", String(512), primary_key=True),
+    Column("frame", Text, nullable=False),  # JSON: scanner/assessment_info.py fields, without manual
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+)
+
 loc_targets = Table(
     "loc_targets", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

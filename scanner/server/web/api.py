@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import List, Optional
+from typing import List, Optional, Union
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -375,6 +375,38 @@ def assessment_file(request: Request, assessment_id: int = Path(..., ge=1, le=2*
 def revoke_assessment(request: Request, assessment_id: int = Path(..., ge=1, le=2**31 - 1), user=Depends(require(*ASSESSORS))):
     return assessments.revoke_assessment(request.app.state.engine, assessment_id, user["username"], client_ip(request),
                                          scope=user["scope"], role=user["role"])
+
+
+class FrameIn(BaseModel):
+    """The limits here only bound the request; the fields are checked by scanner/assessment_info.check."""
+    org: str = Field(..., max_length=512, description="the org unit the frame is for, e.g. /gov/finance")
+    organization: Optional[str] = Field(None, max_length=1000, description="被测单位")
+    system: Optional[str] = Field(None, max_length=1000, description="系统名称")
+    record_number: Optional[str] = Field(None, max_length=1000, description="备案号")
+    report_number: Optional[str] = Field(None, max_length=1000, description="报告编号")
+    level: Optional[Union[int, str]] = Field(None, description="安全保护等级 1-4")
+    assessors: Optional[Union[str, List[str]]] = Field(None, description="测评人员 (1 to 20 names)")
+    assessed_on: Optional[str] = Field(None, max_length=1000, description="测评时间: 2026-12-05 or 2026-12-01 至 2026-12-05")
+    timezone: Optional[str] = Field(None, max_length=1000, description="+08:00 (default) or a zone name such as Asia/Shanghai")
+
+
+@router.get("/frames", responses=ERRORS, tags=["assessments"])
+def get_frame(request: Request, org: Optional[str] = Query(None, max_length=512), user=Depends(require(*READERS))):
+    """The working paper's frame of an org unit: the one set there (own) and the one that applies
+    (effective: the nearest up the org tree). It replaces the agent's --assessment fields field by field."""
+    from scanner.server.workflow import frames
+    return frames.get_frame(request.app.state.engine, org, scope=user["scope"])
+
+
+@router.put("/frames", responses=ERRORS, tags=["assessments"])
+def set_frame(body: FrameIn, request: Request, user=Depends(require(*READERS))):
+    """Set the frame of an org unit (every field empty: remove it); checked like --assessment FILE.
+    Assessors and admins inside their org subtrees (outside: 404; another role inside: 403)."""
+    from scanner.server.workflow import frames
+    data = body.model_dump()
+    org = data.pop("org")
+    return frames.set_frame(request.app.state.engine, org, data, user["username"], client_ip(request),
+                            scope=user["scope"], role=user["role"])
 
 
 # --- exports ----------------------------------------------------------------------------------------

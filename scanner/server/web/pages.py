@@ -23,7 +23,7 @@ from scanner.render.view import substitute_names
 from scanner.server.store import queries
 from scanner.server.access import accounts
 from scanner.server.web import svg
-from scanner.server.workflow import assessments, waivers
+from scanner.server.workflow import assessments, frames, waivers
 from scanner.server.store import coverage as coverage_store
 from scanner.server.access.auth import (ASSESSORS, ADMINS, AUDIT_READERS, COOKIE, READERS, WAIVER_EDITORS, client_ip, current_user)
 from scanner.server.errors import ApiError, forbidden, not_found
@@ -346,8 +346,72 @@ def org_controls_page(request: Request):
     if data is not None:  # the working paper's score definition, with the subtree's figures
         labels["definition"] = t("paper.score.definition", lang, counted=data["score"]["counted"],
                                  pending=data["score"]["pending"], excluded=data["score"]["excluded"])
+    frame = frames.get_frame(request.app.state.engine, org, scope=user["scope"])["effective"]
     return render(request, "controls.html", user=user, org=org or "/", count=count, data=data,
-                  limit=rollup.MAX_HOSTS, verdicts=verdicts + ("not_checked",), labels=labels)
+                  limit=rollup.MAX_HOSTS, verdicts=verdicts + ("not_checked",), labels=labels,
+                  frame=frame, frame_rows=_frame_rows(frame, lang))
+
+
+def _frame_rows(frame, lang):
+    """[(label, text)] of a frame for a page, in the order of the paper's 基本信息."""
+    if not frame:
+        return []
+    f = frame["frame"]
+    joiner = "、" if lang == "zh" else ", "
+    rows = []
+    for key in frames.FRAME_FIELDS:
+        value = f.get(key)
+        if value in (None, "", []):
+            continue
+        if key == "level":
+            value = t("paper.level.%d" % value, lang)
+        elif key == "assessors":
+            value = joiner.join(value)
+        rows.append((t("paper.info." + key, lang) if key != "timezone" else t("server.frame.timezone", lang), value))
+    return rows
+
+
+def _frame_page(request, user, org, status=200, error=None, form=None):
+    got = frames.get_frame(request.app.state.engine, org, scope=user["scope"])
+    lang = lang_of(request)
+    own = (got["own"] or {}).get("frame") or {}
+    values = form if form is not None else dict(own, assessors="、".join(own.get("assessors") or []))
+    labels = dict((k, t("paper.info." + k, lang)) for k in frames.FRAME_FIELDS if k != "timezone")
+    labels["timezone"] = t("server.frame.timezone", lang)
+    return render(request, "frame.html", status=status, user=user, got=got, values=values, labels=labels,
+                  fields=frames.FRAME_FIELDS, levels=[(n, t("paper.level.%d" % n, lang)) for n in (1, 2, 3, 4)],
+                  rows=_frame_rows(got["effective"], lang), can_edit=user["role"] in frames.EDITOR_ROLES, error=error)
+
+
+@router.get("/orgs/frame")
+def frame_page(request: Request):
+    """The working paper's frame (基本信息) of an org unit (?org=), and the form to set it."""
+    user = page_user(request)
+    return _frame_page(request, user, _org_param(request))
+
+
+@router.post("/orgs/frame")
+def frame_set(request: Request, csrf_token: str = Form("", max_length=64), org: str = Form("", max_length=512),
+              organization: str = Form("", max_length=400), system: str = Form("", max_length=400),
+              record_number: str = Form("", max_length=400), report_number: str = Form("", max_length=400),
+              level: str = Form("", max_length=8), assessors: str = Form("", max_length=4000),
+              assessed_on: str = Form("", max_length=400), timezone: str = Form("", max_length=64)):
+    user = page_user(request)
+    check_csrf(request, user, csrf_token)
+    form = {"organization": organization, "system": system, "record_number": record_number,
+            "report_number": report_number, "level": level, "assessors": assessors, "assessed_on": assessed_on,
+            "timezone": timezone}
+    data = dict(form)
+    names = [n.strip() for n in re.split(r"[、,，;；\n]", assessors) if n.strip()]
+    data["assessors"] = names or None
+    try:
+        got = frames.set_frame(request.app.state.engine, org or None, data, user["username"], client_ip(request),
+                               scope=user["scope"], role=user["role"])
+    except ApiError as exc:
+        if exc.status not in (400, 403):
+            raise
+        return _frame_page(request, user, org or None, status=exc.status, error=exc.message, form=form)
+    return RedirectResponse("/orgs/frame?" + urlencode({"org": got["org"]}), status_code=303)
 
 
 @router.get("/hosts")
@@ -398,6 +462,9 @@ def report_paper(report_id: str, request: Request, edition: str = "full"):
     doc = reports.readable_document(row)  # an unreadable stored report: a clear 422, not a 500
     with engine.connect() as conn:  # the assessors' valid recorded verdicts decide its manual parts
         verdicts.apply_to_document(conn, doc, row["host_id"], row["org_path"])
+        near = frames.effective_frame(conn, row["org_path"], scope=user["scope"])
+    if near:  # the frame set on the server wins over the agent's, field by field (workflow/frames.py)
+        frames.apply_frame(doc, near["frame"])
     with db.write_tx(engine) as conn:
         audit(conn, user["username"], "export.report", row["id"], {"host_id": row["host_id"], "format": "html-" + edition},
               client_ip(request), org=row["org_path"])
