@@ -24,7 +24,7 @@ from scanner.server.errors import bad_request, forbidden
 from scanner.server.store import db
 from scanner.server.store.audit import audit
 from scanner.server.store.scope import check
-from scanner.server.util import dumps, loads, normalise_org, now, org_ancestors
+from scanner.server.util import clean_text, dumps, loads, normalise_org, now, org_ancestors
 
 EDITOR_ROLES = ("admin", "assessor")  # the roles that record assessors' verdicts (workflow/assessments.py)
 FRAME_FIELDS = tuple(f for f in FIELDS if f != "manual")
@@ -45,8 +45,14 @@ def validate(data):
     if data.get("manual") is not None:
         raise bad_request("bad_frame", "manual verdicts are recorded per test item on the coverage page "
                                        "(/coverage, /api/v1/assessments), not in the frame")
-    given = dict((k, v) for k, v in data.items()
-                 if v is not None and v != [] and not (isinstance(v, str) and not v.strip()))
+    given = {}
+    for key, value in data.items():  # control characters dropped as in every text a user gives the server
+        if isinstance(value, str):
+            value = clean_text(value, 1000)
+        elif isinstance(value, list):
+            value = [clean_text(v, 1000) if isinstance(v, str) else v for v in value]
+        if value is not None and value != [] and not (isinstance(value, str) and not value.strip()):
+            given[key] = value
     try:
         return check_frame(given, path="frame")
     except DataError as exc:
