@@ -5,7 +5,10 @@ H hosts send one report a day for D days through intake's own ``derive`` and ``s
 real report with ``--template``, else a synthetic one); each day a few results change status and
 a package version changes, as on a real host. Then it prints, per report: bytes of every table
 (pg_total_relation_size after VACUUM), the stored body bytes, and the dead-row ratio of the
-latest-state tables before VACUUM ((live + dead) / live: 1.0 means no rewritten rows); then runs
+latest-state tables before VACUUM ((live + dead) / live: 1.0 means no rewritten rows), the share of
+their updates that were HOT (heap-only: no index entry written, the old version reclaimed by the
+next visit to its page) and their size before VACUUM over their size rewritten compactly (VACUUM
+FULL: 1.0 means no bloat); then runs
 retention (``--retention-days``, store/retention.py) and VACUUM FULL (which gives the freed space
 back to the file system; a plain VACUUM only makes it reusable) and prints the same again.
 
@@ -103,17 +106,25 @@ def main():
 
         def measure(label, full=False):
             with psycopg.connect(url, autocommit=True) as c:
-                dead = {}
-                for t in LATEST:
-                    live, d = c.execute("SELECT n_live_tup, n_dead_tup FROM pg_stat_user_tables WHERE relname = %s",
-                                        (t,)).fetchone()
+                dead, hot, heap = {}, {}, {}
+                for t in LATEST + ("hosts",):
+                    live, d, upd, hot_upd = c.execute(
+                        "SELECT n_live_tup, n_dead_tup, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                        "WHERE relname = %s", (t,)).fetchone()
                     dead[t] = round((live + d) / live, 2) if live else None
+                    hot[t] = round(hot_upd / upd, 2) if upd else None
+                    heap[t] = c.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]
                 c.execute("VACUUM FULL ANALYZE" if full else "VACUUM ANALYZE")
                 sizes = {t: c.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0] for t in TABLES}
                 bodies = c.execute("SELECT coalesce(sum(length(body_gz)), 0) FROM reports").fetchone()[0]
+                if not full:  # the same tables rewritten compactly: what the dead rows and free space cost
+                    c.execute("VACUUM FULL %s" % ", ".join(heap))
+                    packed = {t: c.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0] for t in heap}
             out[label] = {"dead_row_ratio_before_vacuum": dead, "bytes_per_report": {t: round(v / n) for t, v in sizes.items()},
                           "all_tables_bytes_per_report": round(sum(sizes.values()) / n),
-                          "stored_body_bytes_per_report": round(bodies / n)}
+                          "stored_body_bytes_per_report": round(bodies / n), "hot_update_share": hot}
+            if not full:
+                out[label]["size_before_vacuum_over_packed"] = {t: round(heap[t] / packed[t], 2) for t in heap}
             print("# %s: %s" % (label, json.dumps(out[label])), file=sys.stderr, flush=True)
         time.sleep(1)  # statistics collector
         measure("stored")

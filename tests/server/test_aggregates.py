@@ -8,6 +8,7 @@ the stored daily roll-ups exactly as a recomputation without it."""
 from __future__ import annotations
 
 import random
+import uuid
 
 import pytest
 from sqlalchemy import func, select, text
@@ -293,6 +294,91 @@ def test_unchanged_results_are_not_rewritten(engine):
     rows = versions()
     assert set(rows) == (set(before) - {x[0] for x in RULES[:5]}) | {"mlps.new.rule"}
     assert_consistent(engine)
+
+
+def _component_writes(engine):
+    """A record of every row written to ``components`` from here on, as (operation, seq): a trigger on
+    SQLite; on PostgreSQL the rows whose xmin (the transaction that wrote them) is the newest one's."""
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE comp_writes (op TEXT, seq INTEGER)")
+            for op, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+                conn.exec_driver_sql("CREATE TRIGGER comp_%s AFTER %s ON components BEGIN "
+                                     "INSERT INTO comp_writes VALUES ('%s', %s.seq); END" % (op, op, op, row))
+
+    def since(host_id, before):
+        """(inserted or updated seqs, deleted seqs) by the transactions after ``before`` (a state)."""
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                rows = conn.exec_driver_sql("SELECT op, seq FROM comp_writes").all()
+                conn.exec_driver_sql("DELETE FROM comp_writes")
+                return ({s for op, s in rows if op != "DELETE"}, {s for op, s in rows if op == "DELETE"})
+            now = dict(conn.execute(text("SELECT seq, xmin::text FROM components WHERE host_id = :h"), {"h": host_id}).all())
+        return ({s for s, x in now.items() if before.get(s) != x}, set(before) - set(now))
+
+    def state(host_id):
+        if engine.dialect.name == "sqlite":
+            return {}
+        with engine.connect() as conn:
+            return dict(conn.execute(text("SELECT seq, xmin::text FROM components WHERE host_id = :h"),
+                                     {"h": host_id}).all())
+    return state, since
+
+
+def test_unchanged_components_are_not_rewritten(engine):
+    """Intake writes only the inventory components that changed (by position, per-row digest), and
+    component_counts follows: an unchanged inventory writes no component row; one changed version
+    rewrites that row; a changed origin moves its count; a shorter list deletes the rest; a longer
+    one inserts. The stored rows always equal the report's."""
+    (a,) = enroll(engine, "/gov/finance", 1)
+    state, since = _component_writes(engine)
+    first, doc = item(a, 1_700_000_000, seed=11)
+    put(engine, [first])
+    c = db.components
+
+    def stored():
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(*[c.c[k] for k in ("seq", "category", "product_id", "origin",
+                                                                          "version", "evidence", "row_hash")])
+                                                  .where(c.c.host_id == a.host_id).order_by(c.c.seq)).mappings()]
+
+    def expect(d):
+        return [{k: x[k] for k in ("seq", "category", "product_id", "origin", "version", "evidence", "row_hash")}
+                for x in d["components"]]
+
+    def report(collected_at, comps):
+        d = dict(doc, report_id=str(uuid.uuid4()))
+        d["inventory"] = dict(doc["inventory"], components=comps)
+        return first._replace(report_id=d["report_id"], collected_at=collected_at, derived=ingest.derive(d))
+
+    since(a.host_id, state(a.host_id))
+    n = len(doc["inventory"]["components"])
+    assert n >= 4 and stored() == expect(first.derived)
+
+    def flip(x):
+        return dict(x, origin="foreign" if x["origin"] != "foreign" else "domestic")
+    steps = [  # each changes the previous step's list
+        ("same inventory", lambda cs: cs, (set(), set())),
+        ("one version", lambda cs: cs[:1] + [dict(cs[1], version="99.1")] + cs[2:], ({1}, set())),
+        ("one origin", lambda cs: cs[:2] + [flip(cs[2])] + cs[3:], ({2}, set())),
+        ("shorter", lambda cs: cs[:n - 2], (set(), {n - 2, n - 1})),
+        ("longer", lambda cs: cs + [dict(cs[0], product_id="extra-db", category="database", origin="unknown")],
+         ({n - 2}, set())),
+        ("one removed in the middle", lambda cs: cs[:1] + cs[2:], (set(range(1, n - 2)), {n - 2})),
+    ]
+    comps = [dict(x) for x in doc["inventory"]["components"]]
+    for k, (what, change, (written, deleted)) in enumerate(steps):
+        before = state(a.host_id)
+        comps = change(comps)
+        it = report(1_700_000_000 + (k + 1) * 86400, comps)
+        put(engine, [it])
+        assert since(a.host_id, before) == (written, deleted), what
+        assert stored() == expect(it.derived), what
+        assert_consistent(engine)
+    with engine.connect() as conn:  # the host's localization counts follow the last report
+        row = conn.execute(select(db.hosts.c.loc_domestic, db.hosts.c.loc_foreign, db.hosts.c.loc_unknown)
+                           .where(db.hosts.c.id == a.host_id)).one()
+    assert tuple(row) == (it.derived["counts"]["domestic"], it.derived["counts"]["foreign"], it.derived["counts"]["unknown"])
 
 
 def _all_rollups(conn):

@@ -43,7 +43,8 @@ def _dedupe(row, host_id):
 REPORT_COLS = ("id", "host_id", "received_at", "collected_at", "profile", "score", "loc_rate", "fail_count", "size",
                "sha256", "body_gz", "loc_cats")
 COMPONENT_COLS = ("host_id", "seq", "category", "product_id", "name_zh", "name_en", "vendor_zh", "vendor_en", "origin",
-                  "version", "evidence", "substitutes")
+                  "version", "evidence", "substitutes", "row_hash")
+COMPONENT_KEYS = ("host_id", "seq")
 HOST_LATEST_COLS = ("last_seen", "latest_report_id", "latest_collected", "os_name", "os_family", "loc_domestic",
                     "loc_foreign", "loc_unknown", "loc_rate")
 PROFILE_COLS = ("report_id", "collected_at", "score", "score_without_waivers", "passed", "failed", "errors", "other",
@@ -63,7 +64,7 @@ def store_batch(conn, items):
     that could cover a failure), then decides in Python which report is each host's newest, then
     writes with one statement per table and operation (scanner/server/rawsql.py)."""
     sql = rawsql.for_connection(conn)
-    r, h, hp, c, res = db.reports, db.hosts, db.host_profiles, db.components, db.results
+    r, h, hp = db.reports, db.hosts, db.host_profiles
     seen = {row[0]: {"id": row[0], "host_id": row[1], "received_at": row[2]} for row in sql.select_in(
         r, ("id", "host_id", "received_at"), "id", sorted({i.report_id for i in items}))}
     host_ids = sorted({i.host_id for i in items})
@@ -134,10 +135,7 @@ def store_batch(conn, items):
                 if not fresh:
                     comp_changes.extend(changes.component_changes(h_id, at, state, new))
                 state = new
-        aggregates.adjust_components(conn, comps, -1)
-        sql.delete(c, ("host_id",), [(host_id,) for host_id in sorted(comps)])
-        sql.insert(c, COMPONENT_COLS, [x for host_id in sorted(comps) for x in comps[host_id]])
-        aggregates.adjust_components(conn, comps, +1)
+    _write_components(sql, {h_id: hosts[h_id]["org_path"] for h_id in comps}, comps)
     changed = sorted(set(host_latest) | {k[0] for k in hp_rows})
     aggregates.adjust_orgs(conn, changed, -1)  # their share of the org sums, added back below
     sql.update(h, ("id",), HOST_LATEST_COLS,
@@ -152,6 +150,46 @@ def store_batch(conn, items):
                                     result_states)
     changes.write(sql, result_changes, comp_changes)
     return out
+
+
+def _write_components(sql, orgs, comps):
+    """Replace the latest components of each host in ``comps`` ({host_id: rows as COMPONENT_COLS
+    tuples}) writing only the difference, by position in the report's inventory (``seq``): a row
+    is updated only when its digest (``row_hash``) changed, rows past the new list's end are
+    deleted, new ones inserted; an unchanged inventory writes nothing. component_counts gets the
+    same difference (store/aggregates.py)."""
+    if not comps:
+        return
+    c = db.components
+    stored = {}
+    for host_id, seq, category, origin, digest in sql.select_in(
+            c, ("host_id", "seq", "category", "origin", "row_hash"), "host_id", sorted(comps)):
+        stored.setdefault(host_id, {})[seq] = (category, origin, digest)
+    counts = collections.Counter()
+    inserts, updates, deletes = [], [], []
+    cat, orig, digest = COMPONENT_COLS.index("category"), COMPONENT_COLS.index("origin"), COMPONENT_COLS.index("row_hash")
+    for host_id in sorted(comps):
+        org = orgs[host_id]
+        before = stored.get(host_id, {})
+        for row in comps[host_id]:
+            prev = before.pop(row[1], None)
+            if prev is not None and prev[2] == row[digest] and row[digest] is not None:
+                continue
+            counts[(org, row[cat], row[orig])] += 1
+            if prev is None:
+                inserts.append(row)
+            else:
+                counts[(org, prev[0], prev[1])] -= 1
+                updates.append(row)
+        for seq in sorted(before):
+            category, origin, _d = before[seq]
+            counts[(org, category, origin)] -= 1
+            deletes.append((host_id, seq))
+    sql.delete(c, COMPONENT_KEYS, deletes)
+    sql.update(c, COMPONENT_KEYS, COMPONENT_COLS[2:], updates)
+    sql.insert(c, COMPONENT_COLS, inserts)
+    sql.add_counts(db.component_counts, ("org_path", "category", "origin"), "n",
+                   [k + (n,) for k, n in sorted(counts.items()) if n])
 
 
 def _write_results(sql, orgs, keys, results, states=None):

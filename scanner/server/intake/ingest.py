@@ -264,13 +264,16 @@ def _reason(value):
 
 
 HASHED = ("title_zh", "title_en", "category", "severity", "status", "actual", "expected", "evidence")
+COMPONENT_HASHED = ("category", "product_id", "name_zh", "name_en", "vendor_zh", "vendor_en", "origin", "version",
+                    "evidence", "substitutes")
 
 
-def result_hash(row):
-    """Digest of what a latest result row holds from the report (not the server's waiver pointer):
-    intake rewrites a row only when it changed (intake/batch.py)."""
+def result_hash(row, keys=HASHED):
+    """Digest of what a latest result row (or, ``keys`` COMPONENT_HASHED, a component row) holds from
+    the report (not the server's waiver pointer): intake rewrites a row only when it changed
+    (intake/batch.py)."""
     h = hashlib.blake2b(digest_size=16)
-    for key in HASHED:
+    for key in keys:
         value = row[key]
         data = b"\xff" if value is None else value.encode("utf-8", "surrogatepass")
         h.update(b"%d:" % len(data))
@@ -299,6 +302,7 @@ def derive(doc):
             "origin": origin, "version": clean_text(c.get("version"), 255),
             "evidence": dumps(c.get("evidence") or []), "substitutes": dumps(c.get("substitutes") or []),
         })
+        comps[-1]["row_hash"] = result_hash(comps[-1], COMPONENT_HASHED)
     judged = counts["domestic"] + counts["foreign"]
     loc_rate = round(counts["domestic"] / judged, 4) if judged else None
     os_name = os_family = None

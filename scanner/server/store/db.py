@@ -147,6 +147,8 @@ components = Table(
     Column("version", String(255), nullable=True),
     Column("evidence", Text, nullable=True),  # JSON list
     Column("substitutes", Text, nullable=True),  # JSON list
+    # digest of what the report says of the component (intake/batch.py): an unchanged one is not rewritten
+    Column("row_hash", String(32), nullable=True),
     UniqueConstraint("host_id", "seq"),
     Index("ix_components_category_origin", "category", "origin"),
 )

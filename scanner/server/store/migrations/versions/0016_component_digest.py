@@ -1,0 +1,23 @@
+"""a digest per latest inventory component (components.row_hash), so that intake rewrites only the
+components that changed, as it does for results
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-12-06 08:30:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0016'
+down_revision = '0015'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.add_column('components', sa.Column('row_hash', sa.String(length=32), nullable=True))
+
+
+def downgrade():
+    op.drop_column('components', 'row_hash')
