@@ -11,7 +11,7 @@ import random
 import uuid
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from fleet import RULES
 from scanner.engine.evaluator import score as weighted_score
@@ -84,9 +84,51 @@ def slow_worst(engine, scope, profile, t):
     return sorted([(hid, w, n) for hid, (w, n) in out.items()], key=lambda x: (-x[1], -x[2], x[0]))
 
 
+def plain_bundle(conn, named):
+    """queries.bundle without the single statement: each SELECT run alone (what SQLite does)."""
+    return {name: [tuple(r) for r in conn.execute(q)] for name, q in named}
+
+
+def check_overview(engine, scope, org, monkeypatch):
+    """The overview read in two round trips (queries.bundle: one statement per step on PostgreSQL)
+    equals the same read one SELECT at a time, and each panel equals the function that reads it
+    alone (worst hosts: also the general path that recounts partly expired waivers and verdicts)."""
+    statements = []
+
+    def count(*_a):
+        statements.append(1)
+    queries.overview(engine, scope, org)  # roll-ups of past days computed, if any were missing
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        data = queries.overview(engine, scope, org)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    with engine.connect() as conn:  # host profiles whose waivers partly expired are recounted (more reads)
+        partly = conn.execute(select(func.count()).select_from(db.host_profiles).where(
+            queries._partly_expired(queries.now()))).scalar()
+    if engine.dialect.name == "postgresql" and not partly:
+        assert len(statements) == 2
+    with monkeypatch.context() as m:
+        m.setattr(queries, "bundle", plain_bundle)
+        assert queries.overview(engine, scope, org) == data
+    main = data["main_profile"]
+    with engine.connect() as conn:
+        assert data["top_failing"] == queries.top_failing_rules(conn, scope, org)
+        assert data["worst_hosts"] == queries.worst_hosts(conn, scope, org, main)
+        assert data["by_category"] == queries.localization_by_category(conn, scope, org)
+        assert data["trend"] == queries.trend(conn, scope, org, days=queries.TREND_DAYS, profile=main)
+        assert data["by_profile"] == queries.compliance_by_profile(conn, scope, org)
+    tree = queries.org_tree(engine, scope, org)
+    assert data["by_org"] == [n for n in tree if n["depth"] <= 2 and n["hosts"]]
+    assert data["hosts"] == sum(n["direct_hosts"] for n in tree)
+
+
 def check_views(engine, scope, t, monkeypatch):
     """The views reading the aggregates agree with counts from the rows, at time ``t``."""
     monkeypatch.setattr(queries, "now", lambda: t)
+    for org in (None, "/gov/finance", "/gov/health"):
+        if org is None or scope.touches(org):
+            check_overview(engine, scope, org, monkeypatch)
     for profile in ("mlps-l3", "xinchuang"):
         with engine.connect() as conn:
             got = [(x["host_id"], x["weight"], x["failed"])

@@ -5,7 +5,7 @@ filters through ``_in_scope``/``scope.require``: rows of other departments are n
 single object outside the scope is a 404 as if it did not exist. ``org`` arguments only narrow."""
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, literal, or_, select, union_all
+from sqlalchemy import and_, case, func, literal, literal_column, or_, select, union_all
 
 from scanner.server.store import db
 from scanner.server.store.jsondoc import decode, decode_rows, skipped
@@ -16,6 +16,29 @@ from scanner.server.util import normalise_org, now, org_ancestors
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
+
+
+def bundle(conn, named):
+    """The rows of several independent SELECTs, {name: [row tuple]}, in one round trip on PostgreSQL:
+    one statement whose columns are each SELECT's rows as a JSON array (json_agg), so that a page
+    made of many small panels waits for the database once instead of once per panel (on a busy
+    machine each wait costs milliseconds whatever the query reads). A CTE used by several of them is
+    computed once. SQLite runs in the process: each SELECT is simply run. The order of a SELECT's
+    rows is not kept (sort them when it matters); its LIMIT is."""
+    if conn.dialect.name != "postgresql" or len(named) < 2:
+        return {name: [tuple(r) for r in conn.execute(q)] for name, q in named}
+    cols = []
+    for name, q in named:
+        sub = q.subquery()
+        rows = func.coalesce(func.json_agg(func.json_build_array(*sub.c)), literal_column("'[]'::json"))
+        cols.append(select(rows).select_from(sub).scalar_subquery().label(name))
+    got = conn.execute(select(*cols)).one()
+    return {name: [tuple(x) for x in got[i]] for i, (name, _q) in enumerate(named)}
+
+
+def _dicts(q, rows):
+    keys = list(q.selected_columns.keys())
+    return [dict(zip(keys, row)) for row in rows]
 
 
 def effective_status(t=None):
@@ -110,7 +133,7 @@ def _partly_expired(t):
     return and_(hp.c.waived_n > 0, hp.c.waived_min <= t, hp.c.waived_max > t)
 
 
-def apply_central_waivers(conn, rows, *conds, t=None):
+def apply_central_waivers(conn, rows, *conds, t=None, touched=None, state_in_rows=False):
     """Host-profile rows (dicts: host_id, profile, score, failed, ...) as they stand now with the
     approved central waivers in force and the assessors' valid recorded verdicts (store/verdicts.py):
     for a host and profile with failures such a waiver covers, or manual results a verdict decides,
@@ -123,7 +146,9 @@ def apply_central_waivers(conn, rows, *conds, t=None):
 
     The score with all covering waivers in force is kept per host profile (host_profiles.waived_*,
     store/aggregates.py); only a profile whose waivers partly expired, or that a verdict touches, is
-    recounted from its results. ``conds``: the caller's scope conditions on hosts."""
+    recounted from its results. ``conds``: the caller's scope conditions on hosts. ``touched``:
+    ``verdicts.touched_hosts`` when the caller has it; ``state_in_rows``: the rows carry their host
+    profile's waived_n, waived_score, waived_min and waived_max (not read again)."""
     from scanner.server.store import verdicts as recorded
     t = now() if t is None else t
     for row in rows:
@@ -135,14 +160,18 @@ def apply_central_waivers(conn, rows, *conds, t=None):
     wanted = {(row["host_id"], row["profile"]) for row in rows}
     hosts = sorted({p[0] for p in wanted})
     state = {}  # the profiles with a covering waiver in force now
-    for i in range(0, len(hosts), 500):
+    if state_in_rows:
+        for row in rows:
+            if row["waived_n"] and row["waived_max"] is not None and row["waived_max"] > t:
+                state[(row["host_id"], row["profile"])] = (row["waived_n"], row["waived_score"], row["waived_min"])
+    for i in range(0, 0 if state_in_rows else len(hosts), 500):
         q = select(hp.c.host_id, hp.c.profile, hp.c.waived_n, hp.c.waived_score, hp.c.waived_min).where(
             hp.c.host_id.in_(hosts[i:i + 500]), hp.c.waived_n > 0, hp.c.waived_max > t)
         for host_id, profile, n, score, lo in conn.execute(q):
             if (host_id, profile) in wanted:
                 state[(host_id, profile)] = (n, score, lo)
     pairs = {k for k, v in state.items() if v[2] <= t}  # partly expired: recounted
-    levels, touched = recorded.touched_hosts(conn, t)
+    levels, touched = touched if touched is not None else recorded.touched_hosts(conn, t)
     verdicts = {}
     candidates = sorted({hid for hid, prof in wanted if prof in levels})
     if candidates and touched is not None:
@@ -189,23 +218,32 @@ def apply_central_waivers(conn, rows, *conds, t=None):
     return rows
 
 
-def waiver_corrections(conn, conds, t=None):
+def _corrections_query(conds, t, touched):
+    """The host profiles ``waiver_corrections`` adjusts (partly expired waivers, valid verdicts)."""
+    h, hp = db.hosts, db.host_profiles
+    levels, by_verdict = touched
+    which = _partly_expired(t)
+    if by_verdict is not None:
+        which = or_(which, and_(hp.c.profile.in_(levels), by_verdict))
+    return _where(
+        select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed, hp.c.waived_n, hp.c.waived_score, hp.c.waived_min,
+               hp.c.waived_max, h.c.org_path).select_from(hp.join(h, h.c.id == hp.c.host_id))
+        .where(which, h.c.retired_at.is_(None)), *conds)
+
+
+def waiver_corrections(conn, conds, t=None, touched=None, rows=None):
     """For roll-ups summed in the database with ``profile_sums``/OrgSums (which apply the host
     profiles whose covering waivers are all in force): per host and profile whose waivers partly
     expired or that a valid recorded verdict touches (both few), how its score and counts differ
     from what the sums counted (``apply_central_waivers``): {host_id, org_path, profile,
-    score_delta, scored_delta, waived (to add), failed_delta, recorded}."""
+    score_delta, scored_delta, waived (to add), failed_delta, recorded}. ``touched``
+    (``verdicts.touched_hosts``) and ``rows`` (``_corrections_query``'s, as dicts): already read."""
     from scanner.server.store import verdicts as recorded
     t = now() if t is None else t
-    h, hp = db.hosts, db.host_profiles
-    which = _partly_expired(t)
-    levels, by_verdict = recorded.touched_hosts(conn, t)
-    if by_verdict is not None:
-        which = or_(which, and_(hp.c.profile.in_(levels), by_verdict))
-    rows = [dict(x) for x in conn.execute(_where(
-        select(hp.c.host_id, hp.c.profile, hp.c.score, hp.c.failed, hp.c.waived_n, hp.c.waived_score, hp.c.waived_min,
-               h.c.org_path).select_from(hp.join(h, h.c.id == hp.c.host_id)).where(which, h.c.retired_at.is_(None)),
-        *conds)).mappings()]
+    if touched is None:
+        touched = recorded.touched_hosts(conn, t)
+    if rows is None:
+        rows = [dict(x) for x in conn.execute(_corrections_query(conds, t, touched)).mappings()]
     summed = {}
     for x in rows:  # what profile_sums counted for it
         full = bool(x["waived_n"]) and x["waived_min"] is not None and x["waived_min"] > t
@@ -213,7 +251,7 @@ def waiver_corrections(conn, conds, t=None):
             x["waived_score"] if full else x["score"], (x["failed"] or 0) - (x["waived_n"] if full else 0),
             x["waived_n"] if full else 0)
     out = []
-    for x in apply_central_waivers(conn, rows, *conds, t=t):
+    for x in apply_central_waivers(conn, rows, *conds, t=t, touched=touched, state_in_rows=True):
         score_before, failed_before, waived_before = summed[(x["host_id"], x["profile"])]
         if not x["waived"] and not x["recorded"] and not waived_before:
             continue
@@ -582,27 +620,48 @@ class OrgSums(object):
     whose waivers are all in force (plain_*: the reported scores, as the daily roll-ups keep them);
     ``corrections``: ``waiver_corrections`` for the rest."""
 
-    def __init__(self, conn, scope, org=None, t=None):
-        h, oh, op = db.hosts, db.org_hosts, db.org_profiles
+    def __init__(self, conn, scope, org=None, t=None, rows=None):
+        """``rows``: ``OrgSums.queries``' rows (``bundle``) when read already."""
+        from scanner.server.store import verdicts as recorded
         t = now() if t is None else t
-        stale = dict(conn.execute(_where(
-            select(h.c.org_path, func.count()).where(h.c.retired_at.is_(None),
-                                                     or_(h.c.last_seen.is_(None), h.c.last_seen < t - 3 * 86400)),
-            *_in_scope(scope, h.c.org_path, org)).group_by(h.c.org_path)).all())
-        self.per_org = [(path, n, dom, forn, unk, stale.get(path, 0), ls, ln) for path, n, dom, forn, unk, ls, ln in
-                        conn.execute(_where(select(oh.c.org_path, oh.c.hosts, oh.c.loc_domestic, oh.c.loc_foreign,
-                                                   oh.c.loc_unknown, oh.c.loc_sum, oh.c.loc_n).where(oh.c.hosts > 0),
-                                            *_in_scope(scope, oh.c.org_path, org)))]
+        if rows is None:
+            rows = bundle(conn, OrgSums.queries(scope, org, t))
+        self.per_org = [tuple(r) for r in rows["org_hosts"]]
+        self.per_prof = [tuple(r) for r in rows["org_profiles"] if r[2]]
+        self.touched = touched = recorded.touched_hosts(conn, t, rows["touched"])
+        conds = _in_scope(scope, db.hosts.c.org_path, org)
+        if touched[1] is not None:  # valid verdicts (rare): the hosts they touch are read too
+            self.corrections = waiver_corrections(conn, conds, t, touched)
+        else:
+            self.corrections = waiver_corrections(conn, conds, t, touched, _dicts(
+                _corrections_query(conds, t, touched), rows["corrections"]))
+
+    @staticmethod
+    def queries(scope, org, t):
+        """[(name, SELECT)] of what OrgSums sums (for ``bundle``): per org unit (with its hosts that
+        have not reported for 3 days: an index range), per org unit and profile, and the host profiles
+        whose waivers partly expired (``waiver_corrections`` without verdicts); the valid verdicts
+        (``verdicts.touched_query``)."""
+        from scanner.server.store import verdicts as recorded
+        h, oh, op = db.hosts, db.org_hosts, db.org_profiles
+        stale = _where(select(h.c.org_path, func.count().label("n")).where(
+            h.c.retired_at.is_(None), or_(h.c.last_seen.is_(None), h.c.last_seen < t - 3 * 86400)),
+            *_in_scope(scope, h.c.org_path, org)).group_by(h.c.org_path).subquery()
+        per_org = _where(select(oh.c.org_path, oh.c.hosts, oh.c.loc_domestic, oh.c.loc_foreign, oh.c.loc_unknown,
+                                func.coalesce(stale.c.n, 0), oh.c.loc_sum, oh.c.loc_n)
+                         .select_from(oh.outerjoin(stale, stale.c.org_path == oh.c.org_path)).where(oh.c.hosts > 0),
+                         *_in_scope(scope, oh.c.org_path, org))
         full = and_(op.c.waived_min > t)  # waived_min 0: no waiver
         score = func.sum(case((full, op.c.wscore_sum), else_=op.c.score_sum))
         scored = func.sum(case((full, op.c.wscored), else_=op.c.scored))
         waived = func.sum(case((full, op.c.waived_n), else_=0))
-        q = _where(select(op.c.org_path, op.c.profile, func.sum(op.c.hosts), score, scored,
-                          func.sum(op.c.failed) - waived, func.sum(op.c.raw_sum), func.sum(op.c.raw_n), waived,
-                          func.sum(op.c.passed), func.sum(op.c.score_sum), func.sum(op.c.scored)),
-                   *_in_scope(scope, op.c.org_path, org)).group_by(op.c.org_path, op.c.profile)
-        self.per_prof = [tuple(r) for r in conn.execute(q) if r[2]]
-        self.corrections = waiver_corrections(conn, _in_scope(scope, h.c.org_path, org), t)
+        per_prof = _where(select(op.c.org_path, op.c.profile, func.sum(op.c.hosts), score, scored,
+                                 func.sum(op.c.failed) - waived, func.sum(op.c.raw_sum), func.sum(op.c.raw_n), waived,
+                                 func.sum(op.c.passed), func.sum(op.c.score_sum), func.sum(op.c.scored)),
+                          *_in_scope(scope, op.c.org_path, org)).group_by(op.c.org_path, op.c.profile)
+        partly = _corrections_query(_in_scope(scope, h.c.org_path, org), t, ([], None))
+        return [("org_hosts", per_org), ("org_profiles", per_prof), ("corrections", partly),
+                ("touched", recorded.touched_query(t))]
 
 
 def _host_summary(conn, scope, org=None, sums=None):
@@ -614,16 +673,22 @@ def _host_summary(conn, scope, org=None, sums=None):
     return n, dom, forn, unk, st
 
 
-def org_tree(engine, scope, org=None, sums=None):
+def _token_orgs_query(scope, org):
+    return _where(select(db.enroll_tokens.c.org_path).distinct(), *_in_scope(scope, db.enroll_tokens.c.org_path, org))
+
+
+def org_tree(engine, scope, org=None, sums=None, token_orgs=None):
     """Every org unit (from hosts and tokens) with roll-ups over its subtree. A scoped caller gets
     the nodes of their subtrees only (no ancestors: their names and totals are not theirs).
     The database sums per org unit (one row per unit and profile, not per host); the subtree
     roll-up over those few rows happens here."""
-    with engine.connect() as conn:
-        sums = sums or OrgSums(conn, scope, org)
-        per_org, per_prof, corrections = sums.per_org, sums.per_prof, sums.corrections
-        token_orgs = [r[0] for r in conn.execute(_where(select(db.enroll_tokens.c.org_path).distinct(),
-                                                        *_in_scope(scope, db.enroll_tokens.c.org_path, org)))]
+    if sums is None or token_orgs is None:
+        with engine.connect() as conn:
+            t = now()
+            rows = bundle(conn, OrgSums.queries(scope, org, t) + [("token_orgs", _token_orgs_query(scope, org))])
+            sums = sums or OrgSums(conn, scope, org, t, rows)
+            token_orgs = [r[0] for r in rows["token_orgs"]]
+    per_org, per_prof, corrections = sums.per_org, sums.per_prof, sums.corrections
     nodes = {}
 
     def node(path):
@@ -680,14 +745,18 @@ def org_tree(engine, scope, org=None, sums=None):
     return [nodes[k] for k in sorted(nodes)]
 
 
-def localization_by_category(conn, scope, org=None):
-    """Components per category and origin, summed from the maintained component_counts
-    (store/aggregates.py: per org unit; a retired host's components are gone)."""
+def _by_category_query(scope, org):
     cc = db.component_counts
     q = select(cc.c.category, cc.c.origin, func.sum(cc.c.n))
-    q = _where(q, *_in_scope(scope, cc.c.org_path, org)).group_by(cc.c.category, cc.c.origin)
+    return _where(q, *_in_scope(scope, cc.c.org_path, org)).group_by(cc.c.category, cc.c.origin)
+
+
+def localization_by_category(conn, scope, org=None, rows=None):
+    """Components per category and origin, summed from the maintained component_counts
+    (store/aggregates.py: per org unit; a retired host's components are gone). ``rows``: the
+    query's rows, when read already."""
     out = {}
-    for cat, origin, n in conn.execute(q):
+    for cat, origin, n in (rows if rows is not None else conn.execute(_by_category_query(scope, org))):
         if not n:
             continue
         out.setdefault(cat, {"domestic": 0, "foreign": 0, "unknown": 0})[origin] = int(n)
@@ -779,22 +848,38 @@ def top_failing_rules(conn, scope, org=None, limit=10):
     counted = conn.execute(top_failing_query(scope, org, None)).all()
     if not counted:
         return []
+    out = _rank_failing(counted, conn.execute(_severity_query([x[0] for x in counted])), limit)
+    return _with_titles(out, conn.execute(_titles_query(out)) if out else ())
+
+
+def _severity_query(rule_ids=None):
+    """(rule, severity) of the failing results (result_counts: '' is a result without a severity)."""
     rc = db.result_counts
+    q = select(rc.c.rule_id, rc.c.severity).where(rc.c.status == "fail", rc.c.n > 0).distinct()
+    return q.where(rc.c.rule_id.in_(rule_ids)) if rule_ids is not None else q
+
+
+def _rank_failing(counted, severities, limit):
     severity = {}
-    for rid, sev in conn.execute(select(rc.c.rule_id, rc.c.severity).where(
-            rc.c.status == "fail", rc.c.n > 0, rc.c.rule_id.in_([x[0] for x in counted])).distinct()):
+    for rid, sev in severities:
         if rid not in severity or SEVERITY_ORDER.get(sev or None, 5) < SEVERITY_ORDER.get(severity[rid], 5):
             severity[rid] = sev or None  # '' in the counts is a result without a severity
     out = [{"rule_id": rid, "severity": severity.get(rid), "hosts": int(n),
             "weight": WEIGHTS.get(severity.get(rid), 2) * int(n)} for rid, n in counted]
     out.sort(key=lambda x: (-x["weight"], SEVERITY_ORDER.get(x["severity"], 5), -x["hosts"], x["rule_id"]))
-    out = out[:limit]
+    return out[:limit]
+
+
+def _titles_query(out):
+    """One failing row names each rule shown: an index probe each, in one statement."""
     r = db.results
-    titles = {}
-    if out:  # one failing row names each rule: an index probe each, in one statement
-        probes = [select(r.c.rule_id, r.c.title_zh, r.c.title_en).where(r.c.rule_id == x["rule_id"], r.c.status == "fail")
-                  .limit(1).subquery().select() for x in out]
-        titles = {rid: (zh, en) for rid, zh, en in conn.execute(union_all(*probes) if len(probes) > 1 else probes[0])}
+    probes = [select(r.c.rule_id, r.c.title_zh, r.c.title_en).where(r.c.rule_id == x["rule_id"], r.c.status == "fail")
+              .limit(1).subquery().select() for x in out]
+    return union_all(*probes) if len(probes) > 1 else probes[0]
+
+
+def _with_titles(out, rows):
+    titles = {rid: (zh, en) for rid, zh, en in rows}
     for x in out:
         zh, en = titles.get(x["rule_id"], (None, None))
         x["title"] = {"zh": zh, "en": en}
@@ -892,19 +977,75 @@ def worst_hosts(conn, scope, org=None, profile=None, limit=10):
              "score": scores.get(hid)} for hid, w, n in top]
 
 
-def trend(conn, scope, org=None, days=30, profile=None, sums=None):
-    """Per day, the fleet's state as of that day's end (store/rollups.py; today: the latest
-    state): the mean localization rate of the hosts and, when ``profile`` is given, their mean
-    score for that profile only (scores of different profiles do not average into anything
-    meaningful). ``reports``: the latest reports (one per host and profile) making up that day's state."""
+WORST_DETAILS = ("host_id", "profile", "score", "failed", "waived_n", "waived_score", "waived_min", "waived_max",
+                 "hostname", "org_path")
+
+
+def _worst_queries(scope, org, profile, t, limit=10):
+    """``worst_hosts``' reads in the common case (for ``bundle``): the ranked host profiles (a CTE),
+    the partly expired ones (they make the ranking recount), and the names, profile rows and
+    failures per severity of the ranked hosts."""
+    r, h, hp = db.results, db.hosts, db.host_profiles
+    full = waived_case(t)
+    weight = (hp.c.fail_weight - case((full, hp.c.waived_weight), else_=0)).label("weight")
+    failed = (hp.c.failed - case((full, hp.c.waived_n), else_=0)).label("failed")
+    joined = hp.join(h, h.c.id == hp.c.host_id)
+    scoped = [c for c in _in_scope(scope, h.c.org_path, org) if c is not None]
+    # the whole fleet: host_profiles alone (a retired host has none: workflow/hosts.py deletes them)
+    base = scoped + [h.c.retired_at.is_(None), hp.c.profile == profile] if scoped else [hp.c.profile == profile]
+    source = joined if scoped else hp
+    ranked = _where(select(hp.c.host_id, weight, failed).select_from(source).where(~_partly_expired(t), failed > 0),
+                    *base).order_by(weight.desc(), failed.desc(), hp.c.host_id).limit(limit).cte("worst_ranked")
+    partial = _where(select(hp.c.host_id).select_from(source).where(_partly_expired(t)), *base)
+    ids = select(ranked.c.host_id)
+    details = select(*[hp.c[k] for k in WORST_DETAILS[:-2]], h.c.hostname, h.c.org_path).select_from(joined).where(
+        hp.c.host_id.in_(ids), hp.c.profile == profile)
+    sev = _where(select(r.c.host_id, r.c.severity, func.count()).where(r.c.host_id.in_(ids), r.c.profile == profile),
+                 status_filter(["fail"], t)).group_by(r.c.host_id, r.c.severity)
+    return [("worst_ranked", select(ranked)), ("worst_partial", partial), ("worst_details", details),
+            ("worst_sev", sev)]
+
+
+def _worst_from(conn, rows, scope, org, profile, t, touched, limit=10):
+    """``worst_hosts`` from ``_worst_queries``' rows; when some host profile's waivers partly
+    expired or a valid verdict may touch the profile (both rare), ``worst_hosts`` reads what it needs."""
+    levels, by_verdict = touched
+    if rows["worst_partial"] or (by_verdict is not None and profile in levels):
+        return worst_hosts(conn, scope, org, profile, limit)
+    top = sorted(((hid, int(w or 0), int(n)) for hid, w, n in rows["worst_ranked"]),
+                 key=lambda x: (-x[1], -x[2], x[0]))[:limit]
+    details = [dict(zip(WORST_DETAILS, x)) for x in rows["worst_details"]]
+    names = {x["host_id"]: (x["hostname"], x["org_path"]) for x in details}
+    sev = {}
+    for hid, severity, n in rows["worst_sev"]:
+        sev.setdefault(hid, {})[severity] = n
+    scores = {x["host_id"]: x["score"] for x in apply_central_waivers(conn, details, t=t, touched=touched,
+                                                                      state_in_rows=True)}
+    return [{"host_id": hid, "hostname": names.get(hid, (None, None))[0], "org_path": names.get(hid, (None, None))[1],
+             "profile": profile, "weight": w, "failed": n, "by_severity": sev.get(hid, {}),
+             "score": scores.get(hid)} for hid, w, n in top]
+
+
+def _trend_query(scope, org, days, profile):
+    dr = db.daily_rollups
     from scanner.server.store import rollups
-    dr, h, hp = db.daily_rollups, db.hosts, db.host_profiles
     first = rollups.today() - days + 1
     score_sum = func.sum(case((dr.c.profile == profile, dr.c.score_sum), else_=None)) if profile else func.sum(dr.c.score_sum)
     scored = func.sum(case((dr.c.profile == profile, dr.c.scored), else_=0)) if profile else func.sum(dr.c.scored)
-    q = _where(select(dr.c.day, score_sum, scored, func.sum(dr.c.loc_sum), func.sum(dr.c.loc_n), func.sum(dr.c.hosts))
-               .where(dr.c.day >= first), *_in_scope(scope, dr.c.org_path, org)).group_by(dr.c.day).order_by(dr.c.day)
-    rows = [tuple(r) for r in conn.execute(q)]
+    return _where(select(dr.c.day, score_sum, scored, func.sum(dr.c.loc_sum), func.sum(dr.c.loc_n), func.sum(dr.c.hosts))
+                  .where(dr.c.day >= first), *_in_scope(scope, dr.c.org_path, org)).group_by(dr.c.day).order_by(dr.c.day)
+
+
+def trend(conn, scope, org=None, days=30, profile=None, sums=None, rows=None):
+    """Per day, the fleet's state as of that day's end (store/rollups.py; today: the latest
+    state): the mean localization rate of the hosts and, when ``profile`` is given, their mean
+    score for that profile only (scores of different profiles do not average into anything
+    meaningful). ``reports``: the latest reports (one per host and profile) making up that day's state.
+    ``rows``: ``_trend_query``'s rows when read already."""
+    from scanner.server.store import rollups
+    if rows is None:
+        rows = conn.execute(_trend_query(scope, org, days, profile))
+    rows = sorted(tuple(r) for r in rows)
     # today: the latest state of the live hosts (their reported scores, as the roll-ups keep them)
     sums = sums or OrgSums(conn, scope, org)
     s_sum = s_n = n_hosts = 0
@@ -928,27 +1069,44 @@ TREND_DAYS = 30
 
 
 def overview(engine, scope, org=None):
+    """The fleet overview: every panel read in two round trips (``bundle``): first the sums and
+    counts that need nothing else, then what depends on them (the top failing rules' titles, the
+    worst hosts of the main profile, its trend)."""
+    from scanner.server.store import rollups
+    t = now()
     with engine.connect() as conn:
-        sums = OrgSums(conn, scope, org)  # read once, added up below in several ways
+        first = bundle(conn, OrgSums.queries(scope, org, t) + [
+            ("by_category", _by_category_query(scope, org)),
+            ("failing", top_failing_query(scope, org, None, t)),
+            ("severity", _severity_query()),
+            ("token_orgs", _token_orgs_query(scope, org)),
+            ("rollup_days", rollups.marks_query(TREND_DAYS))])
+        sums = OrgSums(conn, scope, org, t, first)  # read once, added up below in several ways
         count, dom, forn, unk, stale = _host_summary(conn, scope, org, sums)
         data = {
             "hosts": count, "stale_hosts": stale,
             "localization": {"domestic": dom, "foreign": forn, "unknown": unk,
                              "rate": round(dom / (dom + forn), 4) if dom + forn else None},
-            "by_category": localization_by_category(conn, scope, org),
+            "by_category": localization_by_category(conn, scope, org, first["by_category"]),
             "by_profile": compliance_by_profile(conn, scope, org, sums),
-            "top_failing": top_failing_rules(conn, scope, org),
         }
+        top = _rank_failing(first["failing"], first["severity"], 10)
         # the score line follows the profile most hosts are scanned with
         main = max(data["by_profile"], key=lambda p: (p["hosts"], p["profile"]))["profile"] if data["by_profile"] else None
         data["trend_profile"] = main
         data["main_profile"] = main
-        data["worst_hosts"] = worst_hosts(conn, scope, org, main)
-    from scanner.server.store import rollups
-    rollups.ensure(engine, TREND_DAYS)
-    with engine.connect() as conn:
-        data["trend"] = trend(conn, scope, org, days=TREND_DAYS, profile=main, sums=sums)
-    tree = org_tree(engine, scope, org, sums)
+        conn.rollback()  # a new read transaction below sees roll-ups computed meanwhile (SQLite's snapshot)
+        rollups.ensure(engine, TREND_DAYS, first["rollup_days"])
+        second = [("trend", _trend_query(scope, org, TREND_DAYS, main))]
+        if top:
+            second.append(("titles", _titles_query(top)))
+        if main:
+            second.extend(_worst_queries(scope, org, main, t))
+        rows = bundle(conn, second)
+        data["top_failing"] = _with_titles(top, rows.get("titles", ()))
+        data["worst_hosts"] = _worst_from(conn, rows, scope, org, main, t, sums.touched) if main else []
+        data["trend"] = trend(conn, scope, org, days=TREND_DAYS, profile=main, sums=sums, rows=rows["trend"])
+    tree = org_tree(engine, scope, org, sums, token_orgs=[r[0] for r in first["token_orgs"]])
     data["by_org"] = [n for n in tree if n["depth"] <= 2 and n["hosts"]]
     return data
 

@@ -102,13 +102,24 @@ def compute_day(conn, day):
     conn.execute(db.rollup_days.insert().values(day=day, computed_at=now()))
 
 
-def ensure(engine, days):
-    """Make sure the roll-ups of the ``days`` days before today exist; return how many were computed."""
+def marks_query(days):
+    """The computed days among the ``days`` days before today (rows for ``ensure``'s ``marks``)."""
+    last = today() - 1
+    return select(db.rollup_days.c.day).where(db.rollup_days.c.day >= last - days + 1, db.rollup_days.c.day <= last)
+
+
+def ensure(engine, days, marks=None):
+    """Make sure the roll-ups of the ``days`` days before today exist; return how many were computed.
+    ``marks``: ``marks_query``'s rows when the caller has read them."""
     last = today() - 1
     first = last - days + 1
-    with engine.connect() as conn:
-        if not missing_days(conn, first, last):
+    if marks is not None:
+        if not set(range(first, last + 1)) - {row[0] for row in marks}:
             return 0
+    else:
+        with engine.connect() as conn:
+            if not missing_days(conn, first, last):
+                return 0
     with db.write_tx(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})

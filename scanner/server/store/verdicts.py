@@ -77,14 +77,21 @@ def rule_verdicts(conn, orgs, levels=None, t=None):
     return out
 
 
-def touched_hosts(conn, t=None):
+def touched_query(t):
+    """The valid verdicts' (level, target kind, target), for ``touched_hosts``."""
+    a = db.assessments
+    return select(a.c.level, a.c.target_kind, a.c.target).distinct().where(a.c.revoked_at.is_(None), a.c.valid_until > t)
+
+
+def touched_hosts(conn, t=None, rows=None):
     """(levels, condition on hosts) selecting the hosts a valid verdict may apply to: the host
-    targets and the hosts at or below an org target; (levels, None) when there are none."""
+    targets and the hosts at or below an org target; (levels, None) when there are none.
+    ``rows``: ``touched_query``'s rows when the caller has read them already."""
     from sqlalchemy import or_
     t = now() if t is None else t
-    a, h = db.assessments, db.hosts
-    rows = conn.execute(select(a.c.level, a.c.target_kind, a.c.target).distinct()
-                        .where(a.c.revoked_at.is_(None), a.c.valid_until > t)).all()
+    h = db.hosts
+    if rows is None:
+        rows = conn.execute(touched_query(t)).all()
     if not rows:
         return [], None
     levels = sorted({r[0] for r in rows})
