@@ -50,6 +50,23 @@ def slow_top_failing(engine, scope, t):
         return dict(conn.execute(q).all())
 
 
+def slow_failing_severity(engine, scope, t):
+    """{rule: the most severe severity of its failures after waivers} from the results."""
+    rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+    r, h = db.results, db.hosts
+    q = select(r.c.rule_id, r.c.severity).select_from(r.join(h, h.c.id == r.c.host_id)).where(
+        queries.status_filter(["fail"], t))
+    if scope.where(h.c.org_path) is not None:
+        q = q.where(scope.where(h.c.org_path))
+    out = {}
+    with engine.connect() as conn:
+        for rid, sev in conn.execute(q):
+            key = (rank.get(sev, 5), sev or "")
+            if rid not in out or key < out[rid]:
+                out[rid] = key
+    return {rid: key[1] or None for rid, key in out.items()}
+
+
 def slow_profile_scores(engine, t):
     """{(host, profile): (score with the central waivers in force at t, waived)} from the results."""
     r = db.results
@@ -137,7 +154,9 @@ def check_views(engine, scope, t, monkeypatch):
     expected = slow_top_failing(engine, scope, t)
     with engine.connect() as conn:
         got = {x["rule_id"]: x["hosts"] for x in queries.top_failing_rules(conn, scope, limit=1000)}
+        severity = {x["rule_id"]: x["severity"] for x in queries.top_failing_rules(conn, scope, limit=1000)}
     assert got == expected
+    assert severity == slow_failing_severity(engine, scope, t)
     # findings totals for a few filters, against the length of the full list
     for filters in ({"status": ["fail"]}, {"status": ["waived"]}, {"status": ["fail", "pass"], "severity": ["high"]},
                     {"rule": RULES[0][0]}, {"category": "crypto", "status": ["manual"]}):

@@ -8,10 +8,12 @@ of counting a million result rows per request (10,000 hosts x ~160 rules).
 - ``org_hosts``, ``org_profiles`` (db.py): live hosts and host profiles per org unit, the scores
   with and without central waivers: the overview's totals, the org tree, scores per profile.
 - ``rule_failing``: hosts failing a rule (in any of their profiles) per (org unit, rule,
-  covered_until): ``covered_until`` is 0 when one of the host's failures of the rule is not
-  covered by a central waiver, else the earliest expiry among the waivers covering them. At time
-  ``t`` the host fails the rule when ``covered_until <= t`` and is waived for it otherwise, so an
-  expiring waiver needs no job (the same rule as queries.status_filter).
+  covered_until, severity): ``covered_until`` is 0 when one of the host's failures of the rule is
+  not covered by a central waiver, else the earliest expiry among the waivers covering them. At
+  time ``t`` the host fails the rule when ``covered_until <= t`` and is waived for it otherwise, so
+  an expiring waiver needs no job (the same rule as queries.status_filter). ``severity``: the most
+  severe of the host's failures of the rule ('' none), so "top failing rules" ranks by severity
+  from these rows alone.
 
 Both are kept in the transaction of every write of latest result rows, and only by this module:
 intake (intake/batch.py) passes the deltas of the rows it changed (``Delta``, computed in Python
@@ -29,7 +31,8 @@ import collections
 from sqlalchemy import bindparam, text
 
 RC_KEYS = ("org_path", "profile", "rule_id", "severity", "category", "status", "waiver_until")
-RF_KEYS = ("org_path", "rule_id", "covered_until")
+RF_KEYS = ("org_path", "rule_id", "covered_until", "severity")
+SEVERITY_RANK = (("critical", 0), ("high", 1), ("medium", 2), ("low", 3), ("info", 4))  # else 5
 
 _RC_SELECT = """
 SELECT h.org_path, r.profile, r.rule_id, coalesce(r.severity, ''), coalesce(r.category, ''), r.status,
@@ -39,14 +42,17 @@ WHERE {cond}
 GROUP BY h.org_path, r.profile, r.rule_id, coalesce(r.severity, ''), coalesce(r.category, ''), r.status,
          coalesce(r.waiver_until, 0)
 """
+# the most severe severity: the least of rank digit || severity (worst_severity in Python)
+_SEV_KEY = "CASE r.severity %s ELSE '5' END || coalesce(r.severity, '')" % " ".join(
+    "WHEN '%s' THEN '%d'" % kv for kv in SEVERITY_RANK)
 _RF_SELECT = """
-SELECT h.org_path, x.rule_id, x.u, {sign} count(*)
-FROM (SELECT r.host_id, r.rule_id, min(coalesce(r.waiver_until, 0)) AS u FROM results r
+SELECT h.org_path, x.rule_id, x.u, substr(x.s, 2), {sign} count(*)
+FROM (SELECT r.host_id, r.rule_id, min(coalesce(r.waiver_until, 0)) AS u, min(%s) AS s FROM results r
       WHERE r.status = 'fail' AND {cond} GROUP BY r.host_id, r.rule_id) x
 JOIN hosts h ON h.id = x.host_id
 WHERE 1 = 1
-GROUP BY h.org_path, x.rule_id, x.u
-"""
+GROUP BY h.org_path, x.rule_id, x.u, substr(x.s, 2)
+""" % _SEV_KEY
 _CC_SELECT = """
 SELECT h.org_path, c.category, c.origin, {sign} count(*)
 FROM components c JOIN hosts h ON h.id = c.host_id
@@ -144,12 +150,22 @@ def rebuild_rule(conn, rule_id):
     _add_from_results(conn, "r.rule_id = :rule", {"rule": rule_id}, +1)
 
 
-def rebuild(conn):
-    """Recompute both aggregates from the latest results."""
-    conn.execute(text("DELETE FROM result_counts"))
+def rebuild_failing(conn):
+    """Recompute rule_failing from the latest results."""
     conn.execute(text("DELETE FROM rule_failing"))
+    conn.execute(text(_RF_UPSERT.format(select=_RF_SELECT.format(sign="", cond="1 = 1"))))
+
+
+def rebuild(conn, failing=True):
+    """Recompute the aggregates from the latest results (``failing`` False: not rule_failing, whose
+    key migration 0017 changed; migration 0013 counts it in its own shape)."""
+    conn.execute(text("DELETE FROM result_counts"))
     conn.execute(text("DELETE FROM component_counts"))
-    _add_from_results(conn, "1 = 1", {}, +1)
+    if failing:
+        conn.execute(text("DELETE FROM rule_failing"))
+        _add_from_results(conn, "1 = 1", {}, +1)
+    else:
+        conn.execute(text(_RC_UPSERT.format(select=_RC_SELECT.format(sign="", cond="1 = 1"))))
     conn.execute(text(_CC_UPSERT.format(select=_CC_SELECT.format(sign="", cond="1 = 1"))))
     rebuild_orgs(conn)
 
@@ -301,14 +317,26 @@ def refresh_profiles(conn, host_ids=None, orgs=True):
 
 
 # --- intake: deltas computed in Python ---------------------------------------------------------------
+def severity_key(severity):
+    """Orders severities most severe first (then by name): the rule_failing severity is the least."""
+    return dict(SEVERITY_RANK).get(severity, 5), severity or ""
+
+
 def failing_map(rows):
-    """{rule_id: covered_until} of one host from its result rows (dicts, all its profiles)."""
+    """{rule_id: (covered_until, severity)} of one host from its result rows (dicts, all its
+    profiles): the earliest waiver expiry (0: a failure not covered) and the most severe severity
+    ('' none) of its failures of each rule."""
     out = {}
     for x in rows:
         if x["status"] == "fail":
             u = x["waiver_until"] or 0
+            sev = x["severity"] or ""
             rid = x["rule_id"]
-            out[rid] = min(out[rid], u) if rid in out else u
+            if rid in out:
+                u0, s0 = out[rid]
+                out[rid] = (min(u0, u), min(s0, sev, key=severity_key))
+            else:
+                out[rid] = (u, sev)
     return out
 
 
@@ -332,9 +360,9 @@ class Delta(object):
             if a == b:
                 continue
             if a is not None:
-                self.rf[(org_path, rid, a)] -= 1
+                self.rf[(org_path, rid) + a] -= 1
             if b is not None:
-                self.rf[(org_path, rid, b)] += 1
+                self.rf[(org_path, rid) + b] += 1
 
     def write(self, sql):
         """Apply the non-zero deltas through the batch writer's statements (store/rawsql.py), in key order."""

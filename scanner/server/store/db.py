@@ -278,14 +278,16 @@ org_profiles = Table(
 
 # Hosts failing a rule (in any profile), per org unit: covered_until is 0 when a failure is not
 # covered by a central waiver, else the earliest expiry of the waivers covering the host's failures
-# of the rule; at time t the host fails the rule when covered_until <= t.
+# of the rule; at time t the host fails the rule when covered_until <= t. severity: the most severe
+# of the host's failures of the rule ('' none; migration 0017).
 rule_failing = Table(
     "rule_failing", metadata,
     Column("org_path", String(512), nullable=False),
     Column("rule_id", String(128), nullable=False),
     Column("covered_until", BigInteger, nullable=False),
     Column("hosts", Integer, nullable=False),
-    UniqueConstraint("org_path", "rule_id", "covered_until"),
+    Column("severity", String(16), nullable=False, server_default=""),
+    UniqueConstraint("org_path", "rule_id", "covered_until", "severity", name="uq_rule_failing_key"),
 )
 
 # Change records (store/changes.py), written in the transaction that replaces a host's latest state

@@ -822,14 +822,16 @@ def compliance_by_profile(conn, scope, org=None, sums=None):
 
 
 def top_failing_query(scope, org=None, limit=10, t=None):
-    """The rules failing on most hosts (after waivers), summed from the maintained ``rule_failing``
-    (store/aggregates.py: hosts per org unit, rule and waiver expiry; a few thousand rows, not the
-    failing results). The titles are fetched for the few rules shown, see top_failing_rules."""
+    """The rules failing on most hosts (after waivers), per rule and the most severe severity of each
+    host's failures of it, summed from the maintained ``rule_failing`` (store/aggregates.py: hosts
+    per org unit, rule, waiver expiry and severity; a few thousand rows, not the failing results).
+    The titles are fetched for the few rules shown, see top_failing_rules."""
     rf = db.rule_failing
     hosts_n = func.sum(rf.c.hosts)
-    q = _where(select(rf.c.rule_id, hosts_n.label("n")).where(rf.c.covered_until <= (t or now())),
+    q = _where(select(rf.c.rule_id, rf.c.severity, hosts_n.label("n")).where(rf.c.covered_until <= (t or now())),
                *_in_scope(scope, rf.c.org_path, org))
-    return q.group_by(rf.c.rule_id).having(hosts_n > 0).order_by(hosts_n.desc(), rf.c.rule_id).limit(limit)
+    q = q.group_by(rf.c.rule_id, rf.c.severity).having(hosts_n > 0)
+    return q.order_by(hosts_n.desc(), rf.c.rule_id, rf.c.severity).limit(limit)
 
 
 WEIGHTS = {"info": 0, "low": 1, "medium": 2, "high": 4, "critical": 8}  # scanner/engine/evaluator.py
@@ -843,29 +845,23 @@ def top_failing_rules(conn, scope, org=None, limit=10):
     """The failing rules (after waivers) ranked by severity weight x failing hosts (the agent's
     weights: critical 8, high 4, medium 2, low 1, info 0), then by hosts: an info rule never heads
     the list while anything more severe fails. Every failing rule is counted from the maintained
-    rule_failing (``top_failing_query``); its severity is that of its failing results (the
+    rule_failing (``top_failing_query``) with its severity, the most severe of its failures there (the
     maintained result_counts); the titles are read for the rules shown (an index probe each)."""
-    counted = conn.execute(top_failing_query(scope, org, None)).all()
-    if not counted:
-        return []
-    out = _rank_failing(counted, conn.execute(_severity_query([x[0] for x in counted])), limit)
+    out = _rank_failing(conn.execute(top_failing_query(scope, org, None)), limit)
     return _with_titles(out, conn.execute(_titles_query(out)) if out else ())
 
 
-def _severity_query(rule_ids=None):
-    """(rule, severity) of the failing results (result_counts: '' is a result without a severity)."""
-    rc = db.result_counts
-    q = select(rc.c.rule_id, rc.c.severity).where(rc.c.status == "fail", rc.c.n > 0).distinct()
-    return q.where(rc.c.rule_id.in_(rule_ids)) if rule_ids is not None else q
-
-
-def _rank_failing(counted, severities, limit):
-    severity = {}
-    for rid, sev in severities:
-        if rid not in severity or SEVERITY_ORDER.get(sev or None, 5) < SEVERITY_ORDER.get(severity[rid], 5):
-            severity[rid] = sev or None  # '' in the counts is a result without a severity
-    out = [{"rule_id": rid, "severity": severity.get(rid), "hosts": int(n),
-            "weight": WEIGHTS.get(severity.get(rid), 2) * int(n)} for rid, n in counted]
+def _rank_failing(counted, limit):
+    """``top_failing_query``'s rows (rule, severity, hosts) ranked: hosts summed per rule, whose
+    severity is the most severe of its rows."""
+    from scanner.server.store.aggregates import severity_key
+    rules = {}
+    for rid, sev, n in counted:
+        cur = rules.get(rid)
+        sev = sev or ""
+        rules[rid] = (min(cur[0], sev, key=severity_key) if cur else sev, (cur[1] if cur else 0) + int(n))
+    out = [{"rule_id": rid, "severity": sev or None, "hosts": n, "weight": WEIGHTS.get(sev or None, 2) * n}
+           for rid, (sev, n) in rules.items() if n > 0]
     out.sort(key=lambda x: (-x["weight"], SEVERITY_ORDER.get(x["severity"], 5), -x["hosts"], x["rule_id"]))
     return out[:limit]
 
@@ -1078,7 +1074,6 @@ def overview(engine, scope, org=None):
         first = bundle(conn, OrgSums.queries(scope, org, t) + [
             ("by_category", _by_category_query(scope, org)),
             ("failing", top_failing_query(scope, org, None, t)),
-            ("severity", _severity_query()),
             ("token_orgs", _token_orgs_query(scope, org)),
             ("rollup_days", rollups.marks_query(TREND_DAYS))])
         sums = OrgSums(conn, scope, org, t, first)  # read once, added up below in several ways
@@ -1090,7 +1085,7 @@ def overview(engine, scope, org=None):
             "by_category": localization_by_category(conn, scope, org, first["by_category"]),
             "by_profile": compliance_by_profile(conn, scope, org, sums),
         }
-        top = _rank_failing(first["failing"], first["severity"], 10)
+        top = _rank_failing(first["failing"], 10)
         # the score line follows the profile most hosts are scanned with
         main = max(data["by_profile"], key=lambda p: (p["hosts"], p["profile"]))["profile"] if data["by_profile"] else None
         data["trend_profile"] = main

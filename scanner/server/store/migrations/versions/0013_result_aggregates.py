@@ -92,7 +92,11 @@ def upgrade():
     # counted once from the results already stored; intake and the workflow keep them from here on
     from scanner.server.store import aggregates
     aggregates.refresh_profiles(op.get_bind())
-    aggregates.rebuild(op.get_bind())
+    aggregates.rebuild(op.get_bind(), failing=False)
+    op.execute("INSERT INTO rule_failing (org_path, rule_id, covered_until, hosts) "
+               "SELECT h.org_path, x.rule_id, x.u, count(*) FROM (SELECT host_id, rule_id, "
+               "min(coalesce(waiver_until, 0)) AS u FROM results WHERE status = 'fail' GROUP BY host_id, rule_id) x "
+               "JOIN hosts h ON h.id = x.host_id GROUP BY h.org_path, x.rule_id, x.u")
 
 
 def downgrade():
