@@ -152,8 +152,21 @@ def create_app(settings, engine=None):
     from scanner.server.web import api
     from scanner.server.web import fixes, pages
 
+    import contextlib
+    from scanner.server.maintenance import Maintenance
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        # background work (the retention prune), one node per run: scanner/server/maintenance.py
+        maintenance = app.state.maintenance = Maintenance(app.state.engine, settings)
+        maintenance.start()
+        try:
+            yield
+        finally:
+            maintenance.stop()
+
     app = FastAPI(title="xcscan aggregator", version="1", openapi_url="/api/v1/openapi.json",
-                  docs_url=None, redoc_url=None,
+                  docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Signed xcscan reports in; fleet localization and MLPS compliance out. "
                               "Protocol: docs/api.md.")
     app.state.settings = settings

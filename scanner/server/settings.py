@@ -31,6 +31,9 @@ class Settings:
     # a user with approval rights may approve their own waiver request (small sites; default four-eyes)
     waiver_single_step: bool = False
     report_retention_days: int = 0  # drop stored bodies of reports older than this (0: keep all); `server prune`
+    # how often the server itself applies report_retention_days (seconds; one node per run: store/jobs.py);
+    # 0: never (run `xcscan server prune` from cron or a systemd timer instead)
+    prune_interval: int = 86400
     pool_size: int = 10
     # Prometheus /metrics: off unless a bearer token or an allow-list of addresses/CIDRs is set
     metrics_token: str = ""

@@ -522,6 +522,19 @@ loc_targets = Table(
 )
 
 
+# Scheduled background jobs (store/jobs.py): a run is claimed by one node, by a conditional update
+# of its job's row, so that several server processes or machines run each job once per interval.
+job_runs = Table(
+    "job_runs", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("started_at", BigInteger, nullable=False),  # the claimed run's start (0: never)
+    Column("finished_at", BigInteger, nullable=True),
+    Column("runs", Integer, nullable=False),
+    Column("node", String(128), nullable=True),  # host:pid of the node that claimed it
+    Column("detail", Text, nullable=True),  # JSON: what the last run did
+)
+
+
 audit_log = Table(
     "audit_log", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
