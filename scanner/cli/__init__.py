@@ -98,3 +98,9 @@ def main(argv=None):
         sys.exit(130)
     finally:
         recache.save()
+        # The process ends here. Interpreter shutdown runs the cyclic collector over every live object
+        # (~36 M instructions, the modules' functions and classes mostly: ~4% of a scan); moved to the
+        # permanent generation they are only freed (by reference counts, as usual), not traversed.
+        # Standard streams are flushed and atexit handlers run as always; no file is left open here.
+        import gc
+        gc.freeze()
