@@ -158,7 +158,7 @@ def rebuild_failing(conn):
 
 def rebuild(conn, failing=True):
     """Recompute the aggregates from the latest results (``failing`` False: not rule_failing, whose
-    key migration 0018 changed; migration 0013 counts it in its own shape)."""
+    key migration 0019 changed; migration 0013 counts it in its own shape)."""
     conn.execute(text("DELETE FROM result_counts"))
     conn.execute(text("DELETE FROM component_counts"))
     if failing:

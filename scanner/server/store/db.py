@@ -279,7 +279,7 @@ org_profiles = Table(
 # Hosts failing a rule (in any profile), per org unit: covered_until is 0 when a failure is not
 # covered by a central waiver, else the earliest expiry of the waivers covering the host's failures
 # of the rule; at time t the host fails the rule when covered_until <= t. severity: the most severe
-# of the host's failures of the rule ('' none; migration 0018).
+# of the host's failures of the rule ('' none; migration 0019).
 rule_failing = Table(
     "rule_failing", metadata,
     Column("org_path", String(512), nullable=False),

@@ -1,16 +1,16 @@
 """the most severe severity of each host's failures of a rule in rule_failing's key, so that "top
 failing rules" ranks by severity from rule_failing alone (it read every failing row of result_counts)
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-06 08:45:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0018'
-down_revision = '0017'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
