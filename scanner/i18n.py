@@ -123,7 +123,10 @@ def _error_table():
     return _ERRORS
 
 
-def _error_part(text):
+def error_part(text, lang="zh"):
+    """One sentence of an error (its message or its hint) in ``lang``, or as it is."""
+    if lang != "zh" or not text:
+        return text
     for pattern, template in _error_table():
         m = pattern.match(text)
         if m:
@@ -136,9 +139,9 @@ def error_text(exc, lang="en"):
     scanner/locale/errors.zh.yaml; a part without an entry stays English (an error is never lost)."""
     if lang != "zh" or not hasattr(exc, "message"):
         return str(exc)
-    text = _error_part(str(exc.message))
+    text = error_part(str(exc.message))
     if exc.path:
         text = "%s：%s" % (exc.path, text)
     if exc.hint:
-        text = "%s（%s）" % (text, _error_part(str(exc.hint)))
+        text = "%s（%s）" % (text, error_part(str(exc.hint)))
     return text

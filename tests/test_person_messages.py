@@ -131,6 +131,27 @@ def test_report_refuses_a_damaged_document(tmp_path, damage, message):
         assert "cannot render the report" in res.stderr
 
 
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d.pop("summary"), "报告有“results”却没有“summary”部分"),
+    (lambda d: d["results"][0].update(status="passed"), "：状态“passed”不是以下之一：pass, fail"),
+    (lambda d: d["results"][1].update(severity="urgent"), "：严重程度“urgent”不是以下之一："),
+    (lambda d: d["results"][2].pop("rule_id"), "results[2] 没有 rule_id"),
+    (lambda d: d["summary"]["counts"].update(fail=d["summary"]["counts"].get("fail", 0) + 3),
+     "但检查结果中有"),
+    (lambda d: d.update(results={"not": "a list"}), "报告字段 results 应为列表"),
+    (lambda d: d.pop("host"), "报告缺少“host”部分"),
+])
+def test_report_refuses_a_damaged_document_in_chinese(tmp_path, damage, message):
+    doc = copy.deepcopy(load())
+    damage(doc)
+    path = _write(tmp_path, doc)
+    res = run("report", path, "--format", "html", "--lang", "zh")
+    assert res.exit_code == 1 and res.stdout == ""
+    line = res.stderr.strip()
+    assert line.startswith("xcscan：错误：") and "无法生成报告" in line and message in line, line
+    assert "re-run" not in line and "is not one of" not in line and "must be" not in line
+
+
 def test_report_accepts_the_intact_document_and_reevaluates_a_damaged_one(tmp_path):
     assert run("report", _write(tmp_path, load()), "--format", "csv").exit_code == 0
     doc = copy.deepcopy(load())

@@ -127,7 +127,10 @@ def test_corrupt_or_foreign_file_is_a_clear_error(tmp_path, content, message):
 
 def test_missing_file_and_localized_prefix(tmp_path):
     res = run(["report", str(tmp_path / "nope.json"), "--lang", "zh"])
-    assert res.exit_code == 1 and "无法生成报告" in res.stderr and "cannot read report" in res.stderr
+    assert res.exit_code == 1 and "无法生成报告" in res.stderr and "无法读取报告：文件不存在" in res.stderr
+    assert "cannot read report" not in res.stderr and res.stderr.startswith("xcscan：错误：")
+    res = run(["report", str(tmp_path / "nope.json"), "--lang", "en"])
+    assert res.exit_code == 1 and "cannot render the report" in res.stderr and "cannot read report" in res.stderr
 
 
 @pytest.mark.parametrize("args, message", [

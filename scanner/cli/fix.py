@@ -147,7 +147,8 @@ def _load_report(path, lang):
     try:
         return load_report("/dev/stdin" if path == "-" else path)
     except XcscanError as exc:
-        raise XcscanError(t("report.load_failed", lang, why=str(exc)),
+        from scanner.i18n import error_text
+        raise XcscanError(t("report.load_failed", lang, why=error_text(exc, lang)),
                           hint=None if exc.hint else t("report.load_hint", lang))
 
 

@@ -30,7 +30,8 @@ def report(file, fmt, outputs, bom, quiet, lang, reevaluate, profile, waivers, a
     try:
         doc = load_report("/dev/stdin" if file == "-" else file)
     except XcscanError as exc:
-        raise XcscanError(t("report.load_failed", lang, why=str(exc)),
+        from scanner.i18n import error_text
+        raise XcscanError(t("report.load_failed", lang, why=error_text(exc, lang)),
                           hint=None if exc.hint else t("report.load_hint", lang))
     if (profile or waivers) and not reevaluate:
         raise click.UsageError(t("report.needs_reevaluate", lang))
@@ -38,7 +39,9 @@ def report(file, fmt, outputs, bom, quiet, lang, reevaluate, profile, waivers, a
     try:
         check_document(doc, path="-" if file == "-" else file, results=not reevaluate)
     except XcscanError as exc:
-        raise XcscanError(t("report.load_failed", lang, why=exc.message), path=exc.path, hint=exc.hint)
+        from scanner.i18n import error_part
+        raise XcscanError(t("report.load_failed", lang, why=error_part(exc.message, lang)), path=exc.path,
+                          hint=exc.hint)
     if reevaluate:
         try:
             from scanner.pipeline import evaluate_report
