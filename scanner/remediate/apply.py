@@ -237,13 +237,13 @@ def apply_plan(plan, backup_dir, lock_path=None, run_command=None):
                     _live_steps(plan, run, run_command)
             except BaseException as exc:
                 run.log("failed: %s; rolling back" % exc)
-                rollback_entries(run.root, run.dir, run.entries, run.log)
+                failed = rollback_entries(run.root, run.dir, run.entries, run.log)
                 run.save()
+                done = _not_restored(failed, run_dir) if failed else "; every change was rolled back"
                 if isinstance(exc, XcscanError):
-                    raise FixFailed("%s; every change was rolled back" % exc.message, path=exc.path,
-                                    hint="the log is in %s" % run_dir)
+                    raise FixFailed("%s%s" % (exc.message, done), path=exc.path, hint="the log is in %s" % run_dir)
                 if isinstance(exc, (OSError, subprocess.SubprocessError)):
-                    raise FixFailed("%s; every change was rolled back" % exc, hint="the log is in %s" % run_dir)
+                    raise FixFailed("%s%s" % (exc, done), hint="the log is in %s" % run_dir)
                 raise
             run.log("done")
         finally:
@@ -294,19 +294,61 @@ def _live_steps(plan, run, run_command):
                 raise XcscanError("%s failed (exit %d): %s" % (" ".join(argv), code, out.strip()[:300]))
 
 
+def _already(host, before, data):
+    """``host`` is in the journal's ``before`` state (a pending change that never happened)."""
+    import stat as stat_mod
+    try:
+        st = os.lstat(host)
+    except OSError:
+        return before["kind"] is None
+    kind, mode = before["kind"], before["mode"]
+    mode = int(mode, 8) if isinstance(mode, str) else mode
+    if kind is None or (st.st_uid, st.st_gid) != (before["uid"], before["gid"]):
+        return False
+    if kind == "link":
+        return stat_mod.S_ISLNK(st.st_mode) and os.readlink(host) == before.get("target")
+    if stat_mod.S_IMODE(st.st_mode) != mode:
+        return False
+    if kind == "dir":
+        return stat_mod.S_ISDIR(st.st_mode)
+    if not stat_mod.S_ISREG(st.st_mode):
+        return False
+    with open(host, "rb") as fh:
+        return fh.read() == data
+
+
 def rollback_entries(root, run_dir, entries, log=None):
+    """Restore, newest first, every change that was made or may have been (pending); a pending one
+    that never happened is left alone. One that cannot be restored does not stop the others: returns
+    [(path, error)] of those."""
+    failed = []
     for entry in reversed(entries):
         if entry["status"] not in ("done", "pending"):
             continue
         host = _host(root, entry["path"])
         data = None
-        if entry["backup"]:
-            with open(os.path.join(run_dir, entry["backup"]), "rb") as fh:
-                data = fh.read()
-        set_state(host, entry["before"], label=entry.get("label"), times=entry.get("times"), data=data)
+        try:
+            if entry["backup"]:
+                with open(os.path.join(run_dir, entry["backup"]), "rb") as fh:
+                    data = fh.read()
+            if entry["status"] == "pending" and _already(host, entry["before"], data):
+                entry["status"] = "not changed"
+                continue
+            set_state(host, entry["before"], label=entry.get("label"), times=entry.get("times"), data=data)
+        except (OSError, IOError) as exc:
+            failed.append((entry["path"], str(exc)))
+            if log:
+                log("cannot restore %s: %s" % (entry["path"], exc))
+            continue
         entry["status"] = "rolled back"
         if log:
             log("restored %s" % entry["path"])
+    return failed
+
+
+def _not_restored(failed, run_dir):
+    return "; NOT restored: %s (the originals are in %s/files, see manifest.json)" % (
+        ", ".join("%s (%s)" % f for f in failed), run_dir)
 
 
 def rollback(run_dir, lock_path=None):
@@ -325,13 +367,14 @@ def rollback(run_dir, lock_path=None):
     try:
         run = Run(run_dir, doc["root"])
         run.entries = doc["entries"]
-        todo = [e for e in run.entries if e["status"] in ("done", "pending")]
         try:
-            rollback_entries(run.root, run_dir, run.entries, run.log)
+            failed = rollback_entries(run.root, run_dir, run.entries, run.log)
         finally:
             run.save()
             run.close()
-        return len(todo)
+        if failed:
+            raise XcscanError("rollback incomplete" + _not_restored(failed, run_dir), path=run_dir)
+        return len([e for e in run.entries if e["status"] == "rolled back"])
     finally:
         if lock is not None:
             lock.release()
