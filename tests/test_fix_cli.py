@@ -588,3 +588,16 @@ def test_a_rollback_that_cannot_restore_a_file_restores_the_others_and_says_whic
         subprocess.run(["chattr", "-i", defs])
     res = invoke("fix", "--rollback", run_dir, "--lock", str(tmp_path / "agent.lock"))   # again, once it can
     assert res.exit_code == 0 and differences(before, snapshot(rhel)) == []
+
+
+def test_apply_and_rollback_errors_in_chinese(rhel, tmp_path):
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr")
+    target = os.path.join(rhel, "etc", "ssh", "sshd_config")
+    if subprocess.run(["chattr", "+i", target]).returncode != 0:
+        pytest.skip("cannot make a file immutable here")
+    try:
+        res = invoke(*apply_args(tmp_path, rhel, "--rule", "mlps.ia.ssh-max-auth-tries", "--lang", "zh"))
+        assert res.exit_code == 1 and "所有修改均已回退" in res.stderr and "日志位于 " in res.stderr, res.stderr
+    finally:
+        subprocess.run(["chattr", "-i", target])
