@@ -1,15 +1,18 @@
-"""Validated data kept as compact JSON in the user cache directory, keyed by a fingerprint of its
-source files (path, size, mtime) and of the code that validated it.
+"""Validated data kept in the user cache directory, keyed by a fingerprint of its source files (path,
+size, mtime) and of the code that validated it.
 
-Parsing YAML costs far more than reading JSON (on Python 3.7 without libyaml, tens of times more),
-so the rule set and the product catalog are validated once and read from here on later runs. Any
-problem with a cache file (missing, stale, corrupt, unwritable directory) falls back silently to
-parsing the sources; the cache is never the only copy of anything.
+Parsing YAML costs far more than reading a cache (on Python 3.7 without libyaml, tens of times more),
+so the rule set, the product catalog and the shipped YAML are validated once and read from here on
+later runs. The data is what a JSON round trip keeps (text keys, lists, anything else as its str()),
+stored with marshal, which reads it back ~2x faster than the json module did (a scan reads ~400 KB of
+it). Any problem with a cache file (missing, stale, corrupt, unwritable directory) falls back silently
+to parsing the sources; the cache is never the only copy of anything.
 """
 from __future__ import absolute_import
 
 import hashlib
 import json
+import marshal
 import os
 
 
@@ -35,30 +38,53 @@ def fingerprint(files, salt):
 
 def path_for(kind, directory):
     key = hashlib.sha1(os.path.abspath(directory).encode("utf-8", "replace")).hexdigest()[:16]
-    return os.path.join(cache_dir(), "%s-%s.json" % (kind, key))
+    return os.path.join(cache_dir(), "%s-%s.marshal" % (kind, key))
+
+
+def json_shaped(payload):
+    """``payload`` as a JSON round trip returns it (what the cache keeps)."""
+    return json.loads(json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
+def load(path):
+    """The document of a cache file (marshal), or None when it is not one."""
+    try:
+        with open(path, "rb") as fh:
+            doc = marshal.loads(fh.read())
+    except Exception:  # missing, unreadable, not marshal data
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def store(path, doc):
+    """Write ``doc`` (JSON-shaped) to ``path`` atomically; never raises."""
+    try:
+        data = marshal.dumps(doc)
+        if not os.path.isdir(os.path.dirname(path)):
+            os.makedirs(os.path.dirname(path), 0o700)
+        tmp = "%s.tmp%d" % (path, os.getpid())
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except Exception:
+        pass
 
 
 def read(kind, directory, fp):
     """The cached payload for ``directory`` when its fingerprint is ``fp``, else None."""
-    try:
-        with open(path_for(kind, directory), "rb") as fh:
-            doc = json.loads(fh.read().decode("utf-8"))
-        if doc.get("fingerprint") != fp:
-            return None
-        return doc["payload"]
-    except Exception:  # any cache problem: parse the sources instead
+    doc = load(path_for(kind, directory))
+    if doc is None or doc.get("fingerprint") != fp or "payload" not in doc:
         return None
+    return doc["payload"]
 
 
 def write(kind, directory, fp, payload):
     try:
-        path = path_for(kind, directory)
-        if not os.path.isdir(os.path.dirname(path)):
-            os.makedirs(os.path.dirname(path), 0o700)
-        tmp = "%s.tmp%d" % (path, os.getpid())
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"fingerprint": fp, "payload": payload}, fh, ensure_ascii=False, separators=(",", ":"),
-                      default=str)
-        os.replace(tmp, path)
+        doc = {"fingerprint": fp, "payload": json_shaped(payload)}
     except Exception:
-        pass
+        return
+    store(path_for(kind, directory), doc)

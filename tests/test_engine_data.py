@@ -1,6 +1,7 @@
 """Rule files, lint, the compiled cache, profiles, waivers and coverage."""
 import datetime
 import json
+import marshal
 import os
 import textwrap
 
@@ -126,12 +127,12 @@ def test_load_ruleset_raises_clear_error(tmp_path, cache):
 def test_cache_is_used_and_invalidated(tmp_path, cache):
     path = write(tmp_path, "checks/a/r.yaml", GOOD)
     load_ruleset(str(tmp_path / "checks"))
-    bundles = list(cache.glob("rules-*.json"))
+    bundles = list(cache.glob("rules-*.marshal"))
     assert len(bundles) == 1
-    doc = json.loads(bundles[0].read_text(encoding="utf-8"))
+    doc = marshal.loads(bundles[0].read_bytes())
     # tamper the cached title: a second load (new process: clear the in-memory copy) reads the cache
     doc["rules"][0]["title"]["en"] = "from cache"
-    bundles[0].write_text(json.dumps(doc), encoding="utf-8")
+    bundles[0].write_bytes(marshal.dumps(doc))
     from scanner.engine import rules as rules_mod
     rules_mod._LOADED.clear()
     assert load_ruleset(str(tmp_path / "checks")).get("t.ssh.root-login")["title"]["en"] == "from cache"
@@ -142,8 +143,8 @@ def test_cache_is_used_and_invalidated(tmp_path, cache):
     rules_mod._LOADED.clear()
     assert load_ruleset(str(tmp_path / "checks")).get("t.ssh.root-login")["title"]["en"] == "No root SSH login"
     # a corrupt cache falls back silently
-    for b in cache.glob("rules-*.json"):
-        b.write_text("{not json", encoding="utf-8")
+    for b in cache.glob("rules-*.marshal"):
+        b.write_bytes(b"{not marshal data")
     rules_mod._LOADED.clear()
     assert len(load_ruleset(str(tmp_path / "checks"))) == 1
 
@@ -160,7 +161,7 @@ def test_loaded_rules_and_cache_leave_test_cases_in_the_rule_file(tmp_path, cach
         assert missing_groups(rule) == []
         got = [(group, result["status"]) for group, _i, _want, result in run_rule_tests(rule)]
         assert got == [("fail", "fail"), ("pass", "pass")], attempt
-    bundle = json.loads(next(cache.glob("rules-*.json")).read_text(encoding="utf-8"))
+    bundle = marshal.loads(next(cache.glob("rules-*.marshal")).read_bytes())
     assert [sorted(r) for r in bundle["rules"]] == [sorted(rule)]
     assert "permitrootlogin" in json.dumps(bundle)          # the check is cached ...
     assert '"yes"' not in json.dumps(bundle)                 # ... the fail case's facts are not

@@ -15,7 +15,6 @@ embedded test cases (a quarter of the bundle, which a scan never reads):
 from __future__ import absolute_import
 
 import hashlib
-import json
 import os
 import re
 
@@ -366,14 +365,14 @@ def cache_dir():
 
 def _cache_path(directory):
     key = hashlib.sha1(os.path.abspath(directory).encode("utf-8", "replace")).hexdigest()[:16]
-    return os.path.join(cache_dir(), "rules-%s.json" % key)
+    return os.path.join(cache_dir(), "rules-%s.marshal" % key)
 
 
 def _read_cache(directory, fingerprint):
+    from scanner import jsoncache
     try:
-        with open(_cache_path(directory), "rb") as fh:
-            doc = json.loads(fh.read().decode("utf-8"))
-        if doc.get("fingerprint") != fingerprint:
+        doc = jsoncache.load(_cache_path(directory))
+        if doc is None or doc.get("fingerprint") != fingerprint:
             return None
         return [Rule(r) for r in doc["rules"]]
     except Exception:  # any cache problem: parse the files instead
@@ -381,17 +380,12 @@ def _read_cache(directory, fingerprint):
 
 
 def _write_cache(directory, fingerprint, rules):
+    from scanner import jsoncache
     try:
-        path = _cache_path(directory)
-        if not os.path.isdir(os.path.dirname(path)):
-            os.makedirs(os.path.dirname(path), 0o700)
-        tmp = "%s.tmp%d" % (path, os.getpid())
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"fingerprint": fingerprint, "rules": rules}, fh, ensure_ascii=False,
-                      separators=(",", ":"), default=str)
-        os.replace(tmp, path)
+        doc = {"fingerprint": fingerprint, "rules": jsoncache.json_shaped(rules)}
     except Exception:
-        pass
+        return
+    jsoncache.store(_cache_path(directory), doc)
 
 
 _LOADED = {}
