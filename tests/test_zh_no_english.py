@@ -302,3 +302,34 @@ def test_errors_a_new_user_meets_read_in_chinese(tmp_path):
             assert [w for w, _l in english_words(line, ids())] == [], (args, line)
         res = CliRunner().invoke(cli, args + ["--lang", "en"], env={"LANG": "zh_CN.UTF-8", "LC_ALL": ""})
         assert res.output.startswith("xcscan: error: ") and en in res.output, (args, res.output)
+
+
+def test_failing_commands_in_chinese_have_no_english(tmp_path):
+    """Real mistakes, run with --lang zh: a mistyped --profile, a report file that is not there, a
+    damaged report, a --waivers file that cannot be read as YAML or UTF-8. Each exits 1 with an error
+    that is all Chinese (the names and paths the user gave stay as they are)."""
+    from click.testing import CliRunner
+    from scanner.cli import cli
+    rhel = os.path.join(HERE, "fixtures", "engine", "rhel-default", "root")
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text('{"schema": "xcscan.report/1",\n "host": ', encoding="utf-8")
+    broken = tmp_path / "waivers.yaml"
+    broken.write_text("waivers: [\n", encoding="utf-8")
+    latin1 = tmp_path / "waivers-latin1.yaml"
+    latin1.write_bytes(b"waivers:\n  - rule: x\n    justification: caf\xe9\n")
+    incomplete = tmp_path / "waivers-incomplete.yaml"
+    incomplete.write_text("waivers:\n  - rule: ssh-root-login\n", encoding="utf-8")
+    cases = [
+        (["scan", "--root", rhel, "--profile", "nope"], "未知的检查方案“nope”"),
+        (["report", str(tmp_path / "missing.json")], "无法读取报告：文件不存在"),
+        (["report", str(damaged)], "报告不是有效的 JSON：第 2 行"),
+        (["scan", "--root", rhel, "--waivers", str(broken), "-q"], "YAML 语法错误"),
+        (["scan", "--root", rhel, "--waivers", str(latin1), "-q"], "不是有效的 UTF-8 编码"),
+        (["scan", "--root", rhel, "--waivers", str(incomplete), "-q"], "缺少 'hosts'"),
+    ]
+    for args, zh in cases:
+        res = CliRunner().invoke(cli, args + ["--lang", "zh"], env={"LANG": "en_US.UTF-8", "LC_ALL": ""})
+        assert res.exit_code == 1, (args, res.output)
+        line = res.output.strip()
+        assert line.startswith("xcscan：错误：") and zh in line, (args, line)
+        assert [w for w, _l in english_words(line, ids())] == [], (args, line)
