@@ -283,6 +283,12 @@ def test_full_ansible_playbooks_pass_syntax_check(rhel, debian, tmp_path):
         assert res.exit_code == 0
         proc = _ansible(str(tmp_path / "all.yml"), None, tmp_path)
         assert proc.returncode == 0, proc.stdout[-3000:]
+        # builtin modules only: the playbook runs on a bare ansible-core, no collection to install
+        import yaml
+        tasks = yaml.safe_load(open(str(tmp_path / "all.yml")))[0]["tasks"]
+        modules = set(k for t in tasks for k in t if "." in k)
+        assert len(tasks) > 40 and all(len([k for k in t if "." in k]) == 1 for t in tasks)
+        assert modules and all(m.startswith("ansible.builtin.") for m in modules), modules
 
 
 def test_coverage_lists_automated_dangerous_and_manual(tmp_path):
