@@ -607,3 +607,15 @@ def test_apply_and_rollback_errors_in_chinese(rhel, tmp_path):
         assert res.exit_code == 1 and "所有修改均已回退" in res.stderr and "日志位于 " in res.stderr, res.stderr
     finally:
         subprocess.run(["chattr", "-i", target])
+
+
+def test_rollback_refuses_while_another_run_holds_the_agent_lock(rhel, tmp_path):
+    from scanner.agent.lock import RunLock
+    res = invoke(*apply_args(tmp_path, rhel, "--rule", "mlps.ia.password-max-age"))
+    assert res.exit_code == 0
+    fixed = snapshot(rhel)
+    run_dir = os.path.join(str(tmp_path / "backups"), os.listdir(str(tmp_path / "backups"))[0])
+    with RunLock(str(tmp_path / "agent.lock")):
+        res = invoke("fix", "--rollback", run_dir, "--lock", str(tmp_path / "agent.lock"))
+    assert res.exit_code == 75 and "in progress" in res.stderr
+    assert differences(fixed, snapshot(rhel)) == []
