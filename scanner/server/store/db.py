@@ -227,6 +227,7 @@ result_counts = Table(
     Column("n", Integer, nullable=False),  # latest result rows
     UniqueConstraint("org_path", "profile", "rule_id", "severity", "category", "status", "waiver_until",
                      name="uq_result_counts_key"),
+    Index("ix_result_counts_rule", "rule_id"),  # one rule's hosts per status (the rule page; migration 0021)
 )
 
 # Latest inventory components per org unit, category and origin (store/aggregates.py)

@@ -271,8 +271,9 @@ def orgs(request: Request, org: Optional[str] = Query(None, max_length=512), use
 def rule_hosts(rule_id: str, request: Request, response: Response, status: Optional[List[str]] = Query(None),
                limit: int = Query(1000, ge=1, le=100000), offset: int = Query(0, ge=0, le=10**9),
                user=Depends(require(*READERS))):
-    return _paged(response, queries.rule_hosts(request.app.state.engine, user["scope"], rule_id, status,
-                                               limit, offset))
+    engine = request.app.state.engine
+    return _paged(response, queries.rule_hosts(engine, user["scope"], rule_id, status, limit, offset,
+                                               counts=queries.rule_status_counts(engine, user["scope"], rule_id)))
 
 
 # --- waivers ----------------------------------------------------------------------------------------

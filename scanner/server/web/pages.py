@@ -506,8 +506,9 @@ def rule_page(rule_id: str, request: Request):
     rule_id = rule_id[:128]
     status = _list_param(request, "status", STATUSES)
     page = _page_no(request)
-    rows = queries.rule_hosts(engine, user["scope"], rule_id, status, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
     counts = queries.rule_status_counts(engine, user["scope"], rule_id)
+    rows = queries.rule_hosts(engine, user["scope"], rule_id, status, limit=PER_PAGE, offset=(page - 1) * PER_PAGE,
+                              counts=counts)
     return render(request, "rule.html", user=user, rule_id=rule_id, rows=rows, counts=counts,
                   title=rows[0] if rows else None, chosen=status or [], pager=pager(request, rows.total, page))
 
