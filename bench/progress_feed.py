@@ -65,6 +65,8 @@ def main():
     ap.add_argument("--reports", type=int, default=3, help="reports per host (9, 5, 2, ... days ago)")
     ap.add_argument("--pg", action="store_true")
     ap.add_argument("--samples", type=int, default=5, help="timed calls of each store function")
+    ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database (its URL is printed)")
+    ap.add_argument("--reuse", metavar="URL", default=None, help="time a database seeded by an earlier --keep run")
     ap.add_argument("--old-samples", type=int, default=None,
                     help="timed calls of the on-demand reading (default: --samples); it takes long at 10,000 hosts")
     opts = ap.parse_args()
@@ -78,7 +80,9 @@ def main():
     from scanner.server.workflow import assessments, targets
     tmp = tempfile.mkdtemp()
     dbname = None
-    if opts.pg:
+    if opts.reuse:
+        url = opts.reuse
+    elif opts.pg:
         import psycopg
         dbname = "xcscan_progbench_%s" % secrets.token_hex(4)
         with psycopg.connect(PG_BASE, autocommit=True) as c:
@@ -93,6 +97,8 @@ def main():
     try:
         t0 = time.time()
         now = int(time.time())
+        if opts.reuse:
+            return measure(opts, engine, everything, now, old_samples)
         orgs = ["/gov/d%d/u%d" % (i % 5, i % 20) for i in range(20)]
         tokens = {o: accounts.create_token(engine, o, uses=10**6, scope=everything)["token"] for o in set(orgs)}
         agents, docs = [], []
@@ -126,6 +132,23 @@ def main():
                                  1000.0 * store_s / (opts.hosts * opts.reports), n_rc, n_cc))
         targets.set_target(engine, {"org": "/gov/d1", "category": "os", "target": 1.0, "deadline": now + 300 * DAY},
                            "bench", scope=everything, role="admin")
+        if opts.keep:
+            print("kept: --reuse %s" % url)
+            dbname = None
+        measure(opts, engine, everything, now, old_samples)
+    finally:
+        engine.dispose()
+        if dbname:
+            import psycopg
+            with psycopg.connect(PG_BASE, autocommit=True) as c:
+                c.execute('DROP DATABASE IF EXISTS "%s"' % dbname)
+
+
+def measure(opts, engine, everything, now, old_samples):
+    import changes_replay
+    from scanner.server.store import changes, localization, queries
+    from scanner.server.workflow import assessments
+    if True:
         # before and after, interleaved: the same machine load for both
         clock = int(time.time())
         times = {"feed_old": [], "feed_new": [], "subs_old": [], "subs_new": [], "progress": []}
@@ -143,6 +166,11 @@ def main():
                 dt, new_subs = timed(lambda: changes.substitutions(engine, everything, None, clock - 90 * DAY, clock))
                 times["subs_new"].append(dt)
                 times["progress"].append(timed(lambda: localization.progress(engine, everything))[0])
+        if not old_samples:
+            print("change feed, 7 days: %.3fs (%d new); substitutions, 90 days: %.3fs (%d)" % (
+                statistics.median(times["feed_new"]), new["counts"]["new"], statistics.median(times["subs_new"]),
+                new_subs["count"]))
+            return
         same = old == new and old_subs["substitutions"] == new_subs["rows"]
         med = {k: statistics.median(v) for k, v in times.items() if v}
         print("change feed, 7 days:   before %.3fs (%d samples)  after %.3fs (%d)  -> %.0fx   (%d new, %d fixed, "
@@ -161,12 +189,6 @@ def main():
         print("org tree, verdict on every host: %.3fs" % timed(lambda: queries.org_tree(engine, everything))[0])
         if not same:
             sys.exit("the feed from the change records differs from the reading of the stored documents")
-    finally:
-        engine.dispose()
-        if dbname:
-            import psycopg
-            with psycopg.connect(PG_BASE, autocommit=True) as c:
-                c.execute('DROP DATABASE IF EXISTS "%s"' % dbname)
 
 
 if __name__ == "__main__":

@@ -156,3 +156,52 @@ def test_first_screen_in_chromium(server, site, browser_page):
     page.goto(server.base_url + "/findings")
     first_sev = page.locator("#findings tr td[class^=sev-]").first.get_attribute("class")
     assert first_sev in ("sev-critical", "sev-high")  # the critical failure, or once waived the high error
+
+
+def _doc_in(agent, profile, fails, keys):
+    """A report of ``profile`` with the rules ``keys`` of RULES, those in ``fails`` failing."""
+    doc = _doc(agent, fails)
+    doc["results"] = [r for r in doc["results"] if any(r["rule_id"] == RULES[k][0] for k in keys)]
+    doc["summary"]["profile"] = profile
+    doc["summary"]["counts"] = {s: sum(1 for r in doc["results"] if r["status"] == s)
+                                for s in ("pass", "fail", "error", "not_applicable", "manual", "waived")}
+    return doc
+
+
+def test_worst_hosts_rank_each_host_in_its_own_main_profile(server):
+    """Issue #15 item 6: "by failing severity-weighted count in *their* main profile". A level-2 system
+    (scanned with mlps-l2 only) beside level-3 ones is ranked by its own failures (it was left out when
+    only the scope's most common profile was ranked); a host scanned with mlps-l3 (8 rules) and crypto
+    (2 rules, both critical failures) is ranked by mlps-l3, its main profile (the one with most rules)."""
+    dept = PREFIX + "/mixed"
+    tag = uuid.uuid4().hex[:6]
+    every = sorted(RULES)
+    plan = {"l3a": [("mlps-l3", ["med1"], every)], "l3b": [("mlps-l3", ["med2", "med3"], every)],
+            "l2": [("mlps-l2", ["crit"], ["crit", "med1", "ok"])],
+            "two": [("mlps-l3", ["low"], every), ("crypto", ["crit", "err"], ["crit", "err"])]}
+    hosts = {}
+    with server.client() as c:
+        for name, reports in sorted(plan.items()):
+            a = Agent("fs-%s-%s" % (name, tag), machine_id=uuid.uuid4().hex)
+            assert a.enroll(c, server.token(org=dept)).status_code == 201
+            for profile, fails, keys in reports:
+                assert a.submit(c, _doc_in(a, profile, fails, keys)).status_code == 200
+            hosts[name] = a
+    admin = server.login()
+    name = "fs-mixed-%s" % tag
+    assert admin.post("/api/v1/users", json={"username": name, "password": PASSWORD, "role": "officer",
+                                             "orgs": [dept]}).status_code == 201
+    admin.close()
+    c = _session(server, name)
+    data = c.get("/api/v1/overview").json()
+    assert data["main_profile"] == "mlps-l3"  # still the trend's profile: most hosts use it
+    got = [(w["hostname"], w["profile"], w["weight"], w["failed"]) for w in data["worst_hosts"]]
+    assert got == [(hosts["l2"].hostname, "mlps-l2", 8, 1), (hosts["l3b"].hostname, "mlps-l3", 4, 2),
+                   (hosts["l3a"].hostname, "mlps-l3", 2, 1), (hosts["two"].hostname, "mlps-l3", 1, 1)]
+    assert data["worst_hosts"][0]["by_severity"] == {"critical": 1}
+    page = c.get("/", params={"lang": "zh"}).text
+    shown = re.findall(r'<tr class="worst-host" data-host="([^"]+)" data-profile="([^"]+)"', page)
+    assert shown == [(hosts[k].host_id, p) for k, p in (("l2", "mlps-l2"), ("l3b", "mlps-l3"), ("l3a", "mlps-l3"),
+                                                         ("two", "mlps-l3"))]
+    assert "主要检查方案" in page
+    c.close()

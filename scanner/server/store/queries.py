@@ -991,7 +991,9 @@ WORST_DETAILS = ("host_id", "profile", "score", "failed", "waived_n", "waived_sc
 def _worst_queries(scope, org, profile, t, limit=10):
     """``worst_hosts``' reads in the common case (for ``bundle``): the ranked host profiles (a CTE),
     the partly expired ones (they make the ranking recount), and the names, profile rows and
-    failures per severity of the ranked hosts."""
+    failures per severity of the ranked hosts. ``profile`` None: each host in its own main profile
+    (store/worst.py, the overview's first screen)."""
+    from scanner.server.store.worst import main_profile_cond
     r, h, hp = db.results, db.hosts, db.host_profiles
     full = waived_case(t)
     weight = (hp.c.fail_weight - case((full, hp.c.waived_weight), else_=0)).label("weight")
@@ -999,16 +1001,18 @@ def _worst_queries(scope, org, profile, t, limit=10):
     joined = hp.join(h, h.c.id == hp.c.host_id)
     scoped = [c for c in _in_scope(scope, h.c.org_path, org) if c is not None]
     # the whole fleet: host_profiles alone (a retired host has none: workflow/hosts.py deletes them)
-    base = scoped + [h.c.retired_at.is_(None), hp.c.profile == profile] if scoped else [hp.c.profile == profile]
+    which = hp.c.profile == profile if profile else main_profile_cond()
+    base = scoped + [h.c.retired_at.is_(None), which] if scoped else [which]
     source = joined if scoped else hp
-    ranked = _where(select(hp.c.host_id, weight, failed).select_from(source).where(~_partly_expired(t), failed > 0),
-                    *base).order_by(weight.desc(), failed.desc(), hp.c.host_id).limit(limit).cte("worst_ranked")
+    ranked = _where(select(hp.c.host_id, hp.c.profile, weight, failed).select_from(source)
+                    .where(~_partly_expired(t), failed > 0), *base).order_by(
+        weight.desc(), failed.desc(), hp.c.host_id).limit(limit).cte("worst_ranked")
     partial = _where(select(hp.c.host_id).select_from(source).where(_partly_expired(t)), *base)
-    ids = select(ranked.c.host_id)
-    details = select(*[hp.c[k] for k in WORST_DETAILS[:-2]], h.c.hostname, h.c.org_path).select_from(joined).where(
-        hp.c.host_id.in_(ids), hp.c.profile == profile)
-    sev = _where(select(r.c.host_id, r.c.severity, func.count()).where(r.c.host_id.in_(ids), r.c.profile == profile),
-                 status_filter(["fail"], t)).group_by(r.c.host_id, r.c.severity)
+    details = select(*[hp.c[k] for k in WORST_DETAILS[:-2]], h.c.hostname, h.c.org_path).select_from(
+        joined.join(ranked, and_(ranked.c.host_id == hp.c.host_id, ranked.c.profile == hp.c.profile)))
+    sev = _where(select(r.c.host_id, r.c.severity, func.count()).select_from(
+        r.join(ranked, and_(ranked.c.host_id == r.c.host_id, ranked.c.profile == r.c.profile))),
+        status_filter(["fail"], t)).group_by(r.c.host_id, r.c.severity)
     return [("worst_ranked", select(ranked)), ("worst_partial", partial), ("worst_details", details),
             ("worst_sev", sev)]
 
@@ -1017,10 +1021,13 @@ def _worst_from(conn, rows, scope, org, profile, t, touched, limit=10):
     """``worst_hosts`` from ``_worst_queries``' rows; when some host profile's waivers partly
     expired or a valid verdict may touch the profile (both rare), ``worst_hosts`` reads what it needs."""
     levels, by_verdict = touched
-    if rows["worst_partial"] or (by_verdict is not None and profile in levels):
-        return worst_hosts(conn, scope, org, profile, limit)
-    top = sorted(((hid, int(w or 0), int(n)) for hid, w, n in rows["worst_ranked"]),
-                 key=lambda x: (-x[1], -x[2], x[0]))[:limit]
+    if rows["worst_partial"] or (by_verdict is not None and (profile in levels if profile else levels)):
+        if profile:
+            return worst_hosts(conn, scope, org, profile, limit)
+        from scanner.server.store import worst
+        return worst.worst_hosts(conn, scope, org, limit)
+    top = sorted(((hid, p, int(w or 0), int(n)) for hid, p, w, n in rows["worst_ranked"]),
+                 key=lambda x: (-x[2], -x[3], x[0]))[:limit]
     details = [dict(zip(WORST_DETAILS, x)) for x in rows["worst_details"]]
     names = {x["host_id"]: (x["hostname"], x["org_path"]) for x in details}
     sev = {}
@@ -1029,8 +1036,8 @@ def _worst_from(conn, rows, scope, org, profile, t, touched, limit=10):
     scores = {x["host_id"]: x["score"] for x in apply_central_waivers(conn, details, t=t, touched=touched,
                                                                       state_in_rows=True)}
     return [{"host_id": hid, "hostname": names.get(hid, (None, None))[0], "org_path": names.get(hid, (None, None))[1],
-             "profile": profile, "weight": w, "failed": n, "by_severity": sev.get(hid, {}),
-             "score": scores.get(hid)} for hid, w, n in top]
+             "profile": p, "weight": w, "failed": n, "by_severity": sev.get(hid, {}),
+             "score": scores.get(hid)} for hid, p, w, n in top]
 
 
 def _trend_query(scope, org, days, profile):
@@ -1108,10 +1115,10 @@ def overview(engine, scope, org=None):
         if top:
             second.append(("titles", _titles_query(top)))
         if main:
-            second.extend(_worst_queries(scope, org, main, t))
+            second.extend(_worst_queries(scope, org, None, t))  # each host in its own main profile
         rows = bundle(conn, second)
         data["top_failing"] = _with_titles(top, rows.get("titles", ()))
-        data["worst_hosts"] = _worst_from(conn, rows, scope, org, main, t, sums.touched) if main else []
+        data["worst_hosts"] = _worst_from(conn, rows, scope, org, None, t, sums.touched) if main else []
         data["trend"] = trend(conn, scope, org, days=TREND_DAYS, profile=main, sums=sums, rows=rows["trend"])
     tree = org_tree(engine, scope, org, sums, token_orgs=[r[0] for r in first["token_orgs"]])
     data["by_org"] = [n for n in tree if n["depth"] <= 2 and n["hosts"]]
