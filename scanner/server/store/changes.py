@@ -155,36 +155,41 @@ def _hosts(conn, scope, org, start, end):
     return {x[0]: {"host_id": x[0], "hostname": x[1], "org_path": x[2], "b": x[3], "a": x[4]} for x in conn.execute(q)}
 
 
-def _window(conn, table, cols, scope, org, start, end):
-    """Change rows of ``table`` in (start, end] of the live hosts inside the scope, in time order."""
+def _fold(conn, table, cols, nkey, scope, org, start, end):
+    """{key: (first row, last row)} of the change rows of ``table`` in (start, end] of the live hosts
+    inside the scope (tuples of ``cols``; the key: the first ``nkey`` of them), read in time order."""
     h = db.hosts
     q = select(*[table.c[k] for k in cols]).select_from(table.join(h, h.c.id == table.c.host_id)).where(
         table.c.at > start, table.c.at <= end, h.c.retired_at.is_(None))
-    return conn.execute(_where(q, *_in_scope(scope, h.c.org_path, org)).order_by(table.c.at, table.c.id))
-
-
-def _fold(rows, key):
-    """{key: (first row, last row)} of rows in time order."""
     out = {}
-    for row in rows:
-        k = key(row)
-        cur = out.get(k)
+    get = out.get
+    for row in conn.execute(_where(q, *_in_scope(scope, h.c.org_path, org)).order_by(table.c.at, table.c.id)):
+        k = row[:nkey]
+        cur = get(k)
         out[k] = (row, row) if cur is None else (cur[0], row)
     return out
 
 
-def _subs(value):
-    from scanner.server.store.jsondoc import decode
-    try:
-        got = decode(value, [])
-    except Exception:  # noqa: BLE001 - an unreadable list names no substitute
-        got = []
-    return [s for s in got if isinstance(s, str)] if isinstance(got, list) else []
+def _subs(value, cache):
+    """The substitutes (a JSON list of product ids, as intake wrote it), decoded once per distinct text."""
+    got = cache.get(value)
+    if got is None:
+        from scanner.server.store.jsondoc import decode
+        try:
+            got = decode(value, [])
+        except Exception:  # noqa: BLE001 - an unreadable list names no substitute
+            got = []
+        got = cache[value] = [s for s in got if isinstance(s, str)] if isinstance(got, list) else []
+    return list(got)
 
 
-def _comp_out(row):
-    return {"category": row.category, "product_id": row.product_id, "name_zh": row.name_zh, "name_en": row.name_en,
-            "origin": row.origin, "version": row.version, "substitutes": _subs(row.substitutes)}
+# component change rows as read: host_id, category, comp_key, op, then COMP_DETAIL
+_C_READ = ("host_id", "category", "comp_key", "op") + COMP_DETAIL
+
+
+def _comp_out(row, cache):
+    return {"category": row[1], "product_id": row[4], "name_zh": row[5], "name_en": row[6], "origin": row[7],
+            "version": row[8], "substitutes": _subs(row[9], cache)}
 
 
 def _pair_substitutions(removed, added):
@@ -212,19 +217,18 @@ def _host(x):
 
 def _components(conn, scope, org, start, end, hosts):
     """{host_id: (removed, added)} component dicts (each sorted by key) of the hosts in ``hosts``."""
-    cc = db.component_changes
-    folded = _fold(_window(conn, cc, ("host_id", "op", "category", "comp_key") + COMP_DETAIL, scope, org, start, end),
-                   lambda r: (r.host_id, r.category, r.comp_key))
-    out = {}
-    for (hid, cat, key) in sorted(folded, key=lambda k: (k[0],) + tuple(str(x) for x in k[1:])):
+    folded = _fold(conn, db.component_changes, _C_READ, 3, scope, org, start, end)
+    out, cache = {}, {}
+    for k in sorted(folded, key=lambda k: (k[0], str(k[1]), str(k[2]))):
+        hid = k[0]
         if hid not in hosts or hosts[hid]["a"] is None:
             continue
-        first, last = folded[(hid, cat, key)]
-        was, now_ = first.op == "remove", last.op == "add"
+        first, last = folded[k]
+        was, now_ = first[3] == "remove", last[3] == "add"
         if was and not now_:
-            out.setdefault(hid, ([], []))[0].append(_comp_out(first))
+            out.setdefault(hid, ([], []))[0].append(_comp_out(first, cache))
         elif now_ and not was:
-            out.setdefault(hid, ([], []))[1].append(_comp_out(last))
+            out.setdefault(hid, ([], []))[1].append(_comp_out(last, cache))
     return out
 
 
@@ -259,9 +263,8 @@ def feed(engine, scope, org=None, start=None, end=None):
     rc = db.result_changes
     with engine.connect() as conn:
         hosts = _hosts(conn, scope, org, start, end)
-        folded = _fold(_window(conn, rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity",
-                                          "title_zh", "title_en"), scope, org, start, end),
-                       lambda r: (r.host_id, r.profile, r.rule_id))
+        folded = _fold(conn, rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity",
+                                  "title_zh", "title_en"), 3, scope, org, start, end)
         comps = _components(conn, scope, org, start, end, hosts)
         since = _since(conn, start)
     by_host = {}
@@ -283,13 +286,15 @@ def feed(engine, scope, org=None, start=None, end=None):
         if x["b"] is not None:  # findings (a host that joined has no earlier state)
             for key in sorted(by_host.get(hid, ()), key=lambda k: (str(k[1]), k[2])):
                 first, last = folded[key]
-                sb, sa = first.status_before, last.status_after
-                row = dict(host, profile=key[1], rule_id=key[2], severity=last.severity,
-                           title={"zh": last.title_zh, "en": last.title_en}, before=sb, after=sa)
+                sb, sa = first[3], last[4]
                 if sa in BAD and sb not in BAD:
-                    out["new"].append(row)
+                    kind = "new"
                 elif sb in BAD and sa is not None and sa not in BAD:
-                    out["fixed"].append(row)
+                    kind = "fixed"
+                else:
+                    continue
+                out[kind].append(dict(host, profile=key[1], rule_id=key[2], severity=last[5],
+                                      title={"zh": last[6], "en": last[7]}, before=sb, after=sa))
         removed, added = comps.get(hid, ([], []))
         out["removed"].extend(dict(host, **c) for c in removed)
         out["added"].extend(dict(host, **c) for c in added)

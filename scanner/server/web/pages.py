@@ -765,6 +765,9 @@ def localization_components_page(request: Request):
                   pager=pager(request, total, page), export_qs=export_qs)
 
 
+CHANGES_SHOWN = 500  # rows of each table of the change page; the exports hold all
+
+
 @router.get("/changes")
 def changes_page(request: Request):
     """The change feed of the scope (?org=) between ?from= and ?to= (YYYY-MM-DD; default the last 7 days)."""
@@ -783,7 +786,7 @@ def changes_page(request: Request):
     day = lambda v: time.strftime("%Y-%m-%d", time.gmtime(v))  # noqa: E731
     export_qs = urlencode([(k, v) for k, v in (("org", org), ("from", day(got["from"])), ("to", day(got["to"]))) if v])
     return render(request, "changes.html", user=user, got=got, org=org, error=None, export_qs=export_qs,
-                  day_from=day(got["from"]), day_to=day(got["to"]))
+                  day_from=day(got["from"]), day_to=day(got["to"]), rows_shown=CHANGES_SHOWN)
 
 
 # --- administration (admin only) --------------------------------------------------------------------
