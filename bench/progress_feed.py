@@ -181,6 +181,17 @@ def measure(opts, engine, everything, now, old_samples):
         print("substitutions, 90 days: before %.3fs  after %.3fs  -> %.0fx   (%d)" % (
             med["subs_old"], med["subs_new"], med["subs_old"] / med["subs_new"], new_subs["count"]))
         print("progress view (after): %.3fs" % med["progress"])
+        from scanner.server.store import worst
+
+        def part(fn):
+            with engine.connect() as conn:
+                return fn(conn)
+        w_old, w_new = [], []
+        for _ in range(opts.samples):  # interleaved: one profile for the scope (before), each host's own (after)
+            w_old.append(timed(lambda: part(lambda conn: queries.worst_hosts(conn, everything, None, "mlps-l3")))[0])
+            w_new.append(timed(lambda: part(lambda conn: worst.worst_hosts(conn, everything)))[0])
+        print("worst hosts: scope's main profile %.3fs, each host's main profile %.3fs" % (
+            statistics.median(w_old), statistics.median(w_new)))
         print("overview (worst hosts, top rules): %.3fs" % timed(lambda: queries.overview(engine, everything))[0])
         print("org tree, no verdict:            %.3fs" % timed(lambda: queries.org_tree(engine, everything))[0])
         assessments.record_assessment(engine, {"item_id": "L3-CES1-29", "target_kind": "org", "target": "/gov",

@@ -88,9 +88,12 @@ def compute_day(conn, day):
     conn.execute(delete(db.rollup_days).where(db.rollup_days.c.day == day))
     end = (day + 1) * DAY
     conn.execute(text(_COMPUTE), {"day": day, "start": end - STATE_WINDOW * DAY, "end": end})
-    cells = {}
+    cells, decoded = {}, {}  # hosts alike in make-up share the text: each decoded once
     for org_path, value in conn.execute(text(_LOC_STATES), {"start": end - STATE_WINDOW * DAY, "end": end}):
-        for cat, counts in _loc_counts(value).items():
+        got = decoded.get(value)
+        if got is None:
+            got = decoded[value] = _loc_counts(value)
+        for cat, counts in got.items():
             cell = cells.setdefault((org_path, cat), [0, 0, 0, 0])
             cell[0] += 1
             for i in range(3):
