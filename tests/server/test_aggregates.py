@@ -151,6 +151,21 @@ def check_views(engine, scope, t, monkeypatch):
             got = [(x["host_id"], x["weight"], x["failed"])
                    for x in queries.worst_hosts(conn, scope, None, profile, limit=1000)]
         assert got == slow_worst(engine, scope, profile, t), profile
+    # the first screen ranks each host in its own main profile (store/worst.py): the slow count per profile,
+    # each host kept in the profile with the most rules (then the newest report, then the smaller name)
+    from scanner.server.store import worst
+    monkeypatch.setattr(worst, "now", lambda: t)
+    hp = db.host_profiles
+    with engine.connect() as conn:
+        rows = conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.passed + hp.c.failed + hp.c.errors + hp.c.other,
+                                   hp.c.collected_at)).all()
+        got = [(x["host_id"], x["weight"], x["failed"]) for x in worst.worst_hosts(conn, scope, None, limit=1000)]
+    main = {}
+    for hid, profile, n, at in sorted(rows, key=lambda x: (-x[2], -x[3], x[1])):
+        main.setdefault(hid, profile)
+    want = [x for profile in sorted(set(main.values())) for x in slow_worst(engine, scope, profile, t)
+            if main[x[0]] == profile]
+    assert got == sorted(want, key=lambda x: (-x[1], -x[2], x[0])) and got
     expected = slow_top_failing(engine, scope, t)
     with engine.connect() as conn:
         got = {x["rule_id"]: x["hosts"] for x in queries.top_failing_rules(conn, scope, limit=1000)}
