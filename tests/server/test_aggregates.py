@@ -16,7 +16,7 @@ from sqlalchemy import event, func, select, text
 from fleet import RULES
 from scanner.engine.evaluator import score as weighted_score
 from scanner.server.intake import ingest
-from scanner.server.store import aggregates, db, queries, rollups
+from scanner.server.store import aggregates, db, queries, rollups, worst
 from scanner.server.store.scope import Scope
 from scanner.server.workflow import waivers
 from scanner.server.workflow.hosts import retire_host
@@ -131,7 +131,7 @@ def check_overview(engine, scope, org, monkeypatch):
     main = data["main_profile"]
     with engine.connect() as conn:
         assert data["top_failing"] == queries.top_failing_rules(conn, scope, org)
-        assert data["worst_hosts"] == queries.worst_hosts(conn, scope, org, main)
+        assert data["worst_hosts"] == worst.worst_hosts(conn, scope, org)  # each host in its own main profile
         assert data["by_category"] == queries.localization_by_category(conn, scope, org)
         assert data["trend"] == queries.trend(conn, scope, org, days=queries.TREND_DAYS, profile=main)
         assert data["by_profile"] == queries.compliance_by_profile(conn, scope, org)
@@ -143,6 +143,7 @@ def check_overview(engine, scope, org, monkeypatch):
 def check_views(engine, scope, t, monkeypatch):
     """The views reading the aggregates agree with counts from the rows, at time ``t``."""
     monkeypatch.setattr(queries, "now", lambda: t)
+    monkeypatch.setattr(worst, "now", lambda: t)
     for org in (None, "/gov/finance", "/gov/health"):
         if org is None or scope.touches(org):
             check_overview(engine, scope, org, monkeypatch)
@@ -153,8 +154,6 @@ def check_views(engine, scope, t, monkeypatch):
         assert got == slow_worst(engine, scope, profile, t), profile
     # the first screen ranks each host in its own main profile (store/worst.py): the slow count per profile,
     # each host kept in the profile with the most rules (then the newest report, then the smaller name)
-    from scanner.server.store import worst
-    monkeypatch.setattr(worst, "now", lambda: t)
     hp = db.host_profiles
     with engine.connect() as conn:
         rows = conn.execute(select(hp.c.host_id, hp.c.profile, hp.c.passed + hp.c.failed + hp.c.errors + hp.c.other,
