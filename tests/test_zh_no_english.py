@@ -4,6 +4,7 @@ words. Allowed: ids, fact paths, file paths, options and other tokens with punct
 CamelCase/ALLCAPS identifiers (PermitRootLogin, SELinux, TLS), the data a scan read (evidence, item
 keys, values in the rules' expectations), and the names in tests/zh_allowed_words.yaml (commands,
 configuration keywords, product names). Anything else is an untranslated word and fails."""
+import ast
 import glob
 import html as htmlmod
 import os
@@ -333,3 +334,187 @@ def test_failing_commands_in_chinese_have_no_english(tmp_path):
         line = res.output.strip()
         assert line.startswith("xcscan：错误：") and zh in line, (args, line)
         assert [w for w, _l in english_words(line, ids())] == [], (args, line)
+
+
+# ---- every agent-side error the code raises has its Chinese in errors.zh.yaml ---------------------
+ERROR_BASES = {"XcscanError", "UsageError", "BadParameter"}
+# CannotFix: a reason a rule cannot be fixed, shown through messages.zh.yaml
+# (test_why_a_rule_cannot_be_fixed_reads_in_chinese), never as an error of the command
+NOT_ERRORS = {"CannotFix"}
+# templates whose values are English words from a fixed set (output_target._kind): real messages instead
+EXAMPLES = {
+    "refusing to write output: it is %s%s": [
+        "refusing to write output: it is %s%s" % (kind, via) for via in ("", " (via symlink to /tmp/r.json)")
+        for kind in ("a directory", "a block device", "a socket", "a special file (mode 10000)")],
+    "refusing to write output: it names %s": [
+        "refusing to write output: it names %s" % kind
+        for kind in ("a directory", "a block device", "a socket", "a special file (mode 10000)")],
+}
+SPEC = re.compile(r"%(?:\([a-z_]+\))?[-#0-9.]*[sdrfxo]|%%|\{[a-z_0-9]*\}")
+
+
+def _agent_sources():
+    top = os.path.join(HERE, "..", "scanner")
+    for path in sorted(glob.glob(os.path.join(top, "**", "*.py"), recursive=True)):
+        rel = os.path.relpath(path, top).replace(os.sep, "/")
+        if rel.startswith("server/") or rel == "cli/server.py":   # `xcscan server ...`: English only
+            continue
+        with open(path, encoding="utf-8") as fh:
+            yield rel, ast.parse(fh.read())
+
+
+def _name(func):
+    return getattr(func, "id", None) or getattr(func, "attr", None)
+
+
+def _error_classes(trees):
+    names = set(ERROR_BASES)
+    grew = True
+    while grew:
+        grew = False
+        for _rel, tree in trees:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef) and node.name not in names and \
+                        any(_name(b) in names for b in node.bases):
+                    names.add(node.name)
+                    grew = True
+    return names - NOT_ERRORS
+
+
+def _templates(node, tree, seen=()):
+    """The literal templates an expression can produce: a string, 'fmt' % args, a + b, 'fmt'.format(),
+    either branch of `a if c else b`, a name assigned such a value in the module, or a parameter of the
+    enclosing helper (then the arguments of the helper's calls). None when it is not ours to translate
+    (another error's message re-raised, a catalogue text t(...))."""
+    if isinstance(node, ast.Constant):
+        return [node.value] if isinstance(node.value, str) else []
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+        left = _templates(node.left, tree, seen)
+        if left and isinstance(node.right, ast.Name) and all(SPEC.findall(t) == ["%s"] for t in left):
+            inner = _templates(node.right, tree, seen)   # "refusing to write output: %s" % why
+            if inner:
+                return [t.replace("%s", i) for t in left for i in inner]
+        return left
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _templates(node.left, tree, seen), _templates(node.right, tree, seen)
+        if left is None or right is None:
+            return None
+        return [a + b for a in left for b in right]
+    if isinstance(node, ast.IfExp):
+        out = []
+        for branch in (node.body, node.orelse):
+            out.extend(_templates(branch, tree, seen) or [])
+        return out
+    if isinstance(node, ast.Call) and _name(node.func) == "format" and isinstance(node.func, ast.Attribute):
+        return _templates(node.func.value, tree, seen)
+    if isinstance(node, ast.Name) and node.id not in seen:
+        seen = seen + (node.id,)
+        out = []
+        for other in ast.walk(tree):
+            if isinstance(other, ast.Assign) and any(getattr(t, "id", None) == node.id for t in other.targets):
+                out.extend(_templates(other.value, tree, seen) or [])
+            elif isinstance(other, (ast.FunctionDef, ast.Lambda)):
+                params = [a.arg for a in other.args.args]
+                if node.id in params and isinstance(other, ast.FunctionDef):
+                    i = params.index(node.id)
+                    for call in ast.walk(tree):
+                        if isinstance(call, ast.Call) and _name(call.func) == other.name:
+                            arg = call.args[i] if i < len(call.args) else next(
+                                (k.value for k in call.keywords if k.arg == node.id), None)
+                            if arg is not None:
+                                out.extend(_templates(arg, tree, seen) or [])
+        return out
+    return None
+
+
+def agent_error_templates():
+    """(file:line, template) for the message and the hint of every error the agent-side code creates."""
+    trees = list(_agent_sources())
+    classes = _error_classes(trees)
+    out = []
+    for rel, tree in trees:
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and _name(node.func) in classes):
+                continue
+            parts = list(node.args[:1]) + list(node.args[2:3])
+            parts += [k.value for k in node.keywords if k.arg in ("message", "hint")]
+            for part in parts:
+                for tpl in _templates(part, tree) or []:
+                    out.append(("%s:%d" % (rel, node.lineno), tpl))
+    return out
+
+
+def _samples(template):
+    """The template filled in: '%s' -> '7', '%r' -> "'7'", and once more with a '%s' straight after
+    another value left empty (an optional suffix such as ' — did you mean X?')."""
+    def fill(empty_suffix):
+        out, last = [], 0
+        for m in SPEC.finditer(template):
+            out.append(template[last:m.start()])
+            spec = m.group(0)
+            follows = m.end() == len(template) and m.start() > 0 and not template[m.start() - 1].isspace()
+            if spec == "%%":
+                out.append("%")
+            elif spec.endswith("r"):
+                out.append("'7'")
+            elif spec.endswith("o"):
+                out.append("0644")
+            elif not (empty_suffix and follows and spec == "%s"):
+                out.append("7")
+            last = m.end()
+        out.append(template[last:])
+        return "".join(out)
+    return sorted(set([fill(False), fill(True)]))
+
+
+def test_every_agent_error_has_chinese():
+    """An error message or hint raised by scan, inventory, report, rules, fix or agent (not `xcscan server`)
+    without an entry in scanner/locale/errors.zh.yaml would print English after 'xcscan：错误：'. Templates
+    with no English word of their own ('%s: %s', '%s (HTTP %d: %s)') join translated parts and are skipped."""
+    found = agent_error_templates()
+    assert len(found) >= 200, len(found)
+    missing, english = [], []
+    for where, template in found:
+        if not list(english_words(SPEC.sub(" ", template))):
+            continue
+        samples = EXAMPLES.get(template) or _samples(template)
+        zh = [z for z, s in ((i18n.error_part(s), s) for s in samples) if z != s]
+        if not zh or (template in EXAMPLES and len(zh) < len(samples)):
+            missing.append("%s: %r" % (where, template))
+            continue
+        for z in zh:
+            english.extend("%s: %r -> %s (%s)" % (where, template, z, w) for w, _l in english_words(z, ["7"]))
+    assert missing == []
+    assert english == []
+    assert set(EXAMPLES) <= set(t for _w, t in found)
+
+
+def test_the_error_check_sees_an_untranslated_error():
+    """The collector finds messages in all the shapes the code uses, and an unknown one fails."""
+    found = dict((tpl, where) for where, tpl in agent_error_templates())
+    assert "give one target: --root, --image, --ssh or --ssh-list" in found            # click.UsageError
+    assert "the agent key is accessible by group or others (mode %04o)" in found        # a subclass
+    assert "see docs/rules.md (Profiles)" in found                                      # a helper's hint
+    assert "run as root or set state_dir in the agent configuration" in found          # composed
+    assert "refusing to write output: too many levels of symbolic links" in found
+    assert _samples("unknown profile %r%s") == ["unknown profile '7'", "unknown profile '7'7"]
+    assert i18n.error_part("a brand new sentence nobody translated") == "a brand new sentence nobody translated"
+
+
+def test_usage_errors_in_chinese():
+    """Our own usage errors (two targets, --ca and --fingerprint) read in Chinese under --lang zh and keep
+    click's usage text and exit code 2 in English; a misspelt rule id suggests the nearest in Chinese."""
+    from click.testing import CliRunner
+    from scanner.cli import cli
+    rhel = os.path.join(HERE, "fixtures", "engine", "rhel-default", "root")
+    env = {"LANG": "en_US.UTF-8", "LC_ALL": ""}
+    res = CliRunner().invoke(cli, ["scan", "--root", rhel, "--image", "x.tar", "--lang", "zh"], env=env,
+                             prog_name="xcscan")
+    assert res.exit_code == 2
+    assert res.output.strip() == "xcscan：错误：--root 与 --image 只能给出其一（“xcscan scan -h”显示用法）"
+    res = CliRunner().invoke(cli, ["scan", "--root", rhel, "--image", "x.tar"], env=env)
+    assert res.exit_code == 2 and "Error: give --root or --image, not both" in res.output
+    res = CliRunner().invoke(cli, ["rules", "show", "ssh-root-logn", "--lang", "zh"], env=env)
+    assert res.exit_code == 1
+    assert "未知的规则编号：ssh-root-logn（是否应为 mlps.ac.ssh-root-login？）" in res.output
+    assert [w for w, _l in english_words(res.output, ids())] == []

@@ -53,6 +53,17 @@ class LazyGroup(click.Group):
             else:
                 click.echo("xcscan: error: %s" % exc, err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:
+            # our own usage errors (give one target, --ca or --fingerprint...) in Chinese too; click's
+            # own (a missing file, a bad choice) have no entry and are shown by click as they are
+            if _lang_of(args) == "zh":
+                from scanner.i18n import error_part
+                text = error_part(exc.message)
+                if text != exc.message:
+                    click.echo("xcscan：错误：%s（“%s -h”显示用法）" % (
+                        text, exc.ctx.command_path if exc.ctx else "xcscan"), err=True)
+                    ctx.exit(exc.exit_code)
+            raise
         except OSError as exc:
             if getattr(exc, "errno", None) == 28:  # ENOSPC
                 click.echo("xcscan: error: no space left on device%s; nothing was overwritten"

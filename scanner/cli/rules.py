@@ -61,8 +61,9 @@ def show(rule_id, lang):
     ruleset = load_ruleset()
     rule = ruleset.get(rule_id)
     if rule is None:
-        raise XcscanError("%s: %s%s" % (t("rules.unknown_rule", resolve_lang(lang)), rule_id,
-                                        did_you_mean(rule_id, [r["id"] for r in ruleset])),
+        raise XcscanError("%s%s%s%s" % (t("rules.unknown_rule", resolve_lang(lang)),
+                                          "：" if resolve_lang(lang) == "zh" else ": ", rule_id,
+                                        did_you_mean(rule_id, [r["id"] for r in ruleset], resolve_lang(lang))),
                           hint="`xcscan rules list` shows every rule id")
     click.echo(yaml.safe_dump(dict(rule), allow_unicode=True, sort_keys=False, width=110), nl=False)
 
