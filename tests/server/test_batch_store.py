@@ -220,3 +220,22 @@ def test_reevaluating_a_retired_host_does_not_bring_its_latest_state_back(engine
     assert count(engine, db.components, host_id=a.host_id) == 0
     assert count(engine, db.results, host_id=a.host_id) == 0
     assert count(engine, db.results, host_id=b.host_id) == len(doc_b["results"])
+
+
+@pytest.mark.parametrize("db_engine", ["postgres"], indirect=True)
+def test_host_profile_rows_are_rewritten_in_place(db_engine):
+    """Each report rewrites its host's profile row (report id, time): with room left on each page of
+    host_profiles (fillfactor, migration 0022) every such update is heap-only (HOT: no new index
+    entry; the next visit to the page reclaims the old version), also on pages filled by a first
+    round of inserts, where a full page would move every updated row to another page."""
+    from sqlalchemy import text
+    fleet = enroll(db_engine, "/gov/finance", 120)
+    for day in (0, 1):
+        with db.write_tx(db_engine) as conn:
+            outs = store_batch(conn, [item(a, 1_700_000_000 + day * 86400, seed=k + 1)[0] for k, a in enumerate(fleet)])
+            assert not any(isinstance(o, Exception) for o in outs)
+            updated, hot = conn.execute(text(
+                "SELECT pg_stat_get_xact_tuples_updated('host_profiles'::regclass), "
+                "pg_stat_get_xact_tuples_hot_updated('host_profiles'::regclass)")).one()
+        if day:
+            assert (updated, hot) == (120, 120)
