@@ -130,6 +130,19 @@ def error_part(text, lang="zh"):
     for pattern, template in _error_table():
         m = pattern.match(text)
         if m:
+            return template.format(**dict((k, _reason(v) if k == "why" else (v or ""))
+                                          for k, v in m.groupdict().items()))
+    return text
+
+
+def _reason(text):
+    """The system's reason in an error ('{why}': Permission denied, No such file or directory...) in
+    Chinese where scanner/locale/messages.zh.yaml has it (its strerror entries); else as it is."""
+    if not text:
+        return ""
+    for pattern, template in _message_table():
+        m = pattern.match(text)
+        if m:
             return template.format(**dict((k, v or "") for k, v in m.groupdict().items()))
     return text
 

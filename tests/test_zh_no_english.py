@@ -518,3 +518,18 @@ def test_usage_errors_in_chinese():
     assert res.exit_code == 1
     assert "未知的规则编号：ssh-root-logn（是否应为 mlps.ac.ssh-root-login？）" in res.output
     assert [w for w, _l in english_words(res.output, ids())] == []
+
+
+def test_system_reasons_in_errors_read_in_chinese():
+    """'{why}' in an error is the system's reason (strerror): in Chinese where messages.zh.yaml has it,
+    as it is otherwise (an error is never lost)."""
+    from scanner.errors import DataError
+    assert i18n.error_part("cannot write output: Permission denied") == "无法写入输出：权限不足"
+    assert i18n.error_part("cannot read the receipt: Not a directory") == "无法读取回执：不是目录"
+    assert i18n.error_part("cannot reach the server: [Errno 111] Connection refused") == \
+        "无法连接服务器：[Errno 111] Connection refused"
+    err = DataError("cannot write to the spool: Permission denied", path="/var/spool/xcscan",
+                    hint="check permissions of spool_dir; the existing spool is intact")
+    assert i18n.error_text(err, "zh") == \
+        "/var/spool/xcscan：无法写入暂存区：权限不足（请检查 spool_dir 的权限；已有的暂存内容完好）"
+    assert i18n.error_text(err, "en") == str(err)
