@@ -501,7 +501,7 @@ def test_the_error_check_sees_an_untranslated_error():
     assert i18n.error_part("a brand new sentence nobody translated") == "a brand new sentence nobody translated"
 
 
-def test_usage_errors_in_chinese():
+def test_usage_errors_in_chinese(tmp_path):
     """Our own usage errors (two targets, --ca and --fingerprint) read in Chinese under --lang zh and keep
     click's usage text and exit code 2 in English; a misspelt rule id suggests the nearest in Chinese."""
     from click.testing import CliRunner
@@ -514,6 +514,19 @@ def test_usage_errors_in_chinese():
     assert res.output.strip() == "xcscan：错误：--root 与 --image 只能给出其一（“xcscan scan -h”显示用法）"
     res = CliRunner().invoke(cli, ["scan", "--root", rhel, "--image", "x.tar"], env=env)
     assert res.exit_code == 2 and "Error: give --root or --image, not both" in res.output
+    # click's own: a --waivers file that is not there, a directory given for it, a misspelt option
+    for args, zh in ((["--waivers", str(tmp_path / "waivers.yaml")], "'--waivers' 的值无效："),
+                     (["--waivers", str(tmp_path)], "是目录"),
+                     (["--format", "pdf"], "'--format' 的值 'pdf' 无效，应为以下之一："),
+                     (["--bogus"], "没有选项 '--bogus'")):
+        res = CliRunner().invoke(cli, ["scan", "--root", rhel] + args + ["--lang", "zh"], env=env,
+                                 prog_name="xcscan")
+        assert res.exit_code == 2, res.output
+        line = res.output.strip()
+        assert line.startswith("xcscan：错误：") and zh in line and "\n" not in line, line
+        assert [w for w, _l in english_words(line, ids())] == [], line
+    res = CliRunner().invoke(cli, ["scan", "--root", rhel, "--waivers", str(tmp_path / "waivers.yaml")], env=env)
+    assert res.exit_code == 2 and "Error: Invalid value for '--waivers'" in res.output
     res = CliRunner().invoke(cli, ["rules", "show", "ssh-root-logn", "--lang", "zh"], env=env)
     assert res.exit_code == 1
     assert "未知的规则编号：ssh-root-logn（是否应为 mlps.ac.ssh-root-login？）" in res.output

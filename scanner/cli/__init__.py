@@ -54,12 +54,13 @@ class LazyGroup(click.Group):
                 click.echo("xcscan: error: %s" % exc, err=True)
             ctx.exit(exc.exit_code)
         except click.UsageError as exc:
-            # our own usage errors (give one target, --ca or --fingerprint...) in Chinese too; click's
-            # own (a missing file, a bad choice) have no entry and are shown by click as they are
+            # our own usage errors (give one target, --ca or --fingerprint...) and click's (a --waivers file
+            # that does not exist, a misspelt option) in Chinese too; one without an entry is shown by click
             if _lang_of(args) == "zh":
                 from scanner.i18n import error_part
-                text = error_part(exc.message)
-                if text != exc.message:
+                original = exc.format_message()
+                text = error_part(original)
+                if text != original:
                     click.echo("xcscan：错误：%s（“%s -h”显示用法）" % (
                         text, exc.ctx.command_path if exc.ctx else "xcscan"), err=True)
                     ctx.exit(exc.exit_code)
