@@ -96,6 +96,11 @@ def test_a_bad_frame_fails_before_the_scan_and_writes_nothing(tmp_path):
     res = run(["scan", "--root", root, "--profile", "mlps-l3", "--assessment", write(tmp_path, "level: 9\n"),
                "-o", "html:" + str(target)])
     assert res.exit_code == 1
+    assert "“level”（安全保护等级）应为 1、2、3 或 4，实为 9" in res.stderr    # run() is in a Chinese locale
+    assert not target.exists()
+    res = run(["scan", "--root", root, "--profile", "mlps-l3", "--assessment", write(tmp_path, "level: 9\n"),
+               "-o", "html:" + str(target), "--lang", "en"])
+    assert res.exit_code == 1
     assert "level must be 1, 2, 3 or 4" in res.stderr
     assert not target.exists()
 
@@ -155,6 +160,10 @@ def test_bad_manual_verdicts_are_refused(tmp_path, manual, message):
     root = materialise("rhel-default", tmp_path)
     saved = tmp_path / "r.json"
     assert run(["scan", "--root", root, "--profile", "mlps-l3", "--format", "json", "-o", str(saved), "-q"]).exit_code == 0
-    res = run(["report", str(saved), "--assessment", frame, "--format", "json"])
+    res = run(["report", str(saved), "--assessment", frame, "--format", "json", "--lang", "en"])
     assert res.exit_code == 1
     assert message in res.stderr and "assessment.yaml" in res.stderr
+    res = run(["report", str(saved), "--assessment", frame, "--format", "json"])     # the Chinese locale
+    assert res.exit_code == 1
+    assert res.stderr.startswith("xcscan：错误：") and "assessment.yaml：manual." in res.stderr
+    assert "the report" not in res.stderr and "verdict must" not in res.stderr
