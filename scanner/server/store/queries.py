@@ -1146,19 +1146,42 @@ def rule_hosts(engine, scope, rule_id, status=None, limit=None, offset=0, counts
     """Hosts with a latest result for ``rule_id``, what needs action first (``Page.total``: all).
     ``counts``: ``rule_status_counts`` of the same rule and scope, which give the total (else counted)."""
     r, h = db.results, db.hosts
-    eff = effective_status()
-    conds = [r.c.rule_id == rule_id, h.c.retired_at.is_(None), status_filter(status) if status else None]
+    t = now()
+    eff = effective_status(t)
+    conds = [r.c.rule_id == rule_id, h.c.retired_at.is_(None), status_filter(status, t) if status else None]
     conds += _in_scope(scope, h.c.org_path)
-    q = _where(select(h.c.id, h.c.hostname, h.c.org_path, r.c.profile, r.c.status.label("reported_status"),
-                      eff.label("status"), r.c.actual, r.c.expected, r.c.evidence, r.c.title_zh, r.c.title_en,
-                      r.c.severity, r.c.category, r.c.waiver_id).select_from(r.join(h, h.c.id == r.c.host_id)), *conds)
-    q = q.order_by(eff, h.c.org_path, h.c.hostname, h.c.id, r.c.profile).offset(offset)
+    base = select(h.c.id, h.c.hostname, h.c.org_path, r.c.profile, r.c.status.label("reported_status"),
+                  eff.label("status"), r.c.actual, r.c.expected, r.c.evidence, r.c.title_zh, r.c.title_en,
+                  r.c.severity, r.c.category, r.c.waiver_id).select_from(r.join(h, h.c.id == r.c.host_id))
+    hosts_order = (h.c.org_path, h.c.hostname, h.c.id, r.c.profile)
+
+    def decoded(fetched):
+        return decode_rows(fetched, lambda x: dict(x, actual=decode(x["actual"]), expected=decode(x["expected"]),
+                                                   evidence=decode(x["evidence"])), "rule")
+    if counts is not None and limit is not None:
+        # one status at a time (the counts say where the page lies): a page sorts the rows of one or two
+        # statuses in the hosts' order instead of all the rule's rows by status first
+        rows, skip, need = [], offset, limit
+        with engine.connect() as conn:
+            for st in sorted(counts):
+                if need <= 0:
+                    break
+                if status and st not in status:
+                    continue
+                if skip >= counts[st]:
+                    skip -= counts[st]
+                    continue
+                fetched = conn.execute(_where(base, *(conds[:2] + [status_filter([st], t)] + conds[3:]))
+                                       .order_by(*hosts_order).limit(need).offset(skip)).mappings().all()
+                need -= len(fetched)
+                skip = 0
+                rows.extend(decoded(fetched))
+        return Page.of(rows, sum(n for st, n in counts.items() if not status or st in status))
+    q = _where(base, *conds).order_by(eff, *hosts_order).offset(offset)
     if limit is not None:
         q = q.limit(limit)
     with engine.connect() as conn:
-        rows = decode_rows(conn.execute(q).mappings().all(),
-                           lambda x: dict(x, actual=decode(x["actual"]), expected=decode(x["expected"]),
-                                          evidence=decode(x["evidence"])), "rule")
+        rows = decoded(conn.execute(q).mappings().all())
         if limit is None or (not offset and len(rows) < limit):
             total = offset + len(rows)
         elif counts is not None:  # the maintained counts per effective status (live hosts in scope)
