@@ -123,23 +123,27 @@ def _error_table():
     return _ERRORS
 
 
-def error_part(text, lang="zh"):
+def error_part(text, lang="zh", depth=0):
     """One sentence of an error (its message or its hint) in ``lang``, or as it is."""
     if lang != "zh" or not text:
         return text
     for pattern, template in _error_table():
         m = pattern.match(text)
         if m:
-            return template.format(**dict((k, _reason(v) if k == "why" else (v or ""))
+            return template.format(**dict((k, _reason(v, depth) if k == "why" else (v or ""))
                                           for k, v in m.groupdict().items()))
     return text
 
 
-def _reason(text):
-    """The system's reason in an error ('{why}': Permission denied, No such file or directory...) in
-    Chinese where scanner/locale/messages.zh.yaml has it (its strerror entries); else as it is."""
+def _reason(text, depth=0):
+    """The reason inside an error ('{why}': a connection error, Permission denied...) in Chinese where
+    errors.zh.yaml or the strerror entries of scanner/locale/messages.zh.yaml have it; else as it is."""
     if not text:
         return ""
+    if depth < 2:
+        zh = error_part(text, "zh", depth + 1)
+        if zh != text:
+            return zh
     for pattern, template in _message_table():
         m = pattern.match(text)
         if m:

@@ -338,7 +338,8 @@ def test_failing_commands_in_chinese_have_no_english(tmp_path):
 
 
 # ---- every agent-side error the code raises has its Chinese in errors.zh.yaml ---------------------
-ERROR_BASES = {"XcscanError", "UsageError", "BadParameter"}
+ERROR_BASES = {"XcscanError", "UsageError", "BadParameter",
+               "TransportError", "TrustError"}   # the agent's connection errors: the {why} of the errors above
 # CannotFix: a reason a rule cannot be fixed, shown through messages.zh.yaml
 # (test_why_a_rule_cannot_be_fixed_reads_in_chinese), never as an error of the command
 NOT_ERRORS = {"CannotFix"}
@@ -533,6 +534,24 @@ def test_usage_errors_in_chinese(tmp_path):
     assert res.exit_code == 1
     assert "未知的规则编号：ssh-root-logn（是否应为 mlps.ac.ssh-root-login？）" in res.output
     assert [w for w, _l in english_words(res.output, ids())] == []
+
+
+def test_the_agents_connection_errors_read_in_chinese(tmp_path):
+    """`agent enroll` to a server that is not listening: the reason inside the error is Chinese too."""
+    from click.testing import CliRunner
+    from scanner.cli import cli
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()                                      # nothing listens there now
+    cfg = str(tmp_path / "agent.yaml")
+    res = CliRunner().invoke(cli, ["agent", "enroll", "--server", "https://127.0.0.1:%d" % port, "--token", "T",
+                                   "--fingerprint", "a" * 64, "--config", cfg],
+                             env={"LANG": "zh_CN.UTF-8", "LC_ALL": ""})
+    assert res.exit_code == 1, res.output
+    line = res.output.strip()
+    assert line == "xcscan：错误：无法连接服务器：无法连接 127.0.0.1:%d：连接被拒绝（请检查服务器地址、网络和防火墙）" % port
 
 
 def test_system_reasons_in_errors_read_in_chinese():
