@@ -46,12 +46,41 @@ def json_shaped(payload):
     return json.loads(json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
-def load(path):
-    """The document of a cache file (marshal), or None when it is not one."""
+def trusted(fh):
+    """Whether an open cache file may be believed: it and its directory belong to this process's
+    user and nobody else may write them. A scan runs as root, and ``sudo`` may keep an ordinary
+    user's HOME (and so their cache directory): rules, catalog or patterns read from a file that
+    user could write would let them decide what a root scan reports. An untrusted file is ignored:
+    the sources are parsed as if there were no cache."""
+    euid = getattr(os, "geteuid", None)
+    if euid is None:
+        return True
+    uid = euid()
+    try:
+        st = os.fstat(fh.fileno())
+        parent = os.stat(os.path.dirname(os.path.abspath(fh.name)))
+    except (OSError, AttributeError, TypeError):
+        return False
+    return all(s.st_uid == uid and not s.st_mode & 0o022 for s in (st, parent))
+
+
+def read_bytes(path):
+    """The bytes of a trusted cache file, else None (missing, unreadable, not trusted)."""
     try:
         with open(path, "rb") as fh:
-            doc = marshal.loads(fh.read())
-    except Exception:  # missing, unreadable, not marshal data
+            return fh.read() if trusted(fh) else None
+    except Exception:  # missing, unreadable
+        return None
+
+
+def load(path):
+    """The document of a cache file (marshal), or None when it is not one or not trusted."""
+    data = read_bytes(path)
+    if data is None:
+        return None
+    try:
+        doc = marshal.loads(data)
+    except Exception:  # not marshal data
         return None
     return doc if isinstance(doc, dict) else None
 

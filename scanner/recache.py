@@ -63,8 +63,11 @@ def install():
     try:
         if _compiler() is None or type(getattr(re, "_cache", None)) not in (dict, _Cache):
             return 0
-        with open(path(), "rb") as fh:
-            entries = marshal.loads(fh.read())
+        from scanner.jsoncache import read_bytes
+        data = read_bytes(path())       # None: missing, or a file another user could have written
+        if data is None:
+            return 0
+        entries = marshal.loads(data)
         if not isinstance(entries, dict):
             return 0
         _file.clear()

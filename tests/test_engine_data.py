@@ -149,6 +149,35 @@ def test_cache_is_used_and_invalidated(tmp_path, cache):
     assert len(load_ruleset(str(tmp_path / "checks"))) == 1
 
 
+def test_a_rules_cache_another_user_could_write_is_ignored(tmp_path, cache):
+    """sudo may keep an ordinary user's HOME: a cached rule set that user could have written must not
+    decide what a root scan reports (scanner/jsoncache.trusted)."""
+    write(tmp_path, "checks/a/r.yaml", GOOD)
+    load_ruleset(str(tmp_path / "checks"))
+    bundle = list(cache.glob("rules-*.marshal"))[0]
+    doc = marshal.loads(bundle.read_bytes())
+    doc["rules"][0]["title"]["en"] = "planted"
+    bundle.write_bytes(marshal.dumps(doc))
+    from scanner.engine import rules as rules_mod
+
+    def title():
+        rules_mod._LOADED.clear()
+        return load_ruleset(str(tmp_path / "checks")).get("t.ssh.root-login")["title"]["en"]
+    os.chmod(str(bundle), 0o666)
+    assert title() == "No root SSH login"
+    os.chmod(str(bundle), 0o600)
+    os.chmod(str(cache), 0o757)
+    assert title() == "No root SSH login"
+    os.chmod(str(cache), 0o700)
+    doc["rules"][0]["title"]["en"] = "planted"     # the parse above rewrote the file (now trusted again)
+    bundle.write_bytes(marshal.dumps(doc))
+    os.chmod(str(bundle), 0o600)
+    assert title() == "planted"                     # the same file, ours and private: believed
+    if os.geteuid() == 0:
+        os.chown(str(bundle), 65534, 65534)
+        assert title() == "No root SSH login"
+
+
 def test_loaded_rules_and_cache_leave_test_cases_in_the_rule_file(tmp_path, cache):
     from scanner.engine import rules as rules_mod
     from scanner.engine.selftest import missing_groups, run_rule_tests

@@ -106,3 +106,24 @@ def test_the_command_line_keeps_them_and_reports_stay_the_same(tmp_path):
     third = scan()
     assert first == second == third
     assert os.path.getsize(kept) == size  # nothing new: not rewritten
+
+
+def test_a_cache_another_user_could_write_is_not_believed(tmp_path):
+    """A scan runs as root; ``sudo`` may keep an ordinary user's HOME and so their cache directory. Kept
+    patterns (and the rules, catalog and YAML caches, same check in scanner/jsoncache.py) are read only
+    from a file and directory owned by this user that nobody else may write."""
+    assert run("from scanner import recache\nimport json\nre.compile('a+b')\nprint(json.dumps(recache.save()))",
+               tmp_path) >= 1
+    path = run("from scanner import recache\nimport json\nprint(json.dumps(recache.path()))", tmp_path)
+    installed = "from scanner import recache\nimport json\nprint(json.dumps(recache.install()))"
+    assert run(installed, tmp_path) >= 1
+    os.chmod(path, 0o664)                       # group-writable file
+    assert run(installed, tmp_path) == 0
+    os.chmod(path, 0o600)
+    os.chmod(str(tmp_path), 0o777)              # a directory anyone may write (files can be swapped)
+    assert run(installed, tmp_path) == 0
+    os.chmod(str(tmp_path), 0o700)
+    assert run(installed, tmp_path) >= 1
+    if os.geteuid() == 0:                       # a file owned by another user
+        os.chown(path, 65534, 65534)
+        assert run(installed, tmp_path) == 0
