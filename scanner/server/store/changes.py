@@ -341,6 +341,53 @@ def substitutions(engine, scope, org, start, end):
     return out
 
 
+# --- paging (the JSON API) ---------------------------------------------------------------------------
+SECTIONS = ("new", "fixed", "added", "removed", "substitutions", "stopped", "joined")
+
+
+def page(got, offset, limit):
+    """``got`` (a feed) with its row lists cut to rows ``offset`` .. ``offset + limit`` of all its rows
+    taken section after section in SECTIONS order (the CSV's order); the counts, ``new_by_severity`` and
+    ``hosts`` stay those of the whole feed. Returns (the page, the offset of the next page or None)."""
+    out = dict(got)
+    pos = 0
+    for k in SECTIONS:
+        rows = got[k]
+        out[k] = rows[min(max(offset - pos, 0), len(rows)):min(max(offset + limit - pos, 0), len(rows))]
+        pos += len(rows)
+    return out, (offset + limit if offset + limit < pos else None)
+
+
+def cursor(start, end, org, offset):
+    """An opaque cursor for the page at ``offset`` of the feed of ``org`` between ``start`` and ``end``
+    (the resolved window: a default ``to`` of now stays the same for every page). It carries no scope:
+    each page is read with the caller's own."""
+    import base64
+    import json
+    text = json.dumps({"v": 1, "from": start, "to": end, "org": org, "offset": offset}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def read_cursor(value):
+    """{from, to, org, offset} of a cursor made by ``cursor``; a 422 (bad_cursor) for anything else."""
+    import base64
+    import binascii
+    import json
+    from scanner.server.errors import ApiError
+    bad = ApiError(422, "bad_cursor", "cursor is not one this server handed out (use the 'next' of an answer as it is)")
+    try:
+        got = json.loads(base64.urlsafe_b64decode(value.encode("ascii") + b"=" * (-len(value) % 4)).decode())
+    except (ValueError, UnicodeError, binascii.Error):
+        raise bad from None
+    if not isinstance(got, dict) or got.get("v") != 1:
+        raise bad
+    ints = [got.get(k) for k in ("from", "to", "offset")]
+    if not all(type(x) is int and 0 <= x < 2 ** 40 for x in ints) or \
+            not (got.get("org") is None or isinstance(got["org"], str) and len(got["org"]) <= 512):
+        raise bad
+    return {"from": ints[0], "to": ints[1], "org": got["org"], "offset": ints[2]}
+
+
 CSV_FIELDS = ("change", "hostname", "org_path", "profile", "rule_id", "severity", "before", "after", "category",
               "product_id", "name_zh", "name_en", "origin", "to_product", "at")
 

@@ -1,0 +1,173 @@
+"""The change feed at a size that needs its limits (a real server over TLS, SQLite and PostgreSQL): one
+department where a host fails 620 rules anew, fixes one and replaces its foreign OS by a domestic one,
+and another host joins. The /changes page lists 500 new findings and says 120 more are in the exports;
+the CSV export holds all 620; GET /api/v1/changes pages through all 625 rows with ``limit`` and the
+``next`` cursor (every page with the whole feed's counts), refuses bad limits and cursors with a 422,
+and a cursor never reaches outside the caller's scope."""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import re
+import time
+import uuid
+
+import pytest
+
+from fleet import Agent, component
+
+PREFIX = "/page-%s" % uuid.uuid4().hex[:6]
+DEPT, OTHER = PREFIX + "/dept", PREFIX + "/other"
+PASSWORD = "Paging-user-pw-42"
+DAY = 86400
+N = 620
+RULES = ["page.r%04d" % i for i in range(N)]
+FIXED = "page.fixed"
+CENTOS = ("os", "centos", "CentOS", "CentOS", "foreign", "7.9")
+KYLIN = ("os", "kylin", "银河麒麟", "Kylin", "domestic", "V10")
+SECTIONS = ("new", "fixed", "added", "removed", "substitutions", "stopped", "joined")
+
+
+def _doc(agent, comps, statuses):
+    doc = agent.report(profile="mlps-l3")
+    doc["inventory"]["components"] = [component(*c) for c in comps]
+    doc["results"] = [{"rule_id": rid, "title": {"zh": "检查 " + rid, "en": "Check " + rid}, "category": "baseline",
+                       "severity": "medium", "status": st, "refs": {}, "expected": None, "actual": None,
+                       "evidence": None, "items": [], "remediation": None, "waiver": None}
+                      for rid, st in sorted(statuses.items())]
+    counts = {s: sum(1 for r in doc["results"] if r["status"] == s)
+              for s in ("pass", "fail", "error", "not_applicable", "manual", "waived")}
+    doc["summary"] = {"profile": "mlps-l3", "counts": counts, "score": 50.0, "score_without_waivers": 50.0}
+    return doc
+
+
+@pytest.fixture(scope="module")
+def site(server):
+    tag = uuid.uuid4().hex[:6]
+    big, late = Agent("pg-big-" + tag, machine_id=uuid.uuid4().hex), Agent("pg-late-" + tag, machine_id=uuid.uuid4().hex)
+    before = dict({r: "pass" for r in RULES}, **{FIXED: "fail"})
+    after = dict({r: "fail" for r in RULES}, **{FIXED: "pass"})
+    with server.client() as c:
+        for a in (big, late):
+            assert a.enroll(c, server.token(org=DEPT)).status_code == 201
+        assert big.submit(c, _doc(big, [CENTOS], before), timestamp=time.time() - 9 * DAY).status_code == 200
+        assert big.submit(c, _doc(big, [KYLIN], after), timestamp=time.time() - 2 * DAY).status_code == 200
+        assert late.submit(c, _doc(late, [KYLIN], {FIXED: "pass"}), timestamp=time.time() - DAY).status_code == 200
+    admin = server.login()
+    user = "pg-other-" + tag
+    r = admin.post("/api/v1/users", json={"username": user, "password": PASSWORD, "role": "officer", "orgs": [OTHER]})
+    assert r.status_code == 201, r.text
+    with server.client() as c:
+        token = c.post("/api/v1/session", json={"username": user, "password": PASSWORD}).json()["token"]
+    other = server.client(headers={"Authorization": "Bearer " + token})
+    yield admin, other, big, late
+    admin.close()
+    other.close()
+
+
+def test_page_lists_500_rows_and_says_how_many_more_the_export_holds(site):
+    admin, _other, big, _late = site
+    page = admin.get("/changes", params={"org": DEPT, "lang": "en"})
+    assert page.status_code == 200
+    rows = re.findall(r'class="change-new" data-rule="([^"]+)" data-host="%s"' % big.host_id, page.text)
+    assert len(rows) == 500 and len(set(rows)) == 500 and set(rows) <= set(RULES)
+    assert re.search(r'id="count-new"><div class="sub">[^<]+</div><div class="big">%d<' % N, page.text)
+    more = re.search(r'<p class="muted more" id="more-new">([^<]+)</p>', page.text)
+    assert more and more.group(1) == "%d more not listed here: see the CSV or JSON export." % (N - 500)
+    assert 'id="more-fixed"' not in page.text and 'id="more-components"' not in page.text
+    assert len(re.findall(r'class="change-fixed"', page.text)) == 1
+    # the CSV and JSON exports the page links hold every one of them (the API pages itself)
+    link = re.search(r'id="export-json" href="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    r = admin.get(link)
+    assert r.status_code == 200 and link.startswith("/api/v1/export/changes?")
+    assert sorted(x["rule_id"] for x in r.json() if x["change"] == "new_fail") == RULES
+    r = admin.get("/api/v1/export/changes", params={"org": DEPT, "format": "csv", "lang": "en"})
+    assert r.status_code == 200
+    got = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
+    rule_col = next(k for k in got[0] if k.endswith("rule_id"))
+    kind_col = next(k for k in got[0] if k.endswith("change"))
+    assert sorted(x[rule_col] for x in got if x[kind_col] == "new_fail") == RULES
+    assert sorted(x[kind_col] for x in got if x[kind_col] != "new_fail") == [
+        "component_added", "component_removed", "fixed", "joined", "substitution"]
+
+
+def _pages(client, limit, **params):
+    out, nxt = [], None
+    while True:
+        q = dict(params, limit=limit)
+        if nxt:
+            q = {"cursor": nxt, "limit": limit}
+        r = client.get("/api/v1/changes", params=q)
+        assert r.status_code == 200, r.text
+        out.append(r.json())
+        nxt = out[-1]["next"]
+        assert out[-1]["truncated"] is (nxt is not None)
+        if nxt is None:
+            return out
+        assert len(out) < 50
+
+
+def test_api_pages_through_every_row_with_a_cursor(site):
+    admin, _other, _big, late = site
+    # one window for every request (without ``to`` each first request would end at its own now)
+    now = int(time.time())
+    window = {"org": DEPT, "from": str(now - 7 * DAY), "to": str(now + 60)}
+    whole = admin.get("/api/v1/changes", params=window).json()  # default limit 1000: all 625 rows
+    assert whole["truncated"] is False and whole["next"] is None
+    assert whole["counts"] == {"new": N, "fixed": 1, "added": 1, "removed": 1, "substitutions": 1, "stopped": 0,
+                               "joined": 1}
+    assert {k: len(whole[k]) for k in SECTIONS} == whole["counts"]
+    assert [r["hostname"] for r in whole["joined"]] == [late.hostname]
+    total = sum(whole["counts"].values())
+    for limit in (250, N, total - 1, total):
+        pages = _pages(admin, limit, **window)
+        assert len(pages) == -(-total // limit), limit
+        for p in pages:
+            n = sum(len(p[k]) for k in SECTIONS)
+            assert n == (limit if p is not pages[-1] else total - limit * (len(pages) - 1))
+            # the same window, org and whole-feed counts on every page
+            assert (p["from"], p["to"], p["org"], p["counts"], p["new_by_severity"], p["hosts"]) == (
+                whole["from"], whole["to"], whole["org"], whole["counts"], whole["new_by_severity"], whole["hosts"])
+        for k in SECTIONS:  # the pages joined are the whole feed, in order
+            assert [r for p in pages for r in p[k]] == whole[k], (limit, k)
+    # the first page of 620 is exactly the new findings; the second the rest
+    first, second = _pages(admin, N, **window)
+    assert len(first["new"]) == N and all(not first[k] for k in SECTIONS[1:])
+    assert second["new"] == [] and sum(len(second[k]) for k in SECTIONS) == total - N
+    # a cursor given with the same parameters as the first request is fine
+    r = admin.get("/api/v1/changes", params=dict(window, limit=N, cursor=first["next"]))
+    assert r.status_code == 200 and r.json()["fixed"] == whole["fixed"]
+
+
+def test_bad_limits_and_cursors_are_422(site):
+    admin, _other, _big, _late = site
+    for bad in ("0", "-1", "10001", "ten"):
+        r = admin.get("/api/v1/changes", params={"org": DEPT, "limit": bad})
+        assert r.status_code == 422, bad
+        assert "limit" in r.json()["message"], r.text
+    assert admin.get("/api/v1/changes", params={"org": DEPT, "limit": 10000}).status_code == 200
+    huge = base64.urlsafe_b64encode(json.dumps({"v": 1, "from": 0, "to": 10 ** 20, "org": None, "offset": 0})
+                                    .encode()).decode()
+    negative = base64.urlsafe_b64encode(json.dumps({"v": 1, "from": 0, "to": 10, "org": None, "offset": -5})
+                                        .encode()).decode()
+    # not base64 JSON, {}, {"v": 1}, too long, out of range
+    for bad in ("nonsense!", "e30", "eyJ2IjoxfQ", "x" * 600, huge, negative):
+        r = admin.get("/api/v1/changes", params={"cursor": bad})
+        assert r.status_code == 422, bad
+        assert r.json()["error"] in ("bad_cursor", "invalid_request") and "cursor" in r.json()["message"], r.text
+    nxt = admin.get("/api/v1/changes", params={"org": DEPT, "limit": 10}).json()["next"]
+    r = admin.get("/api/v1/changes", params={"org": OTHER, "cursor": nxt, "limit": 10})
+    assert r.status_code == 422 and r.json()["error"] == "bad_cursor"
+    r = admin.get("/api/v1/changes", params={"from": "2020-01-01", "cursor": nxt, "limit": 10})
+    assert r.status_code == 422 and r.json()["error"] == "bad_cursor"
+
+
+def test_a_cursor_does_not_reach_outside_the_scope(site):
+    admin, other, big, _late = site
+    nxt = admin.get("/api/v1/changes", params={"org": DEPT, "limit": 10}).json()["next"]
+    r = other.get("/api/v1/changes", params={"cursor": nxt})
+    assert r.status_code == 404 and big.hostname not in r.text
+    mine = other.get("/api/v1/changes").json()
+    assert mine["counts"]["new"] == 0 and big.hostname not in repr(mine)
