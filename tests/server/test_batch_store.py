@@ -239,3 +239,52 @@ def test_host_profile_rows_are_rewritten_in_place(db_engine):
                 "pg_stat_get_xact_tuples_hot_updated('host_profiles'::regclass)")).one()
         if day:
             assert (updated, hot) == (120, 120)
+
+
+@pytest.mark.parametrize("db_engine", ["postgres"], indirect=True)
+def test_host_rows_are_rewritten_in_place(db_engine):
+    """Each report sets its host's last_seen and latest report: no index covers those columns
+    (ix_hosts_last_seen dropped, migration 0023) and each page of hosts keeps room for the new
+    version (fillfactor 50), so from the second report on every such update is heap-only (HOT). With
+    the index none was, and hosts kept ~31 dead rows per live one between vacuums. (The first report
+    fills the latest-report columns an enrolled row has empty, so some rows outgrow their page.)"""
+    from sqlalchemy import text
+    # this backend's counts not yet flushed to the statistics (they may span transactions): the batch's
+    # updates are the difference across it
+    counts = text("SELECT pg_stat_get_xact_tuples_updated('hosts'::regclass), "
+                  "pg_stat_get_xact_tuples_hot_updated('hosts'::regclass)")
+    fleet = enroll(db_engine, "/gov/finance", 120)
+    for day in (0, 1, 2):
+        with db.write_tx(db_engine) as conn:
+            before = conn.execute(counts).one()
+            outs = store_batch(conn, [item(a, 1_700_000_000 + day * 86400, seed=k + 1)[0] for k, a in enumerate(fleet)])
+            assert not any(isinstance(o, Exception) for o in outs)
+            after = conn.execute(counts).one()
+        updated, hot = after[0] - before[0], after[1] - before[1]
+        assert updated == 120
+        if day:
+            assert hot == 120
+    with db_engine.connect() as conn:
+        latest = dict(conn.execute(select(db.hosts.c.id, db.hosts.c.latest_collected)).all())
+    assert latest == {a.host_id: 1_700_000_000 + 2 * 86400 for a in fleet}
+
+
+def test_hosts_that_stopped_reporting_are_counted_and_sorted_without_an_index(engine):
+    """The views that read hosts.last_seen (no index on it since migration 0023): the overview's
+    hosts that have not reported for 3 days (never reported counts too; per org subtree) and the
+    hosts list sorted by last seen, both ways."""
+    from scanner.server.store import queries
+    fin, health = enroll(engine, "/gov/finance", 3), enroll(engine, "/gov/health", 2)
+    put(engine, [item(a, 1_700_000_000, seed=k + 1)[0] for k, a in enumerate(fin + health[:1])])  # health[1]: never
+    now = int(time.time())
+    with db.write_tx(engine) as conn:
+        for a, ago in ((fin[0], 4 * 86400), (fin[1], 2 * 86400), (health[0], 3 * 86400 + 600)):
+            conn.execute(db.hosts.update().where(db.hosts.c.id == a.host_id).values(last_seen=now - ago))
+    everything = Scope.everything()
+    assert queries.overview(engine, everything)["stale_hosts"] == 3  # fin[0], health[0], health[1]
+    assert queries.overview(engine, everything, org="/gov/finance")["stale_hosts"] == 1
+    assert queries.overview(engine, everything, org="/gov/health")["stale_hosts"] == 2
+    order = [fin[0].host_id, fin[1].host_id, fin[2].host_id]
+    assert [h["id"] for h in queries.list_hosts(engine, everything, org="/gov/finance", sort="last_seen")] == order
+    assert [h["id"] for h in queries.list_hosts(engine, everything, org="/gov/finance", sort="last_seen",
+                                                 desc=True)] == order[::-1]

@@ -621,8 +621,8 @@ class OrgSums(object):
     """The live hosts and their profiles summed per org unit: what the overview's totals, org
     tree, scores per profile and today's trend point are all added up from. Read from the
     maintained org_hosts and org_profiles (store/aggregates.py; a few hundred rows), plus the
-    hosts that stopped reporting (an index range) and the host profiles whose waivers partly
-    expired (``waiver_corrections``, an index range; rare).
+    hosts that stopped reporting (a scan of the narrow hosts table: 1.5 ms at 10,000 hosts) and
+    the host profiles whose waivers partly expired (``waiver_corrections``, an index range; rare).
 
     ``per_org``: (org_path, hosts, domestic, foreign, unknown, stale, loc_sum, loc_n);
     ``per_prof``: (org_path, profile, hosts, score_sum, scored, failed, raw_sum, raw_scored, waived,
@@ -649,7 +649,7 @@ class OrgSums(object):
     @staticmethod
     def queries(scope, org, t):
         """[(name, SELECT)] of what OrgSums sums (for ``bundle``): per org unit (with its hosts that
-        have not reported for 3 days: an index range), per org unit and profile, and the host profiles
+        have not reported for 3 days: a scan of hosts), per org unit and profile, and the host profiles
         whose waivers partly expired (``waiver_corrections`` without verdicts); the valid verdicts
         (``verdicts.touched_query``)."""
         from scanner.server.store import verdicts as recorded
