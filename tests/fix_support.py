@@ -36,6 +36,17 @@ WEAKENED = {
     "mlps.ac.ssh-host-key-perms": ("rhel-default", [("chmod", "/etc/ssh/ssh_host_ed25519_key", 0o644)]),
     "mlps.au.auditd-enabled": ("rhel-default", [
         ("unlink", "/etc/systemd/system/multi-user.target.wants/auditd.service")]),
+    "mlps.au.audit-config-perms": ("rhel-default", [("chmod", "/etc/audit/auditd.conf", 0o664),
+                                                    ("chmod", "/etc/audit", 0o775)]),
+    "mlps.au.audit-log-perms": ("rhel-default", [("chmod", "/var/log/audit", 0o755),
+                                                 ("chmod", "/var/log/audit/audit.log", 0o644)]),
+    "mlps.au.audit-disk-full-action": ("rhel-default", [
+        ("sub", "/etc/audit/auditd.conf", "disk_full_action = SUSPEND", "disk_full_action = IGNORE"),
+        ("sub", "/etc/audit/auditd.conf", "admin_space_left_action = SUSPEND", "admin_space_left_action = ignore")]),
+    "mlps.ri.coredump-storage-off": ("rhel-default", [
+        ("write", "/etc/sysctl.d/50-coredump.conf",
+         "kernel.core_pattern=|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\n"),
+        ("write", "/etc/systemd/coredump.conf", "[Coredump]\n#Storage=external\nStorage=external\n")]),
 }
 
 
