@@ -64,12 +64,24 @@ def _find_globs(globs, reg, file_type):
     return tasks, expr, {"xc_glob": regex}
 
 
+def _stat(path, reg):
+    return {"ansible.builtin.stat": {"path": _p(path)}, "register": reg + "_st"}
+
+
+def _create_mode(reg, mode):
+    """lineinfile sets `mode` on an existing file too; the planner keeps an existing file's mode (0640
+    auditd.conf stays 0640), so the mode is given only when the file is created."""
+    return "{{ omit if %s_st.stat.exists else '%s' }}" % (reg, mode)
+
+
 def action_tasks(name, a, n):
     reg = "xc_%d" % n
     if name == "set_key":
         line = "%s%s%s" % (a["key"], a.get("sep", " "), a["value"])
-        return [{"ansible.builtin.lineinfile": {"path": _p(a["path"]), "regexp": edits.key_regex(a["key"]),
-                                                "line": line, "create": True, "mode": a.get("mode", "0644")}},
+        return [_stat(a["path"], reg),
+                {"ansible.builtin.lineinfile": {"path": _p(a["path"]), "regexp": edits.key_regex(a["key"]),
+                                                "line": line, "create": True,
+                                                "mode": _create_mode(reg, a.get("mode", "0644"))}},
                 {"ansible.builtin.replace": {"path": _p(a["path"]),
                                              "regexp": edits.key_wrong_value_regex(a["key"], a["value"]),
                                              "replace": line.replace("\\", "\\\\")}}]
@@ -140,8 +152,10 @@ def action_tasks(name, a, n):
                  "when": ["xcscan_root != ''", installed, "%s_state.rc != 0" % r]}]
         return tasks
     if name == "lines":
-        return [{"ansible.builtin.lineinfile": {"path": _p(a["path"]), "line": line, "create": True,
-                                                "mode": a.get("mode", "0644")}} for line in a["lines"]] + (
+        return [_stat(a["path"], reg)] + [
+            {"ansible.builtin.lineinfile": {"path": _p(a["path"]), "line": line, "create": True,
+                                            "mode": _create_mode(reg, a.get("mode", "0644"))}}
+            for line in a["lines"]] + (
             [{"ansible.builtin.command": {"argv": ["augenrules", "--load"]}, "when": LIVE, "changed_when": False}]
             if a["path"].startswith("/etc/audit/rules.d/") else [])
     if name == "remove":
