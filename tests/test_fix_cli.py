@@ -619,3 +619,15 @@ def test_rollback_refuses_while_another_run_holds_the_agent_lock(rhel, tmp_path)
         res = invoke("fix", "--rollback", run_dir, "--lock", str(tmp_path / "agent.lock"))
     assert res.exit_code == 75 and "in progress" in res.stderr
     assert differences(fixed, snapshot(rhel)) == []
+
+
+def test_a_script_made_without_a_scan_leaves_out_fixes_with_a_precondition(rhel):
+    """A fix whose precondition is a fact of the host (audit logs 0700 only while auditd's log_group is
+    root; pwquality values only where pam_pwquality reads them) is left out of a script made without a
+    scan (--every) and says why; from the host's report it is checked and planned."""
+    res = invoke("fix", "--root", rhel, "--every", "--profile", "mlps-l3", "--script", "bash", "--lang", "en",
+                 "--rule", "mlps.au.audit-log-perms", "--rule", "mlps.au.audit-config-perms")
+    assert res.exit_code == 0, res.stderr
+    assert "/var/log/audit" not in res.stdout and "/etc/audit" in res.stdout
+    assert "mlps.au.audit-log-perms" in res.stderr and "audit.conf.log_group" in res.stderr
+    assert "only a scan of the host can check" in res.stderr

@@ -67,8 +67,10 @@ def select(ruleset, report=None, profile=None, rule_globs=(), min_severity=None,
             out.cannot.append((rule, dict((lang, t("fix.bad_params", lang, names=", ".join(bad)))
                                           for lang in ("zh", "en"))))
             continue
-        if report is not None and rule["fix"].get("when") is not None:
-            reason = _when_fails(rule, params, report)
+        if rule["fix"].get("when") is not None:
+            # a precondition is a fact of the host: without a report (--every) it is unknown, and an
+            # unknown precondition is never taken as met (e.g. audit logs another group must read)
+            reason = _when_fails(rule, params, report) if report is not None else _when_unknown(rule)
             if reason is not None:
                 out.cannot.append((rule, reason))
                 continue
@@ -97,6 +99,12 @@ def _when_fails(rule, params, report):
     # zh: the fact paths and values only (the check's label is English)
     return {"zh": t("fix.precondition", "zh", why=facts or res["status"]),
             "en": t("fix.precondition", "en", why=why)}
+
+
+def _when_unknown(rule):
+    from scanner.i18n import t
+    facts = ", ".join(_facts_of(rule["fix"]["when"]))
+    return dict((lang, t("fix.precondition_needs_report", lang, facts=facts)) for lang in ("zh", "en"))
 
 
 def _facts_of(check):

@@ -130,3 +130,12 @@ def test_scripts_offered_only_for_failures_the_user_may_see(server):
     assert 'id="fix-links"' not in w.get("/rules/%s" % rule).text
     # an unscoped admin sees the failing host, and gets the rule's script
     assert web_login(server).get("/rules/%s/fix.sh" % rule).status_code == 200
+
+
+def test_server_scripts_leave_out_fixes_with_a_precondition():
+    """The aggregator's scripts are made without checking the host's facts: a fix with a precondition
+    (audit logs 0700 only while auditd's log_group is root) is left to `xcscan fix` on the host."""
+    from scanner.server.web.fixes import _items
+    ids = [rule["id"] for rule, _params in _items([("mlps.au.audit-log-perms", "mlps-l3"),
+                                                    ("mlps.au.audit-config-perms", "mlps-l3")])]
+    assert ids == ["mlps.au.audit-config-perms"]

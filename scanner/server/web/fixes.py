@@ -31,6 +31,10 @@ def _items(pairs, judged=None):
         rule = ruleset.get(rule_id)
         if rule is None or rule_id in seen or fix_kind(rule) != "automated":
             continue
+        if rule["fix"].get("when") is not None:
+            # a fix with a precondition (a fact of the host, e.g. auditd's log_group) is planned only by
+            # `xcscan fix` on the host or from its report, where the precondition is checked
+            continue
         seen.add(rule_id)
         params = dict(rule.get("params") or {})
         if judged and (profile, rule_id) in judged:
