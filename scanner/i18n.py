@@ -130,9 +130,17 @@ def error_part(text, lang="zh", depth=0):
     for pattern, template in _error_table():
         m = pattern.match(text)
         if m:
-            return template.format(**dict((k, _reason(v, depth) if k == "why" else (v or ""))
+            return template.format(**dict((k, _reason(v, depth) if k == "why" else
+                                           _detail(v, depth) if k == "detail" else (v or ""))
                                           for k, v in m.groupdict().items()))
     return text
+
+
+def _detail(text, depth=0):
+    """An optional detail ('{detail}': a YAML parser's reason): '：' and its Chinese, or nothing when
+    errors.zh.yaml has none (the English stays in the English output only)."""
+    zh = error_part(text, "zh", depth + 1) if text and depth < 2 else text
+    return "：" + zh if zh != text else ""
 
 
 def _reason(text, depth=0):

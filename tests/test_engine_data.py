@@ -379,7 +379,7 @@ def test_lint_data_checks_profiles_and_controls(tmp_path):
               - t.ssh.root-login
               - t.gone
         """))
-    probs = [(os.path.basename(p.path), p.line, p.message) for p in
+    probs = [(os.path.basename(p.path), p.line, str(p.message)) for p in
              lint_data({"t.ssh.root-login"}, str(tmp_path / "rules"))]
     assert ("p.yaml", 3, "controls 'nope': no rules/controls/nope.yaml") in probs
     assert any(name == "bad.yaml" and "non-empty list" in msg for name, _, msg in probs)

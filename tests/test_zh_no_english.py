@@ -266,10 +266,11 @@ def test_error_table_is_chinese():
         table = yaml.safe_load(fh)
     assert len(table) >= 15
     bad = []
+    names = sorted(rule_format_names())   # rules lint names the rule format's keys as they are
     for entry in table:
         # "word: " would pass as a token with punctuation (like "key:value"); it is a word
         plain = re.sub(r"\{[^}]*\}", " ", entry["zh"]).replace(": ", " ")
-        bad.extend("%s: %s" % (entry["en"], w) for w, _l in english_words(plain))
+        bad.extend("%s: %s" % (entry["en"], w) for w, _l in english_words(plain, names))
         re.compile(entry["en"])
     assert bad == []
 
@@ -567,3 +568,173 @@ def test_system_reasons_in_errors_read_in_chinese():
     assert i18n.error_text(err, "zh") == \
         "/var/spool/xcscan：无法写入暂存区：权限不足（请检查 spool_dir 的权限；已有的暂存内容完好）"
     assert i18n.error_text(err, "en") == str(err)
+
+
+# ---- `xcscan rules lint --lang zh` and the agent's log lines -----------------------------------------
+def lint_templates():
+    """(file:line, template) of every problem `rules lint` reports: the message of each RuleProblem(...) and
+    each problems.append((where, message)) in scanner/engine/rules.py and checks.py."""
+    out = []
+    for rel in ("engine/rules.py", "engine/checks.py"):
+        with open(os.path.join(HERE, "..", "scanner", rel), encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            part = None
+            if _name(node.func) == "RuleProblem" and len(node.args) >= 3:
+                part = node.args[2]
+            elif _name(node.func) == "append" and node.args and isinstance(node.args[0], ast.Tuple) \
+                    and len(node.args[0].elts) == 2:
+                part = node.args[0].elts[1]
+            for tpl in _templates(part, tree) or [] if part is not None else []:
+                out.append(("%s:%d" % (rel, node.lineno), tpl))
+    return out
+
+
+def rule_format_names():
+    """The keys and keywords of the rule format (title, on_missing, for_each, eq ...): written as they are
+    in a Chinese message, like ids."""
+    from scanner.engine import checks, rules
+    names = set(["zh", "en", "any", "all", "none", "overall", "min", "assert", "check", "fix", "now",
+                 "param", "name", "entries", "match", "params", "controls", "DAYS", "NAME", "UTF"])
+    for mod in (checks, rules):
+        for key, value in vars(mod).items():
+            if key.isupper() and isinstance(value, (tuple, dict)):
+                names.update(v for v in value if isinstance(v, str))
+    return names
+
+
+def _untranslated(found):
+    missing, english = [], []
+    names = sorted(rule_format_names())
+    for where, template in found:
+        if not list(english_words(SPEC.sub(" ", template).replace(": ", " "))):
+            continue
+        samples = _samples(template)
+        zh = [z for z, s in ((i18n.error_part(s), s) for s in samples) if z != s]
+        if not zh:
+            missing.append("%s: %r" % (where, template))
+            continue
+        for z in zh:
+            english.extend("%s: %r -> %s (%s)" % (where, template, z, w)
+                           for w, _l in english_words(z.replace(": ", " "), ["7"] + names))
+    return missing, english
+
+
+def test_every_rule_lint_message_has_chinese():
+    """A rule author running `xcscan rules lint --lang zh` reads every problem in Chinese (field names,
+    ids and values stay as written)."""
+    found = lint_templates()
+    assert len(found) >= 60, len(found)
+    assert ("engine/checks.py", "op %r needs a value") in [(w.split(":")[0], t) for w, t in found]
+    assert _untranslated(found) == ([], [])
+    assert _untranslated([("x", "a sentence of a new lint check nobody translated")])[0]
+
+
+YAML_MISTAKES = ["a: {b: 1\n", "a: [1, 2\n", "a: b: c\n", "a:\n\tb: 1\n", "a: 1\n b: 2\nc\n", "- a\nb: 1\n",
+                 'a: "\\q"\n', "a: !foo!bar x\n", "a: *x\n", "key\nother: 1\n", "a: @b\n", "a: `b\n",
+                 "a: 1\n- b\n", "{a: 1}}\n", 'a: "x\n']
+
+
+@pytest.mark.parametrize("loader", ["CSafeLoader", "SafeLoader"])
+def test_yaml_mistakes_are_explained_in_chinese(loader, monkeypatch):
+    """A YAML mistake in a rule, waiver or configuration file says in Chinese what the parser found, with
+    libyaml (the installed package) and with the pure-Python parser (the offline bundle); a reason without
+    Chinese leaves only 'YAML 语法错误' and the location (never English)."""
+    import yaml
+    from scanner import yamlio
+    from scanner.errors import DataError
+    if not hasattr(yaml, loader):
+        pytest.skip("this PyYAML has no libyaml")
+    monkeypatch.setattr(yamlio, "_loader", lambda: getattr(yaml, loader))
+    for text in YAML_MISTAKES:
+        with pytest.raises(DataError) as err:
+            yamlio.load_yaml_text(text, "rules/x.yaml")
+        zh = i18n.error_text(err.value, "zh")
+        assert zh.startswith("rules/x.yaml:") and "YAML 语法错误：" in zh, (text, str(err.value), zh)
+        assert list(english_words(zh.split("：", 1)[1], ["YAML", "'\\t'", "'!foo!'"])) == [], (text, zh)
+    assert i18n.error_part("malformed YAML: a parser reason nobody translated") == "YAML 语法错误"
+
+
+def test_rules_lint_in_chinese(tmp_path):
+    """`xcscan rules lint DIR --lang zh`: every problem line and the count in Chinese; in English as before."""
+    from click.testing import CliRunner
+    from scanner.cli import cli
+    (tmp_path / "a.yaml").write_text("id: x.y\ntitle: {zh: a, en: b\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("id: Bad\ncategory: nope\nseverity: high\nfoo: 1\n"
+                                     "check: {fact: a.b, op: eq, bar: 1}\n", encoding="utf-8")
+    res = CliRunner().invoke(cli, ["rules", "lint", str(tmp_path), "--lang", "zh"], prog_name="xcscan")
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) >= 9, lines
+    assert lines[0] == "%s:3：YAML 语法错误：未找到应有的“,”或“}”" % (tmp_path / "a.yaml")
+    values = ["a.b", "eq", "fact", "foo", "bar", "title", "remediation", "tests", "Bad", "nope", "id", "op",
+              "crypto.ssh.weak-ciphers", "scanner/engine/fact_paths.yaml", str(tmp_path)]
+    values += sorted(rule_format_names())
+    for line in lines:
+        assert [w for w, _l in english_words(line, values)] == [], line
+    res = CliRunner().invoke(cli, ["rules", "lint", str(tmp_path)])
+    assert "malformed YAML: did not find expected ',' or '}'" in res.output
+    assert "op 'eq' needs a value" in res.output
+
+
+def _log_calls():
+    """Every call of an agent log's info/warning/error/terminal/summary in scanner/agent."""
+    for path in sorted(glob.glob(os.path.join(HERE, "..", "scanner", "agent", "*.py"))):
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("info", "warning", "error", "terminal", "summary") and \
+                    getattr(node.func.value, "id", None) == "log" and node.args:
+                yield "%s:%d" % (os.path.basename(path), node.lineno), node.args[0]
+
+
+def test_agent_log_lines_come_from_the_catalogue():
+    """`xcscan agent run --lang zh` logs in Chinese (terminal and syslog): every line it writes is a
+    catalogue text (t(...) / log.t(...)) or an error said in the log's language (log.error(exc)), never a
+    literal or a formatted English string."""
+    calls = list(_log_calls())
+    assert len(calls) >= 12
+    bad = []
+    for where, arg in calls:
+        if isinstance(arg, ast.Call) and _name(arg.func) == "t":
+            continue
+        if isinstance(arg, ast.Name) and arg.id == "exc":
+            continue
+        bad.append("%s: %s" % (where, ast.unparse(arg)))
+    assert bad == []
+
+
+def test_agent_log_in_chinese(tmp_path):
+    """A corrupt spool file under --lang zh: the agent says so in Chinese, with the reason, and keeps the
+    English reason in the .reason file (data for whoever reads the spool)."""
+    import io
+    from scanner.agent.log import AgentLog
+    from scanner.agent.spool import Spool
+    from scanner.agent.uploader import upload_all
+    s = Spool(str(tmp_path / "spool"))
+    s.ensure()
+    name = s.write("id-1", "h", 1, "s", b"0123456789")
+    path = os.path.join(s.directory, name)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    with open(path, "wb") as fh:
+        fh.write(data[:-3])
+
+    class NoClient(object):
+        def submit(self, *a, **k):
+            raise AssertionError("a corrupt file must not be sent")
+
+    err = io.StringIO()
+    upload_all(s, NoClient(), "h", AgentLog(stream=err, lang="zh"))
+    line = err.getvalue().strip()
+    assert line == ("xcscan 代理：错误：%s：暂存文件无法读取：正文为 7 字节，头部记载为 10 字节（文件被截断？）；"
+                    "已移至 %s/rejected/" % (name, s.directory)), line
+    with open(os.path.join(s.directory, "rejected", name + ".reason")) as fh:
+        assert "truncated" in fh.read()
+    err = io.StringIO()
+    AgentLog(stream=err, lang="zh").error(__import__("scanner.errors", fromlist=["x"]).XcscanError(
+        "refusing to write output: too many levels of symbolic links"))
+    assert err.getvalue() == "xcscan 代理：错误：拒绝写入输出：符号链接层数过多\n", err.getvalue()

@@ -36,7 +36,7 @@ def lower_priority(cfg, log):
         try:
             os.nice(cfg.nice)
         except OSError as exc:
-            log.info("cannot lower CPU priority: %s" % exc)
+            log.info(log.t("agent.log.nice_failed", why=log.reason(str(exc))))
     if cfg.ionice != "none":
         cls = "3" if cfg.ionice == "idle" else "2"
         argv = ["ionice", "-c", cls, "-p", str(os.getpid())]
@@ -45,7 +45,7 @@ def lower_priority(cfg, log):
         try:
             subprocess.call(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5)
         except (OSError, subprocess.SubprocessError):
-            log.info("ionice is not available; I/O priority unchanged")
+            log.info(log.t("agent.log.no_ionice"))
 
 
 def limit_memory(cfg, log):
@@ -59,7 +59,7 @@ def limit_memory(cfg, log):
             limit = min(limit, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     except (ImportError, ValueError, OSError) as exc:
-        log.info("cannot set the memory limit: %s" % exc)
+        log.info(log.t("agent.log.rlimit_failed", why=log.reason(str(exc))))
 
 
 def _scan(cfg):
@@ -144,7 +144,7 @@ def make_client(cfg):
 def run(config_path=None, no_splay=False, upload_only=False, quiet=False, lang="en", sleep=time.sleep):
     """Do one agent run; return the exit code. XcscanError escapes for the CLI to print."""
     cfg = agent_config.load(config_path)
-    log = AgentLog(use_syslog=cfg.syslog, quiet=quiet)
+    log = AgentLog(use_syslog=cfg.syslog, quiet=quiet, lang=lang)
     _ensure_dir(cfg.state_path, "state_dir")
     spool = Spool(cfg.spool_path, max_bytes=cfg.spool_max_bytes, max_reports=cfg.spool_max_reports)
     spool.ensure()
@@ -170,7 +170,7 @@ def _locked_run(cfg, spool, log, no_splay, upload_only, lang, sleep):
             require_os_for_agent(cfg.root)      # an image root that is not mounted: nothing to scan
             if cfg.splay and not no_splay:
                 delay = random.uniform(0, cfg.splay)
-                log.info("splay: sleeping %.0f s" % delay)
+                log.info(log.t("agent.log.splay", seconds="%.0f" % delay))
                 log.terminal(t("agent.run.splay", lang, seconds="%.0f" % delay, splay=cfg.splay))
                 run_state["splay_seconds"] = round(delay, 3)
                 sleep(delay)
@@ -199,21 +199,20 @@ def _locked_run(cfg, spool, log, no_splay, upload_only, lang, sleep):
     except XcscanError as exc:
         run_state.update(result="error", error=str(exc), finished_at=_iso(time.time()))
         state.update(cfg.state_path, last_run=run_state)
-        log.error(str(exc))
+        log.error(exc)
         raise _Reported(exc)
     except MemoryError:
         exc = XcscanError("out of memory (limit %d MiB); the spool is intact" % cfg.memory_limit_mb,
                           hint="raise memory_limit_mb in the agent configuration")
         run_state.update(result="error", error=str(exc), finished_at=_iso(time.time()))
         state.update(cfg.state_path, last_run=run_state)
-        log.error(str(exc))
+        log.error(exc)
         raise _Reported(exc)
     except Exception as exc:  # a bug: record it, say so, keep the traceback for the report
         run_state.update(result="error", error="internal error: %s: %s" % (type(exc).__name__, exc),
                          finished_at=_iso(time.time()))
         state.update(cfg.state_path, last_run=run_state)
-        log.error("internal error: %s: %s (the spool is intact; please report this with the traceback)"
-                  % (type(exc).__name__, exc))
+        log.error(log.t("agent.log.internal_error", kind=type(exc).__name__, detail=exc))
         raise
     seconds = time.monotonic() - t0
     depth = spool.depth()
@@ -226,13 +225,13 @@ def _locked_run(cfg, spool, log, no_splay, upload_only, lang, sleep):
             "last_success_at")
     code = 0
     if result.fatal:
-        log.error(t("agent.run.fatal", lang, reason=result.fatal, depth=depth))
+        log.error(t("agent.run.fatal", lang, reason=log.reason(result.fatal), depth=depth))
         code = 1
     elif result.rejected:
         log.error(t("agent.run.rejected", lang, count=len(result.rejected), directory=spool.directory))
         code = 1
     if result.deferred and not result.fatal:
-        log.warning(t("agent.run.deferred", lang, reason=result.deferred, depth=depth))
+        log.warning(t("agent.run.deferred", lang, reason=log.reason(result.deferred), depth=depth))
         code = code or DEFERRED_EXIT_CODE
     run_state.update(result={0: "ok", DEFERRED_EXIT_CODE: "deferred"}.get(code, "error"),
                      finished_at=_iso(time.time()), seconds=round(seconds, 3), spool_depth=depth,

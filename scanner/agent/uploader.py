@@ -50,10 +50,10 @@ def upload_all(spool, client, host_id, log, retries=3, backoff=5, backoff_max=12
             reason = "unreadable spool file: %s" % exc
             spool.reject(name, reason)
             result.rejected.append((name, reason))
-            log.error("%s: %s; moved to %s/rejected/" % (name, reason, spool.directory))
+            log.error(log.t("agent.log.moved_rejected", name=name, reason=log.reason(reason), directory=spool.directory))
             continue
         except (IOError, OSError) as exc:
-            result.deferred = "cannot read spool file %s: %s" % (name, exc)
+            result.deferred = "cannot read spool file %s: %s" % (name, exc.strerror or exc)
             break
         # A report spooled before a re-enrollment is signed for the old host id: send it as that
         # host (the server still knows it unless the host was deleted).
@@ -77,8 +77,8 @@ def upload_all(spool, client, host_id, log, retries=3, backoff=5, backoff_max=12
                 result.deferred = problem
                 return result
             delay = _sleep_for(attempt, backoff, backoff_max)
-            log.info("upload of %s failed (%s); retry %d/%d in %.1f s"
-                     % (entry.report_id, problem, attempt + 1, retries, delay))
+            log.info(log.t("agent.log.retry", report_id=entry.report_id, problem=log.reason(problem),
+                           attempt=attempt + 1, retries=retries, seconds="%.1f" % delay))
             sleep(delay)
             attempt += 1
         ack = resp.json if isinstance(resp.json, dict) else {}
@@ -86,8 +86,8 @@ def upload_all(spool, client, host_id, log, retries=3, backoff=5, backoff_max=12
             testhook.pause("upload-acked")
             spool.delete(name)
             result.sent.append(entry.report_id)
-            log.info("report %s acknowledged (%s, first received %s)"
-                     % (entry.report_id, ack.get("status"), ack.get("received_at")))
+            log.info(log.t("agent.log.acknowledged", report_id=entry.report_id, status=ack.get("status"),
+                           received_at=ack.get("received_at")))
             continue
         code = resp.error_code
         if resp.status in (401, 403) and code not in PERMANENT_401 and code != "host_mismatch" \
@@ -101,5 +101,5 @@ def upload_all(spool, client, host_id, log, retries=3, backoff=5, backoff_max=12
         reason = "refused by the server: HTTP %d %s: %s" % (resp.status, code or "", resp.message)
         spool.reject(name, reason)
         result.rejected.append((entry.report_id, reason))
-        log.error("report %s %s; moved to %s/rejected/" % (entry.report_id, reason, spool.directory))
+        log.error(log.t("agent.log.moved_rejected", name=entry.report_id, reason=log.reason(reason), directory=spool.directory))
     return result

@@ -81,7 +81,7 @@ def lint(path, lang):
         from scanner.engine.rules import lint_data
         problems = problems + lint_data(set(r["id"] for r in found))
     for problem in problems:
-        click.echo(str(problem))
+        click.echo(problem.text(lang))
     if problems:
         click.echo(t("rules.lint_problems", lang, count=len(problems)), err=True)
         click.get_current_context().exit(1)

@@ -65,8 +65,22 @@ class RuleProblem(object):
         self.path, self.line, self.message = path, line, message
 
     def __str__(self):
+        return self.text("en")
+
+    def text(self, lang="en"):
+        """``path:line: message`` in ``lang``: the message is one of this module's or checks.py's texts
+        (their Chinese is in scanner/locale/errors.zh.yaml) or a DataError of a file it names."""
         loc = "%s:%d" % (self.path, self.line) if self.line else self.path
-        return "%s: %s" % (loc, self.message)
+        message = self.message
+        if isinstance(message, Exception):
+            if lang == "zh":
+                from scanner.i18n import error_text
+                return error_text(message, lang)   # it names its file (and line) itself
+            return str(message)
+        if lang == "zh":
+            from scanner.i18n import error_part
+            message = error_part(message, lang)
+        return "%s%s%s" % (loc, "：" if lang == "zh" else ": ", message)
 
 
 def checks_dir(directory=None):
@@ -315,7 +329,7 @@ def lint_data(rule_ids, rules_root=None):
         try:
             profile = load_profile(path)
         except DataError as exc:
-            problems.append(RuleProblem(path, None, str(exc)))
+            problems.append(RuleProblem(path, None, exc))
             continue
         if profile.controls and not os.path.isfile(os.path.join(rules_root, "controls", profile.controls + ".yaml")):
             problems.append(RuleProblem(path, locate_file(path, ("controls",)),
@@ -331,7 +345,7 @@ def lint_data(rule_ids, rules_root=None):
         try:
             doc = load_controls(path)
         except DataError as exc:
-            problems.append(RuleProblem(path, None, str(exc)))
+            problems.append(RuleProblem(path, None, exc))
             continue
         for i, item in enumerate(doc["items"]):
             for j, rid in enumerate(item.get("rules") or []):
@@ -428,7 +442,7 @@ def _lint_high_risk(path, rule_ids):
     try:
         doc = load_yaml_file(path)
     except DataError as exc:
-        return [RuleProblem(path, None, str(exc))]
+        return [RuleProblem(path, None, exc)]
     entries = doc.get("entries") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         return [RuleProblem(path, None, "the high-risk guide holds a top-level 'entries' list")]
