@@ -12,8 +12,7 @@ import os
 import ssl
 from urllib.parse import urlsplit
 
-from scanner.errors import DataError
-from scanner.server.access import groupmap
+from scanner.server.access import groupmap, login_setting
 from scanner.server.access.groupmap import NoRole
 
 ROLES = ("admin", "officer", "auditor", "assessor")  # accounts.ROLES (kept here: accounts imports this module)
@@ -54,19 +53,14 @@ def norm_dn(dn):
 
 
 def _fail(message, hint=None):
-    raise DataError("setting 'ldap': " + message, hint=hint)
+    login_setting.fail("ldap", message, hint)
 
 
 class Directory(object):
     """The ``ldap`` setting, checked at start-up (a mistake stops ``serve`` with a message naming it)."""
 
     def __init__(self, config, data_dir):
-        if not isinstance(config, dict):
-            _fail("must be an object of name: value")
-        unknown = sorted(set(config) - KNOWN)
-        if unknown:
-            _fail("unknown key(s) %s" % ", ".join(unknown), hint="known: %s" % ", ".join(sorted(KNOWN)))
-        c = dict(DEFAULTS, **config)
+        c = login_setting.object_of("ldap", config, KNOWN, DEFAULTS)
         urls = c.get("url")
         urls = [urls] if isinstance(urls, str) else urls
         if not urls or not isinstance(urls, list) or not all(isinstance(u, str) and u for u in urls):

@@ -23,8 +23,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from scanner.errors import DataError
-from scanner.server.access import groupmap
+from scanner.server.access import groupmap, login_setting
 from scanner.server.access.groupmap import NoRole
 from scanner.server.access.directory import ROLES
 
@@ -60,7 +59,7 @@ class OidcUser(object):
 
 
 def _fail(message, hint=None):
-    raise DataError("setting 'oidc': " + message, hint=hint)
+    login_setting.fail("oidc", message, hint)
 
 
 def _b64(data):
@@ -75,12 +74,7 @@ class Provider(object):
     """The ``oidc`` setting, checked at start-up (a mistake stops ``serve`` with a message naming it)."""
 
     def __init__(self, config, data_dir):
-        if not isinstance(config, dict):
-            _fail("must be an object of name: value")
-        unknown = sorted(set(config) - KNOWN)
-        if unknown:
-            _fail("unknown key(s) %s" % ", ".join(unknown), hint="known: %s" % ", ".join(sorted(KNOWN)))
-        c = dict(DEFAULTS, **config)
+        c = login_setting.object_of("oidc", config, KNOWN, DEFAULTS)
         for key in ("issuer", "client_id", "client_secret_file", "redirect_uri"):
             if not isinstance(c.get(key), str) or not c.get(key):
                 _fail("'%s' is required" % key)
