@@ -11,7 +11,6 @@ to parsing the sources; the cache is never the only copy of anything.
 from __future__ import absolute_import
 
 import hashlib
-import json
 import marshal
 import os
 
@@ -43,6 +42,7 @@ def path_for(kind, directory):
 
 def json_shaped(payload):
     """``payload`` as a JSON round trip returns it (what the cache keeps)."""
+    import json     # not at import: the command line imports this module before re's kept patterns are in
     return json.loads(json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str))
 
 

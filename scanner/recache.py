@@ -58,6 +58,11 @@ def path():
     return os.path.join(cache_dir(), "regex-%s.marshal" % hashlib.sha1(tag.encode("utf-8")).hexdigest()[:16])
 
 
+def installed():
+    """Whether re's cache already has the kept patterns as its fallback (``install`` ran)."""
+    return type(getattr(re, "_cache", None)) is _Cache
+
+
 def install():
     """Read the kept patterns and give re's cache its fallback; the number kept (0 on any problem)."""
     try:

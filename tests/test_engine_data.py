@@ -178,6 +178,64 @@ def test_a_rules_cache_another_user_could_write_is_ignored(tmp_path, cache):
         assert title() == "No root SSH login"
 
 
+def test_the_fact_names_each_rule_reads_come_with_the_cache(tmp_path, cache):
+    """facts_read (what a scan must collect) uses each rule's fact names kept with the rules cache; they are
+    what walking the rules finds, a stale cache is rebuilt with the new rules' names, and a cache without
+    them (an older one) is walked instead."""
+    from scanner.engine import facts_read
+    from scanner.engine import rules as rules_mod
+    other = GOOD.replace("t.ssh.root-login", "t.other").replace(
+        "sshd.effective.maxauthtries", "login_defs.PASS_MAX_DAYS").replace(
+        "levels: [2, 3]", "levels: [2, 3]\napplies_to: {when: {fact: os.family, op: eq, value: debian}}\n"
+                          "evidence_facts: [pam.family]")
+    write(tmp_path, "checks/a/r.yaml", GOOD)
+    path = write(tmp_path, "checks/a/o.yaml", other)
+    want = {"sshd", "login_defs", "os", "pam"}
+    for attempt in ("parsed", "from cache"):
+        rules_mod._LOADED.clear()
+        rs = load_ruleset(str(tmp_path / "checks"))
+        assert rs.fact_names == {"t.other": ["login_defs", "os", "pam", "sshd"], "t.ssh.root-login": ["sshd"]}
+        assert facts_read(rs) == want == facts_read(list(rs)), attempt   # a list of rules: walked
+    profile = load_profile(write(tmp_path, "p.yaml", "id: p\nselect: [{ids: [t.ssh.*]}]\n"))
+    assert facts_read(rs, profile) == {"sshd"}
+    bundle = next(cache.glob("rules-*.marshal"))
+    doc = marshal.loads(bundle.read_bytes())
+    doc["fact_names"]["t.ssh.root-login"] = ["from-cache"]
+    bundle.write_bytes(marshal.dumps(doc))
+    rules_mod._LOADED.clear()
+    assert facts_read(load_ruleset(str(tmp_path / "checks")), profile) == {"from-cache"}   # the cache is read
+    del doc["fact_names"]
+    bundle.write_bytes(marshal.dumps(doc))
+    rules_mod._LOADED.clear()
+    assert facts_read(load_ruleset(str(tmp_path / "checks")), profile) == {"sshd"}         # walked
+    with open(path, "w", encoding="utf-8") as fh:                                            # stale: rebuilt
+        fh.write(other.replace("login_defs.PASS_MAX_DAYS", "audit.rules"))
+    os.utime(path, (1, 1))
+    rules_mod._LOADED.clear()
+    rs = load_ruleset(str(tmp_path / "checks"))
+    assert rs.fact_names["t.other"] == ["audit", "os", "pam", "sshd"]
+    assert facts_read(rs) == {"sshd", "audit", "os", "pam"}
+
+
+def test_a_profile_selects_the_same_rules_when_asked_again(tmp_path, cache):
+    """select_rules keeps the last selection on the profile (a scan asks twice): the same answer for the
+    same rule set, a fresh one for another rule set or list, and a caller may change the list it got."""
+    from scanner.engine.evaluator import select_rules
+    write(tmp_path, "checks/a/r.yaml", GOOD)
+    write(tmp_path, "checks/a/o.yaml", GOOD.replace("t.ssh.root-login", "t.other"))
+    rs = load_ruleset(str(tmp_path / "checks"))
+    profile = load_profile(write(tmp_path, "p.yaml", "id: p\nselect: [{ids: [t.ssh.*]}]\n"))
+    first = select_rules(rs, profile)
+    assert [r["id"] for r in first] == ["t.ssh.root-login"]
+    first.append("junk")
+    assert [r["id"] for r in select_rules(rs, profile)] == ["t.ssh.root-login"]
+    other = [dict(r, id="t.ssh.x") for r in rs] + [dict(rs.get("t.other"), id="t.zzz")]
+    assert [r["id"] for r in select_rules(other, profile)] == ["t.ssh.x", "t.ssh.x"]
+    other[0] = dict(other[0], id="t.changed")
+    assert [r["id"] for r in select_rules(other, profile)] == ["t.ssh.x"]
+    assert [r["id"] for r in select_rules(rs, profile)] == ["t.ssh.root-login"]
+
+
 def test_loaded_rules_and_cache_leave_test_cases_in_the_rule_file(tmp_path, cache):
     from scanner.engine import rules as rules_mod
     from scanner.engine.selftest import missing_groups, run_rule_tests

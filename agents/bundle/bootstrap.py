@@ -145,7 +145,7 @@ def main():
         sys.exit("xcscan: error: run the bundle as `python3 xcscan-agent.pyz ...`")
     setup_path(extract(archive))
     os.environ.setdefault("XCSCAN_BUNDLE", archive)
-    from scanner.cli import main as cli_main
+    from scanner.launch import main as cli_main
     cli_main()
 
 

@@ -38,7 +38,11 @@ class LazyGroup(click.Group):
         if name not in COMMANDS or not _available(name):
             return None
         module, attr = COMMANDS[name].split(":")
-        return getattr(importlib.import_module(module), attr)
+        try:
+            return getattr(importlib.import_module(module), attr)
+        finally:
+            from scanner.launch import settle
+            settle()   # the collector's thresholds as before start-up (scanner/launch.py)
 
     def invoke(self, ctx):
         from scanner.errors import XcscanError
@@ -103,7 +107,8 @@ def cli():
 
 def main(argv=None):
     from scanner import recache
-    recache.install()  # the regular expressions earlier runs compiled (scanner/recache.py)
+    if not recache.installed():
+        recache.install()  # the regular expressions earlier runs compiled (scanner/recache.py)
     try:
         cli.main(args=argv, prog_name="xcscan")
     except KeyboardInterrupt:

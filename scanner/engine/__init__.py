@@ -45,8 +45,19 @@ def evaluate(facts, inventory, ruleset, profile=None, waivers=None, host=None, n
 
 def facts_read(ruleset, profile=None):
     """Top-level fact names read by the rules ``profile`` selects (check, applies_to, evidence):
-    what the scan must collect, e.g. to decide whether an on-demand collector runs."""
+    what the scan must collect, e.g. to decide whether an on-demand collector runs. ``ruleset``: a
+    RuleSet (its rules' names come with the rules cache, scanner/engine/rules.py) or a list of rules."""
     from scanner.engine.evaluator import select_rules
+    kept = getattr(ruleset, "fact_names", None) or {}
+    names = set()
+    for rule in select_rules(ruleset, profile):
+        got = kept.get(rule["id"])
+        names.update(rule_fact_names(rule) if got is None else got)
+    return names
+
+
+def rule_fact_names(rule):
+    """The top-level fact names one rule reads (sorted list)."""
     names = set()
 
     def walk(node):
@@ -60,9 +71,8 @@ def facts_read(ruleset, profile=None):
             for value in node:
                 walk(value)
 
-    for rule in select_rules(ruleset, profile):
-        walk(rule.get("check"))
-        walk(rule.get("applies_to"))
-        for path in rule.get("evidence_facts") or ():
-            names.add(path.split(".", 1)[0])
-    return names
+    walk(rule.get("check"))
+    walk(rule.get("applies_to"))
+    for path in rule.get("evidence_facts") or ():
+        names.add(path.split(".", 1)[0])
+    return sorted(names)

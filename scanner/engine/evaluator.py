@@ -99,7 +99,19 @@ def evaluate_rule(rule, facts, inventory, params=None, severity=None, live=None,
 def select_rules(ruleset, profile):
     if profile is None:
         return list(ruleset)
-    return [r for r in ruleset if profile.selects(r)]
+    # a scan asks twice (which facts to collect, then which rules to evaluate): the selection from the
+    # last ruleset is kept on the profile (profiles and loaded RuleSets are not modified; a list of
+    # rules must hold the same rule objects)
+    ids = [id(r) for r in ruleset] if isinstance(ruleset, list) else None
+    memo = getattr(profile, "_selected", None)
+    if memo is not None and memo[0] is ruleset and memo[1] == len(ruleset) and memo[2] == ids:
+        return list(memo[3])
+    chosen = [r for r in ruleset if profile.selects(r)]
+    try:
+        profile._selected = (ruleset, len(ruleset), ids, chosen)
+    except AttributeError:
+        pass
+    return list(chosen)
 
 
 def evaluate(facts, inventory, ruleset, profile=None, waivers=None, host=None, now=None, catalog=None):

@@ -30,7 +30,7 @@ APPLIES_KEYS = ("os_family", "live", "arch", "when")
 OS_FAMILIES = ("rhel", "debian", "suse")
 TEST_KEYS = ("pass", "fail", "error", "not_applicable", "manual")
 CASE_KEYS = ("facts", "inventory", "params", "live", "now", "note")
-ENGINE_VERSION = "2"   # 2: the bundle holds no test cases
+ENGINE_VERSION = "3"   # 2: the bundle holds no test cases; 3: the fact names each rule reads
 LEVELLED_AREAS = ("mlps",)
 
 
@@ -43,10 +43,12 @@ class Rule(dict):
 
 
 class RuleSet(object):
-    def __init__(self, rules, directory):
+    def __init__(self, rules, directory, fact_names=None):
         self.rules = rules            # list of Rule, sorted by id
         self.by_id = dict((r["id"], r) for r in rules)
         self.directory = directory
+        # rule id -> the top-level fact names it reads (engine.facts_read), kept with the rules cache
+        self.fact_names = fact_names if fact_names is not None else {}
 
     def __iter__(self):
         return iter(self.rules)
@@ -383,20 +385,27 @@ def _cache_path(directory):
 
 
 def _read_cache(directory, fingerprint):
+    """(rules, fact names by rule id) from the cache, or (None, None)."""
     from scanner import jsoncache
     try:
         doc = jsoncache.load(_cache_path(directory))
         if doc is None or doc.get("fingerprint") != fingerprint:
-            return None
-        return [Rule(r) for r in doc["rules"]]
+            return None, None
+        names = doc.get("fact_names")
+        return [Rule(r) for r in doc["rules"]], (names if isinstance(names, dict) else None)
     except Exception:  # any cache problem: parse the files instead
-        return None
+        return None, None
 
 
-def _write_cache(directory, fingerprint, rules):
+def _fact_names(rules):
+    from scanner.engine import rule_fact_names
+    return dict((r["id"], rule_fact_names(r)) for r in rules)
+
+
+def _write_cache(directory, fingerprint, rules, fact_names):
     from scanner import jsoncache
     try:
-        doc = {"fingerprint": fingerprint, "rules": jsoncache.json_shaped(rules)}
+        doc = {"fingerprint": fingerprint, "rules": jsoncache.json_shaped(rules), "fact_names": fact_names}
     except Exception:
         return
     jsoncache.store(_cache_path(directory), doc)
@@ -415,7 +424,7 @@ def load_ruleset(directory=None, use_cache=True):
     fingerprint = _fingerprint(files) if use_cache else None
     if fingerprint and (directory, fingerprint) in _LOADED:
         return _LOADED[(directory, fingerprint)]
-    rules = _read_cache(directory, fingerprint) if fingerprint else None
+    rules, fact_names = _read_cache(directory, fingerprint) if fingerprint else (None, None)
     if rules is None:
         rules, problems = lint(directory)
         for rule in rules:
@@ -427,10 +436,11 @@ def load_ruleset(directory=None, use_cache=True):
             raise DataError(first.message + more,
                             path="%s:%d" % (first.path, first.line) if first.line else first.path,
                             hint="fix the rule file; `xcscan rules lint` lists every problem")
+        fact_names = _fact_names(rules)
         if fingerprint:
-            _write_cache(directory, fingerprint, rules)
+            _write_cache(directory, fingerprint, rules, fact_names)
     rules.sort(key=lambda r: r["id"])
-    ruleset = RuleSet(rules, directory)
+    ruleset = RuleSet(rules, directory, fact_names)
     if fingerprint:
         _LOADED[(directory, fingerprint)] = ruleset
     return ruleset

@@ -78,23 +78,18 @@ class LazyRegex(object):
 
 _LITERAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-/:=")
 _ESCAPED_LITERAL = frozenset(".-+/_:=@ ")
+# the same two sets as character classes: one C-level match per pattern instead of a loop over its characters
+_LITERAL_RUN = re.compile(r"[a-zA-Z0-9_\-/:=]*")
+_LITERAL_ONLY = re.compile(r"(?:[a-zA-Z0-9_\-/:=]|\\[.\-+/_:=@ ])*")
 
 
 def _literal_text(pattern):
     """The one text ``pattern`` fully matches when it has no metacharacter (letters, digits, ``_-/:=``
     and escaped punctuation such as ``\\.``), else None."""
-    out, i, n = [], 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch in _LITERAL:
-            out.append(ch)
-            i += 1
-        elif ch == "\\" and i + 1 < n and pattern[i + 1] in _ESCAPED_LITERAL:
-            out.append(pattern[i + 1])
-            i += 2
-        else:
-            return None
-    return "".join(out)
+    if not _LITERAL_ONLY.fullmatch(pattern):
+        return None
+    # every backslash escapes the (literal, never a backslash) character after it
+    return pattern.replace("\\", "")
 
 
 def _literal_head(pattern):
@@ -103,9 +98,7 @@ def _literal_head(pattern):
     an alternation anywhere (or inline flags) gets ''."""
     if "|" in pattern or pattern.startswith("(?"):
         return ""
-    i = 0
-    while i < len(pattern) and pattern[i] in _LITERAL:
-        i += 1
+    i = _LITERAL_RUN.match(pattern).end()
     head = pattern[:i]
     if i < len(pattern) and pattern[i] in "?*{":
         head = head[:-1]
