@@ -4,13 +4,17 @@
 H hosts send one report a day for D days through intake's own ``derive`` and ``store_batch`` (a
 real report with ``--template``, else a synthetic one); each day a few results change status and
 a package version changes, as on a real host. Then it prints, per report: bytes of every table
-(pg_total_relation_size after VACUUM), the stored body bytes, and the dead-row ratio of the
+(pg_total_relation_size after VACUUM, with indexes and TOAST; ``all_tables_bytes_per_report`` sums
+every table of the database, report_bodies' partitions included), the stored body bytes (inline
+gzip, bases and deltas: store/bodies.py), and the dead-row ratio of the
 latest-state tables before VACUUM ((live + dead) / live: 1.0 means no rewritten rows), the share of
 their updates that were HOT (heap-only: no index entry written, the old version reclaimed by the
 next visit to its page) and their size before VACUUM over their size rewritten compactly (VACUUM
 FULL: 1.0 means no bloat); then runs
 retention (``--retention-days``, store/retention.py) and VACUUM FULL (which gives the freed space
-back to the file system; a plain VACUUM only makes it reusable) and prints the same again.
+back to the file system; a plain VACUUM only makes it reusable) and prints the same again. The
+retention job compacts the bodies into deltas first (store/bodies.py); ``prune`` says how many,
+into how many bytes, and the job's CPU and wall time.
 
     python bench/storage.py --hosts 20 --days 30 --template REPORT.json --retention-days 7
     python bench/storage.py --src ../main ...                 # another checkout's store code
@@ -33,8 +37,17 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PG_BASE = os.environ.get("XCSCAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = ("reports", "results", "components", "host_profiles", "hosts")
+TABLES = ("reports", "report_bases", "report_bodies", "results", "components", "host_profiles", "hosts")
 LATEST = ("results", "components", "host_profiles")
+# every table of the database with its indexes and TOAST; report_bodies' partitions (PostgreSQL) count
+# under report_bodies
+ALL_SIZES = """SELECT CASE WHEN c.relname LIKE 'report_bodies_%%' THEN 'report_bodies' ELSE c.relname END,
+                      sum(pg_total_relation_size(c.oid))
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND c.relkind = 'r' GROUP BY 1"""
+BODY_BYTES = ("SELECT coalesce(sum(length(body_gz)), 0) FROM reports",
+              "SELECT coalesce(sum(length(data)), 0) FROM report_bases",
+              "SELECT coalesce(sum(length(data)), 0) FROM report_bodies")
 
 
 def main():
@@ -107,7 +120,7 @@ def main():
         def measure(label, full=False):
             with psycopg.connect(url, autocommit=True) as c:
                 dead, hot, heap = {}, {}, {}
-                for t in LATEST + ("hosts",):
+                for t in LATEST + ("hosts", "reports"):
                     live, d, upd, hot_upd = c.execute(
                         "SELECT n_live_tup, n_dead_tup, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
                         "WHERE relname = %s", (t,)).fetchone()
@@ -115,13 +128,21 @@ def main():
                     hot[t] = round(hot_upd / upd, 2) if upd else None
                     heap[t] = c.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]
                 c.execute("VACUUM FULL ANALYZE" if full else "VACUUM ANALYZE")
-                sizes = {t: c.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0] for t in TABLES}
-                bodies = c.execute("SELECT coalesce(sum(length(body_gz)), 0) FROM reports").fetchone()[0]
+                every = dict(c.execute(ALL_SIZES).fetchall())
+                sizes = {t: every.get(t, 0) for t in TABLES}
+                bodies = 0
+                for q in BODY_BYTES:
+                    try:
+                        bodies += c.execute(q).fetchone()[0]
+                    except psycopg.errors.UndefinedTable:  # another checkout's store code (--src)
+                        pass
                 if not full:  # the same tables rewritten compactly: what the dead rows and free space cost
                     c.execute("VACUUM FULL %s" % ", ".join(heap))
                     packed = {t: c.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0] for t in heap}
             out[label] = {"dead_row_ratio_before_vacuum": dead, "bytes_per_report": {t: round(v / n) for t, v in sizes.items()},
-                          "all_tables_bytes_per_report": round(sum(sizes.values()) / n),
+                          "all_tables_bytes_per_report": round(sum(every.values()) / n),
+                          "other_tables_bytes_per_report": round(sum(v for t, v in every.items() if t not in TABLES) / n),
+                          "other_tables": {t: round(v / n) for t, v in sorted(every.items()) if t not in TABLES and v >= 50 * n},
                           "stored_body_bytes_per_report": round(bodies / n), "hot_update_share": hot}
             if not full:
                 out[label]["size_before_vacuum_over_packed"] = {t: round(heap[t] / packed[t], 2) for t in heap}
@@ -130,9 +151,10 @@ def main():
         measure("stored")
         if retention is not None and opts.retention_days:
             engine = db.make_engine(url)
-            pr = retention.prune(engine, opts.retention_days)
+            c0, w0 = time.process_time(), time.time()
+            pr = retention.prune(engine, opts.retention_days)  # compacts first, where the store code does
             engine.dispose()
-            out["prune"] = pr
+            out["prune"] = dict(pr, cpu_s=round(time.process_time() - c0, 1), wall_s=round(time.time() - w0, 1))
             measure("after_retention_%dd" % opts.retention_days, full=True)
         print(json.dumps(out), flush=True)
     finally:

@@ -402,6 +402,9 @@ def prune(data_dir, db, days):
     if out["skipped"]:
         click.echo("another node is pruning now; nothing done")
     else:
+        if out.get("compacted"):
+            click.echo("compacted the bodies of %d report(s): %d -> %d bytes (%d new base(s))" % (
+                out["compacted"], out["compacted_bytes_before"], out["compacted_bytes_after"], out["bases"]))
         click.echo("pruned %d report(s), %d bytes of stored bodies" % (out["reports"], out["bytes"]))
 
 

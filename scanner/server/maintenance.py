@@ -1,5 +1,6 @@
-"""Background work inside the server: the retention prune (store/retention.py) every
-``prune_interval`` seconds while ``report_retention_days`` is set.
+"""Background work inside the server: the retention job (store/retention.py) every ``prune_interval``
+seconds: it compacts the report bodies stored since its last run (``report_compaction``, on by
+default; store/bodies.py), then drops the bodies older than ``report_retention_days`` when that is set.
 
 Each worker process runs one daemon thread that polls (every tenth of the interval, at most every
 minute, the first time at start-up); a run is claimed by one node (store/jobs.py), so two workers or
@@ -24,13 +25,14 @@ class Maintenance(object):
         self.engine = engine
         self.days = settings.report_retention_days
         self.interval = settings.prune_interval
+        self.compact = settings.report_compaction
         self.stopping = threading.Event()
         self.thread = None
         self.node = jobs.node_name()
 
     @property
     def enabled(self):
-        return self.days > 0 and self.interval > 0
+        return (self.days > 0 or self.compact) and self.interval > 0
 
     def poll_seconds(self):
         return max(1, min(60, self.interval // 10))
@@ -60,7 +62,7 @@ class Maintenance(object):
         from scanner.server.store.audit import audit
         if not jobs.claim(self.engine, PRUNE_JOB, self.interval, t, self.node):
             return None
-        out = retention.prune(self.engine, self.days, t=t)
+        out = retention.prune(self.engine, self.days, t=t, compact=self.compact)
         if out["reports"]:
             with db.write_tx(self.engine) as conn:
                 audit(conn, "server", "reports.prune", None, dict(out, days=self.days, node=self.node))

@@ -162,7 +162,7 @@ def prune(settings, days=None):
     days = settings.report_retention_days if days is None else days
     engine = open_engine(settings)
     try:
-        out = retention.prune(engine, days)
+        out = retention.prune(engine, days, compact=settings.report_compaction)
         if out["reports"]:
             with db.write_tx(engine) as conn:
                 from scanner.server.store.audit import audit
@@ -190,6 +190,7 @@ def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
     from scanner.engine.profiles import list_profiles
     from scanner.server.intake.ingest import apply_latest, derive
     from scanner.server.store import jsondoc, rollups
+    from scanner.server.store import bodies
     from scanner.server.store.reports import report_document
     from scanner.server.util import now
     installed = set(list_profiles())
@@ -212,8 +213,10 @@ def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
         for report_id, host_id, collected_at in rows:
             try:
                 with engine.connect() as conn:
-                    body = conn.execute(select(r.c.body_gz).where(r.c.id == report_id)).scalar_one()
-                original = report_document({"body_gz": body, "id": report_id})
+                    row = dict(conn.execute(select(r.c.id, r.c.body_gz, r.c.body_kind, r.c.sha256, r.c.collected_at)
+                                            .where(r.c.id == report_id)).mappings().one())
+                    bodies.load(conn, [row])
+                original = report_document(row)
                 if not isinstance(original, dict):
                     raise jsondoc.Unreadable("not a report object")
                 use = profile or _stored_profile(original, installed)

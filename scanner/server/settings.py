@@ -34,6 +34,9 @@ class Settings:
     # how often the server itself applies report_retention_days (seconds; one node per run: store/jobs.py);
     # 0: never (run `xcscan server prune` from cron or a systemd timer instead)
     prune_interval: int = 86400
+    # the same job first compacts the bodies stored since its last run into zstd deltas against a base body
+    # per host (store/bodies.py), also while report_retention_days is 0; False: bodies stay gzip as received
+    report_compaction: bool = True
     pool_size: int = 10
     # Prometheus /metrics: off unless a bearer token or an allow-list of addresses/CIDRs is set
     metrics_token: str = ""

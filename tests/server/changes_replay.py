@@ -26,7 +26,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from scanner.server.errors import ApiError
-from scanner.server.store import db
+from scanner.server.store import bodies, db
 from scanner.server.store.jsondoc import skipped
 from scanner.server.store.queries import _in_scope, _where
 from scanner.server.store.reports import report_document
@@ -88,9 +88,12 @@ def _documents(conn, report_ids):
     docs = {}
     ids = sorted(set(report_ids))
     for i in range(0, len(ids), 200):
-        for row in conn.execute(select(r.c.id, r.c.body_gz, r.c.evaluated_gz).where(r.c.id.in_(ids[i:i + 200])))\
+        for row in conn.execute(select(r.c.id, r.c.body_gz, r.c.evaluated_gz, r.c.body_kind, r.c.sha256,
+                                       r.c.collected_at, r.c.pruned_at).where(r.c.id.in_(ids[i:i + 200])))\
                 .mappings().all():
+            row = dict(row)
             try:
+                bodies.load(conn, [row])
                 doc = report_document(row)
                 docs[row["id"]] = doc if isinstance(doc, dict) else None
             except Exception as exc:  # noqa: BLE001 - one damaged stored report is one host less

@@ -107,7 +107,11 @@ def test_migrations_create_exactly_the_declared_schema(kind, tmp_path, request):
         upgrade(engine)  # idempotent
         assert current_revision(engine) == head_revision()
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata)
+            # report_bodies' partitions (PostgreSQL; the default one and the daily ones the retention job makes,
+            # store/bodies.py) are tables of their own, not declared ones
+            diff = compare_metadata(MigrationContext.configure(conn, opts={
+                "compare_type": True, "include_name": lambda name, kind, _parent: not (
+                    kind == "table" and name.startswith("report_bodies_"))}), db.metadata)
         assert diff == []
     finally:
         engine.dispose()

@@ -73,8 +73,9 @@ def test_the_server_prunes_once_per_interval_and_audits_it(db_engine, tmp_path):
     assert nodes[1].run_once(t=T + 60) is None  # the other node: not due
     assert nodes[0].run_once(t=T + 3599) is None
     put(db_engine, [item(a, T + 100, seed=99)[0]])
-    assert nodes[1].run_once(t=T + 3600 + DAY)["reports"] == 2  # a day later: days 5 and 4 ago
-    assert nodes[0].run_once(t=T + 3600 + DAY) is None
+    # two days later (bodies go by whole UTC days: the cutoff is the start of the day 5 days before): days 5, 4 ago
+    assert nodes[1].run_once(t=T + 2 * DAY)["reports"] == 2
+    assert nodes[0].run_once(t=T + 2 * DAY) is None
     with db_engine.connect() as conn:
         logged = conn.execute(select(db.audit_log.c.actor, db.audit_log.c.detail).where(
             db.audit_log.c.action == "reports.prune").order_by(db.audit_log.c.id)).all()
@@ -83,4 +84,6 @@ def test_the_server_prunes_once_per_interval_and_audits_it(db_engine, tmp_path):
     assert len(pruned) == 7
     assert jobs.state(db_engine, "retention")["runs"] == 2
     assert not Maintenance(db_engine, Settings(data_dir=str(tmp_path), report_retention_days=5, prune_interval=0)).enabled
-    assert not Maintenance(db_engine, Settings(data_dir=str(tmp_path), report_retention_days=0)).enabled
+    assert not Maintenance(db_engine, Settings(data_dir=str(tmp_path), report_retention_days=0,
+                                               report_compaction=False)).enabled
+    assert Maintenance(db_engine, Settings(data_dir=str(tmp_path), report_retention_days=0)).enabled  # compacts

@@ -4,11 +4,13 @@ history's scalars stay, the report a host's latest state comes from is kept howe
 pruned report is a clear 410, and one node at a time does the job."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import func, select, text
 
 from scanner.server.errors import ApiError
-from scanner.server.store import db, queries, retention
+from scanner.server.store import bodies, db, queries, retention
 from scanner.server.store.reports import readable_document
 from scanner.server.store.scope import Scope
 from test_batch_store import enroll, item, put
@@ -24,21 +26,29 @@ def engine(db_engine):
 
 
 def body_bytes(engine):
-    r = db.reports
+    """Stored body bytes: inline (gzip) and compacted (bases and deltas, store/bodies.py)."""
     with engine.connect() as conn:
-        return conn.execute(select(func.sum(func.length(r.c.body_gz)))).scalar()
+        return sum(bodies.stored_bytes(conn).values())
 
 
 def test_prune_drops_old_bodies_and_keeps_history_and_latest(engine):
     a, b = enroll(engine, "/gov/finance", 2)
-    for d in range(10, 0, -1):  # a: a report a day for 10 days
-        put(engine, [item(a, T - d * DAY, seed=d)[0]])
+    for d in range(10, 0, -1):  # a: a report a day for 10 days, the same facts each day
+        put(engine, [item(a, T - d * DAY, seed=1, report_id=str(uuid.uuid4()))[0]])
     put(engine, [item(b, T - 30 * DAY, seed=99)[0]])  # b: silent for a month; its latest is old
+    inline_bytes = body_bytes(engine)
+    done = retention.prune(engine, 0, t=T)  # 0: keep every body; compact them
+    assert (done["compacted"], done["bases"]) == (11, 2)
     before_bytes = body_bytes(engine)
+    assert before_bytes < inline_bytes / 4
     history = queries.host_history(engine, EVERYTHING, a.host_id)
     assert len(history) == 10
     out = retention.prune(engine, 5, t=T)
-    assert out["reports"] == 5 and out["bytes"] > 0 and not out["skipped"]  # days 10..6 of host a
+    # days 9..6 of host a (deltas; on PostgreSQL their days' partitions); day 10 is the base the kept
+    # deltas of days 5..1 are made against
+    gone = (9, 8, 7, 6)
+    assert out["reports"] == len(gone) and out["bytes"] > 0 and not out["skipped"]
+    assert out["partitions"] == (len(gone) if engine.dialect.name == "postgresql" else 0)
     assert body_bytes(engine) == before_bytes - out["bytes"]
     after = queries.host_history(engine, EVERYTHING, a.host_id)
     assert [(x["id"], x["score"], x["fail_count"]) for x in after] == [(x["id"], x["score"], x["fail_count"])
@@ -48,12 +58,14 @@ def test_prune_drops_old_bodies_and_keeps_history_and_latest(engine):
         pruned = dict(conn.execute(select(r.c.id, r.c.pruned_at).where(r.c.pruned_at.is_not(None))).all())
         latest_b = conn.execute(select(db.hosts.c.latest_report_id).where(db.hosts.c.id == b.host_id)).scalar()
     assert set(pruned.values()) == {T}
+    assert {x["id"] for x in history if (T - x["collected_at"]) // DAY in gone} == set(pruned)
     assert latest_b not in pruned
-    oldest = history[-1]["id"]
-    assert oldest in pruned
+    oldest, base = history[-2]["id"], history[-1]["id"]
+    assert oldest in pruned and base not in pruned
     with pytest.raises(ApiError) as err:
         readable_document(queries.get_report(engine, EVERYTHING, oldest))
     assert err.value.status == 410
+    assert readable_document(queries.get_report(engine, EVERYTHING, base))["report_id"] == base
     assert readable_document(queries.get_report(engine, EVERYTHING, history[0]["id"]))["report_id"] == history[0]["id"]
     assert readable_document(queries.get_report(engine, EVERYTHING, latest_b))
     assert retention.prune(engine, 5, t=T)["reports"] == 0  # nothing left to do

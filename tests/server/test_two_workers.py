@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text
 
 from fleet import RULES, Agent, body_of
-from scanner.server.store import aggregates, db, jobs, queries, rollups
+from scanner.server.store import aggregates, db, jobs, queries, retention, rollups
 from server_support import fresh_pg_database, make_server
 from test_aggregates import _all_rollups
 
@@ -156,11 +156,12 @@ def test_the_prune_runs_once_per_interval_between_the_workers(srv):
         time.sleep(0.2)
     later = jobs.state(e, "retention")
     assert (later["runs"], later["started_at"], later["node"]) == (runs + 1, st["started_at"], st["node"])
-    cutoff = st["started_at"] - 3 * DAY
+    cutoff = retention.cutoff_of(st["started_at"], 3)  # the start of the day 3 days before the run
     with e.connect() as conn:
         pruned = conn.execute(select(func.count()).select_from(r).where(r.c.pruned_at.is_not(None))).scalar()
-        old = conn.execute(select(func.count()).select_from(r).where(
-            r.c.collected_at < cutoff, r.c.id.not_in(select(db.hosts.c.latest_report_id)))).scalar()
+        old = conn.execute(select(func.count()).select_from(r).where(  # but for the bases kept deltas need
+            r.c.collected_at < cutoff, r.c.id.not_in(select(db.hosts.c.latest_report_id)),
+            r.c.id.not_in(select(db.report_bases.c.report_id)))).scalar()
         logged = conn.execute(select(func.count()).select_from(db.audit_log).where(
             db.audit_log.c.action == "reports.prune", db.audit_log.c.actor == "server")).scalar()
     assert pruned == old > 0  # 6 hosts x the reports of days 10..4 ago

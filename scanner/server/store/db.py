@@ -14,7 +14,7 @@ import contextlib
 import os
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
-                        String, Table, Text, UniqueConstraint, create_engine, event, text)
+                        PrimaryKeyConstraint, SmallInteger, String, Table, Text, UniqueConstraint, create_engine, event, text)
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -131,8 +131,42 @@ reports = Table(
     # its components per category, {"<category>": [domestic, foreign, unknown]} (JSON), for the daily
     # localization history (store/rollups.py); NULL for reports stored before migration 0016
     Column("loc_cats", Text, nullable=True),
+    # where the body is (store/bodies.py): 0 body_gz (gzip, as intake stored it), 1 compacted into
+    # report_bases/report_bodies (body_gz empty), 2 dropped by retention (migration 0024)
+    Column("body_kind", SmallInteger, nullable=False, server_default="0"),
     Index("ix_reports_host_collected", "host_id", "collected_at"),
     Index("ix_reports_collected_at", "collected_at"),
+    # the bodies still to compact: a few rows, in the order the compaction walks them
+    Index("ix_reports_inline", "host_id", "collected_at", postgresql_where=text("body_kind = 0"),
+          sqlite_where=text("body_kind = 0")),
+)
+
+# Compacted report bodies (store/bodies.py, migration 0024). No foreign key to hosts: hosts are retired,
+# never deleted. A base: the exact signed body of one report, zstd.
+report_bases = Table(
+    "report_bases", metadata,
+    Column("report_id", String(36), primary_key=True),
+    Column("host_id", String(36), nullable=False),
+    Column("collected_at", BigInteger, nullable=False),
+    Column("size", Integer, nullable=False),  # bytes of the body
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_report_bases_host", "host_id", "collected_at"),
+)
+
+# A delta: the exact signed body of one report, zstd with its base's body as a raw-content dictionary.
+# PostgreSQL: range-partitioned by collected_at, a partition a day (report_bodies_d<unix day>) and a
+# default one; retention drops whole partitions (store/retention.py).
+report_bodies = Table(
+    "report_bodies", metadata,
+    Column("report_id", String(36), nullable=False),
+    Column("collected_at", BigInteger, nullable=False),
+    Column("host_id", String(36), nullable=False),
+    Column("base_id", String(36), nullable=False),
+    Column("size", Integer, nullable=False),  # bytes of the body
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("report_id", "collected_at"),
+    Index("ix_report_bodies_base", "base_id"),
+    postgresql_partition_by="RANGE (collected_at)",
 )
 
 components = Table(

@@ -10,6 +10,7 @@ from sqlalchemy import and_, case, func, literal, literal_column, or_, select, u
 from scanner.server.store import db
 from scanner.server.store.jsondoc import decode, decode_rows, skipped
 from scanner.server.errors import not_found
+from scanner.server.store import bodies
 from scanner.server.store.reports import readable_document, report_document
 from scanner.server.store.scope import check
 from scanner.server.util import normalise_org, now, org_ancestors
@@ -379,7 +380,9 @@ def host_remediations(engine, scope, host_id, profiles):
                                .order_by(r.c.collected_at.desc()).limit(1)).scalar()
             if rid is None:
                 continue
-            row = conn.execute(select(r.c.id, r.c.body_gz, r.c.evaluated_gz).where(r.c.id == rid)).mappings().first()
+            row = dict(conn.execute(select(r.c.id, r.c.body_gz, r.c.evaluated_gz, r.c.body_kind, r.c.sha256,
+                                           r.c.collected_at, r.c.pruned_at).where(r.c.id == rid)).mappings().first())
+            bodies.load(conn, [row])
             try:
                 doc = report_document(row)
             except Exception as exc:  # noqa: BLE001 - a damaged stored report only loses its texts
@@ -455,9 +458,11 @@ def get_report(engine, scope, report_id, host_id=None):
         q = q.where(r.c.host_id == host_id)
     with engine.connect() as conn:
         row = conn.execute(q).mappings().first()
-    if row is None:
-        raise not_found("no report %s" % report_id)
-    return dict(row)
+        if row is None:
+            raise not_found("no report %s" % report_id)
+        row = dict(row)
+        bodies.load(conn, [row])  # a compacted body: reconstructed and checked
+    return row
 
 
 # --- drift -------------------------------------------------------------------------------------------
@@ -1251,19 +1256,22 @@ def latest_documents(engine, scope, org=None, limit=2000):
         count = conn.execute(_where(select(func.count()).select_from(h), *conds)).scalar() or 0
         if count > limit:
             return count, []
-        q = _where(select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, r.c.body_gz, r.c.evaluated_gz)
+        q = _where(select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, r.c.id, r.c.body_gz, r.c.evaluated_gz,
+                          r.c.body_kind, r.c.sha256, r.c.collected_at, r.c.pruned_at)
                    .select_from(h.join(r, r.c.id == h.c.latest_report_id)), *conds).order_by(h.c.org_path, h.c.hostname)
-        fetched = conn.execute(q).mappings().all()  # fetched before decoding: no statement left open
-    rows = []
-    for row in fetched:
-        try:
-            doc = report_document(row)
-            doc = doc if isinstance(doc, dict) else None
-        except Exception as exc:  # noqa: BLE001 - a damaged stored document is one bad row
-            skipped("latest report", row, exc)
-            doc = None
-        rows.append({"host_id": row["host_id"], "hostname": row["hostname"], "org_path": row["org_path"],
-                     "doc": doc})
+        fetched = [dict(x) for x in conn.execute(q).mappings().all()]  # fetched before decoding: no statement open
+        rows = []
+        for row in fetched:
+            try:
+                bodies.load(conn, [row])  # one at a time: a compacted body is only in memory while decoded
+                doc = report_document(row)
+                doc = doc if isinstance(doc, dict) else None
+            except Exception as exc:  # noqa: BLE001 - a damaged stored document is one bad row
+                skipped("latest report", row, exc)
+                doc = None
+            row.pop("body", None)
+            rows.append({"host_id": row["host_id"], "hostname": row["hostname"], "org_path": row["org_path"],
+                         "doc": doc})
     if rows:  # the assessors' valid recorded verdicts decide the manual parts (store/verdicts.py)
         from scanner.server.store import verdicts
         with engine.connect() as conn:

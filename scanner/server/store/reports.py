@@ -26,12 +26,20 @@ def inflate(blob, limit=MAX_STORED):
 
 
 def report_document(row):
-    """The stored document: re-evaluated when available, else the original signed body.
+    """The stored document: re-evaluated when available, else the original signed body (inline gzip, or
+    compacted and put in ``row["body"]`` by store/bodies.py ``load``).
     Unreadable when the stored bytes cannot be read back within the readers' limits."""
     if row.get("pruned_at"):
         raise Pruned("the stored body was dropped by the retention setting (report_retention_days)")
-    blob = row["evaluated_gz"] if row.get("evaluated_gz") else row["body_gz"]
-    return jsondoc.decode(inflate(blob))
+    if row.get("evaluated_gz"):
+        return jsondoc.decode(inflate(row["evaluated_gz"]))
+    if row.get("body_error") is not None:  # a compacted body that does not reconstruct (store/bodies.py)
+        raise row["body_error"]
+    if row.get("body") is not None:  # a compacted body, reconstructed and checked (store/bodies.py load)
+        return jsondoc.decode(row["body"])
+    if row.get("body_kind") == 1:
+        raise jsondoc.Unreadable("the compacted body was not read (store/bodies.py load)")
+    return jsondoc.decode(inflate(row["body_gz"]))
 
 
 class Pruned(jsondoc.Unreadable):

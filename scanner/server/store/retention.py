@@ -1,67 +1,168 @@
-"""Retention of stored report bodies (setting ``report_retention_days``; 0 keeps every body).
+"""Retention of stored report bodies (setting ``report_retention_days``; 0 keeps every body), and the
+compaction of new bodies into deltas (store/bodies.py) that runs before it.
 
 A report older than the retention period keeps its row — received and collected times, profile,
-score, localization rate, failure count, size and the SHA-256 of the signed body — so the host's
-history, trends and roll-ups are unchanged; its stored body (the signed document, gzip) and any
-re-evaluated document are dropped and ``pruned_at`` is set. The report a host's latest state came
-from (hosts.latest_report_id, host_profiles.report_id) is never pruned, however old. Reading a
-pruned report answers 410 (store/reports.py); re-evaluation skips it.
+score, localization rate, failure count, size and the SHA-256 of the signed body: the daily summary
+of the host's history, so trends and roll-ups are unchanged; its stored body (the signed document)
+and any re-evaluated document are dropped, ``pruned_at`` is set and ``body_kind`` is 2. The reports
+a host's latest state came from (hosts.latest_report_id, host_profiles.report_id) are never pruned,
+however old. Reading a pruned report answers 410 (store/reports.py); re-evaluation skips it.
 
-``prune`` runs in batches, each its own transaction, under a PostgreSQL advisory lock (job 2) so
-that when several server nodes or cron jobs start it at once, one does the work and the others
-return at once (SQLite: the write transaction serializes them).
+Bodies go by whole UTC days: the cutoff is the start of the day ``report_retention_days`` days
+ago, so a body is kept between N and N + 1 days (the same on both databases). Where the bodies are
+decides how they go:
+- deltas (``report_bodies``): on PostgreSQL a day's partition older than the cutoff is dropped
+  (DROP TABLE: no row deletes, no dead rows, no vacuum), after the few bodies in it that must stay
+  (a latest-state report of a host that went silent) were made bases of their own. Rows of the
+  default partition, and the rows on SQLite, are deleted.
+- bases (``report_bases``): dropped when older than the cutoff, no kept delta refers to them, a newer
+  base of their host exists and no latest state comes from them; otherwise kept (and readable).
+- bodies still inline (``body_gz``; compaction did not run or could not read them): blanked.
+
+``run`` (the server's job and `xcscan server prune`) compacts, then prunes, under a PostgreSQL
+advisory lock (job 2) so that when several server nodes or cron jobs start it at once, one does the
+work and the others return at once (SQLite: the write transactions serialize them, and a body is
+compacted once: the update that records it checks it is still inline).
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, func, select, text, update
+import contextlib
 
-from scanner.server.store import db
+from sqlalchemy import and_, column, delete, func, select, table as sa_table, text, update
+
+from scanner.server.store import bodies, db
 from scanner.server.util import now
 
 LOCK_KEY = 0x78637363616E0002  # pg advisory lock id: "xcscan" + job 2
 BATCH = 2000
 
 
-def _candidates(cutoff):
-    r, h, hp = db.reports, db.hosts, db.host_profiles
-    return and_(r.c.collected_at < cutoff, r.c.pruned_at.is_(None),
-                r.c.id.not_in(select(h.c.latest_report_id).where(h.c.latest_report_id.is_not(None))),
-                r.c.id.not_in(select(hp.c.report_id)))
-
-
-def prune(engine, days, t=None, batch=BATCH):
-    """Drop the bodies of reports collected more than ``days`` days ago (see the module docstring).
-    Returns {"reports": pruned, "bytes": stored body bytes freed, "skipped": True when another
-    node holds the job}."""
-    if not days or days <= 0:
-        return {"reports": 0, "bytes": 0, "skipped": False}
-    t = now() if t is None else t
-    cutoff = t - int(days) * 86400
-    r = db.reports
-    total = freed = 0
-    pg = engine.dialect.name == "postgresql"
-    if pg:  # one node at a time; a session lock spans the batches
-        lock_conn = engine.connect()
-        if not lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar():
-            lock_conn.close()
-            return {"reports": 0, "bytes": 0, "skipped": True}
+@contextlib.contextmanager
+def one_node(engine):
+    """Yields True when this node holds the job (PostgreSQL advisory lock; SQLite: always)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    lock_conn = engine.connect()
     try:
-        while True:
-            with db.write_tx(engine) as conn:
-                ids = [row[0] for row in conn.execute(select(r.c.id).where(_candidates(cutoff))
-                                                      .order_by(r.c.collected_at).limit(batch))]
-                if not ids:
-                    break
-                freed += conn.execute(select(func.coalesce(func.sum(func.length(r.c.body_gz)), 0) +
-                                             func.coalesce(func.sum(func.length(r.c.evaluated_gz)), 0))
-                                      .where(r.c.id.in_(ids))).scalar() or 0
-                conn.execute(update(r).where(r.c.id.in_(ids), r.c.pruned_at.is_(None))
-                             .values(body_gz=b"", evaluated_gz=None, pruned_at=t))
-                total += len(ids)
-            if len(ids) < batch:
-                break
+        got = lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
+        lock_conn.commit()
+        try:
+            yield bool(got)
+        finally:
+            if got:
+                lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                lock_conn.commit()
     finally:
-        if pg:
-            lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-            lock_conn.close()
-    return {"reports": total, "bytes": int(freed), "skipped": False}
+        lock_conn.close()
+
+
+def _table(name):
+    return sa_table(name, column("report_id"), column("collected_at"), column("data"))
+
+
+def _inline_candidates(cutoff):
+    r = db.reports
+    return and_(r.c.collected_at < cutoff, r.c.pruned_at.is_(None), r.c.body_kind == bodies.INLINE,
+                r.c.id.not_in(bodies.latest_ids()))
+
+
+def prune(engine, days, t=None, batch=BATCH, compact=True):
+    """Compact new bodies (``compact``), then drop the bodies of reports collected more than ``days``
+    days ago (see the module docstring). Returns {"reports": pruned, "bytes": stored body bytes freed,
+    "partitions": partitions dropped, "compacted", "bases", "compacted_bytes_before"/"_after",
+    "skipped": True when another node holds the job}."""
+    with one_node(engine) as mine:
+        if not mine:
+            return {"reports": 0, "bytes": 0, "skipped": True}
+        out = {"reports": 0, "bytes": 0, "partitions": 0, "skipped": False}
+        if compact:
+            c = bodies.compact(engine)
+            out.update(compacted=c["compacted"], bases=c["bases"], unreadable=c["unreadable"],
+                       compacted_bytes_before=c["bytes_before"], compacted_bytes_after=c["bytes_after"])
+        if days and days > 0:
+            t = now() if t is None else t
+            _prune(engine, cutoff_of(t, days), t, batch, out)
+        return out
+
+
+def cutoff_of(t, days):
+    """Bodies of reports collected before this go: the start of the UTC day ``days`` days before ``t``."""
+    return (int(t) - int(days) * 86400) // bodies.PART * bodies.PART
+
+
+def _mark(conn, ids, t):
+    r = db.reports
+    freed = conn.execute(select(func.coalesce(func.sum(func.length(r.c.body_gz)), 0) +
+                                func.coalesce(func.sum(func.length(r.c.evaluated_gz)), 0))
+                         .where(r.c.id.in_(ids))).scalar() or 0
+    n = conn.execute(update(r).where(r.c.id.in_(ids), r.c.pruned_at.is_(None))
+                     .values(body_gz=b"", evaluated_gz=None, pruned_at=t, body_kind=bodies.DROPPED)).rowcount
+    return n, int(freed)
+
+
+def _prune(engine, cutoff, t, batch, out):
+    r, b, d = db.reports, db.report_bases, db.report_bodies
+    pg = engine.dialect.name == "postgresql"
+    latest = bodies.latest_ids()
+    if pg:  # the days older than the cutoff: drop their partitions
+        with engine.connect() as conn:
+            old = [p for p in bodies.partitions(conn) if p[2] <= cutoff]
+        for name, _lo, _hi in old:
+            with db.write_tx(engine) as conn:
+                part = _table(name)  # the partition itself
+                keep = [x[0] for x in conn.execute(select(part.c.report_id).where(part.c.report_id.in_(latest)))]
+                bodies.materialize(conn, keep)
+                out["bytes"] += conn.execute(select(func.coalesce(func.sum(func.length(part.c.data)), 0))).scalar()
+                ids = [x[0] for x in conn.execute(select(part.c.report_id).where(part.c.report_id.not_in(keep)))]
+                for i in range(0, len(ids), batch):
+                    n, freed = _mark(conn, ids[i:i + batch], t)
+                    out["reports"] += n
+                    out["bytes"] += freed
+                conn.execute(text("DROP TABLE %s" % name))
+                out["partitions"] += 1
+        rows_of = _table("report_bodies_default")
+    else:
+        rows_of = d
+    while True:  # delta rows deleted one by one: SQLite, and PostgreSQL's default partition
+        with db.write_tx(engine) as conn:
+            got = conn.execute(select(rows_of.c.report_id, rows_of.c.collected_at, func.length(rows_of.c.data))
+                               .where(rows_of.c.collected_at < cutoff).limit(batch)).all()
+            if not got:
+                break
+            ids = [x[0] for x in got]
+            keep = {x[0] for x in conn.execute(select(r.c.id).where(r.c.id.in_(ids), r.c.id.in_(latest)))}
+            bodies.materialize(conn, keep)
+            conn.execute(delete(rows_of).where(rows_of.c.report_id.in_(ids)))
+            drop = [i for i in ids if i not in keep]
+            if drop:
+                n, freed = _mark(conn, drop, t)
+                out["reports"] += n
+                out["bytes"] += freed
+            out["bytes"] += sum(x[2] for x in got)
+        if len(got) < batch:
+            break
+    while True:  # bases nothing needs any more
+        with db.write_tx(engine) as conn:
+            got = conn.execute(select(b.c.report_id, func.length(b.c.data)).where(bodies.unused_bases(cutoff))
+                               .limit(batch)).all()
+            if not got:
+                break
+            ids = [x[0] for x in got]
+            conn.execute(delete(b).where(b.c.report_id.in_(ids)))
+            n, freed = _mark(conn, ids, t)
+            out["reports"] += n
+            out["bytes"] += freed + sum(x[1] for x in got)
+        if len(got) < batch:
+            break
+    while True:  # bodies still inline
+        with db.write_tx(engine) as conn:
+            ids = [row[0] for row in conn.execute(select(r.c.id).where(_inline_candidates(cutoff))
+                                                  .order_by(r.c.collected_at).limit(batch))]
+            if not ids:
+                break
+            n, freed = _mark(conn, ids, t)
+            out["reports"] += n
+            out["bytes"] += freed
+        if len(ids) < batch:
+            break
