@@ -50,6 +50,26 @@ def test_walk_finds_suid_sgid_and_world_writable_without_following_links(loose_r
     assert facts["counts"] == {"suid_sgid": 3, "world_writable_files": 1, "world_writable_dirs": 1}
 
 
+def test_the_walk_through_descriptors_finds_what_the_walk_by_paths_finds(loose_root, monkeypatch):
+    """Each directory is listed through its descriptor (an entry's lstat is fstatat(directory, name)); where
+    os.scandir takes no descriptor the walk lists by path: the same facts either way, no descriptor left
+    open, and an unreadable directory (a file where a directory was listed) counted, not fatal."""
+    import scanner.collect.special_files as special_files
+    fds = len(os.listdir("/proc/self/fd"))
+    by_fd, errors = walk(loose_root)
+    assert errors == [] and len(os.listdir("/proc/self/fd")) == fds
+    monkeypatch.setattr(os, "supports_fd", set())
+    by_path, errors = walk(loose_root)
+    assert errors == []
+    for facts in (by_fd, by_path):
+        facts.pop("elapsed_seconds", None)
+    assert by_fd == by_path and by_fd["counts"]["suid_sgid"] == 3
+    monkeypatch.undo()
+    w = special_files._Walk(len(loose_root), frozenset(), float("inf"), 100, [])
+    w.walk(loose_root + "/etc/hosts")        # not a directory: counted as unreadable
+    assert w.unreadable == 1 and w.entries == 0 and len(os.listdir("/proc/self/fd")) == fds
+
+
 def test_rules_fail_on_the_loose_root_and_pass_on_a_clean_one(loose_root, make_root, tmp_path):
     from scanner.pipeline import scan_report
     report = scan_report(loose_root, profile="mlps-l3")
