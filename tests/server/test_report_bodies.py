@@ -293,3 +293,46 @@ def migrate_down(engine, revision):
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
+
+
+def test_bases_of_hosts_of_one_build_share_a_root(engine):
+    fleet = Fleet(engine, 3)
+    for i in (1, 2):  # hosts 1 and 2 run what host 0 runs: the same report but for the host's own names
+        doc = fleet.docs[i] = copy.deepcopy(fleet.docs[0])
+        doc["host"]["hostname"], doc["host"]["machine_id"] = fleet.agents[i].hostname, fleet.agents[i].machine_id
+    for d in range(10, 0, -1):
+        fleet.day(T - d * DAY)
+    out = retention.prune(engine, 0, t=T)
+    assert out["bases"] == 3
+    b = db.report_bases
+    with engine.connect() as conn:
+        rows = {x.host_id: x for x in conn.execute(select(b.c.report_id, b.c.host_id, b.c.parent_id,
+                                                          func.length(b.c.data).label("n")))}
+    (root,) = [x for x in rows.values() if x.parent_id is None]  # the first host compacted
+    first = [i for i, a in enumerate(fleet.agents) if a.host_id == root.host_id][0]
+    others = [x for x in rows.values() if x is not root]
+    assert [x.parent_id for x in others] == [root.report_id] * 2
+    assert all(x.n < root.n / 10 for x in others)
+    assert check_all(engine, fleet) == 30
+    # the first host becomes another machine altogether (a new root for it); its old root stays as long as
+    # the other hosts' bases are made against it, however old
+    fleet.day(T, which=(first,), churn=True)
+    assert retention.prune(engine, 0, t=T)["bases"] == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(b.c.parent_id).where(b.c.host_id == root.host_id)
+                            .order_by(b.c.collected_at.desc()).limit(1)).scalar() is None
+    retention.prune(engine, 2, t=T + DAY)
+    gone = pruned_ids(engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(b).where(b.c.report_id == root.report_id)).scalar() == 1
+    assert root.report_id not in gone and gone
+    assert check_all(engine, fleet, pruned=gone) == 31 - len(gone)
+    # a damaged root: every body made against it (through host 1's and 2's bases) is an error
+    with db.write_tx(engine) as conn:
+        conn.execute(update(b).where(b.c.report_id == root.report_id).values(data=b"\x28\xb5\x2f\xfd garbage"))
+    hurt = [rid for rid, (a, _ts, _b, _s) in fleet.sent.items() if a.host_id != root.host_id and rid not in gone]
+    assert hurt
+    for rid in hurt:
+        with engine.connect() as conn:
+            with pytest.raises(bodies.Corrupt):
+                bodies.signed_body(conn, rid)

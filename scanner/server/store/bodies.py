@@ -9,8 +9,11 @@ then compacts: for each host, in collected order, a report's body becomes
   (what ``zstd --patch-from`` does); a day's report of a host whose facts change a little is a few
   hundred bytes instead of ~80 KB of gzip;
 - or a new base (``report_bases``, zstd at a high level) when the host has none yet or when the
-  delta would be more than ``REBASE_SHARE`` of the base's stored size (the host changed a lot
-  since its base was taken).
+  delta would be more than ``REBASE_SHARE`` of what the body alone compresses to (the host changed a
+  lot since its base was taken). A new base is itself stored as a delta against a *root* — a base
+  stored whole, any host's, the nearest in size of the newest few — when that delta is at most
+  ``REBASE_SHARE`` of the root's size (hosts of one build share most of their report), else whole
+  (it is then a root). Chains are one level deep: report -> its base -> a root.
 
 ``body_kind`` is then 1 and ``body_gz`` empty. Every body is decompressed again before its row is
 written and compared with the report's SHA-256 (of the exact signed bytes), and so is every body
@@ -38,6 +41,7 @@ PART = 86400  # report_bodies partitions on PostgreSQL: a day each (UTC)
 BASE_LEVEL = 19  # a base is written once per host and rebase; reading it costs the same at any level
 DELTA_LEVEL = 3  # deltas are small whatever the level (measured: 133-773 B at 3, 153-567 B at 19)
 REBASE_SHARE = 0.25
+ROOTS = 4  # the newest whole bases a new base is tried against (two nearest in size)
 BATCH = 100  # reports read (gzip bodies) per step
 
 
@@ -79,9 +83,9 @@ def _base_rows(conn, ids):
     b, r = db.report_bases, db.reports
     out = {}
     for i in range(0, len(ids), 500):
-        q = select(b.c.report_id, b.c.data, r.c.sha256).select_from(b.join(r, r.c.id == b.c.report_id)) \
-            .where(b.c.report_id.in_(ids[i:i + 500]))
-        out.update({row[0]: (row[1], row[2]) for row in conn.execute(q)})
+        q = select(b.c.report_id, b.c.data, r.c.sha256, b.c.parent_id).select_from(
+            b.join(r, r.c.id == b.c.report_id)).where(b.c.report_id.in_(ids[i:i + 500]))
+        out.update({row[0]: (row[1], row[2], row[3]) for row in conn.execute(q)})
     return out
 
 
@@ -92,19 +96,23 @@ class _Bases(object):
         self.conn = conn
         self.raw = {}
 
-    def get(self, base_id):
+    def get(self, base_id, child=False):
+        """(raw body, dictionary) of a base; a base made against a root is rebuilt from it (one level)."""
         if base_id not in self.raw:
             got = _base_rows(self.conn, [base_id]).get(base_id)
             if got is None:
-                self.raw[base_id] = Corrupt("its base body (report %s) is missing" % base_id)
+                self.raw[base_id] = Corrupt("base body %s is missing" % base_id)
             else:
+                data, sha, parent = got
                 try:
-                    raw = _decompress(got[0])
-                    if _digest(raw) != got[1]:
-                        raise Corrupt("its base body (report %s) does not match that report's SHA-256" % base_id)
-                    self.raw[base_id] = (raw, _dict(raw))
-                except Corrupt as exc:
-                    self.raw[base_id] = Corrupt("its base body (report %s) is unreadable: %s" % (base_id, exc))
+                    if parent is not None and child:
+                        raise Corrupt("it is made against another base (%s), itself made against one" % parent)
+                    raw = _decompress(data, zdict=self.get(parent, child=True)[1] if parent is not None else None)
+                    if _digest(raw) != sha:
+                        raise Corrupt("it does not match its report's SHA-256")
+                    self.raw[base_id] = (raw, _dict(raw), len(data))
+                except jsondoc.Unreadable as exc:
+                    self.raw[base_id] = Corrupt("base body %s is unreadable (%s)" % (base_id, exc))
         got = self.raw[base_id]
         if isinstance(got, Exception):
             raise got
@@ -133,7 +141,7 @@ def load(conn, rows):
     for row in want:
         try:
             if row["id"] in bases:
-                raw = _decompress(bases[row["id"]][0])
+                raw = cache.get(row["id"])[0]
             elif row["id"] in deltas:
                 base_id, data = deltas[row["id"]]
                 raw = _decompress(data, zdict=cache.get(base_id)[1])
@@ -167,20 +175,37 @@ def signed_body(conn, report_id):
 
 
 # --- compaction --------------------------------------------------------------------------------------
+def _limit(raw):
+    """A delta larger than this: rebase (a share of what the body alone compresses to, quickly measured)."""
+    return REBASE_SHARE * len(_zstd().ZstdCompressor(level=1).compress(raw))
+
+
 def _current_base(conn, host_id):
     b = db.report_bases
     rid = conn.execute(select(b.c.report_id).where(b.c.host_id == host_id)
                        .order_by(b.c.collected_at.desc(), b.c.report_id.desc()).limit(1)).scalar()
     if rid is None:
         return None
-    got = _base_rows(conn, [rid]).get(rid)
     try:
-        raw = _decompress(got[0])
-    except Corrupt:
+        raw, zdict, _n = _Bases(conn).get(rid)
+    except jsondoc.Unreadable:
         return None  # a damaged base is never built upon: the next report becomes a new base
-    if _digest(raw) != got[1]:
-        return None
-    return {"id": rid, "raw": raw, "dict": _dict(raw), "stored": len(got[0])}
+    return {"id": rid, "raw": raw, "dict": zdict, "limit": _limit(raw)}
+
+
+def _roots(conn, n=ROOTS):
+    """The newest readable roots (bases stored whole), any host's: what a new base may be made against."""
+    b = db.report_bases
+    ids = [x[0] for x in conn.execute(select(b.c.report_id).where(b.c.parent_id.is_(None))
+                                      .order_by(b.c.collected_at.desc(), b.c.report_id.desc()).limit(n))]
+    cache, out = _Bases(conn), []
+    for rid in ids:
+        try:
+            raw, zdict, stored = cache.get(rid)
+        except jsondoc.Unreadable:
+            continue
+        out.append({"id": rid, "raw": raw, "dict": zdict, "stored": stored})
+    return out
 
 
 def _full(raw):
@@ -188,6 +213,18 @@ def _full(raw):
     if _decompress(data) != raw:  # never store what does not read back
         raise Corrupt("a base did not read back")
     return data
+
+
+def _make_base(raw, roots):
+    """(data, parent id or None): the body as a delta against the root nearest in size when that is at most
+    REBASE_SHARE of the root's own stored size (hosts of one build share most of their report), else whole
+    (then it is a root itself and joins ``roots``)."""
+    zc = _zstd().ZstdCompressor
+    for root in sorted(roots, key=lambda x: abs(len(x["raw"]) - len(raw)))[:2]:
+        delta = zc(level=BASE_LEVEL, dict_data=root["dict"]).compress(raw)
+        if len(delta) <= REBASE_SHARE * root["stored"] and _decompress(delta, zdict=root["dict"]) == raw:
+            return delta, root["id"]
+    return _full(raw), None
 
 
 def compact(engine, batch=BATCH):
@@ -198,6 +235,7 @@ def compact(engine, batch=BATCH):
     out = {"compacted": 0, "bases": 0, "unreadable": 0, "bytes_before": 0, "bytes_after": 0}
     after = None
     base = None
+    roots = None
     pg = engine.dialect.name == "postgresql"
     zc = _zstd().ZstdCompressor
     while True:
@@ -210,6 +248,8 @@ def compact(engine, batch=BATCH):
             if not rows:
                 break
             new_bases, new_deltas, done = [], [], []
+            if roots is None:
+                roots = _roots(conn)
             for rid, host_id, collected_at, sha, gz in rows:
                 after = (host_id, collected_at, rid)
                 if base is None or base["host"] != host_id:
@@ -226,13 +266,16 @@ def compact(engine, batch=BATCH):
                 delta = None
                 if base["id"] is not None:
                     delta = zc(level=DELTA_LEVEL, dict_data=base["dict"]).compress(raw)
-                    if len(delta) > REBASE_SHARE * base["stored"] or _decompress(delta, zdict=base["dict"]) != raw:
+                    if len(delta) > base["limit"] or _decompress(delta, zdict=base["dict"]) != raw:
                         delta = None
                 if delta is None:
-                    data = _full(raw)
+                    data, parent = _make_base(raw, roots)
                     new_bases.append({"report_id": rid, "host_id": host_id, "collected_at": collected_at,
-                                      "size": len(raw), "data": data})
-                    base = {"id": rid, "raw": raw, "dict": _dict(raw), "stored": len(data), "host": host_id}
+                                      "size": len(raw), "data": data, "parent_id": parent})
+                    base = {"id": rid, "raw": raw, "dict": _dict(raw), "limit": _limit(raw), "host": host_id}
+                    if parent is None:
+                        roots.insert(0, {"id": rid, "raw": raw, "dict": base["dict"], "stored": len(data)})
+                        del roots[ROOTS:]
                     out["bases"] += 1
                     out["bytes_after"] += len(data)
                 else:
@@ -323,19 +366,21 @@ def materialize(conn, report_ids):
                                                                       r.c.body_kind == STORED)).mappings()]
     load(conn, rows)
     new = [{"report_id": x["id"], "host_id": x["host_id"], "collected_at": x["collected_at"], "size": len(x["body"]),
-            "data": _full(x["body"])} for x in rows if "body" in x]
+            "data": _full(x["body"]), "parent_id": None} for x in rows if "body" in x]
     if new:
         conn.execute(b.insert(), new)
     return len(new)
 
 
 def unused_bases(cutoff):
-    """Bases retention may drop: older than ``cutoff``, no delta refers to them, not their host's newest,
-    and their report is not one a host's latest state comes from."""
+    """Bases retention may drop: older than ``cutoff``, no delta or other base refers to them, not their
+    host's newest, and their report is not one a host's latest state comes from."""
     b, d = db.report_bases, db.report_bodies
     newer = db.report_bases.alias("newer")
+    child = db.report_bases.alias("child")
     return and_(b.c.collected_at < cutoff,
                 ~select(d.c.report_id).where(d.c.base_id == b.c.report_id).exists(),
+                ~select(child.c.report_id).where(child.c.parent_id == b.c.report_id).exists(),
                 select(newer.c.report_id).where(newer.c.host_id == b.c.host_id,
                                                 newer.c.collected_at > b.c.collected_at).exists(),
                 b.c.report_id.not_in(latest_ids()))

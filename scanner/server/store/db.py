@@ -150,7 +150,10 @@ report_bases = Table(
     Column("collected_at", BigInteger, nullable=False),
     Column("size", Integer, nullable=False),  # bytes of the body
     Column("data", LargeBinary, nullable=False),
+    # NULL: data is the body whole (a root); else a zstd delta against this root base (migration 0025)
+    Column("parent_id", String(36), nullable=True),
     Index("ix_report_bases_host", "host_id", "collected_at"),
+    Index("ix_report_bases_parent", "parent_id"),
 )
 
 # A delta: the exact signed body of one report, zstd with its base's body as a raw-content dictionary.
@@ -165,7 +168,8 @@ report_bodies = Table(
     Column("size", Integer, nullable=False),  # bytes of the body
     Column("data", LargeBinary, nullable=False),
     PrimaryKeyConstraint("report_id", "collected_at"),
-    Index("ix_report_bodies_base", "base_id"),
+    # no index on base_id (dropped in 0025): only retention asks which bases deltas refer to, once per run,
+    # reading the few days of deltas kept; an index is 16 KB and more per daily partition
     postgresql_partition_by="RANGE (collected_at)",
 )
 
