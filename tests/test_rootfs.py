@@ -62,3 +62,21 @@ def test_directory_instead_of_file(make_root):
     fs = RootFS(root)
     assert fs.read_text("/etc/os-release") is None
     assert "directory" in fs.errors[0]["message"]
+
+
+def test_the_normal_path_shortcut_is_posixpath_normpath():
+    """RootFS maps host-root paths with _normpath: a path already normal is returned as is, anything
+    else (".", "..", "//", a trailing slash, hidden names) goes through posixpath.normpath."""
+    import itertools
+    import posixpath
+    from scanner.rootfs import _normpath
+    parts = ["", ".", "..", "a", "b.c", ".h", "x..", "...", u"\u00e9"]
+    seen = 0
+    for n in range(5):
+        for combo in itertools.product(parts, repeat=n):
+            p = "/".join(combo)
+            for q in (p, "/" + p, "//" + p, "///" + p, p + "/", "/" + p + "/."):
+                assert _normpath(q) == posixpath.normpath(q), q
+                seen += 1
+    assert seen > 40000
+    assert _normpath("/etc/ssh/sshd_config") == "/etc/ssh/sshd_config" and _normpath("/") == "/"
