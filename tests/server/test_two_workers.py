@@ -167,3 +167,107 @@ def test_the_prune_runs_once_per_interval_between_the_workers(srv):
     assert pruned == old > 0  # 6 hosts x the reports of days 10..4 ago
     assert later["detail"]["reports"] <= pruned  # an earlier run may have pruned some already
     assert logged >= 1
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    """Two server processes (two nodes: each its own port and process, the same configuration
+    copied, as two machines would run it) on one PostgreSQL database."""
+    import shutil
+    from server_support import Server
+    with fresh_pg_database() as url:
+        a = make_server(tmp_path_factory, "postgres", url, workers=1,
+                        settings={"report_retention_days": 3, "prune_interval": INTERVAL})
+        b_dir = str(tmp_path_factory.mktemp("node-b"))
+        shutil.rmtree(b_dir)
+        shutil.copytree(a.data_dir, b_dir, ignore=shutil.ignore_patterns("serve.log"))
+        b = Server(b_dir, url, "postgres").start(1)
+        try:
+            yield a, b
+        finally:
+            b.stop()
+            a.stop()
+
+
+def test_two_nodes_store_each_report_once_in_order_and_run_jobs_once(nodes):
+    """Each host's reports (11 days, newest and oldest mixed) go to both nodes at once, half to
+    each and some to both at the same moment; nothing is stored twice or lost, every host's latest
+    state is its newest report whichever node stored which, the aggregates equal a recount, and the
+    retention prune that both nodes poll for runs once."""
+    a, b = nodes
+    rng = random.Random(5)
+    token = a.token(uses=50)
+    agents = []
+    for i in range(6):
+        ag = Agent("n2-host%d" % i, machine_id=uuid.uuid4().hex)
+        with (a if i % 2 else b).client() as c:
+            assert ag.enroll(c, token).status_code == 201
+        agents.append(ag)
+    now = int(time.time())
+    sends, newest, expected = [], {}, set()
+    for ag in agents:
+        days = list(range(10, -1, -1))
+        rng.shuffle(days)  # each host's reports arrive out of order
+        for k, d in enumerate(days):
+            ts = now - d * DAY - rng.randint(60, 3600)
+            doc = ag.report(rng=random.Random(rng.random()),
+                            fail_rules=[r[0] for r in RULES[:4] if rng.random() < 0.5])
+            node = (a, b)[k % 2]
+            sends.append((node, ag, body_of(doc), ts, doc))
+            expected.add(doc["report_id"])
+            if d == 0:
+                newest[ag.host_id] = doc
+            if k % 4 == 0:  # the same report to the other node too (a retry that reached both)
+                sends.append(((b, a)[k % 2], ag, body_of(doc), ts, doc))
+    rng.shuffle(sends)
+    start = threading.Barrier(8)
+
+    def submit(x):
+        node, ag, body, ts, doc = x
+        with node.client(headers={"Connection": "close"}) as c:
+            resp = ag.submit(c, body, timestamp=ts)
+        return node is a, doc["report_id"], resp.status_code, resp.json()
+
+    def first(x):
+        start.wait()
+        return submit(x)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(first, sends[:8])) + list(pool.map(submit, sends[8:]))
+    assert all(st == 200 and ack["report_id"] == rid for _n, rid, st, ack in answers), answers[:3]
+    assert {n for n, *_x in answers} == {True, False}
+
+    e = a.engine
+    r, h, hp, res = db.reports, db.hosts, db.host_profiles, db.results
+    with e.connect() as conn:
+        stored = [x[0] for x in conn.execute(select(r.c.id))]
+        assert len(stored) == len(set(stored)) == len(expected) and set(stored) == expected
+        for ag in agents:
+            doc = newest[ag.host_id]
+            assert conn.execute(select(h.c.latest_report_id).where(h.c.id == ag.host_id)).scalar() == doc["report_id"]
+            assert conn.execute(select(hp.c.report_id).where(hp.c.host_id == ag.host_id)).scalar() == doc["report_id"]
+            got = dict(conn.execute(select(res.c.rule_id, res.c.status).where(res.c.host_id == ag.host_id)).all())
+            assert got == {x["rule_id"]: x["status"] for x in doc["results"]}
+            assert conn.execute(select(func.count()).select_from(r).where(r.c.host_id == ag.host_id)).scalar() == 11
+    with e.connect() as conn:
+        with conn.begin():
+            assert aggregates.check(conn) == []
+
+    # the prune both nodes poll for: made due now, it runs once, on one of them
+    with e.begin() as conn:
+        runs = conn.execute(text("UPDATE job_runs SET started_at = 0 WHERE name = 'retention' RETURNING runs")).scalar()
+    assert runs is not None and runs >= 1
+    deadline = time.time() + 30
+    while time.time() < deadline and jobs.state(e, "retention")["runs"] == runs:
+        time.sleep(0.5)
+    st = jobs.state(e, "retention")
+    assert st["runs"] == runs + 1
+    time.sleep(2 * 3 + 1)  # both nodes polled at least twice more: not due again
+    while jobs.state(e, "retention")["finished_at"] is None:
+        time.sleep(0.2)
+    later = jobs.state(e, "retention")
+    assert (later["runs"], later["started_at"], later["node"]) == (runs + 1, st["started_at"], st["node"])
+    with e.connect() as conn:
+        logged = conn.execute(select(func.count()).select_from(db.audit_log).where(
+            db.audit_log.c.action == "reports.prune", db.audit_log.c.actor == "server")).scalar()
+        pruned = conn.execute(select(func.count()).select_from(r).where(r.c.pruned_at.is_not(None))).scalar()
+    assert 1 <= logged <= runs + 1 and pruned > 0  # a run that pruned logs once; none ran twice

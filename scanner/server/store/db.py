@@ -240,12 +240,10 @@ results = Table(
     # digest of what the agent reported (intake/batch.py): an unchanged result is not rewritten
     Column("row_hash", String(32), nullable=True),
     UniqueConstraint("host_id", "profile", "rule_id"),
-    Index("ix_results_rule_status", "rule_id", "status"),
-    Index("ix_results_status_severity", "status", "severity"),
-    # the failures, for "top failing rules" and status filters (queries.status_filter): small, and
-    # holds what those queries read, so they never touch the table
-    Index("ix_results_failing", "rule_id", "host_id", "waiver_until",
-          postgresql_where=text("status = 'fail'"), sqlite_where=text("status = 'fail'")),
+    # a rule's rows (the rule page). No index holds status (0027): a report changing a result's
+    # status then rewrites the row in place (HOT) on PostgreSQL; the pages count from the maintained
+    # aggregates and reach a status's rows through a rule or a host
+    Index("ix_results_rule", "rule_id", "host_id"),
     Index("ix_results_waiver_until", "waiver_until"),
     # a host's results of one severity: the findings page sorted by severity walks the hosts in order
     # and probes each for one severity (queries._severity_buckets)

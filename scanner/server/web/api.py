@@ -461,11 +461,16 @@ def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limi
         from scanner.server.store import db
         complete = False
         try:
-            rows = queries.stream(engine, query)
-            chunks = export.csv_chunks(rows, columns, fields, lang, counter) if fmt == "csv" \
-                else export.json_chunks(rows, columns, counter)
-            for chunk in chunks:
-                yield chunk.encode("utf-8")
+            if fmt == "csv" and not db.is_sqlite(engine):  # PostgreSQL writes the rows (store/csvcopy.py)
+                yield export.csv_header(fields, lang).encode("utf-8")
+                for chunk in export.pg_csv_rows(engine, query, fields, counter):
+                    yield chunk
+            else:
+                rows = queries.stream(engine, query)
+                chunks = export.csv_chunks(rows, columns, fields, lang, counter) if fmt == "csv" \
+                    else export.json_chunks(rows, columns, counter)
+                for chunk in chunks:
+                    yield chunk.encode("utf-8")
             complete = True
         finally:
             with db.write_tx(engine) as conn:

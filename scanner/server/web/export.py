@@ -6,11 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 from scanner.i18n import t
+from scanner.server.store.csvcopy import JSON_STRING
 
 FLUSH_ROWS = 500
 JSON_COLUMNS = ("actual", "expected")  # stored as JSON text
+_JSON_STRING = re.compile(JSON_STRING)
 
 
 def cell(value):
@@ -24,14 +27,14 @@ def cell(value):
 
 
 def json_cell(text):
-    """A stored JSON column for CSV: strings and numbers as their value, lists and objects as
-    their (compact) JSON text, without parsing them."""
-    if text is None or text[:1] in ("{", "["):
-        return cell(text)
-    try:
+    """A stored JSON column for CSV: JSON ``null`` is empty, a JSON string is its value, anything
+    else (objects, arrays, numbers, booleans; text that is not JSON) is the stored text as it is.
+    store/csvcopy.py makes the same cell in SQL (the PostgreSQL export), with the same pattern."""
+    if text is None or text == "null":
+        return ""
+    if _JSON_STRING.fullmatch(text):
         return cell(json.loads(text))
-    except ValueError:
-        return cell(text)
+    return cell(text)
 
 
 def header_labels(fields, lang):
@@ -43,15 +46,19 @@ def header_labels(fields, lang):
     return out
 
 
+def csv_header(fields, lang=None):
+    """The BOM (Excel opens UTF-8 Chinese text correctly) and the header row."""
+    buf = io.StringIO()
+    csv.writer(buf).writerow(header_labels(fields, lang) if lang else fields)
+    return "\ufeff" + buf.getvalue()
+
+
 def csv_chunks(rows, columns, fields, lang=None, counter=None):
-    """CSV text in chunks: the BOM (Excel opens UTF-8 Chinese text correctly), the header, the rows.
-    ``rows``: tuples in ``columns`` order; ``counter["rows"]`` counts what was written."""
+    """CSV text in chunks: the BOM, the header, the rows. ``rows``: tuples in ``columns`` order;
+    ``counter["rows"]`` counts what was written."""
+    yield csv_header(fields, lang)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(header_labels(fields, lang) if lang else fields)
-    yield "\ufeff" + buf.getvalue()
-    buf.seek(0)
-    buf.truncate()
     index = [columns.index(f) for f in fields]
     convert = [json_cell if f in JSON_COLUMNS else cell for f in fields]
     n = 0
@@ -67,6 +74,20 @@ def csv_chunks(rows, columns, fields, lang=None, counter=None):
     if counter is not None:
         counter["rows"] = n
     yield buf.getvalue()
+
+
+def pg_csv_rows(engine, query, fields, counter=None):
+    """The rows of ``csv_chunks`` (bytes, UTF-8, no header) written by PostgreSQL itself from the same
+    query (store/csvcopy.py): the same bytes, at the database's pace."""
+    from scanner.server.store import csvcopy
+    n = 0
+    for chunk, k in csvcopy.rows(engine, query, fields, JSON_COLUMNS):
+        n += k
+        if counter is not None:
+            counter["rows"] = n
+        yield chunk
+    if counter is not None:
+        counter["rows"] = n
 
 
 def json_chunks(rows, columns, counter=None):
