@@ -8,7 +8,7 @@ rows are found by ix_results_rule (rule_id, host_id). On PostgreSQL results also
 page (fillfactor 80) for the new version of the few rows a report changes.
 
 Revision ID: 0027
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-06 11:40:00
 """
 from alembic import op
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 
 revision = '0027'
-down_revision = '0024'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 
