@@ -146,7 +146,21 @@ def main():
                 if not full:  # the same tables rewritten compactly: what the dead rows and free space cost
                     c.execute("VACUUM FULL %s" % ", ".join(heap))
                     packed = {t: c.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0] for t in heap}
-            out[label] = {"dead_row_ratio_before_vacuum": dead, "dead_row_ratio_pgstattuple": exact, "bytes_per_report": {t: round(v / n) for t, v in sizes.items()},
+                rows = {}
+                for t in sorted(every):
+                    if t in TABLES or every[t] >= 50 * n:
+                        rows[t] = c.execute('SELECT count(*) FROM "%s"' % t).fetchone()[0]
+                store = None
+                try:  # the body store (store/bodies.py): how many of each and their average bytes
+                    store = {k: c.execute(q).fetchone() for k, q in (
+                        ("deltas", "SELECT count(*), round(avg(length(data))) FROM report_bodies"),
+                        ("roots", "SELECT count(*), round(avg(length(data))) FROM report_bases WHERE parent_id IS NULL"),
+                        ("bases_on_a_root", "SELECT count(*), round(avg(length(data))) FROM report_bases "
+                                            "WHERE parent_id IS NOT NULL"))}
+                    store = {k: {"rows": v[0], "avg_bytes": int(v[1] or 0)} for k, v in store.items()}
+                except psycopg.Error:
+                    pass
+            out[label] = {"dead_row_ratio_before_vacuum": dead, "rows": rows, "body_store": store, "dead_row_ratio_pgstattuple": exact, "bytes_per_report": {t: round(v / n) for t, v in sizes.items()},
                           "all_tables_bytes_per_report": round(sum(every.values()) / n),
                           "other_tables_bytes_per_report": round(sum(v for t, v in every.items() if t not in TABLES) / n),
                           "other_tables": {t: round(v / n) for t, v in sorted(every.items()) if t not in TABLES and v >= 50 * n},

@@ -336,3 +336,18 @@ def test_bases_of_hosts_of_one_build_share_a_root(engine):
         with engine.connect() as conn:
             with pytest.raises(bodies.Corrupt):
                 bodies.signed_body(conn, rid)
+
+
+def test_a_base_older_than_a_month_is_replaced(engine):
+    fleet = Fleet(engine, 1)
+    for d in (70, 60, 45, 38, 30, 10, 1):  # bases: day 70, day 38 (32 days on), day 1 (37 days on)
+        fleet.day(T - d * DAY)
+    assert retention.prune(engine, 0, t=T)["bases"] == 3
+    b = db.report_bases
+    with engine.connect() as conn:
+        at = sorted((T - x[0]) // DAY for x in conn.execute(select(b.c.collected_at)))
+        rows = conn.execute(select(b.c.report_id, b.c.parent_id).order_by(b.c.collected_at)).all()
+    assert at == [1, 38, 70]
+    # the host changed little: its later bases are small deltas against the first, a root
+    assert [x[1] for x in rows] == [None, rows[0][0], rows[0][0]]
+    assert check_all(engine, fleet) == 7

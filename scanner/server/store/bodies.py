@@ -8,9 +8,10 @@ then compacts: for each host, in collected order, a report's body becomes
 - a delta (``report_bodies``): zstd with the host's current base body as a raw-content dictionary
   (what ``zstd --patch-from`` does); a day's report of a host whose facts change a little is a few
   hundred bytes instead of ~80 KB of gzip;
-- or a new base (``report_bases``, zstd at a high level) when the host has none yet or when the
+- or a new base (``report_bases``, zstd at a high level) when the host has none yet, when the
   delta would be more than ``REBASE_SHARE`` of what the body alone compresses to (the host changed a
-  lot since its base was taken). A new base is itself stored as a delta against a *root* — a base
+  lot since its base was taken), or when the base is more than ``REBASE_AGE`` older than the report
+  (deltas grow with the days since their base). A new base is itself stored as a delta against a *root* — a base
   stored whole, any host's, the nearest in size of the newest few — when that delta is at most
   ``REBASE_SHARE`` of the root's size (hosts of one build share most of their report), else whole
   (it is then a root). Chains are one level deep: report -> its base -> a root.
@@ -41,6 +42,7 @@ PART = 86400  # report_bodies partitions on PostgreSQL: a day each (UTC)
 BASE_LEVEL = 19  # a base is written once per host and rebase; reading it costs the same at any level
 DELTA_LEVEL = 3  # deltas are small whatever the level (measured: 133-773 B at 3, 153-567 B at 19)
 REBASE_SHARE = 0.25
+REBASE_AGE = 30 * 86400  # a report collected this long after its host's base: a new base (deltas stay small)
 ROOTS = 4  # the newest whole bases a new base is tried against (two nearest in size)
 BATCH = 100  # reports read (gzip bodies) per step
 
@@ -182,15 +184,15 @@ def _limit(raw):
 
 def _current_base(conn, host_id):
     b = db.report_bases
-    rid = conn.execute(select(b.c.report_id).where(b.c.host_id == host_id)
-                       .order_by(b.c.collected_at.desc(), b.c.report_id.desc()).limit(1)).scalar()
-    if rid is None:
+    got = conn.execute(select(b.c.report_id, b.c.collected_at).where(b.c.host_id == host_id)
+                       .order_by(b.c.collected_at.desc(), b.c.report_id.desc()).limit(1)).first()
+    if got is None:
         return None
     try:
-        raw, zdict, _n = _Bases(conn).get(rid)
+        raw, zdict, _n = _Bases(conn).get(got[0])
     except jsondoc.Unreadable:
         return None  # a damaged base is never built upon: the next report becomes a new base
-    return {"id": rid, "raw": raw, "dict": zdict, "limit": _limit(raw)}
+    return {"id": got[0], "at": got[1], "raw": raw, "dict": zdict, "limit": _limit(raw)}
 
 
 def _roots(conn, n=ROOTS):
@@ -264,7 +266,7 @@ def compact(engine, batch=BATCH):
                     out["unreadable"] += 1
                     continue
                 delta = None
-                if base["id"] is not None:
+                if base["id"] is not None and abs(collected_at - base["at"]) <= REBASE_AGE:
                     delta = zc(level=DELTA_LEVEL, dict_data=base["dict"]).compress(raw)
                     if len(delta) > base["limit"] or _decompress(delta, zdict=base["dict"]) != raw:
                         delta = None
@@ -272,7 +274,8 @@ def compact(engine, batch=BATCH):
                     data, parent = _make_base(raw, roots)
                     new_bases.append({"report_id": rid, "host_id": host_id, "collected_at": collected_at,
                                       "size": len(raw), "data": data, "parent_id": parent})
-                    base = {"id": rid, "raw": raw, "dict": _dict(raw), "limit": _limit(raw), "host": host_id}
+                    base = {"id": rid, "at": collected_at, "raw": raw, "dict": _dict(raw), "limit": _limit(raw),
+                            "host": host_id}
                     if parent is None:
                         roots.insert(0, {"id": rid, "raw": raw, "dict": base["dict"], "stored": len(data)})
                         del roots[ROOTS:]
