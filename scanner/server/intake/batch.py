@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -52,6 +53,11 @@ PROFILE_COLS = ("report_id", "collected_at", "score", "score_without_waivers", "
 RESULT_COLS = ("host_id", "profile", "rule_id", "title_zh", "title_en", "category", "severity", "status", "actual",
                "expected", "evidence", "waiver_id", "waiver_until", "row_hash")
 RESULT_KEYS = ("host_id", "profile", "rule_id")
+# what is read of the stored latest components: what the writer compares (seq, row_hash) and counts
+# (category, origin), and what the change records compare (changes.STORED_COMPONENT_COLS)
+STORED_COMPONENT_COLS = ("host_id", "seq", "category", "origin", "row_hash") + tuple(
+    k for k in changes.COMP_DETAIL if k != "origin")
+_CHANGE_COLS = tuple(STORED_COMPONENT_COLS.index(k) for k in changes.STORED_COMPONENT_COLS)
 # what is read of the stored latest results to decide which rows changed and what they counted
 STORED_COLS = ("host_id", "profile", "rule_id", "severity", "category", "status", "waiver_id", "waiver_until", "row_hash")
 WAIVER_COLS = ("id", "rule_id", "scope", "scope_value", "expires_at", "revoked_at", "state", "items")
@@ -65,18 +71,26 @@ def store_batch(conn, items):
     writes with one statement per table and operation (scanner/server/rawsql.py)."""
     sql = rawsql.for_connection(conn)
     r, h, hp = db.reports, db.hosts, db.host_profiles
-    seen = {row[0]: {"id": row[0], "host_id": row[1], "received_at": row[2]} for row in sql.select_in(
-        r, ("id", "host_id", "received_at"), "id", sorted({i.report_id for i in items}))}
     host_ids = sorted({i.host_id for i in items})
-    hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2], "retired_at": row[3]} for row in sql.select_in(
-        h, ("id", "latest_collected", "org_path", "retired_at"), "id", host_ids, lock=True)}
-    profiles = {(row[0], row[1]): row[2] for row in sql.select_in(
-        hp, ("host_id", "profile", "collected_at"), "host_id", host_ids)}
     failing = sorted({x["rule_id"] for i in items for x in (i.derived["results"] or ()) if x["status"] == "fail"})
+    profiled = sorted({i.host_id for i in items if i.derived["profile_row"] is not None})
+    # every read in one round trip (PostgreSQL: pipelined, in this order, so the host rows are locked
+    # before their latest-state rows are read)
+    reads = sql.select_many([
+        (r, ("id", "host_id", "received_at"), "id", sorted({i.report_id for i in items})),
+        (h, ("id", "latest_collected", "org_path", "retired_at"), "id", host_ids, True),
+        (hp, ("host_id", "profile", "collected_at"), "host_id", host_ids),
+        (db.components, STORED_COMPONENT_COLS, "host_id", host_ids),
+        (db.results, STORED_COLS, "host_id", profiled),
+    ] + ([(db.waivers, WAIVER_COLS, "rule_id", failing)] if failing else []))
+    seen = {row[0]: {"id": row[0], "host_id": row[1], "received_at": row[2]} for row in reads[0]}
+    hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2], "retired_at": row[3]} for row in reads[1]}
+    profiles = {(row[0], row[1]): row[2] for row in reads[2]}
+    stored_comps, stored_results = reads[3], reads[4]
     candidates = []
     if failing:
         t = now()
-        candidates = [dict(zip(WAIVER_COLS, row)) for row in sql.select_in(db.waivers, WAIVER_COLS, "rule_id", failing)]
+        candidates = [dict(zip(WAIVER_COLS, row)) for row in reads[5]]
         candidates = [w for w in candidates if is_active(w, t)]
 
     in_db = set(profiles)
@@ -122,12 +136,28 @@ def store_batch(conn, items):
                                 row["passed"], row["failed"], row["errors"], row["other"]) + aggregates.waived_score(rows)
         out.append(_ack(it.report_id, it.host_id, it.received_at))
 
+    # every write in one round trip (PostgreSQL: pipelined; a large insert is a COPY between two)
+    sql.begin_pipeline()
+    try:
+        _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, host_latest, comps, comp_states,
+               stored_comps, hp_rows, results, result_states, stored_results)
+    except BaseException:
+        sql.end_pipeline(sys.exc_info())
+        raise
+    sql.end_pipeline()
+    return out
+
+
+def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, host_latest, comps, comp_states,
+           stored_comps, hp_rows, results, result_states, stored_results):
+    r, h, hp = db.reports, db.hosts, db.host_profiles
     sql.insert(r, REPORT_COLS, new_reports)
     if new_reports:  # a report late for a day already rolled up makes that day's roll-up stale
-        rollups.invalidate_from(conn, min(row[3] for row in new_reports) // rollups.DAY)
+        _invalidate_rollups(conn, sql, min(row[3] for row in new_reports) // rollups.DAY)
     comp_changes = []
     if comps:
-        stored = changes.stored_components(sql, [h_id for h_id in comp_states if not comp_states[h_id][0][2]])
+        stored = changes.stored_components(sql, [h_id for h_id in comp_states if not comp_states[h_id][0][2]],
+                                           rows=[tuple(row[i] for i in _CHANGE_COLS) for row in stored_comps])
         for h_id in sorted(comp_states):
             state = stored.get(h_id)
             for at, rows, fresh in comp_states[h_id]:
@@ -135,9 +165,9 @@ def store_batch(conn, items):
                 if not fresh:
                     comp_changes.extend(changes.component_changes(h_id, at, state, new))
                 state = new
-    _write_components(sql, {h_id: hosts[h_id]["org_path"] for h_id in comps}, comps)
+    _write_components(sql, {h_id: hosts[h_id]["org_path"] for h_id in comps}, comps, stored_comps)
     changed = sorted(set(host_latest) | {k[0] for k in hp_rows})
-    aggregates.adjust_orgs(conn, changed, -1)  # their share of the org sums, added back below
+    _adjust_orgs(conn, sql, changed, -1)  # their share of the org sums, added back below
     sql.update(h, ("id",), HOST_LATEST_COLS,
                [(host_id, host_seen[host_id]) + host_latest[host_id] for host_id in sorted(host_latest)])
     sql.update(h, ("id",), ("last_seen",),
@@ -145,14 +175,32 @@ def store_batch(conn, items):
     keys = sorted(hp_rows)
     sql.insert(hp, ("host_id", "profile") + PROFILE_COLS, [k + hp_rows[k] for k in keys if k not in in_db])
     sql.update(hp, ("host_id", "profile"), PROFILE_COLS, [k + hp_rows[k] for k in keys if k in in_db])
-    aggregates.adjust_orgs(conn, changed, +1)
+    _adjust_orgs(conn, sql, changed, +1)
     result_changes = _write_results(sql, {h_id: hosts[h_id]["org_path"] for h_id in host_ids}, keys, results,
-                                    result_states)
+                                    result_states, stored_results)
     changes.write(sql, result_changes, comp_changes)
-    return out
 
 
-def _write_components(sql, orgs, comps):
+def _adjust_orgs(conn, sql, host_ids, sign):
+    """aggregates.adjust_orgs, as raw statements that ride the pipeline on PostgreSQL."""
+    if isinstance(sql, rawsql.PgSql):
+        for statement in aggregates.org_statements(sign):
+            if host_ids:
+                sql.execute(statement, {"hosts": sorted(set(host_ids))})
+    else:
+        aggregates.adjust_orgs(conn, host_ids, sign)
+
+
+def _invalidate_rollups(conn, sql, day):
+    """rollups.invalidate_from, as raw statements that ride the pipeline on PostgreSQL."""
+    if not isinstance(sql, rawsql.PgSql):
+        rollups.invalidate_from(conn, day)
+    elif day < rollups.today():
+        for table in rollups.INVALIDATED:
+            sql.execute("DELETE FROM %s WHERE day >= %%s" % table.name, (day,))
+
+
+def _write_components(sql, orgs, comps, stored_rows):
     """Replace the latest components of each host in ``comps`` ({host_id: rows as COMPONENT_COLS
     tuples}) writing only the difference, by position in the report's inventory (``seq``): a row
     is updated only when its digest (``row_hash``) changed, rows past the new list's end are
@@ -162,9 +210,9 @@ def _write_components(sql, orgs, comps):
         return
     c = db.components
     stored = {}
-    for host_id, seq, category, origin, digest in sql.select_in(
-            c, ("host_id", "seq", "category", "origin", "row_hash"), "host_id", sorted(comps)):
-        stored.setdefault(host_id, {})[seq] = (category, origin, digest)
+    for row in stored_rows:  # STORED_COMPONENT_COLS of the batch's hosts
+        if row[0] in comps:
+            stored.setdefault(row[0], {})[row[1]] = (row[2], row[3], row[4])
     counts = collections.Counter()
     inserts, updates, deletes = [], [], []
     cat, orig, digest = COMPONENT_COLS.index("category"), COMPONENT_COLS.index("origin"), COMPONENT_COLS.index("row_hash")
@@ -192,20 +240,26 @@ def _write_components(sql, orgs, comps):
                    [k + (n,) for k, n in sorted(counts.items()) if n])
 
 
-def _write_results(sql, orgs, keys, results, states=None):
+def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
     """Replace the latest results of each (host, profile) in ``keys`` by ``results[key]`` (dicts),
     writing only the difference: rows of rules no longer reported are deleted, new ones inserted,
     and a row is updated only when what the report says of it (``row_hash``) or its waiver pointer
     changed; an unchanged result is not rewritten (no dead row, no index churn). The maintained
     aggregates (store/aggregates.py) get the same difference. Returns the change records
     (store/changes.py) of ``states`` {key: [(collected_at, rows, first report of the host)]}: each
-    successive state against the one before, the first against the stored rows."""
+    successive state against the one before, the first against the stored rows. ``stored_rows``:
+    the STORED_COLS rows already read of (at least) these hosts, else they are read here."""
     if not keys:
         return []
     changed = []
     res = db.results
     stored = {}
-    for row in sql.select_in(res, STORED_COLS, "host_id", sorted({k[0] for k in keys})):
+    wanted = {k[0] for k in keys}
+    if stored_rows is None:
+        stored_rows = sql.select_in(res, STORED_COLS, "host_id", sorted(wanted))
+    for row in stored_rows:
+        if row[0] not in wanted:
+            continue
         d = dict(zip(STORED_COLS, row))
         stored.setdefault(d["host_id"], {})[(d["profile"], d["rule_id"])] = d
     delta = aggregates.Delta()

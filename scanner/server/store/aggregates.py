@@ -116,6 +116,13 @@ def adjust_orgs(conn, host_ids, sign, profiles=True):
             conn.execute(stmt, {"hosts": host_ids[i:i + 500]})
 
 
+def org_statements(sign):
+    """adjust_orgs as raw PostgreSQL statements, each taking ``%(hosts)s`` (a list of host ids)."""
+    s = "" if sign > 0 else "-"
+    return [template.format(select=select.format(s=s, cond=cond)) for template, select, cond in (
+        (_OH_UPSERT, _OH_SELECT, "h.id = ANY(%(hosts)s)"), (_OP_UPSERT, _OP_SELECT, "hp.host_id = ANY(%(hosts)s)"))]
+
+
 def _add_from_results(conn, cond, params, sign, expanding=()):
     """Add (sign +1) or subtract (-1) the contribution of the result rows matching ``cond``."""
     s = "" if sign > 0 else "-"

@@ -97,15 +97,18 @@ def component_changes(host_id, at, before, after):
     return out
 
 
-def stored_components(sql, host_ids):
-    """{host_id: component_state} of the latest components stored for ``host_ids`` (batch statements)."""
+def stored_components(sql, host_ids, rows=None):
+    """{host_id: component_state} of the latest components stored for ``host_ids`` (batch statements);
+    ``rows``: the STORED_COMPONENT_COLS rows already read (of these hosts and maybe others)."""
     if not host_ids:
         return {}
-    rows = sorted(sql.select_in(db.components, STORED_COMPONENT_COLS, "host_id", sorted(host_ids)),
-                  key=lambda r: (r[0], r[1]))
+    if rows is None:
+        rows = sql.select_in(db.components, STORED_COMPONENT_COLS, "host_id", sorted(host_ids))
+    rows = sorted(rows, key=lambda r: (r[0], r[1]))
     out = {h: [] for h in host_ids}
     for r in rows:
-        out[r[0]].append(dict(zip(("category",) + COMP_DETAIL, r[2:])))
+        if r[0] in out:
+            out[r[0]].append(dict(zip(("category",) + COMP_DETAIL, r[2:])))
     return {h: component_state(rows) for h, rows in out.items()}
 
 

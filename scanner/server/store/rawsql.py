@@ -17,10 +17,21 @@ add to counters   ``INSERT .. ON CONFLICT DO UPDATE`` (json)   ``executemany`` (
 
 Column lists come from the SQLAlchemy tables in db.py, so the schema has one definition. The
 statements run inside the caller's SQLAlchemy transaction (``db.write_tx``), on its connection.
+
+Round trips (PostgreSQL): ``select_many`` sends several selects at once and reads their answers
+together (psycopg pipeline mode, one round trip); between ``begin_pipeline`` and ``end_pipeline``
+the writes are sent without waiting for each answer (one round trip for all of them). COPY cannot
+run in pipeline mode: inside one, a small insert is an ``executemany`` that rides the pipeline,
+and a large one (over ``PIPELINE_INSERT_ROWS`` rows) ends the pipeline, COPYs, and starts a new one,
+so statements still run in the order they were given. An error in a pipelined statement is
+raised by ``end_pipeline`` (or the next read) and fails the transaction, as it would have at once.
+On SQLite these are plain loops (``executemany`` runs in C; there is no network round trip).
 """
 from __future__ import annotations
 
 from scanner.server.util import dumps
+
+PIPELINE_INSERT_ROWS = 32  # more rows than this in one insert: COPY (outside the pipeline)
 
 # SQLAlchemy type name -> json_to_recordset column type
 _PG_TYPES = {"VARCHAR": "text", "TEXT": "text", "INTEGER": "int4", "BIGINT": "int8", "FLOAT": "float8"}
@@ -39,6 +50,17 @@ class _Sql(object):
     def __init__(self, raw, dialect):
         self.raw = raw
         self.dialect = dialect
+        self._pipeline = None
+
+    def begin_pipeline(self):
+        """Send the following writes without waiting for each answer (PostgreSQL; no-op elsewhere)."""
+
+    def end_pipeline(self):
+        """Wait for the answers of the writes sent since ``begin_pipeline``; raise the first error."""
+
+    def select_many(self, specs):
+        """[rows] for each (table, cols, key, values, lock) in ``specs``, as ``select_in``."""
+        return [self.select_in(*spec) for spec in specs]
 
     def _types(self, table, cols):
         """PostgreSQL type names of ``cols`` (json_to_recordset columns and binary COPY), cached."""
@@ -51,19 +73,72 @@ class _Sql(object):
 
 
 class PgSql(_Sql):
-    def select_in(self, table, cols, key, values, lock=False):
-        """Rows (tuples of ``cols``) whose ``key`` is in ``values``; ``lock``: FOR UPDATE, in key order."""
+    @staticmethod
+    def _select_sql(table, cols, key, lock=False):
         sql = "SELECT %s FROM %s WHERE %s = ANY(%%s)" % (", ".join(cols), table.name, key)
         if lock:
             sql += " ORDER BY %s FOR UPDATE" % key
+        return sql
+
+    def select_in(self, table, cols, key, values, lock=False):
+        """Rows (tuples of ``cols``) whose ``key`` is in ``values``; ``lock``: FOR UPDATE, in key order."""
         with self.raw.cursor() as cur:
-            cur.execute(sql, (list(values),))
+            cur.execute(self._select_sql(table, cols, key, lock), (list(values),))
             return cur.fetchall()
 
+    def select_many(self, specs):
+        specs = list(specs)
+        if len(specs) < 2 or self._pipeline is not None:
+            return [self.select_in(*spec) for spec in specs]
+        cursors = []
+        try:
+            with self.raw.pipeline():
+                for spec in specs:
+                    table, cols, key, values = spec[:4]
+                    cur = self.raw.cursor()
+                    cursors.append(cur)
+                    cur.execute(self._select_sql(table, cols, key, spec[4] if len(spec) > 4 else False),
+                                (list(values),))
+            return [cur.fetchall() for cur in cursors]
+        finally:
+            for cur in cursors:
+                cur.close()
+
+    def begin_pipeline(self):
+        if self._pipeline is None:
+            self._pipeline = self.raw.pipeline()
+            self._pipeline.__enter__()
+
+    def end_pipeline(self, exc_info=(None, None, None)):
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.__exit__(*exc_info)
+
+    def execute(self, sql, params=None):
+        """One statement of the caller's (rides the pipeline when one is open)."""
+        with self.raw.cursor() as cur:
+            cur.execute(sql, params)
+
     def insert(self, table, cols, rows):
-        """COPY in binary format: no text escaping of the report bodies (bytea) and JSON columns."""
+        """COPY in binary format: no text escaping of the report bodies (bytea) and JSON columns.
+        In pipeline mode a few rows are an ``executemany`` (bytea sent in binary) instead."""
         if not rows:
             return
+        if self._pipeline is not None:
+            if len(rows) <= PIPELINE_INSERT_ROWS:
+                marks = ", ".join("%b" if t == "bytea" else "%s" for t in self._types(table, cols))
+                with self.raw.cursor() as cur:
+                    cur.executemany("INSERT INTO %s (%s) VALUES (%s)" % (table.name, ", ".join(cols), marks), rows)
+                return
+            self.end_pipeline()
+            try:
+                self._copy(table, cols, rows)
+            finally:
+                self.begin_pipeline()
+            return
+        self._copy(table, cols, rows)
+
+    def _copy(self, table, cols, rows):
         with self.raw.cursor() as cur:
             with cur.copy("COPY %s (%s) FROM STDIN (FORMAT BINARY)" % (table.name, ", ".join(cols))) as copy:
                 copy.set_types(self._types(table, cols))

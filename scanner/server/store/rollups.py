@@ -181,9 +181,11 @@ def forget_host(conn, host_id, org_path):
                      subtract)
 
 
+INVALIDATED = (db.daily_rollups, db.daily_loc, db.rollup_days)  # what invalidate_from deletes (intake/batch.py too)
+
+
 def invalidate_from(conn, day):
     """A report collected on ``day`` arrived after that day was rolled up: drop it and later days."""
     if day < today():
-        conn.execute(delete(db.daily_rollups).where(db.daily_rollups.c.day >= day))
-        conn.execute(delete(db.daily_loc).where(db.daily_loc.c.day >= day))
-        conn.execute(delete(db.rollup_days).where(db.rollup_days.c.day >= day))
+        for table in INVALIDATED:
+            conn.execute(delete(table).where(table.c.day >= day))
