@@ -18,7 +18,7 @@ from fleet import Agent, body_of
 from server_support import ADMIN
 
 ADMIN_NAME, ADMIN_PW = ADMIN
-from scanner.server.store import db
+from scanner.server.store import db, jsondoc
 
 RULE = "mlps.ia.password-max-age"
 
@@ -81,6 +81,42 @@ def test_report_nesting_a_thousand_deep_is_refused_at_intake(server, agent, wher
     _refused(server, lambda c: agent.submit(c, doc, compress=True), 413, "over_limit")
     _refused(server, lambda c: agent.submit(c, with_deep(doc, where, 5000), compress=True), 413, "over_limit")
     _views_answer(server, agent)
+
+
+@pytest.mark.parametrize("leaf", ["string", "object", "array"])
+def test_nesting_limit_is_exact_at_intake(server, agent, leaf):
+    """jsondoc.parse proves a real-sized report within the limits without visiting every value
+    (_bounded_by_text: the depth through the garbage collector's view, where an object holding no
+    container is untracked). The limit stays exact: 64 levels are stored, 65 refused, whether the
+    innermost level is an array, an object of plain values (untracked) or a plain value."""
+    inner = {"string": "x", "object": {"k": "v", "n": 1}, "array": ["v", 1]}[leaf]
+    levels_of_inner = 0 if leaf == "string" else 1
+    # the root object, results and results[0] are three levels; ``actual`` holds the rest
+    for total, ok in ((64, True), (65, False)):
+        doc = agent.report(fail_rules=[RULE])
+        doc["results"][0]["actual"] = nested(total - 3 - levels_of_inner, leaf=inner)
+        body = body_of(doc)
+        assert jsondoc._bounded_by_text(body, jsondoc._ORJSON(body)) is ok  # the fast proof decides both
+        if ok:
+            with server.client() as c:
+                assert agent.submit(c, doc, compress=True).status_code == 200
+        else:
+            resp = _refused(server, lambda c: agent.submit(c, doc, compress=True), 413, "over_limit")
+            assert "nested more than 64 levels" in resp.json()["message"]
+
+
+def test_limits_proof_from_the_text_defers_to_the_walk_when_unsure():
+    """Over the text bounds (a text longer than a string may be, more commas than items allowed) the
+    exact walk decides: a long document within the limits still parses, one over them is refused."""
+    big = {"facts": {"blob": "y" * (jsondoc.MAX_STRING - 10), "more": "z" * 100}}
+    text = json.dumps(big).encode()
+    assert jsondoc._bounded_by_text(text, big) is False and jsondoc.parse(text) == big
+    half = jsondoc.MAX_ITEMS // 2 + 1  # two arrays within the limit, together more commas than one may hold
+    many = json.dumps({"many": [0] * half, "other": [0] * half}).encode()
+    assert jsondoc._bounded_by_text(many, jsondoc._ORJSON(many)) is False
+    assert len(jsondoc.parse(many)["many"]) == half
+    with pytest.raises(jsondoc.JsonLimitError):
+        jsondoc.parse(json.dumps({"many": [0] * (jsondoc.MAX_ITEMS + 1)}).encode())
 
 
 def test_report_within_the_limits_is_stored_and_read_back(server, agent):

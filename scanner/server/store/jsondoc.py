@@ -9,6 +9,7 @@ read back. Rows stored before these limits existed (or written around them) are 
 from __future__ import annotations
 
 import contextvars
+import gc
 import json
 import logging
 
@@ -64,8 +65,40 @@ def parse(data):
         if "recursion" in text.lower() or "depth limit" in text.lower():
             raise JsonLimitError("nested more than %d levels deep" % MAX_DEPTH)
         raise JsonLimitError("not valid JSON: %s" % text[:200], limit=False)
-    check(value)
+    if not _bounded_by_text(data, value):
+        check(value)
     return value
+
+
+def _bounded_by_text(data, value):
+    """True when the JSON text ``data`` and its parsed ``value`` are certainly within the limits,
+    proved without visiting every value (False: undecided, ``check`` decides). From the text: no
+    string is longer than the whole text; an array or object of n items needs n - 1 commas, so none
+    has more items than the text has commas + 1; every value inside a container is its first
+    item or follows a comma, and a container takes at least two characters, so the document has
+    at most commas + len(data) / 2 values. The depth from the parsed value, through the garbage
+    collector's view of it: every list is tracked, and an object is untracked only while it holds
+    no array or object (CPython's invariant), so the tracked containers, level by level in C
+    (``gc.get_referents``), reach every level but the innermost, and the deepest level allowed is
+    checked for any container at all: exact, not just an upper bound."""
+    n = len(data)
+    if n > MAX_STRING:
+        return False
+    commas = data.count(b"," if isinstance(data, (bytes, bytearray)) else ",")
+    if commas + 1 > MAX_ITEMS or commas + n // 2 > MAX_NODES:
+        return False
+    if value.__class__ is not dict and value.__class__ is not list:
+        return True
+    level, depth = [value], 1
+    referents, tracked = gc.get_referents, gc.is_tracked
+    while True:
+        children = referents(*level)
+        if depth >= MAX_DEPTH:  # the deepest level allowed: it may hold no container at all
+            return not any(c.__class__ is dict or c.__class__ is list for c in children)
+        level = list(filter(tracked, children))
+        if not level:
+            return True  # what is untracked one level down holds no container
+        depth += 1
 
 
 def check(value):
