@@ -406,6 +406,9 @@ def prune(data_dir, db, days):
             click.echo("compacted the bodies of %d report(s): %d -> %d bytes (%d new base(s))" % (
                 out["compacted"], out["compacted_bytes_before"], out["compacted_bytes_after"], out["bases"]))
         click.echo("pruned %d report(s), %d bytes of stored bodies" % (out["reports"], out["bytes"]))
+        if out.get("summarized"):
+            click.echo("daily summaries: %d report row(s) that were not a host's last of their day deleted"
+                       % out["summarized"])
 
 
 @server.command("import")

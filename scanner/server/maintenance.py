@@ -26,6 +26,7 @@ class Maintenance(object):
         self.days = settings.report_retention_days
         self.interval = settings.prune_interval
         self.compact = settings.report_compaction
+        self.summaries = settings.report_daily_summaries
         self.stopping = threading.Event()
         self.thread = None
         self.node = jobs.node_name()
@@ -62,7 +63,7 @@ class Maintenance(object):
         from scanner.server.store.audit import audit
         if not jobs.claim(self.engine, PRUNE_JOB, self.interval, t, self.node):
             return None
-        out = retention.prune(self.engine, self.days, t=t, compact=self.compact)
+        out = retention.prune(self.engine, self.days, t=t, compact=self.compact, summaries=self.summaries)
         if out["reports"]:
             with db.write_tx(self.engine) as conn:
                 audit(conn, "server", "reports.prune", None, dict(out, days=self.days, node=self.node))

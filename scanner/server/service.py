@@ -162,7 +162,8 @@ def prune(settings, days=None):
     days = settings.report_retention_days if days is None else days
     engine = open_engine(settings)
     try:
-        out = retention.prune(engine, days, compact=settings.report_compaction)
+        out = retention.prune(engine, days, compact=settings.report_compaction,
+                              summaries=settings.report_daily_summaries)
         if out["reports"]:
             with db.write_tx(engine) as conn:
                 from scanner.server.store.audit import audit

@@ -37,6 +37,9 @@ class Settings:
     # the same job first compacts the bodies stored since its last run into zstd deltas against a base body
     # per host (store/bodies.py), also while report_retention_days is 0; False: bodies stay gzip as received
     report_compaction: bool = True
+    # past report_retention_days, keep only each host's last report of every UTC day and profile (the rows
+    # daily roll-ups read; a host reporting once a day keeps all); False: every report's row stays
+    report_daily_summaries: bool = True
     pool_size: int = 10
     # Prometheus /metrics: off unless a bearer token or an allow-list of addresses/CIDRs is set
     metrics_token: str = ""

@@ -84,3 +84,59 @@ def test_a_second_node_does_not_prune_at_the_same_time(db_engine):
         assert out == {"reports": 0, "bytes": 0, "skipped": True}
         other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": retention.LOCK_KEY})
     assert retention.prune(engine, 1, t=T)["reports"] == 3
+
+
+def _rollups(engine, days):
+    """The roll-up rows of ``days`` computed afresh from the reports (rolled back)."""
+    from scanner.server.store import rollups
+    with engine.connect() as conn:
+        with conn.begin() as tx:
+            for day in days:
+                rollups.compute_day(conn, day)
+            got = (sorted(tuple(x) for x in conn.execute(select(db.daily_rollups).where(db.daily_rollups.c.day.in_(days)))),
+                   sorted(tuple(x) for x in conn.execute(select(db.daily_loc).where(db.daily_loc.c.day.in_(days)))))
+            tx.rollback()
+    return got
+
+
+def test_past_the_period_a_host_keeps_its_last_report_of_each_day_and_profile(engine):
+    (a,) = enroll(engine, "/gov/finance", 1)
+    start = T // DAY * DAY - 10 * DAY  # midnight, 10 days before T's day
+    for d in range(10):  # three reports a day (mlps-l3 at 01:00, 09:00, 17:00) and a xinchuang one at 12:00
+        for k, hour in enumerate((1, 9, 17)):
+            put(engine, [item(a, start + d * DAY + hour * 3600, seed=d * 10 + k + 1)[0]])
+        put(engine, [item(a, start + d * DAY + 12 * 3600, profile="xinchuang", seed=d * 10 + 9)[0]])
+    r = db.reports
+    days = [start // DAY + d for d in range(10)]
+    before = _rollups(engine, days)
+    assert before[0] and before[1]
+
+    def rows_by_day():
+        with engine.connect() as conn:
+            got = {}
+            for at, profile, kind in conn.execute(select(r.c.collected_at, r.c.profile, r.c.body_kind)):
+                got.setdefault((at - start) // DAY, []).append(((at - start) % DAY // 3600, profile, kind))
+        return {d: sorted(v) for d, v in got.items()}
+
+    def rows(by_day):
+        return {d: [x[:2] for x in v] for d, v in by_day.items()}
+    everything = rows(rows_by_day())
+    assert all(len(v) == 4 for v in everything.values()) and len(everything) == 10
+    # the period of 9 days: day 0 goes, without summaries: every row stays
+    out = retention.prune(engine, 9, t=T, summaries=False)
+    assert out["reports"] > 0 and out["summarized"] == 0 and rows(rows_by_day()) == everything
+    # 5 days: days 1..4 go, with summaries: of each day the 17:00 mlps-l3 row and the 12:00 xinchuang row
+    # stay, and a row whose body is still needed (a base kept deltas are made against)
+    out = retention.prune(engine, 5, t=T)
+    after = rows_by_day()
+    deleted = 0
+    for d in range(10):
+        if 1 <= d <= 4:
+            assert {(12, "xinchuang"), (17, "mlps-l3")} <= set(rows(after)[d])
+            extra = [x for x in after[d] if x[:2] not in ((12, "xinchuang"), (17, "mlps-l3"))]
+            assert all(kind != bodies.DROPPED for _h, _p, kind in extra), (d, after[d])
+            deleted += 4 - len(after[d])
+        else:
+            assert rows(after)[d] == everything[d]
+    assert out["summarized"] == deleted >= 4
+    assert _rollups(engine, days) == before  # the trends read the same rows

@@ -6,7 +6,10 @@ score, localization rate, failure count, size and the SHA-256 of the signed body
 of the host's history, so trends and roll-ups are unchanged; its stored body (the signed document)
 and any re-evaluated document are dropped, ``pruned_at`` is set and ``body_kind`` is 2. The reports
 a host's latest state came from (hosts.latest_report_id, host_profiles.report_id) are never pruned,
-however old. Reading a pruned report answers 410 (store/reports.py); re-evaluation skips it.
+however old. Reading a pruned report answers 410 (store/reports.py); re-evaluation skips it. With
+daily summaries (setting ``report_daily_summaries``, on by default) a host that reports more than once
+a day keeps, past the period, only the row of its last report of each UTC day and profile: the rows
+the daily roll-ups read (store/rollups.py), so trends are the same; the others are deleted.
 
 Bodies go by whole UTC days: the cutoff is the start of the day ``report_retention_days`` days
 ago, so a body is kept between N and N + 1 days (the same on both databases). Where the bodies are
@@ -67,22 +70,27 @@ def _inline_candidates(cutoff):
                 r.c.id.not_in(bodies.latest_ids()))
 
 
-def prune(engine, days, t=None, batch=BATCH, compact=True):
+def prune(engine, days, t=None, batch=BATCH, compact=True, summaries=True):
     """Compact new bodies (``compact``), then drop the bodies of reports collected more than ``days``
-    days ago (see the module docstring). Returns {"reports": pruned, "bytes": stored body bytes freed,
-    "partitions": partitions dropped, "compacted", "bases", "compacted_bytes_before"/"_after",
-    "skipped": True when another node holds the job}."""
+    days ago (see the module docstring); with ``summaries``, of the reports that lost their bodies only
+    each host's last of every UTC day and profile keeps its row (daily summaries). Returns {"reports":
+    pruned, "bytes": stored body bytes freed, "partitions": partitions dropped, "summarized": rows deleted
+    as not the last of their day, "compacted", "bases", "compacted_bytes_before"/"_after", "skipped":
+    True when another node holds the job}."""
     with one_node(engine) as mine:
         if not mine:
             return {"reports": 0, "bytes": 0, "skipped": True}
-        out = {"reports": 0, "bytes": 0, "partitions": 0, "skipped": False}
+        out = {"reports": 0, "bytes": 0, "partitions": 0, "summarized": 0, "skipped": False}
         if compact:
             c = bodies.compact(engine)
             out.update(compacted=c["compacted"], bases=c["bases"], unreadable=c["unreadable"],
                        compacted_bytes_before=c["bytes_before"], compacted_bytes_after=c["bytes_after"])
         if days and days > 0:
             t = now() if t is None else t
-            _prune(engine, cutoff_of(t, days), t, batch, out)
+            touched = set()
+            _prune(engine, cutoff_of(t, days), t, batch, out, touched)
+            if summaries:
+                out["summarized"] = _summarize(engine, touched, batch)
         if engine.dialect.name == "postgresql" and (out.get("compacted") or out["reports"]):
             _vacuum(engine)
         return out
@@ -102,8 +110,10 @@ def cutoff_of(t, days):
     return (int(t) - int(days) * 86400) // bodies.PART * bodies.PART
 
 
-def _mark(conn, ids, t):
+def _mark(conn, ids, t, touched):
     r = db.reports
+    touched.update((h, at // 86400) for h, at in conn.execute(select(r.c.host_id, r.c.collected_at)
+                                                             .where(r.c.id.in_(ids))))
     freed = conn.execute(select(func.coalesce(func.sum(func.length(r.c.body_gz)), 0) +
                                 func.coalesce(func.sum(func.length(r.c.evaluated_gz)), 0))
                          .where(r.c.id.in_(ids))).scalar() or 0
@@ -112,7 +122,7 @@ def _mark(conn, ids, t):
     return n, int(freed)
 
 
-def _prune(engine, cutoff, t, batch, out):
+def _prune(engine, cutoff, t, batch, out, touched):
     r, b, d = db.reports, db.report_bases, db.report_bodies
     pg = engine.dialect.name == "postgresql"
     latest = bodies.latest_ids()
@@ -127,7 +137,7 @@ def _prune(engine, cutoff, t, batch, out):
                 out["bytes"] += conn.execute(select(func.coalesce(func.sum(func.length(part.c.data)), 0))).scalar()
                 ids = [x[0] for x in conn.execute(select(part.c.report_id).where(part.c.report_id.not_in(keep)))]
                 for i in range(0, len(ids), batch):
-                    n, freed = _mark(conn, ids[i:i + batch], t)
+                    n, freed = _mark(conn, ids[i:i + batch], t, touched)
                     out["reports"] += n
                     out["bytes"] += freed
                 conn.execute(text("DROP TABLE %s" % name))
@@ -147,7 +157,7 @@ def _prune(engine, cutoff, t, batch, out):
             conn.execute(delete(rows_of).where(rows_of.c.report_id.in_(ids)))
             drop = [i for i in ids if i not in keep]
             if drop:
-                n, freed = _mark(conn, drop, t)
+                n, freed = _mark(conn, drop, t, touched)
                 out["reports"] += n
                 out["bytes"] += freed
             out["bytes"] += sum(x[2] for x in got)
@@ -161,7 +171,7 @@ def _prune(engine, cutoff, t, batch, out):
                 break
             ids = [x[0] for x in got]
             conn.execute(delete(b).where(b.c.report_id.in_(ids)))
-            n, freed = _mark(conn, ids, t)
+            n, freed = _mark(conn, ids, t, touched)
             out["reports"] += n
             out["bytes"] += freed + sum(x[1] for x in got)
         if len(got) < batch:
@@ -172,8 +182,38 @@ def _prune(engine, cutoff, t, batch, out):
                                                   .order_by(r.c.collected_at).limit(batch))]
             if not ids:
                 break
-            n, freed = _mark(conn, ids, t)
+            n, freed = _mark(conn, ids, t, touched)
             out["reports"] += n
             out["bytes"] += freed
         if len(ids) < batch:
             break
+
+
+def _summarize(engine, touched, batch):
+    """Daily summaries: of each (host, UTC day) whose reports lost their bodies in this run, keep the row
+    of the day's last report of each profile (and so the day's last report: what the daily roll-ups read,
+    store/rollups.py, so a recomputed day is the same) and delete the other rows whose bodies are gone
+    and that no latest state comes from. A host reporting once a day keeps every row."""
+    r = db.reports
+    deleted = 0
+    pairs = sorted(touched)
+    for i in range(0, len(pairs), batch):
+        with db.write_tx(engine) as conn:
+            latest = {x[0] for x in conn.execute(bodies.latest_ids())}
+            drop = []
+            for host_id, day in pairs[i:i + batch]:
+                rows = conn.execute(select(r.c.id, r.c.profile, r.c.collected_at, r.c.body_kind).where(
+                    r.c.host_id == host_id, r.c.collected_at >= day * 86400,
+                    r.c.collected_at < (day + 1) * 86400)).all()
+                last = {}
+                for row in rows:
+                    k = row.profile or ""
+                    if k not in last or (row.collected_at, row.id) > (last[k].collected_at, last[k].id):
+                        last[k] = row
+                keep = {x.id for x in last.values()}
+                drop += [x.id for x in rows if x.id not in keep and x.body_kind == bodies.DROPPED
+                         and x.id not in latest]
+            for j in range(0, len(drop), 500):
+                deleted += conn.execute(delete(r).where(r.c.id.in_(drop[j:j + 500]),
+                                                        r.c.body_kind == bodies.DROPPED)).rowcount
+    return deleted
