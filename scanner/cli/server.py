@@ -391,11 +391,11 @@ def reevaluate(data_dir, db, profile, latest_only, orgs):
 @click.option("--days", type=click.IntRange(1, 100000), default=None,
               help="Keep bodies this many days (default: the report_retention_days setting) / 报告保留天数")
 def prune(data_dir, db, days):
-    """Drop stored bodies of reports past retention; history kept / 按保留期清理报告正文"""
+    """Compact new report bodies, drop those past retention; history kept / 压缩报告正文并按保留期清理"""
     from scanner.errors import XcscanError
     from scanner.server import service
     settings = _settings(data_dir, db)
-    if days is None and not settings.report_retention_days:
+    if days is None and not settings.report_retention_days and not settings.report_compaction:
         raise XcscanError("no retention period: report_retention_days is 0 (keep every report)",
                           hint="give --days N, or set report_retention_days in the server settings")
     out = service.prune(settings, days)
