@@ -223,7 +223,7 @@ def _make_base(raw, roots):
     (then it is a root itself and joins ``roots``)."""
     zc = _zstd().ZstdCompressor
     for root in sorted(roots, key=lambda x: abs(len(x["raw"]) - len(raw)))[:2]:
-        delta = zc(level=BASE_LEVEL, dict_data=root["dict"]).compress(raw)
+        delta = zc(level=DELTA_LEVEL, dict_data=root["dict"]).compress(raw)  # 117 B at 3, 140 at 19 (35x the CPU)
         if len(delta) <= REBASE_SHARE * root["stored"] and _decompress(delta, zdict=root["dict"]) == raw:
             return delta, root["id"]
     return _full(raw), None
