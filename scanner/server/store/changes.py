@@ -302,9 +302,8 @@ def feed(engine, scope, org=None, start=None, end=None):
         out["removed"].extend(dict(host, **c) for c in removed)
         out["added"].extend(dict(host, **c) for c in added)
         out["substitutions"].extend(_substitution_rows(host, removed, added))
-    sev_rank = {s: i for i, s in enumerate(SEVERITIES)}
-    out["new"].sort(key=lambda r: (r["after"] != "fail", sev_rank.get(r["severity"], 9), r["org_path"],
-                                   r["hostname"] or "", r["rule_id"]))
+    for k in SECTIONS:  # each list in the order of its rows' keys (the keyset cursor's order, see page)
+        out[k].sort(key=lambda r, k=k: row_key(k, r))
     counts = {}
     for r in out["new"]:
         counts.setdefault(r["after"], {}).setdefault(r["severity"] or "none", 0)
@@ -346,33 +345,85 @@ def substitutions(engine, scope, org, start, end):
 
 # --- paging (the JSON API) ---------------------------------------------------------------------------
 SECTIONS = ("new", "fixed", "added", "removed", "substitutions", "stopped", "joined")
+_SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
-def page(got, offset, limit):
-    """``got`` (a feed) with its row lists cut to rows ``offset`` .. ``offset + limit`` of all its rows
-    taken section after section in SECTIONS order (the CSV's order); the counts, ``new_by_severity`` and
-    ``hosts`` stay those of the whole feed. Returns (the page, the offset of the next page or None)."""
+def _s(value):
+    return "" if value is None else str(value)
+
+
+def row_key(section, r):
+    """The sort key of a feed row in its list: what a keyset cursor carries (strings and integers).
+    Equal keys (the same component twice on a host) are told apart by their rank among equals (page)."""
+    host = (_s(r["org_path"]), _s(r["hostname"]), _s(r["host_id"]))
+    if section == "new":
+        return (int(r["after"] != "fail"), _SEV_RANK.get(r["severity"], 9), host[0], host[1], _s(r["rule_id"]),
+                host[2], _s(r["profile"]))
+    if section == "fixed":
+        return host + (_s(r["profile"]), _s(r["rule_id"]))
+    if section in ("added", "removed"):
+        return host + tuple(_s(r.get(f)) for f in ("category", "product_id", "name_en", "name_zh", "version", "origin"))
+    if section == "substitutions":
+        return host + tuple(_s(r.get(f)) for f in ("category", "from_product", "to_product", "from_en", "to_en"))
+    return host
+
+
+def _keys(section, rows):
+    keys, prev, n = [], None, 0
+    for r in rows:
+        k = row_key(section, r)
+        n = n + 1 if k == prev else 0
+        prev = k
+        keys.append(k + (n,))
+    return keys
+
+
+def page(got, after, limit):
+    """``got`` (a feed) with its row lists cut to the ``limit`` rows that follow ``after`` (None: from
+    the start; else (section index, key of the last row of the previous page)) taken section after
+    section in SECTIONS order (the CSV's order), each list in its keys' order. A keyset, not an
+    offset: a change recorded meanwhile (a report stored late) before the previous page's last row
+    shifts nothing after it, so no row is listed twice or left out across the pages. The counts,
+    ``new_by_severity`` and ``hosts`` stay those of the whole feed. Returns (the page, the ``after``
+    of the next page or None)."""
+    import bisect
     out = dict(got)
-    pos = 0
-    for k in SECTIONS:
+    need, last, more = limit, None, False
+    for i, k in enumerate(SECTIONS):
         rows = got[k]
-        out[k] = rows[min(max(offset - pos, 0), len(rows)):min(max(offset + limit - pos, 0), len(rows))]
-        pos += len(rows)
-    return out, (offset + limit if offset + limit < pos else None)
+        if after is not None and i < after[0]:
+            out[k] = []
+            continue
+        keys = _keys(k, rows)
+        start = 0
+        if after is not None and i == after[0]:
+            try:
+                start = bisect.bisect_right(keys, tuple(after[1]))
+            except TypeError:  # a key of another shape than this section's
+                from scanner.server.errors import ApiError
+                raise ApiError(422, "bad_cursor", "cursor is not one this server handed out") from None
+        out[k] = rows[start:start + need]
+        if out[k]:
+            last = (i, list(keys[start + len(out[k]) - 1]))
+        need -= len(out[k])
+        if start + len(out[k]) < len(rows):
+            more = True
+    return out, (last if more else None)
 
 
-def cursor(start, end, org, offset):
-    """An opaque cursor for the page at ``offset`` of the feed of ``org`` between ``start`` and ``end``
-    (the resolved window: a default ``to`` of now stays the same for every page). It carries no scope:
-    each page is read with the caller's own."""
+def cursor(start, end, org, after):
+    """An opaque cursor for the page after ``after`` ((section index, key): see ``page``) of the feed of
+    ``org`` between ``start`` and ``end`` (the resolved window: a default ``to`` of now stays the same
+    for every page). It carries no scope: each page is read with the caller's own."""
     import base64
     import json
-    text = json.dumps({"v": 1, "from": start, "to": end, "org": org, "offset": offset}, separators=(",", ":"))
+    text = json.dumps({"v": 2, "from": start, "to": end, "org": org, "s": after[0], "k": after[1]},
+                      separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def read_cursor(value):
-    """{from, to, org, offset} of a cursor made by ``cursor``; a 422 (bad_cursor) for anything else."""
+    """{from, to, org, after} of a cursor made by ``cursor``; a 422 (bad_cursor) for anything else."""
     import base64
     import binascii
     import json
@@ -382,13 +433,17 @@ def read_cursor(value):
         got = json.loads(base64.urlsafe_b64decode(value.encode("ascii") + b"=" * (-len(value) % 4)).decode())
     except (ValueError, UnicodeError, binascii.Error):
         raise bad from None
-    if not isinstance(got, dict) or got.get("v") != 1:
+    if not isinstance(got, dict) or got.get("v") != 2:
         raise bad
-    ints = [got.get(k) for k in ("from", "to", "offset")]
+    ints = [got.get(k) for k in ("from", "to")]
+    key = got.get("k")
     if not all(type(x) is int and 0 <= x < 2 ** 40 for x in ints) or \
-            not (got.get("org") is None or isinstance(got["org"], str) and len(got["org"]) <= 512):
+            not (got.get("org") is None or isinstance(got["org"], str) and len(got["org"]) <= 512) or \
+            type(got.get("s")) is not int or not 0 <= got["s"] < len(SECTIONS) or \
+            not isinstance(key, list) or not 1 <= len(key) <= 12 or \
+            not all(type(x) is int and abs(x) < 2 ** 40 or isinstance(x, str) and len(x) <= 1024 for x in key):
         raise bad
-    return {"from": ints[0], "to": ints[1], "org": got["org"], "offset": ints[2]}
+    return {"from": ints[0], "to": ints[1], "org": got["org"], "after": (got["s"], key)}
 
 
 CSV_FIELDS = ("change", "hostname", "org_path", "profile", "rule_id", "severity", "before", "after", "category",

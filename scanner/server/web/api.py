@@ -625,7 +625,7 @@ def changes_feed(request: Request, org: Optional[str] = Query(None, max_length=5
                  from_: Optional[str] = Query(None, alias="from", max_length=16),
                  to: Optional[str] = Query(None, max_length=16),
                  limit: int = Query(1000, ge=1, le=10000, description="at most this many rows of all the lists together"),
-                 cursor: Optional[str] = Query(None, max_length=512, description="the 'next' of the previous page"),
+                 cursor: Optional[str] = Query(None, max_length=8192, description="the 'next' of the previous page"),
                  user=Depends(require(*READERS))):
     """What changed between ``from`` and ``to`` (YYYY-MM-DD or unix seconds; default the last 7 days),
     at most ``limit`` rows a page (the lists new, fixed, added, removed, substitutions, stopped, joined
@@ -633,16 +633,16 @@ def changes_feed(request: Request, org: Optional[str] = Query(None, max_length=5
     (null on the last), ``truncated``: whether there is one."""
     from scanner.server.errors import ApiError
     from scanner.server.store import changes
-    org, start, end, offset = _org(org), _day_param(from_, "from"), _day_param(to, "to", end_of_day=True), 0
+    org, start, end, after = _org(org), _day_param(from_, "from"), _day_param(to, "to", end_of_day=True), None
     if cursor is not None:
         c = changes.read_cursor(cursor)
         if (org is not None and org != c["org"]) or (start is not None and start != c["from"]) or \
                 (end is not None and end != c["to"]):
             raise ApiError(422, "bad_cursor", "the cursor belongs to another query (org, from, to): "
                                               "pass it alone, or start again without it")
-        org, start, end, offset = c["org"], c["from"], c["to"], c["offset"]
+        org, start, end, after = c["org"], c["from"], c["to"], c["after"]
     got = changes.feed(request.app.state.engine, user["scope"], org, start, end)
-    out, nxt = changes.page(got, offset, limit)
+    out, nxt = changes.page(got, after, limit)
     out["truncated"] = nxt is not None
     out["next"] = None if nxt is None else changes.cursor(got["from"], got["to"], org, nxt)
     return out
