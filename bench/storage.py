@@ -58,6 +58,7 @@ def main():
     ap.add_argument("--retention-days", type=int, default=7)
     ap.add_argument("--changes", type=int, default=3, help="results flipped per host and day")
     ap.add_argument("--src", default=None, help="use this checkout's scanner package (e.g. main's)")
+    ap.add_argument("--keep", action="store_true", help="keep the database (its URL goes to stderr) to look into")
     opts = ap.parse_args()
     root = os.path.abspath(opts.src) if opts.src else os.path.dirname(HERE)
     sys.path.insert(0, root)
@@ -179,6 +180,9 @@ def main():
             measure("after_retention_%dd" % opts.retention_days, full=True)
         print(json.dumps(out), flush=True)
     finally:
+        if opts.keep:
+            print("# kept: %s" % url, file=sys.stderr)
+            return
         with psycopg.connect(PG_BASE, autocommit=True) as c:
             c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             c.execute('DROP DATABASE IF EXISTS "%s"' % name)
