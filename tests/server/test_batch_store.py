@@ -291,3 +291,51 @@ def test_hosts_that_stopped_reporting_are_counted_and_sorted_without_an_index(en
     assert [h["id"] for h in queries.list_hosts(engine, everything, org="/gov/finance", sort="last_seen")] == order
     assert [h["id"] for h in queries.list_hosts(engine, everything, org="/gov/finance", sort="last_seen",
                                                  desc=True)] == order[::-1]
+
+
+def test_lazy_rows_make_only_what_is_written_and_store_what_full_rows_would(engine, monkeypatch):
+    """Intake derives result rows lazily (ingest.LatestRow): a row's texts (titles, actual, expected,
+    evidence) are made only when the writer needs them, i.e. for rows it inserts or rewrites; an
+    unchanged row is told by its digest of the report's result object. What is stored is exactly
+    what the fully derived rows store, and a change in any field of a result object rewrites its row."""
+    a, b = enroll(engine, "/gov/lazy", 2)
+    made = []
+    real = ingest.latest_texts
+    monkeypatch.setattr(ingest, "latest_texts", lambda r: made.append(r["rule_id"]) or real(r))
+    doc = make_report(a.hostname, machine_id=a.machine_id, rng=random.Random(5), fail_rules=[
+        "mlps.ia.ssh-root-login"])
+
+    def stored(host_id):
+        cols = ("rule_id", "title_zh", "title_en", "category", "severity", "status", "actual", "expected",
+                "evidence", "row_hash")
+        return {rid: tuple(getattr(row, c) for c in cols) for rid, row in latest_results(engine, host_id).items()}
+
+    def submit(agent, doc, t, lazy):
+        doc = json.loads(json.dumps(doc))
+        doc["report_id"] = str(__import__("uuid").uuid4())
+        doc["host"]["machine_id"] = agent.machine_id
+        derived = ingest.derive(doc, lazy=lazy)
+        body = json.dumps(doc).encode()
+        out = put(engine, [Item(doc["report_id"], agent.host_id, int(time.time()), t, derived, gzip.compress(body),
+                                len(body), hashlib.sha256(body).hexdigest())])
+        assert not isinstance(out[0], Exception), out
+        return derived
+
+    submit(a, doc, 1_700_000_000, lazy=True)
+    assert sorted(made) == sorted(r["rule_id"] for r in doc["results"])  # a first report: every row inserted
+    submit(b, doc, 1_700_000_000, lazy=False)
+    assert stored(a.host_id) == stored(b.host_id)
+    # the next report: one result's evidence text and another's status changed, the rest alike
+    changed = [r for r in doc["results"] if r["status"] == "pass"][:2]
+    changed[0]["evidence"] = ["a new piece of evidence"]
+    changed[0]["status"] = "fail"
+    changed[1]["expected"] = {"new": "expectation"}
+    del made[:]
+    submit(a, doc, 1_700_086_400, lazy=True)
+    assert sorted(made) == sorted({changed[0]["rule_id"], changed[1]["rule_id"]})
+    submit(b, doc, 1_700_086_400, lazy=False)
+    now_a, now_b = stored(a.host_id), stored(b.host_id)
+    assert now_a == now_b
+    assert "a new piece of evidence" in now_a[changed[0]["rule_id"]][8]
+    assert json.loads(now_a[changed[1]["rule_id"]][7]) == {"new": "expectation"}
+    assert now_a[changed[0]["rule_id"]][5] == "fail"

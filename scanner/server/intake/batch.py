@@ -127,7 +127,7 @@ def store_batch(conn, items):
             current = profiles.get(key)
             if current is None or it.collected_at >= current:
                 profiles[key] = it.collected_at
-                rows = [dict(x, host_id=it.host_id, profile=row["profile"], waiver_id=None, waiver_until=None)
+                rows = [_with_values(x, host_id=it.host_id, profile=row["profile"], waiver_id=None, waiver_until=None)
                         for x in d["results"]]
                 attach_from(candidates, it.host_id, host["org_path"], rows)
                 results[key] = rows
@@ -198,6 +198,12 @@ def _invalidate_rollups(conn, sql, day):
     elif day < rollups.today():
         for table in rollups.INVALIDATED:
             sql.execute("DELETE FROM %s WHERE day >= %%s" % table.name, (day,))
+
+
+def _with_values(row, **values):
+    """A copy of a derived result row with ``values`` added (a LatestRow stays lazy)."""
+    with_values = getattr(row, "with_values", None)
+    return with_values(**values) if with_values is not None else dict(row, **values)
 
 
 def _write_components(sql, orgs, comps, stored_rows):

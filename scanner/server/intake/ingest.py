@@ -282,12 +282,80 @@ def result_hash(row, keys=HASHED):
     return h.hexdigest()
 
 
+LATEST_TEXT = ("title_zh", "title_en", "actual", "expected", "evidence")
+SOURCE_DIGEST = b"xcscan-latest-result/2\n"  # change when what a row keeps of its result changes
+
+
+def source_hash(result):
+    """A latest result row's ``row_hash``: the digest of the report's result object it is made from
+    (every field of the row is a function of it), so intake can tell an unchanged row without
+    making it. One serialization and one digest, in C."""
+    try:
+        data = _ORJSON_DUMPS(result) if _ORJSON_DUMPS is not None else None
+    except TypeError:  # e.g. an integer beyond 64 bits: the standard library writes it
+        data = None
+    if data is None:
+        data = dumps(result).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(SOURCE_DIGEST + data, digest_size=16).hexdigest()
+
+
+def _orjson_dumps():
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson.dumps
+
+
+_ORJSON_DUMPS = _orjson_dumps()
+
+
+def latest_texts(r):
+    """The report texts of a latest result row, from its result object."""
+    title = r.get("title")
+    return {"title_zh": _pair(title, "zh"), "title_en": _pair(title, "en"), "actual": dumps(r.get("actual")),
+            "expected": dumps(r.get("expected")), "evidence": dumps(_latest_evidence(r))}
+
+
+class LatestRow(dict):
+    """A latest result row (rule_id, category, severity, status, row_hash, and what the writer adds)
+    whose report texts (LATEST_TEXT) are made from ``source``, its result object, when first read."""
+    __slots__ = ("source",)
+
+    def __missing__(self, key):
+        if key in LATEST_TEXT and self.source is not None:
+            self.complete()
+            return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def complete(self):
+        """Make the report texts now (once)."""
+        src, self.source = self.source, None
+        if src is not None:
+            self.update(latest_texts(src))
+        return self
+
+    def with_values(self, **values):
+        """A copy with ``values`` added, still made lazily."""
+        out = LatestRow(self, **values)
+        out.source = self.source
+        return out
+
+
 def _num(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def derive(doc):
-    """Scalar and latest-state rows of one report document (original or re-evaluated)."""
+def derive(doc, lazy=False):
+    """Scalar and latest-state rows of one report document (original or re-evaluated). ``lazy``:
+    the result rows' report texts (titles, actual, expected, evidence) are made only when read
+    (LatestRow), i.e. for the rows intake writes; an unchanged row is compared by its digest."""
     inv = doc.get("inventory") or {}
     comps = []
     counts = {"domestic": 0, "foreign": 0, "unknown": 0}
@@ -319,15 +387,13 @@ def derive(doc):
         score = _num(summary.get("score"))
         seen = {}
         for r in doc["results"]:
-            title = r.get("title")
             rid = clean_text(r["rule_id"], 128)
-            seen[rid] = {
-                "rule_id": rid, "title_zh": _pair(title, "zh"), "title_en": _pair(title, "en"),
-                "category": clean_text(r.get("category"), 32), "severity": clean_text(r.get("severity"), 16),
-                "status": r["status"], "actual": dumps(r.get("actual")), "expected": dumps(r.get("expected")),
-                "evidence": dumps(_latest_evidence(r)),
-            }
-            seen[rid]["row_hash"] = result_hash(seen[rid])
+            row = seen[rid] = LatestRow(rule_id=rid, category=clean_text(r.get("category"), 32),
+                                        severity=clean_text(r.get("severity"), 16), status=r["status"],
+                                        row_hash=source_hash(r))
+            row.source = r
+            if not lazy:
+                row.complete()
         results = list(seen.values())
         fail_count = sum(1 for r in results if r["status"] == "fail")
         tally = {s: sum(1 for r in results if r["status"] == s) for s in STATUSES}
@@ -436,6 +502,10 @@ class HostKeys(object):
         self.max_entries = max_entries
         self._known = {}
 
+    def cached(self, host_id):
+        """``get``'s answer when this process has it already, else None (no database)."""
+        return self._known.get(host_id)
+
     def get(self, host_id):
         """(loaded Ed25519 public key, machine id or None, station id or None) of an enrolled host, or None."""
         hit = self._known.get(host_id)
@@ -464,17 +534,23 @@ class Intake(object):
         self.hosts = HostKeys(engine)
         self.cpu = threading.Lock()
 
-    def check_headers(self, host_id, timestamp, signature):
+    def check_headers(self, host_id, timestamp, signature, cached_only=False):
         """The sender, from the headers alone (before any body is read or inflated): the host id,
         timestamp and signature well-formed, the host enrolled and the timestamp in the window.
-        Returns what ``submit_body`` needs."""
+        Returns what ``submit_body`` needs. ``cached_only``: decide without the database or return
+        None (an unknown or agentless host: ask again without it), so the event loop can call it."""
         settings = self.settings
         if not isinstance(host_id, str) or not UUID_RE.match(host_id):
             raise unauthorized("unknown_host", "X-Xcscan-Host is missing or not a host id; enroll first")
         if not isinstance(timestamp, str) or not TIMESTAMP_RE.match(timestamp):
             raise unauthorized("bad_signature", "X-Xcscan-Timestamp must be integer unix seconds (ASCII digits)")
         sig = decode_signature(signature)
-        host = self.hosts.get(host_id)
+        if cached_only:
+            host = self.hosts.cached(host_id)
+            if host is None or host[2] is not None:
+                return None
+        else:
+            host = self.hosts.get(host_id)
         if host is None:
             raise unauthorized("unknown_host", "unknown host id; enroll first")
         if host[2] is not None:
@@ -516,7 +592,7 @@ class Intake(object):
             report_id = doc["report_id"].lower()
             if sender.machine_id and doc["host"].get("machine_id") != sender.machine_id:
                 raise forbidden("host_mismatch", "the report's host.machine_id does not match the enrolled host")
-            derived = derive(doc)
+            derived = derive(doc, lazy=True)
             del doc
             stored = raw if encoding and encoding.strip().lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)
             item = Item(report_id, sender.host_id, now(), int(sender.timestamp), derived, stored, len(body),
