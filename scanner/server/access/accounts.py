@@ -573,13 +573,18 @@ def session_user(engine, token, idle=None):
     """The user behind a session token, or None (unknown, expired, idle too long, user disabled)."""
     if not token or len(token) > 128:
         return None
+    from scanner.server.store.queries import read_only
     s = db.sessions
+    # one connection without a transaction of its own for both reads (PostgreSQL: no BEGIN/ROLLBACK
+    # round trips; every API request asks this first)
     with engine.connect() as conn:
+        read_only(conn)
         row = conn.execute(
             select(db.users.c.id, db.users.c.username, db.users.c.role, db.users.c.disabled,
                    s.c.csrf, s.c.expires_at, s.c.last_used, s.c.created_at)
             .select_from(s.join(db.users, db.users.c.id == s.c.user_id))
             .where(s.c.token_hash == sha256_hex(token))).mappings().first()
+        orgs = user_orgs(conn, [row["id"]]).get(row["id"], []) if row is not None else []
     t = now()
     if row is None or row["disabled"] or row["expires_at"] < t:
         return None
@@ -589,8 +594,6 @@ def session_user(engine, token, idle=None):
     if t - last >= TOUCH_EVERY:
         with db.write_tx(engine) as conn:
             conn.execute(update(s).where(s.c.token_hash == sha256_hex(token)).values(last_used=t))
-    with engine.connect() as conn:
-        orgs = user_orgs(conn, [row["id"]]).get(row["id"], [])
     return dict(row, token_hash=sha256_hex(token), orgs=sorted(orgs), scope=Scope(orgs))
 
 
