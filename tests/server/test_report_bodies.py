@@ -351,3 +351,40 @@ def test_a_base_older_than_a_month_is_replaced(engine):
     # the host changed little: its later bases are small deltas against the first, a root
     assert [x[1] for x in rows] == [None, rows[0][0], rows[0][0]]
     assert check_all(engine, fleet) == 7
+
+
+@pytest.mark.parametrize("db_engine", ["postgres"], indirect=True)
+def test_rows_in_the_default_partition_read_back_move_into_their_day_and_go_with_retention(db_engine):
+    engine = db_engine
+    fleet = Fleet(engine, 2)
+    for d in range(6, 0, -1):
+        fleet.day(T - d * DAY)
+    retention.prune(engine, 0, t=T)
+    day = (T - 5 * DAY) // bodies.PART
+    name = "report_bodies_d%d" % day
+    with db.write_tx(engine) as conn:  # that day's rows end up in the default partition (no partition for it)
+        conn.exec_driver_sql("CREATE TEMP TABLE moved AS SELECT * FROM %s" % name)
+        conn.exec_driver_sql("DROP TABLE %s" % name)
+        conn.exec_driver_sql("INSERT INTO report_bodies SELECT * FROM moved")
+        in_default = conn.exec_driver_sql("SELECT count(*) FROM report_bodies_default").scalar()
+    assert in_default == 2
+    assert check_all(engine, fleet) == 12
+    with db.write_tx(engine) as conn:
+        bodies.ensure_partitions(conn, {day})
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM report_bodies_default").scalar() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM %s" % name).scalar() == 2
+    assert check_all(engine, fleet) == 12
+    with db.write_tx(engine) as conn:  # and rows left in the default partition are deleted by retention
+        conn.exec_driver_sql("CREATE TEMP TABLE moved2 AS SELECT * FROM %s" % name)
+        conn.exec_driver_sql("DROP TABLE %s" % name)
+        conn.exec_driver_sql("INSERT INTO report_bodies SELECT * FROM moved2")
+    out = retention.prune(engine, 3, t=T)
+    gone = pruned_ids(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM report_bodies_default").scalar() == 0
+        old = {x[0] for x in conn.execute(select(db.reports.c.id).where(
+            db.reports.c.collected_at < retention.cutoff_of(T, 3)))}
+        kept_bases = {x[0] for x in conn.execute(select(db.report_bases.c.report_id))}
+    assert gone == old - kept_bases and out["reports"] == len(gone)
+    assert check_all(engine, fleet, pruned=gone) == 12 - len(gone)
