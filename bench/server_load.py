@@ -6,7 +6,9 @@ fleet size. Runs against SQLite and/or PostgreSQL (a throw-away database at 127.
     python bench/server_load.py                       # both databases, 1,000 hosts x 10 reports, 8 clients
     python bench/server_load.py --db postgres --workers 3 --hosts 200 --reports 5
 
-Prints one JSON line per database with reports/s, latency percentiles and overview p95.
+Prints one JSON line per database with reports/s, latency percentiles and overview p95, and the
+CPU per report of the server's processes, of the PostgreSQL backends serving this benchmark's
+database (not the machine's other databases) and of the load generator itself.
 Report generation and signing happen before the clock starts; the clients use keep-alive
 connections (like an agent draining its spool).
 """
@@ -104,9 +106,22 @@ def server_procs(pid):
     return [root] + root.children(recursive=True)
 
 
-def postgres_procs():
+def postgres_procs(dbname=None):
+    """PostgreSQL's processes: with ``dbname``, only the backends connected to that database (the
+    server's connection pools), so other databases' work on a shared machine is not counted."""
     import psutil
-    return [p for p in psutil.process_iter(["name"]) if (p.info.get("name") or "").startswith("postgres")]
+    if dbname is None:
+        return [p for p in psutil.process_iter(["name"]) if (p.info.get("name") or "").startswith("postgres")]
+    import psycopg
+    with psycopg.connect(PG_BASE, autocommit=True) as c:
+        pids = [r[0] for r in c.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (dbname,))]
+    out = []
+    for pid in pids:
+        try:
+            out.append(psutil.Process(pid))
+        except psutil.Error:
+            pass
+    return out
 
 
 def start_server(data_dir, db_url, port, workers):
@@ -217,13 +232,17 @@ def run(kind, opts):
             with lock:
                 latencies.extend(mine)
         threads = [threading.Thread(target=client) for _ in range(opts.clients)]
-        procs, pg_procs = server_procs(proc.pid), postgres_procs() if kind == "postgres" else []
+        procs, pg_procs = server_procs(proc.pid), postgres_procs(pg_name) if kind == "postgres" else []
         cpu0, pg0 = cpu_seconds(procs), cpu_seconds(pg_procs)
+        client0 = time.process_time()  # this process: the load generator's clients
         t0 = time.time()
         [t.start() for t in threads]
         [t.join() for t in threads]
         load_s = time.time() - t0
-        server_cpu, pg_cpu = cpu_seconds(procs) - cpu0, cpu_seconds(pg_procs) - pg0
+        client_cpu = time.process_time() - client0
+        # backends the pools opened during the load count from zero
+        pg_new = [p for p in postgres_procs(pg_name) if p.pid not in {q.pid for q in pg_procs}] if pg_name else []
+        server_cpu, pg_cpu = cpu_seconds(procs) - cpu0, cpu_seconds(pg_procs) - pg0 + cpu_seconds(pg_new)
         import psutil
         load_avg = os.getloadavg()[0]
 
@@ -274,7 +293,11 @@ def run(kind, opts):
             # throughput that implies for this machine's cores if nothing else competed for them
             "server_cpu_ms_per_report": round(1000 * server_cpu / max(len(latencies), 1), 2),
             "postgres_cpu_ms_per_report": round(1000 * pg_cpu / max(len(latencies), 1), 2) if kind == "postgres" else None,
+            "client_cpu_ms_per_report": round(1000 * client_cpu / max(len(latencies), 1), 2),
             "cpu_bound_capacity_per_s": round((os.cpu_count() or 1) / max((server_cpu + pg_cpu) / max(len(latencies), 1), 1e-9), 1),
+            # the same with the load generator's own CPU counted (it shares this machine's cores)
+            "cpu_bound_capacity_with_clients_per_s": round((os.cpu_count() or 1) / max(
+                (server_cpu + pg_cpu + client_cpu) / max(len(latencies), 1), 1e-9), 1),
             "machine_load_avg_1m": round(load_avg, 2), "cpus": os.cpu_count(),
             "latency_ms": {"p50": round(1000 * statistics.median(latencies), 1), "p95": round(1000 * pct(latencies, 95), 1),
                            "p99": round(1000 * pct(latencies, 99), 1), "max": round(1000 * max(latencies), 1)},
