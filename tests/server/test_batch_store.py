@@ -339,3 +339,42 @@ def test_lazy_rows_make_only_what_is_written_and_store_what_full_rows_would(engi
     assert "a new piece of evidence" in now_a[changed[0]["rule_id"]][8]
     assert json.loads(now_a[changed[1]["rule_id"]][7]) == {"new": "expectation"}
     assert now_a[changed[0]["rule_id"]][5] == "fail"
+
+
+def test_unchanged_profile_moves_nothing_but_a_round_trip_in_one_batch_is_recorded(engine):
+    """A report whose results are all as stored writes no result row, moves no aggregate and
+    records no change; a batch holding a change and its reversal for the same host (A stored, then
+    B and A again in one batch) records both changes and leaves the aggregates equal to a recount."""
+    from scanner.server.store import aggregates
+    (a,) = enroll(engine, "/gov/roundtrip", 1)
+    rule = "mlps.ia.ssh-root-login"
+    first, doc = item(a, 1_700_000_000, fail_rules=[rule], seed=3)
+    assert not isinstance(put(engine, [first])[0], Exception)
+
+    def again(doc, t, status=None):
+        doc = json.loads(json.dumps(doc))
+        doc["report_id"] = str(__import__("uuid").uuid4())
+        if status:
+            next(r for r in doc["results"] if r["rule_id"] == rule)["status"] = status
+        body = json.dumps(doc).encode()
+        return Item(doc["report_id"], a.host_id, int(time.time()), t, ingest.derive(doc, lazy=True),
+                    gzip.compress(body), len(body), hashlib.sha256(body).hexdigest())
+
+    def snapshot():
+        with engine.connect() as conn:
+            return (aggregates.snapshot(conn), conn.execute(select(func.count()).select_from(db.result_changes)).scalar(),
+                    latest_results(engine, a.host_id)[rule].status)
+
+    before = snapshot()
+    assert not isinstance(put(engine, [again(doc, 1_700_086_400)])[0], Exception)
+    assert snapshot() == before  # nothing moved, nothing recorded
+    outs = put(engine, [again(doc, 1_700_172_800, status="pass"), again(doc, 1_700_259_200)])
+    assert not any(isinstance(o, Exception) for o in outs)
+    aggs, n_changes, status = snapshot()
+    assert (aggs, status) == (before[0], "fail") and n_changes == before[1] + 2
+    with engine.connect() as conn:
+        assert aggregates.check(conn) == []
+        rows = conn.execute(select(db.result_changes.c.status_before, db.result_changes.c.status_after)
+                            .where(db.result_changes.c.host_id == a.host_id, db.result_changes.c.rule_id == rule)
+                            .order_by(db.result_changes.c.at)).all()
+    assert [tuple(r) for r in rows] == [("fail", "pass"), ("pass", "fail")]

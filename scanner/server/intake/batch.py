@@ -280,8 +280,23 @@ def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
         for profile in by_host[host_id]:
             old = {rid: d for (p, rid), d in before.items() if p == profile}
             new = results[(host_id, profile)]
+            written = len(inserts) + len(updates)
+            gone = dict(old)
+            for x in new:
+                prev = gone.pop(x["rule_id"], None)
+                if prev is None:
+                    inserts.append(tuple(x[k] for k in RESULT_COLS))
+                elif (prev["row_hash"] != x["row_hash"] or prev["waiver_id"] != x["waiver_id"]
+                      or prev["waiver_until"] != x["waiver_until"]):
+                    updates.append(tuple(x[k] for k in RESULT_COLS))
+            deletes.extend((host_id, profile, rid) for rid in sorted(gone))
+            key_states = (states or {}).get((host_id, profile), ())
+            if not gone and len(inserts) + len(updates) == written and len(key_states) <= 1:
+                # every row as stored (the digest covers status, severity and category; the waiver
+                # pointer compared): no aggregate moves and no change is recorded
+                continue
             state = changes.result_state(old.values())
-            for at, rows, fresh in (states or {}).get((host_id, profile), ()):
+            for at, rows, fresh in key_states:
                 if not fresh:
                     changed.extend(changes.result_changes(host_id, profile, at, state, rows))
                 state = changes.result_state(rows)
@@ -291,14 +306,8 @@ def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
                 del after[(profile, rid)]
             for x in new:
                 after[(profile, x["rule_id"])] = x
-                prev = old.pop(x["rule_id"], None)
-                if prev is None:
-                    inserts.append(tuple(x[k] for k in RESULT_COLS))
-                elif (prev["row_hash"] != x["row_hash"] or prev["waiver_id"] != x["waiver_id"]
-                      or prev["waiver_until"] != x["waiver_until"]):
-                    updates.append(tuple(x[k] for k in RESULT_COLS))
-            deletes.extend((host_id, profile, rid) for rid in sorted(old))
-        delta.failing(org, aggregates.failing_map(before.values()), aggregates.failing_map(after.values()))
+        if after != before:
+            delta.failing(org, aggregates.failing_map(before.values()), aggregates.failing_map(after.values()))
     sql.delete(res, RESULT_KEYS, deletes)
     sql.update(res, RESULT_KEYS, RESULT_COLS[3:], updates)
     sql.insert(res, RESULT_COLS, inserts)
