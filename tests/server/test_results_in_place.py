@@ -1,7 +1,9 @@
-"""A report that changes results' statuses rewrites those rows in place on PostgreSQL: no index
-holds status (migration 0027) and results keeps room on each page (fillfactor 80), so every such
-update is heap-only (HOT: no new index entry, the old version reclaimed at the next visit to the
-page). With status in an index none was, and results kept its old versions until VACUUM."""
+"""A report that changes results' statuses can rewrite those rows in place on PostgreSQL: no index
+holds status (migration 0027), so wherever the row's page has room the update is heap-only (HOT: no new
+index entry, the old version reclaimed at the next visit to the page). With status in an index none
+was, and results kept its old versions until VACUUM. The table keeps the default fillfactor (0028:
+room on every page cost more bytes per report than it saved); the test gives the pages room itself,
+so that only an index on status can make an update not HOT"""
 from __future__ import annotations
 
 import gzip
@@ -32,6 +34,38 @@ def test_status_changes_are_heap_only_updates(db_engine):
         fleet.append((a, make_report(a.hostname, machine_id=a.machine_id, rng=random.Random(i))))
     rng = random.Random(7)
     flipped = 0
+    with db_engine.begin() as conn:   # room on each page for this test's rows (reset below)
+        conn.execute(text("ALTER TABLE results SET (fillfactor = 70)"))
+    try:
+        flipped = _four_days(db_engine, fleet, rng, counts)
+    finally:
+        with db_engine.begin() as conn:
+            conn.execute(text("ALTER TABLE results RESET (fillfactor)"))
+    # the rows say what the last reports said
+    with db_engine.connect() as conn:
+        stored = {(h, p, r): s for h, p, r, s in conn.execute(select(db.results.c.host_id, db.results.c.profile,
+                                                                       db.results.c.rule_id, db.results.c.status))}
+    for a, doc in fleet:
+        profile = doc["summary"]["profile"]
+        for r in doc["results"]:
+            assert stored[(a.host_id, profile, r["rule_id"])] == r["status"]
+    assert flipped >= 120
+
+
+@pytest.mark.parametrize("db_engine", ["postgres"], indirect=True)
+def test_no_results_index_holds_status(db_engine):
+    """The indexes of results as PostgreSQL has them: none on status, in its columns or its predicate
+    (the condition of heap-only updates above); waiver_until's only where a waiver covers the row."""
+    with db_engine.connect() as conn:
+        defs = dict(conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'results'")).all())
+        options = conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'results'")).scalar()
+    assert defs and not [d for d in defs.values() if "status" in d], defs
+    assert "WHERE (waiver_until IS NOT NULL)" in defs["ix_results_waiver_until"]
+    assert not options or not any(o.startswith("fillfactor") for o in options), options
+
+
+def _four_days(db_engine, fleet, rng, counts):
+    flipped = 0
     for day in range(4):
         items = []
         for a, doc in fleet:
@@ -52,15 +86,7 @@ def test_status_changes_are_heap_only_updates(db_engine):
         if day:
             assert updated >= 40 and hot == updated, (day, updated, hot)
             flipped += updated
-    # the rows say what the last reports said
-    with db_engine.connect() as conn:
-        stored = {(h, p, r): s for h, p, r, s in conn.execute(select(db.results.c.host_id, db.results.c.profile,
-                                                                       db.results.c.rule_id, db.results.c.status))}
-    for a, doc in fleet:
-        profile = doc["summary"]["profile"]
-        for r in doc["results"]:
-            assert stored[(a.host_id, profile, r["rule_id"])] == r["status"]
-    assert flipped >= 120
+    return flipped
 
 
 def ingest_uuid(rng):

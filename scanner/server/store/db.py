@@ -244,7 +244,9 @@ results = Table(
     # status then rewrites the row in place (HOT) on PostgreSQL; the pages count from the maintained
     # aggregates and reach a status's rows through a rule or a host
     Index("ix_results_rule", "rule_id", "host_id"),
-    Index("ix_results_waiver_until", "waiver_until"),
+    # only the rows a waiver covers (0028): every query on it compares waiver_until with a time
+    Index("ix_results_waiver_until", "waiver_until", postgresql_where=text("waiver_until IS NOT NULL"),
+          sqlite_where=text("waiver_until IS NOT NULL")),
     # a host's results of one severity: the findings page sorted by severity walks the hosts in order
     # and probes each for one severity (queries._severity_buckets)
     Index("ix_results_host_severity", "host_id", "severity"),
