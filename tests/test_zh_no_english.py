@@ -705,36 +705,3 @@ def test_agent_log_lines_come_from_the_catalogue():
             continue
         bad.append("%s: %s" % (where, ast.unparse(arg)))
     assert bad == []
-
-
-def test_agent_log_in_chinese(tmp_path):
-    """A corrupt spool file under --lang zh: the agent says so in Chinese, with the reason, and keeps the
-    English reason in the .reason file (data for whoever reads the spool)."""
-    import io
-    from scanner.agent.log import AgentLog
-    from scanner.agent.spool import Spool
-    from scanner.agent.uploader import upload_all
-    s = Spool(str(tmp_path / "spool"))
-    s.ensure()
-    name = s.write("id-1", "h", 1, "s", b"0123456789")
-    path = os.path.join(s.directory, name)
-    with open(path, "rb") as fh:
-        data = fh.read()
-    with open(path, "wb") as fh:
-        fh.write(data[:-3])
-
-    class NoClient(object):
-        def submit(self, *a, **k):
-            raise AssertionError("a corrupt file must not be sent")
-
-    err = io.StringIO()
-    upload_all(s, NoClient(), "h", AgentLog(stream=err, lang="zh"))
-    line = err.getvalue().strip()
-    assert line == ("xcscan 代理：错误：%s：暂存文件无法读取：正文为 7 字节，头部记载为 10 字节（文件被截断？）；"
-                    "已移至 %s/rejected/" % (name, s.directory)), line
-    with open(os.path.join(s.directory, "rejected", name + ".reason")) as fh:
-        assert "truncated" in fh.read()
-    err = io.StringIO()
-    AgentLog(stream=err, lang="zh").error(__import__("scanner.errors", fromlist=["x"]).XcscanError(
-        "refusing to write output: too many levels of symbolic links"))
-    assert err.getvalue() == "xcscan 代理：错误：拒绝写入输出：符号链接层数过多\n", err.getvalue()

@@ -38,7 +38,13 @@ def test_cap_evicts_oldest_first_and_never_the_new_one(tmp_path):
     assert s2.enforce_cap(keep=only) == [] and s2.names() == [only]
 
 
-def test_truncated_file_is_quarantined_not_sent(tmp_path):
+class NoClient(object):
+    def submit(self, *a, **k):
+        raise AssertionError("a corrupt file must not be sent")
+
+
+def _truncated(tmp_path):
+    """A spool holding one report file cut short by 3 bytes; (spool, its name)."""
     s = _spool(tmp_path)
     name = s.write("id-1", "h", 1, "s", b"0123456789")
     path = os.path.join(s.directory, name)
@@ -46,11 +52,11 @@ def test_truncated_file_is_quarantined_not_sent(tmp_path):
         data = fh.read()
     with open(path, "wb") as fh:
         fh.write(data[:-3])
+    return s, name
 
-    class NoClient(object):
-        def submit(self, *a, **k):
-            raise AssertionError("a corrupt file must not be sent")
 
+def test_truncated_file_is_quarantined_not_sent(tmp_path):
+    s, name = _truncated(tmp_path)
     import io
     err = io.StringIO()
     result = upload_all(s, NoClient(), "h", AgentLog(stream=err))
@@ -77,3 +83,21 @@ def test_header_is_json_with_length(tmp_path):
         header = json.loads(fh.readline())
     assert header == {"format": "xcscan-spool/1", "report_id": "id-1", "host_id": "h", "timestamp": 5,
                       "signature": "c2ln", "length": 4}
+
+
+def test_agent_log_in_chinese(tmp_path):
+    """A corrupt spool file under --lang zh: the agent says so in Chinese, with the reason, and keeps the
+    English reason in the .reason file (data for whoever reads the spool); an error too."""
+    import io
+    from scanner.errors import XcscanError
+    s, name = _truncated(tmp_path)
+    err = io.StringIO()
+    upload_all(s, NoClient(), "h", AgentLog(stream=err, lang="zh"))
+    line = err.getvalue().strip()
+    assert line == ("xcscan 代理：错误：%s：暂存文件无法读取：正文为 7 字节，头部记载为 10 字节（文件被截断？）；"
+                    "已移至 %s/rejected/" % (name, s.directory)), line
+    with open(os.path.join(s.directory, "rejected", name + ".reason")) as fh:
+        assert "truncated" in fh.read()
+    err = io.StringIO()
+    AgentLog(stream=err, lang="zh").error(XcscanError("refusing to write output: too many levels of symbolic links"))
+    assert err.getvalue() == "xcscan 代理：错误：拒绝写入输出：符号链接层数过多\n", err.getvalue()
