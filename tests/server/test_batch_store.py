@@ -378,3 +378,56 @@ def test_unchanged_profile_moves_nothing_but_a_round_trip_in_one_batch_is_record
                             .where(db.result_changes.c.host_id == a.host_id, db.result_changes.c.rule_id == rule)
                             .order_by(db.result_changes.c.at)).all()
     assert [tuple(r) for r in rows] == [("fail", "pass"), ("pass", "fail")]
+
+
+def test_org_sums_move_only_for_hosts_whose_counted_values_change(engine, monkeypatch):
+    """The writer leaves out of the org sums' subtract-and-add-back the hosts whose latest values and
+    host profiles stay as stored, and only those: a repeat report, then one changing only a
+    component's origin (loc counts), only the score, only a waiver-free status flip, and a new
+    profile each move their host, and the org sums equal a recount after every batch."""
+    from scanner.server.store import aggregates
+    from scanner.server.intake import batch
+    a, b = enroll(engine, "/gov/orgsums", 2)
+    first_a, doc_a = item(a, 1_700_000_000, seed=5)
+    first_b, doc_b = item(b, 1_700_000_000, seed=6)
+    assert not any(isinstance(o, Exception) for o in put(engine, [first_a, first_b]))
+    adjusted = []
+    real = batch._adjust_orgs
+    monkeypatch.setattr(batch, "_adjust_orgs", lambda conn, sql, host_ids, sign: (
+        adjusted.append((sign, list(host_ids))), real(conn, sql, host_ids, sign)))
+
+    def again(agent, doc, t, change=None, profile=None):
+        doc = json.loads(json.dumps(doc))
+        doc["report_id"] = str(__import__("uuid").uuid4())
+        if change:
+            change(doc)
+        if profile:
+            doc["summary"]["profile"] = profile
+        body = json.dumps(doc).encode()
+        return Item(doc["report_id"], agent.host_id, int(time.time()), t, ingest.derive(doc, lazy=True),
+                    gzip.compress(body), len(body), hashlib.sha256(body).hexdigest())
+
+    def flip_origin(doc):
+        c = doc["inventory"]["components"][0]
+        c["origin"] = "foreign" if c.get("origin") == "domestic" else "domestic"
+
+    def rescore(doc):
+        doc["summary"]["score"] = (doc["summary"].get("score") or 0) + 1.5
+
+    def flip_status(doc):
+        r = doc["results"][0]
+        r["status"] = "pass" if r["status"] == "fail" else "fail"
+
+    t = 1_700_000_000
+    for change, profile, moved in ((None, None, []), (flip_origin, None, [a.host_id]), (rescore, None, [a.host_id]),
+                                   (flip_status, None, [a.host_id]), (None, None, []),
+                                   (None, "mlps-l2", [a.host_id])):
+        t += 86_400
+        del adjusted[:]
+        outs = put(engine, [again(a, doc_a, t, change, profile), again(b, doc_b, t)])
+        assert not any(isinstance(o, Exception) for o in outs)
+        assert adjusted == [(-1, moved), (+1, moved)]
+        if change:
+            change(doc_a)
+        with engine.connect() as conn:
+            assert aggregates.check(conn) == []

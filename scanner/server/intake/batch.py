@@ -60,6 +60,12 @@ STORED_COMPONENT_COLS = ("host_id", "seq", "category", "origin", "row_hash") + t
 _CHANGE_COLS = tuple(STORED_COMPONENT_COLS.index(k) for k in changes.STORED_COMPONENT_COLS)
 # what is read of the stored latest results to decide which rows changed and what they counted
 STORED_COLS = ("host_id", "profile", "rule_id", "severity", "category", "status", "waiver_id", "waiver_until", "row_hash")
+# what aggregates.org_statements count of a host (after whether it has a latest state) and of a
+# host profile: a batch leaving them all as stored need not subtract and add back their share
+HOST_ORG_COLS = ("loc_domestic", "loc_foreign", "loc_unknown", "loc_rate")
+PROFILE_ORG_COLS = ("score", "score_without_waivers", "passed", "failed", "waived_n", "waived_score", "waived_min",
+                    "waived_max")
+_PROFILE_ORG_AT = tuple(PROFILE_COLS.index(k) for k in PROFILE_ORG_COLS)
 WAIVER_COLS = ("id", "rule_id", "scope", "scope_value", "expires_at", "revoked_at", "state", "items")
 
 
@@ -78,14 +84,17 @@ def store_batch(conn, items):
     # before their latest-state rows are read)
     reads = sql.select_many([
         (r, ("id", "host_id", "received_at"), "id", sorted({i.report_id for i in items})),
-        (h, ("id", "latest_collected", "org_path", "retired_at"), "id", host_ids, True),
-        (hp, ("host_id", "profile", "collected_at"), "host_id", host_ids),
+        (h, ("id", "latest_collected", "org_path", "retired_at") + HOST_ORG_COLS, "id", host_ids, True),
+        (hp, ("host_id", "profile", "collected_at") + PROFILE_ORG_COLS, "host_id", host_ids),
         (db.components, STORED_COMPONENT_COLS, "host_id", host_ids),
         (db.results, STORED_COLS, "host_id", profiled),
     ] + ([(db.waivers, WAIVER_COLS, "rule_id", failing)] if failing else []))
     seen = {row[0]: {"id": row[0], "host_id": row[1], "received_at": row[2]} for row in reads[0]}
     hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2], "retired_at": row[3]} for row in reads[1]}
     profiles = {(row[0], row[1]): row[2] for row in reads[2]}
+    # what the org sums count of each host and host profile as stored (aggregates.org_statements)
+    org_counted = {row[0]: (row[1] is not None,) + tuple(row[4:]) for row in reads[1]}
+    org_counted.update({(row[0], row[1]): tuple(row[3:]) for row in reads[2]})
     stored_comps, stored_results = reads[3], reads[4]
     candidates = []
     if failing:
@@ -140,7 +149,7 @@ def store_batch(conn, items):
     sql.begin_pipeline()
     try:
         _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, host_latest, comps, comp_states,
-               stored_comps, hp_rows, results, result_states, stored_results)
+               stored_comps, hp_rows, results, result_states, stored_results, org_counted)
     except BaseException:
         sql.end_pipeline(sys.exc_info())
         raise
@@ -149,7 +158,7 @@ def store_batch(conn, items):
 
 
 def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, host_latest, comps, comp_states,
-           stored_comps, hp_rows, results, result_states, stored_results):
+           stored_comps, hp_rows, results, result_states, stored_results, org_counted=None):
     r, h, hp = db.reports, db.hosts, db.host_profiles
     sql.insert(r, REPORT_COLS, new_reports)
     if new_reports:  # a report late for a day already rolled up makes that day's roll-up stale
@@ -166,7 +175,7 @@ def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, hos
                     comp_changes.extend(changes.component_changes(h_id, at, state, new))
                 state = new
     _write_components(sql, {h_id: hosts[h_id]["org_path"] for h_id in comps}, comps, stored_comps)
-    changed = sorted(set(host_latest) | {k[0] for k in hp_rows})
+    changed = _org_changed(host_latest, hp_rows, org_counted)
     _adjust_orgs(conn, sql, changed, -1)  # their share of the org sums, added back below
     sql.update(h, ("id",), HOST_LATEST_COLS,
                [(host_id, host_seen[host_id]) + host_latest[host_id] for host_id in sorted(host_latest)])
@@ -179,6 +188,25 @@ def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, hos
     result_changes = _write_results(sql, {h_id: hosts[h_id]["org_path"] for h_id in host_ids}, keys, results,
                                     result_states, stored_results)
     changes.write(sql, result_changes, comp_changes)
+
+
+def _org_changed(host_latest, hp_rows, org_counted=None):
+    """The hosts whose share of the org sums (org_hosts, org_profiles) this batch may move, sorted.
+    A host whose latest values and host profiles all stay as stored (``org_counted``, read under
+    the host row lock: HOST_ORG_COLS and PROFILE_ORG_COLS) is left out: subtracting its share and
+    adding it back would cancel exactly, at four statements per batch."""
+    hosts = set(host_latest) | {k[0] for k in hp_rows}
+    if org_counted is None:
+        return sorted(hosts)
+    moved = set()
+    for host_id, latest in host_latest.items():
+        # a host's first latest state (latest_collected was NULL) starts counting its loc_rate
+        if org_counted.get(host_id) != (True,) + latest[4:]:
+            moved.add(host_id)
+    for key, row in hp_rows.items():
+        if org_counted.get(key) != tuple(row[i] for i in _PROFILE_ORG_AT):
+            moved.add(key[0])
+    return sorted(moved & hosts)
 
 
 def _adjust_orgs(conn, sql, host_ids, sign):
