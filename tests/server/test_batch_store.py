@@ -431,3 +431,29 @@ def test_org_sums_move_only_for_hosts_whose_counted_values_change(engine, monkey
             change(doc_a)
         with engine.connect() as conn:
             assert aggregates.check(conn) == []
+
+
+def test_a_late_report_drops_the_rollups_from_its_day_on_in_every_table(engine):
+    """A report collected on a day already rolled up drops that day and the later ones from
+    daily_rollups, daily_loc and rollup_days (one statement on PostgreSQL), and keeps the days
+    before it; the roll-ups computed again equal a fresh computation."""
+    from scanner.server.store import rollups
+    (a,) = enroll(engine, "/gov/late", 1)
+    today = rollups.today()
+    for d in range(6, 0, -1):
+        outs = put(engine, [item(a, (today - d) * 86_400 + 3_600, seed=d)[0]])
+        assert not isinstance(outs[0], Exception)
+    assert rollups.ensure(engine, 6) == 6
+
+    def days(table):
+        with engine.connect() as conn:
+            return sorted({row[0] for row in conn.execute(select(table.c.day))})
+
+    assert days(db.rollup_days) == list(range(today - 6, today))
+    assert days(db.daily_rollups) == days(db.daily_loc) == list(range(today - 6, today))
+    late = (today - 3) * 86_400 + 7_200
+    assert not isinstance(put(engine, [item(a, late, seed=99)[0]])[0], Exception)
+    for table in rollups.INVALIDATED:
+        assert days(table) == list(range(today - 6, today - 3)), table.name
+    assert rollups.ensure(engine, 6) == 3
+    assert days(db.rollup_days) == days(db.daily_rollups) == list(range(today - 6, today))

@@ -224,8 +224,15 @@ def _invalidate_rollups(conn, sql, day):
     if not isinstance(sql, rawsql.PgSql):
         rollups.invalidate_from(conn, day)
     elif day < rollups.today():
-        for table in rollups.INVALIDATED:
-            sql.execute("DELETE FROM %s WHERE day >= %%s" % table.name, (day,))
+        sql.execute(_INVALIDATE, {"day": day})
+
+
+# rollups.INVALIDATED's rows from a day on, in one statement (each data-modifying WITH runs once, to
+# completion): one pipelined statement per late batch instead of three
+_INVALIDATE = "".join(
+    ["WITH "] + [("d%d AS (DELETE FROM %s WHERE day >= %%(day)s), " % (i, t.name)) for i, t in
+                 enumerate(rollups.INVALIDATED[:-1])]).rstrip(", ") + " DELETE FROM %s WHERE day >= %%(day)s" % (
+    rollups.INVALIDATED[-1].name)
 
 
 def _with_values(row, **values):
