@@ -389,3 +389,41 @@ def test_rows_in_the_default_partition_read_back_move_into_their_day_and_go_with
         kept_bases = {x[0] for x in conn.execute(select(db.report_bases.c.report_id))}
     assert gone == old - kept_bases and out["reports"] == len(gone)
     assert check_all(engine, fleet, pruned=gone) == 12 - len(gone)
+
+
+@pytest.mark.parametrize("db_engine", ["postgres"], indirect=True)
+def test_an_open_reader_delays_a_partition_not_the_job(db_engine, monkeypatch):
+    """A reader of report_bodies with its transaction open (a slow client, a long export) holds the lock the
+    new day's attach needs: the job waits at most ATTACH_WAIT_MS, stores that day's deltas in the default
+    partition (they read back), and a later run attaches the day and moves them in."""
+    import time
+    engine = db_engine
+    monkeypatch.setattr(bodies, "ATTACH_WAIT_MS", 300)
+    fleet = Fleet(engine, 2)
+    for d in range(3, 1, -1):
+        fleet.day(T - d * DAY)
+    retention.prune(engine, 0, t=T)
+    fleet.day(T - DAY)  # a new day: its deltas need a partition
+    day = (T - DAY) // bodies.PART
+    name = "report_bodies_d%d" % day
+    reader = engine.connect()
+    try:
+        reader.exec_driver_sql("SELECT count(*) FROM report_bodies").scalar()   # transaction left open
+        t0 = time.monotonic()
+        out = retention.prune(engine, 0, t=T)
+        waited = time.monotonic() - t0
+    finally:
+        reader.close()
+    assert out["compacted"] == 2 and waited < 10
+    with engine.connect() as conn:
+        assert name not in {p[0] for p in bodies.partitions(conn)}
+        assert conn.exec_driver_sql("SELECT count(*) FROM report_bodies_default").scalar() == 2
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() in ("0", "0ms")
+    assert check_all(engine, fleet) == 6
+    fleet.day(T)  # the next run, nobody reading: both days attached, the waiting rows moved in
+    retention.prune(engine, 0, t=T + 1)
+    with engine.connect() as conn:
+        assert name in {p[0] for p in bodies.partitions(conn)}
+        assert conn.exec_driver_sql("SELECT count(*) FROM report_bodies_default").scalar() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM %s" % name).scalar() == 2
+    assert check_all(engine, fleet) == 8

@@ -324,20 +324,47 @@ def partitions(conn):
     return sorted(out, key=lambda x: x[1])
 
 
+ATTACH_WAIT_MS = 5000  # how long a partition's attach may wait for the locks it needs (see ensure_partitions)
+
+
 def ensure_partitions(conn, days):
     """Create the daily partitions of ``days`` (unix day numbers) that do not exist yet; rows the
-    default partition holds for such a day move into it (the attach checks none are left)."""
+    default partition holds for such a day move into it (the attach checks none are left).
+
+    Attaching takes an exclusive lock on the default partition, so it waits for every open reader of
+    report_bodies and, while it waits, readers queue behind it. It waits at most ``ATTACH_WAIT_MS``: a
+    day it could not attach is left as it was (its rows go to the default partition, where they read
+    and are pruned like the others) and is attached by a later run. Returns the days attached."""
+    from sqlalchemy.exc import OperationalError
     have = {name for name, _lo, _hi in partitions(conn)}
+    # and the days an earlier run could not attach (the default partition is empty otherwise)
+    days = set(days) | {int(x[0]) for x in conn.exec_driver_sql(
+        "SELECT DISTINCT collected_at / %d FROM report_bodies_default" % PART)}
+    attached = []
     for day in sorted(days):
         name = "report_bodies_d%d" % int(day)
         if name in have:
             continue
         lo, hi = int(day) * PART, (int(day) + 1) * PART
-        conn.exec_driver_sql("CREATE TABLE %s (LIKE report_bodies INCLUDING DEFAULTS INCLUDING CONSTRAINTS)" % name)
-        conn.exec_driver_sql("WITH moved AS (DELETE FROM report_bodies_default WHERE collected_at >= %d AND "
-                             "collected_at < %d RETURNING *) INSERT INTO %s SELECT * FROM moved" % (lo, hi, name))
-        conn.exec_driver_sql("ALTER TABLE report_bodies ATTACH PARTITION %s FOR VALUES FROM (%d) TO (%d)" % (name, lo, hi))
+        before = conn.exec_driver_sql("SHOW lock_timeout").scalar()
+        try:
+            with conn.begin_nested():   # a savepoint: a timeout undoes this day only
+                conn.exec_driver_sql("SELECT set_config('lock_timeout', '%dms', true)" % int(ATTACH_WAIT_MS))
+                conn.exec_driver_sql("CREATE TABLE %s (LIKE report_bodies INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                                     % name)
+                conn.exec_driver_sql("WITH moved AS (DELETE FROM report_bodies_default WHERE collected_at >= %d AND "
+                                     "collected_at < %d RETURNING *) INSERT INTO %s SELECT * FROM moved"
+                                     % (lo, hi, name))
+                conn.exec_driver_sql("ALTER TABLE report_bodies ATTACH PARTITION %s FOR VALUES FROM (%d) TO (%d)"
+                                     % (name, lo, hi))
+                conn.exec_driver_sql("SELECT set_config('lock_timeout', %s, true)", (before,))
+        except OperationalError as exc:
+            if getattr(getattr(exc, "orig", None), "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            continue
         have.add(name)
+        attached.append(day)
+    return attached
 
 
 def stored_bytes(conn):
