@@ -143,20 +143,8 @@ def test_overviews_on_both_workers_compute_the_rollups_once(srv):
 def test_the_prune_runs_once_per_interval_between_the_workers(srv):
     e = srv.engine
     r = db.reports
-    with e.begin() as conn:  # make the next run due now; whichever worker polls first takes it
-        runs = conn.execute(text("UPDATE job_runs SET started_at = 0 WHERE name = 'retention' RETURNING runs")).scalar()
-    assert runs is not None and runs >= 1  # the workers claimed a first run at start-up
-    deadline = time.time() + 30
-    while time.time() < deadline and jobs.state(e, "retention")["runs"] == runs:
-        time.sleep(0.5)
-    st = jobs.state(e, "retention")
-    assert st["runs"] == runs + 1
-    time.sleep(2 * 3 + 1)  # both workers polled at least twice more: not due again
-    while jobs.state(e, "retention")["finished_at"] is None:
-        time.sleep(0.2)
-    later = jobs.state(e, "retention")
-    assert (later["runs"], later["started_at"], later["node"]) == (runs + 1, st["started_at"], st["node"])
-    cutoff = retention.cutoff_of(st["started_at"], 3)  # the start of the day 3 days before the run
+    later = prune_runs_once(e)
+    cutoff = retention.cutoff_of(later["started_at"], 3)  # the start of the day 3 days before the run
     with e.connect() as conn:
         pruned = conn.execute(select(func.count()).select_from(r).where(r.c.pruned_at.is_not(None))).scalar()
         old = conn.execute(select(func.count()).select_from(r).where(  # but for the bases kept deltas need
@@ -253,21 +241,28 @@ def test_two_nodes_store_each_report_once_in_order_and_run_jobs_once(nodes):
             assert aggregates.check(conn) == []
 
     # the prune both nodes poll for: made due now, it runs once, on one of them
-    with e.begin() as conn:
-        runs = conn.execute(text("UPDATE job_runs SET started_at = 0 WHERE name = 'retention' RETURNING runs")).scalar()
-    assert runs is not None and runs >= 1
-    deadline = time.time() + 30
-    while time.time() < deadline and jobs.state(e, "retention")["runs"] == runs:
-        time.sleep(0.5)
-    st = jobs.state(e, "retention")
-    assert st["runs"] == runs + 1
-    time.sleep(2 * 3 + 1)  # both nodes polled at least twice more: not due again
-    while jobs.state(e, "retention")["finished_at"] is None:
-        time.sleep(0.2)
-    later = jobs.state(e, "retention")
-    assert (later["runs"], later["started_at"], later["node"]) == (runs + 1, st["started_at"], st["node"])
+    runs = prune_runs_once(e)["runs"] - 1  # before this run
     with e.connect() as conn:
         logged = conn.execute(select(func.count()).select_from(db.audit_log).where(
             db.audit_log.c.action == "reports.prune", db.audit_log.c.actor == "server")).scalar()
         pruned = conn.execute(select(func.count()).select_from(r).where(r.c.pruned_at.is_not(None))).scalar()
     assert 1 <= logged <= runs + 1 and pruned > 0  # a run that pruned logs once; none ran twice
+
+
+def prune_runs_once(e):
+    """Make the retention job due now; whichever worker or node polls first takes it, and it runs once:
+    after both polled at least twice more it is not due again. Returns the job's state after that run."""
+    with e.begin() as conn:
+        runs = conn.execute(text("UPDATE job_runs SET started_at = 0 WHERE name = 'retention' RETURNING runs")).scalar()
+    assert runs is not None and runs >= 1  # a first run was claimed at start-up
+    deadline = time.time() + 30
+    while time.time() < deadline and jobs.state(e, "retention")["runs"] == runs:
+        time.sleep(0.5)
+    st = jobs.state(e, "retention")
+    assert st["runs"] == runs + 1
+    time.sleep(2 * 3 + 1)  # both polled at least twice more (every 3 s here): not due again
+    while jobs.state(e, "retention")["finished_at"] is None:
+        time.sleep(0.2)
+    later = jobs.state(e, "retention")
+    assert (later["runs"], later["started_at"], later["node"]) == (runs + 1, st["started_at"], st["node"])
+    return later
