@@ -78,7 +78,8 @@ class Floor(object):
         import base64
         import zlib
         import orjson
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        from scanner.server.intake.ingest import _INFLATE  # the fastest inflate installed, as intake's
+        d = _INFLATE(16 + zlib.MAX_WBITS)
         body = d.decompress(raw)
         doc = orjson.loads(body)
         key.verify(base64.b64decode(signature), SIGN_PREFIX + host_id.encode() + b"\n" + timestamp.encode()
