@@ -330,7 +330,8 @@ def main():
     ap.add_argument("--reports", type=int, default=10, help="reports per host")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--workers", type=int, default=None,
-                    help="uvicorn worker processes (default: 1 for SQLite, whose writes serialise anyway; 2 for PostgreSQL)")
+                    help="uvicorn worker processes (default: 1 for SQLite, whose writes serialise anyway; one per CPU plus one "
+                         "for PostgreSQL, which measured best: docs/server.md)")
     ap.add_argument("--samples", type=int, default=50, help="overview page requests to time")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     ap.add_argument("--template", default=None,
@@ -339,7 +340,7 @@ def main():
     opts = ap.parse_args()
     workers = opts.workers
     for kind in (["sqlite", "postgres"] if opts.db == "both" else [opts.db]):
-        opts.workers = workers or (1 if kind == "sqlite" else 2)
+        opts.workers = workers or (1 if kind == "sqlite" else (os.cpu_count() or 1) + 1)
         print(json.dumps(run(kind, opts)), flush=True)
 
 
