@@ -2,6 +2,7 @@
 on the PostgreSQL at 127.0.0.1:5432: several reports per transaction, decided like one at a time."""
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import json
@@ -457,3 +458,111 @@ def test_a_late_report_drops_the_rollups_from_its_day_on_in_every_table(engine):
         assert days(table) == list(range(today - 6, today - 3)), table.name
     assert rollups.ensure(engine, 6) == 3
     assert days(db.rollup_days) == days(db.daily_rollups) == list(range(today - 6, today))
+
+
+def _intake(engine, tmp_path, max_wait):
+    from scanner.server.settings import Settings
+    writer = BatchWriter(engine, max_wait=max_wait)
+    sizes = []
+    writer.on_batch = lambda n, _s: sizes.append(n)
+    return ingest.Intake(engine, Settings(data_dir=str(tmp_path)), writer=writer), writer, sizes
+
+
+def _signed(agent, doc=None, body=None):
+    body = body if body is not None else json.dumps(doc or agent.report()).encode()
+    h = agent.headers(body)
+    return gzip.compress(body), "gzip", agent.host_id, h["X-Xcscan-Timestamp"], h["X-Xcscan-Signature"]
+
+
+def test_reports_announced_while_one_is_stored_join_its_batch(engine, tmp_path, monkeypatch):
+    """Group commit: a report whose request is being verified and derived when the writer takes an
+    earlier one (announced by Intake before it queues for the CPU) is stored in the same transaction,
+    and each is acknowledged after that commit."""
+    a, b, c = enroll(engine, "/gov/group", 3)
+    intake, writer, sizes = _intake(engine, tmp_path, max_wait=10)
+    assert intake.submit(*_signed(c))["status"] == "accepted"  # the writer thread is running
+    del sizes[:]
+    real = ingest.derive
+
+    def slow(doc, lazy=False):  # the second report's CPU work outlasts the first one's commit
+        if doc["host"]["hostname"] != slow.first:
+            time.sleep(0.3)
+        return real(doc, lazy)
+    slow.first = None
+    monkeypatch.setattr(ingest, "derive", slow)
+    real_parse = ingest.parse_report
+
+    def parse(body):
+        doc = real_parse(body)
+        slow.first = slow.first or doc["host"]["hostname"]
+        return doc
+    monkeypatch.setattr(ingest, "parse_report", parse)
+    acks = {}
+    with intake.cpu:  # both requests announced, waiting for the CPU
+        threads = [threading.Thread(target=lambda ag=ag: acks.__setitem__(ag.host_id, intake.submit(*_signed(ag))))
+                   for ag in (a, b)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while writer.announced < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert writer.announced == 2
+    started = time.monotonic()
+    for t in threads:
+        t.join(30)
+    assert sorted(acks) == sorted([a.host_id, b.host_id])
+    assert all(x["status"] == "accepted" for x in acks.values())
+    assert sizes == [2]
+    assert time.monotonic() - started < 10  # the second arrived: no wait for the bound
+    assert writer.announced == 0
+    assert count(engine, db.reports) == 3
+
+
+def test_an_announcement_never_fulfilled_delays_a_batch_at_most_the_bound(engine):
+    a, b = enroll(engine, "/gov/bound", 2)
+    writer = BatchWriter(engine, max_wait=0.5)
+    sizes = []
+    writer.on_batch = lambda n, _s: sizes.append(n)
+    writer.announce()  # a report that never comes
+    started = time.monotonic()
+    assert writer.write(item(a, 1000)[0])["status"] == "accepted"
+    took = time.monotonic() - started
+    assert 0.5 <= took < 5
+    writer.withdraw()
+    assert writer.announced == 0
+    started = time.monotonic()  # nothing announced: committed at once
+    assert writer.write(item(b, 1000)[0])["status"] == "accepted"
+    assert time.monotonic() - started < 0.5
+    assert sizes == [1, 1]
+
+
+def test_a_refused_report_leaves_no_announcement_behind(engine, tmp_path, monkeypatch):
+    """Every way a submission fails before its item is queued ends its announcement: the next
+    report is stored at once, not after the writer's maximum wait."""
+    a, = enroll(engine, "/gov/refused", 1)
+    intake, writer, sizes = _intake(engine, tmp_path, max_wait=10)
+    raw, enc, host, ts, sig = _signed(a)
+    bad_sig = base64.b64encode(b"\0" * 64).decode()
+    refusals = [
+        ((raw, enc, host, ts, bad_sig), "bad_signature"),
+        (_signed(a, body=b'{"schema": "xcscan.report/1", '), "bad_json"),
+        ((b"not gzip", enc, host, ts, sig), "bad_gzip"),
+        (_signed(a, doc=dict(a.report(), host={"machine_id": "someone else"})), "host_mismatch"),
+    ]
+    for args, code in refusals:
+        with pytest.raises(ApiError) as exc:
+            intake.submit(*args)
+        assert exc.value.code == code
+        assert writer.announced == 0
+
+    def broken(doc, lazy=False):
+        raise RuntimeError("a bug in derive")
+    monkeypatch.setattr(ingest, "derive", broken)
+    with pytest.raises(RuntimeError):
+        intake.submit(raw, enc, host, ts, sig)
+    assert writer.announced == 0
+    monkeypatch.undo()
+    started = time.monotonic()
+    assert intake.submit(raw, enc, host, ts, sig)["status"] == "accepted"
+    assert time.monotonic() - started < 5
+    assert writer.announced == 0 and sizes == [1]

@@ -78,7 +78,9 @@ def store_batch(conn, items):
     sql = rawsql.for_connection(conn)
     r, h, hp = db.reports, db.hosts, db.host_profiles
     host_ids = sorted({i.host_id for i in items})
-    failing = sorted({x["rule_id"] for i in items for x in (i.derived["results"] or ()) if x["status"] == "fail"})
+    # each report's failed results (what waivers can cover), found once
+    failed = {id(i.derived): [x for x in i.derived["results"] or () if x["status"] == "fail"] for i in items}
+    failing = sorted({x["rule_id"] for rows in failed.values() for x in rows})
     profiled = sorted({i.host_id for i in items if i.derived["profile_row"] is not None})
     # every read in one round trip (PostgreSQL: pipelined, in this order, so the host rows are locked
     # before their latest-state rows are read)
@@ -136,13 +138,12 @@ def store_batch(conn, items):
             current = profiles.get(key)
             if current is None or it.collected_at >= current:
                 profiles[key] = it.collected_at
-                rows = [_with_values(x, host_id=it.host_id, profile=row["profile"], waiver_id=None, waiver_until=None)
-                        for x in d["results"]]
-                attach_from(candidates, it.host_id, host["org_path"], rows)
+                rows = LatestResults(it.host_id, row["profile"], d["results"], failed[id(d)], candidates,
+                                     host["org_path"])
                 results[key] = rows
                 result_states.setdefault(key, []).append((it.collected_at, rows, fresh))
                 hp_rows[key] = (it.report_id, it.collected_at, row["score"], row["score_without_waivers"],
-                                row["passed"], row["failed"], row["errors"], row["other"]) + aggregates.waived_score(rows)
+                                row["passed"], row["failed"], row["errors"], row["other"]) + rows.waived_score()
         out.append(_ack(it.report_id, it.host_id, it.received_at))
 
     # every write in one round trip (PostgreSQL: pipelined; a large insert is a COPY between two)
@@ -241,6 +242,61 @@ def _with_values(row, **values):
     return with_values(**values) if with_values is not None else dict(row, **values)
 
 
+_NO_WAIVER = (None, None)
+
+
+class LatestResults(object):
+    """The result rows one report gives a host profile: the derived rows (``source``, ingest.LatestRow
+    or dicts) and the waiver pointers of the failed ones a waiver covers (``pointers`` {rule_id:
+    (waiver_id, waiver_until)}, attach_from on copies of the failed rows only). The full rows
+    (RESULT_COLS dicts, as written) are copied only when asked for (``row``, ``rows``): the writer
+    compares a result with its stored row by digest and pointer first, and a report whose results
+    are all as stored copies none of them."""
+    __slots__ = ("host_id", "profile", "source", "failed", "pointers", "_made", "_rows")
+
+    def __init__(self, host_id, profile, source, failed, candidates, org_path):
+        self.host_id, self.profile, self.source, self.failed = host_id, profile, source, failed
+        self._made, self._rows, self.pointers = {}, None, {}
+        if candidates and failed:
+            rows = [_with_values(x, host_id=host_id, profile=profile, waiver_id=None, waiver_until=None) for x in failed]
+            attach_from(candidates, host_id, org_path, rows)
+            for x in rows:
+                self._made[x["rule_id"]] = x
+                if x["waiver_id"] is not None or x["waiver_until"] is not None:
+                    self.pointers[x["rule_id"]] = (x["waiver_id"], x["waiver_until"])
+
+    def row(self, x):
+        """The full row of the derived row ``x`` (made once)."""
+        rid = x["rule_id"]
+        out = self._made.get(rid)
+        if out is None:
+            out = self._made[rid] = _with_values(x, host_id=self.host_id, profile=self.profile, waiver_id=None,
+                                                 waiver_until=None)
+        return out
+
+    def rows(self):
+        """Every full row, in the report's order."""
+        if self._rows is None:
+            self._rows = [self.row(x) for x in self.source]
+        return self._rows
+
+    def __iter__(self):
+        return iter(self.rows())
+
+    def __len__(self):
+        return len(self.source)
+
+    def waived_score(self):
+        """aggregates.waived_score of the full rows; without a waiver pointer, from the failed rows alone."""
+        if self.pointers:
+            return aggregates.waived_score(self.rows())
+        from scanner.engine.evaluator import WEIGHTS
+        fail_w = 0
+        for x in self.failed:
+            fail_w += WEIGHTS.get(x["severity"], 2)
+        return 0, None, None, None, fail_w, 0
+
+
 def _write_components(sql, orgs, comps, stored_rows):
     """Replace the latest components of each host in ``comps`` ({host_id: rows as COMPONENT_COLS
     tuples}) writing only the difference, by position in the report's inventory (``seq``): a row
@@ -281,68 +337,92 @@ def _write_components(sql, orgs, comps, stored_rows):
                    [k + (n,) for k, n in sorted(counts.items()) if n])
 
 
+_HASH, _WAIVER_ID, _WAIVER_UNTIL = (STORED_COLS.index(k) for k in ("row_hash", "waiver_id", "waiver_until"))
+
+
 def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
-    """Replace the latest results of each (host, profile) in ``keys`` by ``results[key]`` (dicts),
-    writing only the difference: rows of rules no longer reported are deleted, new ones inserted,
-    and a row is updated only when what the report says of it (``row_hash``) or its waiver pointer
-    changed; an unchanged result is not rewritten (no dead row, no index churn). The maintained
-    aggregates (store/aggregates.py) get the same difference. Returns the change records
-    (store/changes.py) of ``states`` {key: [(collected_at, rows, first report of the host)]}: each
-    successive state against the one before, the first against the stored rows. ``stored_rows``:
-    the STORED_COLS rows already read of (at least) these hosts, else they are read here."""
+    """Replace the latest results of each (host, profile) in ``keys`` by ``results[key]``
+    (LatestResults, or lists of full row dicts), writing only the difference: rows of rules no
+    longer reported are deleted, new ones inserted, and a row is updated only when what the report
+    says of it (``row_hash``) or its waiver pointer changed; an unchanged result is not rewritten
+    (no dead row, no index churn). The maintained aggregates (store/aggregates.py) get the same
+    difference. Returns the change records (store/changes.py) of ``states`` {key: [(collected_at,
+    rows, first report of the host)]}: each successive state against the one before, the first
+    against the stored rows. ``stored_rows``: the STORED_COLS rows already read of (at least) these
+    hosts, else they are read here. The stored rows are compared as tuples; dicts of them and full
+    new rows are made only for a host profile that moved."""
     if not keys:
         return []
     changed = []
     res = db.results
-    stored = {}
     wanted = {k[0] for k in keys}
     if stored_rows is None:
         stored_rows = sql.select_in(res, STORED_COLS, "host_id", sorted(wanted))
+    stored = {}  # {(host_id, profile): {rule_id: STORED_COLS tuple}}
     for row in stored_rows:
-        if row[0] not in wanted:
-            continue
-        d = dict(zip(STORED_COLS, row))
-        stored.setdefault(d["host_id"], {})[(d["profile"], d["rule_id"])] = d
+        if row[0] in wanted:
+            stored.setdefault(row[:2], {})[row[2]] = row
     delta = aggregates.Delta()
     inserts, updates, deletes = [], [], []
     by_host = {}
     for key in keys:
         by_host.setdefault(key[0], []).append(key[1])
     for host_id in sorted(by_host):
-        before = stored.get(host_id, {})
-        after = dict(before)
         org = orgs[host_id]
+        moved = {}  # {profile: (its stored rows as dicts, its new full rows)}
         for profile in by_host[host_id]:
-            old = {rid: d for (p, rid), d in before.items() if p == profile}
+            old = stored.get((host_id, profile), {})
             new = results[(host_id, profile)]
+            if not isinstance(new, LatestResults):
+                new = _Full(new)
+            pointers = new.pointers
             written = len(inserts) + len(updates)
             gone = dict(old)
-            for x in new:
-                prev = gone.pop(x["rule_id"], None)
+            for x in new.source:
+                rid = x["rule_id"]
+                prev = gone.pop(rid, None)
                 if prev is None:
-                    inserts.append(tuple(x[k] for k in RESULT_COLS))
-                elif (prev["row_hash"] != x["row_hash"] or prev["waiver_id"] != x["waiver_id"]
-                      or prev["waiver_until"] != x["waiver_until"]):
-                    updates.append(tuple(x[k] for k in RESULT_COLS))
+                    full = new.row(x)
+                    inserts.append(tuple(full[k] for k in RESULT_COLS))
+                elif (prev[_HASH] != x["row_hash"]
+                      or (prev[_WAIVER_ID], prev[_WAIVER_UNTIL]) != pointers.get(rid, _NO_WAIVER)):
+                    full = new.row(x)
+                    updates.append(tuple(full[k] for k in RESULT_COLS))
             deletes.extend((host_id, profile, rid) for rid in sorted(gone))
             key_states = (states or {}).get((host_id, profile), ())
             if not gone and len(inserts) + len(updates) == written and len(key_states) <= 1:
                 # every row as stored (the digest covers status, severity and category; the waiver
                 # pointer compared): no aggregate moves and no change is recorded
                 continue
-            state = changes.result_state(old.values())
+            old_rows = [dict(zip(STORED_COLS, row)) for row in old.values()]
+            state = changes.result_state(old_rows)
             for at, rows, fresh in key_states:
+                rows = list(rows)
                 if not fresh:
                     changed.extend(changes.result_changes(host_id, profile, at, state, rows))
                 state = changes.result_state(rows)
-            delta.results(org, profile, old.values(), -1)
-            delta.results(org, profile, new, +1)
-            for rid in old:
-                del after[(profile, rid)]
-            for x in new:
-                after[(profile, x["rule_id"])] = x
-        if after != before:
-            delta.failing(org, aggregates.failing_map(before.values()), aggregates.failing_map(after.values()))
+            rows = new.rows()
+            delta.results(org, profile, old_rows, -1)
+            delta.results(org, profile, rows, +1)
+            moved[profile] = (old_rows, rows)
+        if moved:
+            # the host's stored rows of every profile, in the order read, as dicts
+            made = {(profile, d["rule_id"]): d for profile in moved for d in moved[profile][0]}
+            before_rows = {}
+            for row in stored_rows:
+                if row[0] != host_id:
+                    continue
+                key = (row[1], row[2])
+                before_rows[key] = made.get(key) or dict(zip(STORED_COLS, row))
+            after = dict(before_rows)
+            for profile, (old_rows, rows) in moved.items():
+                for d in old_rows:
+                    del after[(profile, d["rule_id"])]
+                for x in rows:
+                    after[(profile, x["rule_id"])] = x
+            if after != before_rows:
+                delta.failing(org, aggregates.failing_map(before_rows.values()),
+                              aggregates.failing_map(after.values()))
     sql.delete(res, RESULT_KEYS, deletes)
     sql.update(res, RESULT_KEYS, RESULT_COLS[3:], updates)
     sql.insert(res, RESULT_COLS, inserts)
@@ -350,37 +430,103 @@ def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
     return changed
 
 
-class BatchWriter(object):
-    """One writer thread per process; ``write(item)`` blocks until the item's batch committed."""
+class _Full(object):
+    """Full row dicts (a caller of _write_results that made them) in LatestResults' terms."""
 
-    def __init__(self, engine, max_batch=MAX_BATCH):
+    def __init__(self, rows):
+        self.source = rows
+        self.pointers = {x["rule_id"]: (x["waiver_id"], x["waiver_until"]) for x in rows
+                         if x["waiver_id"] is not None or x["waiver_until"] is not None}
+
+    @staticmethod
+    def row(x):
+        return x
+
+    def rows(self):
+        return self.source
+
+
+class BatchWriter(object):
+    """One writer thread per process; ``write(item)`` blocks until the item's batch committed.
+
+    Group commit without idle latency: a request thread ``announce``s its report when it starts
+    the CPU work that makes the item (Intake.submit_body) and the announcement ends when the item
+    is queued (``write(item, announced=True)``) or the work failed (``withdraw``). The writer, once
+    it has an item, keeps collecting while announced items are on their way, at most ``max_wait``
+    seconds and ``max_batch`` items; with nothing announced it commits at once."""
+
+    def __init__(self, engine, max_batch=MAX_BATCH, max_wait=0.02):
         self.engine = engine
         self.max_batch = max_batch
+        self.max_wait = max_wait
         self.queue = queue.Queue()
         self.thread = None
         self.lock = threading.Lock()
         self.on_batch = None   # callable(reports, seconds) after each committed batch (metrics)
+        self.announced = 0     # reports being made that will be written (announce/withdraw)
+        self._cond = threading.Condition(threading.Lock())
 
-    def write(self, item):
-        with self.lock:
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._run, name="xcscan-batch-writer", daemon=True)
-                self.thread.start()
-        fut = Future()
-        self.queue.put((item, fut))
+    def announce(self):
+        """A report is being made and will be ``write``n with ``announced=True`` or ``withdraw``n."""
+        with self._cond:
+            self.announced += 1
+
+    def withdraw(self):
+        """An announced report will not be written (its request failed)."""
+        with self._cond:
+            self.announced -= 1
+            self._cond.notify_all()
+
+    def write(self, item, announced=False):
+        """Queue ``item`` and wait for its acknowledgement (or ApiError, raised). ``announced``: this
+        ends the caller's announcement, whatever happens."""
+        try:
+            with self.lock:
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(target=self._run, name="xcscan-batch-writer", daemon=True)
+                    self.thread.start()
+            fut = Future()
+        except BaseException:
+            if announced:
+                self.withdraw()
+            raise
+        with self._cond:  # queued and no longer announced at once: the writer sees one or the other
+            self.queue.put((item, fut))
+            if announced:
+                self.announced -= 1
+            self._cond.notify_all()
         result = fut.result()
         if isinstance(result, Exception):
             raise result
         return result
 
+    def _collect(self):
+        """The next batch: the first item queued, then whatever is queued, and while reports are
+        announced, those as they are queued, up to ``max_wait`` after the first one."""
+        batch = [self.queue.get()]
+        deadline = None
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self.queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            with self._cond:
+                if not self.queue.empty():
+                    continue
+                if self.announced <= 0:
+                    break
+                t = time.monotonic()
+                if deadline is None:
+                    deadline = t + self.max_wait
+                if t >= deadline:
+                    break
+                self._cond.wait(deadline - t)
+        return batch
+
     def _run(self):
         while True:
-            batch = [self.queue.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._collect()
             started = time.monotonic()
             try:
                 with db.write_tx(self.engine) as conn:

@@ -637,17 +637,29 @@ class Intake(object):
         settings = self.settings
         if len(raw) > settings.max_body:
             raise too_large(settings.max_body)
-        with self.cpu:
-            body = decompress(raw, encoding, settings.max_body)
-            verify_signature(sender.key, sender.host_id, sender.timestamp, body, sender.signature)
-            doc = parse_report(body)
-            report_id = doc["report_id"].lower()
-            if sender.machine_id and doc["host"].get("machine_id") != sender.machine_id:
-                raise forbidden("host_mismatch", "the report's host.machine_id does not match the enrolled host")
-            derived = derive(doc, lazy=True)
-            del doc
-            stored = raw if encoding and encoding.strip().lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)
-            item = Item(report_id, sender.host_id, now(), int(sender.timestamp), derived, stored, len(body),
-                        hashlib.sha256(body).hexdigest())
-            del body
-        return self.writer.write(item)
+        # the writer waits for announced reports before it commits (group commit, intake/batch.py):
+        # announced before queueing for the CPU, ended when the item is queued or this fails
+        announce = getattr(self.writer, "announce", None)
+        if announce is not None:
+            announce()
+        try:
+            with self.cpu:
+                body = decompress(raw, encoding, settings.max_body)
+                verify_signature(sender.key, sender.host_id, sender.timestamp, body, sender.signature)
+                doc = parse_report(body)
+                report_id = doc["report_id"].lower()
+                if sender.machine_id and doc["host"].get("machine_id") != sender.machine_id:
+                    raise forbidden("host_mismatch", "the report's host.machine_id does not match the enrolled host")
+                derived = derive(doc, lazy=True)
+                del doc
+                stored = raw if encoding and encoding.strip().lower() in ("gzip", "x-gzip") else gzip.compress(body, 6)
+                item = Item(report_id, sender.host_id, now(), int(sender.timestamp), derived, stored, len(body),
+                            hashlib.sha256(body).hexdigest())
+                del body
+        except BaseException:
+            if announce is not None:
+                self.writer.withdraw()
+            raise
+        if announce is None:
+            return self.writer.write(item)
+        return self.writer.write(item, announced=True)
