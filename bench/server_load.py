@@ -8,7 +8,10 @@ fleet size. Runs against SQLite and/or PostgreSQL (a throw-away database at 127.
 
 Prints one JSON line per database with reports/s, latency percentiles and overview p95, and the
 CPU per report of the server's processes, of the PostgreSQL backends serving this benchmark's
-database (not the machine's other databases) and of the load generator itself.
+database (not the machine's other databases) and of the load generator itself, for all reports and
+apart for each host's first report (``first_reports``: the host joins, every latest row is inserted)
+and for the reports of hosts already known (``repeat_reports``: the daily steady state, and a
+fleet's catch-up after an outage), sent one phase after the other.
 Report generation and signing happen before the clock starts; the clients use keep-alive
 connections (like an agent draining its spool).
 """
@@ -211,38 +214,59 @@ def run(kind, opts):
         raw_total = sum(len(r) for r, _g in bodies)
         del bodies
 
-        latencies = []
         errors = []
-        lock = threading.Lock()
-        queue = list(reversed(requests))
 
-        def client():
-            conn = Conn(port, os.path.join(tmp, "ca.pem"))
-            mine = []
-            while True:
+        def send(batch):
+            """Send ``batch`` from the clients; (latencies, seconds, server, PostgreSQL and client CPU seconds)."""
+            latencies = []
+            lock = threading.Lock()
+            queue = list(reversed(batch))
+
+            def client():
+                conn = Conn(port, os.path.join(tmp, "ca.pem"))
+                mine = []
+                while True:
+                    with lock:
+                        if not queue:
+                            break
+                        gz, h = queue.pop()
+                    t1 = time.perf_counter()
+                    st, body = conn.request("POST", "/api/v1/reports", gz, h)
+                    mine.append(time.perf_counter() - t1)
+                    if st != 200:
+                        errors.append((st, body[:200]))
                 with lock:
-                    if not queue:
-                        break
-                    gz, h = queue.pop()
-                t1 = time.perf_counter()
-                st, body = conn.request("POST", "/api/v1/reports", gz, h)
-                mine.append(time.perf_counter() - t1)
-                if st != 200:
-                    errors.append((st, body[:200]))
-            with lock:
-                latencies.extend(mine)
-        threads = [threading.Thread(target=client) for _ in range(opts.clients)]
-        procs, pg_procs = server_procs(proc.pid), postgres_procs(pg_name) if kind == "postgres" else []
-        cpu0, pg0 = cpu_seconds(procs), cpu_seconds(pg_procs)
-        client0 = time.process_time()  # this process: the load generator's clients
-        t0 = time.time()
-        [t.start() for t in threads]
-        [t.join() for t in threads]
-        load_s = time.time() - t0
-        client_cpu = time.process_time() - client0
-        # backends the pools opened during the load count from zero
-        pg_new = [p for p in postgres_procs(pg_name) if p.pid not in {q.pid for q in pg_procs}] if pg_name else []
-        server_cpu, pg_cpu = cpu_seconds(procs) - cpu0, cpu_seconds(pg_procs) - pg0 + cpu_seconds(pg_new)
+                    latencies.extend(mine)
+            threads = [threading.Thread(target=client) for _ in range(opts.clients)]
+            procs, pg_procs = server_procs(proc.pid), postgres_procs(pg_name) if kind == "postgres" else []
+            cpu0, pg0 = cpu_seconds(procs), cpu_seconds(pg_procs)
+            client0 = time.process_time()  # this process: the load generator's clients
+            t0 = time.time()
+            [t.start() for t in threads]
+            [t.join() for t in threads]
+            seconds = time.time() - t0
+            client_cpu = time.process_time() - client0
+            # backends the pools opened during the load count from zero
+            pg_new = [p for p in postgres_procs(pg_name) if p.pid not in {q.pid for q in pg_procs}] if pg_name else []
+            return (latencies, seconds, cpu_seconds(procs) - cpu0, cpu_seconds(pg_procs) - pg0 + cpu_seconds(pg_new),
+                    client_cpu)
+
+        # each host's first report (it joins: every latest row inserted), then the reports of hosts
+        # already known (the daily steady state, and an outage's catch-up), measured apart and together
+        phases = [send(requests[:opts.hosts])]
+        if len(requests) > opts.hosts:
+            phases.append(send(requests[opts.hosts:]))
+        latencies = [x for ph in phases for x in ph[0]]
+        load_s, server_cpu, pg_cpu, client_cpu = (sum(ph[i] for ph in phases) for i in range(1, 5))
+
+        def phase(ph):
+            n = max(len(ph[0]), 1)
+            return {"reports": len(ph[0]), "reports_per_s": round(len(ph[0]) / ph[1], 1),
+                    "server_cpu_ms_per_report": round(1000 * ph[2] / n, 2),
+                    "postgres_cpu_ms_per_report": round(1000 * ph[3] / n, 2) if kind == "postgres" else None,
+                    "client_cpu_ms_per_report": round(1000 * ph[4] / n, 2),
+                    "cpu_bound_capacity_with_clients_per_s": round((os.cpu_count() or 1) / max(
+                        (ph[2] + ph[3] + ph[4]) / n, 1e-9), 1)}
         import psutil
         load_avg = os.getloadavg()[0]
 
@@ -289,6 +313,7 @@ def run(kind, opts):
             "report_bytes_avg": int(raw_total / max(len(requests), 1)), "wire_bytes_avg": int(wire / max(len(requests), 1)),
             "enroll_s": round(enroll_s, 2), "pregen_s": round(gen_s, 2),
             "load_s": round(load_s, 2), "reports_per_s": round(len(latencies) / load_s, 1),
+            "first_reports": phase(phases[0]), "repeat_reports": phase(phases[1]) if len(phases) > 1 else None,
             # CPU actually spent per report, independent of what else runs on the machine, and the
             # throughput that implies for this machine's cores if nothing else competed for them
             "server_cpu_ms_per_report": round(1000 * server_cpu / max(len(latencies), 1), 2),
