@@ -566,3 +566,25 @@ def test_a_refused_report_leaves_no_announcement_behind(engine, tmp_path, monkey
     assert intake.submit(raw, enc, host, ts, sig)["status"] == "accepted"
     assert time.monotonic() - started < 5
     assert writer.announced == 0 and sizes == [1]
+
+
+def test_select_by_keys_finds_keys_that_need_quoting(engine):
+    """rawsql's selects by key send strings as one text array literal on PostgreSQL: quotes,
+    backslashes, commas, braces, spaces and the word NULL are elements like any other."""
+    from types import SimpleNamespace
+    from scanner.server.store import rawsql
+    keys = ['a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "", "中文", "it's", 'x\\"y']
+    table = SimpleNamespace(name="xc_keys_test")
+    with db.write_tx(engine) as conn:
+        raw = conn.connection.driver_connection
+        raw.execute("CREATE TEMP TABLE xc_keys_test (k TEXT, n INTEGER)")
+        cur = raw.cursor()
+        marks = "(%s, %s)" if engine.dialect.name == "postgresql" else "(?, ?)"
+        cur.executemany("INSERT INTO xc_keys_test (k, n) VALUES " + marks, [(k, i) for i, k in enumerate(keys + ["other"])])
+        cur.close()
+        sql = rawsql.for_connection(conn)
+        assert sorted(sql.select_in(table, ("k",), "k", keys)) == sorted((k,) for k in keys)
+        assert sql.select_in(table, ("k",), "k", []) == []
+        assert sorted(sql.select_in(table, ("n",), "n", [1, 3])) == [(1,), (3,)]  # not strings: a list
+        got = sql.select_many([(table, ("k",), "k", keys[:3]), (table, ("k",), "k", ["other", "missing"], True)])
+        assert sorted(got[0]) == sorted((k,) for k in keys[:3]) and got[1] == [("other",)]

@@ -131,7 +131,7 @@ def store_batch(conn, items):
             counts = d["counts"]
             host_latest[it.host_id] = (it.report_id, it.collected_at, d["os_name"], d["os_family"], counts["domestic"],
                                        counts["foreign"], counts["unknown"], d["loc_rate"])
-            comps[it.host_id] = [(it.host_id,) + tuple(x[k] for k in COMPONENT_COLS[1:]) for x in d["components"]]
+            comps[it.host_id] = d["components"]
         row = d["profile_row"]
         if row is not None:
             key = (it.host_id, row["profile"])
@@ -165,10 +165,14 @@ def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, hos
     if new_reports:  # a report late for a day already rolled up makes that day's roll-up stale
         _invalidate_rollups(conn, sql, min(row[3] for row in new_reports) // rollups.DAY)
     comp_changes = []
-    if comps:
-        stored = changes.stored_components(sql, [h_id for h_id in comp_states if not comp_states[h_id][0][2]],
+    # a host given one inventory whose every row is as stored (seq and digest, as _write_components
+    # compares them; the digest covers every field of a component change) records no change
+    recorded = [h_id for h_id in comp_states if len(comp_states[h_id]) > 1
+                or not _same_components(comp_states[h_id][0][1], h_id, stored_comps)]
+    if recorded:
+        stored = changes.stored_components(sql, [h_id for h_id in recorded if not comp_states[h_id][0][2]],
                                            rows=[tuple(row[i] for i in _CHANGE_COLS) for row in stored_comps])
-        for h_id in sorted(comp_states):
+        for h_id in sorted(recorded):
             state = stored.get(h_id)
             for at, rows, fresh in comp_states[h_id]:
                 new = changes.component_state(rows)
@@ -189,6 +193,19 @@ def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, hos
     result_changes = _write_results(sql, {h_id: hosts[h_id]["org_path"] for h_id in host_ids}, keys, results,
                                     result_states, stored_results)
     changes.write(sql, result_changes, comp_changes)
+
+
+def _same_components(rows, host_id, stored_rows):
+    """Whether the component rows (dicts) a report gives ``host_id`` are its stored ones (STORED_COMPONENT_COLS
+    tuples): the same positions, each with the same non-null digest."""
+    stored = {row[1]: row[4] for row in stored_rows if row[0] == host_id}
+    if len(stored) != len(rows):
+        return False
+    for x in rows:
+        digest = x["row_hash"]
+        if digest is None or stored.get(x["seq"]) != digest:
+            return False
+    return True
 
 
 def _org_changed(host_latest, hp_rows, org_counted=None):
@@ -298,8 +315,8 @@ class LatestResults(object):
 
 
 def _write_components(sql, orgs, comps, stored_rows):
-    """Replace the latest components of each host in ``comps`` ({host_id: rows as COMPONENT_COLS
-    tuples}) writing only the difference, by position in the report's inventory (``seq``): a row
+    """Replace the latest components of each host in ``comps`` ({host_id: its derived component
+    rows, dicts}) writing only the difference, by position in the report's inventory (``seq``): a row
     is updated only when its digest (``row_hash``) changed, rows past the new list's end are
     deleted, new ones inserted; an unchanged inventory writes nothing. component_counts gets the
     same difference (store/aggregates.py)."""
@@ -312,15 +329,15 @@ def _write_components(sql, orgs, comps, stored_rows):
             stored.setdefault(row[0], {})[row[1]] = (row[2], row[3], row[4])
     counts = collections.Counter()
     inserts, updates, deletes = [], [], []
-    cat, orig, digest = COMPONENT_COLS.index("category"), COMPONENT_COLS.index("origin"), COMPONENT_COLS.index("row_hash")
     for host_id in sorted(comps):
         org = orgs[host_id]
         before = stored.get(host_id, {})
-        for row in comps[host_id]:
-            prev = before.pop(row[1], None)
-            if prev is not None and prev[2] == row[digest] and row[digest] is not None:
+        for x in comps[host_id]:
+            prev = before.pop(x["seq"], None)
+            if prev is not None and prev[2] == x["row_hash"] and x["row_hash"] is not None:
                 continue
-            counts[(org, row[cat], row[orig])] += 1
+            row = (host_id,) + tuple(x[k] for k in COMPONENT_COLS[1:])
+            counts[(org, x["category"], x["origin"])] += 1
             if prev is None:
                 inserts.append(row)
             else:
@@ -384,8 +401,9 @@ def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
                 if prev is None:
                     full = new.row(x)
                     inserts.append(tuple(full[k] for k in RESULT_COLS))
-                elif (prev[_HASH] != x["row_hash"]
-                      or (prev[_WAIVER_ID], prev[_WAIVER_UNTIL]) != pointers.get(rid, _NO_WAIVER)):
+                elif prev[_HASH] != x["row_hash"] or (
+                        (prev[_WAIVER_ID], prev[_WAIVER_UNTIL]) != pointers.get(rid, _NO_WAIVER) if pointers
+                        else prev[_WAIVER_ID] is not None or prev[_WAIVER_UNTIL] is not None):
                     full = new.row(x)
                     updates.append(tuple(full[k] for k in RESULT_COLS))
             deletes.extend((host_id, profile, rid) for rid in sorted(gone))

@@ -72,18 +72,36 @@ class _Sql(object):
         return types
 
 
+def _key_array(values):
+    """(parameter, whether it is a text array literal) for ``= ANY(...)``: strings are sent as one
+    ``text[]`` literal, a str (psycopg's list dumper inspects every element and costs more CPU than
+    the select it feeds); anything else as the list."""
+    values = list(values)
+    for v in values:
+        if type(v) is not str:
+            return values, False
+    if not values:
+        return "{}", True
+    joined = '","'.join(values)
+    if "\\" in joined or '"' in joined:  # quoted elements: a backslash escapes these two
+        joined = '","'.join([v.replace("\\", "\\\\").replace('"', '\\"') for v in values])
+    return '{"' + joined + '"}', True
+
+
 class PgSql(_Sql):
     @staticmethod
-    def _select_sql(table, cols, key, lock=False):
-        sql = "SELECT %s FROM %s WHERE %s = ANY(%%s)" % (", ".join(cols), table.name, key)
+    def _select_sql(table, cols, key, lock=False, text=False):
+        sql = "SELECT %s FROM %s WHERE %s = ANY(%s)" % (", ".join(cols), table.name, key,
+                                                         "%s::text[]" if text else "%s")
         if lock:
             sql += " ORDER BY %s FOR UPDATE" % key
         return sql
 
     def select_in(self, table, cols, key, values, lock=False):
         """Rows (tuples of ``cols``) whose ``key`` is in ``values``; ``lock``: FOR UPDATE, in key order."""
+        param, text = _key_array(values)
         with self.raw.cursor() as cur:
-            cur.execute(self._select_sql(table, cols, key, lock), (list(values),))
+            cur.execute(self._select_sql(table, cols, key, lock, text), (param,))
             return cur.fetchall()
 
     def select_many(self, specs):
@@ -97,8 +115,9 @@ class PgSql(_Sql):
                     table, cols, key, values = spec[:4]
                     cur = self.raw.cursor()
                     cursors.append(cur)
-                    cur.execute(self._select_sql(table, cols, key, spec[4] if len(spec) > 4 else False),
-                                (list(values),))
+                    param, text = _key_array(values)
+                    cur.execute(self._select_sql(table, cols, key, spec[4] if len(spec) > 4 else False, text),
+                                (param,))
             return [cur.fetchall() for cur in cursors]
         finally:
             for cur in cursors:
