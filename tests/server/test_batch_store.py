@@ -588,3 +588,25 @@ def test_select_by_keys_finds_keys_that_need_quoting(engine):
         assert sorted(sql.select_in(table, ("n",), "n", [1, 3])) == [(1,), (3,)]  # not strings: a list
         got = sql.select_many([(table, ("k",), "k", keys[:3]), (table, ("k",), "k", ["other", "missing"], True)])
         assert sorted(got[0]) == sorted((k,) for k in keys[:3]) and got[1] == [("other",)]
+
+
+def test_org_sum_statements_are_planned_for_their_hosts_never_cached_as_prepared(engine):
+    """psycopg prepares a query from its fifth run on a connection, and PostgreSQL may then keep a
+    generic plan made while the tables were small: for the org-sum join that plan seq-scanned hosts
+    and host_profiles in a nested loop for every later batch (~100 ms of PostgreSQL CPU per report at
+    1,000 hosts). The batch writer sends those statements unprepared (batch._adjust_orgs)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements and plan caching are PostgreSQL's")
+    from scanner.server.store import rawsql
+    agents = enroll(engine, "/plans", 8)
+    with db.write_tx(engine) as conn:
+        for k in range(3):  # each batch moves the org sums: new host profiles, then changed scores
+            for i, a in enumerate(agents):
+                store_batch(conn, [item(a, 1700000000 + k * 3600 + i, seed="p%d-%d" % (k, i))[0]])
+        raw = rawsql.for_connection(conn).raw
+        prepared = [row[0] for row in raw.execute("SELECT statement FROM pg_prepared_statements").fetchall()]
+    assert prepared, "psycopg prepared nothing: the test no longer sees what it checks"
+    # the writer's own statements take the hosts as one array (= ANY); enrollment's (SQLAlchemy, one
+    # host by primary key) may be prepared
+    assert [s for s in prepared if "ANY(" in s], "no pipelined statement was prepared: nothing checked"
+    assert not [s for s in prepared if ("INSERT INTO org_profiles" in s or "INSERT INTO org_hosts" in s) and "ANY(" in s]

@@ -133,10 +133,12 @@ class PgSql(_Sql):
         if pipeline is not None:
             pipeline.__exit__(*exc_info)
 
-    def execute(self, sql, params=None):
-        """One statement of the caller's (rides the pipeline when one is open)."""
+    def execute(self, sql, params=None, prepare=None):
+        """One statement of the caller's (rides the pipeline when one is open). ``prepare=False``:
+        never a server-side prepared statement (psycopg prepares a query from its fifth run on a
+        connection), so PostgreSQL plans it for the parameters it gets every time."""
         with self.raw.cursor() as cur:
-            cur.execute(sql, params)
+            cur.execute(sql, params, prepare=prepare)
 
     def insert(self, table, cols, rows):
         """COPY in binary format: no text escaping of the report bodies (bytea) and JSON columns.
