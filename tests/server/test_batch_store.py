@@ -590,13 +590,14 @@ def test_select_by_keys_finds_keys_that_need_quoting(engine):
         assert sorted(got[0]) == sorted((k,) for k in keys[:3]) and got[1] == [("other",)]
 
 
-def test_org_sum_statements_are_planned_for_their_hosts_never_cached_as_prepared(engine):
+@pytest.mark.parametrize("db_engine", ["postgres"], indirect=True)  # prepared statements are PostgreSQL's
+def test_org_sum_statements_are_planned_for_their_hosts_never_cached_as_prepared(db_engine):
     """psycopg prepares a query from its fifth run on a connection, and PostgreSQL may then keep a
     generic plan made while the tables were small: for the org-sum join that plan seq-scanned hosts
     and host_profiles in a nested loop for every later batch (~100 ms of PostgreSQL CPU per report at
     1,000 hosts). The batch writer sends those statements unprepared (batch._adjust_orgs)."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("prepared statements and plan caching are PostgreSQL's")
+    engine = db_engine
+    assert engine.dialect.name == "postgresql"
     from scanner.server.store import rawsql
     agents = enroll(engine, "/plans", 8)
     with db.write_tx(engine) as conn:
