@@ -312,11 +312,7 @@ class LatestResults(object):
         """aggregates.waived_score of the full rows; without a waiver pointer, from the failed rows alone."""
         if self.pointers:
             return aggregates.waived_score(self.rows())
-        from scanner.engine.evaluator import WEIGHTS
-        fail_w = 0
-        for x in self.failed:
-            fail_w += WEIGHTS.get(x["severity"], 2)
-        return 0, None, None, None, fail_w, 0
+        return aggregates.unwaived_score(self.failed)
 
 
 def _write_components(sql, orgs, comps, stored_rows):
@@ -381,9 +377,11 @@ def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
     if stored_rows is None:
         stored_rows = sql.select_in(res, STORED_COLS, "host_id", sorted(wanted))
     stored = {}  # {(host_id, profile): {rule_id: STORED_COLS tuple}}
+    stored_by_host = {}  # {host_id: its STORED_COLS tuples of every profile, in the order read}
     for row in stored_rows:
         if row[0] in wanted:
             stored.setdefault(row[:2], {})[row[2]] = row
+            stored_by_host.setdefault(row[0], []).append(row)
     delta = aggregates.Delta()
     inserts, updates, deletes = [], [], []
     by_host = {}
@@ -432,9 +430,7 @@ def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
             # the host's stored rows of every profile, in the order read, as dicts
             made = {(profile, d["rule_id"]): d for profile in moved for d in moved[profile][0]}
             before_rows = {}
-            for row in stored_rows:
-                if row[0] != host_id:
-                    continue
+            for row in stored_by_host.get(host_id, ()):
                 key = (row[1], row[2])
                 before_rows[key] = made.get(key) or dict(zip(STORED_COLS, row))
             after = dict(before_rows)

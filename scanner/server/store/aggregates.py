@@ -269,6 +269,13 @@ def waived_score(rows):
     return n, (round(100.0 * got / total, 1) if total else None), lo, hi, fail_w, waived_w
 
 
+def unwaived_score(failed):
+    """``waived_score`` of a host profile none of whose failures a waiver covers, from its failed
+    rows alone (dicts: severity): nothing waived, the weights of the failures."""
+    from scanner.engine.evaluator import WEIGHTS
+    return 0, None, None, None, sum(WEIGHTS.get(x["severity"], 2) for x in failed), 0
+
+
 _PROFILE_SUMS = """
 SELECT r.host_id, r.profile,
        sum(CASE WHEN r.status = 'fail' AND r.waiver_until IS NOT NULL THEN 1 ELSE 0 END),
