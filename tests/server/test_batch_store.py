@@ -393,9 +393,13 @@ def test_org_sums_move_only_for_hosts_whose_counted_values_change(engine, monkey
     first_b, doc_b = item(b, 1_700_000_000, seed=6)
     assert not any(isinstance(o, Exception) for o in put(engine, [first_a, first_b]))
     adjusted = []
-    real = batch._adjust_orgs
-    monkeypatch.setattr(batch, "_adjust_orgs", lambda conn, sql, host_ids, sign: (
-        adjusted.append((sign, list(host_ids))), real(conn, sql, host_ids, sign)))
+    real = batch._org_delta
+
+    def recorded(changed, *args):
+        delta = real(changed, *args)
+        adjusted.append((list(changed), sorted(delta.oh), sorted(delta.op)))
+        return delta
+    monkeypatch.setattr(batch, "_org_delta", recorded)
 
     def again(agent, doc, t, change=None, profile=None):
         doc = json.loads(json.dumps(doc))
@@ -427,7 +431,11 @@ def test_org_sums_move_only_for_hosts_whose_counted_values_change(engine, monkey
         del adjusted[:]
         outs = put(engine, [again(a, doc_a, t, change, profile), again(b, doc_b, t)])
         assert not any(isinstance(o, Exception) for o in outs)
-        assert adjusted == [(-1, moved), (+1, moved)]
+        assert [x[0] for x in adjusted] == [moved]
+        oh, op = adjusted[0][1:]
+        assert oh == (["/gov/orgsums"] if change is flip_origin else [])  # the loc counts: org_hosts only
+        assert [k[:2] for k in op] == ([("/gov/orgsums", profile or "mlps-l3")] if moved and change is not flip_origin
+                                       else [])
         if change:
             change(doc_a)
         with engine.connect() as conn:
@@ -591,14 +599,16 @@ def test_select_by_keys_finds_keys_that_need_quoting(engine):
 
 
 @pytest.mark.parametrize("db_engine", ["postgres"], indirect=True)  # prepared statements are PostgreSQL's
-def test_org_sum_statements_are_planned_for_their_hosts_never_cached_as_prepared(db_engine):
-    """psycopg prepares a query from its fifth run on a connection, and PostgreSQL may then keep a
-    generic plan made while the tables were small: for the org-sum join that plan seq-scanned hosts
-    and host_profiles in a nested loop for every later batch (~100 ms of PostgreSQL CPU per report at
-    1,000 hosts). The batch writer sends those statements unprepared (batch._adjust_orgs)."""
+def test_org_sums_are_written_from_the_values_read_never_from_a_join(db_engine):
+    """The batch writer adds the org sums' changes it computed from the host and host profile rows
+    it read under the host lock (aggregates.OrgDelta): one upsert per table whose rows come from its
+    parameter. It used to subtract and add back each moved host's share with a join of hosts and
+    host_profiles, planned per batch: psycopg prepares a query from its fifth run on a connection,
+    and a generic plan of that join made while the tables were small seq-scanned both in a nested
+    loop for every later batch (~100 ms of PostgreSQL CPU per report at 1,000 hosts)."""
     engine = db_engine
     assert engine.dialect.name == "postgresql"
-    from scanner.server.store import rawsql
+    from scanner.server.store import aggregates, rawsql
     agents = enroll(engine, "/plans", 8)
     with db.write_tx(engine) as conn:
         for k in range(3):  # each batch moves the org sums: new host profiles, then changed scores
@@ -606,8 +616,50 @@ def test_org_sum_statements_are_planned_for_their_hosts_never_cached_as_prepared
                 store_batch(conn, [item(a, 1700000000 + k * 3600 + i, seed="p%d-%d" % (k, i))[0]])
         raw = rawsql.for_connection(conn).raw
         prepared = [row[0] for row in raw.execute("SELECT statement FROM pg_prepared_statements").fetchall()]
-    assert prepared, "psycopg prepared nothing: the test no longer sees what it checks"
-    # the writer's own statements take the hosts as one array (= ANY); enrollment's (SQLAlchemy, one
-    # host by primary key) may be prepared
-    assert [s for s in prepared if "ANY(" in s], "no pipelined statement was prepared: nothing checked"
-    assert not [s for s in prepared if ("INSERT INTO org_profiles" in s or "INSERT INTO org_hosts" in s) and "ANY(" in s]
+    with engine.connect() as conn:
+        assert aggregates.check(conn) == []
+    org_sums = [s for s in prepared if "INSERT INTO org_profiles" in s or "INSERT INTO org_hosts" in s]
+    # enrollment adds one host to org_hosts through aggregates.adjust_orgs (SQLAlchemy, its id IN (...))
+    written = [s for s in org_sums if "IN (" not in s]
+    assert len(written) == 2, org_sums  # both written by most batches (more than five times: prepared)
+    assert all("json_to_recordset" in s and " JOIN " not in s and "FROM hosts" not in s for s in written), written
+
+
+@pytest.mark.parametrize("db_engine", ["postgres"], indirect=True)  # the plan is PostgreSQL's
+def test_updates_by_key_walk_the_key_index_not_the_table(db_engine):
+    """PostgreSQL estimates a json_to_recordset at 100 rows whatever it holds; against a table of a few
+    thousand rows (components at 1,000 hosts) the writer's UPDATE ... FROM the JSON rows then scanned
+    and hashed the whole table for a handful of changed rows. rawsql gives the rows their count (a
+    LIMIT), so the update and the delete by keys walk the key index, in the plan made for the values
+    and in the generic one a prepared statement may keep."""
+    import sqlalchemy as sa
+    from psycopg import sql as psql
+    from scanner.server.store import rawsql
+    engine = db_engine
+    table = sa.Table("xc_update_plan", sa.MetaData(), sa.Column("k", sa.String(36)), sa.Column("seq", sa.Integer),
+                     sa.Column("v", sa.String(64)), prefixes=["TEMPORARY"])
+    with db.write_tx(engine) as conn:
+        table.create(conn)
+        conn.execute(sa.text("CREATE UNIQUE INDEX ON xc_update_plan (k, seq)"))
+        conn.execute(table.insert(), [{"k": "host-%04d" % i, "seq": j, "v": "1.%d" % j} for i in range(600)
+                                      for j in range(6)])
+        conn.execute(sa.text("ANALYZE xc_update_plan"))
+        sql = rawsql.for_connection(conn)
+        rows = [("host-%04d" % i, 2, "2.0") for i in (5, 77, 301)]
+        text = sql.update_sql(table, ("k", "seq"), ("v",))
+        param = json.dumps([dict(zip(("k", "seq", "v"), r)) for r in rows])
+        raw = sql.raw
+        raw.execute("PREPARE xc_upd (json, int) AS " + text.replace("%s", "$1", 1).replace("%s", "$2", 1))
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            raw.execute("SET LOCAL plan_cache_mode = " + mode)
+            plan = "\n".join(r[0] for r in raw.execute(psql.SQL("EXPLAIN EXECUTE xc_upd ({}, {})").format(
+                psql.Literal(param), psql.Literal(len(rows)))))
+            assert "Seq Scan on xc_update_plan" not in plan and "Index Scan" in plan, (mode, plan)
+        raw.execute("DEALLOCATE xc_upd")
+        sql.update(table, ("k", "seq"), ("v",), rows)
+        sql.delete(table, ("k", "seq"), [("host-0005", 0), ("host-0077", 1)])
+        got = conn.execute(sa.text("SELECT k, seq, v FROM xc_update_plan WHERE k IN ('host-0005', 'host-0077', "
+                                   "'host-0301') AND seq < 3 ORDER BY k, seq")).all()
+    assert [tuple(r) for r in got] == [("host-0005", 1, "1.1"), ("host-0005", 2, "2.0"), ("host-0077", 0, "1.0"),
+                                       ("host-0077", 2, "2.0"), ("host-0301", 0, "1.0"), ("host-0301", 1, "1.1"),
+                                       ("host-0301", 2, "2.0")]

@@ -60,7 +60,7 @@ STORED_COMPONENT_COLS = ("host_id", "seq", "category", "origin", "row_hash") + t
 _CHANGE_COLS = tuple(STORED_COMPONENT_COLS.index(k) for k in changes.STORED_COMPONENT_COLS)
 # what is read of the stored latest results to decide which rows changed and what they counted
 STORED_COLS = ("host_id", "profile", "rule_id", "severity", "category", "status", "waiver_id", "waiver_until", "row_hash")
-# what aggregates.org_statements count of a host (after whether it has a latest state) and of a
+# what the org sums (aggregates.host_share, profile_share) count of a host (after whether it has a latest state) and of a
 # host profile: a batch leaving them all as stored need not subtract and add back their share
 HOST_ORG_COLS = ("loc_domestic", "loc_foreign", "loc_unknown", "loc_rate")
 PROFILE_ORG_COLS = ("score", "score_without_waivers", "passed", "failed", "waived_n", "waived_score", "waived_min",
@@ -94,7 +94,7 @@ def store_batch(conn, items):
     seen = {row[0]: {"id": row[0], "host_id": row[1], "received_at": row[2]} for row in reads[0]}
     hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2], "retired_at": row[3]} for row in reads[1]}
     profiles = {(row[0], row[1]): row[2] for row in reads[2]}
-    # what the org sums count of each host and host profile as stored (aggregates.org_statements)
+    # what the org sums count of each host and host profile as stored (aggregates.host_share, profile_share)
     org_counted = {row[0]: (row[1] is not None,) + tuple(row[4:]) for row in reads[1]}
     org_counted.update({(row[0], row[1]): tuple(row[3:]) for row in reads[2]})
     stored_comps, stored_results = reads[3], reads[4]
@@ -159,7 +159,7 @@ def store_batch(conn, items):
 
 
 def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, host_latest, comps, comp_states,
-           stored_comps, hp_rows, results, result_states, stored_results, org_counted=None):
+           stored_comps, hp_rows, results, result_states, stored_results, org_counted):
     r, h, hp = db.reports, db.hosts, db.host_profiles
     sql.insert(r, REPORT_COLS, new_reports)
     if new_reports:  # a report late for a day already rolled up makes that day's roll-up stale
@@ -181,7 +181,6 @@ def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, hos
                 state = new
     _write_components(sql, {h_id: hosts[h_id]["org_path"] for h_id in comps}, comps, stored_comps)
     changed = _org_changed(host_latest, hp_rows, org_counted)
-    _adjust_orgs(conn, sql, changed, -1)  # their share of the org sums, added back below
     sql.update(h, ("id",), HOST_LATEST_COLS,
                [(host_id, host_seen[host_id]) + host_latest[host_id] for host_id in sorted(host_latest)])
     sql.update(h, ("id",), ("last_seen",),
@@ -189,7 +188,7 @@ def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, hos
     keys = sorted(hp_rows)
     sql.insert(hp, ("host_id", "profile") + PROFILE_COLS, [k + hp_rows[k] for k in keys if k not in in_db])
     sql.update(hp, ("host_id", "profile"), PROFILE_COLS, [k + hp_rows[k] for k in keys if k in in_db])
-    _adjust_orgs(conn, sql, changed, +1)
+    _org_delta(changed, hosts, host_latest, hp_rows, org_counted).write(sql)
     result_changes = _write_results(sql, {h_id: hosts[h_id]["org_path"] for h_id in host_ids}, keys, results,
                                     result_states, stored_results)
     changes.write(sql, result_changes, comp_changes)
@@ -208,14 +207,12 @@ def _same_components(rows, host_id, stored_rows):
     return True
 
 
-def _org_changed(host_latest, hp_rows, org_counted=None):
+def _org_changed(host_latest, hp_rows, org_counted):
     """The hosts whose share of the org sums (org_hosts, org_profiles) this batch may move, sorted.
     A host whose latest values and host profiles all stay as stored (``org_counted``, read under
-    the host row lock: HOST_ORG_COLS and PROFILE_ORG_COLS) is left out: subtracting its share and
-    adding it back would cancel exactly, at four statements per batch."""
+    the host row lock: HOST_ORG_COLS and PROFILE_ORG_COLS) is left out: its share would be
+    subtracted and added back."""
     hosts = set(host_latest) | {k[0] for k in hp_rows}
-    if org_counted is None:
-        return sorted(hosts)
     moved = set()
     for host_id, latest in host_latest.items():
         # a host's first latest state (latest_collected was NULL) starts counting its loc_rate
@@ -227,19 +224,26 @@ def _org_changed(host_latest, hp_rows, org_counted=None):
     return sorted(moved & hosts)
 
 
-def _adjust_orgs(conn, sql, host_ids, sign):
-    """aggregates.adjust_orgs, as raw statements that ride the pipeline on PostgreSQL."""
-    if isinstance(sql, rawsql.PgSql):
-        for statement in aggregates.org_statements(sign):
-            if host_ids:
-                # never prepared: a generic plan of this join made while hosts and host_profiles were
-                # small (a new aggregator's first reports) stays cached on the pooled connection and
-                # seq-scans both tables, in a nested loop, for every later batch (seen at 1,000 hosts:
-                # ~100 ms of PostgreSQL CPU per report instead of ~1 ms); a plan for the actual host
-                # ids walks the primary keys
-                sql.execute(statement, {"hosts": sorted(set(host_ids))}, prepare=False)
-    else:
-        aggregates.adjust_orgs(conn, host_ids, sign)
+def _org_delta(changed, hosts, host_latest, hp_rows, org_counted):
+    """The org sums' changes (aggregates.OrgDelta) for the hosts in ``changed``: the share of each
+    host and host profile this batch writes, as stored (``org_counted``, read under the host row
+    lock; a profile not stored yet had none) and as written."""
+    delta = aggregates.OrgDelta()
+    moved = set(changed)
+    for host_id in sorted(moved & set(host_latest)):
+        org_path = hosts[host_id]["org_path"]
+        before, after = org_counted[host_id], (True,) + tuple(host_latest[host_id][4:])
+        if before != after:  # equal shares cancel (and leave no float residue in the sums)
+            delta.host(org_path, before, -1)
+            delta.host(org_path, after, +1)
+    for key in sorted(k for k in hp_rows if k[0] in moved):
+        org_path = hosts[key[0]]["org_path"]
+        before, after = org_counted.get(key), tuple(hp_rows[key][i] for i in _PROFILE_ORG_AT)
+        if before != after:
+            if before is not None:
+                delta.profile(org_path, key[1], before, -1)
+            delta.profile(org_path, key[1], after, +1)
+    return delta
 
 
 def _invalidate_rollups(conn, sql, day):

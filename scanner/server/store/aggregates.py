@@ -116,13 +116,6 @@ def adjust_orgs(conn, host_ids, sign, profiles=True):
             conn.execute(stmt, {"hosts": host_ids[i:i + 500]})
 
 
-def org_statements(sign):
-    """adjust_orgs as raw PostgreSQL statements, each taking ``%(hosts)s`` (a list of host ids)."""
-    s = "" if sign > 0 else "-"
-    return [template.format(select=select.format(s=s, cond=cond)) for template, select, cond in (
-        (_OH_UPSERT, _OH_SELECT, "h.id = ANY(%(hosts)s)"), (_OP_UPSERT, _OP_SELECT, "hp.host_id = ANY(%(hosts)s)"))]
-
-
 def _add_from_results(conn, cond, params, sign, expanding=()):
     """Add (sign +1) or subtract (-1) the contribution of the result rows matching ``cond``."""
     s = "" if sign > 0 else "-"
@@ -386,3 +379,55 @@ class Delta(object):
         sql.add_counts(db.result_counts, RC_KEYS, "n", rc)
         sql.add_counts(db.rule_failing, RF_KEYS, "hosts", rf)
 
+
+
+def host_share(known, domestic, foreign, unknown, rate):
+    """What org_hosts counts of one live host (OH_COLS, as _OH_SELECT sums them): ``known`` whether
+    it has a latest state (its loc_rate counts only then), its component counts and loc_rate."""
+    counted = bool(known) and rate is not None
+    return (1, domestic or 0, foreign or 0, unknown or 0, rate if counted else 0.0, 1 if counted else 0)
+
+
+def profile_share(score, score_without_waivers, passed, failed, waived_n, waived_score, waived_min, waived_max):
+    """(key part, sums) org_profiles counts of one host profile of a live host: (waived_min,
+    waived_max) as _OP_SELECT groups them, and OP_COLS as it sums them (NULL counts nothing)."""
+    return ((waived_min or 0, waived_max or 0),
+            (1, score or 0.0, 0 if score is None else 1, waived_score or 0.0, 0 if waived_score is None else 1,
+             failed or 0, waived_n or 0, passed or 0, score_without_waivers or 0.0,
+             0 if score_without_waivers is None else 1))
+
+
+class OrgDelta(object):
+    """Changes to org_hosts and org_profiles collected while a batch is decided: the shares
+    (``host_share``, ``profile_share``) of the hosts and host profiles it changes, subtracted as read
+    under the host row lock and added as written; then one upsert per table, in key order (the
+    same sums as adjust_orgs, without its join: no plan to make or keep per batch)."""
+
+    def __init__(self):
+        self.oh = {}
+        self.op = {}
+
+    @staticmethod
+    def _add(sums, key, values, sign):
+        row = sums.get(key)
+        if row is None:
+            row = sums[key] = [0] * len(values)
+        for i, v in enumerate(values):
+            row[i] += sign * v
+
+    def host(self, org_path, counted, sign):
+        """``counted``: (whether the host has a latest state,) + HOST_ORG values (batch.HOST_ORG_COLS)."""
+        self._add(self.oh, org_path, host_share(*counted), sign)
+
+    def profile(self, org_path, profile, counted, sign):
+        """``counted``: a host profile's PROFILE_ORG values (batch.PROFILE_ORG_COLS)."""
+        key, sums = profile_share(*counted)
+        self._add(self.op, (org_path, profile) + key, sums, sign)
+
+    def write(self, sql):
+        """Apply the non-zero deltas through the batch writer's statements (store/rawsql.py)."""
+        from scanner.server.store import db
+        sql.add_counts(db.org_hosts, ("org_path",), OH_COLS,
+                       [(k,) + tuple(v) for k, v in sorted(self.oh.items()) if any(v)])
+        sql.add_counts(db.org_profiles, OP_KEYS, OP_COLS,
+                       [k + tuple(v) for k, v in sorted(self.op.items()) if any(v)])

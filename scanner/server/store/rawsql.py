@@ -171,12 +171,23 @@ class PgSql(_Sql):
         if not rows:
             return
         names = list(keys) + list(cols)
-        record = ", ".join("%s %s" % (n, t) for n, t in zip(names, self._types(table, names)))
-        sql = "UPDATE %s AS t SET %s FROM json_to_recordset(%%s::json) AS x(%s) WHERE %s" % (
-            table.name, ", ".join("%s = x.%s" % (c, c) for c in cols), record,
-            " AND ".join("t.%s = x.%s" % (k, k) for k in keys))
         with self.raw.cursor() as cur:
-            cur.execute(sql, (dumps([dict(zip(names, row)) for row in rows]),))
+            cur.execute(self.update_sql(table, keys, cols), (dumps([dict(zip(names, row)) for row in rows]), len(rows)))
+
+    def update_sql(self, table, keys, cols):
+        """The text of ``update``: parameters (the rows as a JSON array, their number)."""
+        names = list(keys) + list(cols)
+        return "UPDATE %s AS t SET %s FROM %s WHERE %s" % (
+            table.name, ", ".join("%s = x.%s" % (c, c) for c in cols), self._rows_of(table, names),
+            " AND ".join("t.%s = x.%s" % (k, k) for k in keys))
+
+    def _rows_of(self, table, names):
+        """The JSON rows parameter as a relation with its row count: PostgreSQL estimates any
+        json_to_recordset at 100 rows, and against a table of a few thousand rows (components at
+        1,000 hosts) it then hashes the whole table, scanned, for a handful of changed rows; a LIMIT
+        of the row count (a parameter: 10 % of 100 in a generic plan) makes it walk the key index."""
+        record = ", ".join("%s %s" % (n, t) for n, t in zip(names, self._types(table, names)))
+        return "(SELECT * FROM json_to_recordset(%%s::json) AS x(%s) LIMIT %%s) AS x" % record
 
     def delete(self, table, keys, rows):
         """Delete the rows matching each tuple of ``keys`` values."""
@@ -186,23 +197,25 @@ class PgSql(_Sql):
             if len(keys) == 1:
                 cur.execute("DELETE FROM %s WHERE %s = ANY(%%s)" % (table.name, keys[0]), ([r[0] for r in rows],))
                 return
-            record = ", ".join("%s %s" % (n, t) for n, t in zip(keys, self._types(table, keys)))
-            cur.execute("DELETE FROM %s AS t USING json_to_recordset(%%s::json) AS x(%s) WHERE %s" % (
-                table.name, record, " AND ".join("t.%s = x.%s" % (k, k) for k in keys)),
-                (dumps([dict(zip(keys, row)) for row in rows]),))
+            cur.execute("DELETE FROM %s AS t USING %s WHERE %s" % (
+                table.name, self._rows_of(table, keys), " AND ".join("t.%s = x.%s" % (k, k) for k in keys)),
+                (dumps([dict(zip(keys, row)) for row in rows]), len(rows)))
 
-    def add_counts(self, table, keys, col, rows):
-        """``rows``: tuples of ``keys + (delta,)``; adds each delta to ``col`` of its row (made if new).
-        Rows in key order, so concurrent writers take the row locks in the same order."""
+    def add_counts(self, table, keys, cols, rows):
+        """``rows``: tuples of ``keys + cols`` (``cols``: one column name or several); adds each
+        value to its column of the row of its keys (made if new). Rows in key order, so concurrent
+        writers take the row locks in the same order."""
         if not rows:
             return
-        names = list(keys) + [col]
+        cols = (cols,) if isinstance(cols, str) else tuple(cols)
+        names = list(keys) + list(cols)
         record = ", ".join("%s %s" % (n, t) for n, t in zip(names, self._types(table, names)))
         with self.raw.cursor() as cur:
             cur.execute("INSERT INTO %s (%s) SELECT %s FROM json_to_recordset(%%s::json) AS x(%s) "
-                        "ON CONFLICT (%s) DO UPDATE SET %s = %s.%s + excluded.%s" % (
-                            table.name, ", ".join(names), ", ".join(names), record, ", ".join(keys), col, table.name,
-                            col, col), (dumps([dict(zip(names, row)) for row in rows]),))
+                        "ON CONFLICT (%s) DO UPDATE SET %s" % (
+                            table.name, ", ".join(names), ", ".join(names), record, ", ".join(keys),
+                            ", ".join("%s = %s.%s + excluded.%s" % (c, table.name, c, c) for c in cols)),
+                        (dumps([dict(zip(names, row)) for row in rows]),))
 
 
 class SqliteSql(_Sql):
@@ -226,11 +239,13 @@ class SqliteSql(_Sql):
                 table.name, ", ".join("%s = ?" % c for c in cols), " AND ".join("%s = ?" % k for k in keys)),
                 [tuple(row[n:]) + tuple(row[:n]) for row in rows])
 
-    def add_counts(self, table, keys, col, rows):
+    def add_counts(self, table, keys, cols, rows):
         if rows:
-            names = list(keys) + [col]
-            self.raw.executemany("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s = %s + excluded.%s" % (
-                table.name, ", ".join(names), ", ".join("?" * len(names)), ", ".join(keys), col, col, col), rows)
+            cols = (cols,) if isinstance(cols, str) else tuple(cols)
+            names = list(keys) + list(cols)
+            self.raw.executemany("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s" % (
+                table.name, ", ".join(names), ", ".join("?" * len(names)), ", ".join(keys),
+                ", ".join("%s = %s + excluded.%s" % (c, c, c) for c in cols)), rows)
 
     def delete(self, table, keys, rows):
         if rows:
