@@ -663,3 +663,32 @@ def test_updates_by_key_walk_the_key_index_not_the_table(db_engine):
     assert [tuple(r) for r in got] == [("host-0005", 1, "1.1"), ("host-0005", 2, "2.0"), ("host-0077", 0, "1.0"),
                                        ("host-0077", 2, "2.0"), ("host-0301", 0, "1.0"), ("host-0301", 1, "1.1"),
                                        ("host-0301", 2, "2.0")]
+
+
+def test_inserted_rows_keep_every_value_in_and_out_of_a_pipeline(engine):
+    """rawsql.insert sends a few rows without a binary column as one JSON array on PostgreSQL (in a
+    pipeline or not; more rows: COPY): every value comes back as given, whatever its characters,
+    NULLs, 64-bit integers and floats to the last digit."""
+    import sqlalchemy as sa
+    from scanner.server.store import rawsql
+    table = sa.Table("xc_insert_test", sa.MetaData(), sa.Column("k", sa.Integer), sa.Column("t", sa.Text),
+                     sa.Column("v", sa.String(64)), sa.Column("big", sa.BigInteger), sa.Column("f", sa.Float),
+                     prefixes=["TEMPORARY"])
+    texts = ['a"b', "c\\d", "e\nf\tg", "中文：符合", "\u2028\u2029", "emoji \U0001F600", "{}[],:", "null", "",
+             "\\u0000 as text", "x" * 5000]
+    floats = [0.1, 85.3, 1e-300, -2.5e300, 100.0, 1 / 3.0]
+    cols = ("k", "t", "v", "big", "f")
+    rows = [(i, texts[i % len(texts)], None if i % 3 == 0 else "v%d" % i, 2 ** 62 + i if i % 2 else None,
+             floats[i % len(floats)] if i % 4 else None) for i in range(60)]
+    many = [(1000 + i, "row %d" % i, None, i, i / 7.0) for i in range(rawsql.PIPELINE_INSERT_ROWS + 1)]
+    with db.write_tx(engine) as conn:
+        table.create(conn)
+        sql = rawsql.for_connection(conn)
+        sql.insert(table, cols, rows[:20])  # outside a pipeline
+        sql.begin_pipeline()
+        sql.insert(table, cols, rows[20:50])  # riding one
+        sql.insert(table, cols, many)  # more: COPY on PostgreSQL, between two pipelines
+        sql.insert(table, cols, rows[50:])
+        sql.end_pipeline()
+        got = [tuple(r) for r in conn.execute(sa.text("SELECT k, t, v, big, f FROM xc_insert_test ORDER BY k"))]
+    assert got == rows + many
