@@ -544,6 +544,37 @@ def test_an_announcement_never_fulfilled_delays_a_batch_at_most_the_bound(engine
     assert sizes == [1, 1]
 
 
+@pytest.mark.parametrize("linger", [0.4, 0])
+def test_under_load_the_writer_lingers_for_the_next_report_and_not_after_a_quiet_spell(engine, linger):
+    """Reports coming back to back (the first item of a batch came within ``busy_gap`` of the last
+    acknowledgement): the writer waits up to ``linger`` for a report to be announced, and stores it
+    in the same transaction. After a quiet spell a lone report commits at once."""
+    a, b, c, d = enroll(engine, "/gov/linger%d" % int(linger * 10), 4)
+    writer = BatchWriter(engine, max_wait=5, linger=linger, busy_gap=0.6)
+    sizes = []
+    writer.on_batch = lambda n, _s: sizes.append(n)
+    started = time.monotonic()
+    assert writer.write(item(a, 1000)[0])["status"] == "accepted"  # the first: nothing before it
+    assert time.monotonic() - started < 0.35
+    acks = []
+    first = threading.Thread(target=lambda: acks.append(writer.write(item(b, 1000)[0])))
+    first.start()  # at once: back to back
+    time.sleep(0.1)
+    writer.announce()  # the next report arrives while the writer has b
+    time.sleep(0.05)
+    second = threading.Thread(target=lambda: acks.append(writer.write(item(c, 1000)[0], announced=True)))
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert [x["status"] for x in acks] == ["accepted", "accepted"]
+    assert sizes == ([1, 2] if linger else [1, 1, 1])
+    time.sleep(0.8)  # quiet
+    started = time.monotonic()
+    assert writer.write(item(d, 1000)[0])["status"] == "accepted"
+    assert time.monotonic() - started < 0.35
+    assert writer.announced == 0
+
+
 def test_a_refused_report_leaves_no_announcement_behind(engine, tmp_path, monkeypatch):
     """Every way a submission fails before its item is queued ends its announcement: the next
     report is stored at once, not after the writer's maximum wait."""

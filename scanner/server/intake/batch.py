@@ -476,12 +476,22 @@ class BatchWriter(object):
     the CPU work that makes the item (Intake.submit_body) and the announcement ends when the item
     is queued (``write(item, announced=True)``) or the work failed (``withdraw``). The writer, once
     it has an item, keeps collecting while announced items are on their way, at most ``max_wait``
-    seconds and ``max_batch`` items; with nothing announced it commits at once."""
+    seconds and ``max_batch`` items; with nothing announced it commits at once, unless reports are
+    coming back to back: when its first item came less than ``busy_gap`` after the previous batch
+    was acknowledged, it also waits up to ``linger`` for a report to be announced. Under load the
+    clients just acknowledged send their next reports at once, but those are announced only once
+    received, just after the writer took the one report ready: without lingering each batch was
+    one report (three workers, eight clients, synthetic reports: 1.1 to 2 reports per batch,
+    PostgreSQL CPU 3.8 ms per report; lingering 8 ms: 2.6-2.75 ms, server CPU 4.6-4.9 -> 3.2 ms,
+    and p99 latency 65 -> 45 ms). A report after a quiet spell still commits at once."""
 
-    def __init__(self, engine, max_batch=MAX_BATCH, max_wait=0.02):
+    def __init__(self, engine, max_batch=MAX_BATCH, max_wait=0.02, linger=0.008, busy_gap=0.01):
         self.engine = engine
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self.linger = linger
+        self.busy_gap = busy_gap
+        self._last_end = None  # when the last batch's acknowledgements were given (monotonic)
         self.queue = queue.Queue()
         self.thread = None
         self.lock = threading.Lock()
@@ -528,6 +538,9 @@ class BatchWriter(object):
         announced, those as they are queued, up to ``max_wait`` after the first one."""
         batch = [self.queue.get()]
         deadline = None
+        t = time.monotonic()
+        busy = self._last_end is not None and t - self._last_end < self.busy_gap
+        linger_until = t + self.linger if busy and self.linger else None
         while len(batch) < self.max_batch:
             try:
                 batch.append(self.queue.get_nowait())
@@ -538,7 +551,11 @@ class BatchWriter(object):
                 if not self.queue.empty():
                     continue
                 if self.announced <= 0:
-                    break
+                    t = time.monotonic()
+                    if linger_until is None or t >= linger_until:
+                        break
+                    self._cond.wait(linger_until - t)
+                    continue
                 t = time.monotonic()
                 if deadline is None:
                     deadline = t + self.max_wait
@@ -562,6 +579,7 @@ class BatchWriter(object):
                 continue
             for (_item, fut), result in zip(batch, outs):
                 fut.set_result(result)
+            self._last_end = time.monotonic()
 
     def _single(self, item):
         try:
