@@ -380,7 +380,6 @@ class Delta(object):
         sql.add_counts(db.rule_failing, RF_KEYS, "hosts", rf)
 
 
-
 def host_share(known, domestic, foreign, unknown, rate):
     """What org_hosts counts of one live host (OH_COLS, as _OH_SELECT sums them): ``known`` whether
     it has a latest state (its loc_rate counts only then), its component counts and loc_rate."""

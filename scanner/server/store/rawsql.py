@@ -135,12 +135,10 @@ class PgSql(_Sql):
         if pipeline is not None:
             pipeline.__exit__(*exc_info)
 
-    def execute(self, sql, params=None, prepare=None):
-        """One statement of the caller's (rides the pipeline when one is open). ``prepare=False``:
-        never a server-side prepared statement (psycopg prepares a query from its fifth run on a
-        connection), so PostgreSQL plans it for the parameters it gets every time."""
+    def execute(self, sql, params=None):
+        """One statement of the caller's (rides the pipeline when one is open)."""
         with self.raw.cursor() as cur:
-            cur.execute(sql, params, prepare=prepare)
+            cur.execute(sql, params)
 
     def insert(self, table, cols, rows):
         """A few rows (up to ``PIPELINE_INSERT_ROWS``) without a binary column: one ``INSERT ... SELECT
@@ -226,13 +224,11 @@ class PgSql(_Sql):
             return
         cols = (cols,) if isinstance(cols, str) else tuple(cols)
         names = list(keys) + list(cols)
-        record = ", ".join("%s %s" % (n, t) for n, t in zip(names, self._types(table, names)))
         with self.raw.cursor() as cur:
-            cur.execute("INSERT INTO %s (%s) SELECT %s FROM json_to_recordset(%%s::json) AS x(%s) "
-                        "ON CONFLICT (%s) DO UPDATE SET %s" % (
-                            table.name, ", ".join(names), ", ".join(names), record, ", ".join(keys),
-                            ", ".join("%s = %s.%s + excluded.%s" % (c, table.name, c, c) for c in cols)),
-                        (dumps([dict(zip(names, row)) for row in rows]),))
+            cur.execute("INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT (%s) DO UPDATE SET %s" % (
+                table.name, ", ".join(names), ", ".join(names), self._recordset(table, names), ", ".join(keys),
+                ", ".join("%s = %s.%s + excluded.%s" % (c, table.name, c, c) for c in cols)),
+                (dumps([dict(zip(names, row)) for row in rows]),))
 
 
 class SqliteSql(_Sql):
