@@ -10,7 +10,9 @@ rows are compared, not rewritten), through the server's batch writer, from ``--t
 like the server's thread pool, with the server's garbage-collector settings (``app.tune_gc``).
 
 Rounds alternate floor and intake on fresh reports; the medians of this process's CPU per report
-and their ratio are printed (PostgreSQL's own CPU is printed too, read from its backends' /proc
+are printed, and the ratio as the median of each round's intake over the floor run just before it
+(``ratio_intake_to_floor``: this machine's speed moves by up to a third within a minute, and a pair
+of rounds shares the moment; the ratio of the two medians is printed too) (PostgreSQL's own CPU is printed too, read from its backends' /proc
 entries, so other databases on the machine do not count). This is the application's cost without
 HTTP/TLS; bench/server_load.py ``--floor`` measures the whole server against the same floor.
 
@@ -203,7 +205,8 @@ def main():
             "template": opts.template, "report_bytes": raw_size, "wire_bytes": wire, "hosts": opts.hosts,
             "rounds": opts.rounds, "threads": opts.threads, "errors": len(errors), "first_errors": errors[:3],
             "floor_cpu_ms_per_report": round(med["floor"], 2), "intake_cpu_ms_per_report": round(med["intake"], 2),
-            "ratio_intake_to_floor": round(med["intake"] / med["floor"], 2),
+            "ratio_intake_to_floor": round(statistics.median(i / f for i, f in zip(res["intake"], res["floor"])), 2),
+            "ratio_of_medians": round(med["intake"] / med["floor"], 2),
             "floor_postgres_cpu_ms": round(med["floor_pg"], 2), "intake_postgres_cpu_ms": round(med["intake_pg"], 2),
             "rounds_ms": {k: [round(x, 2) for x in v] for k, v in res.items()},
             "machine_load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}))

@@ -381,6 +381,44 @@ def test_unchanged_profile_moves_nothing_but_a_round_trip_in_one_batch_is_record
     assert [tuple(r) for r in rows] == [("fail", "pass"), ("pass", "fail")]
 
 
+def test_a_report_that_changes_no_result_still_moves_its_waiver_pointers(engine):
+    """A report whose results are all as stored (every digest the same) still rewrites a row whose
+    waiver pointer differs: a waiver that expired since the last report is taken off the row, and one
+    the stored rows do not show yet (approved while the report was on its way, before refresh_rule
+    ran) is put on it. The aggregates stay equal to a recount."""
+    from sqlalchemy import update
+    from scanner.server.store import aggregates
+    (a,) = enroll(engine, "/gov/pointers", 1)
+    rule = "mlps.ia.ssh-root-login"
+    first, doc = item(a, 1_700_000_000, fail_rules=[rule], seed=3)
+    assert not isinstance(put(engine, [first])[0], Exception)
+
+    def again(t):
+        d = json.loads(json.dumps(doc))
+        d["report_id"] = str(__import__("uuid").uuid4())
+        body = json.dumps(d).encode()
+        out = put(engine, [Item(d["report_id"], a.host_id, int(time.time()), t, ingest.derive(d, lazy=True),
+                                gzip.compress(body), len(body), hashlib.sha256(body).hexdigest())])
+        assert not isinstance(out[0], Exception), out
+        with engine.connect() as conn:
+            assert aggregates.check(conn) == []
+        row = latest_results(engine, a.host_id)[rule]
+        return row.waiver_id, row.waiver_until
+
+    t = int(time.time())
+    spec = {"rule_id": rule, "scope": "all", "justification": "replaced next quarter", "approver": "CISO"}
+    short = waivers.create_waiver(engine, dict(spec, expires_at=t + 2), actor="test", scope=Scope.everything())
+    assert latest_results(engine, a.host_id)[rule].waiver_id == short["id"]  # refresh_rule put it on
+    time.sleep(2.1)
+    assert again(1_700_086_400) == (None, None)  # expired: the same report takes it off
+    late = waivers.request_waiver(engine, dict(spec, expires_at=t + 86400), actor="test", scope=Scope.everything())
+    with db.write_tx(engine) as conn:  # approved, its refresh of the stored rows not run yet
+        conn.execute(update(db.waivers).where(db.waivers.c.id == late["id"]).values(state="approved"))
+    assert latest_results(engine, a.host_id)[rule].waiver_id is None
+    assert again(1_700_172_800) == (late["id"], t + 86400)
+    assert again(1_700_259_200) == (late["id"], t + 86400)  # and as stored after that
+
+
 def test_org_sums_move_only_for_hosts_whose_counted_values_change(engine, monkeypatch):
     """The writer leaves out of the org sums' subtract-and-add-back the hosts whose latest values and
     host profiles stay as stored, and only those: a repeat report, then one changing only a

@@ -111,12 +111,40 @@ def test_limits_proof_from_the_text_defers_to_the_walk_when_unsure():
     big = {"facts": {"blob": "y" * (jsondoc.MAX_STRING - 10), "more": "z" * 100}}
     text = json.dumps(big).encode()
     assert jsondoc._bounded_by_text(text, big) is False and jsondoc.parse(text) == big
-    half = jsondoc.MAX_ITEMS // 2 + 1  # two arrays within the limit, together more commas than one may hold
-    many = json.dumps({"many": [0] * half, "other": [0] * half}).encode()
+    # over _COUNT_FREE_BYTES the commas bound the items: two arrays within the limit, together more
+    # commas than one may hold, leave it undecided
+    half = jsondoc.MAX_ITEMS // 2 + 1
+    many = json.dumps({"many": ["x" * 4] * half, "other": ["x" * 4] * half}).encode()
+    assert len(many) > jsondoc._COUNT_FREE_BYTES
     assert jsondoc._bounded_by_text(many, jsondoc._ORJSON(many)) is False
     assert len(jsondoc.parse(many)["many"]) == half
     with pytest.raises(jsondoc.JsonLimitError):
-        jsondoc.parse(json.dumps({"many": [0] * (jsondoc.MAX_ITEMS + 1)}).encode())
+        jsondoc.parse(json.dumps({"many": ["x" * 4] * (jsondoc.MAX_ITEMS + 1)}).encode())
+
+
+def test_limits_proof_measures_every_array_under_a_megabyte():
+    """Under _COUNT_FREE_BYTES no comma is counted: the walk measures every array and every object
+    holding a container (all tracked), and an object of plain values, which the walk does not see,
+    would need more text than that to hold MAX_ITEMS entries. Both sides of the items limit are
+    decided exactly, at the top and nested."""
+    n = jsondoc.MAX_ITEMS
+    for doc, ok in (({"a": [0] * n}, True), ({"a": [0] * (n + 1)}, False), ([[0] * (n + 1)], False),
+                    ({"half": [0] * (n // 2 + 1), "other": [0] * (n // 2 + 1)}, True),
+                    ({"deep": [{"k": [[0] * (n + 1)]}]}, False)):
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        assert len(body) < jsondoc._COUNT_FREE_BYTES
+        assert jsondoc._bounded_by_text(body, jsondoc._ORJSON(body)) is ok
+        if ok:
+            assert jsondoc.parse(body) == doc
+        else:
+            with pytest.raises(jsondoc.JsonLimitError) as err:
+                jsondoc.parse(body)
+            assert "more than %d items" % n in str(err.value)
+    # the smallest object of plain values over the limit is past the bytes the proof trusts
+    flat = json.dumps({str(i): 0 for i in range(n + 1)}, separators=(",", ":")).encode()
+    assert len(flat) >= jsondoc._COUNT_FREE_BYTES
+    with pytest.raises(jsondoc.JsonLimitError):
+        jsondoc.parse(flat)
 
 
 def test_report_within_the_limits_is_stored_and_read_back(server, agent):

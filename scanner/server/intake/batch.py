@@ -8,6 +8,8 @@ retried alone, so one bad neighbour never fails the others.
 from __future__ import annotations
 
 import collections
+import itertools
+import operator
 import queue
 import sys
 import threading
@@ -360,6 +362,7 @@ def _write_components(sql, orgs, comps, stored_rows):
 
 
 _HASH, _WAIVER_ID, _WAIVER_UNTIL = (STORED_COLS.index(k) for k in ("row_hash", "waiver_id", "waiver_until"))
+_HOST_PROFILE, _RULE = operator.itemgetter(0, 1), operator.itemgetter(2)
 
 
 def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
@@ -380,12 +383,17 @@ def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
     wanted = {k[0] for k in keys}
     if stored_rows is None:
         stored_rows = sql.select_in(res, STORED_COLS, "host_id", sorted(wanted))
-    stored = {}  # {(host_id, profile): {rule_id: STORED_COLS tuple}}
-    stored_by_host = {}  # {host_id: its STORED_COLS tuples of every profile, in the order read}
-    for row in stored_rows:
-        if row[0] in wanted:
-            stored.setdefault(row[:2], {})[row[2]] = row
-            stored_by_host.setdefault(row[0], []).append(row)
+    stored = {}  # {(host_id, profile): {rule_id: STORED_COLS tuple}}, grouped in C
+    stored_profiles = {}  # {host_id: [its stored profiles]}
+    for key, group in itertools.groupby(stored_rows, _HOST_PROFILE):
+        if key[0] in wanted:
+            group = list(group)
+            by_rule = stored.get(key)
+            if by_rule is None:
+                stored[key] = dict(zip(map(_RULE, group), group))
+                stored_profiles.setdefault(key[0], []).append(key[1])
+            else:  # the rows did not come grouped
+                by_rule.update(zip(map(_RULE, group), group))
     delta = aggregates.Delta()
     inserts, updates, deletes = [], [], []
     by_host = {}
@@ -431,12 +439,13 @@ def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
             delta.results(org, profile, rows, +1)
             moved[profile] = (old_rows, rows)
         if moved:
-            # the host's stored rows of every profile, in the order read, as dicts
+            # the host's stored rows of every profile, as dicts
             made = {(profile, d["rule_id"]): d for profile in moved for d in moved[profile][0]}
             before_rows = {}
-            for row in stored_by_host.get(host_id, ()):
-                key = (row[1], row[2])
-                before_rows[key] = made.get(key) or dict(zip(STORED_COLS, row))
+            for profile in stored_profiles.get(host_id, ()):
+                for rid, row in stored[(host_id, profile)].items():
+                    key = (profile, rid)
+                    before_rows[key] = made.get(key) or dict(zip(STORED_COLS, row))
             after = dict(before_rows)
             for profile, (old_rows, rows) in moved.items():
                 for d in old_rows:

@@ -428,8 +428,10 @@ def derive(doc, lazy=False):
             if not lazy:
                 row.complete()
         results = list(seen.values())
-        fail_count = sum(1 for r in results if r["status"] == "fail")
-        tally = {s: sum(1 for r in results if r["status"] == s) for s in STATUSES}
+        tally = dict.fromkeys(STATUSES, 0)
+        for r in results:
+            tally[r["status"]] += 1
+        fail_count = tally["fail"]
         profile_row = {"profile": profile, "score": score,
                        "score_without_waivers": _num(summary.get("score_without_waivers")),
                        "passed": tally["pass"], "failed": tally["fail"], "errors": tally["error"],

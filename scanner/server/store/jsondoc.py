@@ -70,28 +70,42 @@ def parse(data):
     return value
 
 
+# Below this many bytes of text the items and values limits need no count of the text's commas:
+# an object of plain values (the only container the collector does not track, so the walk below does
+# not measure it) takes at least 5 bytes an entry ('"k":0,'; repeated keys collapse), so it cannot
+# hold MAX_ITEMS entries; every value inside a container takes at least 2 bytes (itself and the
+# '[', ',' or ':' before it), so the document cannot hold MAX_NODES of them; and no string is longer
+# than the text.
+_COUNT_FREE_BYTES = min(MAX_STRING, 5 * MAX_ITEMS, 2 * MAX_NODES)
+
+
 def _bounded_by_text(data, value):
     """True when the JSON text ``data`` and its parsed ``value`` are certainly within the limits,
-    proved without visiting every value (False: undecided, ``check`` decides). From the text: no
-    string is longer than the whole text; an array or object of n items needs n - 1 commas, so none
-    has more items than the text has commas + 1; every value inside a container is its first
-    item or follows a comma, and a container takes at least two characters, so the document has
-    at most commas + len(data) / 2 values. The depth from the parsed value, through the garbage
-    collector's view of it: every list is tracked, and an object is untracked only while it holds
-    no array or object (CPython's invariant), so the tracked containers, level by level in C
-    (``gc.get_referents``), reach every level but the innermost, and the deepest level allowed is
-    checked for any container at all: exact, not just an upper bound."""
+    proved without visiting every value (False: undecided, ``check`` decides). The depth from the
+    parsed value, through the garbage collector's view of it: every list is tracked, and an object is
+    untracked only while it holds no array or object (CPython's invariant), so the tracked containers,
+    level by level in C (``gc.get_referents``), reach every level but the innermost, and the deepest
+    level allowed is checked for any container at all: exact, not just an upper bound. The items per
+    container: under _COUNT_FREE_BYTES, the length of every tracked container as the walk meets it
+    (every array is one, and an untracked object is too small to matter, above); over it, from the
+    text: an array or object of n items needs n - 1 commas, so none has more items than the text has
+    commas + 1, and the document has at most commas + len(data) / 2 values (every value inside a
+    container is its first item or follows a comma, and a container takes at least two characters)."""
     n = len(data)
     if n > MAX_STRING:
         return False
-    commas = data.count(b"," if isinstance(data, (bytes, bytearray)) else ",")
-    if commas + 1 > MAX_ITEMS or commas + n // 2 > MAX_NODES:
-        return False
+    measure = n < _COUNT_FREE_BYTES
+    if not measure:
+        commas = data.count(b"," if isinstance(data, (bytes, bytearray)) else ",")
+        if commas + 1 > MAX_ITEMS or commas + n // 2 > MAX_NODES:
+            return False
     if value.__class__ is not dict and value.__class__ is not list:
         return True
     level, depth = [value], 1
     referents, tracked = gc.get_referents, gc.is_tracked
     while True:
+        if measure and max(map(len, level)) > MAX_ITEMS:
+            return False
         children = referents(*level)
         if depth >= MAX_DEPTH:  # the deepest level allowed: it may hold no container at all
             return not any(c.__class__ is dict or c.__class__ is list for c in children)
