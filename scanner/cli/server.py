@@ -395,7 +395,8 @@ def prune(data_dir, db, days):
     from scanner.errors import XcscanError
     from scanner.server import service
     settings = _settings(data_dir, db)
-    if days is None and not settings.report_retention_days and not settings.report_compaction:
+    if days is None and not settings.report_retention_days and not settings.report_compaction \
+            and not settings.change_retention_days:
         raise XcscanError("no retention period: report_retention_days is 0 (keep every report)",
                           hint="give --days N, or set report_retention_days in the server settings")
     out = service.prune(settings, days)
@@ -409,6 +410,9 @@ def prune(data_dir, db, days):
         if out.get("summarized"):
             click.echo("daily summaries: %d report row(s) that were not a host's last of their day deleted"
                        % out["summarized"])
+        if out.get("changes"):
+            click.echo("change records: %d older than %d days deleted (change_retention_days)"
+                       % (out["changes"], settings.change_retention_days))
 
 
 @server.command("import")

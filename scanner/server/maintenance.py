@@ -1,6 +1,7 @@
 """Background work inside the server: the retention job (store/retention.py) every ``prune_interval``
 seconds: it compacts the report bodies stored since its last run (``report_compaction``, on by
-default; store/bodies.py), then drops the bodies older than ``report_retention_days`` when that is set.
+default; store/bodies.py), then drops the bodies older than ``report_retention_days`` when that is set,
+and the change records older than ``change_retention_days`` (400 days by default).
 
 Each worker process runs one daemon thread that polls (every tenth of the interval, at most every
 minute, the first time at start-up); a run is claimed by one node (store/jobs.py), so two workers or
@@ -27,13 +28,14 @@ class Maintenance(object):
         self.interval = settings.prune_interval
         self.compact = settings.report_compaction
         self.summaries = settings.report_daily_summaries
+        self.change_days = settings.change_retention_days
         self.stopping = threading.Event()
         self.thread = None
         self.node = jobs.node_name()
 
     @property
     def enabled(self):
-        return (self.days > 0 or self.compact) and self.interval > 0
+        return (self.days > 0 or self.compact or self.change_days > 0) and self.interval > 0
 
     def poll_seconds(self):
         return max(1, min(60, self.interval // 10))
@@ -63,9 +65,11 @@ class Maintenance(object):
         from scanner.server.store.audit import audit
         if not jobs.claim(self.engine, PRUNE_JOB, self.interval, t, self.node):
             return None
-        out = retention.prune(self.engine, self.days, t=t, compact=self.compact, summaries=self.summaries)
-        if out["reports"]:
+        out = retention.prune(self.engine, self.days, t=t, compact=self.compact, summaries=self.summaries,
+                              change_days=self.change_days)
+        if out["reports"] or out["changes"]:
             with db.write_tx(self.engine) as conn:
-                audit(conn, "server", "reports.prune", None, dict(out, days=self.days, node=self.node))
-        jobs.finish(self.engine, PRUNE_JOB, dict(out, days=self.days), t)
+                audit(conn, "server", "reports.prune", None, dict(out, days=self.days, change_days=self.change_days,
+                                                                  node=self.node))
+        jobs.finish(self.engine, PRUNE_JOB, dict(out, days=self.days, change_days=self.change_days), t)
         return out

@@ -157,17 +157,19 @@ def raise_open_file_limit():
 
 def prune(settings, days=None):
     """Retention (store/retention.py): drop the bodies of reports older than ``days`` (default:
-    the report_retention_days setting); one node at a time. Returns prune()'s summary."""
+    the report_retention_days setting) and the change records older than change_retention_days; one
+    node at a time. Returns prune()'s summary."""
     from scanner.server.store import retention
     days = settings.report_retention_days if days is None else days
     engine = open_engine(settings)
     try:
         out = retention.prune(engine, days, compact=settings.report_compaction,
-                              summaries=settings.report_daily_summaries)
-        if out["reports"]:
+                              summaries=settings.report_daily_summaries, change_days=settings.change_retention_days)
+        if out["reports"] or out["changes"]:
             with db.write_tx(engine) as conn:
                 from scanner.server.store.audit import audit
-                audit(conn, "cli", "reports.prune", None, dict(out, days=days))
+                audit(conn, "cli", "reports.prune", None, dict(out, days=days,
+                                                               change_days=settings.change_retention_days))
     finally:
         engine.dispose()
     return out

@@ -40,6 +40,9 @@ class Settings:
     # past report_retention_days, keep only each host's last report of every UTC day and profile (the rows
     # daily roll-ups read; a host reporting once a day keeps all); False: every report's row stays
     report_daily_summaries: bool = True
+    # change records (the change feed's rows, store/changes.py) stamped more than this many days ago are deleted
+    # by the same job (400: a month compared with the same month a year before); 0: keep them all
+    change_retention_days: int = 400
     pool_size: int = 10
     # Prometheus /metrics: off unless a bearer token or an allow-list of addresses/CIDRs is set
     metrics_token: str = ""

@@ -69,7 +69,7 @@ def test_the_server_prunes_once_per_interval_and_audits_it(db_engine, tmp_path):
     assert nodes[0].enabled and nodes[0].poll_seconds() == 60
     out = nodes[0].run_once(t=T)  # reports of days 10..6 ago
     assert out["reports"] == 5 and out["bytes"] > 0 and not out["skipped"]
-    assert jobs.state(db_engine, "retention")["detail"] == dict(out, days=5)
+    assert jobs.state(db_engine, "retention")["detail"] == dict(out, days=5, change_days=400)
     assert nodes[1].run_once(t=T + 60) is None  # the other node: not due
     assert nodes[0].run_once(t=T + 3599) is None
     put(db_engine, [item(a, T + 100, seed=99)[0]])
@@ -85,5 +85,7 @@ def test_the_server_prunes_once_per_interval_and_audits_it(db_engine, tmp_path):
     assert jobs.state(db_engine, "retention")["runs"] == 2
     assert not Maintenance(db_engine, Settings(data_dir=str(tmp_path), report_retention_days=5, prune_interval=0)).enabled
     assert not Maintenance(db_engine, Settings(data_dir=str(tmp_path), report_retention_days=0,
-                                               report_compaction=False)).enabled
+                                               report_compaction=False, change_retention_days=0)).enabled
+    assert Maintenance(db_engine, Settings(data_dir=str(tmp_path), report_retention_days=0,
+                                           report_compaction=False)).enabled  # change records past 400 days
     assert Maintenance(db_engine, Settings(data_dir=str(tmp_path), report_retention_days=0)).enabled  # compacts

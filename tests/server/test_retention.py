@@ -81,7 +81,7 @@ def test_a_second_node_does_not_prune_at_the_same_time(db_engine):
     with engine.connect() as other:  # another node holds the job
         assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": retention.LOCK_KEY}).scalar()
         out = retention.prune(engine, 1, t=T)
-        assert out == {"reports": 0, "bytes": 0, "skipped": True}
+        assert out == {"reports": 0, "bytes": 0, "changes": 0, "skipped": True}
         other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": retention.LOCK_KEY})
     assert retention.prune(engine, 1, t=T)["reports"] == 3
 
@@ -140,3 +140,34 @@ def test_past_the_period_a_host_keeps_its_last_report_of_each_day_and_profile(en
             assert rows(after)[d] == everything[d]
     assert out["summarized"] == deleted >= 4
     assert _rollups(engine, days) == before  # the trends read the same rows
+
+
+def test_change_records_past_their_period_go_and_the_feed_says_from_when_it_knows(engine):
+    """change_retention_days: the change records (the change feed's rows) stamped before the start of
+    the UTC day that many days ago are deleted, a batch a transaction, the newer ones stay, and the
+    feed of a window reaching back before that day says from when it knows (change_epoch); a window
+    after it answers as before. 0 keeps every record."""
+    from scanner.server.store import changes
+    (a,) = enroll(engine, "/gov/changes", 1)
+    rules = ["mlps.ia.ssh-root-login", "mlps.ia.password-max-age", "mlps.au.auditd-running"]
+    for k, d in enumerate((40, 30, 20, 10, 3)):  # each report fails another pair of rules: a few changes each
+        put(engine, [item(a, T - d * DAY, seed=7, fail_rules=[rules[k % 3], rules[(k + 1) % 3]])[0]])
+
+    def stamps():
+        with engine.connect() as conn:
+            return sorted(conn.execute(select(db.result_changes.c.at)).scalars())
+    before = stamps()
+    assert {T - d * DAY for d in (30, 20, 10, 3)} <= set(before)
+    recent = changes.feed(engine, EVERYTHING, None, T - 12 * DAY, T)
+    assert recent["counts"]["new"] and "recorded_since" not in recent
+    assert retention.prune(engine, 0, t=T, compact=False)["changes"] == 0  # 0: keep them all
+    out = retention.prune(engine, 0, t=T, compact=False, change_days=15, batch=2)
+    cutoff = retention.cutoff_of(T, 15)
+    assert out["changes"] == sum(1 for at in before if at < cutoff) > 2  # more than one batch
+    assert stamps() == [at for at in before if at >= cutoff]
+    assert changes.feed(engine, EVERYTHING, None, T - 12 * DAY, T) == recent
+    older = changes.feed(engine, EVERYTHING, None, T - 25 * DAY, T)
+    assert older["recorded_since"] == cutoff
+    assert retention.prune(engine, 0, t=T, compact=False, change_days=15)["changes"] == 0  # nothing left
+    with engine.connect() as conn:
+        assert conn.execute(select(db.change_epoch.c.since)).scalar() == cutoff

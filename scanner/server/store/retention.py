@@ -22,6 +22,12 @@ decides how they go:
   base of their host exists and no latest state comes from them; otherwise kept (and readable).
 - bodies still inline (``body_gz``; compaction did not run or could not read them): blanked.
 
+Change records (``result_changes``, ``component_changes``: the change feed's rows, store/changes.py)
+go by the setting ``change_retention_days`` (its own period, longer than the bodies' as a rule: the
+feed compares windows months apart): the rows stamped before the start of the UTC day that many days
+ago are deleted, a batch a transaction, and ``change_epoch`` moves to that day, so a feed of an
+earlier window says from when it knows (as after an upgrade with history).
+
 ``run`` (the server's job and `xcscan server prune`) compacts, then prunes, under a PostgreSQL
 advisory lock (job 2) so that when several server nodes or cron jobs start it at once, one does the
 work and the others return at once (SQLite: the write transactions serialize them, and a body is
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 
-from sqlalchemy import and_, column, delete, func, select, table as sa_table, text, update
+from sqlalchemy import and_, column, delete, func, insert, select, table as sa_table, text, update
 
 from scanner.server.store import bodies, db
 from scanner.server.util import now
@@ -70,17 +76,18 @@ def _inline_candidates(cutoff):
                 r.c.id.not_in(bodies.latest_ids()))
 
 
-def prune(engine, days, t=None, batch=BATCH, compact=True, summaries=True):
+def prune(engine, days, t=None, batch=BATCH, compact=True, summaries=True, change_days=0):
     """Compact new bodies (``compact``), then drop the bodies of reports collected more than ``days``
     days ago (see the module docstring); with ``summaries``, of the reports that lost their bodies only
-    each host's last of every UTC day and profile keeps its row (daily summaries). Returns {"reports":
-    pruned, "bytes": stored body bytes freed, "partitions": partitions dropped, "summarized": rows deleted
-    as not the last of their day, "compacted", "bases", "compacted_bytes_before"/"_after", "skipped":
-    True when another node holds the job}."""
+    each host's last of every UTC day and profile keeps its row (daily summaries); then delete the
+    change records older than ``change_days`` days (0: none). Returns {"reports": pruned, "bytes":
+    stored body bytes freed, "partitions": partitions dropped, "summarized": rows deleted as not the
+    last of their day, "changes": change records deleted, "compacted", "bases",
+    "compacted_bytes_before"/"_after", "skipped": True when another node holds the job}."""
     with one_node(engine) as mine:
         if not mine:
-            return {"reports": 0, "bytes": 0, "skipped": True}
-        out = {"reports": 0, "bytes": 0, "partitions": 0, "summarized": 0, "skipped": False}
+            return {"reports": 0, "bytes": 0, "changes": 0, "skipped": True}
+        out = {"reports": 0, "bytes": 0, "partitions": 0, "summarized": 0, "changes": 0, "skipped": False}
         if compact:
             c = bodies.compact(engine)
             out.update(compacted=c["compacted"], bases=c["bases"], unreadable=c["unreadable"],
@@ -91,18 +98,47 @@ def prune(engine, days, t=None, batch=BATCH, compact=True, summaries=True):
             _prune(engine, cutoff_of(t, days), t, batch, out, touched)
             if summaries:
                 out["summarized"] = _summarize(engine, touched, batch)
-        if engine.dialect.name == "postgresql" and (out.get("compacted") or out["reports"]):
-            _vacuum(engine)
+        if change_days and change_days > 0:
+            out["changes"] = prune_changes(engine, cutoff_of(now() if t is None else t, change_days), batch)
+        if engine.dialect.name == "postgresql" and (out.get("compacted") or out["reports"] or out["changes"]):
+            _vacuum(engine, changes=bool(out["changes"]))
         return out
 
 
-def _vacuum(engine):
+def prune_changes(engine, cutoff, batch=BATCH):
+    """Delete the change records stamped before ``cutoff`` (unix seconds), ``batch`` rows a transaction
+    (by the ``at`` index, oldest first), and move ``change_epoch`` forward to ``cutoff`` when any went:
+    the change feed of a window starting earlier says it knows changes from then on. Returns how many
+    rows were deleted."""
+    deleted = 0
+    for table in (db.result_changes, db.component_changes):
+        while True:
+            oldest = select(table.c.id).where(table.c.at < cutoff).order_by(table.c.at).limit(batch)
+            with db.write_tx(engine) as conn:
+                n = conn.execute(delete(table).where(table.c.id.in_(oldest.scalar_subquery()))).rowcount
+            deleted += n
+            if n < batch:
+                break
+    if deleted:
+        e = db.change_epoch
+        with db.write_tx(engine) as conn:
+            since = conn.execute(select(e.c.since).where(e.c.id == 1)).scalar()
+            if since is None:
+                conn.execute(insert(e).values(id=1, since=cutoff))
+            elif since < cutoff:
+                conn.execute(update(e).where(e.c.id == 1).values(since=cutoff))
+    return deleted
+
+
+def _vacuum(engine, changes=False):
     """The reports rows this run rewrote (each compacted or pruned body is one dead version) and the bases it
-    dropped are made reusable now rather than at autovacuum's threshold (20% of a year's reports); VACUUM
-    skips the pages no run touched (the visibility map)."""
+    dropped (with ``changes``, the change records it deleted) are made reusable now rather than at
+    autovacuum's threshold (20% of a year's reports); VACUUM skips the pages no run touched (the
+    visibility map)."""
     with engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.exec_driver_sql("VACUUM (ANALYZE) reports, report_bases")
+        conn.exec_driver_sql("VACUUM (ANALYZE) reports, report_bases" + (", result_changes, component_changes"
+                                                                          if changes else ""))
 
 
 def cutoff_of(t, days):
