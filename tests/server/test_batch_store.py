@@ -419,6 +419,43 @@ def test_a_report_that_changes_no_result_still_moves_its_waiver_pointers(engine)
     assert again(1_700_259_200) == (late["id"], t + 86400)  # and as stored after that
 
 
+def test_a_rule_failing_in_two_profiles_stays_failing_until_both_fix_it(engine):
+    """The writer moves the aggregates by the rows that changed alone (an unchanged row's counts
+    cancel) and recomputes a host's failing map (a rule counts once, at its earliest cover and worst
+    severity over the host's profiles) for the rules of those rows over all its profiles: a rule one
+    profile fixes stays failing while the other still fails it, and stops when both fixed it. The
+    aggregates equal a recount after every batch, and each report records the one change it made."""
+    from scanner.server.store import aggregates
+    (a,) = enroll(engine, "/gov/two-profiles", 1)
+    rule = "mlps.ia.ssh-root-login"
+    docs = {}
+    for profile in ("mlps-l3", "xinchuang"):
+        it, docs[profile] = item(a, 1_700_000_000, profile=profile, fail_rules=[rule], seed=11)
+        assert not isinstance(put(engine, [it])[0], Exception)
+
+    def report(profile, t, status):
+        d = json.loads(json.dumps(docs[profile]))
+        d["report_id"] = str(__import__("uuid").uuid4())
+        next(r for r in d["results"] if r["rule_id"] == rule)["status"] = status
+        docs[profile] = d
+        body = json.dumps(d).encode()
+        out = put(engine, [Item(d["report_id"], a.host_id, int(time.time()), t, ingest.derive(d, lazy=True),
+                                gzip.compress(body), len(body), hashlib.sha256(body).hexdigest())])
+        assert not isinstance(out[0], Exception), out
+        with engine.connect() as conn:
+            assert aggregates.check(conn) == []
+            failing = conn.execute(select(func.coalesce(func.sum(db.rule_failing.c.hosts), 0))
+                                   .where(db.rule_failing.c.rule_id == rule)).scalar()
+            recorded = conn.execute(select(db.result_changes.c.profile, db.result_changes.c.rule_id,
+                                           db.result_changes.c.status_before, db.result_changes.c.status_after)
+                                    .where(db.result_changes.c.at == t)).all()
+        return failing, [tuple(r) for r in recorded]
+
+    assert report("mlps-l3", 1_700_086_400, "pass") == (1, [("mlps-l3", rule, "fail", "pass")])
+    assert report("xinchuang", 1_700_172_800, "pass") == (0, [("xinchuang", rule, "fail", "pass")])
+    assert report("mlps-l3", 1_700_259_200, "fail") == (1, [("mlps-l3", rule, "pass", "fail")])
+
+
 def test_org_sums_move_only_for_hosts_whose_counted_values_change(engine, monkeypatch):
     """The writer leaves out of the org sums' subtract-and-add-back the hosts whose latest values and
     host profiles stay as stored, and only those: a repeat report, then one changing only a

@@ -401,51 +401,72 @@ def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
         by_host.setdefault(key[0], []).append(key[1])
     for host_id in sorted(by_host):
         org = orgs[host_id]
-        moved = {}  # {profile: (its stored rows as dicts, its new full rows)}
+        moved = {}  # {profile: (stored rows that changed, as dicts; their new full rows)}
         for profile in by_host[host_id]:
             old = stored.get((host_id, profile), {})
             new = results[(host_id, profile)]
             if not isinstance(new, LatestResults):
                 new = _Full(new)
             pointers = new.pointers
-            written = len(inserts) + len(updates)
             gone = dict(old)
+            old_changed, new_changed = [], []  # the stored rows rewritten or deleted; the rows written
             for x in new.source:
                 rid = x["rule_id"]
                 prev = gone.pop(rid, None)
                 if prev is None:
                     full = new.row(x)
                     inserts.append(tuple(full[k] for k in RESULT_COLS))
+                    new_changed.append(full)
                 elif prev[_HASH] != x["row_hash"] or (
                         (prev[_WAIVER_ID], prev[_WAIVER_UNTIL]) != pointers.get(rid, _NO_WAIVER) if pointers
                         else prev[_WAIVER_ID] is not None or prev[_WAIVER_UNTIL] is not None):
                     full = new.row(x)
                     updates.append(tuple(full[k] for k in RESULT_COLS))
+                    old_changed.append(prev)
+                    new_changed.append(full)
             deletes.extend((host_id, profile, rid) for rid in sorted(gone))
+            old_changed.extend(gone.values())
             key_states = (states or {}).get((host_id, profile), ())
-            if not gone and len(inserts) + len(updates) == written and len(key_states) <= 1:
-                # every row as stored (the digest covers status, severity and category; the waiver
-                # pointer compared): no aggregate moves and no change is recorded
-                continue
-            old_rows = [dict(zip(STORED_COLS, row)) for row in old.values()]
-            state = changes.result_state(old_rows)
-            for at, rows, fresh in key_states:
-                rows = list(rows)
-                if not fresh:
-                    changed.extend(changes.result_changes(host_id, profile, at, state, rows))
-                state = changes.result_state(rows)
-            rows = new.rows()
+            if len(key_states) <= 1:
+                if not old_changed and not new_changed:
+                    # every row as stored (the digest covers status, severity and category; the waiver
+                    # pointer compared): no aggregate moves and no change is recorded
+                    continue
+                # one new state: what moves the aggregates and makes change records is the rows that
+                # changed alone (an unchanged row has the same status, severity, category and pointer
+                # before and after: its counts cancel and it records no change)
+                old_rows = [dict(zip(STORED_COLS, row)) for row in old_changed]
+                rows = new_changed
+                if key_states and not key_states[0][2]:
+                    changed.extend(changes.result_changes(host_id, profile, key_states[0][0],
+                                                          changes.result_state(old_rows), rows))
+            else:
+                # several states of one host profile in this batch: each against the one before, whole
+                old_rows = [dict(zip(STORED_COLS, row)) for row in old.values()]
+                state = changes.result_state(old_rows)
+                for at, state_rows, fresh in key_states:
+                    state_rows = list(state_rows)
+                    if not fresh:
+                        changed.extend(changes.result_changes(host_id, profile, at, state, state_rows))
+                    state = changes.result_state(state_rows)
+                rows = new.rows()
             delta.results(org, profile, old_rows, -1)
             delta.results(org, profile, rows, +1)
             moved[profile] = (old_rows, rows)
         if moved:
-            # the host's stored rows of every profile, as dicts
+            # the failing map (rule -> earliest cover, worst severity over the host's profiles) moves
+            # only for the rules of the rows that changed: their stored rows of every profile, as dicts
+            touched = {d["rule_id"] for old_rows, rows in moved.values() for d in old_rows}
+            touched.update(x["rule_id"] for old_rows, rows in moved.values() for x in rows)
             made = {(profile, d["rule_id"]): d for profile in moved for d in moved[profile][0]}
             before_rows = {}
             for profile in stored_profiles.get(host_id, ()):
-                for rid, row in stored[(host_id, profile)].items():
-                    key = (profile, rid)
-                    before_rows[key] = made.get(key) or dict(zip(STORED_COLS, row))
+                by_rule = stored[(host_id, profile)]
+                for rid in touched:
+                    row = by_rule.get(rid)
+                    if row is not None:
+                        key = (profile, rid)
+                        before_rows[key] = made.get(key) or dict(zip(STORED_COLS, row))
             after = dict(before_rows)
             for profile, (old_rows, rows) in moved.items():
                 for d in old_rows:
