@@ -8,10 +8,17 @@ plus PostgreSQL's CPU per report. Use it to iterate on the store path; bench/ser
 measures the whole server over TLS.
 
     python bench/server_store.py --db postgres --hosts 300 --reports 5 --threads 8
+    python bench/server_store.py --db postgres --hosts 300 --reports 5 --drift 3   # hosts reporting again
+
+``--drift N``: each host's later reports are its previous one with N result statuses drawn again (a
+host whose state moves a little each day, as real hosts do) instead of a fresh random report each
+time (about two thirds of a synthetic report's results change from one report to the next).
 """
 from __future__ import annotations
 
 import argparse
+import collections
+import copy
 import gzip
 import json
 import os
@@ -77,6 +84,7 @@ def run(kind, opts):
         work = []
         body_bytes = 0
         template = open(opts.template, encoding="utf-8").read() if opts.template else None
+        previous = {}
         base = int(time.time()) - opts.reports * 3600
         for k in range(opts.reports):
             for a in agents:
@@ -85,13 +93,20 @@ def run(kind, opts):
                     doc["report_id"] = str(uuid.uuid4())
                     doc["host"]["hostname"] = a.hostname
                     doc["host"]["machine_id"] = a.machine_id
+                elif opts.drift is not None and k > 0:
+                    doc = copy.deepcopy(previous[a.host_id])
+                    doc["report_id"] = str(uuid.uuid4())
+                    for r in rng.sample(doc["results"], min(opts.drift, len(doc["results"]))):
+                        r["status"] = rng.choice(["pass", "fail", "error", "pass"])
                 else:
                     doc = make_report(a.hostname, machine_id=a.machine_id, rng=rng,
                                       profile=rng.choice(["mlps-l3", "mlps-l3", "xinchuang"]))
+                previous[a.host_id] = doc
                 body = body_of(doc)
                 h = a.headers(body, timestamp=base + k * 3600)
                 work.append((gzip.compress(body, 6), h))
                 body_bytes += len(body)
+        work = collections.deque(work)
         intake = ingest.Intake(engine, settings)
         lock = threading.Lock()
         errors = []
@@ -101,7 +116,7 @@ def run(kind, opts):
                 with lock:
                     if not work:
                         return
-                    raw, h = work.pop()
+                    raw, h = work.popleft()  # in the order made: each host's reports oldest first
                 try:
                     intake.submit(raw, "gzip", h["X-Xcscan-Host"], h["X-Xcscan-Timestamp"], h["X-Xcscan-Signature"])
                 except Exception as exc:  # noqa: BLE001 - counted
@@ -116,7 +131,7 @@ def run(kind, opts):
             t.join()
         wall, cpu, pg = time.perf_counter() - t0, time.process_time() - cpu0, postgres_cpu() - pg0
         engine.dispose()
-        return {"db": kind, "template": opts.template or "synthetic", "body_bytes_avg": body_bytes // n, "reports": n, "threads": opts.threads, "errors": len(errors), "first_errors": errors[:3],
+        return {"db": kind, "template": opts.template or "synthetic", "drift": opts.drift, "body_bytes_avg": body_bytes // n, "reports": n, "threads": opts.threads, "errors": len(errors), "first_errors": errors[:3],
                 "reports_per_s": round(n / wall, 1), "app_cpu_ms_per_report": round(1000 * cpu / n, 3),
                 "postgres_cpu_ms_per_report": round(1000 * pg / n, 3) if kind == "postgres" else None}
     finally:
@@ -134,6 +149,8 @@ def main():
     ap.add_argument("--hosts", type=int, default=300)
     ap.add_argument("--reports", type=int, default=5, help="reports per host")
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--drift", type=int, default=None, metavar="N",
+                    help="later reports: the host's previous one with N statuses drawn again (default: a fresh report)")
     ap.add_argument("--template", default=None,
                     help="a real report (xcscan scan --format json > FILE) to send instead of the synthetic fleet "
                          "reports; each copy gets its own report_id and host")
