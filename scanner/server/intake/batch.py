@@ -55,6 +55,8 @@ PROFILE_COLS = ("report_id", "collected_at", "score", "score_without_waivers", "
 RESULT_COLS = ("host_id", "profile", "rule_id", "title_zh", "title_en", "category", "severity", "status", "actual",
                "expected", "evidence", "waiver_id", "waiver_until", "row_hash")
 RESULT_KEYS = ("host_id", "profile", "rule_id")
+# a full row's values in the written column order, read in C (a lazy row makes its texts when first read)
+_RESULT_ROW, _COMPONENT_ROW = operator.itemgetter(*RESULT_COLS), operator.itemgetter(*COMPONENT_COLS[1:])
 # what is read of the stored latest components: what the writer compares (seq, row_hash) and counts
 # (category, origin), and what the change records compare (changes.STORED_COMPONENT_COLS)
 STORED_COMPONENT_COLS = ("host_id", "seq", "category", "origin", "row_hash") + tuple(
@@ -343,7 +345,7 @@ def _write_components(sql, orgs, comps, stored_rows):
             prev = before.pop(x["seq"], None)
             if prev is not None and prev[2] == x["row_hash"] and x["row_hash"] is not None:
                 continue
-            row = (host_id,) + tuple(x[k] for k in COMPONENT_COLS[1:])
+            row = (host_id,) + _COMPONENT_ROW(x)
             counts[(org, x["category"], x["origin"])] += 1
             if prev is None:
                 inserts.append(row)
@@ -415,13 +417,13 @@ def _write_results(sql, orgs, keys, results, states=None, stored_rows=None):
                 prev = gone.pop(rid, None)
                 if prev is None:
                     full = new.row(x)
-                    inserts.append(tuple(full[k] for k in RESULT_COLS))
+                    inserts.append(_RESULT_ROW(full))
                     new_changed.append(full)
                 elif prev[_HASH] != x["row_hash"] or (
                         (prev[_WAIVER_ID], prev[_WAIVER_UNTIL]) != pointers.get(rid, _NO_WAIVER) if pointers
                         else prev[_WAIVER_ID] is not None or prev[_WAIVER_UNTIL] is not None):
                     full = new.row(x)
-                    updates.append(tuple(full[k] for k in RESULT_COLS))
+                    updates.append(_RESULT_ROW(full))
                     old_changed.append(prev)
                     new_changed.append(full)
             deletes.extend((host_id, profile, rid) for rid in sorted(gone))
