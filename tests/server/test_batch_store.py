@@ -56,6 +56,20 @@ def put(engine, items):
         return store_batch(conn, items)
 
 
+def put_copy(engine, agent, doc, collected_at, edit=None):
+    """Store a copy of ``doc`` as a new report of ``agent`` collected at ``collected_at`` (``edit(copy)``
+    changes it first), as intake derives it; returns the copy."""
+    d = json.loads(json.dumps(doc))
+    d["report_id"] = str(__import__("uuid").uuid4())
+    if edit is not None:
+        edit(d)
+    body = json.dumps(d).encode()
+    out = put(engine, [Item(d["report_id"], agent.host_id, int(time.time()), collected_at, ingest.derive(d, lazy=True),
+                            gzip.compress(body), len(body), hashlib.sha256(body).hexdigest())])
+    assert not isinstance(out[0], Exception), out
+    return d
+
+
 def host_row(engine, host_id):
     with engine.connect() as conn:
         return conn.execute(select(db.hosts).where(db.hosts.c.id == host_id)).mappings().first()
@@ -394,12 +408,7 @@ def test_a_report_that_changes_no_result_still_moves_its_waiver_pointers(engine)
     assert not isinstance(put(engine, [first])[0], Exception)
 
     def again(t):
-        d = json.loads(json.dumps(doc))
-        d["report_id"] = str(__import__("uuid").uuid4())
-        body = json.dumps(d).encode()
-        out = put(engine, [Item(d["report_id"], a.host_id, int(time.time()), t, ingest.derive(d, lazy=True),
-                                gzip.compress(body), len(body), hashlib.sha256(body).hexdigest())])
-        assert not isinstance(out[0], Exception), out
+        put_copy(engine, a, doc, t)
         with engine.connect() as conn:
             assert aggregates.check(conn) == []
         row = latest_results(engine, a.host_id)[rule]
@@ -434,14 +443,9 @@ def test_a_rule_failing_in_two_profiles_stays_failing_until_both_fix_it(engine):
         assert not isinstance(put(engine, [it])[0], Exception)
 
     def report(profile, t, status):
-        d = json.loads(json.dumps(docs[profile]))
-        d["report_id"] = str(__import__("uuid").uuid4())
-        next(r for r in d["results"] if r["rule_id"] == rule)["status"] = status
-        docs[profile] = d
-        body = json.dumps(d).encode()
-        out = put(engine, [Item(d["report_id"], a.host_id, int(time.time()), t, ingest.derive(d, lazy=True),
-                                gzip.compress(body), len(body), hashlib.sha256(body).hexdigest())])
-        assert not isinstance(out[0], Exception), out
+        def edit(d):
+            next(r for r in d["results"] if r["rule_id"] == rule)["status"] = status
+        docs[profile] = put_copy(engine, a, docs[profile], t, edit)
         with engine.connect() as conn:
             assert aggregates.check(conn) == []
             failing = conn.execute(select(func.coalesce(func.sum(db.rule_failing.c.hosts), 0))
