@@ -151,7 +151,8 @@ def measure(opts, engine, everything, now, old_samples):
     if True:
         # before and after, interleaved: the same machine load for both
         clock = int(time.time())
-        times = {"feed_old": [], "feed_new": [], "subs_old": [], "subs_new": [], "progress": []}
+        times = {"feed_old": [], "feed_new": [], "subs_old": [], "subs_new": [], "progress": [], "page": []}
+        from scanner.server.store import change_summary
         for s in range(max(opts.samples, old_samples)):
             if s < old_samples:
                 dt, old = timed(lambda: changes_replay.feed(engine, everything, None, clock - 7 * DAY, clock))
@@ -159,6 +160,10 @@ def measure(opts, engine, everything, now, old_samples):
             if s < opts.samples:
                 dt, new = timed(lambda: changes.feed(engine, everything, None, clock - 7 * DAY, clock))
                 times["feed_new"].append(dt)
+                # the change page: the same window folded in the database, each list cut to 500 rows
+                dt, page = timed(lambda: change_summary.summary(engine, everything, None, clock - 7 * DAY, clock))
+                times["page"].append(dt)
+                assert page == change_summary.cut(new, 500), "the change page differs from the feed"
             if s < old_samples:
                 dt, old_subs = timed(lambda: changes_replay.feed(engine, everything, None, clock - 90 * DAY, clock))
                 times["subs_old"].append(dt)
@@ -166,6 +171,9 @@ def measure(opts, engine, everything, now, old_samples):
                 dt, new_subs = timed(lambda: changes.substitutions(engine, everything, None, clock - 90 * DAY, clock))
                 times["subs_new"].append(dt)
                 times["progress"].append(timed(lambda: localization.progress(engine, everything))[0])
+        print("change page (store/change_summary.py), 7 days: %.3fs median of %d (%s); the whole feed: %.3fs "
+              "(interleaved)" % (statistics.median(times["page"]), len(times["page"]),
+                                 ", ".join("%.3f" % x for x in times["page"]), statistics.median(times["feed_new"])))
         if not old_samples:
             print("change feed, 7 days: %.3fs (%d new); substitutions, 90 days: %.3fs (%d)" % (
                 statistics.median(times["feed_new"]), new["counts"]["new"], statistics.median(times["subs_new"]),

@@ -171,3 +171,69 @@ def test_large_scope_is_answered_not_refused(history):
     engine, base, _times = history
     got = changes.feed(engine, Scope.everything(), None, base, base + 22 * DAY)
     assert got["hosts"] == 13 and "error" not in got
+
+
+def _unlink(engine):
+    """Change records as intake writes them (not linked yet)."""
+    with db.write_tx(engine) as conn:
+        for t in (db.result_changes, db.component_changes):
+            conn.execute(update(t).values(prev_at=None, next_at=None))
+
+
+def test_change_page_folded_in_the_database_equals_the_feed_cut_to_its_first_rows(history):
+    """change_summary.summary (the change page) folds the window in the database from the linked
+    records; each list equals the feed's first rows, the counts the whole feed's, for many windows,
+    scopes and row limits (lists longer and shorter than the limit)."""
+    from scanner.server.store import change_summary
+    engine, base, times = history
+    rng = random.Random(11)
+    n = 0
+    for scope, org in ((Scope.everything(), None), (Scope(["/a"]), None), (Scope(["/a"]), "/a/x"),
+                       (Scope.everything(), "/b")):
+        for start, end in _windows(rng, base, times):
+            full = changes.feed(engine, scope, org, start, end)
+            for limit in (1, 3, 500):
+                got = change_summary.summary(engine, scope, org, start, end, limit)
+                assert got == change_summary.cut(full, limit), (org, start - base, end - base, limit)
+                n += sum(len(got[k]) for k in changes.SECTIONS)
+    assert n > 100
+
+
+def test_links_follow_each_key_in_time_order_whatever_was_linked_before(history):
+    """changes.link gives every record the time of its key's change before it (-1 for none) and after
+    it (NULL for none) in (at, id) order — from nothing linked, and again after a part was unlinked
+    (as intake leaves new rows); linking again changes nothing."""
+    engine, _base, _times = history
+
+    def expected():
+        out = {}
+        with engine.connect() as conn:
+            for t, key in changes.KEYS.items():
+                table = db.metadata.tables[t]
+                rows = conn.execute(select(table.c.id, table.c.at, *[table.c[k] for k in key])).all()
+                by_key = {}
+                for r in sorted(rows, key=lambda r: (r[1], r[0])):
+                    by_key.setdefault(tuple(r[2:]), []).append(r)
+                for chain in by_key.values():
+                    for i, r in enumerate(chain):
+                        out[(t, r[0])] = (chain[i - 1][1] if i else -1, chain[i + 1][1] if i + 1 < len(chain) else None)
+        return out
+
+    def linked():
+        with engine.connect() as conn:
+            return {(t, r[0]): (r[1], r[2]) for t in changes.KEYS for r in conn.execute(
+                select(db.metadata.tables[t].c.id, db.metadata.tables[t].c.prev_at, db.metadata.tables[t].c.next_at))}
+    want = expected()
+    assert len(want) > 50
+    assert changes.link_pending(engine) > 0 and linked() == want  # as intake wrote them: none linked
+    _unlink(engine)
+    assert changes.link_pending(engine) > 0 and linked() == want
+    # the newer half as intake leaves it: linked from the newest linked row of each key on
+    with db.write_tx(engine) as conn:
+        for t in changes.KEYS:
+            table = db.metadata.tables[t]
+            mid = sorted(r[0] for r in conn.execute(select(table.c.at)))[len(want) // 4]
+            conn.execute(update(table).where(table.c.next_at >= mid).values(next_at=None))
+            conn.execute(update(table).where(table.c.at >= mid).values(prev_at=None, next_at=None))
+    assert changes.link_pending(engine) > 0 and linked() == want
+    assert changes.link_pending(engine) == 0

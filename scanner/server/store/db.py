@@ -350,8 +350,14 @@ result_changes = Table(
     Column("severity", String(16), nullable=True),  # after the change
     Column("title_zh", String(512), nullable=True),
     Column("title_en", String(512), nullable=True),
+    # the times of the key's change before (-1: none; NULL: not linked yet) and after this one (NULL:
+    # none yet), set by changes.link (migration 0029): the change page's fold is a filter on them
+    Column("prev_at", BigInteger, nullable=True),
+    Column("next_at", BigInteger, nullable=True),
     Index("ix_result_changes_at", "at"),
-    Index("ix_result_changes_host_at", "host_id", "at"),
+    Index("ix_result_changes_key", "host_id", "profile", "rule_id", "at"),
+    Index("ix_result_changes_unlinked", "id", postgresql_where=text("prev_at IS NULL"),
+          sqlite_where=text("prev_at IS NULL")),
 )
 
 component_changes = Table(
@@ -368,8 +374,12 @@ component_changes = Table(
     Column("origin", String(16), nullable=True),
     Column("version", String(255), nullable=True),
     Column("substitutes", Text, nullable=True),  # JSON list
+    Column("prev_at", BigInteger, nullable=True),  # as in result_changes
+    Column("next_at", BigInteger, nullable=True),
     Index("ix_component_changes_at", "at"),
-    Index("ix_component_changes_host_at", "host_id", "at"),
+    Index("ix_component_changes_key", "host_id", "category", "comp_key", "at"),
+    Index("ix_component_changes_unlinked", "id", postgresql_where=text("prev_at IS NULL"),
+          sqlite_where=text("prev_at IS NULL")),
 )
 
 # When change records began (migration 0016 on a database that already held reports): earlier changes

@@ -765,19 +765,19 @@ def localization_components_page(request: Request):
                   pager=pager(request, total, page), export_qs=export_qs)
 
 
-CHANGES_SHOWN = 500  # rows of each table of the change page; the exports hold all
+CHANGES_SHOWN = 500  # rows of each table of the change page (its counts are the whole feed's); the exports hold all
 
 
 @router.get("/changes")
 def changes_page(request: Request):
     """The change feed of the scope (?org=) between ?from= and ?to= (YYYY-MM-DD; default the last 7 days)."""
-    from scanner.server.store import changes
+    from scanner.server.store import change_summary
     user = page_user(request)
     p = request.query_params
     org = _org_param(request)
     start, end = _day(p.get("from")), _day(p.get("to"), True)
     try:
-        got = changes.feed(request.app.state.engine, user["scope"], org, start, end)
+        got = change_summary.summary(request.app.state.engine, user["scope"], org, start, end, CHANGES_SHOWN)
     except ApiError as exc:
         if exc.status not in (400, 422):
             raise
