@@ -173,17 +173,10 @@ def test_large_scope_is_answered_not_refused(history):
     assert got["hosts"] == 13 and "error" not in got
 
 
-def _unlink(engine):
-    """Change records as intake writes them (not linked yet)."""
-    with db.write_tx(engine) as conn:
-        for t in (db.result_changes, db.component_changes):
-            conn.execute(update(t).values(prev_at=None, next_at=None))
-
-
 def test_change_page_folded_in_the_database_equals_the_feed_cut_to_its_first_rows(history):
-    """change_summary.summary (the change page) folds the window in the database from the linked
-    records; each list equals the feed's first rows, the counts the whole feed's, for many windows,
-    scopes and row limits (lists longer and shorter than the limit)."""
+    """change_summary.summary (the change page) folds the window in the database by the records'
+    ``prev_at``; each list equals the feed's first rows, the counts the whole feed's, for many
+    windows, scopes and row limits (lists longer and shorter than the limit)."""
     from scanner.server.store import change_summary
     engine, base, times = history
     rng = random.Random(11)
@@ -199,41 +192,74 @@ def test_change_page_folded_in_the_database_equals_the_feed_cut_to_its_first_row
     assert n > 100
 
 
-def test_links_follow_each_key_in_time_order_whatever_was_linked_before(history):
-    """changes.link gives every record the time of its key's change before it (-1 for none) and after
-    it (NULL for none) in (at, id) order — from nothing linked, and again after a part was unlinked
-    (as intake leaves new rows); linking again changes nothing."""
-    engine, _base, _times = history
-
-    def expected():
-        out = {}
-        with engine.connect() as conn:
-            for t, key in changes.KEYS.items():
-                table = db.metadata.tables[t]
-                rows = conn.execute(select(table.c.id, table.c.at, *[table.c[k] for k in key])).all()
-                by_key = {}
-                for r in sorted(rows, key=lambda r: (r[1], r[0])):
-                    by_key.setdefault(tuple(r[2:]), []).append(r)
-                for chain in by_key.values():
-                    for i, r in enumerate(chain):
-                        out[(t, r[0])] = (chain[i - 1][1] if i else -1, chain[i + 1][1] if i + 1 < len(chain) else None)
-        return out
-
-    def linked():
-        with engine.connect() as conn:
-            return {(t, r[0]): (r[1], r[2]) for t in changes.KEYS for r in conn.execute(
-                select(db.metadata.tables[t].c.id, db.metadata.tables[t].c.prev_at, db.metadata.tables[t].c.next_at))}
-    want = expected()
-    assert len(want) > 50
-    assert changes.link_pending(engine) > 0 and linked() == want  # as intake wrote them: none linked
-    _unlink(engine)
-    assert changes.link_pending(engine) > 0 and linked() == want
-    # the newer half as intake leaves it: linked from the newest linked row of each key on
-    with db.write_tx(engine) as conn:
-        for t in changes.KEYS:
+def _chains(engine):
+    """{(table, id): the at of the row before it of its key in (at, id) order, -1 for none}."""
+    out = {}
+    with engine.connect() as conn:
+        for t, key in changes.KEYS.items():
             table = db.metadata.tables[t]
-            mid = sorted(r[0] for r in conn.execute(select(table.c.at)))[len(want) // 4]
-            conn.execute(update(table).where(table.c.next_at >= mid).values(next_at=None))
-            conn.execute(update(table).where(table.c.at >= mid).values(prev_at=None, next_at=None))
-    assert changes.link_pending(engine) > 0 and linked() == want
-    assert changes.link_pending(engine) == 0
+            by_key = {}
+            for r in conn.execute(select(table.c.id, table.c.at, *[table.c[k] for k in key]).order_by(table.c.at,
+                                                                                                        table.c.id)):
+                by_key.setdefault(tuple(r[2:]), []).append(r)
+            for chain in by_key.values():
+                for i, r in enumerate(chain):
+                    out[(t, r[0])] = chain[i - 1][1] if i else -1
+    return out
+
+
+def _prev(engine):
+    with engine.connect() as conn:
+        return {(t, r[0]): r[1] for t in changes.KEYS
+                for r in conn.execute(select(db.metadata.tables[t].c.id, db.metadata.tables[t].c.prev_at))}
+
+
+def test_each_record_names_its_keys_change_before_it_as_intake_and_the_upgrade_write_it(history):
+    """prev_at, as the batch writer (several states of a host in one batch, a component removed and
+    added at once) and re-evaluation wrote it, is the time of the key's row before it in (at, id)
+    order (-1 for none); migration 0029 gives the same to records written before it."""
+    from scanner.server.store import migrate
+    engine, _base, _times = history
+    want = _chains(engine)
+    assert len(want) > 100 and sum(1 for v in want.values() if v != -1) > 20
+    assert _prev(engine) == want
+    from alembic import command
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0028")
+    migrate.upgrade(engine)
+    assert _prev(engine) == want
+
+
+def test_a_hosts_first_report_time_is_kept_on_the_host_by_the_writer_and_the_upgrade(history):
+    """hosts.first_collected (the feed's hosts that joined) is the host's oldest report, as the batch
+    writer keeps it — a report from a spool backlog older than every other moves it — and as
+    migration 0029 computes it."""
+    from scanner.server.store import migrate
+    engine, base, _times = history
+
+    def firsts():
+        with engine.connect() as conn:
+            return dict(conn.execute(select(db.hosts.c.id, db.hosts.c.first_collected)).all())
+
+    def oldest():
+        with engine.connect() as conn:
+            got = dict(conn.execute(select(db.reports.c.host_id, func.min(db.reports.c.collected_at))
+                                    .group_by(db.reports.c.host_id)).all())
+        return {h: got.get(h) for h in firsts()}
+    assert firsts() == oldest() and len([v for v in firsts().values() if v is not None]) >= 13
+    host_id, first = sorted((h, t) for h, t in firsts().items() if t is not None)[0]
+    a = Agent("late", machine_id="late")
+    a.host_id = host_id
+    doc = make_report("late", machine_id="late", rng=random.Random(3), profile="mlps-l3", packages=3)
+    with db.write_tx(engine) as conn:
+        store_batch(conn, [_item(a, doc, first - 5 * DAY)])
+    assert firsts()[host_id] == first - 5 * DAY == oldest()[host_id]
+    from alembic import command
+    cfg = migrate.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0028")
+    migrate.upgrade(engine)
+    assert firsts() == oldest()

@@ -90,16 +90,18 @@ def store_batch(conn, items):
     # before their latest-state rows are read)
     reads = sql.select_many([
         (r, ("id", "host_id", "received_at"), "id", sorted({i.report_id for i in items})),
-        (h, ("id", "latest_collected", "org_path", "retired_at") + HOST_ORG_COLS, "id", host_ids, True),
+        (h, ("id", "latest_collected", "org_path", "retired_at") + HOST_ORG_COLS + ("first_collected",), "id", host_ids,
+         True),
         (hp, ("host_id", "profile", "collected_at") + PROFILE_ORG_COLS, "host_id", host_ids),
         (db.components, STORED_COMPONENT_COLS, "host_id", host_ids),
         (db.results, STORED_COLS, "host_id", profiled),
     ] + ([(db.waivers, WAIVER_COLS, "rule_id", failing)] if failing else []))
     seen = {row[0]: {"id": row[0], "host_id": row[1], "received_at": row[2]} for row in reads[0]}
-    hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2], "retired_at": row[3]} for row in reads[1]}
+    hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2], "retired_at": row[3], "first_collected": row[-1]}
+             for row in reads[1]}
     profiles = {(row[0], row[1]): row[2] for row in reads[2]}
     # what the org sums count of each host and host profile as stored (aggregates.host_share, profile_share)
-    org_counted = {row[0]: (row[1] is not None,) + tuple(row[4:]) for row in reads[1]}
+    org_counted = {row[0]: (row[1] is not None,) + tuple(row[4:-1]) for row in reads[1]}
     org_counted.update({(row[0], row[1]): tuple(row[3:]) for row in reads[2]})
     stored_comps, stored_results = reads[3], reads[4]
     candidates = []
@@ -112,7 +114,7 @@ def store_batch(conn, items):
     out, new_reports, host_seen, host_latest, comps, hp_rows, results = [], [], {}, {}, {}, {}, {}
     # each successive latest state this batch gives a host's components and a host profile's results,
     # (collected_at, rows, first report of the host): the change records (store/changes.py)
-    comp_states, result_states = {}, {}
+    comp_states, result_states, host_first = {}, {}, {}
     for it in items:
         if hosts[it.host_id]["retired_at"] is not None:
             out.append(ApiError(403, "host_retired", "this host was retired by the aggregator's administrator; "
@@ -128,6 +130,9 @@ def store_batch(conn, items):
                             d["loc_rate"], d["fail_count"], it.size, it.sha256, it.body_gz, d.get("loc_cats")))
         host = hosts[it.host_id]
         host_seen[it.host_id] = it.received_at
+        if host["first_collected"] is None or it.collected_at < host["first_collected"]:
+            host["first_collected"] = it.collected_at  # the host's first report (the change feed's "joined")
+            host_first[it.host_id] = it.collected_at
         fresh = host["latest_collected"] is None  # the host's first report: it joined, no change recorded
         if fresh or it.collected_at >= host["latest_collected"]:
             comp_states.setdefault(it.host_id, []).append((it.collected_at, d["components"], fresh))
@@ -155,6 +160,7 @@ def store_batch(conn, items):
     try:
         _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, host_latest, comps, comp_states,
                stored_comps, hp_rows, results, result_states, stored_results, org_counted)
+        sql.update(h, ("id",), ("first_collected",), sorted(host_first.items()))
     except BaseException:
         sql.end_pipeline(sys.exc_info())
         raise

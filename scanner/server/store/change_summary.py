@@ -3,15 +3,16 @@ database (store/changes.py ``feed`` folds every record of the window in Python: 
 the exports, which hold every row).
 
 The feed compares each key's state at FROM with its state at TO (changes.py). The state at FROM is
-the *before* of the key's first change in (FROM, TO], the state at TO the *after* of its last. The
-change records are linked (migration 0029, ``changes.link``): ``prev_at`` is the time of the key's
-change before a row, ``next_at`` of the one after it. So the first change of a key in the window is
-the one row with ``prev_at <= FROM`` and the last the one with ``next_at`` NULL or after TO: a key
-changed once in the window (most) is one row that is both; a key changed more often is its first row
-joined with its last. The rows in between are never read. Counts are a GROUP BY of that, each list's
-first rows an ORDER BY ... LIMIT in the list's own order (changes.row_key: strings compared by code
-point, COLLATE "C" on PostgreSQL; SQLite compares bytes). Equal to ``changes.feed`` with each list cut
-to ``limit`` rows (tests/server/test_change_records.py)."""
+the *before* of the key's first change in (FROM, TO], the state at TO the *after* of its last. Each
+change record carries the time of its key's change before it (``prev_at``, written at intake,
+migration 0029), so a key's first change in the window is the one row with ``prev_at <= FROM`` (a
+filter, not a sort of the window's rows per key); the rows after it in the window (``prev_at >
+FROM``: few) each name their predecessor, so the last is the one no later row names. A key changed
+once in the window (most) is one row, first and last; one changed more often is its first row joined
+with its last. The counts are a GROUP BY of that, each list's first rows an ORDER BY .. LIMIT in the
+list's own order (changes.row_key: strings compared by code point, COLLATE "C" on PostgreSQL; SQLite
+compares bytes), from a temporary table of the window's keys. Equal to ``changes.feed`` with each
+list cut to ``limit`` rows (tests/server/test_change_records.py)."""
 from __future__ import annotations
 
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
@@ -28,29 +29,33 @@ def _str(conn, col):
     return col.collate("C") if conn.dialect.name == "postgresql" else col
 
 
-def _window(conn, table, cols, scope, org, start, end, skip_hosts=()):
-    """The first and last change rows of each key changed in (start, end] of the live hosts inside
-    the scope, with the host's name and org: a CTE of ``cols``, prev_at, next_at, hostname, org_path."""
+def _window(conn, table, cols, scope, org, start, end, known_before=False):
+    """The change rows in (start, end] of the live hosts inside the scope (``known_before``: and
+    that had reported by ``start``, changes._hosts' not joined), with the host's name and org: a CTE
+    of ``cols``, id, at, prev_at, hostname, org_path."""
     h = db.hosts
-    q = select(*[table.c[k] for k in cols], table.c.prev_at, table.c.next_at, h.c.hostname, h.c.org_path).select_from(
-        table.join(h, h.c.id == table.c.host_id)).where(
-        table.c.at > start, table.c.at <= end, h.c.retired_at.is_(None),
-        or_(table.c.prev_at <= start, table.c.next_at.is_(None), table.c.next_at > end))
-    if skip_hosts:
-        q = q.where(table.c.host_id.notin_(sorted(skip_hosts)))
+    q = select(*[table.c[k] for k in cols], table.c.id, table.c.at, table.c.prev_at, h.c.hostname,
+               h.c.org_path).select_from(table.join(h, h.c.id == table.c.host_id)).where(
+        table.c.at > start, table.c.at <= end, h.c.retired_at.is_(None))
+    if known_before:
+        q = q.where(or_(h.c.first_collected.is_(None), h.c.first_collected <= start))
     return _where(q, *_in_scope(scope, h.c.org_path, org)).cte()
 
 
-def _pairs(w, key, start, end, first_cols, last_cols, prefix=""):
-    """One row per key: the first row's ``first_cols`` and the last row's ``last_cols`` (labelled
-    ``prefix`` + name): the row itself for a key changed once in the window, else its first row
-    joined with its last (a few; the join hashes them)."""
-    once = or_(w.c.next_at.is_(None), w.c.next_at > end)
+def _pairs(w, key, start, first_cols, last_cols, prefix=""):
+    """One row per key changed in the window: its first row's ``first_cols`` and its last row's
+    ``last_cols`` (labelled ``prefix`` + name). The first row: ``prev_at <= start``. The rows after
+    the first (``prev_at > start``: few) each name the row before them (its ``at``: ``prev_at``), so
+    a row with none of them after it is its key's last; a key changed once in the window is one
+    row, first and last."""
+    later = select(*[w.c[k] for k in key], w.c.prev_at, w.c.at, w.c.id).where(w.c.prev_at > start).cte()
+    has_next = select(literal(1)).where(*[_same(later.c[k], w.c[k]) for k in key], later.c.prev_at == w.c.at,
+                                        or_(later.c.at > w.c.at, later.c.id > w.c.id)).exists()
     head = ("host_id", "hostname", "org_path") + first_cols
     single = select(*[w.c[k] for k in head], *[w.c[k].label(prefix + k) for k in last_cols]).where(
-        w.c.prev_at <= start, once)
-    f = select(w).where(w.c.prev_at <= start, ~once).subquery()
-    last = select(w).where(w.c.prev_at > start).subquery()  # the last rows of keys changed more than once
+        w.c.prev_at <= start, ~has_next)
+    f = select(w).where(w.c.prev_at <= start, has_next).subquery()
+    last = select(w).where(w.c.prev_at > start, ~has_next).subquery()
     multi = select(*[f.c[k] for k in head], *[last.c[k].label(prefix + k) for k in last_cols]).select_from(
         f.join(last, and_(*[_same(last.c[k], f.c[k]) for k in key])))
     return union_all(single, multi).subquery()
@@ -90,11 +95,11 @@ def _host_order(conn, q):
     return [_str(conn, q.c.org_path), _str(conn, q.c.hostname), _str(conn, q.c.host_id)]
 
 
-def _findings(conn, scope, org, start, end, skip_hosts, limit):
+def _findings(conn, scope, org, start, end, limit):
     rc = db.result_changes
     w = _window(conn, rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity", "title_zh",
-                           "title_en"), scope, org, start, end, skip_hosts)
-    k = _pairs(w, ("host_id", "profile", "rule_id"), start, end, ("profile", "rule_id", "status_before"),
+                           "title_en"), scope, org, start, end, known_before=True)
+    k = _pairs(w, ("host_id", "profile", "rule_id"), start, ("profile", "rule_id", "status_before"),
                ("status_after", "severity", "title_zh", "title_en"))
     sb, sa = k.c.status_before, k.c.status_after
     kind = case((and_(sa.in_(BAD), or_(sb.is_(None), sb.notin_(BAD))), "new"),
@@ -130,7 +135,7 @@ def _component_lists(conn, scope, org, start, end, limit):
     """The added, removed and substitution lists (their first ``limit`` rows) and their counts."""
     cc = db.component_changes
     w = _window(conn, cc, ("host_id", "category", "comp_key", "op") + _DETAIL, scope, org, start, end)
-    k = _pairs(w, ("host_id", "category", "comp_key"), start, end, ("category", "comp_key", "op") + _DETAIL,
+    k = _pairs(w, ("host_id", "category", "comp_key"), start, ("category", "comp_key", "op") + _DETAIL,
                ("op",) + _DETAIL, prefix="l_")
     was, now_ = k.c.op == "remove", k.c.l_op == "add"
     kind = case((and_(was, ~now_), "removed"), (and_(now_, ~was), "added"))
@@ -202,15 +207,19 @@ def summary(engine, scope, org=None, start=None, end=None, limit=500):
     records began (``recorded_since``) is read by ``feed`` itself: a pruned change leaves the first
     kept one of its key pointing at it."""
     start, end = changes._range(start, end)
-    changes.link_pending(engine)
     with engine.connect() as conn:
         since = changes._since(conn, start)
     if since is not None:
         return cut(changes.feed(engine, scope, org, start, end), limit)
     with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            # every join here is of a window's rows with a few others or with the hosts: hashed. The
+            # planner guesses the rows of a CTE, and with no or stale statistics on the change
+            # tables (a new database, before autovacuum's ANALYZE) it chose nested loops over them:
+            # 11.7 s instead of 0.15 s at 10,000 hosts (EXPLAIN ANALYZE). This transaction only.
+            conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
         hosts = changes._hosts(conn, scope, org, start, end)
-        joined = {hid for hid, x in hosts.items() if x["b"] is None}
-        found, counts, by_sev = _findings(conn, scope, org, start, end, joined, limit)
+        found, counts, by_sev = _findings(conn, scope, org, start, end, limit)
         comps, comp_counts = _component_lists(conn, scope, org, start, end, limit)
     out = {"from": start, "to": end, "org": org, "hosts": len(hosts), "new": found["new"], "fixed": found["fixed"],
            "joined": [], "stopped": []}
@@ -218,9 +227,9 @@ def summary(engine, scope, org=None, start=None, end=None, limit=500):
         x = hosts[hid]
         if x["a"] is None:
             continue
-        if x["b"] is None:
+        if changes.joined(x, start):
             out["joined"].append(dict(changes._host(x), first_report=x["a"]))
-        elif x["b"] > start - changes.STALE and x["a"] <= end - changes.STALE:
+        elif changes.stopped(x, start, end):
             out["stopped"].append(dict(changes._host(x), last_report=x["a"]))
     out.update(comps)
     counts.update(comp_counts)

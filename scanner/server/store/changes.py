@@ -33,7 +33,7 @@ they were recorded. Changes before the records began (``change_epoch``, a databa
 history) are not listed; the feed says from when it knows."""
 from __future__ import annotations
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 
 from scanner.server.store import db
 from scanner.server.store.queries import _in_scope, _where
@@ -112,76 +112,52 @@ def stored_components(sql, host_ids, rows=None):
     return {h: component_state(rows) for h, rows in out.items()}
 
 
+# each table's key: a key's rows form its chain; prev_at is the time of the row before in the chain
+KEYS = {"result_changes": ("host_id", "profile", "rule_id"), "component_changes": ("host_id", "category", "comp_key")}
+_KEY_AT = {"result_changes": tuple(RESULT_COLS.index(k) for k in KEYS["result_changes"]),
+           "component_changes": tuple(COMPONENT_COLS.index(k) for k in KEYS["component_changes"])}
+
+
+def chained(table, rows):
+    """``rows`` (tuples of the table's columns, in the order written) each with its ``prev_at``
+    appended: the time of the row before it of its key among ``rows``, or None — the newest stored
+    change of the key, looked up when the row is inserted (store/rawsql.py ``insert_chained``; -1
+    when there is none). A key's rows are written in time order (a report older than its host
+    profile's latest writes no change; re-evaluation writes at the latest report's time)."""
+    key_at, at = _KEY_AT[table.name], 3 if table.name == "result_changes" else 1
+    last, out = {}, []
+    for r in rows:
+        k = tuple(r[i] for i in key_at)
+        out.append(r + (last.get(k),))
+        last[k] = r[at]
+    return out
+
+
 def write(sql, result_rows, component_rows):
-    """Insert change rows through the batch writer's statements (store/rawsql.py), in order."""
-    sql.insert(db.result_changes, RESULT_COLS, result_rows)
-    sql.insert(db.component_changes, COMPONENT_COLS, component_rows)
+    """Insert change rows through the batch writer's statements (store/rawsql.py), in order, each
+    with its key's change before it (``prev_at``)."""
+    for table, cols, rows in ((db.result_changes, RESULT_COLS, result_rows),
+                              (db.component_changes, COMPONENT_COLS, component_rows)):
+        if rows:
+            sql.insert_chained(table, cols, KEYS[table.name], chained(table, rows))
 
 
 def write_conn(conn, result_rows, component_rows):
-    """The same through a SQLAlchemy connection (the rare writers: re-evaluation)."""
-    if result_rows:
-        conn.execute(db.result_changes.insert(), [dict(zip(RESULT_COLS, r)) for r in result_rows])
-    if component_rows:
-        conn.execute(db.component_changes.insert(), [dict(zip(COMPONENT_COLS, r)) for r in component_rows])
-
-
-# --- linking (prev_at, next_at: migration 0029) -----------------------------------------------------
-KEYS = {"result_changes": ("host_id", "profile", "rule_id"), "component_changes": ("host_id", "category", "comp_key")}
-_LINK = """
-WITH k AS (SELECT {key}, min(at) AS since FROM {t} WHERE prev_at IS NULL GROUP BY {key}),
-r AS (SELECT c.id AS id, c.prev_at AS old_prev, c.next_at AS old_next,
-             COALESCE(lag(c.at) OVER w, c.prev_at, -1) AS p, lead(c.at) OVER w AS n
-      FROM k JOIN {t} c ON {on}
-       AND c.at >= COALESCE((SELECT max(q.at) FROM {t} q WHERE {on_q} AND q.at < k.since), k.since)
-      WINDOW w AS (PARTITION BY {c_key} ORDER BY c.at, c.id))
-UPDATE {t} SET prev_at = r.p, next_at = r.n
-FROM r WHERE {t}.id = r.id AND (r.old_prev {distinct} r.p OR r.old_next {distinct} r.n)"""
-
-
-def link(conn):
-    """Link the change records not linked yet (prev_at NULL: as intake wrote them) and their keys'
-    neighbours: each row of a key that has such a row, from the newest linked one before them on,
-    gets the times of the key's change before it (``prev_at``, -1 for none) and after it
-    (``next_at``, NULL for none), in (at, id) order — the order the feed folds in. The rows read
-    start at the newest one before the key's earliest unlinked row: that one keeps its ``prev_at``
-    (its own predecessor is not read), every later one gets both from its neighbours. Idempotent;
-    rows already right are not rewritten. One statement a table; returns the rows updated."""
-    from sqlalchemy import text
-    pg = conn.dialect.name == "postgresql"
-    if pg:  # one linker at a time (the others wait, then find nothing left to link)
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242029)")
-    n = 0
-    for t, key in KEYS.items():
-        # a NULL category or component key is a key value like another (the feed's fold compares tuples)
-        def eq(a, b, col, t=t):
-            if t == "result_changes" or col == "host_id":
-                return "%s.%s = %s.%s" % (a, col, b, col)
-            return ("%s.%s IS NOT DISTINCT FROM %s.%s" if pg else "%s.%s IS %s.%s") % (a, col, b, col)
-        got = conn.execute(text(_LINK.format(
-            t=t, key=", ".join(key), c_key=", ".join("c." + k for k in key),
-            on=" AND ".join(eq("c", "k", k) for k in key), on_q=" AND ".join(eq("q", "k", k) for k in key),
-            distinct="IS DISTINCT FROM" if pg else "IS NOT")))
-        # sqlite3 gives no row count for a statement that starts with WITH
-        n += got.rowcount if pg else conn.exec_driver_sql("SELECT changes()").scalar()
-    return n
-
-
-def unlinked(conn):
-    """Whether any change record waits to be linked (the partial indexes on prev_at IS NULL)."""
-    for t in KEYS:
-        if conn.exec_driver_sql("SELECT 1 FROM %s WHERE prev_at IS NULL LIMIT 1" % t).first() is not None:
-            return True
-    return False
-
-
-def link_pending(engine):
-    """Link what waits to be linked (a write transaction only when something does); the rows updated."""
-    with engine.connect() as conn:
-        if not unlinked(conn):
-            return 0
-    with db.write_tx(engine) as conn:
-        return link(conn)
+    """The same through a SQLAlchemy connection (the rare writers: re-evaluation); a row's
+    ``prev_at`` not known from the rows before it is read here, one query a row."""
+    for table, cols, rows in ((db.result_changes, RESULT_COLS, result_rows),
+                              (db.component_changes, COMPONENT_COLS, component_rows)):
+        out = []
+        for r in chained(table, rows):
+            d = dict(zip(cols + ("prev_at",), r))
+            if d["prev_at"] is None:
+                d["prev_at"] = conn.execute(select(func.max(table.c.at)).where(
+                    *[table.c[k].is_(None) if d[k] is None else table.c[k] == d[k] for k in KEYS[table.name]])
+                ).scalar()
+                d["prev_at"] = -1 if d["prev_at"] is None else d["prev_at"]
+            out.append(d)
+        if out:
+            conn.execute(table.insert(), out)
 
 
 def read_components(conn, host_id):
@@ -199,21 +175,36 @@ def read_results(conn, host_id, profile):
 
 # --- reading -----------------------------------------------------------------------------------------
 def _hosts(conn, scope, org, start, end):
-    """{host_id: {host_id, hostname, org_path, b, a}}: the live hosts of the scope with the collected
-    time of their newest report at or before ``start`` (b) and ``end`` (a), each an index probe of
-    reports(host_id, collected_at); a host's newest report overall is kept in hosts.latest_collected."""
+    """{host_id: {host_id, hostname, org_path, first, a, b}}: the live hosts of the scope with the
+    collected time of their first report (``first``, kept on the host) and of their newest report at
+    or before ``end`` (a) and ``start`` (b), each an index probe of reports(host_id, collected_at)
+    unless the host's newest report overall (hosts.latest_collected) answers it. ``b`` is read only
+    where it can matter, for a host silent in the STALE before ``end`` (whether it stopped); else
+    None."""
     h, r = db.hosts, db.reports
 
     def newest(t):
         return select(func.max(r.c.collected_at)).where(r.c.host_id == h.c.id, r.c.collected_at <= t) \
             .correlate(h).scalar_subquery()
-    b = case((h.c.latest_collected.is_(None), None), (h.c.latest_collected <= start, h.c.latest_collected),
+    latest = h.c.latest_collected
+    a = case((latest.is_(None), None), (latest <= end, latest), else_=newest(end))
+    b = case((latest.is_(None), None), (and_(latest > end - STALE, latest <= end), None), (latest <= start, latest),
              else_=newest(start))
-    a = case((h.c.latest_collected.is_(None), None), (h.c.latest_collected <= end, h.c.latest_collected),
-             else_=newest(end))
-    q = _where(select(h.c.id, h.c.hostname, h.c.org_path, b.label("b"), a.label("a")),
+    q = _where(select(h.c.id, h.c.hostname, h.c.org_path, h.c.first_collected, a.label("a"), b.label("b")),
                *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None))
-    return {x[0]: {"host_id": x[0], "hostname": x[1], "org_path": x[2], "b": x[3], "a": x[4]} for x in conn.execute(q)}
+    return {x[0]: {"host_id": x[0], "hostname": x[1], "org_path": x[2], "first": x[3], "a": x[4], "b": x[5]}
+            for x in conn.execute(q)}
+
+
+def joined(x, start):
+    """Whether the host (a ``_hosts`` entry) sent its first report after ``start``."""
+    return x["first"] is not None and x["first"] > start
+
+
+def stopped(x, start, end):
+    """Whether the host (a ``_hosts`` entry with a report at ``end``, not joined) reported in the
+    STALE before ``start`` and not in the STALE before ``end``."""
+    return x["b"] is not None and x["b"] > start - STALE and x["a"] <= end - STALE
 
 
 def _fold(conn, table, cols, nkey, scope, org, start, end):
@@ -340,11 +331,12 @@ def feed(engine, scope, org=None, start=None, end=None):
         if x["a"] is None:
             continue  # no report yet at the end: nothing to compare
         host = _host(x)
-        if x["b"] is None:
+        new_host = joined(x, start)
+        if new_host:
             out["joined"].append(dict(host, first_report=x["a"]))
-        elif x["b"] > start - STALE and x["a"] <= end - STALE:
+        elif stopped(x, start, end):
             out["stopped"].append(dict(host, last_report=x["a"]))
-        if x["b"] is not None:  # findings (a host that joined has no earlier state)
+        if not new_host:  # findings (a host that joined has no earlier state)
             for key in sorted(by_host.get(hid, ()), key=lambda k: (str(k[1]), k[2])):
                 first, last = folded[key]
                 sb, sa = first[3], last[4]

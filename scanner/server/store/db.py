@@ -90,6 +90,9 @@ hosts = Table(
     Column("last_seen", BigInteger, nullable=True),
     Column("latest_report_id", String(36), nullable=True),
     Column("latest_collected", BigInteger, nullable=True),
+    # the collected time of the host's oldest report ever stored (kept when retention prunes it): the
+    # change feed's hosts that joined in a window (migration 0029)
+    Column("first_collected", BigInteger, nullable=True),
     Column("os_name", String(255), nullable=True),
     Column("os_family", String(32), nullable=True),
     Column("loc_domestic", Integer, nullable=False, default=0),
@@ -350,14 +353,11 @@ result_changes = Table(
     Column("severity", String(16), nullable=True),  # after the change
     Column("title_zh", String(512), nullable=True),
     Column("title_en", String(512), nullable=True),
-    # the times of the key's change before (-1: none; NULL: not linked yet) and after this one (NULL:
-    # none yet), set by changes.link (migration 0029): the change page's fold is a filter on them
+    # the time of the key's change before this one (-1: none), written with the row (changes.write):
+    # the change page finds a key's first change in a window by it (store/change_summary.py)
     Column("prev_at", BigInteger, nullable=True),
-    Column("next_at", BigInteger, nullable=True),
     Index("ix_result_changes_at", "at"),
-    Index("ix_result_changes_key", "host_id", "profile", "rule_id", "at"),
-    Index("ix_result_changes_unlinked", "id", postgresql_where=text("prev_at IS NULL"),
-          sqlite_where=text("prev_at IS NULL")),
+    Index("ix_result_changes_host_at", "host_id", "at"),
 )
 
 component_changes = Table(
@@ -375,11 +375,8 @@ component_changes = Table(
     Column("version", String(255), nullable=True),
     Column("substitutes", Text, nullable=True),  # JSON list
     Column("prev_at", BigInteger, nullable=True),  # as in result_changes
-    Column("next_at", BigInteger, nullable=True),
     Index("ix_component_changes_at", "at"),
-    Index("ix_component_changes_key", "host_id", "category", "comp_key", "at"),
-    Index("ix_component_changes_unlinked", "id", postgresql_where=text("prev_at IS NULL"),
-          sqlite_where=text("prev_at IS NULL")),
+    Index("ix_component_changes_host_at", "host_id", "at"),
 )
 
 # When change records began (migration 0016 on a database that already held reports): earlier changes

@@ -170,6 +170,20 @@ class PgSql(_Sql):
             return
         self._copy(table, cols, rows)
 
+    def insert_chained(self, table, cols, key, rows):
+        """Change records (store/changes.py ``chained``): tuples of ``cols`` + prev_at; a None
+        prev_at becomes the newest ``at`` stored of the row's ``key`` (-1: none), read by the
+        (host_id, at) index backwards in the insert itself (rows of one statement do not see each
+        other: the caller gave the later rows of a key their prev_at). One statement, whatever the
+        number of rows."""
+        names = tuple(cols) + ("prev_at",)
+        with self.raw.cursor() as cur:
+            cur.execute("INSERT INTO %s (%s) SELECT %s, COALESCE(x.prev_at, (SELECT max(p.at) FROM %s AS p WHERE %s), -1) "
+                        "FROM %s" % (table.name, ", ".join(names), ", ".join("x." + c for c in cols), table.name,
+                                     " AND ".join(("p.%s IS NOT DISTINCT FROM x.%s" if table.c[k].nullable else "p.%s = x.%s")
+                                                  % (k, k) for k in key), self._recordset(table, names)),
+                        (dumps([dict(zip(names, row)) for row in rows]),))
+
     def _copy(self, table, cols, rows):
         with self.raw.cursor() as cur:
             with cur.copy("COPY %s (%s) FROM STDIN (FORMAT BINARY)" % (table.name, ", ".join(cols))) as copy:
@@ -244,6 +258,14 @@ class SqliteSql(_Sql):
         if rows:
             self.raw.executemany("INSERT INTO %s (%s) VALUES (%s)" % (
                 table.name, ", ".join(cols), ", ".join("?" * len(cols))), rows)
+
+    def insert_chained(self, table, cols, key, rows):
+        """As PgSql.insert_chained (each row sees the ones inserted before it)."""
+        if rows:
+            self.raw.executemany("INSERT INTO %s (%s, prev_at) VALUES (%s, COALESCE(?, (SELECT max(p.at) FROM %s AS p "
+                                 "WHERE %s), -1))" % (table.name, ", ".join(cols), ", ".join("?" * len(cols)),
+                                                      table.name, " AND ".join("p.%s IS ?" % k for k in key)),
+                                 [tuple(r) + tuple(r[cols.index(k)] for k in key) for r in rows])
 
     def update(self, table, keys, cols, rows):
         if rows:

@@ -1,13 +1,14 @@
-"""change records linked to their neighbours (prev_at, next_at) and indexed by key: the change page
-folds a window in the database (store/change_summary.py).
+"""change records linked to their key's change before them (prev_at), and each host's first report
+time (hosts.first_collected): the change page folds a window in the database (store/change_summary.py).
 
-A change record's key is (host, profile, rule) or (host, category, component key). ``prev_at`` is the
-time of the key's change before it (-1: none; NULL: not linked yet), ``next_at`` the time of the one
-after it (NULL: none yet). With them the first change of a key inside a window (from, to] is the one
-row with ``prev_at <= from`` and the last the one with ``next_at`` NULL or after ``to``: filters on a
-row, not a sort of the window's rows per key. Intake writes NULL; store/changes.py ``link`` links the
-new rows of the keys they belong to. The (host, at) indexes become (key, at) ones: the linking walks a
-key's rows; a host's rows are still its prefix.
+A change record's key is (host, profile, rule) or (host, category, component key); ``prev_at`` is the
+time of the key's change before the row, in (at, id) order (-1: none). With it the first change of a
+key inside a window (from, to] is the one row with ``prev_at <= from``, a filter instead of a sort of
+the window's rows per key. Intake writes it with the row (changes.write: the newest change of the key
+before the batch, looked up by the (host, at) index in the insert itself, or the batch's own row
+before it); this migration fills it in for the records already there. ``first_collected``: the
+collected time of the host's oldest report stored (the batch writer keeps it; retention does not
+move it), so the hosts that joined in a window need no probe of the reports index each.
 
 Revision ID: 0029
 Revises: 0028
@@ -26,21 +27,18 @@ TABLES = (("result_changes", ("host_id", "profile", "rule_id")), ("component_cha
 
 
 def upgrade():
+    op.add_column('hosts', sa.Column('first_collected', sa.BigInteger(), nullable=True))
+    op.execute("UPDATE hosts SET first_collected = (SELECT min(r.collected_at) FROM reports AS r "
+               "WHERE r.host_id = hosts.id)")
     for table, key in TABLES:
         op.add_column(table, sa.Column('prev_at', sa.BigInteger(), nullable=True))
-        op.add_column(table, sa.Column('next_at', sa.BigInteger(), nullable=True))
-        op.drop_index('ix_%s_host_at' % table, table_name=table)
-        op.create_index('ix_%s_key' % table, table, list(key) + ['at'], unique=False)
-        op.create_index('ix_%s_unlinked' % table, table, ['id'], unique=False,
-                        postgresql_where=sa.text("prev_at IS NULL"), sqlite_where=sa.text("prev_at IS NULL"))
-    from scanner.server.store.changes import link
-    link(op.get_bind())
+        # each row's predecessor of its key in (at, id) order; a NULL category or component key is a
+        # key value like another (PARTITION BY groups NULLs together, as the feed's fold does)
+        op.execute("UPDATE {t} SET prev_at = COALESCE(x.p, -1) FROM (SELECT id, lag(at) OVER (PARTITION BY {key} "
+                   "ORDER BY at, id) AS p FROM {t}) AS x WHERE {t}.id = x.id".format(t=table, key=", ".join(key)))
 
 
 def downgrade():
-    for table, key in TABLES:
-        op.drop_index('ix_%s_unlinked' % table, table_name=table)
-        op.drop_index('ix_%s_key' % table, table_name=table)
-        op.create_index('ix_%s_host_at' % table, table, ['host_id', 'at'], unique=False)
-        op.drop_column(table, 'next_at')
+    op.drop_column('hosts', 'first_collected')
+    for table, _key in TABLES:
         op.drop_column(table, 'prev_at')
