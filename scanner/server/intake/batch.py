@@ -90,24 +90,25 @@ def store_batch(conn, items):
     # before their latest-state rows are read)
     reads = sql.select_many([
         (r, ("id", "host_id", "received_at"), "id", sorted({i.report_id for i in items})),
-        (h, ("id", "latest_collected", "org_path", "retired_at") + HOST_ORG_COLS + ("first_collected",), "id", host_ids,
-         True),
+        (h, ("id", "latest_collected", "org_path", "retired_at") + HOST_ORG_COLS, "id", host_ids, True),
         (hp, ("host_id", "profile", "collected_at") + PROFILE_ORG_COLS, "host_id", host_ids),
         (db.components, STORED_COMPONENT_COLS, "host_id", host_ids),
         (db.results, STORED_COLS, "host_id", profiled),
+        (db.host_firsts, ("host_id", "first_collected"), "host_id", host_ids),
     ] + ([(db.waivers, WAIVER_COLS, "rule_id", failing)] if failing else []))
     seen = {row[0]: {"id": row[0], "host_id": row[1], "received_at": row[2]} for row in reads[0]}
-    hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2], "retired_at": row[3], "first_collected": row[-1]}
-             for row in reads[1]}
+    firsts = dict(reads[5])
+    hosts = {row[0]: {"latest_collected": row[1], "org_path": row[2], "retired_at": row[3],
+                      "first_collected": firsts.get(row[0])} for row in reads[1]}
     profiles = {(row[0], row[1]): row[2] for row in reads[2]}
     # what the org sums count of each host and host profile as stored (aggregates.host_share, profile_share)
-    org_counted = {row[0]: (row[1] is not None,) + tuple(row[4:-1]) for row in reads[1]}
+    org_counted = {row[0]: (row[1] is not None,) + tuple(row[4:]) for row in reads[1]}
     org_counted.update({(row[0], row[1]): tuple(row[3:]) for row in reads[2]})
     stored_comps, stored_results = reads[3], reads[4]
     candidates = []
     if failing:
         t = now()
-        candidates = [dict(zip(WAIVER_COLS, row)) for row in reads[5]]
+        candidates = [dict(zip(WAIVER_COLS, row)) for row in reads[6]]
         candidates = [w for w in candidates if is_active(w, t)]
 
     in_db = set(profiles)
@@ -160,7 +161,10 @@ def store_batch(conn, items):
     try:
         _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, host_latest, comps, comp_states,
                stored_comps, hp_rows, results, result_states, stored_results, org_counted)
-        sql.update(h, ("id",), ("first_collected",), sorted(host_first.items()))
+        # a host's first report, or one from a backlog older than it (store/db.py host_firsts)
+        moved = sorted(host_first.items())
+        sql.insert(db.host_firsts, ("host_id", "first_collected"), [r for r in moved if r[0] not in firsts])
+        sql.update(db.host_firsts, ("host_id",), ("first_collected",), [r for r in moved if r[0] in firsts])
     except BaseException:
         sql.end_pipeline(sys.exc_info())
         raise

@@ -34,11 +34,14 @@ def _window(conn, table, cols, scope, org, start, end, known_before=False):
     that had reported by ``start``, changes._hosts' not joined), with the host's name and org: a CTE
     of ``cols``, id, at, prev_at, hostname, org_path."""
     h = db.hosts
-    q = select(*[table.c[k] for k in cols], table.c.id, table.c.at, table.c.prev_at, h.c.hostname,
-               h.c.org_path).select_from(table.join(h, h.c.id == table.c.host_id)).where(
-        table.c.at > start, table.c.at <= end, h.c.retired_at.is_(None))
+    joined = table.join(h, h.c.id == table.c.host_id)
     if known_before:
-        q = q.where(or_(h.c.first_collected.is_(None), h.c.first_collected <= start))
+        f = db.host_firsts
+        joined = joined.outerjoin(f, f.c.host_id == table.c.host_id)
+    q = select(*[table.c[k] for k in cols], table.c.id, table.c.at, table.c.prev_at, h.c.hostname,
+               h.c.org_path).select_from(joined).where(table.c.at > start, table.c.at <= end, h.c.retired_at.is_(None))
+    if known_before:
+        q = q.where(or_(f.c.first_collected.is_(None), f.c.first_collected <= start))
     return _where(q, *_in_scope(scope, h.c.org_path, org)).cte()
 
 
