@@ -16,6 +16,7 @@ list cut to ``limit`` rows (tests/server/test_change_records.py)."""
 from __future__ import annotations
 
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
+from sqlalchemy import column as sql_column, table as sql_table
 
 from scanner.server.store import changes, db
 from scanner.server.store.queries import _in_scope, _where
@@ -72,22 +73,16 @@ def _same(a, b):
     return a == b
 
 
-_TEMP = [0]
-
-
-def _keep(conn, q):
-    """``q``'s rows in a temporary table of this connection (dropped by the caller's ``_drop``): the
-    counts and each list's first rows are read from it, the window folded once."""
-    import itertools
-    _TEMP[0] += 1
-    name = "chg_fold_%d" % _TEMP[0]
+def _keep(conn, q, name):
+    """``q``'s rows in a temporary table ``name`` of this connection, dropped by ``_drop`` (or with the
+    transaction when it fails): the counts and each list's first rows are read from it, the window
+    folded once."""
     compiled = q.compile(conn, compile_kwargs={"render_postcompile": True})
     params = compiled.params
     if compiled.positional:
         params = tuple(params[k] for k in compiled.positiontup)
     conn.exec_driver_sql("CREATE TEMPORARY TABLE %s AS %s" % (name, compiled.string), params)
-    from sqlalchemy import column, table
-    return table(name, *[column(c.name, c.type) for c in itertools.chain(q.selected_columns)])
+    return sql_table(name, *[sql_column(c.name, c.type) for c in q.selected_columns])
 
 
 def _drop(conn, t):
@@ -107,10 +102,9 @@ def _findings(conn, scope, org, start, end, limit):
     sb, sa = k.c.status_before, k.c.status_after
     kind = case((and_(sa.in_(BAD), or_(sb.is_(None), sb.notin_(BAD))), "new"),
                 (and_(sb.in_(BAD), sa.isnot(None), sa.notin_(BAD)), "fixed"))
-    rows = _keep(conn, select(k, kind.label("kind")).where(kind.isnot(None)))
+    rows = _keep(conn, select(k, kind.label("kind")).where(kind.isnot(None)), "chg_findings")
     counts, by_sev = {"new": 0, "fixed": 0}, {}
     for kd, after, sev, n in conn.execute(select(rows.c.kind, rows.c.status_after, rows.c.severity, func.count())
-                                          .where(rows.c.kind.isnot(None))
                                           .group_by(rows.c.kind, rows.c.status_after, rows.c.severity)):
         counts[kd] += n
         if kd == "new":
@@ -142,9 +136,9 @@ def _component_lists(conn, scope, org, start, end, limit):
                ("op",) + _DETAIL, prefix="l_")
     was, now_ = k.c.op == "remove", k.c.l_op == "add"
     kind = case((and_(was, ~now_), "removed"), (and_(now_, ~was), "added"))
-    rows = _keep(conn, select(k, kind.label("kind")).where(kind.isnot(None)))
+    rows = _keep(conn, select(k, kind.label("kind")).where(kind.isnot(None)), "chg_components")
     counts = {"added": 0, "removed": 0}
-    for kd, n in conn.execute(select(rows.c.kind, func.count()).where(rows.c.kind.isnot(None)).group_by(rows.c.kind)):
+    for kd, n in conn.execute(select(rows.c.kind, func.count()).group_by(rows.c.kind)):
         counts[kd] = n
     host = _host_order(conn, rows)
     cache, out = {}, {}
