@@ -153,7 +153,10 @@ def test_the_prune_runs_once_per_interval_between_the_workers(srv):
         logged = conn.execute(select(func.count()).select_from(db.audit_log).where(
             db.audit_log.c.action == "reports.prune", db.audit_log.c.actor == "server")).scalar()
     assert pruned == old > 0  # 6 hosts x the reports of days 10..4 ago
-    assert later["detail"]["reports"] <= pruned  # an earlier run may have pruned some already
+    # an earlier run may have pruned some already; and the daily summaries delete the rows of a host's
+    # second report of a UTC day (the fixture's reports come 60 s to an hour before "now" less whole
+    # days: in the hour after UTC midnight two of them can share a day), which pruned_at no longer counts
+    assert later["detail"]["reports"] <= pruned + later["detail"]["summarized"]
     assert logged >= 1
 
 
