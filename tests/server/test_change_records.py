@@ -175,12 +175,13 @@ def test_large_scope_is_answered_not_refused(history):
 
 def test_change_page_folded_in_the_database_equals_the_feed_cut_to_its_first_rows(history):
     """change_summary.summary (the change page) folds the window in the database by the records'
-    ``prev_at``; each list equals the feed's first rows, the counts the whole feed's, for many
-    windows, scopes and row limits (lists longer and shorter than the limit)."""
+    ``prev_at``; each list equals the feed's rows from its offset (the page's list pagers), the counts
+    the whole feed's, for many windows, scopes, row limits and offsets (lists longer and shorter than
+    the limit, offsets inside and past a list)."""
     from scanner.server.store import change_summary
     engine, base, times = history
     rng = random.Random(11)
-    n = 0
+    n = skipped = 0
     for scope, org in ((Scope.everything(), None), (Scope(["/a"]), None), (Scope(["/a"]), "/a/x"),
                        (Scope.everything(), "/b")):
         for start, end in _windows(rng, base, times):
@@ -189,7 +190,12 @@ def test_change_page_folded_in_the_database_equals_the_feed_cut_to_its_first_row
                 got = change_summary.summary(engine, scope, org, start, end, limit)
                 assert got == change_summary.cut(full, limit), (org, start - base, end - base, limit)
                 n += sum(len(got[k]) for k in changes.SECTIONS)
-    assert n > 100
+            for limit in (1, 2):
+                offsets = {k: rng.choice((1, 2, 3, 5)) for k in changes.SECTIONS}
+                got = change_summary.summary(engine, scope, org, start, end, limit, offsets)
+                assert got == change_summary.cut(full, limit, offsets), (org, start - base, end - base, offsets)
+                skipped += sum(len(got[k]) for k in changes.SECTIONS)
+    assert n > 100 and skipped > 20
 
 
 def _upgrade_from_0028(engine):

@@ -15,7 +15,7 @@ compares bytes), from a temporary table of the window's keys. Equal to ``changes
 list cut to ``limit`` rows (tests/server/test_change_records.py)."""
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, literal, or_, select, union_all
+from sqlalchemy import and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy import column as sql_column, table as sql_table
 
 from scanner.server.store import changes, db
@@ -30,20 +30,27 @@ def _str(conn, col):
     return col.collate("C") if conn.dialect.name == "postgresql" else col
 
 
-def _window(conn, table, cols, scope, org, start, end, known_before=False):
-    """The change rows in (start, end] of the live hosts inside the scope (``known_before``: and
-    that had reported by ``start``, changes._hosts' not joined), with the host's name and org: a CTE
-    of ``cols``, id, at, prev_at, hostname, org_path."""
+def _live(scope, org, start=None):
+    """The ids of the live hosts inside the scope (``start``: that had reported by then, changes._hosts'
+    not joined)."""
     h = db.hosts
-    joined = table.join(h, h.c.id == table.c.host_id)
-    if known_before:
+    q = select(h.c.id).where(h.c.retired_at.is_(None))
+    if start is not None:
         f = db.host_firsts
-        joined = joined.outerjoin(f, f.c.host_id == table.c.host_id)
-    q = select(*[table.c[k] for k in cols], table.c.id, table.c.at, table.c.prev_at, h.c.hostname,
-               h.c.org_path).select_from(joined).where(table.c.at > start, table.c.at <= end, h.c.retired_at.is_(None))
-    if known_before:
-        q = q.where(or_(f.c.first_collected.is_(None), f.c.first_collected <= start))
-    return _where(q, *_in_scope(scope, h.c.org_path, org)).cte()
+        q = q.select_from(h.outerjoin(f, f.c.host_id == h.c.id)).where(
+            or_(f.c.first_collected.is_(None), f.c.first_collected <= start))
+    return _where(q, *_in_scope(scope, h.c.org_path, org))
+
+
+def _window(table, cols, scope, org, start, end, known_before=False):
+    """The change rows in (start, end] of the live hosts inside the scope (``known_before``: and that
+    had reported by ``start``): a CTE of ``cols``, id, at, prev_at. Narrow on purpose: the window is
+    every record in it (tens of thousands at 10,000 hosts), so host names and titles are joined after
+    the fold, for the rows kept or shown."""
+    q = select(*[table.c[k] for k in cols], table.c.id, table.c.at, table.c.prev_at).where(
+        table.c.at > start, table.c.at <= end,
+        table.c.host_id.in_(_live(scope, org, start if known_before else None)))
+    return q.cte()
 
 
 def _pairs(w, key, start, first_cols, last_cols, prefix=""):
@@ -55,7 +62,7 @@ def _pairs(w, key, start, first_cols, last_cols, prefix=""):
     later = select(*[w.c[k] for k in key], w.c.prev_at, w.c.at, w.c.id).where(w.c.prev_at > start).cte()
     has_next = select(literal(1)).where(*[_same(later.c[k], w.c[k]) for k in key], later.c.prev_at == w.c.at,
                                         or_(later.c.at > w.c.at, later.c.id > w.c.id)).exists()
-    head = ("host_id", "hostname", "org_path") + first_cols
+    head = ("host_id",) + first_cols
     single = select(*[w.c[k] for k in head], *[w.c[k].label(prefix + k) for k in last_cols]).where(
         w.c.prev_at <= start, ~has_next)
     f = select(w).where(w.c.prev_at <= start, has_next).subquery()
@@ -63,6 +70,13 @@ def _pairs(w, key, start, first_cols, last_cols, prefix=""):
     multi = select(*[f.c[k] for k in head], *[last.c[k].label(prefix + k) for k in last_cols]).select_from(
         f.join(last, and_(*[_same(last.c[k], f.c[k]) for k in key])))
     return union_all(single, multi).subquery()
+
+
+def _named(k, kind):
+    """The keys ``k`` of a change ``kind`` (not NULL), with their host's name and org."""
+    h = db.hosts
+    return select(k, kind.label("kind"), h.c.hostname, h.c.org_path).select_from(
+        k.join(h, h.c.id == k.c.host_id)).where(kind.isnot(None))
 
 
 def _same(a, b):
@@ -89,20 +103,22 @@ def _drop(conn, t):
     conn.exec_driver_sql("DROP TABLE %s" % t.name)
 
 
-def _host_order(conn, q):
-    return [_str(conn, q.c.org_path), _str(conn, q.c.hostname), _str(conn, q.c.host_id)]
+def _host_order(conn, c):
+    """The hosts' order (changes._order) of the columns ``c`` (org_path, hostname, host_id or id)."""
+    return [_str(conn, c.org_path), _str(conn, c.hostname), _str(conn, c.host_id if "host_id" in c else c.id)]
 
 
-def _findings(conn, scope, org, start, end, limit):
+def _findings(conn, scope, org, start, end, limit, offsets):
     rc = db.result_changes
-    w = _window(conn, rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity", "title_zh",
-                           "title_en"), scope, org, start, end, known_before=True)
+    w = _window(rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity"), scope, org,
+                start, end, known_before=True)
+    # the titles are the key's last row's (changes.feed): read by its id for the rows shown
     k = _pairs(w, ("host_id", "profile", "rule_id"), start, ("profile", "rule_id", "status_before"),
-               ("status_after", "severity", "title_zh", "title_en"))
+               ("status_after", "severity", "id"))
     sb, sa = k.c.status_before, k.c.status_after
     kind = case((and_(sa.in_(BAD), or_(sb.is_(None), sb.notin_(BAD))), "new"),
                 (and_(sb.in_(BAD), sa.isnot(None), sa.notin_(BAD)), "fixed"))
-    rows = _keep(conn, select(k, kind.label("kind")).where(kind.isnot(None)), "chg_findings")
+    rows = _keep(conn, _named(k, kind), "chg_findings")
     counts, by_sev = {"new": 0, "fixed": 0}, {}
     for kd, after, sev, n in conn.execute(select(rows.c.kind, rows.c.status_after, rows.c.severity, func.count())
                                           .group_by(rows.c.kind, rows.c.status_after, rows.c.severity)):
@@ -111,16 +127,18 @@ def _findings(conn, scope, org, start, end, limit):
             by_sev.setdefault(after, {}).setdefault(sev or "none", 0)
             by_sev[after][sev or "none"] += n
     rank = case(*[(rows.c.severity == s, i) for i, s in enumerate(changes.SEVERITIES)], else_=9)
-    host = _host_order(conn, rows)
+    host = _host_order(conn, rows.c)
     order = {"new": [case((rows.c.status_after == "fail", 0), else_=1), rank, host[0], host[1],
                      _str(conn, rows.c.rule_id), host[2], _str(conn, rows.c.profile)],
              "fixed": host + [_str(conn, rows.c.profile), _str(conn, rows.c.rule_id)]}
-    out = {}
-    for kd in ("new", "fixed"):
-        out[kd] = [{"host_id": r.host_id, "hostname": r.hostname, "org_path": r.org_path, "profile": r.profile,
-                    "rule_id": r.rule_id, "severity": r.severity, "title": {"zh": r.title_zh, "en": r.title_en},
-                    "before": r.status_before, "after": r.status_after}
-                   for r in conn.execute(select(rows).where(rows.c.kind == kd).order_by(*order[kd]).limit(limit))]
+    shown = {kd: conn.execute(select(rows).where(rows.c.kind == kd).order_by(*order[kd]).limit(limit)
+                              .offset(offsets.get(kd, 0))).all() for kd in ("new", "fixed")}
+    ids = sorted({r.id for got in shown.values() for r in got})
+    titles = dict((r[0], {"zh": r[1], "en": r[2]}) for r in conn.execute(
+        select(rc.c.id, rc.c.title_zh, rc.c.title_en).where(rc.c.id.in_(ids)))) if ids else {}
+    out = {kd: [{"host_id": r.host_id, "hostname": r.hostname, "org_path": r.org_path, "profile": r.profile,
+                 "rule_id": r.rule_id, "severity": r.severity, "title": titles[r.id],
+                 "before": r.status_before, "after": r.status_after} for r in got] for kd, got in shown.items()}
     _drop(conn, rows)
     return out, counts, by_sev
 
@@ -128,25 +146,25 @@ def _findings(conn, scope, org, start, end, limit):
 _DETAIL = changes.COMP_DETAIL
 
 
-def _component_lists(conn, scope, org, start, end, limit):
-    """The added, removed and substitution lists (their first ``limit`` rows) and their counts."""
+def _component_lists(conn, scope, org, start, end, limit, offsets):
+    """The added, removed and substitution lists (``limit`` rows of each from its offset) and their counts."""
     cc = db.component_changes
-    w = _window(conn, cc, ("host_id", "category", "comp_key", "op") + _DETAIL, scope, org, start, end)
+    w = _window(cc, ("host_id", "category", "comp_key", "op") + _DETAIL, scope, org, start, end)
     k = _pairs(w, ("host_id", "category", "comp_key"), start, ("category", "comp_key", "op") + _DETAIL,
                ("op",) + _DETAIL, prefix="l_")
     was, now_ = k.c.op == "remove", k.c.l_op == "add"
     kind = case((and_(was, ~now_), "removed"), (and_(now_, ~was), "added"))
-    rows = _keep(conn, select(k, kind.label("kind")).where(kind.isnot(None)), "chg_components")
+    rows = _keep(conn, _named(k, kind), "chg_components")
     counts = {"added": 0, "removed": 0}
     for kd, n in conn.execute(select(rows.c.kind, func.count()).group_by(rows.c.kind)):
         counts[kd] = n
-    host = _host_order(conn, rows)
+    host = _host_order(conn, rows.c)
     cache, out = {}, {}
     for kd, p in (("added", "l_"), ("removed", "")):
         order = host + [_str(conn, rows.c.category)] + [_str(conn, rows.c[p + x]) for x in (
             "product_id", "name_en", "name_zh", "version", "origin")]
         out[kd] = [dict(changes._host(r), **_comp(r, p, cache)) for r in conn.execute(
-            select(rows).where(rows.c.kind == kd).order_by(*order).limit(limit)).mappings()]
+            select(rows).where(rows.c.kind == kd).order_by(*order).limit(limit).offset(offsets.get(kd, 0))).mappings()]
     # substitutions: within a host and category, foreign components removed paired with domestic ones
     # added (changes._pair_substitutions): as many as the fewer of the two
     foreign = case((and_(rows.c.kind == "removed", rows.c.origin == "foreign"), 1), else_=0)
@@ -157,7 +175,9 @@ def _component_lists(conn, scope, org, start, end, limit):
     counts["substitutions"] = int(conn.execute(select(func.coalesce(func.sum(case((groups.c.nf < groups.c.nd, groups.c.nf),
                                                                             else_=groups.c.nd)), 0))
                                                .where(*both)).scalar())
-    out["substitutions"] = _substitution_rows(conn, rows, limit, cache) if counts["substitutions"] else []
+    skip = offsets.get("substitutions", 0)
+    out["substitutions"] = _substitution_rows(conn, rows, skip + limit, cache)[skip:] \
+        if counts["substitutions"] > skip else []
     _drop(conn, rows)
     return out, counts
 
@@ -174,7 +194,7 @@ def _substitution_rows(conn, rows, limit, cache):
     feed pairs them, until the hosts read give ``limit`` rows or none is left."""
     cand = or_(and_(rows.c.kind == "removed", rows.c.origin == "foreign"),
                and_(rows.c.kind == "added", rows.c.l_origin == "domestic"))
-    order = _host_order(conn, rows)
+    order = _host_order(conn, rows.c)
     hosts_q = select(rows.c.host_id, rows.c.hostname, rows.c.org_path).where(cand).group_by(
         rows.c.host_id, rows.c.hostname, rows.c.org_path).order_by(*order).limit(limit)
     out, offset = [], 0
@@ -198,16 +218,44 @@ def _substitution_rows(conn, rows, limit, cache):
     return out[:limit]
 
 
-def summary(engine, scope, org=None, start=None, end=None, limit=500):
-    """``changes.feed`` with every list cut to its first ``limit`` rows (the counts, ``new_by_severity``
-    and ``hosts`` of the whole feed), folded in the database. A window reaching back before the
-    records began (``recorded_since``) is read by ``feed`` itself: a pruned change leaves the first
-    kept one of its key pointing at it."""
+def _host_lists(conn, scope, org, start, end, limit, offsets):
+    """The joined and stopped lists (``limit`` rows of each from its offset), their counts and the
+    number of hosts, decided as the feed decides them (changes.joined, changes.stopped; a host with no
+    report by ``end`` is in neither), in one statement: the counts by kind and each list's rows."""
+    x = changes.host_times(scope, org, start, end).subquery()
+    kind = case((x.c.a.is_(None), None), (and_(x.c.first.isnot(None), x.c.first > start), "joined"),
+                (and_(x.c.b.isnot(None), x.c.b > start - changes.STALE, x.c.a <= end - changes.STALE), "stopped"))
+    k = select(x, kind.label("kind")).cte()
+    parts = [select(k.c.kind, func.count().label("n"), null().label("host_id"), null().label("hostname"),
+                    null().label("org_path"), null().label("a")).group_by(k.c.kind)]
+    for kd in ("joined", "stopped"):
+        rows = select(k.c.kind, literal(0).label("n"), k.c.id.label("host_id"), k.c.hostname, k.c.org_path, k.c.a) \
+            .where(k.c.kind == kd).order_by(*_host_order(conn, k.c)).limit(limit).offset(offsets.get(kd, 0)).subquery()
+        parts.append(select(rows))
+    counts, hosts, out = {"joined": 0, "stopped": 0}, 0, {"joined": [], "stopped": []}
+    when = {"joined": "first_report", "stopped": "last_report"}
+    for r in conn.execute(union_all(*parts)).mappings():
+        if r["host_id"] is None:
+            hosts += r["n"]
+            if r["kind"] is not None:
+                counts[r["kind"]] = r["n"]
+        else:
+            out[r["kind"]].append(dict(changes._host(r), **{when[r["kind"]]: r["a"]}))
+    return hosts, out, counts
+
+
+def summary(engine, scope, org=None, start=None, end=None, limit=500, offsets=None):
+    """``changes.feed`` with every list cut to ``limit`` rows from its offset in ``offsets`` ({section:
+    rows skipped}, default 0: the first rows), with the counts, ``new_by_severity`` and ``hosts`` of
+    the whole feed, folded in the database. A window reaching back before the records began
+    (``recorded_since``) is read by ``feed`` itself: a pruned change leaves the first kept one of its
+    key pointing at it."""
+    offsets = offsets or {}
     start, end = changes._range(start, end)
     with engine.connect() as conn:
         since = changes._since(conn, start)
     if since is not None:
-        return cut(changes.feed(engine, scope, org, start, end), limit)
+        return cut(changes.feed(engine, scope, org, start, end), limit, offsets)
     with engine.connect() as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             # every join here is of a window's rows with a few others or with the hosts: hashed. The
@@ -215,32 +263,23 @@ def summary(engine, scope, org=None, start=None, end=None, limit=500):
             # tables (a new database, before autovacuum's ANALYZE) it chose nested loops over them:
             # 11.7 s instead of 0.15 s at 10,000 hosts (EXPLAIN ANALYZE). This transaction only.
             conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
-        hosts = changes._hosts(conn, scope, org, start, end)
-        found, counts, by_sev = _findings(conn, scope, org, start, end, limit)
-        comps, comp_counts = _component_lists(conn, scope, org, start, end, limit)
-    out = {"from": start, "to": end, "org": org, "hosts": len(hosts), "new": found["new"], "fixed": found["fixed"],
-           "joined": [], "stopped": []}
-    for hid in changes._order(hosts):
-        x = hosts[hid]
-        if x["a"] is None:
-            continue
-        if changes.joined(x, start):
-            out["joined"].append(dict(changes._host(x), first_report=x["a"]))
-        elif changes.stopped(x, start, end):
-            out["stopped"].append(dict(changes._host(x), last_report=x["a"]))
+        n_hosts, host_rows, host_counts = _host_lists(conn, scope, org, start, end, limit, offsets)
+        found, counts, by_sev = _findings(conn, scope, org, start, end, limit, offsets)
+        comps, comp_counts = _component_lists(conn, scope, org, start, end, limit, offsets)
+    out = {"from": start, "to": end, "org": org, "hosts": n_hosts, "new": found["new"], "fixed": found["fixed"]}
+    out.update(host_rows)
     out.update(comps)
     counts.update(comp_counts)
-    counts["joined"], counts["stopped"] = len(out["joined"]), len(out["stopped"])
-    for k in ("joined", "stopped"):
-        out[k] = out[k][:limit]
+    counts.update(host_counts)
     out["new_by_severity"] = by_sev
     out["counts"] = {k: counts[k] for k in changes.SECTIONS}
     return out
 
 
-def cut(got, limit):
-    """A feed with each list cut to its first ``limit`` rows."""
+def cut(got, limit, offsets=None):
+    """A feed with each list cut to ``limit`` rows from its offset in ``offsets`` (default 0)."""
+    offsets = offsets or {}
     out = dict(got)
     for k in changes.SECTIONS:
-        out[k] = got[k][:limit]
+        out[k] = got[k][offsets.get(k, 0):offsets.get(k, 0) + limit]
     return out

@@ -174,8 +174,8 @@ def read_results(conn, host_id, profile):
 
 
 # --- reading -----------------------------------------------------------------------------------------
-def _hosts(conn, scope, org, start, end):
-    """{host_id: {host_id, hostname, org_path, first, a, b}}: the live hosts of the scope with the
+def host_times(scope, org, start, end):
+    """The live hosts of the scope (id, hostname, org_path, first, a, b) with the
     collected time of their first report (``first``, store/db.py host_firsts) and of their newest report at
     or before ``end`` (a) and ``start`` (b), each an index probe of reports(host_id, collected_at)
     unless the host's newest report overall (hosts.latest_collected) answers it. ``b`` is read only
@@ -191,11 +191,15 @@ def _hosts(conn, scope, org, start, end):
     b = case((latest.is_(None), None), (and_(latest > end - STALE, latest <= end), None), (latest <= start, latest),
              else_=newest(start))
     f = db.host_firsts
-    q = _where(select(h.c.id, h.c.hostname, h.c.org_path, f.c.first_collected, a.label("a"), b.label("b"))
-               .select_from(h.outerjoin(f, f.c.host_id == h.c.id)),
-               *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None))
+    return _where(select(h.c.id, h.c.hostname, h.c.org_path, f.c.first_collected.label("first"), a.label("a"),
+                         b.label("b")).select_from(h.outerjoin(f, f.c.host_id == h.c.id)),
+                  *_in_scope(scope, h.c.org_path, org), h.c.retired_at.is_(None))
+
+
+def _hosts(conn, scope, org, start, end):
+    """{host_id: {host_id, hostname, org_path, first, a, b}}: ``host_times``' rows."""
     return {x[0]: {"host_id": x[0], "hostname": x[1], "org_path": x[2], "first": x[3], "a": x[4], "b": x[5]}
-            for x in conn.execute(q)}
+            for x in conn.execute(host_times(scope, org, start, end))}
 
 
 def joined(x, start):

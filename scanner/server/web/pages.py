@@ -134,18 +134,19 @@ def _org_param(request):
 PER_PAGE = 50
 
 
-def _page_no(request):
-    raw = request.query_params.get("page") or "1"
+def _page_no(request, param="page"):
+    raw = request.query_params.get(param) or "1"
     return max(1, min(int(raw), 10**6)) if raw.isdigit() else 1
 
 
-def pager(request, total, page, per_page=PER_PAGE):
-    """Links to the neighbouring pages of a list, keeping the request's filters."""
+def pager(request, total, page, per_page=PER_PAGE, param="page", anchor=""):
+    """Links to the neighbouring pages of a list, keeping the request's filters (``param``: the query
+    parameter of the page number, for a page with several lists; ``anchor``: the list's element id)."""
     pages = max(1, (total + per_page - 1) // per_page)
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != param]
 
     def href(n):
-        return request.url.path + "?" + urlencode(params + [("page", str(n))])
+        return request.url.path + "?" + urlencode(params + [(param, str(n))]) + ("#" + anchor if anchor else "")
     return {"total": total, "page": page, "pages": pages, "first": (page - 1) * per_page + 1 if total else 0,
             "last": min(total, page * per_page), "prev": href(page - 1) if page > 1 else None,
             "next": href(page + 1) if page < pages else None}
@@ -765,7 +766,10 @@ def localization_components_page(request: Request):
                   pager=pager(request, total, page), export_qs=export_qs)
 
 
-CHANGES_SHOWN = 500  # rows of each table of the change page (its counts are the whole feed's); the exports hold all
+CHANGES_SHOWN = PER_PAGE  # rows of each list of the change page, a page at a time (its counts are the whole feed's)
+# the change page's lists, each paged by its own ?<list>_page= (the components list shows added and removed rows)
+CHANGE_LISTS = (("new", ("new",)), ("fixed", ("fixed",)), ("substitutions", ("substitutions",)),
+                ("components", ("added", "removed")), ("stopped", ("stopped",)), ("joined", ("joined",)))
 
 
 @router.get("/changes")
@@ -776,8 +780,10 @@ def changes_page(request: Request):
     p = request.query_params
     org = _org_param(request)
     start, end = _day(p.get("from")), _day(p.get("to"), True)
+    page_no = {name: _page_no(request, name + "_page") for name, _s in CHANGE_LISTS}
+    offsets = {s: (page_no[name] - 1) * CHANGES_SHOWN for name, sections in CHANGE_LISTS for s in sections}
     try:
-        got = change_summary.summary(request.app.state.engine, user["scope"], org, start, end, CHANGES_SHOWN)
+        got = change_summary.summary(request.app.state.engine, user["scope"], org, start, end, CHANGES_SHOWN, offsets)
     except ApiError as exc:
         if exc.status not in (400, 422):
             raise
@@ -785,8 +791,10 @@ def changes_page(request: Request):
                       export_qs="", day_from=p.get("from") or "", day_to=p.get("to") or "")
     day = lambda v: time.strftime("%Y-%m-%d", time.gmtime(v))  # noqa: E731
     export_qs = urlencode([(k, v) for k, v in (("org", org), ("from", day(got["from"])), ("to", day(got["to"]))) if v])
+    pagers = {name: pager(request, max(got["counts"][s] for s in sections), page_no[name], CHANGES_SHOWN,
+                          name + "_page", "list-" + name) for name, sections in CHANGE_LISTS}
     return render(request, "changes.html", user=user, got=got, org=org, error=None, export_qs=export_qs,
-                  day_from=day(got["from"]), day_to=day(got["to"]), rows_shown=CHANGES_SHOWN)
+                  day_from=day(got["from"]), day_to=day(got["to"]), pagers=pagers)
 
 
 # --- administration (admin only) --------------------------------------------------------------------
