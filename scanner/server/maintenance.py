@@ -9,6 +9,9 @@ ten machines behind a load balancer prune once per interval between them. A run 
 something is audited (``reports.prune``, actor ``server``) like `xcscan server prune`; the job's row
 in ``job_runs`` keeps the last run's node, time and counts. ``prune_interval`` 0 turns it off (then
 run `xcscan server prune` from cron or a systemd timer: docs/server.md).
+
+The same thread counts the change page's default view ahead (store/change_digest.py) every
+``change_digest_interval`` seconds, claimed the same way (job ``change_digest``); 0 turns it off.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from scanner.server.store import jobs
 
 log = logging.getLogger("xcscan.server")
 PRUNE_JOB = "retention"
+DIGEST_ROWS = 50  # each list's first page (web/pages.py CHANGES_SHOWN)
 
 
 class Maintenance(object):
@@ -29,19 +33,29 @@ class Maintenance(object):
         self.compact = settings.report_compaction
         self.summaries = settings.report_daily_summaries
         self.change_days = settings.change_retention_days
+        self.digest_interval = settings.change_digest_interval
+        self.digest_min_records = settings.change_digest_min_records
         self.stopping = threading.Event()
         self.thread = None
         self.node = jobs.node_name()
 
     @property
     def enabled(self):
+        """Whether the retention job runs in the server."""
         return (self.days > 0 or self.compact or self.change_days > 0) and self.interval > 0
 
     def poll_seconds(self):
         return max(1, min(60, self.interval // 10))
 
+    def _wait(self):
+        """Seconds between polls: a tenth of the shortest interval of the jobs that run, at most a minute."""
+        waits = [self.poll_seconds()] if self.enabled else []
+        if self.digest_interval > 0:
+            waits.append(max(1, min(60, self.digest_interval // 10)))
+        return min(waits)
+
     def start(self):
-        if self.enabled and self.thread is None:
+        if (self.enabled or self.digest_interval > 0) and self.thread is None:
             self.thread = threading.Thread(target=self._loop, name="xcscan-maintenance", daemon=True)
             self.thread.start()
 
@@ -53,11 +67,27 @@ class Maintenance(object):
     def _loop(self):
         wait = 0
         while not self.stopping.wait(wait):
-            wait = self.poll_seconds()
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - logged; the next poll tries again
-                log.exception("retention prune failed")
+            wait = self._wait()
+            if self.enabled:
+                try:
+                    self.run_once()
+                except Exception:  # noqa: BLE001 - logged; the next poll tries again
+                    log.exception("retention prune failed")
+            if self.digest_interval > 0:
+                try:
+                    self.run_digest()
+                except Exception:  # noqa: BLE001 - logged; the page counts live meanwhile
+                    log.exception("change digest failed")
+
+    def run_digest(self, t=None):
+        """Count the change page's default view ahead when this node claims the run that is due; return
+        change_digest.build's summary or None."""
+        from scanner.server.store import change_digest
+        if not jobs.claim(self.engine, change_digest.JOB, self.digest_interval, t, self.node):
+            return None
+        out = change_digest.build(self.engine, DIGEST_ROWS, t=t, min_records=self.digest_min_records)
+        jobs.finish(self.engine, change_digest.JOB, out, t)
+        return out
 
     def run_once(self, t=None):
         """Prune when this node claims the run that is due; return prune()'s summary or None."""

@@ -193,3 +193,57 @@ def test_a_cursor_does_not_reach_outside_the_scope(site):
     assert r.status_code == 404 and big.hostname not in r.text
     mine = other.get("/api/v1/changes").json()
     assert mine["counts"]["new"] == 0 and big.hostname not in repr(mine)
+
+
+@pytest.fixture(scope="module")
+def digest_server(tmp_path_factory):
+    """A server whose change page reads the digest counted ahead (every day; at any number of records)."""
+    from server_support import make_server
+    srv = make_server(tmp_path_factory, "sqlite", settings={"change_digest_interval": DAY,
+                                                             "change_digest_min_records": 0})
+    yield srv
+    srv.stop()
+
+
+def test_default_view_is_read_from_the_digest_and_says_when_it_was_counted(digest_server):
+    from scanner.server.maintenance import DIGEST_ROWS
+    from scanner.server.store import change_digest
+    srv = digest_server
+    big = Agent("dg-big", machine_id=uuid.uuid4().hex)
+    before = {r: "pass" for r in RULES}
+    with srv.client() as c:
+        assert big.enroll(c, srv.token(org=DEPT)).status_code == 201
+        assert big.submit(c, _doc(big, [CENTOS], before), timestamp=time.time() - 9 * DAY).status_code == 200
+        assert big.submit(c, _doc(big, [KYLIN], {r: "fail" for r in RULES}),
+                          timestamp=time.time() - 2 * DAY).status_code == 200
+    built = change_digest.build(srv.engine, DIGEST_ROWS)
+    assert built["orgs"] == 1 and built["skipped"] is None
+    admin = srv.login()
+    page = admin.get("/changes", params={"lang": "en"})
+    assert page.status_code == 200
+    assert re.search(r'id="digest-as-of" data-at="%d"' % built["at"], page.text)
+    assert re.search(r'id="count-new"><div class="sub">[^<]+</div><div class="big">%d<' % N, page.text)
+    first = re.findall(r'class="change-new" data-rule="([^"]+)"', page.text)
+    assert len(first) == 50
+    # the list's next page is read live over the digest's window (?at=), not over a window moved on since
+    nxt = re.search(r'id="pager-new".*?<a rel="next" href="([^"]+)"', page.text, re.S).group(1).replace("&amp;", "&")
+    assert "at=%d" % built["at"] in nxt and "new_page=2" in nxt
+    second = admin.get(nxt)
+    assert 'id="digest-as-of"' not in second.text
+    rows = re.findall(r'class="change-new" data-rule="([^"]+)"', second.text)
+    assert len(rows) == 50 and not set(rows) & set(first)
+    # a change after the count: the digest still shows the count it made (and says when); ?live=1 counts now
+    with srv.client() as c:
+        fixed = dict({r: "fail" for r in RULES}, **{r: "pass" for r in RULES[:20]})
+        assert big.submit(c, _doc(big, [KYLIN], fixed), timestamp=time.time() - 3600).status_code == 200
+    count = r'id="count-new"><div class="sub">[^<]+</div><div class="big">(\d+)<'
+    assert re.search(count, admin.get("/changes").text).group(1) == str(N)
+    live = admin.get(re.search(r'id="count-now" href="([^"]+)"', page.text).group(1).replace("&amp;", "&"))
+    assert re.search(count, live.text).group(1) == str(N - 20) and 'id="digest-as-of"' not in live.text
+    change_digest.build(srv.engine, DIGEST_ROWS)
+    assert re.search(count, admin.get("/changes").text).group(1) == str(N - 20)
+    # an explicit window is always counted live
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 3 * DAY))
+    explicit = admin.get("/changes", params={"from": day})
+    assert 'id="digest-as-of"' not in explicit.text and re.search(count, explicit.text).group(1) == str(N - 20)
+    admin.close()

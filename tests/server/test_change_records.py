@@ -198,6 +198,34 @@ def test_change_page_folded_in_the_database_equals_the_feed_cut_to_its_first_row
     assert n > 100 and skipped > 20
 
 
+def test_change_digest_read_for_any_scope_equals_the_page_folded_live_at_its_time(history):
+    """change_digest.build folds the 7 days before a time once, per org; read() gives any scope (and
+    org narrowing) what change_summary.summary gives for that window: the counts, severities and hosts
+    summed over the scope's orgs, each list the first ``limit`` rows of the merged orgs' first rows."""
+    from scanner.server.store import change_digest, change_summary
+    engine, base, times = history
+    for t in (times[-1], base + 12 * DAY + 5, base + 21 * DAY + 3600):
+        for limit in (1, 3, 50):
+            got = change_digest.build(engine, limit, t=t)
+            assert got["orgs"] == 3 and got["skipped"] is None and got["records"] > 0
+            for scope, org in ((Scope.everything(), None), (Scope(["/a"]), None), (Scope(["/a"]), "/a/x"),
+                               (Scope.everything(), "/b"), (Scope(["/a/y", "/b"]), None)):
+                live = change_summary.summary(engine, scope, org, t - change_digest.WINDOW, t, limit)
+                kept = change_digest.read(engine, scope, org, limit, max_age=60, t=t + 30)
+                assert kept.pop("as_of") == t
+                assert kept == live, (t - base, limit, scope.orgs, org)
+    assert sum(live["counts"].values()) > 0
+    # a week with fewer records than asked keeps no digest: the page counts live
+    assert change_digest.build(engine, 50, t=t, min_records=10 ** 6)["skipped"] == "few_records"
+    assert change_digest.read(engine, Scope.everything(), None, 50, max_age=60, t=t) is None
+    change_digest.build(engine, 50, t=t)
+    # a digest older than max_age is not used; an org outside the scope is refused as every query refuses it
+    assert change_digest.read(engine, Scope.everything(), None, 50, max_age=60, t=t + 61) is None
+    with pytest.raises(Exception) as err:
+        change_digest.read(engine, Scope(["/a"]), "/b", 50, max_age=60, t=t)
+    assert getattr(err.value, "status", None) == 404
+
+
 def _upgrade_from_0028(engine):
     """Migration 0029 run again over the database as it is (down to 0028, then up to head)."""
     from alembic import command

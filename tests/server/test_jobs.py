@@ -89,3 +89,26 @@ def test_the_server_prunes_once_per_interval_and_audits_it(db_engine, tmp_path):
     assert Maintenance(db_engine, Settings(data_dir=str(tmp_path), report_retention_days=0,
                                            report_compaction=False)).enabled  # change records past 400 days
     assert Maintenance(db_engine, Settings(data_dir=str(tmp_path), report_retention_days=0)).enabled  # compacts
+
+
+def test_the_change_digest_is_counted_once_per_interval_between_the_nodes(db_engine, tmp_path):
+    from scanner.server.store import change_digest
+    from scanner.server.store.scope import Scope
+    hosts = enroll(db_engine, "/gov/finance", 2) + enroll(db_engine, "/gov/tax", 1)
+    for d in (3, 2, 1):
+        put(db_engine, [item(a, T - d * DAY + k, seed=d * 10 + k)[0] for k, a in enumerate(hosts)])
+    settings = Settings(data_dir=str(tmp_path), change_digest_interval=300, change_digest_min_records=0)
+    nodes = [Maintenance(db_engine, settings) for _ in range(2)]
+    assert nodes[0]._wait() == 30
+    out = nodes[0].run_digest(t=T)
+    assert out["orgs"] == 2 and out["records"] > 0 and out["skipped"] is None
+    assert nodes[1].run_digest(t=T + 60) is None and nodes[0].run_digest(t=T + 299) is None
+    assert jobs.state(db_engine, change_digest.JOB)["detail"] == out
+    kept = change_digest.read(db_engine, Scope.everything(), None, 50, max_age=600, t=T + 1)
+    assert kept["as_of"] == T and kept["hosts"] == 3 and sum(kept["counts"].values()) > 0
+    assert nodes[1].run_digest(t=T + 300)["at"] == T + 300
+    assert jobs.state(db_engine, change_digest.JOB)["runs"] == 2
+    # the default: only a week of at least 20,000 change records is counted ahead
+    small = Maintenance(db_engine, Settings(data_dir=str(tmp_path))).run_digest(t=T + 900)
+    assert small["skipped"] == "few_records" and small["orgs"] == 0
+    assert change_digest.read(db_engine, Scope.everything(), None, 50, max_age=600, t=T + 901) is None

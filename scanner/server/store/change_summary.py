@@ -108,7 +108,29 @@ def _host_order(conn, c):
     return [_str(conn, c.org_path), _str(conn, c.hostname), _str(conn, c.host_id if "host_id" in c else c.id)]
 
 
-def _findings(conn, scope, org, start, end, limit, offsets):
+def _first(conn, rows, cond, order, limit, offset, per_org, cols=None):
+    """A select of ``rows`` meeting ``cond`` in ``order`` (of ``cols``, default all): ``limit`` rows from
+    ``offset``, or with ``per_org`` the first ``limit`` of each org (change_digest.py builds each org's
+    first page; any org's rows among a scope's first ``limit`` are among that org's first ``limit``)."""
+    cols = list(rows.c) if cols is None else cols
+    if not per_org:
+        return select(*cols).where(cond).order_by(*order).limit(limit).offset(offset)
+    sub = select(*cols, func.row_number().over(partition_by=rows.c.org_path, order_by=order).label("rn")) \
+        .where(cond).subquery()
+    return select(*[sub.c[c.name] for c in cols]).where(sub.c.rn <= limit)
+
+
+def _part(parts, org_path):
+    """The summary part of one org (per_org) or of the whole scope (key None)."""
+    got = parts.get(org_path)
+    if got is None:
+        got = parts[org_path] = {"hosts": 0, "new_by_severity": {}, "counts": dict.fromkeys(changes.SECTIONS, 0)}
+        for k in changes.SECTIONS:
+            got[k] = []
+    return got
+
+
+def _findings(conn, scope, org, start, end, limit, offsets, parts, per_org):
     rc = db.result_changes
     w = _window(rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity"), scope, org,
                 start, end, known_before=True)
@@ -119,34 +141,39 @@ def _findings(conn, scope, org, start, end, limit, offsets):
     kind = case((and_(sa.in_(BAD), or_(sb.is_(None), sb.notin_(BAD))), "new"),
                 (and_(sb.in_(BAD), sa.isnot(None), sa.notin_(BAD)), "fixed"))
     rows = _keep(conn, _named(k, kind), "chg_findings")
-    counts, by_sev = {"new": 0, "fixed": 0}, {}
-    for kd, after, sev, n in conn.execute(select(rows.c.kind, rows.c.status_after, rows.c.severity, func.count())
-                                          .group_by(rows.c.kind, rows.c.status_after, rows.c.severity)):
-        counts[kd] += n
-        if kd == "new":
-            by_sev.setdefault(after, {}).setdefault(sev or "none", 0)
-            by_sev[after][sev or "none"] += n
+    by = [rows.c.org_path] if per_org else []
+    for r in conn.execute(select(*by, rows.c.kind, rows.c.status_after, rows.c.severity, func.count().label("n"))
+                          .group_by(*by, rows.c.kind, rows.c.status_after, rows.c.severity)).mappings():
+        got = _part(parts, r["org_path"] if per_org else None)
+        got["counts"][r["kind"]] += r["n"]
+        if r["kind"] == "new":
+            sev = got["new_by_severity"].setdefault(r["status_after"], {})
+            sev[r["severity"] or "none"] = sev.get(r["severity"] or "none", 0) + r["n"]
     rank = case(*[(rows.c.severity == s, i) for i, s in enumerate(changes.SEVERITIES)], else_=9)
     host = _host_order(conn, rows.c)
     order = {"new": [case((rows.c.status_after == "fail", 0), else_=1), rank, host[0], host[1],
                      _str(conn, rows.c.rule_id), host[2], _str(conn, rows.c.profile)],
              "fixed": host + [_str(conn, rows.c.profile), _str(conn, rows.c.rule_id)]}
-    shown = {kd: conn.execute(select(rows).where(rows.c.kind == kd).order_by(*order[kd]).limit(limit)
-                              .offset(offsets.get(kd, 0))).all() for kd in ("new", "fixed")}
-    ids = sorted({r.id for got in shown.values() for r in got})
-    titles = dict((r[0], {"zh": r[1], "en": r[2]}) for r in conn.execute(
-        select(rc.c.id, rc.c.title_zh, rc.c.title_en).where(rc.c.id.in_(ids)))) if ids else {}
-    out = {kd: [{"host_id": r.host_id, "hostname": r.hostname, "org_path": r.org_path, "profile": r.profile,
-                 "rule_id": r.rule_id, "severity": r.severity, "title": titles[r.id],
-                 "before": r.status_before, "after": r.status_after} for r in got] for kd, got in shown.items()}
+    shown = {kd: conn.execute(_first(conn, rows, rows.c.kind == kd, order[kd], limit, offsets.get(kd, 0), per_org))
+             .mappings().all() for kd in ("new", "fixed")}
+    ids = sorted({r["id"] for got in shown.values() for r in got})
+    titles = {}
+    for i in range(0, len(ids), 500):
+        titles.update((r[0], {"zh": r[1], "en": r[2]}) for r in conn.execute(
+            select(rc.c.id, rc.c.title_zh, rc.c.title_en).where(rc.c.id.in_(ids[i:i + 500]))))
+    for kd, got in shown.items():
+        for r in got:
+            _part(parts, r["org_path"] if per_org else None)[kd].append({
+                "host_id": r["host_id"], "hostname": r["hostname"], "org_path": r["org_path"], "profile": r["profile"],
+                "rule_id": r["rule_id"], "severity": r["severity"], "title": titles[r["id"]],
+                "before": r["status_before"], "after": r["status_after"]})
     _drop(conn, rows)
-    return out, counts, by_sev
 
 
 _DETAIL = changes.COMP_DETAIL
 
 
-def _component_lists(conn, scope, org, start, end, limit, offsets):
+def _component_lists(conn, scope, org, start, end, limit, offsets, parts, per_org):
     """The added, removed and substitution lists (``limit`` rows of each from its offset) and their counts."""
     cc = db.component_changes
     w = _window(cc, ("host_id", "category", "comp_key", "op") + _DETAIL, scope, org, start, end)
@@ -155,31 +182,40 @@ def _component_lists(conn, scope, org, start, end, limit, offsets):
     was, now_ = k.c.op == "remove", k.c.l_op == "add"
     kind = case((and_(was, ~now_), "removed"), (and_(now_, ~was), "added"))
     rows = _keep(conn, _named(k, kind), "chg_components")
-    counts = {"added": 0, "removed": 0}
-    for kd, n in conn.execute(select(rows.c.kind, func.count()).group_by(rows.c.kind)):
-        counts[kd] = n
+    by = [rows.c.org_path] if per_org else []
+    for r in conn.execute(select(*by, rows.c.kind, func.count().label("n")).group_by(*by, rows.c.kind)).mappings():
+        _part(parts, r["org_path"] if per_org else None)["counts"][r["kind"]] = r["n"]
     host = _host_order(conn, rows.c)
-    cache, out = {}, {}
+    cache = {}
     for kd, p in (("added", "l_"), ("removed", "")):
         order = host + [_str(conn, rows.c.category)] + [_str(conn, rows.c[p + x]) for x in (
             "product_id", "name_en", "name_zh", "version", "origin")]
-        out[kd] = [dict(changes._host(r), **_comp(r, p, cache)) for r in conn.execute(
-            select(rows).where(rows.c.kind == kd).order_by(*order).limit(limit).offset(offsets.get(kd, 0))).mappings()]
+        for r in conn.execute(_first(conn, rows, rows.c.kind == kd, order, limit, offsets.get(kd, 0),
+                                     per_org)).mappings():
+            _part(parts, r["org_path"] if per_org else None)[kd].append(dict(changes._host(r), **_comp(r, p, cache)))
     # substitutions: within a host and category, foreign components removed paired with domestic ones
     # added (changes._pair_substitutions): as many as the fewer of the two
     foreign = case((and_(rows.c.kind == "removed", rows.c.origin == "foreign"), 1), else_=0)
     domestic = case((and_(rows.c.kind == "added", rows.c.l_origin == "domestic"), 1), else_=0)
-    groups = select(rows.c.host_id, rows.c.category, func.sum(foreign).label("nf"), func.sum(domestic).label("nd")) \
-        .group_by(rows.c.host_id, rows.c.category).cte()
-    both = groups.c.nf > 0, groups.c.nd > 0
-    counts["substitutions"] = int(conn.execute(select(func.coalesce(func.sum(case((groups.c.nf < groups.c.nd, groups.c.nf),
-                                                                            else_=groups.c.nd)), 0))
-                                               .where(*both)).scalar())
+    groups = select(*by, rows.c.host_id, rows.c.category, func.sum(foreign).label("nf"),
+                    func.sum(domestic).label("nd")).group_by(*by, rows.c.host_id, rows.c.category).cte()
+    gby = [groups.c.org_path] if per_org else []
+    paired = func.sum(case((groups.c.nf < groups.c.nd, groups.c.nf), else_=groups.c.nd)).label("n")
+    total = 0
+    for r in conn.execute(select(*gby, paired).where(groups.c.nf > 0, groups.c.nd > 0).group_by(*gby)).mappings():
+        if r["n"]:
+            _part(parts, r["org_path"] if per_org else None)["counts"]["substitutions"] = int(r["n"])
+            total += int(r["n"])
     skip = offsets.get("substitutions", 0)
-    out["substitutions"] = _substitution_rows(conn, rows, skip + limit, cache)[skip:] \
-        if counts["substitutions"] > skip else []
+    if per_org and total:
+        # every substitution row (a few per host that replaced something), each org's first ``limit``
+        for r in _substitution_rows(conn, rows, total, cache):
+            got = _part(parts, r["org_path"])["substitutions"]
+            if len(got) < limit:
+                got.append(r)
+    elif total > skip:
+        _part(parts, None)["substitutions"] = _substitution_rows(conn, rows, skip + limit, cache)[skip:]
     _drop(conn, rows)
-    return out, counts
 
 
 def _comp(r, p, cache):
@@ -204,13 +240,14 @@ def _substitution_rows(conn, rows, limit, cache):
             break
         offset += len(ids)
         got = {}
-        for r in conn.execute(select(rows).where(cand, rows.c.host_id.in_(ids)).order_by(
-                *(order + [_str(conn, rows.c.category), _str(conn, rows.c.comp_key)]))).mappings():
-            removed, added = got.setdefault(r["host_id"], (changes._host(r), [], []))[1:]
-            if r["kind"] == "removed":
-                removed.append(_comp(r, "", cache))
-            else:
-                added.append(_comp(r, "l_", cache))
+        for i in range(0, len(ids), 500):
+            for r in conn.execute(select(rows).where(cand, rows.c.host_id.in_(ids[i:i + 500])).order_by(
+                    *(order + [_str(conn, rows.c.category), _str(conn, rows.c.comp_key)]))).mappings():
+                removed, added = got.setdefault(r["host_id"], (changes._host(r), [], []))[1:]
+                if r["kind"] == "removed":
+                    removed.append(_comp(r, "", cache))
+                else:
+                    added.append(_comp(r, "l_", cache))
         for hid in ids:
             host, removed, added = got[hid]
             out.extend(changes._substitution_rows(host, removed, added))
@@ -218,7 +255,7 @@ def _substitution_rows(conn, rows, limit, cache):
     return out[:limit]
 
 
-def _host_lists(conn, scope, org, start, end, limit, offsets):
+def _host_lists(conn, scope, org, start, end, limit, offsets, parts, per_org):
     """The joined and stopped lists (``limit`` rows of each from its offset), their counts and the
     number of hosts, decided as the feed decides them (changes.joined, changes.stopped; a host with no
     report by ``end`` is in neither), in one statement: the counts by kind and each list's rows."""
@@ -226,22 +263,45 @@ def _host_lists(conn, scope, org, start, end, limit, offsets):
     kind = case((x.c.a.is_(None), None), (and_(x.c.first.isnot(None), x.c.first > start), "joined"),
                 (and_(x.c.b.isnot(None), x.c.b > start - changes.STALE, x.c.a <= end - changes.STALE), "stopped"))
     k = select(x, kind.label("kind")).cte()
-    parts = [select(k.c.kind, func.count().label("n"), null().label("host_id"), null().label("hostname"),
-                    null().label("org_path"), null().label("a")).group_by(k.c.kind)]
+    by = [k.c.org_path] if per_org else [null().label("org_path")]
+    parts_q = [select(k.c.kind, func.count().label("n"), null().label("host_id"), null().label("hostname"), *by,
+                      null().label("a")).group_by(k.c.kind, *by[:1] if per_org else [])]
+    cols = [k.c.kind, literal(0).label("n"), k.c.id.label("host_id"), k.c.hostname, k.c.org_path, k.c.a]
     for kd in ("joined", "stopped"):
-        rows = select(k.c.kind, literal(0).label("n"), k.c.id.label("host_id"), k.c.hostname, k.c.org_path, k.c.a) \
-            .where(k.c.kind == kd).order_by(*_host_order(conn, k.c)).limit(limit).offset(offsets.get(kd, 0)).subquery()
-        parts.append(select(rows))
-    counts, hosts, out = {"joined": 0, "stopped": 0}, 0, {"joined": [], "stopped": []}
+        parts_q.append(select(_first(conn, k, k.c.kind == kd, _host_order(conn, k.c), limit, offsets.get(kd, 0),
+                                     per_org, cols).subquery()))
     when = {"joined": "first_report", "stopped": "last_report"}
-    for r in conn.execute(union_all(*parts)).mappings():
+    for r in conn.execute(union_all(*parts_q)).mappings():
+        got = _part(parts, r["org_path"] if per_org else None)
         if r["host_id"] is None:
-            hosts += r["n"]
+            got["hosts"] += r["n"]
             if r["kind"] is not None:
-                counts[r["kind"]] = r["n"]
+                got["counts"][r["kind"]] = r["n"]
         else:
-            out[r["kind"]].append(dict(changes._host(r), **{when[r["kind"]]: r["a"]}))
-    return hosts, out, counts
+            got[r["kind"]].append(dict(changes._host(r), **{when[r["kind"]]: r["a"]}))
+
+
+def fold(engine, scope, org, start, end, limit, offsets=None, per_org=False):
+    """{None: the summary's lists, counts, new_by_severity and hosts} of the window (start, end], or
+    with ``per_org`` {org path: the same of that org's hosts, each list its first ``limit`` rows}."""
+    offsets = offsets or {}
+    parts = {}
+    with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            # every join here is of a window's rows with a few others or with the hosts: hashed. The
+            # planner guesses the rows of a CTE, and with no or stale statistics on the change
+            # tables (a new database, before autovacuum's ANALYZE) it chose nested loops over them:
+            # 11.7 s instead of 0.15 s at 10,000 hosts (EXPLAIN ANALYZE). This transaction only.
+            conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+        for step in (_host_lists, _findings, _component_lists):
+            step(conn, scope, org, start, end, limit, offsets, parts, per_org)
+    if not per_org:
+        _part(parts, None)
+    for got in parts.values():
+        if per_org:
+            for k in changes.SECTIONS:
+                got[k].sort(key=lambda r, k=k: changes.row_key(k, r))
+    return parts
 
 
 def summary(engine, scope, org=None, start=None, end=None, limit=500, offsets=None):
@@ -256,23 +316,11 @@ def summary(engine, scope, org=None, start=None, end=None, limit=500, offsets=No
         since = changes._since(conn, start)
     if since is not None:
         return cut(changes.feed(engine, scope, org, start, end), limit, offsets)
-    with engine.connect() as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
-            # every join here is of a window's rows with a few others or with the hosts: hashed. The
-            # planner guesses the rows of a CTE, and with no or stale statistics on the change
-            # tables (a new database, before autovacuum's ANALYZE) it chose nested loops over them:
-            # 11.7 s instead of 0.15 s at 10,000 hosts (EXPLAIN ANALYZE). This transaction only.
-            conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
-        n_hosts, host_rows, host_counts = _host_lists(conn, scope, org, start, end, limit, offsets)
-        found, counts, by_sev = _findings(conn, scope, org, start, end, limit, offsets)
-        comps, comp_counts = _component_lists(conn, scope, org, start, end, limit, offsets)
-    out = {"from": start, "to": end, "org": org, "hosts": n_hosts, "new": found["new"], "fixed": found["fixed"]}
-    out.update(host_rows)
-    out.update(comps)
-    counts.update(comp_counts)
-    counts.update(host_counts)
-    out["new_by_severity"] = by_sev
-    out["counts"] = {k: counts[k] for k in changes.SECTIONS}
+    got = fold(engine, scope, org, start, end, limit, offsets)[None]
+    out = {"from": start, "to": end, "org": org, "hosts": got["hosts"]}
+    out.update((k, got[k]) for k in changes.SECTIONS)
+    out["new_by_severity"] = got["new_by_severity"]
+    out["counts"] = got["counts"]
     return out
 
 

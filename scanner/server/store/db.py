@@ -386,6 +386,16 @@ host_firsts = Table(
     Column("first_collected", BigInteger, nullable=False),
 )
 
+# The change page's default view kept ahead (store/change_digest.py): the last 7 days of changes as of
+# ``at``, one row per org path that has live hosts (its counts and each list's first page, JSON),
+# rewritten whole by one node every change_digest_interval; a scope reads the rows of its orgs.
+change_digests = Table(
+    "change_digests", metadata,
+    Column("org_path", String(512), primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
 # When change records began (migration 0016 on a database that already held reports): earlier changes
 # are not in the feed. No row: recorded from the first report on.
 change_epoch = Table(

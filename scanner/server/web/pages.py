@@ -139,11 +139,13 @@ def _page_no(request, param="page"):
     return max(1, min(int(raw), 10**6)) if raw.isdigit() else 1
 
 
-def pager(request, total, page, per_page=PER_PAGE, param="page", anchor=""):
+def pager(request, total, page, per_page=PER_PAGE, param="page", anchor="", keep=()):
     """Links to the neighbouring pages of a list, keeping the request's filters (``param``: the query
-    parameter of the page number, for a page with several lists; ``anchor``: the list's element id)."""
+    parameter of the page number, for a page with several lists; ``anchor``: the list's element id;
+    ``keep``: parameters set on every link, replacing the request's)."""
     pages = max(1, (total + per_page - 1) // per_page)
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != param]
+    drop = {param} | {k for k, _v in keep}
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in drop] + list(keep)
 
     def href(n):
         return request.url.path + "?" + urlencode(params + [(param, str(n))]) + ("#" + anchor if anchor else "")
@@ -774,16 +776,29 @@ CHANGE_LISTS = (("new", ("new",)), ("fixed", ("fixed",)), ("substitutions", ("su
 
 @router.get("/changes")
 def changes_page(request: Request):
-    """The change feed of the scope (?org=) between ?from= and ?to= (YYYY-MM-DD; default the last 7 days)."""
-    from scanner.server.store import change_summary
+    """The change feed of the scope (?org=) between ?from= and ?to= (YYYY-MM-DD; default the last 7 days).
+    The default view's first page comes from the digest counted ahead (store/change_digest.py) while it
+    is fresh, and says when it was counted; ?live=1 counts now; its lists' further pages (?at=: the
+    digest's time) are read live over the digest's window."""
+    from scanner.server.store import change_digest, change_summary
     user = page_user(request)
     p = request.query_params
     org = _org_param(request)
     start, end = _day(p.get("from")), _day(p.get("to"), True)
+    raw_at = (p.get("at") or "")[:12]
+    at = int(raw_at) if raw_at.isdigit() and 0 < int(raw_at) < 2 ** 40 else None
     page_no = {name: _page_no(request, name + "_page") for name, _s in CHANGE_LISTS}
     offsets = {s: (page_no[name] - 1) * CHANGES_SHOWN for name, sections in CHANGE_LISTS for s in sections}
+    interval = request.app.state.settings.change_digest_interval
+    got = None
     try:
-        got = change_summary.summary(request.app.state.engine, user["scope"], org, start, end, CHANGES_SHOWN, offsets)
+        if at is not None and start is None and end is None:
+            start, end = at - change_digest.WINDOW, at
+        elif start is None and end is None and not any(offsets.values()) and p.get("live") != "1" and interval > 0:
+            got = change_digest.read(request.app.state.engine, user["scope"], org, CHANGES_SHOWN, 2 * interval)
+        if got is None:
+            got = change_summary.summary(request.app.state.engine, user["scope"], org, start, end, CHANGES_SHOWN,
+                                         offsets)
     except ApiError as exc:
         if exc.status not in (400, 422):
             raise
@@ -791,10 +806,14 @@ def changes_page(request: Request):
                       export_qs="", day_from=p.get("from") or "", day_to=p.get("to") or "")
     day = lambda v: time.strftime("%Y-%m-%d", time.gmtime(v))  # noqa: E731
     export_qs = urlencode([(k, v) for k, v in (("org", org), ("from", day(got["from"])), ("to", day(got["to"]))) if v])
+    # a list's next pages keep the window of the page they come from (the digest's: ?at=)
+    keep = [("at", str(got["as_of"]))] if got.get("as_of") else []
     pagers = {name: pager(request, max(got["counts"][s] for s in sections), page_no[name], CHANGES_SHOWN,
-                          name + "_page", "list-" + name) for name, sections in CHANGE_LISTS}
+                          name + "_page", "list-" + name, keep) for name, sections in CHANGE_LISTS}
+    live_qs = urlencode([(k, v) for k, v in (("org", org), ("live", "1")) if v])
     return render(request, "changes.html", user=user, got=got, org=org, error=None, export_qs=export_qs,
-                  day_from=day(got["from"]), day_to=day(got["to"]), pagers=pagers)
+                  day_from=day(got["from"]), day_to=day(got["to"]), pagers=pagers, live_qs=live_qs,
+                  digest_minutes=max(1, interval // 60))
 
 
 # --- administration (admin only) --------------------------------------------------------------------
