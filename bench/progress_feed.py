@@ -178,6 +178,23 @@ def measure(opts, engine, everything, now, old_samples):
         print("change page (store/change_summary.py), 7 days: %.3fs median of %d (%s); the whole feed: %.3fs "
               "(interleaved)" % (statistics.median(times["page"]), len(times["page"]),
                                  ", ".join("%.3f" % x for x in times["page"]), statistics.median(times["feed_new"])))
+        # the default view counted ahead (store/change_digest.py, the server's job): its build, and its
+        # read for the whole fleet against the same window folded live
+        from scanner.server.store import change_digest
+        builds, reads, lives = [], [], []
+        for s in range(opts.samples):
+            dt, built = timed(lambda: change_digest.build(engine, PAGE))
+            builds.append(dt)
+            dt, kept = timed(lambda: change_digest.read(engine, everything, None, PAGE, 600))
+            reads.append(dt)
+            dt, live = timed(lambda: change_summary.summary(engine, everything, None, built["at"] - 7 * DAY,
+                                                            built["at"], PAGE))
+            lives.append(dt)
+            assert kept.pop("as_of") == built["at"] and kept == live, "the digest differs from the page folded live"
+        print("change page's default view from the digest (store/change_digest.py): read %.1f ms median of %d "
+              "(%s); folded live %.3fs; the digest's build %.3fs (%d orgs, %d records)" % (
+                  1000 * statistics.median(reads), len(reads), ", ".join("%.1f" % (1000 * x) for x in reads),
+                  statistics.median(lives), statistics.median(builds), built["orgs"], built["records"]))
         if not old_samples:
             print("change feed, 7 days: %.3fs (%d new); substitutions, 90 days: %.3fs (%d)" % (
                 statistics.median(times["feed_new"]), new["counts"]["new"], statistics.median(times["subs_new"]),
