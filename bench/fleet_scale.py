@@ -87,6 +87,48 @@ def seed_documents(opts):
     return docs
 
 
+def seed_changes(cur, now, opts):
+    """The change records (store/changes.py) of that history, shaped as intake writes them: on every
+    report after a host's first, ``--changes`` of its rules (picked per host and day) flip pass <-> fail,
+    each record naming its key's change before it (``prev_at``, -1 for none); every tenth report also
+    replaces one component by a newer version (removed and added). And each host's first report time
+    (host_firsts)."""
+    cur.execute("CREATE TEMP TABLE seed_rules AS SELECT row_number() OVER (PARTITION BY profile ORDER BY rule_id) - 1 "
+                "AS k, profile, rule_id, severity, title_zh, title_en FROM results "
+                "WHERE host_id IN (SELECT host_id FROM seed_map)")
+    cur.execute("""
+        INSERT INTO result_changes (host_id, profile, rule_id, at, status_before, status_after, severity,
+                                    title_zh, title_en, prev_at)
+        SELECT host_id, profile, rule_id, at,
+               CASE WHEN n %% 2 = 1 THEN 'pass' ELSE 'fail' END, CASE WHEN n %% 2 = 1 THEN 'fail' ELSE 'pass' END,
+               severity, title_zh, title_en, prev_at
+        FROM (SELECT x.*, row_number() OVER w AS n, coalesce(lag(at) OVER w, -1) AS prev_at
+              FROM (SELECT DISTINCT f.id AS host_id, r.profile, r.rule_id, r.severity, r.title_zh, r.title_en,
+                           %(now)s - d * 86400 - (f.i %% 7200) - 60 AS at
+                    FROM fleet f CROSS JOIN generate_series(0, %(last)s) AS d CROSS JOIN generate_series(1, %(per)s) AS j
+                    JOIN (SELECT profile, count(*) AS nr FROM seed_rules GROUP BY profile) c ON c.profile = f.profile
+                    JOIN seed_rules r ON r.profile = f.profile AND r.k = abs(hashtext(f.id || ':' || d || ':' || j)) %% c.nr) x
+              WINDOW w AS (PARTITION BY host_id, profile, rule_id ORDER BY at)) y
+        ORDER BY at""", {"now": now, "last": opts.days - 2, "per": opts.changes})
+    cur.execute("""
+        INSERT INTO component_changes (host_id, at, op, category, comp_key, product_id, name_zh, name_en, origin,
+                                       version, substitutes, prev_at)
+        SELECT host_id, at, op, category, comp_key, product_id, name_zh, name_en, origin,
+               CASE op WHEN 'remove' THEN version || '.' || (d + 1) ELSE version || '.' || d END, substitutes,
+               coalesce(lag(at) OVER (PARTITION BY host_id, category, comp_key ORDER BY at, op DESC), -1)
+        FROM (SELECT f.id AS host_id, %(now)s - d * 86400 - (f.i %% 7200) - 60 AS at, d, o.op, c.category,
+                     coalesce(c.product_id, c.name_en) AS comp_key, c.product_id, c.name_zh, c.name_en, c.origin,
+                     c.version, c.substitutes
+              FROM fleet f CROSS JOIN generate_series(0, %(last)s) AS d
+              JOIN components c ON c.host_id = f.id AND c.seq = abs(hashtext(f.id || ':' || d)) %%
+                   (SELECT count(*) FROM components x WHERE x.host_id = f.id)
+              CROSS JOIN (VALUES ('remove'), ('add')) AS o(op)
+              WHERE (f.i + d) %% 10 = 0) z
+        ORDER BY at, op DESC""", {"now": now, "last": opts.days - 2})
+    cur.execute("INSERT INTO host_firsts (host_id, first_collected) SELECT host_id, min(collected_at) FROM reports "
+                "WHERE host_id IN (SELECT id FROM fleet) GROUP BY host_id")
+
+
 def seed(engine, url, opts, log):
     """Seed hosts, latest state and history; return facts the measurements need."""
     import psycopg
@@ -193,6 +235,11 @@ def seed(engine, url, opts, log):
             JOIN reports s ON s.host_id = f.seed_id
             CROSS JOIN generate_series(0, %(last)s) AS d""", {"now": now, "last": days - 1, "stub": STUB_BODY})
         log("history: %d reports (%.1fs)" % (n * days, time.time() - t1))
+        t1 = time.time()
+        seed_changes(cur, now, opts)
+        log("change records: %d results, %d components (%.1fs)" % (
+            cur.execute("SELECT count(*) FROM result_changes").fetchone()[0],
+            cur.execute("SELECT count(*) FROM component_changes").fetchone()[0], time.time() - t1))
         # the seed hosts leave the fleet (they were only templates)
         cur.execute("DELETE FROM hosts WHERE id IN (SELECT host_id FROM seed_map)")
         c.commit()
@@ -291,7 +338,10 @@ def targets(facts):
     find50 = ("SELECT * FROM results r JOIN hosts h ON h.id = r.host_id WHERE r.status = 'fail' "
               "ORDER BY h.org_path, h.hostname, r.profile, r.rule_id LIMIT 50")
     orgs = "SELECT org_path, count(*) FROM hosts WHERE retired_at IS NULL GROUP BY org_path"
+    week = "SELECT count(*) FROM result_changes WHERE at > extract(epoch from now())::bigint - 7 * 86400"
     return [
+        ("change page", "/changes", week),  # its default view, counted ahead (store/change_digest.py)
+        ("change page (live)", "/changes?live=1", week),
         ("overview page", "/", fail_top),
         ("overview api", "/api/v1/overview", fail_top),
         ("org overview page", "/?org=" + org, fail_top),
@@ -447,6 +497,7 @@ def main():
     ap.add_argument("--depts", type=int, default=10, help="departments (/gov/<dept>), up to 10")
     ap.add_argument("--units", type=int, default=10, help="units per department, up to 10")
     ap.add_argument("--flip", type=int, default=12, help="percent of each host's results flipped pass <-> fail")
+    ap.add_argument("--changes", type=int, default=2, help="results changed per report after a host's first")
     ap.add_argument("--samples", type=int, default=20, help="timed requests per page")
     ap.add_argument("--template", default=None, help="a real report to seed from (else synthetic fleet reports)")
     ap.add_argument("--no-export", action="store_true", help="skip the full export")
@@ -514,6 +565,17 @@ def main():
             cfg = os.path.join(before_tmp, "server.json")
             data = json.load(open(cfg, encoding="utf-8"))
             json.dump({k: v for k, v in data.items() if k in known}, open(cfg, "w", encoding="utf-8"), indent=2)
+        # the change page's default view counted ahead, as the server's job does every 5 minutes (claimed
+        # here, so the server's first poll finds it done; the change pages are timed first, while it is fresh)
+        from scanner.server.store import change_digest, jobs
+        engine = db.make_engine(url)
+        t1 = time.time()
+        jobs.claim(engine, change_digest.JOB, 0)
+        built = change_digest.build(engine, 50)
+        jobs.finish(engine, change_digest.JOB, built)
+        engine.dispose()
+        facts["change_digest"] = dict(built, build_s=round(time.time() - t1, 2))
+        log("change digest: %s" % facts["change_digest"])
         proc, api = start_server(tmp, url, port)
         servers = [("after" if opts.before else "this", port, tmp, api)]
         if opts.before:
@@ -539,7 +601,7 @@ def main():
                                                                 before_url, log)}
         result = {"hosts": opts.hosts, "days": opts.days, "template": opts.template or "synthetic",
                   "before": opts.before and os.path.abspath(opts.before),
-                  "seed_s": facts["seed_s"], "rows": facts["rows"], "db_mb": round(facts["db_bytes"] / 2**20),
+                  "seed_s": facts["seed_s"], "rows": facts["rows"], "change_digest": facts["change_digest"], "db_mb": round(facts["db_bytes"] / 2**20),
                   "machine_load_avg_1m": round(os.getloadavg()[0], 2), "pages": pages, "export": export}
         print(json.dumps(result), flush=True)
     finally:

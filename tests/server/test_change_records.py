@@ -207,9 +207,11 @@ def test_change_digest_read_for_any_scope_equals_the_page_folded_live_at_its_tim
     for t in (times[-1], base + 12 * DAY + 5, base + 21 * DAY + 3600):
         for limit in (1, 3, 50):
             got = change_digest.build(engine, limit, t=t)
-            assert got["orgs"] == 3 and got["skipped"] is None and got["records"] > 0
+            # rows for /a/x, /a/y, /b and the orgs above them: /a and /
+            assert (got["orgs"], got["nodes"], got["skipped"]) == (3, 5, None) and got["records"] > 0
             for scope, org in ((Scope.everything(), None), (Scope(["/a"]), None), (Scope(["/a"]), "/a/x"),
-                               (Scope.everything(), "/b"), (Scope(["/a/y", "/b"]), None)):
+                               (Scope.everything(), "/b"), (Scope(["/a/y", "/b"]), None), (Scope(["/a/x", "/b"]), "/a"),
+                               (Scope(["/a/x/deeper"]), None), (Scope(["/a"]), "/")):
                 live = change_summary.summary(engine, scope, org, t - change_digest.WINDOW, t, limit)
                 kept = change_digest.read(engine, scope, org, limit, max_age=60, t=t + 30)
                 assert kept.pop("as_of") == t
@@ -221,7 +223,7 @@ def test_change_digest_read_for_any_scope_equals_the_page_folded_live_at_its_tim
     change_digest.build(engine, 50, t=t)
     # a damaged row (another version's, or edited by hand) is not served: the page counts live
     with db.write_tx(engine) as conn:
-        conn.execute(update(db.change_digests).where(db.change_digests.c.org_path == "/b").values(body='{"hosts": 1}'))
+        conn.execute(update(db.change_digests).where(db.change_digests.c.org_path == "/").values(body='{"hosts": 1}'))
     assert change_digest.read(engine, Scope.everything(), None, 50, max_age=60, t=t) is None
     assert change_digest.read(engine, Scope(["/a"]), None, 50, max_age=60, t=t)["as_of"] == t
     # a digest older than max_age is not used; an org outside the scope is refused as every query refuses it

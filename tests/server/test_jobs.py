@@ -101,7 +101,7 @@ def test_the_change_digest_is_counted_once_per_interval_between_the_nodes(db_eng
     nodes = [Maintenance(db_engine, settings) for _ in range(2)]
     assert nodes[0]._wait() == 30
     out = nodes[0].run_digest(t=T)
-    assert out["orgs"] == 2 and out["records"] > 0 and out["skipped"] is None
+    assert (out["orgs"], out["nodes"]) == (2, 4) and out["records"] > 0 and out["skipped"] is None
     assert nodes[1].run_digest(t=T + 60) is None and nodes[0].run_digest(t=T + 299) is None
     assert jobs.state(db_engine, change_digest.JOB)["detail"] == out
     kept = change_digest.read(db_engine, Scope.everything(), None, 50, max_age=600, t=T + 1)

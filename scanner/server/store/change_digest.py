@@ -2,12 +2,14 @@
 node every ``change_digest_interval`` seconds, so that opening /changes reads a few rows instead of
 folding every change record of the week (store/change_summary.py: about 0.3 s at 10,000 hosts).
 
-``build`` folds the window (at - 7 days, at] once for the whole fleet and keeps, per org path that has
-live hosts, that org's counts, new failures by severity, host count and the first page of each list
-(change_summary.fold with ``per_org``), in ``change_digests`` (one JSON body per org path, the table
-rewritten in one transaction). ``read`` serves a scope: the rows of the org paths inside it (the same
-``_in_scope`` conditions as every fleet query), counts summed and lists merged in the feed's order and
-cut to the page (any of the scope's first rows is among its org's first rows). The view is as of
+``build`` folds the window (at - 7 days, at] once for the whole fleet (change_summary.fold with
+``per_org``: each org's counts, new failures by severity, host count and the first page of each list)
+and keeps in ``change_digests`` one JSON body per org with hosts and per org above them up to '/', each
+its whole subtree's (the orgs' parts merged: counts summed, lists merged in the feed's order and cut to
+the page; any of a subtree's first rows is among its org's first rows); the table is rewritten in one
+transaction. ``read`` serves a scope from the rows of its subtrees (Scope.subtrees: one row for a user
+of one department or of the whole fleet, a few merged for a user of several), under the same
+``_in_scope`` conditions as every fleet query. The view is as of
 ``at``: the page says so and offers the count of this moment (``?live=1``), and pages past the first
 of a list are read live over the same window. A digest older than twice the interval (the job stopped,
 or none yet) is not used: the page counts live, as without a digest; so does a fleet whose week holds
@@ -30,11 +32,40 @@ JOB = "change_digest"
 WINDOW = 7 * 86400  # the page's default window (changes._range)
 
 
+def _ancestors(org_path):
+    """The org itself and every org above it, up to '/'."""
+    parts = org_path.strip("/").split("/") if org_path != "/" else []
+    return ["/"] + ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _merge(parts, limit):
+    """The summaries ``parts`` of disjoint sets of hosts as one: counts, severities and hosts summed,
+    each list merged in the feed's order and cut to ``limit`` (any of the union's first ``limit`` rows
+    is among its part's first ``limit``)."""
+    out = {"hosts": 0, "new_by_severity": {}, "counts": dict.fromkeys(changes.SECTIONS, 0)}
+    lists = {k: [] for k in changes.SECTIONS}
+    for got in parts:
+        out["hosts"] += got["hosts"]
+        for k in changes.SECTIONS:
+            out["counts"][k] += got["counts"][k]
+            lists[k].extend(got[k])
+        for status, by_sev in got["new_by_severity"].items():
+            mine = out["new_by_severity"].setdefault(status, {})
+            for sev, n in by_sev.items():
+                mine[sev] = mine.get(sev, 0) + n
+    for k in changes.SECTIONS:
+        lists[k].sort(key=lambda r, k=k: changes.row_key(k, r))
+        out[k] = lists[k][:limit]
+    return out
+
+
 def build(engine, limit, t=None, min_records=0):
     """Fold the last ``WINDOW`` seconds before ``t`` (default now) per org and replace the digest with
-    it; {"at", "orgs", "records", "skipped"}. Nothing is kept (the page counts live) when the window
-    holds fewer than ``min_records`` change records (folding them live is quick and always current),
-    or reaches back before the change records began (changes.feed's ``recorded_since``)."""
+    it: one row per org with hosts and per org above one ('/' included), each the summary of its whole
+    subtree (a scope of one subtree reads one row); {"at", "orgs", "nodes", "records", "skipped"}.
+    Nothing is kept (the page counts live) when the window holds fewer than ``min_records`` change
+    records (folding them live is quick and always current), or reaches back before the change records
+    began (changes.feed's ``recorded_since``)."""
     t = now() if t is None else int(t)
     start = t - WINDOW
     with engine.connect() as conn:
@@ -47,48 +78,40 @@ def build(engine, limit, t=None, min_records=0):
         if kept:
             with db.write_tx(engine) as conn:
                 conn.execute(delete(db.change_digests))
-        return {"at": t, "orgs": 0, "records": records, "skipped": skipped}
+        return {"at": t, "orgs": 0, "nodes": 0, "records": records, "skipped": skipped}
     parts = change_summary.fold(engine, Scope.everything(), None, start, t, limit, per_org=True)
-    rows = [{"org_path": org, "at": t, "body": json.dumps(got, sort_keys=True, ensure_ascii=False)}
-            for org, got in sorted(parts.items())]
+    nodes = {}
+    for org, got in parts.items():
+        for node in _ancestors(org):
+            nodes.setdefault(node, []).append(got)
+    rows = [{"org_path": node, "at": t, "body": json.dumps(_merge(got, limit), sort_keys=True, ensure_ascii=False)}
+            for node, got in sorted(nodes.items())]
     with db.write_tx(engine) as conn:
         conn.execute(delete(db.change_digests))
         for i in range(0, len(rows), 500):
             conn.execute(insert(db.change_digests), rows[i:i + 500])
-    return {"at": t, "orgs": len(rows), "records": records, "skipped": None}
+    return {"at": t, "orgs": len(parts), "nodes": len(rows), "records": records, "skipped": None}
 
 
 def read(engine, scope, org, limit, max_age, t=None):
     """The change page's default view of ``scope`` (narrowed to ``org``) from the digest: the summary's
     shape (change_summary.summary with each list's first ``limit`` rows) plus ``as_of``; None when
-    there is no digest made in the last ``max_age`` seconds."""
+    there is no digest made in the last ``max_age`` seconds. Reads the rows of the scope's subtrees
+    (Scope.subtrees: one for a user of one department), under the same conditions as every query."""
     t = now() if t is None else t
     d = db.change_digests
+    conds = _in_scope(scope, d.c.org_path, org)  # 404 for an org outside the scope, as every fleet query
     with engine.connect() as conn:
         at = conn.execute(select(func.max(d.c.at))).scalar()
         if at is None or at < t - max_age:
             return None
-        bodies = [r[0] for r in conn.execute(_where(select(d.c.body).where(d.c.at == at),
-                                                    *_in_scope(scope, d.c.org_path, org)))]
-    out = {"from": at - WINDOW, "to": at, "org": org, "hosts": 0, "new_by_severity": {}, "as_of": at,
-           "counts": dict.fromkeys(changes.SECTIONS, 0)}
-    lists = {k: [] for k in changes.SECTIONS}
+        bodies = [r[0] for r in conn.execute(_where(select(d.c.body).where(
+            d.c.at == at, d.c.org_path.in_(scope.subtrees(org) or [""])), *conds))]
     try:
-        for body in bodies:
-            got = json.loads(body)
-            out["hosts"] += got["hosts"]
-            for k in changes.SECTIONS:
-                out["counts"][k] += got["counts"][k]
-                lists[k].extend(got[k])
-            for status, by_sev in got["new_by_severity"].items():
-                mine = out["new_by_severity"].setdefault(status, {})
-                for sev, n in by_sev.items():
-                    mine[sev] = mine.get(sev, 0) + n
-        for k in changes.SECTIONS:
-            lists[k].sort(key=lambda r, k=k: changes.row_key(k, r))
-            out[k] = lists[k][:limit]
+        out = _merge([json.loads(b) for b in bodies], limit)
     except (ValueError, KeyError, TypeError, AttributeError):
         # a row this code did not write as it reads it (another version's, or damaged): the page counts live
         log.warning("change digest of %d unreadable: counting live", at)
         return None
+    out.update({"from": at - WINDOW, "to": at, "org": org, "as_of": at})
     return out

@@ -79,6 +79,17 @@ class Scope(object):
         path = normalise_org(org_path) if org_path is not None else None
         return path is not None and any(_under(path, base) or _under(base, path) for base in self.orgs)
 
+    def subtrees(self, org=None):
+        """The subtrees whose union is this scope narrowed to ``org`` (a request's ``?org=``): the org
+        itself when it is inside the scope, else the scope's subtrees below it (none when ``org`` is
+        neither: the caller answers 404, as ``touches`` decides)."""
+        path = normalise_org(org) if org else None
+        if path is None or path == "/":
+            return list(self.orgs)
+        if self.covers(path):
+            return [path]
+        return [base for base in self.orgs if _under(base, path)]
+
     def require(self, org_path, what="object"):
         """404 for an object outside the scope (do not reveal that it exists)."""
         if not self.covers(org_path):
