@@ -102,11 +102,15 @@ def read(engine, scope, org, limit, max_age, t=None):
     d = db.change_digests
     conds = _in_scope(scope, d.c.org_path, org)  # 404 for an org outside the scope, as every fleet query
     with engine.connect() as conn:
-        at = conn.execute(select(func.max(d.c.at))).scalar()
-        if at is None or at < t - max_age:
-            return None
-        bodies = [r[0] for r in conn.execute(_where(select(d.c.body).where(
-            d.c.at == at, d.c.org_path.in_(scope.subtrees(org) or [""])), *conds))]
+        # one statement: the rows of one build (each build replaces the table in one transaction; two
+        # statements could straddle a build's commit)
+        got = conn.execute(_where(select(d.c.at, d.c.body).where(d.c.org_path.in_(scope.subtrees(org) or [""])),
+                                  *conds)).all()
+        # the scope's subtrees have no hosts: the digest's time says whether it is current
+        at = got[0][0] if got else conn.execute(select(func.max(d.c.at))).scalar()
+    if at is None or at < t - max_age:
+        return None
+    bodies = [body for _at, body in got]
     try:
         out = _merge([json.loads(b) for b in bodies], limit)
     except (ValueError, KeyError, TypeError, AttributeError):
