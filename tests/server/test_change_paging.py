@@ -206,7 +206,6 @@ def digest_server(tmp_path_factory):
 
 
 def test_default_view_is_read_from_the_digest_and_says_when_it_was_counted(digest_server):
-    from scanner.server.maintenance import DIGEST_ROWS
     from scanner.server.store import change_digest
     srv = digest_server
     big = Agent("dg-big", machine_id=uuid.uuid4().hex)
@@ -216,7 +215,7 @@ def test_default_view_is_read_from_the_digest_and_says_when_it_was_counted(diges
         assert big.submit(c, _doc(big, [CENTOS], before), timestamp=time.time() - 9 * DAY).status_code == 200
         assert big.submit(c, _doc(big, [KYLIN], {r: "fail" for r in RULES}),
                           timestamp=time.time() - 2 * DAY).status_code == 200
-    built = change_digest.build(srv.engine, DIGEST_ROWS)
+    built = change_digest.build(srv.engine, change_digest.ROWS)
     assert built["orgs"] == 1 and built["skipped"] is None
     admin = srv.login()
     page = admin.get("/changes", params={"lang": "en"})
@@ -240,7 +239,7 @@ def test_default_view_is_read_from_the_digest_and_says_when_it_was_counted(diges
     assert re.search(count, admin.get("/changes").text).group(1) == str(N)
     live = admin.get(re.search(r'id="count-now" href="([^"]+)"', page.text).group(1).replace("&amp;", "&"))
     assert re.search(count, live.text).group(1) == str(N - 20) and 'id="digest-as-of"' not in live.text
-    change_digest.build(srv.engine, DIGEST_ROWS)
+    change_digest.build(srv.engine, change_digest.ROWS)
     assert re.search(count, admin.get("/changes").text).group(1) == str(N - 20)
     # an explicit window is always counted live
     day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 3 * DAY))

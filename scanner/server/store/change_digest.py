@@ -30,6 +30,7 @@ from scanner.server.util import now
 log = logging.getLogger("xcscan.server")
 JOB = "change_digest"
 WINDOW = 7 * 86400  # the page's default window (changes._range)
+ROWS = 50  # each list's rows on a page of the change page (web/pages.py CHANGES_SHOWN): what the digest keeps
 
 
 def _ancestors(org_path):
@@ -96,9 +97,11 @@ def build(engine, limit, t=None, min_records=0):
 def read(engine, scope, org, limit, max_age, t=None):
     """The change page's default view of ``scope`` (narrowed to ``org``) from the digest: the summary's
     shape (change_summary.summary with each list's first ``limit`` rows) plus ``as_of``; None when
-    there is no digest made in the last ``max_age`` seconds. Reads the rows of the scope's subtrees
+    there is no digest made in the last ``max_age`` seconds (or ``limit`` is more than it keeps). Reads the rows of the scope's subtrees
     (Scope.subtrees: one for a user of one department), under the same conditions as every query."""
     t = now() if t is None else t
+    if limit > ROWS:
+        return None
     d = db.change_digests
     conds = _in_scope(scope, d.c.org_path, org)  # 404 for an org outside the scope, as every fleet query
     with engine.connect() as conn:

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scanner.i18n import pick, t
 from scanner.render.view import substitute_names
-from scanner.server.store import queries
+from scanner.server.store import change_digest, queries
 from scanner.server.access import accounts
 from scanner.server.web import svg
 from scanner.server.workflow import assessments, frames, waivers
@@ -768,7 +768,7 @@ def localization_components_page(request: Request):
                   pager=pager(request, total, page), export_qs=export_qs)
 
 
-CHANGES_SHOWN = PER_PAGE  # rows of each list of the change page, a page at a time (its counts are the whole feed's)
+CHANGES_SHOWN = change_digest.ROWS  # rows of each list of the change page, a page at a time (the counts: all)
 # the change page's lists, each paged by its own ?<list>_page= (the components list shows added and removed rows)
 CHANGE_LISTS = (("new", ("new",)), ("fixed", ("fixed",)), ("substitutions", ("substitutions",)),
                 ("components", ("added", "removed")), ("stopped", ("stopped",)), ("joined", ("joined",)))
@@ -780,7 +780,7 @@ def changes_page(request: Request):
     The default view's first page comes from the digest counted ahead (store/change_digest.py) while it
     is fresh, and says when it was counted; ?live=1 counts now; its lists' further pages (?at=: the
     digest's time) are read live over the digest's window."""
-    from scanner.server.store import change_digest, change_summary
+    from scanner.server.store import change_summary
     user = page_user(request)
     p = request.query_params
     org = _org_param(request)
