@@ -227,6 +227,10 @@ def test_default_view_is_read_from_the_digest_and_says_when_it_was_counted(diges
     # the list's next page is read live over the digest's window (?at=), not over a window moved on since
     nxt = re.search(r'id="pager-new".*?<a rel="next" href="([^"]+)"', page.text, re.S).group(1).replace("&amp;", "&")
     assert "at=%d" % built["at"] in nxt and "new_page=2" in nxt
+    # a malformed or out-of-range window time is ignored: the default view, not an error
+    for bad in ("x1", "-5", "9" * 20, "1e9", str(int(time.time()) + 10 * DAY)):
+        r = admin.get("/changes", params={"at": bad})
+        assert r.status_code == 200 and 'id="digest-as-of"' in r.text, bad
     second = admin.get(nxt)
     assert 'id="digest-as-of"' not in second.text
     rows = re.findall(r'class="change-new" data-rule="([^"]+)"', second.text)

@@ -785,8 +785,9 @@ def changes_page(request: Request):
     p = request.query_params
     org = _org_param(request)
     start, end = _day(p.get("from")), _day(p.get("to"), True)
-    raw_at = (p.get("at") or "")[:12]
-    at = int(raw_at) if raw_at.isdigit() and 0 < int(raw_at) < 2 ** 40 else None
+    # the digest's time a list's further pages keep (a past unix time); anything else is ignored
+    raw_at = p.get("at") or ""
+    at = int(raw_at) if raw_at.isdigit() and len(raw_at) <= 12 and 0 < int(raw_at) <= time.time() else None
     page_no = {name: _page_no(request, name + "_page") for name, _s in CHANGE_LISTS}
     offsets = {s: (page_no[name] - 1) * CHANGES_SHOWN for name, sections in CHANGE_LISTS for s in sections}
     interval = request.app.state.settings.change_digest_interval
