@@ -337,7 +337,7 @@ def run(kind, opts):
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if pg_name:
+        if pg_name and not opts.keep:
             import psycopg
             with psycopg.connect(PG_BASE, autocommit=True) as c:
                 c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (pg_name,))
@@ -345,7 +345,7 @@ def run(kind, opts):
         if not opts.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
-            print("kept %s" % tmp, file=sys.stderr)
+            print("kept %s%s" % (tmp, " and the database " + db_url if db_url else ""), file=sys.stderr)
 
 
 def main():
@@ -358,7 +358,7 @@ def main():
                     help="uvicorn worker processes (default: 1 for SQLite, whose writes serialise anyway; one per CPU plus one "
                          "for PostgreSQL, which measured best: docs/server.md)")
     ap.add_argument("--samples", type=int, default=50, help="overview page requests to time")
-    ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--keep", action="store_true", help="keep the data directory (and the PostgreSQL database)")
     ap.add_argument("--template", default=None,
                     help="send copies of this real report (xcscan scan --format json > FILE) instead of the "
                          "synthetic ~50 KB fleet reports")

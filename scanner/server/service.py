@@ -134,8 +134,7 @@ def serve(settings, host="127.0.0.1", port=8443, workers=1, tls=True, log_level=
                     forwarded_allow_ips=settings.trusted_proxies.strip() or None,
                     date_header=True,
                     # request deadlines, head limits and the per-client cap (connguard.py)
-                    http="scanner.server.connguard:GuardedH11Protocol",
-                    h11_max_incomplete_event_size=settings.max_header_bytes + 4096,
+                    http="scanner.server.connguard:GuardedHttpToolsProtocol",
                     timeout_keep_alive=settings.keep_alive_timeout,
                     limit_concurrency=settings.max_connections or None, **kwargs)
     except socket.error as exc:

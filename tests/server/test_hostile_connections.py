@@ -5,6 +5,7 @@ deadlines pass within the test; the defaults are in docs/server.md."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import ssl
 import threading
@@ -269,3 +270,20 @@ def test_nul_characters_and_odd_digits_are_400_not_500(tight):
     s.close()
     assert status == 400
     assert officer_view_ok(tight) < 10
+
+
+def test_pipelined_requests_are_each_answered_and_a_dripped_one_is_still_cut_off(tight):
+    """Two requests in one write, then the start of a third that never ends: the parser (httptools)
+    hands each to the guard in turn, the first two are answered and the third gets its own head
+    deadline (408), counted from its first byte, not from the connection."""
+    s = tls(tight, source="127.0.0.70")
+    s.sendall(b"GET /api/v1/overview HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"GET /api/v1/overview HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(LIMITS["header_timeout"] - 0.5)  # the connection is older than a head deadline by the third
+    t0 = time.monotonic()
+    s.sendall(b"GET /api/v1/overview HTTP/1.1\r\nHost: x\r\n")
+    _, data = read_answer(s)
+    s.close()
+    took = time.monotonic() - t0
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"401", b"401", b"408"], data[-600:]
+    assert LIMITS["header_timeout"] - 0.5 < took < LIMITS["header_timeout"] + 5, took
