@@ -240,7 +240,10 @@ def seed(engine, url, opts, log):
         log("change records: %d results, %d components (%.1fs)" % (
             cur.execute("SELECT count(*) FROM result_changes").fetchone()[0],
             cur.execute("SELECT count(*) FROM component_changes").fetchone()[0], time.time() - t1))
-        # the seed hosts leave the fleet (they were only templates)
+        # the seed hosts leave the fleet (they were only templates); their latest rows and change records
+        # have no foreign key to cascade from (migration 0031)
+        for table in ("results", "components", "result_changes", "component_changes"):
+            cur.execute("DELETE FROM %s WHERE host_id IN (SELECT host_id FROM seed_map)" % table)
         cur.execute("DELETE FROM hosts WHERE id IN (SELECT host_id FROM seed_map)")
         c.commit()
     # the maintained aggregates (store/aggregates.py) of the rows copied above, as the migration

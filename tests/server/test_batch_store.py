@@ -187,12 +187,12 @@ def test_inventory_only_report_leaves_results_alone(engine):
 def test_writer_retries_a_failed_batch_one_by_one(engine):
     a, b = enroll(engine, "/gov/finance", 2)
     good1, _ = item(a, 1000)
-    ghost, _ = item(a, 1100)
-    ghost = ghost._replace(host_id="00000000-0000-4000-8000-000000000000")  # not enrolled: breaks its batch
+    broken, _ = item(a, 1100)
+    broken = broken._replace(collected_at=None)  # no time to order it by: breaks its batch
     good2, _ = item(b, 1200)
     writer = BatchWriter(engine)
     futs = []
-    for it in (good1, ghost, good2):  # queued before the thread starts: one batch
+    for it in (good1, broken, good2):  # queued before the thread starts: one batch
         f = Future()
         writer.queue.put((it, f))
         futs.append(f)
@@ -204,6 +204,51 @@ def test_writer_retries_a_failed_batch_one_by_one(engine):
     assert results[2]["report_id"] == good2.report_id
     assert count(engine, db.reports) == 2
     assert writer.queue.qsize() == 0 and isinstance(writer.queue, queue.Queue)
+
+
+HOST_ROW_TABLES = ("results", "components", "result_changes", "component_changes")
+
+
+def orphans(engine):
+    """Rows of the host-owned tables without a foreign key (migration 0031) whose host does not exist."""
+    out = {}
+    with engine.connect() as conn:
+        for name in HOST_ROW_TABLES + ("reports", "host_profiles"):
+            t = db.metadata.tables[name]
+            out[name] = conn.execute(select(func.count()).select_from(t).where(
+                ~t.c.host_id.in_(select(db.hosts.c.id)))).scalar()
+    return out
+
+
+def test_a_report_of_a_host_the_database_does_not_hold_is_refused_alone_and_writes_nothing(engine):
+    """The host's latest rows and change records carry no foreign key (a check per row cost PostgreSQL
+    more than the insert): the writer itself refuses a report whose host row it cannot lock, without
+    failing the reports batched with it, and no row anywhere names a host that does not exist."""
+    a, b = enroll(engine, "/gov/integrity", 2)
+    first, doc = item(a, 1000, fail_rules=["mlps.ia.faillock"])
+    ghost, _ = item(a, 1000, seed=7)
+    ghost = ghost._replace(host_id="00000000-0000-4000-8000-000000000000")
+    other, _ = item(b, 1000)
+    out = put(engine, [first, ghost, other])
+    assert out[0]["report_id"] == first.report_id and out[2]["report_id"] == other.report_id
+    assert isinstance(out[1], ApiError) and (out[1].status, out[1].code) == (403, "unknown_host")
+    # a later report that changes results and components: change records are written too
+    put_copy(engine, a, doc, 2000, edit=lambda d: (d["results"][0].update(status="pass" if d["results"][0]["status"]
+                                                                           != "pass" else "fail"),
+                                                   d["inventory"]["components"].pop()))
+    with engine.connect() as conn:
+        for name in HOST_ROW_TABLES:
+            t = db.metadata.tables[name]
+            assert conn.execute(select(func.count()).select_from(t).where(t.c.host_id == a.host_id)).scalar() > 0, name
+    assert orphans(engine) == {name: 0 for name in HOST_ROW_TABLES + ("reports", "host_profiles")}
+    # a retired host's latest rows go with it (workflow/hosts.py deletes them; nothing cascades)
+    from scanner.server.workflow.hosts import retire_host
+    retire_host(engine, b.host_id, "decommissioned", "admin", scope=Scope.everything())
+    with engine.connect() as conn:
+        for name in ("results", "components"):
+            t = db.metadata.tables[name]
+            assert conn.execute(select(func.count()).select_from(t).where(t.c.host_id == b.host_id)).scalar() == 0
+    assert orphans(engine) == {name: 0 for name in HOST_ROW_TABLES + ("reports", "host_profiles")}
 
 
 def test_latest_state_keeps_evidence_of_open_results_only_and_bounded():

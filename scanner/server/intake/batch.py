@@ -117,6 +117,11 @@ def store_batch(conn, items):
     # (collected_at, rows, first report of the host): the change records (store/changes.py)
     comp_states, result_states, host_first = {}, {}, {}
     for it in items:
+        if it.host_id not in hosts:  # no host row to lock: nothing of it is written (the rows of a host
+            # carry no foreign key, migration 0031; intake checks the sender's key first, so this is a race
+            # with a database restored or edited underneath)
+            out.append(ApiError(403, "unknown_host", "this host is not enrolled on this aggregator; enroll it again"))
+            continue
         if hosts[it.host_id]["retired_at"] is not None:
             out.append(ApiError(403, "host_retired", "this host was retired by the aggregator's administrator; "
                                 "enroll it again if it is back in service"))
@@ -203,7 +208,7 @@ def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, hos
     sql.insert(hp, ("host_id", "profile") + PROFILE_COLS, [k + hp_rows[k] for k in keys if k not in in_db])
     sql.update(hp, ("host_id", "profile"), PROFILE_COLS, [k + hp_rows[k] for k in keys if k in in_db])
     _org_delta(changed, hosts, host_latest, hp_rows, org_counted).write(sql)
-    result_changes = _write_results(sql, {h_id: hosts[h_id]["org_path"] for h_id in host_ids}, keys, results,
+    result_changes = _write_results(sql, {h_id: h["org_path"] for h_id, h in hosts.items()}, keys, results,
                                     result_states, stored_results)
     changes.write(sql, result_changes, comp_changes)
 

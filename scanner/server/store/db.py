@@ -175,7 +175,8 @@ report_bodies = Table(
 
 components = Table(
     "components", metadata,
-    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    # no foreign key (migration 0031): written only under the host row's lock, hosts are never deleted
+    Column("host_id", String(36), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("category", String(32), nullable=False),
     Column("product_id", String(64), nullable=True),
@@ -224,7 +225,8 @@ host_profiles = Table(
 
 results = Table(
     "results", metadata,
-    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    # no foreign key (migration 0031): written only under the host row's lock, hosts are never deleted
+    Column("host_id", String(36), nullable=False),
     Column("profile", String(64), nullable=False),
     Column("rule_id", String(128), nullable=False),
     Column("title_zh", String(512), nullable=True),
@@ -341,7 +343,8 @@ _ID = BigInteger().with_variant(Integer, "sqlite")
 result_changes = Table(
     "result_changes", metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    # no foreign key (migration 0031): written only under the host row's lock, hosts are never deleted
+    Column("host_id", String(36), nullable=False),
     Column("profile", String(64), nullable=False),
     Column("rule_id", String(128), nullable=False),
     Column("at", BigInteger, nullable=False),
@@ -360,7 +363,8 @@ result_changes = Table(
 component_changes = Table(
     "component_changes", metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False),
+    # no foreign key (migration 0031): written only under the host row's lock, hosts are never deleted
+    Column("host_id", String(36), nullable=False),
     Column("at", BigInteger, nullable=False),
     Column("op", String(8), nullable=False),  # add | remove
     Column("category", String(32), nullable=True),
