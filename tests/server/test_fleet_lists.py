@@ -131,6 +131,27 @@ def test_web_lists_page_with_totals_and_keep_filters(server, hosts):
     assert {a.host_id for a in hosts[0::2]} <= listed and not listed & {a.host_id for a in hosts[1::2]}
 
 
+def test_a_page_past_the_end_of_a_list_says_so_and_links_the_last_page(server, hosts):
+    """An old link to page 99 of a list of 7 rows: no "4901-7 of 7", but what happened and the way back."""
+    from test_web import web_login
+    c = web_login(server)
+    for path, params in (("/hosts", {"org": PREFIX, "sort": "hostname"}), ("/findings", {"org": PREFIX})):
+        page = c.get(path, params=dict(params, page=99))
+        assert page.status_code == 200
+        pager = page.text[page.text.index('<nav class="pager"'):]
+        pager = pager[:pager.index("</nav>")]
+        assert "page 99 is past the end" in pager and "of 99" not in pager and "4901" not in pager, pager
+        last = re.search(r'<a rel="last" href="([^"]+)"', pager).group(1).replace("&amp;", "&")
+        pages = int(re.search(r"in (\d+) pages", pager).group(1))
+        assert last.endswith("page=%d" % pages) and "org=" in last, last  # the filters kept
+        back = c.get(last)
+        assert back.status_code == 200 and 'rel="last"' not in back.text and "past the end" not in back.text
+        assert "page %d of %d" % (pages, pages) in back.text
+        if path == "/hosts":
+            assert pages == 1 and "sort=hostname" in last
+            assert len(set(re.findall(r'<a href="/hosts/([0-9a-f-]{36})">', back.text))) == N
+
+
 def test_failing_rule_queries_read_the_maintained_counts_not_the_results(db_engine):
     """"Top failing rules" is summed from the maintained rule_failing (store/aggregates.py): the
     plan reads that table only, never the million result rows (nor an index of them)."""

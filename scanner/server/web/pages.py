@@ -149,9 +149,12 @@ def pager(request, total, page, per_page=PER_PAGE, param="page", anchor="", keep
 
     def href(n):
         return request.url.path + "?" + urlencode(params + [(param, str(n))]) + ("#" + anchor if anchor else "")
+    if page > pages:  # past the end (an old link, a list that shrank): say so and link the last page
+        return {"total": total, "page": page, "pages": pages, "first": 0, "last": 0, "beyond": True,
+                "prev": None, "next": None, "last_page": href(pages)}
     return {"total": total, "page": page, "pages": pages, "first": (page - 1) * per_page + 1 if total else 0,
             "last": min(total, page * per_page), "prev": href(page - 1) if page > 1 else None,
-            "next": href(page + 1) if page < pages else None}
+            "next": href(page + 1) if page < pages else None, "beyond": False}
 
 
 def sort_links(request, keys, current, desc):
