@@ -8,7 +8,10 @@ in ``--protocols``, interleaved ``--rounds`` times (this machine's speed moves w
 
 - ``guarded``: ``scanner.server.connguard:GuardedHttpToolsProtocol``, what ``xcscan server serve`` runs
   (httptools with the head and body deadlines, head limits and per-client cap);
-- ``httptools`` and ``h11``: Uvicorn's own protocols without the guard.
+- ``httptools`` and ``h11``: Uvicorn's own protocols without the guard;
+- any other ``module:Class`` is passed to Uvicorn as it is, with ``--path DIR`` put first on the server's
+  import path (e.g. an earlier checkout's guard: ``--path CHECKOUT/scanner/server --protocols
+  guarded,connguard:GuardedH11Protocol``).
 
     python bench/http_transport.py [--requests 2000] [--rounds 3]
 
@@ -78,9 +81,9 @@ def one_run(protocol, tmp, cert, key, opts):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = ("import sys; sys.path.insert(0, %r); import uvicorn; uvicorn.run('transport_app:app', host='127.0.0.1', "
+    code = ("import sys; sys.path[:0] = %r; import uvicorn; uvicorn.run('transport_app:app', host='127.0.0.1', "
             "port=%d, http=%r, log_level='warning', ssl_certfile=%r, ssl_keyfile=%r)"
-            % (tmp, port, PROTOCOLS[protocol], cert, key))
+            % ([tmp] + ([opts.path] if opts.path else []), port, PROTOCOLS.get(protocol, protocol), cert, key))
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp)
     ctx = ssl.create_default_context(cafile=cert)
     try:
@@ -137,6 +140,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--body-bytes", type=int, default=82000)
     ap.add_argument("--protocols", default="guarded,httptools,h11")
+    ap.add_argument("--path", help="a directory put first on the server's import path (for a module:Class protocol)")
     opts = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="xcscan-transport-")
     try:

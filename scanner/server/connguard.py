@@ -16,8 +16,8 @@ worker process:
   proxy's address, so let the proxy cap per client instead).
 
 The parser is httptools (llhttp, in C; a server dependency): it replaced h11 (pure Python) on
-2026-12-07, about 1 to 2.5 ms less of the server's CPU per 80 KB report over HTTPS
-(docs/server.md, "Eighth pass"). The guard follows the parser's callbacks: the head ends at
+2026-12-07, TLS and HTTP of an 82 KB report 0.445 -> 0.335 ms of server CPU (bench/http_transport.py;
+docs/server.md, "Eighth pass"). The guard follows the parser's callbacks: the head ends at
 ``on_headers_complete``, the body at ``on_message_complete``.
 """
 from __future__ import annotations
