@@ -194,6 +194,53 @@ def test_a_failing_step_rolls_back_everything(rhel, tmp_path):
     assert differences(before, snapshot(rhel)) == []
 
 
+def test_a_changed_auditd_conf_makes_the_running_auditd_reread_it(rhel, tmp_path):
+    """auditd reads auditd.conf at start and on SIGHUP (auditd(8)); its unit has no reload and refuses a
+    stop, so a live fix signals it: a stand-in process named auditd (this machine runs none) gets the
+    SIGHUP after the file is written; with no auditd running the fix still succeeds (pkill exits 1: the
+    next start reads the file). The bash script and the Ansible playbook do the same on a live host."""
+    import shutil
+    import signal
+    import time
+    from scanner.engine import load_ruleset
+    from scanner.remediate import ansible, bash
+    from scanner.remediate.apply import apply_plan
+    from scanner.remediate.diff import render
+    from scanner.remediate.planner import plan
+    rules = load_ruleset()
+    items = [(rules.get("mlps.au.audit-disk-full-action"), dict(rules.get("mlps.au.audit-disk-full-action")["params"]))]
+    conf = os.path.join(rhel, "etc", "audit", "auditd.conf")
+    weak = open(conf).read().replace("disk_full_action = SUSPEND", "disk_full_action = IGNORE")
+    with open(conf, "w") as fh:
+        fh.write(weak)
+    assert "# $ pkill -HUP -x auditd\n" in render(plan(rhel, items, live=True), "en")
+    assert "pkill" not in render(plan(rhel, items, live=False), "en")
+    script = bash.render(items)
+    assert "XC_AUDITD_CONF_CHANGED=1" in script and "pkill -HUP -x auditd" in script
+    book = ansible.render(items)
+    assert book.count("- pkill") == 3 and "xcscan_auditd_hup.rc > 1" in book  # one per set_key of the file
+    stand_in = str(tmp_path / "auditd")
+    shutil.copy(shutil.which("sh"), stand_in)
+    got = tmp_path / "hup"
+    proc = subprocess.Popen([stand_in, "-c", 'trap "echo hup >> %s" HUP; while :; do sleep 0.1; done' % got])
+    try:
+        time.sleep(0.3)  # the trap is set
+        apply_plan(plan(rhel, items, live=True), str(tmp_path / "backups"), lock_path=str(tmp_path / "agent.lock"))
+        assert "disk_full_action = IGNORE" not in open(conf).read()
+        deadline = time.time() + 5
+        while not got.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert got.exists() and got.read_text().strip() == "hup"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # nothing named auditd runs now: the fix is applied all the same (here: put back, then again)
+    with open(conf, "w") as fh:
+        fh.write(weak)
+    apply_plan(plan(rhel, items, live=True), str(tmp_path / "backups"), lock_path=str(tmp_path / "agent.lock"))
+    assert "disk_full_action = IGNORE" not in open(conf).read()
+
+
 def test_whole_report_bash_script_fixes_both_weak_roots(rhel, debian, tmp_path):
     for root in (rhel, debian):
         saved = tmp_path / ("report-%s.json" % os.path.basename(root))

@@ -10,7 +10,7 @@ import re
 
 from scanner.remediate import edits
 from scanner.remediate.params import resolve, title_text
-from scanner.remediate.planner import UNIT_DIRS, mode_symbolic
+from scanner.remediate.planner import AUDITD_CONF, AUDITD_RELOAD, UNIT_DIRS, mode_symbolic
 
 R = "{{ xcscan_root }}"
 LIVE = "xcscan_root == ''"
@@ -84,7 +84,11 @@ def action_tasks(name, a, n):
                                                 "mode": _create_mode(reg, a.get("mode", "0644"))}},
                 {"ansible.builtin.replace": {"path": _p(a["path"]),
                                              "regexp": edits.key_wrong_value_regex(a["key"], a["value"]),
-                                             "replace": line.replace("\\", "\\\\")}}]
+                                             "replace": line.replace("\\", "\\\\")}}] + (
+            # auditd re-reads auditd.conf on SIGHUP (planner.AUDITD_RELOAD); rc 1: none running
+            [{"ansible.builtin.command": {"argv": list(AUDITD_RELOAD)}, "when": LIVE, "changed_when": False,
+              "register": "xcscan_auditd_hup", "failed_when": "xcscan_auditd_hup.rc > 1"}]
+            if a["path"] == AUDITD_CONF else [])
     if name == "sysctl":
         line = "%s = %s" % (a["key"], a["value"])
         regex = edits.sysctl_regex(a["key"])

@@ -2,7 +2,7 @@
 
 ``plan(root, items)`` takes [(rule, params)] and returns a Plan: per rule the file changes it makes
 (on top of the rules before it), the commands a live host runs afterwards (sysctl -w,
-augenrules --load, systemctl start/stop, sshd reload) and the rules that cannot be fixed here
+augenrules --load, systemctl start/stop, sshd reload, auditd's SIGHUP) and the rules that cannot be fixed here
 with the reason. The same semantics are implemented by prelude.sh (bash) and ansible.py.
 """
 from __future__ import absolute_import
@@ -125,6 +125,16 @@ def _set_key(ov, rp, a):
         raise CannotFix("%s is not a regular file" % a["path"])
     new = edits.set_key(text, a["key"], a["value"], a.get("sep", " "))
     ov.write_text(path, new, mode=mode)
+    if a["path"] == AUDITD_CONF:
+        rp.commands.append(list(AUDITD_RELOAD))
+
+
+# auditd reads auditd.conf at start and again on SIGHUP ("causes auditd to reconfigure ... re-reads the
+# configuration file", auditd(8)); its unit has no ExecReload and refuses a manual stop (audit-userspace
+# init.d/auditd.service: RefuseManualStop=yes), so `systemctl reload` cannot do it. pkill exits 1 when no
+# auditd runs: nothing to reconfigure then, its next start reads the file (apply.py accepts that).
+AUDITD_CONF = "/etc/audit/auditd.conf"
+AUDITD_RELOAD = ("pkill", "-HUP", "-x", "auditd")
 
 
 def sysctl_files(ov):

@@ -153,6 +153,8 @@ XC_AWK_PAM_ABSENT='
 
 xc_set_key() { # PATH MODE KEY SEP VALUE
     xc_edit "$1" "$2" "$XC_AWK_SET_KEY" -v key="$3" -v sep="$4" -v val="$5"
+    [ "$1" = /etc/audit/auditd.conf ] && XC_AUDITD_CONF_CHANGED=1
+    return 0
 }
 
 xc_sysctl() { # KEY VALUE
@@ -279,8 +281,12 @@ xc_lines() { # PATH MODE LINE...
     case $p in /etc/audit/rules.d/*) XC_AUDIT_CHANGED=1 ;; esac
 }
 
-xc_audit_load() {
-    [ "${XC_AUDIT_CHANGED:-0}" = 1 ] && [ $LIVE = 1 ] || return 0
+xc_audit_load() { # rules.d changed: load them; auditd.conf changed: SIGHUP makes auditd re-read it (auditd(8))
+    [ $LIVE = 1 ] || return 0
+    if [ "${XC_AUDITD_CONF_CHANGED:-0}" = 1 ]; then
+        pkill -HUP -x auditd; [ $? -le 1 ] || xc_fail "pkill -HUP -x auditd"  # 1: none running, it reads the file at start
+    fi
+    [ "${XC_AUDIT_CHANGED:-0}" = 1 ] || return 0
     augenrules --load || xc_fail "augenrules --load"
 }
 
