@@ -135,6 +135,9 @@ def serve(settings, host="127.0.0.1", port=8443, workers=1, tls=True, log_level=
                     date_header=True,
                     # request deadlines, head limits and the per-client cap (connguard.py)
                     http="scanner.server.connguard:GuardedHttpToolsProtocol",
+                    # no WebSocket upgrades (the application has none): an upgraded connection would leave
+                    # the guard's deadlines and per-client count
+                    ws="none",
                     timeout_keep_alive=settings.keep_alive_timeout,
                     limit_concurrency=settings.max_connections or None, **kwargs)
     except socket.error as exc:

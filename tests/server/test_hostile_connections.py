@@ -287,3 +287,15 @@ def test_pipelined_requests_are_each_answered_and_a_dripped_one_is_still_cut_off
     took = time.monotonic() - t0
     assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"401", b"401", b"408"], data[-600:]
     assert LIMITS["header_timeout"] - 0.5 < took < LIMITS["header_timeout"] + 5, took
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http_inside_the_guard(tight):
+    """The server takes no WebSocket upgrades (serve passes ws="none"): an upgraded connection would
+    leave the guard's deadlines and per-client count. The request is answered as HTTP, not 101."""
+    s = tls(tight, source="127.0.0.71")
+    s.sendall(b"GET /api/v1/overview HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    s.settimeout(10)
+    data = s.recv(4096)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 401 "), data[:100]
