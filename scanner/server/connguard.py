@@ -205,3 +205,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _abort(self):
         if not self._lost:
             self.transport.abort()
+
+    # --- shutdown -------------------------------------------------------------------------------
+    def shutdown(self):
+        """The server stops: Uvicorn closes an idle connection (and one whose response is under way once
+        it is sent), and a TLS close waits for the client's close_notify, which an idle keep-alive client
+        does not send: the server then waited out its whole graceful timeout (5 s) for nothing. A closing
+        connection is dropped after a second instead; requests in flight still finish."""
+        HttpToolsProtocol.shutdown(self)
+        self.loop.call_later(1, self._drop_when_closing)
+
+    def _drop_when_closing(self):
+        if self._lost or self.transport is None:
+            return
+        if self.transport.is_closing():
+            self.transport.abort()
+        else:  # a response still being sent: look again
+            self.loop.call_later(0.5, self._drop_when_closing)
