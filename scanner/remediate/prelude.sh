@@ -152,9 +152,8 @@ XC_AWK_PAM_ABSENT='
 }'
 
 xc_set_key() { # PATH MODE KEY SEP VALUE
-    xc_edit "$1" "$2" "$XC_AWK_SET_KEY" -v key="$3" -v sep="$4" -v val="$5"
-    [ "$1" = /etc/audit/auditd.conf ] && XC_AUDITD_CONF_CHANGED=1
-    return 0
+    xc_edit "$1" "$2" "$XC_AWK_SET_KEY" -v key="$3" -v sep="$4" -v val="$5" || return
+    case $1 in /etc/audit/auditd.conf) XC_AUDITD_CONF_CHANGED=1 ;; esac
 }
 
 xc_sysctl() { # KEY VALUE

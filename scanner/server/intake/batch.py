@@ -164,7 +164,7 @@ def store_batch(conn, items):
     # every write in one round trip (PostgreSQL: pipelined; a large insert is a COPY between two)
     sql.begin_pipeline()
     try:
-        _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, host_latest, comps, comp_states,
+        _write(conn, sql, items, hosts, in_db, new_reports, host_seen, host_latest, comps, comp_states,
                stored_comps, hp_rows, results, result_states, stored_results, org_counted)
         # a host's first report, or one from a backlog older than it (store/db.py host_firsts)
         moved = sorted(host_first.items())
@@ -177,7 +177,7 @@ def store_batch(conn, items):
     return out
 
 
-def _write(conn, sql, items, hosts, host_ids, in_db, new_reports, host_seen, host_latest, comps, comp_states,
+def _write(conn, sql, items, hosts, in_db, new_reports, host_seen, host_latest, comps, comp_states,
            stored_comps, hp_rows, results, result_states, stored_results, org_counted):
     r, h, hp = db.reports, db.hosts, db.host_profiles
     sql.insert(r, REPORT_COLS, new_reports)

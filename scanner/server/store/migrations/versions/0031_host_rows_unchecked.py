@@ -7,7 +7,8 @@ many results inserts a change record for each. Measured in one transaction (psql
 real report): 6.1 to 8.1 ms with the key, 3.9 ms without. The key never refused a row and never
 cascaded: every such row is written by the batch writer or re-evaluation under the host row's lock
 (SELECT ... FOR UPDATE in the same transaction, intake/batch.py), and hosts are retired, never deleted
-(workflow/hosts.py). tests/server/test_store_integrity.py checks that no row names a missing host.
+(workflow/hosts.py); the writer refuses a report whose host row it cannot lock, and
+tests/server/test_batch_store.py checks that no row names a missing host.
 The keys of the per-report tables (reports, host_profiles, host_firsts) stay.
 
 Revision ID: 0031
