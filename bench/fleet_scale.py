@@ -401,6 +401,12 @@ def measure_pages(servers, pg, facts, samples, log, before_samples=None):
     return out
 
 
+def db_exists(name):
+    import psycopg
+    with psycopg.connect(PG_BASE, autocommit=True) as c:
+        return c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
 def make_before_db(url, name, src, log):
     """A copy of the seeded database at ``src``'s schema: CREATE DATABASE .. TEMPLATE, then this
     checkout's migrations downgraded to ``src``'s head (what that code knows)."""
@@ -552,10 +558,10 @@ def main():
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if opts.before and opts.reuse:
+        if opts.before and opts.reuse and os.path.isdir(tmp + "-before") and db_exists(name + "_before"):
             before_name, before_tmp = name + "_before", tmp + "-before"
             before_url = url + "_before"
-        elif opts.before:
+        elif opts.before:  # (with --reuse: the first run against this checkout makes the copy it keeps)
             before_name, before_url = make_before_db(url, name, opts.before, log)
             before_tmp = tmp + "-before"
             shutil.copytree(tmp, before_tmp)
