@@ -181,9 +181,9 @@ def measure(opts, engine, everything, now, old_samples):
         # the default view counted ahead (store/change_digest.py, the server's job): its build, and its
         # read for the whole fleet against the same window folded live
         from scanner.server.store import change_digest
-        builds, reads, lives = [], [], []
+        builds, reads, lives, reads_last = [], [], [], []
         for s in range(opts.samples):
-            dt, built = timed(lambda: change_digest.build(engine, PAGE))
+            dt, built = timed(lambda: change_digest.build(engine, change_digest.KEPT))
             builds.append(dt)
             dt, kept = timed(lambda: change_digest.read(engine, everything, None, PAGE, 600))
             reads.append(dt)
@@ -191,9 +191,16 @@ def measure(opts, engine, everything, now, old_samples):
                                                             built["at"], PAGE))
             lives.append(dt)
             assert kept.pop("as_of") == built["at"] and kept == live, "the digest differs from the page folded live"
+            # a list's last page kept (?new_page=4 ...): from the digest as well
+            last = {k: PAGE * (change_digest.PAGES - 1) for k in changes.SECTIONS}
+            dt, kept = timed(lambda: change_digest.read(engine, everything, None, PAGE, 600, offsets=last))
+            reads_last.append(dt)
+            live = change_summary.summary(engine, everything, None, built["at"] - 7 * DAY, built["at"], PAGE, last)
+            assert kept.pop("as_of") == built["at"] and kept == live, "the digest's last page differs"
         print("change page's default view from the digest (store/change_digest.py): read %.1f ms median of %d "
-              "(%s); folded live %.3fs; the digest's build %.3fs (%d orgs, %d records)" % (
+              "(%s), a list's page %d %.1f ms; folded live %.3fs; the digest's build %.3fs (%d orgs, %d records)" % (
                   1000 * statistics.median(reads), len(reads), ", ".join("%.1f" % (1000 * x) for x in reads),
+                  change_digest.PAGES, 1000 * statistics.median(reads_last),
                   statistics.median(lives), statistics.median(builds), built["orgs"], built["records"]))
         if not old_samples:
             print("change feed, 7 days: %.3fs (%d new); substitutions, 90 days: %.3fs (%d)" % (

@@ -84,7 +84,7 @@ class Maintenance(object):
         from scanner.server.store import change_digest
         if not jobs.claim(self.engine, change_digest.JOB, self.digest_interval, t, self.node):
             return None
-        out = change_digest.build(self.engine, change_digest.ROWS, t=t, min_records=self.digest_min_records)
+        out = change_digest.build(self.engine, change_digest.KEPT, t=t, min_records=self.digest_min_records)
         jobs.finish(self.engine, change_digest.JOB, out, t)
         return out
 

@@ -215,7 +215,7 @@ def test_default_view_is_read_from_the_digest_and_says_when_it_was_counted(diges
         assert big.submit(c, _doc(big, [CENTOS], before), timestamp=time.time() - 9 * DAY).status_code == 200
         assert big.submit(c, _doc(big, [KYLIN], {r: "fail" for r in RULES}),
                           timestamp=time.time() - 2 * DAY).status_code == 200
-    built = change_digest.build(srv.engine, change_digest.ROWS)
+    built = change_digest.build(srv.engine, change_digest.KEPT)
     assert built["orgs"] == 1 and built["skipped"] is None
     admin = srv.login()
     page = admin.get("/changes", params={"lang": "en"})
@@ -224,27 +224,45 @@ def test_default_view_is_read_from_the_digest_and_says_when_it_was_counted(diges
     assert re.search(r'id="count-new"><div class="sub">[^<]+</div><div class="big">%d<' % N, page.text)
     first = re.findall(r'class="change-new" data-rule="([^"]+)"', page.text)
     assert len(first) == 50
-    # the list's next page is read live over the digest's window (?at=), not over a window moved on since
+    # the list's next pages keep the digest's window (?at=), not a window moved on since: the first
+    # change_digest.PAGES pages come from the digest, the next ones are folded live over its window
     nxt = re.search(r'id="pager-new".*?<a rel="next" href="([^"]+)"', page.text, re.S).group(1).replace("&amp;", "&")
     assert "at=%d" % built["at"] in nxt and "new_page=2" in nxt
     # a malformed or out-of-range window time is ignored: the default view, not an error
     for bad in ("x1", "-5", "9" * 20, "1e9", str(int(time.time()) + 10 * DAY)):
         r = admin.get("/changes", params={"at": bad})
         assert r.status_code == 200 and 'id="digest-as-of"' in r.text, bad
-    second = admin.get(nxt)
-    assert 'id="digest-as-of"' not in second.text
-    rows = re.findall(r'class="change-new" data-rule="([^"]+)"', second.text)
-    assert len(rows) == 50 and not set(rows) & set(first)
-    # a change after the count: the digest still shows the count it made (and says when); ?live=1 counts now
+    rule = r'class="change-new" data-rule="([^"]+)"'
+    walked, link, served = list(first), nxt, []
+    for n in range(2, change_digest.PAGES + 3):
+        got = admin.get(link)
+        rows = re.findall(rule, got.text)
+        assert len(rows) == 50 and not set(rows) & set(walked), n
+        walked += rows
+        served.append('id="digest-as-of"' in got.text)
+        # the same rows as the window folded live (the pager keeps ?at=)
+        live = admin.get(link.split("#")[0] + "&live=1")
+        assert 'id="digest-as-of"' not in live.text and re.findall(rule, live.text) == rows, n
+        link = re.search(r'id="pager-new".*?<a rel="next" href="([^"]+)"', got.text, re.S).group(1).replace("&amp;", "&")
+        assert "at=%d" % built["at"] in link and "new_page=%d" % (n + 1) in link
+    assert served == [True] * (change_digest.PAGES - 1) + [False, False]
+    # a change after the count: the digest still shows the count it made (and says when), on its next
+    # pages too; ?live=1 counts now
     with srv.client() as c:
         fixed = dict({r: "fail" for r in RULES}, **{r: "pass" for r in RULES[:20]})
         assert big.submit(c, _doc(big, [KYLIN], fixed), timestamp=time.time() - 3600).status_code == 200
     count = r'id="count-new"><div class="sub">[^<]+</div><div class="big">(\d+)<'
     assert re.search(count, admin.get("/changes").text).group(1) == str(N)
+    assert re.search(count, admin.get(nxt).text).group(1) == str(N)
+    # (the report is stamped before the digest's time: the same window folded live counts it)
+    assert re.search(count, admin.get(nxt.split("#")[0] + "&live=1").text).group(1) == str(N - 20)
     live = admin.get(re.search(r'id="count-now" href="([^"]+)"', page.text).group(1).replace("&amp;", "&"))
     assert re.search(count, live.text).group(1) == str(N - 20) and 'id="digest-as-of"' not in live.text
-    change_digest.build(srv.engine, change_digest.ROWS)
+    change_digest.build(srv.engine, change_digest.KEPT)
     assert re.search(count, admin.get("/changes").text).group(1) == str(N - 20)
+    # a next page of the digest made before is folded live over its window: no digest of that time is kept
+    again = admin.get(nxt)
+    assert 'id="digest-as-of"' not in again.text and re.search(count, again.text).group(1) == str(N - 20)
     # an explicit window is always counted live
     day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 3 * DAY))
     explicit = admin.get("/changes", params={"from": day})

@@ -216,6 +216,24 @@ def test_change_digest_read_for_any_scope_equals_the_page_folded_live_at_its_tim
                 kept = change_digest.read(engine, scope, org, limit, max_age=60, t=t + 30)
                 assert kept.pop("as_of") == t
                 assert kept == live, (t - base, limit, scope.orgs, org)
+            # the next pages of its lists, from the rows it keeps (``limit`` each): a page of 1 row from
+            # each offset the digest holds; any row past them is not there (None: the page folds live)
+            for off in range(limit):
+                offsets = dict.fromkeys(changes.SECTIONS, off)
+                live = change_summary.summary(engine, Scope(["/a"]), None, t - change_digest.WINDOW, t, 1, offsets)
+                kept = change_digest.read(engine, Scope(["/a"]), None, 1, max_age=60, t=t + 30, offsets=offsets)
+                assert kept.pop("as_of") == t and kept == live, (t - base, limit, off)
+            offsets = dict.fromkeys(changes.SECTIONS, limit)
+            kept = change_digest.read(engine, Scope.everything(), None, 1, max_age=60, t=t + 30, offsets=offsets)
+            full = change_summary.summary(engine, Scope.everything(), None, t - change_digest.WINDOW, t, 10 ** 6)
+            if any(len(full[k]) > limit for k in changes.SECTIONS):
+                assert kept is None, (t - base, limit)
+            else:  # every list within the rows kept: the page past them is empty, not unknown
+                assert kept is not None and not any(kept[k] for k in changes.SECTIONS)
+            # a list's next pages name the digest's time (?at=): served while it is that digest, however
+            # old, and never from a digest made at another time
+            assert change_digest.read(engine, Scope.everything(), None, 1, max_age=60, t=t + 10 ** 6, at=t)["as_of"] == t
+            assert change_digest.read(engine, Scope.everything(), None, 1, max_age=60, t=t + 30, at=t - 1) is None
     assert sum(live["counts"].values()) > 0
     # a week with fewer records than asked keeps no digest: the page counts live
     assert change_digest.build(engine, 50, t=t, min_records=10 ** 6)["skipped"] == "few_records"

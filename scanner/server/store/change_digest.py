@@ -10,13 +10,16 @@ the page; any of a subtree's first rows is among its org's first rows); the tabl
 transaction. ``read`` serves a scope from the rows of its subtrees (Scope.subtrees: one row for a user
 of one department or of the whole fleet, a few merged for a user of several), under the same
 ``_in_scope`` conditions as every fleet query. The view is as of
-``at``: the page says so and offers the count of this moment (``?live=1``), and pages past the first
-of a list are read live over the same window. A digest older than twice the interval (the job stopped,
+``at``: the page says so and offers the count of this moment (``?live=1``); a list's next pages keep
+that window (``?at=``) and come from the digest too while it is the one made then, up to the rows it
+keeps of each list (its first ``PAGES`` pages), then are folded live over the same window. A digest older than twice the interval (the job stopped,
 or none yet) is not used: the page counts live, as without a digest; so does a fleet whose week holds
 fewer than ``change_digest_min_records`` change records (no digest is kept: live is quick there).
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 
@@ -30,7 +33,9 @@ from scanner.server.util import now
 log = logging.getLogger("xcscan.server")
 JOB = "change_digest"
 WINDOW = 7 * 86400  # the page's default window (changes._range)
-ROWS = 50  # each list's rows on a page of the change page (web/pages.py CHANGES_SHOWN): what the digest keeps
+ROWS = 50  # each list's rows on a page of the change page (web/pages.py CHANGES_SHOWN)
+PAGES = 4  # each list's first pages kept: the default view's next pages are read from the digest too
+KEPT = ROWS * PAGES
 
 
 def _ancestors(org_path):
@@ -49,14 +54,15 @@ def _merge(parts, limit):
         out["hosts"] += got["hosts"]
         for k in changes.SECTIONS:
             out["counts"][k] += got["counts"][k]
-            lists[k].extend(got[k])
+            lists[k].append(got[k])
         for status, by_sev in got["new_by_severity"].items():
             mine = out["new_by_severity"].setdefault(status, {})
             for sev, n in by_sev.items():
                 mine[sev] = mine.get(sev, 0) + n
     for k in changes.SECTIONS:
-        lists[k].sort(key=lambda r, k=k: changes.row_key(k, r))
-        out[k] = lists[k][:limit]
+        # each part's list is in the feed's order already (fold sorts each org's; bodies are kept so)
+        out[k] = list(itertools.islice(heapq.merge(*lists[k], key=lambda r, k=k: changes.row_key(k, r)), limit))
+    out["kept"] = limit
     return out
 
 
@@ -94,14 +100,15 @@ def build(engine, limit, t=None, min_records=0):
     return {"at": t, "orgs": len(parts), "nodes": len(rows), "records": records, "skipped": None}
 
 
-def read(engine, scope, org, limit, max_age, t=None):
+def read(engine, scope, org, limit, max_age, t=None, offsets=None, at=None):
     """The change page's default view of ``scope`` (narrowed to ``org``) from the digest: the summary's
-    shape (change_summary.summary with each list's first ``limit`` rows) plus ``as_of``; None when
-    there is no digest made in the last ``max_age`` seconds (or ``limit`` is more than it keeps). Reads the rows of the scope's subtrees
+    shape (change_summary.summary with each list's ``limit`` rows from its offset in ``offsets``) plus
+    ``as_of``; None when there is no digest made in the last ``max_age`` seconds, or (``at``) none
+    made at that time (a list's next pages keep the window of its first: ?at=), or a list's rows asked
+    go past the rows the digest keeps of it (its first ``KEPT``). Reads the rows of the scope's subtrees
     (Scope.subtrees: one for a user of one department), under the same conditions as every query."""
     t = now() if t is None else t
-    if limit > ROWS:
-        return None
+    offsets = offsets or {}
     d = db.change_digests
     conds = _in_scope(scope, d.c.org_path, org)  # 404 for an org outside the scope, as every fleet query
     with engine.connect() as conn:
@@ -110,15 +117,23 @@ def read(engine, scope, org, limit, max_age, t=None):
         got = conn.execute(_where(select(d.c.at, d.c.body).where(d.c.org_path.in_(scope.subtrees(org) or [""])),
                                   *conds)).all()
         # the scope's subtrees have no hosts: the digest's time says whether it is current
-        at = got[0][0] if got else conn.execute(select(func.max(d.c.at))).scalar()
-    if at is None or at < t - max_age:
+        made = got[0][0] if got else conn.execute(select(func.max(d.c.at))).scalar()
+    if made is None or (made != at if at is not None else made < t - max_age):
         return None
     bodies = [body for _at, body in got]
     try:
-        out = _merge([json.loads(b) for b in bodies], limit)
+        parts = [json.loads(b) for b in bodies]
+        kept = min([p.get("kept", ROWS) for p in parts] or [KEPT])  # (a body without "kept": its first page)
+        out = _merge(parts, kept)
     except (ValueError, KeyError, TypeError, AttributeError):
         # a row this code did not write as it reads it (another version's, or damaged): the page counts live
-        log.warning("change digest of %d unreadable: counting live", at)
+        log.warning("change digest of %d unreadable: counting live", made)
         return None
-    out.update({"from": at - WINDOW, "to": at, "org": org, "as_of": at})
+    for k in changes.SECTIONS:
+        skip = offsets.get(k, 0)
+        if skip + limit > kept and out["counts"][k] > kept:
+            return None  # rows past those kept: the page folds the window live
+        out[k] = out[k][skip:skip + limit]
+    del out["kept"]
+    out.update({"from": made - WINDOW, "to": made, "org": org, "as_of": made})
     return out

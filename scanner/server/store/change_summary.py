@@ -15,7 +15,8 @@ compares bytes), from a temporary table of the window's keys. Equal to ``changes
 list cut to ``limit`` rows (tests/server/test_change_records.py)."""
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, literal, null, or_, select, union_all
+from sqlalchemy import and_, any_, bindparam, case, func, literal, null, or_, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy import column as sql_column, table as sql_table
 
 from scanner.server.store import changes, db
@@ -159,9 +160,15 @@ def _findings(conn, scope, org, start, end, limit, offsets, parts, per_org):
              .mappings().all() for kd in ("new", "fixed")}
     ids = sorted({r["id"] for got in shown.values() for r in got})
     titles = {}
-    for i in range(0, len(ids), 500):
+    # PostgreSQL: the ids as one array parameter (the digest's build shows ~40,000 rows: 80 statements of
+    # 500 took 0.39 s); SQLite: 500 at a time (its bound parameters are limited)
+    step = max(len(ids), 1) if conn.dialect.name == "postgresql" else 500
+    for i in range(0, len(ids), step):
+        chunk = ids[i:i + step]
+        cond = (rc.c.id == any_(bindparam("ids", chunk, type_=ARRAY(rc.c.id.type)))
+                if conn.dialect.name == "postgresql" else rc.c.id.in_(chunk))
         titles.update((r[0], {"zh": r[1], "en": r[2]}) for r in conn.execute(
-            select(rc.c.id, rc.c.title_zh, rc.c.title_en).where(rc.c.id.in_(ids[i:i + 500]))))
+            select(rc.c.id, rc.c.title_zh, rc.c.title_en).where(cond)))
     for kd, got in shown.items():
         for r in got:
             _part(parts, r["org_path"] if per_org else None)[kd].append({

@@ -780,14 +780,16 @@ CHANGE_LISTS = (("new", ("new",)), ("fixed", ("fixed",)), ("substitutions", ("su
 @router.get("/changes")
 def changes_page(request: Request):
     """The change feed of the scope (?org=) between ?from= and ?to= (YYYY-MM-DD; default the last 7 days).
-    The default view's first page comes from the digest counted ahead (store/change_digest.py) while it
-    is fresh, and says when it was counted; ?live=1 counts now; its lists' further pages (?at=: the
-    digest's time) are read live over the digest's window."""
+    The default view comes from the digest counted ahead (store/change_digest.py) while it is fresh, and
+    says when it was counted; ?live=1 counts now; its lists' further pages keep the digest's window
+    (?at=: its time) and come from the digest while it is the one made then and keeps their rows (the
+    first change_digest.PAGES pages), else are folded live over that window."""
     from scanner.server.store import change_summary
     user = page_user(request)
     p = request.query_params
     org = _org_param(request)
     start, end = _day(p.get("from")), _day(p.get("to"), True)
+    dated = start is not None or end is not None
     # the digest's time a list's further pages keep (a past unix time); anything else is ignored
     raw_at = p.get("at") or ""
     at = int(raw_at) if raw_at.isdigit() and len(raw_at) <= 12 and 0 < int(raw_at) <= time.time() else None
@@ -796,10 +798,12 @@ def changes_page(request: Request):
     interval = request.app.state.settings.change_digest_interval
     got = None
     try:
-        if at is not None and start is None and end is None:
+        if not dated and p.get("live") != "1" and interval > 0:
+            # the digest's view while it is fresh (or, ?at=, the one made then), up to the pages it keeps
+            got = change_digest.read(request.app.state.engine, user["scope"], org, CHANGES_SHOWN, 2 * interval,
+                                     offsets=offsets, at=at)
+        if got is None and at is not None and not dated:
             start, end = at - change_digest.WINDOW, at
-        elif start is None and end is None and not any(offsets.values()) and p.get("live") != "1" and interval > 0:
-            got = change_digest.read(request.app.state.engine, user["scope"], org, CHANGES_SHOWN, 2 * interval)
         if got is None:
             got = change_summary.summary(request.app.state.engine, user["scope"], org, start, end, CHANGES_SHOWN,
                                          offsets)
