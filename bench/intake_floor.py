@@ -14,7 +14,7 @@ are printed, and the ratio as the median of each round's intake over the floor r
 (``ratio_intake_to_floor``: this machine's speed moves by up to a third within a minute, and a pair
 of rounds shares the moment; the ratio of the two medians is printed too) (PostgreSQL's own CPU is printed too, read from its backends' /proc
 entries, so other databases on the machine do not count). This is the application's cost without
-HTTP/TLS; bench/server_load.py ``--floor`` measures the whole server against the same floor.
+HTTP/TLS; bench/server_load.py measures the whole server over HTTPS (its CPU per report, against this floor).
 
     xcscan scan --profile all --format json > REPORT.json
     python bench/intake_floor.py --template REPORT.json [--hosts 40] [--rounds 5] [--threads 4]
