@@ -609,7 +609,10 @@ def main():
         if export is not None and opts.before:  # the same export from the other checkout, after this one's
             export = {"after": export, "before": measure_export(bport, before_tmp, clients[0][4], before_proc.pid,
                                                                 before_url, log)}
-        result = {"hosts": opts.hosts, "days": opts.days, "template": opts.template or "synthetic",
+        # (--reuse: the seed's options are not known here; the rows counted are)
+        result = {"hosts": facts["rows"]["hosts"] if opts.reuse else opts.hosts,
+                  "days": None if opts.reuse else opts.days,
+                  "template": opts.template or (None if opts.reuse else "synthetic"),
                   "before": opts.before and os.path.abspath(opts.before),
                   "seed_s": facts["seed_s"], "rows": facts["rows"], "change_digest": facts["change_digest"], "db_mb": round(facts["db_bytes"] / 2**20),
                   "machine_load_avg_1m": round(os.getloadavg()[0], 2), "pages": pages, "export": export}
