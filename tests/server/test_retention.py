@@ -122,16 +122,22 @@ def test_past_the_period_a_host_keeps_its_last_report_of_each_day_and_profile(en
         return {d: [x[:2] for x in v] for d, v in by_day.items()}
     everything = rows(rows_by_day())
     assert all(len(v) == 4 for v in everything.values()) and len(everything) == 10
-    # the period of 9 days: day 0 goes, without summaries: every row stays
+    def pending():
+        with engine.connect() as conn:
+            return sorted(tuple(x) for x in conn.execute(select(db.summary_pending)))
+    # the period of 9 days: day 0 goes, without summaries: every row stays, and the day waits
     out = retention.prune(engine, 9, t=T, summaries=False)
     assert out["reports"] > 0 and out["summarized"] == 0 and rows(rows_by_day()) == everything
-    # 5 days: days 1..4 go, with summaries: of each day the 17:00 mlps-l3 row and the 12:00 xinchuang row
-    # stay, and a row whose body is still needed (a base kept deltas are made against)
+    assert pending() == [(a.host_id, start // DAY)]
+    # 5 days: days 1..4 go, with summaries: of each day (and of day 0, pruned while they were off) the
+    # 17:00 mlps-l3 row and the 12:00 xinchuang row stay, and a row whose body is still needed (a base
+    # kept deltas are made against)
     out = retention.prune(engine, 5, t=T)
     after = rows_by_day()
+    assert pending() == []
     deleted = 0
     for d in range(10):
-        if 1 <= d <= 4:
+        if d <= 4:
             assert {(12, "xinchuang"), (17, "mlps-l3")} <= set(rows(after)[d])
             extra = [x for x in after[d] if x[:2] not in ((12, "xinchuang"), (17, "mlps-l3"))]
             assert all(kind != bodies.DROPPED for _h, _p, kind in extra), (d, after[d])

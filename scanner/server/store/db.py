@@ -400,6 +400,14 @@ change_digests = Table(
     Column("body", Text, nullable=False),
 )
 
+# The (host, UTC day) pairs whose reports lost their bodies and that are not yet kept as daily summaries
+# (store/retention.py; migration 0032): written with the prune, deleted with the summary.
+summary_pending = Table(
+    "summary_pending", metadata,
+    Column("host_id", String(36), primary_key=True),
+    Column("day", Integer, primary_key=True),
+)
+
 # When change records began (migration 0016 on a database that already held reports): earlier changes
 # are not in the feed. No row: recorded from the first report on.
 change_epoch = Table(

@@ -9,7 +9,10 @@ a host's latest state came from (hosts.latest_report_id, host_profiles.report_id
 however old. Reading a pruned report answers 410 (store/reports.py); re-evaluation skips it. With
 daily summaries (setting ``report_daily_summaries``, on by default) a host that reports more than once
 a day keeps, past the period, only the row of its last report of each UTC day and profile: the rows
-the daily roll-ups read (store/rollups.py), so trends are the same; the others are deleted.
+the daily roll-ups read (store/rollups.py), so trends are the same; the others are deleted. The
+(host, day) pairs pruned wait in ``summary_pending`` (written in the transaction that drops the bodies,
+deleted in the one that summarizes the day), so a day pruned while the setting was off, or by a run
+stopped between the two steps, is summarized by the next run that has the setting on.
 
 Bodies go by whole UTC days: the cutoff is the start of the day ``report_retention_days`` days
 ago, so a body is kept between N and N + 1 days (the same on both databases). Where the bodies are
@@ -78,8 +81,9 @@ def _inline_candidates(cutoff):
 
 def prune(engine, days, t=None, batch=BATCH, compact=True, summaries=True, change_days=0):
     """Compact new bodies (``compact``), then drop the bodies of reports collected more than ``days``
-    days ago (see the module docstring); with ``summaries``, of the reports that lost their bodies only
-    each host's last of every UTC day and profile keeps its row (daily summaries); then delete the
+    days ago (see the module docstring); with ``summaries``, of the reports that lost their bodies (in
+    this run or an earlier one) only each host's last of every UTC day and profile keeps its row (daily
+    summaries); then delete the
     change records older than ``change_days`` days (0: none). Returns {"reports": pruned, "bytes":
     stored body bytes freed, "partitions": partitions dropped, "summarized": rows deleted as not the
     last of their day, "changes": change records deleted, "compacted", "bases",
@@ -94,13 +98,13 @@ def prune(engine, days, t=None, batch=BATCH, compact=True, summaries=True, chang
                        compacted_bytes_before=c["bytes_before"], compacted_bytes_after=c["bytes_after"])
         if days and days > 0:
             t = now() if t is None else t
-            touched = set()
-            _prune(engine, cutoff_of(t, days), t, batch, out, touched)
-            if summaries:
-                out["summarized"] = _summarize(engine, touched, batch)
+            _prune(engine, cutoff_of(t, days), t, batch, out)
+        if summaries:  # the days this run pruned, and any an earlier run left pending
+            out["summarized"] = _summarize(engine, batch)
         if change_days and change_days > 0:
             out["changes"] = prune_changes(engine, cutoff_of(now() if t is None else t, change_days), batch)
-        if engine.dialect.name == "postgresql" and (out.get("compacted") or out["reports"] or out["changes"]):
+        if engine.dialect.name == "postgresql" and (out.get("compacted") or out["reports"] or out["summarized"]
+                                                    or out["changes"]):
             _vacuum(engine, changes=bool(out["changes"]))
         return out
 
@@ -146,10 +150,19 @@ def cutoff_of(t, days):
     return (int(t) - int(days) * 86400) // bodies.PART * bodies.PART
 
 
-def _mark(conn, ids, t, touched):
-    r = db.reports
-    touched.update((h, at // 86400) for h, at in conn.execute(select(r.c.host_id, r.c.collected_at)
-                                                             .where(r.c.id.in_(ids))))
+def _mark(conn, ids, t):
+    """Drop the bodies of the reports ``ids``; their (host, day) pairs wait in summary_pending (same
+    transaction) until a run keeps their days as daily summaries."""
+    r, p = db.reports, db.summary_pending
+    pairs = sorted({(h, at // 86400) for h, at in conn.execute(select(r.c.host_id, r.c.collected_at)
+                                                                .where(r.c.id.in_(ids)))})
+    if pairs:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        conn.execute(upsert(p).on_conflict_do_nothing(index_elements=["host_id", "day"]),
+                     [{"host_id": h, "day": day} for h, day in pairs])
     freed = conn.execute(select(func.coalesce(func.sum(func.length(r.c.body_gz)), 0) +
                                 func.coalesce(func.sum(func.length(r.c.evaluated_gz)), 0))
                          .where(r.c.id.in_(ids))).scalar() or 0
@@ -158,7 +171,7 @@ def _mark(conn, ids, t, touched):
     return n, int(freed)
 
 
-def _prune(engine, cutoff, t, batch, out, touched):
+def _prune(engine, cutoff, t, batch, out):
     r, b, d = db.reports, db.report_bases, db.report_bodies
     pg = engine.dialect.name == "postgresql"
     latest = bodies.latest_ids()
@@ -173,7 +186,7 @@ def _prune(engine, cutoff, t, batch, out, touched):
                 out["bytes"] += conn.execute(select(func.coalesce(func.sum(func.length(part.c.data)), 0))).scalar()
                 ids = [x[0] for x in conn.execute(select(part.c.report_id).where(part.c.report_id.not_in(keep)))]
                 for i in range(0, len(ids), batch):
-                    n, freed = _mark(conn, ids[i:i + batch], t, touched)
+                    n, freed = _mark(conn, ids[i:i + batch], t)
                     out["reports"] += n
                     out["bytes"] += freed
                 conn.execute(text("DROP TABLE %s" % name))
@@ -193,7 +206,7 @@ def _prune(engine, cutoff, t, batch, out, touched):
             conn.execute(delete(rows_of).where(rows_of.c.report_id.in_(ids)))
             drop = [i for i in ids if i not in keep]
             if drop:
-                n, freed = _mark(conn, drop, t, touched)
+                n, freed = _mark(conn, drop, t)
                 out["reports"] += n
                 out["bytes"] += freed
             out["bytes"] += sum(x[2] for x in got)
@@ -207,7 +220,7 @@ def _prune(engine, cutoff, t, batch, out, touched):
                 break
             ids = [x[0] for x in got]
             conn.execute(delete(b).where(b.c.report_id.in_(ids)))
-            n, freed = _mark(conn, ids, t, touched)
+            n, freed = _mark(conn, ids, t)
             out["reports"] += n
             out["bytes"] += freed + sum(x[1] for x in got)
         if len(got) < batch:
@@ -218,26 +231,30 @@ def _prune(engine, cutoff, t, batch, out, touched):
                                                   .order_by(r.c.collected_at).limit(batch))]
             if not ids:
                 break
-            n, freed = _mark(conn, ids, t, touched)
+            n, freed = _mark(conn, ids, t)
             out["reports"] += n
             out["bytes"] += freed
         if len(ids) < batch:
             break
 
 
-def _summarize(engine, touched, batch):
-    """Daily summaries: of each (host, UTC day) whose reports lost their bodies in this run, keep the row
-    of the day's last report of each profile (and so the day's last report: what the daily roll-ups read,
-    store/rollups.py, so a recomputed day is the same) and delete the other rows whose bodies are gone
-    and that no latest state comes from. A host reporting once a day keeps every row."""
-    r = db.reports
+def _summarize(engine, batch):
+    """Daily summaries: of each (host, UTC day) whose reports lost their bodies (summary_pending: this
+    run's, and any an earlier run left, e.g. while the setting was off or when it stopped between the
+    two steps), keep the row of the day's last report of each profile (and so the day's last report:
+    what the daily roll-ups read, store/rollups.py, so a recomputed day is the same) and delete the
+    other rows whose bodies are gone and that no latest state comes from; the pair leaves
+    summary_pending in the same transaction. A host reporting once a day keeps every row."""
+    r, p = db.reports, db.summary_pending
     deleted = 0
-    pairs = sorted(touched)
-    for i in range(0, len(pairs), batch):
+    while True:
         with db.write_tx(engine) as conn:
+            pairs = conn.execute(select(p.c.host_id, p.c.day).order_by(p.c.host_id, p.c.day).limit(batch)).all()
+            if not pairs:
+                break
             latest = {x[0] for x in conn.execute(bodies.latest_ids())}
             drop = []
-            for host_id, day in pairs[i:i + batch]:
+            for host_id, day in pairs:
                 rows = conn.execute(select(r.c.id, r.c.profile, r.c.collected_at, r.c.body_kind).where(
                     r.c.host_id == host_id, r.c.collected_at >= day * 86400,
                     r.c.collected_at < (day + 1) * 86400)).all()
@@ -252,4 +269,8 @@ def _summarize(engine, touched, batch):
             for j in range(0, len(drop), 500):
                 deleted += conn.execute(delete(r).where(r.c.id.in_(drop[j:j + 500]),
                                                         r.c.body_kind == bodies.DROPPED)).rowcount
+            for host_id, day in pairs:
+                conn.execute(delete(p).where(p.c.host_id == host_id, p.c.day == day))
+        if len(pairs) < batch:
+            break
     return deleted
