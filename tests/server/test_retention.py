@@ -43,7 +43,7 @@ def test_prune_drops_old_bodies_and_keeps_history_and_latest(engine):
     assert before_bytes < inline_bytes / 4
     history = queries.host_history(engine, EVERYTHING, a.host_id)
     assert len(history) == 10
-    out = retention.prune(engine, 5, t=T)
+    out = retention.prune(engine, 5, t=T, batch=2)  # (a few rows a transaction: every step loops)
     # days 9..6 of host a (deltas; on PostgreSQL their days' partitions); day 10 is the base the kept
     # deltas of days 5..1 are made against
     gone = (9, 8, 7, 6)
@@ -132,7 +132,7 @@ def test_past_the_period_a_host_keeps_its_last_report_of_each_day_and_profile(en
     # 5 days: days 1..4 go, with summaries: of each day (and of day 0, pruned while they were off) the
     # 17:00 mlps-l3 row and the 12:00 xinchuang row stay, and a row whose body is still needed (a base
     # kept deltas are made against)
-    out = retention.prune(engine, 5, t=T)
+    out = retention.prune(engine, 5, t=T, batch=2)  # (a few rows a transaction: every step loops)
     after = rows_by_day()
     assert pending() == []
     deleted = 0

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 
-from sqlalchemy import and_, column, delete, func, insert, select, table as sa_table, text, update
+from sqlalchemy import and_, column, delete, func, insert, select, table as sa_table, text, tuple_, update
 
 from scanner.server.store import bodies, db
 from scanner.server.util import now
@@ -269,8 +269,8 @@ def _summarize(engine, batch):
             for j in range(0, len(drop), 500):
                 deleted += conn.execute(delete(r).where(r.c.id.in_(drop[j:j + 500]),
                                                         r.c.body_kind == bodies.DROPPED)).rowcount
-            for host_id, day in pairs:
-                conn.execute(delete(p).where(p.c.host_id == host_id, p.c.day == day))
+            for j in range(0, len(pairs), 500):
+                conn.execute(delete(p).where(tuple_(p.c.host_id, p.c.day).in_([tuple(x) for x in pairs[j:j + 500]])))
         if len(pairs) < batch:
             break
     return deleted
