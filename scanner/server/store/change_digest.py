@@ -12,9 +12,10 @@ of one department or of the whole fleet, a few merged for a user of several), un
 ``_in_scope`` conditions as every fleet query. The view is as of
 ``at``: the page says so and offers the count of this moment (``?live=1``); a list's next pages keep
 that window (``?at=``) and come from the digest too while it is the one made then, up to the rows it
-keeps of each list (its first ``PAGES`` pages), then are folded live over the same window. A digest older than twice the interval (the job stopped,
-or none yet) is not used: the page counts live, as without a digest; so does a fleet whose week holds
-fewer than ``change_digest_min_records`` change records (no digest is kept: live is quick there).
+keeps of each list (its first ``PAGES`` pages), then are folded live over the same window. A digest
+older than twice the interval (the job stopped, or none yet) is not used: the page counts live, as
+without a digest; so does a fleet whose week holds fewer than ``change_digest_min_records`` change
+records (no digest is kept: live is quick there).
 """
 from __future__ import annotations
 

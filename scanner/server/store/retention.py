@@ -83,11 +83,11 @@ def prune(engine, days, t=None, batch=BATCH, compact=True, summaries=True, chang
     """Compact new bodies (``compact``), then drop the bodies of reports collected more than ``days``
     days ago (see the module docstring); with ``summaries``, of the reports that lost their bodies (in
     this run or an earlier one) only each host's last of every UTC day and profile keeps its row (daily
-    summaries); then delete the
-    change records older than ``change_days`` days (0: none). Returns {"reports": pruned, "bytes":
-    stored body bytes freed, "partitions": partitions dropped, "summarized": rows deleted as not the
-    last of their day, "changes": change records deleted, "compacted", "bases",
-    "compacted_bytes_before"/"_after", "skipped": True when another node holds the job}."""
+    summaries); then delete the change records older than ``change_days`` days (0: none). Returns
+    {"reports": pruned, "bytes": stored body bytes freed, "partitions": partitions dropped,
+    "summarized": rows deleted as not the last of their day, "changes": change records deleted,
+    "compacted", "bases", "compacted_bytes_before"/"_after", "skipped": True when another node holds
+    the job}."""
     with one_node(engine) as mine:
         if not mine:
             return {"reports": 0, "bytes": 0, "changes": 0, "skipped": True}
