@@ -198,6 +198,46 @@ def test_change_page_folded_in_the_database_equals_the_feed_cut_to_its_first_row
     assert n > 100 and skipped > 20
 
 
+def test_api_pages_folded_in_the_database_equal_the_feeds_keyset_pages(history):
+    """change_summary.api_page (GET /api/v1/changes, a page after a cursor) reads a page from the fold
+    in the database, starting at the position its cursor carries, instead of folding the whole feed:
+    every page and every cursor equal changes.page's over the whole feed, for many windows, scopes and
+    page sizes (pages ending inside a list and at its end); a position that no longer holds the
+    cursor's row (rows moved since) is refused (None: the caller pages the whole feed by key)."""
+    from scanner.server.store import change_summary
+    engine, base, times = history
+    rng = random.Random(5)
+    pages = refused = 0
+    for scope, org in ((Scope.everything(), None), (Scope(["/a"]), None), (Scope.everything(), "/b")):
+        for start, end in list(_windows(rng, base, times))[:4]:
+            full = changes.feed(engine, scope, org, start, end)
+            total = sum(len(full[k]) for k in changes.SECTIONS)
+            for limit in sorted({max(total // 7, 1), max(total // 3, 1), total + 1}):  # (ending inside lists)
+                after = offset = None
+                for _n in range(total + 2):
+                    want = changes.page(full, after, limit)
+                    got = change_summary.api_page(engine, scope, org, start, end, after, offset, limit)
+                    assert got is not None and got == want, (org, start - base, end - base, limit, after)
+                    pages += 1
+                    if want[1] is None:
+                        break
+                    # through the cursor's text, as a client sends it back
+                    c = changes.read_cursor(changes.cursor(start, end, org, want[1]))
+                    after, offset = c["after"], c["offset"]
+                    assert offset == want[1][2]
+                    # the same cursor with its row elsewhere: not read from the fold
+                    for wrong in (offset + 1, offset - 1) if _n < 2 else ():
+                        if wrong >= 1:
+                            assert change_summary.api_page(engine, scope, org, start, end, after, wrong, limit) is None
+                            refused += 1
+                else:
+                    raise AssertionError("the pages did not end")
+                # a cursor without a position (an earlier server's) is paged by key over the whole feed
+                if after is not None:
+                    assert change_summary.api_page(engine, scope, org, start, end, after, None, limit) is None
+    assert pages > 50 and refused > 20
+
+
 def test_change_digest_read_for_any_scope_equals_the_page_folded_live_at_its_time(history):
     """change_digest.build folds the 7 days before a time once, per org; read() gives any scope (and
     org narrowing) what change_summary.summary gives for that window: the counts, severities and hosts

@@ -341,6 +341,52 @@ def summary(engine, scope, org=None, start=None, end=None, limit=500, offsets=No
     return out
 
 
+def api_page(engine, scope, org, start, end, after, offset, limit):
+    """``changes.page`` of the feed (the JSON API's page of ``limit`` rows after the cursor's row
+    ``after``), read from the fold in the database instead of the whole feed; None when it cannot be
+    told that way (the caller reads the whole feed): a window reaching back before the records began,
+    a cursor without the row's position (``offset``) or naming one of several rows with the same key,
+    or a list whose rows moved since (a report stored late, before the cursor's row). Each list is in
+    its keys' order, so the rows after the cursor's row, found at ``offset`` - 1 with no equal key
+    before it, are the ones ``page`` finds by its key."""
+    start, end = changes._range(start, end)
+    with engine.connect() as conn:
+        if changes._since(conn, start) is not None:
+            return None
+    at = 0 if after is None else after[0]
+    if after is not None and (offset is None or not 0 <= at < len(changes.SECTIONS) or after[1][-1] != 0):
+        return None
+    # the cursor's row and the one before it are read again to check that nothing moved
+    skip = 0 if after is None else max(offset - 2, 0)
+    got = fold(engine, scope, org, start, end, limit + 2, {changes.SECTIONS[at]: skip})[None]
+    out = {"from": start, "to": end, "org": org, "hosts": got["hosts"], "new_by_severity": got["new_by_severity"],
+           "counts": got["counts"]}
+    need, last, more = limit, None, False
+    for i, k in enumerate(changes.SECTIONS):
+        rows, base, prev = got[k], 0, None
+        if i < at:
+            out[k] = []
+            continue
+        if after is not None and i == at:
+            mine = tuple(after[1][:-1])
+            seen = [changes.row_key(k, r) for r in rows[:offset - skip]]
+            if len(seen) != offset - skip or seen[-1] != mine or (len(seen) == 2 and seen[0] == mine):
+                return None
+            rows, base, prev = rows[offset - skip:], offset, mine
+        out[k] = rows[:need]
+        rank = 0
+        for r in out[k]:
+            key = changes.row_key(k, r)
+            rank = rank + 1 if key == prev else 0
+            prev = key
+        if out[k]:
+            last = (i, list(prev) + [rank], base + len(out[k]))
+        need -= len(out[k])
+        if base + len(out[k]) < got["counts"][k]:
+            more = True
+    return out, (last if more else None)
+
+
 def cut(got, limit, offsets=None):
     """A feed with each list cut to ``limit`` rows from its offset in ``offsets`` (default 0)."""
     offsets = offsets or {}

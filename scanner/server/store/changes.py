@@ -441,7 +441,8 @@ def page(got, after, limit):
     offset: a change recorded meanwhile (a report stored late) before the previous page's last row
     shifts nothing after it, so no row is listed twice or left out across the pages. The counts,
     ``new_by_severity`` and ``hosts`` stay those of the whole feed. Returns (the page, the ``after``
-    of the next page or None)."""
+    of the next page or None: (section index, key, the position after the page's last row in its
+    section: a hint change_summary.api_page reads the next page from))."""
     import bisect
     out = dict(got)
     need, last, more = limit, None, False
@@ -460,7 +461,7 @@ def page(got, after, limit):
                 raise ApiError(422, "bad_cursor", "cursor is not one this server handed out") from None
         out[k] = rows[start:start + need]
         if out[k]:
-            last = (i, list(keys[start + len(out[k]) - 1]))
+            last = (i, list(keys[start + len(out[k]) - 1]), start + len(out[k]))
         need -= len(out[k])
         if start + len(out[k]) < len(rows):
             more = True
@@ -473,8 +474,10 @@ def cursor(start, end, org, after):
     for every page). It carries no scope: each page is read with the caller's own."""
     import base64
     import json
-    text = json.dumps({"v": 2, "from": start, "to": end, "org": org, "s": after[0], "k": after[1]},
-                      separators=(",", ":"), ensure_ascii=False)
+    body = {"v": 2, "from": start, "to": end, "org": org, "s": after[0], "k": after[1]}
+    if len(after) > 2:
+        body["o"] = after[2]  # where the row was in its list: a hint, checked against the key when read
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
@@ -497,9 +500,10 @@ def read_cursor(value):
             not (got.get("org") is None or isinstance(got["org"], str) and len(got["org"]) <= 512) or \
             type(got.get("s")) is not int or not 0 <= got["s"] < len(SECTIONS) or \
             not isinstance(key, list) or not 1 <= len(key) <= 12 or \
-            not all(type(x) is int and abs(x) < 2 ** 40 or isinstance(x, str) and len(x) <= 1024 for x in key):
+            not all(type(x) is int and abs(x) < 2 ** 40 or isinstance(x, str) and len(x) <= 1024 for x in key) or \
+            not (got.get("o") is None or type(got["o"]) is int and 1 <= got["o"] < 2 ** 31):
         raise bad
-    return {"from": ints[0], "to": ints[1], "org": got["org"], "after": (got["s"], key)}
+    return {"from": ints[0], "to": ints[1], "org": got["org"], "after": (got["s"], key), "offset": got.get("o")}
 
 
 CSV_FIELDS = ("change", "hostname", "org_path", "profile", "rule_id", "severity", "before", "after", "category",

@@ -636,19 +636,24 @@ def changes_feed(request: Request, org: Optional[str] = Query(None, max_length=5
     filled in that order; counts are always the whole feed's); ``next``: the cursor of the next page
     (null on the last), ``truncated``: whether there is one."""
     from scanner.server.errors import ApiError
-    from scanner.server.store import changes
-    org, start, end, after = _org(org), _day_param(from_, "from"), _day_param(to, "to", end_of_day=True), None
+    from scanner.server.store import change_summary, changes
+    org, start, end = _org(org), _day_param(from_, "from"), _day_param(to, "to", end_of_day=True)
+    after = offset = None
     if cursor is not None:
         c = changes.read_cursor(cursor)
         if (org is not None and org != c["org"]) or (start is not None and start != c["from"]) or \
                 (end is not None and end != c["to"]):
             raise ApiError(422, "bad_cursor", "the cursor belongs to another query (org, from, to): "
                                               "pass it alone, or start again without it")
-        org, start, end, after = c["org"], c["from"], c["to"], c["after"]
-    got = changes.feed(request.app.state.engine, user["scope"], org, start, end)
-    out, nxt = changes.page(got, after, limit)
+        org, start, end, after, offset = c["org"], c["from"], c["to"], c["after"], c["offset"]
+    engine = request.app.state.engine
+    # the page folded in the database (a page's rows, not the whole feed's), else the whole feed
+    paged = change_summary.api_page(engine, user["scope"], org, start, end, after, offset, limit)
+    if paged is None:
+        paged = changes.page(changes.feed(engine, user["scope"], org, start, end), after, limit)
+    out, nxt = paged
     out["truncated"] = nxt is not None
-    out["next"] = None if nxt is None else changes.cursor(got["from"], got["to"], org, nxt)
+    out["next"] = None if nxt is None else changes.cursor(out["from"], out["to"], org, nxt)
     return out
 
 
