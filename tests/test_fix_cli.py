@@ -221,10 +221,14 @@ def test_a_changed_auditd_conf_makes_the_running_auditd_reread_it(rhel, tmp_path
     assert book.count("- pkill") == 3 and "xcscan_auditd_hup.rc > 1" in book  # one per set_key of the file
     stand_in = str(tmp_path / "auditd")
     shutil.copy(shutil.which("sh"), stand_in)
-    got = tmp_path / "hup"
-    proc = subprocess.Popen([stand_in, "-c", 'trap "echo hup >> %s" HUP; while :; do sleep 0.1; done' % got])
+    got, ready = tmp_path / "hup", tmp_path / "ready"
+    proc = subprocess.Popen([stand_in, "-c", 'trap "echo hup >> %s" HUP; : > %s; while :; do sleep 0.1; done'
+                             % (got, ready)])
     try:
-        time.sleep(0.3)  # the trap is set
+        deadline = time.time() + 30  # the trap is set (a signal before it would end the shell: a busy machine)
+        while not ready.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        assert ready.exists()
         apply_plan(plan(rhel, items, live=True), str(tmp_path / "backups"), lock_path=str(tmp_path / "agent.lock"))
         assert "disk_full_action = IGNORE" not in open(conf).read()
         deadline = time.time() + 5
