@@ -222,8 +222,10 @@ def test_a_changed_auditd_conf_makes_the_running_auditd_reread_it(rhel, tmp_path
     stand_in = str(tmp_path / "auditd")
     shutil.copy(shutil.which("sh"), stand_in)
     got, ready = tmp_path / "hup", tmp_path / "ready"
+    # SIGHUP as a daemon has it: a suite run under nohup hands its children SIGHUP ignored, and a shell
+    # cannot trap a signal ignored when it started (POSIX, "trap")
     proc = subprocess.Popen([stand_in, "-c", 'trap "echo hup >> %s" HUP; : > %s; while :; do sleep 0.1; done'
-                             % (got, ready)])
+                             % (got, ready)], preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         deadline = time.time() + 30  # the trap is set (a signal before it would end the shell: a busy machine)
         while not ready.exists() and time.time() < deadline:
