@@ -346,6 +346,8 @@ def targets(facts):
         ("change page", "/changes", week),  # its default view, counted ahead (store/change_digest.py)
         ("change page, page 2", "/changes?new_page=2&fixed_page=2", week),  # a list's next page, kept too
         ("change page (live)", "/changes?live=1", week),
+        ("change page (live), one department", "/changes?live=1&org=" + org, week),  # a department's fold
+        ("changes api", "/api/v1/changes?limit=1000", week),  # its first page: the fold, not the whole feed
         ("overview page", "/", fail_top),
         ("overview api", "/api/v1/overview", fail_top),
         ("org overview page", "/?org=" + org, fail_top),
