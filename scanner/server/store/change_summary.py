@@ -343,24 +343,21 @@ def summary(engine, scope, org=None, start=None, end=None, limit=500, offsets=No
 
 def api_page(engine, scope, org, start, end, after, offset, limit):
     """``changes.page`` of the feed (the JSON API's page of ``limit`` rows after the cursor's row
-    ``after``), read from the fold in the database instead of the whole feed; None when it cannot be
-    told that way (the caller reads the whole feed): a window reaching back before the records began,
-    a cursor without the row's position (``offset``) or naming one of several rows with the same key,
-    or a list whose rows moved since (a report stored late, before the cursor's row). Each list is in
+    ``after``), read as the change page reads its lists (``summary``: the fold in the database) instead
+    of the whole feed; None when it cannot be told that way (the caller reads the whole feed): a cursor
+    without the row's position (``offset``) or naming one of several rows with the same key, or a list
+    whose rows moved since (a report stored late, before the cursor's row). Each list is in
     its keys' order, so the rows after the cursor's row, found at ``offset`` - 1 with no equal key
     before it, are the ones ``page`` finds by its key."""
-    start, end = changes._range(start, end)
-    with engine.connect() as conn:
-        if changes._since(conn, start) is not None:
-            return None
     at = 0 if after is None else after[0]
-    if after is not None and (offset is None or not 0 <= at < len(changes.SECTIONS) or after[1][-1] != 0):
+    if after is not None and (offset is None or offset < 1 or after[1][-1] != 0):
         return None
     # the cursor's row and the one before it are read again to check that nothing moved
     skip = 0 if after is None else max(offset - 2, 0)
-    got = fold(engine, scope, org, start, end, limit + 2, {changes.SECTIONS[at]: skip})[None]
-    out = {"from": start, "to": end, "org": org, "hosts": got["hosts"], "new_by_severity": got["new_by_severity"],
-           "counts": got["counts"]}
+    got = summary(engine, scope, org, start, end, limit + 2, {changes.SECTIONS[at]: skip})
+    # (summary reads a window reaching back before the records began from the whole feed, and says so)
+    out = {k: got[k] for k in ("from", "to", "org", "hosts", "new_by_severity", "counts", "recorded_since")
+           if k in got}
     need, last, more = limit, None, False
     for i, k in enumerate(changes.SECTIONS):
         rows, base, prev = got[k], 0, None

@@ -665,6 +665,16 @@ def make_engine(url, pool_size=10):
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
+def insert_new(conn, table, key):
+    """An INSERT into ``table`` that skips the rows whose ``key`` columns are taken already
+    (``ON CONFLICT (key) DO NOTHING``, on either database)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(key))
+
+
 @contextlib.contextmanager
 def write_tx(engine):
     """A write transaction (BEGIN IMMEDIATE on SQLite)."""

@@ -30,11 +30,7 @@ def claim(engine, name, interval, t=None, node=None):
     t = now() if t is None else t
     j = db.job_runs
     with db.write_tx(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        conn.execute(insert(j).values(name=name, started_at=0, runs=0).on_conflict_do_nothing(index_elements=["name"]))
+        conn.execute(db.insert_new(conn, j, ["name"]).values(name=name, started_at=0, runs=0))
         got = conn.execute(update(j).where(j.c.name == name, j.c.started_at <= t - interval).values(
             started_at=t, finished_at=None, runs=j.c.runs + 1, node=node or node_name()))
         return got.rowcount == 1

@@ -157,12 +157,7 @@ def _mark(conn, ids, t):
     pairs = sorted({(h, at // 86400) for h, at in conn.execute(select(r.c.host_id, r.c.collected_at)
                                                                 .where(r.c.id.in_(ids)))})
     if pairs:
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert
-        conn.execute(upsert(p).on_conflict_do_nothing(index_elements=["host_id", "day"]),
-                     [{"host_id": h, "day": day} for h, day in pairs])
+        conn.execute(db.insert_new(conn, p, ["host_id", "day"]), [{"host_id": h, "day": day} for h, day in pairs])
     freed = conn.execute(select(func.coalesce(func.sum(func.length(r.c.body_gz)), 0) +
                                 func.coalesce(func.sum(func.length(r.c.evaluated_gz)), 0))
                          .where(r.c.id.in_(ids))).scalar() or 0
