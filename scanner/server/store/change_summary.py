@@ -21,6 +21,7 @@ from sqlalchemy import column as sql_column, table as sql_table
 
 from scanner.server.store import changes, db
 from scanner.server.store.queries import _in_scope, _where
+from scanner.server.store.scope import check
 
 BAD = changes.BAD
 FOLD_WORK_MEM = "32MB"  # PostgreSQL's memory per sort or hash of the fold (fold's transaction only)
@@ -44,14 +45,23 @@ def _live(scope, org, start=None):
     return _where(q, *_in_scope(scope, h.c.org_path, org))
 
 
-def _window(table, cols, scope, org, start, end, known_before=False):
+def _window(conn, table, cols, scope, org, start, end, known_before=False):
     """The change rows in (start, end] of the live hosts inside the scope (``known_before``: and that
     had reported by ``start``): a CTE of ``cols``, id, at, prev_at. Narrow on purpose: the window is
     every record in it (tens of thousands at 10,000 hosts), so host names and titles are joined after
     the fold, for the rows kept or shown."""
+    live = _live(scope, org, start if known_before else None)
+    if conn.dialect.name == "postgresql" and ((org and org != "/") or not check(scope).is_global):
+        # a part of the fleet: its hosts' rows read through the (host_id, at) index, the ids as one
+        # array the index scan probes (``IN (subquery)`` is a join, and this transaction has no nested
+        # loops: it read the whole fleet's window by ``at`` and dropped the other hosts' rows).
+        # EXPLAIN ANALYZE at 10,000 hosts, one department of 1,000: the findings fold 70 -> 46 ms; the
+        # whole fleet read this way 0.55 -> 0.75 s, so it keeps the scan by ``at``
+        hosts = table.c.host_id == any_(func.array(live.scalar_subquery()))
+    else:
+        hosts = table.c.host_id.in_(live)
     q = select(*[table.c[k] for k in cols], table.c.id, table.c.at, table.c.prev_at).where(
-        table.c.at > start, table.c.at <= end,
-        table.c.host_id.in_(_live(scope, org, start if known_before else None)))
+        table.c.at > start, table.c.at <= end, hosts)
     return q.cte()
 
 
@@ -134,7 +144,7 @@ def _part(parts, org_path):
 
 def _findings(conn, scope, org, start, end, limit, offsets, parts, per_org):
     rc = db.result_changes
-    w = _window(rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity"), scope, org,
+    w = _window(conn, rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity"), scope, org,
                 start, end, known_before=True)
     # the titles are the key's last row's (changes.feed): read by its id for the rows shown
     k = _pairs(w, ("host_id", "profile", "rule_id"), start, ("profile", "rule_id", "status_before"),
@@ -184,7 +194,7 @@ _DETAIL = changes.COMP_DETAIL
 def _component_lists(conn, scope, org, start, end, limit, offsets, parts, per_org):
     """The added, removed and substitution lists (``limit`` rows of each from its offset) and their counts."""
     cc = db.component_changes
-    w = _window(cc, ("host_id", "category", "comp_key", "op") + _DETAIL, scope, org, start, end)
+    w = _window(conn, cc, ("host_id", "category", "comp_key", "op") + _DETAIL, scope, org, start, end)
     k = _pairs(w, ("host_id", "category", "comp_key"), start, ("category", "comp_key", "op") + _DETAIL,
                ("op",) + _DETAIL, prefix="l_")
     was, now_ = k.c.op == "remove", k.c.l_op == "add"
