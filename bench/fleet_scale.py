@@ -347,6 +347,7 @@ def targets(facts):
         ("change page, page 2", "/changes?new_page=2&fixed_page=2", week),  # a list's next page, kept too
         ("change page (live)", "/changes?live=1", week),
         ("change page (live), one department", "/changes?live=1&org=" + org, week),  # a department's fold
+        ("change page (live), one unit", "/changes?live=1&org=%s/%s" % (org, UNITS[0]), week),  # 1/100 of it
         ("changes api", "/api/v1/changes?limit=1000", week),  # its first page: the fold, not the whole feed
         ("overview page", "/", fail_top),
         ("overview api", "/api/v1/overview", fail_top),
@@ -368,12 +369,15 @@ def run_sql(pg, sql):
     return time.perf_counter() - t
 
 
-def measure_pages(servers, pg, facts, samples, log, before_samples=None):
+def measure_pages(servers, pg, facts, samples, log, before_samples=None, only=None):
     """``servers``: [(label, web, api, cookie, auth)]; each sample requests the page from every
     server in turn (interleaved, so a before/after pair sees the same machine load), then its floor.
-    ``before_samples``: fewer samples of the "before" server (when it takes seconds a page)."""
+    ``before_samples``: fewer samples of the "before" server (when it takes seconds a page);
+    ``only``: the pages whose name holds one of these texts (default: all)."""
     out = {}
     for name, path, floor in targets(facts):
+        if only and not any(o in name for o in only):
+            continue
         times, floors, size = {label: [] for label, *_x in servers}, [], {}
         for i in range(samples + 2):
             for label, web, api, cookie, auth in servers:
@@ -513,6 +517,8 @@ def main():
     ap.add_argument("--samples", type=int, default=20, help="timed requests per page")
     ap.add_argument("--template", default=None, help="a real report to seed from (else synthetic fleet reports)")
     ap.add_argument("--no-export", action="store_true", help="skip the full export")
+    ap.add_argument("--page", action="append", metavar="TEXT",
+                    help="time only the pages whose name holds TEXT (repeatable; e.g. --page 'change page')")
     ap.add_argument("--keep", action="store_true", help="keep the database and data directory")
     ap.add_argument("--reuse", metavar="DB:DIR", default=None,
                     help="measure an already seeded database and its data directory (kept with --keep) instead "
@@ -606,7 +612,7 @@ def main():
             clients.append((label, sweb, sapi, web_session(sweb), sauth))
         auth = clients[-1][4]
         with psycopg.connect(url, autocommit=True) as pg:
-            pages = measure_pages(clients, pg, facts, opts.samples, log, opts.before_samples)
+            pages = measure_pages(clients, pg, facts, opts.samples, log, opts.before_samples, opts.page)
         export = None if opts.no_export else measure_export(port, tmp, auth, proc.pid, url, log)
         if export is not None and opts.before:  # the same export from the other checkout, after this one's
             export = {"after": export, "before": measure_export(bport, before_tmp, clients[0][4], before_proc.pid,

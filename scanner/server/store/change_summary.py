@@ -18,6 +18,10 @@ from __future__ import annotations
 from sqlalchemy import and_, any_, bindparam, case, func, literal, null, or_, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy import column as sql_column, table as sql_table
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from scanner.server.store import changes, db
 from scanner.server.store.queries import _in_scope, _where
@@ -99,15 +103,27 @@ def _same(a, b):
     return a == b
 
 
+class _TempTableAs(Executable, ClauseElement):
+    """CREATE TEMPORARY TABLE name AS query: executed like any statement, so its compiled form is
+    cached by its structure (the query's values are bound parameters) instead of compiled every time
+    (8 ms a statement in process, two a change page)."""
+    inherit_cache = True
+    _traverse_internals = [("name", InternalTraversal.dp_string), ("query", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, name, query):
+        self.name, self.query = name, query
+
+
+@compiles(_TempTableAs)
+def _compile_temp_table_as(element, compiler, **kw):
+    return "CREATE TEMPORARY TABLE %s AS %s" % (element.name, compiler.process(element.query, **kw))
+
+
 def _keep(conn, q, name):
     """``q``'s rows in a temporary table ``name`` of this connection, dropped by ``_drop`` (or with the
     transaction when it fails): the counts and each list's first rows are read from it, the window
     folded once."""
-    compiled = q.compile(conn, compile_kwargs={"render_postcompile": True})
-    params = compiled.params
-    if compiled.positional:
-        params = tuple(params[k] for k in compiled.positiontup)
-    conn.exec_driver_sql("CREATE TEMPORARY TABLE %s AS %s" % (name, compiled.string), params)
+    conn.execute(_TempTableAs(name, q))
     return sql_table(name, *[sql_column(c.name, c.type) for c in q.selected_columns])
 
 
