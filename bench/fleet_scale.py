@@ -356,6 +356,8 @@ def targets(facts):
         ("orgs api", "/api/v1/orgs", orgs),
         ("hosts page", "/hosts", hosts50),
         ("hosts api", "/api/v1/hosts?limit=50", hosts50),
+        ("hosts page, one department", "/hosts?org=" + org, hosts50),
+        ("findings page (fail), one department", "/findings?status=fail&org=" + org, find50),
         ("hosts search", "/hosts?q=host-0012", "SELECT * FROM hosts WHERE hostname LIKE '%host-0012%' LIMIT 50"),
         ("findings page (fail)", "/findings?status=fail", find50),
         ("findings api (fail)", "/api/v1/findings?status=fail&limit=50", find50),
