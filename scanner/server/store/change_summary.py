@@ -106,7 +106,7 @@ def _same(a, b):
 class _TempTableAs(Executable, ClauseElement):
     """CREATE TEMPORARY TABLE name AS query: executed like any statement, so its compiled form is
     cached by its structure (the query's values are bound parameters) instead of compiled every time
-    (8 ms a statement in process, two a change page)."""
+    (compiling took 4.7 ms a statement in process, two a change page)."""
     inherit_cache = True
     _traverse_internals = [("name", InternalTraversal.dp_string), ("query", InternalTraversal.dp_clauseelement)]
 
