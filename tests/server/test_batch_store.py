@@ -257,12 +257,17 @@ def test_latest_state_keeps_evidence_of_open_results_only_and_bounded():
     items = [{"key": "/etc/f%03d" % i, "status": "fail" if i % 2 else "pass"} for i in range(2 * LATEST_ITEMS + 50)]
     doc["results"][0].update(status="fail", items=items, evidence=[{"kind": "file", "value": "v%d" % i} for i in range(80)])
     doc["results"][1].update(status="pass", items=items[:10])
+    local = {"justification": "local file", "approver": "ops", "expires": "2099-01-01"}
+    doc["results"][2].update(status="waived", waiver=local)
     rows = {r["rule_id"]: json.loads(r["evidence"]) for r in derive(doc)["results"]}
     failed, passed = rows[doc["results"][0]["rule_id"]], rows[doc["results"][1]["rule_id"]]
     assert failed["items_total"] == len(items) and len(failed["items"]) == LATEST_ITEMS
     assert all(i["status"] == "fail" for i in failed["items"]) and len(failed["evidence"]) == 50
     assert failed["reason"]["en"].startswith(doc["results"][0]["rule_id"])
     assert "items" not in passed and "evidence" not in passed and passed["reason"]["en"]
+    # the agent's local waiver is kept where there is one, and no "waiver": null where there is none
+    assert rows[doc["results"][2]["rule_id"]]["waiver"] == local
+    assert "waiver" not in failed and "waiver" not in passed
 
 
 def test_reevaluating_a_retired_host_does_not_bring_its_latest_state_back(engine):
