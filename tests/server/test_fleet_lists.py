@@ -267,3 +267,25 @@ def test_trend_is_the_fleet_state_as_of_each_day_and_late_reports_redo_it(server
         assert a.submit(c, doc, timestamp=(today - 3) * 86400 + 7200).status_code == 200
     p2 = points()
     assert p2[today - 4]["score"] == 50.0 and p2[today - 3]["score"] == 10.0 and p2[today - 2]["score"] == 70.0
+
+
+def test_a_departments_hosts_are_found_by_the_org_prefix_index(db_engine):
+    """A department is ``org_path = X OR org_path LIKE 'X/%'`` (store/scope.py). On PostgreSQL a btree
+    serves the LIKE prefix only when it compares by code point, which the database's collation need not
+    do; ix_hosts_org_prefix (text_pattern_ops, migration 0033) does whatever the collation. With seq
+    scans off, a plan that still cannot use an index for the prefix would read the table."""
+    from sqlalchemy import select
+    from scanner.server.store import db
+    from scanner.server.store.scope import Scope
+    h = db.hosts
+    q = select(h.c.id).where(Scope(["/gov/health"]).where(h.c.org_path))
+    sql = str(q.compile(db_engine, compile_kwargs={"literal_binds": True}))
+    with db_engine.connect() as conn:
+        if db_engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql))
+            # both arms of the OR from the index: the prefix as a range of it (~>=~ / ~<~: pattern order)
+            assert plan.count("ix_hosts_org_prefix") >= 1 and "~>=~" in plan and "Seq Scan" not in plan, plan
+        else:
+            plan = " ".join(str(r) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+            assert "ix_hosts_org" in plan, plan  # equality and the fleet's order index (SQLite's LIKE scans it)

@@ -102,6 +102,9 @@ hosts = Table(
     Column("retire_reason", String(255), nullable=True),
     # the fleet's order (org unit, hostname): the first page of findings or hosts reads a few hosts
     Index("ix_hosts_org_hostname", "org_path", "hostname", "id"),
+    # a department's or unit's hosts (org_path = X OR org_path LIKE 'X/%'): PostgreSQL compares the
+    # prefix by code point with this operator class whatever the collation (0033)
+    Index("ix_hosts_org_prefix", "org_path", postgresql_ops={"org_path": "text_pattern_ops"}),
     # no index on last_seen (dropped in 0023): every report sets it, and an indexed column makes each
     # such update a new index entry instead of an in-place (HOT) one; the stale-host queries read the
     # whole narrow table (1-3 ms at 10,000 hosts). PostgreSQL: fillfactor 50 (0023)
