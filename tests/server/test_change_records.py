@@ -198,6 +198,29 @@ def test_change_page_folded_in_the_database_equals_the_feed_cut_to_its_first_row
     assert n > 100 and skipped > 20
 
 
+def test_fold_statements_are_built_once_per_shape_and_take_each_window_when_run(history):
+    """change_summary keeps a fold's statements per shape (database, scope, org, rows, offsets), the
+    window's ends bound when they run: many windows of one shape build them once, and each page is
+    still its own window's (not the first one's). An org outside the scope is refused every time."""
+    from scanner.server.errors import ApiError
+    from scanner.server.store import change_summary
+    engine, base, times = history
+    change_summary._plans.clear()
+    windows = _windows(random.Random(5), base, times)
+    pages = set()
+    for start, end in windows:
+        got = change_summary.summary(engine, Scope(["/a"]), None, start, end, 2)
+        assert got == change_summary.cut(changes.feed(engine, Scope(["/a"]), None, start, end), 2), (start, end)
+        pages.add(repr(sorted((k, got["counts"][k]) for k in changes.SECTIONS)))
+    assert len(pages) > 3  # the windows differ in what they hold
+    assert len(change_summary._plans) == 3  # the hosts', findings' and components' statements of one shape
+    for _ in range(2):
+        with pytest.raises(ApiError) as err:
+            change_summary.summary(engine, Scope(["/a"]), "/b", windows[0][0], windows[0][1], 2)
+        assert err.value.status == 404
+    assert len(change_summary._plans) == 3
+
+
 def test_api_pages_folded_in_the_database_equal_the_feeds_keyset_pages(history):
     """change_summary.api_page (GET /api/v1/changes, a page after a cursor) reads a page from the fold
     in the database, starting at the position its cursor carries, instead of folding the whole feed:

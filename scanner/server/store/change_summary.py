@@ -15,7 +15,10 @@ compares bytes), from a temporary table of the window's keys. Equal to ``changes
 list cut to ``limit`` rows (tests/server/test_change_records.py)."""
 from __future__ import annotations
 
-from sqlalchemy import and_, any_, bindparam, case, func, literal, null, or_, select, union_all
+import threading
+from collections import OrderedDict
+
+from sqlalchemy import BigInteger, and_, any_, bindparam, case, func, literal, null, or_, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy import column as sql_column, table as sql_table
 from sqlalchemy.ext.compiler import compiles
@@ -30,11 +33,39 @@ from scanner.server.store.scope import check
 BAD = changes.BAD
 FOLD_WORK_MEM = "32MB"  # PostgreSQL's memory per sort or hash of the fold (fold's transaction only)
 
+# The window's ends in every statement of a fold, given when it runs: a fold's statements depend
+# otherwise only on its shape (database, scope, org, rows and offsets of each list), so they are built
+# once per shape and kept (_plan); building them took ~20 ms of a department's page in Python
+# (SQLAlchemy's constructs, their column collections and cache keys), more than a third of its CPU.
+START = bindparam("fold_start", type_=BigInteger)
+END = bindparam("fold_end", type_=BigInteger)
+PLANS = 256  # shapes kept (least recently used dropped): each is a few statements' constructs
+_plans, _plans_lock = OrderedDict(), threading.Lock()
 
-def _str(conn, col):
+
+def _plan(step, dialect, scope, org, limit, offsets, per_org):
+    """``step``'s statements for this shape, built by ``step(dialect, scope, org, limit, offsets,
+    per_org)`` the first time (an org outside the scope raises there, every time: nothing is kept)."""
+    scope = check(scope)
+    key = (step.__name__, dialect, None if scope.is_global else tuple(sorted(scope.orgs)), org, limit,
+           tuple(sorted(offsets.items())), per_org)
+    with _plans_lock:
+        got = _plans.get(key)
+        if got is not None:
+            _plans.move_to_end(key)
+            return got
+    got = step(dialect, scope, org, limit, offsets, per_org)
+    with _plans_lock:
+        _plans[key] = got
+        while len(_plans) > PLANS:
+            _plans.popitem(last=False)
+    return got
+
+
+def _str(dialect, col):
     """A string sort key compared by code point, NULL as '' (changes._s)."""
     col = func.coalesce(col, literal(""))
-    return col.collate("C") if conn.dialect.name == "postgresql" else col
+    return col.collate("C") if dialect == "postgresql" else col
 
 
 def _live(scope, org, start=None):
@@ -49,13 +80,13 @@ def _live(scope, org, start=None):
     return _where(q, *_in_scope(scope, h.c.org_path, org))
 
 
-def _window(conn, table, cols, scope, org, start, end, known_before=False):
+def _window(dialect, table, cols, scope, org, start, end, known_before=False):
     """The change rows in (start, end] of the live hosts inside the scope (``known_before``: and that
     had reported by ``start``): a CTE of ``cols``, id, at, prev_at. Narrow on purpose: the window is
     every record in it (tens of thousands at 10,000 hosts), so host names and titles are joined after
     the fold, for the rows kept or shown."""
     live = _live(scope, org, start if known_before else None)
-    if conn.dialect.name == "postgresql" and ((org and org != "/") or not check(scope).is_global):
+    if dialect == "postgresql" and ((org and org != "/") or not check(scope).is_global):
         # a part of the fleet: its hosts' rows read through the (host_id, at) index, the ids as one
         # array the index scan probes (``IN (subquery)`` is a join, and this transaction has no nested
         # loops: it read the whole fleet's window by ``at`` and dropped the other hosts' rows).
@@ -119,24 +150,23 @@ def _compile_temp_table_as(element, compiler, **kw):
     return "CREATE TEMPORARY TABLE %s AS %s" % (element.name, compiler.process(element.query, **kw))
 
 
-def _keep(conn, q, name):
-    """``q``'s rows in a temporary table ``name`` of this connection, dropped by ``_drop`` (or with the
-    transaction when it fails): the counts and each list's first rows are read from it, the window
-    folded once."""
-    conn.execute(_TempTableAs(name, q))
-    return sql_table(name, *[sql_column(c.name, c.type) for c in q.selected_columns])
+def _kept(q, name):
+    """The statement keeping ``q``'s rows in a temporary table ``name`` of the connection, and that
+    table: the counts and each list's first rows are read from it, the window folded once. Dropped by
+    ``_drop`` (or with the transaction when it fails)."""
+    return _TempTableAs(name, q), sql_table(name, *[sql_column(c.name, c.type) for c in q.selected_columns])
 
 
 def _drop(conn, t):
     conn.exec_driver_sql("DROP TABLE %s" % t.name)
 
 
-def _host_order(conn, c):
+def _host_order(dialect, c):
     """The hosts' order (changes._order) of the columns ``c`` (org_path, hostname, host_id or id)."""
-    return [_str(conn, c.org_path), _str(conn, c.hostname), _str(conn, c.host_id if "host_id" in c else c.id)]
+    return [_str(dialect, c.org_path), _str(dialect, c.hostname), _str(dialect, c.host_id if "host_id" in c else c.id)]
 
 
-def _first(conn, rows, cond, order, limit, offset, per_org, cols=None):
+def _first(rows, cond, order, limit, offset, per_org, cols=None):
     """A select of ``rows`` meeting ``cond`` in ``order`` (of ``cols``, default all): ``limit`` rows from
     ``offset``, or with ``per_org`` the first ``limit`` of each org (change_digest.py builds each org's
     first page; any org's rows among a scope's first ``limit`` are among that org's first ``limit``)."""
@@ -158,32 +188,41 @@ def _part(parts, org_path):
     return got
 
 
-def _findings(conn, scope, org, start, end, limit, offsets, parts, per_org):
+def _findings_plan(dialect, scope, org, limit, offsets, per_org):
     rc = db.result_changes
-    w = _window(conn, rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity"), scope, org,
-                start, end, known_before=True)
+    w = _window(dialect, rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity"), scope,
+                org, START, END, known_before=True)
     # the titles are the key's last row's (changes.feed): read by its id for the rows shown
-    k = _pairs(w, ("host_id", "profile", "rule_id"), start, ("profile", "rule_id", "status_before"),
+    k = _pairs(w, ("host_id", "profile", "rule_id"), START, ("profile", "rule_id", "status_before"),
                ("status_after", "severity", "id"))
     sb, sa = k.c.status_before, k.c.status_after
     kind = case((and_(sa.in_(BAD), or_(sb.is_(None), sb.notin_(BAD))), "new"),
                 (and_(sb.in_(BAD), sa.isnot(None), sa.notin_(BAD)), "fixed"))
-    rows = _keep(conn, _named(k, kind), "chg_findings")
+    create, rows = _kept(_named(k, kind), "chg_findings")
     by = [rows.c.org_path] if per_org else []
-    for r in conn.execute(select(*by, rows.c.kind, rows.c.status_after, rows.c.severity, func.count().label("n"))
-                          .group_by(*by, rows.c.kind, rows.c.status_after, rows.c.severity)).mappings():
+    counts = select(*by, rows.c.kind, rows.c.status_after, rows.c.severity, func.count().label("n")).group_by(
+        *by, rows.c.kind, rows.c.status_after, rows.c.severity)
+    rank = case(*[(rows.c.severity == s, i) for i, s in enumerate(changes.SEVERITIES)], else_=9)
+    host = _host_order(dialect, rows.c)
+    order = {"new": [case((rows.c.status_after == "fail", 0), else_=1), rank, host[0], host[1],
+                     _str(dialect, rows.c.rule_id), host[2], _str(dialect, rows.c.profile)],
+             "fixed": host + [_str(dialect, rows.c.profile), _str(dialect, rows.c.rule_id)]}
+    shown = {kd: _first(rows, rows.c.kind == kd, order[kd], limit, offsets.get(kd, 0), per_org)
+             for kd in ("new", "fixed")}
+    return {"create": create, "rows": rows, "counts": counts, "shown": shown}
+
+
+def _findings(conn, plan, window, parts, per_org):
+    rc = db.result_changes
+    rows = plan["rows"]
+    conn.execute(plan["create"], window)
+    for r in conn.execute(plan["counts"]).mappings():
         got = _part(parts, r["org_path"] if per_org else None)
         got["counts"][r["kind"]] += r["n"]
         if r["kind"] == "new":
             sev = got["new_by_severity"].setdefault(r["status_after"], {})
             sev[r["severity"] or "none"] = sev.get(r["severity"] or "none", 0) + r["n"]
-    rank = case(*[(rows.c.severity == s, i) for i, s in enumerate(changes.SEVERITIES)], else_=9)
-    host = _host_order(conn, rows.c)
-    order = {"new": [case((rows.c.status_after == "fail", 0), else_=1), rank, host[0], host[1],
-                     _str(conn, rows.c.rule_id), host[2], _str(conn, rows.c.profile)],
-             "fixed": host + [_str(conn, rows.c.profile), _str(conn, rows.c.rule_id)]}
-    shown = {kd: conn.execute(_first(conn, rows, rows.c.kind == kd, order[kd], limit, offsets.get(kd, 0), per_org))
-             .mappings().all() for kd in ("new", "fixed")}
+    shown = {kd: conn.execute(q).mappings().all() for kd, q in plan["shown"].items()}
     ids = sorted({r["id"] for got in shown.values() for r in got})
     titles = {}
     # PostgreSQL: the ids as one array parameter (the digest's build shows ~40,000 rows: 80 statements of
@@ -207,26 +246,22 @@ def _findings(conn, scope, org, start, end, limit, offsets, parts, per_org):
 _DETAIL = changes.COMP_DETAIL
 
 
-def _component_lists(conn, scope, org, start, end, limit, offsets, parts, per_org):
-    """The added, removed and substitution lists (``limit`` rows of each from its offset) and their counts."""
+def _component_plan(dialect, scope, org, limit, offsets, per_org):
     cc = db.component_changes
-    w = _window(conn, cc, ("host_id", "category", "comp_key", "op") + _DETAIL, scope, org, start, end)
-    k = _pairs(w, ("host_id", "category", "comp_key"), start, ("category", "comp_key", "op") + _DETAIL,
+    w = _window(dialect, cc, ("host_id", "category", "comp_key", "op") + _DETAIL, scope, org, START, END)
+    k = _pairs(w, ("host_id", "category", "comp_key"), START, ("category", "comp_key", "op") + _DETAIL,
                ("op",) + _DETAIL, prefix="l_")
     was, now_ = k.c.op == "remove", k.c.l_op == "add"
     kind = case((and_(was, ~now_), "removed"), (and_(now_, ~was), "added"))
-    rows = _keep(conn, _named(k, kind), "chg_components")
+    create, rows = _kept(_named(k, kind), "chg_components")
     by = [rows.c.org_path] if per_org else []
-    for r in conn.execute(select(*by, rows.c.kind, func.count().label("n")).group_by(*by, rows.c.kind)).mappings():
-        _part(parts, r["org_path"] if per_org else None)["counts"][r["kind"]] = r["n"]
-    host = _host_order(conn, rows.c)
-    cache = {}
+    counts = select(*by, rows.c.kind, func.count().label("n")).group_by(*by, rows.c.kind)
+    host = _host_order(dialect, rows.c)
+    shown = {}
     for kd, p in (("added", "l_"), ("removed", "")):
-        order = host + [_str(conn, rows.c.category)] + [_str(conn, rows.c[p + x]) for x in (
+        order = host + [_str(dialect, rows.c.category)] + [_str(dialect, rows.c[p + x]) for x in (
             "product_id", "name_en", "name_zh", "version", "origin")]
-        for r in conn.execute(_first(conn, rows, rows.c.kind == kd, order, limit, offsets.get(kd, 0),
-                                     per_org)).mappings():
-            _part(parts, r["org_path"] if per_org else None)[kd].append(dict(changes._host(r), **_comp(r, p, cache)))
+        shown[kd] = (p, _first(rows, rows.c.kind == kd, order, limit, offsets.get(kd, 0), per_org))
     # substitutions: within a host and category, foreign components removed paired with domestic ones
     # added (changes._pair_substitutions): as many as the fewer of the two
     foreign = case((and_(rows.c.kind == "removed", rows.c.origin == "foreign"), 1), else_=0)
@@ -235,8 +270,22 @@ def _component_lists(conn, scope, org, start, end, limit, offsets, parts, per_or
                     func.sum(domestic).label("nd")).group_by(*by, rows.c.host_id, rows.c.category).cte()
     gby = [groups.c.org_path] if per_org else []
     paired = func.sum(case((groups.c.nf < groups.c.nd, groups.c.nf), else_=groups.c.nd)).label("n")
+    substitutions = select(*gby, paired).where(groups.c.nf > 0, groups.c.nd > 0).group_by(*gby)
+    return {"create": create, "rows": rows, "counts": counts, "shown": shown, "substitutions": substitutions}
+
+
+def _component_lists(conn, plan, window, parts, per_org, limit, offsets):
+    """The added, removed and substitution lists (``limit`` rows of each from its offset) and their counts."""
+    rows = plan["rows"]
+    conn.execute(plan["create"], window)
+    for r in conn.execute(plan["counts"]).mappings():
+        _part(parts, r["org_path"] if per_org else None)["counts"][r["kind"]] = r["n"]
+    cache = {}
+    for kd, (p, q) in plan["shown"].items():
+        for r in conn.execute(q).mappings():
+            _part(parts, r["org_path"] if per_org else None)[kd].append(dict(changes._host(r), **_comp(r, p, cache)))
     total = 0
-    for r in conn.execute(select(*gby, paired).where(groups.c.nf > 0, groups.c.nd > 0).group_by(*gby)).mappings():
+    for r in conn.execute(plan["substitutions"]).mappings():
         if r["n"]:
             _part(parts, r["org_path"] if per_org else None)["counts"]["substitutions"] = int(r["n"])
             total += int(r["n"])
@@ -264,7 +313,7 @@ def _substitution_rows(conn, rows, limit, cache):
     feed pairs them, until the hosts read give ``limit`` rows or none is left."""
     cand = or_(and_(rows.c.kind == "removed", rows.c.origin == "foreign"),
                and_(rows.c.kind == "added", rows.c.l_origin == "domestic"))
-    order = _host_order(conn, rows.c)
+    order = _host_order(conn.dialect.name, rows.c)
     hosts_q = select(rows.c.host_id, rows.c.hostname, rows.c.org_path).where(cand).group_by(
         rows.c.host_id, rows.c.hostname, rows.c.org_path).order_by(*order).limit(limit)
     out, offset = [], 0
@@ -276,7 +325,8 @@ def _substitution_rows(conn, rows, limit, cache):
         got = {}
         for i in range(0, len(ids), 500):
             for r in conn.execute(select(rows).where(cand, rows.c.host_id.in_(ids[i:i + 500])).order_by(
-                    *(order + [_str(conn, rows.c.category), _str(conn, rows.c.comp_key)]))).mappings():
+                    *(order + [_str(conn.dialect.name, rows.c.category),
+                               _str(conn.dialect.name, rows.c.comp_key)]))).mappings():
                 removed, added = got.setdefault(r["host_id"], (changes._host(r), [], []))[1:]
                 if r["kind"] == "removed":
                     removed.append(_comp(r, "", cache))
@@ -289,23 +339,27 @@ def _substitution_rows(conn, rows, limit, cache):
     return out[:limit]
 
 
-def _host_lists(conn, scope, org, start, end, limit, offsets, parts, per_org):
+def _host_plan(dialect, scope, org, limit, offsets, per_org):
     """The joined and stopped lists (``limit`` rows of each from its offset), their counts and the
     number of hosts, decided as the feed decides them (changes.joined, changes.stopped; a host with no
     report by ``end`` is in neither), in one statement: the counts by kind and each list's rows."""
-    x = changes.host_times(scope, org, start, end).subquery()
-    kind = case((x.c.a.is_(None), None), (and_(x.c.first.isnot(None), x.c.first > start), "joined"),
-                (and_(x.c.b.isnot(None), x.c.b > start - changes.STALE, x.c.a <= end - changes.STALE), "stopped"))
+    x = changes.host_times(scope, org, START, END).subquery()
+    kind = case((x.c.a.is_(None), None), (and_(x.c.first.isnot(None), x.c.first > START), "joined"),
+                (and_(x.c.b.isnot(None), x.c.b > START - changes.STALE, x.c.a <= END - changes.STALE), "stopped"))
     k = select(x, kind.label("kind")).cte()
     by = [k.c.org_path] if per_org else [null().label("org_path")]
     parts_q = [select(k.c.kind, func.count().label("n"), null().label("host_id"), null().label("hostname"), *by,
                       null().label("a")).group_by(k.c.kind, *by[:1] if per_org else [])]
     cols = [k.c.kind, literal(0).label("n"), k.c.id.label("host_id"), k.c.hostname, k.c.org_path, k.c.a]
     for kd in ("joined", "stopped"):
-        parts_q.append(select(_first(conn, k, k.c.kind == kd, _host_order(conn, k.c), limit, offsets.get(kd, 0),
+        parts_q.append(select(_first(k, k.c.kind == kd, _host_order(dialect, k.c), limit, offsets.get(kd, 0),
                                      per_org, cols).subquery()))
+    return union_all(*parts_q)
+
+
+def _host_lists(conn, plan, window, parts, per_org):
     when = {"joined": "first_report", "stopped": "last_report"}
-    for r in conn.execute(union_all(*parts_q)).mappings():
+    for r in conn.execute(plan, window).mappings():
         got = _part(parts, r["org_path"] if per_org else None)
         if r["host_id"] is None:
             got["hosts"] += r["n"]
@@ -336,8 +390,11 @@ def fold(engine, scope, org, start, end, limit, offsets=None, per_org=False):
             conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
             conn.exec_driver_sql("SET LOCAL work_mem = '%s'" % FOLD_WORK_MEM)
             conn.exec_driver_sql("SET LOCAL jit = off")
-        for step in (_host_lists, _findings, _component_lists):
-            step(conn, scope, org, start, end, limit, offsets, parts, per_org)
+        dialect, window = conn.dialect.name, {"fold_start": start, "fold_end": end}
+        shape = (dialect, scope, org, limit, offsets, per_org)
+        _host_lists(conn, _plan(_host_plan, *shape), window, parts, per_org)
+        _findings(conn, _plan(_findings_plan, *shape), window, parts, per_org)
+        _component_lists(conn, _plan(_component_plan, *shape), window, parts, per_org, limit, offsets)
     if not per_org:
         _part(parts, None)
     for got in parts.values():
