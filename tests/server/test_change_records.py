@@ -199,18 +199,21 @@ def test_change_page_folded_in_the_database_equals_the_feed_cut_to_its_first_row
 
 
 def test_fold_statements_are_built_once_per_shape_and_take_each_window_when_run(history):
-    """change_summary keeps a fold's statements per shape (database, scope, org, rows, offsets), the
-    window's ends bound when they run: many windows of one shape build them once, and each page is
-    still its own window's (not the first one's). An org outside the scope is refused every time."""
+    """change_summary keeps a fold's statements per shape (database, scope, org), the window's ends and
+    each list's rows and offset bound when they run: many windows, row limits and offsets of one shape
+    build them once, and each page is still its own (not the first one's). An org outside the scope is
+    refused every time."""
     from scanner.server.errors import ApiError
     from scanner.server.store import change_summary
     engine, base, times = history
     change_summary._plans.clear()
     windows = _windows(random.Random(5), base, times)
     pages = set()
-    for start, end in windows:
-        got = change_summary.summary(engine, Scope(["/a"]), None, start, end, 2)
-        assert got == change_summary.cut(changes.feed(engine, Scope(["/a"]), None, start, end), 2), (start, end)
+    for i, (start, end) in enumerate(windows):
+        limit, offsets = 1 + i % 3, {k: (i + j) % 3 for j, k in enumerate(changes.SECTIONS)}
+        got = change_summary.summary(engine, Scope(["/a"]), None, start, end, limit, offsets)
+        full = changes.feed(engine, Scope(["/a"]), None, start, end)
+        assert got == change_summary.cut(full, limit, offsets), (start, end, limit, offsets)
         pages.add(repr(sorted((k, got["counts"][k]) for k in changes.SECTIONS)))
     assert len(pages) > 3  # the windows differ in what they hold
     assert len(change_summary._plans) == 3  # the hosts', findings' and components' statements of one shape

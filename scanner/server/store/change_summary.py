@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from sqlalchemy import BigInteger, and_, any_, bindparam, case, func, literal, null, or_, select, union_all
+from sqlalchemy import BigInteger, Integer, and_, any_, bindparam, case, func, literal, null, or_, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy import column as sql_column, table as sql_table
 from sqlalchemy.ext.compiler import compiles
@@ -33,28 +33,28 @@ from scanner.server.store.scope import check
 BAD = changes.BAD
 FOLD_WORK_MEM = "32MB"  # PostgreSQL's memory per sort or hash of the fold (fold's transaction only)
 
-# The window's ends in every statement of a fold, given when it runs: a fold's statements depend
-# otherwise only on its shape (database, scope, org, rows and offsets of each list), so they are built
-# once per shape and kept (_plan); building them took ~20 ms of a department's page in Python
-# (SQLAlchemy's constructs, their column collections and cache keys), more than a third of its CPU.
+# The window's ends and each list's rows and offset, in every statement of a fold, are given when it
+# runs (``_params``): a fold's statements depend otherwise only on its shape (database, scope, org,
+# one list per org or not), so they are built once per shape and kept (_plan); building them took
+# ~20 ms of a department's page in Python (SQLAlchemy's constructs, their column collections and cache
+# keys), two thirds of its CPU.
 START = bindparam("fold_start", type_=BigInteger)
 END = bindparam("fold_end", type_=BigInteger)
-PLANS = 256  # shapes kept (least recently used dropped): each is a few statements' constructs
+PLANS = 48  # plans kept, three a shape, least recently used dropped: ~0.22 MB each (constructs, cache keys)
 _plans, _plans_lock = OrderedDict(), threading.Lock()
 
 
-def _plan(step, dialect, scope, org, limit, offsets, per_org):
-    """``step``'s statements for this shape, built by ``step(dialect, scope, org, limit, offsets,
-    per_org)`` the first time (an org outside the scope raises there, every time: nothing is kept)."""
+def _plan(step, dialect, scope, org, per_org):
+    """``step``'s statements for this shape, built by ``step(dialect, scope, org, per_org)`` the first
+    time (an org outside the scope raises there, every time: nothing is kept)."""
     scope = check(scope)
-    key = (step.__name__, dialect, None if scope.is_global else tuple(sorted(scope.orgs)), org, limit,
-           tuple(sorted(offsets.items())), per_org)
+    key = (step.__name__, dialect, None if scope.is_global else tuple(sorted(scope.orgs)), org, per_org)
     with _plans_lock:
         got = _plans.get(key)
         if got is not None:
             _plans.move_to_end(key)
             return got
-    got = step(dialect, scope, org, limit, offsets, per_org)
+    got = step(dialect, scope, org, per_org)
     with _plans_lock:
         _plans[key] = got
         while len(_plans) > PLANS:
@@ -166,13 +166,25 @@ def _host_order(dialect, c):
     return [_str(dialect, c.org_path), _str(dialect, c.hostname), _str(dialect, c.host_id if "host_id" in c else c.id)]
 
 
-def _first(rows, cond, order, limit, offset, per_org, cols=None):
-    """A select of ``rows`` meeting ``cond`` in ``order`` (of ``cols``, default all): ``limit`` rows from
-    ``offset``, or with ``per_org`` the first ``limit`` of each org (change_digest.py builds each org's
-    first page; any org's rows among a scope's first ``limit`` are among that org's first ``limit``)."""
+def _params(start, end, limit, offsets):
+    """The values a fold's statements take when they run: the window, and for each list (section)
+    its rows (``limit``) and offset (``offsets``, default 0)."""
+    out = {"fold_start": start, "fold_end": end}
+    for k in changes.SECTIONS:
+        out[k + "_limit"], out[k + "_offset"] = limit, offsets.get(k, 0)
+    return out
+
+
+def _first(rows, cond, order, section, per_org, cols=None):
+    """A select of ``rows`` meeting ``cond`` in ``order`` (of ``cols``, default all): the list
+    ``section``'s rows from its offset (``_params``), or with ``per_org`` the first rows of each org
+    (change_digest.py builds each org's first page; any org's rows among a scope's first ``limit`` are
+    among that org's first ``limit``)."""
     cols = list(rows.c) if cols is None else cols
+    limit = bindparam(section + "_limit", type_=Integer)
     if not per_org:
-        return select(*cols).where(cond).order_by(*order).limit(limit).offset(offset)
+        return select(*cols).where(cond).order_by(*order).limit(limit).offset(
+            bindparam(section + "_offset", type_=Integer))
     sub = select(*cols, func.row_number().over(partition_by=rows.c.org_path, order_by=order).label("rn")) \
         .where(cond).subquery()
     return select(*[sub.c[c.name] for c in cols]).where(sub.c.rn <= limit)
@@ -188,7 +200,7 @@ def _part(parts, org_path):
     return got
 
 
-def _findings_plan(dialect, scope, org, limit, offsets, per_org):
+def _findings_plan(dialect, scope, org, per_org):
     rc = db.result_changes
     w = _window(dialect, rc, ("host_id", "profile", "rule_id", "status_before", "status_after", "severity"), scope,
                 org, START, END, known_before=True)
@@ -207,8 +219,7 @@ def _findings_plan(dialect, scope, org, limit, offsets, per_org):
     order = {"new": [case((rows.c.status_after == "fail", 0), else_=1), rank, host[0], host[1],
                      _str(dialect, rows.c.rule_id), host[2], _str(dialect, rows.c.profile)],
              "fixed": host + [_str(dialect, rows.c.profile), _str(dialect, rows.c.rule_id)]}
-    shown = {kd: _first(rows, rows.c.kind == kd, order[kd], limit, offsets.get(kd, 0), per_org)
-             for kd in ("new", "fixed")}
+    shown = {kd: _first(rows, rows.c.kind == kd, order[kd], kd, per_org) for kd in ("new", "fixed")}
     return {"create": create, "rows": rows, "counts": counts, "shown": shown}
 
 
@@ -222,7 +233,7 @@ def _findings(conn, plan, window, parts, per_org):
         if r["kind"] == "new":
             sev = got["new_by_severity"].setdefault(r["status_after"], {})
             sev[r["severity"] or "none"] = sev.get(r["severity"] or "none", 0) + r["n"]
-    shown = {kd: conn.execute(q).mappings().all() for kd, q in plan["shown"].items()}
+    shown = {kd: conn.execute(q, window).mappings().all() for kd, q in plan["shown"].items()}
     ids = sorted({r["id"] for got in shown.values() for r in got})
     titles = {}
     # PostgreSQL: the ids as one array parameter (the digest's build shows ~40,000 rows: 80 statements of
@@ -246,7 +257,7 @@ def _findings(conn, plan, window, parts, per_org):
 _DETAIL = changes.COMP_DETAIL
 
 
-def _component_plan(dialect, scope, org, limit, offsets, per_org):
+def _component_plan(dialect, scope, org, per_org):
     cc = db.component_changes
     w = _window(dialect, cc, ("host_id", "category", "comp_key", "op") + _DETAIL, scope, org, START, END)
     k = _pairs(w, ("host_id", "category", "comp_key"), START, ("category", "comp_key", "op") + _DETAIL,
@@ -261,7 +272,7 @@ def _component_plan(dialect, scope, org, limit, offsets, per_org):
     for kd, p in (("added", "l_"), ("removed", "")):
         order = host + [_str(dialect, rows.c.category)] + [_str(dialect, rows.c[p + x]) for x in (
             "product_id", "name_en", "name_zh", "version", "origin")]
-        shown[kd] = (p, _first(rows, rows.c.kind == kd, order, limit, offsets.get(kd, 0), per_org))
+        shown[kd] = (p, _first(rows, rows.c.kind == kd, order, kd, per_org))
     # substitutions: within a host and category, foreign components removed paired with domestic ones
     # added (changes._pair_substitutions): as many as the fewer of the two
     foreign = case((and_(rows.c.kind == "removed", rows.c.origin == "foreign"), 1), else_=0)
@@ -282,7 +293,7 @@ def _component_lists(conn, plan, window, parts, per_org, limit, offsets):
         _part(parts, r["org_path"] if per_org else None)["counts"][r["kind"]] = r["n"]
     cache = {}
     for kd, (p, q) in plan["shown"].items():
-        for r in conn.execute(q).mappings():
+        for r in conn.execute(q, window).mappings():
             _part(parts, r["org_path"] if per_org else None)[kd].append(dict(changes._host(r), **_comp(r, p, cache)))
     total = 0
     for r in conn.execute(plan["substitutions"]).mappings():
@@ -339,7 +350,7 @@ def _substitution_rows(conn, rows, limit, cache):
     return out[:limit]
 
 
-def _host_plan(dialect, scope, org, limit, offsets, per_org):
+def _host_plan(dialect, scope, org, per_org):
     """The joined and stopped lists (``limit`` rows of each from its offset), their counts and the
     number of hosts, decided as the feed decides them (changes.joined, changes.stopped; a host with no
     report by ``end`` is in neither), in one statement: the counts by kind and each list's rows."""
@@ -352,8 +363,7 @@ def _host_plan(dialect, scope, org, limit, offsets, per_org):
                       null().label("a")).group_by(k.c.kind, *by[:1] if per_org else [])]
     cols = [k.c.kind, literal(0).label("n"), k.c.id.label("host_id"), k.c.hostname, k.c.org_path, k.c.a]
     for kd in ("joined", "stopped"):
-        parts_q.append(select(_first(k, k.c.kind == kd, _host_order(dialect, k.c), limit, offsets.get(kd, 0),
-                                     per_org, cols).subquery()))
+        parts_q.append(select(_first(k, k.c.kind == kd, _host_order(dialect, k.c), kd, per_org, cols).subquery()))
     return union_all(*parts_q)
 
 
@@ -390,8 +400,8 @@ def fold(engine, scope, org, start, end, limit, offsets=None, per_org=False):
             conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
             conn.exec_driver_sql("SET LOCAL work_mem = '%s'" % FOLD_WORK_MEM)
             conn.exec_driver_sql("SET LOCAL jit = off")
-        dialect, window = conn.dialect.name, {"fold_start": start, "fold_end": end}
-        shape = (dialect, scope, org, limit, offsets, per_org)
+        dialect, window = conn.dialect.name, _params(start, end, limit, offsets)
+        shape = (dialect, scope, org, per_org)
         _host_lists(conn, _plan(_host_plan, *shape), window, parts, per_org)
         _findings(conn, _plan(_findings_plan, *shape), window, parts, per_org)
         _component_lists(conn, _plan(_component_plan, *shape), window, parts, per_org, limit, offsets)
