@@ -265,8 +265,6 @@ def _findings(conn, plan, window, parts, per_org):
         out = [{"host_id": r["host_id"], "hostname": r["hostname"], "org_path": r["org_path"], "profile": r["profile"],
                 "rule_id": r["rule_id"], "severity": r["severity"], "title": titles[r["id"]],
                 "before": r["status_before"], "after": r["status_after"]} for r in got]
-        # each list's rows in its order (a UNION ALL keeps its parts' order in practice, not by rule)
-        out.sort(key=lambda r, kd=kd: changes.row_key(kd, r))
         for r in out:
             _part(parts, r["org_path"] if per_org else None)[kd].append(r)
 
@@ -424,10 +422,11 @@ def fold(engine, scope, org, start, end, limit, offsets=None, per_org=False):
         _component_lists(conn, _plan(_component_plan, *shape), window, parts, per_org, limit, offsets)
     if not per_org:
         _part(parts, None)
+    # each list in its order (changes.row_key): the rows of several orgs (per_org), and the lists read
+    # through a UNION ALL, whose parts come back in their order in practice, not by rule (a few rows each)
     for got in parts.values():
-        if per_org:
-            for k in changes.SECTIONS:
-                got[k].sort(key=lambda r, k=k: changes.row_key(k, r))
+        for k in changes.SECTIONS:
+            got[k].sort(key=lambda r, k=k: changes.row_key(k, r))
     return parts
 
 
