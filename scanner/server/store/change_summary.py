@@ -202,6 +202,7 @@ def _part(parts, org_path):
     return got
 
 
+# the findings statement's columns: the first four are a count row's too (the rest NULL there)
 _FINDING_COLS = ("org_path", "kind", "status_after", "severity", "host_id", "hostname", "profile", "rule_id",
                  "status_before", "id")
 
@@ -262,11 +263,11 @@ def _findings(conn, plan, window, parts, per_org):
         titles.update((r[0], {"zh": r[1], "en": r[2]}) for r in conn.execute(
             select(rc.c.id, rc.c.title_zh, rc.c.title_en).where(cond)))
     for kd, got in shown.items():
-        out = [{"host_id": r["host_id"], "hostname": r["hostname"], "org_path": r["org_path"], "profile": r["profile"],
+        for r in got:
+            _part(parts, r["org_path"] if per_org else None)[kd].append({
+                "host_id": r["host_id"], "hostname": r["hostname"], "org_path": r["org_path"], "profile": r["profile"],
                 "rule_id": r["rule_id"], "severity": r["severity"], "title": titles[r["id"]],
-                "before": r["status_before"], "after": r["status_after"]} for r in got]
-        for r in out:
-            _part(parts, r["org_path"] if per_org else None)[kd].append(r)
+                "before": r["status_before"], "after": r["status_after"]})
 
 
 _DETAIL = changes.COMP_DETAIL
