@@ -648,9 +648,10 @@ def changes_feed(request: Request, org: Optional[str] = Query(None, max_length=5
         org, start, end, after, offset = c["org"], c["from"], c["to"], c["after"], c["offset"]
     engine = request.app.state.engine
     # the page folded in the database (a page's rows, not the whole feed's), else the whole feed
-    paged = change_summary.api_page(engine, user["scope"], org, start, end, after, offset, limit)
-    if paged is None:
-        paged = changes.page(changes.feed(engine, user["scope"], org, start, end), after, limit)
+    with request.app.state.fold_slots.held():  # a fold: a few at once per worker (store/fold_slots.py)
+        paged = change_summary.api_page(engine, user["scope"], org, start, end, after, offset, limit)
+        if paged is None:
+            paged = changes.page(changes.feed(engine, user["scope"], org, start, end), after, limit)
     out, nxt = paged
     out["truncated"] = nxt is not None
     out["next"] = None if nxt is None else changes.cursor(out["from"], out["to"], org, nxt)
@@ -664,8 +665,9 @@ def export_changes(request: Request, format: str = Query("csv", max_length=8), o
                    user=Depends(require(*READERS))):
     from scanner.server.store import changes
     org = _org(org)
-    got = changes.feed(request.app.state.engine, user["scope"], org, _day_param(from_, "from"),
-                       _day_param(to, "to", end_of_day=True))
+    with request.app.state.fold_slots.held():  # the whole feed folded in memory (store/fold_slots.py)
+        got = changes.feed(request.app.state.engine, user["scope"], org, _day_param(from_, "from"),
+                           _day_param(to, "to", end_of_day=True))
     return _rows_export(request, user, "changes", changes.csv_rows(got), changes.CSV_FIELDS, format,
                         {"org": org, "from": got["from"], "to": got["to"]}, lang)
 

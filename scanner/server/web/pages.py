@@ -805,13 +805,18 @@ def changes_page(request: Request):
         if got is None and at is not None and not dated:
             start, end = at - change_digest.WINDOW, at
         if got is None:
-            got = change_summary.summary(request.app.state.engine, user["scope"], org, start, end, CHANGES_SHOWN,
-                                         offsets)
+            with request.app.state.fold_slots.held():  # a fold: a few at once per worker (store/fold_slots.py)
+                got = change_summary.summary(request.app.state.engine, user["scope"], org, start, end, CHANGES_SHOWN,
+                                             offsets)
     except ApiError as exc:
-        if exc.status not in (400, 422):
+        if exc.status not in (400, 422, 503):
             raise
-        return render(request, "changes.html", status=exc.status, user=user, got=None, org=org, error=exc.message,
+        busy = exc.status == 503
+        resp = render(request, "changes.html", status=exc.status, user=user, got=None, org=org, busy=busy,
+                      error=t("server.changes_busy", lang_of(request)) if busy else exc.message,
                       export_qs="", day_from=p.get("from") or "", day_to=p.get("to") or "")
+        resp.headers.update(exc.headers or {})
+        return resp
     day = lambda v: time.strftime("%Y-%m-%d", time.gmtime(v))  # noqa: E731
     export_qs = urlencode([(k, v) for k, v in (("org", org), ("from", day(got["from"])), ("to", day(got["to"]))) if v])
     # a list's next pages keep the window of the page they come from (the digest's: ?at=)
