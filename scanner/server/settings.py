@@ -50,9 +50,12 @@ class Settings:
     # ... only while the last 7 days hold at least this many change records (fewer fold live in under ~0.1 s)
     change_digest_min_records: int = 20000
     # change feeds folded at once per worker (a live or dated change page, an API change page, a change export:
-    # store/fold_slots.py); a request waits up to fold_wait seconds for one, then is answered 503 busy
+    # store/slots.py); a request waits up to fold_wait seconds for one, then is answered 503 busy
     max_concurrent_folds: int = 2
     fold_wait: int = 10
+    # findings and inventory exports streamed at once per worker (each holds a database connection until its
+    # client has read the last row: store/slots.py); one more is answered 503 busy at once
+    max_concurrent_exports: int = 3
     pool_size: int = 10
     # Prometheus /metrics: off unless a bearer token or an allow-list of addresses/CIDRs is set
     metrics_token: str = ""

@@ -445,7 +445,6 @@ def _audit(request, user, action, target, detail, org=None):
 def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limit):
     """Stream every row of ``query`` (from ``offset``, at most ``limit``) as CSV or JSON; the audit
     entry, written when the stream ends, says how many rows went out and whether it finished."""
-    from fastapi.responses import StreamingResponse
     from scanner.server.web import export
     if fmt not in ("csv", "json"):
         raise bad_request("bad_format", "format must be csv or json")
@@ -484,7 +483,8 @@ def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limi
     name = "xcscan-%s.%s" % (kind, fmt)
     headers = {"Content-Disposition": 'attachment; filename="%s"' % name}
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    return StreamingResponse(body(), media_type=media, headers=headers)
+    # a slot of the worker's few until the stream is read to its end, fails or its client is gone (store/slots.py)
+    return export.closing_stream(request.app.state.export_slots.hold(body()), media_type=media, headers=headers)
 
 
 EXPORT_PAGING = dict(
@@ -648,7 +648,7 @@ def changes_feed(request: Request, org: Optional[str] = Query(None, max_length=5
         org, start, end, after, offset = c["org"], c["from"], c["to"], c["after"], c["offset"]
     engine = request.app.state.engine
     # the page folded in the database (a page's rows, not the whole feed's), else the whole feed
-    with request.app.state.fold_slots.held():  # a fold: a few at once per worker (store/fold_slots.py)
+    with request.app.state.fold_slots.held():  # a fold: a few at once per worker (store/slots.py)
         paged = change_summary.api_page(engine, user["scope"], org, start, end, after, offset, limit)
         if paged is None:
             paged = changes.page(changes.feed(engine, user["scope"], org, start, end), after, limit)
@@ -665,7 +665,7 @@ def export_changes(request: Request, format: str = Query("csv", max_length=8), o
                    user=Depends(require(*READERS))):
     from scanner.server.store import changes
     org = _org(org)
-    with request.app.state.fold_slots.held():  # the whole feed folded in memory (store/fold_slots.py)
+    with request.app.state.fold_slots.held():  # the whole feed folded in memory (store/slots.py)
         got = changes.feed(request.app.state.engine, user["scope"], org, _day_param(from_, "from"),
                            _day_param(to, "to", end_of_day=True))
     return _rows_export(request, user, "changes", changes.csv_rows(got), changes.CSV_FIELDS, format,

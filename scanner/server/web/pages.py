@@ -805,7 +805,7 @@ def changes_page(request: Request):
         if got is None and at is not None and not dated:
             start, end = at - change_digest.WINDOW, at
         if got is None:
-            with request.app.state.fold_slots.held():  # a fold: a few at once per worker (store/fold_slots.py)
+            with request.app.state.fold_slots.held():  # a fold: a few at once per worker (store/slots.py)
                 got = change_summary.summary(request.app.state.engine, user["scope"], org, start, end, CHANGES_SHOWN,
                                              offsets)
     except ApiError as exc:

@@ -1,0 +1,174 @@
+"""The work that holds the database longest is limited per worker (store/slots.py), on a real server over
+TLS with PostgreSQL, each limit at 1. A test transaction holds a table locked, so the first request takes
+the slot and waits in PostgreSQL for as long as the test says.
+
+- Folds of the change records (``max_concurrent_folds``, a request waiting up to ``fold_wait``, 2 s): while
+  an API change page holds the slot, the live change page (in Chinese), the API change page and the change
+  export are answered ``503 busy`` with ``Retry-After`` after the wait, and a request that arrives while
+  the lock is held and is freed before its wait ends is answered in full.
+- Streamed exports (``max_concurrent_exports``, refused at once): while a findings export streams (its
+  client has the headers, the rows wait on the lock), another is refused; the first client going away
+  without reading gives the slot back, and the next export is streamed whole."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from fleet import Agent
+
+ORG = "/slots-%s" % uuid.uuid4().hex[:6]
+WAIT = 2
+
+
+@pytest.fixture(scope="module")
+def slot_server(tmp_path_factory):
+    from server_support import fresh_pg_database, make_server
+    with fresh_pg_database() as url:
+        srv = make_server(tmp_path_factory, "postgres", url,
+                          settings={"max_concurrent_folds": 1, "fold_wait": WAIT, "max_concurrent_exports": 1})
+        try:
+            a = Agent("slots-host", machine_id=uuid.uuid4().hex)
+            with srv.client() as c:
+                assert a.enroll(c, srv.token(org=ORG)).status_code == 201
+                for days, status in ((9, "pass"), (1, "fail")):  # every finding fails anew in the last 7 days
+                    doc = a.report(profile="mlps-l3")
+                    for r in doc["results"]:
+                        r["status"] = status
+                    assert a.submit(c, doc, timestamp=time.time() - days * 86400).status_code == 200
+            yield srv
+        finally:
+            srv.stop()
+
+
+def _locked_until_released(url, table="result_changes"):
+    """A transaction holding ``table`` locked (every fold reads ``result_changes``) until the returned event
+    is set."""
+    import psycopg
+    held, release = threading.Event(), threading.Event()
+
+    def run():
+        with psycopg.connect(url) as conn:
+            conn.execute("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE" % table)
+            held.set()
+            release.wait(60)
+    t = threading.Thread(target=run)
+    t.start()
+    assert held.wait(10)
+    return release, t
+
+
+def _waiting_on_lock(url, table="result_changes"):
+    import psycopg
+    with psycopg.connect(url, autocommit=True) as conn:
+        # the lock requests not granted on the table (a statement's text in pg_stat_activity is cut at 1 KB)
+        return conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                            "WHERE NOT l.granted AND c.relname = %s", (table,)).fetchone()[0]
+
+
+def _token(srv):
+    with srv.client() as c:
+        return c.post("/api/v1/session", json={"username": "admin", "password": "admin-password-1"}).json()["token"]
+
+
+def _in_thread(srv, token, path, **params):
+    """GET ``path`` on a thread of its own, with a client of its own; (thread, {"resp": response})."""
+    out = {}
+
+    def run():
+        with srv.client(headers={"Authorization": "Bearer " + token}) as c:
+            out["resp"] = c.get(path, params=params)
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+def test_a_fold_waits_for_a_slot_then_is_refused_503_before_any_work(slot_server):
+    srv = slot_server
+    token = _token(srv)
+    t, out = _in_thread(srv, token, "/api/v1/changes")
+    t.join(30)
+    assert out["resp"].json()["counts"]["new"] > 0  # the fold works while nothing holds it
+    release, locker = _locked_until_released(srv.db_url)
+    try:
+        first, first_out = _in_thread(srv, token, "/api/v1/changes")
+        deadline = time.time() + 10
+        while _waiting_on_lock(srv.db_url) < 1:  # the first fold holds the slot, waiting in PostgreSQL
+            assert time.time() < deadline, "the first fold never reached result_changes"
+            time.sleep(0.05)
+        started = time.time()
+        refused = [_in_thread(srv, token, "/changes", live="1", lang="zh"),
+                   _in_thread(srv, token, "/api/v1/changes", limit="5"),
+                   _in_thread(srv, token, "/api/v1/export/changes", format="csv")]
+        for t, _out in refused:
+            t.join(30)
+            assert not t.is_alive(), "a fold was not refused while the only slot was taken (no limit?)"
+        waited = time.time() - started
+        page, api, export = [out["resp"] for _t, out in refused]
+        assert WAIT - 0.2 <= waited < WAIT + 5, waited  # each waited for the slot, no longer than its wait
+        for resp in (page, api, export):
+            assert resp.status_code == 503, resp.text[:300]
+            assert resp.headers["retry-after"] == "5"
+        assert api.json()["error"] == "busy" and export.json()["error"] == "busy"
+        assert "服务器正在统计其他变化，请几秒后重试。" in page.text
+        assert 'id="changes-default-view"' in page.text and "already" not in page.text  # the zh page in Chinese
+        assert _waiting_on_lock(srv.db_url) == 1  # the refused ones never reached the database
+        # a request arriving now and freed within its wait is answered in full
+        late, late_out = _in_thread(srv, token, "/api/v1/changes")
+        time.sleep(0.5)
+    finally:
+        release.set()
+        locker.join(30)
+    first.join(30)
+    late.join(30)
+    assert first_out["resp"].status_code == 200 and late_out["resp"].status_code == 200
+    assert late_out["resp"].json()["counts"] == first_out["resp"].json()["counts"]
+    assert late_out["resp"].json()["counts"]["new"] > 0
+
+
+def test_a_streamed_export_holds_its_slot_until_its_client_is_done_or_gone(slot_server):
+    srv = slot_server
+    auth = {"Authorization": "Bearer " + _token(srv)}
+    path, params = "/api/v1/export/findings", {"format": "csv", "lang": "en"}
+    with srv.client(headers=auth) as c:
+        whole = c.get(path, params=params)
+    assert whole.status_code == 200 and whole.text.count("\n") > 10  # the header and every finding
+    release, locker = _locked_until_released(srv.db_url, "results")
+    try:
+        gone = srv.client(headers=auth)
+        first = gone.send(gone.build_request("GET", path, params=params), stream=True)
+        assert first.status_code == 200  # the headers went out; the rows wait on the lock, the slot held
+        deadline = time.time() + 10
+        while _waiting_on_lock(srv.db_url, "results") < 1:
+            assert time.time() < deadline, "the export never reached the results table"
+            time.sleep(0.05)
+        started = time.time()
+        with srv.client(headers=auth) as c:
+            refused = c.get(path, params=params)
+        assert refused.status_code == 503 and refused.json()["error"] == "busy", refused.text[:300]
+        assert refused.headers["retry-after"] == "30" and time.time() - started < 2  # at once, no wait
+        first.close()
+        gone.close()  # the client goes away without reading a row
+    finally:
+        release.set()
+        locker.join(30)
+    deadline = time.time() + 15
+    while True:  # the dropped stream gives its slot back once its rows come and find no one
+        with srv.client(headers=auth) as c:
+            again = c.get(path, params=params)
+        if again.status_code == 200 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert again.status_code == 200, again.text[:300]
+    assert again.text == whole.text
+    # the audit log says which exports finished: the dropped one was closed (its entry written) before the next
+    import json
+    from sqlalchemy import select
+    from scanner.server.store import db
+    with srv.engine.connect() as conn:
+        details = [json.loads(d) for d in conn.execute(select(db.audit_log.c.detail).where(
+            db.audit_log.c.action == "export.findings").order_by(db.audit_log.c.id)).scalars()]
+    assert [d["complete"] for d in details] == [True, False, True]
+    assert details[0]["rows"] == details[2]["rows"] == whole.text.count("\n") - 1  # every finding, not the header
