@@ -8,6 +8,9 @@ import io
 import json
 import re
 
+import anyio
+from starlette.responses import StreamingResponse
+
 from scanner.i18n import t
 from scanner.server.store.csvcopy import JSON_STRING
 
@@ -119,20 +122,20 @@ def json_chunks(rows, columns, counter=None):
     yield "]"
 
 
-def closing_stream(held, **kw):
+class ClosingStream(StreamingResponse):
     """A streamed response of ``held`` (store/slots.py ``Held``) that closes it when the response is over
     for any reason: read to its end, or the client gone (Starlette then stops asking for chunks and drops
     the iterator, whose ``finally`` blocks would wait for the garbage collector; the server raises its
     thresholds, app.tune_gc). Closing waits, on a worker thread and shielded from the request's
     cancellation, for a chunk still being made (a database read) to come back."""
-    from starlette.responses import StreamingResponse
 
-    class ClosingStream(StreamingResponse):
-        async def __call__(self, scope, receive, send):
-            import anyio
-            try:
-                await StreamingResponse.__call__(self, scope, receive, send)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(held.close)
-    return ClosingStream(held, **kw)
+    def __init__(self, held, **kw):
+        StreamingResponse.__init__(self, held, **kw)
+        self.held = held
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await StreamingResponse.__call__(self, scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.held.close)
