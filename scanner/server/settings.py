@@ -56,6 +56,7 @@ class Settings:
     # findings and inventory exports streamed at once per worker (each holds a database connection until its
     # client has read the last row: store/slots.py); one more is answered 503 busy at once
     max_concurrent_exports: int = 3
+    export_send_timeout: int = 60  # seconds a streamed export waits for its client to take more, then ends
     pool_size: int = 10
     # Prometheus /metrics: off unless a bearer token or an allow-list of addresses/CIDRs is set
     metrics_token: str = ""

@@ -8,7 +8,8 @@ the slot and waits in PostgreSQL for as long as the test says.
   the lock is held and is freed before its wait ends is answered in full.
 - Streamed exports (``max_concurrent_exports``, refused at once): while a findings export streams (its
   client has the headers, the rows wait on the lock), another is refused; the first client going away
-  without reading gives the slot back, and the next export is streamed whole."""
+  without reading gives the slot back, and the next export is streamed whole. A client that stays
+  connected but stops reading (``export_send_timeout``, 2 s) loses its export and its connection."""
 from __future__ import annotations
 
 import threading
@@ -21,6 +22,7 @@ from fleet import Agent
 
 ORG = "/slots-%s" % uuid.uuid4().hex[:6]
 WAIT = 2
+SEND_TIMEOUT = 2
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,8 @@ def slot_server(tmp_path_factory):
     from server_support import fresh_pg_database, make_server
     with fresh_pg_database() as url:
         srv = make_server(tmp_path_factory, "postgres", url,
-                          settings={"max_concurrent_folds": 1, "fold_wait": WAIT, "max_concurrent_exports": 1})
+                          settings={"max_concurrent_folds": 1, "fold_wait": WAIT, "max_concurrent_exports": 1,
+                                    "export_send_timeout": SEND_TIMEOUT})
         try:
             a = Agent("slots-host", machine_id=uuid.uuid4().hex)
             with srv.client() as c:
@@ -172,3 +175,63 @@ def test_a_streamed_export_holds_its_slot_until_its_client_is_done_or_gone(slot_
             db.audit_log.c.action == "export.findings").order_by(db.audit_log.c.id)).scalars()]
     assert [d["complete"] for d in details] == [True, False, True]
     assert details[0]["rows"] == details[2]["rows"] == whole.text.count("\n") - 1  # every finding, not the header
+
+
+def test_a_client_that_stops_reading_an_export_loses_it_after_the_send_timeout(slot_server):
+    import socket
+    import ssl
+    import psycopg
+    srv = slot_server
+    token = _token(srv)
+    auth = {"Authorization": "Bearer " + token}
+    path = "/api/v1/export/findings?format=csv"
+    # rows enough (~20 MB of CSV) that the export outgrows what the connection buffers (the kernel's send
+    # buffer grows to 4 MB here, tcp_wmem; the server pauses past 64 KB of its own)
+    with psycopg.connect(srv.db_url) as conn:
+        conn.execute("INSERT INTO results (host_id, profile, rule_id, title_zh, title_en, category, severity, "
+                     "status, actual, expected, evidence) SELECT host_id, profile, rule_id || '.copy' || n, "
+                     "title_zh, title_en, category, severity, status, actual, expected, evidence "
+                     "FROM results, generate_series(1, 1500) AS n WHERE rule_id NOT LIKE '%.copy%'")
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client window of a few KB
+    raw.connect(("127.0.0.1", srv.port))
+    tls = ssl.create_default_context(cafile=srv.ca).wrap_socket(raw, server_hostname="127.0.0.1")
+    try:
+        tls.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+                     % (path, token)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += tls.recv(1024)
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        # the client now reads nothing; its export holds the only slot
+        with srv.client(headers=auth) as c:
+            assert c.get(path).status_code == 503
+        started, deadline = time.time(), time.time() + SEND_TIMEOUT + 20
+        while True:  # within the send timeout after the buffers filled, the slot is free again
+            with srv.client(headers=auth) as c:
+                again = c.get(path)
+            if again.status_code == 200 or time.time() > deadline:
+                break
+            time.sleep(0.3)
+        assert again.status_code == 200, again.text[:300]
+        assert time.time() - started >= SEND_TIMEOUT - 0.5
+        full = len(again.content)
+        assert full > 10 * 1024 * 1024
+        # and the stalled client's connection was closed after part of the export
+        tls.settimeout(20)
+        got = len(head)
+        while True:
+            data = tls.recv(65536)
+            if not data:
+                break
+            got += len(data)
+        assert got < full
+    finally:
+        tls.close()
+    import json
+    from sqlalchemy import select
+    from scanner.server.store import db
+    with srv.engine.connect() as conn:
+        last = [json.loads(d) for d in conn.execute(select(db.audit_log.c.detail).where(
+            db.audit_log.c.action == "export.findings").order_by(db.audit_log.c.id.desc()).limit(2)).scalars()]
+    assert [d["complete"] for d in last] == [True, False]  # the retried export, then the stalled one

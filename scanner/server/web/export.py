@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 
 import anyio
@@ -14,6 +15,7 @@ from starlette.responses import StreamingResponse
 from scanner.i18n import t
 from scanner.server.store.csvcopy import JSON_STRING
 
+log = logging.getLogger("xcscan.server")
 FLUSH_ROWS = 500
 JSON_COLUMNS = ("actual", "expected")  # stored as JSON text
 _JSON_STRING = re.compile(JSON_STRING)
@@ -124,18 +126,28 @@ def json_chunks(rows, columns, counter=None):
 
 class ClosingStream(StreamingResponse):
     """A streamed response of ``held`` (store/slots.py ``Held``) that closes it when the response is over
-    for any reason: read to its end, or the client gone (Starlette then stops asking for chunks and drops
+    for any reason: read to its end, the client gone (Starlette then stops asking for chunks and drops
     the iterator, whose ``finally`` blocks would wait for the garbage collector; the server raises its
-    thresholds, app.tune_gc). Closing waits, on a worker thread and shielded from the request's
-    cancellation, for a chunk still being made (a database read) to come back."""
+    thresholds, app.tune_gc), or the client still connected but taking no more (``send_timeout``: a
+    chunk it has not taken within that many seconds ends the response, the connection is closed).
+    Closing waits, on a worker thread and shielded from the request's cancellation, for a chunk still
+    being made (a database read) to come back."""
 
-    def __init__(self, held, **kw):
+    def __init__(self, held, send_timeout, **kw):
         StreamingResponse.__init__(self, held, **kw)
-        self.held = held
+        self.held, self.send_timeout = held, send_timeout
 
     async def __call__(self, scope, receive, send):
+        async def send_in_time(message):
+            # uvicorn's send waits while the connection's buffers are full (the client does not read)
+            with anyio.fail_after(self.send_timeout):
+                await send(message)
         try:
-            await StreamingResponse.__call__(self, scope, receive, send)
+            await StreamingResponse.__call__(self, scope, receive, send_in_time)
+        except TimeoutError:
+            # the response stays incomplete: the server closes the connection
+            log.warning("an export to %s stopped: its client took nothing for %d s",
+                        (scope.get("client") or ("?",))[0], self.send_timeout)
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.held.close)
