@@ -484,8 +484,9 @@ def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limi
     headers = {"Content-Disposition": 'attachment; filename="%s"' % name}
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     # a slot of the worker's few until the stream is read to its end, fails or its client is gone (store/slots.py)
-    return export.ClosingStream(request.app.state.export_slots.hold(body()), request.app.state.settings.export_send_timeout,
-                               media_type=media, headers=headers)
+    held = request.app.state.export_slots.hold(body())
+    return export.ClosingStream(held, request.app.state.settings.export_send_timeout, media_type=media,
+                                headers=headers)
 
 
 EXPORT_PAGING = dict(
