@@ -72,8 +72,19 @@ def _waiting_on_lock(url, table="result_changes"):
 
 
 def _token(srv):
+    from server_support import ADMIN
     with srv.client() as c:
-        return c.post("/api/v1/session", json={"username": "admin", "password": "admin-password-1"}).json()["token"]
+        return c.post("/api/v1/session", json={"username": ADMIN[0], "password": ADMIN[1]}).json()["token"]
+
+
+def _export_audits(srv):
+    """The details of the findings exports' audit entries, oldest first."""
+    import json
+    from sqlalchemy import select
+    from scanner.server.store import db
+    with srv.engine.connect() as conn:
+        return [json.loads(d) for d in conn.execute(select(db.audit_log.c.detail).where(
+            db.audit_log.c.action == "export.findings").order_by(db.audit_log.c.id)).scalars()]
 
 
 def _in_thread(srv, token, path, **params):
@@ -167,12 +178,7 @@ def test_a_streamed_export_holds_its_slot_until_its_client_is_done_or_gone(slot_
     assert again.status_code == 200, again.text[:300]
     assert again.text == whole.text
     # the audit log says which exports finished: the dropped one was closed (its entry written) before the next
-    import json
-    from sqlalchemy import select
-    from scanner.server.store import db
-    with srv.engine.connect() as conn:
-        details = [json.loads(d) for d in conn.execute(select(db.audit_log.c.detail).where(
-            db.audit_log.c.action == "export.findings").order_by(db.audit_log.c.id)).scalars()]
+    details = _export_audits(srv)
     assert [d["complete"] for d in details] == [True, False, True]
     assert details[0]["rows"] == details[2]["rows"] == whole.text.count("\n") - 1  # every finding, not the header
 
@@ -228,10 +234,5 @@ def test_a_client_that_stops_reading_an_export_loses_it_after_the_send_timeout(s
         assert got < full
     finally:
         tls.close()
-    import json
-    from sqlalchemy import select
-    from scanner.server.store import db
-    with srv.engine.connect() as conn:
-        last = [json.loads(d) for d in conn.execute(select(db.audit_log.c.detail).where(
-            db.audit_log.c.action == "export.findings").order_by(db.audit_log.c.id.desc()).limit(2)).scalars()]
-    assert [d["complete"] for d in last] == [True, False]  # the retried export, then the stalled one
+    last = _export_audits(srv)[-2:]
+    assert [d["complete"] for d in last] == [False, True]  # the stalled export, then the retried one

@@ -66,41 +66,36 @@ class Held(object):
     of whenever the garbage collector finds the dropped stream."""
 
     def __init__(self, stream, free):
-        self._stream, self._free, self._lock, self._done = stream, free, threading.Lock(), False
-        self._flag = [False]  # given back (shared with the finalizer: dropped unclosed, it gives the slot back)
-        weakref.finalize(self, _give_back_later, free, self._flag)
+        self._stream, self._free, self._lock = stream, free, threading.Lock()
+        self._given = [False]  # the slot given back; shared with the finalizer (dropped unclosed, it gives it back)
+        weakref.finalize(self, _give_back, free, self._given)
 
     def __iter__(self):
         return self
 
     def __next__(self):
         with self._lock:
-            if self._done:
+            if self._given[0]:
                 raise StopIteration
             try:
                 return next(self._stream)
-            except BaseException:
-                self._end()
+            except BaseException:  # the end (StopIteration) or a failure: done with
+                _give_back(self._free, self._given)
                 raise
 
     def close(self):
         with self._lock:
-            if not self._done:
+            if not self._given[0]:
                 try:
                     self._stream.close()
                 finally:
-                    self._end()
-
-    def _end(self):
-        self._done = True
-        if not self._flag[0]:
-            self._flag[0] = True
-            self._free.release()
+                    _give_back(self._free, self._given)
 
 
-def _give_back_later(free, flag):
-    if not flag[0]:
-        flag[0] = True
+def _give_back(free, given):
+    """The slot back to ``free``, once (``given``: [whether it was])."""
+    if not given[0]:
+        given[0] = True
         free.release()
 
 
