@@ -9,7 +9,8 @@ the slot and waits in PostgreSQL for as long as the test says.
 - Streamed exports (``max_concurrent_exports``, refused at once): while a findings export streams (its
   client has the headers, the rows wait on the lock), another is refused; the first client going away
   without reading gives the slot back, and the next export is streamed whole. A client that stays
-  connected but stops reading (``export_send_timeout``, 2 s) loses its export and its connection."""
+  connected but stops reading (``export_send_timeout``, 2 s) loses its export and its connection; one that
+  leaves before the response starts is audited (no rows, not complete) and its slot comes back."""
 from __future__ import annotations
 
 import threading
@@ -236,3 +237,36 @@ def test_a_client_that_stops_reading_an_export_loses_it_after_the_send_timeout(s
         tls.close()
     last = _export_audits(srv)[-2:]
     assert [d["complete"] for d in last] == [False, True]  # the stalled export, then the retried one
+
+
+def test_an_export_whose_client_leaves_before_the_headers_is_audited_and_gives_its_slot_back(slot_server):
+    import socket
+    import ssl
+    srv = slot_server
+    token = _token(srv)
+    before = len(_export_audits(srv))
+    # the request waits in PostgreSQL for its session (the token's lookup) while its client hangs up, so the
+    # response is made for a client already gone: the server never asks its stream for a chunk
+    release, locker = _locked_until_released(srv.db_url, "sessions")
+    try:
+        tls = ssl.create_default_context(cafile=srv.ca).wrap_socket(
+            socket.create_connection(("127.0.0.1", srv.port)), server_hostname="127.0.0.1")
+        tls.sendall(("GET /api/v1/export/findings?format=csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Authorization: Bearer %s\r\n\r\n" % token).encode())
+        deadline = time.time() + 10
+        while _waiting_on_lock(srv.db_url, "sessions") < 1:
+            assert time.time() < deadline, "the export request never reached the sessions table"
+            time.sleep(0.05)
+        tls.close()
+        time.sleep(0.5)  # the server sees the connection closed
+    finally:
+        release.set()
+        locker.join(30)
+    deadline = time.time() + 10
+    while len(_export_audits(srv)) == before and time.time() < deadline:
+        time.sleep(0.1)
+    details = _export_audits(srv)[before:]
+    assert [(d["complete"], d["rows"]) for d in details] == [(False, 0)], details  # written, once, with no rows
+    with srv.client(headers={"Authorization": "Bearer " + token}) as c:
+        assert c.get("/api/v1/export/findings", params={"format": "csv"}).status_code == 200  # the slot is free
+    assert [d["complete"] for d in _export_audits(srv)[before:]] == [False, True]

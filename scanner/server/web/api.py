@@ -464,6 +464,7 @@ def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limi
         from scanner.server.store import db
         complete = False
         try:
+            yield b""  # entered before the response starts (below): its end is audited however it comes
             if fmt == "csv" and not db.is_sqlite(engine):  # PostgreSQL writes the rows (store/csvcopy.py)
                 yield export.csv_header(fields, lang).encode("utf-8")
                 for chunk in export.pg_csv_rows(engine, query, fields, counter):
@@ -485,6 +486,9 @@ def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limi
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     # a slot of the worker's few until the stream is read to its end, fails or its client is gone (store/slots.py)
     held = request.app.state.export_slots.hold(body())
+    # the stream entered (its first, empty chunk taken; no database work yet): a response dropped before its
+    # first chunk (the client gone before the headers) still closes it, and the ``finally`` writes the audit entry
+    next(held)
     return export.ClosingStream(held, request.app.state.settings.export_send_timeout, media_type=media,
                                 headers=headers)
 
