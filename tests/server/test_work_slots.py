@@ -270,3 +270,46 @@ def test_an_export_whose_client_leaves_before_the_headers_is_audited_and_gives_i
     with srv.client(headers={"Authorization": "Bearer " + token}) as c:
         assert c.get("/api/v1/export/findings", params={"format": "csv"}).status_code == 200  # the slot is free
     assert [d["complete"] for d in _export_audits(srv)[before:]] == [False, True]
+
+
+def test_the_components_export_is_streamed_resumable_and_takes_an_export_slot(slot_server):
+    import csv
+    import io
+    srv = slot_server
+    auth = {"Authorization": "Bearer " + _token(srv)}
+    path = "/api/v1/export/components"
+    with srv.client(headers=auth) as c:
+        whole = c.get(path, params={"format": "csv", "origin": "any", "lang": "zh"})
+        rows = list(csv.reader(io.StringIO(whole.text.lstrip("\ufeff"))))
+        assert whole.status_code == 200 and rows[0][0] == "主机名 hostname" and len(rows) > 5
+        # sorted (category, org, host): an offset resumes it, a limit pages it, in either format
+        rest = c.get(path, params={"format": "csv", "origin": "any", "lang": "zh", "offset": 2})
+        assert list(csv.reader(io.StringIO(rest.text.lstrip("\ufeff")))) == rows[:1] + rows[3:]
+        page = c.get(path, params={"format": "json", "origin": "any", "limit": 3}).json()
+        assert [(x["hostname"], x["category"], x["product_id"]) for x in page] == [
+            (r[0], r[2], r[3]) for r in rows[1:4]]
+        assert all(isinstance(x["substitutes"], list) for x in page)
+    # it streams from the database like the findings export: while one holds the only slot, it is refused
+    release, locker = _locked_until_released(srv.db_url, "results")
+    try:
+        holder = srv.client(headers=auth)
+        first = holder.send(holder.build_request("GET", "/api/v1/export/findings", params={"format": "csv"}),
+                            stream=True)
+        assert first.status_code == 200
+        with srv.client(headers=auth) as c:
+            refused = c.get(path, params={"format": "csv", "origin": "any"})
+        assert refused.status_code == 503 and refused.json()["error"] == "busy", refused.text[:300]
+    finally:
+        release.set()
+        locker.join(30)
+    first.read()
+    first.close()
+    holder.close()
+    from sqlalchemy import select
+    from scanner.server.store import db
+    import json
+    with srv.engine.connect() as conn:
+        details = [json.loads(d) for d in conn.execute(select(db.audit_log.c.detail).where(
+            db.audit_log.c.action == "export.components").order_by(db.audit_log.c.id)).scalars()]
+    assert [(d["rows"], d["complete"], d["offset"], d["limit"]) for d in details] == [
+        (len(rows) - 1, True, 0, None), (len(rows) - 3, True, 2, None), (3, True, 0, 3)]

@@ -12,7 +12,7 @@ hold every database connection of the worker (``pool_size``) and its memory, and
 The change page's default view (store/change_digest.py ``read``: a few rows) takes none, nor does the
 digest's build (one node every ``change_digest_interval``: it is never refused).
 
-**Streamed exports** (``max_concurrent_exports``, refused at once). A findings or inventory export
+**Streamed exports** (``max_concurrent_exports``, refused at once). A findings, inventory or components export
 streams from a server-side cursor at the client's pace, holding a database connection and a snapshot
 (which keeps VACUUM from the rows it may still read) until the client has read the last row: a few slow
 or stalled downloads would hold the worker's connections for as long as they like. The slot is taken

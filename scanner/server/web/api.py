@@ -442,9 +442,11 @@ def _audit(request, user, action, target, detail, org=None):
         audit(conn, user["username"], action, target, detail, client_ip(request), org=org)
 
 
-def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limit):
+def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limit, row_map=None):
     """Stream every row of ``query`` (from ``offset``, at most ``limit``) as CSV or JSON; the audit
-    entry, written when the stream ends, says how many rows went out and whether it finished."""
+    entry, written when the stream ends, says how many rows went out and whether it finished.
+    ``row_map``: each row made into a tuple of ``fields`` in Python (else the rows are the query's
+    columns, and PostgreSQL writes the CSV itself)."""
     from scanner.server.web import export
     if fmt not in ("csv", "json"):
         raise bad_request("bad_format", "format must be csv or json")
@@ -455,7 +457,7 @@ def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limi
     if limit is not None:
         query = query.limit(limit)
     engine = request.app.state.engine
-    columns = [c.name for c in query.selected_columns]
+    columns = list(fields) if row_map is not None else [c.name for c in query.selected_columns]
     ip, actor = client_ip(request), user["username"]
     audit_org = filters.get("org") or user["scope"].root()
     counter = {"rows": 0}
@@ -465,12 +467,14 @@ def _export(request, user, kind, query, fields, fmt, filters, lang, offset, limi
         complete = False
         try:
             yield b""  # entered before the response starts (below): its end is audited however it comes
-            if fmt == "csv" and not db.is_sqlite(engine):  # PostgreSQL writes the rows (store/csvcopy.py)
+            if fmt == "csv" and row_map is None and not db.is_sqlite(engine):  # PostgreSQL writes them (csvcopy.py)
                 yield export.csv_header(fields, lang).encode("utf-8")
                 for chunk in export.pg_csv_rows(engine, query, fields, counter):
                     yield chunk
             else:
                 rows = queries.stream(engine, query)
+                if row_map is not None:
+                    rows = map(row_map, rows)
                 chunks = export.csv_chunks(rows, columns, fields, lang, counter) if fmt == "csv" \
                     else export.json_chunks(rows, columns, counter)
                 for chunk in chunks:
@@ -617,17 +621,26 @@ COMPONENT_FIELDS = ("hostname", "org_path", "category", "product_id", "name_zh",
 @router.get("/export/components", responses=ERRORS, tags=["exports"])
 def export_components(request: Request, format: str = Query("csv", max_length=8),
                       org: Optional[str] = Query(None, max_length=512), category: Optional[str] = Query(None, max_length=32),
-                      origin: str = Query("foreign", max_length=16), lang: Optional[str] = EXPORT_PAGING["lang"],
+                      origin: str = Query("foreign", max_length=16), offset: int = EXPORT_PAGING["offset"],
+                      limit: Optional[int] = EXPORT_PAGING["limit"], lang: Optional[str] = EXPORT_PAGING["lang"],
                       user=Depends(require(*READERS))):
-    """The remaining foreign components (or ``origin``) with their domestic substitutes, as CSV or JSON."""
+    """The remaining foreign components (or ``origin``) with their domestic substitutes, as CSV or JSON,
+    streamed like the findings export (sorted by category, org, host: ``offset`` resumes)."""
     from scanner.server.store import localization
     if origin not in ("foreign", "domestic", "unknown", "any"):
         raise bad_request("bad_origin", "origin must be foreign, domestic, unknown or any")
     org = _org(org)
     query = localization.components_query(user["scope"], org, category or None, None if origin == "any" else origin)
-    rows = (localization.with_substitutes(r) for r in queries.stream(request.app.state.engine, query))
-    return _rows_export(request, user, "components", rows, COMPONENT_FIELDS, format,
-                        {"org": org, "category": category, "origin": origin}, lang)
+    # the substitutes are decoded and named in Python, row by row, as the rows come from the cursor
+    return _export(request, user, "components", query, COMPONENT_FIELDS, format,
+                   {"org": org, "category": category, "origin": origin}, lang, offset, limit,
+                   row_map=_component_cells)
+
+
+def _component_cells(row):
+    from scanner.server.store import localization
+    d = localization.with_substitutes(row)
+    return tuple(d.get(f) for f in COMPONENT_FIELDS)
 
 
 @router.get("/changes", responses=ERRORS, tags=["changes"])
