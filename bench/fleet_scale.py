@@ -87,11 +87,25 @@ def seed_documents(opts):
     return docs
 
 
+# one host in twenty replaced a foreign operating system by Kylin on one day of the history (its records only:
+# a foreign component gone, a domestic one new, in one category; the 信创 page's substitutions)
+SUBSTITUTIONS = """
+    INSERT INTO component_changes (host_id, at, op, category, comp_key, product_id, name_zh, name_en, origin,
+                                   version, substitutes, prev_at)
+    SELECT f.id, %(now)s - ((f.i / 20) %% (%(last)s + 1)) * 86400 - (f.i %% 7200) - 30, o.op, 'os', o.k, o.k,
+           o.zh, o.en, o.origin, o.v, o.subs, -1
+    FROM fleet f CROSS JOIN (VALUES ('remove', 'legacy-os', '旧操作系统', 'Legacy OS', 'foreign', '7', '["kylin"]'),
+                                    ('add', 'kylin', '银河麒麟', 'Kylin', 'domestic', 'V10', '[]'))
+                            AS o(op, k, zh, en, origin, v, subs)
+    WHERE f.i %% 20 = 0"""
+
+
 def seed_changes(cur, now, opts):
     """The change records (store/changes.py) of that history, shaped as intake writes them: on every
     report after a host's first, ``--changes`` of its rules (picked per host and day) flip pass <-> fail,
     each record naming its key's change before it (``prev_at``, -1 for none); every tenth report also
-    replaces one component by a newer version (removed and added). And each host's first report time
+    replaces one component by a newer version (removed and added), and one host in twenty replaced a foreign
+    OS by a domestic one on one day (SUBSTITUTIONS). And each host's first report time
     (host_firsts)."""
     cur.execute("CREATE TEMP TABLE seed_rules AS SELECT row_number() OVER (PARTITION BY profile ORDER BY rule_id) - 1 "
                 "AS k, profile, rule_id, severity, title_zh, title_en FROM results "
@@ -125,6 +139,7 @@ def seed_changes(cur, now, opts):
               CROSS JOIN (VALUES ('remove'), ('add')) AS o(op)
               WHERE (f.i + d) %% 10 = 0) z
         ORDER BY at, op DESC""", {"now": now, "last": opts.days - 2})
+    cur.execute(SUBSTITUTIONS, {"now": now, "last": opts.days - 2})
     cur.execute("INSERT INTO host_firsts (host_id, first_collected) SELECT host_id, min(collected_at) FROM reports "
                 "WHERE host_id IN (SELECT id FROM fleet) GROUP BY host_id")
 
@@ -342,6 +357,8 @@ def targets(facts):
               "ORDER BY h.org_path, h.hostname, r.profile, r.rule_id LIMIT 50")
     orgs = "SELECT org_path, count(*) FROM hosts WHERE retired_at IS NULL GROUP BY org_path"
     week = "SELECT count(*) FROM result_changes WHERE at > extract(epoch from now())::bigint - 7 * 86400"
+    host, report = facts["host"], facts["report"]
+    loc = "SELECT category, origin, count(*) FROM components GROUP BY 1, 2"
     return [
         ("change page", "/changes", week),  # its default view, counted ahead (store/change_digest.py)
         ("change page, page 2", "/changes?new_page=2&fixed_page=2", week),  # a list's next page, kept too
@@ -362,6 +379,20 @@ def targets(facts):
         ("findings page (fail)", "/findings?status=fail", find50),
         ("findings api (fail)", "/api/v1/findings?status=fail&limit=50", find50),
         ("rule page", "/rules/" + rule, "SELECT * FROM results WHERE rule_id = '%s'" % rule),
+        ("host page", "/hosts/" + host, "SELECT * FROM results WHERE host_id = '%s'" % host),
+        ("host drift page", "/hosts/%s/drift?a=%s&b=%s" % (host, facts["previous"], report),  # its last two
+         "SELECT body_gz FROM reports WHERE host_id = '%s' ORDER BY collected_at DESC LIMIT 2" % host),
+        ("working paper", "/reports/%s/paper" % report, "SELECT body_gz FROM reports WHERE id = '%s'" % report),
+        ("unit controls page", "/orgs/controls?org=%s/%s" % (org, UNITS[0]),  # a unit's latest documents
+         "SELECT r.body_gz FROM hosts h JOIN reports r ON r.id = h.latest_report_id WHERE h.org_path = '%s/%s'"
+         % (org, UNITS[0])),
+        ("coverage page, one unit", "/coverage?org=%s/%s" % (org, UNITS[0]),
+         "SELECT rule_id, status, count(*) FROM results GROUP BY 1, 2"),
+        ("localization page", "/localization", loc),
+        ("localization components page", "/localization/components",
+         "SELECT * FROM components WHERE origin = 'foreign' LIMIT 50"),
+        ("waivers page", "/waivers", "SELECT * FROM waivers"),
+        ("audit page", "/audit", "SELECT * FROM audit_log ORDER BY id DESC LIMIT 100"),
     ]
 
 
@@ -565,6 +596,12 @@ def main():
         with psycopg.connect(url) as pg:
             facts["top_rule"] = pg.execute("SELECT rule_id FROM results WHERE status = 'fail' GROUP BY rule_id "
                                            "ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+            # a host of a unit with its 90 days of history, and its latest report (the host pages, the paper)
+            facts["host"], facts["report"] = pg.execute(
+                "SELECT id, latest_report_id FROM hosts WHERE org_path = %s AND latest_report_id IS NOT NULL "
+                "ORDER BY hostname LIMIT 1", ("/gov/%s/%s" % (DEPTS[1], UNITS[0]),)).fetchone()
+            facts["previous"] = pg.execute("SELECT id FROM reports WHERE host_id = %s AND id <> %s ORDER BY "
+                                           "collected_at DESC LIMIT 1", (facts["host"], facts["report"])).fetchone()[0]
         log("seeded in %ss: %s, %.0f MB" % (facts["seed_s"], facts["rows"], facts["db_bytes"] / 2**20))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

@@ -381,6 +381,10 @@ component_changes = Table(
     Column("prev_at", BigInteger, nullable=True),  # as in result_changes
     Index("ix_component_changes_at", "at"),
     Index("ix_component_changes_host_at", "host_id", "at"),
+    # the domestic components added (0034): the hosts that can have completed a substitution
+    # (changes.substitutions), found without reading every component change of the window
+    Index("ix_component_changes_domestic_add", "at", postgresql_where=text("op = 'add' AND origin = 'domestic'"),
+          sqlite_where=text("op = 'add' AND origin = 'domestic'")),
 )
 
 # The collected time of each host's oldest report ever stored (kept when retention prunes it): the
