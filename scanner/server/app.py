@@ -173,9 +173,10 @@ def create_app(settings, engine=None):
     app.state.engine = engine or make_engine(settings.db_url, settings.pool_size)
     from scanner.server.intake.ingest import Intake
     app.state.intake = Intake(app.state.engine, settings)
-    from scanner.server.store.slots import EXPORTS, slots
+    from scanner.server.store.slots import EXPORTS, ROLLUPS, slots
     app.state.fold_slots = slots(settings.max_concurrent_folds, settings.fold_wait)
     app.state.export_slots = slots(settings.max_concurrent_exports, 0, EXPORTS)
+    app.state.rollup_slots = slots(settings.max_concurrent_folds, settings.fold_wait, ROLLUPS)
     from scanner.server.access import directory
     app.state.directory = directory.from_settings(settings)  # None: local accounts only
     from scanner.server.access import oidc

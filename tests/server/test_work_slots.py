@@ -313,3 +313,33 @@ def test_the_components_export_is_streamed_resumable_and_takes_an_export_slot(sl
             db.audit_log.c.action == "export.components").order_by(db.audit_log.c.id)).scalars()]
     assert [(d["rows"], d["complete"], d["offset"], d["limit"]) for d in details] == [
         (len(rows) - 1, True, 0, None), (len(rows) - 3, True, 2, None), (3, True, 0, 3)]
+
+
+def test_a_control_point_rollup_waits_for_a_slot_then_is_refused_503_in_the_users_language(slot_server):
+    srv = slot_server
+    token = _token(srv)
+    t, out = _in_thread(srv, token, "/orgs/controls", org=ORG, lang="zh")
+    t.join(30)
+    assert out["resp"].status_code == 200 and 'id="controls-hosts"' in out["resp"].text  # works while free
+    # the first roll-up holds the only slot, waiting in PostgreSQL for the host's report
+    release, locker = _locked_until_released(srv.db_url, "reports")
+    try:
+        first, first_out = _in_thread(srv, token, "/orgs/controls", org=ORG, lang="zh")
+        deadline = time.time() + 10
+        while _waiting_on_lock(srv.db_url, "reports") < 1:
+            assert time.time() < deadline, "the first roll-up never reached the reports"
+            time.sleep(0.05)
+        started = time.time()
+        second, second_out = _in_thread(srv, token, "/orgs/controls", org=ORG, lang="zh")
+        second.join(30)
+        refused = second_out["resp"]
+        assert WAIT - 0.2 <= time.time() - started < WAIT + 5  # it waited for the slot, no longer than its wait
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5", refused.text[:300]
+        assert "服务器正在汇总其他组织单位的控制点，请几秒后重试。" in refused.text
+        assert "already" not in refused.text and 'id="controls-hosts"' not in refused.text
+        assert _waiting_on_lock(srv.db_url, "reports") == 1  # the refused one read no report
+    finally:
+        release.set()
+        locker.join(30)
+    first.join(30)
+    assert first_out["resp"].status_code == 200 and 'id="controls-hosts"' in first_out["resp"].text

@@ -12,6 +12,10 @@ hold every database connection of the worker (``pool_size``) and its memory, and
 The change page's default view (store/change_digest.py ``read``: a few rows) takes none, nor does the
 digest's build (one node every ``change_digest_interval``: it is never refused).
 
+**Roll-ups of the working paper** (as many slots and the same wait as the folds, slots of their own). The
+summary by 控制点 of an org subtree (web/rollup.py) reads and assesses every host's latest report document,
+~7 ms of the worker's CPU a host: 8 s for a department of 1,000 hosts.
+
 **Streamed exports** (``max_concurrent_exports``, refused at once). A findings, inventory or components export
 streams from a server-side cursor at the client's pace, holding a database connection and a snapshot
 (which keeps VACUUM from the rows it may still read) until the client has read the last row: a few slow
@@ -28,6 +32,7 @@ import weakref
 from scanner.server.errors import ApiError
 
 FOLDS = ("already folding other change feeds", 5)  # (what the server is busy with, seconds to wait)
+ROLLUPS = ("already adding up other org units' control points", 5)
 EXPORTS = ("already streaming other exports", 30)
 
 

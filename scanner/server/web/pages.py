@@ -341,7 +341,15 @@ def org_controls_page(request: Request):
     user = page_user(request)
     org = _org_param(request)
     count, rows = queries.latest_documents(request.app.state.engine, user["scope"], org, rollup.MAX_HOSTS)
-    data = rollup.controls_rollup(rows) if rows else None
+    data, busy = None, None
+    if 0 < count <= rollup.MAX_HOSTS:
+        try:
+            with request.app.state.rollup_slots.held():  # a few at once per worker (store/slots.py)
+                data = rollup.controls_rollup(rows)
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            busy = exc
     lang = lang_of(request)
     verdicts = ("nonconform", "partial", "pending", "conform", "not_applicable")
     labels = dict((v, t("report.verdict." + v, lang)) for v in verdicts)
@@ -353,9 +361,12 @@ def org_controls_page(request: Request):
         labels["definition"] = t("paper.score.definition", lang, counted=data["score"]["counted"],
                                  pending=data["score"]["pending"], excluded=data["score"]["excluded"])
     frame = frames.get_frame(request.app.state.engine, org, scope=user["scope"])["effective"]
-    return render(request, "controls.html", user=user, org=org or "/", count=count, data=data,
-                  limit=rollup.MAX_HOSTS, verdicts=verdicts + ("not_checked",), labels=labels,
-                  frame=frame, frame_rows=_frame_rows(frame, lang))
+    resp = render(request, "controls.html", status=503 if busy else 200, user=user, org=org or "/", count=count,
+                  data=data, busy=busy is not None, limit=rollup.MAX_HOSTS, verdicts=verdicts + ("not_checked",),
+                  labels=labels, frame=frame, frame_rows=_frame_rows(frame, lang))
+    if busy is not None:
+        resp.headers.update(busy.headers or {})  # Retry-After
+    return resp
 
 
 def _frame_rows(frame, lang):
