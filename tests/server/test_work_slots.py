@@ -316,6 +316,7 @@ def test_the_components_export_is_streamed_resumable_and_takes_an_export_slot(sl
 
 
 def test_a_control_point_rollup_waits_for_a_slot_then_is_refused_503_in_the_users_language(slot_server):
+    """The summary by 控制点 and the coverage of an org subtree share the roll-up slots (one here)."""
     srv = slot_server
     token = _token(srv)
     t, out = _in_thread(srv, token, "/orgs/controls", org=ORG, lang="zh")
@@ -330,14 +331,25 @@ def test_a_control_point_rollup_waits_for_a_slot_then_is_refused_503_in_the_user
             assert time.time() < deadline, "the first roll-up never reached the reports"
             time.sleep(0.05)
         started = time.time()
-        second, second_out = _in_thread(srv, token, "/orgs/controls", org=ORG, lang="zh")
-        second.join(30)
-        refused = second_out["resp"]
-        assert WAIT - 0.2 <= time.time() - started < WAIT + 5  # it waited for the slot, no longer than its wait
-        assert refused.status_code == 503 and refused.headers["retry-after"] == "5", refused.text[:300]
-        assert "服务器正在汇总其他组织单位的控制点，请几秒后重试。" in refused.text
-        assert "already" not in refused.text and 'id="controls-hosts"' not in refused.text
-        assert _waiting_on_lock(srv.db_url, "reports") == 1  # the refused one read no report
+        # another roll-up, and an org's coverage (page and API: every host's results judged) share the slots
+        refused = [_in_thread(srv, token, "/orgs/controls", org=ORG, lang="zh"),
+                   _in_thread(srv, token, "/coverage", org=ORG, lang="zh"),
+                   _in_thread(srv, token, "/api/v1/coverage", org=ORG)]
+        for t, _out in refused:
+            t.join(30)
+        assert WAIT - 0.2 <= time.time() - started < WAIT + 5  # each waited for the slot, no longer than its wait
+        page, cov, api = [out["resp"] for _t, out in refused]
+        for resp in (page, cov, api):
+            assert resp.status_code == 503 and resp.headers["retry-after"] == "5", resp.text[:300]
+        assert "服务器正在汇总其他组织单位的控制点，请几秒后重试。" in page.text
+        assert "already" not in page.text and 'id="controls-hosts"' not in page.text
+        assert "服务器正在统计其他组织单位的测评单元，请几秒后重试。" in cov.text and "already" not in cov.text
+        assert 'id="coverage-summary"' not in cov.text and api.json()["error"] == "busy"
+        # a host's own coverage is one host's rows: it takes no slot
+        with srv.client(headers={"Authorization": "Bearer " + token}) as c:
+            host_id = c.get("/api/v1/hosts", params={"org": ORG}).json()[0]["id"]
+            assert c.get("/api/v1/coverage", params={"host": host_id}).status_code == 200
+        assert _waiting_on_lock(srv.db_url, "reports") == 1  # the refused ones read no report
     finally:
         release.set()
         locker.join(30)

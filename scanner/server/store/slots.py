@@ -12,9 +12,10 @@ hold every database connection of the worker (``pool_size``) and its memory, and
 The change page's default view (store/change_digest.py ``read``: a few rows) takes none, nor does the
 digest's build (one node every ``change_digest_interval``: it is never refused).
 
-**Roll-ups of the working paper** (as many slots and the same wait as the folds, slots of their own). The
-summary by 控制点 of an org subtree (web/rollup.py) reads and assesses every host's latest report document,
-~7 ms of the worker's CPU a host: 8 s for a department of 1,000 hosts.
+**Roll-ups of an org subtree** (as many slots and the same wait as the folds, slots of their own). The
+summary by 控制点 (web/rollup.py) reads and assesses every host's latest report document, ~7 ms of the
+worker's CPU a host: 8 s for a department of 1,000 hosts; the GB/T 28448 coverage (store/coverage.py)
+judges every host's results of the level's rules: 1.4 s for the whole of 10,000 hosts.
 
 **Streamed exports** (``max_concurrent_exports``, refused at once). A findings, inventory or components export
 streams from a server-side cursor at the client's pace, holding a database connection and a snapshot
@@ -32,7 +33,7 @@ import weakref
 from scanner.server.errors import ApiError
 
 FOLDS = ("already folding other change feeds", 5)  # (what the server is busy with, seconds to wait)
-ROLLUPS = ("already adding up other org units' control points", 5)
+ROLLUPS = ("already adding up other org subtrees", 5)
 EXPORTS = ("already streaming other exports", 30)
 
 

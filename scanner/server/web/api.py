@@ -347,7 +347,10 @@ class AssessmentIn(BaseModel):
 def coverage(request: Request, level: str = Query("mlps-l3", max_length=32), host: Optional[str] = Query(None, max_length=64),
              org: Optional[str] = Query(None, max_length=512), user=Depends(require(*READERS))):
     """Every GB/T 28448 item of ``level`` for one host or an org subtree: automated, recorded or open."""
-    return coverage_store.coverage(request.app.state.engine, user["scope"], level, host_id=host, org=_org(org))
+    if host:
+        return coverage_store.coverage(request.app.state.engine, user["scope"], level, host_id=host)
+    with request.app.state.rollup_slots.held():  # a subtree's every host: a few at once per worker (store/slots.py)
+        return coverage_store.coverage(request.app.state.engine, user["scope"], level, org=_org(org))
 
 
 @router.get("/assessments", responses=ERRORS, tags=["assessments"])

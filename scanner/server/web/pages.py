@@ -644,7 +644,20 @@ def waivers_revoke(request: Request, waiver_id: int = Path(..., ge=1, le=2**31 -
 # --- coverage and assessments ------------------------------------------------------------------------
 def _coverage_page(request, user, host_id, org, level, status=200, error=None):
     engine = request.app.state.engine
-    cov = coverage_store.coverage(engine, user["scope"], level, host_id=host_id, org=org)
+    try:
+        if host_id:
+            cov = coverage_store.coverage(engine, user["scope"], level, host_id=host_id)
+        else:
+            with request.app.state.rollup_slots.held():  # a subtree's every host: a few at once (store/slots.py)
+                cov = coverage_store.coverage(engine, user["scope"], level, org=org)
+    except ApiError as exc:
+        if exc.status != 503:
+            raise
+        resp = render(request, "coverage.html", status=503, user=user, busy=True, host=None, assessments=[],
+                      cov={"level": level, "org": org, "items": []}, verdicts=coverage_store.VERDICTS,
+                      error=t("server.coverage_busy", lang_of(request)))
+        resp.headers.update(exc.headers or {})
+        return resp
     host = queries.get_host(engine, user["scope"], host_id) if host_id else None
     target = host_id or cov["org"] or None
     rows = assessments.list_assessments(engine, scope=user["scope"], target=target) if target else []
