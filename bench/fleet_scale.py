@@ -388,6 +388,12 @@ def targets(facts):
          % (org, UNITS[0])),
         ("coverage page, one unit", "/coverage?org=%s/%s" % (org, UNITS[0]),
          "SELECT rule_id, status, count(*) FROM results GROUP BY 1, 2"),
+        ("coverage page, one department", "/coverage?org=" + org,
+         "SELECT rule_id, status, count(*) FROM results GROUP BY 1, 2"),
+        ("coverage page", "/coverage", "SELECT rule_id, status, count(*) FROM results GROUP BY 1, 2"),  # every host
+        ("department controls page", "/orgs/controls?org=" + org,  # 1,000 hosts' latest documents
+         "SELECT r.body_gz FROM hosts h JOIN reports r ON r.id = h.latest_report_id WHERE h.org_path LIKE '%s/%%'"
+         % org),
         ("localization page", "/localization", loc),
         ("localization components page", "/localization/components",
          "SELECT * FROM components WHERE origin = 'foreign' LIMIT 50"),
