@@ -482,8 +482,15 @@ def make_before_db(url, name, src, log):
     return before, burl
 
 
-def measure_export(port, tmp, auth, server_pid, url, log):
-    """Stream the full findings CSV; count its rows; sample the server's RSS meanwhile."""
+COMPONENTS_EXPORT = ("/api/v1/export/components?format=csv&origin=any",  # every live host's components
+                     "SELECT count(*) FROM components c JOIN hosts h ON h.id = c.host_id WHERE h.retired_at IS NULL",
+                     "COPY (SELECT h.hostname, h.org_path, c.* FROM components c JOIN hosts h ON h.id = c.host_id "
+                     "ORDER BY c.category, h.org_path, h.hostname, h.id, c.seq) TO STDOUT (FORMAT CSV)")
+
+
+def measure_export(port, tmp, auth, server_pid, url, log, what=None):
+    """Stream the full findings CSV (or ``what``: (path, its row count's SQL, its floor's COPY)); count its
+    rows; sample the server's RSS meanwhile."""
     import psutil
     import psycopg
     proc = psutil.Process(server_pid)
@@ -504,7 +511,7 @@ def measure_export(port, tmp, auth, server_pid, url, log):
     c = http.client.HTTPSConnection("127.0.0.1", port, timeout=3600,
                                     context=ssl.create_default_context(cafile=os.path.join(tmp, "ca.pem")))
     t = time.perf_counter()
-    c.request("GET", "/api/v1/export/findings?format=csv", headers=auth)
+    c.request("GET", what[0] if what else "/api/v1/export/findings?format=csv", headers=auth)
     resp = c.getresponse()
     status = resp.status
     # the download is timed (to its last byte, kept in a file); the rows are counted afterwards, so
@@ -526,22 +533,22 @@ def measure_export(port, tmp, auth, server_pid, url, log):
         for _row in reader:
             rows += 1
     with psycopg.connect(url) as pg:
-        expected = pg.execute("SELECT count(*) FROM results r JOIN hosts h ON h.id = r.host_id "
+        expected = pg.execute(what[1] if what else "SELECT count(*) FROM results r JOIN hosts h ON h.id = r.host_id "
                               "WHERE h.retired_at IS NULL").fetchone()[0]
         t = time.perf_counter()
         n = 0
-        with pg.cursor().copy(
-                "COPY (SELECT h.id, h.hostname, h.org_path, r.profile, r.rule_id, r.title_en, r.title_zh, r.category, "
-                "r.severity, r.status, r.status, r.actual, r.expected, r.waiver_id FROM results r "
-                "JOIN hosts h ON h.id = r.host_id ORDER BY h.org_path, h.hostname, r.profile, r.rule_id) "
-                "TO STDOUT (FORMAT CSV)") as cp:
+        with pg.cursor().copy(what[2] if what else
+                              "COPY (SELECT h.id, h.hostname, h.org_path, r.profile, r.rule_id, r.title_en, r.title_zh, "
+                              "r.category, r.severity, r.status, r.status, r.actual, r.expected, r.waiver_id FROM results r "
+                              "JOIN hosts h ON h.id = r.host_id ORDER BY h.org_path, h.hostname, r.profile, r.rule_id) "
+                              "TO STDOUT (FORMAT CSV)") as cp:
             for chunk in cp:
                 n += len(chunk)
         floor = time.perf_counter() - t
     out = {"status": status, "rows": rows, "table_rows": expected, "complete": rows == expected,
            "mb": round(nbytes / 2**20), "s": round(wall, 2), "floor_copy_s": round(floor, 2), "ratio": round(wall / max(floor, 1e-6), 1),
            "server_rss_mb": {"before": round(base_rss / 2**20), "peak": round(peak[0] / 2**20)}}
-    log("export: %s" % json.dumps(out))
+    log("export%s: %s" % (" " + what[0] if what else "", json.dumps(out)))
     return out
 
 
@@ -662,6 +669,9 @@ def main():
         if export is not None and opts.before:  # the same export from the other checkout, after this one's
             export = {"after": export, "before": measure_export(bport, before_tmp, clients[0][4], before_proc.pid,
                                                                 before_url, log)}
+        if export is not None:  # the components export (its rows made in Python: substitutes named)
+            export = {"findings": export, "components": measure_export(port, tmp, auth, proc.pid, url, log,
+                                                                       COMPONENTS_EXPORT)}
         # (--reuse: the seed's options are not known here; the rows counted are)
         result = {"hosts": facts["rows"]["hosts"] if opts.reuse else opts.hosts,
                   "days": None if opts.reuse else opts.days,
