@@ -672,6 +672,9 @@ def main():
         if export is not None:  # the components export (its rows made in Python: substitutes named)
             export = {"findings": export, "components": measure_export(port, tmp, auth, proc.pid, url, log,
                                                                        COMPONENTS_EXPORT)}
+            if opts.before:
+                export["components"] = {"after": export["components"], "before": measure_export(
+                    bport, before_tmp, clients[0][4], before_proc.pid, before_url, log, COMPONENTS_EXPORT)}
         # (--reuse: the seed's options are not known here; the rows counted are)
         result = {"hosts": facts["rows"]["hosts"] if opts.reuse else opts.hosts,
                   "days": None if opts.reuse else opts.days,
