@@ -289,6 +289,11 @@ def test_the_components_export_is_streamed_resumable_and_takes_an_export_slot(sl
         assert [(x["hostname"], x["category"], x["product_id"]) for x in page] == [
             (r[0], r[2], r[3]) for r in rows[1:4]]
         assert all(isinstance(x["substitutes"], list) for x in page)
+        # malformed paging: refused before any work, the parameter named, nothing audited
+        for bad in ({"offset": -1}, {"limit": 0}, {"offset": "abc"}, {"limit": 10**10}):
+            refused = c.get(path, params=dict(bad, format="csv"))
+            assert refused.status_code == 422 and refused.json()["error"] == "invalid_request", refused.text[:300]
+            assert list(bad)[0] in refused.text and "Traceback" not in refused.text
     # it streams from the database like the findings export: while one holds the only slot, it is refused
     release, locker = _locked_until_released(srv.db_url, "results")
     try:

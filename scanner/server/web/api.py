@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from scanner.server.intake import ingest
-from scanner.server.store import queries, reports
+from scanner.server.store import localization, queries, reports
 from scanner.server.access import accounts
 from scanner.server.workflow import assessments, waivers
 from scanner.server.store import coverage as coverage_store
@@ -581,7 +581,6 @@ def localization_progress(request: Request, org: Optional[str] = Query(None, max
                           since: Optional[str] = Query(None, max_length=16), user=Depends(require(*READERS))):
     """Localization rate per org unit (any depth) and category with unknowns beside it, the targets
     with their progress, and the substitutions completed since ``since`` (default: 90 days ago)."""
-    from scanner.server.store import localization
     return localization.progress(request.app.state.engine, user["scope"], _org(org), _day_param(since, "since"))
 
 
@@ -591,7 +590,6 @@ def localization_components(request: Request, org: Optional[str] = Query(None, m
                             origin: str = Query("foreign", max_length=16), limit: int = Query(100, ge=1, le=5000),
                             offset: int = Query(0, ge=0, le=10**9), user=Depends(require(*READERS))):
     """The latest components of one origin (default foreign; ``any``: all) with their domestic substitutes."""
-    from scanner.server.store import localization
     if origin not in ("foreign", "domestic", "unknown", "any"):
         raise bad_request("bad_origin", "origin must be foreign, domestic, unknown or any")
     rows, total = localization.components(request.app.state.engine, user["scope"], _org(org), category or None,
@@ -629,7 +627,6 @@ def export_components(request: Request, format: str = Query("csv", max_length=8)
                       user=Depends(require(*READERS))):
     """The remaining foreign components (or ``origin``) with their domestic substitutes, as CSV or JSON,
     streamed like the findings export (sorted by category, org, host: ``offset`` resumes)."""
-    from scanner.server.store import localization
     if origin not in ("foreign", "domestic", "unknown", "any"):
         raise bad_request("bad_origin", "origin must be foreign, domestic, unknown or any")
     org = _org(org)
@@ -641,7 +638,6 @@ def export_components(request: Request, format: str = Query("csv", max_length=8)
 
 
 def _component_cells(row):
-    from scanner.server.store import localization
     d = localization.with_substitutes(row)
     return tuple(d.get(f) for f in COMPONENT_FIELDS)
 
