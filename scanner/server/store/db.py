@@ -569,6 +569,21 @@ assessments = Table(
     Index("ix_assessments_target", "level", "target"),
 )
 
+# Each host's working-paper summary of its latest report (store/paper_summaries.py, migration 0035): per
+# 控制点 the test-unit verdicts, problems by risk and score, kept so that a subtree's summary by 控制点 reads
+# them instead of decoding and assessing every report. ``stamp`` digests what the summary was made from
+# (report, its re-evaluation, the valid recorded verdicts, the server's catalog and code); a row whose
+# stamp no longer matches is made again when read. One row per host, rewritten in place.
+host_papers = Table(
+    "host_papers", metadata,
+    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True),
+    Column("report_id", String(36), nullable=False),
+    Column("level", String(32), nullable=True),  # the report's coverage level (whose verdicts apply)
+    Column("stamp", String(64), nullable=False),
+    Column("summary", Text, nullable=False),  # JSON
+    Column("made_at", BigInteger, nullable=False),
+)
+
 assessment_files = Table(
     "assessment_files", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -1245,28 +1245,37 @@ def stream(engine, query, batch=STREAM_BATCH):
 
 
 # --- working-paper roll-up ---------------------------------------------------------------------------
-def latest_documents(engine, scope, org=None, limit=2000, batch=25):
-    """(count, rows) for the not retired hosts of ``org`` (inside ``scope``) with a report: rows is an
-    iterator of {host_id, hostname, org_path, doc}, the host's latest stored report document (with the
-    assessors' valid recorded verdicts, store/verdicts.py), or ``doc`` None when that document cannot be
-    read (one bad row never stops a fleet view). The documents are read ``batch`` hosts at a time as the
-    rows are taken, so at most a batch of them is in memory, not the subtree's: a parsed report is ~2 MB
-    of Python objects (a department of 1,000 hosts held them all: 2 GB of the worker and 13.8 s). When
-    more than ``limit`` hosts match, no document is read and rows is empty: the caller asks for a
-    narrower org."""
+def latest_hosts(engine, scope, org=None, limit=2000):
+    """(count, hosts) for the not retired hosts of ``org`` (inside ``scope``) with a report: hosts is
+    [{host_id, hostname, org_path, latest_report_id}] in org and name order, or [] when more than
+    ``limit`` hosts match (the caller asks for a narrower org)."""
     h = db.hosts
     conds = list(_in_scope(scope, h.c.org_path, org)) + [h.c.retired_at.is_(None), h.c.latest_report_id.is_not(None)]
     with engine.connect() as conn:
         count = conn.execute(_where(select(func.count()).select_from(h), *conds)).scalar() or 0
         if count > limit:
-            return count, iter(())
+            return count, []
         hosts = [dict(x) for x in conn.execute(_where(select(
             h.c.id.label("host_id"), h.c.hostname, h.c.org_path, h.c.latest_report_id), *conds).order_by(
             h.c.org_path, h.c.hostname, h.c.id)).mappings()]
-    return count, _documents(engine, hosts, batch)
+    return count, hosts
 
 
-def _documents(engine, hosts, batch):
+def latest_documents(engine, scope, org=None, limit=2000, batch=25):
+    """(count, rows) for ``latest_hosts``: rows is an iterator of {host_id, hostname, org_path, doc,
+    report, level, verdict_ids}, doc the host's latest stored report document (with the assessors'
+    valid recorded verdicts, store/verdicts.py), or None when that document cannot be read (one bad
+    row never stops a fleet view). The documents are read ``batch`` hosts at a time as the rows are
+    taken, so at most a batch of them is in memory, not the subtree's: a parsed report is ~2 MB of
+    Python objects (a department of 1,000 hosts held them all: 2 GB of the worker and 13.8 s)."""
+    count, hosts = latest_hosts(engine, scope, org, limit)
+    return count, documents(engine, hosts, batch)
+
+
+def documents(engine, hosts, batch=25):
+    """The rows of ``latest_documents`` for hosts [{host_id, hostname, org_path, latest_report_id}]
+    (already read through a scope): ``report`` {id, evaluated_at, pruned_at} of the stored row, or
+    None when it is gone; ``level`` and ``verdict_ids`` the recorded verdicts put on the document."""
     from scanner.server.store import verdicts
     r = db.reports
     for i in range(0, len(hosts), batch):
@@ -1274,10 +1283,11 @@ def _documents(engine, hosts, batch):
         rows = []
         with engine.connect() as conn:
             stored = {x["id"]: dict(x) for x in conn.execute(select(
-                r.c.id, r.c.host_id, r.c.body_gz, r.c.evaluated_gz, r.c.body_kind, r.c.sha256, r.c.collected_at,
-                r.c.pruned_at).where(r.c.id.in_([x["latest_report_id"] for x in part]))).mappings().all()}
+                r.c.id, r.c.host_id, r.c.body_gz, r.c.evaluated_gz, r.c.evaluated_at, r.c.body_kind, r.c.sha256,
+                r.c.collected_at, r.c.pruned_at).where(r.c.id.in_([x["latest_report_id"] for x in part]))).mappings().all()}
             for host in part:
                 row, doc = stored.pop(host["latest_report_id"], None), None
+                report = None if row is None else {k: row[k] for k in ("id", "evaluated_at", "pruned_at")}
                 if row is not None:  # (else pruned since: unreadable, like a damaged one)
                     try:
                         bodies.load(conn, [row])  # one at a time: a compacted body is only in memory while decoded
@@ -1287,7 +1297,7 @@ def _documents(engine, hosts, batch):
                         skipped("latest report", row, exc)
                         doc = None
                 rows.append({"host_id": host["host_id"], "hostname": host["hostname"], "org_path": host["org_path"],
-                             "doc": doc})
+                             "doc": doc, "report": report})
             verdicts.apply_to_documents(conn, rows)
         rows.reverse()
         while rows:  # handed over one by one: each document goes once its row is used

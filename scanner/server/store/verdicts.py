@@ -150,23 +150,33 @@ def _level_of(doc):
 
 
 def apply_to_documents(conn, rows, t=None):
-    """``apply_to_document`` for many rows {host_id, org_path, doc} (one verdict read per level)."""
+    """``apply_to_document`` for many rows {host_id, org_path, doc} (one verdict read per level). Each
+    row gets ``level`` (the document's coverage level, or None) and ``verdict_ids`` (the ids of the
+    valid verdicts of that level for the host, sorted: what the document was judged with, the key of a
+    kept summary in store/paper_summaries.py)."""
     t = now() if t is None else t
     by_level = {}
     for row in rows:
         level = _level_of(row.get("doc"))
+        row["level"], row["verdict_ids"] = level, []
         if level:
             by_level.setdefault(level, []).append(row)
     for level, group in by_level.items():
-        try:
-            level_items(level)
-        except Exception:  # noqa: BLE001 - a level this server does not know
-            continue
-        by_item = valid_verdicts(conn, level, {x["host_id"]: x["org_path"] for x in group}, t)
-        if by_item:
-            for x in group:
-                apply_to_document(conn, x["doc"], x["host_id"], x["org_path"], t,
-                                  by_item={k: v for k, v in by_item.items() if k[0] == x["host_id"]})
+        by_item = level_verdicts(conn, level, {x["host_id"]: x["org_path"] for x in group}, t)
+        for x in group:
+            mine = {k: v for k, v in by_item.items() if k[0] == x["host_id"]}
+            x["verdict_ids"] = sorted(v["id"] for v in mine.values())
+            if mine:
+                apply_to_document(conn, x["doc"], x["host_id"], x["org_path"], t, by_item=mine)
+
+
+def level_verdicts(conn, level, orgs, t):
+    """``valid_verdicts`` of a level this server knows ({} for another: its verdicts count nowhere)."""
+    try:
+        level_items(level)
+    except Exception:  # noqa: BLE001 - a level this server does not know
+        return {}
+    return valid_verdicts(conn, level, orgs, t)
 
 
 def apply_to_document(conn, doc, host_id, org_path, t=None, by_item=None):

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scanner.i18n import pick, t
 from scanner.render.view import substitute_names
-from scanner.server.store import change_digest, queries
+from scanner.server.store import change_digest, paper_summaries, queries
 from scanner.server.access import accounts
 from scanner.server.web import svg
 from scanner.server.workflow import assessments, frames, waivers
@@ -340,12 +340,12 @@ def org_controls_page(request: Request):
     from scanner.server.web import rollup
     user = page_user(request)
     org = _org_param(request)
-    count, rows = queries.latest_documents(request.app.state.engine, user["scope"], org, rollup.MAX_HOSTS)
+    count, hosts = queries.latest_hosts(request.app.state.engine, user["scope"], org, rollup.MAX_HOSTS)
     data, busy = None, None
     if 0 < count <= rollup.MAX_HOSTS:
         try:
             with request.app.state.rollup_slots.held():  # a few at once per worker (store/slots.py)
-                data = rollup.controls_rollup(rows)
+                data = rollup.controls_rollup(paper_summaries.latest(request.app.state.engine, hosts))
         except ApiError as exc:
             if exc.status != 503:
                 raise
