@@ -3,8 +3,10 @@
 memory they take (the peak RSS of a fresh process running one of them, over the same process having
 imported the server and connected), against a database seeded by bench/fleet_scale.py.
 
-- ``controls``: the summary by 控制点 (web/rollup.py over queries.latest_documents: every host's latest
-  report document read and assessed);
+- ``controls``: the summary by 控制点 (web/rollup.py over store/paper_summaries.py: each host's kept
+  summary, made from its latest report when none matches; a checkout from before it: every host's latest
+  report document read and assessed); ``controls-cold``: the same with the subtree's kept summaries
+  dropped first (every summary made and kept, as on the first view after a day's reports);
 - ``coverage``: the GB/T 28448 coverage (store/coverage.py: every host's results of the level's rules);
 - ``substitutions``: the 信创 page's substitutions completed in the last 90 days (store/changes.py).
 
@@ -39,8 +41,21 @@ with engine.connect() as conn:
     conn.exec_driver_sql("SELECT 1")
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
-if kind == "controls":
-    count, rows = queries.latest_documents(engine, everything, org, rollup.MAX_HOSTS)
+if kind.startswith("controls"):
+    try:
+        from scanner.server.store import paper_summaries
+    except ImportError:  # a checkout from before the kept summaries (migration 0035)
+        paper_summaries = None
+    if paper_summaries is None:
+        count, rows = queries.latest_documents(engine, everything, org, rollup.MAX_HOSTS)
+    else:
+        count, hosts = queries.latest_hosts(engine, everything, org, rollup.MAX_HOSTS)
+        if kind == "controls-cold":  # none kept: every summary made from its report (outside the timing)
+            with engine.begin() as conn:
+                conn.execute(db.host_papers.delete().where(db.host_papers.c.host_id.in_([h["host_id"] for h in hosts])))
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            t = time.perf_counter()
+        rows = paper_summaries.latest(engine, hosts)
     got = rollup.controls_rollup(rows)
     answer = {"hosts": got["hosts"], "score": got["score"]}
 elif kind == "coverage":
@@ -70,8 +85,9 @@ def main():
                     "(its database: the --before copy fleet_scale.py made, NAME_before, when it exists)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--case", action="append", default=None,
-                    help="KIND:ORG (KIND controls, coverage or substitutions; ORG empty: the whole fleet); "
-                         "default: controls of /gov/health, coverage of /gov/health and of the whole fleet, "
+                    help="KIND:ORG (KIND controls, controls-cold, coverage or substitutions; ORG empty: the whole "
+                         "fleet); default: controls (cold and kept) of /gov/health, coverage of /gov/health and "
+                         "of the whole fleet, "
                          "substitutions of the whole fleet")
     opts = ap.parse_args()
     import psycopg
@@ -82,7 +98,8 @@ def main():
             if c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (opts.db + "_before",)).fetchone():
                 before_url = url + "_before"
     cases = [tuple(c.split(":", 1)) for c in opts.case] if opts.case else [
-        ("controls", "/gov/health"), ("coverage", "/gov/health"), ("coverage", ""), ("substitutions", "")]
+        ("controls-cold", "/gov/health"), ("controls", "/gov/health"), ("coverage", "/gov/health"), ("coverage", ""),
+        ("substitutions", "")]
     sides = [("this", os.path.dirname(HERE), url)] + ([("before", opts.before, before_url)] if opts.before else [])
     out = {}
     for kind, org in cases:

@@ -11,7 +11,10 @@ in ``job_runs`` keeps the last run's node, time and counts. ``prune_interval`` 0
 run `xcscan server prune` from cron or a systemd timer: docs/server.md).
 
 The same thread counts the change page's default view ahead (store/change_digest.py) every
-``change_digest_interval`` seconds, claimed the same way (job ``change_digest``); 0 turns it off.
+``change_digest_interval`` seconds, claimed the same way (job ``change_digest``); 0 turns it off. And
+every ``paper_summary_interval`` seconds it makes the working-paper summaries that no longer match their
+host's latest report and verdicts (store/paper_summaries.py, job ``paper_summaries``), at most
+``paper_summary_budget`` seconds of work a run; 0 turns it off.
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ class Maintenance(object):
         self.change_days = settings.change_retention_days
         self.digest_interval = settings.change_digest_interval
         self.digest_min_records = settings.change_digest_min_records
+        self.papers_interval = settings.paper_summary_interval
+        self.papers_budget = settings.paper_summary_budget
         self.stopping = threading.Event()
         self.thread = None
         self.node = jobs.node_name()
@@ -49,12 +54,13 @@ class Maintenance(object):
     def _wait(self):
         """Seconds between polls: a tenth of the shortest interval of the jobs that run, at most a minute."""
         waits = [self.poll_seconds()] if self.enabled else []
-        if self.digest_interval > 0:
-            waits.append(max(1, min(60, self.digest_interval // 10)))
+        for interval in (self.digest_interval, self.papers_interval):
+            if interval > 0:
+                waits.append(max(1, min(60, interval // 10)))
         return min(waits)
 
     def start(self):
-        if (self.enabled or self.digest_interval > 0) and self.thread is None:
+        if (self.enabled or self.digest_interval > 0 or self.papers_interval > 0) and self.thread is None:
             self.thread = threading.Thread(target=self._loop, name="xcscan-maintenance", daemon=True)
             self.thread.start()
 
@@ -77,6 +83,21 @@ class Maintenance(object):
                     self.run_digest()
                 except Exception:  # noqa: BLE001 - logged; the page counts live meanwhile
                     log.exception("change digest failed")
+            if self.papers_interval > 0:
+                try:
+                    self.run_papers()
+                except Exception:  # noqa: BLE001 - logged; the page makes what it needs meanwhile
+                    log.exception("working-paper summaries failed")
+
+    def run_papers(self, t=None):
+        """Make the working-paper summaries that no longer match when this node claims the run that is
+        due; return paper_summaries.refresh's summary or None."""
+        from scanner.server.store import paper_summaries
+        if not jobs.claim(self.engine, paper_summaries.JOB, self.papers_interval, t, self.node):
+            return None
+        out = paper_summaries.refresh(self.engine, self.papers_budget, t=t)
+        jobs.finish(self.engine, paper_summaries.JOB, out, t)
+        return out
 
     def run_digest(self, t=None):
         """Count the change page's default view ahead when this node claims the run that is due; return

@@ -97,7 +97,8 @@ def test_the_change_digest_is_counted_once_per_interval_between_the_nodes(db_eng
     hosts = enroll(db_engine, "/gov/finance", 2) + enroll(db_engine, "/gov/tax", 1)
     for d in (3, 2, 1):
         put(db_engine, [item(a, T - d * DAY + k, seed=d * 10 + k)[0] for k, a in enumerate(hosts)])
-    settings = Settings(data_dir=str(tmp_path), change_digest_interval=300, change_digest_min_records=0)
+    settings = Settings(data_dir=str(tmp_path), change_digest_interval=300, change_digest_min_records=0,
+                        paper_summary_interval=0)
     nodes = [Maintenance(db_engine, settings) for _ in range(2)]
     assert nodes[0]._wait() == 30
     out = nodes[0].run_digest(t=T)
@@ -112,3 +113,39 @@ def test_the_change_digest_is_counted_once_per_interval_between_the_nodes(db_eng
     small = Maintenance(db_engine, Settings(data_dir=str(tmp_path))).run_digest(t=T + 900)
     assert small["skipped"] == "few_records" and small["orgs"] == 0
     assert change_digest.read(db_engine, Scope.everything(), None, 50, max_age=600, t=T + 901) is None
+
+
+def test_the_working_paper_summaries_are_made_ahead_once_per_interval_between_the_nodes(db_engine, tmp_path):
+    """Job ``paper_summaries`` (store/paper_summaries.py refresh): one node a run makes the summaries of the
+    hosts whose latest report changed, within its budget; the kept rows are what the page would make."""
+    from scanner.server.store import paper_summaries, queries
+    from scanner.server.store.scope import Scope
+    from scanner.server.web import rollup
+    hosts = enroll(db_engine, "/gov/finance", 3)
+    put(db_engine, [item(a, T - DAY + k, seed=k)[0] for k, a in enumerate(hosts)])
+    settings = Settings(data_dir=str(tmp_path), paper_summary_interval=60)
+    nodes = [Maintenance(db_engine, settings) for _ in range(2)]
+    assert nodes[0]._wait() == 6
+    assert nodes[0].run_papers(t=T) == {"hosts": 3, "checked": 3, "made": 3, "bad": 0, "done": True}
+    assert nodes[1].run_papers(t=T + 30) is None  # not due
+    assert nodes[1].run_papers(t=T + 60) == {"hosts": 3, "checked": 3, "made": 0, "bad": 0, "done": True}
+    assert jobs.state(db_engine, paper_summaries.JOB)["runs"] == 2
+    # what was made ahead is what the page reads, and what it would make from the reports
+    _count, listed = queries.latest_hosts(db_engine, Scope.everything(), "/gov/finance")
+    with db_engine.connect() as conn:
+        kept = conn.execute(select(db.host_papers.c.host_id, db.host_papers.c.stamp)).all()
+    ahead = rollup.controls_rollup(paper_summaries.latest(db_engine, listed))
+    with db_engine.begin() as conn:
+        conn.execute(db.host_papers.delete())
+    assert ahead == rollup.controls_rollup(paper_summaries.latest(db_engine, listed)) and ahead["hosts"] == 3
+    with db_engine.connect() as conn:
+        assert sorted(conn.execute(select(db.host_papers.c.host_id, db.host_papers.c.stamp)).all()) == sorted(kept)
+    # a new report of one host: the next run makes its summary only; with no budget, none (and says so)
+    put(db_engine, [item(hosts[0], T + 100, seed=7)[0]])
+    spent = Maintenance(db_engine, Settings(data_dir=str(tmp_path), paper_summary_budget=0))
+    assert spent.run_papers(t=T + 120) == {"hosts": 3, "checked": 3, "made": 0, "bad": 0, "done": False}
+    assert nodes[0].run_papers(t=T + 180)["made"] == 1
+    off = Maintenance(db_engine, Settings(data_dir=str(tmp_path), paper_summary_interval=0, prune_interval=0,
+                                          change_digest_interval=0))
+    off.start()  # nothing to run: no thread
+    assert off.thread is None

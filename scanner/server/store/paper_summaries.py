@@ -30,6 +30,7 @@ from scanner.server.util import now
 
 log = logging.getLogger("xcscan.server")
 FORMAT = 1  # raise when the summary's shape changes
+JOB = "paper_summaries"  # the background job (maintenance.py) that makes them ahead
 _CODE = {}
 
 
@@ -88,46 +89,90 @@ def latest(engine, hosts, batch=500, doc_batch=25, t=None):
     matches are used; the others are made from the reports, ``doc_batch`` documents at a time
     (store/queries.py ``documents``), and kept. Rows are handed over ``batch`` hosts at a time."""
     from scanner.server.store import queries
-    from scanner.server.store.verdicts import level_verdicts, live_levels
     t = now() if t is None else t
-    hp, r = db.host_papers, db.reports
     for i in range(0, len(hosts), batch):
         part = hosts[i:i + batch]
-        ids = [x["host_id"] for x in part]
-        with engine.connect() as conn:
-            kept = dict((x[0], x[1:]) for x in conn.execute(
-                select(hp.c.host_id, hp.c.report_id, hp.c.level, hp.c.stamp, hp.c.summary)
-                .where(hp.c.host_id.in_(ids))))
-            reports = dict((x["id"], dict(x)) for x in conn.execute(
-                select(r.c.id, r.c.evaluated_at, r.c.pruned_at)
-                .where(r.c.id.in_([x["latest_report_id"] for x in part]))).mappings())
-            by_level = {}
-            for host in part:
-                k = kept.get(host["host_id"])
-                if k is not None and k[0] == host["latest_report_id"] and k[1]:
-                    by_level.setdefault(k[1], {})[host["host_id"]] = host["org_path"]
-            verdict_ids = {}
-            live = set(live_levels(conn, t)) if by_level else set()
-            for level, orgs in by_level.items():
-                if level in live:
-                    for (host_id, _item), v in level_verdicts(conn, level, orgs, t).items():
-                        verdict_ids.setdefault(host_id, []).append(v["id"])
-        got, misses = {}, []
-        for host in part:
-            k, report = kept.get(host["host_id"]), reports.get(host["latest_report_id"])
-            summary = None
-            if k is not None and report is not None and k[0] == report["id"] and \
-                    k[2] == stamp(report, k[1], sorted(verdict_ids.get(host["host_id"], ()))):
-                summary = _kept(k[3])
-            if summary is None:
-                misses.append(host)
-            else:
-                got[host["host_id"]] = summary
+        got, misses = _check(engine, part, t)
         if misses:
             got.update(_make(engine, queries.documents(engine, misses, doc_batch), t))
         for host in part:
             yield {"host_id": host["host_id"], "hostname": host["hostname"], "org_path": host["org_path"],
                    "summary": got.get(host["host_id"])}
+
+
+def refresh(engine, budget=2.0, t=None):
+    """Make the summaries of the live hosts that no longer match (a new report, a verdict recorded or
+    revoked, a re-evaluation, a new server version), until ``budget`` seconds have gone: the background
+    job ``paper_summaries`` (maintenance.py, one node a run), so that the first view after a day's
+    reports reads kept rows too. A report that could not be read is not tried again by this process.
+    Returns {hosts, checked, made, bad, done}."""
+    import time
+    from scanner.server.store import queries
+    t = now() if t is None else t
+    start = time.monotonic()
+    h = db.hosts
+    with engine.connect() as conn:
+        hosts = [dict(x) for x in conn.execute(select(
+            h.c.id.label("host_id"), h.c.hostname, h.c.org_path, h.c.latest_report_id).where(
+            h.c.retired_at.is_(None), h.c.latest_report_id.is_not(None)).order_by(h.c.id)).mappings()]
+    out = {"hosts": len(hosts), "checked": 0, "made": 0, "bad": 0, "done": True}
+    for i in range(0, len(hosts), 500):
+        part = hosts[i:i + 500]
+        _got, misses = _check(engine, part, t, texts=False)
+        out["checked"] += len(part)
+        misses = [x for x in misses if x["latest_report_id"] not in _UNREADABLE]
+        for j in range(0, len(misses), 25):
+            if time.monotonic() - start > budget:
+                out["done"] = False
+                return out
+            for host_id, summary in _make(engine, queries.documents(engine, misses[j:j + 25], 25), t).items():
+                if summary is None:
+                    out["bad"] += 1
+                    if len(_UNREADABLE) < 10000:
+                        _UNREADABLE.add([x for x in misses[j:j + 25] if x["host_id"] == host_id][0]["latest_report_id"])
+                else:
+                    out["made"] += 1
+    return out
+
+
+_UNREADABLE = set()  # report ids refresh could not read (this process does not try them again)
+
+
+def _check(engine, part, t, texts=True):
+    """({host_id: kept summary}, [host whose summary is to be made]) for a batch of hosts; with
+    ``texts`` False the kept summaries are not read, only whether they match."""
+    from scanner.server.store.verdicts import level_verdicts, live_levels
+    hp, r = db.host_papers, db.reports
+    ids = [x["host_id"] for x in part]
+    with engine.connect() as conn:
+        cols = [hp.c.host_id, hp.c.report_id, hp.c.level, hp.c.stamp] + ([hp.c.summary] if texts else [])
+        kept = dict((x[0], x[1:]) for x in conn.execute(select(*cols).where(hp.c.host_id.in_(ids))))
+        reports = dict((x["id"], dict(x)) for x in conn.execute(
+            select(r.c.id, r.c.evaluated_at, r.c.pruned_at)
+            .where(r.c.id.in_([x["latest_report_id"] for x in part]))).mappings())
+        by_level = {}
+        for host in part:
+            k = kept.get(host["host_id"])
+            if k is not None and k[0] == host["latest_report_id"] and k[1]:
+                by_level.setdefault(k[1], {})[host["host_id"]] = host["org_path"]
+        verdict_ids = {}
+        live = set(live_levels(conn, t)) if by_level else set()
+        for level, orgs in by_level.items():
+            if level in live:
+                for (host_id, _item), v in level_verdicts(conn, level, orgs, t).items():
+                    verdict_ids.setdefault(host_id, []).append(v["id"])
+    got, misses = {}, []
+    for host in part:
+        k, report = kept.get(host["host_id"]), reports.get(host["latest_report_id"])
+        summary = None
+        if k is not None and report is not None and k[0] == report["id"] and \
+                k[2] == stamp(report, k[1], sorted(verdict_ids.get(host["host_id"], ()))):
+            summary = _kept(k[3]) if texts else True
+        if summary is None:
+            misses.append(host)
+        else:
+            got[host["host_id"]] = summary
+    return got, misses
 
 
 def _make(engine, rows, t):

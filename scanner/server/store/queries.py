@@ -1284,7 +1284,8 @@ def documents(engine, hosts, batch=25):
         with engine.connect() as conn:
             stored = {x["id"]: dict(x) for x in conn.execute(select(
                 r.c.id, r.c.host_id, r.c.body_gz, r.c.evaluated_gz, r.c.evaluated_at, r.c.body_kind, r.c.sha256,
-                r.c.collected_at, r.c.pruned_at).where(r.c.id.in_([x["latest_report_id"] for x in part]))).mappings().all()}
+                r.c.collected_at, r.c.pruned_at).where(
+                r.c.id.in_([x["latest_report_id"] for x in part]))).mappings().all()}
             for host in part:
                 row, doc = stored.pop(host["latest_report_id"], None), None
                 report = None if row is None else {k: row[k] for k in ("id", "evaluated_at", "pruned_at")}
