@@ -214,3 +214,17 @@ def test_an_org_coverage_agrees_with_the_coverage_of_each_of_its_hosts(server):
                                                             if s == "open"][:50]
         partly += 0 < item["complete_hosts"] < 5
     assert partly > 0  # some item is covered on some hosts and not on others: the counts tell them apart
+    # the same counts and first open hosts read two hosts at a time and showing two open hosts an item (the
+    # batches' edges, and items that stop collecting open hosts while others still do)
+    from scanner.server.util import now
+    items = coverage.level_items("mlps-l3")
+    rules = sorted({rid for it in items.values() for rid in it.get("rules") or ()})
+    with server.engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, hostname, org_path FROM hosts WHERE org_path = :o OR org_path LIKE :p "
+                                 "ORDER BY org_path, hostname"), {"o": org, "p": org + "/%"}).all()
+        verdicts = coverage.valid_verdicts(conn, "mlps-l3", dict((x.id, x.org_path) for x in rows), now())
+        small = dict((item_id, {"done": 0, "shown": []}) for item_id in items)
+        coverage._count_org(conn, rows, items, rules, verdicts, small, batch=2, shown=2)
+    for item in whole["items"]:
+        assert small[item["id"]]["done"] == item["complete_hosts"], item["id"]
+        assert [e["hostname"] for e in small[item["id"]]["shown"]] == [e["hostname"] for e in item["per_host"]][:2]
