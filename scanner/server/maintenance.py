@@ -95,7 +95,9 @@ class Maintenance(object):
         from scanner.server.store import paper_summaries
         if not jobs.claim(self.engine, paper_summaries.JOB, self.papers_interval, t, self.node):
             return None
-        out = paper_summaries.refresh(self.engine, self.papers_budget, t=t)
+        last = jobs.state(self.engine, paper_summaries.JOB)
+        after = ((last or {}).get("detail") or {}).get("next")  # where the last run's budget ran out
+        out = paper_summaries.refresh(self.engine, self.papers_budget, t=t, after=after)
         jobs.finish(self.engine, paper_summaries.JOB, out, t)
         return out
 

@@ -126,9 +126,9 @@ def test_the_working_paper_summaries_are_made_ahead_once_per_interval_between_th
     settings = Settings(data_dir=str(tmp_path), paper_summary_interval=60)
     nodes = [Maintenance(db_engine, settings) for _ in range(2)]
     assert nodes[0]._wait() == 6
-    assert nodes[0].run_papers(t=T) == {"hosts": 3, "checked": 3, "made": 3, "bad": 0, "done": True}
+    assert nodes[0].run_papers(t=T) == {"checked": 3, "made": 3, "bad": 0, "done": True, "next": None}
     assert nodes[1].run_papers(t=T + 30) is None  # not due
-    assert nodes[1].run_papers(t=T + 60) == {"hosts": 3, "checked": 3, "made": 0, "bad": 0, "done": True}
+    assert nodes[1].run_papers(t=T + 60) == {"checked": 3, "made": 0, "bad": 0, "done": True, "next": None}
     assert jobs.state(db_engine, paper_summaries.JOB)["runs"] == 2
     # what was made ahead is what the page reads, and what it would make from the reports
     _count, listed = queries.latest_hosts(db_engine, Scope.everything(), "/gov/finance")
@@ -140,11 +140,19 @@ def test_the_working_paper_summaries_are_made_ahead_once_per_interval_between_th
     assert ahead == rollup.controls_rollup(paper_summaries.latest(db_engine, listed)) and ahead["hosts"] == 3
     with db_engine.connect() as conn:
         assert sorted(conn.execute(select(db.host_papers.c.host_id, db.host_papers.c.stamp)).all()) == sorted(kept)
-    # a new report of one host: the next run makes its summary only; with no budget, none (and says so)
-    put(db_engine, [item(hosts[0], T + 100, seed=7)[0]])
+    # a new report of the second host (in id order): a run without budget stops before it and says where;
+    # the next run starts there, checks the rest and makes its summary only
+    ids = sorted(a.host_id for a in hosts)
+    second = [a for a in hosts if a.host_id == ids[1]][0]
+    put(db_engine, [item(second, T + 100, seed=7)[0]])
     spent = Maintenance(db_engine, Settings(data_dir=str(tmp_path), paper_summary_budget=0))
-    assert spent.run_papers(t=T + 120) == {"hosts": 3, "checked": 3, "made": 0, "bad": 0, "done": False}
-    assert nodes[0].run_papers(t=T + 180)["made"] == 1
+    assert spent.run_papers(t=T + 120) == {"checked": 1, "made": 0, "bad": 0, "done": False, "next": ids[0]}
+    assert nodes[0].run_papers(t=T + 180) == {"checked": 2, "made": 1, "bad": 0, "done": True, "next": None}
+    assert nodes[1].run_papers(t=T + 240) == {"checked": 3, "made": 0, "bad": 0, "done": True, "next": None}
+    # the walk is paged: two hosts a page, from after a host id
+    assert paper_summaries.refresh(db_engine, t=T + 300, batch=2) == {"checked": 3, "made": 0, "bad": 0,
+                                                                      "done": True, "next": None}
+    assert paper_summaries.refresh(db_engine, t=T + 300, after=ids[0])["checked"] == 2
     off = Maintenance(db_engine, Settings(data_dir=str(tmp_path), paper_summary_interval=0, prune_interval=0,
                                           change_digest_interval=0))
     off.start()  # nothing to run: no thread

@@ -100,39 +100,53 @@ def latest(engine, hosts, batch=500, doc_batch=25, t=None):
                    "summary": got.get(host["host_id"])}
 
 
-def refresh(engine, budget=2.0, t=None):
+def refresh(engine, budget=2.0, t=None, after=None, batch=500):
     """Make the summaries of the live hosts that no longer match (a new report, a verdict recorded or
-    revoked, a re-evaluation, a new server version), until ``budget`` seconds have gone: the background
-    job ``paper_summaries`` (maintenance.py, one node a run), so that the first view after a day's
-    reports reads kept rows too. A report that could not be read is not tried again by this process.
-    Returns {hosts, checked, made, bad, done}."""
+    revoked, a re-evaluation, a new server version): the background job ``paper_summaries``
+    (maintenance.py, one node a run), so that the first view after a day's reports reads kept rows too.
+    Walks the hosts in id order, ``batch`` at a time (bounded memory whatever the fleet), starting after
+    host id ``after``, until ``budget`` seconds have gone. A report that could not be read is not tried
+    again by this process. Returns {checked, made, bad, done, next}: ``next`` the host id the walk stopped
+    after when the budget ran out (the next run starts there), None when it reached the last host."""
     import time
     from scanner.server.store import queries
     t = now() if t is None else t
     start = time.monotonic()
     h = db.hosts
-    with engine.connect() as conn:
-        hosts = [dict(x) for x in conn.execute(select(
-            h.c.id.label("host_id"), h.c.hostname, h.c.org_path, h.c.latest_report_id).where(
-            h.c.retired_at.is_(None), h.c.latest_report_id.is_not(None)).order_by(h.c.id)).mappings()]
-    out = {"hosts": len(hosts), "checked": 0, "made": 0, "bad": 0, "done": True}
-    for i in range(0, len(hosts), 500):
-        part = hosts[i:i + 500]
+    out = {"checked": 0, "made": 0, "bad": 0, "done": False, "next": None}
+    last = after
+    while True:
+        with engine.connect() as conn:
+            q = select(h.c.id.label("host_id"), h.c.hostname, h.c.org_path, h.c.latest_report_id).where(
+                h.c.retired_at.is_(None), h.c.latest_report_id.is_not(None))
+            if last is not None:
+                q = q.where(h.c.id > last)
+            part = [dict(x) for x in conn.execute(q.order_by(h.c.id).limit(batch)).mappings()]
+        if not part:
+            out["done"] = True
+            return out
         _got, misses = _check(engine, part, t, texts=False)
         out["checked"] += len(part)
         misses = [x for x in misses if x["latest_report_id"] not in _UNREADABLE]
+        ids = [x["host_id"] for x in part]
         for j in range(0, len(misses), 25):
-            if time.monotonic() - start > budget:
-                out["done"] = False
+            if time.monotonic() - start > budget:  # stop before this chunk: the next run starts at it
+                k = ids.index(misses[j]["host_id"])
+                out["next"] = ids[k - 1] if k else last
+                out["checked"] -= len(part) - k
                 return out
-            for host_id, summary in _make(engine, queries.documents(engine, misses[j:j + 25], 25), t).items():
+            chunk = misses[j:j + 25]
+            for host_id, summary in _make(engine, queries.documents(engine, chunk, 25), t).items():
                 if summary is None:
                     out["bad"] += 1
                     if len(_UNREADABLE) < 10000:
-                        _UNREADABLE.add([x for x in misses[j:j + 25] if x["host_id"] == host_id][0]["latest_report_id"])
+                        _UNREADABLE.add([x for x in chunk if x["host_id"] == host_id][0]["latest_report_id"])
                 else:
                     out["made"] += 1
-    return out
+        last = ids[-1]
+        if time.monotonic() - start > budget:
+            out["next"] = last
+            return out
 
 
 _UNREADABLE = set()  # report ids refresh could not read (this process does not try them again)
