@@ -215,6 +215,7 @@ def _keep(engine, rows):
     """Write summaries (one row per host, replaced); a failed write is logged, the page still served."""
     if not rows:
         return
+    rows = sorted(rows, key=lambda x: x["host_id"])  # one order for every writer (a page, the job): no deadlock
     hp = db.host_papers
     try:
         with db.write_tx(engine) as conn:
