@@ -239,6 +239,8 @@ def reevaluate(settings, profile=None, latest_only=False, log=None, scope=None):
                     evaluated_gz=evaluated, evaluated_at=now(), profile=derived["profile"], score=derived["score"],
                     loc_rate=derived["loc_rate"], fail_count=derived["fail_count"], loc_cats=derived["loc_cats"]))
                 apply_latest(conn, host_id, report_id, collected_at, derived)
+                # its results may hold other rule ids under the same report: the kept set goes (store/coverage.py)
+                conn.execute(db.host_rule_sets.delete().where(db.host_rule_sets.c.host_id == host_id))
                 rollups.invalidate_from(conn, collected_at // rollups.DAY)  # its day's roll-up had the old score
             done += 1
             if log and done % 500 == 0:

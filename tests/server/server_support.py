@@ -139,11 +139,12 @@ class Server(object):
         """Row counts of every table: the 'database unchanged' check. Not counted: the audit log,
         sessions and login throttling (requests write them by design), the daily roll-ups (daily_loc too), a
         cache derived from the reports that the first overview of a day fills in, and the kept working-paper
-        summaries (host_papers), a cache derived from the reports that a control-point summary or the
-        server's job fills in."""
+        summaries (host_papers) and rule-set digests (host_rule_sets), caches derived from the reports that
+        a control-point summary, a coverage view or the server's job fill in."""
         from sqlalchemy import func, select
         from scanner.server.store import db
-        skip = ("audit_log", "sessions", "login_throttle", "daily_rollups", "daily_loc", "rollup_days", "host_papers")
+        skip = ("audit_log", "sessions", "login_throttle", "daily_rollups", "daily_loc", "rollup_days", "host_papers",
+                "host_rule_sets")
         with self.engine.connect() as conn:
             return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
                     for t in db.metadata.sorted_tables if t.name not in skip}

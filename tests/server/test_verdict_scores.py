@@ -206,3 +206,32 @@ def test_item_verdicts_in_the_paper_follow_the_recorded_verdict():
     assert item_verdict([dict(manual, manual_verdict={"verdict": "not_applicable"}), passed])[0] == "conform"
     assert item_verdict([dict(manual, manual_verdict={"verdict": "partial"}), passed])[0] == "partial"
     assert item_verdict([dict(manual, manual_verdict={"verdict": "fail"}), passed])[0] == "partial"
+
+
+def test_valid_verdicts_of_many_hosts_are_read_whole_and_agree(server, site):
+    """store/coverage.py valid_verdicts: past 2,000 hosts the level's host verdicts are read in one statement
+    and filtered, instead of 500 host ids bound per statement; the answer for the same hosts is the same."""
+    from scanner.server.store.coverage import valid_verdicts
+    (a, b), assessor = site
+    c = _session(server, assessor)
+    until = int(time.time()) + 3600
+    ids = []
+    for item, kind, target in (("L3-CES1-29", "host", a.hostname), ("L3-CES1-30", "org", DEPT)):
+        r = c.post("/api/v1/assessments", json={"item_id": item, "target_kind": kind, "target": target,
+                                                "verdict": "conform", "record": "核查记录", "valid_until": until})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    try:
+        few = {a.host_id: DEPT, b.host_id: DEPT + "/branch"}
+        many = dict(few, **dict(("pad-%05d" % i, DEPT + "/unit%d" % (i % 7)) for i in range(2100)))
+        with server.engine.connect() as conn:
+            small, big = valid_verdicts(conn, "mlps-l3", few), valid_verdicts(conn, "mlps-l3", many)
+        assert small and dict((k, v) for k, v in big.items() if k[0] in few) == small
+        assert small[(a.host_id, "L3-CES1-29")]["id"] == ids[0] and (b.host_id, "L3-CES1-29") not in small
+        # the padding hosts (under the department) have its org verdict and no host verdict
+        assert big[("pad-00003", "L3-CES1-30")]["id"] == ids[1] and ("pad-00003", "L3-CES1-29") not in big
+        assert len(big) == len(small) + 2100
+    finally:
+        for aid in ids:
+            assert c.post("/api/v1/assessments/%d/revoke" % aid).status_code == 200
+        c.close()

@@ -42,20 +42,26 @@ def valid_verdicts(conn, level, orgs, t=None):
     verdict, else the nearest org unit's above it (the newest of equals)."""
     t = now() if t is None else t
     a = db.assessments
-    paths = sorted({anc for org in orgs.values() for anc in org_ancestors(org)})
+    chains = dict((org, list(reversed(org_ancestors(org)))) for org in set(orgs.values()))  # nearest first
+    paths = sorted({anc for chain in chains.values() for anc in chain})
     by_host, by_org = {}, {}
     hosts = sorted(orgs)
-    for i in range(0, max(len(hosts), 1), 500):
+    # many hosts (a department or more): the level's valid host verdicts are read whole and those of these
+    # hosts kept (assessors record them: thousands at most), instead of 500 host ids bound per statement
+    whole = len(hosts) > 2000
+    for i in range(0, 1 if whole else max(len(hosts), 1), 500):
         chunk = hosts[i:i + 500]
+        mine = (a.c.target_kind == "host") if whole else ((a.c.target_kind == "host") & a.c.target.in_(chunk))
         q = select(a).where(a.c.level == level, a.c.revoked_at.is_(None), a.c.valid_until > t,
-                            ((a.c.target_kind == "org") & a.c.target.in_(paths))
-                            | ((a.c.target_kind == "host") & a.c.target.in_(chunk))).order_by(a.c.id)
+                            ((a.c.target_kind == "org") & a.c.target.in_(paths)) | mine).order_by(a.c.id)
         for r in conn.execute(q).mappings():  # newer rows overwrite older ones
+            if r["target_kind"] == "host" and r["target"] not in orgs:
+                continue
             (by_host if r["target_kind"] == "host" else by_org)[(r["target"], r["item_id"])] = dict(r)
     items = {k[1] for k in by_host} | {k[1] for k in by_org}
     out = {}
     for host_id, org in orgs.items():
-        chain = list(reversed(org_ancestors(org)))  # nearest first
+        chain = chains[org]
         for item_id in items:
             r = by_host.get((host_id, item_id))
             if r is None:
@@ -174,6 +180,8 @@ def _count_org(conn, hosts, items, rules, verdicts, got, batch=500, shown=50):
     opened_of, open_count, sets = {}, {}, {}
     need = set(items)  # the items showing fewer than ``shown`` open hosts
     arrays = conn.dialect.name == "postgresql"
+    if arrays:  # a kept digest per host: a few rows of text, not the hosts' results
+        batch *= 4
     if arrays and len(hosts) > 5 * batch:
         # the driver prepares a statement run five times; PostgreSQL's generic plan for it then read the rows
         # of a batch 3x slower (89 against 28 ms) than the plan made for the batch's own ids. Until this
@@ -211,34 +219,73 @@ def _count_org(conn, hosts, items, rules, verdicts, got, batch=500, shown=50):
         got[item_id]["done"] = len(hosts) - sum(n for opened, n in open_count.items() if item_id in opened)
 
 
+_KEYS = ("SELECT host_id, string_agg(profile || ' ' || report_id, E'\\n' ORDER BY profile) AS profiles "
+         "FROM host_profiles WHERE host_id = ANY(:ids) GROUP BY host_id")
+# the rows come in the unique index's order (host, profile, rule) and are joined in that order without a
+# sort (an ORDER BY inside string_agg sorted 79,000 rows a batch by collation: 133-164 -> 28 ms)
+_DIGESTS = ("SELECT host_id, encode(sha256(convert_to(string_agg(rule_id, E'\\n'), 'UTF8')), 'hex') AS digest "
+            "FROM (SELECT host_id, rule_id FROM results WHERE host_id = ANY(:ids) "
+            "ORDER BY host_id, profile, rule_id) s GROUP BY host_id")
+
+
 def _rule_sets(conn, ids, rules, sets):
-    """{host_id: frozenset of its rule ids among ``rules``} on PostgreSQL: each host's set as a digest
-    (64 characters instead of ~150 rule ids through the driver), the rule ids read for one host of
-    each digest not seen before (``sets``: {digest: frozenset}, kept across batches, bounded)."""
+    """{host_id: frozenset of the rule ids it has results of} on PostgreSQL, for hosts with results.
+
+    Each host's set is kept as a digest (table host_rule_sets) under the key of its profiles' latest
+    report ids, which intake changes with every new latest report (re-evaluation deletes the row): a host
+    whose key still matches costs one small row, not its ~160 results. The others' digests are read from
+    their results and their keys in one statement (one snapshot: a report stored meanwhile cannot pair an
+    old key with a new set) and kept. The set behind each digest is read once, for one of its hosts
+    (``sets``: {digest: frozenset}, kept across batches, bounded). Two hosts with one set and different
+    digests (a second profile) only cost a second read of the set. ``rules``: unused (any rule id of a
+    host may be one of an item)."""
     from sqlalchemy import text
-    # the rows come in the unique index's order (host, profile, rule) and are joined in that order without
-    # a sort (an ORDER BY inside string_agg sorted 79,000 rows a batch by collation: 133-164 -> 28 ms). Two
-    # hosts with one set and different digests (a second profile) only cost a second read of the set.
-    digests = conn.execute(text(
-        "SELECT host_id, encode(sha256(convert_to(string_agg(rule_id, E'\\n'), 'UTF8')), 'hex') FROM ("
-        "SELECT host_id, rule_id FROM results WHERE host_id = ANY(:ids) AND rule_id = ANY(:rules) "
-        "ORDER BY host_id, profile, rule_id) s GROUP BY host_id"), {"ids": list(ids), "rules": list(rules)}).all()
-    known, unseen = {}, {}
-    for hid, digest in digests:
+    digests, stale = {}, []
+    for hid, key, kept_key, digest in conn.execute(text(
+            "SELECT k.host_id, k.profiles, s.profiles, s.digest FROM (%s) k LEFT JOIN host_rule_sets s "
+            "ON s.host_id = k.host_id" % _KEYS), {"ids": list(ids)}):  # (a host without a profile has no results)
+        if kept_key is not None and kept_key == key:
+            digests[hid] = digest
+        else:
+            stale.append(hid)
+    if stale:
+        digests.update(_keep_sets(conn.engine, stale))
+    known, unseen = {"": frozenset()}, {}
+    for hid, digest in digests.items():
         if digest in sets:
             known[digest] = sets[digest]
-        elif digest not in unseen:
+        elif digest not in known and digest not in unseen:
             unseen[digest] = hid
     if unseen:
         r = db.results
         by_host = dict((hid, frozenset(got)) for hid, got in conn.execute(
             select(r.c.host_id, func.array_agg(r.c.rule_id)).where(
-                r.c.host_id.in_(list(unseen.values())), r.c.rule_id.in_(rules)).group_by(r.c.host_id)))
+                r.c.host_id.in_(list(unseen.values()))).group_by(r.c.host_id)))
         if len(sets) + len(unseen) > 2000:  # bounded, whatever the hosts report
             sets.clear()
         for digest, hid in unseen.items():
             known[digest] = sets[digest] = by_host.get(hid, frozenset())
-    return dict((hid, known[digest]) for hid, digest in digests)
+    return dict((hid, known[digest]) for hid, digest in digests.items() if digest)
+
+
+def _keep_sets(engine, ids):
+    """{host_id: digest} of hosts whose kept digest is missing or stale, made and kept by the database in
+    one statement (rows written in host order, so two writers cannot deadlock); read only when the write
+    fails (logged: a digest not kept is made again next time)."""
+    from sqlalchemy import text
+    made = ("SELECT k.host_id, k.profiles, coalesce(d.digest, '') AS digest FROM (%s) k LEFT JOIN (%s) d "
+            "ON d.host_id = k.host_id ORDER BY k.host_id" % (_KEYS, _DIGESTS))
+    try:
+        with db.write_tx(engine) as conn:
+            return dict(conn.execute(text(
+                "INSERT INTO host_rule_sets (host_id, profiles, digest) %s ON CONFLICT (host_id) DO UPDATE SET "
+                "profiles = excluded.profiles, digest = excluded.digest RETURNING host_id, digest" % made),
+                {"ids": list(ids)}).all())
+    except Exception:  # noqa: BLE001
+        import logging
+        logging.getLogger("xcscan.server").exception("keeping %d rule-set digests failed", len(ids))
+        with engine.connect() as conn:
+            return dict((hid, digest) for hid, _key, digest in conn.execute(text(made), {"ids": list(ids)}))
 
 
 def _show(got, need, item_id, item, host, verdicts, present, shown):

@@ -584,6 +584,17 @@ host_papers = Table(
     Column("made_at", BigInteger, nullable=False),
 )
 
+# Each host's set of rule ids with results, as a digest, kept for the coverage of org subtrees
+# (store/coverage.py, migration 0036): ``profiles`` is the key it was read under (each profile's latest
+# report id, host_profiles); intake changes it with every new latest report, re-evaluation deletes the row.
+# ``digest``: SHA-256 of the host's result rows' rule ids in (profile, rule) order, '' for none.
+host_rule_sets = Table(
+    "host_rule_sets", metadata,
+    Column("host_id", String(36), ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True),
+    Column("profiles", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+)
+
 assessment_files = Table(
     "assessment_files", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
