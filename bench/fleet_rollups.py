@@ -47,7 +47,7 @@ if kind.startswith("controls"):
     except ImportError:  # a checkout from before the kept summaries (migration 0035)
         paper_summaries = None
     if paper_summaries is None:
-        count, rows = queries.latest_documents(engine, everything, org, rollup.MAX_HOSTS)
+        count, rows = queries.latest_documents(engine, everything, org, rollup.MAX_HOSTS)  # (that checkout has it)
     else:
         count, hosts = queries.latest_hosts(engine, everything, org, rollup.MAX_HOSTS)
         if kind == "controls-cold":  # none kept: every summary made from its report (outside the timing)

@@ -1,12 +1,13 @@
 """The fleet views that judge every host of an org subtree, in bounded memory.
 
-The summary by 控制点 of an org subtree (web/rollup.py) reads every host's latest report document
-(queries.latest_documents): a batch of them at a time as the roll-up takes them, never the subtree's at
-once. Before, a department of 1,000 hosts held 1,000 parsed reports (2 GB of the worker, 13.8 s at
-10,000 hosts, bench/fleet_scale.py's data). Real reports stored by a real server; the memory is what
-Python allocates (tracemalloc) while the roll-up runs, with batches of one, three and all documents.
-The GB/T 28448 coverage of a subtree reads its hosts' results 500 hosts at a time and agrees with each
-host's own coverage."""
+The summary by 控制点 of an org subtree (web/rollup.py) reads each host's kept working-paper summary
+(store/paper_summaries.py); the summaries it has to make come from the hosts' latest report documents
+(queries.documents), a batch of them at a time as the roll-up takes them, never the subtree's at once.
+Before, a department of 1,000 hosts held 1,000 parsed reports (2 GB of the worker, 13.8 s at 10,000 hosts,
+bench/fleet_scale.py's data). Real reports stored by a real server; the memory is what Python allocates
+(tracemalloc) while the roll-up runs, with batches of one, three and all documents. The GB/T 28448
+coverage of a subtree reads its hosts' rule ids a batch at a time (on PostgreSQL each host's set kept as
+a digest) and agrees with each host's own coverage."""
 from __future__ import annotations
 
 import gc
@@ -254,12 +255,12 @@ def test_an_org_coverage_agrees_with_the_coverage_of_each_of_its_hosts(server):
         conn.execute(text("DELETE FROM host_rule_sets WHERE host_id = :h"), {"h": ids[0]})
     with server.engine.connect() as conn:
         memo = {}
-        want = coverage._rule_sets(conn, ids, rules, memo)
+        want = coverage._rule_sets(conn, ids, memo)
         assert len(want) == 4 and len(memo) == 3  # (one host reported a third of the rules; one none)
         common = [(d, got) for d, got in memo.items() if got != want[ids[0]]]
         full = dict(common + [("digest-%d" % i, frozenset(["x"])) for i in range(2000)])
         # a batch with a digest the memo knows and one it does not, the memo full: the same sets
-        assert coverage._rule_sets(conn, ids, rules, full) == want and len(full) == 1
+        assert coverage._rule_sets(conn, ids, full) == want and len(full) == 1
     # re-evaluated with the current rules, the hosts' results are other rule ids under the same reports: the
     # kept sets go with it, and the org's coverage agrees with each host's own again
     out = server.cli("server", "reevaluate", "--latest-only", "--org", org)

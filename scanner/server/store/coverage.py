@@ -192,7 +192,7 @@ def _count_org(conn, hosts, items, rules, verdicts, got, batch=500, shown=50):
         ids = [x.id for x in part]
         present = {}
         if arrays:
-            present = _rule_sets(conn, ids, rules, sets)
+            present = _rule_sets(conn, ids, sets)
         else:
             for hid, rid in conn.execute(select(r.c.host_id, r.c.rule_id).distinct().where(
                     r.c.host_id.in_(ids), r.c.rule_id.in_(rules))):
@@ -228,7 +228,7 @@ _DIGESTS = ("SELECT host_id, encode(sha256(convert_to(string_agg(rule_id, E'\\n'
             "ORDER BY host_id, profile, rule_id) s GROUP BY host_id")
 
 
-def _rule_sets(conn, ids, rules, sets):
+def _rule_sets(conn, ids, sets):
     """{host_id: frozenset of the rule ids it has results of} on PostgreSQL, for hosts with results.
 
     Each host's set is kept as a digest (table host_rule_sets) under the key of its profiles' latest
@@ -237,8 +237,8 @@ def _rule_sets(conn, ids, rules, sets):
     their results and their keys in one statement (one snapshot: a report stored meanwhile cannot pair an
     old key with a new set) and kept. The set behind each digest is read once, for one of its hosts
     (``sets``: {digest: frozenset}, kept across batches, bounded). Two hosts with one set and different
-    digests (a second profile) only cost a second read of the set. ``rules``: unused (any rule id of a
-    host may be one of an item)."""
+    digests (a second profile) only cost a second read of the set. The sets hold every rule id of the
+    host: an item asks only whether its rules are among them."""
     from sqlalchemy import text
     digests, stale = {}, []
     for hid, key, kept_key, digest in conn.execute(text(

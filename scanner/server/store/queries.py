@@ -1261,21 +1261,15 @@ def latest_hosts(engine, scope, org=None, limit=2000):
     return count, hosts
 
 
-def latest_documents(engine, scope, org=None, limit=2000, batch=25):
-    """(count, rows) for ``latest_hosts``: rows is an iterator of {host_id, hostname, org_path, doc,
-    report, level, verdict_ids}, doc the host's latest stored report document (with the assessors'
-    valid recorded verdicts, store/verdicts.py), or None when that document cannot be read (one bad
-    row never stops a fleet view). The documents are read ``batch`` hosts at a time as the rows are
-    taken, so at most a batch of them is in memory, not the subtree's: a parsed report is ~2 MB of
-    Python objects (a department of 1,000 hosts held them all: 2 GB of the worker and 13.8 s)."""
-    count, hosts = latest_hosts(engine, scope, org, limit)
-    return count, documents(engine, hosts, batch)
-
-
 def documents(engine, hosts, batch=25):
-    """The rows of ``latest_documents`` for hosts [{host_id, hostname, org_path, latest_report_id}]
-    (already read through a scope): ``report`` {id, evaluated_at, pruned_at} of the stored row, or
-    None when it is gone; ``level`` and ``verdict_ids`` the recorded verdicts put on the document."""
+    """An iterator of {host_id, hostname, org_path, doc, report, level, verdict_ids} for hosts [{host_id,
+    hostname, org_path, latest_report_id}] (already read through a scope, ``latest_hosts``): ``doc`` the
+    host's latest stored report document with the assessors' valid recorded verdicts on it
+    (store/verdicts.py; ``level`` and ``verdict_ids`` say which), or None when it cannot be read (one bad
+    row never stops a fleet view); ``report`` {id, evaluated_at, pruned_at} of the stored row, or None when
+    it is gone. The documents are read ``batch`` hosts at a time as the rows are taken, so at most a batch
+    of them is in memory, not the subtree's: a parsed report is ~2 MB of Python objects (a department of
+    1,000 hosts held them all: 2 GB of the worker and 13.8 s)."""
     from scanner.server.store import verdicts
     r = db.reports
     for i in range(0, len(hosts), batch):
