@@ -221,8 +221,8 @@ def test_an_org_coverage_agrees_with_the_coverage_of_each_of_its_hosts(server):
     items = coverage.level_items("mlps-l3")
     rules = sorted({rid for it in items.values() for rid in it.get("rules") or ()})
     with server.engine.connect() as conn:
-        rows = conn.execute(text("SELECT id, hostname, org_path FROM hosts WHERE org_path = :o OR org_path LIKE :p "
-                                 "ORDER BY org_path, hostname"), {"o": org, "p": org + "/%"}).all()
+        rows = coverage.subtree_hosts(conn, everything, org)
+        assert [(x.id, x.hostname) for x in rows] == hosts
         verdicts = coverage.valid_verdicts(conn, "mlps-l3", dict((x.id, x.org_path) for x in rows), now())
         small = dict((item_id, {"done": 0, "shown": []}) for item_id in items)
         coverage._count_org(conn, rows, items, rules, verdicts, small, batch=2, shown=2)
@@ -254,13 +254,13 @@ def test_an_org_coverage_agrees_with_the_coverage_of_each_of_its_hosts(server):
         # behind the key's back (intake and re-evaluation change the key or drop the row): forgotten here
         conn.execute(text("DELETE FROM host_rule_sets WHERE host_id = :h"), {"h": ids[0]})
     with server.engine.connect() as conn:
-        memo = {}
-        want = coverage._rule_sets(conn, ids, memo)
+        memo, part = {}, coverage.subtree_hosts(conn, everything, org)  # with their kept digests
+        want = coverage._rule_sets(conn, part, memo)
         assert len(want) == 4 and len(memo) == 3  # (one host reported a third of the rules; one none)
         common = [(d, got) for d, got in memo.items() if got != want[ids[0]]]
         full = dict(common + [("digest-%d" % i, frozenset(["x"])) for i in range(2000)])
         # a batch with a digest the memo knows and one it does not, the memo full: the same sets
-        assert coverage._rule_sets(conn, ids, full) == want and len(full) == 1
+        assert coverage._rule_sets(conn, part, full) == want and len(full) == 1
     # re-evaluated with the current rules, the hosts' results are other rule ids under the same reports: the
     # kept sets go with it, and the org's coverage agrees with each host's own again
     out = server.cli("server", "reevaluate", "--latest-only", "--org", org)
