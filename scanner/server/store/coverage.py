@@ -11,8 +11,9 @@ An org subtree's item is complete when it is complete on every live host of the 
 from __future__ import annotations
 
 from collections import namedtuple
+from itertools import repeat
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import case, func, literal, null, select, true
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from scanner.server.errors import bad_request, not_found
@@ -236,9 +237,9 @@ _DIGESTS = ("SELECT host_id, encode(sha256(convert_to(string_agg(rule_id, E'\\n'
             "ORDER BY host_id, profile, rule_id) s GROUP BY host_id")
 
 
-# a host of an org subtree's coverage: on PostgreSQL with its profiles' key, the key its kept digest was
-# made under, and that digest (_with_digests; None elsewhere)
-_Host = namedtuple("_Host", "id hostname org_path key kept_key digest", defaults=(None, None, None))
+# a host of an org subtree's coverage; on PostgreSQL with whether it has a profile and its kept rule-set
+# digest when that was made under its profiles' latest reports (_with_digests; None elsewhere)
+_Host = namedtuple("_Host", "id hostname org_path profiled digest")
 
 
 def subtree_hosts(conn, scope, base=None):
@@ -249,25 +250,29 @@ def subtree_hosts(conn, scope, base=None):
     q = select(h.c.id, h.c.hostname, h.c.org_path)
     if conn.dialect.name == "postgresql":  # with each host's kept rule-set digest (_rule_sets)
         q = _with_digests(q, h)
+    else:
+        q = q.add_columns(null(), null())
     q = q.where(h.c.retired_at.is_(None))
     cond = check(scope).where(h.c.org_path)
     if cond is not None:
         q = q.where(cond)
     if base and base != "/":
         q = q.where((h.c.org_path == base) | h.c.org_path.like(base + "/%"))
-    return [_Host(*x) for x in conn.execute(q.order_by(h.c.org_path, h.c.hostname))]
+    # fetched at once; each row made a _Host by tuple's own constructor (_Host's __new__ is Python: 1.3 us a row)
+    return list(map(tuple.__new__, repeat(_Host), conn.execute(q.order_by(h.c.org_path, h.c.hostname)).all()))
 
 
 def _with_digests(q, h):
-    """``q`` of the hosts ``h`` with the key of each host's profiles' latest reports (as _KEYS makes it)
-    and its kept digest with the key it was made under (host_rule_sets): read with the hosts, in one
-    statement, instead of one more statement a batch binding the batch's host ids."""
+    """``q`` of the hosts ``h`` with whether each has a profile and its kept digest (host_rule_sets) when
+    the key it was made under is its profiles' latest report ids now (as _KEYS makes it), else NULL:
+    read with the hosts in one statement, compared by the database (instead of one more statement a batch
+    binding the batch's host ids, and both keys sent back)."""
     p, s = db.host_profiles, db.host_rule_sets
-    key = select(func.string_agg(p.c.profile + literal(" ") + p.c.report_id,
-                                 aggregate_order_by(literal("\n"), p.c.profile))).where(
-        p.c.host_id == h.c.id).scalar_subquery()
-    return q.add_columns(key.label("key"), s.c.profiles, s.c.digest).select_from(
-        h.outerjoin(s, s.c.host_id == h.c.id))
+    k = select(func.string_agg(p.c.profile + literal(" ") + p.c.report_id,
+                               aggregate_order_by(literal("\n"), p.c.profile)).label("profiles")).where(
+        p.c.host_id == h.c.id).lateral("k")  # an aggregate: one row a host, NULL without a profile
+    return q.add_columns(k.c.profiles.isnot(None), case((s.c.profiles == k.c.profiles, s.c.digest))).select_from(
+        h.outerjoin(s, s.c.host_id == h.c.id).join(k, true()))
 
 
 def _rule_sets(conn, hosts, sets):
@@ -284,11 +289,9 @@ def _rule_sets(conn, hosts, sets):
     host: an item asks only whether its rules are among them."""
     digests, stale = {}, []
     for x in hosts:
-        if x.key is None:  # a host without a profile has no results
-            continue
-        if x.kept_key is not None and x.kept_key == x.key:
+        if x.digest is not None:
             digests[x.id] = x.digest
-        else:
+        elif x.profiled:  # (a host without a profile has no results)
             stale.append(x.id)
     if stale:
         digests.update(_keep_sets(conn.engine, stale))
