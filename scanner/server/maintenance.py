@@ -14,7 +14,9 @@ The same thread counts the change page's default view ahead (store/change_digest
 ``change_digest_interval`` seconds, claimed the same way (job ``change_digest``); 0 turns it off. And
 every ``paper_summary_interval`` seconds it makes the working-paper summaries that no longer match their
 host's latest report and verdicts (store/paper_summaries.py, job ``paper_summaries``), at most
-``paper_summary_budget`` seconds of work a run; 0 turns it off.
+``paper_summary_budget`` seconds of work a run; 0 turns it off. At the same interval and with the same
+budget it keeps the hosts' rule-set digests of the coverage views ahead (store/coverage.py ``keep_ahead``,
+job ``rule_sets``; PostgreSQL).
 """
 from __future__ import annotations
 
@@ -88,6 +90,10 @@ class Maintenance(object):
                     self.run_papers()
                 except Exception:  # noqa: BLE001 - logged; the page makes what it needs meanwhile
                     log.exception("working-paper summaries failed")
+                try:
+                    self.run_rule_sets()
+                except Exception:  # noqa: BLE001 - logged; the coverage view makes what it needs meanwhile
+                    log.exception("rule-set digests failed")
 
     def run_papers(self, t=None):
         """Make the working-paper summaries that no longer match when this node claims the run that is
@@ -99,6 +105,16 @@ class Maintenance(object):
         after = ((last or {}).get("detail") or {}).get("next")  # where the last run's budget ran out
         out = paper_summaries.refresh(self.engine, self.papers_budget, t=t, after=after)
         jobs.finish(self.engine, paper_summaries.JOB, out, t)
+        return out
+
+    def run_rule_sets(self, t=None):
+        """Keep the hosts' rule-set digests ahead when this node claims the run that is due (every
+        ``paper_summary_interval`` seconds); return coverage.keep_ahead's summary or None."""
+        from scanner.server.store import coverage
+        if not jobs.claim(self.engine, coverage.JOB, self.papers_interval, t, self.node):
+            return None
+        out = coverage.keep_ahead(self.engine, self.papers_budget)
+        jobs.finish(self.engine, coverage.JOB, out, t)
         return out
 
     def run_digest(self, t=None):

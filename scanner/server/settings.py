@@ -51,7 +51,8 @@ class Settings:
     change_digest_min_records: int = 20000
     # the working-paper summaries of hosts whose latest report or recorded verdicts changed made ahead by one
     # node this often (seconds; store/paper_summaries.py), at most paper_summary_budget seconds of work a run,
-    # so that the summary by 控制点 of a subtree reads kept rows. 0: off (the page makes what it needs)
+    # so that the summary by 控制点 of a subtree reads kept rows; the coverage views' rule-set digests are kept
+    # ahead at the same interval and budget (store/coverage.py). 0: off (the page makes what it needs)
     paper_summary_interval: int = 60
     paper_summary_budget: int = 2
     # change feeds folded at once per worker (a live or dated change page, an API change page, a change export:

@@ -157,3 +157,55 @@ def test_the_working_paper_summaries_are_made_ahead_once_per_interval_between_th
                                           change_digest_interval=0))
     off.start()  # nothing to run: no thread
     assert off.thread is None
+
+
+def test_the_rule_set_digests_are_kept_ahead_once_per_interval_between_the_nodes(db_engine, tmp_path):
+    """Job ``rule_sets`` (store/coverage.py keep_ahead), at the working-paper job's interval and budget: one
+    node a run keeps the digest of each host whose profiles' latest reports changed, so that the coverage
+    view after it makes none and says what it would have said; SQLite keeps none (it reads the results)."""
+    from sqlalchemy import event, text
+    from scanner.server.store import coverage
+    from scanner.server.store.scope import Scope
+    hosts = enroll(db_engine, "/gov/finance", 3)
+    put(db_engine, [item(a, T - DAY + k, seed=k)[0] for k, a in enumerate(hosts)])
+    settings = Settings(data_dir=str(tmp_path), paper_summary_interval=60)
+    nodes = [Maintenance(db_engine, settings) for _ in range(2)]
+    pg = db_engine.dialect.name == "postgresql"
+    assert nodes[0].run_rule_sets(t=T) == ({"stale": 3, "made": 3, "done": True} if pg else
+                                           {"stale": 0, "made": 0, "done": True})
+    assert nodes[1].run_rule_sets(t=T + 30) is None  # not due
+    assert nodes[1].run_rule_sets(t=T + 60) == {"stale": 0, "made": 0, "done": True}
+    assert jobs.state(db_engine, coverage.JOB)["runs"] == 2
+    with db_engine.connect() as conn:
+        kept = sorted(conn.execute(select(db.host_rule_sets.c.host_id, db.host_rule_sets.c.digest)).all())
+    assert len(kept) == (3 if pg else 0)
+    everything = Scope.everything()
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+    event.listen(db_engine, "before_cursor_execute", seen)
+    try:
+        ahead = coverage.coverage(db_engine, everything, "mlps-l3", org="/gov/finance")
+    finally:
+        event.remove(db_engine, "before_cursor_execute", seen)
+    assert not [x for x in statements if "sha256" in x]  # the view made no digest: it read the kept ones
+    with db_engine.begin() as conn:
+        conn.execute(db.host_rule_sets.delete())
+    assert coverage.coverage(db_engine, everything, "mlps-l3", org="/gov/finance") == ahead and ahead["hosts"] == 3
+    with db_engine.connect() as conn:  # the view made again what the job had made
+        assert sorted(conn.execute(select(db.host_rule_sets.c.host_id, db.host_rule_sets.c.digest)).all()) == kept
+    if not pg:
+        return
+    # a new report of one host makes its digest stale: a run without budget finds it and makes none, the
+    # next run makes that one only
+    put(db_engine, [item(hosts[1], T + 100, seed=7, fail_rules=["mlps.au.auditd-enabled"])[0]])
+    spent = Maintenance(db_engine, Settings(data_dir=str(tmp_path), paper_summary_budget=0))
+    assert spent.run_rule_sets(t=T + 120) == {"stale": 1, "made": 0, "done": False}
+    assert nodes[0].run_rule_sets(t=T + 180) == {"stale": 1, "made": 1, "done": True}
+    with db_engine.connect() as conn:
+        now_kept = dict(conn.execute(text("SELECT host_id, profiles FROM host_rule_sets")).all())
+        keys = dict(conn.execute(text("SELECT host_id, string_agg(profile || ' ' || report_id, E'\\n' ORDER BY "
+                                      "profile) FROM host_profiles GROUP BY host_id")).all())
+    assert now_kept == keys  # every kept digest under its host's profiles' latest reports
+    assert coverage.keep_ahead(db_engine, batch=1) == {"stale": 0, "made": 0, "done": True}

@@ -21,6 +21,7 @@ from scanner.server.store import db
 from scanner.server.store.scope import check
 from scanner.server.util import dumps, normalise_org, now, org_ancestors
 
+JOB = "rule_sets"  # the background job keeping the hosts' rule-set digests ahead (keep_ahead)
 VERDICTS = ("conform", "partial", "nonconform", "not_applicable")  # 符合 / 部分符合 / 不符合 / 不适用
 ASSESSABLE = ("manual", "partial")  # item statuses an assessor decides
 _ORDER = ("fail", "error", "waived", "manual", "pass", "not_applicable")
@@ -311,6 +312,30 @@ def _rule_sets(conn, hosts, sets):
         for digest, hid in unseen.items():
             known[digest] = sets[digest] = by_host.get(hid, frozenset())
     return dict((hid, known[digest]) for hid, digest in digests.items() if digest)
+
+
+def keep_ahead(engine, budget=2.0, batch=500):
+    """Make the kept rule-set digests (PostgreSQL) of the live hosts whose profiles' latest reports changed
+    since theirs was made: the background job ``rule_sets`` (maintenance.py, one node a run), so that the
+    first coverage view of a subtree after a day's reports reads kept digests too (10,000 hosts none kept:
+    about 1 s more). ``batch`` hosts a statement, until ``budget`` seconds have gone; the next run finds
+    the rest. Returns {stale, made, done}. Finding the stale hosts reads each live host's profiles' key
+    (about 50 ms at 10,000 hosts)."""
+    import time
+    if engine.dialect.name != "postgresql":
+        return {"stale": 0, "made": 0, "done": True}
+    start = time.monotonic()
+    h = db.hosts
+    with engine.connect() as conn:
+        q = _with_digests(select(h.c.id), h).where(h.c.retired_at.is_(None)).order_by(h.c.id)
+        stale = [hid for hid, profiled, digest in conn.execute(q) if profiled and digest is None]
+    out = {"stale": len(stale), "made": 0, "done": True}
+    for i in range(0, len(stale), batch):
+        if time.monotonic() - start > budget:  # the rest next run
+            out["done"] = False
+            break
+        out["made"] += len(_keep_sets(engine, stale[i:i + batch]))
+    return out
 
 
 def _keep_sets(engine, ids):
