@@ -147,7 +147,11 @@ def test_the_working_paper_summaries_are_made_ahead_once_per_interval_between_th
     put(db_engine, [item(second, T + 100, seed=7)[0]])
     spent = Maintenance(db_engine, Settings(data_dir=str(tmp_path), paper_summary_budget=0))
     assert spent.run_papers(t=T + 120) == {"checked": 1, "made": 0, "bad": 0, "done": False, "next": ids[0]}
+    # work left behind: the next run is due after CATCH_UP budgets (here none: a second), not the interval
+    assert spent.run_papers(t=T + 120) is None
+    assert spent.run_papers(t=T + 121) == {"checked": 0, "made": 0, "bad": 0, "done": False, "next": ids[0]}
     assert nodes[0].run_papers(t=T + 180) == {"checked": 2, "made": 1, "bad": 0, "done": True, "next": None}
+    assert nodes[1].run_papers(t=T + 200) is None  # caught up: the interval again
     assert nodes[1].run_papers(t=T + 240) == {"checked": 3, "made": 0, "bad": 0, "done": True, "next": None}
     # the walk is paged: two hosts a page, from after a host id
     assert paper_summaries.refresh(db_engine, t=T + 300, batch=2) == {"checked": 3, "made": 0, "bad": 0,
@@ -202,6 +206,7 @@ def test_the_rule_set_digests_are_kept_ahead_once_per_interval_between_the_nodes
     put(db_engine, [item(hosts[1], T + 100, seed=7, fail_rules=["mlps.au.auditd-enabled"])[0]])
     spent = Maintenance(db_engine, Settings(data_dir=str(tmp_path), paper_summary_budget=0))
     assert spent.run_rule_sets(t=T + 120) == {"stale": 1, "made": 0, "done": False}
+    assert spent.run_rule_sets(t=T + 120) is None and spent.run_rule_sets(t=T + 121)["done"] is False  # catching up
     assert nodes[0].run_rule_sets(t=T + 180) == {"stale": 1, "made": 1, "done": True}
     with db_engine.connect() as conn:
         now_kept = dict(conn.execute(text("SELECT host_id, profiles FROM host_rule_sets")).all())
