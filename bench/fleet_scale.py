@@ -378,6 +378,10 @@ def targets(facts):
         ("hosts search", "/hosts?q=host-0012", "SELECT * FROM hosts WHERE hostname LIKE '%host-0012%' LIMIT 50"),
         ("findings page (fail)", "/findings?status=fail", find50),
         ("findings api (fail)", "/api/v1/findings?status=fail&limit=50", find50),
+        # sorted by another column: read one value of it at a time (queries._buckets)
+        ("findings page (fail) by rule", "/findings?status=fail&sort=rule", find50),
+        ("findings page (all) by status, descending", "/findings?filtered=1&sort=status&desc=1", find50),
+        ("findings api by status", "/api/v1/findings?sort=status&limit=50", find50),
         ("rule page", "/rules/" + rule, "SELECT * FROM results WHERE rule_id = '%s'" % rule),
         ("host page", "/hosts/" + host, "SELECT * FROM results WHERE host_id = '%s'" % host),
         ("host drift page", "/hosts/%s/drift?a=%s&b=%s" % (host, facts["previous"], report),  # its last two

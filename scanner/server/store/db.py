@@ -253,7 +253,7 @@ results = Table(
     Index("ix_results_waiver_until", "waiver_until", postgresql_where=text("waiver_until IS NOT NULL"),
           sqlite_where=text("waiver_until IS NOT NULL")),
     # a host's results of one severity: the findings page sorted by severity walks the hosts in order
-    # and probes each for one severity (queries._severity_buckets)
+    # and probes each for one severity (queries._buckets)
     Index("ix_results_host_severity", "host_id", "severity"),
 )
 

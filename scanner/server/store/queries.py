@@ -569,22 +569,46 @@ def _findings_counts(conn, scope, org, profile, rule, severity, status, category
     return {sev: int(n) for sev, n in conn.execute(q.group_by(rc.c.severity)) if n}
 
 
-def _severity_buckets(conn, scope, org, profile, rule, severity, status, category, limit, offset, desc):
-    """The findings page sorted by severity, read one severity at a time in the fleet's (org unit,
-    hostname) order, which the hosts index serves (a top-N sort of every failure otherwise): the
-    counts per severity (result_counts) say which severities the page spans and where it starts
-    in each. Returns (rows, total)."""
-    r = db.results
-    counts = _findings_counts(conn, scope, org, profile, rule, severity, status, category, by_severity=True)
-    known = ("critical", "high", "medium", "low", "info")
-    buckets = [(sev, counts.get(sev, 0), r.c.severity == sev) for sev in known]
-    other = sum(n for sev, n in counts.items() if sev not in known)
-    buckets.append((None, other, or_(r.c.severity.is_(None), r.c.severity.not_in(known))))
+def _bucket_counts(conn, sort, scope, org, profile, rule, severity, status, category, t):
+    """[(condition on results, rows)] of the findings matching the filters, one bucket per value of the
+    sort's first key in its order (ascending), counted from the maintained result_counts: severity (critical
+    to info, then the rest), rule id, or status after waivers (the rule ids and statuses compared by code
+    point, as SQLite compares them; PostgreSQL's collation ignored punctuation in rule ids)."""
+    rc, r = db.result_counts, db.results
+    by = {"severity": [rc.c.severity], "rule": [rc.c.rule_id],
+          "status": [rc.c.status, and_(rc.c.status == "fail", rc.c.waiver_until > t)]}[sort]
+    q = _where(select(*by, func.sum(rc.c.n)), *_in_scope(scope, rc.c.org_path, org),
+               rc.c.profile == profile if profile else None, rc.c.rule_id == rule if rule else None,
+               rc.c.severity.in_(severity) if severity else None, rc.c.category == category if category else None,
+               status_filter(status, t, table=rc) if status else None).group_by(*by)
+    counts = {}
+    for row in conn.execute(q):
+        key = ("waived" if row[1] else row[0]) if sort == "status" else row[0]
+        counts[key] = counts.get(key, 0) + int(row[-1] or 0)
+    if sort == "severity":
+        known = ("critical", "high", "medium", "low", "info")
+        other = sum(n for sev, n in counts.items() if sev not in known)
+        return [(r.c.severity == sev, counts.get(sev, 0)) for sev in known] + [
+            (or_(r.c.severity.is_(None), r.c.severity.not_in(known)), other)]
+    keys = sorted(k for k, n in counts.items() if n)
+    if sort == "rule":
+        return [(r.c.rule_id == k, counts[k]) for k in keys]
+    return [(status_filter([k], t), counts[k]) for k in keys]
+
+
+def _buckets(conn, sort, scope, org, profile, rule, severity, status, category, limit, offset, desc):
+    """The findings page sorted by severity, rule or status, read one value of it at a time in the
+    fleet's (org unit, hostname) order, which the hosts index serves, instead of a top-N sort of every
+    matching row (sorted by status or by rule, the whole fleet took 0.7 s and 0.2 s at 10,000 hosts): the
+    counts per value (result_counts) say which values the page spans and where it starts in each.
+    Returns (rows, total)."""
+    t = now()
+    buckets = _bucket_counts(conn, sort, scope, org, profile, rule, severity, status, category, t)
     if desc:
         buckets.reverse()
-    total = sum(n for _s, n, _c in buckets)
+    total = sum(n for _c, n in buckets)
     rows, skip, need = [], offset, limit
-    for _sev, n, cond in buckets:
+    for cond, n in buckets:
         if need <= 0:
             break
         if skip >= n:
@@ -601,9 +625,9 @@ def findings(engine, scope, org=None, profile=None, rule=None, severity=None, st
              limit=1000, offset=0, q=None, sort=None, desc=False):
     """One page of latest results (``Page.total``: all that match). Status is after waivers."""
     with engine.connect() as conn:
-        if sort == "severity" and not host and not q:
-            fetched, total = _severity_buckets(conn, scope, org, profile, rule, severity, status, category, limit,
-                                               offset, desc)
+        if sort in ("severity", "rule", "status") and not host and not q:
+            fetched, total = _buckets(conn, sort, scope, org, profile, rule, severity, status, category, limit,
+                                      offset, desc)
             return Page.of(decode_rows(fetched, finding_out, "findings"), total)
         query = findings_query(scope, org, profile, rule, severity, status, category, host, q, sort, desc)
         query = query.limit(limit).offset(offset)
