@@ -177,6 +177,22 @@ def check_views(engine, scope, t, monkeypatch):
         page = queries.findings(engine, scope, limit=1, **filters)
         full = queries.findings(engine, scope, limit=100000, **filters)
         assert page.total == len(full), filters
+    # past the end of a list, or a status no row has: its total, and no row read (the hosts' order walked every
+    # row of the fleet looking for one)
+    from sqlalchemy import event
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+    failed = len(queries.findings(engine, scope, limit=100000, status=["fail"]))
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        past = queries.findings(engine, scope, limit=10, offset=failed, status=["fail"])
+        none = queries.findings(engine, scope, limit=10, status=["error"], category="no-such-category")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert (list(past), past.total, list(none), none.total) == ([], failed, [], 0)
+    assert statements and not [x for x in statements if "JOIN hosts" in x]
     # sorted by severity, rule or status (after waivers), page by page (read one value at a time), as the whole
     # list sorted here (rule ids and statuses by code point; the hosts' order within one value)
     rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}

@@ -570,7 +570,7 @@ def _findings_counts(conn, scope, org, profile, rule, severity, status, category
 
 
 def _bucket_counts(conn, sort, scope, org, profile, rule, severity, status, category, t):
-    """[(condition on results, rows)] of the findings matching the filters, one bucket per value of the
+    """[(value, condition on results, rows)] of the findings matching the filters, one bucket per value of the
     sort's first key in its order (ascending), counted from the maintained result_counts: severity (critical
     to info, then the rest), rule id, or status after waivers (the rule ids and statuses compared by code
     point, as SQLite compares them; PostgreSQL's collation ignored punctuation in rule ids)."""
@@ -588,12 +588,12 @@ def _bucket_counts(conn, sort, scope, org, profile, rule, severity, status, cate
     if sort == "severity":
         known = ("critical", "high", "medium", "low", "info")
         other = sum(n for sev, n in counts.items() if sev not in known)
-        return [(r.c.severity == sev, counts.get(sev, 0)) for sev in known] + [
-            (or_(r.c.severity.is_(None), r.c.severity.not_in(known)), other)]
+        return [(sev, r.c.severity == sev, counts.get(sev, 0)) for sev in known] + [
+            (None, or_(r.c.severity.is_(None), r.c.severity.not_in(known)), other)]
     keys = sorted(k for k, n in counts.items() if n)
     if sort == "rule":
-        return [(r.c.rule_id == k, counts[k]) for k in keys]
-    return [(status_filter([k], t), counts[k]) for k in keys]
+        return [(k, r.c.rule_id == k, counts[k]) for k in keys]
+    return [(k, status_filter([k], t), counts[k]) for k in keys]
 
 
 def _buckets(conn, sort, scope, org, profile, rule, severity, status, category, limit, offset, desc):
@@ -606,9 +606,9 @@ def _buckets(conn, sort, scope, org, profile, rule, severity, status, category, 
     buckets = _bucket_counts(conn, sort, scope, org, profile, rule, severity, status, category, t)
     if desc:
         buckets.reverse()
-    total = sum(n for _c, n in buckets)
+    total = sum(n for _k, _c, n in buckets)
     rows, skip, need = [], offset, limit
-    for cond, n in buckets:
+    for _k, cond, n in buckets:
         if need <= 0:
             break
         if skip >= n:
@@ -630,14 +630,17 @@ def findings(engine, scope, org=None, profile=None, rule=None, severity=None, st
                                       offset, desc)
             return Page.of(decode_rows(fetched, finding_out, "findings"), total)
         query = findings_query(scope, org, profile, rule, severity, status, category, host, q, sort, desc)
+        total = None
+        if not host and not q:  # the total first, from the maintained counts (store/aggregates.py)
+            total = _findings_counts(conn, scope, org, profile, rule, severity, status, category)
+            if offset >= total:  # nothing to read (the hosts' order walked every row for a status none has:
+                return Page.of([], total)  # 0.3 s at 10,000 hosts)
         query = query.limit(limit).offset(offset)
         # fetched before decoding (no statement left open); a row that cannot be read is skipped
         out = decode_rows(conn.execute(query).mappings().all(), finding_out, "findings")
-        if out and not offset and len(out) < limit:
+        if total is None and out and not offset and len(out) < limit:
             total = len(out)
-        elif not host and not q:  # summed from the maintained counts (store/aggregates.py)
-            total = _findings_counts(conn, scope, org, profile, rule, severity, status, category)
-        else:
+        elif total is None:  # a host or a search: counted from its rows
             r, h = db.results, db.hosts
             conds = _finding_conds(scope, org, profile, rule, severity, status, category, host, q)
             total = conn.execute(_where(select(func.count()).select_from(r.join(h, h.c.id == r.c.host_id)),
