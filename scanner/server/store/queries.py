@@ -544,7 +544,10 @@ def findings_query(scope, org=None, profile=None, rule=None, severity=None, stat
                    r.c.title_en, r.c.category, r.c.severity, r.c.status.label("reported_status"), eff.label("status"),
                    r.c.actual, r.c.expected, r.c.waiver_id).select_from(r.join(h, h.c.id == r.c.host_id))
     query = _where(query, *_finding_conds(scope, org, profile, rule, severity, status, category, host, q))
-    return query.order_by(*_order(FINDING_SORTS, sort, desc, "host"))
+    order = _order(FINDING_SORTS, sort, desc, "host")
+    if sort == "status":  # after waivers, as shown (and as _buckets orders the fleet's pages)
+        order[0] = eff.desc() if desc else eff.asc()
+    return query.order_by(*order)
 
 
 def finding_out(row):
