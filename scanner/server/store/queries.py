@@ -558,32 +558,32 @@ def finding_out(row):
     return d
 
 
-def _findings_counts(conn, scope, org, profile, rule, severity, status, category, by_severity=False):
-    """Findings matching the filters, summed from the maintained result_counts (store/aggregates.py);
-    ``by_severity``: {severity ('' for none): count} instead of the total."""
+def _counted(scope, org, profile, rule, severity, status, category, t=None):
+    """The conditions on the maintained result_counts (store/aggregates.py) of the findings filters."""
     rc = db.result_counts
-    cols = [rc.c.severity, func.coalesce(func.sum(rc.c.n), 0)] if by_severity else [func.coalesce(func.sum(rc.c.n), 0)]
-    q = _where(select(*cols), *_in_scope(scope, rc.c.org_path, org),
-               rc.c.profile == profile if profile else None, rc.c.rule_id == rule if rule else None,
-               rc.c.severity.in_(severity) if severity else None, rc.c.category == category if category else None,
-               status_filter(status, table=rc) if status else None)
-    if not by_severity:
-        return conn.execute(q).scalar()
-    return {sev: int(n) for sev, n in conn.execute(q.group_by(rc.c.severity)) if n}
+    return list(_in_scope(scope, rc.c.org_path, org)) + [
+        rc.c.profile == profile if profile else None, rc.c.rule_id == rule if rule else None,
+        rc.c.severity.in_(severity) if severity else None, rc.c.category == category if category else None,
+        status_filter(status, t, table=rc) if status else None]
+
+
+def _findings_counts(conn, scope, org, profile, rule, severity, status, category):
+    """Findings matching the filters, summed from the maintained result_counts."""
+    q = _where(select(func.coalesce(func.sum(db.result_counts.c.n), 0)),
+               *_counted(scope, org, profile, rule, severity, status, category))
+    return conn.execute(q).scalar()
 
 
 def _bucket_counts(conn, sort, scope, org, profile, rule, severity, status, category, t):
-    """[(value, condition on results, rows)] of the findings matching the filters, one bucket per value of the
+    """[(condition on results, rows)] of the findings matching the filters, one bucket per value of the
     sort's first key in its order (ascending), counted from the maintained result_counts: severity (critical
     to info, then the rest), rule id, or status after waivers (the rule ids and statuses compared by code
     point, as SQLite compares them; PostgreSQL's collation ignored punctuation in rule ids)."""
     rc, r = db.result_counts, db.results
     by = {"severity": [rc.c.severity], "rule": [rc.c.rule_id],
           "status": [rc.c.status, and_(rc.c.status == "fail", rc.c.waiver_until > t)]}[sort]
-    q = _where(select(*by, func.sum(rc.c.n)), *_in_scope(scope, rc.c.org_path, org),
-               rc.c.profile == profile if profile else None, rc.c.rule_id == rule if rule else None,
-               rc.c.severity.in_(severity) if severity else None, rc.c.category == category if category else None,
-               status_filter(status, t, table=rc) if status else None).group_by(*by)
+    q = _where(select(*by, func.sum(rc.c.n)), *_counted(scope, org, profile, rule, severity, status, category, t))
+    q = q.group_by(*by)
     counts = {}
     for row in conn.execute(q):
         key = ("waived" if row[1] else row[0]) if sort == "status" else row[0]
@@ -591,12 +591,12 @@ def _bucket_counts(conn, sort, scope, org, profile, rule, severity, status, cate
     if sort == "severity":
         known = ("critical", "high", "medium", "low", "info")
         other = sum(n for sev, n in counts.items() if sev not in known)
-        return [(sev, r.c.severity == sev, counts.get(sev, 0)) for sev in known] + [
-            (None, or_(r.c.severity.is_(None), r.c.severity.not_in(known)), other)]
+        return [(r.c.severity == sev, counts.get(sev, 0)) for sev in known] + [
+            (or_(r.c.severity.is_(None), r.c.severity.not_in(known)), other)]
     keys = sorted(k for k, n in counts.items() if n)
     if sort == "rule":
-        return [(k, r.c.rule_id == k, counts[k]) for k in keys]
-    return [(k, status_filter([k], t), counts[k]) for k in keys]
+        return [(r.c.rule_id == k, counts[k]) for k in keys]
+    return [(status_filter([k], t), counts[k]) for k in keys]
 
 
 def _buckets(conn, sort, scope, org, profile, rule, severity, status, category, limit, offset, desc):
@@ -609,9 +609,9 @@ def _buckets(conn, sort, scope, org, profile, rule, severity, status, category, 
     buckets = _bucket_counts(conn, sort, scope, org, profile, rule, severity, status, category, t)
     if desc:
         buckets.reverse()
-    total = sum(n for _k, _c, n in buckets)
+    total = sum(n for _c, n in buckets)
     rows, skip, need = [], offset, limit
-    for _k, cond, n in buckets:
+    for cond, n in buckets:
         if need <= 0:
             break
         if skip >= n:
