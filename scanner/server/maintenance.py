@@ -121,9 +121,11 @@ class Maintenance(object):
         """Keep the hosts' rule-set digests ahead when this node claims the run that is due (every
         ``paper_summary_interval`` seconds); return coverage.keep_ahead's summary or None."""
         from scanner.server.store import coverage
-        if not jobs.claim(self.engine, coverage.JOB, self._due(jobs.state(self.engine, coverage.JOB)), t, self.node):
+        last = jobs.state(self.engine, coverage.JOB)
+        if not jobs.claim(self.engine, coverage.JOB, self._due(last), t, self.node):
             return None
-        out = coverage.keep_ahead(self.engine, self.papers_budget)
+        after = ((last or {}).get("detail") or {}).get("next")  # where the last run's budget ran out
+        out = coverage.keep_ahead(self.engine, self.papers_budget, after=after)
         jobs.finish(self.engine, coverage.JOB, out, t)
         return out
 

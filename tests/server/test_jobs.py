@@ -175,10 +175,10 @@ def test_the_rule_set_digests_are_kept_ahead_once_per_interval_between_the_nodes
     settings = Settings(data_dir=str(tmp_path), paper_summary_interval=60)
     nodes = [Maintenance(db_engine, settings) for _ in range(2)]
     pg = db_engine.dialect.name == "postgresql"
-    assert nodes[0].run_rule_sets(t=T) == ({"stale": 3, "made": 3, "done": True} if pg else
-                                           {"stale": 0, "made": 0, "done": True})
+    done = {"checked": 3 if pg else 0, "made": 0, "done": True, "next": None}
+    assert nodes[0].run_rule_sets(t=T) == dict(done, made=3 if pg else 0)
     assert nodes[1].run_rule_sets(t=T + 30) is None  # not due
-    assert nodes[1].run_rule_sets(t=T + 60) == {"stale": 0, "made": 0, "done": True}
+    assert nodes[1].run_rule_sets(t=T + 60) == done
     assert jobs.state(db_engine, coverage.JOB)["runs"] == 2
     with db_engine.connect() as conn:
         kept = sorted(conn.execute(select(db.host_rule_sets.c.host_id, db.host_rule_sets.c.digest)).all())
@@ -201,16 +201,21 @@ def test_the_rule_set_digests_are_kept_ahead_once_per_interval_between_the_nodes
         assert sorted(conn.execute(select(db.host_rule_sets.c.host_id, db.host_rule_sets.c.digest)).all()) == kept
     if not pg:
         return
-    # a new report of one host makes its digest stale: a run without budget finds it and makes none, the
-    # next run makes that one only
-    put(db_engine, [item(hosts[1], T + 100, seed=7, fail_rules=["mlps.au.auditd-enabled"])[0]])
+    # a new report of the second host (in id order) makes its digest stale: a run without budget stops before
+    # the page holding it and says where (here the start); a walk a host a page stops after the first; the
+    # next run starts there and makes that one only
+    ids = sorted(a.host_id for a in hosts)
+    second = [a for a in hosts if a.host_id == ids[1]][0]
+    put(db_engine, [item(second, T + 100, seed=7, fail_rules=["mlps.au.auditd-enabled"])[0]])
     spent = Maintenance(db_engine, Settings(data_dir=str(tmp_path), paper_summary_budget=0))
-    assert spent.run_rule_sets(t=T + 120) == {"stale": 1, "made": 0, "done": False}
+    assert spent.run_rule_sets(t=T + 120) == {"checked": 0, "made": 0, "done": False, "next": None}
     assert spent.run_rule_sets(t=T + 120) is None and spent.run_rule_sets(t=T + 121)["done"] is False  # catching up
-    assert nodes[0].run_rule_sets(t=T + 180) == {"stale": 1, "made": 1, "done": True}
+    assert coverage.keep_ahead(db_engine, budget=0, batch=1) == {"checked": 1, "made": 0, "done": False,
+                                                                 "next": ids[0]}
+    assert coverage.keep_ahead(db_engine, after=ids[0]) == {"checked": 2, "made": 1, "done": True, "next": None}
     with db_engine.connect() as conn:
         now_kept = dict(conn.execute(text("SELECT host_id, profiles FROM host_rule_sets")).all())
         keys = dict(conn.execute(text("SELECT host_id, string_agg(profile || ' ' || report_id, E'\\n' ORDER BY "
                                       "profile) FROM host_profiles GROUP BY host_id")).all())
     assert now_kept == keys  # every kept digest under its host's profiles' latest reports
-    assert coverage.keep_ahead(db_engine, batch=1) == {"stale": 0, "made": 0, "done": True}
+    assert coverage.keep_ahead(db_engine, batch=1) == {"checked": 3, "made": 0, "done": True, "next": None}

@@ -314,28 +314,42 @@ def _rule_sets(conn, hosts, sets):
     return dict((hid, known[digest]) for hid, digest in digests.items() if digest)
 
 
-def keep_ahead(engine, budget=2.0, batch=500):
+def keep_ahead(engine, budget=2.0, after=None, batch=2000):
     """Make the kept rule-set digests (PostgreSQL) of the live hosts whose profiles' latest reports changed
     since theirs was made: the background job ``rule_sets`` (maintenance.py, one node a run), so that the
     first coverage view of a subtree after a day's reports reads kept digests too (10,000 hosts none kept:
-    about 1 s more). ``batch`` hosts a statement, until ``budget`` seconds have gone; the next run finds
-    the rest. Returns {stale, made, done}. Finding the stale hosts reads each live host's profiles' key
-    (about 0.1 s at 10,000 hosts)."""
+    about 1 s more). Walks the hosts in id order, ``batch`` at a time (each page's stale digests made in one
+    statement), starting after host id ``after``, until ``budget`` seconds have gone. Returns {checked, made,
+    done, next}: ``next`` the host id the walk stopped after when the budget ran out (the next run starts
+    there), None when it reached the last host. Checking 10,000 hosts takes about 0.1 s."""
     import time
+    out = {"checked": 0, "made": 0, "done": True, "next": None}
     if engine.dialect.name != "postgresql":
-        return {"stale": 0, "made": 0, "done": True}
+        return out
     start = time.monotonic()
     h = db.hosts
-    with engine.connect() as conn:
-        q = _with_digests(select(h.c.id), h).where(h.c.retired_at.is_(None)).order_by(h.c.id)
-        stale = [hid for hid, profiled, digest in conn.execute(q) if profiled and digest is None]
-    out = {"stale": len(stale), "made": 0, "done": True}
-    for i in range(0, len(stale), batch):
-        if time.monotonic() - start > budget:  # the rest next run
-            out["done"] = False
-            break
-        out["made"] += len(_keep_sets(engine, stale[i:i + batch]))
-    return out
+    last = after
+    while True:
+        with engine.connect() as conn:
+            q = _with_digests(select(h.c.id), h).where(h.c.retired_at.is_(None))
+            if last is not None:
+                q = q.where(h.c.id > last)
+            part = conn.execute(q.order_by(h.c.id).limit(batch)).all()
+        if not part:
+            return out
+        stale = [hid for hid, profiled, digest in part if profiled and digest is None]
+        if stale and time.monotonic() - start > budget:  # before this page: the next run starts at it
+            out.update(done=False, next=last)
+            return out
+        if stale:
+            out["made"] += len(_keep_sets(engine, stale))
+        out["checked"] += len(part)
+        last = part[-1][0]
+        if len(part) < batch:
+            return out
+        if time.monotonic() - start > budget:
+            out.update(done=False, next=last)
+            return out
 
 
 def _keep_sets(engine, ids):
