@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
 from sqlalchemy import select
 
 from scanner.server.maintenance import Maintenance

@@ -16,7 +16,7 @@ from scanner.server.access.directory import LOCAL_HASH
 from scanner.server.access.passwords import dummy_verify, hash_password, password_problem, verify_password
 from scanner.server.store.audit import audit
 from scanner.server.store.scope import Scope, check
-from scanner.server.util import clean_text, dumps, normalise_org, now, sha256_hex
+from scanner.server.util import clean_text, normalise_org, now, sha256_hex
 
 ROLES = ("admin", "officer", "auditor", "assessor")
 USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")

@@ -519,7 +519,7 @@ FINDING_SORTS = {
 def _finding_conds(scope, org=None, profile=None, rule=None, severity=None, status=None, category=None, host=None,
                    q=None):
     # no retired_at condition: retiring a host deletes its latest-state rows (workflow/hosts.py)
-    r, h = db.results, db.hosts
+    r = db.results
     return _finding_host_conds(scope, org, q) + [
             r.c.profile == profile if profile else None,
             r.c.rule_id == rule if rule else None,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import List, Optional, Union
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -535,7 +534,6 @@ def export_inventory(request: Request, format: str = Query("csv", max_length=8),
 
 def _rows_export(request, user, kind, rows, fields, fmt, filters, lang):
     """Stream dict rows (already read through the scope) as CSV (header in ``lang``) or JSON; audited."""
-    from fastapi.responses import StreamingResponse
     from scanner.server.web import export
     if fmt not in ("csv", "json"):
         raise bad_request("bad_format", "format must be csv or json")
